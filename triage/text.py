@@ -1,0 +1,104 @@
+"""Text normalisation shared by training and serving.
+
+Real exports carry mis-decoded UTF-8 ("mojibake"), quoted e-mail history and
+signatures. A model trained on one form and served another loses accuracy, so
+both paths call :func:`normalise` and nothing else.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import ftfy
+
+# Lines that start the quoted history of a reply: everything from here on is
+# an older message the model must not read as this ticket's problem.
+_REPLY_HEADERS = [
+    re.compile(r"^\s*-{2,}\s*(original message|forwarded message)\s*-{2,}", re.I),
+    re.compile(r"^\s*on\s.{1,200}\swrote:\s*$", re.I),
+    re.compile(r"^\s*am\s.{1,200}\sschrieb:\s*$", re.I),
+    re.compile(r"^\s*le\s.{1,200}\sa écrit\s*:\s*$", re.I),
+    re.compile(r"^\s*_{10,}\s*$"),  # Outlook's rule above "From:"
+]
+_OUTLOOK_BLOCK = re.compile(r"^\s*from:\s.+", re.I)
+_OUTLOOK_FOLLOW = re.compile(r"^\s*(sent|date|to|subject|cc):\s", re.I)
+
+# Lines that open a signature block.
+_SIGNATURE_OPENERS = [
+    re.compile(r"^--\s*$"),
+    re.compile(r"^\s*sent from my \w+", re.I),
+    re.compile(r"^\s*get outlook for \w+", re.I),
+    re.compile(r"^\s*(best|kind|warm)?\s*regards,?\s*$", re.I),
+    re.compile(r"^\s*(many\s+)?thanks( a lot| in advance)?,?\s*$", re.I),
+    re.compile(r"^\s*(cheers|sincerely|br|thx|mit freundlichen grüßen),?\s*$", re.I),
+]
+# A signature is short: if more than this many lines follow an opener, the
+# "opener" was probably part of the message and we keep everything.
+_MAX_SIGNATURE_LINES = 6
+
+_WS = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
+_BLANKS = re.compile(r"\n{3,}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def repair_encoding(text: str) -> str:
+    """Undo mojibake such as ``CafÃ©`` → ``Café`` and drop control characters."""
+    fixed = ftfy.fix_text(text, normalization="NFC")
+    return _CONTROL.sub(" ", fixed)
+
+
+def strip_quoted(text: str) -> str:
+    """Cut the quoted history of an e-mail reply (``> ``, "On … wrote:", Outlook headers)."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if any(p.match(line) for p in _REPLY_HEADERS) or _is_outlook_header(lines, i):
+            lines = lines[:i]
+            break
+    kept = [ln for ln in lines if not ln.lstrip().startswith(">")]
+    return "\n".join(kept)
+
+
+def _is_outlook_header(lines: list[str], i: int) -> bool:
+    if not _OUTLOOK_BLOCK.match(lines[i]) or i == 0:
+        return False
+    following = lines[i + 1:i + 4]
+    return sum(bool(_OUTLOOK_FOLLOW.match(ln)) for ln in following) >= 2
+
+
+def strip_signature(text: str) -> str:
+    """Cut a trailing signature block: an opener followed by a few short lines."""
+    lines = text.rstrip().split("\n")
+    start = max(0, len(lines) - _MAX_SIGNATURE_LINES - 1)
+    for i in range(start, len(lines)):
+        if any(p.match(lines[i]) for p in _SIGNATURE_OPENERS):
+            tail = lines[i + 1:]
+            if all(len(ln) <= 60 for ln in tail):
+                return "\n".join(lines[:i])
+    return "\n".join(lines)
+
+
+def normalise_whitespace(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "\n".join(_WS.sub(" ", ln).strip() for ln in text.split("\n"))
+    return _BLANKS.sub("\n\n", text).strip()
+
+
+def normalise(text: str | None) -> str:
+    """The one normalisation: encoding repair, quotes, signature, whitespace."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFC", repair_encoding(str(text)))
+    text = normalise_whitespace(text)
+    text = strip_quoted(text)
+    text = strip_signature(text)
+    return normalise_whitespace(text)
+
+
+def model_text(subject: str | None, body: str | None) -> str:
+    """The string the classifiers read: normalised subject and body on one line, lower-cased.
+
+    Lower-casing matters because the shared export is lower-case with no digits;
+    live tickets are not, and the model must treat them alike.
+    """
+    parts = [normalise(subject), normalise(body)]
+    return " ".join(p for p in parts if p).replace("\n", " ").lower()
