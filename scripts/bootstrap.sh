@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create .venv at the repo root and install triage with its test extras.
+# Idempotent: a second run with nothing changed takes a few seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.triage-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "==> installing triage and its dependencies into .venv (first time: ~2 minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  # torch is pinned in pyproject.toml to the CPU wheel; it must be resolved in the
+  # same install as sentence-transformers or a multi-GB CUDA build is pulled.
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  touch "$stamp"
+fi
