@@ -1,0 +1,17 @@
+"""The ticketing core's storage: tables, migrations and repositories.
+
+``Store(url)`` is the database; the repository modules are functions over a
+SQLAlchemy session so one unit of work can span several of them:
+
+- ``tickets``  intake (idempotent), lifecycle transitions, field changes, history
+- ``routing``  team and agent selection, concurrency-safe assignment
+- ``clocks``   SLA clocks, escalation sweep, signed webhook outbox, breach report
+- ``feedback`` corrections of predicted fields
+- ``merge``    duplicate merge/unmerge, parent-incident links
+- ``access``   who may see which ticket
+"""
+from __future__ import annotations
+
+from triage.store.engine import Store, database_url
+
+__all__ = ["Store", "database_url"]
