@@ -38,10 +38,10 @@ Unknown extra keys are kept and ignored. ``head_metrics`` returns::
      "at_thresholds": {"applied": {"coverage", "precision", "n"}, "suggested": {...},
                        "abstained": {...}, "per_class": {label: {"applied_n", "applied_precision"}}}}
 
-Threshold semantics (the same as serving): a prediction's top-1 probability ``p`` for
-class ``c`` is *applied* when ``p >= thresholds[c]["apply"]``, else *suggested* when
-``p >= thresholds[c]["suggest"]``, else the model *abstains*. A class without thresholds
-is never applied and always suggested. For each decision, ``precision`` is the accuracy
+Threshold semantics are serving's (:func:`triage.thresholds.decide`): a prediction's top-1
+probability ``p`` for class ``c`` is *applied* when ``p >= thresholds[c]["apply"]``, else
+*suggested* when ``p >= thresholds[c]["suggest"]``, else the model *abstains*; a ``None``
+or missing threshold never fires. For each decision, ``precision`` is the accuracy
 of the top-1 label on those rows (for "abstained": how good the withheld guesses were).
 """
 from __future__ import annotations
@@ -51,6 +51,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+from triage.thresholds import decide
 
 __all__ = ["head_metrics", "reference_metrics", "expected_calibration_error", "reliability_bins",
            "precision_coverage", "decisions", "at_thresholds", "render_text_summary",
@@ -123,18 +125,10 @@ def precision_coverage(confidence: np.ndarray, correct: np.ndarray) -> list[dict
 
 
 def decisions(pred: Sequence[str], confidence: np.ndarray,
-              thresholds: Mapping[str, Mapping[str, float]]) -> np.ndarray:
-    """``apply`` / ``suggest`` / ``abstain`` per row from per-class thresholds."""
-    out = np.empty(len(pred), dtype=object)
-    for i, (label, p) in enumerate(zip(pred, confidence)):
-        t = thresholds.get(label) or {}
-        if p >= float(t.get("apply", math.inf)):
-            out[i] = "apply"
-        elif p >= float(t.get("suggest", 0.0)):
-            out[i] = "suggest"
-        else:
-            out[i] = "abstain"
-    return out
+              thresholds: Mapping[str, Mapping[str, float | None]]) -> np.ndarray:
+    """``apply`` / ``suggest`` / ``abstain`` per row, by the serving rule (:func:`triage.thresholds.decide`)."""
+    return np.asarray([decide(str(label), float(p), thresholds).value
+                       for label, p in zip(pred, confidence)], dtype=object)
 
 
 def at_thresholds(pred: Sequence[str], confidence: np.ndarray, correct: np.ndarray,
