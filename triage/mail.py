@@ -1,0 +1,387 @@
+"""E-mail intake: a raw RFC 822 message (bytes) → one intake dict.
+
+Mail is the messiest channel: wrong or missing charset declarations, HTML-only
+bodies, forwarded threads, auto-replies that would open tickets in a loop. This
+module turns any message into the same dict shape and never raises on bad
+input, because a message that crashes the poller would block every message
+behind it. Defects it had to work around are listed in ``warnings``.
+
+Public API::
+
+    parse_message(raw: bytes) -> dict
+    find_reference(intake, *, lookup=None, pattern=SUBJECT_TAG) -> str | None
+    tag_subject(reference, subject) -> str
+
+The intake dict (all keys always present)::
+
+    subject        str             decoded (encoded-words, any charset)
+    body           str             the full decoded body, quotes kept: store this
+    body_html      str | None      the HTML alternative, if any (never rendered unescaped!)
+    model_body     str             body without quoted history/signature (normalise())
+    model_text     str             triage.text.model_text(subject, model_body): what the models read
+    from           {"name", "address"} (address lower-cased; "" when missing)
+    to, cc         [{"name", "address"}, ...]
+    message_id     str | None      "<id@host>"
+    in_reply_to    str | None
+    references     [str, ...]      oldest first, as in the header
+    date           datetime | None aware (UTC assumed when the header has no zone)
+    attachments    [{"filename", "content_type", "size", "sha256", "data": bytes}, ...]
+    auto_reply     bool            True: do not open a ticket, do not answer (loop protection)
+    auto_reply_reason str | None   which header or pattern said so
+    is_forward     bool            subject starts with Fw:/Fwd:/WG:/TR:
+    channel        "email"
+    warnings       [str, ...]      charset fallbacks and header defects worked around
+"""
+from __future__ import annotations
+
+import codecs
+import email
+import email.header
+import email.policy
+import email.utils
+import hashlib
+import mimetypes
+import re
+from datetime import datetime, timezone
+from email.message import EmailMessage, Message
+from typing import Any, Callable, Iterator, Mapping
+
+from .htmltext import html_to_text
+from .text import model_text, normalise
+
+# "[#TCK-123]" in a subject; callers with another scheme pass their own pattern
+# with a group named "ref" (or a single group).
+SUBJECT_TAG = re.compile(r"\[#(?P<ref>[A-Z][A-Z0-9]*-\d+)\]", re.I)
+
+_MSGID = re.compile(r"<[^<>\s]+>")
+_FORWARD = re.compile(r"^\s*(re:\s*)*(fw|fwd|wg|tr|rv)\s*:", re.I)
+_AUTO_SUBJECT = re.compile(
+    r"^\s*(automatic reply|auto(matic)?[- ]?(reply|response)|out of (the )?office|"
+    r"abwesenheitsnotiz|r[ée]ponse automatique|undeliverable|delivery status notification)\b", re.I)
+_DAEMONS = ("mailer-daemon@", "postmaster@", "noreply-dmarc", "mail-daemon@")
+
+# Labels that lie in practice, per the WHATWG Encoding Standard: "iso-8859-1"
+# mail is really windows-1252 (curly quotes, euro sign at 0x80-0x9f).
+_CHARSET_UPGRADE = {
+    "iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252",
+    "ascii": "cp1252", "gb2312": "gb18030", "gbk": "gb18030", "shift_jis": "cp932",
+    "iso-2022-jp": "iso2022_jp_ext", "ks_c_5601-1987": "cp949", "euc-kr": "cp949",
+}
+# Declarations under which valid UTF-8 with non-ASCII bytes is almost surely UTF-8.
+_WEAK_CHARSETS = {"", "ascii", "us-ascii", "iso-8859-1", "latin1", "latin-1", "cp1252",
+                  "windows-1252", "iso-8859-15", "unknown-8bit", "x-unknown", "default"}
+
+
+# --------------------------------------------------------------------- text
+def decode_bytes(data: bytes, declared: str | None) -> tuple[str, str, str | None]:
+    """Decode ``data`` trusting ``declared`` only as far as the bytes allow.
+
+    Returns ``(text, charset used, warning or None)``. Order: UTF-8 first when the
+    label is missing or a single-byte Western one and the bytes are valid UTF-8;
+    then the declared charset (upgraded per WHATWG); then UTF-8, windows-1252, and
+    finally latin-1 with replacement, which cannot fail.
+    """
+    label = (declared or "").strip().strip('"').lower()
+    non_ascii = any(b > 0x7F for b in data)
+    tries: list[str] = []
+    if non_ascii and label in _WEAK_CHARSETS:
+        tries.append("utf-8")
+    if label and label not in ("unknown-8bit", "default"):
+        tries += [_CHARSET_UPGRADE.get(label, label), label]
+    tries += ["utf-8", "cp1252"]
+    for name in dict.fromkeys(tries):
+        try:
+            codec = codecs.lookup(name).name
+            text = data.decode(codec)
+        except (LookupError, UnicodeDecodeError, ValueError):
+            continue
+        warning = None
+        if label and not _same_charset(codec, label):
+            warning = f"charset {label!r} did not decode; used {codec}"
+        return text, codec, warning
+    return data.decode("latin-1", errors="replace"), "latin-1", f"charset {label!r}: undecodable"
+
+
+def _same_charset(codec: str, label: str) -> bool:
+    """True when ``codec`` is what ``label`` means (or its WHATWG upgrade)."""
+    names = {label, _CHARSET_UPGRADE.get(label, label)}
+    for name in names:
+        try:
+            if codecs.lookup(name).name == codec:
+                return True
+        except LookupError:
+            pass
+    return label in _WEAK_CHARSETS and codec in ("utf-8", "cp1252")
+
+
+def _clean(text: str) -> str:
+    """Header strings may carry surrogate-escaped raw bytes (and NULs): turn them into text."""
+    text = text.replace("\x00", "")
+    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text
+    raw = text.encode("utf-8", errors="surrogateescape")
+    return decode_bytes(raw, None)[0]
+
+
+# ------------------------------------------------------------------ headers
+def _header(msg: Message, name: str, warnings: list[str]) -> str:
+    """A header as text; one the stdlib cannot decode is decoded again from its raw value."""
+    try:
+        value = msg.get(name)
+        text = _clean(str(value)).strip() if value is not None else ""
+    except Exception as exc:  # the stdlib header parser has known crashers
+        warnings.append(f"header {name}: {exc.__class__.__name__}")
+        text = "\ufffd"
+    if "\ufffd" in text:  # an encoded-word in an unknown or wrong charset
+        raw = [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
+        text = _decode_words(raw[0], warnings) if raw else ""
+    return text
+
+
+def _decode_words(raw: str, warnings: list[str]) -> str:
+    """RFC 2047 encoded-words decoded with :func:`decode_bytes`' charset fallbacks."""
+    try:
+        pieces = email.header.decode_header(raw.replace("\r\n", "").replace("\n", ""))
+    except Exception:
+        return _clean(raw).strip()
+    out = []
+    for data, charset in pieces:
+        if isinstance(data, str):
+            out.append(_clean(data))
+            continue
+        text, _, warning = decode_bytes(data, charset)
+        if warning:
+            warnings.append(f"header {warning}")
+        out.append(text)
+    return "".join(out).strip()
+
+
+def _addresses(msg: Message, name: str, warnings: list[str]) -> list[dict[str, str]]:
+    values = []
+    try:
+        for header in msg.get_all(name) or []:
+            for addr in getattr(header, "addresses", ()):
+                values.append((addr.display_name, addr.addr_spec))
+    except Exception as exc:
+        warnings.append(f"header {name}: {exc.__class__.__name__}")
+        raw = [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
+        values = email.utils.getaddresses(raw)
+    out = []
+    for display, spec in values:
+        spec = _clean(spec or "").strip().strip("<>").lower()
+        if spec or display:
+            out.append({"name": _clean(display or "").strip(), "address": spec})
+    return out
+
+
+def _message_ids(value: str) -> list[str]:
+    return _MSGID.findall(value or "")
+
+
+def _date(msg: Message, warnings: list[str]) -> datetime | None:
+    text = _header(msg, "Date", warnings)
+    if not text:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        warnings.append(f"unparseable Date: {text[:60]!r}")
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+# --------------------------------------------------------------- body parts
+def _leaves(part: Message) -> Iterator[Message]:
+    """Leaf parts in order; an attached message (message/rfc822) is one leaf."""
+    if part.is_multipart() and part.get_content_maintype() == "multipart":
+        for sub in part.get_payload():
+            yield from _leaves(sub)
+    else:
+        yield part
+
+
+def _part_text(part: Message, warnings: list[str]) -> str:
+    data = part.get_payload(decode=True) or b""
+    text, _, warning = decode_bytes(data, part.get_content_charset())
+    if warning:
+        warnings.append(warning)
+    return text
+
+
+def _body_parts(msg: EmailMessage) -> tuple[Message | None, Message | None]:
+    """The text/plain and text/html parts that make up the body, if any."""
+    try:
+        plain = msg.get_body(preferencelist=("plain",))
+        html = msg.get_body(preferencelist=("html",))
+    except Exception:
+        plain = html = None
+    if plain is None and html is None and not msg.is_multipart():
+        if msg.get_content_maintype() == "text" or not msg.get_content_type():
+            return msg, None
+    return plain, html
+
+
+def _is_attachment(part: Message, body: set[int]) -> bool:
+    if id(part) in body:
+        return False
+    if part.get_content_maintype() == "message":
+        return True
+    disposition = (part.get_content_disposition() or "").lower()
+    if disposition == "attachment" or part.get_filename():
+        return True
+    return part.get_content_type() not in ("text/plain", "text/html")
+
+
+def _filename(part: Message, index: int) -> str:
+    """A safe file name: no directories, no control characters, never empty."""
+    try:
+        name = _clean(part.get_filename() or "")
+    except Exception:
+        name = ""
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name).replace("\\", "/").split("/")[-1].strip(" .")
+    if not name:
+        ctype = part.get_content_type()
+        ext = ".eml" if ctype == "message/rfc822" else (mimetypes.guess_extension(ctype) or ".bin")
+        name = f"attachment-{index}{ext}"
+    return name[:200]
+
+
+def _attachment(part: Message, index: int) -> dict[str, Any]:
+    if part.get_content_maintype() == "message":
+        inner = part.get_payload()
+        inner = inner[0] if isinstance(inner, list) and inner else inner
+        data = inner.as_bytes() if isinstance(inner, Message) else str(inner).encode()
+    else:
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+    return {"filename": _filename(part, index), "content_type": part.get_content_type(),
+            "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "data": data}
+
+
+# ------------------------------------------------------------- auto replies
+def auto_reply_reason(msg: Message) -> str | None:
+    """Why this message is machine-sent (so no ticket, no answer), or None.
+
+    RFC 3834 ``Auto-Submitted``, the de-facto ``X-Autoreply``/``X-Autorespond``,
+    ``Precedence: bulk|junk|list|auto_reply``, delivery reports and daemons, and
+    the standard out-of-office subjects for clients that set no header.
+    """
+    checks = [
+        ("Auto-Submitted", lambda v: v and v.lower() != "no"),
+        ("X-Autoreply", bool), ("X-Autorespond", bool), ("X-Autogenerated", bool),
+        ("X-Auto-Reply", bool),
+        ("Precedence", lambda v: v.lower() in ("bulk", "junk", "list", "auto_reply")),
+    ]
+    for name, test in checks:
+        value = str(msg.get(name, "") or "").strip()
+        if value and test(value):
+            return f"{name}: {value}"
+    if msg.get_content_type() == "multipart/report":
+        return "delivery report (multipart/report)"
+    sender = str(msg.get("From", "") or "").lower()
+    if any(d in sender for d in _DAEMONS):
+        return f"From: {sender.strip()}"
+    if str(msg.get("Return-Path", "")).strip() == "<>":
+        return "Return-Path: <> (bounce)"
+    subject = _clean(str(msg.get("Subject", "") or ""))
+    if _AUTO_SUBJECT.match(subject):
+        return f"Subject: {subject[:60]}"
+    return None
+
+
+# ---------------------------------------------------------------- forwards
+_FWD_SEPARATOR = re.compile(r"^\s*(-{2,}\s*(original message|forwarded message|"
+                            r"ursprüngliche nachricht|message d'origine)\s*-{2,}|_{10,})\s*$", re.I)
+_FWD_HEADER = re.compile(r"^\s*(from|sent|date|to|cc|subject|von|gesendet|an|betreff|de|envoyé|"
+                         r"à|objet)\s*:", re.I)
+
+
+def _forward_model_body(body: str) -> str:
+    """Model text of a forward: the note *and* the forwarded problem.
+
+    ``normalise`` cuts everything below "-----Original Message-----", which for
+    a reply is history but for a forward is the problem being handed over.
+    """
+    lines = body.replace("\r\n", "\n").split("\n")
+    for i, line in enumerate(lines):
+        if _FWD_SEPARATOR.match(line) or (_FWD_HEADER.match(line) and line.lower().lstrip().startswith(("from", "von", "de"))
+                                          and sum(bool(_FWD_HEADER.match(x)) for x in lines[i + 1:i + 4]) >= 2):
+            rest = lines[i + 1:]
+            while rest and (not rest[0].strip() or _FWD_HEADER.match(rest[0])):
+                rest = rest[1:]
+            note, forwarded = normalise("\n".join(lines[:i])), normalise("\n".join(rest))
+            return "\n".join(p for p in (note, forwarded) if p)
+    return normalise(body)
+
+
+# ------------------------------------------------------------------ parsing
+def parse_message(raw: bytes) -> dict[str, Any]:
+    """Parse one RFC 822 message into the intake dict described in the module docstring.
+
+    Never raises for malformed mail: defects end up in ``warnings``. Raises
+    ``TypeError`` only when ``raw`` is not bytes (a str has lost its charset).
+    """
+    if not isinstance(raw, (bytes, bytearray)):
+        raise TypeError(f"parse_message expects the raw message bytes, got {type(raw).__name__}")
+    msg = email.message_from_bytes(bytes(raw), policy=email.policy.default)
+    warnings: list[str] = []
+    subject = " ".join(_header(msg, "Subject", warnings).split())
+    plain, html = _body_parts(msg)
+    html_text = _part_text(html, warnings) if html is not None else None
+    body = _part_text(plain, warnings) if plain is not None else ""
+    if not body.strip() and html_text:
+        body = html_to_text(html_text)
+    body = body.replace("\r\n", "\n").replace("\x00", "")  # PostgreSQL text refuses NUL
+    is_forward = bool(_FORWARD.match(subject))
+    model_body = _forward_model_body(body) if is_forward else normalise(body)
+    body_ids = {id(p) for p in (plain, html) if p is not None}
+    attachments = [_attachment(p, i) for i, p in enumerate(
+        (p for p in _leaves(msg) if _is_attachment(p, body_ids)), start=1)]
+    senders = _addresses(msg, "From", warnings)
+    in_reply_to = _message_ids(_header(msg, "In-Reply-To", warnings))
+    ids = _message_ids(_header(msg, "Message-ID", warnings))
+    reason = auto_reply_reason(msg)
+    return {
+        "subject": subject, "body": body, "body_html": html_text,
+        "model_body": model_body, "model_text": model_text(subject, model_body),
+        "from": senders[0] if senders else {"name": "", "address": ""},
+        "to": _addresses(msg, "To", warnings), "cc": _addresses(msg, "Cc", warnings),
+        "message_id": ids[0] if ids else None,
+        "in_reply_to": in_reply_to[0] if in_reply_to else None,
+        "references": _message_ids(_header(msg, "References", warnings)),
+        "date": _date(msg, warnings), "attachments": attachments,
+        "auto_reply": reason is not None, "auto_reply_reason": reason,
+        "is_forward": is_forward, "channel": "email",
+        "warnings": list(dict.fromkeys(warnings)),
+    }
+
+
+# ---------------------------------------------------------------- threading
+def find_reference(intake: Mapping[str, Any], *, lookup: Callable[[str], str | None] | None = None,
+                   pattern: re.Pattern[str] | str = SUBJECT_TAG) -> str | None:
+    """The ticket an incoming message follows up on, or None for a new ticket.
+
+    Headers first: ``In-Reply-To`` then ``References`` (newest first), each passed
+    to ``lookup(message_id) -> reference | None``, which the store answers from
+    the message-ids it sent. They prove the sender saw our mail; a subject tag
+    (``[#TCK-42]`` by default) is the fallback for clients that drop headers.
+    Either can be forged: the caller should check that the sender may write to
+    the ticket (requester, watcher or agent) before appending a follow-up.
+    """
+    if lookup is not None:
+        ids = [intake.get("in_reply_to")] + list(reversed(intake.get("references") or []))
+        for mid in dict.fromkeys(i for i in ids if i):
+            ref = lookup(mid)
+            if ref:
+                return ref
+    regex = re.compile(pattern, re.I) if isinstance(pattern, str) else pattern
+    match = regex.search(intake.get("subject") or "")
+    if not match:
+        return None
+    return match.group("ref") if "ref" in regex.groupindex else match.group(1 if regex.groups else 0)
+
+
+def tag_subject(reference: str, subject: str) -> str:
+    """``"[#TCK-42] subject"`` for outgoing mail, so replies thread back (idempotent)."""
+    tag = f"[#{reference}]"
+    return subject if tag.lower() in subject.lower() else f"{tag} {subject}".strip()
