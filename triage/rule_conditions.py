@@ -1,0 +1,191 @@
+"""Conditions and actions of the rules engine: parsed once, validated with line numbers.
+
+Kept apart from ``rules.py`` so each stays small: this module compiles the
+``when:`` trees into closures (``all`` / ``any`` / ``not`` over leaf tests) and
+applies the ``then:`` actions. Conditions see the fields as they are *after*
+the earlier rules' actions.
+"""
+from __future__ import annotations
+
+import re
+
+from .configfile import LMap, line_of
+from .errors import InputError
+from .rules import ACTIONS, FIELDS, OPERATORS, Rule
+
+RULE_KEYS = {"name", "description", "enabled", "when", "then"}
+
+
+def _text_of(state: dict) -> str:
+    """Keyword conditions read subject, body and any free text together."""
+    return " ".join(str(state[k]) for k in ("subject", "body", "text") if state.get(k)).lower()
+
+
+def _get(state: dict, name: str):
+    return _text_of(state) if name == "text" else state.get(name)
+
+
+def _fold(v):
+    return v.casefold() if isinstance(v, str) else v
+
+
+def _check_value(p, fname: str, op: str, value, line: int):
+    """The value a leaf compares with must fit the field's type and the operator."""
+    ftype = FIELDS[fname]
+    items = value if op in ("in", "contains_any") else [value]
+    if op in ("in", "contains_any"):
+        if not isinstance(value, list) or not value:
+            p.fail(f"{op}: expected a non-empty list, got {value!r}", line)
+    if op in ("contains_any", "matches") and ftype is not str:
+        p.fail(f"{op} works on text fields, not on {fname} ({ftype.__name__})", line)
+    if op in ("gte", "lte") and ftype is not int:
+        p.fail(f"{op} works on numeric fields (priority, impact, urgency), not on {fname}", line)
+    for v in items:
+        ok = isinstance(v, ftype) and not (ftype is int and isinstance(v, bool))
+        if not ok:
+            p.fail(f"{fname} {op}: expected {ftype.__name__} values, got {v!r}", line)
+        if fname == "priority":
+            p.priority(v, line, "priority")
+
+
+def _leaf(p, node: LMap, line: int):
+    fname = node.get("field")
+    if fname not in FIELDS:
+        p.fail(f"unknown field {fname!r} (expected one of {sorted(FIELDS)})", line_of(node, "field", line))
+    ops = [k for k in node if k != "field"]
+    for op in ops:
+        if op not in OPERATORS:
+            p.fail(f"unknown operator {op!r} (expected one of {sorted(OPERATORS)})", line_of(node, op, line))
+    if len(ops) != 1:
+        p.fail(f"a condition needs exactly one operator, got {ops}", line)
+    op = ops[0]
+    value, vline = node[op], line_of(node, op, line)
+    _check_value(p, fname, op, value, vline)
+    if op == "equals":
+        return lambda s: _fold(_get(s, fname)) == _fold(value)
+    if op == "in":
+        folded = {_fold(v) for v in value}
+        return lambda s: _fold(_get(s, fname)) in folded
+    if op == "gte":
+        return lambda s: isinstance(_get(s, fname), int) and _get(s, fname) >= value
+    if op == "lte":
+        return lambda s: isinstance(_get(s, fname), int) and _get(s, fname) <= value
+    if op == "contains_any":
+        words = "|".join(re.escape(" ".join(w.lower().split())) for w in value)
+        rx = re.compile(rf"(?<!\w)(?:{words})(?!\w)")
+    else:
+        try:
+            rx = re.compile(value, re.I)
+        except re.error as e:
+            p.fail(f"matches: bad regular expression: {e}", vline)
+    return lambda s: bool(rx.search(" ".join(str(_get(s, fname) or "").split())))
+
+
+def compile_condition(p, node, line: int):
+    """``{all: [...]}``, ``{any: [...]}``, ``{not: {...}}`` or a leaf ``{field, <op>}``."""
+    node = p.mapping(node, line, "condition")
+    combos = [k for k in ("all", "any", "not") if k in node]
+    if not combos:
+        if "field" not in node:
+            p.fail(f"a condition needs 'field' or one of all/any/not, got keys {sorted(node)}", line)
+        return _leaf(p, node, line)
+    if len(node) != 1:
+        p.fail(f"{combos[0]} must stand alone in its mapping, got keys {sorted(node)}", line)
+    key = combos[0]
+    kline = line_of(node, key, line)
+    if key == "not":
+        inner = compile_condition(p, node["not"], kline)
+        return lambda s: not inner(s)
+    items = p.seq(node[key], kline, key)
+    if not items:
+        p.fail(f"{key}: expected at least one condition", kline)
+    parts = [compile_condition(p, c, line_of(items, i, kline)) for i, c in enumerate(items)]
+    return (lambda s: all(c(s) for c in parts)) if key == "all" else (lambda s: any(c(s) for c in parts))
+
+
+def _check_actions(p, then: LMap, line: int, policies: set[str], teams) -> dict:
+    then = p.mapping(then, line, "then", ACTIONS)
+    if not then:
+        p.fail("then: expected at least one action", line)
+    out = {}
+    for key, value in then.items():
+        vline = line_of(then, key, line)
+        if key in ("set_priority", "raise_priority"):
+            out[key] = p.priority(value, vline, key)
+        elif key == "sla_policy":
+            if value not in policies:
+                p.fail(f"sla_policy: unknown SLA policy {value!r} (declared: {sorted(policies)})", vline)
+            out[key] = value
+        elif key == "route_to":
+            out[key] = p.text(value, vline, "route_to")
+            if teams is not None and value not in teams:
+                p.fail(f"route_to: unknown team {value!r} (declared: {teams})", vline)
+        elif key == "add_tags":
+            tags = [value] if isinstance(value, str) else p.seq(value, vline, "add_tags")
+            out[key] = [p.text(t, vline, "tag") for t in tags]
+        elif not isinstance(value, bool):  # escalate, stop
+            p.fail(f"{key}: expected true or false, got {value!r}", vline)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_rules(p, doc: LMap, policies: set[str], teams) -> list[Rule]:
+    rows = p.seq(doc.get("rules", []), line_of(doc, "rules"), "rules")
+    out, names = [], set()
+    for i, row in enumerate(rows):
+        line = line_of(rows, i)
+        row = p.mapping(row, line, "rule", RULE_KEYS)
+        name = p.text(row.get("name"), line, "rule name")
+        if name in names:
+            p.fail(f"duplicate rule name {name!r}", line_of(row, "name", line))
+        names.add(name)
+        for key in ("when", "then"):
+            if key not in row:
+                p.fail(f"rule {name}: missing {key!r}", line)
+        enabled = row.get("enabled", True)
+        if not isinstance(enabled, bool):
+            p.fail(f"enabled: expected true or false, got {enabled!r}", line_of(row, "enabled", line))
+        cond = compile_condition(p, row["when"], line_of(row, "when", line))
+        actions = _check_actions(p, row["then"], line_of(row, "then", line), policies, teams)
+        if enabled:
+            out.append(Rule(name, cond, actions, line))
+    return out
+
+
+def _priority(value, default: int) -> int:
+    """1-4 from ``2``, ``"2"`` or ``"P2"``; anything else is the caller's mistake."""
+    if value is None or value == "":
+        return default
+    text = str(value).strip().upper().removeprefix("P")
+    if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= 4:
+        raise InputError("bad priority", column="priority", expected="1-4 or P1-P4", got=value)
+    return int(text)
+
+
+def prepare_fields(fields: dict, default_priority: int) -> dict:
+    """A copy of the ticket fields with priority, vip and major_incident in canonical form."""
+    state = dict(fields)
+    state["priority"] = _priority(state.get("priority"), default_priority)
+    state["vip"] = bool(state.get("vip"))
+    state["major_incident"] = bool(state.get("major_incident"))
+    for key in ("impact", "urgency"):
+        if isinstance(state.get(key), str) and state[key].isdigit():
+            state[key] = int(state[key])
+    return state
+
+
+def apply_actions(actions: dict, state: dict, out) -> str | None:
+    """Mutate the working fields and outcome; return the SLA policy the rule chose, if any."""
+    if "set_priority" in actions:
+        state["priority"] = actions["set_priority"]
+    if "raise_priority" in actions:  # raise = more urgent = a smaller number; never lowers
+        state["priority"] = min(state["priority"], actions["raise_priority"])
+    if "route_to" in actions:
+        state["team"] = actions["route_to"]
+    for tag in actions.get("add_tags", []):
+        if tag not in out.tags:
+            out.tags.append(tag)
+    if actions.get("escalate"):
+        out.escalate = True
+    return actions.get("sla_policy")
