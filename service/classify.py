@@ -1,0 +1,112 @@
+"""``POST /v1/classify``: one ticket or a bounded batch → predictions, KB suggestions, rules/SLA.
+
+A request takes one snapshot of the served state and uses only it, so a hot swap
+mid-request cannot mix bundles. Texts are embedded once per call (the memoising
+encoder serves the KB search from the vectors the heads already paid for).
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+from datetime import date, datetime, timezone
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify
+
+from triage.text import model_text
+
+from .auth import require_role
+from .ticket_schema import parse_classify_body, read_json_body
+
+bp = Blueprint("classify", __name__)
+log = logging.getLogger("service.classify")
+
+
+@bp.post("/v1/classify")
+@require_role("intake", "agent")
+def classify():
+    config = current_app.config
+    is_batch, items = parse_classify_body(read_json_body(), config)
+    loaded = current_app.extensions["triage.state"].snapshot()
+    results = classify_tickets(loaded, items, int(config["TRIAGE_KB_K"]))
+    metrics = current_app.extensions["triage.metrics"]
+    metrics.count_predictions(results)
+    for r in results:
+        metrics.kb_suggestions.labels("classify", str(bool(r["kb"])).lower()).inc()
+    log.info("classified %d ticket(s) with %s", len(results), loaded.bundle_id)
+    body: dict[str, Any] = {"ok": True, "request_id": g.request_id, "bundle_id": loaded.bundle_id}
+    if is_batch:
+        body["results"] = results
+    else:
+        body["result"] = results[0]
+    return jsonify(body)
+
+
+def classify_tickets(loaded, items: list, kb_k: int) -> list[dict]:
+    """Heads, KB and rules for each (Ticket, extras) pair, in request order."""
+    tickets = [t for t, _ in items]
+    texts = [model_text(t.subject, t.body) for t in tickets]
+    vectors = loaded.encoder.encode(texts) if loaded.encoder is not None else [None] * len(texts)
+    predictions = loaded.triager.classify(tickets)
+    now = datetime.now(timezone.utc)
+    out = []
+    for (ticket, extras), text, vec, pred in zip(items, texts, vectors, predictions):
+        suggestions = loaded.kb.search(text, vec, k=kb_k) if kb_k > 0 else []
+        outcome = loaded.rules.evaluate(rule_input(ticket, extras, pred), ticket.created_at or now)
+        out.append({"id": extras.get("id"), "fields": pred["fields"],
+                    "kb": [jsonable(s) for s in suggestions],
+                    **outcome_json(outcome)})
+    return out
+
+
+def rule_input(ticket, extras: dict, prediction: dict) -> dict:
+    """The flat field dict the rules read: predicted labels, overridden by given ones.
+
+    A prediction the model abstained on is still passed (the SLA needs some
+    priority); rules can tell it apart through ``decisions``.
+    """
+    fields: dict[str, Any] = {head: p["label"] for head, p in prediction["fields"].items()}
+    fields.update(ticket.fields)
+    fields.update({k: v for k, v in {
+        "channel": ticket.channel, "customer_tier": ticket.customer_tier,
+        "affected_service": ticket.affected_service, "requester": ticket.requester,
+        "vip": extras.get("vip"), "major_incident": extras.get("major_incident"),
+    }.items() if v is not None})
+    fields["subject"] = ticket.subject
+    fields["body"] = ticket.body
+    fields["text"] = ticket.text
+    fields["decisions"] = {h: p["decision"] for h, p in prediction["fields"].items()}
+    return fields
+
+
+def outcome_json(outcome) -> dict:
+    """The rules Outcome as JSON: fields after actions, team, SLA, tags, escalate, fired."""
+    fields = {k: v for k, v in dict(getattr(outcome, "fields", {}) or {}).items()
+              if k not in {"subject", "body", "text", "decisions"}}
+    return {"rules": {"fields": jsonable(fields), "team": jsonable(getattr(outcome, "team", None)),
+                      "tags": jsonable(list(getattr(outcome, "tags", []) or [])),
+                      "escalate": jsonable(getattr(outcome, "escalate", None)),
+                      "fired": jsonable(list(getattr(outcome, "fired", []) or []))},
+            "sla": jsonable(getattr(outcome, "sla", None))}
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses, enums, datetimes, tuples and sets → plain JSON values."""
+    if hasattr(value, "to_dict"):
+        return jsonable(value.to_dict())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    return value

@@ -1,0 +1,154 @@
+"""Loading the three things the service serves: the Triager, the KB index, the rules.
+
+Kept apart from ``state`` so the contract with ``triage/`` (``Triager.from_bundle``,
+``KnowledgeBase``, ``RuleSet.load``) is read in one place. The encoder is built
+here and shared by the Triager and the KB through :class:`MemoEncoder`, so the
+one ticket text a classify call needs for both is embedded once, not twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections import OrderedDict
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from triage.encoder import load_encoder
+
+log = logging.getLogger("service.components")
+
+
+class MemoEncoder:
+    """Remembers the vectors of the last few hundred texts (thread-safe LRU).
+
+    A classify call embeds the ticket for the classifier heads and again for the
+    KB search; the second call is a dictionary hit. ``/v1/kb/suggest`` on every
+    keystroke also repeats texts (backspace, retries).
+    """
+
+    def __init__(self, inner, size: int = 512) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.size = size
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def reference(self) -> dict:
+        return self.inner.reference()
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
+               progress: bool = False) -> np.ndarray:
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        missing = []
+        with self._lock:
+            for i, text in enumerate(texts):
+                hit = self._memo.get(text)
+                if hit is None:
+                    missing.append(i)
+                else:
+                    self._memo.move_to_end(text)
+                    out[i] = hit
+        if missing:
+            vecs = self.inner.encode([texts[i] for i in missing], batch_size=batch_size,
+                                     progress=progress)
+            with self._lock:
+                for i, vec in zip(missing, vecs):
+                    out[i] = vec
+                    self._memo[texts[i]] = vec
+                while len(self._memo) > self.size:
+                    self._memo.popitem(last=False)
+        return out
+
+    def __getattr__(self, name: str) -> Any:  # e.g. max_tokens of the inner encoder
+        return getattr(self.inner, name)
+
+
+# --------------------------------------------------------------------- rules
+def default_rules_path() -> str:
+    return str(resources.files("triage") / "defaults" / "rules.yaml")
+
+
+def load_rules(path: str | None):
+    """``RuleSet.load`` raises ConfigError with file and line: a broken policy never serves."""
+    from triage.rules import RuleSet
+
+    path = path or default_rules_path()
+    return RuleSet.load(path), path
+
+
+# -------------------------------------------------------------------- bundle
+def bundle_encoder_ref(bundle: Path) -> dict | None:
+    """The encoder reference stored in the bundle manifest, wherever the format keeps it."""
+    try:
+        manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ref = manifest.get("encoder")
+    if isinstance(ref, dict) and "kind" in ref:
+        return ref
+    if isinstance(ref, dict) and isinstance(ref.get("reference"), dict):
+        return ref["reference"]
+    return None
+
+
+def serving_encoder(ref: dict | None, override: str | None) -> MemoEncoder:
+    """The bundle's encoder, or a faster kind of the same model (``TRIAGE_ENCODER``)."""
+    ref = dict(ref or {"kind": "minilm"})  # the Triager's own default
+    if override:
+        ref["kind"] = override
+    return MemoEncoder(load_encoder(ref))
+
+
+def load_triager(bundle: Path, encoder_override: str | None = None):
+    """``Triager.from_bundle`` with our memoising encoder; returns (triager, encoder)."""
+    from triage.predict import Triager
+
+    encoder = serving_encoder(bundle_encoder_ref(bundle), encoder_override)
+    return Triager.from_bundle(bundle, encoder=encoder), encoder
+
+
+# ------------------------------------------------------------------------ KB
+def kb_source(config: dict, bundle: Path) -> str | None:
+    """TRIAGE_KB_PATH, else a KB index inside the bundle, else the demo articles."""
+    if config.get("TRIAGE_KB_PATH"):
+        return str(config["TRIAGE_KB_PATH"])
+    for name in ("kb", "kb_index"):
+        if (bundle / f"{name}.json").exists() and (bundle / f"{name}.npz").exists():
+            return str(bundle / name)
+    demo = Path("data/demo/kb")
+    return str(demo) if demo.exists() else None
+
+
+def load_kb(config: dict, bundle: Path, encoder):
+    """The KB index for ``encoder``: a saved index, or articles embedded once and cached."""
+    from triage.kb import KnowledgeBase, load_articles
+
+    source = kb_source(config, bundle)
+    if source is None:
+        raise FileNotFoundError("no knowledge base: set TRIAGE_KB_PATH (JSON Lines or a Markdown folder)")
+    src = Path(source)
+    if src.with_suffix(".json").exists() and src.with_suffix(".npz").exists() and not src.is_dir():
+        return with_threshold(KnowledgeBase.load(src), config.get("TRIAGE_KB_THRESHOLD")), source
+    if encoder is None:
+        raise FileNotFoundError("the KB needs the bundle's encoder, and the bundle names none")
+    articles = load_articles(src)
+    cache = Path(os.environ.get("TRIAGE_CACHE_DIR", Path.home() / ".cache" / "triage")) / "kb"
+    key = hashlib.sha256(f"{src.resolve()}|{json.dumps(encoder.reference(), sort_keys=True)}"
+                         .encode()).hexdigest()[:16]
+    kb = KnowledgeBase.load_or_build(articles, encoder.inner, cache / key)
+    return with_threshold(kb, config.get("TRIAGE_KB_THRESHOLD")), source
+
+
+def with_threshold(kb, threshold):
+    """Apply ``TRIAGE_KB_THRESHOLD`` when set (it is a scoring setting: no re-embedding)."""
+    if threshold in (None, ""):
+        return kb
+    return kb.with_config(threshold=float(threshold))

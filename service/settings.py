@@ -1,0 +1,153 @@
+"""Every ``TRIAGE_*`` setting of the service, declared as data.
+
+Declaring settings as a list (name, default, type, doc) rather than scattering
+``os.environ.get`` calls means one place says what can be configured, the
+documentation (docs/SETTINGS.md) is generated from it, and a test fails when the
+two drift apart. Precedence, as in Flask's tutorial app: these defaults, then the
+``TRIAGE_*`` environment, then the ``test_config`` passed to ``create_app``.
+
+Other areas add their settings by appending a ``Setting`` to ``SETTINGS`` and
+running ``python -m service.settings > docs/SETTINGS.md``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from triage.errors import ConfigError
+
+
+def parse_bool(raw: str) -> bool:
+    """Environment booleans: 1/true/yes/on and 0/false/no/off (anything else is an error)."""
+    value = str(raw).strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean (1/0, true/false, yes/no, on/off), got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    type: Callable[[str], Any]
+    doc: str
+
+    @property
+    def type_name(self) -> str:
+        return {parse_bool: "bool"}.get(self.type, getattr(self.type, "__name__", "str"))
+
+    def parse(self, raw: Any) -> Any:
+        """Convert a raw (environment) value, naming the setting when it is malformed."""
+        if not isinstance(raw, str):
+            return raw
+        try:
+            return self.type(raw)
+        except ValueError as exc:
+            raise ConfigError(f"setting {self.name}: expected {self.type_name}, got {raw!r} ({exc})")
+
+
+SETTINGS: list[Setting] = [
+    # -- what is served
+    Setting("TRIAGE_BUNDLE", "", str,
+            "Model bundle folder to serve. Empty: the bundle named by `<models dir>/CHAMPION`, "
+            "else the newest folder under the models dir."),
+    Setting("TRIAGE_MODELS_DIR", "models", str,
+            "Folder holding model bundles and the `CHAMPION` pointer written by `triage promote`."),
+    Setting("TRIAGE_KB_PATH", "", str,
+            "Knowledge-base articles: a JSON Lines file or a folder of Markdown files. Empty: the "
+            "bundle's own KB if it has one, else `data/demo/kb` when it exists."),
+    Setting("TRIAGE_RULES_PATH", "", str,
+            "Rules / SLA policy YAML. Empty: the defaults shipped in `triage/defaults/rules.yaml`. "
+            "A broken file stops the service from becoming ready."),
+    Setting("TRIAGE_ENCODER", "", str,
+            "Override the bundle's encoder kind at serving time, e.g. `minilm-onnx` for the int8 "
+            "ONNX MiniLM (2-3x faster). Empty: the encoder the bundle was trained with."),
+    Setting("TRIAGE_LOAD", "background", str,
+            "When to load the bundle, KB and rules: `background` (start answering /livez at once, "
+            "/readyz turns 200 when loaded), `sync` (load inside create_app) or `off` (tests)."),
+    # -- access
+    Setting("TRIAGE_AUTH", True, parse_bool,
+            "Require an API key on /v1 endpoints. Turn off only for local development."),
+    Setting("TRIAGE_API_KEYS_FILE", "", str,
+            "JSON file of API keys kept outside git: `[{\"name\", \"role\", \"sha256\"}]` with "
+            "role intake, agent or admin. Make entries with `python -m service.auth KEY ROLE NAME`."),
+    Setting("TRIAGE_API_KEYS", "", str,
+            "Extra keys as `key:role,key:role` in plain text (tests and development; hashed on load)."),
+    # -- limits of one request
+    Setting("TRIAGE_MAX_BODY_BYTES", 1_048_576, int,
+            "Largest request body accepted; larger bodies get 413."),
+    Setting("TRIAGE_MAX_BATCH", 64, int,
+            "Most tickets in one `POST /v1/classify` batch; more get 413."),
+    Setting("TRIAGE_MAX_SUBJECT_CHARS", 1000, int, "Longest ticket subject accepted (422 beyond)."),
+    Setting("TRIAGE_MAX_TEXT_CHARS", 50_000, int, "Longest ticket body accepted (422 beyond)."),
+    Setting("TRIAGE_KB_THRESHOLD", "", str,
+            "Relevance threshold of KB suggestions (a float). Empty: the KB's own measured default."),
+    Setting("TRIAGE_KB_K", 3, int, "KB suggestions returned with each classified ticket."),
+    Setting("TRIAGE_SUGGEST_MAX_K", 20, int, "Largest `k` accepted by `GET /v1/kb/suggest`."),
+    Setting("TRIAGE_SUGGEST_MAX_CHARS", 1000, int, "Longest `q` accepted by `GET /v1/kb/suggest`."),
+    # -- running
+    Setting("TRIAGE_RUN_DIR", "", str,
+            "Runtime folder shared by the gunicorn workers of one server (set by service/gunicorn_conf.py): "
+            "an admin reload writes a token there so every worker swaps, not just the one that "
+            "answered. Empty: reloads affect this process only."),
+    Setting("TRIAGE_SIGHUP", True, parse_bool,
+            "Reload the bundle in the background on SIGHUP (single process, or a gunicorn worker; "
+            "SIGHUP to the gunicorn master replaces the workers gracefully instead)."),
+    Setting("TRIAGE_BIND", "127.0.0.1:8000", str, "Address gunicorn listens on (`triage serve --host/--port`)."),
+    Setting("TRIAGE_WORKERS", 2, int, "gunicorn worker processes (`triage serve --workers`)."),
+    Setting("TRIAGE_THREADS", 2, int,
+            "Threads per gunicorn worker (gthread worker, so HTTP keep-alive works)."),
+    Setting("TRIAGE_TIMEOUT", 60, int, "Seconds before gunicorn restarts a silent worker."),
+    Setting("TRIAGE_LOG_LEVEL", "INFO", str, "Log level of the `triage serve` entry point."),
+]
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def defaults() -> dict[str, Any]:
+    return {s.name: s.default for s in SETTINGS}
+
+
+def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The declared settings present in the environment, parsed to their types."""
+    environ = os.environ if environ is None else environ
+    return {s.name: s.parse(environ[s.name]) for s in SETTINGS if s.name in environ}
+
+
+def resolve(test_config: Mapping[str, Any] | None = None,
+            environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Defaults → environment → test config (other Flask keys in test config pass through)."""
+    config = defaults()
+    config.update(from_environ(environ))
+    for key, value in (test_config or {}).items():
+        if key.startswith("TRIAGE_") and key in BY_NAME:
+            value = BY_NAME[key].parse(value)
+        config[key] = value
+    return config
+
+
+def settings_markdown() -> str:
+    """docs/SETTINGS.md, generated from SETTINGS (a test checks the file is current)."""
+    lines = [
+        "# Service settings",
+        "",
+        "Generated from `service/settings.py` by `python -m service.settings > docs/SETTINGS.md`;",
+        "a test fails when this file and the declarations differ.",
+        "",
+        "Precedence: the default below, then the environment variable, then the `test_config`",
+        "passed to `service.create_app`.",
+        "",
+        "| setting | type | default | what it does |",
+        "| --- | --- | --- | --- |",
+    ]
+    for s in SETTINGS:
+        default = "(empty)" if s.default == "" else f"`{s.default}`"
+        lines.append(f"| `{s.name}` | {s.type_name} | {default} | {s.doc.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_markdown(), end="")

@@ -1,0 +1,234 @@
+"""What the service serves: one Triager + KB index + RuleSet, swapped as a unit.
+
+Hot swap: a reload builds a complete :class:`Loaded` in a background thread and
+then rebinds ``ServiceState.current`` in one assignment (atomic under the GIL).
+Each request takes ``state.snapshot()`` once and uses only that object, so a
+request that started on the old bundle finishes on it, and no request ever sees
+a new Triager with an old KB. Nothing is loaded at import time.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from triage.errors import BundleError
+
+from .components import load_kb, load_rules, load_triager
+from .errors import ApiError
+
+log = logging.getLogger("service.state")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Everything one request needs, immutable once built."""
+
+    triager: Any
+    kb: Any
+    rules: Any
+    encoder: Any
+    bundle_id: str
+    bundle_path: str
+    kb_source: str
+    rules_path: str
+    loaded_at: str
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        manifest = getattr(self.triager, "manifest", {}) or {}
+        return {"bundle_id": self.bundle_id, "path": self.bundle_path,
+                "heads": list(getattr(self.triager, "heads", [])),
+                "encoder": self.encoder.reference() if self.encoder is not None else None,
+                "kb": {"source": self.kb_source, "articles": len(getattr(self.kb, "articles", []))},
+                "rules": self.rules_path, "loaded_at": self.loaded_at,
+                "load_seconds": round(self.seconds, 3),
+                "created": manifest.get("created") or manifest.get("created_at"),
+                "metrics": manifest.get("metrics") or manifest.get("holdout_metrics")}
+
+
+def resolve_bundle(config: dict, requested: str | None = None) -> Path:
+    """TRIAGE_BUNDLE, else models/CHAMPION, else the newest bundle folder.
+
+    ``requested`` (from an admin reload) must name a bundle *inside* the models dir:
+    bundles are loaded only from the configured folder, since a joblib file is code.
+    """
+    models = Path(config.get("TRIAGE_MODELS_DIR") or "models")
+    if requested:
+        path = (models / requested).resolve()
+        if path.parent != models.resolve() or not path.is_dir():
+            raise ApiError(422, f"bundle {requested!r} is not a folder in the models dir {models}",
+                           [{"field": "bundle", "message": "unknown bundle",
+                             "expected": "a bundle id under the models dir", "got": requested}])
+        return path
+    if config.get("TRIAGE_BUNDLE"):
+        return Path(config["TRIAGE_BUNDLE"])
+    champion = champion_path(models)
+    if champion is not None:
+        return champion
+    candidates = sorted(p for p in models.glob("*/manifest.json")) if models.is_dir() else []
+    if not candidates:
+        raise BundleError(f"no bundle to serve: TRIAGE_BUNDLE is empty, {models}/CHAMPION is "
+                          f"missing and {models} holds no bundle folder (run 'triage train')")
+    return candidates[-1].parent  # ids start with the UTC time, so names sort by age
+
+
+def champion_path(models: Path) -> Path | None:
+    pointer = models / "CHAMPION"
+    if not pointer.exists():
+        return None
+    try:
+        data = json.loads(pointer.read_text(encoding="utf-8"))
+    except ValueError:  # tolerate a plain-text pointer holding just the id
+        data = {"bundle_id": pointer.read_text(encoding="utf-8").strip()}
+    path = data.get("path") or data.get("bundle_id") or data.get("id")
+    if not path:
+        raise BundleError(f"{pointer}: expected JSON with 'path' or 'bundle_id'")
+    path = Path(path)
+    return path if path.is_absolute() or path.exists() else models / path
+
+
+def build_loaded(config: dict, requested: str | None = None) -> Loaded:
+    """Load bundle, encoder, KB index and rules; any failure leaves the old state serving."""
+    start = time.perf_counter()
+    path = resolve_bundle(config, requested)
+    rules, rules_path = load_rules(config.get("TRIAGE_RULES_PATH") or None)
+    triager, encoder = load_triager(path, config.get("TRIAGE_ENCODER") or None)
+    kb, kb_source = load_kb(config, path, encoder)
+    if encoder is not None:
+        encoder.encode(["warm up the encoder"])  # first call pays lazy imports, not a customer
+    return Loaded(triager, kb, rules, encoder, str(getattr(triager, "bundle_id", path.name)),
+                  str(path), kb_source, rules_path,
+                  datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  time.perf_counter() - start)
+
+
+class ServiceState:
+    """The current :class:`Loaded` plus the machinery to replace it."""
+
+    def __init__(self, config: dict) -> None:
+        self.config = config
+        self.current: Loaded | None = None
+        self.last_error: str | None = None
+        self.loading = False
+        self.reloads = 0
+        self.on_swap: list[Callable[[Loaded | None, Loaded], None]] = []
+        self._lock = threading.Lock()
+        self._watch_token: str | None = None
+
+    # -- reading
+    def snapshot(self) -> Loaded:
+        """The state a request uses from start to end (503 until the first load finished)."""
+        current = self.current
+        if current is None:
+            detail = f": {self.last_error}" if self.last_error else " (still loading)"
+            raise ApiError(503, f"service not ready, no bundle loaded{detail}",
+                           headers={"Retry-After": "5"})
+        return current
+
+    def status(self) -> dict:
+        return {"ready": self.current is not None, "loading": self.loading,
+                "bundle_id": self.current.bundle_id if self.current else None,
+                "reloads": self.reloads, "last_error": self.last_error}
+
+    # -- loading
+    def load(self, requested: str | None = None) -> Loaded:
+        """Load synchronously and swap; raises on failure (the old state stays)."""
+        with self._lock:
+            self.loading = True
+            try:
+                new = build_loaded(self.config, requested)
+            except Exception as exc:
+                self.last_error = str(exc)
+                log.error("bundle load failed, keeping %s: %s",
+                          self.current.bundle_id if self.current else "nothing", exc)
+                raise
+            finally:
+                self.loading = False
+            old, self.current = self.current, new  # the one atomic swap
+            self.last_error = None
+            self.reloads += old is not None
+        log.info("serving bundle %s (loaded in %.2fs; previous %s)", new.bundle_id, new.seconds,
+                 old.bundle_id if old else "none")
+        for hook in self.on_swap:
+            hook(old, new)
+        return new
+
+    def load_in_background(self, requested: str | None = None) -> bool:
+        """Start a reload thread; False when one is already running."""
+        if self.loading:
+            return False
+        self.loading = True  # set before the thread starts so /readyz never flickers
+
+        def run():
+            try:
+                self.load(requested)
+            except Exception:  # already logged and kept in last_error
+                pass
+
+        threading.Thread(target=run, name="triage-reload", daemon=True).start()
+        return True
+
+    # -- broadcast to sibling workers
+    def request_reload_everywhere(self, requested: str | None = None) -> bool:
+        """Reload here in the background and ask sibling gunicorn workers to follow."""
+        if self.loading:
+            return False
+        self.broadcast(requested)
+        return self.load_in_background(requested)
+
+    def broadcast(self, requested: str | None = None) -> None:
+        """Write a reload token to ``TRIAGE_RUN_DIR`` (atomically) for the sibling watchers."""
+        run_dir = self.config.get("TRIAGE_RUN_DIR")
+        if not run_dir:
+            return
+        token = uuid.uuid4().hex
+        self._watch_token = token  # this worker loads itself, not through its watcher
+        target = Path(run_dir) / "reload.json"
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"token": token, "bundle": requested}), encoding="utf-8")
+        os.replace(tmp, target)
+
+    def start_watcher(self, interval: float = 0.5) -> None:
+        """Poll ``<run dir>/reload.json`` (a stat per interval) for reloads asked of a sibling."""
+        run_dir = self.config.get("TRIAGE_RUN_DIR")
+        if not run_dir:
+            return
+        target = Path(run_dir) / "reload.json"
+        self._watch_token = _read_token(target)[0]
+
+        def watch():
+            while True:
+                time.sleep(interval)
+                token, requested = _read_token(target)
+                if token and token != self._watch_token:
+                    self._watch_token = token
+                    log.info("reload requested by a sibling worker")
+                    self.load_in_background(requested)
+
+        threading.Thread(target=watch, name="triage-reload-watch", daemon=True).start()
+
+    def install_sighup(self) -> bool:
+        """SIGHUP → background reload. Entry points call this (never create_app)."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        signal.signal(signal.SIGHUP, lambda *_: self.load_in_background())
+        return True
+
+
+def _read_token(path: Path) -> tuple[str | None, str | None]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data.get("token"), data.get("bundle")
+    except (OSError, ValueError, AttributeError):
+        return None, None
+
