@@ -177,21 +177,25 @@ class Feedback(Base):
 
 
 class SlaClockRow(Base):
-    """One SLA clock of one ticket; ``state`` is ``triage.sla.Clock`` serialised.
+    """One SLA clock of one ticket; ``state`` holds ``triage.sla.Clock`` serialised.
 
-    ``due_at`` and ``running`` are copies kept for the escalation sweep's index.
+    ``due_at`` (breach instant) and ``next_level_at`` (when the next escalation
+    level is reached; NULL while paused or stopped) are copies kept so the
+    escalation sweep reads an index instead of every clock.
     """
 
     __tablename__ = "sla_clocks"
     __table_args__ = (UniqueConstraint("ticket_id", "kind"),
-                      Index("ix_sla_clocks_sweep", "running", "due_at"))
+                      Index("ix_sla_clocks_sweep", "running", "next_level_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(30))  # first_response | resolution
     policy: Mapped[str | None] = mapped_column(String(100))
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     running: Mapped[bool] = mapped_column(Boolean, default=True)
-    due_at: Mapped[datetime | None]
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    next_level_at: Mapped[datetime | None]
     stopped_at: Mapped[datetime | None]
     breached: Mapped[bool] = mapped_column(Boolean, default=False)
 
@@ -205,6 +209,7 @@ class Escalation(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     clock: Mapped[str] = mapped_column(String(30))
     level: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(50), default="")
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 04:23:28.767036
+Create Date: 2026-11-27 04:25:58.128698
 """
 from __future__ import annotations
 
@@ -119,6 +119,7 @@ def upgrade() -> None:
     sa.Column('ticket_id', sa.Integer(), nullable=False),
     sa.Column('clock', sa.String(length=30), nullable=False),
     sa.Column('level', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=50), nullable=False),
     sa.Column('at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_escalations_ticket_id_tickets'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_escalations')),
@@ -187,7 +188,9 @@ def upgrade() -> None:
     sa.Column('policy', sa.String(length=100), nullable=True),
     sa.Column('state', sa.JSON(), nullable=False),
     sa.Column('running', sa.Boolean(), nullable=False),
+    sa.Column('paused', sa.Boolean(), nullable=False),
     sa.Column('due_at', sa.DateTime(), nullable=True),
+    sa.Column('next_level_at', sa.DateTime(), nullable=True),
     sa.Column('stopped_at', sa.DateTime(), nullable=True),
     sa.Column('breached', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_sla_clocks_ticket_id_tickets'), ondelete='CASCADE'),
@@ -195,7 +198,8 @@ def upgrade() -> None:
     sa.UniqueConstraint('ticket_id', 'kind', name=op.f('uq_sla_clocks_ticket_id_kind'))
     )
     with op.batch_alter_table('sla_clocks', schema=None) as batch_op:
-        batch_op.create_index('ix_sla_clocks_sweep', ['running', 'due_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_sla_clocks_due_at'), ['due_at'], unique=False)
+        batch_op.create_index('ix_sla_clocks_sweep', ['running', 'next_level_at'], unique=False)
 
     op.create_table('ticket_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -238,6 +242,7 @@ def downgrade() -> None:
     op.drop_table('ticket_events')
     with op.batch_alter_table('sla_clocks', schema=None) as batch_op:
         batch_op.drop_index('ix_sla_clocks_sweep')
+        batch_op.drop_index(batch_op.f('ix_sla_clocks_due_at'))
 
     op.drop_table('sla_clocks')
     with op.batch_alter_table('predictions', schema=None) as batch_op:

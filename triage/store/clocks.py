@@ -1,0 +1,279 @@
+"""SLA clocks in the store, the escalation sweep and the breach report.
+
+``triage.sla`` does the arithmetic (pure); this module keeps each ticket's
+clocks in ``sla_clocks`` and moves them with the ticket: start at creation
+from the rules' policy, pause while pending, resume after, re-target on a
+priority change, stop on the first public agent reply (response clock) and
+on resolution. A clock row carries its own targets per priority, so a
+re-target after an admin edits the policy still follows the policy the
+ticket was opened under.
+
+The sweep fires each escalation level exactly once: the level is inserted
+with ``ON CONFLICT DO NOTHING`` against a unique (ticket, clock, level)
+constraint and only the sweeper whose insert landed raises the event and
+queues the webhooks, so repeated and concurrent sweeps agree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Iterable
+
+from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from triage.sla import Clock, EscalationLevel, SlaPolicy, levels_due, levels_reached
+from triage.store.tables import Escalation, SlaClockRow, TicketEvent, TicketRow, utcnow
+
+FIRST_RESPONSE = "first_response"
+RESOLUTION = "resolution"
+KINDS = (FIRST_RESPONSE, RESOLUTION)
+DEFAULT_LEVELS = [EscalationLevel("warning", 0.75), EscalationLevel("breach", 1.0)]
+SYSTEM = "system:sla"
+
+
+# ----------------------------------------------------------------- rows <-> clocks
+def _clock(row: SlaClockRow) -> Clock:
+    return Clock.from_dict(row.state["clock"])
+
+
+def _levels(row: SlaClockRow) -> list[EscalationLevel]:
+    """The escalation levels the clock was started with (policy edits do not move them)."""
+    stored = row.state.get("levels")
+    if not stored:
+        return list(DEFAULT_LEVELS)
+    return sorted((EscalationLevel(n, float(a)) for n, a in stored), key=lambda lv: lv.at)
+
+
+def _save(row: SlaClockRow, clock: Clock, now: datetime) -> None:
+    """Write the clock back and refresh the copies the sweep and the report index."""
+    row.state = {**row.state, "clock": clock.to_dict()}
+    row.running = clock.stopped_at is None
+    row.paused = clock.paused
+    row.stopped_at = clock.stopped_at
+    row.due_at = clock.due_at(now) if not clock.paused else _due_if_resumed(clock, now)
+    row.breached = clock.state(now) == "breached"
+    row.next_level_at = _next_level_at(row, clock, now, _levels(row))
+
+
+def _due_if_resumed(clock: Clock, now: datetime) -> datetime | None:
+    """A paused clock's due time as if it resumed now (shown, never swept)."""
+    return clock.resume(now).due_at(now)
+
+
+def _next_level_at(row: SlaClockRow, clock: Clock, now: datetime,
+                   levels: list[EscalationLevel]) -> datetime | None:
+    """When the next not-yet-fired level is reached, if the clock keeps running."""
+    if not row.running or clock.paused:
+        return None
+    fired = set(row.state.get("fired", []))
+    for level in sorted(levels, key=lambda lv: lv.at):
+        if level.name in fired:
+            continue
+        return replace(clock, target_minutes=clock.target_minutes * level.at).due_at(now) or now
+    return None
+
+
+def _rows(session: Session, ticket_id: int, kinds: Iterable[str] = KINDS) -> list[SlaClockRow]:
+    stmt = select(SlaClockRow).where(SlaClockRow.ticket_id == ticket_id,
+                                     SlaClockRow.kind.in_(list(kinds)))
+    return list(session.scalars(stmt))
+
+
+def _event(session: Session, ticket: TicketRow, field: str, old: Any, new: Any,
+           now: datetime, actor: str = SYSTEM) -> None:
+    session.add(TicketEvent(ticket_id=ticket.id, field=field, old=None if old is None else str(old),
+                            new=None if new is None else str(new), actor=actor, at=now))
+
+
+# ----------------------------------------------------------------- lifecycle hooks
+def start(session: Session, ticket: TicketRow, policy: SlaPolicy, now: datetime, *,
+          priority: int | None = None, tier: str | None = None,
+          levels: list[EscalationLevel] | None = None) -> list[SlaClockRow]:
+    """Start both clocks from ``policy`` for the ticket's priority and customer tier.
+
+    A ticket whose priority is still open is timed at ``priority`` (the rules'
+    default) so nothing goes untimed; setting the real priority re-targets.
+    Each row keeps the policy's targets per priority and the escalation levels.
+    """
+    priority = ticket.priority or priority
+    tier = (tier or ticket.customer_tier or "").lower() or None
+    if priority is None or _rows(session, ticket.id):
+        return []
+    stored_levels = [[lv.name, lv.at] for lv in sorted(levels or DEFAULT_LEVELS,
+                                                       key=lambda lv: lv.at)]
+    rows = []
+    for kind in KINDS:
+        targets = {str(t.priority): getattr(t, kind) for t in policy.targets if t.tier is None}
+        for t in policy.targets:  # tier-specific rows win over generic ones
+            if t.tier is not None and t.tier.lower() == tier:
+                targets[str(t.priority)] = getattr(t, kind)
+        if str(priority) not in targets:
+            continue
+        clock = Clock.start(now, targets[str(priority)], policy.calendar, name=kind)
+        row = SlaClockRow(ticket_id=ticket.id, kind=kind, policy=policy.name,
+                          state={"targets": targets, "fired": [], "levels": stored_levels})
+        _save(row, clock, now)
+        session.add(row)
+        rows.append(row)
+        _event(session, ticket, f"sla.{kind}", None, row.due_at.isoformat(), now)
+    if ticket.status == "pending":
+        pause(session, ticket, now)
+    session.flush()
+    return rows
+
+
+def pause(session: Session, ticket: TicketRow, now: datetime) -> None:
+    for row in _rows(session, ticket.id):
+        if row.running:
+            _save(row, _clock(row).pause(now), now)
+
+
+def resume(session: Session, ticket: TicketRow, now: datetime) -> None:
+    for row in _rows(session, ticket.id):
+        if row.running:
+            _save(row, _clock(row).resume(now), now)
+
+
+def stop(session: Session, ticket: TicketRow, kind: str, now: datetime) -> None:
+    for row in _rows(session, ticket.id, [kind]):
+        if row.running:
+            clock = _clock(row).stop(now)
+            _save(row, clock, now)
+            _event(session, ticket, f"sla.{kind}", "running", clock.state(now), now)
+
+
+def restart(session: Session, ticket: TicketRow, kind: str, now: datetime) -> None:
+    """Reopen: the stopped clock counts again; the time it stood still counts as a pause."""
+    for row in _rows(session, ticket.id, [kind]):
+        clock = _clock(row)
+        if clock.stopped_at is None:
+            continue
+        clock = replace(clock, stopped_at=None,
+                        pauses=clock.pauses + ((clock.stopped_at, max(now, clock.stopped_at)),))
+        _save(row, clock, now)
+        _event(session, ticket, f"sla.{kind}", "stopped", "running", now)
+
+
+def retarget(session: Session, ticket: TicketRow, now: datetime) -> None:
+    """A priority change: each running clock takes the target of the new priority."""
+    for row in _rows(session, ticket.id):
+        minutes = row.state.get("targets", {}).get(str(ticket.priority))
+        if not row.running or minutes is None:
+            continue
+        before = row.due_at
+        _save(row, _clock(row).retarget(minutes, now), now)
+        _event(session, ticket, f"sla.{row.kind}", before and before.isoformat(),
+               row.due_at and row.due_at.isoformat(), now)
+
+
+def on_transition(session: Session, ticket: TicketRow, old: str, new: str, now: datetime) -> None:
+    """Pending pauses, leaving pending resumes, resolution stops, reopening restarts."""
+    if new == "pending":
+        pause(session, ticket, now)
+    elif old == "pending":
+        resume(session, ticket, now)
+    if new in ("resolved", "closed"):
+        for kind in KINDS:
+            stop(session, ticket, kind, now)
+    elif old in ("resolved", "closed"):
+        restart(session, ticket, RESOLUTION, now)
+
+
+# ----------------------------------------------------------------- escalation sweep
+@dataclass
+class Fired:
+    ticket_id: int
+    clock: str
+    level: int
+    name: str
+    due_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ticket_id": self.ticket_id, "clock": self.clock, "level": self.level,
+                "name": self.name, "due_at": self.due_at and self.due_at.isoformat()}
+
+
+def _insert_once(session: Session, ticket_id: int, clock: str, level: int, name: str,
+                 now: datetime) -> bool:
+    """Insert the escalation unless it exists; True only for the insert that landed."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(Escalation).values(ticket_id=ticket_id, clock=clock, level=level, name=name,
+                                     at=now).on_conflict_do_nothing()
+    return session.execute(stmt).rowcount == 1
+
+
+def sweep(session: Session, now: datetime | None = None, limit: int = 1000) -> list[Fired]:
+    """One escalation pass: every level reached and not yet recorded fires once.
+
+    Only clocks whose ``next_level_at`` has passed are read (an index scan),
+    locked with SKIP LOCKED on PostgreSQL so concurrent sweepers share the work.
+    """
+    from triage.store import webhooks  # the outbox is written in this same transaction
+
+    now = now or utcnow()
+    stmt = (select(SlaClockRow).where(SlaClockRow.running.is_(True),
+                                      SlaClockRow.next_level_at <= now)
+            .order_by(SlaClockRow.next_level_at).limit(limit)
+            .with_for_update(skip_locked=True))
+    fired: list[Fired] = []
+    for row in session.scalars(stmt):
+        clock, ordered = _clock(row), _levels(row)
+        for level in levels_due(clock, ordered, now, set(row.state.get("fired", []))):
+            number = ordered.index(level) + 1
+            if _insert_once(session, row.ticket_id, row.kind, number, level.name, now):
+                fired.append(Fired(row.ticket_id, row.kind, number, level.name, row.due_at))
+        row.state = {**row.state, "fired": sorted({*row.state.get("fired", []),
+                                                  *(lv.name for lv in levels_reached(clock, ordered, now))})}
+        _save(row, clock, now)
+    for item in fired:
+        _raise(session, item, now)
+        webhooks.queue(session, "ticket.escalated", item.to_dict(), now)
+    session.flush()
+    return fired
+
+
+def _raise(session: Session, item: Fired, now: datetime) -> None:
+    """Show the escalation on the ticket: its level (agent views sort by it) and an event."""
+    ticket = session.get(TicketRow, item.ticket_id)
+    old = ticket.escalation_level
+    ticket.escalation_level = max(old, item.level)
+    _event(session, ticket, f"escalation.{item.clock}", old, f"{item.level}:{item.name}", now)
+
+
+# ----------------------------------------------------------------- reports
+def clocks_of(session: Session, ticket_id: int, now: datetime | None = None) -> list[dict[str, Any]]:
+    now = now or utcnow()
+    out = []
+    for row in _rows(session, ticket_id):
+        clock = _clock(row)
+        out.append({"kind": row.kind, "policy": row.policy, "state": clock.state(now),
+                    "due_at": row.due_at and row.due_at.isoformat(),
+                    "elapsed_minutes": round(clock.elapsed(now), 2),
+                    "target_minutes": round(clock.target_minutes, 2),
+                    "paused": clock.paused, "stopped_at": row.stopped_at and row.stopped_at.isoformat()})
+    return out
+
+
+def breaches(session: Session, now: datetime | None = None, *, limit: int = 1000) -> list[dict[str, Any]]:
+    """Over-time clocks, most overdue first: running past due, or stopped after due."""
+    now = now or utcnow()
+    stmt = (select(SlaClockRow, TicketRow).join(TicketRow, TicketRow.id == SlaClockRow.ticket_id)
+            .where(SlaClockRow.due_at <= now,
+                   or_(SlaClockRow.running.is_(True), SlaClockRow.breached.is_(True)))
+            .order_by(SlaClockRow.due_at).limit(limit))
+    out = []
+    for row, ticket in session.execute(stmt):
+        clock = _clock(row)
+        state = clock.state(now)
+        if state != "breached":
+            continue
+        out.append({"ticket_id": ticket.id, "subject": ticket.subject, "status": ticket.status,
+                    "priority": ticket.priority, "team": ticket.team, "assignee": ticket.assignee,
+                    "clock": row.kind, "policy": row.policy, "state": state,
+                    "due_at": row.due_at and row.due_at.isoformat(),
+                    "overdue_minutes": round(clock.elapsed(now) - clock.target_minutes, 2),
+                    "escalation_level": ticket.escalation_level})
+    return out

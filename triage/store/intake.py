@@ -1,0 +1,162 @@
+"""Intake: one path from any channel to a stored, classified, routed, timed ticket.
+
+The API, the web form, the e-mail poller and the chat/phone/social bridges
+all end here, so every ticket gets the same treatment in one transaction:
+store it (idempotently), let the model fill the fields it is sure of
+(decision ``apply``), let the rules adjust priority, team and SLA policy,
+route it, start its SLA clocks. Fields the model only suggests or abstains
+on stay open and the ticket waits in the triage queue for a person.
+
+The Triager and RuleSet are passed in (the service holds them); both are
+optional so the store works, and is tested, without a model bundle.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from sqlalchemy.orm import Session
+
+from triage.store import clocks, feedback, routing, tickets
+from triage.store.tables import TicketRow, utcnow
+from triage.ticket import Ticket
+
+GIVEN_FIELDS = ("category", "priority", "affected_service", "customer_tier", "team")
+
+
+@dataclass
+class IntakeResult:
+    ticket: TicketRow
+    created: bool
+    prediction: dict[str, Any] | None = None
+    rules: dict[str, Any] | None = None
+    team_source: str | None = None
+    open_fields: list[str] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ticket": tickets.to_dict(self.ticket), "created": self.created,
+                "prediction": self.prediction, "rules": self.rules,
+                "team_source": self.team_source, "open_fields": self.open_fields,
+                "duplicate_candidates": self.duplicates}
+
+
+def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=None,
+           ruleset=None, idempotency_key: str | None = None, now: datetime | None = None,
+           find_duplicates: Callable[[Session, TicketRow], list[int]] | None = None,
+           auto_assign: bool = True) -> IntakeResult:
+    """Create (or, for a retried key, find) the ticket and run the whole triage on it."""
+    now = now or utcnow()
+    ticket, created = tickets.create(session, payload, actor=actor,
+                                     idempotency_key=idempotency_key, now=now)
+    result = IntakeResult(ticket, created)
+    if not created:
+        return result
+    given = {k: payload[k] for k in GIVEN_FIELDS if payload.get(k) not in (None, "")}
+    tickets.set_fields(session, ticket, given, actor=actor, now=now)
+    model_fields = _classify(session, ticket, triager, result, now)
+    outcome = _apply_rules(session, ticket, ruleset, result, now)
+    rules_team = outcome.team if outcome is not None and _rule_did(ruleset, outcome, "route_to") \
+        else None
+    choice = routing.choose_team(model_fields, rules_team or ticket.team)
+    if choice.source == "rules" and ticket.team and not rules_team:
+        choice.source = "given"
+    result.team_source = choice.source
+    _route(session, ticket, choice, result, actor, now)
+    _start_clocks(session, ticket, ruleset, outcome, now)
+    if find_duplicates is not None:
+        result.duplicates = [i for i in find_duplicates(session, ticket) if i != ticket.id]
+    if auto_assign and ticket.queue != tickets.TRIAGE_QUEUE:
+        _try_assign(session, ticket, actor, now)
+    return result
+
+
+def _classify(session: Session, ticket: TicketRow, triager, result: IntakeResult,
+              now: datetime) -> dict[str, Any]:
+    """Store the model's view; set the fields it may set; remember the open ones."""
+    if triager is None:
+        return {}
+    shape = Ticket(subject=ticket.subject, body=ticket.body, channel=ticket.channel,
+                   customer_tier=ticket.customer_tier, affected_service=ticket.affected_service,
+                   requester=ticket.requester, created_at=now)
+    out = triager.classify([shape])[0]
+    result.prediction = out
+    feedback.store_predictions(session, ticket, out, now)
+    actor = f"model:{out.get('bundle_id')}"
+    for head, pred in (out.get("fields") or {}).items():
+        name = feedback.field_of(head)
+        if name not in tickets.EDITABLE or getattr(ticket, name) not in (None, ""):
+            continue  # the requester or an agent already said; the model does not overrule
+        if pred.get("decision") == "apply" and pred.get("label") is not None and name != "team":
+            tickets.set_fields(session, ticket, {name: pred["label"]}, actor=actor, now=now)
+        elif pred.get("decision") != "apply":
+            result.open_fields.append(name)
+    return out.get("fields") or {}
+
+
+def _rule_did(ruleset, outcome, action: str) -> bool:
+    fired = set(outcome.fired)
+    return any(action in rule.actions for rule in getattr(ruleset, "rules", [])
+               if rule.name in fired)
+
+
+def _apply_rules(session: Session, ticket: TicketRow, ruleset, result: IntakeResult,
+                 now: datetime):
+    if ruleset is None:
+        return None
+    fields = {"subject": ticket.subject, "body": ticket.body, "channel": ticket.channel,
+              "customer_tier": ticket.customer_tier, "requester": ticket.requester,
+              "category": ticket.category, "type": ticket.category,
+              "affected_service": ticket.affected_service, "team": ticket.team,
+              "priority": ticket.priority, **{k: v for k, v in (ticket.extra or {}).items()
+                                              if k in ("vip", "major_incident", "impact",
+                                                       "urgency")}}
+    outcome = ruleset.evaluate(fields, now)
+    result.rules = outcome.to_dict()
+    actor = "rules:" + ",".join(outcome.fired) if outcome.fired else "rules"
+    changes: dict[str, Any] = {}
+    if _rule_did(ruleset, outcome, "set_priority") or _rule_did(ruleset, outcome, "raise_priority"):
+        changes["priority"] = outcome.fields.get("priority")
+        if "priority" in result.open_fields:
+            result.open_fields.remove("priority")
+    if outcome.tags:
+        changes["tags"] = sorted(set(ticket.tags or []) | set(outcome.tags))
+    tickets.set_fields(session, ticket, changes, actor=actor, now=now)
+    if outcome.escalate:
+        tickets.record(session, ticket, "escalate", None, "rules", actor, now)
+    return outcome
+
+
+def _route(session: Session, ticket: TicketRow, choice: routing.TeamChoice,
+           result: IntakeResult, actor: str, now: datetime) -> None:
+    """Team queue when the ticket is complete, else the triage queue (team kept as a hint)."""
+    team_actor = actor if choice.source in ("given", "triage") else \
+        f"model:{(result.prediction or {}).get('bundle_id')}" if choice.source == "model" \
+        else "rules"
+    if choice.team and choice.team != ticket.team:
+        tickets.set_fields(session, ticket, {"team": choice.team}, actor=team_actor, now=now)
+    complete = choice.team and not tickets.missing_mandatory(ticket)
+    queue = choice.team if complete else tickets.TRIAGE_QUEUE
+    tickets.set_fields(session, ticket, {"queue": queue}, actor=team_actor, now=now)
+    if choice.team:
+        routing.ensure_team(session, choice.team)
+
+
+def _start_clocks(session: Session, ticket: TicketRow, ruleset, outcome, now: datetime) -> None:
+    if ruleset is None or outcome is None or outcome.sla is None:
+        return
+    policy = ruleset.policies[outcome.sla.policy]
+    clocks.start(session, ticket, policy, now, priority=outcome.sla.priority,
+                 tier=outcome.sla.tier, levels=ruleset.escalation_levels)
+
+
+def _try_assign(session: Session, ticket: TicketRow, actor: str, now: datetime) -> None:
+    """Give it an owner if someone in the team has room; otherwise it waits in the queue."""
+    from triage.errors import TransitionError
+
+    try:
+        with session.begin_nested():
+            routing.assign(session, ticket.id, actor="routing", now=now)
+    except TransitionError:
+        session.refresh(ticket)

@@ -1,0 +1,178 @@
+"""Routing: which team, then which agent, assigned without races.
+
+The team comes from the model when its decision is ``apply``, else from the
+rules, else the ticket waits in the triage queue for a human.
+
+Assignment is the one place where two service workers collide: both see the
+same unassigned ticket and the same agent with one slot left. The ticket row
+is locked first (``SELECT ... FOR UPDATE``), then the agent row, and the
+agent's open load is counted *after* taking the agent lock, so the second
+worker sees the first one's committed assignment. The ticket update is
+conditional (``WHERE assignee IS NULL`` or the expected previous owner) and
+its row count is checked, so even without the locks a lost race is detected
+instead of overwritten. Locks are always taken ticket first, agent second,
+so workers cannot deadlock. SQLite serialises writers (``BEGIN IMMEDIATE``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from triage.errors import InputError, NotFound, TransitionError
+from triage.store import tickets
+from triage.store.tables import Agent, Team, TicketRow, agent_teams, utcnow
+from triage.ticket import Status
+
+OPEN = tickets.OPEN_STATUSES
+
+
+@dataclass
+class TeamChoice:
+    team: str | None
+    source: str  # "model" | "rules" | "triage"
+
+
+def choose_team(model_fields: dict[str, Any] | None, rules_team: str | None) -> TeamChoice:
+    """Model (decision apply) > rules > the triage queue."""
+    head = (model_fields or {}).get("team") or {}
+    if head.get("decision") == "apply" and head.get("label"):
+        return TeamChoice(str(head["label"]), "model")
+    if rules_team:
+        return TeamChoice(str(rules_team), "rules")
+    return TeamChoice(None, "triage")
+
+
+def ensure_team(session: Session, name: str) -> Team:
+    team = session.scalars(select(Team).where(Team.name == name)).first()
+    if team is None:
+        team = Team(name=name)
+        session.add(team)
+        session.flush()
+    return team
+
+
+def upsert_agent(session: Session, agent_id: str, *, name: str = "", skills: Iterable[str] = (),
+                 capacity: int = 10, available: bool = True, teams: Iterable[str] = ()) -> Agent:
+    """Create or update an agent with its skills, capacity and teams."""
+    agent = session.get(Agent, agent_id) or Agent(id=agent_id)
+    agent.name, agent.skills = name or agent_id, sorted(set(skills))
+    agent.capacity, agent.available = int(capacity), bool(available)
+    agent.teams = [ensure_team(session, t) for t in teams]
+    session.add(agent)
+    session.flush()
+    return agent
+
+
+def open_load(session: Session, agent_id: str) -> int:
+    """Open tickets an agent owns now (counted, never cached, so it cannot drift)."""
+    stmt = select(func.count()).select_from(TicketRow).where(
+        TicketRow.assignee == agent_id, TicketRow.status.in_(OPEN))
+    return int(session.scalar(stmt) or 0)
+
+
+def candidates(session: Session, team: str, skills: Iterable[str] = ()) -> list[tuple[Agent, int]]:
+    """Available agents of ``team`` below capacity, best first.
+
+    Best = most of the wanted skills, then the lowest open load, then id (stable).
+    """
+    wanted = set(skills)
+    load = select(TicketRow.assignee, func.count().label("n")).where(
+        TicketRow.status.in_(OPEN), TicketRow.assignee.is_not(None)) \
+        .group_by(TicketRow.assignee).subquery()
+    stmt = (select(Agent, func.coalesce(load.c.n, 0))
+            .join(agent_teams, agent_teams.c.agent_id == Agent.id)
+            .join(Team, Team.id == agent_teams.c.team_id)
+            .outerjoin(load, load.c.assignee == Agent.id)
+            .where(Team.name == team, Agent.available.is_(True)))
+    rows = [(agent, int(n)) for agent, n in session.execute(stmt) if n < agent.capacity]
+    rows.sort(key=lambda r: (-len(wanted & set(r[0].skills or [])), r[1], r[0].id))
+    return rows
+
+
+def route(session: Session, ticket: TicketRow, choice: TeamChoice, *, actor: str,
+          now: datetime | None = None) -> None:
+    """Put the ticket in its team's queue (or the triage queue), recording why."""
+    queue = choice.team or tickets.TRIAGE_QUEUE
+    tickets.set_fields(session, ticket, {"team": choice.team, "queue": queue},
+                       actor=actor, now=now)
+
+
+def assign(session: Session, ticket_id: int, *, actor: str, agent_id: str | None = None,
+           skills: Iterable[str] = (), now: datetime | None = None) -> TicketRow:
+    """Give the ticket an owner: ``agent_id`` if named, else the best candidate of its team.
+
+    Raises :class:`TransitionError` when nobody can take it (all at capacity,
+    unavailable) or the named agent is full; never double-assigns.
+    """
+    now = now or utcnow()
+    ticket = tickets.get(session, ticket_id, lock=True)
+    if ticket.status not in OPEN:
+        raise TransitionError(f"ticket {ticket.id} is {ticket.status}: reopen it before "
+                              "assigning", ticket=ticket.id)
+    if ticket.assignee is not None and agent_id in (None, ticket.assignee):
+        return ticket  # someone else routed it first (or asked twice): keep the owner
+    missing = tickets.missing_mandatory(ticket) if ticket.status == Status.NEW.value else []
+    if missing:
+        raise TransitionError(f"ticket {ticket.id} cannot leave new before "
+                              f"{', '.join(missing)} are set", ticket=ticket.id, missing=missing)
+    if agent_id is not None:
+        pool = [agent_id]
+    else:
+        if not ticket.team:
+            raise TransitionError(f"ticket {ticket.id} has no team yet: it waits in the "
+                                  "triage queue", ticket=ticket.id)
+        pool = [a.id for a, _ in candidates(session, ticket.team, skills)]
+    for candidate in pool:
+        if _take_slot(session, ticket, candidate, actor, now):
+            return ticket
+    raise TransitionError(f"no agent can take ticket {ticket.id}: "
+                          + ("agent is unavailable or at capacity" if agent_id
+                             else f"team {ticket.team} has no available agent below capacity"),
+                          ticket=ticket.id, team=ticket.team, agent=agent_id)
+
+
+def _take_slot(session: Session, ticket: TicketRow, agent_id: str, actor: str,
+               now: datetime) -> bool:
+    """Lock the agent, recount their load, and conditionally claim the ticket."""
+    agent = session.scalars(select(Agent).where(Agent.id == agent_id).with_for_update()).first()
+    if agent is None:
+        raise NotFound(f"agent {agent_id} not found", agent=agent_id)
+    if not agent.available or open_load(session, agent_id) >= agent.capacity:
+        return False
+    previous = ticket.assignee
+    guard = TicketRow.assignee.is_(None) if previous is None else TicketRow.assignee == previous
+    result = session.execute(update(TicketRow).where(TicketRow.id == ticket.id, guard)
+                             .values(assignee=agent_id, updated_at=now)
+                             .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        session.refresh(ticket)
+        raise TransitionError(f"ticket {ticket.id} was assigned concurrently to "
+                              f"{ticket.assignee}", ticket=ticket.id)
+    session.refresh(ticket)
+    tickets.record(session, ticket, "assignee", previous, agent_id, actor, now)
+    if ticket.status in (Status.NEW.value, Status.ASSIGNED.value):
+        if ticket.status == Status.NEW.value or previous is not None:
+            tickets.transition(session, ticket, Status.ASSIGNED, actor=actor, now=now)
+    return True
+
+
+def unassign(session: Session, ticket: TicketRow, *, actor: str,
+             now: datetime | None = None) -> None:
+    if ticket.assignee is None:
+        return
+    tickets.record(session, ticket, "assignee", ticket.assignee, None, actor, now or utcnow())
+    ticket.assignee = None
+
+
+def set_availability(session: Session, agent_id: str, available: bool) -> Agent:
+    agent = session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound(f"agent {agent_id} not found", agent=agent_id)
+    if not isinstance(available, bool):
+        raise InputError("available must be true or false", expected="bool", got=available)
+    agent.available = available
+    return agent

@@ -1,0 +1,316 @@
+"""Tickets: intake, lifecycle, field changes, follow-ups and their history.
+
+Every change goes through :func:`record` so the history can never miss one:
+the ticket row is the present, ``ticket_events`` the append-only past. The
+lifecycle obeys ``triage.ticket.TRANSITIONS`` and nothing else; a refusal
+names where the ticket is, where it was asked to go and where it may go.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from triage.errors import InputError, NotFound, TransitionError
+from triage.store import clocks
+from triage.store.tables import (Comment, IdempotencyKey, TicketEvent, TicketRow, Watcher,
+                                 utcnow)
+from triage.ticket import TRANSITIONS, Channel, Status
+
+# Fields that must be set (by model, rule or agent) before a ticket leaves ``new``.
+MANDATORY = ("category", "priority", "affected_service")
+# Fields an agent (or a rule) may change directly on the row.
+EDITABLE = ("subject", "category", "priority", "affected_service", "customer_tier", "team",
+            "queue", "tags")
+TRIAGE_QUEUE = "triage"
+OPEN_STATUSES = (Status.NEW.value, Status.ASSIGNED.value, Status.IN_PROGRESS.value,
+                 Status.PENDING.value)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def record(session: Session, ticket: TicketRow, field: str, old: Any, new: Any, actor: str,
+           at: datetime | None = None) -> TicketEvent:
+    """Append one event; the only way the history grows."""
+    event = TicketEvent(ticket_id=ticket.id, field=field, old=_text(old), new=_text(new),
+                        actor=actor, at=at or utcnow())
+    session.add(event)
+    return event
+
+
+def coerce(field: str, value: Any) -> Any:
+    """A field value as stored: priority is an int 1..5 (labels like "P2" or "2 - High" too)."""
+    if value is None or field != "priority":
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        match = re.search(r"[1-5]", str(value))
+        if not match:
+            raise InputError("priority must be 1 (most urgent) to 5", column="priority",
+                             expected="1..5", got=value)
+        number = int(match.group())
+    if not 1 <= number <= 5:
+        raise InputError("priority must be 1 (most urgent) to 5", column="priority",
+                         expected="1..5", got=value)
+    return number
+
+
+def get(session: Session, ticket_id: int, *, lock: bool = False) -> TicketRow:
+    """The ticket, or :class:`NotFound`; ``lock`` takes a row lock (PostgreSQL) for an update."""
+    stmt = select(TicketRow).where(TicketRow.id == int(ticket_id))
+    if lock:
+        stmt = stmt.with_for_update()
+    ticket = session.scalars(stmt).first()
+    if ticket is None:
+        raise NotFound(f"ticket {ticket_id} not found", ticket=ticket_id)
+    return ticket
+
+
+def _claim_key(session: Session, key: str) -> int | None:
+    """Claim an idempotency key; return the ticket id if another request already holds it.
+
+    The insert is the arbiter: on PostgreSQL a concurrent holder makes it wait
+    and then fail on the primary key, and we answer the holder's ticket.
+    """
+    existing = session.get(IdempotencyKey, key)
+    if existing is not None:
+        return existing.ticket_id or -1
+    try:
+        with session.begin_nested():
+            session.add(IdempotencyKey(key=key))
+            session.flush()
+    except IntegrityError:
+        session.expire_all()
+        existing = session.get(IdempotencyKey, key)
+        return existing.ticket_id if existing and existing.ticket_id else -1
+    return None
+
+
+def create(session: Session, data: dict[str, Any], *, actor: str,
+           idempotency_key: str | None = None, now: datetime | None = None
+           ) -> tuple[TicketRow, bool]:
+    """Store a new ticket from any channel; returns ``(ticket, created)``.
+
+    With ``idempotency_key`` a retry answers the first ticket (``created`` is
+    False) instead of making a second one.
+    """
+    now = now or utcnow()
+    if idempotency_key:
+        held = _claim_key(session, idempotency_key)
+        if held is not None:
+            if held < 0:
+                raise TransitionError("a request with this Idempotency-Key is still running",
+                                      key=idempotency_key)
+            return get(session, held), False
+    channel = str(data.get("channel") or Channel.API.value)
+    if channel not in {c.value for c in Channel}:
+        raise InputError("unknown channel", column="channel",
+                         expected="|".join(c.value for c in Channel), got=channel)
+    ticket = TicketRow(
+        subject=str(data.get("subject") or ""), body=str(data.get("body") or ""),
+        channel=channel, requester=data.get("requester"), status=Status.NEW.value,
+        customer_tier=data.get("customer_tier"), queue=TRIAGE_QUEUE,
+        extra=dict(data.get("extra") or {}), tags=list(data.get("tags") or []),
+        created_at=now, updated_at=now)
+    session.add(ticket)
+    session.flush()
+    record(session, ticket, "created", None, channel, actor, now)
+    for address in data.get("watchers") or []:
+        add_watcher(session, ticket, address)
+    if idempotency_key:
+        session.get(IdempotencyKey, idempotency_key).ticket_id = ticket.id
+    return ticket, True
+
+
+def set_fields(session: Session, ticket: TicketRow, changes: dict[str, Any], *, actor: str,
+               now: datetime | None = None) -> list[str]:
+    """Change editable fields, one event each; returns the names that really changed."""
+    now = now or utcnow()
+    changed = []
+    for field, value in changes.items():
+        if field not in EDITABLE:
+            raise InputError(f"field {field!r} cannot be changed here", column=field,
+                             expected="one of " + ", ".join(EDITABLE), got=field)
+        value = coerce(field, value)
+        old = getattr(ticket, field)
+        if old == value:
+            continue
+        setattr(ticket, field, value)
+        record(session, ticket, field, old, value, actor, now)
+        changed.append(field)
+        if field == "priority":
+            clocks.retarget(session, ticket, now)
+    if changed:
+        ticket.updated_at = now
+    return changed
+
+
+def missing_mandatory(ticket: TicketRow) -> list[str]:
+    return [f for f in MANDATORY if getattr(ticket, f) in (None, "")]
+
+
+def transition(session: Session, ticket: TicketRow, to: str | Status, *, actor: str,
+               now: datetime | None = None, resolution: str | None = None) -> TicketRow:
+    """Move along the lifecycle table, or raise :class:`TransitionError` saying why not."""
+    now = now or utcnow()
+    old, new = Status(ticket.status), _status(to)
+    allowed = sorted(s.value for s in TRANSITIONS[old])
+    if new not in TRANSITIONS[old]:
+        raise TransitionError(f"cannot move ticket {ticket.id} from {old.value} to {new.value}; "
+                              f"allowed: {', '.join(allowed)}",
+                              ticket=ticket.id, **{"from": old.value, "to": new.value},
+                              allowed=allowed)
+    if old is Status.NEW:
+        missing = missing_mandatory(ticket)
+        if missing:
+            raise TransitionError(f"ticket {ticket.id} cannot leave new before "
+                                  f"{', '.join(missing)} are set", ticket=ticket.id,
+                                  **{"from": old.value, "to": new.value}, missing=missing)
+    if new is Status.ASSIGNED and not ticket.assignee:
+        raise TransitionError(f"ticket {ticket.id} needs an assignee to be assigned "
+                              "(use assign)", ticket=ticket.id,
+                              **{"from": old.value, "to": new.value})
+    ticket.status = new.value
+    ticket.updated_at = now
+    record(session, ticket, "status", old.value, new.value, actor, now)
+    _stamp(session, ticket, old, new, actor, now, resolution)
+    clocks.on_transition(session, ticket, old.value, new.value, now)
+    return ticket
+
+
+def _status(value: str | Status) -> Status:
+    try:
+        return Status(value)
+    except ValueError:
+        raise InputError("unknown status", column="status",
+                         expected="|".join(s.value for s in Status), got=value) from None
+
+
+def _stamp(session: Session, ticket: TicketRow, old: Status, new: Status, actor: str,
+           now: datetime, resolution: str | None) -> None:
+    """Resolution/closure times and the resolution code follow the status."""
+    if new is Status.RESOLVED:
+        ticket.resolved_at = now
+    if new is Status.CLOSED:
+        ticket.closed_at = now
+        if ticket.resolved_at is None:
+            ticket.resolved_at = now
+    if new in (Status.RESOLVED, Status.CLOSED) and resolution != ticket.resolution:
+        if resolution is not None:
+            record(session, ticket, "resolution", ticket.resolution, resolution, actor, now)
+            ticket.resolution = resolution
+    if old in (Status.RESOLVED, Status.CLOSED) and new is Status.IN_PROGRESS:  # reopen
+        record(session, ticket, "reopened", old.value, new.value, actor, now)
+        if ticket.resolution is not None:
+            record(session, ticket, "resolution", ticket.resolution, None, actor, now)
+        ticket.resolved_at = ticket.closed_at = ticket.resolution = None
+
+
+def add_comment(session: Session, ticket: TicketRow, *, author: str, body: str,
+                public: bool = True, channel: str = "api", message_id: str | None = None,
+                by_agent: bool = False, now: datetime | None = None) -> tuple[Comment, bool]:
+    """A follow-up; the first public agent reply stops the first-response clock.
+
+    An e-mail whose ``message_id`` is already stored is the same message
+    delivered twice: the stored comment is returned with ``created`` False.
+    """
+    now = now or utcnow()
+    if message_id:
+        found = session.scalars(select(Comment).where(Comment.message_id == message_id)).first()
+        if found is not None:
+            return found, False
+    comment = Comment(ticket_id=ticket.id, author=author, body=body, public=public,
+                      channel=channel, message_id=message_id, created_at=now)
+    session.add(comment)
+    session.flush()
+    record(session, ticket, "comment", None, comment.id, author, now)
+    ticket.updated_at = now
+    if by_agent and public and ticket.first_response_at is None:
+        ticket.first_response_at = now
+        record(session, ticket, "first_response_at", None, now.isoformat(), author, now)
+        clocks.stop(session, ticket, clocks.FIRST_RESPONSE, now)
+    return comment, True
+
+
+def add_watcher(session: Session, ticket: TicketRow, address: str) -> bool:
+    """Watch a ticket; watching twice is a no-op (unique per ticket and address)."""
+    exists = session.scalars(select(Watcher).where(Watcher.ticket_id == ticket.id,
+                                                   Watcher.address == address)).first()
+    if exists is not None:
+        return False
+    session.add(Watcher(ticket_id=ticket.id, address=address))
+    session.flush()
+    return True
+
+
+def history(session: Session, ticket_id: int) -> list[TicketEvent]:
+    """Every recorded change of one ticket, oldest first."""
+    get(session, ticket_id)
+    stmt = select(TicketEvent).where(TicketEvent.ticket_id == int(ticket_id)) \
+        .order_by(TicketEvent.id)
+    return list(session.scalars(stmt))
+
+
+def comments(session: Session, ticket_id: int, *, public_only: bool = False) -> list[Comment]:
+    stmt = select(Comment).where(Comment.ticket_id == int(ticket_id)).order_by(Comment.id)
+    if public_only:
+        stmt = stmt.where(Comment.public.is_(True))
+    return list(session.scalars(stmt))
+
+
+def watchers(session: Session, ticket_id: int) -> list[str]:
+    stmt = select(Watcher.address).where(Watcher.ticket_id == int(ticket_id)) \
+        .order_by(Watcher.id)
+    return list(session.scalars(stmt))
+
+
+def query(session: Session, *, queue: str | None = None, status: Iterable[str] | None = None,
+          requester: str | None = None, teams: Iterable[str] | None = None,
+          assignee: str | None = None, limit: int = 100, offset: int = 0) -> list[TicketRow]:
+    """Tickets filtered the way queues and portals need, most urgent first."""
+    stmt = select(TicketRow)
+    if queue:
+        stmt = stmt.where(TicketRow.queue == queue)
+    if status:
+        stmt = stmt.where(TicketRow.status.in_(list(status)))
+    if requester is not None:
+        stmt = stmt.where(TicketRow.requester == requester)
+    if teams is not None:
+        stmt = stmt.where(TicketRow.queue.in_(list(teams)) | TicketRow.team.in_(list(teams)))
+    if assignee:
+        stmt = stmt.where(TicketRow.assignee == assignee)
+    stmt = stmt.order_by(TicketRow.priority.asc().nulls_last(), TicketRow.id)
+    return list(session.scalars(stmt.limit(limit).offset(offset)))
+
+
+def to_dict(ticket: TicketRow) -> dict[str, Any]:
+    """The ticket as JSON data (text as given: escaping is the page's job)."""
+    iso = lambda t: t.isoformat() if t else None  # noqa: E731
+    return {
+        "id": ticket.id, "subject": ticket.subject, "body": ticket.body,
+        "channel": ticket.channel, "requester": ticket.requester, "status": ticket.status,
+        "category": ticket.category, "priority": ticket.priority,
+        "affected_service": ticket.affected_service, "customer_tier": ticket.customer_tier,
+        "team": ticket.team, "queue": ticket.queue, "assignee": ticket.assignee,
+        "resolution": ticket.resolution, "tags": list(ticket.tags or []),
+        "extra": dict(ticket.extra or {}), "escalation_level": ticket.escalation_level,
+        "created_at": iso(ticket.created_at), "updated_at": iso(ticket.updated_at),
+        "first_response_at": iso(ticket.first_response_at),
+        "resolved_at": iso(ticket.resolved_at), "closed_at": iso(ticket.closed_at),
+    }
+
+
+def event_dict(event: TicketEvent) -> dict[str, Any]:
+    return {"id": event.id, "ticket_id": event.ticket_id, "field": event.field, "old": event.old,
+            "new": event.new, "actor": event.actor, "at": event.at.isoformat()}

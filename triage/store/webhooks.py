@@ -1,0 +1,149 @@
+"""Signed webhooks through an outbox.
+
+A webhook is queued in the same transaction as the change that causes it
+(an escalation), so a crash can neither lose it nor send one for a change
+that rolled back. Delivery happens later, outside any transaction: claim due
+messages, POST them, record the outcome; a failure is retried with
+exponential backoff up to ``MAX_ATTEMPTS``.
+
+Receivers verify ``X-Triage-Signature: sha256=<hex>``, the HMAC-SHA256 with
+their secret of ``"<X-Triage-Timestamp>.<raw body>"`` (the timestamp inside
+the signature stops replays); :func:`verify` is the reference check.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from triage.store.tables import OutboxMessage, Webhook, utcnow
+
+MAX_ATTEMPTS = 8
+BASE_DELAY = 2.0       # seconds before the first retry; doubles each attempt
+MAX_DELAY = 3600.0
+LEASE = timedelta(seconds=60)  # a claimed message is invisible to other workers this long
+SIGNATURE_HEADER = "X-Triage-Signature"
+TIMESTAMP_HEADER = "X-Triage-Timestamp"
+
+Poster = Callable[[str, bytes, dict[str, str], float], int]
+
+
+def register(session: Session, url: str, secret: str, events: list[str] | None = None) -> Webhook:
+    hook = Webhook(url=url, secret=secret, events=list(events or []), active=True)
+    session.add(hook)
+    session.flush()
+    return hook
+
+
+def queue(session: Session, event: str, payload: dict[str, Any],
+          now: datetime | None = None) -> list[OutboxMessage]:
+    """One outbox message per active webhook subscribed to ``event`` (empty list = all)."""
+    now = now or utcnow()
+    hooks = session.scalars(select(Webhook).where(Webhook.active.is_(True)))
+    messages = [OutboxMessage(webhook_id=h.id, event=event, payload=payload, next_attempt_at=now,
+                              created_at=now)
+                for h in hooks if not h.events or event in h.events]
+    session.add_all(messages)
+    return messages
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes, *, now: datetime | None = None,
+           tolerance: timedelta = timedelta(minutes=5)) -> bool:
+    """A receiver's check: right signature, and a timestamp within ``tolerance`` of now."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    stamp, given = lower.get(TIMESTAMP_HEADER.lower()), lower.get(SIGNATURE_HEADER.lower())
+    if not stamp or not given:
+        return False
+    try:
+        sent = datetime.fromtimestamp(int(stamp), tz=(now or utcnow()).tzinfo)
+    except ValueError:
+        return False
+    if abs((now or utcnow()) - sent) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, stamp, body), given)
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(MAX_DELAY, BASE_DELAY * 2 ** max(0, attempts - 1)))
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def claim(session: Session, now: datetime, limit: int = 50) -> list[tuple[int, str, str, str, dict]]:
+    """Due messages, leased to this worker; returns plain data for delivery outside the tx."""
+    stmt = (select(OutboxMessage, Webhook).join(Webhook, Webhook.id == OutboxMessage.webhook_id)
+            .where(OutboxMessage.delivered_at.is_(None), OutboxMessage.failed.is_(False),
+                   OutboxMessage.next_attempt_at <= now)
+            .order_by(OutboxMessage.id).limit(limit).with_for_update(skip_locked=True,
+                                                                      of=OutboxMessage))
+    out = []
+    for message, hook in session.execute(stmt):
+        message.next_attempt_at = now + LEASE
+        out.append((message.id, hook.url, hook.secret, message.event, dict(message.payload)))
+    return out
+
+
+def _outcome(session: Session, message_id: int, status: int | None, error: str | None,
+             now: datetime) -> None:
+    message = session.get(OutboxMessage, message_id)
+    message.attempts += 1
+    if status is not None and 200 <= status < 300:
+        message.delivered_at, message.last_error = now, None
+        return
+    message.last_error = error or f"HTTP {status}"
+    if message.attempts >= MAX_ATTEMPTS:
+        message.failed = True
+    else:
+        message.next_attempt_at = now + backoff(message.attempts)
+
+
+def deliver(store, *, now: Callable[[], datetime] = utcnow, post: Poster | None = None,
+            timeout: float = 5.0, limit: int = 50) -> dict[str, int]:
+    """One delivery pass over due messages; returns counts of sent / retrying / failed."""
+    post = post or _post
+    with store.session() as session:
+        batch = claim(session, now(), limit)
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    for message_id, url, secret, event, payload in batch:
+        body = json.dumps({"event": event, "id": message_id, "data": payload},
+                          sort_keys=True).encode()
+        stamp = str(int(now().timestamp()))
+        headers = {"Content-Type": "application/json", "X-Triage-Event": event,
+                   "X-Triage-Delivery": str(message_id), TIMESTAMP_HEADER: stamp,
+                   SIGNATURE_HEADER: sign(secret, stamp, body)}
+        status, error = None, None
+        try:
+            status = post(url, body, headers, timeout)
+        except (OSError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        with store.session() as session:
+            _outcome(session, message_id, status, error, now())
+            message = session.get(OutboxMessage, message_id)
+            key = "sent" if message.delivered_at else "failed" if message.failed else "retry"
+        counts[key] += 1
+    return counts
+
+
+def pending(session: Session) -> list[OutboxMessage]:
+    stmt = select(OutboxMessage).where(OutboxMessage.delivered_at.is_(None)) \
+        .order_by(OutboxMessage.id)
+    return list(session.scalars(stmt))
