@@ -1,0 +1,291 @@
+"""Column mappings and export loading: any help-desk export, no code change.
+
+A mapping YAML says which columns of an export hold the text, the metadata and
+each label, how label codes are renamed, and on which rows a head is trained.
+Bad input raises :class:`InputError` naming the file, the row (1-based record
+number, header excluded) and the column, with what was expected and what came.
+Nothing is dropped silently: every dropped row is counted by reason, and rows
+that merely lack one label are kept for the other heads.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from triage.errors import ConfigError, InputError
+from triage.priority import PriorityMatrix
+from triage.text import model_text
+
+METADATA_FIELDS = ("channel", "customer_tier", "affected_service", "requester", "created_at", "id")
+_TOP_KEYS = {"text", "metadata", "labels", "priority", "filters", "strict", "min_class_count",
+             "drop_empty_text"}
+READERS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+           ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass
+class LabelSpec:
+    column: str
+    rename: dict[str, str] = field(default_factory=dict)
+    where: dict[str, list[str]] = field(default_factory=dict)
+    min_class_count: int = 0
+
+
+@dataclass
+class Mapping:
+    """A parsed mapping file (see the module docstring for the YAML shape)."""
+
+    body: str
+    subject: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, LabelSpec] = field(default_factory=dict)
+    derive_priority: list[str] = field(default_factory=list)
+    matrix: PriorityMatrix | None = None
+    strict: bool = False
+    drop_empty_text: bool = False
+    source: str | None = None
+
+    def columns(self) -> dict[str, str]:
+        """Every export column the mapping names, keyed by what it is used for."""
+        cols = {"text.body": self.body, **({"text.subject": self.subject} if self.subject else {})}
+        cols.update({f"metadata.{k}": v for k, v in self.metadata.items()})
+        cols.update({f"labels.{k}": s.column for k, s in self.labels.items()})
+        return cols
+
+    def priority_config(self) -> dict | None:
+        if not self.derive_priority:
+            return None
+        return {"derive_from": self.derive_priority, "matrix": (self.matrix or PriorityMatrix()).to_dict()}
+
+
+def _code(value: Any) -> str:
+    """A label code as text: ``1``, ``1.0`` and ``"1"`` are the same code."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    if text.endswith(".0") and text[:-2].lstrip("-").isdigit():
+        text = text[:-2]
+    return text
+
+
+def _need(cond: bool, message: str, source: str) -> None:
+    if not cond:
+        raise ConfigError(message, file=source)
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    """Parse and validate a mapping YAML; a ``ConfigError`` names the file and the problem."""
+    source = str(path)
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("mapping file not found", file=source) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"invalid YAML: {exc}", file=source,
+                          line=mark.line + 1 if mark else None) from None
+    return parse_mapping(raw, source=source)
+
+
+def parse_mapping(raw: Any, *, source: str = "<mapping>") -> Mapping:
+    _need(isinstance(raw, dict), f"expected a mapping at the top level, got {type(raw).__name__}", source)
+    unknown = set(raw) - _TOP_KEYS
+    _need(not unknown, f"unknown keys {sorted(unknown)}: expected some of {sorted(_TOP_KEYS)}", source)
+    text = raw.get("text") or {}
+    _need(isinstance(text, dict) and text.get("body"),
+          f"text: expected {{body: COLUMN, subject: COLUMN}} (body required), got {text!r}", source)
+    meta = raw.get("metadata") or {}
+    bad = set(meta) - set(METADATA_FIELDS)
+    _need(not bad, f"metadata: unknown fields {sorted(bad)}: expected some of {list(METADATA_FIELDS)}",
+          source)
+    m = Mapping(body=str(text["body"]), subject=text.get("subject"),
+                metadata={k: str(v) for k, v in meta.items()}, strict=bool(raw.get("strict", False)),
+                drop_empty_text=bool(raw.get("drop_empty_text", False)), source=source)
+    default_min = int(raw.get("min_class_count", 0) or 0)
+    for name, spec in (raw.get("labels") or {}).items():
+        m.labels[str(name)] = _label_spec(name, spec, default_min, source)
+    _parse_priority(raw.get("priority"), m, default_min, source)
+    for name, flt in (raw.get("filters") or {}).items():
+        _need(name in m.labels, f"filters.{name}: no label head of that name (heads: {sorted(m.labels)})",
+              source)
+        where = (flt or {}).get("where")
+        _need(isinstance(where, dict) and where and set(where) <= set(m.labels),
+              f"filters.{name}.where: expected {{HEAD: VALUE or [VALUES]}} over the heads "
+              f"{sorted(m.labels)}, got {where!r}", source)
+        m.labels[name].where = {str(k): [_code(x) for x in (v if isinstance(v, list) else [v])]
+                                for k, v in where.items()}
+    _need(bool(m.labels), "labels: expected at least one label column to train on", source)
+    return m
+
+
+def _label_spec(name: Any, spec: Any, default_min: int, source: str) -> LabelSpec:
+    if isinstance(spec, str):
+        spec = {"column": spec}
+    _need(isinstance(spec, dict) and spec.get("column"),
+          f"labels.{name}: expected {{column: COLUMN, rename: {{CODE: LABEL}}}}, got {spec!r}", source)
+    rename = spec.get("rename") or {}
+    _need(isinstance(rename, dict), f"labels.{name}.rename: expected a mapping, got {rename!r}", source)
+    return LabelSpec(column=str(spec["column"]), rename={_code(k): str(v) for k, v in rename.items()},
+                     min_class_count=int(spec.get("min_class_count", default_min) or 0))
+
+
+def _parse_priority(prio: Any, m: Mapping, default_min: int, source: str) -> None:
+    if prio is None:
+        return
+    _need(isinstance(prio, dict), f"priority: expected a mapping, got {prio!r}", source)
+    if "column" in prio:
+        m.labels["priority"] = _label_spec("priority", prio, default_min, source)
+        return
+    derive = prio.get("derive_from")
+    _need(isinstance(derive, list) and len(derive) == 2 and set(derive) <= set(m.labels),
+          f"priority.derive_from: expected [IMPACT_HEAD, URGENCY_HEAD] among the heads "
+          f"{sorted(m.labels)}, got {derive!r}", source)
+    m.derive_priority = [str(d) for d in derive]
+    m.matrix = PriorityMatrix.from_config(prio.get("matrix"), source=source)
+
+
+# ---------------------------------------------------------------------------- exports
+@dataclass
+class Dataset:
+    """An export read through a mapping: model texts, labels per head, and the counts."""
+
+    path: Path
+    sha256: str
+    texts: list[str]
+    labels: dict[str, list[str | None]]
+    metadata: dict[str, list[Any]]
+    source_rows: list[int]
+    counts: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_export(path: str | Path) -> pd.DataFrame:
+    """Read CSV / JSON Lines / Parquet (by extension) with every cell as text or missing."""
+    path = Path(path)
+    kind = READERS.get(path.suffix.lower())
+    if kind is None:
+        raise InputError("unsupported export format", file=str(path),
+                         expected="one of " + ", ".join(sorted(READERS)), got=path.suffix)
+    if not path.is_file():
+        raise InputError("export file not found", file=str(path))
+    try:
+        if kind == "csv":
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding_errors="replace")
+        elif kind == "jsonl":
+            df = pd.read_json(path, lines=True, dtype=False)
+        else:
+            df = pd.read_parquet(path)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise InputError(f"cannot read the export as {kind}: {exc}", file=str(path)) from None
+    return df.astype(object).where(df.notna(), None)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def load_export(path: str | Path, mapping: Mapping) -> Dataset:
+    """Read an export through ``mapping``; errors name file, row and column."""
+    path = Path(path)
+    df = read_export(path)
+    fname = str(path)
+    for use, col in mapping.columns().items():
+        if col not in df.columns:
+            raise InputError(f"the mapping's {use} names a column the export lacks", file=fname,
+                             column=col, expected="one of " + ", ".join(map(str, df.columns)), got=col)
+    dropped: dict[str, int] = {}
+    texts, rows, keep = [], [], []
+    subj = df[mapping.subject].tolist() if mapping.subject else [None] * len(df)
+    for i, (s, b) in enumerate(zip(subj, df[mapping.body].tolist())):
+        text = model_text(None if _blank(s) else str(s), None if _blank(b) else str(b))
+        if not text.strip():
+            if not mapping.drop_empty_text:
+                raise InputError("row has no text (set drop_empty_text: true to drop such rows)",
+                                 file=fname, row=i + 1, column=mapping.body,
+                                 expected="a non-empty subject or body", got=b)
+            dropped["empty_text"] = dropped.get("empty_text", 0) + 1
+            continue
+        texts.append(text), rows.append(i + 1), keep.append(i)
+    sub = df.iloc[keep]
+    metadata = {k: [None if _blank(v) else v for v in sub[col].tolist()]
+                for k, col in mapping.metadata.items()}
+    if "created_at" in metadata:
+        metadata["created_at"] = _parse_times(metadata["created_at"], rows, fname,
+                                              mapping.metadata["created_at"])
+    labels = {h: _labels(sub[s.column].tolist(), s, rows, fname, mapping.strict)
+              for h, s in mapping.labels.items()}
+    counts = {"rows_read": len(df), "rows_kept": len(texts), "dropped": dropped}
+    counts.update(_apply_filters(labels, mapping))
+    return Dataset(path=path, sha256=file_sha256(path), texts=texts, labels=labels,
+                   metadata=metadata, source_rows=rows, counts=counts)
+
+
+def _parse_times(values: list[Any], rows: list[int], fname: str, column: str) -> list[Any]:
+    out = []
+    for v, row in zip(values, rows):
+        if v is None:
+            out.append(None)
+            continue
+        try:
+            out.append(pd.Timestamp(v).to_pydatetime())
+        except (ValueError, TypeError):
+            raise InputError("unparseable time", file=fname, row=row, column=column,
+                             expected="an ISO 8601 date/time", got=v) from None
+    return out
+
+
+def _labels(values: list[Any], spec: LabelSpec, rows: list[int], fname: str, strict: bool
+            ) -> list[str | None]:
+    out: list[str | None] = []
+    for v, row in zip(values, rows):
+        if _blank(v):
+            out.append(None)
+            continue
+        code = _code(v)
+        if spec.rename and code not in spec.rename:
+            if strict:
+                raise InputError("label code not in the rename table", file=fname, row=row,
+                                 column=spec.column, expected="one of " + ", ".join(spec.rename),
+                                 got=v)
+            out.append(code)
+        else:
+            out.append(spec.rename.get(code, code))
+    return out
+
+
+def _apply_filters(labels: dict[str, list[str | None]], mapping: Mapping) -> dict[str, Any]:
+    """Per head: rows outside its ``where`` and rows of too-rare classes lose that label (counted)."""
+    original = {h: list(v) for h, v in labels.items()}
+    filtered, rare = {}, {}
+    for head, spec in mapping.labels.items():
+        vals = labels[head]
+        n_out = 0
+        for other, allowed in spec.where.items():
+            for i, v in enumerate(vals):
+                if v is not None and original[other][i] not in allowed:
+                    vals[i], n_out = None, n_out + 1
+        filtered[head] = n_out
+        if spec.min_class_count:
+            counts = pd.Series([v for v in vals if v is not None], dtype=object).value_counts()
+            small = {str(k): int(c) for k, c in counts.items() if c < spec.min_class_count}
+            rare[head] = {"classes": small, "rows": sum(small.values())}
+            labels[head] = [None if v in small else v for v in vals]
+    labelled = {h: sum(v is not None for v in vals) for h, vals in labels.items()}
+    missing = {h: sum(v is None for v in original[h]) for h in labels}
+    return {"labelled": labelled, "missing_label": missing, "filtered_out": filtered,
+            "rare_classes": rare}

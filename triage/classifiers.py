@@ -1,0 +1,271 @@
+"""The classification heads: TF-IDF, sentence-embedding and combined, all calibrated.
+
+Every head reads one :class:`Features` batch (the ``model_text`` strings plus, for
+heads that need them, their sentence vectors encoded once per batch) and outputs
+calibrated probabilities whose columns follow ``classes_``.
+
+How the probabilities are calibrated, and why this way: each base model
+(a LinearSVC on word+char TF-IDF, a logistic regression on MiniLM vectors) is
+cross-fitted on the training split (``cv`` folds), as ``CalibratedClassifierCV
+(ensemble=False)`` does, giving out-of-fold scores for every training row. A
+multinomial logistic regression fitted on those out-of-fold scores maps them to
+probabilities: for one base model that is multi-class Platt (matrix) scaling,
+for both at once it is a stacking ensemble that learns how much to trust each.
+The three candidates share the same folds, so comparing them costs one set of
+fits instead of three.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.svm import LinearSVC
+
+KINDS = ("tfidf", "embedding", "combined")
+_MISSING_SCORE = -10.0  # score of a class absent from one fold's training rows
+
+
+@dataclass
+class Features:
+    """One batch of model inputs: texts (always) and their sentence vectors (when needed)."""
+
+    texts: list[str]
+    vectors: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def take(self, idx: Sequence[int] | np.ndarray) -> "Features":
+        idx = np.asarray(idx, dtype=int)
+        vecs = None if self.vectors is None else self.vectors[idx]
+        return Features([self.texts[i] for i in idx], vecs)
+
+
+def make_vectorizer(n_docs: int) -> FeatureUnion:
+    """Word 1–2-grams + char_wb 2–5-grams; rare terms dropped once there is enough text."""
+    min_df = 2 if n_docs >= 50 else 1
+    return FeatureUnion([
+        ("word", TfidfVectorizer(ngram_range=(1, 2), min_df=min_df, sublinear_tf=True,
+                                 max_df=0.9 if n_docs >= 50 else 1.0, dtype=np.float32)),
+        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=min_df,
+                                 sublinear_tf=True, dtype=np.float32)),
+    ])
+
+
+def make_reference() -> Pipeline:
+    """The reference every report compares against: TF-IDF (1–2-grams) + LinearSVC."""
+    return Pipeline([("tfidf", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)),
+                     ("svc", LinearSVC(C=1.0))])
+
+
+def _scores(model: Any, X: Any, classes: np.ndarray, *, log_proba: bool) -> np.ndarray:
+    """Scores in the full class order, whatever classes this model saw."""
+    raw = np.log(np.clip(model.predict_proba(X), 1e-9, 1.0)) if log_proba \
+        else model.decision_function(X)
+    if raw.ndim == 1:  # binary LinearSVC: one column for classes_[1]
+        raw = np.column_stack([-raw, raw])
+    out = np.full((raw.shape[0], len(classes)), np.log(1e-9) if log_proba else _MISSING_SCORE)
+    cols = np.searchsorted(classes, model.classes_)
+    out[:, cols] = raw
+    return out
+
+
+def _folds(y: np.ndarray, cv: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds when every class can be split; plain folds otherwise (tiny classes)."""
+    _, counts = np.unique(y, return_counts=True)
+    n_splits = max(2, min(cv, len(y)))
+    if counts.min() >= n_splits:
+        splitter = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(n_splits, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def _progress(items: list, enabled: bool, desc: str) -> Iterable:
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+    return tqdm(items, desc=desc, leave=False)
+
+
+class TextHead(ClassifierMixin, BaseEstimator):
+    """A calibrated head of one ``kind``: ``tfidf``, ``embedding`` or ``combined``.
+
+    Follows scikit-learn's contract (``__init__`` stores, ``fit`` returns self, fitted
+    attributes end in ``_``, ``classes_`` = ``predict_proba`` columns), but ``X`` is a
+    :class:`Features` batch because the combined head reads texts and vectors at once.
+    """
+
+    def __init__(self, kind: str = "tfidf", *, svc_c: float = 0.5, lr_c: float = 10.0,
+                 stack_c: float = 1.0, class_weight: str | None = None, cv: int = 5,
+                 random_state: int = 0, progress: bool = False) -> None:
+        self.kind = kind
+        self.svc_c = svc_c
+        self.lr_c = lr_c
+        self.stack_c = stack_c
+        self.class_weight = class_weight
+        self.cv = cv
+        self.random_state = random_state
+        self.progress = progress
+
+    # -- fitting -----------------------------------------------------------------------
+    @property
+    def uses_text(self) -> bool:
+        return self.kind in ("tfidf", "combined")
+
+    @property
+    def uses_vectors(self) -> bool:
+        return self.kind in ("embedding", "combined")
+
+    def fit(self, X: Features, y: Sequence[Any]) -> "TextHead":
+        if self.kind not in KINDS:
+            raise ValueError(f"TextHead kind: expected one of {KINDS}, got {self.kind!r}")
+        parts = fit_parts(X, y, kinds=(self.kind,), **self._part_params())
+        return self._assemble(parts)
+
+    def _part_params(self) -> dict:
+        return dict(svc_c=self.svc_c, lr_c=self.lr_c, class_weight=self.class_weight,
+                    cv=self.cv, random_state=self.random_state, progress=self.progress)
+
+    def _assemble(self, parts: "Parts") -> "TextHead":
+        self.classes_ = parts.classes
+        self.vectorizer_ = parts.vectorizer if self.uses_text else None
+        self.svc_ = parts.svc if self.uses_text else None
+        self.emb_ = parts.emb if self.uses_vectors else None
+        oof = self._stack([parts.oof_svc if self.uses_text else None,
+                           parts.oof_emb if self.uses_vectors else None])
+        self.calibrator_ = LogisticRegression(C=self.stack_c, max_iter=2000)
+        self.calibrator_.fit(oof, parts.y)
+        self.n_features_in_ = oof.shape[1]
+        return self
+
+    @staticmethod
+    def _stack(blocks: list[np.ndarray | None]) -> np.ndarray:
+        return np.hstack([b for b in blocks if b is not None])
+
+    # -- prediction --------------------------------------------------------------------
+    def _base_scores(self, X: Features, tfidf: sparse.spmatrix | None = None) -> np.ndarray:
+        blocks: list[np.ndarray | None] = [None, None]
+        if self.uses_text:
+            tfidf = self.vectorizer_.transform(X.texts) if tfidf is None else tfidf
+            blocks[0] = _scores(self.svc_, tfidf, self.classes_, log_proba=False)
+        if self.uses_vectors:
+            if X.vectors is None:
+                raise ValueError(f"{self.kind} head: expected sentence vectors in Features, got None")
+            blocks[1] = _scores(self.emb_, X.vectors, self.classes_, log_proba=True)
+        return self._stack(blocks)
+
+    def predict_proba(self, X: Features) -> np.ndarray:
+        proba = self.calibrator_.predict_proba(self._base_scores(X))
+        out = np.zeros((len(X), len(self.classes_)))
+        out[:, np.searchsorted(self.classes_, self.calibrator_.classes_)] = proba
+        return out
+
+    def predict(self, X: Features) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def explain(self, X: Features, labels: Sequence[Any], k: int = 5) -> list[list[dict]]:
+        """Per ticket, the ``k`` terms that pushed hardest towards its label (TF-IDF part only).
+
+        Contribution = the term's TF-IDF value × the LinearSVC weight for that class; heads
+        without a TF-IDF part explain nothing (an empty list), rather than invent terms.
+        """
+        if not self.uses_text:
+            return [[] for _ in range(len(X))]
+        tfidf = sparse.csr_matrix(self.vectorizer_.transform(X.texts))
+        names, words = self._feature_names()
+        out = []
+        for row, label in enumerate(labels):
+            coef = self._class_coef(str(label))
+            lo, hi = tfidf.indptr[row], tfidf.indptr[row + 1]
+            cols, vals = tfidf.indices[lo:hi], tfidf.data[lo:hi]
+            contrib = vals * coef[cols] * words[cols]
+            top = np.argsort(-contrib)[:k]
+            out.append([{"term": str(names[cols[i]]).split("__", 1)[-1],
+                         "weight": round(float(contrib[i]), 4)} for i in top if contrib[i] > 0])
+        return out
+
+    def _class_coef(self, label: str) -> np.ndarray:
+        coef = self.svc_.coef_
+        if coef.shape[0] == 1:  # binary: the row is for classes_[1]
+            return coef[0] if label == str(self.svc_.classes_[1]) else -coef[0]
+        j = list(map(str, self.svc_.classes_)).index(label) if label in map(str, self.svc_.classes_) else None
+        return coef[j] if j is not None else np.zeros(coef.shape[1])
+
+    def _feature_names(self) -> tuple[np.ndarray, np.ndarray]:
+        """Feature names and a 1/0 mask of word n-grams, built once per loaded head.
+
+        Word n-grams read as reasons; char n-grams ("ilbo") do not, so only words are shown.
+        """
+        cached = getattr(self, "_names_cache", None)
+        if cached is None:
+            names = self.vectorizer_.get_feature_names_out().astype(str)
+            cached = (names, np.char.startswith(names, "word__").astype(np.float32))
+            object.__setattr__(self, "_names_cache", cached)
+        return cached
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_names_cache", None)  # rebuilt on first explain(); keeps the joblib small
+        return state
+
+
+@dataclass
+class Parts:
+    """Fitted base models and their out-of-fold scores, shared by the candidate heads."""
+
+    classes: np.ndarray
+    y: np.ndarray
+    vectorizer: FeatureUnion | None = None
+    svc: LinearSVC | None = None
+    emb: LogisticRegression | None = None
+    oof_svc: np.ndarray | None = None
+    oof_emb: np.ndarray | None = None
+
+
+def fit_parts(X: Features, y: Sequence[Any], *, kinds: Sequence[str] = KINDS,
+              svc_c: float = 0.5, lr_c: float = 10.0, class_weight: str | None = None,
+              cv: int = 5, random_state: int = 0, progress: bool = False) -> Parts:
+    """Fit each base model once, on all rows and cross-fitted for out-of-fold scores."""
+    y = np.asarray([str(v) for v in y])
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"a head needs at least 2 classes, got {list(classes)}")
+    parts = Parts(classes=classes, y=y)
+    folds = _folds(y, cv, random_state)
+    if any(k in ("tfidf", "combined") for k in kinds):
+        parts.vectorizer = make_vectorizer(len(X))
+        T = parts.vectorizer.fit_transform(X.texts)
+        make = lambda: LinearSVC(C=svc_c, class_weight=class_weight)  # noqa: E731
+        parts.svc, parts.oof_svc = _cross_fit(make, T, y, classes, folds, False, progress, "tfidf cv")
+    if any(k in ("embedding", "combined") for k in kinds):
+        if X.vectors is None:
+            raise ValueError("embedding head: expected sentence vectors in Features, got None")
+        make = lambda: LogisticRegression(C=lr_c, max_iter=2000, class_weight=class_weight)  # noqa: E731
+        parts.emb, parts.oof_emb = _cross_fit(make, X.vectors, y, classes, folds, True, progress,
+                                              "embedding cv")
+    return parts
+
+
+def _cross_fit(make, M, y: np.ndarray, classes: np.ndarray, folds, log_proba: bool,
+               progress: bool, desc: str):
+    oof = np.zeros((len(y), len(classes)))
+    for train_idx, test_idx in _progress(folds, progress, desc):
+        model = make().fit(M[train_idx], y[train_idx])
+        oof[test_idx] = _scores(model, M[test_idx], classes, log_proba=log_proba)
+    return make().fit(M, y), oof
+
+
+def fit_candidates(X: Features, y: Sequence[Any], kinds: Sequence[str] = KINDS,
+                   **params: Any) -> dict[str, TextHead]:
+    """One fitted :class:`TextHead` per kind, sharing base fits and folds."""
+    stack_c = params.pop("stack_c", 1.0)
+    parts = fit_parts(X, y, kinds=kinds, **params)
+    return {kind: TextHead(kind, stack_c=stack_c, **params)._assemble(parts) for kind in kinds}

@@ -1,0 +1,140 @@
+"""The Triager façade: the only thing the service needs from a bundle.
+
+``Triager.from_bundle(path).classify([Ticket, ...])`` returns, per ticket and per
+head, the label, its calibrated probability, the alternatives, an
+apply/suggest/abstain decision and the terms that explain it. Texts of a batch
+are encoded once and every head reads the same :class:`Features`, so a batch
+costs one encoder call whatever the number of heads.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .bundle import Bundle, load_bundle
+from .classifiers import Features
+from .encoder import Encoder, load_encoder
+from .priority import PriorityMatrix
+from .text import model_text
+from .thresholds import decide
+from .ticket import Decision, Ticket
+
+N_ALTERNATIVES = 3
+N_TERMS = 5
+_ORDER = {Decision.ABSTAIN.value: 0, Decision.SUGGEST.value: 1, Decision.APPLY.value: 2}
+
+
+class Triager:
+    """Classifies tickets with a loaded bundle; thread-safe for reads (no state changes)."""
+
+    def __init__(self, bundle: Bundle, encoder: Encoder | None = None) -> None:
+        self._bundle = bundle
+        self.manifest: dict = bundle.manifest
+        self.bundle_id: str = bundle.bundle_id
+        self._models = bundle.heads
+        self._encoder = encoder
+        prio = self.manifest.get("priority") or {}
+        self._derive = list(prio.get("derive_from") or [])
+        if self._derive and not set(self._derive) <= set(self._models):
+            self._derive = []  # the bundle lacks a head needed to derive priority
+        self._matrix = PriorityMatrix.from_config(prio.get("matrix")) if self._derive else None
+        self.heads: list[str] = list(self._models) + (["priority"] if self._derive
+                                                      and "priority" not in self._models else [])
+
+    @classmethod
+    def from_bundle(cls, path: str | Path, encoder: Encoder | None = None) -> "Triager":
+        """Load a bundle folder (checksums and versions verified); ``encoder`` overrides tests."""
+        return cls(load_bundle(path), encoder=encoder)
+
+    @property
+    def needs_vectors(self) -> bool:
+        return any(getattr(m, "uses_vectors", False) for m in self._models.values())
+
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = load_encoder(self.manifest.get("encoder") or {"kind": "minilm"})
+        return self._encoder
+
+    def features(self, tickets: Sequence[Ticket]) -> Features:
+        texts = [model_text(t.subject, t.body) for t in tickets]
+        vectors = self.encoder().encode(texts) if self.needs_vectors and texts else None
+        return Features(texts, vectors)
+
+    def classify(self, tickets: Sequence[Ticket], policy: Mapping[str, Any] | None = None
+                 ) -> list[dict]:
+        """One dict per ticket: ``{"fields": {head: {...}}, "bundle_id": ...}`` (docs/DESIGN.md)."""
+        tickets = list(tickets)
+        if not tickets:
+            return []
+        X = self.features(tickets)
+        per_head = {name: self._head_fields(name, model, X, (policy or {}).get(name) or {})
+                    for name, model in self._models.items()}
+        out = []
+        for i, ticket in enumerate(tickets):
+            fields = {name: rows[i] for name, rows in per_head.items()}
+            self._apply_where(fields, ticket)
+            if self._derive and "priority" not in fields:
+                fields["priority"] = self._derived_priority(fields, (policy or {}).get("priority"))
+            out.append({"fields": fields, "bundle_id": self.bundle_id})
+        return out
+
+    def _head_fields(self, name: str, model: Any, X: Features, head_policy: Mapping[str, Any]
+                     ) -> list[dict]:
+        proba = model.predict_proba(X)
+        classes = [str(c) for c in model.classes_]
+        order = np.argsort(-proba, axis=1)
+        labels = [classes[j] for j in order[:, 0]]
+        explanations = model.explain(X, labels, k=N_TERMS) if hasattr(model, "explain") \
+            else [[] for _ in labels]
+        thresholds = (self.manifest["heads"].get(name) or {}).get("thresholds") or {}
+        mode = head_policy.get("mode", "auto")
+        overrides = head_policy.get("classes") or {}
+        rows = []
+        for i, label in enumerate(labels):
+            p = float(proba[i, order[i, 0]])
+            rows.append({
+                "label": label, "probability": round(p, 6),
+                "alternatives": [{"label": classes[j], "probability": round(float(proba[i, j]), 6)}
+                                 for j in order[i, 1:1 + N_ALTERNATIVES]],
+                "decision": decide(label, p, thresholds, mode=mode,
+                                   override=overrides.get(label)).value,
+                "explanation": explanations[i]})
+        return rows
+
+    def _apply_where(self, fields: dict, ticket: Ticket) -> None:
+        """A head trained only where e.g. ``type == incident`` abstains on other tickets.
+
+        The condition is read from the ticket's known fields first, else from the prediction.
+        """
+        for name, entry in (self.manifest.get("heads") or {}).items():
+            for other, wanted in ((entry or {}).get("where") or {}).items():
+                value = ticket.fields.get(other, (fields.get(other) or {}).get("label"))
+                allowed = wanted if isinstance(wanted, list) else [wanted]
+                if name in fields and value is not None and str(value) not in map(str, allowed):
+                    fields[name]["decision"] = Decision.ABSTAIN.value
+
+    def _derived_priority(self, fields: dict, head_policy: Mapping[str, Any] | None) -> dict:
+        """Priority from predicted impact × urgency: joint probability, the weaker decision."""
+        impact, urgency = (fields[h] for h in self._derive)
+        dist_i = {impact["label"]: impact["probability"],
+                  **{a["label"]: a["probability"] for a in impact["alternatives"]}}
+        dist_u = {urgency["label"]: urgency["probability"],
+                  **{a["label"]: a["probability"] for a in urgency["alternatives"]}}
+        joint = self._matrix.joint(dist_i, dist_u)
+        try:
+            label = self._matrix.label(impact["label"], urgency["label"])
+        except Exception:  # a predicted level the matrix does not know: nothing to derive
+            return {"label": None, "probability": 0.0, "alternatives": [],
+                    "decision": Decision.ABSTAIN.value, "explanation": []}
+        decision = min(impact["decision"], urgency["decision"], key=_ORDER.__getitem__)
+        mode = (head_policy or {}).get("mode", "auto")
+        if mode == "off":
+            decision = Decision.ABSTAIN.value
+        elif mode == "suggest_only" and decision == Decision.APPLY.value:
+            decision = Decision.SUGGEST.value
+        return {"label": label, "probability": round(float(joint.get(label, 0.0)), 6),
+                "alternatives": [{"label": k, "probability": round(v, 6)}
+                                 for k, v in joint.items() if k != label][:N_ALTERNATIVES],
+                "decision": decision, "explanation": []}
