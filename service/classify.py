@@ -14,9 +14,11 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify
 
+from triage.errors import InputError
 from triage.text import model_text
 
 from .auth import require_role
+from .errors import ApiError, field_error
 from .ticket_schema import parse_classify_body, read_json_body
 
 bp = Blueprint("classify", __name__)
@@ -53,11 +55,29 @@ def classify_tickets(loaded, items: list, kb_k: int) -> list[dict]:
     out = []
     for (ticket, extras), text, vec, pred in zip(items, texts, vectors, predictions):
         suggestions = loaded.kb.search(text, vec, k=kb_k) if kb_k > 0 else []
-        outcome = loaded.rules.evaluate(rule_input(ticket, extras, pred), ticket.created_at or now)
+        outcome = evaluate_rules(loaded.rules, rule_input(ticket, extras, pred), ticket,
+                                 ticket.created_at or now)
         out.append({"id": extras.get("id"), "fields": pred["fields"],
                     "kb": [jsonable(s) for s in suggestions],
                     **outcome_json(outcome)})
     return out
+
+
+def evaluate_rules(rules, fields: dict, ticket, now: datetime):
+    """Rules on the fields; a bad *given* value is the caller's 422, a bad prediction is dropped."""
+    try:
+        return rules.evaluate(fields, now)
+    except InputError as exc:
+        column = exc.details.get("column")
+        if column in ticket.fields:
+            raise ApiError(422, f"fields.{column}: {exc.message}",
+                           [field_error(f"fields.{column}", "not a valid value",
+                                        expected=exc.details.get("expected"),
+                                        got=ticket.fields[column])]) from exc
+        if column is None or column not in fields:
+            raise
+        log.warning("predicted %s %r is not usable by the rules: %s", column, fields[column], exc)
+        return rules.evaluate({k: v for k, v in fields.items() if k != column}, now)
 
 
 def rule_input(ticket, extras: dict, prediction: dict) -> dict:

@@ -48,10 +48,12 @@ def _rows(limit: int = 400) -> list[dict]:
 
 
 def train_small_bundle(models_dir: Path) -> Path:
-    """A bundle with the hashing encoder: via training.pipeline when available."""
+    """A bundle with the hashing encoder: via training.pipeline when it and the mapping exist."""
     try:
         from training.pipeline import train  # noqa: F401
     except ImportError:
+        return _write_bundle_directly(models_dir)
+    if not (DEMO / "mapping.yaml").exists():
         return _write_bundle_directly(models_dir)
     return _train_with_pipeline(models_dir)
 
@@ -59,9 +61,9 @@ def train_small_bundle(models_dir: Path) -> Path:
 def _train_with_pipeline(models_dir: Path) -> Path:
     from training.pipeline import train
 
-    result = train(data=DEMO / "tickets.csv", mapping=DEMO / "mapping.yaml",
-                   models_dir=models_dir, encoder="hashing", sample=600)
-    return Path(getattr(result, "path", result))
+    result = train(DEMO / "tickets.csv", DEMO / "mapping.yaml", models_dir, encoder="hashing",
+                   candidates=("combined",), cv=3, progress=False)
+    return Path(result.bundle_path)
 
 
 def _write_bundle_directly(models_dir: Path) -> Path:
@@ -79,7 +81,7 @@ def _write_bundle_directly(models_dir: Path) -> Path:
                                 "thresholds": {str(c): {"apply": 0.9, "suggest": 0.4}
                                                for c in model.classes_}}
     manifest = {"encoder": {"kind": "hashing", "dim": 256}, "heads": manifest_heads}
-    return write_bundle(models_dir, heads, manifest)
+    return write_bundle(models_dir, heads, manifest, extras=lambda tmp, *_: None)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,66 @@
+"""``triage serve``: the service under gunicorn (the Flask dev server only with ``--dev``).
+
+The command replaces itself with the gunicorn master (``exec``), so signals sent
+to its pid reach gunicorn directly: ``kill -HUP`` = graceful reload onto the
+current champion, ``kill -TERM`` = graceful stop. Options become ``TRIAGE_*``
+environment variables, the one configuration path the app knows.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve", help="run the HTTP service (gunicorn; --dev for the Flask dev server)",
+        description="Serve POST /v1/classify, the KB suggest API, health and metrics. "
+                    "Every option can also be set as a TRIAGE_* variable (docs/SETTINGS.md).")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="gunicorn worker processes (default TRIAGE_WORKERS or 2)")
+    p.add_argument("--bundle", default=None,
+                   help="bundle folder to serve (default: models/CHAMPION, else the newest)")
+    p.add_argument("--encoder", default=None,
+                   help="serve with another encoder kind, e.g. minilm-onnx (TRIAGE_ENCODER)")
+    p.add_argument("--dev", action="store_true",
+                   help="Flask's development server in one process (never in production)")
+    p.set_defaults(func=run)
+
+
+def _environment(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    env["TRIAGE_BIND"] = f"{args.host}:{args.port}"
+    if args.workers is not None:
+        env["TRIAGE_WORKERS"] = str(args.workers)
+    if args.bundle:
+        env["TRIAGE_BUNDLE"] = str(Path(args.bundle).resolve())
+    if args.encoder:
+        env["TRIAGE_ENCODER"] = args.encoder
+    return env
+
+
+def run(args: argparse.Namespace) -> int:
+    env = _environment(args)
+    if args.dev:
+        return _run_dev(args, env)
+    conf = Path(__file__).resolve().parents[1] / "service" / "gunicorn_conf.py"
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(conf), "service.wsgi:app"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)
+    return 0  # not reached
+
+
+def _run_dev(args: argparse.Namespace, env: dict[str, str]) -> int:
+    os.environ.update(env)
+    from service.app import configure_logging, create_app
+
+    configure_logging(env.get("TRIAGE_LOG_LEVEL", "INFO"))
+    app = create_app()
+    app.extensions["triage.state"].install_sighup()
+    app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+    return 0
