@@ -1,0 +1,263 @@
+"""Knowledge-base search: chunked semantic index + lexical index, fused, with a threshold.
+
+The service calls :meth:`KnowledgeBase.search` on every keystroke, so the search
+itself is a few numpy operations (no per-article Python loop): one mat-vec over
+all chunk vectors, a ``reduceat`` to aggregate chunks per article, one sparse
+mat-vec for the lexical side. Articles are embedded once; the index saves to
+``.npz`` + ``.json`` keyed by a content hash so start-up does not re-embed.
+
+Retrieval takes vectors, not models (``query_vec``): the encoder is used only in
+:meth:`KnowledgeBase.build`, so tests run with the hashing encoder.
+
+The score is meant to be comparable across queries (one threshold for all):
+``score = semantic + lexical_weight * lexical`` where *semantic* is a cosine
+aggregated over an article's chunks and *lexical* a TF-IDF cosine, both bounded.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from .articles import Article, content_hash, load_articles  # noqa: F401  (re-exported)
+from .errors import InputError
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class KBConfig:
+    """Index and scoring settings; every one of them was measured by ``bench/bench_kb.py``."""
+
+    chunk_words: int = 100        # ~128 word pieces: MiniLM's window
+    max_body_chunks: int = 4      # body passages per article (the start of an article carries it)
+    aggregate: str = "max"        # "max" or "softmax" over an article's chunks
+    temperature: float = 0.05     # softmax temperature (-> max as it goes to 0)
+    lexical_weight: float = 0.0   # weight of the TF-IDF cosine added to the semantic score
+    threshold: float = 0.45       # suggestions below this score are not shown
+
+    def index_settings(self) -> dict:
+        """Only the settings that change the stored vectors (scoring ones do not)."""
+        return {"chunk_words": self.chunk_words, "max_body_chunks": self.max_body_chunks}
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    article_id: str
+    title: str
+    score: float
+    snippet: str
+    attribution: str | None = None
+    url: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def head_text(article: Article, body_words: int = 0) -> str:
+    """Title + description (+ the first ``body_words`` words of the body)."""
+    parts = [article.title, article.description]
+    if body_words:
+        parts.append(" ".join(article.body.split()[:body_words]))
+    return ". ".join(p for p in parts if p)
+
+
+def article_chunks(article: Article, chunk_words: int, max_body_chunks: int) -> list[str]:
+    """Chunk 0 = title + description; then body passages prefixed by the title for context."""
+    words = article.body.split()
+    chunks = [head_text(article)]
+    for i in range(0, min(len(words), chunk_words * max_body_chunks), chunk_words):
+        chunks.append(f"{article.title}: {' '.join(words[i:i + chunk_words])}")
+    return chunks
+
+
+def lexical_text(article: Article) -> str:
+    """The text the lexical index reads: the title counts twice (it names the problem)."""
+    return " ".join([article.title, article.title, article.description, " ".join(article.tags),
+                     article.body])
+
+
+def query_text_for_lexical(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _vectorizer() -> TfidfVectorizer:
+    return TfidfVectorizer(sublinear_tf=True, stop_words="english", lowercase=True,
+                           token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b", min_df=1, dtype=np.float32)
+
+
+class KnowledgeBase:
+    """The article index. Build with :meth:`build`, persist with :meth:`save` / :meth:`load`."""
+
+    def __init__(self, articles: list[Article], chunk_vecs: np.ndarray, offsets: np.ndarray,
+                 lexical: TfidfVectorizer, lexical_matrix: sparse.csr_matrix,
+                 config: KBConfig, encoder_ref: dict, digest: str) -> None:
+        self.articles = articles
+        self.chunk_vecs = np.ascontiguousarray(chunk_vecs, dtype=np.float32)
+        self.offsets = offsets.astype(np.int64)
+        self.lexical = lexical
+        self.lexical_matrix = lexical_matrix.tocsr()
+        self.config = config
+        self.encoder_ref = encoder_ref
+        self.digest = digest
+        self._chunk_cache: dict[int, list[str]] = {}
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def build(cls, articles: Sequence[Article], encoder, config: KBConfig | None = None,
+              *, batch_size: int = 32, progress: bool = False) -> "KnowledgeBase":
+        """Embed every chunk once (the expensive part) and fit the lexical index."""
+        config = config or KBConfig()
+        articles = list(articles)
+        if not articles:
+            raise InputError("an empty knowledge base cannot be indexed")
+        chunks = [article_chunks(a, config.chunk_words, config.max_body_chunks) for a in articles]
+        counts = np.array([len(c) for c in chunks])
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        vecs = encoder.encode([t for c in chunks for t in c], batch_size=batch_size,
+                              progress=progress)
+        lexical = _vectorizer()
+        matrix = lexical.fit_transform([lexical_text(a) for a in articles])
+        ref = encoder.reference()
+        digest = content_hash(articles, {"index": config.index_settings(), "encoder": ref})
+        return cls(articles, vecs, offsets, lexical, matrix, config, ref, digest)
+
+    def with_config(self, **changes) -> "KnowledgeBase":
+        """The same index with other scoring settings (threshold, fusion weight, aggregation)."""
+        new = replace(self.config, **changes)
+        if new.index_settings() != self.config.index_settings():
+            raise ValueError("chunking settings need a rebuild, not with_config")
+        return KnowledgeBase(self.articles, self.chunk_vecs, self.offsets, self.lexical,
+                             self.lexical_matrix, new, self.encoder_ref, self.digest)
+
+    # ----------------------------------------------------------------- search
+    def semantic_scores(self, query_vec: np.ndarray) -> np.ndarray:
+        """Per-article semantic score: max or soft-max of the chunk cosines (vectorised)."""
+        sims = self.chunk_vecs @ np.asarray(query_vec, dtype=np.float32).reshape(-1)
+        if self.config.aggregate == "max":
+            return np.maximum.reduceat(sims, self.offsets)
+        t = self.config.temperature
+        counts = np.diff(np.append(self.offsets, len(sims)))
+        summed = np.add.reduceat(np.exp((sims - 1.0) / t), self.offsets)
+        return 1.0 + t * np.log(summed / counts)
+
+    def lexical_scores(self, query_text: str) -> np.ndarray:
+        q = self.lexical.transform([query_text_for_lexical(query_text)])
+        if q.nnz == 0:
+            return np.zeros(len(self.articles), dtype=np.float32)
+        return np.asarray((self.lexical_matrix @ q.T).todense()).ravel()
+
+    def scores(self, query_text: str, query_vec: np.ndarray) -> np.ndarray:
+        """The fused, threshold-comparable score of every article for one query."""
+        s = self.semantic_scores(query_vec)
+        if self.config.lexical_weight:
+            s = s + self.config.lexical_weight * self.lexical_scores(query_text)
+        return s
+
+    def ranked(self, query_text: str, query_vec: np.ndarray, k: int = 10) -> list[tuple[int, float]]:
+        """Top ``k`` (article position, score), best first, with no threshold (for evaluation)."""
+        s = self.scores(query_text, query_vec)
+        k = min(k, len(s))
+        top = np.argpartition(-s, k - 1)[:k]
+        top = top[np.argsort(-s[top], kind="stable")]
+        return [(int(i), float(s[i])) for i in top]
+
+    def search(self, query_text: str, query_vec: np.ndarray, k: int = 5,
+               threshold: float | None = None) -> list[Suggestion]:
+        """Suggestions at or above the relevance threshold, best first; often none."""
+        if not query_text or not query_text.strip():
+            return []
+        cut = self.config.threshold if threshold is None else threshold
+        out = []
+        for i, score in self.ranked(query_text, query_vec, k):
+            if score < cut:
+                break
+            a = self.articles[i]
+            out.append(Suggestion(a.id, a.title, round(score, 4),
+                                  self.snippet(i, query_vec), a.attribution, a.url))
+        return out
+
+    def snippet(self, i: int, query_vec: np.ndarray, chars: int = 240) -> str:
+        """The passage of article ``i`` closest to the query (the description for the head)."""
+        a = self.articles[i]
+        start = self.offsets[i]
+        end = self.offsets[i + 1] if i + 1 < len(self.offsets) else len(self.chunk_vecs)
+        best = int(np.argmax(self.chunk_vecs[start:end] @ np.asarray(query_vec).reshape(-1)))
+        if best == 0 or not a.body:
+            text = a.description or " ".join(a.body.split()[:40])
+        else:
+            w = self.config.chunk_words
+            text = " ".join(a.body.split()[(best - 1) * w:best * w])
+        return text if len(text) <= chars else text[:chars].rsplit(" ", 1)[0] + " …"
+
+    # ------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> None:
+        """``<path>.npz`` (vectors, lexical matrix) + ``<path>.json`` (articles, settings)."""
+        base = Path(path)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        m = self.lexical_matrix
+        meta = {"format": FORMAT_VERSION, "digest": self.digest, "config": asdict(self.config),
+                "encoder": self.encoder_ref, "articles": [a.to_dict() for a in self.articles],
+                "vocabulary": sorted(self.lexical.vocabulary_, key=self.lexical.vocabulary_.get)}
+        _atomic_write(base.with_suffix(".npz"), lambda fh: np.savez(
+            fh, chunk_vecs=self.chunk_vecs, offsets=self.offsets, idf=self.lexical.idf_,
+            lex_data=m.data, lex_indices=m.indices, lex_indptr=m.indptr,
+            lex_shape=np.array(m.shape)))
+        _atomic_write(base.with_suffix(".json"),
+                      lambda fh: fh.write(json.dumps(meta).encode("utf-8")))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "KnowledgeBase":
+        base = Path(path)
+        meta = json.loads(base.with_suffix(".json").read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT_VERSION:
+            raise InputError("KB index format not supported", file=str(base),
+                             expected=FORMAT_VERSION, got=meta.get("format"))
+        z = np.load(base.with_suffix(".npz"))
+        lexical = _vectorizer()
+        lexical.vocabulary_ = {t: i for i, t in enumerate(meta["vocabulary"])}
+        lexical.idf_ = z["idf"]
+        matrix = sparse.csr_matrix((z["lex_data"], z["lex_indices"], z["lex_indptr"]),
+                                   shape=tuple(z["lex_shape"]))
+        return cls([Article.from_dict(a) for a in meta["articles"]], z["chunk_vecs"], z["offsets"],
+                   lexical, matrix, KBConfig(**meta["config"]), meta["encoder"], meta["digest"])
+
+    @classmethod
+    def load_or_build(cls, articles: Sequence[Article], encoder, path: str | Path,
+                      config: KBConfig | None = None) -> "KnowledgeBase":
+        """Reuse the saved index when the articles, chunking and encoder are unchanged."""
+        config = config or KBConfig()
+        digest = content_hash(list(articles), {"index": config.index_settings(),
+                                               "encoder": encoder.reference()})
+        base = Path(path)
+        if base.with_suffix(".json").exists() and base.with_suffix(".npz").exists():
+            try:
+                kb = cls.load(base)
+                if kb.digest == digest:
+                    return kb.with_config(**{k: v for k, v in asdict(config).items()
+                                             if k not in config.index_settings()})
+            except (OSError, ValueError, KeyError):
+                pass  # a stale or damaged index is rebuilt, never trusted
+        kb = cls.build(articles, encoder, config)
+        kb.save(base)
+        return kb
+
+
+def _atomic_write(target: Path, write) -> None:
+    """Write to a temporary file and rename, so a reader never sees half an index."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
