@@ -201,8 +201,8 @@ def _insert_once(session: Session, ticket_id: int, clock: str, level: int, name:
     """Insert the escalation unless it exists; True only for the insert that landed."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(Escalation).values(ticket_id=ticket_id, clock=clock, level=level, name=name,
-                                     at=now).on_conflict_do_nothing()
-    return session.execute(stmt).rowcount == 1
+                                     at=now).on_conflict_do_nothing().returning(Escalation.id)
+    return session.execute(stmt).first() is not None  # rowcount is -1 here on psycopg
 
 
 def sweep(session: Session, now: datetime | None = None, limit: int = 1000) -> list[Fired]:

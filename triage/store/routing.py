@@ -147,8 +147,9 @@ def _take_slot(session: Session, ticket: TicketRow, agent_id: str, actor: str,
     guard = TicketRow.assignee.is_(None) if previous is None else TicketRow.assignee == previous
     result = session.execute(update(TicketRow).where(TicketRow.id == ticket.id, guard)
                              .values(assignee=agent_id, updated_at=now)
+                             .returning(TicketRow.id)
                              .execution_options(synchronize_session=False))
-    if result.rowcount != 1:
+    if result.first() is None:  # the guard did not match: someone else got there first
         session.refresh(ticket)
         raise TransitionError(f"ticket {ticket.id} was assigned concurrently to "
                               f"{ticket.assignee}", ticket=ticket.id)
