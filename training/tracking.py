@@ -1,0 +1,359 @@
+"""MLflow: log every training run, register its bundle, and gate the ``champion`` alias.
+
+MLflow lives here and nowhere else (the service never imports it: the fluent API is not
+thread-safe, and serving must not depend on a tracking store). Only :class:`MlflowClient`
+is used, with explicit run ids, so nothing relies on MLflow's global "active run".
+
+Where things go
+    Tracking store: ``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<project>/mlflow.db``
+    (the old file store errors on this MLflow). Artifacts: an explicit location next to the
+    SQLite file (``<project>/mlruns``), or MLflow's choice for a remote server, so they never
+    land in whatever the working directory happens to be.
+
+What a run holds
+    params (config, data sha256/rows, chosen candidate per head), metrics flattened per head
+    (``team.macro_f1``, ``team.applied.precision``, ``team.class.<label>.f1``, ...), the report
+    (JSON, HTML, plots) under ``report/`` and the whole bundle folder under ``bundle/``.
+    The registered model version's source is that ``bundle/`` artifact folder:
+    ``mlflow.artifacts.download_artifacts("models:/triage@champion")`` gives a folder that
+    ``Triager.from_bundle`` loads. (Registering the folder, not a pyfunc wrapper, keeps one copy
+    of the bundle and works with ``mlflow-skinny`` offline.) Version tags carry ``bundle_id``,
+    ``bundle_path``, ``holdout_key`` and ``holdout.<head>.macro_f1`` for the promotion gate.
+
+The champion pointer ``<models dir>/CHAMPION`` (models dir: ``TRIAGE_MODELS_DIR`` or
+``<project>/models``) lets the service find its bundle without MLflow. JSON, replaced atomically::
+
+    {"bundle_id": "...", "path": "<bundle id, relative to the models dir, or an absolute path>",
+     "mlflow": {"model": "triage", "version": "3", "run_id": "...", "tracking_uri": "..."},
+     "promoted_at": "2026-...Z", "promoted_by": "user", "forced": false, "reason": null,
+     "previous": {"bundle_id", "path", "version"} | null}
+
+Gate: a challenger is refused when, on any head the champion has, its holdout macro-F1 is
+below the champion's minus ``margin``. The comparison is only made on the same holdout
+(``holdout_key``: data sha256 + split); for different holdouts the caller passes ``evaluate``
+(scores a bundle on the challenger's holdout) or the promotion is refused. ``force=True``
+overrides and is recorded (who, when, why) on the version and in ``CHAMPION``.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from triage.errors import NotFound, TriageError
+
+from .champion import models_dir, read_champion, write_champion
+from .tracking_fields import flat_metrics, flat_params, holdout_key, holdout_scores
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "triage"
+DEFAULT_EXPERIMENT = "triage"
+CHAMPION_ALIAS = "champion"
+
+
+class PromotionRefused(TriageError):
+    """The challenger is worse than the champion on the same holdout (and not forced)."""
+
+    status = 409
+
+    def __init__(self, message: str, result: "PromotionResult") -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class PromotionResult:
+    promoted: bool
+    version: str
+    bundle_id: str | None
+    previous: str | None = None
+    forced: bool = False
+    comparison: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    champion_file: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---- store location ---------------------------------------------------------------------------
+
+def project_root() -> Path:
+    """``TRIAGE_HOME``, else this checkout (editable install), else the working directory."""
+    if os.environ.get("TRIAGE_HOME"):
+        return Path(os.environ["TRIAGE_HOME"])
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def default_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def artifact_location_for(tracking_uri: str) -> str | None:
+    """``mlruns`` beside a SQLite store; ``None`` (the server decides) for anything else."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri[len("sqlite:///"):])
+        return (db.resolve().parent / "mlruns").as_uri()
+    return None
+
+
+def client(tracking_uri: str | None = None):
+    from mlflow.tracking import MlflowClient
+    uri = tracking_uri or default_tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri), uri
+
+
+def _experiment_id(mc, name: str, artifact_location: str | None) -> str:
+    exp = mc.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    return mc.create_experiment(name, artifact_location=artifact_location)
+
+
+# ---- logging a training run -------------------------------------------------------------------
+
+def _unpack(result_or_report, bundle_path, config, report_dir):
+    """Accept a TrainResult-like object (``.report``, ``.bundle_path``, ...) or a report dict."""
+    obj = result_or_report
+    report = obj if isinstance(obj, Mapping) else getattr(obj, "report")
+    bundle = bundle_path or getattr(obj, "bundle_path", None) or getattr(obj, "bundle_dir", None)
+    if bundle is None:
+        raise TriageError("log_training_run needs the bundle folder (bundle_path=...)")
+    config = config if config is not None else getattr(obj, "config", None)
+    if config is not None and not isinstance(config, Mapping):
+        config = asdict(config) if hasattr(config, "__dataclass_fields__") else vars(config)
+    report_dir = report_dir or getattr(obj, "report_dir", None)
+    return dict(report), Path(bundle), dict(config or {}), report_dir
+
+
+def _log_report(mc, run_id: str, report: Mapping, report_dir) -> None:
+    if report_dir and Path(report_dir).is_dir():
+        mc.log_artifacts(run_id, str(report_dir), "report")
+        return
+    from .evaluation import write_report
+    with tempfile.TemporaryDirectory(prefix="triage-report-") as tmp:
+        write_report(report, tmp)
+        mc.log_artifacts(run_id, tmp, "report")
+
+
+def _log_batched(mc, run_id: str, metrics: dict[str, float], params: dict[str, str]) -> None:
+    """MLflow caps a batch at 1000 metrics / 100 params."""
+    import time
+    from mlflow.entities import Metric, Param
+    now = int(time.time() * 1000)
+    ms = [Metric(k, v, now, 0) for k, v in metrics.items()]
+    ps = [Param(k, v) for k, v in params.items()]
+    for i in range(0, len(ms), 1000):
+        mc.log_batch(run_id, metrics=ms[i:i + 1000])
+    for i in range(0, len(ps), 100):
+        mc.log_batch(run_id, params=ps[i:i + 100])
+
+
+def log_training_run(result_or_report, bundle_path=None, *, tracking_uri: str | None = None,
+                     model_name: str = DEFAULT_MODEL_NAME, experiment: str = DEFAULT_EXPERIMENT,
+                     config: Mapping | None = None, report_dir=None, register: bool = True) -> str:
+    """Log one training run (params, metrics, report, bundle) and register it; returns the run id."""
+    report, bundle, config, report_dir = _unpack(result_or_report, bundle_path, config, report_dir)
+    if not (bundle / "manifest.json").exists():
+        raise TriageError(f"{bundle}: expected a bundle folder with manifest.json")
+    mc, uri = client(tracking_uri)
+    exp_id = _experiment_id(mc, experiment, artifact_location_for(uri))
+    bundle_id = str(report.get("bundle_id") or bundle.name)
+    tags = {"mlflow.runName": bundle_id, "bundle_id": bundle_id, "holdout_key": holdout_key(report)}
+    commit = (report.get("git") or {}).get("sha") if isinstance(report.get("git"), Mapping) else None
+    if commit or report.get("git_sha"):
+        tags["mlflow.source.git.commit"] = str(commit or report.get("git_sha"))
+    run = mc.create_run(exp_id, tags=tags)
+    run_id = run.info.run_id
+    try:
+        _log_batched(mc, run_id, flat_metrics(report), flat_params(config, report))
+        mc.log_dict(run_id, config, "config.json")
+        _log_report(mc, run_id, report, report_dir)
+        mc.log_artifacts(run_id, str(bundle), "bundle")
+        if register:
+            _register(mc, model_name, run, bundle, bundle_id, report)
+    except Exception:
+        mc.set_terminated(run_id, status="FAILED")
+        raise
+    mc.set_terminated(run_id)
+    log.info("logged run %s for bundle %s to %s", run_id, bundle_id, uri)
+    return run_id
+
+
+def _register(mc, model_name: str, run, bundle: Path, bundle_id: str, report: Mapping):
+    from mlflow.exceptions import MlflowException
+    try:
+        mc.create_registered_model(model_name, description="Help-desk triage bundles "
+                                   "(type, priority, team heads). Source = bundle folder.")
+    except MlflowException as exc:
+        if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+            raise
+    tags = {"bundle_id": bundle_id, "bundle_path": str(bundle.resolve()),
+            "holdout_key": holdout_key(report)}
+    tags.update({f"holdout.{h}.macro_f1": repr(v) for h, v in holdout_scores(report).items()})
+    return mc.create_model_version(model_name, source=f"{run.info.artifact_uri}/bundle",
+                                   run_id=run.info.run_id, tags=tags)
+
+
+# ---- champion alias ---------------------------------------------------------------------------
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _user(user: str | None) -> str:
+    if user:
+        return user
+    try:
+        return os.environ.get("TRIAGE_USER") or getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"
+
+
+def find_version(mc, model_name: str, version_or_bundle) -> Any:
+    """A version number, ``models:/name/3``, ``models:/name@alias``, a bundle id or bundle path."""
+    ref = str(version_or_bundle).rstrip("/")
+    m = re.fullmatch(r"(?:models:/[^/@]+[/@])?(\w[\w.-]*)", ref)
+    if m and m.group(1).isdigit():
+        return mc.get_model_version(model_name, m.group(1))
+    if ref.startswith("models:/") and "@" in ref:
+        return mc.get_model_version_by_alias(model_name, ref.rsplit("@", 1)[1])
+    bundle_id = Path(ref).name
+    for mv in mc.search_model_versions(f"name='{model_name}'"):
+        if mv.tags.get("bundle_id") == bundle_id:
+            return mv
+    raise NotFound(f"no version of model {model_name!r} for {ref!r}: expected a version "
+                   "number or the id/path of a bundle logged with 'triage train'")
+
+
+def current_champion(mc, model_name: str = DEFAULT_MODEL_NAME):
+    from mlflow.exceptions import MlflowException
+    try:
+        return mc.get_model_version_by_alias(model_name, CHAMPION_ALIAS)
+    except MlflowException:
+        return None
+
+
+def _scores(mv) -> dict[str, float]:
+    return {k.split(".", 1)[1].rsplit(".", 1)[0]: float(v) for k, v in mv.tags.items()
+            if k.startswith("holdout.") and k.endswith(".macro_f1")}
+
+
+def _bundle_local_path(mv) -> str:
+    """The registered bundle as a local folder (the original if it still exists)."""
+    original = mv.tags.get("bundle_path")
+    if original and Path(original).is_dir():
+        return original
+    src = mv.source
+    return src[len("file://"):] if src.startswith("file://") else src
+
+
+def compare(challenger, champion, *, margin: float = 0.0,
+            evaluate: Callable[[str], Mapping[str, float]] | None = None):
+    """Per-head macro-F1 of both on the challenger's holdout; returns (comparison, reasons)."""
+    mine = _scores(challenger)
+    same = challenger.tags.get("holdout_key") == champion.tags.get("holdout_key")
+    if same:
+        theirs = _scores(champion)
+    elif evaluate is not None:
+        theirs = dict(evaluate(_bundle_local_path(champion)))
+    else:
+        return {}, ["the champion was evaluated on another holdout: pass data to re-evaluate "
+                    "it on the challenger's holdout, or force"]
+    comparison, reasons = {}, []
+    for head, champ_f1 in theirs.items():
+        new = mine.get(head)
+        comparison[head] = {"challenger": new, "champion": champ_f1,
+                            "delta": None if new is None else new - champ_f1}
+        if new is None:
+            reasons.append(f"{head}: the champion has this head, the challenger does not")
+        elif new < champ_f1 - margin:
+            reasons.append(f"{head}: macro-F1 {new:.4f} < champion {champ_f1:.4f}"
+                           + (f" - margin {margin}" if margin else ""))
+    return comparison, reasons
+
+
+def promote(version_or_bundle, *, force: bool = False, margin: float = 0.0,
+            reason: str | None = None, user: str | None = None,
+            evaluate: Callable[[str], Mapping[str, float]] | None = None,
+            tracking_uri: str | None = None, model_name: str = DEFAULT_MODEL_NAME,
+            champion_file: Path | None = None) -> PromotionResult:
+    """Move the ``champion`` alias to a version unless it is worse; raises PromotionRefused."""
+    mc, uri = client(tracking_uri)
+    mv = find_version(mc, model_name, version_or_bundle)
+    old = current_champion(mc, model_name)
+    result = PromotionResult(False, str(mv.version), mv.tags.get("bundle_id"),
+                             previous=None if old is None else str(old.version), forced=force)
+    if old is not None and str(old.version) == str(mv.version):
+        result.promoted, result.previous = True, old.tags.get("previous_champion")
+        result.reasons.append("already the champion")
+        return result
+    if old is not None:
+        result.comparison, result.reasons = compare(mv, old, margin=margin, evaluate=evaluate)
+        if result.reasons and not force:
+            raise PromotionRefused(f"version {mv.version} not promoted: " + "; ".join(result.reasons),
+                                   result)
+    who, when = _user(user), _now()
+    mc.set_registered_model_alias(model_name, CHAMPION_ALIAS, mv.version)
+    record = {"promoted_at": when, "promoted_by": who, "forced": str(bool(force)).lower(),
+              "previous_champion": result.previous or ""}
+    if force:
+        record.update({"forced_by": who, "forced_at": when, "forced_reason": reason or "",
+                       "forced_over": json.dumps(result.reasons)})
+    for key, value in record.items():
+        mc.set_model_version_tag(model_name, mv.version, key, value)
+    result.promoted = True
+    result.champion_file = str(_write_pointer(mc, uri, model_name, mv, old, when, who, force,
+                                              reason, champion_file))
+    return result
+
+
+def rollback(*, reason: str | None = None, user: str | None = None,
+             tracking_uri: str | None = None, model_name: str = DEFAULT_MODEL_NAME,
+             champion_file: Path | None = None) -> PromotionResult:
+    """Give the ``champion`` alias back to the version it replaced (repeatable down the chain)."""
+    mc, uri = client(tracking_uri)
+    cur = current_champion(mc, model_name)
+    prev_version = cur.tags.get("previous_champion") if cur is not None else None
+    if not prev_version:
+        raise TriageError(f"model {model_name!r} has no previous champion to roll back to")
+    prev = mc.get_model_version(model_name, prev_version)
+    who, when = _user(user), _now()
+    mc.set_registered_model_alias(model_name, CHAMPION_ALIAS, prev.version)
+    for key, value in {"rolled_back_at": when, "rolled_back_by": who,
+                       "rolled_back_reason": reason or ""}.items():
+        mc.set_model_version_tag(model_name, cur.version, key, value)
+    before = prev.tags.get("previous_champion")
+    older = mc.get_model_version(model_name, before) if before else None
+    path = _write_pointer(mc, uri, model_name, prev, older, when, who, False,
+                          reason or f"rollback from version {cur.version}", champion_file)
+    return PromotionResult(True, str(prev.version), prev.tags.get("bundle_id"),
+                           previous=before or None, reasons=[f"rolled back from {cur.version}"],
+                           champion_file=str(path))
+
+
+def _write_pointer(mc, uri, model_name, mv, old, when, who, forced, reason, champion_file) -> Path:
+    target = Path(champion_file) if champion_file else models_dir(project_root()) / "CHAMPION"
+    info = {"bundle_id": mv.tags.get("bundle_id"),
+            "path": _bundle_local_path(mv),
+            "mlflow": {"model": model_name, "version": str(mv.version), "run_id": mv.run_id,
+                       "tracking_uri": uri if "@" not in uri else None},
+            "promoted_at": when, "promoted_by": who, "forced": bool(forced), "reason": reason,
+            "previous": None if old is None else {"bundle_id": old.tags.get("bundle_id"),
+                                                  "path": _bundle_local_path(old),
+                                                  "version": str(old.version)}}
+    return write_champion(info, target)
+
+
+__all__ = ["log_training_run", "promote", "rollback", "PromotionResult", "PromotionRefused",
+           "default_tracking_uri", "current_champion", "find_version", "read_champion",
+           "DEFAULT_MODEL_NAME", "CHAMPION_ALIAS"]
