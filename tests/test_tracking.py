@@ -151,12 +151,12 @@ def test_other_holdout_needs_evaluation_or_force(tmp_path, store, log_run):
         tracking.promote("new", tracking_uri=store)
     seen = []
 
-    def evaluate(path):
+    def evaluate(path):  # both re-scored on the challenger's holdout
         seen.append(path)
-        return {"team": 0.83}  # the champion re-scored on the challenger's holdout
+        return {"team": 0.83 if path.endswith("old") else 0.84}
 
     assert tracking.promote("new", tracking_uri=store, evaluate=evaluate).promoted
-    assert seen == [str(tmp_path / "models" / "old")]
+    assert seen == [str(tmp_path / "models" / "new"), str(tmp_path / "models" / "old")]
 
 
 def test_rollback_restores_the_previous_champion_down_the_chain(tmp_path, store, log_run):

@@ -248,7 +248,7 @@ def _scores(mv) -> dict[str, float]:
             if k.startswith("holdout.") and k.endswith(".macro_f1")}
 
 
-def _bundle_local_path(mv) -> str:
+def bundle_local_path(mv) -> str:
     """The registered bundle as a local folder (the original if it still exists)."""
     original = mv.tags.get("bundle_path")
     if original and Path(original).is_dir():
@@ -259,16 +259,20 @@ def _bundle_local_path(mv) -> str:
 
 def compare(challenger, champion, *, margin: float = 0.0,
             evaluate: Callable[[str], Mapping[str, float]] | None = None):
-    """Per-head macro-F1 of both on the challenger's holdout; returns (comparison, reasons)."""
-    mine = _scores(challenger)
-    same = challenger.tags.get("holdout_key") == champion.tags.get("holdout_key")
-    if same:
-        theirs = _scores(champion)
+    """Per-head macro-F1 of both on the challenger's holdout; returns (comparison, reasons).
+
+    Same holdout key: the stored scores are comparable as they are. Otherwise ``evaluate``
+    (bundle folder → {head: macro-F1} on the challenger's holdout rows) scores both bundles
+    on the same tickets; without it nothing fair can be said, so the gate refuses.
+    """
+    if challenger.tags.get("holdout_key") == champion.tags.get("holdout_key"):
+        mine, theirs = _scores(challenger), _scores(champion)
     elif evaluate is not None:
-        theirs = dict(evaluate(_bundle_local_path(champion)))
+        mine = dict(evaluate(bundle_local_path(challenger)))
+        theirs = dict(evaluate(bundle_local_path(champion)))
     else:
-        return {}, ["the champion was evaluated on another holdout: pass data to re-evaluate "
-                    "it on the challenger's holdout, or force"]
+        return {}, ["the champion was evaluated on another holdout: pass the challenger's data "
+                    "to re-evaluate both on its holdout, or force"]
     comparison, reasons = {}, []
     for head, champ_f1 in theirs.items():
         new = mine.get(head)
@@ -344,12 +348,12 @@ def rollback(*, reason: str | None = None, user: str | None = None,
 def _write_pointer(mc, uri, model_name, mv, old, when, who, forced, reason, champion_file) -> Path:
     target = Path(champion_file) if champion_file else models_dir(project_root()) / "CHAMPION"
     info = {"bundle_id": mv.tags.get("bundle_id"),
-            "path": _bundle_local_path(mv),
+            "path": bundle_local_path(mv),
             "mlflow": {"model": model_name, "version": str(mv.version), "run_id": mv.run_id,
                        "tracking_uri": uri if "@" not in uri else None},
             "promoted_at": when, "promoted_by": who, "forced": bool(forced), "reason": reason,
             "previous": None if old is None else {"bundle_id": old.tags.get("bundle_id"),
-                                                  "path": _bundle_local_path(old),
+                                                  "path": bundle_local_path(old),
                                                   "version": str(old.version)}}
     return write_champion(info, target)
 
