@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from triage.bundle import git_sha, new_bundle_id, write_bundle
 from triage.classifiers import KINDS, Features, TextHead, fit_candidates, make_reference
-from triage.encoder import CachedEncoder, Encoder, HashingEncoder, MiniLMEncoder
+from triage.encoder import CachedEncoder, Encoder, HashingEncoder, MiniLMEncoder, load_encoder
 from triage.thresholds import ThresholdRule, choose_thresholds
 
 from .evaluation import head_metrics, reference_metrics
@@ -132,10 +132,10 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
                          tuple(fractions), seed, cv, tuple(candidates), tuple(wanted),
                          class_weight=class_weight, encoder=enc.reference() if enc else {})
     rule = ThresholdRule(target_precision=target_precision, suggest_precision=suggest_precision)
+    splits = assign_splits(data.texts, fractions, seed)
+    vectors = enc.encode(data.texts, progress=progress) if enc else None  # torch: all threads
+    X = Features(data.texts, vectors)
     with threadpool_limits(n_threads):
-        splits = assign_splits(data.texts, fractions, seed)
-        vectors = enc.encode(data.texts, progress=progress) if enc else None
-        X = Features(data.texts, vectors)
         fitted, head_reports = {}, {}
         for name in _progress(wanted, progress, "heads"):
             model, rep = train_head(name, X, data.labels[name], splits, config, rule, progress)
@@ -267,3 +267,46 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+# ---------------------------------------------------------------------------- evaluate
+def evaluate_bundle(bundle_path: str | Path, data_path: str | Path, mapping_path: str | Path, *,
+                    split: str = "all", encoder: Encoder | str | None = None,
+                    fractions: Sequence[float] | None = None, seed: int | None = None) -> dict:
+    """Score an existing bundle on an export (all rows, or only the rows its split puts in
+    ``holdout``: the split is a function of the text, so it is the same tickets as in training).
+    """
+    from triage.predict import Triager
+
+    tri = Triager.from_bundle(bundle_path, encoder=None if encoder is None
+                              else resolve_encoder(encoder))
+    ref = tri.manifest.get("encoder") or {}
+    if encoder is None and ref.get("kind") == "minilm":
+        tri = Triager(tri._bundle, encoder=CachedEncoder(load_encoder(ref)))  # reuse cached vectors
+    mapping = load_mapping(mapping_path)
+    data = load_export(data_path, mapping)
+    cfg = tri.manifest.get("config") or {}
+    splits = assign_splits(data.texts, fractions or cfg.get("fractions") or DEFAULT_FRACTIONS,
+                           cfg.get("seed", 0) if seed is None else seed)
+    keep = np.ones(len(data), bool) if split == "all" else splits == split
+    with threadpool_limits(1):
+        rows = np.flatnonzero(keep)
+        X = tri.features_for_texts([data.texts[i] for i in rows]) if len(rows) else None
+        heads = {}
+        for name, model in tri.models.items():
+            if name not in data.labels:
+                continue
+            has = [j for j, i in enumerate(rows) if data.labels[name][i] is not None]
+            if not has:
+                continue
+            y = [data.labels[name][rows[j]] for j in has]
+            proba = model.predict_proba(X.take(has))
+            thresholds = tri.manifest["heads"][name].get("thresholds") or {}
+            heads[name] = {"chosen": tri.manifest["heads"][name].get("kind"),
+                           "metrics": head_metrics(y, proba, [str(c) for c in model.classes_],
+                                                   thresholds),
+                           "thresholds": thresholds}
+    return _jsonable({"bundle_id": tri.bundle_id, "split": split,
+                      "data": {"path": str(data.path), "sha256": data.sha256,
+                               "rows": data.counts["rows_read"], "rows_scored": int(keep.sum())},
+                      "dropped_rows": data.counts["dropped"], "heads": heads})

@@ -57,8 +57,17 @@ class Triager:
             self._encoder = load_encoder(self.manifest.get("encoder") or {"kind": "minilm"})
         return self._encoder
 
+    @property
+    def models(self) -> dict[str, Any]:
+        """The fitted heads by name (read-only use: evaluation scores them directly)."""
+        return dict(self._models)
+
     def features(self, tickets: Sequence[Ticket]) -> Features:
-        texts = [model_text(t.subject, t.body) for t in tickets]
+        return self.features_for_texts([model_text(t.subject, t.body) for t in tickets])
+
+    def features_for_texts(self, texts: Sequence[str]) -> Features:
+        """Model inputs for already-normalised texts: one encoder call for the whole batch."""
+        texts = list(texts)
         vectors = self.encoder().encode(texts) if self.needs_vectors and texts else None
         return Features(texts, vectors)
 
