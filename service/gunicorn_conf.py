@@ -39,6 +39,9 @@ graceful_timeout = 30
 keepalive = 30
 preload_app = False
 wsgi_app = "service.wsgi:app"
+# gunicorn's control socket has one default path per user: two servers on one machine
+# (tests, bench, a developer's own) would fight over it, and nothing here uses it.
+control_socket_disable = True
 accesslog = None  # the app logs one access line per request, with its request id
 loglevel = os.environ.get("TRIAGE_LOG_LEVEL", "info").lower()
 

@@ -1,0 +1,89 @@
+"""`triage serve` under gunicorn on a loopback port, called over HTTP, then stopped."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from service_fixtures import KEYS_SPEC, TICKET, service_env  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(base: str, proc: subprocess.Popen, seconds: float = 90) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        assert proc.poll() is None, "triage serve exited early"
+        try:
+            if requests.get(f"{base}/readyz", timeout=10).status_code == 200:
+                return
+        except (requests.ConnectionError, requests.Timeout):  # workers still importing
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"not ready within {seconds}s")
+
+
+@pytest.fixture()
+def server(service_env, tmp_path):
+    port = free_port()
+    env = {**os.environ, "TRIAGE_MODELS_DIR": str(service_env["models"]),
+           "TRIAGE_KB_PATH": str(service_env["kb"]), "TRIAGE_API_KEYS": KEYS_SPEC,
+           "TRIAGE_KB_THRESHOLD": "0.2", "TRIAGE_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": str(ROOT)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "triage_cli", "serve", "--port", str(port),
+                             "--workers", "2", "--bundle", str(service_env["bundle"])],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, proc)
+        yield base, proc, tmp_path / "serve.log"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+
+@pytest.mark.timeout(180)
+def test_serve_under_gunicorn(server):
+    base, proc, log_path = server
+    s = requests.Session()
+    s.headers["Authorization"] = "Bearer intake-key"
+    r = s.post(f"{base}/v1/classify", json=TICKET, headers={"X-Request-Id": "gunicorn-1"}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.headers["X-Request-Id"] == "gunicorn-1"
+    assert r.json()["result"]["sla"]["policy"]
+    bad = s.post(f"{base}/v1/classify", data=b"\xff", headers={"Content-Type": "application/json"})
+    assert bad.status_code == 400 and bad.json()["ok"] is False
+    for _ in range(4):
+        assert s.get(f"{base}/v1/kb/suggest", params={"q": "vpn drops"}, timeout=10).ok
+    metrics = requests.get(f"{base}/metrics", timeout=10).text
+    assert 'triage_http_request_duration_seconds_count{endpoint="/v1/kb/suggest",method="GET"}' in metrics
+    assert "triage_bundle_info{" in metrics
+    admin = {"Authorization": "Bearer admin-key"}
+    r = requests.post(f"{base}/v1/admin/reload", json={"wait": True}, headers=admin, timeout=60)
+    assert r.status_code == 200, r.text
+    time.sleep(1.5)  # the sibling worker picks the token up within its poll interval
+    assert "reload requested by a sibling worker" in log_path.read_text(errors="replace")
+    os.kill(proc.pid, signal.SIGHUP)  # the master replaces its workers gracefully
+    time.sleep(1)
+    wait_ready(base, proc, 60)
+    assert s.post(f"{base}/v1/classify", json=TICKET, timeout=10).status_code == 200
