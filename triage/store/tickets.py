@@ -156,6 +156,20 @@ def set_fields(session: Session, ticket: TicketRow, changes: dict[str, Any], *, 
     return changed
 
 
+def edit(session: Session, ticket: TicketRow, changes: dict[str, Any], *, actor: str,
+         now: datetime | None = None) -> list[str]:
+    """A person's change: like :func:`set_fields`, plus feedback on predicted fields."""
+    from triage.store import feedback
+
+    now = now or utcnow()
+    before = {f: getattr(ticket, f) for f in changes if f in EDITABLE}
+    changed = set_fields(session, ticket, changes, actor=actor, now=now)
+    for field in changed:
+        feedback.record_change(session, ticket, field, before[field], getattr(ticket, field),
+                               by=actor, now=now)
+    return changed
+
+
 def missing_mandatory(ticket: TicketRow) -> list[str]:
     return [f for f in MANDATORY if getattr(ticket, f) in (None, "")]
 

@@ -1,0 +1,38 @@
+"""The migrations build exactly the schema the table metadata describes, on both databases."""
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from store_support import backend  # noqa: F401 - fixture
+from triage.store import Store, database_url
+from triage.store.tables import Base
+
+
+def test_migrations_match_the_metadata(backend):
+    with backend.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                         "compare_server_default": True})
+        assert compare_metadata(context, Base.metadata) == []
+        assert context.get_current_revision() == "0001"
+
+
+def test_upgrade_is_idempotent(backend):
+    backend.upgrade()
+    assert set(backend.table_names()) >= set(Base.metadata.tables)
+
+
+def test_sqlite_store_uses_wal_and_foreign_keys(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'x.db'}")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    store.dispose()
+
+
+def test_database_url_defaults_to_the_sqlite_file(monkeypatch):
+    monkeypatch.delenv("TRIAGE_DATABASE_URL", raising=False)
+    assert database_url() == "sqlite:///var/triage.db"
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", "postgresql+psycopg://h/db")
+    assert database_url() == "postgresql+psycopg://h/db"
+    assert database_url("sqlite:///other.db") == "sqlite:///other.db"
