@@ -20,7 +20,9 @@ The report dict (``report.json`` is exactly this, JSON-serialised)::
         head: {
           "metrics": head_metrics(...),            # on the holdout split
           "reference": {"name": "tfidf+linearsvc", "accuracy", "macro_f1", "n"},
-          "candidates": {name: macro_f1, ...},     # e.g. tfidf / embedding / combined
+          "candidates": {name: macro_f1, ...},     # e.g. tfidf / embedding / combined, on the
+                                                   # calibration split (where the winner is chosen)
+          "candidates_holdout": {name: macro_f1},  # optional: the same candidates on the holdout
           "chosen": name,
           "thresholds": {label: {"apply": p, "suggest": p}},
         }, ...
@@ -203,7 +205,8 @@ def _fmt(x, pct: bool = False) -> str:
 
 def render_text_summary(report: Mapping) -> str:
     """A compact table per head for the terminal (``triage train`` / ``triage evaluate``)."""
-    lines = [f"bundle {report.get('bundle_id', '?')}  ({report.get('created_at', '')})"]
+    created = report.get("created_at")
+    lines = [f"bundle {report.get('bundle_id', '?')}" + (f"  ({created})" if created else "")]
     data = report.get("data") or {}
     if data:
         lines.append(f"data {data.get('path', '?')}  rows {data.get('rows', '?')}")
@@ -220,10 +223,12 @@ def render_text_summary(report: Mapping) -> str:
             f"{_fmt((at.get('applied') or {}).get('coverage'), True):>9}"
             f"{_fmt((at.get('applied') or {}).get('precision')):>9}"
             f"{_fmt((at.get('suggested') or {}).get('coverage'), True):>9}")
-        cands = h.get("candidates") or {}
+        cands, held = h.get("candidates") or {}, h.get("candidates_holdout") or {}
         if cands:
-            lines.append(" " * 18 + "candidates: " + ", ".join(
-                f"{k} {_fmt(v)}" for k, v in cands.items()))
+            lines.append(" " * 18 + "candidates (calibration" + ("/holdout" if held else "")
+                         + "): " + ", ".join(f"{k} {_fmt(v)}" + (f"/{_fmt(held[k])}" if k in held
+                                                                  else "")
+                                             for k, v in cands.items()))
     dropped = {k: v for k, v in (report.get("dropped_rows") or {}).items() if v}
     if dropped:
         lines += ["", "dropped rows: " + ", ".join(f"{k} {v}" for k, v in dropped.items())]

@@ -229,12 +229,14 @@ def _head_section(head: str, h: Mapping, plots: Mapping) -> str:
                      [f"reference {ref.get('name', 'tfidf+linearsvc')} (same run)",
                       _num(ref.get("n")), _num(ref.get("accuracy")), _num(ref.get("macro_f1")),
                       "–"]])]
-    cands = h.get("candidates") or {}
+    cands, held = h.get("candidates") or {}, h.get("candidates_holdout") or {}
     if cands:
         rows = [[("<span class=chosen>" + esc(k) + " (chosen)</span>") if k == h.get("chosen")
-                 else esc(k), esc(_num(v))] for k, v in cands.items()]
-        parts += ["<h3>Candidates (macro-F1, same split)</h3>",
-                  _table(["candidate", "macro-F1"], rows, raw=True)]
+                 else esc(k), esc(_num(v))] + ([esc(_num(held.get(k)))] if held else [])
+                for k, v in cands.items()]
+        parts += ["<h3>Candidates (macro-F1; the winner is chosen on the calibration split)</h3>",
+                  _table(["candidate", "calibration"] + (["holdout"] if held else []), rows,
+                         raw=True)]
     parts += ["<h3>At the chosen thresholds (holdout)</h3>",
               _table(["decision", "tickets", "coverage", "precision"],
                      [[k, _num((at.get(k) or {}).get("n")), _num((at.get(k) or {}).get("coverage"), True),

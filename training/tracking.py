@@ -129,6 +129,8 @@ def _unpack(result_or_report, bundle_path, config, report_dir):
     if bundle is None:
         raise TriageError("log_training_run needs the bundle folder (bundle_path=...)")
     config = config if config is not None else getattr(obj, "config", None)
+    if config is None and isinstance(report.get("config"), Mapping):
+        config = report["config"]  # report.json of a pipeline run carries its config
     if config is not None and not isinstance(config, Mapping):
         config = asdict(config) if hasattr(config, "__dataclass_fields__") else vars(config)
     report_dir = report_dir or getattr(obj, "report_dir", None)

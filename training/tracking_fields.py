@@ -40,9 +40,10 @@ def flat_metrics(report: Mapping) -> dict[str, float]:
                 _put(out, f"{head}.{decision}.precision", d.get("precision"))
         for key in ("accuracy", "macro_f1"):
             _put(out, f"{head}.reference.{key}", (h.get("reference") or {}).get(key))
-        for name, f1 in (h.get("candidates") or {}).items():
-            _put(out, f"{head}.candidate.{name}.macro_f1",
-                 f1.get("macro_f1") if isinstance(f1, Mapping) else f1)
+        for key, suffix in (("candidates", "macro_f1"), ("candidates_holdout", "holdout_macro_f1")):
+            for name, f1 in (h.get(key) or {}).items():
+                _put(out, f"{head}.candidate.{name}.{suffix}",
+                     f1.get("macro_f1") if isinstance(f1, Mapping) else f1)
         for label, c in (m.get("per_class") or {}).items():
             _put(out, f"{head}.class.{label}.f1", c.get("f1"))
     for reason, count in (report.get("dropped_rows") or {}).items():
