@@ -1,8 +1,8 @@
 """E-mail intake: the .eml samples in tests/data/mail, threading, loop protection, polling.
 
-The IMAP path is tested against a stub of the ``imaplib`` client (same
-``login/select/uid/logout`` calls), not a live server: what matters is the
-order SEARCH UNSEEN → FETCH BODY.PEEK[] → handler → STORE \\Seen.
+The IMAP path is tested twice: against a stub of the ``imaplib`` client (the
+call order SEARCH UNSEEN → FETCH BODY.PEEK[] → handler → STORE \\Seen) and
+through the real ``imaplib`` against tests/fake_imap.py on 127.0.0.1.
 """
 from __future__ import annotations
 
@@ -262,3 +262,19 @@ def test_imap_poller_stores_seen_only_after_handler_returns():
     assert commands == ["login", "select", "SEARCH", "FETCH", "STORE", "FETCH", "logout"]
     poller.handler = _flaky_handler(set(), seen)
     assert poller.poll_once().handled == 1 and stub.seen == {"7", "9"}
+
+
+def test_imap_poller_against_a_fake_server_on_localhost():
+    from fake_imap import FakeImap
+
+    with FakeImap({"7": _raw(7), "9": _raw(9)}) as server:
+        seen: list[str] = []
+        source = ImapSource("127.0.0.1", "desk", "secret", port=server.port, ssl=False)
+        report = MailboxPoller(source, _flaky_handler({"problem 7"}, seen)).poll_once()
+        assert (report.handled, report.failed, seen, server.seen) == (1, 1, ["problem 9"], {"9"})
+        assert server.commands.count("UID STORE") == 1 and server.commands[-1] == "LOGOUT"
+        report = MailboxPoller(source, _flaky_handler(set(), seen)).poll_once()
+        assert report.handled == 1 and server.seen == {"7", "9"}
+        bad = ImapSource("127.0.0.1", "desk", "wrong", port=server.port, ssl=False)
+        with pytest.raises(Exception):
+            MailboxPoller(bad, _flaky_handler(set(), seen)).poll_once()

@@ -110,10 +110,14 @@ class ImapSource:
 
     def _open(self) -> Any:
         client = self._connect()
-        client.login(self.user, self.password)
-        typ, _ = client.select(self.folder)
-        if typ != "OK":
-            raise imaplib.IMAP4.error(f"cannot select folder {self.folder!r}")
+        try:
+            client.login(self.user, self.password)
+            typ, _ = client.select(self.folder)
+            if typ != "OK":
+                raise imaplib.IMAP4.error(f"cannot select folder {self.folder!r}")
+        except Exception:
+            getattr(client, "shutdown", lambda: None)()  # do not leak the socket
+            raise
         return client
 
     def pending(self) -> Iterator[tuple[str, bytes]]:
