@@ -99,6 +99,7 @@ class TicketRow(Base):
     queue: Mapped[str] = mapped_column(String(100), default="triage", index=True)
     assignee: Mapped[str | None] = mapped_column(ForeignKey("agents.id"), index=True)
     resolution: Mapped[str | None] = mapped_column(String(50))
+    message_id: Mapped[str | None] = mapped_column(String(500), unique=True)  # e-mail intake
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     tags: Mapped[list[Any]] = mapped_column(default=list)
     escalation_level: Mapped[int] = mapped_column(default=0)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 04:25:58.128698
+Create Date: 2026-11-27 04:34:51.612346
 """
 from __future__ import annotations
 
@@ -79,6 +79,7 @@ def upgrade() -> None:
     sa.Column('queue', sa.String(length=100), nullable=False),
     sa.Column('assignee', sa.String(length=100), nullable=True),
     sa.Column('resolution', sa.String(length=50), nullable=True),
+    sa.Column('message_id', sa.String(length=500), nullable=True),
     sa.Column('extra', sa.JSON(), nullable=False),
     sa.Column('tags', sa.JSON(), nullable=False),
     sa.Column('escalation_level', sa.Integer(), nullable=False),
@@ -88,7 +89,8 @@ def upgrade() -> None:
     sa.Column('resolved_at', sa.DateTime(), nullable=True),
     sa.Column('closed_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['assignee'], ['agents.id'], name=op.f('fk_tickets_assignee_agents')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets')),
+    sa.UniqueConstraint('message_id', name=op.f('uq_tickets_message_id'))
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tickets_assignee'), ['assignee'], unique=False)
