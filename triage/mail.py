@@ -11,6 +11,10 @@ Public API::
     parse_message(raw: bytes) -> dict
     find_reference(intake, *, lookup=None, pattern=SUBJECT_TAG) -> str | None
     tag_subject(reference, subject) -> str
+    decode_bytes(data, declared_charset) -> (text, charset used, warning | None)  [triage.charsets]
+    auto_reply_reason(email.message.Message) -> str | None
+
+The poller (IMAP, Maildir, mbox) is in :mod:`triage.mailboxes`.
 
 The intake dict (all keys always present)::
 
@@ -30,11 +34,11 @@ The intake dict (all keys always present)::
     auto_reply_reason str | None   which header or pattern said so
     is_forward     bool            subject starts with Fw:/Fwd:/WG:/TR:
     channel        "email"
+    raw_sha256     str             of the raw bytes: an idempotency key when Message-ID is missing
     warnings       [str, ...]      charset fallbacks and header defects worked around
 """
 from __future__ import annotations
 
-import codecs
 import email
 import email.header
 import email.policy
@@ -46,6 +50,7 @@ from datetime import datetime, timezone
 from email.message import EmailMessage, Message
 from typing import Any, Callable, Iterator, Mapping
 
+from .charsets import clean_header_text, decode_bytes
 from .htmltext import html_to_text
 from .text import model_text, normalise
 
@@ -60,75 +65,13 @@ _AUTO_SUBJECT = re.compile(
     r"abwesenheitsnotiz|r[ée]ponse automatique|undeliverable|delivery status notification)\b", re.I)
 _DAEMONS = ("mailer-daemon@", "postmaster@", "noreply-dmarc", "mail-daemon@")
 
-# Labels that lie in practice, per the WHATWG Encoding Standard: "iso-8859-1"
-# mail is really windows-1252 (curly quotes, euro sign at 0x80-0x9f).
-_CHARSET_UPGRADE = {
-    "iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252",
-    "ascii": "cp1252", "gb2312": "gb18030", "gbk": "gb18030", "shift_jis": "cp932",
-    "iso-2022-jp": "iso2022_jp_ext", "ks_c_5601-1987": "cp949", "euc-kr": "cp949",
-}
-# Declarations under which valid UTF-8 with non-ASCII bytes is almost surely UTF-8.
-_WEAK_CHARSETS = {"", "ascii", "us-ascii", "iso-8859-1", "latin1", "latin-1", "cp1252",
-                  "windows-1252", "iso-8859-15", "unknown-8bit", "x-unknown", "default"}
-
-
-# --------------------------------------------------------------------- text
-def decode_bytes(data: bytes, declared: str | None) -> tuple[str, str, str | None]:
-    """Decode ``data`` trusting ``declared`` only as far as the bytes allow.
-
-    Returns ``(text, charset used, warning or None)``. Order: UTF-8 first when the
-    label is missing or a single-byte Western one and the bytes are valid UTF-8;
-    then the declared charset (upgraded per WHATWG); then UTF-8, windows-1252, and
-    finally latin-1 with replacement, which cannot fail.
-    """
-    label = (declared or "").strip().strip('"').lower()
-    non_ascii = any(b > 0x7F for b in data)
-    tries: list[str] = []
-    if non_ascii and label in _WEAK_CHARSETS:
-        tries.append("utf-8")
-    if label and label not in ("unknown-8bit", "default"):
-        tries += [_CHARSET_UPGRADE.get(label, label), label]
-    tries += ["utf-8", "cp1252"]
-    for name in dict.fromkeys(tries):
-        try:
-            codec = codecs.lookup(name).name
-            text = data.decode(codec)
-        except (LookupError, UnicodeDecodeError, ValueError):
-            continue
-        warning = None
-        if label and not _same_charset(codec, label):
-            warning = f"charset {label!r} did not decode; used {codec}"
-        return text, codec, warning
-    return data.decode("latin-1", errors="replace"), "latin-1", f"charset {label!r}: undecodable"
-
-
-def _same_charset(codec: str, label: str) -> bool:
-    """True when ``codec`` is what ``label`` means (or its WHATWG upgrade)."""
-    names = {label, _CHARSET_UPGRADE.get(label, label)}
-    for name in names:
-        try:
-            if codecs.lookup(name).name == codec:
-                return True
-        except LookupError:
-            pass
-    return label in _WEAK_CHARSETS and codec in ("utf-8", "cp1252")
-
-
-def _clean(text: str) -> str:
-    """Header strings may carry surrogate-escaped raw bytes (and NULs): turn them into text."""
-    text = text.replace("\x00", "")
-    if not any("\udc80" <= ch <= "\udcff" for ch in text):
-        return text
-    raw = text.encode("utf-8", errors="surrogateescape")
-    return decode_bytes(raw, None)[0]
-
 
 # ------------------------------------------------------------------ headers
 def _header(msg: Message, name: str, warnings: list[str]) -> str:
     """A header as text; one the stdlib cannot decode is decoded again from its raw value."""
     try:
         value = msg.get(name)
-        text = _clean(str(value)).strip() if value is not None else ""
+        text = clean_header_text(str(value)).strip() if value is not None else ""
     except Exception as exc:  # the stdlib header parser has known crashers
         warnings.append(f"header {name}: {exc.__class__.__name__}")
         text = "\ufffd"
@@ -143,11 +86,11 @@ def _decode_words(raw: str, warnings: list[str]) -> str:
     try:
         pieces = email.header.decode_header(raw.replace("\r\n", "").replace("\n", ""))
     except Exception:
-        return _clean(raw).strip()
+        return clean_header_text(raw).strip()
     out = []
     for data, charset in pieces:
         if isinstance(data, str):
-            out.append(_clean(data))
+            out.append(clean_header_text(data))
             continue
         text, _, warning = decode_bytes(data, charset)
         if warning:
@@ -168,9 +111,9 @@ def _addresses(msg: Message, name: str, warnings: list[str]) -> list[dict[str, s
         values = email.utils.getaddresses(raw)
     out = []
     for display, spec in values:
-        spec = _clean(spec or "").strip().strip("<>").lower()
+        spec = clean_header_text(spec or "").strip().strip("<>").lower()
         if spec or display:
-            out.append({"name": _clean(display or "").strip(), "address": spec})
+            out.append({"name": clean_header_text(display or "").strip(), "address": spec})
     return out
 
 
@@ -235,7 +178,7 @@ def _is_attachment(part: Message, body: set[int]) -> bool:
 def _filename(part: Message, index: int) -> str:
     """A safe file name: no directories, no control characters, never empty."""
     try:
-        name = _clean(part.get_filename() or "")
+        name = clean_header_text(part.get_filename() or "")
     except Exception:
         name = ""
     name = re.sub(r"[\x00-\x1f\x7f]", "", name).replace("\\", "/").split("/")[-1].strip(" .")
@@ -272,18 +215,19 @@ def auto_reply_reason(msg: Message) -> str | None:
         ("X-Auto-Reply", bool),
         ("Precedence", lambda v: v.lower() in ("bulk", "junk", "list", "auto_reply")),
     ]
+    ignored: list[str] = []
     for name, test in checks:
-        value = str(msg.get(name, "") or "").strip()
+        value = _header(msg, name, ignored)
         if value and test(value):
             return f"{name}: {value}"
     if msg.get_content_type() == "multipart/report":
         return "delivery report (multipart/report)"
-    sender = str(msg.get("From", "") or "").lower()
+    sender = _header(msg, "From", ignored).lower()
     if any(d in sender for d in _DAEMONS):
-        return f"From: {sender.strip()}"
-    if str(msg.get("Return-Path", "")).strip() == "<>":
+        return f"From: {sender}"
+    if _header(msg, "Return-Path", ignored) == "<>":
         return "Return-Path: <> (bounce)"
-    subject = _clean(str(msg.get("Subject", "") or ""))
+    subject = _header(msg, "Subject", ignored)
     if _AUTO_SUBJECT.match(subject):
         return f"Subject: {subject[:60]}"
     return None
@@ -292,6 +236,7 @@ def auto_reply_reason(msg: Message) -> str | None:
 # ---------------------------------------------------------------- forwards
 _FWD_SEPARATOR = re.compile(r"^\s*(-{2,}\s*(original message|forwarded message|"
                             r"ursprüngliche nachricht|message d'origine)\s*-{2,}|_{10,})\s*$", re.I)
+_FWD_FROM = re.compile(r"^\s*(from|von|de)\s*:", re.I)
 _FWD_HEADER = re.compile(r"^\s*(from|sent|date|to|cc|subject|von|gesendet|an|betreff|de|envoyé|"
                          r"à|objet)\s*:", re.I)
 
@@ -303,15 +248,24 @@ def _forward_model_body(body: str) -> str:
     a reply is history but for a forward is the problem being handed over.
     """
     lines = body.replace("\r\n", "\n").split("\n")
+    start = _forward_start(lines)
+    if start is None:
+        return normalise(body)
+    rest = lines[start + 1:]
+    while rest and (not rest[0].strip() or _FWD_HEADER.match(rest[0])):
+        rest = rest[1:]  # the forwarded message's own From:/Sent:/To:/Subject: block
+    note, forwarded = normalise("\n".join(lines[:start])), normalise("\n".join(rest))
+    return "\n".join(p for p in (note, forwarded) if p)
+
+
+def _forward_start(lines: list[str]) -> int | None:
+    """Index of the separator or "From:" line that opens the forwarded message."""
     for i, line in enumerate(lines):
-        if _FWD_SEPARATOR.match(line) or (_FWD_HEADER.match(line) and line.lower().lstrip().startswith(("from", "von", "de"))
-                                          and sum(bool(_FWD_HEADER.match(x)) for x in lines[i + 1:i + 4]) >= 2):
-            rest = lines[i + 1:]
-            while rest and (not rest[0].strip() or _FWD_HEADER.match(rest[0])):
-                rest = rest[1:]
-            note, forwarded = normalise("\n".join(lines[:i])), normalise("\n".join(rest))
-            return "\n".join(p for p in (note, forwarded) if p)
-    return normalise(body)
+        if _FWD_SEPARATOR.match(line):
+            return i
+        if _FWD_FROM.match(line) and sum(bool(_FWD_HEADER.match(x)) for x in lines[i + 1:i + 4]) >= 2:
+            return i
+    return None
 
 
 # ------------------------------------------------------------------ parsing
@@ -352,6 +306,7 @@ def parse_message(raw: bytes) -> dict[str, Any]:
         "date": _date(msg, warnings), "attachments": attachments,
         "auto_reply": reason is not None, "auto_reply_reason": reason,
         "is_forward": is_forward, "channel": "email",
+        "raw_sha256": hashlib.sha256(raw).hexdigest(),
         "warnings": list(dict.fromkeys(warnings)),
     }
 
