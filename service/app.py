@@ -29,6 +29,7 @@ BLUEPRINTS = [
     "service.kb_api:bp",
     "service.admin:bp",
     "service.openapi:bp",
+    "service.tickets:bp",
 ]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

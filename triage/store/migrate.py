@@ -24,8 +24,14 @@ def alembic_config(connection=None) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; a no-op when it is already there."""
+    """Bring the schema to ``revision``; a no-op when it is already there.
+
+    On PostgreSQL an advisory lock serialises service workers that start
+    together, so only the first one migrates and the others find it done.
+    """
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(724001)")
         command.upgrade(alembic_config(connection), revision)
 
 

@@ -1,0 +1,381 @@
+"""The ticketing API: intake from every channel, queues, lifecycle, follow-ups, merges, reports.
+
+Identity: the API key says the role (``service/auth.py``). An ``agent`` key's
+*name* is the agent id in the store (routing, queues, history). An ``intake``
+key is the intake pipeline or the customer portal: it may open tickets for
+anyone, but reading needs ``X-Requester: <requester id/e-mail>`` and then sees
+only that requester's tickets (another id answers 404, like a missing one).
+With ``TRIAGE_AUTH`` off (development) every caller is an admin named by
+``X-Agent`` (default ``dev``).
+
+Ticket text is stored and returned exactly as given: these are JSON data,
+escaping is the job of whatever page renders them; no HTML is built here.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from triage.errors import InputError
+from triage.store import Store, access, clocks, feedback, inbox, merge, routing, tickets
+from triage.store.intake import intake
+
+from .auth import require_role
+from .errors import ApiError, field_error
+from .ticket_schema import read_json_body
+
+bp = Blueprint("tickets", __name__)
+log = logging.getLogger("service.tickets")
+
+INTAKE_KEYS = {"subject": str, "body": str, "channel": str, "requester": str,
+               "customer_tier": str, "category": str, "priority": (int, str),
+               "affected_service": str, "watchers": list, "vip": bool, "major_incident": bool,
+               "tags": list}
+PATCH_KEYS = set(tickets.EDITABLE) | {"assignee"}
+
+
+# ----------------------------------------------------------------- app wiring
+def get_store() -> Store:
+    """The app's Store, built on first use (and migrated: idempotent, lock-protected)."""
+    store = current_app.extensions.get("triage.store")
+    if store is None:
+        url = current_app.config.get("TRIAGE_DATABASE_URL") or None
+        store = Store(url)
+        store.upgrade()
+        current_app.extensions["triage.store"] = store
+    return store
+
+
+def _components():
+    """(triager, rules) of the served state; tickets are still taken while no bundle is loaded."""
+    loaded = getattr(current_app.extensions.get("triage.state"), "current", None)
+    triager = getattr(loaded, "triager", None)
+    rules = getattr(loaded, "rules", None)
+    if rules is None:
+        rules = current_app.extensions.get("triage.rules_fallback")
+        if rules is None:
+            from triage.rules import RuleSet
+
+            rules = current_app.extensions["triage.rules_fallback"] = RuleSet.load(
+                current_app.config.get("TRIAGE_RULES_PATH") or None)
+    return triager, rules
+
+
+def _viewer(session) -> access.Viewer:
+    key = g.get("api_key")
+    if key is None:
+        return access.Viewer("admin", request.headers.get("X-Agent") or "dev")
+    if key.role == "intake":
+        return access.viewer_for(session, "requester", request.headers.get("X-Requester"))
+    return access.viewer_for(session, key.role, key.name)
+
+
+def _staff(session) -> access.Viewer:
+    viewer = _viewer(session)
+    access.require_staff(viewer)
+    return viewer
+
+
+def _json() -> dict[str, Any]:
+    body = read_json_body()
+    if not isinstance(body, dict):
+        raise ApiError(400, "expected a JSON object")
+    return body
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ----------------------------------------------------------------- intake
+@bp.post("/v1/tickets")
+@require_role("intake", "agent")
+def create_ticket():
+    """Open a ticket (JSON from any channel, or a raw ``message/rfc822`` e-mail)."""
+    triager, rules = _components()
+    store = get_store()
+    if (request.mimetype or "") == "message/rfc822":
+        return _receive_email(store, triager, rules)
+    payload = _intake_payload(_json())
+    key = request.headers.get("Idempotency-Key") or None
+    if key is not None and len(key) > 200:
+        raise ApiError(422, "Idempotency-Key is too long", [field_error(
+            "Idempotency-Key", "too long", expected="at most 200 characters",
+            got_text=f"{len(key)} characters")])
+    actor = g.api_key.name if g.get("api_key") is not None and g.api_key.role != "intake" \
+        else payload.get("requester") or "intake"
+    with store.session() as session:
+        result = intake(session, payload, actor=actor, triager=triager, ruleset=rules,
+                        idempotency_key=f"api:{key}" if key else None, now=_now())
+        body = {"ok": True, **result.to_dict()}
+    response = jsonify(body)
+    response.status_code = 201 if result.created else 200
+    if key and not result.created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _intake_payload(raw: dict[str, Any]) -> dict[str, Any]:
+    """Check types and lengths; every problem is reported at once (422)."""
+    errors = []
+    for name, value in raw.items():
+        kind = INTAKE_KEYS.get(name)
+        if kind is None:
+            errors.append(field_error(name, "unknown field", expected=", ".join(INTAKE_KEYS),
+                                      got=name))
+        elif value is not None and (not isinstance(value, kind) or isinstance(value, bool)
+                                    and kind is not bool):
+            errors.append(field_error(name, "wrong type", expected=str(kind), got=value))
+    limits = {"subject": int(current_app.config.get("TRIAGE_MAX_SUBJECT_CHARS", 1000)),
+              "body": int(current_app.config.get("TRIAGE_MAX_TEXT_CHARS", 50_000))}
+    for name, limit in limits.items():
+        if isinstance(raw.get(name), str) and len(raw[name]) > limit:
+            errors.append(field_error(name, "too long", expected=f"at most {limit} characters",
+                                      got_text=f"{len(raw[name])} characters"))
+    if not (raw.get("subject") or raw.get("body")):
+        errors.append(field_error("subject", "a ticket needs a subject or a body"))
+    if errors:
+        raise ApiError(422, f"invalid ticket: {len(errors)} problem(s)", errors)
+    payload = dict(raw)
+    portal_user = request.headers.get("X-Requester")
+    if g.get("api_key") is not None and g.api_key.role == "intake" and portal_user:
+        payload["requester"] = portal_user  # the portal speaks for its signed-in user only
+    payload["extra"] = {k: payload.pop(k) for k in ("vip", "major_incident") if k in payload}
+    return payload
+
+
+def _receive_email(store: Store, triager, rules):
+    from triage.mail import parse_message
+
+    message = parse_message(request.get_data(cache=False))
+    with store.session() as session:
+        received = inbox.receive(session, message, triager=triager, ruleset=rules, now=_now())
+        body = {"ok": True, **received.to_dict()}
+    return jsonify(body), 201 if received.created else 200
+
+
+# ----------------------------------------------------------------- reading
+@bp.get("/v1/tickets/<int:ticket_id>")
+@require_role("intake", "agent")
+def get_ticket(ticket_id: int):
+    with get_store().session() as session:
+        viewer = _viewer(session)
+        ticket = access.visible(session, viewer, ticket_id)
+        body = {"ok": True, "ticket": tickets.to_dict(ticket),
+                "comments": [_comment(c) for c in tickets.comments(
+                    session, ticket_id, public_only=not viewer.is_staff)],
+                "watchers": tickets.watchers(session, ticket_id),
+                "sla": clocks.clocks_of(session, ticket_id),
+                "links": merge.links_of(session, ticket_id),
+                "reference": inbox.reference(ticket_id)}
+        if viewer.is_staff:
+            body["predictions"] = {h: {"label": p.label, "probability": p.probability,
+                                       "decision": p.decision, "bundle_id": p.bundle_id}
+                                   for h, p in feedback.latest_predictions(session, ticket_id).items()}
+    return jsonify(body)
+
+
+def _comment(c) -> dict[str, Any]:
+    return {"id": c.id, "author": c.author, "body": c.body, "public": c.public,
+            "channel": c.channel, "message_id": c.message_id, "moved_from": c.moved_from,
+            "created_at": c.created_at.isoformat()}
+
+
+@bp.get("/v1/tickets")
+@require_role("intake", "agent")
+def list_tickets():
+    limit = _int_arg("limit", 50, 1, 500)
+    offset = _int_arg("offset", 0, 0, 10**9)
+    status = [s for s in request.args.get("status", "").split(",") if s] or None
+    with get_store().session() as session:
+        rows = access.list_visible(session, _viewer(session), queue=request.args.get("queue"),
+                                   status=status, limit=limit, offset=offset)
+        items = [tickets.to_dict(t) for t in rows]
+    return jsonify({"ok": True, "tickets": items, "limit": limit, "offset": offset})
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    try:
+        value = default if raw is None else int(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise ApiError(422, f"{name} must be an integer from {low} to {high}",
+                       [field_error(name, "out of range", expected=f"{low}..{high}", got=raw)])
+    return value
+
+
+@bp.get("/v1/tickets/<int:ticket_id>/history")
+@require_role("agent")
+def history(ticket_id: int):
+    with get_store().session() as session:
+        access.visible(session, _staff(session), ticket_id)
+        events = [tickets.event_dict(e) for e in tickets.history(session, ticket_id)]
+    return jsonify({"ok": True, "ticket_id": ticket_id, "events": events})
+
+
+# ----------------------------------------------------------------- changing
+@bp.post("/v1/tickets/<int:ticket_id>/transition")
+@require_role("agent")
+def transition(ticket_id: int):
+    body = _json()
+    if not isinstance(body.get("to"), str):
+        raise ApiError(422, "'to' is required", [field_error("to", "missing or not a string",
+                                                              expected="a status", got=body.get("to"))])
+    with get_store().session() as session:
+        viewer = _staff(session)
+        ticket = access.visible(session, viewer, ticket_id, lock=True)
+        tickets.transition(session, ticket, body["to"], actor=viewer.id, now=_now(),
+                           resolution=body.get("resolution"))
+        out: dict[str, Any] = {"ok": True, "ticket": tickets.to_dict(ticket)}
+        if body.get("resolve_children") and ticket.status == "resolved":
+            out["children"] = merge.resolve_children(session, ticket, actor=viewer.id)
+    return jsonify(out)
+
+
+@bp.patch("/v1/tickets/<int:ticket_id>")
+@require_role("agent")
+def patch_ticket(ticket_id: int):
+    """Change fields (history + feedback on predicted ones); ``assignee`` assigns ("auto" routes)."""
+    body = _json()
+    unknown = sorted(set(body) - PATCH_KEYS)
+    if unknown:
+        raise ApiError(422, f"cannot change {', '.join(unknown)}",
+                       [field_error(k, "not editable", expected=", ".join(sorted(PATCH_KEYS)),
+                                    got=k) for k in unknown])
+    assignee = body.pop("assignee", None)
+    with get_store().session() as session:
+        viewer = _staff(session)
+        ticket = access.visible(session, viewer, ticket_id, lock=True)
+        changed = tickets.edit(session, ticket, body, actor=viewer.id, now=_now())
+        if assignee is not None:
+            routing.assign(session, ticket_id, actor=viewer.id,
+                           agent_id=None if assignee == "auto" else str(assignee), now=_now())
+            changed.append("assignee")
+        out = {"ok": True, "changed": changed, "ticket": tickets.to_dict(ticket)}
+    return jsonify(out)
+
+
+@bp.post("/v1/tickets/<int:ticket_id>/comments")
+@require_role("intake", "agent")
+def add_comment(ticket_id: int):
+    body = _json()
+    text = body.get("body")
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError(422, "a comment needs a non-empty 'body'",
+                       [field_error("body", "missing or empty", expected="text", got=text)])
+    with get_store().session() as session:
+        viewer = _viewer(session)
+        ticket = access.visible(session, viewer, ticket_id, lock=True)
+        public = bool(body.get("public", True)) or not viewer.is_staff
+        comment, _ = tickets.add_comment(
+            session, ticket, author=viewer.id, body=text, public=public,
+            channel=str(body.get("channel") or ("api" if viewer.is_staff else "portal")),
+            by_agent=viewer.is_staff, now=_now())
+        out = {"ok": True, "comment": _comment(comment), "ticket": tickets.to_dict(ticket)}
+    return jsonify(out), 201
+
+
+def _target(body: dict, name: str) -> int | None:
+    value = body.get(name)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ApiError(422, f"'{name}' must be a ticket id",
+                       [field_error(name, "not a ticket id", expected="integer", got=value)])
+    return value
+
+
+@bp.post("/v1/tickets/<int:ticket_id>/merge")
+@require_role("agent")
+def merge_ticket(ticket_id: int):
+    """Merge this ticket (the duplicate) into ``{"into": parent_id}``."""
+    parent = _target(_json(), "into")
+    if parent is None:
+        raise ApiError(422, "'into' (the parent ticket id) is required")
+    with get_store().session() as session:
+        viewer = _staff(session)
+        access.visible(session, viewer, ticket_id)
+        access.visible(session, viewer, parent)
+        link = merge.merge(session, ticket_id, parent, actor=viewer.id, now=_now())
+        out = {"ok": True, "link_id": link.id, "ticket": tickets.to_dict(tickets.get(session, ticket_id)),
+               "parent": tickets.to_dict(tickets.get(session, parent))}
+    return jsonify(out)
+
+
+@bp.post("/v1/tickets/<int:ticket_id>/unmerge")
+@require_role("agent")
+def unmerge_ticket(ticket_id: int):
+    with get_store().session() as session:
+        viewer = _staff(session)
+        access.visible(session, viewer, ticket_id)
+        merge.unmerge(session, ticket_id, actor=viewer.id, now=_now())
+        out = {"ok": True, "ticket": tickets.to_dict(tickets.get(session, ticket_id))}
+    return jsonify(out)
+
+
+@bp.post("/v1/tickets/<int:ticket_id>/link")
+@require_role("agent")
+def link_ticket(ticket_id: int):
+    """``{"parent": id}`` links to a parent incident; ``{"parent": null}`` unlinks."""
+    body = _json()
+    if "parent" not in body:
+        raise ApiError(422, "'parent' is required (a ticket id, or null to unlink)")
+    parent = _target(body, "parent")
+    with get_store().session() as session:
+        viewer = _staff(session)
+        access.visible(session, viewer, ticket_id)
+        if parent is None:
+            merge.unlink_incident(session, ticket_id, actor=viewer.id, now=_now())
+        else:
+            access.visible(session, viewer, parent)
+            merge.link_incident(session, ticket_id, parent, actor=viewer.id, now=_now())
+        out = {"ok": True, "links": merge.links_of(session, ticket_id)}
+    return jsonify(out)
+
+
+@bp.get("/v1/reports/breaches")
+@require_role("agent")
+def breach_report():
+    with get_store().session() as session:
+        viewer = _staff(session)
+        rows = clocks.breaches(session, _now())
+        if viewer.role == "agent":
+            rows = [r for r in rows if r["team"] in viewer.teams or r["assignee"] == viewer.id]
+    return jsonify({"ok": True, "breaches": rows, "count": len(rows)})
+
+
+# ----------------------------------------------------------------- background sweep
+def _start_scheduler(state) -> None:
+    """Escalation sweep + webhook delivery every ``TRIAGE_ESCALATION_INTERVAL`` seconds (0: off)."""
+    app = state.app
+    interval = float(app.config.get("TRIAGE_ESCALATION_INTERVAL")
+                     or os.environ.get("TRIAGE_ESCALATION_INTERVAL") or 0)
+    if interval <= 0:
+        return
+    import threading
+
+    from triage.store import webhooks
+
+    def loop(stop: threading.Event) -> None:
+        while not stop.wait(interval):
+            try:
+                with app.app_context():
+                    store = get_store()
+                    with store.session() as session:
+                        fired = clocks.sweep(session)
+                    webhooks.deliver(store)
+                if fired:
+                    log.info("escalation sweep fired %d level(s)", len(fired))
+            except Exception:  # noqa: BLE001 - a failed pass must not kill the loop
+                log.exception("escalation sweep failed")
+
+    stop = threading.Event()
+    app.extensions["triage.escalation_stop"] = stop
+    threading.Thread(target=loop, args=(stop,), name="escalation", daemon=True).start()
+
+
+bp.record_once(_start_scheduler)
