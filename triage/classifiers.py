@@ -151,10 +151,15 @@ class TextHead(ClassifierMixin, BaseEstimator):
         return np.hstack([b for b in blocks if b is not None])
 
     # -- prediction --------------------------------------------------------------------
+    def _tfidf(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """FeatureUnion.transform without its joblib plumbing (~2x faster for one ticket)."""
+        return sparse.hstack([v.transform(texts) for _, v in self.vectorizer_.transformer_list],
+                             format="csr")
+
     def _base_scores(self, X: Features, tfidf: sparse.spmatrix | None = None) -> np.ndarray:
         blocks: list[np.ndarray | None] = [None, None]
         if self.uses_text:
-            tfidf = self.vectorizer_.transform(X.texts) if tfidf is None else tfidf
+            tfidf = self._tfidf(X.texts) if tfidf is None else tfidf
             blocks[0] = _scores(self.svc_, tfidf, self.classes_, log_proba=False)
         if self.uses_vectors:
             if X.vectors is None:
@@ -163,15 +168,26 @@ class TextHead(ClassifierMixin, BaseEstimator):
         return self._stack(blocks)
 
     def predict_proba(self, X: Features) -> np.ndarray:
-        proba = self.calibrator_.predict_proba(self._base_scores(X))
+        return self._proba(X, None)
+
+    def _proba(self, X: Features, tfidf: sparse.spmatrix | None) -> np.ndarray:
+        proba = self.calibrator_.predict_proba(self._base_scores(X, tfidf))
         out = np.zeros((len(X), len(self.classes_)))
         out[:, np.searchsorted(self.classes_, self.calibrator_.classes_)] = proba
         return out
 
+    def predict_explained(self, X: Features, k: int = 5) -> tuple[np.ndarray, list[list[dict]]]:
+        """Probabilities and explanations of the top label, vectorising the texts once."""
+        tfidf = self._tfidf(X.texts) if self.uses_text else None
+        proba = self._proba(X, tfidf)
+        labels = self.classes_[proba.argmax(axis=1)]
+        return proba, self.explain(X, labels, k, tfidf=tfidf)
+
     def predict(self, X: Features) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
-    def explain(self, X: Features, labels: Sequence[Any], k: int = 5) -> list[list[dict]]:
+    def explain(self, X: Features, labels: Sequence[Any], k: int = 5,
+                tfidf: sparse.spmatrix | None = None) -> list[list[dict]]:
         """Per ticket, the ``k`` terms that pushed hardest towards its label (TF-IDF part only).
 
         Contribution = the term's TF-IDF value × the LinearSVC weight for that class; heads
@@ -179,7 +195,7 @@ class TextHead(ClassifierMixin, BaseEstimator):
         """
         if not self.uses_text:
             return [[] for _ in range(len(X))]
-        tfidf = sparse.csr_matrix(self.vectorizer_.transform(X.texts))
+        tfidf = sparse.csr_matrix(self._tfidf(X.texts) if tfidf is None else tfidf)
         names, words = self._feature_names()
         out = []
         for row, label in enumerate(labels):

@@ -91,12 +91,14 @@ class Triager:
 
     def _head_fields(self, name: str, model: Any, X: Features, head_policy: Mapping[str, Any]
                      ) -> list[dict]:
-        proba = model.predict_proba(X)
+        if hasattr(model, "predict_explained"):
+            proba, explanations = model.predict_explained(X, k=N_TERMS)
+        else:
+            proba = model.predict_proba(X)
+            explanations = [[] for _ in range(len(X))]
         classes = [str(c) for c in model.classes_]
         order = np.argsort(-proba, axis=1)
         labels = [classes[j] for j in order[:, 0]]
-        explanations = model.explain(X, labels, k=N_TERMS) if hasattr(model, "explain") \
-            else [[] for _ in labels]
         thresholds = (self.manifest["heads"].get(name) or {}).get("thresholds") or {}
         mode = head_policy.get("mode", "auto")
         overrides = head_policy.get("classes") or {}
