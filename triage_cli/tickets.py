@@ -1,0 +1,169 @@
+"""``triage escalate``, ``triage breaches``, ``triage db upgrade``, ``triage mail poll``, ``triage webhooks``.
+
+The database is ``--database URL``, else ``TRIAGE_DATABASE_URL``, else the
+SQLite file ``var/triage.db``. The escalation loop is what a deployment runs
+beside the service workers (or the service's own scheduler thread, see
+``TRIAGE_ESCALATION_INTERVAL``); running several is safe: each level fires once.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import threading
+
+log = logging.getLogger("triage.tickets")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("escalate", help="escalation sweep + webhook delivery",
+                              description="Find tickets approaching or past SLA breach, record "
+                                          "each escalation level once, deliver signed webhooks.")
+    _db(p)
+    p.add_argument("--once", action="store_true", help="one sweep, print what fired, exit")
+    p.add_argument("--interval", type=float, default=60.0, help="seconds between sweeps (60)")
+    p.set_defaults(func=run_escalate)
+
+    p = subparsers.add_parser("breaches", help="SLA breach report (over-time tickets)")
+    _db(p)
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    p.set_defaults(func=run_breaches)
+
+    p = subparsers.add_parser("db", help="database maintenance")
+    sub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    up = sub.add_parser("upgrade", help="apply the Alembic migrations (idempotent)")
+    _db(up)
+    up.set_defaults(func=run_upgrade)
+
+    p = subparsers.add_parser("webhooks", help="register an escalation webhook")
+    sub = p.add_subparsers(dest="webhooks_command", metavar="ACTION", required=True)
+    add = sub.add_parser("add", help="add URL; the secret is read from TRIAGE_WEBHOOK_SECRET")
+    _db(add)
+    add.add_argument("url")
+    add.add_argument("--event", action="append", default=[], help="event name (default: all)")
+    add.set_defaults(func=run_webhook_add)
+
+    p = subparsers.add_parser("mail", help="e-mail intake")
+    sub = p.add_subparsers(dest="mail_command", metavar="ACTION", required=True)
+    poll = sub.add_parser("poll", help="poll a Maildir/mbox/IMAP mailbox into tickets")
+    _db(poll)
+    src = poll.add_mutually_exclusive_group(required=True)
+    src.add_argument("--maildir")
+    src.add_argument("--mbox")
+    src.add_argument("--imap", metavar="HOST", help="IMAP host; TRIAGE_IMAP_USER/PASSWORD")
+    poll.add_argument("--once", action="store_true", help="one pass, then exit")
+    poll.add_argument("--interval", type=float, default=60.0)
+    poll.add_argument("--bundle", help="model bundle to classify with (default: rules only)")
+    poll.set_defaults(func=run_mail_poll)
+
+
+def _db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database", default=None,
+                        help="SQLAlchemy URL (default TRIAGE_DATABASE_URL, else var/triage.db)")
+
+
+def _store(args):
+    from triage.store import Store
+
+    if not getattr(args, "verbose", False):
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is noise
+    store = Store(args.database)
+    store.upgrade()
+    return store
+
+
+def sweep_once(store) -> list[dict]:
+    """One pass: escalations in one transaction, then webhook delivery outside it."""
+    from triage.store import clocks, webhooks
+
+    with store.session() as session:
+        fired = [f.to_dict() for f in clocks.sweep(session)]
+    delivery = webhooks.deliver(store)
+    if any(delivery.values()):
+        log.info("webhooks: %s", delivery)
+    return fired
+
+
+def run_escalate(args) -> int:
+    store = _store(args)
+    while True:
+        for item in sweep_once(store):
+            print(f"ticket {item['ticket_id']}: {item['clock']} level {item['level']} "
+                  f"({item['name']}), due {item['due_at']}", flush=True)
+        if args.once:
+            return 0
+        if threading.Event().wait(args.interval):  # pragma: no cover - never set
+            return 0
+
+
+def run_breaches(args) -> int:
+    from triage.store import clocks
+
+    with _store(args).session() as session:
+        rows = clocks.breaches(session)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    print(f"{'ticket':>7}  {'clock':<15} {'priority':>8}  {'overdue min':>11}  team / assignee")
+    for r in rows:
+        print(f"{r['ticket_id']:>7}  {r['clock']:<15} {str(r['priority']):>8}  "
+              f"{r['overdue_minutes']:>11.0f}  {r['team'] or '-'} / {r['assignee'] or '-'}")
+    print(f"{len(rows)} breached clock(s)")
+    return 0
+
+
+def run_upgrade(args) -> int:
+    store = _store(args)
+    print(f"database at head: {store.engine.url.render_as_string(hide_password=True)}")
+    return 0
+
+
+def run_webhook_add(args) -> int:
+    from triage.errors import ConfigError
+    from triage.store import webhooks
+
+    secret = os.environ.get("TRIAGE_WEBHOOK_SECRET")
+    if not secret:
+        raise ConfigError("set TRIAGE_WEBHOOK_SECRET (kept out of the shell history)")
+    with _store(args).session() as session:
+        hook = webhooks.register(session, args.url, secret, args.event)
+        print(f"webhook {hook.id}: {args.url} events={args.event or 'all'}")
+    return 0
+
+
+def run_mail_poll(args) -> int:
+    from triage import mailboxes
+    from triage.rules import RuleSet
+    from triage.store import inbox
+
+    store, rules = _store(args), RuleSet.load(os.environ.get("TRIAGE_RULES_PATH") or None)
+    triager = None
+    if args.bundle:
+        from triage.predict import Triager
+
+        triager = Triager.from_bundle(args.bundle)
+
+    def handle(message: dict) -> None:
+        with store.session() as session:
+            got = inbox.receive(session, message, triager=triager, ruleset=rules)
+            ticket = got.ticket.id if got.ticket is not None else "-"
+        print(f"{message.get('message_id')}: {got.kind} ticket {ticket}", flush=True)
+
+    poller = mailboxes.MailboxPoller(_source(args, mailboxes), handle)
+    if args.once:
+        report = poller.poll_once()
+        print(f"{report.handled} handled, {report.failed} failed")
+        return 1 if report.failed else 0
+    poller.run(args.interval, threading.Event())
+    return 0
+
+
+def _source(args, mailboxes):
+    if args.maildir:
+        return mailboxes.MaildirSource(args.maildir)
+    if args.mbox:
+        return mailboxes.MboxSource(args.mbox)
+    return mailboxes.ImapSource(args.imap, os.environ.get("TRIAGE_IMAP_USER", ""),
+                                os.environ.get("TRIAGE_IMAP_PASSWORD", ""))
