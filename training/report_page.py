@@ -1,6 +1,7 @@
 """Plots and the self-contained HTML page of an evaluation report.
 
-Why a separate module: matplotlib is slow to import and only needed when a report
+The ``*_figure`` functions return matplotlib figures (the notebooks show them inline);
+:func:`write_report` saves them. Why a separate module: matplotlib is slow to import and only needed when a report
 is written, and :mod:`training.evaluation` stays a set of pure metric functions.
 
 Safety: labels come from a customer's export, so every string that reaches the page
@@ -60,7 +61,7 @@ def _apply_levels(thresholds: Mapping) -> list[float]:
                    if t and t.get("apply") is not None and math.isfinite(float(t["apply"]))})
 
 
-def plot_reliability(head: str, metrics: Mapping, thresholds: Mapping, out_dir: Path) -> dict:
+def reliability_figure(head: str, metrics: Mapping, thresholds: Mapping | None = None):
     """Accuracy vs confidence per bin against the diagonal; bar widths show bin counts."""
     plt = _plt()
     fig, (ax, axc) = plt.subplots(2, 1, figsize=(5.5, 6), sharex=True,
@@ -85,10 +86,10 @@ def plot_reliability(head: str, metrics: Mapping, thresholds: Mapping, out_dir: 
     ax.legend(loc="upper left", fontsize=8)
     axc.set_xlabel("top-1 confidence")
     axc.set_ylabel("tickets")
-    return _save(fig, out_dir, f"{_slug(head)}-reliability")
+    return fig
 
 
-def plot_precision_coverage(head: str, metrics: Mapping, out_dir: Path) -> dict:
+def precision_coverage_figure(head: str, metrics: Mapping):
     """Precision vs coverage of a global confidence threshold, with the per-class operating point."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
@@ -108,10 +109,10 @@ def plot_precision_coverage(head: str, metrics: Mapping, out_dir: Path) -> dict:
     ax.set_ylim(max(0.0, min([p["precision"] for p in curve] + [0.5]) - 0.05), 1.01)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
-    return _save(fig, out_dir, f"{_slug(head)}-precision-coverage")
+    return fig
 
 
-def plot_confusion(head: str, metrics: Mapping, out_dir: Path) -> dict:
+def confusion_figure(head: str, metrics: Mapping):
     """Row-normalised heatmap (colour) with counts written in when the matrix is small."""
     plt = _plt()
     conf = metrics.get("confusion") or {"labels": [], "matrix": []}
@@ -136,7 +137,7 @@ def plot_confusion(head: str, metrics: Mapping, out_dir: Path) -> dict:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(_mpl_text(f"Confusion matrix — {head}"))
-    return _save(fig, out_dir, f"{_slug(head)}-confusion")
+    return fig
 
 
 def _json_default(obj):
@@ -174,9 +175,13 @@ def write_report(report: Mapping, out_dir) -> dict[str, Path]:
     plots: dict[str, dict[str, dict]] = {}
     for head, h in (report.get("heads") or {}).items():
         m = h.get("metrics") or {}
-        plots[head] = {"reliability": plot_reliability(head, m, h.get("thresholds") or {}, out_dir),
-                       "precision_coverage": plot_precision_coverage(head, m, out_dir),
-                       "confusion": plot_confusion(head, m, out_dir)}
+        stem = _slug(head)
+        plots[head] = {
+            "reliability": _save(reliability_figure(head, m, h.get("thresholds")), out_dir,
+                                 f"{stem}-reliability"),
+            "precision_coverage": _save(precision_coverage_figure(head, m), out_dir,
+                                        f"{stem}-precision-coverage"),
+            "confusion": _save(confusion_figure(head, m), out_dir, f"{stem}-confusion")}
         for kind, files in plots[head].items():
             for ext, path in files.items():
                 paths[f"{head}.{kind}.{ext}"] = path

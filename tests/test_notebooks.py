@@ -1,0 +1,54 @@
+"""The notebooks run headless on the demo corpus, so they never rot.
+
+Fast settings: the hashing encoder (no weights) and one head for the training notebooks.
+Marked ``slow`` (each notebook starts a kernel and the pipeline trains); CI runs them.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+DATA = Path(os.environ.get("TRIAGE_NOTEBOOK_DATA") or ROOT / "data" / "demo" / "tickets.csv")
+MAPPING = Path(os.environ.get("TRIAGE_NOTEBOOK_MAPPING") or ROOT / "data" / "demo" / "mapping.yaml")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (DATA.exists() and MAPPING.exists()),
+                       reason=f"demo corpus missing ({DATA} / {MAPPING}): run data/demo/generate.py"),
+]
+
+
+def _one_head() -> str:
+    from training.mapping import load_mapping
+    heads = list(load_mapping(MAPPING).labels)
+    return "team" if "team" in heads else heads[0]
+
+
+def test_the_three_notebooks_exist():
+    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_executes(path, monkeypatch, tmp_path):
+    monkeypatch.setenv("TRIAGE_NOTEBOOK_DATA", str(DATA))
+    monkeypatch.setenv("TRIAGE_NOTEBOOK_MAPPING", str(MAPPING))
+    monkeypatch.setenv("TRIAGE_NOTEBOOK_ENCODER", "hashing")
+    monkeypatch.setenv("TRIAGE_NOTEBOOK_HEADS", _one_head())
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(var, "1")
+    nb = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
+        f"{path.name} was committed with outputs: run notebooks/build.py"
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()  # raises CellExecutionError naming the failing cell
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
