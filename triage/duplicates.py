@@ -191,25 +191,48 @@ def detect_burst(recent: Sequence[tuple], window: timedelta = timedelta(minutes=
     """
     if len(recent) < max(min_size, 1):
         return []
-    vecs = np.vstack([_unit(r[1]) for r in recent])
+    vecs = np.vstack([np.asarray(r[1], dtype=np.float32).ravel() for r in recent])
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    vecs = vecs / np.where(norms == 0, 1.0, norms)
     times = np.array([_seconds(r[2]) for r in recent], dtype=np.float64)
     texts = [r[3] if len(r) > 3 else None for r in recent]
     span = window.total_seconds()
-    linked = (vecs @ vecs.T >= similarity) & (np.abs(times[:, None] - times[None, :]) <= span)
-    free = np.ones(len(recent), dtype=bool)
+    idx = np.flatnonzero(~np.isnan(times))  # a ticket without a time cannot be in a burst
+    idx = idx[np.argsort(times[idx], kind="stable")]
+    linked = _linked(vecs[idx], times[idx], similarity, span)
+    degree = linked.sum(axis=1)
+    free = np.ones(len(idx), dtype=bool)
     clusters = []
-    while free.sum() >= min_size:
-        degree = (linked & free[None, :]).sum(axis=1) * free
-        seed = int(np.argmax(degree))
-        if degree[seed] < min_size:
+    while True:
+        seed = int(np.argmax(np.where(free, degree, -1))) if len(idx) else 0
+        if not len(idx) or not free[seed] or degree[seed] < min_size:
             break
-        members = _densest_window(np.flatnonzero(linked[seed] & free), times, seed, span)
+        members = _densest_window(np.flatnonzero(linked[seed] & free), times[idx], seed, span)
         if len(members) < min_size:
-            free[seed] = False  # its neighbours are spread over more than one window
-            continue
+            members = np.array([seed])  # its neighbours spread over more than one window
         free[members] = False
-        clusters.append(_cluster(recent, vecs, times, texts, members))
+        degree -= linked[:, members].sum(axis=1)  # O(n·k), not a fresh n² count per cluster
+        if len(members) >= min_size:
+            clusters.append(_cluster(recent, vecs, times, texts, idx[members]))
     return sorted(clusters, key=lambda c: (-c.size, c.started_at))
+
+
+def _linked(vecs: np.ndarray, times: np.ndarray, similarity: float, span: float) -> np.ndarray:
+    """Pairs (time-sorted rows) with cosine ≥ ``similarity`` created at most ``span`` s apart."""
+    lo = np.searchsorted(times, times - span, side="left")
+    hi = np.searchsorted(times, times + span, side="right")
+    n = len(times)
+    cols = np.arange(n)
+    linked = np.zeros((n, n), dtype=bool)
+    for a in range(0, n, _BLOCK):  # only the band of rows that can be within the window
+        b = min(n, a + _BLOCK)
+        c0, c1 = int(lo[a]), int(hi[b - 1])
+        near = (cols[c0:c1] >= lo[a:b, None]) & (cols[c0:c1] < hi[a:b, None])
+        linked[a:b, c0:c1] = near & (vecs[a:b] @ vecs[c0:c1].T >= similarity)
+    return linked
+
+
+_BLOCK = 256
 
 
 def _densest_window(idx: np.ndarray, times: np.ndarray, seed: int, span: float) -> np.ndarray:
