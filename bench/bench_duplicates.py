@@ -17,6 +17,22 @@ proposed, true pairs found (recall) and precision; plus the query latency.
 Embeddings come from ``CachedEncoder(MiniLMEncoder())`` keyed by
 ``model_text(None, Document)``; distractors are drawn from documents already
 cached so the bench does not recompute the 47k embeddings.
+
+One run (2026-11-27, 1,009 templated documents in 352 groups = 1,557 true pairs,
++3,000 distractors; "p_tmpl" also counts pairs joining two templated documents
+of different prefix groups, mostly the same form with another date or item):
+
+    MiniLM cos ≥ 0.85   9,040 pairs  recall 0.81  precision 0.14  p_tmpl 0.79
+    MiniLM cos ≥ 0.90   6,728 pairs  recall 0.72  precision 0.17  p_tmpl 0.85
+    MiniLM cos ≥ 0.95   3,927 pairs  recall 0.53  precision 0.21  p_tmpl 0.92
+    TF-IDF cos ≥ 0.70  14,567 pairs  recall 0.78  precision 0.08  p_tmpl 0.79
+    TF-IDF cos ≥ 0.80   9,147 pairs  recall 0.61  precision 0.10  p_tmpl 0.83
+    TF-IDF cos ≥ 0.90   2,299 pairs  recall 0.37  precision 0.25  p_tmpl 0.89
+
+At equal recall MiniLM proposes fewer pairs than TF-IDF; neither separates
+"purchased battery" from "purchased backpacks" in the same template, which is
+why the service should keep the requester/time window on. Query latency
+~2-3 ms over 4,000 candidates on a loaded 2-core box.
 """
 from __future__ import annotations
 
@@ -101,10 +117,16 @@ def tfidf_pairs(texts: list[str], thresholds: tuple[float, ...]) -> dict[float, 
     return {t: {(int(i), int(j)) for i, j in zip(*np.nonzero(upper >= t))} for t in thresholds}
 
 
-def score(found: set, truth: set) -> dict:
+def score(found: set, truth: set, groups: list[int]) -> dict:
+    """Recall/precision against the prefix groups, and the share of pairs joining two templated
+    documents of *different* prefix groups (same template, another date or item: the prefix
+    rule misses those, so ``precision`` is a lower bound)."""
     hit = len(found & truth)
+    cross = sum(groups[i] >= 0 and groups[j] >= 0 for i, j in found - truth)
     return {"proposed": len(found), "true_found": hit, "recall": round(hit / max(len(truth), 1), 3),
-            "precision": round(hit / max(len(found), 1), 3)}
+            "precision": round(hit / max(len(found), 1), 3),
+            "templated_elsewhere": cross,
+            "precision_templated": round((hit + cross) / max(len(found), 1), 3)}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -124,10 +146,10 @@ def main(argv: list[str] | None = None) -> dict:
               "embedding_seconds": round(time.perf_counter() - t0, 1), "minilm": {}, "tfidf": {}}
     for t in MINILM_THRESHOLDS:
         pairs, per_query = detector_pairs(vecs, t)
-        result["minilm"][str(t)] = {**score(pairs, truth), "ms_per_query": round(per_query * 1000, 3)}
+        result["minilm"][str(t)] = {**score(pairs, truth, groups), "ms_per_query": round(per_query * 1000, 3)}
     ref = tfidf_pairs(texts, TFIDF_THRESHOLDS)
     for t, pairs in ref.items():
-        result["tfidf"][str(t)] = score(pairs, truth)
+        result["tfidf"][str(t)] = score(pairs, truth, groups)
     both = detector_pairs(vecs, 0.90)[0] & ref[0.7]
     result["agreement_minilm0.90_tfidf0.7"] = {"both": len(both), "both_true": len(both & truth)}
     text = json.dumps(result, indent=2)
