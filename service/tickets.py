@@ -51,10 +51,11 @@ def get_store() -> Store:
 
 
 def _components():
-    """(triager, rules) of the served state; tickets are still taken while no bundle is loaded."""
+    """(triager, rules, encoder) served now; tickets are still taken while no bundle is loaded."""
     loaded = getattr(current_app.extensions.get("triage.state"), "current", None)
     triager = getattr(loaded, "triager", None)
     rules = getattr(loaded, "rules", None)
+    encoder = getattr(loaded, "encoder", None)
     if rules is None:
         rules = current_app.extensions.get("triage.rules_fallback")
         if rules is None:
@@ -62,7 +63,7 @@ def _components():
 
             rules = current_app.extensions["triage.rules_fallback"] = RuleSet.load(
                 current_app.config.get("TRIAGE_RULES_PATH") or None)
-    return triager, rules
+    return triager, rules, encoder
 
 
 def _viewer(session) -> access.Viewer:
@@ -96,10 +97,10 @@ def _now() -> datetime:
 @require_role("intake", "agent")
 def create_ticket():
     """Open a ticket (JSON from any channel, or a raw ``message/rfc822`` e-mail)."""
-    triager, rules = _components()
+    triager, rules, encoder = _components()
     store = get_store()
     if (request.mimetype or "") == "message/rfc822":
-        return _receive_email(store, triager, rules)
+        return _receive_email(store, triager, rules, encoder)
     payload = _intake_payload(_json())
     key = request.headers.get("Idempotency-Key") or None
     if key is not None and len(key) > 200:
@@ -110,7 +111,8 @@ def create_ticket():
         else payload.get("requester") or "intake"
     with store.session() as session:
         result = intake(session, payload, actor=actor, triager=triager, ruleset=rules,
-                        idempotency_key=f"api:{key}" if key else None, now=_now())
+                        encoder=encoder, idempotency_key=f"api:{key}" if key else None,
+                        now=_now())
         body = {"ok": True, **result.to_dict()}
     response = jsonify(body)
     response.status_code = 201 if result.created else 200
@@ -148,12 +150,13 @@ def _intake_payload(raw: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def _receive_email(store: Store, triager, rules):
+def _receive_email(store: Store, triager, rules, encoder):
     from triage.mail import parse_message
 
     message = parse_message(request.get_data(cache=False))
     with store.session() as session:
-        received = inbox.receive(session, message, triager=triager, ruleset=rules, now=_now())
+        received = inbox.receive(session, message, triager=triager, ruleset=rules,
+                                 encoder=encoder, now=_now())
         body = {"ok": True, **received.to_dict()}
     return jsonify(body), 201 if received.created else 200
 

@@ -58,7 +58,7 @@ def lookup(session: Session, message_id: str) -> str | None:
 
 
 def receive(session: Session, message: dict[str, Any], *, triager=None, ruleset=None,
-            now: datetime | None = None) -> Received:
+            encoder=None, now: datetime | None = None) -> Received:
     """Store one parsed e-mail: a new ticket, a follow-up, or nothing (auto-reply)."""
     now = now or utcnow()
     if message.get("auto_reply"):
@@ -79,7 +79,7 @@ def receive(session: Session, message: dict[str, Any], *, triager=None, ruleset=
                             if message.get("warnings") else {})}}
     key = f"email:{mid}" if mid else None
     result = intake(session, payload, actor=sender or "email", triager=triager, ruleset=ruleset,
-                    idempotency_key=key, now=now)
+                    encoder=encoder, idempotency_key=key, now=now)
     if result.created and mid:
         result.ticket.message_id = mid
     return Received("ticket", result.ticket, result.created)

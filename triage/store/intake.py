@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -33,20 +33,24 @@ class IntakeResult:
     rules: dict[str, Any] | None = None
     team_source: str | None = None
     open_fields: list[str] = field(default_factory=list)
-    duplicates: list[int] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    incident: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"ticket": tickets.to_dict(self.ticket), "created": self.created,
                 "prediction": self.prediction, "rules": self.rules,
                 "team_source": self.team_source, "open_fields": self.open_fields,
-                "duplicate_candidates": self.duplicates}
+                "duplicate_candidates": self.duplicates, "incident_proposal": self.incident}
 
 
 def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=None,
            ruleset=None, idempotency_key: str | None = None, now: datetime | None = None,
-           find_duplicates: Callable[[Session, TicketRow], list[int]] | None = None,
-           auto_assign: bool = True) -> IntakeResult:
-    """Create (or, for a retried key, find) the ticket and run the whole triage on it."""
+           encoder=None, auto_assign: bool = True) -> IntakeResult:
+    """Create (or, for a retried key, find) the ticket and run the whole triage on it.
+
+    With an ``encoder`` the ticket's vector is kept and similar open tickets
+    are offered as duplicates (and a burst proposed as a major incident).
+    """
     now = now or utcnow()
     ticket, created = tickets.create(session, payload, actor=actor,
                                      idempotency_key=idempotency_key, now=now)
@@ -65,8 +69,8 @@ def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=Non
     result.team_source = choice.source
     _route(session, ticket, choice, result, actor, now)
     _start_clocks(session, ticket, ruleset, outcome, now)
-    if find_duplicates is not None:
-        result.duplicates = [i for i in find_duplicates(session, ticket) if i != ticket.id]
+    if encoder is not None:
+        _similar(session, ticket, encoder, result)
     if auto_assign and ticket.queue != tickets.TRIAGE_QUEUE:
         _try_assign(session, ticket, actor, now)
     return result
@@ -149,6 +153,17 @@ def _start_clocks(session: Session, ticket: TicketRow, ruleset, outcome, now: da
     policy = ruleset.policies[outcome.sla.policy]
     clocks.start(session, ticket, policy, now, priority=outcome.sla.priority,
                  tier=outcome.sla.tier, levels=ruleset.escalation_levels)
+
+
+def _similar(session: Session, ticket: TicketRow, encoder, result: IntakeResult) -> None:
+    from triage.store import similar
+    from triage.text import model_text
+
+    vector = encoder.encode([model_text(ticket.subject, ticket.body)])[0]
+    name = similar.encoder_name(encoder)
+    similar.remember(session, ticket, vector, name)
+    result.duplicates = similar.offer(session, ticket, vector, name)
+    result.incident = similar.burst(session, ticket, vector, name)
 
 
 def _try_assign(session: Session, ticket: TicketRow, actor: str, now: datetime) -> None:

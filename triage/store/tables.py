@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer,
-                        MetaData, String, Table, Text, UniqueConstraint)
+                        LargeBinary, MetaData, String, Table, Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -121,6 +121,23 @@ class TicketEvent(Base):
     new: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(200))  # user id or "model:<bundle id>"
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TicketVector(Base):
+    """The embedding of a ticket's text, for near-duplicate and burst detection at intake.
+
+    ``encoder`` names the encoder (vectors of two encoders never compare);
+    ``vector`` is float32 bytes; ``created_at`` is copied for the window query.
+    """
+
+    __tablename__ = "ticket_vectors"
+    __table_args__ = (Index("ix_ticket_vectors_recent", "encoder", "created_at"),)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    encoder: Mapped[str] = mapped_column(String(200))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Comment(Base):

@@ -1,8 +1,8 @@
-"""Initial schema: tickets, history, SLA clocks, escalations, links, feedback, outbox.
+"""Initial schema: tickets, history, SLA clocks, escalations, links, feedback, outbox, vectors.
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 04:34:51.612346
+Create Date: 2026-11-27 04:38:27.561920
 """
 from __future__ import annotations
 
@@ -217,6 +217,18 @@ def upgrade() -> None:
     with op.batch_alter_table('ticket_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ticket_events_ticket_id'), ['ticket_id'], unique=False)
 
+    op.create_table('ticket_vectors',
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('encoder', sa.String(length=200), nullable=False),
+    sa.Column('dim', sa.Integer(), nullable=False),
+    sa.Column('vector', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_ticket_vectors_ticket_id_tickets'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('ticket_id', name=op.f('pk_ticket_vectors'))
+    )
+    with op.batch_alter_table('ticket_vectors', schema=None) as batch_op:
+        batch_op.create_index('ix_ticket_vectors_recent', ['encoder', 'created_at'], unique=False)
+
     op.create_table('watchers',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('ticket_id', sa.Integer(), nullable=False),
@@ -238,6 +250,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_watchers_ticket_id'))
 
     op.drop_table('watchers')
+    with op.batch_alter_table('ticket_vectors', schema=None) as batch_op:
+        batch_op.drop_index('ix_ticket_vectors_recent')
+
+    op.drop_table('ticket_vectors')
     with op.batch_alter_table('ticket_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ticket_events_ticket_id'))
 
