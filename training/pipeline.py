@@ -136,12 +136,15 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
     vectors = enc.encode(data.texts, progress=progress) if enc else None  # torch: all threads
     X = Features(data.texts, vectors)
     with threadpool_limits(n_threads):
-        fitted, head_reports = {}, {}
+        fitted, head_reports, skipped = {}, {}, {}
         for name in _progress(wanted, progress, "heads"):
             model, rep = train_head(name, X, data.labels[name], splits, config, rule, progress)
             if model is not None:
                 fitted[name], head_reports[name] = model, rep
+            else:
+                skipped[name] = rep["n"]
     report = build_report(data, mapping, config, splits, head_reports)
+    report["skipped_heads"] = skipped  # too few labelled rows or classes: no model, said so
     manifest = build_manifest(data, mapping, config, rule, report, fitted)
     result = TrainResult(report, manifest, fitted, config)
     if out_dir is not None and fitted:
