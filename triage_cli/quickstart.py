@@ -1,0 +1,64 @@
+"""``triage quickstart``: what ./start.sh runs on a fresh clone.
+
+Trains the demo bundle if models/ holds none (and shows its report), then serves
+it on localhost. A help desk with its own export uses ``triage train`` and
+``triage serve`` instead; this command only chains them for a first look.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_DATA = REPO / "data" / "demo" / "tickets.csv"
+DEMO_MAPPING = REPO / "data" / "demo" / "mapping.yaml"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "quickstart", help="train the demo bundle if there is none, show its report, serve it",
+        description="First run on a fresh clone: if models/ holds no bundle, train one on the "
+                    "demo corpus (data/demo/) with the MiniLM encoder and print its evaluation "
+                    "report; then serve the API and pages on http://HOST:PORT under gunicorn.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--models", type=Path, default=REPO / "models", help="bundle folder (default models/)")
+    p.add_argument("--encoder", choices=["minilm", "hashing"], default="minilm",
+                   help="encoder for a newly trained demo bundle (default minilm)")
+    p.add_argument("--no-serve", action="store_true", help="train and report only; do not serve")
+    p.set_defaults(func=run)
+
+
+def existing_bundles(models: Path) -> list[Path]:
+    if not models.is_dir():
+        return []
+    return sorted(p for p in models.iterdir() if (p / "manifest.json").is_file())
+
+
+def run(args: argparse.Namespace) -> int:
+    bundles = existing_bundles(args.models)
+    if bundles:
+        print(f"triage quickstart: using the bundles in {args.models} (newest {bundles[-1].name}); "
+              "delete them to retrain the demo")
+    else:
+        _train_demo(args)
+    if args.no_serve:
+        return 0
+    from triage_cli import serve
+
+    print(f"triage quickstart: serving on http://{args.host}:{args.port}/ "
+          f"(portal at /portal, API docs at /openapi.json; Ctrl-C stops)", flush=True)
+    return serve.run(argparse.Namespace(host=args.host, port=args.port, workers=None, bundle=None,
+                                        encoder=None, no_prepare=False, dev=False))
+
+
+def _train_demo(args: argparse.Namespace) -> None:
+    from triage_cli.train import run_train
+
+    print("triage quickstart: no bundle yet: training the demo bundle on data/demo/tickets.csv",
+          flush=True)
+    run_train(argparse.Namespace(
+        data=DEMO_DATA, mapping=DEMO_MAPPING, out=args.models,
+        encoder=args.encoder,
+        target_precision=0.95, suggest_precision=0.60, heads=None, seed=0,
+        no_tracking=False, json=False))
