@@ -44,7 +44,11 @@ def run(args: argparse.Namespace) -> int:
         _train_demo(args)
     if args.no_serve:
         return 0
+    import os
+
     from triage_cli import serve
+
+    os.environ["TRIAGE_MODELS_DIR"] = str(args.models.resolve())
 
     print(f"triage quickstart: serving on http://{args.host}:{args.port}/ "
           f"(portal at /portal, API docs at /openapi.json; Ctrl-C stops)", flush=True)
