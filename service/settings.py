@@ -102,6 +102,18 @@ SETTINGS: list[Setting] = [
             "Threads per gunicorn worker (gthread worker, so HTTP keep-alive works)."),
     Setting("TRIAGE_TIMEOUT", 60, int, "Seconds before gunicorn restarts a silent worker."),
     Setting("TRIAGE_LOG_LEVEL", "INFO", str, "Log level of the `triage serve` entry point."),
+    # -- pages for people (portal, agent workspace): service/pages_security.py, service/portal.py
+    Setting("TRIAGE_SECRET_KEY", "", str,
+            "Key signing the page session cookies. Empty: a random key per process (sessions end "
+            "on restart and are not shared between gunicorn workers: set it in production)."),
+    Setting("TRIAGE_SESSION_COOKIE_SECURE", False, parse_bool,
+            "Send the page session cookie over HTTPS only (turn on behind TLS)."),
+    Setting("TRIAGE_PORTAL_EMAIL_SIGNIN", True, parse_bool,
+            "Let customers sign in to the portal by typing their e-mail address (no password): "
+            "for demos and deployments behind a single-sign-on proxy. Staff sign in with their API key."),
+    Setting("TRIAGE_PORTAL_CONTROL_SHARE", 0.10, float,
+            "Share of portal visits (0..1) that see no article suggestions: the control group the "
+            "knowledge report measures deflection against."),
 ]
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
