@@ -38,14 +38,18 @@ class KBConfig:
 
     chunk_words: int = 100        # ~128 word pieces: MiniLM's window
     max_body_chunks: int = 4      # body passages per article (the start of an article carries it)
+    head_words: int = 200         # body words appended to the head chunk (title + description)
+    head_weight: float = 0.5      # score = w * head cosine + (1 - w) * aggregate over all chunks
     aggregate: str = "max"        # "max" or "softmax" over an article's chunks
     temperature: float = 0.05     # softmax temperature (-> max as it goes to 0)
     lexical_weight: float = 0.0   # weight of the TF-IDF cosine added to the semantic score
+    candidates: int = 0           # >0: pre-select this many articles by centroid, then exact chunks
     threshold: float = 0.45       # suggestions below this score are not shown
 
     def index_settings(self) -> dict:
         """Only the settings that change the stored vectors (scoring ones do not)."""
-        return {"chunk_words": self.chunk_words, "max_body_chunks": self.max_body_chunks}
+        return {"chunk_words": self.chunk_words, "max_body_chunks": self.max_body_chunks,
+                "head_words": self.head_words}
 
 
 @dataclass(frozen=True)
@@ -69,10 +73,11 @@ def head_text(article: Article, body_words: int = 0) -> str:
     return ". ".join(p for p in parts if p)
 
 
-def article_chunks(article: Article, chunk_words: int, max_body_chunks: int) -> list[str]:
-    """Chunk 0 = title + description; then body passages prefixed by the title for context."""
+def article_chunks(article: Article, chunk_words: int, max_body_chunks: int,
+                   head_words: int = 0) -> list[str]:
+    """Chunk 0 = title + description (+ the body's start); then body passages, titled."""
     words = article.body.split()
-    chunks = [head_text(article)]
+    chunks = [head_text(article, head_words)]
     for i in range(0, min(len(words), chunk_words * max_body_chunks), chunk_words):
         chunks.append(f"{article.title}: {' '.join(words[i:i + chunk_words])}")
     return chunks
@@ -118,7 +123,8 @@ class KnowledgeBase:
         articles = list(articles)
         if not articles:
             raise InputError("an empty knowledge base cannot be indexed")
-        chunks = [article_chunks(a, config.chunk_words, config.max_body_chunks) for a in articles]
+        chunks = [article_chunks(a, config.chunk_words, config.max_body_chunks, config.head_words)
+                  for a in articles]
         counts = np.array([len(c) for c in chunks])
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
         vecs = encoder.encode([t for c in chunks for t in c], batch_size=batch_size,
@@ -138,15 +144,46 @@ class KnowledgeBase:
                              self.lexical_matrix, new, self.encoder_ref, self.digest)
 
     # ----------------------------------------------------------------- search
+    @property
+    def counts(self) -> np.ndarray:
+        """Chunks per article."""
+        return np.diff(np.append(self.offsets, len(self.chunk_vecs)))
+
+    @property
+    def centroids(self) -> np.ndarray:
+        """One unit vector per article (mean of its chunks): the cheap first stage."""
+        if getattr(self, "_centroids", None) is None:
+            c = np.add.reduceat(self.chunk_vecs, self.offsets, axis=0)
+            self._centroids = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-9)
+        return self._centroids
+
+    def _aggregate(self, sims: np.ndarray, offsets: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Blend the head chunk (the article's summary) with the best passage anywhere in it."""
+        c = self.config
+        if c.aggregate == "max":
+            agg = np.maximum.reduceat(sims, offsets)
+        else:
+            summed = np.add.reduceat(np.exp((sims - 1.0) / c.temperature), offsets)
+            agg = 1.0 + c.temperature * np.log(summed / counts)
+        return c.head_weight * sims[offsets] + (1.0 - c.head_weight) * agg
+
     def semantic_scores(self, query_vec: np.ndarray) -> np.ndarray:
-        """Per-article semantic score: max or soft-max of the chunk cosines (vectorised)."""
-        sims = self.chunk_vecs @ np.asarray(query_vec, dtype=np.float32).reshape(-1)
-        if self.config.aggregate == "max":
-            return np.maximum.reduceat(sims, self.offsets)
-        t = self.config.temperature
-        counts = np.diff(np.append(self.offsets, len(sims)))
-        summed = np.add.reduceat(np.exp((sims - 1.0) / t), self.offsets)
-        return 1.0 + t * np.log(summed / counts)
+        """Per-article semantic score: max or soft-max of the chunk cosines (vectorised).
+
+        With ``candidates`` set, only the best articles by centroid get their chunks
+        scored (the rest score -1): a tenth of the arithmetic for the same top results.
+        """
+        q = np.asarray(query_vec, dtype=np.float32).reshape(-1)
+        n = self.config.candidates
+        if not n or n >= len(self.articles):
+            return self._aggregate(self.chunk_vecs @ q, self.offsets, self.counts)
+        cand = np.argpartition(-(self.centroids @ q), n - 1)[:n]
+        counts = self.counts[cand]
+        local_off = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        idx = np.repeat(self.offsets[cand] - local_off, counts) + np.arange(counts.sum())
+        out = np.full(len(self.articles), -1.0, dtype=np.float32)
+        out[cand] = self._aggregate(self.chunk_vecs[idx] @ q, local_off, counts)
+        return out
 
     def lexical_scores(self, query_text: str) -> np.ndarray:
         q = self.lexical.transform([query_text_for_lexical(query_text)])
