@@ -177,3 +177,59 @@ def test_unknown_version_is_a_clear_error(tmp_path, store, log_run):
     log_run("b1", 0.8)
     with pytest.raises(tracking.NotFound, match="no version"):
         tracking.promote("nope", tracking_uri=store)
+
+
+def test_cli_promote_refuses_then_forces_and_rolls_back(tmp_path, store, log_run, capsys):
+    from triage_cli import main
+    log_run("good", 0.9)
+    log_run("worse", 0.7)
+    common = ["--tracking-uri", store]
+    assert main(["promote", "good", *common]) == 0
+    assert main(["promote", "worse", *common]) == 1
+    assert "refused" in capsys.readouterr().err
+    assert main(["promote", "worse", "--force", *common]) == 2  # --force needs --reason
+    assert main(["promote", "worse", "--force", "--reason", "test", "--json", *common]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out[out.index("{"):])["forced"] is True
+    assert main(["rollback", *common]) == 0
+    assert read_champion(tmp_path / "models" / "CHAMPION")["bundle_id"] == "good"
+
+
+def _tiny_export(folder):
+    words = {"network": "vpn wifi router firewall", "email": "outlook mailbox inbox smtp",
+             "printing": "printer toner scanner jam"}
+    rows = ["subject,body,team"]
+    for i in range(60):
+        for team, vocab in words.items():
+            w = vocab.split()
+            rows.append(f"{w[i % 4]} issue {i},the {w[(i + 1) % 4]} and {w[(i + 2) % 4]} fail,{team}")
+    (folder / "export.csv").write_text("\n".join(rows) + "\n")
+    (folder / "mapping.yaml").write_text("text: {subject: subject, body: body}\n"
+                                         "labels: {team: {column: team}}\n")
+    return folder / "export.csv", folder / "mapping.yaml"
+
+
+def test_a_trained_bundle_is_logged_registered_and_served_as_champion(tmp_path, store):
+    from training.pipeline import train
+    from triage.predict import Triager
+    data, mapping = _tiny_export(tmp_path)
+    result = train(data, mapping, tmp_path / "models", candidates=("tfidf",), cv=3,
+                   progress=False)
+    run_id = tracking.log_training_run(result, tracking_uri=store)
+    mc, _ = tracking.client(store)
+    run = mc.get_run(run_id)
+    assert run.data.metrics["team.macro_f1"] == pytest.approx(
+        result.report["heads"]["team"]["metrics"]["macro_f1"])
+    assert run.data.params["config.candidates"] == '["tfidf"]'
+    assert {"report/report.html", "report/team-reliability.png"} <= {
+        a.path for a in mc.list_artifacts(run_id, "report")}
+    mv = tracking.find_version(mc, "triage", result.bundle_path)
+    assert mv.tags["holdout_key"] == result.report["data"]["holdout_key"]
+    tracking.promote(result.bundle_id, tracking_uri=store)
+    pointer = read_champion(tmp_path / "models" / "CHAMPION")
+    assert pointer["path"] == result.bundle_id
+    tri = Triager.from_bundle(pointer["resolved_path"])
+    assert tri.bundle_id == result.bundle_id and tri.heads == ["team"]
+    copy = tracking.registered_bundle(tracking_uri=store)  # the logged artifacts, not models/
+    assert copy.is_relative_to(tmp_path / "mlruns")
+    assert Triager.from_bundle(copy).bundle_id == result.bundle_id  # the registered artifacts load

@@ -15,7 +15,7 @@ What a run holds
     (``team.macro_f1``, ``team.applied.precision``, ``team.class.<label>.f1``, ...), the report
     (JSON, HTML, plots) under ``report/`` and the whole bundle folder under ``bundle/``.
     The registered model version's source is that ``bundle/`` artifact folder:
-    ``mlflow.artifacts.download_artifacts("models:/triage@champion")`` gives a folder that
+    ``registered_bundle()`` (the champion by default) gives a folder that
     ``Triager.from_bundle`` loads. (Registering the folder, not a pyfunc wrapper, keeps one copy
     of the bundle and works with ``mlflow-skinny`` offline.) Version tags carry ``bundle_id``,
     ``bundle_path``, ``holdout_key`` and ``holdout.<head>.macro_f1`` for the promotion gate.
@@ -347,6 +347,25 @@ def rollback(*, reason: str | None = None, user: str | None = None,
                            champion_file=str(path))
 
 
+def registered_bundle(version_or_bundle=None, *, tracking_uri: str | None = None,
+                      model_name: str = DEFAULT_MODEL_NAME, dst: str | None = None) -> Path:
+    """The registered bundle folder of a version (default: the champion), downloaded if remote.
+
+    Uses the client's registry explicitly, not MLflow's global registry URI, so it is safe to
+    call with any store (``mlflow.artifacts.download_artifacts("models:/...")`` is not).
+    """
+    mc, _ = client(tracking_uri)
+    mv = (current_champion(mc, model_name) if version_or_bundle is None
+          else find_version(mc, model_name, version_or_bundle))
+    if mv is None:
+        raise NotFound(f"model {model_name!r} has no champion yet: run 'triage promote'")
+    if mv.source.startswith("file://") and Path(mv.source[len("file://"):]).is_dir():
+        return Path(mv.source[len("file://"):])
+    from mlflow.artifacts import download_artifacts
+    return Path(download_artifacts(artifact_uri=mv.source, dst_path=dst,
+                                   tracking_uri=tracking_uri or default_tracking_uri()))
+
+
 def _write_pointer(mc, uri, model_name, mv, old, when, who, forced, reason, champion_file) -> Path:
     target = Path(champion_file) if champion_file else models_dir(project_root()) / "CHAMPION"
     info = {"bundle_id": mv.tags.get("bundle_id"),
@@ -361,5 +380,5 @@ def _write_pointer(mc, uri, model_name, mv, old, when, who, forced, reason, cham
 
 
 __all__ = ["log_training_run", "promote", "rollback", "PromotionResult", "PromotionRefused",
-           "default_tracking_uri", "current_champion", "find_version", "read_champion",
+           "default_tracking_uri", "current_champion", "registered_bundle", "find_version", "read_champion",
            "DEFAULT_MODEL_NAME", "CHAMPION_ALIAS"]
