@@ -7,6 +7,7 @@ one ticket text a classify call needs for both is embedded once, not twice.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -143,7 +144,10 @@ def load_kb(config: dict, bundle: Path, encoder):
     cache = Path(os.environ.get("TRIAGE_CACHE_DIR", Path.home() / ".cache" / "triage")) / "kb"
     key = hashlib.sha256(f"{src.resolve()}|{json.dumps(encoder.reference(), sort_keys=True)}"
                          .encode()).hexdigest()[:16]
-    kb = KnowledgeBase.load_or_build(articles, encoder.inner, cache / key)
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"{key}.lock", "w") as lock:  # one worker embeds, the others then load
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        kb = KnowledgeBase.load_or_build(articles, encoder.inner, cache / key)
     return with_threshold(kb, config.get("TRIAGE_KB_THRESHOLD")), source
 
 

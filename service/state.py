@@ -112,6 +112,23 @@ def build_loaded(config: dict, requested: str | None = None) -> Loaded:
                   time.perf_counter() - start)
 
 
+def prepare(config: dict) -> dict:
+    """Before gunicorn forks: check the bundle and rules, and build the KB index cache once.
+
+    Workers run with one BLAS thread each; embedding thousands of KB passages there,
+    in every worker at once, took minutes. Done here with all cores, the workers
+    just load the cached index, and a broken rules file or missing bundle stops
+    ``triage serve`` before any worker starts.
+    """
+    from .components import serving_encoder, bundle_encoder_ref
+
+    path = resolve_bundle(config)
+    load_rules(config.get("TRIAGE_RULES_PATH") or None)
+    encoder = serving_encoder(bundle_encoder_ref(path), config.get("TRIAGE_ENCODER") or None)
+    kb, source = load_kb(config, path, encoder)
+    return {"bundle": str(path), "kb": source, "articles": len(kb.articles)}
+
+
 class ServiceState:
     """The current :class:`Loaded` plus the machinery to replace it."""
 

@@ -26,6 +26,8 @@ def register(subparsers) -> None:
                    help="bundle folder to serve (default: models/CHAMPION, else the newest)")
     p.add_argument("--encoder", default=None,
                    help="serve with another encoder kind, e.g. minilm-onnx (TRIAGE_ENCODER)")
+    p.add_argument("--no-prepare", action="store_true",
+                   help="skip the pre-fork check of bundle/rules and KB index build")
     p.add_argument("--dev", action="store_true",
                    help="Flask's development server in one process (never in production)")
     p.set_defaults(func=run)
@@ -47,12 +49,24 @@ def run(args: argparse.Namespace) -> int:
     env = _environment(args)
     if args.dev:
         return _run_dev(args, env)
+    if not args.no_prepare:
+        _prepare(env)
     conf = Path(__file__).resolve().parents[1] / "service" / "gunicorn_conf.py"
     argv = [sys.executable, "-m", "gunicorn", "-c", str(conf), "service.wsgi:app"]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, argv, env)
     return 0  # not reached
+
+
+def _prepare(env: dict[str, str]) -> None:
+    """Validate and warm the caches in this process, before exec'ing gunicorn."""
+    from service import settings
+    from service.state import prepare
+
+    info = prepare(settings.resolve(environ=env))
+    print(f"triage serve: bundle {info['bundle']}, KB {info['kb']} ({info['articles']} articles)",
+          file=sys.stderr, flush=True)
 
 
 def _run_dev(args: argparse.Namespace, env: dict[str, str]) -> int:

@@ -1,0 +1,43 @@
+"""The int8 ONNX MiniLM gives the torch model's vectors (cosine >= 0.98), and is registered."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+TEXTS = [
+    "VPN keeps disconnecting every few minutes since this morning, cannot reach file shares.",
+    "Please order a replacement USB-C charger for my laptop, the old one stopped working.",
+    "Outlook: emails stay in the outbox and are never sent, customers are waiting.",
+    "password reset",
+    "Der Drucker im zweiten Stock druckt nur leere Seiten, bitte prüfen.",
+    " ".join(["long ticket text about a failing database backup job"] * 40),  # truncated at 128
+]
+
+
+@pytest.mark.slow
+def test_onnx_int8_matches_torch_minilm(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRIAGE_CACHE_DIR", str(tmp_path))
+    from triage.encoder import MiniLMEncoder
+    from triage.onnx_encoder import OnnxMiniLMEncoder
+
+    onnx = OnnxMiniLMEncoder()
+    fast = onnx.encode(TEXTS, batch_size=4)
+    ref = MiniLMEncoder().encode(TEXTS)
+    cosines = (fast * ref).sum(axis=1)
+    assert fast.shape == (len(TEXTS), 384)
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-4)
+    assert cosines.min() >= 0.98, cosines
+    assert list((tmp_path / "onnx").rglob("model-int8.onnx")), "int8 graph not cached"
+    # one text alone (no padding) equals the same text in a padded batch
+    assert float(onnx.encode(TEXTS[3:4])[0] @ fast[3]) > 0.999
+
+
+def test_load_encoder_knows_the_onnx_kind():
+    from triage.encoder import load_encoder
+    from triage.onnx_encoder import OnnxMiniLMEncoder
+
+    enc = load_encoder({"kind": "minilm-onnx", "max_tokens": 128})
+    assert isinstance(enc, OnnxMiniLMEncoder)
+    assert enc.reference()["kind"] == "minilm-onnx"
