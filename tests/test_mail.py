@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import mailbox
+import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -115,6 +116,43 @@ def test_garbage_and_empty_input_never_raise():
         assert "\x00" not in intake["body"]
     with pytest.raises(TypeError):
         parse_message("a str has lost its bytes")  # type: ignore[arg-type]
+
+
+def test_mutated_samples_never_raise_and_give_storable_text():
+    """300 random byte mutations of the samples: no exception, no surrogates or NULs out."""
+    rng = random.Random(7)
+    samples = [p.read_bytes() for p in sorted(DATA.glob("*.eml"))]
+    junk = [b"=?", b"?=", b"\r\n", b"--", b"charset=", b"\x00", b"<", b";", b"\xff\xfe",
+            b"=?utf-8?b?", b"Content-Type: message/rfc822\r\n", b"filename*="]
+    for _ in range(300):
+        raw = bytearray(rng.choice(samples))
+        for _ in range(rng.randint(1, 20)):
+            i = rng.randrange(len(raw))
+            op = rng.random()
+            if op < 0.4:
+                raw[i] = rng.randrange(256)
+            elif op < 0.7:
+                del raw[i:i + rng.randint(1, 30)]
+            else:
+                raw[i:i] = rng.choice(junk)
+        m = parse_message(bytes(raw))
+        texts = [m["subject"], m["body"], m["model_text"], m["from"]["name"]]
+        texts += [a["filename"] for a in m["attachments"]] + m["references"]
+        for text in texts:
+            text.encode("utf-8")  # raises on lone surrogates
+        assert "\x00" not in m["body"] + m["subject"]
+
+
+def test_charset_label_with_8bit_bytes_and_attached_message():
+    raw = (b"Subject: =?ko\xdc8-r?b?8MXS1MHM?=\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+           b"--b\r\nContent-Type: text/plain; charset=\"iso-8859-\xa8\"\r\n\r\nd\xe9j\xe0 vu\r\n"
+           b"--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nforwarded \xe9\r\n"
+           b"--b--\r\n")
+    m = parse_message(raw)
+    assert m["body"].startswith("d\xe9j\xe0 vu") and m["warnings"]
+    (att,) = m["attachments"]
+    assert att["content_type"] == "message/rfc822" and att["filename"].endswith(".eml")
+    assert b"Subject: inner" in att["data"]
 
 
 def test_attachments_pdf_and_image_with_checksums_and_safe_names():

@@ -29,6 +29,8 @@ def decode_bytes(data: bytes, declared: str | None) -> tuple[str, str, str | Non
     finally latin-1 with replacement, which cannot fail.
     """
     label = (declared or "").strip().strip('"').lower()
+    if not label.isascii() or not label.isprintable():  # 8-bit or NUL in the label itself
+        label = "x-invalid-label"
     non_ascii = not data.isascii()
     tries: list[str] = []
     if non_ascii and label in _WEAK_CHARSETS:
@@ -56,7 +58,7 @@ def _same_charset(codec: str, label: str) -> bool:
         try:
             if codecs.lookup(name).name == codec:
                 return True
-        except LookupError:
+        except (LookupError, ValueError):
             pass
     return label in _WEAK_CHARSETS and codec in ("utf-8", "cp1252")
 

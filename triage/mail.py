@@ -189,16 +189,29 @@ def _filename(part: Message, index: int) -> str:
     return name[:200]
 
 
-def _attachment(part: Message, index: int) -> dict[str, Any]:
-    if part.get_content_maintype() == "message":
-        inner = part.get_payload()
-        inner = inner[0] if isinstance(inner, list) and inner else inner
-        data = inner.as_bytes() if isinstance(inner, Message) else str(inner).encode()
-    else:
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
+def _attachment(part: Message, index: int, warnings: list[str]) -> dict[str, Any]:
+    try:
+        data = _attachment_bytes(part)
+    except Exception as exc:  # a malformed part must not lose the rest of the message
+        warnings.append(f"attachment {index}: unreadable ({exc.__class__.__name__})")
+        data = b""
     return {"filename": _filename(part, index), "content_type": part.get_content_type(),
             "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "data": data}
+
+
+def _attachment_bytes(part: Message) -> bytes:
+    """Decoded bytes of a part; an attached message is re-serialised as an .eml."""
+    if part.get_content_maintype() != "message":
+        payload = part.get_payload(decode=True)
+        return payload if isinstance(payload, bytes) else b""
+    inner = part.get_payload()
+    inner = inner[0] if isinstance(inner, list) and inner else inner
+    if not isinstance(inner, Message):
+        return str(inner).encode("utf-8", "surrogateescape")
+    try:
+        return inner.as_bytes()
+    except (UnicodeError, LookupError):  # 8-bit junk the generator cannot re-encode
+        return inner.as_string(policy=inner.policy.clone(utf8=True)).encode("utf-8", "replace")
 
 
 # ------------------------------------------------------------- auto replies
@@ -289,7 +302,7 @@ def parse_message(raw: bytes) -> dict[str, Any]:
     is_forward = bool(_FORWARD.match(subject))
     model_body = _forward_model_body(body) if is_forward else normalise(body)
     body_ids = {id(p) for p in (plain, html) if p is not None}
-    attachments = [_attachment(p, i) for i, p in enumerate(
+    attachments = [_attachment(p, i, warnings) for i, p in enumerate(
         (p for p in _leaves(msg) if _is_attachment(p, body_ids)), start=1)]
     senders = _addresses(msg, "From", warnings)
     in_reply_to = _message_ids(_header(msg, "In-Reply-To", warnings))
