@@ -280,6 +280,8 @@ def add_comment(ticket_id: int):
             session, ticket, author=viewer.id, body=text, public=public,
             channel=str(body.get("channel") or ("api" if viewer.is_staff else "portal")),
             by_agent=viewer.is_staff, now=_now())
+        if not viewer.is_staff:
+            tickets.customer_replied(session, ticket, actor=viewer.id, now=_now())
         out = {"ok": True, "comment": _comment(comment), "ticket": tickets.to_dict(ticket)}
     return jsonify(out), 201
 

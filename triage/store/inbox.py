@@ -97,8 +97,7 @@ def _follow_up(session: Session, ticket: TicketRow, message: dict[str, Any], sen
     """Append the reply; a customer answering a pending or resolved ticket puts it back to work."""
     tickets.add_comment(session, ticket, author=sender, body=message.get("body") or "",
                         channel="email", message_id=message.get("message_id"), now=now)
-    if ticket.status in ("pending", "resolved"):
-        tickets.transition(session, ticket, "in_progress", actor=sender, now=now)
+    tickets.customer_replied(session, ticket, actor=sender, now=now)
     return Received("followup", ticket, False)
 
 

@@ -257,6 +257,13 @@ def add_comment(session: Session, ticket: TicketRow, *, author: str, body: str,
     return comment, True
 
 
+def customer_replied(session: Session, ticket: TicketRow, *, actor: str,
+                     now: datetime | None = None) -> None:
+    """The customer answered: a ticket pending on them, or resolved, goes back to work."""
+    if ticket.status in (Status.PENDING.value, Status.RESOLVED.value):
+        transition(session, ticket, Status.IN_PROGRESS, actor=actor, now=now)
+
+
 def add_watcher(session: Session, ticket: TicketRow, address: str) -> bool:
     """Watch a ticket; watching twice is a no-op (unique per ticket and address)."""
     exists = session.scalars(select(Watcher).where(Watcher.ticket_id == ticket.id,
