@@ -316,3 +316,15 @@ def test_imap_poller_against_a_fake_server_on_localhost():
         bad = ImapSource("127.0.0.1", "desk", "wrong", port=server.port, ssl=False)
         with pytest.raises(Exception):
             MailboxPoller(bad, _flaky_handler(set(), seen)).poll_once()
+
+
+def test_inline_text_parts_around_an_image_are_all_body():
+    raw = (b"From: a@example.com\r\nSubject: screen\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+           b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe screen shows this:\r\n"
+           b"--b\r\nContent-Type: image/png\r\nContent-Disposition: inline\r\n\r\nPNG\r\n"
+           b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nand then it freezes.\r\n"
+           b"--b\r\nContent-Type: text/plain; name=log.txt\r\nContent-Disposition: attachment; "
+           b"filename=log.txt\r\n\r\nlog line\r\n--b--\r\n")
+    m = parse_message(raw)
+    assert m["body"] == "The screen shows this:\n\nand then it freezes."
+    assert [a["filename"] for a in m["attachments"]] == ["attachment-1.png", "log.txt"]

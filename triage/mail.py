@@ -134,13 +134,17 @@ def _date(msg: Message, warnings: list[str]) -> datetime | None:
 
 
 # --------------------------------------------------------------- body parts
-def _leaves(part: Message) -> Iterator[Message]:
-    """Leaf parts in order; an attached message (message/rfc822) is one leaf."""
+def _leaves(part: Message, in_alternative: bool = False) -> Iterator[tuple[Message, bool]]:
+    """Leaf parts in order, each with whether it sits under a multipart/alternative.
+
+    An attached message (message/rfc822) is one leaf: its insides are not ours.
+    """
     if part.is_multipart() and part.get_content_maintype() == "multipart":
+        alternative = in_alternative or part.get_content_subtype() == "alternative"
         for sub in part.get_payload():
-            yield from _leaves(sub)
+            yield from _leaves(sub, alternative)
     else:
-        yield part
+        yield part, in_alternative
 
 
 def _part_text(part: Message, warnings: list[str]) -> str:
@@ -162,6 +166,28 @@ def _body_parts(msg: EmailMessage) -> tuple[Message | None, Message | None]:
         if msg.get_content_maintype() == "text" or not msg.get_content_type():
             return msg, None
     return plain, html
+
+
+def _body(msg: EmailMessage, warnings: list[str]) -> tuple[str, str | None, set[int]]:
+    """``(body text, HTML source or None, ids of the parts used)``.
+
+    Plain text wins; HTML is converted when there is no (non-empty) plain part.
+    Inline text parts outside the alternative (Apple Mail: text, image, more
+    text) are appended rather than silently dropped.
+    """
+    plain, html = _body_parts(msg)
+    used = {id(p) for p in (plain, html) if p is not None}
+    html_text = _part_text(html, warnings) if html is not None else None
+    body = _part_text(plain, warnings) if plain is not None else ""
+    if not body.strip() and html_text:
+        body = html_to_text(html_text)
+    elif plain is not None:
+        for part, in_alternative in _leaves(msg):
+            if (id(part) not in used and not in_alternative
+                    and part.get_content_type() == "text/plain" and not _is_attachment(part, used)):
+                body = body.rstrip("\r\n") + "\n\n" + _part_text(part, warnings)
+                used.add(id(part))
+    return body.replace("\r\n", "\n").replace("\x00", ""), html_text, used  # PostgreSQL refuses NUL
 
 
 def _is_attachment(part: Message, body: set[int]) -> bool:
@@ -293,17 +319,11 @@ def parse_message(raw: bytes) -> dict[str, Any]:
     msg = email.message_from_bytes(bytes(raw), policy=email.policy.default)
     warnings: list[str] = []
     subject = " ".join(_header(msg, "Subject", warnings).split())
-    plain, html = _body_parts(msg)
-    html_text = _part_text(html, warnings) if html is not None else None
-    body = _part_text(plain, warnings) if plain is not None else ""
-    if not body.strip() and html_text:
-        body = html_to_text(html_text)
-    body = body.replace("\r\n", "\n").replace("\x00", "")  # PostgreSQL text refuses NUL
+    body, html_text, body_ids = _body(msg, warnings)
     is_forward = bool(_FORWARD.match(subject))
     model_body = _forward_model_body(body) if is_forward else normalise(body)
-    body_ids = {id(p) for p in (plain, html) if p is not None}
     attachments = [_attachment(p, i, warnings) for i, p in enumerate(
-        (p for p in _leaves(msg) if _is_attachment(p, body_ids)), start=1)]
+        (p for p, _ in _leaves(msg) if _is_attachment(p, body_ids)), start=1)]
     senders = _addresses(msg, "From", warnings)
     in_reply_to = _message_ids(_header(msg, "In-Reply-To", warnings))
     ids = _message_ids(_header(msg, "Message-ID", warnings))
