@@ -347,7 +347,7 @@ def link_ticket(ticket_id: int):
 def breach_report():
     with get_store().session() as session:
         viewer = _staff(session)
-        rows = clocks.breaches(session, _now())
+        rows = clocks.breaches(session, _now(), include_closed=request.args.get("all") == "1")
         if viewer.role == "agent":
             rows = [r for r in rows if r["team"] in viewer.teams or r["assignee"] == viewer.id]
     return jsonify({"ok": True, "breaches": rows, "count": len(rows)})
@@ -370,8 +370,7 @@ def _start_scheduler(state) -> None:
             try:
                 with app.app_context():
                     store = get_store()
-                    with store.session() as session:
-                        fired = clocks.sweep(session)
+                    fired = clocks.sweep_all(store)
                     webhooks.deliver(store)
                 if fired:
                     log.info("escalation sweep fired %d level(s)", len(fired))

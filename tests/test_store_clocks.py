@@ -126,3 +126,17 @@ def test_breach_report_lists_over_time_clocks(store):
         assert {(r["ticket_id"], r["clock"]) for r in report} == {(late.id, "first_response")}
         assert report[0]["overdue_minutes"] == pytest.approx(90)
         assert fine.id not in {r["ticket_id"] for r in report}
+
+
+def test_merged_time_counts_as_a_pause_and_closed_tickets_leave_the_report(store):
+    from triage.store import merge
+
+    with store.session() as s:
+        parent, child = open_ticket(s, priority=1), open_ticket(s, priority=1)
+        merge.merge(s, child.id, parent.id, actor="bob", now=NOW + timedelta(minutes=10))
+        assert {c["state"] for c in clocks.clocks_of(s, child.id, NOW + timedelta(hours=3))} \
+            == {"met"}
+        assert child.id not in {r["ticket_id"] for r in clocks.breaches(s, NOW + timedelta(hours=3))}
+        merge.unmerge(s, child.id, actor="bob", now=NOW + timedelta(hours=2))
+        resp = clocks.clocks_of(s, child.id, NOW + timedelta(hours=2, minutes=5))[0]
+        assert resp["state"] == "running" and resp["elapsed_minutes"] == 15  # 10 + 5

@@ -167,3 +167,11 @@ def test_a_message_is_not_retried_before_its_backoff(store):
 def test_backoff_grows_and_is_capped():
     delays = [webhooks.backoff(n).total_seconds() for n in range(1, 20)]
     assert delays[:3] == [2, 4, 8] and max(delays) == webhooks.MAX_DELAY
+
+
+def test_sweep_all_works_through_batches(store):
+    with store.session() as s:
+        ids = {p1_vip(s).id for _ in range(7)}
+    fired = clocks.sweep_all(store, NOW + timedelta(minutes=12), limit=3)
+    assert {f.ticket_id for f in fired} == ids and len(fired) == 7
+    assert clocks.sweep_all(store, NOW + timedelta(minutes=12), limit=3) == []

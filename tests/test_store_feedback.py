@@ -71,3 +71,12 @@ def test_changes_by_rules_or_to_unpredicted_fields_leave_no_feedback(store):
                                         ("urgency", "urgency")])
 def test_heads_map_to_ticket_fields(head, field):
     assert feedback.field_of(head) == field
+
+
+def test_completing_a_triage_ticket_moves_it_to_its_team_queue(store):
+    with store.session() as s:
+        t = intake(s, {"subject": "laptop dead", "affected_service": "laptop"}, actor="ann@x",
+                   triager=TRI, now=NOW).ticket
+        assert t.queue == "triage"
+        changed = tickets.edit(s, t, {"priority": 2, "team": "Desk"}, actor="bob", now=NOW)
+        assert changed == ["priority", "team", "queue"] and t.queue == "Desk"

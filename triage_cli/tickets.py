@@ -28,6 +28,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("breaches", help="SLA breach report (over-time tickets)")
     _db(p)
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    p.add_argument("--all", action="store_true", help="include resolved/closed tickets")
     p.set_defaults(func=run_breaches)
 
     p = subparsers.add_parser("db", help="database maintenance")
@@ -77,8 +78,7 @@ def sweep_once(store) -> list[dict]:
     """One pass: escalations in one transaction, then webhook delivery outside it."""
     from triage.store import clocks, webhooks
 
-    with store.session() as session:
-        fired = [f.to_dict() for f in clocks.sweep(session)]
+    fired = [f.to_dict() for f in clocks.sweep_all(store)]
     delivery = webhooks.deliver(store)
     if any(delivery.values()):
         log.info("webhooks: %s", delivery)
@@ -101,7 +101,7 @@ def run_breaches(args) -> int:
     from triage.store import clocks
 
     with _store(args).session() as session:
-        rows = clocks.breaches(session)
+        rows = clocks.breaches(session, include_closed=args.all)
     if args.json:
         for row in rows:
             print(json.dumps(row))

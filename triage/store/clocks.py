@@ -32,6 +32,7 @@ RESOLUTION = "resolution"
 KINDS = (FIRST_RESPONSE, RESOLUTION)
 DEFAULT_LEVELS = [EscalationLevel("warning", 0.75), EscalationLevel("breach", 1.0)]
 SYSTEM = "system:sla"
+OPEN = ("new", "assigned", "in_progress", "pending")
 
 
 # ----------------------------------------------------------------- rows <-> clocks
@@ -145,6 +146,10 @@ def stop(session: Session, ticket: TicketRow, kind: str, now: datetime) -> None:
             _event(session, ticket, f"sla.{kind}", "running", clock.state(now), now)
 
 
+def running_kinds(session: Session, ticket: TicketRow) -> list[str]:
+    return [row.kind for row in _rows(session, ticket.id) if row.running]
+
+
 def restart(session: Session, ticket: TicketRow, kind: str, now: datetime) -> None:
     """Reopen: the stopped clock counts again; the time it stood still counts as a pause."""
     for row in _rows(session, ticket.id, [kind]):
@@ -206,20 +211,37 @@ def _insert_once(session: Session, ticket_id: int, clock: str, level: int, name:
 
 
 def sweep(session: Session, now: datetime | None = None, limit: int = 1000) -> list[Fired]:
-    """One escalation pass: every level reached and not yet recorded fires once.
+    """One escalation pass over at most ``limit`` due clocks (see :func:`sweep_all`)."""
+    return _sweep(session, now or utcnow(), limit)[0]
+
+
+def sweep_all(store, now: datetime | None = None, limit: int = 1000) -> list[Fired]:
+    """Sweep in batches of ``limit`` clocks, one transaction each, until nothing is due."""
+    now, fired = now or utcnow(), []
+    while True:
+        with store.session() as session:
+            batch, processed = _sweep(session, now, limit)
+        fired += batch
+        if processed < limit:
+            return fired
+
+
+def _sweep(session: Session, now: datetime, limit: int) -> tuple[list[Fired], int]:
+    """Every level reached and not yet recorded fires once; returns (fired, clocks read).
 
     Only clocks whose ``next_level_at`` has passed are read (an index scan),
     locked with SKIP LOCKED on PostgreSQL so concurrent sweepers share the work.
     """
     from triage.store import webhooks  # the outbox is written in this same transaction
 
-    now = now or utcnow()
+    processed = 0
     stmt = (select(SlaClockRow).where(SlaClockRow.running.is_(True),
                                       SlaClockRow.next_level_at <= now)
             .order_by(SlaClockRow.next_level_at).limit(limit)
             .with_for_update(skip_locked=True))
     fired: list[Fired] = []
     for row in session.scalars(stmt):
+        processed += 1
         clock, ordered = _clock(row), _levels(row)
         for level in levels_due(clock, ordered, now, set(row.state.get("fired", []))):
             number = ordered.index(level) + 1
@@ -232,7 +254,7 @@ def sweep(session: Session, now: datetime | None = None, limit: int = 1000) -> l
         _raise(session, item, now)
         webhooks.queue(session, "ticket.escalated", item.to_dict(), now)
     session.flush()
-    return fired
+    return fired, processed
 
 
 def _raise(session: Session, item: Fired, now: datetime) -> None:
@@ -257,13 +279,19 @@ def clocks_of(session: Session, ticket_id: int, now: datetime | None = None) -> 
     return out
 
 
-def breaches(session: Session, now: datetime | None = None, *, limit: int = 1000) -> list[dict[str, Any]]:
-    """Over-time clocks, most overdue first: running past due, or stopped after due."""
+def breaches(session: Session, now: datetime | None = None, *, include_closed: bool = False,
+             limit: int = 1000) -> list[dict[str, Any]]:
+    """Over-time clocks, most overdue first: running past due, or stopped after due.
+
+    Open tickets only unless ``include_closed`` (then resolved/closed late ones too).
+    """
     now = now or utcnow()
     stmt = (select(SlaClockRow, TicketRow).join(TicketRow, TicketRow.id == SlaClockRow.ticket_id)
             .where(SlaClockRow.due_at <= now,
                    or_(SlaClockRow.running.is_(True), SlaClockRow.breached.is_(True)))
             .order_by(SlaClockRow.due_at).limit(limit))
+    if not include_closed:
+        stmt = stmt.where(TicketRow.status.in_(OPEN))
     out = []
     for row, ticket in session.execute(stmt):
         clock = _clock(row)

@@ -52,10 +52,10 @@ def merge(session: Session, child_id: int, parent_id: int, *, actor: str,
             "closed_at": child.closed_at and child.closed_at.isoformat()}
     if child.requester and tickets.add_watcher(session, parent, child.requester):
         data["requester_watcher"] = child.requester
+    data["clocks"] = _close_as_duplicate(session, child, actor, now)
     link = Link(ticket_id=child.id, target_id=parent.id, kind=DUPLICATE_OF, data=data,
                 created_by=actor, created_at=now)
     session.add(link)
-    _close_as_duplicate(session, child, actor, now)
     tickets.record(session, child, "merged_into", None, parent.id, actor, now)
     tickets.record(session, parent, "merged", None, child.id, actor, now)
     session.flush()
@@ -82,7 +82,8 @@ def _move_watchers(session: Session, child: TicketRow, parent: TicketRow) -> lis
     return moved
 
 
-def _close_as_duplicate(session: Session, child: TicketRow, actor: str, now: datetime) -> None:
+def _close_as_duplicate(session: Session, child: TicketRow, actor: str,
+                        now: datetime) -> list[str]:
     """Closing a duplicate is not a lifecycle move (no mandatory fields): recorded as one."""
     old = child.status
     child.status, child.resolution = "closed", "duplicate"
@@ -91,7 +92,10 @@ def _close_as_duplicate(session: Session, child: TicketRow, actor: str, now: dat
     child.updated_at = now
     tickets.record(session, child, "status", old, "closed", actor, now)
     tickets.record(session, child, "resolution", None, "duplicate", actor, now)
-    clocks.pause(session, child, now)
+    running = clocks.running_kinds(session, child)
+    for kind in running:
+        clocks.stop(session, child, kind, now)
+    return running
 
 
 def unmerge(session: Session, child_id: int, *, actor: str, now: datetime | None = None) -> Link:
@@ -131,8 +135,8 @@ def _restore_status(session: Session, child: TicketRow, data: dict, actor: str,
     child.status, child.resolution = data["status"], data.get("resolution")
     child.resolved_at, child.closed_at = parse(data.get("resolved_at")), parse(data.get("closed_at"))
     child.updated_at = now
-    if child.status in tickets.OPEN_STATUSES and child.status != "pending":
-        clocks.resume(session, child, now)
+    for kind in data.get("clocks", []):  # the time spent merged counts as a pause
+        clocks.restart(session, child, kind, now)
 
 
 def link_incident(session: Session, child_id: int, parent_id: int, *, actor: str,

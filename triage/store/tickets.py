@@ -167,6 +167,10 @@ def edit(session: Session, ticket: TicketRow, changes: dict[str, Any], *, actor:
     for field in changed:
         feedback.record_change(session, ticket, field, before[field], getattr(ticket, field),
                                by=actor, now=now)
+    if ticket.queue == TRIAGE_QUEUE and ticket.team and not missing_mandatory(ticket) \
+            and "queue" not in changes:
+        set_fields(session, ticket, {"queue": ticket.team}, actor=actor, now=now)
+        changed.append("queue")  # triaged: it leaves the triage queue for its team's
     return changed
 
 
@@ -311,7 +315,8 @@ def query(session: Session, *, queue: str | None = None, status: Iterable[str] |
         stmt = stmt.where(TicketRow.queue.in_(list(teams)) | TicketRow.team.in_(list(teams)))
     if assignee:
         stmt = stmt.where(TicketRow.assignee == assignee)
-    stmt = stmt.order_by(TicketRow.priority.asc().nulls_last(), TicketRow.id)
+    stmt = stmt.order_by(TicketRow.escalation_level.desc(), TicketRow.priority.asc().nulls_last(),
+                         TicketRow.id)  # escalated first: that is how escalations are raised
     return list(session.scalars(stmt.limit(limit).offset(offset)))
 
 
