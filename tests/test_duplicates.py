@@ -10,6 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from triage.duplicates import (Candidates, DuplicateConfig, cluster_label, detect_burst,
                                find_duplicates)
@@ -167,3 +169,55 @@ def test_minilm_finds_reworded_pairs_and_rejects_unrelated():
         found = find_duplicates(enc.encode([reworded])[0], "u@example.com", T0, cands, config=config)
         assert found and found[0][0] == i, (reworded, found)
         assert 3 not in [t for t, _, _ in found]
+
+
+MAIL_OUTAGE = [("Outlook not receiving email", "No new email arrives in Outlook since 9:00."),
+               ("Email down", "Email is down, Outlook cannot send or receive."),
+               ("Cannot send email", "Outlook says cannot send email, server not responding."),
+               ("No email since 9", "Not receiving any email in Outlook since 9:00."),
+               ("Outlook email server down?", "Is the email server down? Outlook cannot receive email.")]
+
+
+def test_two_simultaneous_bursts_are_two_incidents():
+    rows = []
+    for i, (s, b) in enumerate(VPN + MAIL_OUTAGE):
+        text = model_text(s, b)
+        tid = f"VPN-{i}" if i < len(VPN) else f"MAIL-{i - len(VPN)}"
+        rows.append((tid, ENC.encode([text])[0], T0 + timedelta(minutes=i), text))
+    clusters = detect_burst(rows, window=timedelta(minutes=15), min_size=4, similarity=0.33)
+    assert [c.size for c in clusters] == [6, 5]
+    vpn, mail = clusters
+    assert all(m.startswith("VPN") for m in vpn.members) and "vpn" in vpn.label
+    assert all(m.startswith("MAIL") for m in mail.members) and "email" in mail.label
+
+
+def test_tickets_without_time_or_vector_never_break_a_burst():
+    rows = recent(timedelta(minutes=1))
+    rows.append(("NO-TIME", rows[0][1], None, "vpn down"))
+    rows.append(("ZERO", np.zeros_like(rows[0][1]), T0, ""))
+    (cluster,) = detect_burst(rows, window=timedelta(minutes=15), min_size=5, similarity=0.3)
+    assert "NO-TIME" not in cluster.members and "ZERO" not in cluster.members
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), threshold=st.floats(-0.2, 0.9), same=st.booleans(),
+       window_h=st.one_of(st.none(), st.integers(0, 48)), limit=st.integers(1, 8))
+def test_find_duplicates_invariants(seed, threshold, same, window_h, limit):
+    """Whatever the config: best first, above threshold, inside the window, within the limit."""
+    rng = np.random.default_rng(seed)
+    n, dim = 60, 16
+    vecs = rng.normal(size=(n, dim)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    hours = rng.integers(-72, 72, size=n)
+    rows = [(i, vecs[i], f"u{i % 4}", T0 + timedelta(hours=int(h))) for i, h in enumerate(hours)]
+    window = None if window_h is None else timedelta(hours=window_h)
+    config = DuplicateConfig(threshold=threshold, same_requester_boost=0.1,
+                             require_same_requester=same, window=window, limit=limit)
+    found = find_duplicates(vecs[0], "U0", T0, rows, config=config, exclude=0)
+    scores = [s for _, s, _ in found]
+    assert scores == sorted(scores, reverse=True) and len(found) <= limit
+    for tid, score, reasons in found:
+        assert tid != 0 and score >= threshold - 1e-4
+        assert not same or tid % 4 == 0
+        assert window is None or abs(int(hours[tid])) <= window_h
+        assert ("same requester" in reasons) == (tid % 4 == 0)
