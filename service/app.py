@@ -30,6 +30,9 @@ BLUEPRINTS = [
     "service.admin:bp",
     "service.openapi:bp",
     "service.tickets:bp",
+    "service.pages_security:bp",
+    "service.portal:bp",
+    "service.agent:bp",
 ]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

@@ -70,9 +70,35 @@ def _check_csrf():
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
     expected = session.get("csrf")
     if not expected or not hmac.compare_digest(str(sent), str(expected)):
-        abort(400, description="the form expired or did not come from this site; "
-                               "reload the page and try again")
+        return error_page(400, "This form expired or did not come from this site. "
+                               "Please go back, reload the page and try again.")
     return None
+
+
+# ----------------------------------------------------------------- errors as pages
+def error_page(status: int, message: str):
+    """An HTML error page (the API keeps its JSON errors; people get a readable page)."""
+    return render_template("error.html", status=status, message=message), status
+
+
+def register_page_errors(blueprint: Blueprint) -> None:
+    """Errors raised in a page blueprint render as HTML instead of the API's JSON."""
+    from triage.errors import TriageError
+    from werkzeug.exceptions import HTTPException
+
+    from .errors import ApiError
+
+    @blueprint.errorhandler(HTTPException)
+    def _http(exc):
+        return error_page(exc.code or 500, exc.description or exc.name)
+
+    @blueprint.errorhandler(ApiError)
+    def _api(exc):
+        return error_page(exc.status, exc.message)
+
+    @blueprint.errorhandler(TriageError)
+    def _triage(exc):
+        return error_page(int(getattr(exc, "status", 400)), exc.message)
 
 
 # ----------------------------------------------------------------- helpers for pages

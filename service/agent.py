@@ -1,0 +1,257 @@
+"""The agent workspace: team queues with live SLA clocks, the triage queue, a ticket page.
+
+Pages for people signed in as ``agent`` or ``admin`` (``service/pages_security.py``).
+They read and change tickets through the same store repositories as the JSON
+API (``service/tickets.py``), so a field an agent sets here writes the same
+history event and the same feedback row (a label for the next retrain, and an
+override for the confidence report) as ``PATCH /v1/tickets/<id>``.
+
+SLA clocks are computed by the store; the page carries each clock's due time
+and ``agent.js`` counts it down every second, so the number an agent reads is
+never a stale server render.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from triage.store import access, clocks, feedback, merge, tickets
+from triage.store.tables import TicketRow, TicketVector
+from triage.text import model_text
+
+from .pages_security import login_required, register_page_errors, safe_next
+from .portal import AFFECTED, find_article
+from .tickets import get_store
+
+bp = Blueprint("agent", __name__, url_prefix="/agent")
+register_page_errors(bp)
+
+PRIORITIES = ["P1", "P2", "P3", "P4", "P5"]
+TRIAGE_FIELDS = ("category", "priority", "affected_service", "team")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _viewer(session) -> access.Viewer:
+    return access.viewer_for(session, g.user["role"], g.user["id"])
+
+
+# ----------------------------------------------------------------- queues
+@bp.get("/")
+@login_required("agent")
+def queues():
+    """One team queue at a time, most urgent first, each ticket with its SLA clock."""
+    with get_store().session() as s:
+        viewer = _viewer(s)
+        counts = _queue_counts(s, viewer)
+        wanted = request.args.get("queue") or next(
+            (q for q in counts if q != tickets.TRIAGE_QUEUE), tickets.TRIAGE_QUEUE)
+        rows = access.list_visible(s, viewer, queue=wanted, status=list(tickets.OPEN_STATUSES),
+                                   limit=200) if wanted in counts or viewer.role == "admin" else []
+        items = [_queue_item(s, t) for t in rows]
+    return render_template("agent/queues.html", counts=counts, queue=wanted, items=items)
+
+
+def _queue_counts(session, viewer: access.Viewer) -> dict[str, int]:
+    """Open tickets per queue the viewer may open (agents: their teams and triage)."""
+    stmt = select(TicketRow.queue, func.count()).where(
+        TicketRow.status.in_(tickets.OPEN_STATUSES)).group_by(TicketRow.queue)
+    found = dict(session.execute(stmt).all())
+    names = sorted(found) if viewer.role == "admin" else sorted(viewer.teams)
+    out = {name: int(found.get(name, 0)) for name in names if name != tickets.TRIAGE_QUEUE}
+    out[tickets.TRIAGE_QUEUE] = int(found.get(tickets.TRIAGE_QUEUE, 0))
+    return out
+
+
+def _queue_item(session, ticket: TicketRow) -> dict[str, Any]:
+    item = tickets.to_dict(ticket)
+    item["clock"] = primary_clock(clocks.clocks_of(session, ticket.id))
+    return item
+
+
+def primary_clock(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The clock that matters now: the first still running (response before resolution)."""
+    for row in rows:
+        if not row.get("stopped_at"):
+            return _with_warning(row)
+    return _with_warning(rows[-1]) if rows else None
+
+
+def _with_warning(row: dict[str, Any]) -> dict[str, Any]:
+    target = row.get("target_minutes") or 0
+    share = (row.get("elapsed_minutes") or 0) / target if target else 0
+    return {**row, "warning": row["state"] == "running" and share >= 0.75}
+
+
+# ----------------------------------------------------------------- triage queue
+@bp.get("/triage")
+@login_required("agent")
+def triage_queue():
+    """Tickets whose fields the model did not apply, with its suggestions to accept or correct."""
+    labels = _head_labels()
+    with get_store().session() as s:
+        rows = access.list_visible(s, _viewer(s), queue=tickets.TRIAGE_QUEUE,
+                                   status=list(tickets.OPEN_STATUSES), limit=100)
+        items = [{**tickets.to_dict(t), "open": open_fields(s, t, labels)} for t in rows]
+    return render_template("agent/triage.html", items=items)
+
+
+def open_fields(session, ticket: TicketRow, labels: dict[str, list[str]]) -> list[dict]:
+    """Each unset field with the model's view of it (or none), and the values to choose from."""
+    preds = feedback.latest_predictions(session, ticket.id)
+    out = []
+    for name in TRIAGE_FIELDS:
+        if getattr(ticket, name) not in (None, ""):
+            continue
+        heads = [(h, p) for h, p in preds.items() if feedback.field_of(h) == name]
+        options = sorted({o for h, _ in heads for o in labels.get(h, [])}) or field_choices(name)
+        out.append({"field": name, "options": options,
+                    "predictions": [{"head": h, "label": p.label, "decision": p.decision,
+                                     "probability": p.probability} for h, p in heads]})
+    return out
+
+
+def field_choices(name: str) -> list[str]:
+    """Values an agent may pick for a field no model head predicts."""
+    if name == "priority":
+        return PRIORITIES
+    if name == "affected_service":
+        return sorted({service for _, _, service in AFFECTED if service})
+    return []
+
+
+def _head_labels() -> dict[str, list[str]]:
+    """Class labels of each head of the served bundle (the correction choices)."""
+    state = current_app.extensions["triage.state"]
+    loaded = getattr(state, "current", None)
+    manifest = getattr(getattr(loaded, "triager", None), "manifest", None) or {}
+    out = {h: [str(c) for c in (spec.get("classes") or spec.get("labels") or [])]
+           for h, spec in (manifest.get("heads") or {}).items()}
+    out.setdefault("priority", PRIORITIES)
+    return out
+
+
+@bp.post("/tickets/<int:ticket_id>/field")
+@login_required("agent")
+def set_field(ticket_id: int):
+    """Accept or correct one field: through ``tickets.edit``, so feedback rows are written."""
+    name, value = request.form.get("field", ""), request.form.get("value", "").strip()
+    back = safe_next(request.form.get("next"), url_for("agent.ticket", ticket_id=ticket_id))
+    if name not in TRIAGE_FIELDS or not value:
+        flash("Choose a value first.", "error")
+        return redirect(back)
+    with get_store().session() as s:
+        viewer = _viewer(s)
+        ticket = access.visible(s, viewer, ticket_id, lock=True)
+        changed = tickets.edit(s, ticket, {name: value}, actor=viewer.id, now=_now())
+        moved = route_if_complete(s, ticket, viewer.id)
+    what = f"{name.replace('_', ' ')} set to {value}" if changed else f"{name} unchanged"
+    flash(f"Ticket {ticket_id}: {what}" + (f"; moved to the {moved} queue." if moved else "."),
+          "ok")
+    return redirect(back)
+
+
+def route_if_complete(session, ticket: TicketRow, actor: str) -> str | None:
+    """A triaged ticket whose mandatory fields and team are set leaves for its team's queue."""
+    if ticket.queue != tickets.TRIAGE_QUEUE or not ticket.team \
+            or tickets.missing_mandatory(ticket):
+        return None
+    tickets.set_fields(session, ticket, {"queue": ticket.team}, actor=actor, now=_now())
+    return ticket.team
+
+
+# ----------------------------------------------------------------- one ticket
+@bp.get("/tickets/<int:ticket_id>")
+@login_required("agent")
+def ticket(ticket_id: int):
+    """History, SLA, predictions, duplicate candidates (merge) and related articles."""
+    labels = _head_labels()
+    with get_store().session() as s:
+        row = access.visible(s, _viewer(s), ticket_id)
+        page = {"ticket": tickets.to_dict(row),
+                "clocks": [_with_warning(c) for c in clocks.clocks_of(s, ticket_id)],
+                "history": [tickets.event_dict(e) for e in tickets.history(s, ticket_id)],
+                "comments": tickets.comments(s, ticket_id),
+                "predictions": feedback.latest_predictions(s, ticket_id),
+                "open": open_fields(s, row, labels),
+                "links": merge.links_of(s, ticket_id),
+                "duplicates": duplicate_candidates(s, row)}
+        text = model_text(row.subject, row.body)
+    page["related"] = related_articles(text)
+    portal = (page["ticket"]["extra"] or {}).get("portal") or {}
+    page["seen"] = [_article_title(a) for a in portal.get("opened_articles") or []]
+    return render_template("agent/ticket.html", **page)
+
+
+def duplicate_candidates(session, ticket: TicketRow) -> list[dict[str, Any]]:
+    """Open tickets close to this one (from the vectors kept at intake), best first."""
+    from triage.store import similar
+    import numpy as np
+
+    kept = session.get(TicketVector, ticket.id)
+    if kept is None:
+        return []
+    vector = np.frombuffer(kept.vector, dtype=np.float32)
+    out = []
+    for hit in similar.offer(session, ticket, vector, kept.encoder)[:5]:
+        other = session.get(TicketRow, hit["ticket_id"])
+        out.append({**hit, "subject": other.subject, "status": other.status,
+                    "requester": other.requester})
+    return out
+
+
+def related_articles(text: str, k: int = 3) -> list[dict[str, Any]]:
+    """KB articles for the ticket's text (empty while no bundle is loaded)."""
+    loaded = getattr(current_app.extensions["triage.state"], "current", None)
+    if loaded is None or loaded.kb is None or loaded.encoder is None or not text:
+        return []
+    vector = loaded.encoder.encode([text])[0]
+    return [{"id": x.article_id, "title": x.title, "snippet": x.snippet, "score": x.score,
+             "attribution": x.attribution} for x in loaded.kb.search(text, vector, k=k)]
+
+
+def _article_title(article_id: str) -> dict[str, str]:
+    try:
+        found = find_article(article_id)
+    except Exception:  # noqa: BLE001 - no bundle loaded: show the id alone
+        found = None
+    return {"id": article_id, "title": found.title if found else article_id}
+
+
+@bp.post("/tickets/<int:ticket_id>/merge")
+@login_required("agent")
+def merge_into(ticket_id: int):
+    """Merge this ticket (the duplicate) into another one (the parent)."""
+    raw = request.form.get("into", "").strip().lstrip("#")
+    if not raw.isdigit():
+        flash("Give the number of the ticket to merge into.", "error")
+        return redirect(url_for("agent.ticket", ticket_id=ticket_id))
+    parent = int(raw)
+    with get_store().session() as s:
+        viewer = _viewer(s)
+        access.visible(s, viewer, ticket_id)
+        access.visible(s, viewer, parent)
+        merge.merge(s, ticket_id, parent, actor=viewer.id, now=_now())
+    flash(f"Ticket {ticket_id} was merged into ticket {parent}.", "ok")
+    return redirect(url_for("agent.ticket", ticket_id=parent))
+
+
+@bp.post("/tickets/<int:ticket_id>/comment")
+@login_required("agent")
+def comment(ticket_id: int):
+    """A reply to the customer (public) or an internal note."""
+    text = request.form.get("body", "").strip()
+    if text:
+        with get_store().session() as s:
+            viewer = _viewer(s)
+            row = access.visible(s, viewer, ticket_id, lock=True)
+            tickets.add_comment(s, row, author=viewer.id, body=text[:50_000],
+                                public=request.form.get("public") == "1", channel="web",
+                                by_agent=True, now=_now())
+        flash("Reply added." if request.form.get("public") == "1" else "Note added.", "ok")
+    return redirect(url_for("agent.ticket", ticket_id=ticket_id))
