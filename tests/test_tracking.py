@@ -151,12 +151,12 @@ def test_other_holdout_needs_evaluation_or_force(tmp_path, store, log_run):
         tracking.promote("new", tracking_uri=store)
     seen = []
 
-    def evaluate(path):  # both re-scored on the challenger's holdout
-        seen.append(path)
-        return {"team": 0.83 if path.endswith("old") else 0.84}
+    def evaluate(challenger, champion):  # both scored on tickets neither has seen
+        seen.append((challenger, champion))
+        return {"team": 0.84}, {"team": 0.83}
 
     assert tracking.promote("new", tracking_uri=store, evaluate=evaluate).promoted
-    assert seen == [str(tmp_path / "models" / "new"), str(tmp_path / "models" / "old")]
+    assert seen == [(str(tmp_path / "models" / "new"), str(tmp_path / "models" / "old"))]
 
 
 def test_rollback_restores_the_previous_champion_down_the_chain(tmp_path, store, log_run):
@@ -233,3 +233,17 @@ def test_a_trained_bundle_is_logged_registered_and_served_as_champion(tmp_path, 
     copy = tracking.registered_bundle(tracking_uri=store)  # the logged artifacts, not models/
     assert copy.is_relative_to(tmp_path / "mlruns")
     assert Triager.from_bundle(copy).bundle_id == result.bundle_id  # the registered artifacts load
+
+
+def test_shared_holdout_rows_are_unseen_by_both_splits():
+    from types import SimpleNamespace
+
+    from training.holdout import shared_holdout_rows
+    from training.pipeline import assign_splits
+    texts = [f"ticket number {i}" for i in range(2000)]
+    a = SimpleNamespace(manifest={"config": {"fractions": [0.7, 0.1, 0.2], "seed": 0}})
+    b = SimpleNamespace(manifest={"config": {"fractions": [0.7, 0.1, 0.2], "seed": 1}})
+    same = shared_holdout_rows(texts, [a, a])
+    assert list(same) == list(np.flatnonzero(assign_splits(texts, (0.7, 0.1, 0.2), 0) == "holdout"))
+    both = shared_holdout_rows(texts, [a, b])
+    assert set(both) <= set(same) and 0.02 < len(both) / len(texts) < 0.07  # ≈ 0.2 × 0.2

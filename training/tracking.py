@@ -30,8 +30,9 @@ The champion pointer ``<models dir>/CHAMPION`` (models dir: ``TRIAGE_MODELS_DIR`
 
 Gate: a challenger is refused when, on any head the champion has, its holdout macro-F1 is
 below the champion's minus ``margin``. The comparison is only made on the same holdout
-(``holdout_key``: data sha256 + split); for different holdouts the caller passes ``evaluate``
-(scores a bundle on the challenger's holdout) or the promotion is refused. ``force=True``
+(``holdout_key``: a hash of the holdout tickets); for different holdouts the caller passes
+``evaluate`` (scores both bundles on tickets neither has seen, :mod:`training.holdout`) or
+the promotion is refused. ``force=True``
 overrides and is recorded (who, when, why) on the version and in ``CHAMPION``.
 """
 from __future__ import annotations
@@ -57,6 +58,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL_NAME = "triage"
 DEFAULT_EXPERIMENT = "triage"
 CHAMPION_ALIAS = "champion"
+
+# (challenger bundle folder, champion bundle folder) -> ({head: macro-F1}, {head: macro-F1})
+Evaluator = Callable[[str, str], tuple[Mapping[str, float], Mapping[str, float]]]
 
 
 class PromotionRefused(TriageError):
@@ -259,22 +263,24 @@ def bundle_local_path(mv) -> str:
     return src[len("file://"):] if src.startswith("file://") else src
 
 
-def compare(challenger, champion, *, margin: float = 0.0,
-            evaluate: Callable[[str], Mapping[str, float]] | None = None):
-    """Per-head macro-F1 of both on the challenger's holdout; returns (comparison, reasons).
+def compare(challenger, champion, *, margin: float = 0.0, evaluate: Evaluator | None = None):
+    """Per-head macro-F1 of both on a common holdout; returns (comparison, reasons).
 
     Same holdout key: the stored scores are comparable as they are. Otherwise ``evaluate``
-    (bundle folder → {head: macro-F1} on the challenger's holdout rows) scores both bundles
-    on the same tickets; without it nothing fair can be said, so the gate refuses.
+    (challenger folder, champion folder → their {head: macro-F1} on tickets neither has
+    seen) scores both; without it nothing fair can be said, so the gate refuses.
     """
     if challenger.tags.get("holdout_key") == champion.tags.get("holdout_key"):
         mine, theirs = _scores(challenger), _scores(champion)
     elif evaluate is not None:
-        mine = dict(evaluate(bundle_local_path(challenger)))
-        theirs = dict(evaluate(bundle_local_path(champion)))
+        mine, theirs = (dict(x) for x in evaluate(bundle_local_path(challenger),
+                                                   bundle_local_path(champion)))
+        if not theirs:
+            return {}, ["too few tickets are in both bundles' holdouts to compare them: "
+                        "pass an export with more unseen tickets, or force"]
     else:
-        return {}, ["the champion was evaluated on another holdout: pass the challenger's data "
-                    "to re-evaluate both on its holdout, or force"]
+        return {}, ["the champion was evaluated on another holdout: pass an export to score "
+                    "both on tickets neither has seen, or force"]
     comparison, reasons = {}, []
     for head, champ_f1 in theirs.items():
         new = mine.get(head)
@@ -290,7 +296,7 @@ def compare(challenger, champion, *, margin: float = 0.0,
 
 def promote(version_or_bundle, *, force: bool = False, margin: float = 0.0,
             reason: str | None = None, user: str | None = None,
-            evaluate: Callable[[str], Mapping[str, float]] | None = None,
+            evaluate: Evaluator | None = None,
             tracking_uri: str | None = None, model_name: str = DEFAULT_MODEL_NAME,
             champion_file: Path | None = None) -> PromotionResult:
     """Move the ``champion`` alias to a version unless it is worse; raises PromotionRefused."""

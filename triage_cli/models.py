@@ -17,8 +17,9 @@ EXAMPLES_PROMOTE = """examples:
   triage promote 4 --force --reason "old champion mislabels the new VPN team"
 
 The challenger is refused when its holdout macro-F1 on any head is below the champion's
-(minus --margin). Bundles trained on another holdout are both re-scored on the challenger's
-holdout rows (from --data/--mapping, default: the challenger's own training export).
+(minus --margin). When the two were trained with different holdouts, both are scored on
+the tickets of --data (default: the challenger's training export) that are in both
+holdouts, i.e. that neither bundle was fitted or calibrated on.
 """
 
 
@@ -51,7 +52,7 @@ def _register_promote(subparsers) -> None:
     p.add_argument("--force", action="store_true",
                    help="promote even when worse (recorded with who, when and --reason)")
     p.add_argument("--reason", help="why (required with --force; recorded on the version)")
-    p.add_argument("--data", type=Path, help="export to re-score both bundles on, when their "
+    p.add_argument("--data", type=Path, help="export to score both bundles on when their "
                                              "holdouts differ (default: the challenger's export)")
     p.add_argument("--mapping", type=Path, help="column mapping for --data")
     _common(p)
@@ -76,19 +77,18 @@ def _manifest(path: str) -> dict:
 
 
 def holdout_evaluator(challenger_path: str, data: Path | None, mapping: Path | None):
-    """Bundle folder → {head: macro-F1} on the challenger's holdout rows of the export."""
+    """Scores both bundles on the export's tickets that neither was fitted or calibrated on."""
     config = _manifest(challenger_path).get("config") or {}
     data = data or (Path(config["data_path"]) if config.get("data_path") else None)
     mapping = mapping or (Path(config["mapping_path"]) if config.get("mapping_path") else None)
     if not (data and mapping and data.exists() and mapping.exists()):
         return None
 
-    def evaluate(bundle_path: str) -> dict[str, float]:
-        from training.pipeline import evaluate_bundle
-        print(f"scoring {bundle_path} on the holdout of {data}", file=sys.stderr)
-        result = evaluate_bundle(bundle_path, data, mapping, split="holdout",
-                                 fractions=config.get("fractions"), seed=config.get("seed", 0))
-        return {h: r["metrics"]["macro_f1"] for h, r in result["heads"].items()}
+    def evaluate(challenger: str, champion: str):
+        from training.holdout import shared_holdout_scores
+        (mine, theirs), n = shared_holdout_scores([Path(challenger), Path(champion)], data, mapping)
+        print(f"scored both bundles on {n} tickets of {data} in both holdouts", file=sys.stderr)
+        return mine, theirs
 
     return evaluate
 
