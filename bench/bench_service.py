@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("-n", type=int, default=300, help="requests per measurement")
     p.add_argument("--clients", default="1,2", help="concurrent clients to measure with")
-    p.add_argument("--timeout", type=float, default=900, help="stop everything after this (s)")
+    p.add_argument("--timeout", type=float, default=1800, help="stop everything after this (s)")
     args = p.parse_args(argv)
     bundle = ensure_bundle(args)
     port = free_port()
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     killer = threading.Timer(args.timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
     killer.start()
     try:
-        wait_ready(port, proc, 300)
+        wait_ready(port, proc, args.timeout - 120)  # first run embeds the KB (cached after)
         tickets = typical(demo_tickets())
         words = statistics.median(len(f"{t['subject']} {t['body']}".split()) for t in tickets)
         rows = measure(port, tickets, args.n, [int(c) for c in args.clients.split(",")])

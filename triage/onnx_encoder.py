@@ -54,17 +54,30 @@ def export_fp32(src: Path, target: Path) -> Path:
     import torch
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(str(src), attn_implementation="eager").eval()
-    sample = {"input_ids": torch.ones(2, 16, dtype=torch.long),
-              "attention_mask": torch.ones(2, 16, dtype=torch.long),
-              "token_type_ids": torch.zeros(2, 16, dtype=torch.long)}
+    bert = AutoModel.from_pretrained(str(src), attn_implementation="eager").eval()
+
+    class Hidden(torch.nn.Module):
+        """Keyword call (the positional order of forward() changes between versions)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                             token_type_ids=token_type_ids).last_hidden_state
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    sample = (torch.ones(2, 16, dtype=torch.long), torch.ones(2, 16, dtype=torch.long),
+              torch.zeros(2, 16, dtype=torch.long))
     axes = {0: "batch", 1: "tokens"}
-    tmp = Path(tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")[1])
+    fd, name = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    tmp = Path(name)
     with torch.no_grad():
-        torch.onnx.export(model, (sample["input_ids"], sample["attention_mask"],
-                                  sample["token_type_ids"]), str(tmp),
-                          input_names=list(sample), output_names=["last_hidden_state"],
-                          dynamic_axes={**{k: axes for k in sample}, "last_hidden_state": axes},
+        torch.onnx.export(Hidden().eval(), sample, str(tmp), input_names=names,
+                          output_names=["last_hidden_state"],
+                          dynamic_axes={**{k: axes for k in names}, "last_hidden_state": axes},
                           opset_version=OPSET, dynamo=False)
     os.replace(tmp, target)
     return target
