@@ -221,3 +221,16 @@ def test_find_duplicates_invariants(seed, threshold, same, window_h, limit):
         assert not same or tid % 4 == 0
         assert window is None or abs(int(hours[tid])) <= window_h
         assert ("same requester" in reasons) == (tid % 4 == 0)
+
+
+@pytest.mark.slow
+def test_minilm_vpn_burst_with_default_settings():
+    from triage.encoder import load_encoder
+
+    enc = load_encoder("minilm")
+    texts = [model_text(s, b) for s, b in VPN + OTHER]
+    vecs = enc.encode(texts)
+    rows = [(i, vecs[i], T0 + timedelta(minutes=i), texts[i]) for i in range(len(texts))]
+    (cluster,) = detect_burst(rows)  # 30 min window, 5 tickets, cosine 0.75
+    assert set(cluster.members) <= set(range(len(VPN))) and cluster.size >= 5
+    assert "vpn" in cluster.label
