@@ -60,9 +60,12 @@ SUBJECT_TAG = re.compile(r"\[#(?P<ref>[A-Z][A-Z0-9]*-\d+)\]", re.I)
 
 _MSGID = re.compile(r"<[^<>\s]+>")
 _FORWARD = re.compile(r"^\s*(re:\s*)*(fw|fwd|wg|tr|rv)\s*:", re.I)
+# Only the "Prefix:" forms clients generate: a person may well write a ticket titled
+# "Out of office replies not working" or "Undeliverable mail to finance" (bounces
+# are caught by multipart/report, Return-Path <> and the daemon senders instead).
 _AUTO_SUBJECT = re.compile(
     r"^\s*(automatic reply|auto(matic)?[- ]?(reply|response)|out of (the )?office|"
-    r"abwesenheitsnotiz|r[ée]ponse automatique|undeliverable|delivery status notification)\b", re.I)
+    r"abwesenheitsnotiz|r[ée]ponse automatique)\s*:", re.I)
 _DAEMONS = ("mailer-daemon@", "postmaster@", "noreply-dmarc", "mail-daemon@")
 
 
