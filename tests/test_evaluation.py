@@ -80,6 +80,11 @@ def test_head_metrics_counts_an_unseen_holdout_label_as_an_error():
     assert m["accuracy"] == 0.5
 
 
+def test_head_metrics_of_an_empty_holdout_is_empty_not_an_error():
+    m = head_metrics([], np.zeros((0, 2)), ["a", "b"], {})
+    assert m["n"] == 0 and m["precision_coverage"] == [] and m["at_thresholds"]["applied"]["n"] == 0
+
+
 def test_head_metrics_refuses_mismatched_columns():
     with pytest.raises(ValueError, match="match classes"):
         head_metrics(["a"], np.array([[1.0, 0.0, 0.0]]), ["a", "b"], {})

@@ -165,9 +165,14 @@ def head_metrics(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str
     correct = pred == y_true
     labels = _labels_in_order(classes, y_true, pred)
     present = [lab for lab in labels if lab in set(y_true) | set(pred)]
-    prec, rec, f1, support = precision_recall_fscore_support(
-        y_true, pred, labels=labels, zero_division=0)
     n = len(y_true)
+    if n == 0:  # a head with no labelled holdout rows: say so, do not crash the report
+        prec = rec = f1 = support = [0] * len(labels)
+        matrix = [[0] * len(labels) for _ in labels]
+    else:
+        prec, rec, f1, support = precision_recall_fscore_support(
+            y_true, pred, labels=labels, zero_division=0)
+        matrix = confusion_matrix(y_true, pred, labels=labels).tolist()
     return {
         "n": int(n),
         "accuracy": float(correct.mean()) if n else float("nan"),
@@ -176,8 +181,7 @@ def head_metrics(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str
         "per_class": {lab: {"precision": float(p), "recall": float(r), "f1": float(f),
                             "support": int(s)}
                       for lab, p, r, f, s in zip(labels, prec, rec, f1, support)},
-        "confusion": {"labels": labels,
-                      "matrix": confusion_matrix(y_true, pred, labels=labels).tolist()},
+        "confusion": {"labels": labels, "matrix": matrix},
         f"ece_{n_bins}": expected_calibration_error(conf, correct, n_bins),
         "reliability": reliability_bins(conf, correct, n_bins),
         "precision_coverage": precision_coverage(conf, correct),
