@@ -213,6 +213,7 @@ def test_auto_reply_is_flagged():
                    "From: MAILER-DAEMON@mx.example.org", "Subject: Out of Office: back Monday"):
         assert parse_message(f"{header}\r\n\r\nx".encode())["auto_reply"], header
     assert not parse_message(b"Auto-Submitted: no\r\nSubject: hi\r\n\r\nx")["auto_reply"]
+    assert not parse_message(b"Precedence: list\r\nList-Id: <desk.example.org>\r\n\r\nx")["auto_reply"]
     for subject in ("Out of office replies not working", "Undeliverable mail to finance"):
         assert not parse_message(f"Subject: {subject}\r\n\r\nx".encode())["auto_reply"], subject
 
