@@ -111,14 +111,21 @@ def create_ticket():
         else payload.get("requester") or "intake"
     with store.session() as session:
         result = intake(session, payload, actor=actor, triager=triager, ruleset=rules,
-                        encoder=encoder, idempotency_key=f"api:{key}" if key else None,
-                        now=_now())
+                        encoder=encoder, idempotency_key=_scoped(key), now=_now())
         body = {"ok": True, **result.to_dict()}
     response = jsonify(body)
     response.status_code = 201 if result.created else 200
     if key and not result.created:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def _scoped(key: str | None) -> str | None:
+    """Keys are per caller: two clients choosing the same key never see each other's ticket."""
+    if not key:
+        return None
+    caller = g.api_key.name if g.get("api_key") is not None else "anonymous"
+    return f"api:{caller}:{request.headers.get('X-Requester', '')}:{key}"
 
 
 def _intake_payload(raw: dict[str, Any]) -> dict[str, Any]:

@@ -57,6 +57,9 @@ def test_idempotency_key_header_replays_the_first_ticket(client):
     assert again.headers["Idempotent-Replayed"] == "true"
     assert first.json["ticket"]["id"] == again.json["ticket"]["id"]
     assert len(client.get("/v1/tickets", headers=H("ak")).json["tickets"]) == 1
+    other = client.post("/v1/tickets", json={"subject": "a"},
+                        headers=H("ik", **{"Idempotency-Key": "abc-1", "X-Requester": "eve@x"}))
+    assert other.status_code == 201 and other.json["ticket"]["id"] != first.json["ticket"]["id"]
 
 
 def test_bad_intake_gets_one_error_shape(client):
