@@ -247,3 +247,13 @@ def test_shared_holdout_rows_are_unseen_by_both_splits():
     assert list(same) == list(np.flatnonzero(assign_splits(texts, (0.7, 0.1, 0.2), 0) == "holdout"))
     both = shared_holdout_rows(texts, [a, b])
     assert set(both) <= set(same) and 0.02 < len(both) / len(texts) < 0.07  # ≈ 0.2 × 0.2
+
+
+def test_default_store_honours_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("TRIAGE_HOME", str(tmp_path))
+    assert tracking.default_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////srv/ml/other.db")
+    assert tracking.default_tracking_uri() == "sqlite:////srv/ml/other.db"
+    assert tracking.artifact_location_for("sqlite:////srv/ml/other.db") == "file:///srv/ml/mlruns"
+    assert tracking.artifact_location_for("http://mlflow:5000") is None  # the server decides

@@ -196,7 +196,7 @@ _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px
 table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 8px;
 text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 .plots img{max-width:32%;vertical-align:top;margin-right:1%}.chosen{font-weight:bold}
-.muted{color:#777}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}"""
+.muted{color:#777}table.meta td{text-align:left}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}"""
 
 
 def esc(x: object) -> str:
@@ -266,10 +266,12 @@ def _head_section(head: str, h: Mapping, plots: Mapping) -> str:
 def render_html(report: Mapping, plots: Mapping) -> str:
     """One offline page: summary, then per head tables and plots; every data string escaped."""
     data = report.get("data") or {}
+    fields = [("bundle", report.get("bundle_id")), ("created", report.get("created_at")),
+              ("git", report.get("git_sha")), *data.items()]
     meta = _table(["field", "value"],
-                  [["bundle", report.get("bundle_id", "?")], ["created", report.get("created_at", "")]]
-                  + [[k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else v]
-                     for k, v in data.items()])
+                  [[k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else v]
+                   for k, v in fields if v not in (None, "", {}, [])]
+                  ).replace("<table>", "<table class=meta>", 1)
     dropped = report.get("dropped_rows") or {}
     drop_html = (_table(["reason", "rows"], [[k, _num(v)] for k, v in dropped.items()])
                  if dropped else "<p class=muted>No rows dropped.</p>")

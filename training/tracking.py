@@ -117,10 +117,17 @@ def client(tracking_uri: str | None = None):
 
 
 def _experiment_id(mc, name: str, artifact_location: str | None) -> str:
+    from mlflow.exceptions import MlflowException
     exp = mc.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return mc.create_experiment(name, artifact_location=artifact_location)
+    try:
+        return mc.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException:  # another training run created it in between
+        exp = mc.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 # ---- logging a training run -------------------------------------------------------------------
