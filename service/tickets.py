@@ -172,7 +172,7 @@ def _receive_email(store: Store, triager, rules, encoder):
 @bp.get("/v1/tickets/<int:ticket_id>")
 @require_role("intake", "agent")
 def get_ticket(ticket_id: int):
-    with get_store().session() as session:
+    with get_store().session(readonly=True) as session:
         viewer = _viewer(session)
         ticket = access.visible(session, viewer, ticket_id)
         body = {"ok": True, "ticket": tickets.to_dict(ticket),
@@ -201,7 +201,7 @@ def list_tickets():
     limit = _int_arg("limit", 50, 1, 500)
     offset = _int_arg("offset", 0, 0, 10**9)
     status = [s for s in request.args.get("status", "").split(",") if s] or None
-    with get_store().session() as session:
+    with get_store().session(readonly=True) as session:
         rows = access.list_visible(session, _viewer(session), queue=request.args.get("queue"),
                                    status=status, limit=limit, offset=offset)
         items = [tickets.to_dict(t) for t in rows]
@@ -223,7 +223,7 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 @bp.get("/v1/tickets/<int:ticket_id>/history")
 @require_role("agent")
 def history(ticket_id: int):
-    with get_store().session() as session:
+    with get_store().session(readonly=True) as session:
         access.visible(session, _staff(session), ticket_id)
         events = [tickets.event_dict(e) for e in tickets.history(session, ticket_id)]
     return jsonify({"ok": True, "ticket_id": ticket_id, "events": events})
@@ -352,7 +352,7 @@ def link_ticket(ticket_id: int):
 @bp.get("/v1/reports/breaches")
 @require_role("agent")
 def breach_report():
-    with get_store().session() as session:
+    with get_store().session(readonly=True) as session:
         viewer = _staff(session)
         rows = clocks.breaches(session, _now(), include_closed=request.args.get("all") == "1")
         if viewer.role == "agent":

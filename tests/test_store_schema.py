@@ -4,6 +4,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from store_support import backend  # noqa: F401 - fixture
 from triage.store import Store, database_url
@@ -39,3 +40,13 @@ def test_database_url_defaults_to_the_sqlite_file(monkeypatch):
     monkeypatch.setenv("TRIAGE_DATABASE_URL", "postgresql+psycopg://h/db")
     assert database_url() == "postgresql+psycopg://h/db"
     assert database_url("sqlite:///other.db") == "sqlite:///other.db"
+
+
+def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    store.upgrade()
+    with store.session() as writer:  # holds the write lock (BEGIN IMMEDIATE)
+        writer.execute(text("INSERT INTO teams (name) VALUES ('a')"))
+        with store.session(readonly=True) as reader:  # WAL: reads the last commit at once
+            assert reader.execute(text("SELECT count(*) FROM teams")).scalar() == 0
+    store.dispose()

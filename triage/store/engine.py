@@ -46,7 +46,8 @@ def _prepare_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # pragma: no cover - trivial
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        readonly = conn.get_execution_options().get("triage_readonly")
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, schema: str | None = None) -> Engine:
@@ -85,9 +86,15 @@ class Store:
         return self.engine.dialect.name
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One transaction: commit when the block ends, roll back if it raises."""
+    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        """One transaction: commit when the block ends, roll back if it raises.
+
+        ``readonly`` (SQLite) skips the up-front write lock so readers run beside
+        a writer under WAL; writing in such a session may then fail with "locked".
+        """
         session = self._sessions()
+        if readonly:
+            session.connection(execution_options={"triage_readonly": True})
         try:
             yield session
             session.commit()
