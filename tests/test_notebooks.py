@@ -42,6 +42,7 @@ def test_notebook_executes(path, monkeypatch, tmp_path):
     monkeypatch.setenv("TRIAGE_NOTEBOOK_ENCODER", "hashing")
     monkeypatch.setenv("TRIAGE_NOTEBOOK_HEADS", _one_head())
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # notebook 03's temporary bundle lands here
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(var, "1")
     nb = nbformat.read(path, as_version=4)
