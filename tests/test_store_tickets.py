@@ -35,6 +35,11 @@ def test_every_channel_makes_one_ticket_shape(store, channel):
         assert ticket.body == "<b>help</b> & thanks"  # stored as given
 
 
+def test_nul_characters_are_refused_on_both_databases(store):
+    with store.session() as s, pytest.raises(InputError, match="NUL"):
+        make(s, body="a\x00b")
+
+
 def test_unknown_channel_is_refused(store):
     with store.session() as s, pytest.raises(InputError, match="channel"):
         make(s, channel="pigeon")

@@ -66,6 +66,15 @@ def coerce(field: str, value: Any) -> Any:
     return number
 
 
+def _checked_text(column: str, value: Any) -> str:
+    """Text is stored as given, except NUL, which PostgreSQL cannot store: refused on both."""
+    text = "" if value is None else str(value)
+    if "\x00" in text:
+        raise InputError("text must not contain NUL characters", column=column,
+                         expected="text without U+0000", got="a NUL character")
+    return text
+
+
 def get(session: Session, ticket_id: int, *, lock: bool = False) -> TicketRow:
     """The ticket, or :class:`NotFound`; ``lock`` takes a row lock (PostgreSQL) for an update."""
     stmt = select(TicketRow).where(TicketRow.id == int(ticket_id))
@@ -118,7 +127,8 @@ def create(session: Session, data: dict[str, Any], *, actor: str,
         raise InputError("unknown channel", column="channel",
                          expected="|".join(c.value for c in Channel), got=channel)
     ticket = TicketRow(
-        subject=str(data.get("subject") or ""), body=str(data.get("body") or ""),
+        subject=_checked_text("subject", data.get("subject")),
+        body=_checked_text("body", data.get("body")),
         channel=channel, requester=data.get("requester"), status=Status.NEW.value,
         customer_tier=data.get("customer_tier"), queue=TRIAGE_QUEUE,
         extra=dict(data.get("extra") or {}), tags=list(data.get("tags") or []),
@@ -248,7 +258,8 @@ def add_comment(session: Session, ticket: TicketRow, *, author: str, body: str,
         found = session.scalars(select(Comment).where(Comment.message_id == message_id)).first()
         if found is not None:
             return found, False
-    comment = Comment(ticket_id=ticket.id, author=author, body=body, public=public,
+    comment = Comment(ticket_id=ticket.id, author=author, body=_checked_text("body", body),
+                      public=public,
                       channel=channel, message_id=message_id, created_at=now)
     session.add(comment)
     session.flush()
