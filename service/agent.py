@@ -149,20 +149,11 @@ def set_field(ticket_id: int):
         viewer = _viewer(s)
         ticket = access.visible(s, viewer, ticket_id, lock=True)
         changed = tickets.edit(s, ticket, {name: value}, actor=viewer.id, now=_now())
-        moved = route_if_complete(s, ticket, viewer.id)
-    what = f"{name.replace('_', ' ')} set to {value}" if changed else f"{name} unchanged"
+        moved = ticket.queue if "queue" in changed else None  # the store routes a triaged ticket
+    what = f"{name.replace('_', ' ')} set to {value}" if name in changed else f"{name} unchanged"
     flash(f"Ticket {ticket_id}: {what}" + (f"; moved to the {moved} queue." if moved else "."),
           "ok")
     return redirect(back)
-
-
-def route_if_complete(session, ticket: TicketRow, actor: str) -> str | None:
-    """A triaged ticket whose mandatory fields and team are set leaves for its team's queue."""
-    if ticket.queue != tickets.TRIAGE_QUEUE or not ticket.team \
-            or tickets.missing_mandatory(ticket):
-        return None
-    tickets.set_fields(session, ticket, {"queue": ticket.team}, actor=actor, now=_now())
-    return ticket.team
 
 
 # ----------------------------------------------------------------- one ticket

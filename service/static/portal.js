@@ -68,12 +68,16 @@
     toggle.type = "button";
     toggle.setAttribute("aria-expanded", "false");
     li.appendChild(toggle);
-    li.appendChild(el("p", "snippet", item.snippet));
+    var snippet = el("p", "snippet", item.snippet);
+    li.appendChild(snippet);
     if (item.attribution) { li.appendChild(el("p", "credit", "Source: " + item.attribution)); }
     var body = el("div", "article-body");
     body.hidden = true;
     li.appendChild(body);
-    toggle.addEventListener("click", function () { toggleArticle(item, toggle, body); });
+    toggle.addEventListener("click", function () {
+      toggleArticle(item, toggle, body);
+      snippet.hidden = !body.hidden;  // the full text replaces the teaser
+    });
     return li;
   }
 
