@@ -27,6 +27,7 @@ from triage.store.intake import intake
 from .auth import require_role
 from .errors import ApiError, field_error
 from .ticket_schema import read_json_body
+from .tickets_openapi import OPENAPI_PATHS, OPENAPI_SCHEMAS  # noqa: F401 - read by openapi.py
 
 bp = Blueprint("tickets", __name__)
 log = logging.getLogger("service.tickets")

@@ -139,3 +139,23 @@ def test_raw_email_upload_opens_and_threads(client):
                                                        b"In-Reply-To: <m1@x>\r\nSubject: Re: printer")
     r2 = client.post("/v1/tickets", data=reply, content_type="message/rfc822", headers=H("ik"))
     assert r2.json["kind"] == "followup" and r2.json["ticket"]["id"] == r.json["ticket"]["id"]
+
+
+def test_responses_match_the_documented_schemas(client):
+    import jsonschema
+
+    spec = client.get("/openapi.json").json
+    tid = open_ticket(client).json["ticket"]["id"]
+    cases = [("/v1/tickets", "post", open_ticket(client)),
+             ("/v1/tickets", "get", client.get("/v1/tickets", headers=H("ak"))),
+             ("/v1/tickets/{ticket_id}", "get", client.get(f"/v1/tickets/{tid}", headers=H("ak"))),
+             ("/v1/tickets/{ticket_id}/history", "get",
+              client.get(f"/v1/tickets/{tid}/history", headers=H("ak"))),
+             ("/v1/tickets/{ticket_id}/transition", "post",
+              client.post(f"/v1/tickets/{tid}/transition", json={"to": "new"}, headers=H("ak"))),
+             ("/v1/reports/breaches", "get", client.get("/v1/reports/breaches", headers=H("ak")))]
+    for path, method, response in cases:
+        documented = spec["paths"][path][method]["responses"][str(response.status_code)]
+        schema = {**documented["content"]["application/json"]["schema"],
+                  "components": spec["components"]}
+        jsonschema.validate(response.json, schema, cls=jsonschema.Draft202012Validator)
