@@ -5,21 +5,11 @@ very same ``training.pipeline.train(data_path, mapping_path, ...)`` as any bundl
 manifest records the file's sha256, and a data scientist can open the file and see exactly
 what it learnt from.
 
-Which store labels count (a model must not learn from its own guesses):
-
-* a ticket field (``category``, ``team``, ``priority``, ...) whose last change was made by a
-  person: any actor but ``model:<bundle>`` and ``rules...``; a correction through
-  ``PATCH /v1/tickets/<id>`` is such a change, and so is a confirmation of a suggestion;
-* on a resolved or closed ticket, the fields as they stand (the agent who closed it let
-  them be: an implicit confirmation), unless ``confirm_on_close=False``;
-* for heads with no ticket field (``type``, ``impact``, ``urgency``), the newest feedback row
-  of that head whose corrected value is a class the head knows (the store files a change of
-  ``category`` under every head it maps to ``category``; such values are not labels of
-  ``type``).
-
-The newest label for a ticket wins: the ticket's current field is the newest by
-definition, and feedback rows are taken newest first. Store tickets become rows with id
-``store:<id>``; label values are mapped back through the mapping's ``rename`` table.
+Which store labels count (a model must not learn from its own guesses) is decided in
+:mod:`triage.store.labels` (shared with shadow mode's report): fields last changed by a
+person, fields of closed tickets, and feedback rows whose value the head knows; the newest
+label wins. Store tickets become rows with id ``store:<id>``; label values are mapped back
+through the mapping's ``rename`` table.
 
 The frozen holdout: ``<models dir>/HOLDOUT.json`` holds hashes of the champion's holdout
 tickets (the same text key as the pipeline's split) and is never rewritten by a retrain,
@@ -36,19 +26,16 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import pandas as pd
-from sqlalchemy import select
 
 from triage.store import feedback as feedback_repo
-from triage.store.tables import Feedback, TicketEvent, TicketRow
+from triage.store.labels import final_labels
+from triage.store.tables import TicketRow
 
 from .mapping import Mapping, load_export, read_export
 from .pipeline import DEFAULT_FRACTIONS, assign_splits, split_key
 
 log = logging.getLogger(__name__)
 
-TICKET_FIELDS = ("category", "priority", "affected_service", "customer_tier", "team")
-MACHINE_ACTORS = ("model:", "rules")
-CLOSED = ("resolved", "closed")
 HOLDOUT_FILE = "HOLDOUT.json"
 
 
@@ -60,72 +47,12 @@ class StoreLabels:
     counts: dict[str, Any] = field(default_factory=dict)
 
 
-def _human(actor: str | None) -> bool:
-    return bool(actor) and not str(actor).startswith(MACHINE_ACTORS)
-
-
-def _last_changes(session, ids: Sequence[int]) -> dict[tuple[int, str], TicketEvent]:
-    """The newest event per (ticket, field)."""
-    out: dict[tuple[int, str], TicketEvent] = {}
-    stmt = select(TicketEvent).where(TicketEvent.ticket_id.in_(ids)).order_by(TicketEvent.id)
-    for ev in session.scalars(stmt):
-        out[(ev.ticket_id, ev.field)] = ev
-    return out
-
-
-def _newest_feedback(session) -> dict[tuple[int, str], Feedback]:
-    out: dict[tuple[int, str], Feedback] = {}
-    for fb in session.scalars(select(Feedback).order_by(Feedback.at, Feedback.id)):
-        out[(fb.ticket_id, fb.head)] = fb  # later rows overwrite: newest wins
-    return out
-
-
 def ticket_labels(session, heads: Iterable[str], known: dict[str, set[str]], *,
                   confirm_on_close: bool = True) -> StoreLabels:
-    """Final human labels per store ticket (see the module docstring for the rules)."""
-    heads = list(heads)
-    fb = _newest_feedback(session)
-    ids = sorted({t for t, _ in fb})
-    field_heads = [h for h in heads if h in TICKET_FIELDS]
-    if field_heads:
-        stmt = select(TicketEvent.ticket_id).where(TicketEvent.field.in_(field_heads)).distinct()
-        ids = sorted(set(ids) | set(session.scalars(stmt)))
-    out = StoreLabels(counts={"tickets_seen": len(ids), "labels": {h: 0 for h in heads},
-                              "ignored_feedback": 0})
-    if not ids:
-        return out
-    events = _last_changes(session, ids)
-    tickets = {t.id: t for t in session.scalars(select(TicketRow).where(TicketRow.id.in_(ids)))}
-    for tid in ids:
-        ticket = tickets.get(tid)
-        if ticket is None:
-            continue
-        labels = {}
-        for head in heads:
-            value = _label_of(ticket, head, events.get((tid, head)), fb.get((tid, head)),
-                              known.get(head, set()), confirm_on_close)
-            if value is None and (tid, head) in fb:
-                out.counts["ignored_feedback"] += 1
-            if value is not None:
-                labels[head] = value
-                out.counts["labels"][head] += 1
-        if labels:
-            out.rows.append({"ticket": ticket, "labels": labels})
-    out.counts["tickets_with_labels"] = len(out.rows)
-    return out
-
-
-def _label_of(ticket: TicketRow, head: str, event: TicketEvent | None, fb: Feedback | None,
-              known: set[str], confirm_on_close: bool) -> str | None:
-    if head in TICKET_FIELDS:
-        value = getattr(ticket, head)
-        human = event is not None and _human(event.actor)
-        if value not in (None, "") and (human or (confirm_on_close and ticket.status in CLOSED)):
-            return str(value)
-        return None
-    if fb is not None and fb.corrected not in (None, "") and str(fb.corrected) in known:
-        return str(fb.corrected)
-    return None
+    """Final human labels per store ticket (rules: :mod:`triage.store.labels`)."""
+    found = final_labels(session, heads, known, confirm_on_close=confirm_on_close)
+    return StoreLabels(rows=[{"ticket": t, "labels": labels}
+                             for t, labels in found.tickets.values()], counts=found.counts)
 
 
 def new_labels_since(session, since: datetime | None) -> int:
