@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("mlflow")
+pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy")  # inside MLflow
 
 from training import tracking  # noqa: E402
 from training.champion import read_champion  # noqa: E402

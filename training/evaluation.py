@@ -240,6 +240,10 @@ def render_text_summary(report: Mapping) -> str:
 
 
 def write_report(report: Mapping, out_dir):
-    """Write report.json, plots and report.html into ``out_dir``; returns {name: Path}."""
+    """Write report.json, plots and report.html into ``out_dir``; returns {name: Path}.
+
+    Names: ``json``, ``html`` and ``<head>.<reliability|precision_coverage|confusion>.<png|svg>``
+    (files ``<head>-reliability.svg`` etc.; head names are made file-safe).
+    """
     from .report_page import write_report as _write  # matplotlib only when writing
     return _write(report, out_dir)
