@@ -58,7 +58,7 @@ def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=Non
     if not created:
         return result
     given = {k: payload[k] for k in GIVEN_FIELDS if payload.get(k) not in (None, "")}
-    tickets.set_fields(session, ticket, given, actor=actor, now=now)
+    tickets.set_fields(session, ticket, given, actor=actor, now=now, retime=False)
     model_fields = _classify(session, ticket, triager, result, now)
     outcome = _apply_rules(session, ticket, ruleset, result, now)
     rules_team = outcome.team if outcome is not None and _rule_did(ruleset, outcome, "route_to") \
@@ -93,7 +93,8 @@ def _classify(session: Session, ticket: TicketRow, triager, result: IntakeResult
         if name not in tickets.EDITABLE or getattr(ticket, name) not in (None, ""):
             continue  # the requester or an agent already said; the model does not overrule
         if pred.get("decision") == "apply" and pred.get("label") is not None and name != "team":
-            tickets.set_fields(session, ticket, {name: pred["label"]}, actor=actor, now=now)
+            tickets.set_fields(session, ticket, {name: pred["label"]}, actor=actor, now=now,
+                               retime=False)
         elif pred.get("decision") != "apply":
             result.open_fields.append(name)
     return out.get("fields") or {}
@@ -126,7 +127,7 @@ def _apply_rules(session: Session, ticket: TicketRow, ruleset, result: IntakeRes
             result.open_fields.remove("priority")
     if outcome.tags:
         changes["tags"] = sorted(set(ticket.tags or []) | set(outcome.tags))
-    tickets.set_fields(session, ticket, changes, actor=actor, now=now)
+    tickets.set_fields(session, ticket, changes, actor=actor, now=now, retime=False)
     if outcome.escalate:
         tickets.record(session, ticket, "escalate", None, "rules", actor, now)
     return outcome
@@ -139,10 +140,11 @@ def _route(session: Session, ticket: TicketRow, choice: routing.TeamChoice,
         f"model:{(result.prediction or {}).get('bundle_id')}" if choice.source == "model" \
         else "rules"
     if choice.team and choice.team != ticket.team:
-        tickets.set_fields(session, ticket, {"team": choice.team}, actor=team_actor, now=now)
+        tickets.set_fields(session, ticket, {"team": choice.team}, actor=team_actor, now=now,
+                           retime=False)
     complete = choice.team and not tickets.missing_mandatory(ticket)
     queue = choice.team if complete else tickets.TRIAGE_QUEUE
-    tickets.set_fields(session, ticket, {"queue": queue}, actor=team_actor, now=now)
+    tickets.set_fields(session, ticket, {"queue": queue}, actor=team_actor, now=now, retime=False)
     if choice.team:
         routing.ensure_team(session, choice.team)
 

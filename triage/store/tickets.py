@@ -11,8 +11,9 @@ import re
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from triage.errors import InputError, NotFound, TransitionError
@@ -89,21 +90,17 @@ def get(session: Session, ticket_id: int, *, lock: bool = False) -> TicketRow:
 def _claim_key(session: Session, key: str) -> int | None:
     """Claim an idempotency key; return the ticket id if another request already holds it.
 
-    The insert is the arbiter: on PostgreSQL a concurrent holder makes it wait
-    and then fail on the primary key, and we answer the holder's ticket.
+    ``INSERT ... ON CONFLICT DO NOTHING`` is the arbiter (one statement, no
+    savepoint): on PostgreSQL a concurrent holder makes it wait for that
+    transaction and then do nothing, and we answer the holder's ticket.
     """
-    existing = session.get(IdempotencyKey, key)
-    if existing is not None:
-        return existing.ticket_id or -1
-    try:
-        with session.begin_nested():
-            session.add(IdempotencyKey(key=key))
-            session.flush()
-    except IntegrityError:
-        session.expire_all()
-        existing = session.get(IdempotencyKey, key)
-        return existing.ticket_id if existing and existing.ticket_id else -1
-    return None
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(IdempotencyKey).values(key=key, created_at=utcnow()) \
+        .on_conflict_do_nothing().returning(IdempotencyKey.key)
+    if session.execute(stmt).first() is not None:
+        return None
+    holder = session.scalar(select(IdempotencyKey.ticket_id).where(IdempotencyKey.key == key))
+    return holder or -1
 
 
 def create(session: Session, data: dict[str, Any], *, actor: str,
@@ -139,13 +136,17 @@ def create(session: Session, data: dict[str, Any], *, actor: str,
     for address in data.get("watchers") or []:
         add_watcher(session, ticket, address)
     if idempotency_key:
-        session.get(IdempotencyKey, idempotency_key).ticket_id = ticket.id
+        session.execute(update(IdempotencyKey).where(IdempotencyKey.key == idempotency_key)
+                        .values(ticket_id=ticket.id))
     return ticket, True
 
 
 def set_fields(session: Session, ticket: TicketRow, changes: dict[str, Any], *, actor: str,
-               now: datetime | None = None) -> list[str]:
-    """Change editable fields, one event each; returns the names that really changed."""
+               now: datetime | None = None, retime: bool = True) -> list[str]:
+    """Change editable fields, one event each; returns the names that really changed.
+
+    ``retime=False`` (intake, before the clocks start) skips the SLA re-target.
+    """
     now = now or utcnow()
     changed = []
     for field, value in changes.items():
@@ -159,7 +160,7 @@ def set_fields(session: Session, ticket: TicketRow, changes: dict[str, Any], *, 
         setattr(ticket, field, value)
         record(session, ticket, field, old, value, actor, now)
         changed.append(field)
-        if field == "priority":
+        if field == "priority" and retime:
             clocks.retarget(session, ticket, now)
     if changed:
         ticket.updated_at = now

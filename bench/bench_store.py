@@ -1,0 +1,171 @@
+"""Ticketing-core throughput: intake (classify + rules + store commit + SLA start) and the
+escalation sweep over many open tickets, on SQLite (file, WAL) and PostgreSQL.
+
+* intake: ``--intake`` tickets through ``triage.store.intake.intake`` one transaction
+  each (what ``POST /v1/tickets`` does minus HTTP), with a real bundle when
+  ``--bundle`` is given, else a constant stand-in triager (then the figure is the
+  store + rules + SLA cost alone, and the table says so);
+* sweep: ``--open`` open tickets with both SLA clocks, bulk-loaded, then
+  (a) a sweep when nothing is due (the steady state: an index range scan), and
+  (b) a sweep when 1 % of the clocks just crossed a level (fires, events, outbox).
+
+    .venv/bin/python bench/bench_store.py                       # 100,000 open tickets
+    .venv/bin/python bench/bench_store.py --open 20000 --backends sqlite
+    TRIAGE_TEST_POSTGRES_URL=postgresql+psycopg://... .venv/bin/python bench/bench_store.py
+
+PostgreSQL runs in a throw-away schema that is dropped afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import create_engine, insert, text
+
+from triage.rules import RuleSet
+from triage.sla import Calendar, Clock
+from triage.store import Store, clocks
+from triage.store.intake import intake
+from triage.store.tables import SlaClockRow, TicketRow
+
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+SUBJECTS = ["VPN down since this morning", "Printer jams on floor 3", "Password reset please",
+            "Outlook crashes when opening calendar", "Need access to the finance share"]
+
+
+class StandInTriager:
+    """Constant answers in the Triager's shape (no model): isolates the store's cost."""
+
+    bundle_id = "stand-in"
+
+    def classify(self, items, policy=None):
+        fields = {"category": {"label": "Network", "probability": 0.97, "decision": "apply"},
+                  "priority": {"label": "3", "probability": 0.91, "decision": "apply"},
+                  "team": {"label": "Net", "probability": 0.6, "decision": "suggest"}}
+        return [{"fields": fields, "bundle_id": self.bundle_id} for _ in items]
+
+
+def open_store(kind: str, workdir: Path):
+    if kind == "sqlite":
+        store = Store(f"sqlite:///{workdir / 'bench.db'}")
+        store.upgrade()
+        return store, lambda: store.dispose()
+    url = os.environ.get("TRIAGE_TEST_POSTGRES_URL") or PG_DEFAULT
+    schema = f"triage_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    store = Store(url, schema=schema)
+    store.upgrade()
+
+    def drop():
+        store.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+    return store, drop
+
+
+def bench_intake(store: Store, n: int, triager, rules) -> float:
+    start = time.perf_counter()
+    for i in range(n):
+        with store.session() as session:
+            intake(session, {"subject": SUBJECTS[i % len(SUBJECTS)], "body": f"ticket {i}",
+                             "requester": f"user{i % 50}@example.org",
+                             "affected_service": "vpn"},
+                   actor="bench", triager=triager, ruleset=rules,
+                   idempotency_key=f"bench-{i}", now=NOW, auto_assign=False)
+    return n / (time.perf_counter() - start)
+
+
+def load_open_tickets(store: Store, n: int, due_fraction: float, chunk: int = 5000) -> float:
+    """Bulk-load ``n`` open tickets with running 24x7 clocks; ``due_fraction`` cross 75 % at NOW."""
+    cal = Calendar.always()
+    start = time.perf_counter()
+    due_every = max(1, round(1 / due_fraction)) if due_fraction else 0
+    with store.engine.begin() as conn:
+        first_id = (conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM tickets")).scalar() or 0) + 1
+        for lo in range(0, n, chunk):
+            ids = range(first_id + lo, first_id + min(n, lo + chunk))
+            conn.execute(insert(TicketRow), [
+                {"id": i, "subject": SUBJECTS[i % 5], "body": "", "channel": "api",
+                 "status": "assigned" if i % 2 else "new", "category": "Network", "priority": 3,
+                 "affected_service": "vpn", "queue": "Net", "team": "Net", "extra": {},
+                 "tags": [], "escalation_level": 0, "created_at": NOW, "updated_at": NOW}
+                for i in ids])
+            conn.execute(insert(SlaClockRow), [row for i in ids
+                                               for row in _clock_rows(i, cal, due_every)])
+    if store.dialect == "postgresql":
+        with store.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    return time.perf_counter() - start
+
+
+def _clock_rows(ticket_id: int, cal: Calendar, due_every: int) -> list[dict]:
+    rows = []
+    for kind, minutes in (("first_response", 240.0), ("resolution", 2400.0)):
+        due_now = due_every and ticket_id % due_every == 0 and kind == "first_response"
+        # due ones cross the 75 % level 30 s before NOW; the others started 5 minutes ago
+        started = NOW - timedelta(minutes=minutes * 0.75, seconds=30) if due_now \
+            else NOW - timedelta(minutes=5)
+        clock = Clock.start(started, minutes, cal, kind)
+        rows.append({"ticket_id": ticket_id, "kind": kind, "policy": "bench",
+                     "state": {"clock": clock.to_dict(), "targets": {"3": minutes}, "fired": [],
+                               "levels": [["warn", 0.75], ["escalate", 1.0]]},
+                     "running": True, "paused": False, "breached": False,
+                     "due_at": started + timedelta(minutes=minutes),
+                     "next_level_at": started + timedelta(minutes=minutes * 0.75)})
+    return rows
+
+
+def timed_sweep(store: Store, now: datetime) -> tuple[float, int]:
+    start = time.perf_counter()
+    fired = clocks.sweep_all(store, now)
+    return time.perf_counter() - start, len(fired)
+
+
+def run(kind: str, args, triager, rules, label: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        store, cleanup = open_store(kind, Path(tmp))
+        try:
+            rate = bench_intake(store, args.intake, triager, rules)
+            print(f"{kind:<10} intake ({label}): {rate:8.1f} tickets/s over {args.intake}")
+            load = load_open_tickets(store, args.open, 0.01)
+            print(f"{kind:<10} bulk load: {args.open} open tickets + {2 * args.open} clocks "
+                  f"in {load:.1f} s")
+            idle, n_idle = timed_sweep(store, NOW - timedelta(minutes=1))
+            print(f"{kind:<10} sweep, nothing due:  {idle * 1000:8.1f} ms ({n_idle} fired)")
+            busy, n_busy = timed_sweep(store, NOW)
+            print(f"{kind:<10} sweep, 1 % due:      {busy * 1000:8.1f} ms ({n_busy} fired)")
+            again, n_again = timed_sweep(store, NOW)
+            print(f"{kind:<10} sweep repeated:      {again * 1000:8.1f} ms ({n_again} fired)")
+        finally:
+            cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--open", type=int, default=100_000, help="open tickets for the sweep")
+    parser.add_argument("--intake", type=int, default=300, help="tickets for the intake rate")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--bundle", help="model bundle folder for real classification")
+    args = parser.parse_args()
+    rules = RuleSet.load()
+    if args.bundle:
+        from triage.predict import Triager
+
+        triager, label = Triager.from_bundle(args.bundle), f"bundle {Path(args.bundle).name}"
+    else:
+        triager, label = StandInTriager(), "stand-in triager: store+rules+SLA only"
+    for kind in args.backends.split(","):
+        run(kind.strip(), args, triager, rules, label)
+
+
+if __name__ == "__main__":
+    main()
