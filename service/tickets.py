@@ -13,6 +13,7 @@ escaping is the job of whatever page renders them; no HTML is built here.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from datetime import datetime, timezone
@@ -126,7 +127,8 @@ def _scoped(key: str | None) -> str | None:
     if not key:
         return None
     caller = g.api_key.name if g.get("api_key") is not None else "anonymous"
-    return f"api:{caller}:{request.headers.get('X-Requester', '')}:{key}"
+    scope = f"{caller}\n{request.headers.get('X-Requester', '')}\n{key}"
+    return "api:" + hashlib.sha256(scope.encode()).hexdigest()
 
 
 def _intake_payload(raw: dict[str, Any]) -> dict[str, Any]:

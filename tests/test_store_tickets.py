@@ -40,6 +40,15 @@ def test_nul_characters_are_refused_on_both_databases(store):
         make(s, body="a\x00b")
 
 
+def test_values_longer_than_their_column_are_refused(store):
+    with store.session() as s:
+        with pytest.raises(InputError, match="requester is too long"):
+            make(s, requester="a" * 321)
+        ticket = make(s)
+        with pytest.raises(InputError, match="category is too long"):
+            tickets.set_fields(s, ticket, {"category": "c" * 101}, actor="bob")
+
+
 def test_unknown_channel_is_refused(store):
     with store.session() as s, pytest.raises(InputError, match="channel"):
         make(s, channel="pigeon")

@@ -76,6 +76,15 @@ def _checked_text(column: str, value: Any) -> str:
     return text
 
 
+def fits(model, column: str, value: Any) -> Any:
+    """Refuse a value longer than its column (PostgreSQL would fail the whole transaction)."""
+    limit = getattr(model.__table__.c[column].type, "length", None)
+    if isinstance(value, str) and limit is not None and len(value) > limit:
+        raise InputError(f"{column} is too long", column=column,
+                         expected=f"at most {limit} characters", got=f"{len(value)} characters")
+    return value
+
+
 def get(session: Session, ticket_id: int, *, lock: bool = False) -> TicketRow:
     """The ticket, or :class:`NotFound`; ``lock`` takes a row lock (PostgreSQL) for an update."""
     stmt = select(TicketRow).where(TicketRow.id == int(ticket_id))
@@ -126,8 +135,9 @@ def create(session: Session, data: dict[str, Any], *, actor: str,
     ticket = TicketRow(
         subject=_checked_text("subject", data.get("subject")),
         body=_checked_text("body", data.get("body")),
-        channel=channel, requester=data.get("requester"), status=Status.NEW.value,
-        customer_tier=data.get("customer_tier"), queue=TRIAGE_QUEUE,
+        channel=channel, requester=fits(TicketRow, "requester", data.get("requester")),
+        status=Status.NEW.value, queue=TRIAGE_QUEUE,
+        customer_tier=fits(TicketRow, "customer_tier", data.get("customer_tier")),
         extra=dict(data.get("extra") or {}), tags=list(data.get("tags") or []),
         created_at=now, updated_at=now)
     session.add(ticket)
@@ -153,7 +163,7 @@ def set_fields(session: Session, ticket: TicketRow, changes: dict[str, Any], *, 
         if field not in EDITABLE:
             raise InputError(f"field {field!r} cannot be changed here", column=field,
                              expected="one of " + ", ".join(EDITABLE), got=field)
-        value = coerce(field, value)
+        value = fits(TicketRow, field, coerce(field, value)) if field != "tags" else value
         old = getattr(ticket, field)
         if old == value:
             continue
@@ -259,7 +269,9 @@ def add_comment(session: Session, ticket: TicketRow, *, author: str, body: str,
         found = session.scalars(select(Comment).where(Comment.message_id == message_id)).first()
         if found is not None:
             return found, False
-    comment = Comment(ticket_id=ticket.id, author=author, body=_checked_text("body", body),
+    fits(Comment, "message_id", message_id)
+    comment = Comment(ticket_id=ticket.id, author=fits(Comment, "author", author),
+                      body=_checked_text("body", body),
                       public=public,
                       channel=channel, message_id=message_id, created_at=now)
     session.add(comment)
@@ -286,7 +298,7 @@ def add_watcher(session: Session, ticket: TicketRow, address: str) -> bool:
                                                    Watcher.address == address)).first()
     if exists is not None:
         return False
-    session.add(Watcher(ticket_id=ticket.id, address=address))
+    session.add(Watcher(ticket_id=ticket.id, address=fits(Watcher, "address", address)))
     session.flush()
     return True
 
