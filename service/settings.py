@@ -114,6 +114,13 @@ SETTINGS: list[Setting] = [
     Setting("TRIAGE_PORTAL_CONTROL_SHARE", 0.10, float,
             "Share of portal visits (0..1) that see no article suggestions: the control group the "
             "knowledge report measures deflection against."),
+    # -- ticketing core: triage/store, service/tickets.py
+    Setting("TRIAGE_DATABASE_URL", "", str,
+            "SQLAlchemy URL of the ticket store, e.g. `postgresql+psycopg://user@host/db` for "
+            "several workers. Empty: the SQLite file `var/triage.db` (WAL). Migrated on first use."),
+    Setting("TRIAGE_ESCALATION_INTERVAL", 0.0, float,
+            "Seconds between escalation sweeps + webhook deliveries run inside each service "
+            "process. 0: off (run `triage escalate` beside the service instead)."),
 ]
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
