@@ -178,6 +178,8 @@ def test_unknown_version_is_a_clear_error(tmp_path, store, log_run):
     log_run("b1", 0.8)
     with pytest.raises(tracking.NotFound, match="no version"):
         tracking.promote("nope", tracking_uri=store)
+    with pytest.raises(tracking.NotFound, match="no version"):
+        tracking.promote("7", tracking_uri=store)
 
 
 def test_cli_promote_refuses_then_forces_and_rolls_back(tmp_path, store, log_run, capsys):

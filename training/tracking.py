@@ -234,12 +234,16 @@ def _user(user: str | None) -> str:
 
 def find_version(mc, model_name: str, version_or_bundle) -> Any:
     """A version number, ``models:/name/3``, ``models:/name@alias``, a bundle id or bundle path."""
+    from mlflow.exceptions import MlflowException
     ref = str(version_or_bundle).rstrip("/")
     m = re.fullmatch(r"(?:models:/[^/@]+[/@])?(\w[\w.-]*)", ref)
-    if m and m.group(1).isdigit():
-        return mc.get_model_version(model_name, m.group(1))
-    if ref.startswith("models:/") and "@" in ref:
-        return mc.get_model_version_by_alias(model_name, ref.rsplit("@", 1)[1])
+    try:
+        if m and m.group(1).isdigit():
+            return mc.get_model_version(model_name, m.group(1))
+        if ref.startswith("models:/") and "@" in ref:
+            return mc.get_model_version_by_alias(model_name, ref.rsplit("@", 1)[1])
+    except MlflowException as exc:
+        raise NotFound(f"model {model_name!r} has no version {ref!r}: {exc.message}") from None
     bundle_id = Path(ref).name
     for mv in mc.search_model_versions(f"name='{model_name}'"):
         if mv.tags.get("bundle_id") == bundle_id:
