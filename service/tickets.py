@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from datetime import datetime, timezone
 from typing import Any
 
@@ -367,8 +366,7 @@ def breach_report():
 def _start_scheduler(state) -> None:
     """Escalation sweep + webhook delivery every ``TRIAGE_ESCALATION_INTERVAL`` seconds (0: off)."""
     app = state.app
-    interval = float(app.config.get("TRIAGE_ESCALATION_INTERVAL")
-                     or os.environ.get("TRIAGE_ESCALATION_INTERVAL") or 0)
+    interval = float(app.config.get("TRIAGE_ESCALATION_INTERVAL") or 0)
     if interval <= 0:
         return
     import threading
