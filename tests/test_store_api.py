@@ -159,3 +159,30 @@ def test_responses_match_the_documented_schemas(client):
         schema = {**documented["content"]["application/json"]["schema"],
                   "components": spec["components"]}
         jsonschema.validate(response.json, schema, cls=jsonschema.Draft202012Validator)
+
+
+@pytest.mark.timeout(60)
+def test_the_service_sweeps_escalations_in_the_background(store):
+    import time
+    from datetime import datetime, timedelta, timezone
+
+    from triage.store.intake import intake
+    from triage.store.tables import Escalation
+
+    app = create_app({"TESTING": True, "TRIAGE_LOAD": "off", "TRIAGE_API_KEYS": KEYS,
+                      "TRIAGE_SIGHUP": False, "TRIAGE_ESCALATION_INTERVAL": 0.5})
+    app.extensions["triage.store"] = store  # before the first pass (it waits one interval)
+    try:
+        with store.session() as s:
+            intake(s, {"subject": "old", "priority": 1, "customer_tier": "vip"}, actor="x",
+                   ruleset=RuleSet.load(), now=datetime.now(timezone.utc) - timedelta(days=3))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with store.session() as s:
+                if s.query(Escalation).count() == 6:  # 3 levels x 2 clocks
+                    break
+            time.sleep(0.2)
+        with store.session() as s:
+            assert s.query(Escalation).count() == 6
+    finally:
+        app.extensions["triage.escalation_stop"].set()
