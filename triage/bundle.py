@@ -47,7 +47,12 @@ def library_versions() -> dict[str, str | None]:
 
 
 def git_sha(cwd: str | Path | None = None) -> str:
-    """Short commit of the working tree, or ``nogit`` outside a repository."""
+    """Short commit of the code that trains (this package's repository), or ``nogit``.
+
+    The package's folder, not the working directory: a bundle records which code made it,
+    wherever the command was run from.
+    """
+    cwd = cwd or Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True,
                              text=True, timeout=5, check=True)

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -223,7 +223,10 @@ class TextHead(ClassifierMixin, BaseEstimator):
         cached = getattr(self, "_names_cache", None)
         if cached is None:
             names = self.vectorizer_.get_feature_names_out().astype(str)
-            cached = (names, np.char.startswith(names, "word__").astype(np.float32))
+            words = np.char.startswith(names, "word__")
+            # "is", "the", "please" carry weight but explain nothing to a reader
+            readable = np.asarray([not set(n[6:].split()) <= ENGLISH_STOP_WORDS for n in names])
+            cached = (names, (words & readable).astype(np.float32))
             object.__setattr__(self, "_names_cache", cached)
         return cached
 
