@@ -33,6 +33,7 @@ BLUEPRINTS = [
     "service.pages_security:bp",
     "service.portal:bp",
     "service.agent:bp",
+    "service.shadow:bp",
 ]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
