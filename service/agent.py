@@ -29,7 +29,7 @@ from .tickets import get_store
 bp = Blueprint("agent", __name__, url_prefix="/agent")
 register_page_errors(bp)
 
-PRIORITIES = ["P1", "P2", "P3", "P4", "P5"]
+PRIORITIES = ["P1", "P2", "P3", "P4"]  # what the rules and SLA policies know
 TRIAGE_FIELDS = ("category", "priority", "affected_service", "team")
 
 

@@ -28,6 +28,7 @@ from triage.store import portal_events as events
 from triage.store.intake import intake
 from triage.text import model_text
 
+from .errors import ApiError
 from .pages_security import login_required, register_page_errors
 from .tickets import _components, get_store
 
@@ -54,6 +55,9 @@ WORK = [("yes", "Yes, it is an inconvenience", "low"),
         ("partly", "Partly, it slows me down", "medium"),
         ("no", "No, I cannot work", "high")]
 SUGGESTIONS_K = 5
+# The ITIL matrix says P5 for low × low, but the rules and SLA policies know P1..P4 only
+# (triage/rule_conditions.py refuses 5), so the portal files such tickets as P4.
+LOWEST_PRIORITY = 4
 
 
 def _now() -> datetime:
@@ -94,7 +98,10 @@ def suggest():
         visit = _visit(s)
         if visit is None or visit.control or not text:
             return jsonify(ok=True, suggestions=[])
-        found = _search(text, SUGGESTIONS_K)
+        try:
+            found = _search(text, SUGGESTIONS_K)
+        except ApiError:  # no bundle loaded yet: suggestions are a help, never an obstacle
+            return jsonify(ok=True, suggestions=[])
         for rank, item in enumerate(found, 1):
             events.record(s, visit, "shown", item.article_id, rank=rank, score=item.score,
                           now=_now())
@@ -172,7 +179,7 @@ def ticket_payload(values: dict, requester: str, shown: dict) -> dict:
     service = dict((c[0], c[2]) for c in AFFECTED)[values["affected"]]
     return {"subject": values["subject"], "body": values["details"], "channel": "portal",
             "requester": requester, "affected_service": service,
-            "priority": PriorityMatrix().priority(impact, urgency),
+            "priority": min(PriorityMatrix().priority(impact, urgency), LOWEST_PRIORITY),
             "extra": {"impact": impact, "urgency": urgency,
                       "portal": {"shown_articles": shown["shown"],
                                  "opened_articles": shown["opened"]}}}

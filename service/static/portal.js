@@ -68,15 +68,16 @@
     toggle.type = "button";
     toggle.setAttribute("aria-expanded", "false");
     li.appendChild(toggle);
-    var snippet = el("p", "snippet", item.snippet);
-    li.appendChild(snippet);
-    if (item.attribution) { li.appendChild(el("p", "credit", "Source: " + item.attribution)); }
+    var teaser = el("div", "teaser");  // hidden while the full article is open
+    teaser.appendChild(el("p", "snippet", item.snippet));
+    if (item.attribution) { teaser.appendChild(el("p", "credit", "Source: " + item.attribution)); }
+    li.appendChild(teaser);
     var body = el("div", "article-body");
     body.hidden = true;
     li.appendChild(body);
     toggle.addEventListener("click", function () {
       toggleArticle(item, toggle, body);
-      snippet.hidden = !body.hidden;  // the full text replaces the teaser
+      teaser.hidden = !body.hidden;  // the full text replaces the teaser
     });
     return li;
   }
