@@ -273,4 +273,34 @@ def run(data_path: str | Path, mapping_path: str | Path, *, heads: Sequence[str]
 
 
 __all__ = ["Flag", "out_of_fold_proba", "class_thresholds", "find_label_issues", "flag_head",
+           "compare_without",
            "flag_dataset", "write_review_list", "without_flagged", "holdout_rows", "run"]
+
+
+def compare_without(data_path: str | Path, mapping_path: str | Path, flags: Sequence[Flag],
+                    work_dir: str | Path, **train_kwargs) -> dict:
+    """Train with and without the flagged labels (holdout rows untouched) and report how
+    each head's holdout figures move. Both runs see the same holdout tickets with the same
+    labels, so the difference is the effect of the flagged training labels alone."""
+    from .pipeline import train
+
+    work = Path(work_dir)
+    data = load_export(data_path, load_mapping(mapping_path))
+    cfg = {k: train_kwargs[k] for k in ("fractions", "seed") if k in train_kwargs}
+    keep = holdout_rows(data, cfg.get("fractions"), cfg.get("seed", 0))
+    clean = work / ("without-flagged" + (Path(data_path).suffix if Path(data_path).suffix
+                                          in (".csv",) else ".jsonl"))
+    counts = without_flagged(data_path, mapping_path, flags, clean, keep_rows=keep)
+    runs = {name: train(path, mapping_path, None, progress=False, **train_kwargs).report
+            for name, path in (("with", data_path), ("without", clean))}
+    heads = {}
+    for head in runs["with"]["heads"]:
+        a = (runs["with"]["heads"].get(head) or {}).get("metrics") or {}
+        b = (runs["without"]["heads"].get(head) or {}).get("metrics") or {}
+        heads[head] = {k: {"with": a.get(k), "without": b.get(k),
+                           "delta": None if a.get(k) is None or b.get(k) is None
+                           else round(b[k] - a[k], 4)}
+                       for k in ("macro_f1", "accuracy", "ece_15")}
+    return {"blanked": counts["blanked"], "kept_in_holdout": counts["kept_in_holdout"],
+            "holdout_key": {n: r["data"].get("holdout_key") for n, r in runs.items()},
+            "heads": heads}
