@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from triage.sla import Clock, EscalationLevel, SlaPolicy, levels_due, levels_reached
+from triage.sla import Clock, EscalationLevel, SlaPolicy, levels_reached
 from triage.store.tables import Escalation, SlaClockRow, TicketEvent, TicketRow, utcnow
 
 FIRST_RESPONSE = "first_response"
@@ -201,13 +201,21 @@ class Fired:
                 "name": self.name, "due_at": self.due_at and self.due_at.isoformat()}
 
 
-def _insert_once(session: Session, ticket_id: int, clock: str, level: int, name: str,
-                 now: datetime) -> bool:
-    """Insert the escalation unless it exists; True only for the insert that landed."""
+def _insert_landed(session: Session, items: list[Fired], now: datetime) -> list[Fired]:
+    """Insert the escalations unless they exist; keep only the ones whose insert landed.
+
+    One multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` for the batch
+    (rowcount is -1 on psycopg, so RETURNING says what landed).
+    """
+    if not items:
+        return []
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(Escalation).values(ticket_id=ticket_id, clock=clock, level=level, name=name,
-                                     at=now).on_conflict_do_nothing().returning(Escalation.id)
-    return session.execute(stmt).first() is not None  # rowcount is -1 here on psycopg
+    stmt = insert(Escalation).values([
+        {"ticket_id": f.ticket_id, "clock": f.clock, "level": f.level, "name": f.name, "at": now}
+        for f in items]).on_conflict_do_nothing().returning(
+        Escalation.ticket_id, Escalation.clock, Escalation.level)
+    landed = {tuple(r) for r in session.execute(stmt)}
+    return [f for f in items if (f.ticket_id, f.clock, f.level) in landed]
 
 
 def sweep(session: Session, now: datetime | None = None, limit: int = 1000) -> list[Fired]:
@@ -215,7 +223,7 @@ def sweep(session: Session, now: datetime | None = None, limit: int = 1000) -> l
     return _sweep(session, now or utcnow(), limit)[0]
 
 
-def sweep_all(store, now: datetime | None = None, limit: int = 1000) -> list[Fired]:
+def sweep_all(store, now: datetime | None = None, limit: int = 500) -> list[Fired]:
     """Sweep in batches of ``limit`` clocks, one transaction each, until nothing is due."""
     now, fired = now or utcnow(), []
     while True:
@@ -231,38 +239,43 @@ def _sweep(session: Session, now: datetime, limit: int) -> tuple[list[Fired], in
 
     Only clocks whose ``next_level_at`` has passed are read (an index scan),
     locked with SKIP LOCKED on PostgreSQL so concurrent sweepers share the work.
+    The batch is written with a handful of statements, not a few per clock.
     """
     from triage.store import webhooks  # the outbox is written in this same transaction
 
-    processed = 0
     stmt = (select(SlaClockRow).where(SlaClockRow.running.is_(True),
                                       SlaClockRow.next_level_at <= now)
             .order_by(SlaClockRow.next_level_at).limit(limit)
             .with_for_update(skip_locked=True))
-    fired: list[Fired] = []
-    for row in session.scalars(stmt):
-        processed += 1
-        clock, ordered = _clock(row), _levels(row)
-        for level in levels_due(clock, ordered, now, set(row.state.get("fired", []))):
-            number = ordered.index(level) + 1
-            if _insert_once(session, row.ticket_id, row.kind, number, level.name, now):
-                fired.append(Fired(row.ticket_id, row.kind, number, level.name, row.due_at))
-        row.state = {**row.state, "fired": sorted({*row.state.get("fired", []),
-                                                  *(lv.name for lv in levels_reached(clock, ordered, now))})}
-        _save(row, clock, now)
-    for item in fired:
-        _raise(session, item, now)
-        webhooks.queue(session, "ticket.escalated", item.to_dict(), now)
+    rows = list(session.scalars(stmt))
+    due: list[Fired] = []
+    with session.no_autoflush:
+        for row in rows:
+            clock, ordered = _clock(row), _levels(row)
+            reached = levels_reached(clock, ordered, now)
+            fired_before = set(row.state.get("fired", []))
+            due += [Fired(row.ticket_id, row.kind, ordered.index(lv) + 1, lv.name, row.due_at)
+                    for lv in reached if lv.name not in fired_before]
+            row.state = {**row.state, "fired": sorted(fired_before | {lv.name for lv in reached})}
+            _save(row, clock, now)
+    due.sort(key=lambda f: (f.ticket_id, f.clock, f.level))  # one lock order for every sweeper
+    fired = _insert_landed(session, due, now)
+    _raise(session, fired, now)
+    webhooks.queue_many(session, "ticket.escalated", [f.to_dict() for f in fired], now)
     session.flush()
-    return fired, processed
+    return fired, len(rows)
 
 
-def _raise(session: Session, item: Fired, now: datetime) -> None:
-    """Show the escalation on the ticket: its level (agent views sort by it) and an event."""
-    ticket = session.get(TicketRow, item.ticket_id)
-    old = ticket.escalation_level
-    ticket.escalation_level = max(old, item.level)
-    _event(session, ticket, f"escalation.{item.clock}", old, f"{item.level}:{item.name}", now)
+def _raise(session: Session, fired: list[Fired], now: datetime) -> None:
+    """Show escalations on their tickets: the level (agent views sort by it) and an event."""
+    ids = sorted({f.ticket_id for f in fired})
+    found = {t.id: t for t in session.scalars(select(TicketRow).where(TicketRow.id.in_(ids)))} \
+        if ids else {}
+    for item in fired:
+        ticket = found[item.ticket_id]
+        old = ticket.escalation_level
+        ticket.escalation_level = max(old, item.level)
+        _event(session, ticket, f"escalation.{item.clock}", old, f"{item.level}:{item.name}", now)
 
 
 # ----------------------------------------------------------------- reports

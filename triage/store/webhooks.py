@@ -54,6 +54,20 @@ def queue(session: Session, event: str, payload: dict[str, Any],
     return messages
 
 
+def queue_many(session: Session, event: str, payloads: list[dict[str, Any]],
+               now: datetime | None = None) -> list[OutboxMessage]:
+    """:func:`queue` for a batch (the webhooks are read once)."""
+    if not payloads:
+        return []
+    now = now or utcnow()
+    hooks = [h for h in session.scalars(select(Webhook).where(Webhook.active.is_(True)))
+             if not h.events or event in h.events]
+    messages = [OutboxMessage(webhook_id=h.id, event=event, payload=p, next_attempt_at=now,
+                              created_at=now) for p in payloads for h in hooks]
+    session.add_all(messages)
+    return messages
+
+
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
