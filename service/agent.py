@@ -18,9 +18,11 @@ from typing import Any
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
+from triage.errors import TriageError
 from triage.store import access, clocks, feedback, merge, tickets
 from triage.store.tables import TicketRow, TicketVector
 from triage.text import model_text
+from triage.ticket import TRANSITIONS, Status
 
 from .pages_security import login_required, register_page_errors, safe_next
 from .portal import AFFECTED, find_article
@@ -29,6 +31,8 @@ from .tickets import get_store
 bp = Blueprint("agent", __name__, url_prefix="/agent")
 register_page_errors(bp)
 
+STATUS_ACTIONS = {"in_progress": "Start work", "pending": "Wait for customer",
+                  "resolved": "Resolve", "closed": "Close"}
 PRIORITIES = ["P1", "P2", "P3", "P4"]  # what the rules and SLA policies know
 TRIAGE_FIELDS = ("category", "priority", "affected_service", "team")
 
@@ -171,12 +175,19 @@ def ticket(ticket_id: int):
                 "predictions": feedback.latest_predictions(s, ticket_id),
                 "open": open_fields(s, row, labels),
                 "links": merge.links_of(s, ticket_id),
-                "duplicates": duplicate_candidates(s, row)}
+                "duplicates": duplicate_candidates(s, row),
+                "actions": status_actions(row.status)}
         text = model_text(row.subject, row.body)
     page["related"] = related_articles(text)
     portal = (page["ticket"]["extra"] or {}).get("portal") or {}
     page["seen"] = [_article_title(a) for a in portal.get("opened_articles") or []]
     return render_template("agent/ticket.html", **page)
+
+
+def status_actions(status: str) -> list[tuple[str, str]]:
+    """The lifecycle moves offered as buttons (assignment has its own flow, so not here)."""
+    allowed = {s.value for s in TRANSITIONS[Status(status)]}
+    return [(to, label) for to, label in STATUS_ACTIONS.items() if to in allowed]
 
 
 def duplicate_candidates(session, ticket: TicketRow) -> list[dict[str, Any]]:
@@ -245,4 +256,21 @@ def comment(ticket_id: int):
                                 public=request.form.get("public") == "1", channel="web",
                                 by_agent=True, now=_now())
         flash("Reply added." if request.form.get("public") == "1" else "Note added.", "ok")
+    return redirect(url_for("agent.ticket", ticket_id=ticket_id))
+
+
+@bp.post("/tickets/<int:ticket_id>/status")
+@login_required("agent")
+def set_status(ticket_id: int):
+    """Move along the lifecycle; a refusal (e.g. fields still missing) is shown, not raised."""
+    to = request.form.get("to", "")
+    try:
+        with get_store().session() as s:
+            viewer = _viewer(s)
+            row = access.visible(s, viewer, ticket_id, lock=True)
+            tickets.transition(s, row, to, actor=viewer.id, now=_now(),
+                               resolution="solved" if to in ("resolved", "closed") else None)
+        flash(f"Ticket {ticket_id} is now {to.replace('_', ' ')}.", "ok")
+    except TriageError as exc:
+        flash(exc.message, "error")
     return redirect(url_for("agent.ticket", ticket_id=ticket_id))

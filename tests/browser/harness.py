@@ -65,7 +65,7 @@ def store_session(app):
             yield session
 
 
-def open_ticket(app, payload: dict, actor: str = "test") -> int:
+def open_ticket(app, payload: dict, actor: str = "test", now=None) -> int:
     """Seed a ticket through the same intake as ``POST /v1/tickets`` (model, rules, clocks)."""
     from service.tickets import _components
     from triage.store.intake import intake
@@ -74,7 +74,7 @@ def open_ticket(app, payload: dict, actor: str = "test") -> int:
         triager, rules, encoder = _components()
     with store_session(app) as session:
         result = intake(session, dict(payload), actor=actor, triager=triager, ruleset=rules,
-                        encoder=encoder)
+                        encoder=encoder, now=now)
         return result.ticket.id
 
 

@@ -6,10 +6,12 @@ so the test reads the feedback table, not the page, to know it happened.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
 
+from triage.store import clocks
 from triage.store.tables import Feedback, Link, TicketRow
 
 from .harness import AGENT_KEY, ADMIN_KEY, open_ticket, shot, sign_in, store_session
@@ -85,6 +87,32 @@ def test_queue_shows_a_live_sla_countdown_and_escalation(page, base_url, live_ap
     assert page.locator("#history tbody tr").count() >= 3
     assert COUNTDOWN.match(page.locator(".sla").first.inner_text().strip())
     shot(page, "agent-ticket")
+
+
+def test_queue_shows_paused_and_breached_clocks_and_escalation_levels(page, base_url, live_app):
+    network = {"requester": "lee@acme.example", "channel": "phone", "category": "Network",
+               "affected_service": "Wi-Fi", "team": "Network"}
+    late = open_ticket(live_app, {**network, "subject": "Wi-Fi down in the warehouse",
+                                  "body": "Scanners offline.", "priority": 1},
+                       now=datetime.now(timezone.utc) - timedelta(days=5))
+    waiting = open_ticket(live_app, {**network, "subject": "Wi-Fi slow on floor 2",
+                                     "body": "Slow since Monday.", "priority": 3})
+    with store_session(live_app) as s:
+        clocks.sweep(s)  # what the escalation scheduler does every interval
+        queue = s.get(TicketRow, late).queue
+    sign_in(page, base_url, key=AGENT_KEY)
+    page.goto(f"{base_url}/agent/tickets/{waiting}")
+    page.locator(".status-actions button[value=pending]").click()
+    page.locator(".flash-ok").wait_for()
+    assert page.locator(".sla").first.inner_text().startswith("paused")
+    page.goto(f"{base_url}/agent/?queue={queue}")
+    late_clock = page.locator(f"tr[data-ticket='{late}'] .sla")
+    assert re.match(r"^breached .+ ago$", late_clock.inner_text()), late_clock.inner_text()
+    assert "breached" in late_clock.get_attribute("class")
+    assert page.locator(f"tr[data-ticket='{waiting}'] .sla").inner_text().startswith("paused")
+    level = page.locator(f"tr[data-ticket='{late}'] [title='escalation level']").inner_text()
+    assert level.startswith("level "), level
+    shot(page, "agent-queue-sla-states")
 
 
 def test_duplicate_candidates_can_be_merged(page, base_url, live_app):

@@ -54,6 +54,7 @@ def hostile(live_app):
 def test_customer_pages_show_hostile_text_as_text(page, base_url, hostile):
     response = page.goto(f"{base_url}/signin?next=javascript:alert(1)")
     assert_inert(page, response, shows=None)
+    shot(page, "signin")
     sign_in(page, base_url, email=CUSTOMER)
     assert page.url.startswith(base_url)  # a javascript: "next" is never followed
 
