@@ -26,3 +26,24 @@ def test_upgrade_escalate_and_breaches(tmp_path, capsys):
     assert capsys.readouterr().out == ""  # nothing fires twice
     assert main(["breaches", "--database", url]) == 0
     assert "2 breached clock(s)" in capsys.readouterr().out
+
+
+def test_mail_poll_turns_a_mailbox_into_tickets_once(tmp_path, capsys):
+    import mailbox
+
+    url = f"sqlite:///{tmp_path / 'mail.db'}"
+    box = mailbox.mbox(tmp_path / "inbox.mbox")  # keeps delivery order: the reply comes second
+    box.add(b"From: ann@x\nSubject: printer\nMessage-ID: <p1@x>\n\nit jams\n")
+    box.add(b"From: ann@x\nSubject: Re: printer\nIn-Reply-To: <p1@x>\n"
+            b"Message-ID: <p2@x>\n\nstill\n")
+    box.close()
+    args = ["mail", "poll", "--mbox", str(tmp_path / "inbox.mbox"), "--once", "--database", url]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 handled, 0 failed" in out and "followup" in out
+    assert main(args) == 0 and "0 handled" in capsys.readouterr().out  # acknowledged
+    with Store(url).session() as s:
+        from triage.store import tickets
+
+        (ticket,) = tickets.query(s)
+        assert [c.body.strip() for c in tickets.comments(s, ticket.id)] == ["still"]
