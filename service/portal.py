@@ -248,5 +248,6 @@ def reply(ticket_id: int):
         row = access.visible(s, access.Viewer("requester", g.user["id"]), ticket_id, lock=True)
         tickets.add_comment(s, row, author=g.user["id"], body=text[:50_000], public=True,
                             channel="portal", by_agent=False, now=_now())
+        tickets.customer_replied(s, row, actor=g.user["id"], now=_now())  # pending → back to work
     flash("Your message was added.", "ok")
     return redirect(url_for("portal.ticket", ticket_id=ticket_id))

@@ -114,6 +114,14 @@ def test_queue_shows_paused_and_breached_clocks_and_escalation_levels(page, base
     assert level.startswith("level "), level
     shot(page, "agent-queue-sla-states")
 
+    sign_in(page, base_url, email="lee@acme.example")  # the customer answers: back to work
+    page.goto(f"{base_url}/portal/tickets/{waiting}")
+    page.fill("#reply", "Here are the details you asked for.")
+    page.locator("form:has(#reply) button[type=submit]").click()
+    page.locator(".flash-ok").wait_for()
+    with store_session(live_app) as s:
+        assert s.get(TicketRow, waiting).status == "in_progress"
+
 
 def test_duplicate_candidates_can_be_merged(page, base_url, live_app):
     text = {"subject": "Outlook cannot send mail, stuck in outbox",
