@@ -33,6 +33,7 @@ BLUEPRINTS = [
     "service.pages_security:bp",
     "service.portal:bp",
     "service.agent:bp",
+    "service.reports:bp",
     "service.shadow:bp",
 ]
 

@@ -112,8 +112,10 @@ def load_triager(bundle: Path, encoder_override: str | None = None):
     """``Triager.from_bundle`` with our memoising encoder; returns (triager, encoder)."""
     from triage.predict import Triager
 
+    from .policy import PolicyTriager  # admins' thresholds/modes apply to every classify
+
     encoder = serving_encoder(bundle_encoder_ref(bundle), encoder_override)
-    return Triager.from_bundle(bundle, encoder=encoder), encoder
+    return PolicyTriager(Triager.from_bundle(bundle, encoder=encoder)), encoder
 
 
 # ------------------------------------------------------------------------ KB

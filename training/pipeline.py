@@ -26,6 +26,8 @@ from threadpoolctl import threadpool_limits
 from triage.bundle import git_sha, new_bundle_id, write_bundle
 from triage.classifiers import KINDS, Features, TextHead, fit_candidates, make_reference
 from triage.encoder import CachedEncoder, Encoder, HashingEncoder, MiniLMEncoder, load_encoder
+from triage.reports.confidence import holdout_scores
+from triage.reports.drift import text_profile
 from triage.thresholds import ThresholdRule, choose_thresholds
 
 from .evaluation import head_metrics, reference_metrics
@@ -145,6 +147,8 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
                 skipped[name] = rep["n"]
     report = build_report(data, mapping, config, splits, head_reports)
     report["skipped_heads"] = skipped  # too few labelled rows or classes: no model, said so
+    # the confidence report's text-drift reference (token counts of the training rows)
+    report["text_profile"] = text_profile(t for t, s in zip(data.texts, splits) if s == "train")
     manifest = build_manifest(data, mapping, config, rule, report, fitted)
     result = TrainResult(report, manifest, fitted, config)
     if out_dir is not None and fitted:
@@ -188,6 +192,8 @@ def train_head(name: str, X: Features, labels: Sequence[str | None], splits: np.
                                             classes, thresholds),
         "reference": reference_metrics(y[idx["holdout"]], ref_pred),
         "thresholds": thresholds,
+        # per-ticket top-1 label + probability: the confidence report's what-if for thresholds
+        "holdout_scores": holdout_scores(y[idx["holdout"]], probas[chosen]["holdout"], classes),
     }
 
 

@@ -1,0 +1,54 @@
+"""The admins' decision policy applied to every classification the service makes.
+
+The served :class:`~triage.predict.Triager` is wrapped in :class:`PolicyTriager`
+when it is loaded, so every caller (``POST /v1/classify``, ticket intake from the
+API, the portal and e-mail) classifies under the policy in force, without each
+of them having to remember to pass it. The policy lives in the database
+(``triage.store.policies``): a change saved through one gunicorn worker is seen
+by all of them on their next classification, because each call compares the
+newest change id with its cached one (one indexed query).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping, Sequence
+
+from flask import current_app, has_app_context
+
+from triage.store.policies import PolicyCache
+
+log = logging.getLogger("service.policy")
+CACHE_KEY = "triage.policy_cache"
+
+
+def current_policy() -> dict[str, dict[str, Any]]:
+    """The effective policy of this app's store; ``{}`` outside an app (e.g. a CLI import)."""
+    if not has_app_context():
+        return {}
+    cache = current_app.extensions.get(CACHE_KEY)
+    if cache is None:
+        cache = current_app.extensions.setdefault(CACHE_KEY, PolicyCache())
+    try:
+        from .tickets import get_store
+
+        with get_store().session(readonly=True) as session:
+            return cache.current(session)
+    except Exception as exc:  # noqa: BLE001 - classify must not fail because the store did
+        log.warning("policy not read, using the last one known: %s", exc)
+        return cache.last
+
+
+class PolicyTriager:
+    """A Triager whose ``classify`` applies the admins' policy unless one is passed."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def classify(self, tickets: Sequence[Any], policy: Mapping[str, Any] | None = None
+                 ) -> list[dict]:
+        if policy is None:
+            policy = current_policy()
+        return self.inner.classify(tickets, policy=policy or None)
+
+    def __getattr__(self, name: str) -> Any:  # manifest, heads, bundle_id, models, ...
+        return getattr(self.inner, name)
