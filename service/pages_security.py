@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
                    session, url_for)
+from werkzeug.routing import BuildError
 
 bp = Blueprint("pages_security", __name__)
 
@@ -37,6 +38,8 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 STAFF_ROLES = ("agent", "admin")
+# Top-bar links of other areas, shown only once their endpoint exists: (label, endpoint, roles).
+DEFAULT_NAV = [("Reports", "reports.confidence_page", ("admin",))]
 _EMAIL = re.compile(r"^[^@\s<>\"']{1,200}@[^@\s<>\"']{1,120}\.[^@\s<>\"']{1,40}$")
 
 
@@ -49,7 +52,34 @@ def _configure(state) -> None:
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_NAME="triage_session",
                       SESSION_COOKIE_SECURE=bool(app.config.get("TRIAGE_SESSION_COOKIE_SECURE")))
-    app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user)
+    app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user,
+                                 nav_links=nav_links)
+    app.extensions.setdefault("triage.nav", list(DEFAULT_NAV))
+
+
+def add_nav(app, label: str, endpoint: str, roles: tuple[str, ...] = ("admin",)) -> None:
+    """Another area's page in the top bar, e.g. in its blueprint:
+    ``bp.record_once(lambda s: add_nav(s.app, "Reports", "reports.confidence_page"))``."""
+    entries = app.extensions.setdefault("triage.nav", list(DEFAULT_NAV))
+    if not any(e[1] == endpoint for e in entries):
+        entries.append((label, endpoint, tuple(roles)))
+
+
+def nav_links() -> list[dict]:
+    """The extra top-bar links the signed-in person may follow (registered endpoints only)."""
+    user = current_user()
+    if user is None:
+        return []
+    links = []
+    for label, endpoint, roles in current_app.extensions.get("triage.nav", []):
+        if endpoint not in current_app.view_functions or \
+                not (user["role"] in roles or user["role"] == "admin"):
+            continue
+        try:
+            links.append({"label": label, "endpoint": endpoint, "href": url_for(endpoint)})
+        except BuildError:  # needs arguments: not a top-bar page
+            continue
+    return links
 
 
 @bp.after_app_request

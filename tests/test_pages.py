@@ -11,7 +11,6 @@ import re
 import pytest
 
 from service.app import create_app
-from service.auth import digest
 from service.pages_security import safe_next
 from triage.store import Store
 from triage.store import portal_events as events
