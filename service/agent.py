@@ -33,7 +33,7 @@ register_page_errors(bp)
 
 STATUS_ACTIONS = {"in_progress": "Start work", "pending": "Wait for customer",
                   "resolved": "Resolve", "closed": "Close"}
-PRIORITIES = ["P1", "P2", "P3", "P4"]  # what the rules and SLA policies know
+PRIORITIES = ["P1", "P2", "P3", "P4", "P5"]  # as the store accepts (the rules know P1..P4)
 TRIAGE_FIELDS = ("category", "priority", "affected_service", "team")
 
 
