@@ -22,13 +22,14 @@ Playwright cannot download browsers here, so it launches ``/usr/bin/chromium``
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
 import pytest
 
 from .harness import (AGENT_TEAMS, CHROMIUM, DEMO, HOSTILE_ARTICLES, KEYS, LAUNCH_ARGS, VIEWPORT,
-                      store_session, unavailable)
+                      shot, store_session, unavailable)
 
 
 # ----------------------------------------------------------------- browser
@@ -49,9 +50,20 @@ def browser():
         browser.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember each phase's outcome on the test item (the page fixture screenshots failures)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
 @pytest.fixture
-def page(browser):
-    """A fresh context and page; a fired dialog or a CSP violation fails the test."""
+def page(browser, request):
+    """A fresh context and page; a fired dialog or a CSP violation fails the test.
+
+    A failed test leaves ``artifacts/screenshots/FAILED-<test>.png`` of where it stopped.
+    """
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -66,6 +78,9 @@ def page(browser):
     page.on("console", lambda m: csp.append(m.text) if "Content Security Policy" in m.text else None)
     page.dialogs, page.csp_errors = dialogs, csp
     yield page
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        shot(page, "FAILED-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name))
     context.close()
     assert not dialogs, f"a script ran on the page (XSS): {dialogs}"
     assert not csp, f"the page broke its own Content-Security-Policy: {csp}"

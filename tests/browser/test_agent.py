@@ -16,7 +16,7 @@ from triage.store.tables import Feedback, Link, TicketRow
 
 from .harness import AGENT_KEY, ADMIN_KEY, open_ticket, shot, sign_in, store_session
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]  # bounded, even on a loaded machine
 COUNTDOWN = re.compile(r"^(\d+d )?(\d+h )?\d+m \d\ds? left$|^\d+d \d+h \d\dm left$")
 
 

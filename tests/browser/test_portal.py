@@ -16,7 +16,7 @@ from triage.store.tables import Comment, TicketRow
 
 from .harness import open_ticket, shot, sign_in, store_session
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]  # bounded, even on a loaded machine
 PROBLEM = "My VPN keeps disconnecting every few minutes when I work from home"
 
 

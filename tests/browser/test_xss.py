@@ -13,7 +13,7 @@ import pytest
 from .harness import (ADMIN_KEY, AGENT_KEY, XSS_IMG, XSS_SVG, XSS_TEXT, open_ticket, shot,
                       sign_in, store_session)
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]  # bounded, even on a loaded machine
 CUSTOMER = "olga@acme.example"
 
 
