@@ -126,23 +126,26 @@ def decision_shares(rows: Iterable[Mapping[str, Any]]) -> dict:
 
 
 def override_rates(predictions: Iterable[Mapping[str, Any]],
-                   feedback: Iterable[Mapping[str, Any]]) -> list[dict]:
-    """Per class and decision (apply / suggest): how often a person changed the value.
+                   feedback: Iterable[Mapping[str, Any]],
+                   decisions: Sequence[str] = DECISIONS) -> list[dict]:
+    """Per class and decision: how often a person changed the value the model gave.
 
     ``predictions`` rows: ``label``, ``decision``; ``feedback`` rows: ``predicted``,
     ``corrected``, ``decision`` (the decision the model had made). The rate is over
     the predictions made (a value never reviewed counts as kept), with a Wilson
     interval; ``confirmed`` counts explicit agreement (an accepted suggestion).
+    Applied and suggested values are what the admin acts on; ``abstain`` rows
+    (the withheld guess an agent saw in triage) are kept for context.
     """
     made = Counter((str(p.get("label")), str(p.get("decision"))) for p in predictions
-                   if p.get("decision") in ("apply", "suggest"))
+                   if p.get("decision") in decisions)
     overridden, confirmed = Counter(), Counter()
     for f in feedback:
         key = (str(f.get("predicted")), str(f.get("decision")))
-        if key[1] not in ("apply", "suggest"):
+        if key[1] not in decisions:
             continue
         made.setdefault(key, 0)
-        if str(f.get("corrected")) == key[0]:
+        if same_value(f.get("corrected"), key[0]):
             confirmed[key] += 1
         else:
             overridden[key] += 1
@@ -155,6 +158,14 @@ def override_rates(predictions: Iterable[Mapping[str, Any]],
                     "overridden": k, "confirmed": confirmed[(label, decision)],
                     "override_rate": rate(k, n), "ci_low": lo, "ci_high": hi})
     return out
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Agreement between a stored field and a label: priority is ``2`` on tickets, ``P2`` as a label."""
+    def norm(v: Any) -> str:
+        text = str(v).strip()
+        return text[1:] if len(text) > 1 and text[0] in "Pp" and text[1:].isdigit() else text
+    return norm(a) == norm(b)
 
 
 def low_confidence(rows: Iterable[Mapping[str, Any]], limit: int = 20) -> list[dict]:
