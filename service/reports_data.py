@@ -149,13 +149,14 @@ def knowledge_charts(report: Mapping) -> dict[str, Markup]:
         "deflection": Markup(plots.grouped_bars(
             ["with suggestions", "control (none shown)"],
             {"deflected (no ticket)": [d["treatment"]["rate"], d["control"]["rate"]]},
-            "Portal visits ending without a ticket", "share of visits", xlabel="group")),
+            "Portal visits ending without a ticket", "share of visits", xlabel="group",
+            empty="no portal visits yet")),
         "articles": Markup(plots.grouped_bars(
             [a["article_id"] for a in top],
             {"opened": [a["open_rate"] for a in top], "solved": [a["solve_rate"] for a in top],
              "ticket anyway": [a["ticket_anyway_rate"] for a in top]},
             "Most shown articles: what visitors did", "share of times shown",
-            xlabel="article", width=620)),
+            xlabel="article", width=560)),
     }
 
 
@@ -175,9 +176,11 @@ def sla_charts(report: Mapping) -> dict[str, Markup]:
             [d["day"][5:] for d in daily],
             {"breached": [d["breached"] for d in daily], "near-breach": [d["near"] for d in daily]},
             "Breaches and near-breaches per day", "clocks", xlabel="day (UTC)", unit=False,
-            width=720)),
+            width=680, colours=("#dc2626", "#d97706"),
+            empty="no breach or near-breach in this window")),
         "priority": Markup(plots.grouped_bars(
             [f"P{r['priority']}" if r["priority"].isdigit() else r["priority"] for r in by_prio],
             {"compliance": [r["compliance"] for r in by_prio]},
-            "SLA compliance per priority", "met / (met + breached)", xlabel="priority")),
+            "SLA compliance per priority", "met / (met + breached)", xlabel="priority",
+            empty="no clock has finished yet")),
     }

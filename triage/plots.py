@@ -9,10 +9,11 @@ inlined in a page or an exported HTML file; it uses no scripts and no inline
 """
 from __future__ import annotations
 
+import math
 from html import escape
 from typing import Any, Mapping, Sequence
 
-W, H = 460, 300
+W, H = 370, 270
 PAD_L, PAD_R, PAD_T, PAD_B = 56, 16, 44, 46
 COLOURS = ("#1d4ed8", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#be185d")
 FONT = "font-family=\"system-ui, sans-serif\""
@@ -78,10 +79,10 @@ def _unit_ticks() -> list[tuple[float, str]]:
     return [(v / 5, f"{v * 20}%") for v in range(6)]
 
 
-def _legend(frame: Frame, names: Sequence[str]) -> list[str]:
+def _legend(frame: Frame, names: Sequence[str], colours: Sequence[str] = COLOURS) -> list[str]:
     out, x = [], PAD_L + 8
     for i, name in enumerate(names):
-        c = COLOURS[i % len(COLOURS)]
+        c = colours[i % len(colours)]
         out.append(f'<rect x="{x}" y="27" width="10" height="10" fill="{c}"/>'
                    f'<text x="{x + 14}" y="36" font-size="10" {FONT} '
                    f'fill="#0f172a">{_t(name)}</text>')
@@ -148,14 +149,25 @@ def precision_coverage(points: Sequence[Mapping[str, Any]], title: str,
     return "".join(out + ["</svg>"])
 
 
+def _count_ticks(biggest: float) -> tuple[float, list[tuple[float, str]]]:
+    """Whole-number ticks (about four) up to a round top above ``biggest``."""
+    step = max(1, math.ceil(biggest / 4))
+    top = step * max(1, math.ceil(biggest / step))
+    return float(top), [(float(v), str(v)) for v in range(0, top + 1, step)]
+
+
 def grouped_bars(categories: Sequence[str], series: Mapping[str, Sequence[float | None]],
                  title: str, ylabel: str, *, xlabel: str = "", unit: bool = True,
-                 width: int = W) -> str:
+                 width: int = W, colours: Sequence[str] = COLOURS, empty: str = "no data yet"
+                 ) -> str:
     """Bars per category, one colour per series (``unit``: values are shares in [0, 1])."""
-    top = 1.0 if unit else max([v for vs in series.values() for v in vs if v] + [1])
-    f = Frame((0, max(1, len(categories))), (0, top * (1.0 if unit else 1.15)), width=width)
+    values = [v for vs in series.values() for v in vs if v is not None]
+    if unit:
+        top, yt = 1.0, _unit_ticks()
+    else:
+        top, yt = _count_ticks(max(values + [1]))
+    f = Frame((0, max(1, len(categories))), (0, top), width=width)
     out = _open(f, title, f"{ylabel} per {xlabel or 'category'}")
-    yt = _unit_ticks() if unit else [(top * i / 4, f"{top * i / 4:.0f}") for i in range(5)]
     step = max(1, len(categories) // 12)
     xt = [(i + 0.5, _short(c)) for i, c in enumerate(categories) if i % step == 0]
     out += _axes(f, xlabel, ylabel, xt, yt)
@@ -168,12 +180,12 @@ def grouped_bars(categories: Sequence[str], series: Mapping[str, Sequence[float 
             x0, x1 = f.x(i + 0.1 + s * slot), f.x(i + 0.1 + (s + 1) * slot)
             y = f.y(v)
             out.append(f'<rect x="{x0}" y="{y}" width="{max(1.0, x1 - x0 - 1):.2f}" '
-                       f'height="{max(0.0, f.y(0) - y):.2f}" fill="{COLOURS[s % len(COLOURS)]}">'
+                       f'height="{max(0.0, f.y(0) - y):.2f}" fill="{colours[s % len(colours)]}">'
                        f'<title>{_t(categories[i])} · {_t(name)}: '
                        f'{_t(f"{v:.0%}" if unit else v)}</title></rect>')
-    if not categories:
-        out.append(_empty(f, "no data yet"))
-    out += _legend(f, names)
+    if not categories or not values or (not unit and not any(values)):
+        out.append(_empty(f, empty))
+    out += _legend(f, names, colours)
     return "".join(out + ["</svg>"])
 
 

@@ -79,7 +79,8 @@ def test_threshold_change_takes_effect_on_the_next_classification(page, base_url
     form = section.locator("form.policy-form")
     form.locator(".pf-apply").fill("1.01")
     form.locator("output.estimate").filter(has_text="If saved").wait_for()
-    form.locator(".pf-apply").scroll_into_view_if_needed()
+    form.locator("output.estimate").scroll_into_view_if_needed()
+    page.mouse.wheel(0, 200)
     shot(page, "report-confidence-what-if")
 
     mode = section.locator("form.mode-form")
