@@ -47,11 +47,11 @@ def unavailable(reason: str):
     pytest.skip(reason)
 
 
-def shot(page, name: str) -> Path:
-    """Screenshot of the viewport (1366×768) as artifacts/screenshots/<name>.png."""
+def shot(page, name: str, *, full_page: bool = False) -> Path:
+    """Screenshot as artifacts/screenshots/<name>.png: the 1366×768 viewport, or the whole page."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

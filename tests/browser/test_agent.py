@@ -87,6 +87,7 @@ def test_queue_shows_a_live_sla_countdown_and_escalation(page, base_url, live_ap
     assert page.locator("#history tbody tr").count() >= 3
     assert COUNTDOWN.match(page.locator(".sla").first.inner_text().strip())
     shot(page, "agent-ticket")
+    shot(page, "agent-ticket-full", full_page=True)
 
 
 def test_queue_shows_paused_and_breached_clocks_and_escalation_levels(page, base_url, live_app):
@@ -134,6 +135,7 @@ def test_duplicate_candidates_can_be_merged(page, base_url, live_app):
     candidate.wait_for()
     candidate.scroll_into_view_if_needed()
     shot(page, "agent-ticket-duplicates")
+    shot(page, "agent-ticket-duplicates-full", full_page=True)
     candidate.locator("button").click()
     page.locator(".flash-ok").wait_for()
     assert page.url.endswith(f"/agent/tickets/{parent}")
