@@ -114,7 +114,11 @@ def _search(text: str, k: int):
     """The same search as ``GET /v1/kb/suggest`` on the served snapshot."""
     loaded = current_app.extensions["triage.state"].snapshot()
     vector = loaded.encoder.encode([text])[0]
-    return loaded.kb.search(text, vector, k=k)
+    found = loaded.kb.search(text, vector, k=k)
+    metrics = current_app.extensions.get("triage.metrics")
+    if metrics is not None:
+        metrics.kb_suggestions.labels("portal", str(bool(found)).lower()).inc()
+    return found
 
 
 def find_article(article_id: str):
