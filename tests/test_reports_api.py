@@ -5,6 +5,7 @@ test gets its own SQLite store, so changes never leak between tests.
 """
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -133,3 +134,21 @@ def test_hostile_ticket_text_is_escaped_in_page_and_export(app):
     export = admin.get("/admin/reports/confidence.html")
     assert export.headers["Content-Disposition"].startswith("attachment")
     assert "<script" not in export.get_data(as_text=True)
+
+
+def test_cli_report_confidence_json_and_html(service_env, tmp_path, capsys):  # noqa: F811
+    from triage_cli import main
+
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    common = ["--bundle", str(service_env["bundle"]), "--database", db]
+    out_html = tmp_path / "confidence.html"
+    assert main(["report", "confidence", *common, "--json", "--html", str(out_html)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["heads"]) >= {"type", "team"}
+    assert report["heads"]["type"]["holdout"]["what_if_available"]
+    html = out_html.read_text(encoding="utf-8")
+    assert "<svg" in html and "<script" not in html and "<link" not in html
+    assert main(["report", "sla", *common]) == 0
+    assert capsys.readouterr().out.lstrip().startswith("all")
+    assert main(["report", "knowledge", *common, "--no-gaps", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["deflection"]["difference"]["value"] is None
