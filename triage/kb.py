@@ -115,7 +115,8 @@ class KnowledgeBase:
         self.config = config
         self.encoder_ref = encoder_ref
         self.digest = digest
-        self._chunk_cache: dict[int, list[str]] = {}
+        self.counts = np.diff(np.append(self.offsets, len(self.chunk_vecs)))  # chunks per article
+        self._centroids: np.ndarray | None = None
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -148,14 +149,9 @@ class KnowledgeBase:
 
     # ----------------------------------------------------------------- search
     @property
-    def counts(self) -> np.ndarray:
-        """Chunks per article."""
-        return np.diff(np.append(self.offsets, len(self.chunk_vecs)))
-
-    @property
     def centroids(self) -> np.ndarray:
         """One unit vector per article (mean of its chunks): the cheap first stage."""
-        if getattr(self, "_centroids", None) is None:
+        if self._centroids is None:
             c = np.add.reduceat(self.chunk_vecs, self.offsets, axis=0)
             self._centroids = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-9)
         return self._centroids
