@@ -60,6 +60,16 @@ SUGGESTIONS_K = 5
 LOWEST_PRIORITY = 4
 
 
+# Statuses as a customer reads them (the lifecycle's words are the help desk's).
+CUSTOMER_STATUS = {"new": "received", "assigned": "with an agent", "in_progress": "being worked on",
+                   "pending": "waiting for your reply", "resolved": "resolved", "closed": "closed"}
+
+
+@bp.app_template_filter("customer_status")
+def customer_status(status: str) -> str:
+    return CUSTOMER_STATUS.get(status, str(status).replace("_", " "))
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
