@@ -97,13 +97,13 @@ def confidence_charts(report: Mapping) -> dict[str, dict[str, Markup]]:
             "reliability": Markup(plots.reliability(hold.get("reliability") or [],
                                                     f"{head}: reliability (holdout)")),
             "precision_coverage": Markup(plots.precision_coverage(
-                hold.get("precision_coverage") or [], f"{head}: precision vs coverage (holdout)",
+                hold.get("precision_coverage") or [], f"{head}: precision vs coverage",
                 marks)),
             "per_class": Markup(plots.grouped_bars(
                 [c["label"] for c in per_class],
                 {"precision": [c.get("precision") for c in per_class],
                  "recall": [c.get("recall") for c in per_class]},
-                f"{head}: per-class precision and recall (holdout)", "share",
+                f"{head}: precision, recall per class", "share",
                 xlabel="class")),
         }
     return out

@@ -25,7 +25,12 @@
       .then(function (body) {
         if (!body.ok) { out.textContent = body.error || "No estimate."; return; }
         if (!body.available) { out.textContent = body.reason; return; }
-        out.textContent = "Now — " + describe(body.current) + "  If saved — " + describe(body.proposed);
+        var now = document.createElement("span"), next = document.createElement("strong");
+        now.className = "est-now";
+        next.className = "est-new";
+        now.textContent = "Now: " + describe(body.current);
+        next.textContent = "If saved: " + describe(body.proposed);
+        out.replaceChildren(now, next);
       })
       .catch(function () { out.textContent = "Estimate unavailable (network)."; });
   }

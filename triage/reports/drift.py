@@ -93,6 +93,7 @@ def label_drift(reference: Mapping[str, float], live: Mapping[str, float],
     n = int(sum(live.values()))
     value = psi(reference, live) if n and reference else None
     return {"metric": "psi", "value": value, "threshold": threshold, "n_live": n,
+            "min_live": min_live,
             "alert": bool(value is not None and n >= min_live and value > threshold),
             "reference": dict(reference), "live": dict(live)}
 
@@ -103,10 +104,10 @@ def text_drift(reference: Mapping[str, int], texts: Sequence[str],
     texts = list(texts)
     if not reference or not texts:
         return {"metric": "js", "value": None, "threshold": threshold, "n_live": len(texts),
-                "alert": False, "top_new": []}
+                "min_live": min_live, "alert": False, "top_new": []}
     live = profile_against(reference, texts)
     value = js_divergence(reference, live)
     fresh = Counter(t for text in texts for t in tokens(text) if t not in reference)
     return {"metric": "js", "value": value, "threshold": threshold, "n_live": len(texts),
-            "alert": bool(len(texts) >= min_live and value > threshold),
+            "min_live": min_live, "alert": bool(len(texts) >= min_live and value > threshold),
             "top_new": [w for w, _ in fresh.most_common(8)]}
