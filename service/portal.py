@@ -104,14 +104,18 @@ def start():
 def suggest():
     """KB suggestions for the typed text (none for control visits); records what was shown."""
     text = model_text(None, request.args.get("q", "")[:1000])
-    with get_store().session() as s:
+    store = get_store()
+    with store.session() as s:
         visit = _visit(s)
-        if visit is None or visit.control or not text:
-            return jsonify(ok=True, suggestions=[])
-        try:
-            found = _search(text, SUGGESTIONS_K)
-        except ApiError:  # no bundle loaded yet: suggestions are a help, never an obstacle
-            return jsonify(ok=True, suggestions=[])
+        visit_id = None if visit is None or visit.control else visit.id
+    if visit_id is None or not text:
+        return jsonify(ok=True, suggestions=[])
+    try:  # outside any transaction: SQLite's write lock is not held while encoding
+        found = _search(text, SUGGESTIONS_K)
+    except ApiError:  # no bundle loaded yet: suggestions are a help, never an obstacle
+        return jsonify(ok=True, suggestions=[])
+    with store.session() as s:
+        visit = events.get_visit(s, visit_id)
         for rank, item in enumerate(found, 1):
             events.record(s, visit, "shown", item.article_id, rank=rank, score=item.score,
                           now=_now())
