@@ -172,15 +172,19 @@ def row(r: dict) -> str:
 HEADER = ("| system | nDCG@5 | MRR@10 | AUROC | threshold | nDCG@5 at thr. | correct abstention "
           "| answered | 5-fold CV abst. / answered | judged@10 |\n|---|---|---|---|---|---|---|---|---|---|")
 
+EXACT = {"candidates": 0}
 VARIANTS = {  # name: (index settings, scoring settings), each relative to KBConfig()
-    "doc vector only (head + 200 words)": ({"max_body_chunks": 0}, {"head_weight": 1.0}),
-    "head + 1 passage, blend 0.5, max": ({"max_body_chunks": 1}, {}),
-    "head + 2 passages, blend 0.5, max": ({"max_body_chunks": 2}, {}),
-    "head + 4 passages, blend 0.5, max": ({"max_body_chunks": 4}, {}),
-    "head + 4 passages, max only (blend 0)": ({"max_body_chunks": 4}, {"head_weight": 0.0}),
-    "head + 4 passages, softmax t=0.05": ({"max_body_chunks": 4}, {"aggregate": "softmax"}),
-    "head + 4 passages, + 0.1 lexical": ({"max_body_chunks": 4}, {"lexical_weight": 0.1}),
-    "head + 4 passages, + 0.3 lexical": ({"max_body_chunks": 4}, {"lexical_weight": 0.3}),
+    "doc vector only (head + 200 words)": ({"max_body_chunks": 0}, {"head_weight": 1.0, **EXACT}),
+    "head + 1 passage, blend 0.5, max": ({"max_body_chunks": 1}, EXACT),
+    "head + 2 passages, blend 0.5, max": ({"max_body_chunks": 2}, EXACT),
+    "head + 4 passages, blend 0.5, max": ({"max_body_chunks": 4}, EXACT),
+    "head + 6 passages, blend 0.5, max": ({"max_body_chunks": 6}, EXACT),
+    "head + 4 passages, max only (blend 0)": ({"max_body_chunks": 4}, {"head_weight": 0.0, **EXACT}),
+    "head + 4 passages, blend 0.3": ({"max_body_chunks": 4}, {"head_weight": 0.3, **EXACT}),
+    "head + 4 passages, blend 0.7": ({"max_body_chunks": 4}, {"head_weight": 0.7, **EXACT}),
+    "head + 4 passages, softmax t=0.05": ({"max_body_chunks": 4}, {"aggregate": "softmax", **EXACT}),
+    "head + 4 passages, + 0.1 lexical": ({"max_body_chunks": 4}, {"lexical_weight": 0.1, **EXACT}),
+    "head + 4 passages, + 0.3 lexical": ({"max_body_chunks": 4}, {"lexical_weight": 0.3, **EXACT}),
     "head + 4 passages, 2-stage (100 candidates)": ({"max_body_chunks": 4}, {"candidates": 100}),
 }
 

@@ -81,6 +81,16 @@ def test_fusion_and_softmax_settings_change_scores_not_the_index(kb, encoder):
         kb.with_config(chunk_words=50)
 
 
+def test_two_stage_scores_candidates_exactly(kb, encoder):
+    q = "shared mailbox outlook"
+    v = encoder.encode([q])[0]
+    exact = kb.with_config(candidates=0).semantic_scores(v)
+    two = kb.with_config(candidates=2).semantic_scores(v)
+    picked = two > -1
+    assert picked.sum() == 2 and np.allclose(two[picked], exact[picked])
+    assert np.argmax(two) == np.argmax(exact)
+
+
 def test_save_load_round_trip_and_content_hash(kb, encoder, tmp_path):
     kb.save(tmp_path / "idx")
     back = KnowledgeBase.load(tmp_path / "idx")

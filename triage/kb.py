@@ -37,17 +37,17 @@ class KBConfig:
     """Index and scoring settings; every one of them was measured by ``bench/bench_kb.py``."""
 
     chunk_words: int = 100        # ~128 word pieces: MiniLM's window
-    max_body_chunks: int = 2      # body passages per article (more measured no better, cost more)
+    max_body_chunks: int = 4      # body passages per article (the first ~400 words)
     head_words: int = 200         # body words appended to the head chunk (title + description)
     head_weight: float = 0.5      # score = w * head cosine + (1 - w) * aggregate over all chunks
     aggregate: str = "max"        # "max" or "softmax" over an article's chunks
     temperature: float = 0.05     # softmax temperature (-> max as it goes to 0)
     lexical_weight: float = 0.0   # weight of the TF-IDF cosine added to the semantic score
-    candidates: int = 0           # >0: pre-select this many articles by centroid, then exact chunks
+    candidates: int = 100         # pre-select this many articles by centroid, then exact chunks (0: all)
     # Suggestions below this score are not shown. Chosen without the judged tickets: the 95th
     # percentile of the best score over 400 shared tickets from teams the KB cannot help
     # (Hardware, HR Support, Purchase) -- see bench/bench_kb.py. Re-measure if scoring changes.
-    threshold: float = 0.525
+    threshold: float = 0.53
 
     def index_settings(self) -> dict:
         """Only the settings that change the stored vectors (scoring ones do not)."""
