@@ -270,8 +270,14 @@ def _log_and_maybe_promote(result, out: RetrainResult, tracking_uri, models: Pat
                      out.table["frozen_holdout"].items() if (r.get(side) or {}).get("macro_f1")
                      is not None} for name, side in (("champion", "champion"),
                                                      ("challenger", "challenger"))}
-    evaluate = (lambda p: scores["challenger"] if Path(p).name == out.challenger_id
-                else scores["champion"])
+
+    def evaluate(*paths):
+        """tracking's evaluator: (challenger, champion) folders → both scores on the frozen
+        holdout (older signature: one folder → its scores)."""
+        pick = [scores["challenger"] if Path(p).name == out.challenger_id else scores["champion"]
+                for p in paths]
+        return tuple(pick) if len(pick) > 1 else pick[0]
+
     why = reason or ("retrain --force over: " + "; ".join(out.decision.reasons) if out.forced
                      else None)
     res = tracking.promote(version.version, force=out.forced or False,
