@@ -27,7 +27,7 @@ out-of-fold pass took 19 min on 2 busy cores):
     baseline_low_given_probability        3512      0.385   0.942
 
 Precision is against the flipped labels only: the export's own noise (out-of-fold accuracy
-on it is ~0.85) fills the rest of the list, and those are real review candidates too.
+against the flipped labels: 0.83) fills the rest of the list: real review candidates too.
 """
 from __future__ import annotations
 
