@@ -143,9 +143,11 @@ def precision_coverage(points: Sequence[Mapping[str, Any]], title: str,
         if m.get("precision") is None:
             continue
         x, y = f.x(m["coverage"]), f.y(m["precision"])
+        right = x > f.w * 0.55  # labels on the right half grow leftwards, inside the chart
         out.append(f'<circle cx="{x}" cy="{y}" r="5" fill="{COLOURS[1]}"><title>{_t(m["label"])}'
-                   f'</title></circle><text x="{x + 7}" y="{y - 6 - 11 * (i % 3)}" font-size="10" '
-                   f'{FONT} fill="{COLOURS[1]}">{_t(m["label"])}</text>')
+                   f'</title></circle><text x="{x - 7 if right else x + 7}" '
+                   f'y="{y + 16 + 11 * (i % 3)}" text-anchor="{"end" if right else "start"}" '
+                   f'font-size="10" {FONT} fill="{COLOURS[1]}">{_t(m["label"])}</text>')
     return "".join(out + ["</svg>"])
 
 

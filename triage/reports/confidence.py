@@ -150,7 +150,9 @@ def override_rates(predictions: Iterable[Mapping[str, Any]],
         else:
             overridden[key] += 1
     out = []
-    for (label, decision), n in sorted(made.items()):
+    order = {d: i for i, d in enumerate(DECISIONS)}
+    for (label, decision), n in sorted(made.items(), key=lambda kv: (kv[0][0],
+                                                                     order.get(kv[0][1], 9))):
         k = overridden[(label, decision)]
         n = max(n, k + confirmed[(label, decision)])
         lo, hi = wilson(k, n)
