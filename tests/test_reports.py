@@ -193,3 +193,32 @@ def test_svg_charts_escape_text_and_parse():
     for svg in svgs:
         minidom.parseString(svg)  # well-formed: nothing unescaped broke out
         assert hostile not in svg and "<title>" in svg
+
+
+def test_policy_store_records_who_when_old_new(tmp_path):
+    from triage.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'p.db'}")
+    store.upgrade()
+    cache = policies.PolicyCache()
+    with store.session() as s:
+        assert cache.current(s) == {} and policies.version(s) == 0
+        policies.set_class(s, "team", "Network", {"apply": "0.97", "suggest": ""}, by="ann",
+                           note="too many wrong routes")
+        policies.set_mode(s, "type", "off", by="bob")
+    with store.session() as s:
+        assert cache.current(s) == {
+            "team": {"mode": "auto", "classes": {"Network": {"apply": 0.97, "suggest": None}}},
+            "type": {"mode": "off", "classes": {}}}
+        policies.set_mode(s, "type", "auto", by="bob")
+        policies.set_class(s, "team", "Network", None, by="ann")
+    with store.session() as s:
+        assert cache.current(s) == {}
+        history = policies.history(s)
+    assert [(c["by"], c["head"], c["old"], c["new"]) for c in history] == [
+        ("ann", "team", {"apply": 0.97, "suggest": None}, None),
+        ("bob", "type", {"mode": "off"}, {"mode": "auto"}),
+        ("bob", "type", {"mode": "auto"}, {"mode": "off"}),
+        ("ann", "team", None, {"apply": 0.97, "suggest": None})]
+    assert history[-1]["note"] == "too many wrong routes" and history[0]["at"]
+    store.dispose()

@@ -152,3 +152,22 @@ def test_cli_report_confidence_json_and_html(service_env, tmp_path, capsys):  # 
     assert capsys.readouterr().out.lstrip().startswith("all")
     assert main(["report", "knowledge", *common, "--no-gaps", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["deflection"]["difference"]["value"] is None
+
+
+def test_a_change_made_in_one_worker_applies_in_another(service_env, monkeypatch, tmp_path):  # noqa: F811
+    """Two apps on one database stand for two gunicorn workers: no reload, no signal."""
+    from service import create_app
+
+    monkeypatch.setenv("TRIAGE_CACHE_DIR", str(tmp_path / "cache"))
+    config = app_config(service_env, TRIAGE_SECRET_KEY="reports-tests",
+                        TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'shared.db'}")
+    one, two = create_app(config), create_app(config)
+    before = classify(two)  # worker two has read (and cached) the empty policy
+    head = next(h for h, f in before.items() if f["decision"] != "abstain")
+    admin = signed_in(one, "admin-key")
+    admin.post("/admin/reports/confidence/policy",
+               data={"csrf_token": csrf(admin), "head": head, "kind": "mode",
+                     "mode": "suggest_only"})
+    after = classify(two)
+    assert after[head]["decision"] == ("suggest" if before[head]["decision"] == "apply"
+                                       else before[head]["decision"])
