@@ -12,8 +12,8 @@ A model must never learn from its own guesses, so a label counts only when a per
   a change of ``category`` under every head it maps to ``category``, and such values are no
   labels of ``type``.
 
-The newest label wins: the ticket's current field is the newest by definition, and feedback
-rows are read oldest first so later ones overwrite earlier ones.
+The newest label wins: the ticket's current field is the newest by definition, and of the
+feedback rows the newest one with a valid value is taken.
 """
 from __future__ import annotations
 
@@ -49,11 +49,15 @@ def _last_changes(session, ids: Sequence[int]) -> dict[tuple[int, str], TicketEv
     return out
 
 
-def _newest_feedback(session, ids: Sequence[int] | None) -> dict[tuple[int, str], Feedback]:
+def _feedback(session, ids: Sequence[int] | None) -> dict[tuple[int, str], list[Feedback]]:
+    """Feedback rows per (ticket, head), oldest first."""
     stmt = select(Feedback).order_by(Feedback.at, Feedback.id)
     if ids is not None:
         stmt = stmt.where(Feedback.ticket_id.in_(ids))
-    return {(fb.ticket_id, fb.head): fb for fb in session.scalars(stmt)}
+    out: dict[tuple[int, str], list[Feedback]] = {}
+    for fb in session.scalars(stmt):
+        out.setdefault((fb.ticket_id, fb.head), []).append(fb)
+    return out
 
 
 def _candidate_ids(session, heads: Sequence[str]) -> list[int]:
@@ -74,7 +78,7 @@ def final_labels(session, heads: Iterable[str], known: Mapping[str, set[str]] | 
                               "ignored_feedback": 0})
     if not ids:
         return out
-    fb, events = _newest_feedback(session, ids), _last_changes(session, ids)
+    fb, events = _feedback(session, ids), _last_changes(session, ids)
     rows = {t.id: t for t in session.scalars(select(TicketRow).where(TicketRow.id.in_(ids)))}
     for tid in ids:
         ticket = rows.get(tid)
@@ -82,7 +86,7 @@ def final_labels(session, heads: Iterable[str], known: Mapping[str, set[str]] | 
             continue
         labels = {}
         for head in heads:
-            value = label_of(ticket, head, events.get((tid, head)), fb.get((tid, head)),
+            value = label_of(ticket, head, events.get((tid, head)), fb.get((tid, head), []),
                              known.get(head), confirm_on_close)
             if value is None:
                 out.counts["ignored_feedback"] += (tid, head) in fb
@@ -95,7 +99,7 @@ def final_labels(session, heads: Iterable[str], known: Mapping[str, set[str]] | 
     return out
 
 
-def label_of(ticket: TicketRow, head: str, event: TicketEvent | None, fb: Feedback | None,
+def label_of(ticket: TicketRow, head: str, event: TicketEvent | None, fb: Sequence[Feedback],
              known: set[str] | None, confirm_on_close: bool = True) -> str | None:
     """One head's human label of one ticket, or None (see the module docstring)."""
     if head in TICKET_FIELDS:
@@ -104,11 +108,10 @@ def label_of(ticket: TicketRow, head: str, event: TicketEvent | None, fb: Feedba
         if value not in (None, "") and (human or (confirm_on_close and ticket.status in CLOSED)):
             return str(value)
         return None
-    if fb is None or fb.corrected in (None, ""):
-        return None
-    if known is not None and str(fb.corrected) not in known:
-        return None
-    return str(fb.corrected)
+    for row in reversed(fb):  # newest first; skip values that are no label of this head
+        if row.corrected not in (None, "") and (known is None or str(row.corrected) in known):
+            return str(row.corrected)
+    return None
 
 
 __all__ = ["final_labels", "label_of", "is_human", "FinalLabels", "TICKET_FIELDS"]
