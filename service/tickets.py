@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,6 +31,7 @@ from .ticket_schema import read_json_body
 from .tickets_openapi import OPENAPI_PATHS, OPENAPI_SCHEMAS  # noqa: F401 - read by openapi.py
 
 bp = Blueprint("tickets", __name__)
+_STORE_LOCK = threading.Lock()
 log = logging.getLogger("service.tickets")
 
 INTAKE_KEYS = {"subject": str, "body": str, "channel": str, "requester": str,
@@ -44,10 +46,12 @@ def get_store() -> Store:
     """The app's Store, built on first use (and migrated: idempotent, lock-protected)."""
     store = current_app.extensions.get("triage.store")
     if store is None:
-        url = current_app.config.get("TRIAGE_DATABASE_URL") or None
-        store = Store(url)
-        store.upgrade()
-        current_app.extensions["triage.store"] = store
+        with _STORE_LOCK:  # threads of one worker: one engine, one migration run
+            store = current_app.extensions.get("triage.store")
+            if store is None:
+                store = Store(current_app.config.get("TRIAGE_DATABASE_URL") or None)
+                store.upgrade()
+                current_app.extensions["triage.store"] = store
     return store
 
 
@@ -369,8 +373,6 @@ def _start_scheduler(state) -> None:
     interval = float(app.config.get("TRIAGE_ESCALATION_INTERVAL") or 0)
     if interval <= 0:
         return
-    import threading
-
     from triage.store import webhooks
 
     def loop(stop: threading.Event) -> None:
