@@ -124,6 +124,7 @@ def test_markdown_folder_loading(tmp_path):
         "# Reset a password\n\n1. Open **the portal**.\n2. Click [Forgot](https://x.example/f).\n")
     (tmp_path / "no-front-matter.md").write_text("# Printer offline\n\nRestart it.\n")
     (tmp_path / "ignored.txt").write_text("not an article")
+    (tmp_path / "README.md").write_text("# About this folder\n")
     arts = {a.id: a for a in load_articles(tmp_path)}
     assert set(arts) == {"kb-001", "no-front-matter"}
     pw = arts["kb-001"]

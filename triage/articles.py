@@ -128,9 +128,14 @@ def split_front_matter(text: str, *, file: str) -> tuple[dict, str]:
 
 
 def load_markdown_dir(path: str | Path) -> list[Article]:
-    """Articles from ``*.md`` files; ``id`` defaults to the file name, ``title`` to the first heading."""
+    """Articles from ``*.md`` files; ``id`` defaults to the file name, ``title`` to the first heading.
+
+    A ``README.md`` describes the folder, it is not an article.
+    """
     out = []
     for f in sorted(Path(path).glob("*.md")):
+        if f.name.lower() == "readme.md":
+            continue
         meta, body = split_front_matter(f.read_text(encoding="utf-8"), file=str(f))
         heading = re.search(r"^#\s+(.+)$", body, re.M)
         rec = {"id": meta.get("id", f.stem),
