@@ -11,7 +11,9 @@ worker sees the first one's committed assignment. The ticket update is
 conditional (``WHERE assignee IS NULL`` or the expected previous owner) and
 its row count is checked, so even without the locks a lost race is detected
 instead of overwritten. Locks are always taken ticket first, agent second,
-so workers cannot deadlock. SQLite serialises writers (``BEGIN IMMEDIATE``).
+and each candidate agent is tried inside a savepoint whose rollback releases
+its lock before the next one is taken, so no worker holds one agent while
+waiting for another: no deadlock. SQLite serialises writers (``BEGIN IMMEDIATE``).
 """
 from __future__ import annotations
 
@@ -127,12 +129,21 @@ def assign(session: Session, ticket_id: int, *, actor: str, agent_id: str | None
                                   "triage queue", ticket=ticket.id)
         pool = [a.id for a, _ in candidates(session, ticket.team, skills)]
     for candidate in pool:
-        if _take_slot(session, ticket, candidate, actor, now):
+        try:
+            with session.begin_nested():  # a full agent's lock is released before the next
+                if not _take_slot(session, ticket, candidate, actor, now):
+                    raise _Full(candidate)
             return ticket
+        except _Full:
+            continue
     raise TransitionError(f"no agent can take ticket {ticket.id}: "
                           + ("agent is unavailable or at capacity" if agent_id
                              else f"team {ticket.team} has no available agent below capacity"),
                           ticket=ticket.id, team=ticket.team, agent=agent_id)
+
+
+class _Full(Exception):
+    """Internal: this candidate cannot take the ticket (rolls its savepoint back)."""
 
 
 def _take_slot(session: Session, ticket: TicketRow, agent_id: str, actor: str,
