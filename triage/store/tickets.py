@@ -204,6 +204,7 @@ def transition(session: Session, ticket: TicketRow, to: str | Status, *, actor: 
     """Move along the lifecycle table, or raise :class:`TransitionError` saying why not."""
     now = now or utcnow()
     old, new = Status(ticket.status), _status(to)
+    fits(TicketRow, "resolution", resolution)
     allowed = sorted(s.value for s in TRANSITIONS[old])
     if new not in TRANSITIONS[old]:
         raise TransitionError(f"cannot move ticket {ticket.id} from {old.value} to {new.value}; "
