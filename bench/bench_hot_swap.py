@@ -75,7 +75,8 @@ def start_server(root: Path, port: int) -> subprocess.Popen:
                               "VPN client and reinstall the profile."}) + "\n", encoding="utf-8")
     env = {**os.environ, "TRIAGE_MODELS_DIR": str(root / "models"), "TRIAGE_API_KEYS": KEYS,
            "TRIAGE_KB_PATH": str(kb), "TRIAGE_KB_THRESHOLD": "0.2", "PYTHONPATH": str(ROOT),
-           "TRIAGE_DATABASE_URL": f"sqlite:///{root / 'store.db'}", "TRIAGE_LOG_LEVEL": "WARNING"}
+           "TRIAGE_DATABASE_URL": f"sqlite:///{root / 'store.db'}", "TRIAGE_LOG_LEVEL": "WARNING",
+           "TRIAGE_ENCODER": "hashing"}  # TF-IDF heads need no vectors; the KB gets hashing ones
     for k in ("TRIAGE_BUNDLE", "PROMETHEUS_MULTIPROC_DIR", "TRIAGE_SHADOW_BUNDLE"):
         env.pop(k, None)
     log = open(root / "serve.log", "wb")

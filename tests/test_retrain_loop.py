@@ -84,6 +84,7 @@ def _app(loop):
     return create_app({"TESTING": True, "TRIAGE_MODELS_DIR": str(loop["models"]),
                        "TRIAGE_KB_PATH": str(loop["kb"]), "TRIAGE_LOAD": "sync",
                        "TRIAGE_API_KEYS": KEYS_SPEC, "TRIAGE_KB_THRESHOLD": "0.2",
+                       "TRIAGE_ENCODER": "hashing",  # KB vectors without model weights
                        "TRIAGE_DATABASE_URL": f"sqlite:///{loop['root'] / 'store.db'}"})
 
 
@@ -191,7 +192,7 @@ def _free_port() -> int:
 def gunicorn(loop, tmp_path):
     port = _free_port()
     env = {**os.environ, "TRIAGE_MODELS_DIR": str(loop["models"]), "TRIAGE_KB_PATH": str(loop["kb"]),
-           "TRIAGE_API_KEYS": KEYS_SPEC, "TRIAGE_KB_THRESHOLD": "0.2",
+           "TRIAGE_API_KEYS": KEYS_SPEC, "TRIAGE_KB_THRESHOLD": "0.2", "TRIAGE_ENCODER": "hashing",
            "TRIAGE_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
            "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
