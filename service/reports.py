@@ -54,9 +54,11 @@ def _days() -> int:
         return data.DEFAULT_DAYS
 
 
-def _float_arg(name: str, default: float) -> float:
+def _float_arg(name: str, default: float | None) -> float | None:
+    """A number from the query string (``default`` when absent or not a number)."""
+    raw = request.args.get(name)
     try:
-        return float(request.args.get(name, default))
+        return default if raw in (None, "") else float(raw)
     except ValueError:
         return default
 
@@ -186,7 +188,8 @@ def build_knowledge() -> dict:
     loaded = current_app.extensions["triage.state"].current
     with get_store().session(readonly=True) as s:
         return data.knowledge_report(s, getattr(loaded, "kb", None),
-                                     getattr(loaded, "encoder", None), days=_days())
+                                     getattr(loaded, "encoder", None), days=_days(),
+                                     threshold=_float_arg("gap_threshold", None))
 
 
 @bp.get("/knowledge")

@@ -29,6 +29,9 @@ def register(subparsers) -> None:
     know = sub.add_parser("knowledge", help="articles, deflection vs control, knowledge gaps")
     know.add_argument("--no-gaps", action="store_true",
                       help="skip the knowledge gaps (they load the bundle's encoder and KB)")
+    know.add_argument("--gap-threshold", type=float, default=None,
+                      help="a ticket is a gap below this best-article score "
+                           "(default: the KB's relevance threshold)")
     sla = sub.add_parser("sla", help="SLA compliance per priority, team and tier; daily trend")
     for q in (conf, know, sla):
         q.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -110,7 +113,8 @@ def _knowledge(args: argparse.Namespace) -> int:
         loaded = app.extensions["triage.state"].current
         with get_store().session(readonly=True) as s:
             report = data.knowledge_report(s, getattr(loaded, "kb", None),
-                                           getattr(loaded, "encoder", None), days=args.days)
+                                           getattr(loaded, "encoder", None), days=args.days,
+                                           threshold=args.gap_threshold)
     if args.json:
         json.dump(report, sys.stdout, indent=2, default=str)
         print()

@@ -159,6 +159,10 @@ def test_report_pages_render_and_keep_hostile_text_as_text(page, base_url, live_
         shot(page, f"report-{name}")
         if name == "knowledge":  # the hostile article's title is shown as text
             assert page.locator(".subject-cell", has_text=XSS_IMG).count() >= 1
+            page.goto(f"{base_url}/admin/reports/knowledge?gap_threshold=0.45")
+            page.locator(".gap").first.wait_for()
+            page.locator("h2", has_text="Knowledge gaps").scroll_into_view_if_needed()
+            shot(page, "report-knowledge-gaps")
 
     export = page.request.get(f"{base_url}/admin/reports/confidence.html")
     assert export.ok and "attachment" in export.headers["content-disposition"]

@@ -118,8 +118,10 @@ def load_training_report(bundle_path: str | Path | None) -> dict:
 
 # ----------------------------------------------------------------- live (pure)
 def decision_shares(rows: Iterable[Mapping[str, Any]]) -> dict:
-    """Share of predictions applied / suggested / abstained (rows: ``decision``)."""
-    counts = Counter(str(r.get("decision") or "abstain") for r in rows)
+    """Share of predictions applied / suggested / abstained (rows: ``decision``, optional ``n``)."""
+    counts: Counter = Counter()
+    for r in rows:
+        counts[str(r.get("decision") or "abstain")] += int(r.get("n", 1))
     n = sum(counts.values())
     return {"n": n, **{d: {"n": counts.get(d, 0), "share": rate(counts.get(d, 0), n)}
                        for d in DECISIONS}}
@@ -130,15 +132,17 @@ def override_rates(predictions: Iterable[Mapping[str, Any]],
                    decisions: Sequence[str] = DECISIONS) -> list[dict]:
     """Per class and decision: how often a person changed the value the model gave.
 
-    ``predictions`` rows: ``label``, ``decision``; ``feedback`` rows: ``predicted``,
+    ``predictions`` rows: ``label``, ``decision`` (and a count ``n``, default 1); ``feedback`` rows: ``predicted``,
     ``corrected``, ``decision`` (the decision the model had made). The rate is over
     the predictions made (a value never reviewed counts as kept), with a Wilson
     interval; ``confirmed`` counts explicit agreement (an accepted suggestion).
     Applied and suggested values are what the admin acts on; ``abstain`` rows
     (the withheld guess an agent saw in triage) are kept for context.
     """
-    made = Counter((str(p.get("label")), str(p.get("decision"))) for p in predictions
-                   if p.get("decision") in decisions)
+    made: Counter = Counter()
+    for p in predictions:  # one row per prediction, or aggregated rows with a count ``n``
+        if p.get("decision") in decisions:
+            made[(str(p.get("label")), str(p.get("decision")))] += int(p.get("n", 1))
     overridden, confirmed = Counter(), Counter()
     for f in feedback:
         key = (str(f.get("predicted")), str(f.get("decision")))
@@ -213,42 +217,45 @@ def build_report(manifest: Mapping[str, Any], training: Mapping[str, Any],
 def live_from_store(session, heads: Sequence[str], since: datetime, *,
                     bundle_id: str | None = None, text_limit: int = 500,
                     low_limit: int = 20) -> dict[str, dict]:
-    """Predictions, feedback, low-confidence rows and recent texts per head since ``since``."""
-    from sqlalchemy import select
+    """Per head since ``since``: prediction counts per (label, decision) aggregated in SQL,
+    feedback rows, the least sure open tickets and the texts of recent tickets."""
+    from sqlalchemy import func, select
 
     from triage.store.tables import Feedback, Prediction, TicketRow
     from triage.text import model_text
 
-    stmt = (select(Prediction.head, Prediction.label, Prediction.probability,
-                   Prediction.decision, Prediction.ticket_id, TicketRow.subject, TicketRow.status)
-            .join(TicketRow, TicketRow.id == Prediction.ticket_id)
-            .where(Prediction.created_at >= since))
-    if bundle_id:
-        stmt = stmt.where(Prediction.bundle_id == bundle_id)
     out: dict[str, dict] = {h: {"predictions": [], "feedback": [], "low": [],
                                 "label_counts": Counter()} for h in heads}
-    for head, label, prob, decision, tid, subject, status in session.execute(stmt):
-        entry = out.get(head)
-        if entry is None:
-            continue
-        row = {"label": label, "decision": decision, "probability": prob, "ticket_id": tid,
-               "subject": subject, "status": status}
-        entry["predictions"].append(row)
-        entry["label_counts"][str(label)] += 1
-        if decision != "apply" and status not in ("resolved", "closed"):
-            entry["low"].append(row)
-    fb = select(Feedback).where(Feedback.at >= since)
+    recent = [Prediction.created_at >= since] + ([Prediction.bundle_id == bundle_id]
+                                                 if bundle_id else [])
+    counts = (select(Prediction.head, Prediction.label, Prediction.decision, func.count())
+              .where(*recent).group_by(Prediction.head, Prediction.label, Prediction.decision))
+    for head, label, decision, n in session.execute(counts):
+        if head in out:
+            out[head]["predictions"].append({"label": label, "decision": decision, "n": int(n)})
+            out[head]["label_counts"][str(label)] += int(n)
+    for head in out:
+        low = (select(Prediction.label, Prediction.probability, Prediction.decision,
+                      Prediction.ticket_id, TicketRow.subject, TicketRow.status)
+               .join(TicketRow, TicketRow.id == Prediction.ticket_id)
+               .where(*recent, Prediction.head == head, Prediction.decision != "apply",
+                      Prediction.probability.is_not(None),
+                      TicketRow.status.not_in(("resolved", "closed")))
+               .order_by(Prediction.probability, Prediction.id.desc()).limit(low_limit))
+        out[head]["low"] = [{"label": lbl, "probability": p, "decision": d, "ticket_id": tid,
+                             "subject": subj, "status": st}
+                            for lbl, p, d, tid, subj, st in session.execute(low)]
+    fb = select(Feedback.head, Feedback.predicted, Feedback.corrected, Feedback.decision,
+                Feedback.ticket_id).where(Feedback.at >= since)
     if bundle_id:
         fb = fb.where(Feedback.bundle_id == bundle_id)
-    for f in session.scalars(fb):
-        if f.head in out:
-            out[f.head]["feedback"].append({"predicted": f.predicted, "corrected": f.corrected,
-                                            "decision": f.decision, "ticket_id": f.ticket_id})
-    recent = session.execute(select(TicketRow.subject, TicketRow.body)
-                             .where(TicketRow.created_at >= since)
-                             .order_by(TicketRow.id.desc()).limit(text_limit)).all()
-    texts = [model_text(s or "", b or "") for s, b in recent]
+    for head, predicted, corrected, decision, tid in session.execute(fb):
+        if head in out:
+            out[head]["feedback"].append({"predicted": predicted, "corrected": corrected,
+                                          "decision": decision, "ticket_id": tid})
+    texts = [model_text(s or "", b or "") for s, b in session.execute(
+        select(TicketRow.subject, TicketRow.body).where(TicketRow.created_at >= since)
+        .order_by(TicketRow.id.desc()).limit(text_limit))]
     for entry in out.values():
         entry["texts"] = texts
-        entry["low"] = low_confidence(entry["low"], low_limit)
     return out
