@@ -222,3 +222,14 @@ def test_policy_store_records_who_when_old_new(tmp_path):
         ("ann", "team", None, {"apply": 0.97, "suggest": None})]
     assert history[-1]["note"] == "too many wrong routes" and history[0]["at"]
     store.dispose()
+
+
+def test_report_of_a_bundle_without_training_report_still_builds():
+    manifest = {"bundle_id": "b1", "heads": {"team": {"thresholds": {"Network": {"apply": 0.9}}}}}
+    live = {"team": {"predictions": [{"label": "Network", "decision": "apply", "n": 3}],
+                     "feedback": [], "low": [], "label_counts": {"Network": 3}, "texts": []}}
+    report = confidence.build_report(manifest, {}, live, {}, generated_at="now", window_days=7)
+    team = report["heads"]["team"]
+    assert team["holdout"] is None and not team["alert"]
+    assert team["live"]["decisions"]["apply"]["n"] == 3
+    assert team["drift"]["labels"]["value"] is None
