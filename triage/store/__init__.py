@@ -13,6 +13,7 @@ SQLAlchemy session so one unit of work can span several of them:
 from __future__ import annotations
 
 from triage.store import portal_events as _portal_events  # noqa: F401  registers its tables on Base
+from triage.store import policies as _policies  # noqa: F401  registers its table on Base
 from triage.store.engine import Store, database_url
 
 __all__ = ["Store", "database_url"]
