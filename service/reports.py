@@ -135,10 +135,11 @@ def what_if():
         if mode is not None:
             policies.check_mode(mode)
     except ValueError as exc:
-        return jsonify({"ok": False, "error": str(exc), "status": 422}), 422
+        return jsonify({"ok": False, "error": str(exc), "errors": [], "status": 422}), 422
     loaded = _loaded()
     if head not in loaded.triager.heads:
-        return jsonify({"ok": False, "error": f"unknown head {head!r}", "status": 404}), 404
+        return jsonify({"ok": False, "error": f"unknown head {head!r}", "errors": [],
+                        "status": 404}), 404
     with get_store().session(readonly=True) as s:
         body = data.what_if_for(loaded.bundle_path, s, head, label, values["apply"],
                                 values["suggest"], mode)
