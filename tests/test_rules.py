@@ -124,6 +124,9 @@ def test_order_later_rules_see_earlier_actions_and_stop(tmp_path):
     assert out.fired == ["vip", "p1"] and out.tags == ["p1"]
     out = rs.evaluate({}, NOW)
     assert out.fired == ["never"] and out.sla.policy == "std"
+    described = rs.describe()
+    assert [r["name"] for r in described] == ["vip", "p1", "never"]  # disabled rules are left out
+    assert described[0]["line"] == rule_line() and described[1]["actions"] == {"add_tags": ["p1"], "stop": True}
 
 
 def test_evaluate_is_pure_and_rejects_bad_priority(tmp_path):

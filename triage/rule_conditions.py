@@ -149,7 +149,7 @@ def parse_rules(p, doc: LMap, policies: set[str], teams) -> list[Rule]:
         cond = compile_condition(p, row["when"], line_of(row, "when", line))
         actions = _check_actions(p, row["then"], line_of(row, "then", line), policies, teams)
         if enabled:
-            out.append(Rule(name, cond, actions, line))
+            out.append(Rule(name, cond, actions, line, str(row.get("description") or "")))
     return out
 
 

@@ -47,6 +47,7 @@ class Rule:
     condition: Condition
     actions: dict
     line: int
+    description: str = ""
 
 
 @dataclass
@@ -249,6 +250,11 @@ class RuleSet:
             teams = [p.text(t, line_of(seq, i), "team") for i, t in enumerate(seq)]
         rules = parse_rules(p, doc, set(policies), teams)
         return cls(rules, calendars, policies, p.levels(doc), default, prio, teams, file)
+
+    def describe(self) -> list[dict]:
+        """The active rules as an admin sees them: name, line, description, actions."""
+        return [{"name": r.name, "line": r.line, "description": r.description,
+                 "actions": dict(r.actions)} for r in self.rules]
 
     def evaluate(self, fields: dict, now: datetime) -> Outcome:
         """Apply the rules in order to a copy of ``fields``; assign the SLA from the result."""
