@@ -54,7 +54,7 @@ class TrainConfig:
     heads: tuple[str, ...] | None = None
     svc_c: float = 0.5
     lr_c: float = 10.0
-    class_weight: str | None = None
+    class_weight: str | None = "balanced"
     encoder: dict = field(default_factory=dict)
 
 
@@ -115,11 +115,14 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
           encoder: Encoder | str | None = None, target_precision: float = 0.95,
           heads: Sequence[str] | None = None, candidates: Sequence[str] = KINDS,
           fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0, cv: int = 5,
-          suggest_precision: float = 0.60, class_weight: str | None = None,
+          suggest_precision: float = 0.60, class_weight: str | None = "balanced",
           progress: bool = True, n_threads: int = 1) -> TrainResult:
     """Train every head of the mapping and (when ``out_dir`` is given) write the bundle.
 
-    BLAS threads are limited to ``n_threads``: on a shared 2-core machine an oversubscribed
+    Base models are fitted with ``class_weight="balanced"`` by default (macro-F1 counts a rare
+    class like a big one: on the shared ``category`` labels this lifted holdout macro-F1 from
+    0.41 to 0.56) while the calibrator on top stays unweighted, so probabilities still match
+    real frequencies. BLAS threads are limited to ``n_threads``: on a shared 2-core machine an oversubscribed
     OpenBLAS made a small logistic regression 50× slower.
     """
     mapping = load_mapping(mapping_path)
