@@ -15,7 +15,6 @@ Priority 1 is the most urgent, so ``lte: 2`` means "P1 or P2".
 """
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
