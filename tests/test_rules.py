@@ -171,7 +171,7 @@ def rule_line(header: str = HEADER) -> int:
     ("- name: r\n  when: {field: vip, contains_any: [x]}\n  then: {stop: true}\n", 1, "text fields"),
     ("- name: r\n  when: {field: team, gte: 2}\n  then: {stop: true}\n", 1, "numeric fields"),
     ("- name: r\n  when: {field: body, matches: '(unclosed'}\n  then: {stop: true}\n", 1, "regular expression"),
-    ("- name: r\n  when: {field: type, equals: x}\n  then: {set_priority: 7}\n", 2, "priority 1-4"),
+    ("- name: r\n  when: {field: type, equals: x}\n  then: {set_priority: 7}\n", 2, "priority 1-5"),
     ("- name: r\n  when: {field: type, equals: x}\n  then: {escalate: maybe}\n", 2, "true or false"),
     ("- name: r\n  when: {field: type, equals: x}\n", 0, "missing 'then'"),
     ("- name: r\n  when:\n    all:\n      - {field: type, equals: x}\n      - {field: nope, equals: x}\n"
@@ -220,3 +220,14 @@ def test_declared_teams_catch_typos(tmp_path):
     header = HEADER + "teams: [Access, Storage]\n"
     err = broken(tmp_path, "- name: r\n  when: {field: type, equals: x}\n  then: {route_to: Acess}\n", header)
     assert "unknown team" in str(err) and err.details["line"] == rule_line(header) + 2
+
+
+def test_itil_planning_priority_uses_the_p4_target_when_a_policy_has_no_p5_row():
+    from triage.rules import DEFAULT_RULES
+
+    rules = RuleSet.load(DEFAULT_RULES)
+    now = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+    p4 = rules.evaluate({"priority": 4, "text": "x"}, now)
+    p5 = rules.evaluate({"priority": 5, "text": "x"}, now)
+    assert p5.sla.priority == 5
+    assert p5.sla.resolution_due == p4.sla.resolution_due

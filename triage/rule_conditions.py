@@ -154,12 +154,12 @@ def parse_rules(p, doc: LMap, policies: set[str], teams) -> list[Rule]:
 
 
 def _priority(value, default: int) -> int:
-    """1-4 from ``2``, ``"2"`` or ``"P2"``; anything else is the caller's mistake."""
+    """1-5 from ``2``, ``"2"`` or ``"P2"`` (ITIL: 5 = planning); anything else is the caller's mistake."""
     if value is None or value == "":
         return default
     text = str(value).strip().upper().removeprefix("P")
-    if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= 4:
-        raise InputError("bad priority", column="priority", expected="1-4 or P1-P4", got=value)
+    if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= 5:
+        raise InputError("bad priority", column="priority", expected="1-5 or P1-P5", got=value)
     return int(text)
 
 

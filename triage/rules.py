@@ -111,8 +111,8 @@ class _Parser:
         return value
 
     def priority(self, value, line, what: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4:
-            self.fail(f"{what}: expected a priority 1-4 (1 = most urgent), got {value!r}", line)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+            self.fail(f"{what}: expected a priority 1-5 (1 = most urgent), got {value!r}", line)
         return value
 
     def duration(self, value, line, what: str) -> float:

@@ -187,8 +187,14 @@ class SlaPolicy:
     targets: tuple[SlaTarget, ...]
 
     def target(self, priority: int, tier: str | None = None) -> SlaTarget:
-        """The tier-specific row if there is one, else the row for every tier."""
+        """The tier-specific row if there is one, else the row for every tier.
+
+        ITIL's P5 ("planning") falls back to the P4 row when a policy declares none,
+        so policies written for four priorities keep working with the 5-level matrix.
+        """
         rows = [t for t in self.targets if t.priority == int(priority)]
+        if not rows and int(priority) == 5:
+            return self.target(4, tier)
         exact = [t for t in rows if tier is not None and t.tier == tier]
         generic = [t for t in rows if t.tier is None]
         if exact or generic:
