@@ -55,9 +55,6 @@ WORK = [("yes", "Yes, it is an inconvenience", "low"),
         ("partly", "Partly, it slows me down", "medium"),
         ("no", "No, I cannot work", "high")]
 SUGGESTIONS_K = 5
-# The ITIL matrix says P5 for low × low, but the rules and SLA policies know P1..P4 only
-# (triage/rule_conditions.py refuses 5), so the portal files such tickets as P4.
-LOWEST_PRIORITY = 4
 
 
 # Statuses as a customer reads them (the lifecycle's words are the help desk's).
@@ -197,7 +194,7 @@ def ticket_payload(values: dict, requester: str, shown: dict) -> dict:
     service = dict((c[0], c[2]) for c in AFFECTED)[values["affected"]]
     return {"subject": values["subject"], "body": values["details"], "channel": "portal",
             "requester": requester, "affected_service": service,
-            "priority": min(PriorityMatrix().priority(impact, urgency), LOWEST_PRIORITY),
+            "priority": PriorityMatrix().priority(impact, urgency),
             "extra": {"impact": impact, "urgency": urgency,
                       "portal": {"shown_articles": shown["shown"],
                                  "opened_articles": shown["opened"]}}}
