@@ -133,8 +133,11 @@ def knowledge_report(session, kb=None, encoder=None, *, days: int = DEFAULT_DAYS
     titles = {a.id: a.title for a in getattr(kb, "articles", [])}
     cut = threshold if threshold is not None else getattr(getattr(kb, "config", None),
                                                           "threshold", None)
-    gaps = knowledge.gaps_with_kb(knowledge.recent_tickets(session, since), kb, encoder, cut) \
-        if kb is not None and encoder is not None else []
+    gaps = []
+    if kb is not None and encoder is not None:
+        recent = knowledge.recent_tickets(session, since)
+        known = knowledge.stored_vectors(session, [t["id"] for t in recent], encoder)
+        gaps = knowledge.gaps_with_kb(recent, kb, encoder, cut, known=known)
     return knowledge.build_report(portal_events.article_counts(session, since),
                                   portal_events.outcome_counts(session, since), gaps,
                                   titles=titles, threshold=cut,

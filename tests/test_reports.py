@@ -233,3 +233,28 @@ def test_report_of_a_bundle_without_training_report_still_builds():
     assert team["holdout"] is None and not team["alert"]
     assert team["live"]["decisions"]["apply"]["n"] == 3
     assert team["drift"]["labels"]["value"] is None
+
+
+def test_gaps_reuse_stored_vectors_and_encode_only_the_rest():
+    class Encoder:
+        dim = 3
+        calls: list = []
+
+        def encode(self, texts):
+            self.calls.append(list(texts))
+            return np.ones((len(texts), 3), dtype=np.float32)
+
+    class KB:
+        class config:  # noqa: N801 - mimics KnowledgeBase.config
+            threshold = 0.5
+
+        def ranked(self, text, vec, k):
+            return [(0, 0.1)]
+
+    tickets = [{"id": i, "subject": f"s{i}", "text": f"printer jam {i}"} for i in range(4)]
+    enc = Encoder()
+    known = {0: np.array([1, 0, 0], np.float32), 1: np.array([1, 0, 0], np.float32),
+             2: np.zeros(5, np.float32)}  # a vector of another size is not reused
+    gaps = knowledge.gaps_with_kb(tickets, KB(), enc, known=known, k=1)
+    assert enc.calls == [["printer jam 2", "printer jam 3"]]
+    assert gaps and gaps[0]["size"] == 4

@@ -142,13 +142,36 @@ def recent_tickets(session, since: datetime, limit: int = 300) -> list[dict]:
     return [{"id": i, "subject": s, "text": model_text(s or "", b or "")} for i, s, b in rows]
 
 
+def stored_vectors(session, ids: Sequence[int], encoder) -> dict[int, np.ndarray]:
+    """Vectors intake already stored for these tickets in ``encoder``'s space (no re-encoding)."""
+    from sqlalchemy import select
+
+    from triage.store.similar import encoder_name
+    from triage.store.tables import TicketVector
+
+    if not ids:
+        return {}
+    stmt = select(TicketVector.ticket_id, TicketVector.vector).where(
+        TicketVector.encoder == encoder_name(encoder), TicketVector.ticket_id.in_(list(ids)))
+    return {tid: np.frombuffer(vec, dtype=np.float32) for tid, vec in session.execute(stmt)}
+
+
 def gaps_with_kb(tickets: Sequence[Mapping[str, Any]], kb, encoder, threshold: float | None = None,
-                 **kw: Any) -> list[dict]:
-    """Best KB score of each ticket (one batched encode), then :func:`knowledge_gaps`."""
+                 known: Mapping[int, np.ndarray] | None = None, **kw: Any) -> list[dict]:
+    """Best KB score of each ticket, then :func:`knowledge_gaps`.
+
+    ``known`` vectors (by ticket id, e.g. :func:`stored_vectors`) are reused; the rest are
+    encoded in one batch.
+    """
     if not tickets or kb is None or encoder is None:
         return []
+    dim = getattr(encoder, "dim", None)
+    known = {k: v for k, v in (known or {}).items() if dim is None or v.size == dim}
     texts = [str(t.get("text") or "") for t in tickets]
-    vectors = np.asarray(encoder.encode(texts))
+    missing = [i for i, t in enumerate(tickets) if t.get("id") not in known]
+    fresh = iter(np.asarray(encoder.encode([texts[i] for i in missing])) if missing else [])
+    vectors = np.vstack([np.asarray(known[t["id"]] if t.get("id") in known else next(fresh),
+                                    dtype=np.float32) for t in tickets])
     cut = kb.config.threshold if threshold is None else threshold
     best = []
     for text, vec in zip(texts, vectors):
