@@ -9,6 +9,13 @@ latency of requests that overlapped a swap (from the reload call until every wor
 answered with the new id) with steady-state requests of the same run. Stops by itself.
 
     nice python bench/bench_hot_swap.py [--seconds 20] [--clients 4] [--json out.json]
+
+Measured 2026-11-27 on the shared 2-core machine (load average ~8 from other work):
+1,705 requests in 20 s, 0 failed; each swap settled (every answer from the new bundle)
+2.6 s and 2.4 s after the champion moved; steady p50 31 ms / p99 172 ms, requests that
+overlapped a swap p50 41 ms / p99 238 ms. While a swap settles the two workers answer
+with different bundle ids (the sibling follows the reload token within ~0.5 s and loads),
+so clients see A and B interleaved for those seconds; no request ever fails or mixes.
 """
 from __future__ import annotations
 
