@@ -49,11 +49,42 @@ def run(args: argparse.Namespace) -> int:
     from triage_cli import serve
 
     os.environ["TRIAGE_MODELS_DIR"] = str(args.models.resolve())
+    _demo_secrets(REPO / "var")
 
     print(f"triage quickstart: serving on http://{args.host}:{args.port}/ "
           f"(portal at /portal, API docs at /openapi.json; Ctrl-C stops)", flush=True)
     return serve.run(argparse.Namespace(host=args.host, port=args.port, workers=None, bundle=None,
                                         encoder=None, no_prepare=False, dev=False))
+
+
+def _demo_secrets(var: Path) -> None:
+    """API keys and a session secret for a first look, made once and kept in var/ (git-ignored).
+
+    The service refuses requests without a key; a stranger needs one to try the API and to
+    sign in as an agent or admin. A deployment configures its own (docs/SERVICE.md).
+    """
+    import json
+    import os
+    import secrets
+
+    from service.auth import digest
+
+    var.mkdir(exist_ok=True)
+    keys_json, keys_txt, secret = var / "demo-keys.json", var / "demo-keys.txt", var / "secret_key"
+    if not keys_json.exists():
+        plain = {role: secrets.token_urlsafe(24) for role in ("intake", "agent", "admin")}
+        entries = [{"name": f"demo-{role}", "role": role, "sha256": digest(k)} for role, k in plain.items()]
+        keys_json.write_text(json.dumps(entries, indent=1))
+        keys_txt.write_text("".join(f"{role}\t{k}\n" for role, k in plain.items()))
+        keys_txt.chmod(0o600)
+    if not secret.exists():
+        secret.write_text(secrets.token_urlsafe(32))
+        secret.chmod(0o600)
+    os.environ.setdefault("TRIAGE_API_KEYS_FILE", str(keys_json))
+    os.environ.setdefault("TRIAGE_SECRET_KEY", secret.read_text().strip())
+    if os.environ["TRIAGE_API_KEYS_FILE"] == str(keys_json):
+        print(f"triage quickstart: demo API keys (role, key) are in {keys_txt}:")
+        print(keys_txt.read_text(), end="", flush=True)
 
 
 def _train_demo(args: argparse.Namespace) -> None:
