@@ -4,7 +4,8 @@ A model must never learn from its own guesses, so a label counts only when a per
 
 * a ticket field (``category``, ``team``, ``priority``, ...) whose last change was made by a
   person: any actor but ``model:<bundle>`` and ``rules...``; a correction through
-  ``PATCH /v1/tickets/<id>`` is such a change, and so is a confirmation of a suggestion;
+  ``PATCH /v1/tickets/<id>`` is such a change, and so is a confirmation of the model's value
+  (no change, but the newest feedback row of the head names the value);
 * on a resolved or closed ticket, the fields as they stand (the agent who closed it let
   them be: an implicit confirmation), unless ``confirm_on_close=False``;
 * for heads with no ticket field (``type``, ``impact``, ``urgency``), the newest feedback row
@@ -105,6 +106,8 @@ def label_of(ticket: TicketRow, head: str, event: TicketEvent | None, fb: Sequen
     if head in TICKET_FIELDS:
         value = getattr(ticket, head)
         human = event is not None and is_human(event.actor)
+        # a person confirming the model's value changes nothing (no event) but leaves feedback
+        human = human or any(str(row.corrected) == str(value) for row in fb[-1:])
         if value not in (None, "") and (human or (confirm_on_close and ticket.status in CLOSED)):
             return str(value)
         return None
