@@ -280,10 +280,16 @@ def _log_and_maybe_promote(result, out: RetrainResult, tracking_uri, models: Pat
 
     why = reason or ("retrain --force over: " + "; ".join(out.decision.reasons) if out.forced
                      else None)
-    res = tracking.promote(version.version, force=out.forced or False,
-                           margin=out.decision.config.get("margin", 0.01), reason=why,
-                           evaluate=evaluate, tracking_uri=tracking_uri,
-                           champion_file=models / "CHAMPION")
+    try:
+        res = tracking.promote(version.version, force=out.forced or False,
+                               margin=out.decision.config.get("margin", 0.01), reason=why,
+                               evaluate=evaluate, tracking_uri=tracking_uri,
+                               champion_file=models / "CHAMPION")
+    except tracking.PromotionRefused as exc:  # tracking's own check disagreed: keep its word
+        out.decision.passed = False
+        out.decision.reasons += [f"tracking: {r}" for r in exc.result.reasons]
+        info["promotion"] = exc.result.to_dict()
+        return info
     out.promoted = res.promoted
     info["promotion"] = res.to_dict()
     return info
