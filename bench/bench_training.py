@@ -51,7 +51,7 @@ def head_row(run: str, head: str, rep: dict) -> dict:
            "macro_f1": m["macro_f1"], "reference_f1": rep["reference"]["macro_f1"],
            "accuracy": m["accuracy"], "ece_15": m["ece_15"],
            "applied_coverage": at["applied"]["coverage"], "applied_precision": at["applied"]["precision"],
-           "candidates_calibration": rep["candidates"], "candidates_holdout": rep["candidates_holdout"]}
+           "candidates_selection": rep["candidates"], "candidates_holdout": rep["candidates_holdout"]}
     checks = {"ece": m["ece_15"] is not None and m["ece_15"] <= MAX_ECE}
     if head in TARGETS:
         checks["macro_f1"] = m["macro_f1"] >= TARGETS[head]
@@ -74,9 +74,9 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
     lines.append("")
-    lines += [f"- {r['data']}/{r['head']} candidates (calibration → holdout macro-F1): " + ", ".join(
-        f"{k} {r['candidates_calibration'][k]:.3f} → {r['candidates_holdout'][k]:.3f}"
-        for k in r["candidates_calibration"]) for r in rows]
+    lines += [f"- {r['data']}/{r['head']} candidates (selection: train out-of-fold + calibration → holdout macro-F1): " + ", ".join(
+        f"{k} {r['candidates_selection'][k]:.3f} → {r['candidates_holdout'][k]:.3f}"
+        for k in r["candidates_selection"]) for r in rows]
     return "\n".join(lines)
 
 

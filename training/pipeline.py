@@ -7,7 +7,8 @@ are stratified in expectation (a ticket's side never depends on its labels,
 which is what keeps files with different label columns in agreement).
 
 * train: every fit (vectorisers, base models, their cross-fitted calibration);
-* calibration: choosing the winning candidate (macro-F1) and the thresholds;
+* calibration: choosing the thresholds, and (pooled with the out-of-fold predictions on
+  train, which no model saw when fitted) the winning candidate on macro-F1;
 * holdout: only measured, once, at the end, for the report.
 """
 from __future__ import annotations
@@ -176,19 +177,25 @@ def train_head(name: str, X: Features, labels: Sequence[str | None], splits: np.
                   cv=config.cv, random_state=config.seed, progress=progress)
     cands = fit_candidates(X.take(idx["train"]), y[idx["train"]], config.candidates, **params)
     scores, probas = {}, {}
+    y_sel = np.concatenate([y[idx["train"]], y[idx["calibration"]]])
     for kind, model in cands.items():
         probas[kind] = {s: model.predict_proba(X.take(idx[s])) for s in ("calibration", "holdout")}
         classes = list(model.classes_)
         scores[kind] = {s: head_metrics(y[idx[s]], probas[kind][s], classes)["macro_f1"]
                         for s in ("calibration", "holdout")}
-    chosen = max(cands, key=lambda k: (scores[k]["calibration"], -list(cands).index(k)))
+        # selection: out-of-fold train predictions pooled with the calibration split, so a
+        # head with 60 calibration rows (urgency among incidents) is not chosen on noise
+        pooled = np.vstack([model.oof_proba_, probas[kind]["calibration"]])
+        scores[kind]["selection"] = head_metrics(y_sel, pooled, classes)["macro_f1"]
+    chosen = max(cands, key=lambda k: (scores[k]["selection"], -list(cands).index(k)))
     model, classes = cands[chosen], [str(c) for c in cands[chosen].classes_]
     thresholds = choose_thresholds(y[idx["calibration"]], probas[chosen]["calibration"], classes, rule)
     ref = make_reference().fit([X.texts[i] for i in idx["train"]], y[idx["train"]])
     ref_pred = ref.predict([X.texts[i] for i in idx["holdout"]])
     return model, {
         "chosen": chosen, "classes": classes, "n": n,
-        "candidates": {k: v["calibration"] for k, v in scores.items()},
+        "candidates": {k: v["selection"] for k, v in scores.items()},
+        "candidates_calibration": {k: v["calibration"] for k, v in scores.items()},
         "candidates_holdout": {k: v["holdout"] for k, v in scores.items()},
         "metrics": head_metrics(y[idx["holdout"]], probas[chosen]["holdout"], classes, thresholds),
         "calibration_metrics": head_metrics(y[idx["calibration"]], probas[chosen]["calibration"],

@@ -145,8 +145,10 @@ class TextHead(ClassifierMixin, BaseEstimator):
                            parts.oof_knn if self.knn_ is not None else None])
         self.calibrator_ = LogisticRegression(C=self.stack_c, max_iter=2000)
         self.calibrator_.fit(oof, parts.y)
-        self.temperature_ = _fit_temperature(self._stacker_oof(oof, parts.y), parts.y,
-                                             self.calibrator_.classes_)
+        stacker_oof = self._stacker_oof(oof, parts.y)
+        self.temperature_ = _fit_temperature(stacker_oof, parts.y, self.calibrator_.classes_)
+        # honest probabilities for every training row: model selection on small data uses them
+        self.oof_proba_ = _temper(stacker_oof, self.temperature_)
         self.n_features_in_ = oof.shape[1]
         return self
 
@@ -253,6 +255,7 @@ class TextHead(ClassifierMixin, BaseEstimator):
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state.pop("_names_cache", None)  # rebuilt on first explain(); keeps the joblib small
+        state.pop("oof_proba_", None)  # training diagnostics only
         return state
 
 
