@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -103,7 +104,10 @@ def bundle_encoder_ref(bundle: Path) -> dict | None:
 def serving_encoder(ref: dict | None, override: str | None) -> MemoEncoder:
     """The bundle's encoder, or a faster kind of the same model (``TRIAGE_ENCODER``)."""
     ref = dict(ref or {"kind": "minilm"})  # the Triager's own default
-    if override:
+    if override == "minilm-onnx" and importlib.util.find_spec("onnxruntime") is None:
+        log.warning("TRIAGE_ENCODER=minilm-onnx but onnxruntime is not installed: serving %s",
+                    ref.get("kind"))
+    elif override:
         ref["kind"] = override
     return MemoEncoder(load_encoder(ref))
 
