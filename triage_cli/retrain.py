@@ -24,6 +24,9 @@ EXAMPLES = """examples:
   triage retrain --without-flagged                # drop likely label errors from training first
   triage retrain --watch --min-new-labels 200 --interval-hours 168
   triage label-quality --data export.csv --mapping mapping.yaml --out flagged.csv
+
+exit status: 0 promoted, 3 kept as challenger (the gate's reasons are printed and recorded in
+MLflow and models/retrain-log.jsonl), 1 another retrain holds the lock, 2 usage error.
 """
 
 
