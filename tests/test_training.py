@@ -71,6 +71,8 @@ labels:
   urgency: {column: Urgency Code, rename: {1: high, 2: medium, 3: low}}
 priority:
   derive_from: [impact, urgency]
+filters:
+  urgency: {where: {type: incident}}
 strict: true
 """)
     return data, mapping
@@ -213,3 +215,25 @@ def test_trains_with_the_real_minilm_encoder(tmp_path):
     tri = Triager.from_bundle(result.bundle_path)  # loads MiniLM from the manifest reference
     out = tri.classify([Ticket(subject="Outlook", body="my mailbox is full and outlook hangs")])
     assert out[0]["fields"]["team"]["label"] == "email"
+
+
+def test_head_trained_only_on_incidents_abstains_on_requests(trained):
+    _, _, result = trained
+    assert result.report["heads"]["urgency"]["n"]["train"] < result.report["heads"]["team"]["n"]["train"]
+    tri = Triager.from_bundle(result.bundle_path, encoder=HashingEncoder())
+    out = tri.classify([Ticket(subject="laptop", body="please order a laptop ASAP",
+                               fields={"type": "service_request"})])[0]["fields"]
+    assert out["urgency"]["decision"] == "abstain"
+    assert out["priority"]["decision"] == "abstain"  # the weaker of impact and urgency
+
+
+def test_neighbour_vote_finds_the_near_copy():
+    from triage.classifiers import NeighbourVote
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(50, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    labels = [f"t{i % 5}" for i in range(50)]
+    knn = NeighbourVote(k=3).fit(vecs, labels)
+    proba = knn.predict_proba(vecs[:5])
+    assert list(knn.classes_[proba.argmax(axis=1)]) == labels[:5]
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
