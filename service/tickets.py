@@ -35,7 +35,7 @@ _STORE_LOCK = threading.Lock()
 log = logging.getLogger("service.tickets")
 
 INTAKE_KEYS = {"subject": str, "body": str, "channel": str, "requester": str,
-               "customer_tier": str, "category": str, "priority": (int, str),
+               "customer_tier": str, "ticket_type": str, "category": str, "priority": (int, str),
                "affected_service": str, "watchers": list, "vip": bool, "major_incident": bool,
                "tags": list}
 PATCH_KEYS = set(tickets.EDITABLE) | {"assignee"}

@@ -22,14 +22,14 @@ OPENAPI_SCHEMAS = {
     "TicketRecord": _obj({
         "id": INT, "subject": STR, "body": STR, "channel": STR, "requester": NSTR,
         "status": {"enum": ["new", "assigned", "in_progress", "pending", "resolved", "closed"]},
-        "category": NSTR, "priority": NINT, "affected_service": NSTR, "customer_tier": NSTR,
-        "team": NSTR, "queue": STR, "assignee": NSTR, "resolution": NSTR, "tags": ANY_LIST,
+        "ticket_type": NSTR, "category": NSTR, "priority": NINT, "affected_service": NSTR,
+        "customer_tier": NSTR, "team": NSTR, "queue": STR, "assignee": NSTR, "resolution": NSTR, "tags": ANY_LIST,
         "extra": {"type": "object"}, "escalation_level": INT, "created_at": STR,
         "updated_at": STR, "first_response_at": NSTR, "resolved_at": NSTR, "closed_at": NSTR},
         ["id", "subject", "body", "channel", "status", "queue"]),
     "NewTicket": _obj({
-        "subject": STR, "body": STR, "requester": STR, "customer_tier": STR, "category": STR,
-        "priority": {"type": ["integer", "string"]}, "affected_service": STR,
+        "subject": STR, "body": STR, "requester": STR, "customer_tier": STR, "ticket_type": STR,
+        "category": STR, "priority": {"type": ["integer", "string"]}, "affected_service": STR,
         "channel": {"enum": ["email", "web", "api", "chat", "phone", "social", "portal"]},
         "watchers": {"type": "array", "items": STR}, "vip": BOOL, "major_incident": BOOL,
         "tags": {"type": "array", "items": STR}}, extra=False),

@@ -67,7 +67,7 @@ def test_changes_by_rules_or_to_unpredicted_fields_leave_no_feedback(store):
         assert feedback.for_ticket(s, t.id) == []
 
 
-@pytest.mark.parametrize("head,field", [("type", "category"), ("team", "team"),
+@pytest.mark.parametrize("head,field", [("type", "ticket_type"), ("category", "category"), ("team", "team"),
                                         ("urgency", "urgency")])
 def test_heads_map_to_ticket_fields(head, field):
     assert feedback.field_of(head) == field

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from triage.store.tables import Feedback, Prediction, TicketRow, utcnow
 
-# Which ticket field each model head predicts (head "type" fills category).
-HEAD_FIELDS = {"category": "category", "type": "category", "priority": "priority",
+# Which ticket field each model head predicts.
+HEAD_FIELDS = {"category": "category", "type": "ticket_type", "priority": "priority",
                "team": "team", "affected_service": "affected_service"}
 
 

@@ -22,7 +22,7 @@ from triage.store import clocks, feedback, routing, tickets
 from triage.store.tables import TicketRow, utcnow
 from triage.ticket import Ticket
 
-GIVEN_FIELDS = ("category", "priority", "affected_service", "customer_tier", "team")
+GIVEN_FIELDS = ("ticket_type", "category", "priority", "affected_service", "customer_tier", "team")
 
 
 @dataclass
@@ -112,7 +112,7 @@ def _apply_rules(session: Session, ticket: TicketRow, ruleset, result: IntakeRes
         return None
     fields = {"subject": ticket.subject, "body": ticket.body, "channel": ticket.channel,
               "customer_tier": ticket.customer_tier, "requester": ticket.requester,
-              "category": ticket.category, "type": ticket.category,
+              "category": ticket.category, "type": ticket.ticket_type,
               "affected_service": ticket.affected_service, "team": ticket.team,
               "priority": ticket.priority, **{k: v for k, v in (ticket.extra or {}).items()
                                               if k in ("vip", "major_incident", "impact",

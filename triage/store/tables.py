@@ -92,6 +92,8 @@ class TicketRow(Base):
     requester: Mapped[str | None] = mapped_column(String(320), index=True)
     status: Mapped[str] = mapped_column(String(20), default="new", index=True)
     category: Mapped[str | None] = mapped_column(String(100))
+    # ITIL ticket type (incident, service request, ...): the "type" head's field
+    ticket_type: Mapped[str | None] = mapped_column(String(100))
     priority: Mapped[int | None] = mapped_column(Integer)
     affected_service: Mapped[str | None] = mapped_column(String(200))
     customer_tier: Mapped[str | None] = mapped_column(String(50))

@@ -25,8 +25,8 @@ from triage.ticket import TRANSITIONS, Channel, Status
 # Fields that must be set (by model, rule or agent) before a ticket leaves ``new``.
 MANDATORY = ("category", "priority", "affected_service")
 # Fields an agent (or a rule) may change directly on the row.
-EDITABLE = ("subject", "category", "priority", "affected_service", "customer_tier", "team",
-            "queue", "tags")
+EDITABLE = ("subject", "ticket_type", "category", "priority", "affected_service", "customer_tier",
+            "team", "queue", "tags")
 TRIAGE_QUEUE = "triage"
 OPEN_STATUSES = (Status.NEW.value, Status.ASSIGNED.value, Status.IN_PROGRESS.value,
                  Status.PENDING.value)
@@ -351,7 +351,8 @@ def to_dict(ticket: TicketRow) -> dict[str, Any]:
     return {
         "id": ticket.id, "subject": ticket.subject, "body": ticket.body,
         "channel": ticket.channel, "requester": ticket.requester, "status": ticket.status,
-        "category": ticket.category, "priority": ticket.priority,
+        "ticket_type": ticket.ticket_type, "category": ticket.category,
+        "priority": ticket.priority,
         "affected_service": ticket.affected_service, "customer_tier": ticket.customer_tier,
         "team": ticket.team, "queue": ticket.queue, "assignee": ticket.assignee,
         "resolution": ticket.resolution, "tags": list(ticket.tags or []),
