@@ -98,6 +98,9 @@ SETTINGS: list[Setting] = [
             "SIGHUP to the gunicorn master replaces the workers gracefully instead)."),
     Setting("TRIAGE_BIND", "127.0.0.1:8000", str, "Address gunicorn listens on (`triage serve --host/--port`)."),
     Setting("TRIAGE_WORKERS", 2, int, "gunicorn worker processes (`triage serve --workers`)."),
+    Setting("TRIAGE_WORKER_CLASS", "gthread", str,
+            "gunicorn worker class: `gthread` (keeps client connections alive) or `sync` "
+            "(one request per connection, balanced per request across workers)."),
     Setting("TRIAGE_THREADS", 2, int,
             "Threads per gunicorn worker (gthread worker, so HTTP keep-alive works)."),
     Setting("TRIAGE_TIMEOUT", 60, int, "Seconds before gunicorn restarts a silent worker."),
