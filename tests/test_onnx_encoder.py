@@ -30,8 +30,10 @@ def test_onnx_int8_matches_torch_minilm(tmp_path, monkeypatch):
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-4)
     assert cosines.min() >= 0.98, cosines
     assert list((tmp_path / "onnx").rglob("model-int8.onnx")), "int8 graph not cached"
-    # one text alone (no padding) equals the same text in a padded batch
-    assert float(onnx.encode(TEXTS[3:4])[0] @ fast[3]) > 0.999
+    # Dynamic int8 quantises activations with one scale per batch, so a text's vector
+    # depends a little on its batch companions: alone or batched, it stays close to torch's.
+    alone = onnx.encode(TEXTS[3:4])[0]
+    assert float(alone @ ref[3]) >= 0.98 and float(alone @ fast[3]) >= 0.98
 
 
 def test_load_encoder_knows_the_onnx_kind():
