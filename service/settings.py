@@ -124,6 +124,10 @@ SETTINGS: list[Setting] = [
     Setting("TRIAGE_ESCALATION_INTERVAL", 0.0, float,
             "Seconds between escalation sweeps + webhook deliveries run inside each service "
             "process. 0: off (run `triage escalate` beside the service instead)."),
+    Setting("TRIAGE_SHADOW_BUNDLE", "", str,
+            "Shadow mode: a challenger bundle (id under the models dir, or a folder) run beside "
+            "the champion on live tickets; its predictions are stored, never applied, and "
+            "compared with agents' labels at `GET /v1/admin/shadow`. Empty: off."),
 ]
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
