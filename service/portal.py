@@ -30,7 +30,7 @@ from triage.text import model_text
 
 from .errors import ApiError
 from .pages_security import login_required, register_page_errors
-from .tickets import _components, get_store
+from .tickets import serving_components, get_store
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 register_page_errors(bp)
@@ -212,7 +212,7 @@ def submit():
             control = visit.control
         return render_template("portal/start.html", affected=AFFECTED, people=PEOPLE, work=WORK,
                                control=control, form=values, errors=errors), 422
-    triager, rules, encoder = _components()
+    triager, rules, encoder = serving_components()
     with store.session() as s:
         visit = _visit(s, start=True)
         payload = ticket_payload(values, g.user["id"], events.articles_of(s, visit.id))

@@ -55,7 +55,7 @@ def get_store() -> Store:
     return store
 
 
-def _components():
+def serving_components():
     """(triager, rules, encoder) served now; tickets are still taken while no bundle is loaded."""
     loaded = getattr(current_app.extensions.get("triage.state"), "current", None)
     triager = getattr(loaded, "triager", None)
@@ -102,7 +102,7 @@ def _now() -> datetime:
 @require_role("intake", "agent")
 def create_ticket():
     """Open a ticket (JSON from any channel, or a raw ``message/rfc822`` e-mail)."""
-    triager, rules, encoder = _components()
+    triager, rules, encoder = serving_components()
     store = get_store()
     if (request.mimetype or "") == "message/rfc822":
         return _receive_email(store, triager, rules, encoder)

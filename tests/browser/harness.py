@@ -67,11 +67,11 @@ def store_session(app):
 
 def open_ticket(app, payload: dict, actor: str = "test", now=None) -> int:
     """Seed a ticket through the same intake as ``POST /v1/tickets`` (model, rules, clocks)."""
-    from service.tickets import _components
+    from service.tickets import serving_components
     from triage.store.intake import intake
 
     with app.app_context():
-        triager, rules, encoder = _components()
+        triager, rules, encoder = serving_components()
     with store_session(app) as session:
         result = intake(session, dict(payload), actor=actor, triager=triager, ruleset=rules,
                         encoder=encoder, now=now)

@@ -45,7 +45,7 @@ SEED_TICKETS = [  # (subject, days ago, priority, tier, first response after …
 def seed_history(live_app) -> None:
     """Tickets opened over the last days (clocks met, breached, still open) and portal visits
     in both groups, so the SLA and knowledge pages have something to show."""
-    from service.tickets import _components
+    from service.tickets import serving_components
     from triage.store import clocks, portal_events
     from triage.store.intake import intake
     from triage.store.tables import TicketRow
@@ -54,7 +54,7 @@ def seed_history(live_app) -> None:
         return
     now = datetime.now(timezone.utc)
     with live_app.app_context():
-        triager, rules, encoder = _components()
+        triager, rules, encoder = serving_components()
     for i, (subject, days, prio, tier, hours) in enumerate(SEED_TICKETS):
         opened = now - timedelta(days=days, hours=3)
         with store_session(live_app) as s:
