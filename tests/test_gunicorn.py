@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,27 +12,9 @@ import pytest
 import requests
 
 from service_fixtures import KEYS_SPEC, TICKET, service_env  # noqa: F401
+from serving import free_port, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(base: str, proc: subprocess.Popen, seconds: float = 90) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        assert proc.poll() is None, "triage serve exited early"
-        try:
-            if requests.get(f"{base}/readyz", timeout=10).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):  # workers still importing
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"not ready within {seconds}s")
 
 
 @pytest.fixture()
@@ -53,12 +34,7 @@ def server(service_env, tmp_path):
         wait_ready(base, proc)
         yield base, proc, tmp_path / "serve.log"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc)
         log.close()
 
 

@@ -14,7 +14,6 @@ import csv
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from serving import free_port, stop, wait_ready
 from service_fixtures import KEYS_SPEC, auth, write_kb
 from training import tracking
 from training.gate import GateConfig
@@ -182,17 +182,9 @@ def test_a_worse_challenger_is_refused_with_reasons(loop):
 
 
 # ---------------------------------------------------------------------------- gunicorn
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def gunicorn(loop, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TRIAGE_MODELS_DIR": str(loop["models"]), "TRIAGE_KB_PATH": str(loop["kb"]),
            "TRIAGE_API_KEYS": KEYS_SPEC, "TRIAGE_KB_THRESHOLD": "0.2", "TRIAGE_ENCODER": "hashing",
            "TRIAGE_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
@@ -205,23 +197,10 @@ def gunicorn(loop, tmp_path):
                             stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
-            try:
-                if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.time() < deadline, "gunicorn not ready"
-            time.sleep(0.3)
+        wait_ready(base, proc, 120, log=tmp_path / "serve.log")
         yield base
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
 
 

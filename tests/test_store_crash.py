@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from urllib.parse import quote
 
 import pytest
 
+from serving import free_port
 from store_support import store, backend  # noqa: F401 - fixtures
 from triage.store import tickets
 
@@ -36,12 +36,6 @@ app = create_app({"TRIAGE_LOAD": "off", "TRIAGE_API_KEYS": "k:intake", "TRIAGE_S
 app.run(host="127.0.0.1", port=int(sys.argv[2]), threaded=True, use_reloader=False)
 """
 N = 40
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _url_of(store) -> str:
@@ -83,7 +77,7 @@ def _post(port: int, i: int) -> int | None:
 
 @pytest.mark.timeout(180)
 def test_kill_9_loses_no_acknowledged_ticket_and_retries_make_no_duplicates(store):
-    url, port = _url_of(store), _free_port()
+    url, port = _url_of(store), free_port()
     proc = _start(url, port)
     acked: dict[int, int] = {}
 

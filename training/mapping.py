@@ -9,7 +9,6 @@ that merely lack one label are kept for the other heads.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from triage.bundle import file_sha256
 from triage.errors import ConfigError, InputError
 from triage.priority import PriorityMatrix
 from triage.text import model_text
@@ -164,14 +164,6 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.texts)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_export(path: str | Path) -> pd.DataFrame:
