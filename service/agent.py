@@ -12,7 +12,6 @@ never a stale server render.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
@@ -20,7 +19,7 @@ from sqlalchemy import func, select
 
 from triage.errors import TriageError
 from triage.store import access, clocks, feedback, merge, tickets
-from triage.store.tables import TicketRow, TicketVector
+from triage.store.tables import TicketRow, TicketVector, utcnow
 from triage.text import model_text
 from triage.ticket import TRANSITIONS, Status
 
@@ -35,10 +34,6 @@ STATUS_ACTIONS = {"in_progress": "Start work", "pending": "Wait for customer",
                   "resolved": "Resolve", "closed": "Close"}
 PRIORITIES = ["P1", "P2", "P3", "P4", "P5"]  # as the store accepts (the rules know P1..P4)
 TRIAGE_FIELDS = ("category", "priority", "affected_service", "team")
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _viewer(session) -> access.Viewer:
@@ -152,7 +147,7 @@ def set_field(ticket_id: int):
     with get_store().session() as s:
         viewer = _viewer(s)
         ticket = access.visible(s, viewer, ticket_id, lock=True)
-        changed = tickets.edit(s, ticket, {name: value}, actor=viewer.id, now=_now())
+        changed = tickets.edit(s, ticket, {name: value}, actor=viewer.id, now=utcnow())
         moved = ticket.queue if "queue" in changed else None  # the store routes a triaged ticket
     what = f"{name.replace('_', ' ')} set to {value}" if name in changed else f"{name} unchanged"
     flash(f"Ticket {ticket_id}: {what}" + (f"; moved to the {moved} queue." if moved else "."),
@@ -238,7 +233,7 @@ def merge_into(ticket_id: int):
         viewer = _viewer(s)
         access.visible(s, viewer, ticket_id)
         access.visible(s, viewer, parent)
-        merge.merge(s, ticket_id, parent, actor=viewer.id, now=_now())
+        merge.merge(s, ticket_id, parent, actor=viewer.id, now=utcnow())
     flash(f"Ticket {ticket_id} was merged into ticket {parent}.", "ok")
     return redirect(url_for("agent.ticket", ticket_id=parent))
 
@@ -254,7 +249,7 @@ def comment(ticket_id: int):
             row = access.visible(s, viewer, ticket_id, lock=True)
             tickets.add_comment(s, row, author=viewer.id, body=text[:50_000],
                                 public=request.form.get("public") == "1", channel="web",
-                                by_agent=True, now=_now())
+                                by_agent=True, now=utcnow())
         flash("Reply added." if request.form.get("public") == "1" else "Note added.", "ok")
     return redirect(url_for("agent.ticket", ticket_id=ticket_id))
 
@@ -268,7 +263,7 @@ def set_status(ticket_id: int):
         with get_store().session() as s:
             viewer = _viewer(s)
             row = access.visible(s, viewer, ticket_id, lock=True)
-            tickets.transition(s, row, to, actor=viewer.id, now=_now(),
+            tickets.transition(s, row, to, actor=viewer.id, now=utcnow(),
                                resolution="solved" if to in ("resolved", "closed") else None)
         flash(f"Ticket {ticket_id} is now {to.replace('_', ' ')}.", "ok")
     except TriageError as exc:

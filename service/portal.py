@@ -17,7 +17,6 @@ Everything shown comes from the store or the KB as text; the templates and
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
 
 from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request,
                    session, url_for)
@@ -27,6 +26,7 @@ from triage.store import access, tickets
 from triage.store import portal_events as events
 from triage.store.intake import intake
 from triage.text import model_text
+from triage.store.tables import utcnow
 
 from .errors import ApiError
 from .pages_security import login_required, register_page_errors
@@ -67,10 +67,6 @@ def customer_status(status: str) -> str:
     return CUSTOMER_STATUS.get(status, str(status).replace("_", " "))
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 # ----------------------------------------------------------------- the visit
 def _visit(store_session, *, start: bool = False):
     """This browser session's open visit; ``start`` makes one (control group drawn here)."""
@@ -80,7 +76,7 @@ def _visit(store_session, *, start: bool = False):
     if not start:
         return None
     share = float(current_app.config.get("TRIAGE_PORTAL_CONTROL_SHARE", 0.10))
-    visit = events.start_visit(store_session, g.user["id"], random.random() < share, _now())
+    visit = events.start_visit(store_session, g.user["id"], random.random() < share, utcnow())
     session["portal_visit"] = visit.id
     return visit
 
@@ -115,7 +111,7 @@ def suggest():
         visit = events.get_visit(s, visit_id)
         for rank, item in enumerate(found, 1):
             events.record(s, visit, "shown", item.article_id, rank=rank, score=item.score,
-                          now=_now())
+                          now=utcnow())
     return jsonify(ok=True, suggestions=[
         {"article_id": x.article_id, "title": x.title, "snippet": x.snippet,
          "score": x.score, "attribution": x.attribution} for x in found])
@@ -148,7 +144,7 @@ def article(article_id: str):
     with get_store().session() as s:
         visit = _visit(s)
         if visit is not None and not visit.control:
-            events.record(s, visit, "opened", article_id, now=_now())
+            events.record(s, visit, "opened", article_id, now=utcnow())
     return jsonify(ok=True, article={"id": found.id, "title": found.title, "body": found.body,
                                      "attribution": found.attribution, "url": found.url})
 
@@ -161,7 +157,7 @@ def solved():
     with get_store().session() as s:
         visit = _visit(s)
         if visit is not None:
-            events.finish(s, visit, "solved", article_id=article_id, now=_now())
+            events.finish(s, visit, "solved", article_id=article_id, now=utcnow())
     session.pop("portal_visit", None)
     found = find_article(article_id) if article_id else None
     return render_template("portal/solved.html", article=found)
@@ -219,8 +215,8 @@ def submit():
         payload["extra"]["portal"]["visit"] = visit.id
         payload["extra"]["portal"]["control"] = visit.control
         result = intake(s, payload, actor=g.user["id"], triager=triager, ruleset=rules,
-                        encoder=encoder, idempotency_key=f"portal:{visit.id}", now=_now())
-        events.finish(s, visit, "submitted", ticket_id=result.ticket.id, now=_now())
+                        encoder=encoder, idempotency_key=f"portal:{visit.id}", now=utcnow())
+        events.finish(s, visit, "submitted", ticket_id=result.ticket.id, now=utcnow())
         ticket_id = result.ticket.id
     session.pop("portal_visit", None)
     flash(f"Thank you. Your request number is {ticket_id}; we will reply here and by e-mail.",
@@ -262,7 +258,7 @@ def reply(ticket_id: int):
     with get_store().session() as s:
         row = access.visible(s, access.Viewer("requester", g.user["id"]), ticket_id, lock=True)
         tickets.add_comment(s, row, author=g.user["id"], body=text[:50_000], public=True,
-                            channel="portal", by_agent=False, now=_now())
-        tickets.customer_replied(s, row, actor=g.user["id"], now=_now())  # pending → back to work
+                            channel="portal", by_agent=False, now=utcnow())
+        tickets.customer_replied(s, row, actor=g.user["id"], now=utcnow())  # pending → back to work
     flash("Your message was added.", "ok")
     return redirect(url_for("portal.ticket", ticket_id=ticket_id))

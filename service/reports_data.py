@@ -8,7 +8,7 @@ there; they are marked safe here, once, and nowhere else.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,12 +18,9 @@ from triage import plots
 from triage.reports import confidence, knowledge, sla
 from triage.reports.drift import JS_ALERT, PSI_ALERT
 from triage.store import policies, portal_events
+from triage.store.tables import utcnow
 
 DEFAULT_DAYS = 30
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def read_manifest(bundle_path: str | Path) -> dict:
@@ -36,7 +33,7 @@ def confidence_report(session, bundle_path: str | Path, *, manifest: Mapping | N
                       psi_alert: float = PSI_ALERT, js_alert: float = JS_ALERT,
                       now: datetime | None = None) -> dict:
     """The confidence report dict (also the JSON export) for the served bundle."""
-    now = now or _now()
+    now = now or utcnow()
     manifest = dict(manifest or read_manifest(bundle_path))
     training = confidence.load_training_report(bundle_path)
     heads = heads or list(manifest.get("heads") or {})
@@ -128,7 +125,7 @@ def _marks(section: Mapping) -> list[dict]:
 # ----------------------------------------------------------------- knowledge
 def knowledge_report(session, kb=None, encoder=None, *, days: int = DEFAULT_DAYS,
                      threshold: float | None = None, now: datetime | None = None) -> dict:
-    now = now or _now()
+    now = now or utcnow()
     since = now - timedelta(days=days)
     titles = {a.id: a.title for a in getattr(kb, "articles", [])}
     cut = threshold if threshold is not None else getattr(getattr(kb, "config", None),
@@ -165,7 +162,7 @@ def knowledge_charts(report: Mapping) -> dict[str, Markup]:
 
 # ----------------------------------------------------------------- SLA
 def sla_report(session, *, days: int = DEFAULT_DAYS, now: datetime | None = None) -> dict:
-    now = now or _now()
+    now = now or utcnow()
     rows = sla.rows_from_store(session, now - timedelta(days=days), now)
     return sla.build_report(rows, now, days=days)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -24,6 +23,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from triage.errors import InputError
 from triage.store import Store, access, clocks, feedback, inbox, merge, routing, tickets
 from triage.store.intake import intake
+from triage.store.tables import utcnow
 
 from .auth import require_role
 from .errors import ApiError, field_error
@@ -93,10 +93,6 @@ def _json() -> dict[str, Any]:
     return body
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 # ----------------------------------------------------------------- intake
 @bp.post("/v1/tickets")
 @require_role("intake", "agent")
@@ -116,7 +112,7 @@ def create_ticket():
         else payload.get("requester") or "intake"
     with store.session() as session:
         result = intake(session, payload, actor=actor, triager=triager, ruleset=rules,
-                        encoder=encoder, idempotency_key=_scoped(key), now=_now())
+                        encoder=encoder, idempotency_key=_scoped(key), now=utcnow())
         body = {"ok": True, **result.to_dict()}
     response = jsonify(body)
     response.status_code = 201 if result.created else 200
@@ -169,7 +165,7 @@ def _receive_email(store: Store, triager, rules, encoder):
     message = parse_message(request.get_data(cache=False))
     with store.session() as session:
         received = inbox.receive(session, message, triager=triager, ruleset=rules,
-                                 encoder=encoder, now=_now())
+                                 encoder=encoder, now=utcnow())
         body = {"ok": True, **received.to_dict()}
     return jsonify(body), 201 if received.created else 200
 
@@ -246,7 +242,7 @@ def transition(ticket_id: int):
     with get_store().session() as session:
         viewer = _staff(session)
         ticket = access.visible(session, viewer, ticket_id, lock=True)
-        tickets.transition(session, ticket, body["to"], actor=viewer.id, now=_now(),
+        tickets.transition(session, ticket, body["to"], actor=viewer.id, now=utcnow(),
                            resolution=body.get("resolution"))
         out: dict[str, Any] = {"ok": True, "ticket": tickets.to_dict(ticket)}
         if body.get("resolve_children") and ticket.status == "resolved":
@@ -268,10 +264,10 @@ def patch_ticket(ticket_id: int):
     with get_store().session() as session:
         viewer = _staff(session)
         ticket = access.visible(session, viewer, ticket_id, lock=True)
-        changed = tickets.edit(session, ticket, body, actor=viewer.id, now=_now())
+        changed = tickets.edit(session, ticket, body, actor=viewer.id, now=utcnow())
         if assignee is not None:
             routing.assign(session, ticket_id, actor=viewer.id,
-                           agent_id=None if assignee == "auto" else str(assignee), now=_now())
+                           agent_id=None if assignee == "auto" else str(assignee), now=utcnow())
             changed.append("assignee")
         out = {"ok": True, "changed": changed, "ticket": tickets.to_dict(ticket)}
     return jsonify(out)
@@ -292,9 +288,9 @@ def add_comment(ticket_id: int):
         comment, _ = tickets.add_comment(
             session, ticket, author=viewer.id, body=text, public=public,
             channel=str(body.get("channel") or ("api" if viewer.is_staff else "portal")),
-            by_agent=viewer.is_staff, now=_now())
+            by_agent=viewer.is_staff, now=utcnow())
         if not viewer.is_staff:
-            tickets.customer_replied(session, ticket, actor=viewer.id, now=_now())
+            tickets.customer_replied(session, ticket, actor=viewer.id, now=utcnow())
         out = {"ok": True, "comment": _comment(comment), "ticket": tickets.to_dict(ticket)}
     return jsonify(out), 201
 
@@ -318,7 +314,7 @@ def merge_ticket(ticket_id: int):
         viewer = _staff(session)
         access.visible(session, viewer, ticket_id)
         access.visible(session, viewer, parent)
-        link = merge.merge(session, ticket_id, parent, actor=viewer.id, now=_now())
+        link = merge.merge(session, ticket_id, parent, actor=viewer.id, now=utcnow())
         out = {"ok": True, "link_id": link.id, "ticket": tickets.to_dict(tickets.get(session, ticket_id)),
                "parent": tickets.to_dict(tickets.get(session, parent))}
     return jsonify(out)
@@ -330,7 +326,7 @@ def unmerge_ticket(ticket_id: int):
     with get_store().session() as session:
         viewer = _staff(session)
         access.visible(session, viewer, ticket_id)
-        merge.unmerge(session, ticket_id, actor=viewer.id, now=_now())
+        merge.unmerge(session, ticket_id, actor=viewer.id, now=utcnow())
         out = {"ok": True, "ticket": tickets.to_dict(tickets.get(session, ticket_id))}
     return jsonify(out)
 
@@ -347,10 +343,10 @@ def link_ticket(ticket_id: int):
         viewer = _staff(session)
         access.visible(session, viewer, ticket_id)
         if parent is None:
-            merge.unlink_incident(session, ticket_id, actor=viewer.id, now=_now())
+            merge.unlink_incident(session, ticket_id, actor=viewer.id, now=utcnow())
         else:
             access.visible(session, viewer, parent)
-            merge.link_incident(session, ticket_id, parent, actor=viewer.id, now=_now())
+            merge.link_incident(session, ticket_id, parent, actor=viewer.id, now=utcnow())
         out = {"ok": True, "links": merge.links_of(session, ticket_id)}
     return jsonify(out)
 
@@ -360,7 +356,7 @@ def link_ticket(ticket_id: int):
 def breach_report():
     with get_store().session(readonly=True) as session:
         viewer = _staff(session)
-        rows = clocks.breaches(session, _now(), include_closed=request.args.get("all") == "1")
+        rows = clocks.breaches(session, utcnow(), include_closed=request.args.get("all") == "1")
         if viewer.role == "agent":
             rows = [r for r in rows if r["team"] in viewer.teams or r["assignee"] == viewer.id]
     return jsonify({"ok": True, "breaches": rows, "count": len(rows)})
