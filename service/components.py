@@ -8,7 +8,6 @@ one ticket text a classify call needs for both is embedded once, not twice.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import importlib.util
 import json
 import logging
@@ -136,7 +135,7 @@ def kb_source(config: dict, bundle: Path) -> str | None:
 
 def load_kb(config: dict, bundle: Path, encoder):
     """The KB index for ``encoder``: a saved index, or articles embedded once and cached."""
-    from triage.kb import KnowledgeBase, load_articles
+    from triage.kb import KBConfig, KnowledgeBase, content_hash, load_articles
 
     source = kb_source(config, bundle)
     if source is None:
@@ -148,8 +147,10 @@ def load_kb(config: dict, bundle: Path, encoder):
         raise FileNotFoundError("the KB needs the bundle's encoder, and the bundle names none")
     articles = load_articles(src)
     cache = Path(os.environ.get("TRIAGE_CACHE_DIR", Path.home() / ".cache" / "triage")) / "kb"
-    key = hashlib.sha256(f"{src.resolve()}|{json.dumps(encoder.reference(), sort_keys=True)}"
-                         .encode()).hexdigest()[:16]
+    # keyed by content, not path: the same articles anywhere share one index, and temporary
+    # copies (tests, re-deploys to a new folder) do not pile up new cache entries
+    key = content_hash(list(articles), {"index": KBConfig().index_settings(),
+                                        "encoder": encoder.inner.reference()})[:16]
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / f"{key}.lock", "w") as lock:  # one worker embeds, the others then load
         fcntl.flock(lock, fcntl.LOCK_EX)
