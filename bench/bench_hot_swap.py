@@ -24,7 +24,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import requests
+from serving import free_port, wait_ready  # bench/serving.py (the script's own folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -70,12 +70,6 @@ def train_bundles(root: Path, uri: str) -> tuple[str, str]:
     return ids[0], ids[1]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(root: Path, port: int) -> subprocess.Popen:
     kb = root / "kb.jsonl"
     kb.write_text(json.dumps({"id": "kb-vpn", "title": "Fix VPN drops", "body": "Restart the "
@@ -90,20 +84,6 @@ def start_server(root: Path, port: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "triage_cli", "serve", "--port", str(port),
                              "--workers", "2"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
-
-
-def wait_ready(base: str, proc: subprocess.Popen, seconds: float = 180) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("triage serve exited early")
-        try:
-            if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise SystemExit("server not ready")
 
 
 class Stream:
@@ -191,7 +171,7 @@ def main(argv=None) -> int:
         proc = start_server(root, port)
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_ready(base, proc)
+            wait_ready(port, proc)
             result = run_stream(base, root, uri, a, b, args)
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -24,7 +24,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import threading
 import time
 from pathlib import Path
 from urllib.parse import urlencode
+
+from serving import free_port, wait_ready  # bench/serving.py (the script's own folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"
@@ -95,12 +96,6 @@ def kb_subset(path: Path, limit: int) -> Path:
     return target
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(args, bundle: Path, port: int, log_path: Path) -> subprocess.Popen:
     env = {**os.environ, "TRIAGE_API_KEYS": f"{KEY}:intake", "PYTHONPATH": str(ROOT),
            "TRIAGE_KB_PATH": str(args.kb), "TRIAGE_LOG_LEVEL": "WARNING"}
@@ -111,22 +106,6 @@ def start_server(args, bundle: Path, port: int, log_path: Path) -> subprocess.Po
         cmd += ["--encoder", args.encoder]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log_path, "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def wait_ready(port: int, proc: subprocess.Popen, seconds: float) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("the server exited before becoming ready (see the log)")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"not ready within {seconds:.0f}s")
 
 
 class Client:
