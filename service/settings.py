@@ -67,7 +67,8 @@ SETTINGS: list[Setting] = [
             "ONNX MiniLM (2-3x faster). Empty: the encoder the bundle was trained with."),
     Setting("TRIAGE_LOAD", "background", str,
             "When to load the bundle, KB and rules: `background` (start answering /livez at once, "
-            "/readyz turns 200 when loaded), `sync` (load inside create_app) or `off` (tests)."),
+            "/readyz turns 200 when loaded), `sync` (load inside create_app: what `triage serve` sets "
+            "for its gunicorn workers unless told otherwise) or `off` (tests)."),
     # -- access
     Setting("TRIAGE_AUTH", True, parse_bool,
             "Require an API key on /v1 endpoints. Turn off only for local development."),

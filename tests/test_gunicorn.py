@@ -65,3 +65,15 @@ def test_serve_under_gunicorn(server):
     time.sleep(1)
     wait_ready(base, proc, 60)
     assert s.post(f"{base}/v1/classify", json=TICKET, timeout=10).status_code == 200
+
+
+def test_serve_makes_workers_load_before_accepting_unless_told_otherwise(monkeypatch):
+    import argparse
+
+    from triage_cli.serve import _environment
+
+    args = argparse.Namespace(host="127.0.0.1", port=8123, workers=None, bundle=None, encoder=None)
+    monkeypatch.delenv("TRIAGE_LOAD", raising=False)
+    assert _environment(args)["TRIAGE_LOAD"] == "sync"
+    monkeypatch.setenv("TRIAGE_LOAD", "background")
+    assert _environment(args)["TRIAGE_LOAD"] == "background"

@@ -36,6 +36,11 @@ def register(subparsers) -> None:
 def _environment(args: argparse.Namespace) -> dict[str, str]:
     env = dict(os.environ)
     env["TRIAGE_BIND"] = f"{args.host}:{args.port}"
+    # Each gunicorn worker loads its bundle before it accepts a connection, so no request
+    # meets a half-started worker (a 503 from one worker while its sibling says ready).
+    # prepare() has already built the KB index cache, so this takes seconds, not minutes;
+    # reloads still swap in the background.
+    env.setdefault("TRIAGE_LOAD", "sync")
     if args.workers is not None:
         env["TRIAGE_WORKERS"] = str(args.workers)
     if args.bundle:
