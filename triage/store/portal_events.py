@@ -37,7 +37,7 @@ class PortalVisit(Base):
     ticket_id: Mapped[int | None] = mapped_column(
         ForeignKey("tickets.id", ondelete="SET NULL"))
     solved_article: Mapped[str | None] = mapped_column(String(200))
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     ended_at: Mapped[datetime | None]
 
 
@@ -53,7 +53,7 @@ class PortalEvent(Base):
     article_id: Mapped[str | None] = mapped_column(String(200))
     rank: Mapped[int | None] = mapped_column(Integer)
     score: Mapped[float | None] = mapped_column(Float)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 # ----------------------------------------------------------------- writing

@@ -36,7 +36,7 @@ class ShadowPrediction(Base):
     bundle_id: Mapped[str] = mapped_column(String(200), index=True)
     champion_bundle_id: Mapped[str | None] = mapped_column(String(200))
     champion_label: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 def record(session: Session, shadow: Mapping[str, Any], champion: Mapping[str, Any] | None, *,

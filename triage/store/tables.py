@@ -105,7 +105,7 @@ class TicketRow(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     tags: Mapped[list[Any]] = mapped_column(default=list)
     escalation_level: Mapped[int] = mapped_column(default=0)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
@@ -177,7 +177,7 @@ class Prediction(Base):
     probability: Mapped[float | None] = mapped_column(Float)
     decision: Mapped[str] = mapped_column(String(20))
     bundle_id: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class Feedback(Base):
@@ -193,7 +193,7 @@ class Feedback(Base):
     bundle_id: Mapped[str] = mapped_column(String(200))
     confidence: Mapped[float | None] = mapped_column(Float)
     by: Mapped[str] = mapped_column(String(200))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class SlaClockRow(Base):
