@@ -18,20 +18,20 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, r
 from sqlalchemy import func, select
 
 from triage.errors import TriageError
-from triage.store import access, clocks, feedback, merge, tickets
+from triage.store import access, clocks, feedback, merge, routing, tickets
 from triage.store.tables import TicketRow, TicketVector, utcnow
 from triage.text import model_text
 from triage.ticket import TRANSITIONS, Status
 
 from .pages_security import login_required, register_page_errors, safe_next
 from .portal import AFFECTED, find_article
-from .tickets import get_store
+from .tickets import get_store, rerun_after_change
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
 register_page_errors(bp)
 
-STATUS_ACTIONS = {"in_progress": "Start work", "pending": "Wait for customer",
-                  "resolved": "Resolve", "closed": "Close"}
+STATUS_ACTIONS = {"in_progress": "Start work", "resolved": "Resolve", "closed": "Close"}
+PENDING_LABELS = {"customer": "Wait for customer", "third_party": "Wait for third party"}
 PRIORITIES = ["P1", "P2", "P3", "P4", "P5"]  # as the store accepts (the rules know P1..P4)
 TRIAGE_FIELDS = ("category", "priority", "affected_service", "team")
 
@@ -41,19 +41,76 @@ def _viewer(session) -> access.Viewer:
 
 
 # ----------------------------------------------------------------- queues
+PAGE_SIZE = 50
+SORT_LABELS = {"priority": "Priority", "predicted_priority": "Priority (set or predicted)",
+               "due": "SLA due", "-created": "Newest", "created": "Oldest",
+               "-updated": "Recently updated"}
+STATUS_FILTERS = {"open": list(tickets.OPEN_STATUSES), "all": None,
+                  **{st.value: [st.value] for st in Status}}
+
+
 @bp.get("/")
 @login_required("agent")
 def queues():
-    """One team queue at a time, most urgent first, each ticket with its SLA clock."""
-    with get_store().session() as s:
+    """My tickets, a team's queue, the triage queue or a search: filtered, sorted, paged.
+
+    Filters are plain GET parameters (``view``, ``queue``, ``q``, ``status``, ``team``,
+    ``assignee``, ``priority``, ``sort``, ``page``), so every view is a link an agent
+    can bookmark and reach with the keyboard.
+    """
+    from triage.store import search
+
+    args = _list_args()
+    with get_store().session(readonly=True) as s:
         viewer = _viewer(s)
         counts = _queue_counts(s, viewer)
-        wanted = request.args.get("queue") or next(
-            (q for q in counts if q != tickets.TRIAGE_QUEUE), tickets.TRIAGE_QUEUE)
-        rows = access.list_visible(s, viewer, queue=wanted, status=list(tickets.OPEN_STATUSES),
-                                   limit=200) if wanted in counts or viewer.role == "admin" else []
-        items = [_queue_item(s, t) for t in rows]
-    return render_template("agent/queues.html", counts=counts, queue=wanted, items=items)
+        mine = search.find(s, assignee=viewer.id, status=list(tickets.OPEN_STATUSES), limit=1,
+                           visible_to=viewer).total
+        view = args["view"]
+        queue = None
+        if view == "queue":
+            queue = args["queue"] or next((q for q in counts if q != tickets.TRIAGE_QUEUE),
+                                          tickets.TRIAGE_QUEUE)
+        page = search.find(
+            s, q=args["q"], queue=queue, status=STATUS_FILTERS[args["status"]],
+            team=args["team"], priority=args["priority"], sort=args["sort"],
+            assignee=viewer.id if view == "mine" else args["assignee"],
+            visible_to=viewer, limit=PAGE_SIZE, offset=(args["page"] - 1) * PAGE_SIZE)
+        items = [_queue_item(s, t) for t in page.items]
+        agents = _agents(s)
+    return render_template("agent/queues.html", counts=counts, queue=queue, items=items,
+                           view=view, mine=mine, args=args, total=page.total,
+                           pages=max(1, -(-page.total // PAGE_SIZE)), sorts=SORT_LABELS,
+                           statuses=list(STATUS_FILTERS), agents=agents,
+                           teams=sorted(set(counts) - {tickets.TRIAGE_QUEUE}))
+
+
+def _list_args() -> dict[str, Any]:
+    """The list's GET parameters, each checked; a bad one falls back to its default."""
+    from triage.store.search import SORTS
+
+    a = request.args
+    view = a.get("view") or ("search" if a.get("q") else "queue")
+    if view not in ("mine", "queue", "search"):
+        view = "queue"
+    try:
+        page = max(1, int(a.get("page", 1)))
+    except ValueError:
+        page = 1
+    priority = a.get("priority", "")
+    return {"view": view, "queue": a.get("queue") or None, "q": (a.get("q") or "")[:200],
+            "status": a.get("status") if a.get("status") in STATUS_FILTERS else "open",
+            "team": a.get("team") or None, "assignee": a.get("assignee") or None,
+            "priority": int(priority) if priority.isdigit() else None,
+            "sort": a.get("sort") if a.get("sort") in SORTS else "priority", "page": page}
+
+
+def _agents(session) -> list[dict[str, Any]]:
+    from triage.store.tables import Agent
+
+    rows = session.scalars(select(Agent).where(Agent.active.is_not(False)).order_by(Agent.id))
+    return [{"id": a.id, "name": a.name, "teams": sorted(t.name for t in a.teams),
+             "available": a.available} for a in rows]
 
 
 def _queue_counts(session, viewer: access.Viewer) -> dict[str, int]:
@@ -148,6 +205,7 @@ def set_field(ticket_id: int):
         viewer = _viewer(s)
         ticket = access.visible(s, viewer, ticket_id, lock=True)
         changed = tickets.edit(s, ticket, {name: value}, actor=viewer.id, now=utcnow())
+        rerun_after_change(s, ticket, changed, viewer.id)  # accepting P1 escalates, re-times
         moved = ticket.queue if "queue" in changed else None  # the store routes a triaged ticket
     what = f"{name.replace('_', ' ')} set to {value}" if name in changed else f"{name} unchanged"
     flash(f"Ticket {ticket_id}: {what}" + (f"; moved to the {moved} queue." if moved else "."),
@@ -171,7 +229,10 @@ def ticket(ticket_id: int):
                 "open": open_fields(s, row, labels),
                 "links": merge.links_of(s, ticket_id),
                 "duplicates": duplicate_candidates(s, row),
-                "actions": status_actions(row.status)}
+                "actions": status_actions(row.status),
+                "can_pend": Status.PENDING in TRANSITIONS[Status(row.status)],
+                "pending_labels": PENDING_LABELS,
+                "agents": _agents(s), "teams": _team_names(s)}
         text = model_text(row.subject, row.body)
     page["related"] = related_articles(text)
     portal = (page["ticket"]["extra"] or {}).get("portal") or {}
@@ -180,9 +241,17 @@ def ticket(ticket_id: int):
 
 
 def status_actions(status: str) -> list[tuple[str, str]]:
-    """The lifecycle moves offered as buttons (assignment has its own flow, so not here)."""
+    """The lifecycle moves offered as buttons (assignment and pending have their own forms).
+
+    Back to work is "Resume" from pending and "Reopen" from resolved or closed.
+    """
     allowed = {s.value for s in TRANSITIONS[Status(status)]}
-    return [(to, label) for to, label in STATUS_ACTIONS.items() if to in allowed]
+    labels = dict(STATUS_ACTIONS)
+    if status == Status.PENDING.value:
+        labels["in_progress"] = "Resume"
+    elif status in (Status.RESOLVED.value, Status.CLOSED.value):
+        labels["in_progress"] = "Reopen"
+    return [(to, label) for to, label in labels.items() if to in allowed]
 
 
 def duplicate_candidates(session, ticket: TicketRow) -> list[dict[str, Any]]:
@@ -259,13 +328,143 @@ def comment(ticket_id: int):
 def set_status(ticket_id: int):
     """Move along the lifecycle; a refusal (e.g. fields still missing) is shown, not raised."""
     to = request.form.get("to", "")
+    reason = request.form.get("reason") or None
     try:
         with get_store().session() as s:
             viewer = _viewer(s)
             row = access.visible(s, viewer, ticket_id, lock=True)
             tickets.transition(s, row, to, actor=viewer.id, now=utcnow(),
-                               resolution="solved" if to in ("resolved", "closed") else None)
-        flash(f"Ticket {ticket_id} is now {to.replace('_', ' ')}.", "ok")
+                               resolution="solved" if to in ("resolved", "closed") else None,
+                               reason=reason if to == "pending" else None)
+        why = f" ({PENDING_LABELS.get(reason, reason).lower()})" if to == "pending" and reason \
+            else ""
+        flash(f"Ticket {ticket_id} is now {to.replace('_', ' ')}{why}.", "ok")
     except TriageError as exc:
         flash(exc.message, "error")
     return redirect(url_for("agent.ticket", ticket_id=ticket_id))
+
+
+def _team_names(session) -> list[str]:
+    from triage.store.desk import team_names
+
+    return team_names(session)
+
+
+# ----------------------------------------------------------------- ownership
+@bp.post("/tickets/<int:ticket_id>/claim")
+@login_required("agent")
+def claim(ticket_id: int):
+    """Take the ticket yourself (it moves to assigned; the capacity check still applies)."""
+    try:
+        with get_store().session() as s:
+            viewer = _viewer(s)
+            access.visible(s, viewer, ticket_id, lock=True)
+            routing.assign(s, ticket_id, actor=viewer.id, agent_id=viewer.id, now=utcnow())
+        flash(f"Ticket {ticket_id} is yours.", "ok")
+    except TriageError as exc:
+        flash(exc.message, "error")
+    return redirect(_back(ticket_id))
+
+
+@bp.post("/tickets/<int:ticket_id>/assign")
+@login_required("agent")
+def assign(ticket_id: int):
+    """Assign or reassign to an agent, or hand the ticket to another team's queue."""
+    try:
+        with get_store().session() as s:
+            viewer = _viewer(s)
+            _assign_one(s, viewer, ticket_id, request.form.get("agent", "").strip(),
+                        request.form.get("team", "").strip())
+        flash(f"Ticket {ticket_id} reassigned.", "ok")
+    except TriageError as exc:
+        flash(exc.message, "error")
+    return redirect(_back(ticket_id))
+
+
+def _assign_one(session, viewer, ticket_id: int, agent: str, team: str) -> None:
+    from triage.errors import InputError
+
+    row = access.visible(session, viewer, ticket_id, lock=True)
+    if not agent and not team:
+        raise InputError("choose an agent or a team", column="agent", expected="agent or team",
+                         got="nothing")
+    if team and team != row.team:
+        routing.unassign(session, row, actor=viewer.id, now=utcnow())
+        tickets.edit(session, row, {"team": team, "queue": team}, actor=viewer.id, now=utcnow())
+    if agent:
+        routing.assign(session, ticket_id, actor=viewer.id,
+                       agent_id=None if agent == "auto" else agent, now=utcnow())
+
+
+@bp.post("/bulk")
+@login_required("agent")
+def bulk():
+    """Assign or close several tickets at once; each is done (or refused) on its own."""
+    ids = [int(x) for x in request.form.getlist("ticket") if x.isdigit()][:200]
+    action = request.form.get("action", "")
+    back = safe_next(request.form.get("next"), url_for("agent.queues"))
+    if not ids or action not in ("assign", "close", "claim"):
+        flash("Select tickets and an action first.", "error")
+        return redirect(back)
+    done, refused = [], []
+    for ticket_id in ids:
+        try:
+            with get_store().session() as s:  # one transaction each: one refusal stops no other
+                viewer = _viewer(s)
+                if action == "close":
+                    row = access.visible(s, viewer, ticket_id, lock=True)
+                    tickets.transition(s, row, Status.CLOSED, actor=viewer.id, now=utcnow(),
+                                       resolution="solved")
+                else:
+                    agent = viewer.id if action == "claim" else request.form.get("agent", "")
+                    _assign_one(s, viewer, ticket_id, agent, "")
+            done.append(ticket_id)
+        except TriageError as exc:
+            refused.append(f"{ticket_id}: {exc.message}")
+    if done:
+        flash(f"{action.capitalize()}: done for {', '.join(map(str, done))}.", "ok")
+    for line in refused[:5]:
+        flash(line, "error")
+    return redirect(back)
+
+
+@bp.post("/tickets/<int:ticket_id>/unmerge")
+@login_required("agent")
+def unmerge(ticket_id: int):
+    try:
+        with get_store().session() as s:
+            viewer = _viewer(s)
+            access.visible(s, viewer, ticket_id)
+            merge.unmerge(s, ticket_id, actor=viewer.id, now=utcnow())
+        flash(f"Ticket {ticket_id} was unmerged.", "ok")
+    except TriageError as exc:
+        flash(exc.message, "error")
+    return redirect(_back(ticket_id))
+
+
+@bp.post("/tickets/<int:ticket_id>/link")
+@login_required("agent")
+def link(ticket_id: int):
+    """Link to a parent (major) incident, or unlink with an empty number."""
+    raw = request.form.get("parent", "").strip().lstrip("#")
+    try:
+        with get_store().session() as s:
+            viewer = _viewer(s)
+            access.visible(s, viewer, ticket_id)
+            if raw:
+                if not raw.isdigit():
+                    raise TriageError("give the number of the parent incident")
+                access.visible(s, viewer, int(raw))
+            if raw:
+                merge.link_incident(s, ticket_id, int(raw), actor=viewer.id, now=utcnow())
+            else:
+                merge.unlink_incident(s, ticket_id, actor=viewer.id, now=utcnow())
+        flash(f"Ticket {ticket_id} linked to {raw}." if raw else f"Ticket {ticket_id} unlinked.",
+              "ok")
+    except TriageError as exc:
+        flash(exc.message, "error")
+    return redirect(_back(ticket_id))
+
+
+def _back(ticket_id: int) -> str:
+    return safe_next(request.form.get("next"), url_for("agent.ticket", ticket_id=ticket_id))

@@ -35,6 +35,7 @@ BLUEPRINTS = [
     "service.agent:bp",
     "service.reports:bp",
     "service.shadow:bp",
+    "service.desk:bp",
 ]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

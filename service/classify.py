@@ -15,6 +15,8 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify
 
 from triage.errors import InputError
+from triage.rule_input import rule_input as build_rule_input
+from triage.rule_input import with_desk_teams
 from triage.text import model_text
 
 from .auth import require_role
@@ -31,7 +33,9 @@ def classify():
     config = current_app.config
     is_batch, items = parse_classify_body(read_json_body(), config)
     loaded = current_app.extensions["triage.state"].snapshot()
-    results = classify_tickets(loaded, items, int(config["TRIAGE_KB_K"]))
+    from .desk import team_map
+
+    results = classify_tickets(loaded, items, int(config["TRIAGE_KB_K"]), team_map(config))
     metrics = current_app.extensions["triage.metrics"]
     metrics.count_predictions(results)
     for r in results:
@@ -45,7 +49,7 @@ def classify():
     return jsonify(body)
 
 
-def classify_tickets(loaded, items: list, kb_k: int) -> list[dict]:
+def classify_tickets(loaded, items: list, kb_k: int, team_map: dict | None = None) -> list[dict]:
     """Heads, KB and rules for each (Ticket, extras) pair, in request order."""
     tickets = [t for t, _ in items]
     texts = [model_text(t.subject, t.body) for t in tickets]
@@ -56,7 +60,8 @@ def classify_tickets(loaded, items: list, kb_k: int) -> list[dict]:
     out = []
     for (ticket, extras), text, vec, pred in zip(items, texts, vectors, predictions):
         suggestions = loaded.kb.search(text, vec, k=kb_k) if kb_k > 0 else []
-        outcome = evaluate_rules(loaded.rules, rule_input(ticket, extras, pred), ticket,
+        seen = with_desk_teams(pred, team_map)
+        outcome = evaluate_rules(loaded.rules, rule_input(ticket, extras, seen), ticket,
                                  ticket.created_at or now)
         out.append({"id": extras.get("id"), "fields": pred["fields"],
                     "kb": [jsonable(s) for s in suggestions],
@@ -94,33 +99,25 @@ def evaluate_rules(rules, fields: dict, ticket, now: datetime):
 
 
 def rule_input(ticket, extras: dict, prediction: dict) -> dict:
-    """The flat field dict the rules read: predicted labels, overridden by given ones.
-
-    A prediction the model abstained on is still passed (the SLA needs some
-    priority); rules can tell it apart through ``decisions``.
-    """
-    fields: dict[str, Any] = {head: p["label"] for head, p in prediction["fields"].items()}
-    fields.update(ticket.fields)
-    fields.update({k: v for k, v in {
-        "channel": ticket.channel, "customer_tier": ticket.customer_tier,
-        "affected_service": ticket.affected_service, "requester": ticket.requester,
-        "vip": extras.get("vip"), "major_incident": extras.get("major_incident"),
-    }.items() if v is not None})
-    fields["subject"] = ticket.subject
-    fields["body"] = ticket.body
-    fields["text"] = ticket.text
-    fields["decisions"] = {h: p["decision"] for h, p in prediction["fields"].items()}
-    return fields
+    """What the rules see for a classified (not stored) ticket: ``triage.rule_input``, the
+    same function intake and field changes use, on the given fields and the prediction."""
+    known = {**ticket.fields, "channel": ticket.channel, "customer_tier": ticket.customer_tier,
+             "affected_service": ticket.affected_service, "requester": ticket.requester,
+             "vip": extras.get("vip"), "major_incident": extras.get("major_incident"),
+             "subject": ticket.subject, "body": ticket.body}
+    return build_rule_input(known, prediction)
 
 
 def outcome_json(outcome) -> dict:
     """The rules Outcome as JSON: fields after actions, team, SLA, tags, escalate, fired."""
     fields = {k: v for k, v in dict(getattr(outcome, "fields", {}) or {}).items()
-              if k not in {"subject", "body", "text", "decisions"}}
+              if k not in {"subject", "body", "text"} and not k.startswith("predicted.")}
     return {"rules": {"fields": jsonable(fields), "team": jsonable(getattr(outcome, "team", None)),
                       "tags": jsonable(list(getattr(outcome, "tags", []) or [])),
                       "escalate": jsonable(getattr(outcome, "escalate", None)),
-                      "fired": jsonable(list(getattr(outcome, "fired", []) or []))},
+                      "fired": jsonable(list(getattr(outcome, "fired", []) or [])),
+                      "senior": jsonable(getattr(outcome, "senior", False)),
+                      "accepted": jsonable(list(getattr(outcome, "accepted", []) or []))},
             "sla": jsonable(getattr(outcome, "sla", None))}
 
 

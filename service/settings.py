@@ -62,6 +62,11 @@ SETTINGS: list[Setting] = [
     Setting("TRIAGE_RULES_PATH", "", str,
             "Rules / SLA policy YAML. Empty: the defaults shipped in `triage/defaults/rules.yaml`. "
             "A broken file stops the service from becoming ready."),
+    Setting("TRIAGE_DESK_PATH", "", str,
+            "The desk file (teams, agents, queues; see `triage desk apply`). Set: every team the "
+            "rules route to and every class of the bundle's team head must be a desk team (or be "
+            "mapped under `team_map`), else the service does not become ready; intake maps model "
+            "team labels through `team_map`. Empty: no check."),
     Setting("TRIAGE_ENCODER", "", str,
             "Override the bundle's encoder kind at serving time, e.g. `minilm-onnx` for the int8 "
             "ONNX MiniLM (2-3x faster). Empty: the encoder the bundle was trained with."),

@@ -102,6 +102,9 @@ def build_loaded(config: dict, requested: str | None = None) -> Loaded:
     start = time.perf_counter()
     path = resolve_bundle(config, requested)
     rules, rules_path = load_rules(config.get("TRIAGE_RULES_PATH") or None)
+    from .desk import check_desk
+
+    check_desk(config, rules, path)  # unknown team names: refuse, naming file and line
     triager, encoder = load_triager(path, config.get("TRIAGE_ENCODER") or None)
     kb, kb_source = load_kb(config, path, encoder)
     if encoder is not None:
@@ -123,7 +126,10 @@ def prepare(config: dict) -> dict:
     from .components import serving_encoder, bundle_encoder_ref
 
     path = resolve_bundle(config)
-    load_rules(config.get("TRIAGE_RULES_PATH") or None)
+    rules, _ = load_rules(config.get("TRIAGE_RULES_PATH") or None)
+    from .desk import check_desk
+
+    check_desk(config, rules, path)
     encoder = serving_encoder(bundle_encoder_ref(path), config.get("TRIAGE_ENCODER") or None)
     kb, source = load_kb(config, path, encoder)
     return {"bundle": str(path), "kb": source, "articles": len(kb.articles)}

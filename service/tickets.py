@@ -71,6 +71,27 @@ def serving_components():
     return triager, rules, encoder
 
 
+def desk_team_map() -> dict[str, str]:
+    from .desk import team_map
+
+    return team_map(current_app.config)
+
+
+# fields whose change can make another rule fire (rules re-run on a person's change)
+RULE_FIELDS = {"ticket_type", "category", "priority", "affected_service", "customer_tier", "team"}
+
+
+def rerun_after_change(session, ticket, changed: list[str], actor: str) -> dict | None:
+    """Rules again on the changed ticket: accepting P1 escalates, tags and re-targets the SLA."""
+    from triage.store.intake import rerun_rules
+
+    if not RULE_FIELDS & set(changed):
+        return None
+    _, rules, _ = serving_components()
+    return rerun_rules(session, ticket, rules, actor=actor, now=utcnow(),
+                       team_map=desk_team_map())
+
+
 def _viewer(session) -> access.Viewer:
     key = g.get("api_key")
     if key is None:
@@ -112,7 +133,8 @@ def create_ticket():
         else payload.get("requester") or "intake"
     with store.session() as session:
         result = intake(session, payload, actor=actor, triager=triager, ruleset=rules,
-                        encoder=encoder, idempotency_key=_scoped(key), now=utcnow())
+                        encoder=encoder, idempotency_key=_scoped(key), now=utcnow(),
+                        team_map=desk_team_map())
         body = {"ok": True, **result.to_dict()}
     response = jsonify(body)
     response.status_code = 201 if result.created else 200
@@ -243,7 +265,7 @@ def transition(ticket_id: int):
         viewer = _staff(session)
         ticket = access.visible(session, viewer, ticket_id, lock=True)
         tickets.transition(session, ticket, body["to"], actor=viewer.id, now=utcnow(),
-                           resolution=body.get("resolution"))
+                           resolution=body.get("resolution"), reason=body.get("reason"))
         out: dict[str, Any] = {"ok": True, "ticket": tickets.to_dict(ticket)}
         if body.get("resolve_children") and ticket.status == "resolved":
             out["children"] = merge.resolve_children(session, ticket, actor=viewer.id)
@@ -265,11 +287,13 @@ def patch_ticket(ticket_id: int):
         viewer = _staff(session)
         ticket = access.visible(session, viewer, ticket_id, lock=True)
         changed = tickets.edit(session, ticket, body, actor=viewer.id, now=utcnow())
+        rules_out = rerun_after_change(session, ticket, changed, viewer.id)
         if assignee is not None:
             routing.assign(session, ticket_id, actor=viewer.id,
                            agent_id=None if assignee == "auto" else str(assignee), now=utcnow())
             changed.append("assignee")
-        out = {"ok": True, "changed": changed, "ticket": tickets.to_dict(ticket)}
+        out = {"ok": True, "changed": changed, "ticket": tickets.to_dict(ticket),
+               "rules": rules_out}
     return jsonify(out)
 
 

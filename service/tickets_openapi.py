@@ -73,10 +73,11 @@ def OPENAPI_PATHS(config: dict) -> dict:  # noqa: N802 - the name service.openap
                          ok("TicketResponse", "changed"), (400, 404, 409, 415, 422) + AUTH, agent,
                          parameters=[TID], requestBody=_body({"type": "object"}))},
         "/v1/tickets/{ticket_id}/transition": {"post": _op(
-            "Lifecycle move {to, resolution?, resolve_children?}", ok("TicketResponse", "moved"),
+            "Lifecycle move {to, resolution?, reason? (pending: customer|third_party), "
+            "resolve_children?}", ok("TicketResponse", "moved"),
             (400, 404, 409, 415, 422) + AUTH, agent, parameters=[TID],
-            requestBody=_body(_obj({"to": STR, "resolution": STR, "resolve_children": BOOL},
-                                   ["to"])))},
+            requestBody=_body(_obj({"to": STR, "resolution": STR, "reason": STR,
+                                    "resolve_children": BOOL}, ["to"])))},
         "/v1/tickets/{ticket_id}/comments": {"post": _op(
             "Add a follow-up {body, public?}", {"201": _json(REF("TicketResponse"), "added")},
             (400, 404, 415, 422) + AUTH, everyone, parameters=[TID, REQUESTER],

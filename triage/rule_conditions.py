@@ -11,7 +11,7 @@ import re
 
 from .configfile import LMap, line_of
 from .errors import InputError
-from .rules import ACTIONS, FIELDS, OPERATORS, Rule
+from .rules import ACCEPTABLE, ACTIONS, FIELDS, OPERATORS, Rule, field_type
 
 RULE_KEYS = {"name", "description", "enabled", "when", "then"}
 
@@ -25,33 +25,42 @@ def _get(state: dict, name: str):
     return _text_of(state) if name == "text" else state.get(name)
 
 
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _fold(v):
     return v.casefold() if isinstance(v, str) else v
 
 
 def _check_value(p, fname: str, op: str, value, line: int):
     """The value a leaf compares with must fit the field's type and the operator."""
-    ftype = FIELDS[fname]
+    ftype = field_type(fname)
     items = value if op in ("in", "contains_any") else [value]
     if op in ("in", "contains_any"):
         if not isinstance(value, list) or not value:
             p.fail(f"{op}: expected a non-empty list, got {value!r}", line)
     if op in ("contains_any", "matches") and ftype is not str:
         p.fail(f"{op} works on text fields, not on {fname} ({ftype.__name__})", line)
-    if op in ("gte", "lte") and ftype is not int:
-        p.fail(f"{op} works on numeric fields (priority, impact, urgency), not on {fname}", line)
+    if op in ("gte", "lte") and ftype not in (int, float):
+        p.fail(f"{op} works on numeric fields (priority, impact, urgency, "
+               f"predicted.*.probability), not on {fname}", line)
     for v in items:
-        ok = isinstance(v, ftype) and not (ftype is int and isinstance(v, bool))
+        ok = isinstance(v, ftype) and not isinstance(v, bool) if ftype in (int, float) \
+            else isinstance(v, ftype)
+        if ftype is float and isinstance(v, int) and not isinstance(v, bool):
+            ok = True
         if not ok:
             p.fail(f"{fname} {op}: expected {ftype.__name__} values, got {v!r}", line)
-        if fname == "priority":
+        if fname in ("priority", "predicted.priority"):
             p.priority(v, line, "priority")
 
 
 def _leaf(p, node: LMap, line: int):
     fname = node.get("field")
-    if fname not in FIELDS:
-        p.fail(f"unknown field {fname!r} (expected one of {sorted(FIELDS)})", line_of(node, "field", line))
+    if field_type(fname) is None:
+        p.fail(f"unknown field {fname!r} (expected one of {sorted(FIELDS)}, or predicted.<field> "
+               "with optional .decision / .probability)", line_of(node, "field", line))
     ops = [k for k in node if k != "field"]
     for op in ops:
         if op not in OPERATORS:
@@ -67,9 +76,9 @@ def _leaf(p, node: LMap, line: int):
         folded = {_fold(v) for v in value}
         return lambda s: _fold(_get(s, fname)) in folded
     if op == "gte":
-        return lambda s: isinstance(_get(s, fname), int) and _get(s, fname) >= value
+        return lambda s: _number(_get(s, fname)) and _get(s, fname) >= value
     if op == "lte":
-        return lambda s: isinstance(_get(s, fname), int) and _get(s, fname) <= value
+        return lambda s: _number(_get(s, fname)) and _get(s, fname) <= value
     if op == "contains_any":
         words = "|".join(re.escape(" ".join(w.lower().split())) for w in value)
         rx = re.compile(rf"(?<!\w)(?:{words})(?!\w)")
@@ -120,6 +129,13 @@ def _check_actions(p, then: LMap, line: int, policies: set[str], teams) -> dict:
             out[key] = p.text(value, vline, "route_to")
             if teams is not None and value not in teams:
                 p.fail(f"route_to: unknown team {value!r} (declared: {teams})", vline)
+        elif key == "accept_predicted":
+            names = [value] if isinstance(value, str) else p.seq(value, vline, key)
+            for n in names:
+                if n not in ACCEPTABLE:
+                    p.fail(f"accept_predicted: expected fields among {list(ACCEPTABLE)}, "
+                           f"got {n!r}", vline)
+            out[key] = list(names)
         elif key == "add_tags":
             tags = [value] if isinstance(value, str) else p.seq(value, vline, "add_tags")
             out[key] = [p.text(t, vline, "tag") for t in tags]
@@ -167,6 +183,11 @@ def prepare_fields(fields: dict, default_priority: int) -> dict:
     """A copy of the ticket fields with priority, vip and major_incident in canonical form."""
     state = dict(fields)
     state["priority"] = _priority(state.get("priority"), default_priority)
+    if state.get("predicted.priority") is not None:  # "P1" -> 1; an odd label compares as nothing
+        try:
+            state["predicted.priority"] = _priority(state["predicted.priority"], default_priority)
+        except InputError:
+            state["predicted.priority"] = None
     state["vip"] = bool(state.get("vip"))
     state["major_incident"] = bool(state.get("major_incident"))
     for key in ("impact", "urgency"):
@@ -181,6 +202,13 @@ def apply_actions(actions: dict, state: dict, out) -> str | None:
         state["priority"] = actions["set_priority"]
     if "raise_priority" in actions:  # raise = more urgent = a smaller number; never lowers
         state["priority"] = min(state["priority"], actions["raise_priority"])
+    for name in actions.get("accept_predicted", []):  # the suggestion becomes the value
+        value = state.get(f"predicted.{name}")
+        if value is not None and state.get(name) in (None, "") or \
+                (name == "priority" and value is not None and value < state["priority"]):
+            state[name] = value
+            if name not in out.accepted:
+                out.accepted.append(name)
     if "route_to" in actions:
         state["team"] = actions["route_to"]
     for tag in actions.get("add_tags", []):
@@ -188,4 +216,6 @@ def apply_actions(actions: dict, state: dict, out) -> str | None:
             out.tags.append(tag)
     if actions.get("escalate"):
         out.escalate = True
+    if actions.get("assign_senior"):
+        out.senior = True
     return actions.get("sla_policy")

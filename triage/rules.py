@@ -33,8 +33,30 @@ FIELDS: dict[str, type] = {
     "affected_service": str, "requester": str, "subject": str, "body": str, "text": str,
     "priority": int, "impact": int, "urgency": int, "vip": bool, "major_incident": bool,
 }
+# ``predicted.<field>`` (the model's label), ``.decision`` (apply|suggest|abstain) and
+# ``.probability`` (0..1) for every field above and any other head of the bundle
+PREDICTED_PARTS = {"decision": str, "probability": float}
+
+
+def field_type(name: str) -> type | None:
+    """The type a condition on ``name`` compares against, or None for an unknown field."""
+    if name in FIELDS:
+        return FIELDS[name]
+    if not isinstance(name, str) or not name.startswith("predicted."):
+        return None
+    parts = name.split(".")
+    if len(parts) == 2 and parts[1]:
+        return FIELDS.get(parts[1], str)
+    if len(parts) == 3 and parts[1] and parts[2] in PREDICTED_PARTS:
+        return PREDICTED_PARTS[parts[2]]
+    return None
+
+
 OPERATORS = {"equals", "in", "contains_any", "matches", "gte", "lte"}
-ACTIONS = {"set_priority", "raise_priority", "sla_policy", "route_to", "add_tags", "escalate", "stop"}
+ACTIONS = {"set_priority", "raise_priority", "sla_policy", "route_to", "add_tags", "escalate", "stop",
+           "accept_predicted", "assign_senior"}
+# fields ``accept_predicted`` may take from the model's suggestion
+ACCEPTABLE = ("priority", "team", "category", "type", "affected_service")
 TOP_KEYS = {"version", "teams", "calendars", "sla_policies", "default_policy", "default_priority",
             "escalation_levels", "rules"}
 Condition = Callable[[dict], bool]
@@ -75,10 +97,13 @@ class Outcome:
     tags: list[str] = field(default_factory=list)
     escalate: bool = False
     fired: list[str] = field(default_factory=list)
+    senior: bool = False          # a rule asked for a senior agent of the team
+    accepted: list[str] = field(default_factory=list)  # fields taken from the model's suggestion
 
     def to_dict(self) -> dict:
         return {"fields": dict(self.fields), "team": self.team, "tags": list(self.tags),
-                "escalate": self.escalate, "fired": list(self.fired),
+                "escalate": self.escalate, "fired": list(self.fired), "senior": self.senior,
+                "accepted": list(self.accepted),
                 "sla": self.sla.to_dict() if self.sla else None}
 
 

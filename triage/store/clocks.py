@@ -174,6 +174,28 @@ def retarget(session: Session, ticket: TicketRow, now: datetime) -> None:
                row.due_at and row.due_at.isoformat(), now)
 
 
+def change_policy(session: Session, ticket: TicketRow, policy: SlaPolicy, now: datetime) -> None:
+    """Rules chose another SLA policy (e.g. an agent accepted P1): running clocks take its
+    targets for the ticket's priority and tier; time already spent stays spent."""
+    tier = (ticket.customer_tier or "").lower() or None
+    for row in _rows(session, ticket.id):
+        if not row.running or row.policy == policy.name:
+            continue
+        kind = row.kind
+        targets = {str(t.priority): getattr(t, kind) for t in policy.targets if t.tier is None}
+        targets.update({str(t.priority): getattr(t, kind) for t in policy.targets
+                        if t.tier is not None and t.tier.lower() == tier})
+        minutes = targets.get(str(ticket.priority))
+        if minutes is None:
+            continue
+        before, old_policy = row.due_at, row.policy
+        row.policy, row.state = policy.name, {**row.state, "targets": targets}
+        _save(row, _clock(row).retarget(minutes, now), now)
+        _event(session, ticket, f"sla.{kind}.policy", old_policy, policy.name, now)
+        _event(session, ticket, f"sla.{kind}", before and before.isoformat(),
+               row.due_at and row.due_at.isoformat(), now)
+
+
 def on_transition(session: Session, ticket: TicketRow, old: str, new: str, now: datetime) -> None:
     """Pending pauses, leaving pending resumes, resolution stops, reopening restarts."""
     if new == "pending":

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from triage.store import clocks, feedback, routing, tickets
+from triage.rule_input import rule_input, ticket_known, with_desk_teams
 from triage.store.tables import TicketRow, utcnow
 from triage.ticket import Ticket
 
@@ -45,11 +46,13 @@ class IntakeResult:
 
 def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=None,
            ruleset=None, idempotency_key: str | None = None, now: datetime | None = None,
-           encoder=None, auto_assign: bool = True) -> IntakeResult:
+           encoder=None, auto_assign: bool = True,
+           team_map: dict[str, str] | None = None) -> IntakeResult:
     """Create (or, for a retried key, find) the ticket and run the whole triage on it.
 
     With an ``encoder`` the ticket's vector is kept and similar open tickets
     are offered as duplicates (and a burst proposed as a major incident).
+    ``team_map`` (the desk's) renames the model's team labels to desk teams.
     """
     now = now or utcnow()
     ticket, created = tickets.create(session, payload, actor=actor,
@@ -59,10 +62,12 @@ def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=Non
         return result
     given = {k: payload[k] for k in GIVEN_FIELDS if payload.get(k) not in (None, "")}
     tickets.set_fields(session, ticket, given, actor=actor, now=now, retime=False)
-    model_fields = _classify(session, ticket, triager, result, now)
-    outcome = _apply_rules(session, ticket, ruleset, result, now)
-    rules_team = outcome.team if outcome is not None and _rule_did(ruleset, outcome, "route_to") \
-        else None
+    _classify(session, ticket, triager, result, now)
+    seen = with_desk_teams(result.prediction, team_map)
+    model_fields = (seen or {}).get("fields") or {}
+    outcome = _apply_rules(session, ticket, ruleset, seen, result, now)
+    rules_team = outcome.team if outcome is not None and (
+        _rule_did(ruleset, outcome, "route_to") or "team" in outcome.accepted) else None
     choice = routing.choose_team(model_fields, rules_team or ticket.team)
     if choice.source == "rules" and ticket.team and not rules_team:
         choice.source = "given"
@@ -72,7 +77,7 @@ def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=Non
     if encoder is not None:
         _similar(session, ticket, encoder, result)
     if auto_assign and ticket.queue != tickets.TRIAGE_QUEUE:
-        _try_assign(session, ticket, actor, now)
+        _try_assign(session, ticket, actor, now, senior=bool(outcome and outcome.senior))
     return result
 
 
@@ -106,31 +111,85 @@ def _rule_did(ruleset, outcome, action: str) -> bool:
                if rule.name in fired)
 
 
-def _apply_rules(session: Session, ticket: TicketRow, ruleset, result: IntakeResult,
+def _apply_rules(session: Session, ticket: TicketRow, ruleset, prediction, result: IntakeResult,
                  now: datetime):
     if ruleset is None:
         return None
-    fields = {"subject": ticket.subject, "body": ticket.body, "channel": ticket.channel,
-              "customer_tier": ticket.customer_tier, "requester": ticket.requester,
-              "category": ticket.category, "type": ticket.ticket_type,
-              "affected_service": ticket.affected_service, "team": ticket.team,
-              "priority": ticket.priority, **{k: v for k, v in (ticket.extra or {}).items()
-                                              if k in ("vip", "major_incident", "impact",
-                                                       "urgency")}}
-    outcome = ruleset.evaluate(fields, now)
+    outcome = ruleset.evaluate(rule_input(ticket_known(ticket), prediction), now)
     result.rules = outcome.to_dict()
+    act_on_outcome(session, ticket, ruleset, outcome, now, open_fields=result.open_fields)
+    return outcome
+
+
+def act_on_outcome(session: Session, ticket: TicketRow, ruleset, outcome, now: datetime, *,
+                   open_fields: list[str] | None = None) -> list[str]:
+    """Write what the rules decided onto the ticket: priority, accepted fields, tags, escalation.
+
+    Team and queue are left to routing (intake) or to the caller (a re-run keeps
+    the team an agent chose unless a rule routes). Returns the changed fields.
+    """
     actor = "rules:" + ",".join(outcome.fired) if outcome.fired else "rules"
     changes: dict[str, Any] = {}
-    if _rule_did(ruleset, outcome, "set_priority") or _rule_did(ruleset, outcome, "raise_priority"):
+    if _rule_did(ruleset, outcome, "set_priority") or _rule_did(ruleset, outcome, "raise_priority") \
+            or "priority" in outcome.accepted:
         changes["priority"] = outcome.fields.get("priority")
-        if "priority" in result.open_fields:
-            result.open_fields.remove("priority")
-    if outcome.tags:
+    for name in outcome.accepted:
+        store_name = "ticket_type" if name == "type" else name
+        if name not in ("priority", "team") and getattr(ticket, store_name) in (None, ""):
+            changes[store_name] = outcome.fields.get(name)
+    for name in list(changes):
+        if open_fields is not None and name in open_fields:
+            open_fields.remove(name)
+    if outcome.tags and not set(outcome.tags) <= set(ticket.tags or []):
         changes["tags"] = sorted(set(ticket.tags or []) | set(outcome.tags))
-    tickets.set_fields(session, ticket, changes, actor=actor, now=now, retime=False)
-    if outcome.escalate:
+    changed = tickets.set_fields(session, ticket, changes, actor=actor, now=now, retime=False)
+    if outcome.escalate and not _escalated(session, ticket):
         tickets.record(session, ticket, "escalate", None, "rules", actor, now)
-    return outcome
+        changed.append("escalate")
+    return changed
+
+
+def _escalated(session: Session, ticket: TicketRow) -> bool:
+    from sqlalchemy import select
+
+    from triage.store.tables import TicketEvent
+
+    return session.scalars(select(TicketEvent.id).where(
+        TicketEvent.ticket_id == ticket.id, TicketEvent.field == "escalate")).first() is not None
+
+
+def rerun_rules(session: Session, ticket: TicketRow, ruleset, *, actor: str,
+                now: datetime | None = None,
+                team_map: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """A person changed a field: the rules run again on the ticket as it is now.
+
+    Accepting a suggested P1 thus escalates, tags and re-targets the SLA (on the
+    policy the rules pick) exactly as if the ticket had arrived as P1. Rules only
+    raise priority, so a re-run never undoes the person's change.
+    """
+    if ruleset is None:
+        return None
+    now = now or utcnow()
+    prediction = with_desk_teams(_stored_prediction(session, ticket), team_map)
+    outcome = ruleset.evaluate(rule_input(ticket_known(ticket), prediction), now)
+    changed = act_on_outcome(session, ticket, ruleset, outcome, now)
+    if "priority" in changed:
+        clocks.retarget(session, ticket, now)
+    if outcome.sla is not None:
+        clocks.change_policy(session, ticket, ruleset.policies[outcome.sla.policy], now)
+    if _rule_did(ruleset, outcome, "route_to") and outcome.team and outcome.team != ticket.team:
+        tickets.set_fields(session, ticket, {"team": outcome.team, "queue": outcome.team},
+                           actor="rules:" + ",".join(outcome.fired), now=now)
+    if outcome.senior and ticket.team and ticket.status in tickets.OPEN_STATUSES:
+        _try_assign(session, ticket, "rules", now, senior=True)
+    return {**outcome.to_dict(), "changed": changed}
+
+
+def _stored_prediction(session: Session, ticket: TicketRow) -> dict[str, Any]:
+    """The model's stored view of the ticket, in the Triager's result shape."""
+    preds = feedback.latest_predictions(session, ticket.id)
+    return {"fields": {head: {"label": p.label, "decision": p.decision,
+                              "probability": p.probability} for head, p in preds.items()}}
 
 
 def _route(session: Session, ticket: TicketRow, choice: routing.TeamChoice,
@@ -168,12 +227,17 @@ def _similar(session: Session, ticket: TicketRow, encoder, result: IntakeResult)
     result.incident = similar.burst(session, ticket, vector, name)
 
 
-def _try_assign(session: Session, ticket: TicketRow, actor: str, now: datetime) -> None:
-    """Give it an owner if someone in the team has room; otherwise it waits in the queue."""
+def _try_assign(session: Session, ticket: TicketRow, actor: str, now: datetime, *,
+                senior: bool = False) -> None:
+    """Give it an owner if someone in the team has room; otherwise it waits in the queue.
+
+    ``senior``: a rule asked for experience (a P1, a VIP in a major incident), so
+    the most senior available agent of the team goes first.
+    """
     from triage.errors import TransitionError
 
     try:
         with session.begin_nested():
-            routing.assign(session, ticket.id, actor="routing", now=now)
+            routing.assign(session, ticket.id, actor="routing", now=now, senior=senior)
     except TransitionError:
         session.refresh(ticket)

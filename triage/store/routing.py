@@ -76,11 +76,15 @@ def open_load(session: Session, agent_id: str) -> int:
     return int(session.scalar(stmt) or 0)
 
 
-def candidates(session: Session, team: str, skills: Iterable[str] = ()) -> list[tuple[Agent, int]]:
+def candidates(session: Session, team: str, skills: Iterable[str] = (), *,
+               senior: bool = False) -> list[tuple[Agent, int]]:
     """Available agents of ``team`` below capacity, best first.
 
     Best = most of the wanted skills, then the lowest open load, then id (stable).
+    ``senior`` puts seniority (desk.yaml: lead > senior > regular > junior) first.
     """
+    from triage.desk import SENIORITY
+
     wanted = set(skills)
     load = select(TicketRow.assignee, func.count().label("n")).where(
         TicketRow.status.in_(OPEN), TicketRow.assignee.is_not(None)) \
@@ -89,9 +93,10 @@ def candidates(session: Session, team: str, skills: Iterable[str] = ()) -> list[
             .join(agent_teams, agent_teams.c.agent_id == Agent.id)
             .join(Team, Team.id == agent_teams.c.team_id)
             .outerjoin(load, load.c.assignee == Agent.id)
-            .where(Team.name == team, Agent.available.is_(True)))
+            .where(Team.name == team, Agent.available.is_(True), Agent.active.is_not(False)))
     rows = [(agent, int(n)) for agent, n in session.execute(stmt) if n < agent.capacity]
-    rows.sort(key=lambda r: (-len(wanted & set(r[0].skills or [])), r[1], r[0].id))
+    rank = (lambda a: -SENIORITY.get(a.seniority or "regular", 0)) if senior else (lambda a: 0)
+    rows.sort(key=lambda r: (rank(r[0]), -len(wanted & set(r[0].skills or [])), r[1], r[0].id))
     return rows
 
 
@@ -104,7 +109,8 @@ def route(session: Session, ticket: TicketRow, choice: TeamChoice, *, actor: str
 
 
 def assign(session: Session, ticket_id: int, *, actor: str, agent_id: str | None = None,
-           skills: Iterable[str] = (), now: datetime | None = None) -> TicketRow:
+           skills: Iterable[str] = (), now: datetime | None = None,
+           senior: bool = False) -> TicketRow:
     """Give the ticket an owner: ``agent_id`` if named, else the best candidate of its team.
 
     Raises :class:`TransitionError` when nobody can take it (all at capacity,
@@ -127,7 +133,7 @@ def assign(session: Session, ticket_id: int, *, actor: str, agent_id: str | None
         if not ticket.team:
             raise TransitionError(f"ticket {ticket.id} has no team yet: it waits in the "
                                   "triage queue", ticket=ticket.id)
-        pool = [a.id for a, _ in candidates(session, ticket.team, skills)]
+        pool = [a.id for a, _ in candidates(session, ticket.team, skills, senior=senior)]
     for candidate in pool:
         try:
             with session.begin_nested():  # a full agent's lock is released before the next

@@ -66,6 +66,12 @@ class Team(Base):
     __tablename__ = "teams"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    # desk.yaml: the rules' calendar the team works on, who is paged, and whether the
+    # team is still in the desk file (a removed team keeps its tickets' history)
+    calendar: Mapped[str | None] = mapped_column(String(100))
+    escalation_contacts: Mapped[list[Any] | None] = mapped_column(default=list)
+    description: Mapped[str | None] = mapped_column(Text, default="")
+    active: Mapped[bool | None] = mapped_column(Boolean, default=True)  # NULL reads as true
     agents: Mapped[list["Agent"]] = relationship(secondary=agent_teams, back_populates="teams")
 
 
@@ -78,7 +84,35 @@ class Agent(Base):
     skills: Mapped[list[Any]] = mapped_column(default=list)
     capacity: Mapped[int] = mapped_column(default=10)
     available: Mapped[bool] = mapped_column(Boolean, default=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    seniority: Mapped[str | None] = mapped_column(String(20), default="regular")
+    active: Mapped[bool | None] = mapped_column(Boolean, default=True)  # in the desk; NULL: yes
     teams: Mapped[list[Team]] = relationship(secondary=agent_teams, back_populates="agents")
+
+
+class DeskQueue(Base):
+    """A named queue beyond the one every team has (e.g. ``major-incidents``)."""
+
+    __tablename__ = "desk_queues"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    team: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class DeskChange(Base):
+    """Who changed which desk object, how (file apply or admin API): append-only."""
+
+    __tablename__ = "desk_changes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # team | agent | queue
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    field: Mapped[str] = mapped_column(String(100))
+    old: Mapped[str | None] = mapped_column(Text)
+    new: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(300), default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TicketRow(Base):

@@ -28,6 +28,9 @@ MANDATORY = ("category", "priority", "affected_service")
 EDITABLE = ("subject", "ticket_type", "category", "priority", "affected_service", "customer_tier",
             "team", "queue", "tags")
 TRIAGE_QUEUE = "triage"
+# Why a ticket waits (ITIL "pending"): on the customer's answer or on a third party (vendor,
+# carrier, another organisation). Kept in ``extra["pending_reason"]`` and in the history.
+PENDING_REASONS = ("customer", "third_party")
 OPEN_STATUSES = (Status.NEW.value, Status.ASSIGNED.value, Status.IN_PROGRESS.value,
                  Status.PENDING.value)
 
@@ -200,10 +203,18 @@ def missing_mandatory(ticket: TicketRow) -> list[str]:
 
 
 def transition(session: Session, ticket: TicketRow, to: str | Status, *, actor: str,
-               now: datetime | None = None, resolution: str | None = None) -> TicketRow:
-    """Move along the lifecycle table, or raise :class:`TransitionError` saying why not."""
+               now: datetime | None = None, resolution: str | None = None,
+               reason: str | None = None) -> TicketRow:
+    """Move along the lifecycle table, or raise :class:`TransitionError` saying why not.
+
+    ``reason`` says why a ticket goes ``pending`` (one of ``PENDING_REASONS``).
+    """
     now = now or utcnow()
     old, new = Status(ticket.status), _status(to)
+    if reason is not None and (new is not Status.PENDING or reason not in PENDING_REASONS):
+        raise InputError("a reason is given only for pending: customer or third_party",
+                         column="reason", expected="|".join(PENDING_REASONS) + " with to=pending",
+                         got=reason)
     fits(TicketRow, "resolution", resolution)
     allowed = sorted(s.value for s in TRANSITIONS[old])
     if new not in TRANSITIONS[old]:
@@ -224,9 +235,24 @@ def transition(session: Session, ticket: TicketRow, to: str | Status, *, actor: 
     ticket.status = new.value
     ticket.updated_at = now
     record(session, ticket, "status", old.value, new.value, actor, now)
+    _pending_reason(session, ticket, reason if new is Status.PENDING else None, actor, now)
     _stamp(session, ticket, old, new, actor, now, resolution)
     clocks.on_transition(session, ticket, old.value, new.value, now)
     return ticket
+
+
+def _pending_reason(session: Session, ticket: TicketRow, reason: str | None, actor: str,
+                    now: datetime) -> None:
+    extra = dict(ticket.extra or {})
+    old = extra.get("pending_reason")
+    if old == reason:
+        return
+    if reason is None:
+        extra.pop("pending_reason", None)
+    else:
+        extra["pending_reason"] = reason
+    ticket.extra = extra  # a new dict: the JSON column notices the change
+    record(session, ticket, "pending_reason", old, reason, actor, now)
 
 
 def _status(value: str | Status) -> Status:

@@ -1,0 +1,128 @@
+"""Intake acts on what the model knows: predicted.* in the rules, one rules input, re-runs."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from store_support import store, backend  # noqa: F401 - fixtures
+from test_store_feedback import FakeTriager, pred
+from triage.configfile import loads_yaml
+from triage.desk import load_desk
+from triage.errors import ConfigError
+from triage.rule_input import rule_input, ticket_known, with_desk_teams
+from triage.rules import RuleSet
+from triage.store import clocks, tickets
+from triage.store import desk as store_desk
+from triage.store.intake import intake, rerun_rules
+from triage.store.tables import TicketEvent
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)  # a Monday, office hours
+RULES = RuleSet.load()
+VPN = {"subject": "VPN down", "body": "The VPN is down for the whole Lyon office, nobody can work",
+       "requester": "ann@acme.example", "affected_service": "VPN"}
+# The model is fairly sure of an urgent network ticket, not sure enough to write the fields.
+SUGGESTS_P1 = FakeTriager({"priority": pred("P1", 0.62, "suggest"),
+                           "team": pred("Network", 0.71, "suggest"),
+                           "category": pred("Network", 0.80, "suggest"),
+                           "type": pred("incident", 0.97, "apply")})
+
+
+def _demo_desk(session):
+    store_desk.apply(session, load_desk(ROOT / "data" / "demo" / "desk.yaml"), actor="t",
+                     source="t")
+
+
+def _events(session, ticket_id, field):
+    return list(session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id,
+                                                          TicketEvent.field == field)))
+
+
+def test_rules_see_predicted_label_decision_and_probability():
+    fields = rule_input({"subject": "s", "body": "b", "priority": None, "type": "incident"},
+                        SUGGESTS_P1.classify([None])[0])
+    assert fields["predicted.priority"] == "P1"
+    assert fields["predicted.priority.decision"] == "suggest"
+    assert fields["predicted.priority.probability"] == pytest.approx(0.62)
+    assert "priority" not in fields  # a suggestion is not a value
+    assert fields["type"] == "incident"  # given; and the applied type would not overrule it
+    assert fields["text"] == "s b"
+
+
+def test_a_rule_on_a_predicted_field_validates_like_any_other(tmp_path):
+    bad = tmp_path / "r.yaml"
+    text = (ROOT / "triage" / "defaults" / "rules.yaml").read_text()
+    bad.write_text(text.replace("{field: predicted.priority.probability, gte: 0.3}",
+                                "{field: predicted.priority.confidence, gte: 0.3}"))
+    with pytest.raises(ConfigError, match="predicted.priority.confidence"):
+        RuleSet.load(bad)
+    bad.write_text(text.replace("{field: predicted.priority.probability, gte: 0.3}",
+                                "{field: predicted.priority.probability, gte: high}"))
+    with pytest.raises(ConfigError, match="expected float"):
+        RuleSet.load(bad)
+
+
+def test_suggested_outage_is_escalated_routed_and_given_to_a_senior_agent(store):
+    with store.session() as s:
+        _demo_desk(s)
+        res = intake(s, dict(VPN), actor="ann", triager=SUGGESTS_P1, ruleset=RULES, now=NOW)
+        t = res.ticket
+        assert t.priority in (1, 2) and t.team == "Network" and t.queue == "Network"
+        assert t.assignee == "nina"  # the senior Network agent, not the less loaded regular one
+        assert "suggested-outage" in res.rules["fired"] and res.rules["escalate"]
+        assert _events(s, t.id, "escalate")
+        assert clocks.clocks_of(s, t.id, NOW)[0]["policy"] in ("standard", "vip", "major-incident")
+
+
+def test_the_same_suggestion_without_outage_words_waits_for_a_person(store):
+    with store.session() as s:
+        _demo_desk(s)
+        res = intake(s, {**VPN, "subject": "VPN profile",
+                         "body": "my VPN profile needs renewing next week"},
+                     actor="ann", triager=SUGGESTS_P1, ruleset=RULES, now=NOW)
+        assert res.ticket.priority is None and res.ticket.queue == "triage"
+        assert not _events(s, res.ticket.id, "escalate")
+
+
+def test_accepting_p1_reruns_the_rules_escalates_tags_and_retimes(store):
+    quiet = FakeTriager({"priority": pred("P1", 0.45, "suggest"),
+                         "category": pred("Network", 0.99, "apply"),
+                         "team": pred("Network", 0.99, "apply")})
+    with store.session() as s:
+        _demo_desk(s)
+        res = intake(s, {**VPN, "subject": "VPN slow", "body": "VPN slow this morning"},
+                     actor="ann", triager=quiet,
+                     ruleset=RULES, now=NOW)
+        t = res.ticket
+        assert t.priority is None and not _events(s, t.id, "escalate")
+        due_before = {c["kind"]: c["due_at"] for c in clocks.clocks_of(s, t.id, NOW)}
+        changed = tickets.edit(s, t, {"priority": 1}, actor="nina", now=NOW)
+        out = rerun_rules(s, t, RULES, actor="nina", now=NOW)
+        assert "p1-escalate" in out["fired"] and "p1" in t.tags and changed
+        assert _events(s, t.id, "escalate")
+        due_after = {c["kind"]: c["due_at"] for c in clocks.clocks_of(s, t.id, NOW)}
+        assert due_after["first_response"] < due_before["first_response"]
+        # a second re-run escalates no second time
+        rerun_rules(s, t, RULES, actor="nina", now=NOW)
+        assert len(_events(s, t.id, "escalate")) == 1
+
+
+def test_rules_input_of_a_stored_ticket_equals_the_classify_input(store):
+    """The parity the rules rely on, at the level of the function both paths call."""
+    with store.session() as s:
+        res = intake(s, {**VPN, "customer_tier": "gold"}, actor="ann", triager=SUGGESTS_P1,
+                     ruleset=None, now=NOW)
+        stored = rule_input(ticket_known(res.ticket), res.prediction)
+    given = {**VPN, "customer_tier": "gold", "channel": "api"}
+    assert rule_input(given, SUGGESTS_P1.classify([None])[0]) == stored
+
+
+def test_team_map_renames_model_labels_for_rules_and_routing():
+    prediction = {"fields": {"team": pred("Networking", 0.99, "apply")}}
+    seen = with_desk_teams(prediction, {"Networking": "Network"})
+    assert seen["fields"]["team"]["label"] == "Network"
+    assert prediction["fields"]["team"]["label"] == "Networking"  # the stored view is kept
+    assert loads_yaml("a: 1")["a"] == 1
