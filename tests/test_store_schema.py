@@ -13,7 +13,7 @@ from triage.store.tables import Base
 
 
 def _not_fulltext(name, type_, parent_names) -> bool:
-    """The full-text index (migration 0007: SQLite FTS5 tables, a PostgreSQL expression index)
+    """The full-text index (migration 0008: SQLite FTS5 tables, a PostgreSQL expression index)
     is the database's own search machinery, not part of the table metadata."""
     return not ((type_ == "table" and name and name.startswith("tickets_fts"))
                 or (type_ == "index" and name == "ix_tickets_fulltext"))

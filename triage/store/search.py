@@ -3,7 +3,7 @@
 Full text uses the database's own index: SQLite FTS5 (``tickets_fts``, an
 external-content table kept in step by triggers) on the embedded store,
 PostgreSQL full-text search (a GIN index on the ticket's ``tsvector``) in
-production; both created by migration 0007 and stemming English words. A
+production; both created by migration 0008 and stemming English words. A
 store built without the migrations (``create_all``) falls back to a ``LIKE``
 scan, which is also the reference ``bench/bench_search.py`` measures against.
 
@@ -83,7 +83,7 @@ def text_filter(session: Session, query: str, *, method: str = "auto"):
         return TicketRow.id.in_(sub)
     tsquery = " & ".join(f"'{w}'" for w in terms[:-1]) + \
         (" & " if len(terms) > 1 else "") + f"'{terms[-1]}':*"
-    # written exactly as the index expression of migration 0007, so the planner uses it
+    # written exactly as the index expression of migration 0008, so the planner uses it
     return text("to_tsvector('english'::regconfig, coalesce(tickets.subject, '') || ' ' || "
                 "coalesce(tickets.body, '')) @@ to_tsquery('english'::regconfig, :tsq)") \
         .bindparams(tsq=tsquery)

@@ -1,7 +1,7 @@
 """The desk as data: team calendars and contacts, agent e-mail and seniority, queues, changes.
 
-Revision ID: 0006_desk
-Revises: 0005_ticket_type
+Revision ID: 0007_desk
+Revises: 0006_time_indexes
 Create Date: 2026-12-01 21:50:00
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0006_desk'
-down_revision = '0005_ticket_type'
+revision = '0007_desk'
+down_revision = '0006_time_indexes'
 branch_labels = None
 depends_on = None
 

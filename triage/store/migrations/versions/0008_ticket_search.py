@@ -1,7 +1,7 @@
 """Full-text search over tickets: SQLite FTS5 table + triggers, PostgreSQL GIN tsvector index.
 
-Revision ID: 0007_ticket_search
-Revises: 0006_desk
+Revision ID: 0008_ticket_search
+Revises: 0007_desk
 Create Date: 2026-12-01 22:10:00
 
 Both stem English words (porter / 'english'), so "printers" finds "printer".
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0007_ticket_search'
-down_revision = '0006_desk'
+revision = '0008_ticket_search'
+down_revision = '0007_desk'
 branch_labels = None
 depends_on = None
 
