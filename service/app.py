@@ -18,7 +18,7 @@ import uuid
 
 from flask import Flask, g, has_request_context, request
 
-from . import errors, health, settings
+from . import errors, health, mailer, settings
 from .auth import KeyRing
 from .state import ServiceState
 
@@ -36,6 +36,9 @@ BLUEPRINTS = [
     "service.reports:bp",
     "service.shadow:bp",
     "service.desk:bp",
+    "service.attachments:bp",
+    "service.satisfaction:bp",
+    "service.mail_admin:bp",
 ]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -54,6 +57,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     state = ServiceState(app.config)
     app.extensions["triage.state"] = state
     health.init_app(app)
+    mailer.init_app(app)
     _init_request_ids(app)
     for spec in BLUEPRINTS:
         module, _, attr = spec.partition(":")

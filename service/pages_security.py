@@ -4,8 +4,11 @@ The JSON API authenticates every call with an API key (``service/auth.py``); a
 browser cannot hold such a key safely, so people get a signed session cookie
 instead, carrying the *same* roles: ``agent`` and ``admin`` sign in with their
 API key (the key's name is their agent id, as on the API), customers sign in
-as ``requester`` with their e-mail address (``TRIAGE_PORTAL_EMAIL_SIGNIN``;
-meant for demos and for deployments behind a single-sign-on proxy).
+as ``requester`` by a one-time link mailed to their address (signed, single
+use, 15 minutes, rate-limited per address and per client). Typing an address
+alone signs in only under ``TRIAGE_PORTAL_EMAIL_SIGNIN`` (demos; logged loudly).
+Sessions live on the server too (``service/sessions.py``): signing out revokes
+the session, so a captured cookie stops working.
 
 Because a cookie is sent by the browser on its own, every state-changing page
 request carries a CSRF token (form field ``csrf_token`` or header
@@ -17,15 +20,25 @@ from __future__ import annotations
 
 import functools
 import hmac
+import logging
 import re
 import secrets
 from urllib.parse import urlencode
 
-from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
-                   session, url_for)
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from flask import (Blueprint, abort, current_app, flash, g, make_response, redirect,
+                   render_template, request, session, url_for)
 from werkzeug.routing import BuildError
 
+from triage.store import outbound
+from triage.store import signin as signin_store
+from triage.store.tables import utcnow
+
+from . import sessions
+
 bp = Blueprint("pages_security", __name__)
+log = logging.getLogger("service.pages_security")
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -46,9 +59,13 @@ _EMAIL = re.compile(r"^[^@\s<>\"']{1,200}@[^@\s<>\"']{1,120}\.[^@\s<>\"']{1,40}$
 # ----------------------------------------------------------------- app wiring
 @bp.record_once
 def _configure(state) -> None:
-    """Session cookie settings and the signing key (random per process when unset)."""
+    """Session cookie settings and the signing key (one key for every worker, see sessions)."""
     app = state.app
-    app.secret_key = app.config.get("TRIAGE_SECRET_KEY") or secrets.token_hex(32)
+    app.secret_key = sessions.secret_key(app.config)
+    if app.config.get("TRIAGE_PORTAL_EMAIL_SIGNIN"):
+        log.warning("TRIAGE_PORTAL_EMAIL_SIGNIN is on: ANYONE can sign in to the portal as ANY "
+                    "customer by typing an address, and read and answer their tickets. "
+                    "Use this for demos only.")
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_NAME="triage_session",
                       SESSION_COOKIE_SECURE=bool(app.config.get("TRIAGE_SESSION_COOKIE_SECURE")))
@@ -140,9 +157,21 @@ def csrf_token() -> str:
 
 
 def current_user() -> dict | None:
-    """``{"role", "id", "name"}`` of the signed-in person, or None."""
+    """``{"role", "id", "name"}`` of the signed-in person, or None (also once signed out elsewhere)."""
+    if "triage_user" in g:
+        return g.triage_user
     user = session.get("user")
-    return dict(user) if isinstance(user, dict) else None
+    if isinstance(user, dict) and not sessions.alive(_store()):
+        session.clear()  # revoked on the server: the cookie alone is worth nothing
+        user = None
+    g.triage_user = dict(user) if isinstance(user, dict) else None
+    return g.triage_user
+
+
+def _store():
+    from .tickets import get_store
+
+    return get_store()
 
 
 def login_required(*roles: str):
@@ -176,10 +205,9 @@ def home_for(user: dict) -> str:
 
 
 def _sign_in(role: str, ident: str, name: str) -> None:
-    """A fresh session (no fixation) with a fresh CSRF token."""
-    session.clear()
-    session["user"] = {"role": role, "id": ident, "name": name}
-    session["csrf"] = secrets.token_urlsafe(32)
+    """A fresh session (no fixation) with a fresh CSRF token, open on the server."""
+    sessions.open_session(_store(), role, ident, name)
+    g.pop("triage_user", None)
 
 
 def _staff_identity(key: str) -> tuple[str, str] | None:
@@ -202,10 +230,12 @@ def index():
 
 @bp.route("/signin", methods=["GET", "POST"])
 def signin():
-    """One page, two doors: customers by e-mail, staff by their API key."""
-    email_ok = bool(current_app.config.get("TRIAGE_PORTAL_EMAIL_SIGNIN", True))
+    """One page, two doors: customers by a mailed link (or, in demos, by address), staff by key."""
+    email_ok = bool(current_app.config.get("TRIAGE_PORTAL_EMAIL_SIGNIN"))
     nxt = request.values.get("next")
     if request.method == "POST":
+        if request.form.get("kind") != "staff" and not email_ok:
+            return _send_link(request.form.get("email", ""), safe_next(nxt, ""))
         error = _handle_signin(request.form, email_ok)
         if error is None:
             return redirect(safe_next(nxt, home_for(current_user())))
@@ -222,16 +252,73 @@ def _handle_signin(form, email_ok: bool) -> str | None:
             return "That key is not a valid agent or admin key."
         _sign_in(found[0], found[1], found[1])
         return None
-    if not email_ok:
-        return "Customer sign-in by e-mail is turned off here."
     email = form.get("email", "").strip().lower()
     if not _EMAIL.match(email):
         return "Please enter your e-mail address, like name@example.com."
+    log.warning("demo sign-in: %s signed in by typing the address (TRIAGE_PORTAL_EMAIL_SIGNIN)",
+                email)
     _sign_in("requester", email, email)
     return None
 
 
+# ----------------------------------------------------------------- one-time links
+def _links() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="triage-signin-link")
+
+
+def _send_link(typed: str, nxt: str):
+    """Queue a sign-in link to the address; the page says the same whatever the address."""
+    email = typed.strip().lower()
+    if not outbound.mail_address(email):
+        flash("Please enter your e-mail address, like name@example.com.", "error")
+        return render_template("signin.html", next=nxt, email_ok=False), 422
+    limits = signin_store.LinkLimits(
+        per_address=int(current_app.config["TRIAGE_SIGNIN_LINKS_PER_ADDRESS"]),
+        per_client=int(current_app.config["TRIAGE_SIGNIN_LINKS_PER_CLIENT"]))
+    try:
+        with _store().session() as s:
+            nonce = signin_store.issue_link(s, email, request.remote_addr or "-", now=utcnow(),
+                                            limits=limits)
+            token = _links().dumps({"a": email, "n": nonce, "next": nxt})
+            outbound.queue(s, "signin", [email], subject="Your sign-in link",
+                           context={"address": email,
+                                    "signin_path": url_for("pages_security.link", token=token)})
+    except signin_store.TooManyRequests as exc:
+        response = make_response(error_page(429, "Too many sign-in links were asked for. Please "
+                                                 "wait a few minutes and use the newest link "
+                                                 "you received."))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    return render_template("signin_sent.html", address=email), 200
+
+
+def _read_link(token: str) -> dict | None:
+    try:
+        data = _links().loads(token, max_age=int(signin_store.LINK_TTL.total_seconds()))
+    except BadSignature:  # also SignatureExpired
+        return None
+    return data if isinstance(data, dict) and {"a", "n"} <= set(data) else None
+
+
+@bp.route("/signin/link/<token>", methods=["GET", "POST"])
+def link(token: str):
+    """GET shows a button (mail scanners that follow links must not use them up); POST signs in."""
+    data = _read_link(token)
+    if data is None:
+        return error_page(400, "This sign-in link is not valid or has expired (links last 15 "
+                               "minutes). Please ask for a new one.")
+    if request.method == "GET":
+        return render_template("signin_link.html", token=token, address=data["a"])
+    with _store().session() as s:
+        fresh = signin_store.use_link(s, data["n"], data["a"], utcnow())
+    if not fresh:
+        return error_page(400, "This sign-in link was used already. Please ask for a new one.")
+    _sign_in("requester", data["a"], data["a"])
+    return redirect(safe_next(data.get("next"), url_for("portal.start")))
+
+
 @bp.post("/signout")
 def signout():
-    session.clear()
+    sessions.close_session(_store())
+    g.pop("triage_user", None)
     return redirect(url_for("pages_security.signin"))

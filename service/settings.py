@@ -113,13 +113,21 @@ SETTINGS: list[Setting] = [
     Setting("TRIAGE_LOG_LEVEL", "INFO", str, "Log level of the `triage serve` entry point."),
     # -- pages for people (portal, agent workspace): service/pages_security.py, service/portal.py
     Setting("TRIAGE_SECRET_KEY", "", str,
-            "Key signing the page session cookies. Empty: a random key per process (sessions end "
-            "on restart and are not shared between gunicorn workers: set it in production)."),
+            "Key signing the page session cookies and sign-in links. Empty: a key generated once "
+            "and kept in `TRIAGE_SECRET_KEY_FILE`, shared by every worker and every restart."),
+    Setting("TRIAGE_SECRET_KEY_FILE", "var/secret_key", str,
+            "Where the generated secret key is kept (created once, mode 0600) when "
+            "`TRIAGE_SECRET_KEY` is empty."),
     Setting("TRIAGE_SESSION_COOKIE_SECURE", False, parse_bool,
             "Send the page session cookie over HTTPS only (turn on behind TLS)."),
-    Setting("TRIAGE_PORTAL_EMAIL_SIGNIN", True, parse_bool,
-            "Let customers sign in to the portal by typing their e-mail address (no password): "
-            "for demos and deployments behind a single-sign-on proxy. Staff sign in with their API key."),
+    Setting("TRIAGE_PORTAL_EMAIL_SIGNIN", False, parse_bool,
+            "DEMO ONLY: let anyone sign in to the portal as any customer by typing an e-mail "
+            "address, with no proof. Logged loudly at start-up. Off: customers sign in by a "
+            "one-time link sent to their address. Staff sign in with their API key."),
+    Setting("TRIAGE_SIGNIN_LINKS_PER_ADDRESS", 5, int,
+            "Sign-in links that may be requested for one address per 15 minutes (429 beyond)."),
+    Setting("TRIAGE_SIGNIN_LINKS_PER_CLIENT", 20, int,
+            "Sign-in links that one client (IP address) may request per 15 minutes (429 beyond)."),
     Setting("TRIAGE_PORTAL_CONTROL_SHARE", 0.10, float,
             "Share of portal visits (0..1) that see no article suggestions: the control group the "
             "knowledge report measures deflection against."),
@@ -130,6 +138,41 @@ SETTINGS: list[Setting] = [
     Setting("TRIAGE_ESCALATION_INTERVAL", 0.0, float,
             "Seconds between escalation sweeps + webhook deliveries run inside each service "
             "process. 0: off (run `triage escalate` beside the service instead)."),
+    # -- mail to customers and staff: triage/mail, triage/store/outbound.py, service/mailer.py
+    Setting("TRIAGE_PUBLIC_URL", "", str,
+            "The address people reach the pages at, for links in mail (sign-in, rating, ticket). "
+            "Empty: `http://` + `TRIAGE_BIND`. Never taken from a request's Host header."),
+    Setting("TRIAGE_MAIL_FROM", "helpdesk@localhost", str,
+            "From address of outgoing mail; its domain also names the Message-IDs."),
+    Setting("TRIAGE_MAIL_FROM_NAME", "Help desk", str, "Display name of outgoing mail."),
+    Setting("TRIAGE_SMTP_HOST", "", str,
+            "SMTP server for outgoing mail. Empty: mail is written as .eml files to "
+            "`TRIAGE_MAIL_DIR` and listed on the admin outbox page (the demo)."),
+    Setting("TRIAGE_SMTP_PORT", 587, int, "SMTP port (587 STARTTLS, 465 TLS, 25 a local relay)."),
+    Setting("TRIAGE_SMTP_SECURITY", "starttls", str,
+            "`starttls`, `tls` (implicit TLS) or `none` (a relay on a trusted network only)."),
+    Setting("TRIAGE_SMTP_USER", "", str, "SMTP login (empty: no login)."),
+    Setting("TRIAGE_SMTP_PASSWORD", "", str,
+            "SMTP password: give it in the environment, never in a file under version control."),
+    Setting("TRIAGE_MAIL_DIR", "var/mail-out", str,
+            "Folder outgoing mail is written to when no SMTP host is set."),
+    Setting("TRIAGE_MAIL_TEMPLATES", "", str,
+            "Folder of mail templates overriding the shipped ones by file name "
+            "(`received.txt`, `received.html`, `received.subject.txt`, ... see triage/mail/templates)."),
+    Setting("TRIAGE_MAIL_INTERVAL", 0.0, float,
+            "Seconds between outbox deliveries (mail and webhooks) + pending reminders inside each "
+            "service process; `triage serve` sets 5 unless told otherwise. 0: off (run "
+            "`triage escalate` beside the service instead). Mail is never sent inside a request."),
+    Setting("TRIAGE_MAIL_PENDING_REMINDER_HOURS", 48.0, float,
+            "A ticket pending on the customer this long gets one reminder mail per pending spell "
+            "(0: no reminders)."),
+    # -- attachments: triage/store/attachments.py, service/attachments.py
+    Setting("TRIAGE_ATTACHMENTS_DIR", "var/attachments", str,
+            "Folder of attachment bytes, stored by content (sha256); the database keeps the rest."),
+    Setting("TRIAGE_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, int,
+            "Largest attachment accepted, per file (413 beyond)."),
+    Setting("TRIAGE_ATTACHMENT_TICKET_MAX_BYTES", 25 * 1024 * 1024, int,
+            "Most attachment bytes one ticket may hold (413 beyond)."),
     Setting("TRIAGE_SHADOW_BUNDLE", "", str,
             "Shadow mode: a challenger bundle (id under the models dir, or a folder) run beside "
             "the champion on live tickets; its predictions are stored, never applied, and "

@@ -140,7 +140,7 @@ def test_escalation_webhooks_are_signed_and_retried_with_backoff(store, receiver
     assert not webhooks.verify("s3cret", headers, body, now=stamp_now + timedelta(hours=1))
     assert json.loads(body)["data"]["name"] == "warn"
     with store.session() as s:
-        message = s.query(OutboxMessage).one()
+        message = s.query(OutboxMessage).filter_by(kind="webhook").one()
         assert message.attempts == 3 and message.delivered_at is not None
 
 
@@ -159,7 +159,7 @@ def test_a_message_is_not_retried_before_its_backoff(store):
     assert webhooks.deliver(store, now=lambda: t0, post=post)["retry"] == 1
     assert webhooks.deliver(store, now=lambda: t0 + timedelta(seconds=1), post=post)["retry"] == 0
     with store.session() as s:
-        msg = s.query(OutboxMessage).one()
+        msg = s.query(OutboxMessage).filter_by(kind="webhook").one()
         assert "ConnectionRefusedError" in msg.last_error
         assert msg.next_attempt_at == t0 + webhooks.backoff(1)
 

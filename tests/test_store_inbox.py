@@ -71,8 +71,11 @@ def test_a_customer_reply_puts_a_pending_ticket_back_to_work(store):
         assert t.status == "in_progress"
 
 
-def test_auto_replies_are_ignored(store):
+def test_auto_replies_open_no_ticket_and_are_kept_as_refusals(store):
+    from triage.store import mail_log
+
     with store.session() as s:
         r = inbox.receive(s, eml("Out of office", mid="<o@x>", extra="Auto-Submitted: auto-replied\r\n"),
                           now=NOW)
-        assert r.kind == "ignored" and r.ticket is None and tickets.query(s) == []
+        assert r.outcome == "refused" and r.ticket is None and tickets.query(s) == []
+        assert [x["reason"] for x in mail_log.listing(s)] == [r.reason]

@@ -41,6 +41,7 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
     # prepare() has already built the KB index cache, so this takes seconds, not minutes;
     # reloads still swap in the background.
     env.setdefault("TRIAGE_LOAD", "sync")
+    env.setdefault("TRIAGE_MAIL_INTERVAL", "5")  # a served desk sends its mail (never in a request)
     if args.workers is not None:
         env["TRIAGE_WORKERS"] = str(args.workers)
     if args.bundle:

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from triage.store import portal_events as _portal_events  # noqa: F401  registers its tables on Base
 from triage.store import policies as _policies  # noqa: F401  registers its table on Base
+from triage.store import attachments as _attachments  # noqa: F401  registers its table on Base
+from triage.store import mail_log as _mail_log  # noqa: F401  received_mail, mail_refusals
+from triage.store import satisfaction as _satisfaction  # noqa: F401  satisfaction
+from triage.store import signin as _signin  # noqa: F401  signin_links, page_sessions
 from triage.store.engine import Store, database_url
 
 __all__ = ["Store", "database_url"]

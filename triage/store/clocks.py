@@ -263,7 +263,7 @@ def _sweep(session: Session, now: datetime, limit: int) -> tuple[list[Fired], in
     locked with SKIP LOCKED on PostgreSQL so concurrent sweepers share the work.
     The batch is written with a handful of statements, not a few per clock.
     """
-    from triage.store import webhooks  # the outbox is written in this same transaction
+    from triage.store import notices, webhooks  # the outbox is written in this same transaction
 
     stmt = (select(SlaClockRow).where(SlaClockRow.running.is_(True),
                                       SlaClockRow.next_level_at <= now)
@@ -284,6 +284,7 @@ def _sweep(session: Session, now: datetime, limit: int) -> tuple[list[Fired], in
     fired = _insert_landed(session, due, now)
     _raise(session, fired, now)
     webhooks.queue_many(session, "ticket.escalated", [f.to_dict() for f in fired], now)
+    notices.deadline(session, fired, now)  # people hear of it too, not only a webhook
     session.flush()
     return fired, len(rows)
 

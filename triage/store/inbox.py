@@ -1,29 +1,45 @@
-"""E-mail into the store: a parsed message (``triage.mail.parse_message``) → ticket or follow-up.
+"""E-mail into the store: a parsed message (``triage.mail.parse_message``) → exactly one outcome.
+
+Every message ends as one of: a new ticket, a follow-up on a ticket, a
+duplicate of a message already stored, or a refusal kept with its raw bytes
+and reason (``triage.store.mail_log``: auto-replies, empty messages, and
+messages whose handling failed). Nothing is dropped in silence.
+
+De-duplication: a message is "the same" when its Message-ID, sender and
+content hash (subject, body, attachments; not the transport headers) all
+match one stored before; without a Message-ID, the raw bytes' hash decides. A
+Message-ID reused by another sender or with other content is a new message:
+it is stored, with a warning, and does not thread on the strength of that ID.
 
 Threading trusts headers first (``In-Reply-To``/``References`` naming a
-message we stored), then the ``[#TCK-<id>]`` subject tag. Either can be
-forged, so a follow-up is only appended when the sender is the ticket's
-requester or a watcher; anyone else opens a new ticket. A message seen
-before (same Message-ID, e.g. a poller retry after a crash) answers what it
-created the first time. Auto-replies are dropped: answering them loops.
+message we stored or sent), then the ``[#TCK-<id>]`` subject tag. Either can
+be forged, so a follow-up is only appended when the sender is the ticket's
+requester or a watcher; anyone else opens a new ticket.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from triage.mail import find_reference
-from triage.store import tickets
+from triage.mail import find_reference, parse_message
+from triage.store import attachments as files_store
+from triage.store import mail_log as refusals
+from triage.store import outbound, tickets
+from triage.store.mail_log import ReceivedMail
 from triage.store.intake import intake
 from triage.store.tables import Comment, TicketRow, utcnow
 
 PREFIX = "TCK"
 _REF = re.compile(rf"^{PREFIX}-(\d+)$", re.I)
+OUTCOMES = ("created", "threaded", "duplicate", "refused")
+log = logging.getLogger(__name__)
 
 
 def reference(ticket_id: int) -> str:
@@ -38,51 +54,130 @@ def ticket_id_of(ref: str | None) -> int | None:
 
 @dataclass
 class Received:
-    kind: str  # "ticket" | "followup" | "ignored"
+    outcome: str  # one of OUTCOMES: created | threaded | duplicate | refused
     ticket: TicketRow | None
-    created: bool
     reason: str | None = None
+    refusal_id: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    comment_id: int | None = None
+
+    @property
+    def created(self) -> bool:
+        return self.outcome == "created"
+
+    @property
+    def kind(self) -> str:
+        """The older name of the outcome: ticket | followup | refused."""
+        return {"created": "ticket", "duplicate": "ticket", "threaded": "followup"}.get(
+            self.outcome, self.outcome)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "created": self.created, "reason": self.reason,
+        return {"outcome": self.outcome, "kind": self.kind, "created": self.created,
+                "reason": self.reason, "refusal_id": self.refusal_id, "warnings": self.warnings,
                 "ticket": tickets.to_dict(self.ticket) if self.ticket is not None else None}
 
 
+
+
 def lookup(session: Session, message_id: str) -> str | None:
-    """The reference of the ticket a stored message belongs to (its opener or a follow-up)."""
+    """The reference of the ticket a message belongs to: one we stored, or one we sent."""
     found = session.scalars(select(TicketRow.id).where(TicketRow.message_id == message_id)).first()
     if found is None:
         found = session.scalars(select(Comment.ticket_id)
                                 .where(Comment.message_id == message_id)).first()
+    if found is None:
+        found = outbound.thread_ticket(session, message_id)
+    if found is None:
+        found = session.scalars(select(ReceivedMail.ticket_id)
+                                .where(ReceivedMail.message_id == message_id)).first()
     return reference(found) if found is not None else None
 
 
+def _sender(message: dict[str, Any]) -> str:
+    return ((message.get("from") or {}).get("address") or "").lower()
+
+
+def _seen(session: Session, message: dict[str, Any]) -> tuple[ReceivedMail | None, bool]:
+    """(the stored copy of this message or None, whether its Message-ID was used before)."""
+    mid, sender = message.get("message_id"), _sender(message)
+    if not mid:
+        return session.scalars(select(ReceivedMail).where(
+            ReceivedMail.message_id.is_(None),
+            ReceivedMail.raw_sha256 == message.get("raw_sha256"))).first(), False
+    rows = list(session.scalars(select(ReceivedMail).where(ReceivedMail.message_id == mid)))
+    for row in rows:
+        if row.sender == sender and row.content_hash == message.get("content_hash"):
+            return row, True
+    legacy = session.scalars(select(TicketRow).where(TicketRow.message_id == mid)).first()
+    if not rows and legacy is not None and (legacy.requester or "").lower() == sender:
+        return ReceivedMail(ticket_id=legacy.id, outcome="created"), True  # stored before dedup
+    used = bool(rows) or legacy is not None or session.scalars(
+        select(Comment.id).where(Comment.message_id == mid)).first() is not None
+    return None, used
+
+
 def receive(session: Session, message: dict[str, Any], *, triager=None, ruleset=None,
-            encoder=None, now: datetime | None = None) -> Received:
-    """Store one parsed e-mail: a new ticket, a follow-up, or nothing (auto-reply)."""
+            encoder=None, now: datetime | None = None, files: files_store.Files | None = None,
+            force: bool = False) -> Received:
+    """Store one parsed e-mail as exactly one outcome (see the module docstring).
+
+    ``force`` (an admin's replay) accepts a message refused as an auto-reply or as empty.
+    ``files``: where attachment bytes go; without it only their metadata is kept.
+    """
     now = now or utcnow()
-    if message.get("auto_reply"):
-        return Received("ignored", None, False, message.get("auto_reply_reason") or "auto-reply")
-    sender = (message.get("from") or {}).get("address") or None
-    mid = message.get("message_id")
-    if mid and (seen := lookup(session, mid)):
-        return Received("ticket", tickets.get(session, ticket_id_of(seen)), False, "seen before")
-    ticket_id = ticket_id_of(find_reference(message, lookup=lambda m: lookup(session, m)))
+    if not force and (reason := _refusal_reason(message)):
+        row = refusals.record(session, message, reason, now)
+        return Received("refused", None, reason, refusal_id=row.id)
+    stored, reused = _seen(session, message)
+    if stored is not None:
+        return Received("duplicate", tickets.get(session, stored.ticket_id), "seen before")
+    warnings = list(message.get("warnings") or []) + \
+        [f"MIME defect: {d}" for d in message.get("defects") or []]
+    if reused:
+        warnings.append(f"Message-ID {message.get('message_id')} was used before by another "
+                        "sender or with other content: stored as a new message")
+    sender = _sender(message) or None
+    ticket_id = None if reused else ticket_id_of(
+        find_reference(message, lookup=lambda m: lookup(session, m)))
+    if reused:  # do not thread on a reused ID; the subject tag still may
+        ticket_id = ticket_id_of(find_reference(message))
     parent = session.get(TicketRow, ticket_id) if ticket_id else None
     if parent is not None and parent.status != "closed" and _may_write(session, parent, sender):
-        return _follow_up(session, parent, message, sender, now)
-    payload = {"subject": message.get("subject") or "", "body": message.get("body") or "",
-               "channel": "email", "requester": sender,
+        result = _follow_up(session, parent, message, sender, now, reused)
+    else:
+        result = _new_ticket(session, message, sender, now, reused, warnings,
+                             triager=triager, ruleset=ruleset, encoder=encoder)
+    result.warnings = warnings
+    _keep_files(session, files, result, message, sender, now)
+    _remember(session, message, result, reused, now)
+    return result
+
+
+def _refusal_reason(message: dict[str, Any]) -> str | None:
+    if message.get("auto_reply"):
+        return f"auto-reply: {message.get('auto_reply_reason') or 'machine-sent'}"
+    if message.get("empty"):
+        defects = message.get("defects") or []
+        return "empty message" + (f" ({'; '.join(defects)[:200]})" if defects else "")
+    return None
+
+
+def _new_ticket(session: Session, message: dict[str, Any], sender: str | None, now: datetime,
+                reused: bool, warnings: list[str], **serving: Any) -> Received:
+    mid = message.get("message_id")
+    meta = [_attachment(a) for a in message.get("attachments") or []]
+    payload = {"subject": message.get("subject") or "(no subject)",
+               "body": message.get("body") or "", "channel": "email", "requester": sender,
                "watchers": [a["address"] for a in message.get("cc") or [] if a.get("address")],
-               "extra": {"attachments": [_attachment(a) for a in message.get("attachments") or []],
-                         **({"mail_warnings": message["warnings"]}
-                            if message.get("warnings") else {})}}
-    key = f"email:{mid}" if mid else None
-    result = intake(session, payload, actor=sender or "email", triager=triager, ruleset=ruleset,
-                    encoder=encoder, idempotency_key=key, now=now)
-    if result.created and mid:
+               "extra": {"attachments": meta, **({"mail_warnings": warnings} if warnings else {})}}
+    identity = f"{mid}\n{sender}\n{message.get('content_hash')}" if mid else \
+        f"raw\n{message.get('raw_sha256')}"
+    key = "email:" + hashlib.sha256(identity.encode()).hexdigest()
+    result = intake(session, payload, actor=sender or "email", idempotency_key=key, now=now,
+                    **serving)
+    if result.created and mid and not reused:
         result.ticket.message_id = mid
-    return Received("ticket", result.ticket, result.created)
+    return Received("created" if result.created else "duplicate", result.ticket)
 
 
 def _may_write(session: Session, ticket: TicketRow, sender: str | None) -> bool:
@@ -93,14 +188,89 @@ def _may_write(session: Session, ticket: TicketRow, sender: str | None) -> bool:
 
 
 def _follow_up(session: Session, ticket: TicketRow, message: dict[str, Any], sender: str,
-               now: datetime) -> Received:
+               now: datetime, reused: bool) -> Received:
     """Append the reply; a customer answering a pending or resolved ticket puts it back to work."""
-    tickets.add_comment(session, ticket, author=sender, body=message.get("body") or "",
-                        channel="email", message_id=message.get("message_id"), now=now)
+    comment, _ = tickets.add_comment(session, ticket, author=sender,
+                                     body=message.get("body") or "", channel="email",
+                                     message_id=None if reused else message.get("message_id"),
+                                     now=now)
     tickets.customer_replied(session, ticket, actor=sender, now=now)
-    return Received("followup", ticket, False)
+    return Received("threaded", ticket, comment_id=comment.id)
+
+
+def _keep_files(session: Session, files: files_store.Files | None, result: Received,
+                message: dict[str, Any], sender: str | None, now: datetime) -> None:
+    """Attachment bytes into the file store; one over a limit is kept in the refusals instead."""
+    if files is None or result.ticket is None:
+        return
+    comment_id = result.comment_id
+    for item in message.get("attachments") or []:
+        try:
+            with session.begin_nested():
+                _, warning = files_store.add(
+                    session, files, result.ticket, filename=item.get("filename"),
+                    content_type=item.get("content_type"), data=item.get("data") or b"",
+                    source="email", uploaded_by=sender or "email", comment_id=comment_id,
+                    strict=False, now=now)
+        except files_store.AttachmentRefused as exc:
+            row = refusals.record(session, message, f"attachment not stored: {exc.message}", now)
+            warning = f"{exc.message} (the whole message is kept as refusal {row.id})"
+        if warning:
+            result.warnings.append(warning)
+            tickets.record(session, result.ticket, "mail_warning", None, warning[:500],
+                           sender or "email", now)
+
+
+def _remember(session: Session, message: dict[str, Any], result: Received, reused: bool,
+              now: datetime) -> None:
+    if result.ticket is None or result.outcome == "duplicate":
+        return
+    session.add(ReceivedMail(message_id=message.get("message_id"), sender=_sender(message),
+                             content_hash=message.get("content_hash") or "",
+                             raw_sha256=message.get("raw_sha256") or "",
+                             outcome=result.outcome, ticket_id=result.ticket.id,
+                             comment_id=result.comment_id, received_at=now))
+    session.flush()
 
 
 def _attachment(a: dict[str, Any]) -> dict[str, Any]:
-    """Attachment metadata only: the bytes belong in a blob store, not a ticket row."""
     return {k: a.get(k) for k in ("filename", "content_type", "size", "sha256")}
+
+
+# ----------------------------------------------------------------- whole messages
+def receive_raw(store, raw: bytes | dict[str, Any], **kwargs: Any) -> Received:
+    """Parse and receive in one transaction; if that fails, record a refusal in another.
+
+    The caller acks the message only after this returns, so the only way to
+    lose it would be for both transactions to fail, and then it is not acked
+    and is read again on the next poll.
+    """
+    message = raw if isinstance(raw, dict) else {**parse_message(raw), "raw": raw}
+    try:
+        with store.session() as session:
+            return receive(session, message, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - a failure is an outcome to record, not to lose
+        log.exception("mail %s: handling failed, kept as a refusal", message.get("message_id"))
+        reason = f"handling failed: {type(exc).__name__}: {exc}"[:500]
+        with store.session() as session:
+            row = refusals.record(session, message, reason)
+            return Received("refused", None, reason, refusal_id=row.id)
+
+
+def replay(store, refusal_id: int, **kwargs: Any) -> Received:
+    """An admin's second try of a refused message (accepted even if auto-reply or empty)."""
+    with store.session() as session:
+        row = session.get(refusals.MailRefusal, refusal_id)
+        if row is None or row.replayed_at is not None:
+            from triage.errors import NotFound
+
+            raise NotFound(f"no refused message {refusal_id} waiting for a replay")
+        raw = bytes(row.raw)
+    message = {**parse_message(raw), "raw": raw}
+    with store.session() as session:
+        result = receive(session, message, force=True, **kwargs)
+        row = session.get(refusals.MailRefusal, refusal_id)
+        row.replayed_at = utcnow()
+        row.replay_result = f"{result.outcome}" + (
+            f" ticket {result.ticket.id}" if result.ticket is not None else "")
+    return result

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from triage.store import clocks, feedback, routing, tickets
+from triage.store import clocks, feedback, notices, routing, tickets
 from triage.rule_input import rule_input, ticket_known, with_desk_teams
 from triage.store.tables import TicketRow, utcnow
 from triage.ticket import Ticket
@@ -78,6 +78,7 @@ def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=Non
         _similar(session, ticket, encoder, result)
     if auto_assign and ticket.queue != tickets.TRIAGE_QUEUE:
         _try_assign(session, ticket, actor, now, senior=bool(outcome and outcome.senior))
+    notices.received(session, ticket, now)  # after the clocks: the mail says when to expect us
     return result
 
 

@@ -300,12 +300,23 @@ class Webhook(Base):
 
 
 class OutboxMessage(Base):
-    """A webhook delivery: written in the same transaction as its cause, sent later."""
+    """Something to send, written in the same transaction as its cause, sent later.
+
+    ``kind`` says what: a ``webhook`` delivery (``webhook_id``) or a ``mail``
+    (``message_id`` is its Message-ID, fixed at queue time so a retry resends the
+    same mail and a customer's answer threads back to ``ticket_id``).
+    ``dedupe_key`` makes a notice happen once (``received:42``, ``reply:17``...).
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_due", "delivered_at", "next_attempt_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20), default="webhook")
+    webhook_id: Mapped[int | None] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"),
+                                                  index=True)
+    message_id: Mapped[str | None] = mapped_column(String(500), index=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(300), unique=True)
     event: Mapped[str] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attempts: Mapped[int] = mapped_column(default=0)

@@ -238,6 +238,10 @@ def transition(session: Session, ticket: TicketRow, to: str | Status, *, actor: 
     _pending_reason(session, ticket, reason if new is Status.PENDING else None, actor, now)
     _stamp(session, ticket, old, new, actor, now, resolution)
     clocks.on_transition(session, ticket, old.value, new.value, now)
+    if new is Status.RESOLVED:
+        from triage.store import notices
+
+        notices.resolved(session, ticket, now)
     return ticket
 
 
@@ -309,6 +313,10 @@ def add_comment(session: Session, ticket: TicketRow, *, author: str, body: str,
         ticket.first_response_at = now
         record(session, ticket, "first_response_at", None, now.isoformat(), author, now)
         clocks.stop(session, ticket, clocks.FIRST_RESPONSE, now)
+    if by_agent and public:
+        from triage.store import notices
+
+        notices.reply(session, ticket, comment, now=now)
     return comment, True
 
 

@@ -1,4 +1,4 @@
-"""Signed webhooks through an outbox.
+"""Signed webhooks through an outbox (the same outbox carries mail: ``triage.store.outbound``).
 
 A webhook is queued in the same transaction as the change that causes it
 (an escalation), so a crash can neither lose it nor send one for a change
@@ -118,16 +118,24 @@ def claim(session: Session, now: datetime, limit: int = 50) -> list[tuple[int, s
 
 def _outcome(session: Session, message_id: int, status: int | None, error: str | None,
              now: datetime) -> None:
+    record_outcome(session, message_id, status is not None and 200 <= status < 300,
+                   error or f"HTTP {status}", now)
+
+
+def record_outcome(session: Session, message_id: int, ok: bool, error: str | None,
+                   now: datetime) -> OutboxMessage:
+    """One attempt of any outbox message (webhook or mail): delivered, retried later, or failed."""
     message = session.get(OutboxMessage, message_id)
     message.attempts += 1
-    if status is not None and 200 <= status < 300:
+    if ok:
         message.delivered_at, message.last_error = now, None
-        return
-    message.last_error = error or f"HTTP {status}"
+        return message
+    message.last_error = (error or "failed")[:2000]
     if message.attempts >= MAX_ATTEMPTS:
         message.failed = True
     else:
         message.next_attempt_at = now + backoff(message.attempts)
+    return message
 
 
 def deliver(store, *, now: Callable[[], datetime] = utcnow, post: Poster | None = None,
@@ -157,7 +165,7 @@ def deliver(store, *, now: Callable[[], datetime] = utcnow, post: Poster | None 
     return counts
 
 
-def pending(session: Session) -> list[OutboxMessage]:
-    stmt = select(OutboxMessage).where(OutboxMessage.delivered_at.is_(None)) \
-        .order_by(OutboxMessage.id)
+def pending(session: Session, kind: str = "webhook") -> list[OutboxMessage]:
+    stmt = select(OutboxMessage).where(OutboxMessage.delivered_at.is_(None),
+                                       OutboxMessage.kind == kind).order_by(OutboxMessage.id)
     return list(session.scalars(stmt))

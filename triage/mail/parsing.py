@@ -14,7 +14,7 @@ Public API::
     decode_bytes(data, declared_charset) -> (text, charset used, warning | None)  [triage.charsets]
     auto_reply_reason(email.message.Message) -> str | None
 
-The poller (IMAP, Maildir, mbox) is in :mod:`triage.mailboxes`.
+The poller (IMAP, Maildir, mbox) is in :mod:`triage.mail.pollers`.
 
 The intake dict (all keys always present)::
 
@@ -35,6 +35,10 @@ The intake dict (all keys always present)::
     is_forward     bool            subject starts with Fw:/Fwd:/WG:/TR:
     channel        "email"
     raw_sha256     str             of the raw bytes: an idempotency key when Message-ID is missing
+    content_hash   str             of sender, subject, body and attachment hashes (not the transport
+                                   headers): with Message-ID and sender, what makes a message "the same"
+    empty          bool            no subject, no body text and no attachment: nothing to open a ticket on
+    defects        [str, ...]      MIME defects the parser found (broken boundaries, bad base64, ...)
     warnings       [str, ...]      charset fallbacks and header defects worked around
 """
 from __future__ import annotations
@@ -50,9 +54,9 @@ from datetime import datetime, timezone
 from email.message import EmailMessage, Message
 from typing import Any, Callable, Iterator, Mapping
 
-from .charsets import clean_header_text, decode_bytes
-from .htmltext import html_to_text
-from .text import model_text, normalise
+from triage.charsets import clean_header_text, decode_bytes
+from triage.htmltext import html_to_text
+from triage.text import model_text, normalise
 
 # "[#TCK-123]" in a subject; callers with another scheme pass their own pattern
 # with a group named "ref" (or a single group).
@@ -321,7 +325,40 @@ def parse_message(raw: bytes) -> dict[str, Any]:
     """
     if not isinstance(raw, (bytes, bytearray)):
         raise TypeError(f"parse_message expects the raw message bytes, got {type(raw).__name__}")
-    msg = email.message_from_bytes(bytes(raw), policy=email.policy.default)
+    try:
+        return _parse(bytes(raw))
+    except Exception as exc:  # a stdlib crasher: keep what can be said, never lose the message
+        return unparseable(bytes(raw), exc)
+
+
+def unparseable(raw: bytes, exc: BaseException) -> dict[str, Any]:
+    """The intake dict of a message the parser could not read: empty, with the reason as a defect."""
+    return {"subject": "", "body": "", "body_html": None, "model_body": "", "model_text": "",
+            "from": {"name": "", "address": ""}, "to": [], "cc": [], "message_id": None,
+            "in_reply_to": None, "references": [], "date": None, "attachments": [],
+            "auto_reply": False, "auto_reply_reason": None, "is_forward": False,
+            "channel": "email", "raw_sha256": hashlib.sha256(raw).hexdigest(),
+            "content_hash": hashlib.sha256(raw).hexdigest(), "empty": True,
+            "defects": [f"unparseable: {exc.__class__.__name__}: {exc}"[:300]], "warnings": []}
+
+
+def content_hash(sender: str, subject: str, body: str, attachment_hashes: list[str]) -> str:
+    """What a message *says*, independent of the transport headers added on each delivery."""
+    parts = [sender.lower(), " ".join(subject.split()), body.replace("\r\n", "\n").strip(),
+             *sorted(attachment_hashes)]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _defects(msg: Message) -> list[str]:
+    """MIME defects of every part (missing boundaries, bad base64 padding, ...), by class name."""
+    found = []
+    for part in msg.walk():
+        found += [type(d).__name__ for d in getattr(part, "defects", [])]
+    return list(dict.fromkeys(found))
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
     warnings: list[str] = []
     subject = " ".join(_header(msg, "Subject", warnings).split())
     body, html_text, body_ids = _body(msg, warnings)
@@ -333,10 +370,11 @@ def parse_message(raw: bytes) -> dict[str, Any]:
     in_reply_to = _message_ids(_header(msg, "In-Reply-To", warnings))
     ids = _message_ids(_header(msg, "Message-ID", warnings))
     reason = auto_reply_reason(msg)
+    sender = senders[0] if senders else {"name": "", "address": ""}
     return {
         "subject": subject, "body": body, "body_html": html_text,
         "model_body": model_body, "model_text": model_text(subject, model_body),
-        "from": senders[0] if senders else {"name": "", "address": ""},
+        "from": sender,
         "to": _addresses(msg, "To", warnings), "cc": _addresses(msg, "Cc", warnings),
         "message_id": ids[0] if ids else None,
         "in_reply_to": in_reply_to[0] if in_reply_to else None,
@@ -345,6 +383,10 @@ def parse_message(raw: bytes) -> dict[str, Any]:
         "auto_reply": reason is not None, "auto_reply_reason": reason,
         "is_forward": is_forward, "channel": "email",
         "raw_sha256": hashlib.sha256(raw).hexdigest(),
+        "content_hash": content_hash(sender["address"], subject, body,
+                                     [a["sha256"] for a in attachments]),
+        "empty": not subject.strip() and not body.strip() and not attachments,
+        "defects": _defects(msg),
         "warnings": list(dict.fromkeys(warnings)),
     }
 

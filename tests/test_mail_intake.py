@@ -1,0 +1,153 @@
+"""Intake that loses nothing: a generated corpus through the Maildir and mbox pollers.
+
+Every message must end as exactly one of created / threaded / duplicate /
+refused, as the corpus says (tests/mail_corpus.py), with the refusals kept
+whole in the dead-letter table, whatever headers (``Status: RO``...) the
+messages carry. Then the rules one by one: de-duplication on Message-ID +
+sender + content, reused IDs, replay of a refusal, attachments kept by content.
+"""
+from __future__ import annotations
+
+import mailbox
+from collections import Counter
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+import mail_corpus
+from store_support import backend, store  # noqa: F401 - fixtures
+from triage.mail import parse_message
+from triage.mail.pollers import MailboxPoller, MaildirSource, MboxSource
+from triage.store import attachments, inbox, mail_log, tickets
+from triage.store.tables import TicketRow
+
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
+CORPUS = mail_corpus.build()
+
+
+def write_maildir(path, items):
+    box = mailbox.Maildir(str(path), create=True)
+    box.close()
+    for i, item in enumerate(items):  # names in corpus order: the poller reads sorted keys
+        (path / "new" / f"{i:04d}.corpus").write_bytes(item.raw)
+    return path
+
+
+def write_mbox(path, items):
+    box = mailbox.mbox(str(path), create=True)
+    for item in items:
+        box.add(item.raw)
+    box.flush()
+    box.close()
+    return path
+
+
+def poll(store, source, files=None):
+    outcomes = []
+
+    def handle(message):
+        outcomes.append(inbox.receive_raw(store, message, now=NOW, files=files).outcome)
+
+    report = MailboxPoller(source, handle).poll_once()
+    return report, outcomes
+
+
+@pytest.mark.parametrize("kind", ["maildir", "mbox"])
+def test_every_message_of_the_corpus_is_accounted_for(store, tmp_path, kind):
+    assert len(CORPUS) >= 60
+    if kind == "maildir":
+        source = MaildirSource(write_maildir(tmp_path / "Maildir", CORPUS))
+    else:
+        source = MboxSource(write_mbox(tmp_path / "inbox.mbox", CORPUS))
+    files = attachments.Files(tmp_path / "files")
+    report, outcomes = poll(store, source, files)
+    assert report.failed == 0 and report.handled == len(CORPUS)
+    wrong = [(item.name, item.expected, got) for item, got in zip(CORPUS, outcomes)
+             if item.expected != got]
+    assert wrong == []
+    counts = Counter(outcomes)
+    assert counts == mail_corpus.expected_counts(CORPUS)
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(TicketRow)) == counts["created"]
+        refused = mail_log.listing(s)
+        assert len(refused) == counts["refused"]
+        assert all(r["reason"] for r in refused)
+        kept = s.scalars(select(mail_log.MailRefusal)).all()
+        assert {bytes(r.raw) for r in kept} >= {i.raw for i in CORPUS
+                                                 if i.expected == "refused" and i.raw.strip()}
+    again = MboxSource(source.path) if kind == "mbox" else MaildirSource(tmp_path / "Maildir")
+    report, outcomes = poll(store, again)
+    assert (report.handled, outcomes) == (0, [])  # everything was acknowledged once
+
+
+def test_a_reused_message_id_opens_a_new_ticket_with_a_warning(store):
+    first = parse_message(b"From: a@example.com\nSubject: One\nMessage-ID: <same@x>\n\nFirst.\n")
+    other_sender = parse_message(b"From: b@example.com\nSubject: One\nMessage-ID: <same@x>\n\n"
+                                 b"First.\n")
+    other_text = parse_message(b"From: a@example.com\nSubject: One\nMessage-ID: <same@x>\n\n"
+                               b"Something else.\n")
+    with store.session() as s:
+        a = inbox.receive(s, first, now=NOW)
+        b = inbox.receive(s, other_sender, now=NOW)
+        c = inbox.receive(s, other_text, now=NOW)
+        again = inbox.receive(s, first, now=NOW)
+        assert [r.outcome for r in (a, b, c, again)] == ["created", "created", "created",
+                                                         "duplicate"]
+        assert len({a.ticket.id, b.ticket.id, c.ticket.id}) == 3 and again.ticket.id == a.ticket.id
+        assert any("used before" in w for w in b.ticket.extra["mail_warnings"])
+        assert any("used before" in w for w in c.warnings)
+
+
+def test_a_refusal_is_kept_and_can_be_replayed(store):
+    raw = b"From: a@example.com\nSubject: Out of office: away\nMessage-ID: <ooo@x>\n\nAway.\n"
+    got = inbox.receive_raw(store, raw, now=NOW)
+    assert got.outcome == "refused" and got.reason.startswith("auto-reply")
+    with store.session() as s:
+        [row] = mail_log.listing(s)
+        assert row["sender"] == "a@example.com" and row["size"] == len(raw)
+    replayed = inbox.replay(store, got.refusal_id, now=NOW)
+    assert replayed.outcome == "created"
+    with store.session() as s:
+        assert mail_log.listing(s) == []
+        [row] = mail_log.listing(s, include_replayed=True)
+        assert row["replay_result"] == f"created ticket {replayed.ticket.id}"
+    with pytest.raises(Exception):
+        inbox.replay(store, got.refusal_id, now=NOW)  # once
+
+
+def test_a_handler_failure_becomes_a_refusal_not_a_loss(store, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("rules file vanished")
+
+    monkeypatch.setattr(inbox, "intake", broken)
+    got = inbox.receive_raw(store, b"From: a@example.com\nSubject: Hi\n\nHello\n", now=NOW)
+    assert got.outcome == "refused" and "rules file vanished" in got.reason
+    with store.session() as s:
+        assert len(mail_log.listing(s)) == 1 and tickets.query(s) == []
+
+
+def test_mail_attachments_are_stored_by_content(store, tmp_path):
+    files = attachments.Files(tmp_path / "files")
+    item = next(i for i in CORPUS if i.name == "attachment-png")
+    bad = next(i for i in CORPUS if i.name == "attachment-mislabelled")
+    got = inbox.receive_raw(store, item.raw, now=NOW, files=files)
+    worse = inbox.receive_raw(store, bad.raw, now=NOW, files=files)
+    with store.session() as s:
+        [png] = attachments.of_ticket(s, got.ticket.id)
+        assert (png.filename, png.content_type) == ("shot.png", "image/png")
+        assert files.read(png.sha256) == mail_corpus.PNG
+        [kept] = attachments.of_ticket(s, worse.ticket.id)
+        assert kept.content_type == attachments.OCTET  # a mail's wrong label is not believed
+        assert any("declared image/png" in w for w in worse.warnings)
+
+
+def test_an_oversize_mail_attachment_keeps_the_whole_message(store, tmp_path):
+    files = attachments.Files(tmp_path / "files", max_file_bytes=10)
+    item = next(i for i in CORPUS if i.name == "attachment-png")
+    got = inbox.receive_raw(store, item.raw, now=NOW, files=files)
+    assert got.outcome == "created" and any("over the limit" in w for w in got.warnings)
+    with store.session() as s:
+        assert attachments.of_ticket(s, got.ticket.id) == []
+        [row] = s.scalars(select(mail_log.MailRefusal)).all()
+        assert bytes(row.raw) == item.raw and "attachment not stored" in row.reason

@@ -1,0 +1,184 @@
+"""Outgoing mail: a queued notice → a safe ``EmailMessage`` → SMTP or a folder.
+
+Composing is where header injection would happen, so every header value is
+built here from parts that cannot carry a line break: ticket text (subjects,
+names) is collapsed to one line with control characters removed before it
+reaches ``Subject:``, and recipients are single plain addresses checked by
+``triage.store.outbound.mail_address`` when the mail was queued (and again here).
+
+Every mail says it is automatic (``Auto-Submitted``, RFC 3834) so well-behaved
+auto-responders do not answer it, and carries the ``[#TCK-n]`` subject tag,
+``Message-ID``, ``In-Reply-To`` and ``References``, so a customer's answer
+threads back through the desk's own intake.
+
+Transports: :class:`SmtpTransport` (plain, STARTTLS or TLS, optional login) and
+:class:`FolderTransport` (one ``.eml`` file per mail: the demo and any install
+without SMTP; the admin outbox page lists them).
+"""
+from __future__ import annotations
+
+import email.utils
+import os
+import re
+import smtplib
+import ssl
+import tempfile
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Protocol
+
+from triage.mail.parsing import tag_subject
+from triage.mail.templates import Templates
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
+_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_MSGID = re.compile(r"^<[^<>\s]{1,400}>$")
+
+
+def one_line(text: Any, limit: int = 200) -> str:
+    """Header-safe text: CR, LF and every other control character become one space."""
+    return " ".join(_CONTROL.sub(" ", str(text or "")).split())[:limit]
+
+
+def _address(value: str) -> str:
+    if not _ADDRESS.match(value or ""):
+        raise ValueError(f"expected one plain e-mail address, got {value!r}")
+    return value
+
+
+def _msgids(values: Any) -> list[str]:
+    return [v for v in (values or []) if isinstance(v, str) and _MSGID.match(v)]
+
+
+@dataclass
+class MailSettings:
+    """What every outgoing mail needs besides its content."""
+
+    from_address: str = "helpdesk@localhost"
+    from_name: str = "Help desk"
+    public_url: str = "http://127.0.0.1:8000"
+    templates_dir: str | None = None
+    attachments_root: str | None = None
+
+    @property
+    def domain(self) -> str:
+        return self.from_address.rpartition("@")[2] or "localhost"
+
+
+@dataclass
+class Composer:
+    settings: MailSettings
+    templates: Templates = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.templates = Templates(self.settings.templates_dir)
+
+    def compose(self, mail: dict[str, Any]) -> EmailMessage:
+        """The message for one claimed outbox row (see ``triage.store.outbound.claim``)."""
+        context = {**mail.get("context", {}), "desk_name": self.settings.from_name,
+                   "portal_url": self.settings.public_url.rstrip("/"),
+                   "attachments": mail.get("attachments") or [],
+                   "mail_subject": one_line(mail.get("subject"))}
+        subject, text, html = self.templates.render(mail["template"], context)
+        reference = context.get("reference")
+        msg = EmailMessage()
+        msg["From"] = email.utils.formataddr((one_line(self.settings.from_name, 80),
+                                              _address(self.settings.from_address)))
+        msg["To"] = ", ".join(_address(a) for a in mail["to"]
+                              if a.lower() != self.settings.from_address.lower())
+        msg["Subject"] = one_line(tag_subject(reference, subject) if reference else subject, 250)
+        msg["Date"] = email.utils.formatdate(localtime=False)
+        msg["Message-ID"] = mail["message_id"]
+        if (parent := _msgids([mail.get("in_reply_to")])):
+            msg["In-Reply-To"] = parent[0]
+        if (refs := _msgids(mail.get("references"))):
+            msg["References"] = " ".join(refs)
+        msg["Auto-Submitted"] = one_line(mail.get("auto_submitted") or "auto-generated", 40)
+        msg["X-Auto-Response-Suppress"] = "All"  # Exchange: no out-of-office answers to us
+        if reference:
+            msg["X-Triage-Ticket"] = one_line(reference, 40)
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+        self._attach(msg, mail.get("attachments") or [])
+        return msg
+
+    def _attach(self, msg: EmailMessage, files: list[dict]) -> None:
+        root = self.settings.attachments_root
+        if not files or not root:
+            return
+        for item in files:
+            sha = str(item.get("sha256", ""))
+            if not re.fullmatch(r"[0-9a-f]{64}", sha):
+                continue
+            path = Path(root) / sha[:2] / sha[2:4] / sha
+            maintype, _, subtype = str(item.get("content_type") or
+                                       "application/octet-stream").partition("/")
+            msg.add_attachment(path.read_bytes(), maintype=maintype or "application",
+                               subtype=subtype or "octet-stream",
+                               filename=one_line(item.get("filename") or "attachment", 150))
+
+
+class Transport(Protocol):
+    def send(self, msg: EmailMessage) -> None: ...
+
+
+@dataclass
+class SmtpTransport:
+    """SMTP with ``security`` = ``starttls`` (port 587), ``tls`` (465) or ``none`` (a local relay)."""
+
+    host: str
+    port: int = 587
+    security: str = "starttls"
+    user: str = ""
+    password: str = ""
+    timeout: float = 30.0
+
+    def send(self, msg: EmailMessage) -> None:
+        context = ssl.create_default_context()
+        if self.security == "tls":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                                    context=context)
+        elif self.security in ("starttls", "none"):
+            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        else:
+            raise ValueError(f"SMTP security: expected starttls, tls or none, got {self.security!r}")
+        with client:
+            if self.security == "starttls":
+                client.starttls(context=context)
+            if self.user:
+                client.login(self.user, self.password)
+            refused = client.send_message(msg)
+        if refused:  # some recipients refused: the rest got it; say which failed
+            raise smtplib.SMTPRecipientsRefused(refused)
+
+
+@dataclass
+class FolderTransport:
+    """Each mail as ``<folder>/<time>-<id>.eml`` (written atomically): mail without a server."""
+
+    folder: str | Path
+
+    def send(self, msg: EmailMessage) -> None:
+        folder = Path(self.folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", str(msg["Message-ID"]).strip("<>"))[:150]
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(bytes(msg))
+        os.replace(tmp, folder / f"{name}.eml")
+
+
+@dataclass
+class Mailer:
+    """Composes claimed outbox rows and hands them to a transport (``send(mail)`` for delivery)."""
+
+    settings: MailSettings
+    transport: Transport
+    composer: Composer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.composer = Composer(self.settings)
+
+    def send(self, mail: dict[str, Any]) -> None:
+        self.transport.send(self.composer.compose(mail))

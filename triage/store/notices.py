@@ -1,0 +1,157 @@
+"""Which changes tell whom what, by mail: the triggers of the outbound templates.
+
+Each function queues at most one mail (a ``dedupe_key`` per cause) in the
+caller's transaction, through :mod:`triage.store.outbound`:
+
+- ``received``   the ticket was opened: number, summary, when a first answer is due
+- ``reply``      an agent's public reply, to the requester and the watchers
+- ``resolved``   the ticket was resolved: with the one-click satisfaction link
+- ``reminder``   a ticket waits on the customer (pending) longer than the reminder delay
+- ``deadline``   an escalation level fired: the assignee and the team lead are told
+                 before the response or resolution deadline passes (and when it has)
+
+Only addresses receive mail: a requester known by an id gets none. Staff
+addresses come from the desk's agents and teams when they carry one
+(``email``, ``lead``); otherwise an agent id that is an address is used.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from triage.store import outbound
+from triage.store.tables import (Agent, Comment, SlaClockRow, Team, TicketEvent, TicketRow,
+                                 Watcher, utcnow)
+
+SUMMARY_CHARS = 600
+
+
+def _reference(ticket_id: int) -> str:
+    from triage.store.inbox import reference
+
+    return reference(ticket_id)
+
+
+def _base(ticket: TicketRow) -> dict[str, Any]:
+    return {"ticket_id": ticket.id, "reference": _reference(ticket.id),
+            "ticket_subject": ticket.subject or "(no subject)", "status": ticket.status,
+            "priority": ticket.priority, "team": ticket.team}
+
+
+def _customers(session: Session, ticket: TicketRow, *, watchers: bool = True) -> list[str]:
+    found = [ticket.requester or ""]
+    if watchers:
+        found += list(session.scalars(select(Watcher.address)
+                                      .where(Watcher.ticket_id == ticket.id)))
+    return [a for a in found if outbound.mail_address(a)]
+
+
+def _due(session: Session, ticket_id: int, kind: str) -> str | None:
+    row = session.scalars(select(SlaClockRow).where(SlaClockRow.ticket_id == ticket_id,
+                                                    SlaClockRow.kind == kind)).first()
+    return row.due_at.isoformat() if row is not None and row.due_at else None
+
+
+def received(session: Session, ticket: TicketRow, now: datetime | None = None) -> None:
+    context = {**_base(ticket), "summary": (ticket.body or "")[:SUMMARY_CHARS],
+               "first_response_due": _due(session, ticket.id, "first_response"),
+               "resolution_due": _due(session, ticket.id, "resolution")}
+    outbound.queue(session, "received", _customers(session, ticket, watchers=False),
+                   subject=ticket.subject or "Your request", context=context,
+                   ticket_id=ticket.id, dedupe_key=f"received:{ticket.id}",
+                   auto_submitted="auto-replied", now=now)
+
+
+def reply(session: Session, ticket: TicketRow, comment: Comment,
+          attachments: Iterable[dict] = (), now: datetime | None = None) -> None:
+    context = {**_base(ticket), "author": comment.author, "body": comment.body}
+    outbound.queue(session, "reply", _customers(session, ticket), subject=ticket.subject or "",
+                   context=context, ticket_id=ticket.id, dedupe_key=f"reply:{comment.id}",
+                   attachments=list(attachments), now=now)
+
+
+def attach_to_reply(session: Session, comment_id: int, files: list[dict]) -> None:
+    """Files uploaded with a reply travel with its (not yet sent) mail."""
+    from triage.store.tables import OutboxMessage
+
+    row = session.scalars(select(OutboxMessage).where(
+        OutboxMessage.dedupe_key == f"reply:{comment_id}",
+        OutboxMessage.delivered_at.is_(None))).first()
+    if row is not None:
+        row.payload = {**row.payload, "attachments": list(row.payload.get("attachments", []))
+                       + files}
+
+
+def resolved(session: Session, ticket: TicketRow, now: datetime | None = None) -> None:
+    from triage.store import satisfaction
+
+    survey = satisfaction.request(session, ticket, now)
+    stamp = (ticket.resolved_at or now or utcnow()).isoformat()
+    context = {**_base(ticket), "resolution": ticket.resolution, "survey_token": survey.token,
+               "rated": survey.rating is not None}
+    outbound.queue(session, "resolved", _customers(session, ticket),
+                   subject=ticket.subject or "", context=context, ticket_id=ticket.id,
+                   dedupe_key=f"resolved:{ticket.id}:{stamp}", now=now)
+
+
+def remind_pending(session: Session, now: datetime, after: timedelta,
+                   limit: int = 500) -> int:
+    """One reminder per pending spell longer than ``after``; returns how many were queued."""
+    if after.total_seconds() <= 0:
+        return 0
+    pending = session.scalars(select(TicketRow).where(TicketRow.status == "pending",
+                                                      TicketRow.updated_at <= now - after)
+                              .limit(limit))
+    queued = 0
+    for ticket in pending:
+        since = session.scalars(select(TicketEvent).where(
+            TicketEvent.ticket_id == ticket.id, TicketEvent.field == "status",
+            TicketEvent.new == "pending").order_by(TicketEvent.id.desc())).first()
+        if since is None or since.at > now - after:
+            continue
+        context = {**_base(ticket), "pending_since": since.at.isoformat()}
+        queued += outbound.queue(session, "reminder", _customers(session, ticket, watchers=False),
+                                 subject=ticket.subject or "", context=context,
+                                 ticket_id=ticket.id, dedupe_key=f"reminder:{ticket.id}:{since.id}",
+                                 now=now) is not None
+    return queued
+
+
+def staff_addresses(session: Session, ticket: TicketRow) -> dict[str, str]:
+    """``{"assignee": address, "team_lead": address}`` as far as the desk knows them."""
+    out: dict[str, str] = {}
+    if ticket.assignee:
+        agent = session.get(Agent, ticket.assignee)
+        address = outbound.mail_address(getattr(agent, "email", None)) or \
+            outbound.mail_address(ticket.assignee)
+        if address:
+            out["assignee"] = address
+    team = session.scalars(select(Team).where(Team.name == ticket.team)).first() \
+        if ticket.team else None
+    lead = getattr(team, "lead", None) or getattr(team, "escalation_contact", None)
+    if lead:
+        agent = session.get(Agent, lead) if isinstance(lead, str) else lead
+        address = outbound.mail_address(getattr(agent, "email", None)) or \
+            outbound.mail_address(getattr(agent, "id", None)) or outbound.mail_address(lead)
+        if address:
+            out["team_lead"] = address
+    return out
+
+
+def deadline(session: Session, fired: list, now: datetime) -> None:
+    """Escalation levels that fired (``clocks.Fired``): a notice to the assignee and team lead."""
+    for item in fired:
+        ticket = session.get(TicketRow, item.ticket_id)
+        if ticket is None:
+            continue
+        people = staff_addresses(session, ticket)
+        context = {**_base(ticket), "clock": item.clock, "level": item.level,
+                   "level_name": item.name, "due_at": item.due_at and item.due_at.isoformat(),
+                   "breached": bool(item.due_at and item.due_at <= now),
+                   "assignee": ticket.assignee, "notified": sorted(people)}
+        outbound.queue(session, "deadline", list(people.values()),
+                       subject=ticket.subject or "", context=context, ticket_id=ticket.id,
+                       dedupe_key=f"deadline:{ticket.id}:{item.clock}:{item.level}", now=now)

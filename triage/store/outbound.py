@@ -1,0 +1,144 @@
+"""Mail through the outbox: queued in the transaction of its cause, sent later, never twice.
+
+The same ``outbox`` table and the same lease-and-retry rules as webhooks
+(``triage.store.webhooks``): a mail is a row written together with the change
+that causes it (a ticket received, an agent's reply, a resolution), so a crash
+can neither lose it nor send one for a change that rolled back. Delivery claims
+due rows under a lease (``SKIP LOCKED`` on PostgreSQL, SQLite's write lock),
+sends them outside any transaction and records the outcome.
+
+The Message-ID and the thread headers are fixed the first time a row is
+claimed and kept in the row, so a retry resends the very same mail (a receiver,
+our own intake included, recognises it) and a customer's answer to it threads
+back to the ticket (:func:`thread_ticket`).
+"""
+from __future__ import annotations
+
+import email.utils
+import re
+from datetime import datetime
+from typing import Any, Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from triage.store.tables import Comment, OutboxMessage, TicketRow, utcnow
+from triage.store.webhooks import LEASE, record_outcome
+
+KIND = "mail"
+MAX_REFERENCES = 10
+STAFF_EVENTS = ("mail.deadline", "mail.signin")  # not part of a customer's conversation
+# One plain address: no display name, no list, nothing a header could be built from.
+_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+def mail_address(value: Any) -> str | None:
+    """``value`` as one safe e-mail address, or None (requesters are ids as often as addresses)."""
+    text = str(value or "").strip().lower()
+    return text if len(text) <= 254 and _ADDRESS.match(text) else None
+
+
+def queue(session: Session, template: str, to: list[str], *, subject: str,
+          context: dict[str, Any], ticket_id: int | None = None, dedupe_key: str | None = None,
+          auto_submitted: str = "auto-generated", attachments: list[dict] | None = None,
+          now: datetime | None = None) -> OutboxMessage | None:
+    """Queue one mail; None when there is nobody to send to or ``dedupe_key`` was queued before."""
+    recipients = sorted({a for a in (mail_address(x) for x in to) if a})
+    if not recipients:
+        return None
+    if dedupe_key is not None and session.scalars(
+            select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)).first():
+        return None
+    now = now or utcnow()
+    row = OutboxMessage(kind=KIND, event=f"mail.{template}", ticket_id=ticket_id,
+                        dedupe_key=dedupe_key, next_attempt_at=now, created_at=now,
+                        payload={"template": template, "to": recipients, "subject": subject,
+                                 "context": context, "auto_submitted": auto_submitted,
+                                 "attachments": attachments or []})
+    session.add(row)
+    session.flush()
+    return row
+
+
+def thread_ticket(session: Session, message_id: str) -> int | None:
+    """The ticket whose mail carried ``message_id`` (what a customer's In-Reply-To names)."""
+    return session.scalars(select(OutboxMessage.ticket_id).where(
+        OutboxMessage.kind == KIND, OutboxMessage.message_id == message_id)).first()
+
+
+def _thread(session: Session, row: OutboxMessage) -> list[str]:
+    """Message-IDs of the ticket's conversation before ``row``, oldest first."""
+    if row.ticket_id is None:
+        return []
+    found: list[tuple[datetime, str]] = []
+    ticket = session.get(TicketRow, row.ticket_id)
+    if ticket is not None and ticket.message_id:
+        found.append((ticket.created_at, ticket.message_id))
+    found += [(c.created_at, c.message_id) for c in session.scalars(
+        select(Comment).where(Comment.ticket_id == row.ticket_id,
+                              Comment.message_id.is_not(None)))]
+    found += [(m.created_at, m.message_id) for m in session.scalars(
+        select(OutboxMessage).where(OutboxMessage.kind == KIND,
+                                    OutboxMessage.ticket_id == row.ticket_id,
+                                    OutboxMessage.id < row.id,
+                                    OutboxMessage.event.not_in(STAFF_EVENTS),
+                                    OutboxMessage.message_id.is_not(None)))]
+    ids = [mid for _, mid in sorted(found, key=lambda x: x[0]) if mid]
+    return list(dict.fromkeys(ids))
+
+
+def claim(session: Session, now: datetime, domain: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Due mails, leased to this worker, with their Message-ID and thread headers fixed."""
+    stmt = (select(OutboxMessage)
+            .where(OutboxMessage.kind == KIND, OutboxMessage.delivered_at.is_(None),
+                   OutboxMessage.failed.is_(False), OutboxMessage.next_attempt_at <= now)
+            .order_by(OutboxMessage.id).limit(limit).with_for_update(skip_locked=True))
+    out = []
+    for row in session.scalars(stmt):
+        row.next_attempt_at = now + LEASE
+        if row.message_id is None:
+            thread = _thread(session, row)
+            refs = thread[:1] + thread[1:][-(MAX_REFERENCES - 1):] if thread else []
+            row.message_id = email.utils.make_msgid("triage", domain=domain)
+            row.payload = {**row.payload, "in_reply_to": thread[-1] if thread else None,
+                           "references": refs}
+        out.append({"id": row.id, "message_id": row.message_id, "ticket_id": row.ticket_id,
+                    **row.payload})
+    return out
+
+
+Sender = Callable[[dict[str, Any]], None]
+
+
+def deliver(store, send: Sender, *, domain: str, now: Callable[[], datetime] = utcnow,
+            limit: int = 50) -> dict[str, int]:
+    """One pass: claim due mails, ``send(mail)`` each outside the transaction, record outcomes.
+
+    ``send`` raises on failure (connection refused, 4xx/5xx answer, template
+    error): the row is retried with the webhooks' backoff, then marked failed.
+    """
+    with store.session() as session:
+        batch = claim(session, now(), domain, limit)
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    for mail in batch:
+        error = None
+        try:
+            send(mail)
+        except Exception as exc:  # noqa: BLE001 - any failure is an outcome to record
+            error = f"{type(exc).__name__}: {exc}"
+        with store.session() as session:
+            row = record_outcome(session, mail["id"], error is None, error, now())
+            key = "sent" if row.delivered_at else "failed" if row.failed else "retry"
+        counts[key] += 1
+    return counts
+
+
+def listing(session: Session, limit: int = 200) -> list[dict[str, Any]]:
+    """Recent mails, newest first, for the admin's outbox page."""
+    rows = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == KIND)
+                           .order_by(OutboxMessage.id.desc()).limit(limit))
+    return [{"id": r.id, "template": r.payload.get("template"), "to": r.payload.get("to"),
+             "subject": r.payload.get("subject"), "ticket_id": r.ticket_id,
+             "message_id": r.message_id, "created_at": r.created_at,
+             "delivered_at": r.delivered_at, "failed": r.failed, "attempts": r.attempts,
+             "last_error": r.last_error} for r in rows]
