@@ -11,8 +11,8 @@ caller's transaction, through :mod:`triage.store.outbound`:
                  before the response or resolution deadline passes (and when it has)
 
 Only addresses receive mail: a requester known by an id gets none. Staff
-addresses come from the desk's agents and teams when they carry one
-(``email``, ``lead``); otherwise an agent id that is an address is used.
+addresses come from the desk (desk.yaml): an agent's ``email`` and a team's
+``escalation_contacts`` (the team leads); an agent id that is an address is used too.
 """
 from __future__ import annotations
 
@@ -120,25 +120,27 @@ def remind_pending(session: Session, now: datetime, after: timedelta,
     return queued
 
 
-def staff_addresses(session: Session, ticket: TicketRow) -> dict[str, str]:
-    """``{"assignee": address, "team_lead": address}`` as far as the desk knows them."""
-    out: dict[str, str] = {}
+def staff_addresses(session: Session, ticket: TicketRow) -> dict[str, list[str]]:
+    """``{"assignee": [...], "team_lead": [...]}``: the assignee's address (the desk's
+    ``email``, else an agent id that is an address) and the team's escalation contacts
+    (desk.yaml ``escalation_contacts``: addresses, or agent ids with an address)."""
+    out: dict[str, list[str]] = {}
     if ticket.assignee:
-        agent = session.get(Agent, ticket.assignee)
-        address = outbound.mail_address(getattr(agent, "email", None)) or \
-            outbound.mail_address(ticket.assignee)
+        address = _agent_address(session, ticket.assignee)
         if address:
-            out["assignee"] = address
+            out["assignee"] = [address]
     team = session.scalars(select(Team).where(Team.name == ticket.team)).first() \
         if ticket.team else None
-    lead = getattr(team, "lead", None) or getattr(team, "escalation_contact", None)
-    if lead:
-        agent = session.get(Agent, lead) if isinstance(lead, str) else lead
-        address = outbound.mail_address(getattr(agent, "email", None)) or \
-            outbound.mail_address(getattr(agent, "id", None)) or outbound.mail_address(lead)
-        if address:
-            out["team_lead"] = address
+    leads = [a for a in (_agent_address(session, str(c))
+                         for c in (getattr(team, "escalation_contacts", None) or [])) if a]
+    if leads:
+        out["team_lead"] = leads
     return out
+
+
+def _agent_address(session: Session, ident: str) -> str | None:
+    agent = session.get(Agent, ident)
+    return outbound.mail_address(getattr(agent, "email", None)) or outbound.mail_address(ident)
 
 
 def deadline(session: Session, fired: list, now: datetime) -> None:
@@ -152,6 +154,6 @@ def deadline(session: Session, fired: list, now: datetime) -> None:
                    "level_name": item.name, "due_at": item.due_at and item.due_at.isoformat(),
                    "breached": bool(item.due_at and item.due_at <= now),
                    "assignee": ticket.assignee, "notified": sorted(people)}
-        outbound.queue(session, "deadline", list(people.values()),
+        outbound.queue(session, "deadline", [a for group in people.values() for a in group],
                        subject=ticket.subject or "", context=context, ticket_id=ticket.id,
                        dedupe_key=f"deadline:{ticket.id}:{item.clock}:{item.level}", now=now)

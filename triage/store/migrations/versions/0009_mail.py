@@ -1,8 +1,8 @@
 """Mail both ways: the outbox carries mail; received mail, refusals, attachments, satisfaction,
 sign-in links and page sessions.
 
-Revision ID: 0006_mail
-Revises: 0005_ticket_type
+Revision ID: 0009_mail
+Revises: 0008_ticket_search
 Create Date: 2026-12-01 22:30:00
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ import triage.store.mail_log  # noqa: F401,E402
 import triage.store.satisfaction  # noqa: F401,E402
 import triage.store.signin  # noqa: F401,E402
 
-revision = '0006_mail'
-down_revision = '0005_ticket_type'
+revision = '0009_mail'
+down_revision = '0008_ticket_search'
 branch_labels = None
 depends_on = None
 
