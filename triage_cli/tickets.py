@@ -17,9 +17,11 @@ log = logging.getLogger("triage.tickets")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("escalate", help="escalation sweep + webhook delivery",
+    p = subparsers.add_parser("escalate", help="escalation sweep + mail and webhook delivery",
                               description="Find tickets approaching or past SLA breach, record "
-                                          "each escalation level once, deliver signed webhooks.")
+                                          "each escalation level once, queue pending reminders, "
+                                          "deliver the outbox: mail (TRIAGE_SMTP_* or the mail "
+                                          "folder) and signed webhooks.")
     _db(p)
     p.add_argument("--once", action="store_true", help="one sweep, print what fired, exit")
     p.add_argument("--interval", type=float, default=60.0, help="seconds between sweeps (60)")
@@ -47,7 +49,12 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("mail", help="e-mail intake")
     sub = p.add_subparsers(dest="mail_command", metavar="ACTION", required=True)
-    poll = sub.add_parser("poll", help="poll a Maildir/mbox/IMAP mailbox into tickets")
+    poll = sub.add_parser("poll", help="poll a Maildir/mbox/IMAP mailbox into tickets",
+                          description="Read every unhandled message (whatever Status/flags it "
+                                      "carries) into a new ticket, a follow-up, a duplicate of "
+                                      "one stored before, or a refusal kept with its raw bytes "
+                                      "(auto-replies, empty mail; replay them on /admin/mail/"
+                                      "refused). Ends with the counts of each.")
     _db(poll)
     src = poll.add_mutually_exclusive_group(required=True)
     src.add_argument("--maildir")
@@ -78,10 +85,15 @@ def sweep_once(store) -> list[dict]:
     """One pass: escalations in one transaction, then webhook delivery outside it."""
     from triage.store import clocks, webhooks
 
+    from service import settings
+    from service.mailer import build, deliver_once
+
     fired = [f.to_dict() for f in clocks.sweep_all(store)]
-    delivery = webhooks.deliver(store)
+    config = settings.resolve()
+    delivery = deliver_once(store, build(config),
+                            float(config.get("TRIAGE_MAIL_PENDING_REMINDER_HOURS") or 0))
     if any(delivery.values()):
-        log.info("webhooks: %s", delivery)
+        log.info("outbox (mail, webhooks): %s", delivery)
     return fired
 
 
@@ -134,27 +146,36 @@ def run_webhook_add(args) -> int:
 
 
 def run_mail_poll(args) -> int:
-    from triage import mailboxes
+    """Every message ends as created / threaded / duplicate / refused; the summary counts them."""
+    from collections import Counter
+    from pathlib import Path
+
+    from triage.mail import pollers as mailboxes
     from triage.rules import RuleSet
-    from triage.store import inbox
+    from triage.store import attachments, inbox
 
     store, rules = _store(args), RuleSet.load(os.environ.get("TRIAGE_RULES_PATH") or None)
+    files = attachments.Files(Path(os.environ.get("TRIAGE_ATTACHMENTS_DIR") or "var/attachments"))
     triager = None
     if args.bundle:
         from triage.predict import Triager
 
         triager = Triager.from_bundle(args.bundle)
+    counts: Counter = Counter()
 
     def handle(message: dict) -> None:
-        with store.session() as session:
-            got = inbox.receive(session, message, triager=triager, ruleset=rules)
-            ticket = got.ticket.id if got.ticket is not None else "-"
-        print(f"{message.get('message_id')}: {got.kind} ticket {ticket}", flush=True)
+        got = inbox.receive_raw(store, message, triager=triager, ruleset=rules, files=files)
+        counts[got.outcome] += 1
+        where = f"ticket {got.ticket.id}" if got.ticket is not None else f"refusal {got.refusal_id}"
+        note = f" ({got.reason})" if got.reason else ""
+        print(f"{message.get('message_id') or '(no Message-ID)'}: {got.outcome} {where}{note}",
+              flush=True)
 
     poller = mailboxes.MailboxPoller(_source(args, mailboxes), handle)
     if args.once:
         report = poller.poll_once()
-        print(f"{report.handled} handled, {report.failed} failed")
+        print(", ".join(f"{counts[k]} {k}" for k in inbox.OUTCOMES)
+              + f"; {report.failed} left unread for a retry")
         return 1 if report.failed else 0
     poller.run(args.interval, threading.Event())
     return 0

@@ -132,6 +132,9 @@ def live_app(browser, browser_bundle, tmp_path_factory):
         "TRIAGE_KB_THRESHOLD": "0.1"})  # hashing-encoder cosines run lower than MiniLM's
     with store_session(app) as session:
         routing.upsert_agent(session, "alice", name="Alice Agent", teams=AGENT_TEAMS)
+    from .harness import LIVE
+
+    LIVE["app"] = app
     return app
 
 
