@@ -1,0 +1,100 @@
+"""Attachments over the API and the pages: round trip, limits, type checks, who may read them."""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from mail_corpus import PNG
+from service.app import create_app
+
+KEYS = "intake-k:intake,agent-k:agent"
+
+
+@pytest.fixture
+def app(tmp_path):
+    return create_app({"TRIAGE_LOAD": "off", "TRIAGE_SIGHUP": False, "TRIAGE_API_KEYS": KEYS,
+                       "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'files.db'}",
+                       "TRIAGE_SECRET_KEY": "t", "TRIAGE_ATTACHMENTS_DIR": str(tmp_path / "files"),
+                       "TRIAGE_ATTACHMENT_MAX_BYTES": 2048,
+                       "TRIAGE_ATTACHMENT_TICKET_MAX_BYTES": 4096})
+
+
+def headers(role="agent", requester=None):
+    out = {"Authorization": f"Bearer {role}-k"}
+    if requester:
+        out["X-Requester"] = requester
+    return out
+
+
+def ticket(client, requester="ann@example.com") -> int:
+    made = client.post("/v1/tickets", headers=headers("intake"),
+                       json={"subject": "s", "body": "b", "requester": requester})
+    return made.json["ticket"]["id"]
+
+
+def upload(client, ticket_id, name, data, ctype, **kw):
+    return client.post(f"/v1/tickets/{ticket_id}/attachments", headers=kw.pop("h", headers()),
+                       data={"file": (io.BytesIO(data), name, ctype), **kw},
+                       content_type="multipart/form-data")
+
+
+def test_upload_round_trip(app):
+    client = app.test_client()
+    tid = ticket(client)
+    made = upload(client, tid, "shot.png", PNG, "image/png")
+    assert made.status_code == 201
+    [item] = made.json["attachments"]
+    assert (item["filename"], item["content_type"], item["size"], item["previewable"]) == \
+        ("shot.png", "image/png", len(PNG), True)
+    got = client.get(f"/v1/attachments/{item['id']}", headers=headers())
+    assert got.status_code == 200 and got.data == PNG
+    assert got.headers["Content-Type"] == "image/png"
+    assert got.headers["Content-Disposition"].startswith("attachment;")
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in got.headers["Content-Security-Policy"]
+    listed = client.get(f"/v1/tickets/{tid}/attachments", headers=headers("intake", "ann@example.com"))
+    assert [a["id"] for a in listed.json["attachments"]] == [item["id"]]
+
+
+def test_an_oversize_file_is_refused(app):
+    client = app.test_client()
+    tid = ticket(client)
+    refused = upload(client, tid, "big.txt", b"x" * 3000, "text/plain")
+    assert refused.status_code == 413 and refused.json["ok"] is False
+    assert "per file" in refused.json["error"]
+    for _ in range(2):
+        assert upload(client, tid, "part.txt", b"y" * 2000, "text/plain").status_code == 201
+    assert upload(client, tid, "more.txt", b"z" * 200, "text/plain").status_code == 413  # per ticket
+
+
+def test_a_type_mismatch_is_refused(app):
+    client = app.test_client()
+    tid = ticket(client)
+    fake = upload(client, tid, "cat.png", b"<html><script>alert(1)</script></html>", "image/png")
+    assert fake.status_code == 415 and "declared image/png" in fake.json["error"]
+    renamed = upload(client, tid, "report.pdf", PNG, "application/pdf")
+    assert renamed.status_code == 415
+    lying_name = upload(client, tid, "photo.jpg", b"plain text", "text/plain")
+    assert lying_name.status_code == 415
+
+
+def test_other_requesters_cannot_read_a_file(app):
+    client = app.test_client()
+    tid = ticket(client)
+    item = upload(client, tid, "a.txt", b"hello", "text/plain").json["attachments"][0]
+    other = client.get(f"/v1/tickets/{tid}/attachments", headers=headers("intake", "eve@example.com"))
+    assert other.status_code == 404
+    staff_only = upload(client, tid, "note.txt", b"internal", "text/plain", public="0")
+    hidden = staff_only.json["attachments"][0]["id"]
+    mine = client.get(f"/v1/tickets/{tid}/attachments", headers=headers("intake", "ann@example.com"))
+    assert [a["id"] for a in mine.json["attachments"]] == [item["id"]]
+    assert client.get(f"/v1/attachments/{hidden}",
+                      headers=headers("intake", "ann@example.com")).status_code == 404
+
+
+def test_upload_needs_multipart(app):
+    client = app.test_client()
+    tid = ticket(client)
+    wrong = client.post(f"/v1/tickets/{tid}/attachments", headers=headers(), json={"file": "x"})
+    assert wrong.status_code == 415 and wrong.json["ok"] is False
