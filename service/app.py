@@ -39,6 +39,7 @@ BLUEPRINTS = [
     "service.attachments:bp",
     "service.satisfaction:bp",
     "service.mail_admin:bp",
+    "service.desk:api",
 ]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

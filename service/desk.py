@@ -30,8 +30,9 @@ from .errors import ApiError, field_error
 from .pages_security import add_nav, login_required, register_page_errors
 from .ticket_schema import read_json_body
 
-bp = Blueprint("desk", __name__)
+bp = Blueprint("desk", __name__)  # the admin page (HTML errors)
 register_page_errors(bp)
+api = Blueprint("desk_api", __name__)  # the JSON API (JSON errors)
 bp.record_once(lambda s: add_nav(s.app, "Desk", "desk.desk_page", ("admin",)))
 
 _CACHE: dict[str, tuple[float, Desk]] = {}
@@ -85,14 +86,14 @@ def _actor() -> str:
     return user.get("id") or "dev"
 
 
-@bp.get("/v1/admin/desk")
+@api.get("/v1/admin/desk")
 @require_role("admin")
 def get_desk():
     with _store().session(readonly=True) as s:
         return jsonify(ok=True, request_id=g.request_id, desk=store_desk.current(s))
 
 
-@bp.get("/v1/admin/desk/changes")
+@api.get("/v1/admin/desk/changes")
 @require_role("admin")
 def get_changes():
     limit, offset = _paging()
@@ -101,7 +102,7 @@ def get_changes():
     return jsonify(ok=True, request_id=g.request_id, changes=rows, limit=limit, offset=offset)
 
 
-@bp.put("/v1/admin/desk/agents/<agent_id>")
+@api.put("/v1/admin/desk/agents/<agent_id>")
 @require_role("admin")
 def put_agent(agent_id: str):
     body = _object()
@@ -113,7 +114,7 @@ def put_agent(agent_id: str):
                    changes=[c.to_dict() for c in changes])
 
 
-@bp.put("/v1/admin/desk/teams/<name>")
+@api.put("/v1/admin/desk/teams/<name>")
 @require_role("admin")
 def put_team(name: str):
     from triage.desk import TeamSpec

@@ -12,6 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DATA = REPO / "data" / "demo" / "tickets.csv"
 DEMO_MAPPING = REPO / "data" / "demo" / "mapping.yaml"
+DEMO_DESK = REPO / "data" / "demo" / "desk.yaml"
 
 
 def register(subparsers) -> None:
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     os.environ["TRIAGE_MODELS_DIR"] = str(args.models.resolve())
     _demo_secrets(REPO / "var")
+    _demo_desk()
 
     print(f"triage quickstart: serving on http://{args.host}:{args.port}/ "
           f"(portal at /portal, API docs at /openapi.json; Ctrl-C stops)", flush=True)
@@ -85,6 +87,27 @@ def _demo_secrets(var: Path) -> None:
     if os.environ["TRIAGE_API_KEYS_FILE"] == str(keys_json):
         print(f"triage quickstart: demo API keys (role, key) are in {keys_txt}:")
         print(keys_txt.read_text(), end="", flush=True)
+
+
+def _demo_desk() -> None:
+    """The demo's teams and agents in the store (idempotent), and the service checks against them."""
+    import os
+
+    from triage.desk import load_desk
+    from triage.store import Store
+    from triage.store import desk as store_desk
+
+    os.environ.setdefault("TRIAGE_DESK_PATH", str(DEMO_DESK))
+    if os.environ["TRIAGE_DESK_PATH"] != str(DEMO_DESK):
+        return  # a desk of your own: apply it with 'triage desk apply'
+    store = Store(os.environ.get("TRIAGE_DATABASE_URL") or None)
+    store.upgrade()
+    with store.session() as session:
+        changes = store_desk.apply(session, load_desk(DEMO_DESK), actor="quickstart",
+                                   source=str(DEMO_DESK.relative_to(REPO)))
+    store.dispose()
+    print(f"triage quickstart: demo desk {DEMO_DESK.relative_to(REPO)}: "
+          + (f"{len(changes)} change(s) applied" if changes else "up to date"), flush=True)
 
 
 def _train_demo(args: argparse.Namespace) -> None:
