@@ -3,12 +3,16 @@
 Suggest is on the typing path, so it does the least possible: one embedding of
 a short text (memoised, since typing repeats prefixes after a backspace), one
 mat-vec over the index, no rules, no classifier heads. Below the relevance
-threshold nothing is returned, which is a valid answer.
+threshold nothing is returned, which is a valid answer; the threshold is in every
+response. A query longer than the encoder's window is cut by a documented rule
+(:func:`triage.kb.query_window`: whole sentences from the start, up to 100 words), not
+refused; only a query above ``TRIAGE_SUGGEST_MAX_CHARS`` (a guard on request size) is.
 """
 from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from triage.kb import QUERY_WORDS, query_window
 from triage.text import model_text
 
 from .auth import require_role
@@ -26,7 +30,8 @@ def suggest():
     query, k = _suggest_params(int(config["TRIAGE_SUGGEST_MAX_CHARS"]),
                                int(config["TRIAGE_SUGGEST_MAX_K"]))
     loaded = current_app.extensions["triage.state"].snapshot()
-    text = model_text(None, query)
+    # the same normalisation as tickets, then the encoder's window (triage.kb.query_window)
+    text, truncated = query_window(model_text(None, query))
     suggestions = []
     if text:
         vec = loaded.encoder.encode([text])[0]
@@ -34,6 +39,8 @@ def suggest():
     current_app.extensions["triage.metrics"].kb_suggestions.labels(
         "suggest", str(bool(suggestions)).lower()).inc()
     return jsonify(ok=True, request_id=g.request_id, bundle_id=loaded.bundle_id, query=query,
+                   threshold=loaded.kb.config.threshold,
+                   query_window={"words": QUERY_WORDS, "truncated": truncated},
                    suggestions=[jsonable(s) for s in suggestions])
 
 

@@ -63,7 +63,9 @@ SCHEMAS = {
               "results": {"type": "array", "items": REF("TicketResult")}},
              ["ok", "request_id", "bundle_id", "results"], False)]},
     "SuggestResponse": _obj({"ok": {"const": True}, "request_id": STR, "bundle_id": STR,
-                             "query": STR, "suggestions": {"type": "array", "items": REF("Suggestion")}},
+                             "query": STR, "threshold": NUM,
+                             "query_window": _obj({"words": INT, "truncated": BOOL}),
+                             "suggestions": {"type": "array", "items": REF("Suggestion")}},
                             ["ok", "suggestions", "bundle_id"]),
     "ArticleResponse": _obj({"ok": {"const": True}, "request_id": STR, "article": _obj(
         {"id": STR, "title": STR, "body": STR, "description": STR,

@@ -93,7 +93,9 @@ SETTINGS: list[Setting] = [
             "Relevance threshold of KB suggestions (a float). Empty: the KB's own measured default."),
     Setting("TRIAGE_KB_K", 3, int, "KB suggestions returned with each classified ticket."),
     Setting("TRIAGE_SUGGEST_MAX_K", 20, int, "Largest `k` accepted by `GET /v1/kb/suggest`."),
-    Setting("TRIAGE_SUGGEST_MAX_CHARS", 1000, int, "Longest `q` accepted by `GET /v1/kb/suggest`."),
+    Setting("TRIAGE_SUGGEST_MAX_CHARS", 20000, int, "Longest `q` accepted by `GET /v1/kb/suggest` "
+            "(a request-size guard: longer queries are refused with 422). Queries past the "
+            "encoder's window (100 words) are not refused but cut: whole sentences from the start."),
     # -- running
     Setting("TRIAGE_RUN_DIR", "", str,
             "Runtime folder shared by the gunicorn workers of one server (set by service/gunicorn_conf.py): "

@@ -151,8 +151,24 @@ def test_suggest_and_article(client):
     assert_error(client.get("/v1/kb/articles/none", headers=auth()), 404)
 
 
+def test_suggest_reports_threshold_and_cuts_long_queries(client):
+    """A query past the encoder's window is cut (whole sentences), never refused."""
+    long = "My VPN client keeps dropping. " * 20 + "Printer toner payslip holiday. " * 300
+    r = client.get("/v1/kb/suggest", query_string={"q": long}, headers=auth())
+    body = r.get_json()
+    assert r.status_code == 200, body
+    assert body["query_window"] == {"words": 100, "truncated": True}
+    assert body["suggestions"] and body["suggestions"][0]["article_id"] == "kb-vpn"
+    threshold = body["threshold"]
+    assert isinstance(threshold, float) and all(s["score"] >= threshold for s in body["suggestions"])
+    short = client.get("/v1/kb/suggest?q=vpn+drops", headers=auth()).get_json()
+    assert short["query_window"]["truncated"] is False and short["threshold"] == threshold
+    admin = client.get("/v1/admin/bundle", headers=auth("admin")).get_json()
+    assert admin["bundle"]["kb"]["threshold"] == threshold
+
+
 @pytest.mark.parametrize("query", ["k=2", "q=x&k=0", "q=x&k=abc", "q=x&k=999", "q=x&lang=de",
-                                   "q=" + "x" * 1001])
+                                   "q=" + "x" * 20001])
 def test_suggest_bad_params(client, query):
     assert_error(client.get(f"/v1/kb/suggest?{query}", headers=auth()), 422)
 

@@ -27,6 +27,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from triage.classifiers import predict_labelled
+
 from .mapping import Dataset, load_export, load_mapping
 
 
@@ -185,10 +187,11 @@ def holdout_predictions(bundle: Path, inputs: NotebookInputs, head: str) -> pd.D
             if v is not None and s == "holdout"]
     model = tri.models[head]
     X = tri.features_for_texts([ds.texts[i] for i in rows])
-    proba = model.predict_proba(X)
+    proba, picked = predict_labelled(model, X)
     classes = [str(c) for c in model.classes_]
+    pred = [classes[j] for j in picked]
     order = np.argsort(-proba, axis=1)
-    pred = [classes[j] for j in order[:, 0]]
+    order = np.asarray([[j] + [c for c in row if c != j] for j, row in zip(picked, order)])
     thresholds = tri.manifest["heads"][head].get("thresholds") or {}
     explain = model.explain(X, pred, k=5) if hasattr(model, "explain") else [[]] * len(rows)
     return pd.DataFrame({

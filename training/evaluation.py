@@ -70,11 +70,13 @@ def _labels_in_order(classes: Sequence[str], y_true: Sequence[str], y_pred: Sequ
     return [str(c) for c in classes] + extra
 
 
-def _top1(proba: np.ndarray, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _top1(proba: np.ndarray, classes: Sequence[str], pred_idx: np.ndarray | None = None
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """The reported label (``pred_idx``, else the arg-max) and its calibrated probability."""
     proba = np.asarray(proba, dtype=float)
     if proba.ndim != 2 or proba.shape[1] != len(classes):
         raise ValueError(f"proba must be (n, {len(classes)}) to match classes, got {proba.shape}")
-    idx = proba.argmax(axis=1)
+    idx = proba.argmax(axis=1) if pred_idx is None else np.asarray(pred_idx, dtype=int)
     return np.asarray([str(c) for c in classes], dtype=object)[idx], proba[np.arange(len(idx)), idx]
 
 
@@ -158,10 +160,14 @@ def at_thresholds(pred: Sequence[str], confidence: np.ndarray, correct: np.ndarr
 
 def head_metrics(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str],
                  thresholds: Mapping[str, Mapping[str, float]] | None = None, *,
-                 n_bins: int = 15) -> dict:
-    """All holdout metrics of one head (see the module docstring for the shape)."""
+                 n_bins: int = 15, pred_idx: np.ndarray | None = None) -> dict:
+    """All holdout metrics of one head (see the module docstring for the shape).
+
+    ``pred_idx``: the column of the label the head reports, when its decision rule is not the
+    arg-max (see :class:`triage.classifiers.TextHead`); confidence is that label's probability.
+    """
     y_true = np.asarray([str(y) for y in y_true], dtype=object)
-    pred, conf = _top1(proba, classes)
+    pred, conf = _top1(proba, classes, pred_idx)
     correct = pred == y_true
     labels = _labels_in_order(classes, y_true, pred)
     present = [lab for lab in labels if lab in set(y_true) | set(pred)]

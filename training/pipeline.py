@@ -25,11 +25,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from triage.bundle import git_sha, new_bundle_id, write_bundle
-from triage.classifiers import KINDS, Features, TextHead, fit_candidates, make_reference
+from triage.classifiers import (KINDS, Features, TextHead, fit_candidates, fit_parts,
+                                macro_f1_idx, make_reference, predict_labelled)
+from triage.features import available_groups, context_strings, requester_history
 from triage.encoder import CachedEncoder, Encoder, HashingEncoder, MiniLMEncoder, load_encoder
 from triage.reports.confidence import holdout_scores
 from triage.reports.drift import text_profile
-from triage.thresholds import ThresholdRule, choose_thresholds
+from triage.thresholds import ThresholdRule, choose_thresholds, min_rows_for
 
 from .evaluation import head_metrics, reference_metrics
 from .mapping import Dataset, Mapping as ColumnMapping, load_export, load_mapping
@@ -117,7 +119,8 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
           heads: Sequence[str] | None = None, candidates: Sequence[str] = KINDS,
           fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0, cv: int = 5,
           suggest_precision: float = 0.60, class_weight: str | None = "balanced",
-          progress: bool = True, n_threads: int = 1) -> TrainResult:
+          progress: bool = True, n_threads: int = 1,
+          context_groups: Sequence[str] | None = None) -> TrainResult:
     """Train every head of the mapping and (when ``out_dir`` is given) write the bundle.
 
     Base models are fitted with ``class_weight="balanced"`` by default (macro-F1 counts a rare
@@ -125,6 +128,10 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
     0.41 to 0.56) while the calibrator on top stays unweighted, so probabilities still match
     real frequencies. BLAS threads are limited to ``n_threads``: on a shared 2-core machine an oversubscribed
     OpenBLAS made a small logistic regression 50× slower.
+
+    Context features (:mod:`triage.features`) come from the mapping's ``metadata``; each
+    group is tried per head and kept only where it raises out-of-fold macro-F1 on the train
+    split (``context_groups`` limits the groups tried; ``()`` turns context off).
     """
     mapping = load_mapping(mapping_path)
     data = load_export(data_path, mapping)
@@ -141,11 +148,17 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
     splits = assign_splits(data.texts, fractions, seed)
     vectors = enc.encode(data.texts, progress=progress) if enc else None  # torch: all threads
     X = Features(data.texts, vectors)
+    context = ContextInputs.from_data(data, context_groups)
     with threadpool_limits(n_threads):
         fitted, head_reports, skipped = {}, {}, {}
         for name in _progress(wanted, progress, "heads"):
-            model, rep = train_head(name, X, data.labels[name], splits, config, rule, progress)
+            groups, ablation = choose_context(X, data.labels[name], splits, context, config)
+            Xh = X.with_context(context.strings(groups)) if groups else X
+            model, rep = train_head(name, Xh, data.labels[name], splits, config, rule, progress)
             if model is not None:
+                model.context_groups_ = tuple(groups)
+                rep["context"] = {"groups": list(groups), "ablation": ablation,
+                                  "available": list(context.groups)}
                 fitted[name], head_reports[name] = model, rep
             else:
                 skipped[name] = rep["n"]
@@ -162,10 +175,87 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
     return result
 
 
+# A context group is kept for a head only if it raises out-of-fold macro-F1 by this much.
+CONTEXT_MIN_GAIN = 0.005
+
+
+@dataclass
+class ContextInputs:
+    """What the context builder needs from an export: its metadata and requester history."""
+
+    metadata: dict
+    n: int
+    groups: tuple[str, ...]
+    history: list | None = None
+
+    @classmethod
+    def from_data(cls, data: Dataset, wanted: Sequence[str] | None) -> "ContextInputs":
+        groups = available_groups(data.metadata)
+        if wanted is not None:
+            groups = tuple(g for g in groups if g in set(wanted))
+        history = None
+        if "history" in groups:
+            history = requester_history(data.metadata["requester"], data.metadata["created_at"],
+                                        data.labels)
+        return cls(data.metadata, len(data.texts), groups, history)
+
+    def strings(self, groups: Sequence[str]) -> list[str]:
+        return context_strings(self.metadata, self.n, self.history, groups)
+
+
+def choose_context(X: Features, labels: Sequence[str | None], splits: np.ndarray,
+                   context: ContextInputs, config: TrainConfig) -> tuple[list[str], dict]:
+    """Per context group, the out-of-fold macro-F1 gain of the TF-IDF model on train rows.
+
+    Returns the groups to use (each gained at least ``CONTEXT_MIN_GAIN`` alone) and the
+    ablation table ``{"base": f1, group: {"macro_f1", "gain", "kept"}}``. Only train rows
+    are used: the holdout stays unseen, the calibration split stays for thresholds.
+    """
+    if not context.groups:
+        return [], {}
+    rows = np.flatnonzero((splits == "train") & np.asarray([v is not None for v in labels]))
+    y = np.asarray([str(labels[i]) for i in rows])
+    if len(set(y)) < 2:
+        return [], {}
+
+    def oof_f1(Xc: Features) -> float:
+        parts = fit_parts(Xc.take(rows), y, kinds=("tfidf",), svc_c=config.svc_c,
+                          class_weight=config.class_weight, cv=config.cv,
+                          random_state=config.seed)
+        k = len(parts.classes)
+        return macro_f1_idx(np.searchsorted(parts.classes, y), parts.oof_svc.argmax(axis=1), k)
+
+    base = oof_f1(X)
+    table: dict[str, Any] = {"base": round(base, 4), "metric": "out-of-fold macro-F1, train split"}
+    kept = []
+    for g in context.groups:
+        f1 = oof_f1(X.with_context(context.strings([g])))
+        keep = f1 - base >= CONTEXT_MIN_GAIN
+        table[g] = {"macro_f1": round(f1, 4), "gain": round(f1 - base, 4), "kept": keep}
+        kept += [g] if keep else []
+    return kept, table
+
+
+# Selection tie rule: candidates within this much out-of-fold macro-F1 of the best are tied,
+# and the simplest of them (earliest in ``KINDS``: reference, tfidf, embedding, combined) wins.
+TIE_MARGIN = 0.005
+
+
 def train_head(name: str, X: Features, labels: Sequence[str | None], splits: np.ndarray,
-               config: TrainConfig, rule: ThresholdRule, progress: bool
+               config: TrainConfig, rule: ThresholdRule, progress: bool, refit: bool = True
                ) -> tuple[TextHead | None, dict]:
-    """Fit the candidates of one head, pick the winner on calibration, report on holdout."""
+    """Fit the candidates of one head, pick the winner, report on holdout, refit on all rows.
+
+    1. every candidate (the plain reference among them) is fitted on train, cross-fitted, so
+       each train row has an out-of-fold probability and reported label;
+    2. the winner is the best macro-F1 of those labels pooled with the calibration split's
+       (ties → the simpler model); thresholds come from the same pooled rows, which no model
+       saw when fitted;
+    3. the holdout is scored once, before anything else is fitted: the honest figures;
+    4. the winner's pipeline is refitted on every labelled row (train + calibration + holdout)
+       with the thresholds kept: a head fitted on 70 % of an export loses to one fitted on all
+       of it, and the thresholds are probability levels the refitted model keeps calibrated.
+    """
     y = np.asarray([v if v is not None else "" for v in labels], dtype=object)
     has = np.asarray([v is not None for v in labels])
     idx = {s: np.flatnonzero(has & (splits == s)) for s in SPLITS}
@@ -175,36 +265,84 @@ def train_head(name: str, X: Features, labels: Sequence[str | None], splits: np.
         return None, {"skipped": True, "n": n}
     params = dict(svc_c=config.svc_c, lr_c=config.lr_c, class_weight=config.class_weight,
                   cv=config.cv, random_state=config.seed, progress=progress)
-    cands = fit_candidates(X.take(idx["train"]), y[idx["train"]], config.candidates, **params)
-    scores, probas = {}, {}
+    kinds = tuple(k for k in KINDS if k in config.candidates) or ("reference",)
+    if "reference" not in kinds:  # the plain reference always competes: never below it
+        kinds = ("reference",) + kinds
+    cands = fit_candidates(X.take(idx["train"]), y[idx["train"]], kinds, **params)
+    scores, probas, picks = {}, {}, {}
     y_sel = np.concatenate([y[idx["train"]], y[idx["calibration"]]])
     for kind, model in cands.items():
-        probas[kind] = {s: model.predict_proba(X.take(idx[s])) for s in ("calibration", "holdout")}
         classes = list(model.classes_)
-        scores[kind] = {s: head_metrics(y[idx[s]], probas[kind][s], classes)["macro_f1"]
+        probas[kind], picks[kind] = {}, {}
+        for s in ("calibration", "holdout"):
+            probas[kind][s], picks[kind][s] = model.predict_labelled(X.take(idx[s]))
+        scores[kind] = {s: head_metrics(y[idx[s]], probas[kind][s], classes,
+                                        pred_idx=picks[kind][s])["macro_f1"]
                         for s in ("calibration", "holdout")}
-        # selection: out-of-fold train predictions pooled with the calibration split, so a
-        # head with 60 calibration rows (urgency among incidents) is not chosen on noise
+        # selection: out-of-fold train labels pooled with the calibration split, so a head
+        # with 60 calibration rows (urgency among incidents) is not chosen on noise
         pooled = np.vstack([model.oof_proba_, probas[kind]["calibration"]])
-        scores[kind]["selection"] = head_metrics(y_sel, pooled, classes)["macro_f1"]
-    chosen = max(cands, key=lambda k: (scores[k]["selection"], -list(cands).index(k)))
+        pooled_idx = np.concatenate([model.oof_labels_, picks[kind]["calibration"]])
+        scores[kind]["selection"] = head_metrics(y_sel, pooled, classes,
+                                                 pred_idx=pooled_idx)["macro_f1"]
+        scores[kind]["pooled"] = (pooled, pooled_idx)
+    chosen = choose_candidate({k: v["selection"] for k, v in scores.items()})
     model, classes = cands[chosen], [str(c) for c in cands[chosen].classes_]
-    thresholds = choose_thresholds(y[idx["calibration"]], probas[chosen]["calibration"], classes, rule)
+    pooled, pooled_idx = scores[chosen]["pooled"]
+    thresholds = choose_thresholds(y_sel, pooled, classes, rule, pred_idx=pooled_idx)
+    no_apply = small_calibration_reason(n["calibration"], rule.target_precision)
+    if no_apply:
+        for t in thresholds.values():
+            t["apply"], t["n_applied"], t["precision_applied"] = None, 0, None
     ref = make_reference().fit([X.texts[i] for i in idx["train"]], y[idx["train"]])
     ref_pred = ref.predict([X.texts[i] for i in idx["holdout"]])
-    return model, {
+    report = {
         "chosen": chosen, "classes": classes, "n": n,
+        "selection_rule": f"out-of-fold macro-F1 (train) pooled with calibration; within "
+                          f"{TIE_MARGIN} of the best, the simplest kind wins",
         "candidates": {k: v["selection"] for k, v in scores.items()},
         "candidates_calibration": {k: v["calibration"] for k, v in scores.items()},
         "candidates_holdout": {k: v["holdout"] for k, v in scores.items()},
-        "metrics": head_metrics(y[idx["holdout"]], probas[chosen]["holdout"], classes, thresholds),
+        "calibrator": getattr(model, "calibration_", None),
+        "metrics": head_metrics(y[idx["holdout"]], probas[chosen]["holdout"], classes, thresholds,
+                                pred_idx=picks[chosen]["holdout"]),
         "calibration_metrics": head_metrics(y[idx["calibration"]], probas[chosen]["calibration"],
-                                            classes, thresholds),
+                                            classes, thresholds,
+                                            pred_idx=picks[chosen]["calibration"]),
         "reference": reference_metrics(y[idx["holdout"]], ref_pred),
         "thresholds": thresholds,
+        "apply_disabled": no_apply,
         # per-ticket top-1 label + probability: the confidence report's what-if for thresholds
         "holdout_scores": holdout_scores(y[idx["holdout"]], probas[chosen]["holdout"], classes),
     }
+    if refit:
+        every = np.flatnonzero(has)
+        model = fit_candidates(X.take(every), y[every], (chosen,), **params)[chosen]
+        report["refit"] = {"rows": int(len(every)), "kind": chosen, "thresholds": "kept",
+                           "calibrator": getattr(model, "calibration_", None),
+                           "note": "metrics are the holdout figures measured before the refit; "
+                                   "the bundle's model is refitted on train + calibration + "
+                                   "holdout with the same pipeline and thresholds"}
+    else:
+        report["refit"] = None
+    return model, report
+
+
+def choose_candidate(selection: Mapping[str, float], margin: float = TIE_MARGIN) -> str:
+    """The simplest candidate within ``margin`` of the best selection macro-F1."""
+    best = max(selection.values())
+    order = [k for k in KINDS if k in selection] + [k for k in selection if k not in KINDS]
+    return next(k for k in order if selection[k] >= best - margin)
+
+
+def small_calibration_reason(n_calibration: int, target: float) -> str | None:
+    """Why a head must never auto-apply, or None: its calibration split (rows that no fit has
+    seen) could not show the target precision even if every prediction on it were right."""
+    need = min_rows_for(target)
+    if n_calibration >= need:
+        return None
+    return (f"calibration split has {n_calibration} labelled rows; showing precision "
+            f"{target:.2f} at 95 % confidence needs at least {need}, so this head only suggests")
 
 
 def _progress(items: list, enabled: bool, desc: str):
@@ -246,6 +384,8 @@ def build_manifest(data: Dataset, mapping: ColumnMapping, config: TrainConfig, r
         m = rep["metrics"]
         heads[name] = {
             "kind": model.kind, "classes": rep["classes"], "thresholds": rep["thresholds"],
+            "context": list(getattr(model, "context_groups_", ()) or ()),
+            "apply_disabled": rep.get("apply_disabled"),
             "where": mapping.labels[name].where or None,
             "metrics": {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "ece_15": m["ece_15"],
                         "n": m["n"], "at_thresholds": {k: m["at_thresholds"].get(k)
@@ -319,11 +459,11 @@ def evaluate_bundle(bundle_path: str | Path, data_path: str | Path, mapping_path
             if not has:
                 continue
             y = [data.labels[name][rows[j]] for j in has]
-            proba = model.predict_proba(X.take(has))
+            proba, picked = predict_labelled(model, X.take(has))
             thresholds = tri.manifest["heads"][name].get("thresholds") or {}
             heads[name] = {"chosen": tri.manifest["heads"][name].get("kind"),
                            "metrics": head_metrics(y, proba, [str(c) for c in model.classes_],
-                                                   thresholds),
+                                                   thresholds, pred_idx=picked),
                            "thresholds": thresholds}
     return _jsonable({"bundle_id": tri.bundle_id, "split": split,
                       "data": {"path": str(data.path), "sha256": data.sha256,

@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from triage.classifiers import predict_labelled
 from triage.errors import TriageError
 
 from .champion import read_champion
@@ -109,10 +110,10 @@ def score_bundle(bundle: Path, texts: Sequence[str], labels: dict[str, list], ro
             if not has:
                 continue
             y = [str(labels[head][rows[j]]) for j in has]
-            proba = model.predict_proba(X.take(has))
+            proba, picked = predict_labelled(model, X.take(has))
             classes = [str(c) for c in model.classes_]
             thresholds = (tri.manifest["heads"].get(head) or {}).get("thresholds") or {}
-            m = head_metrics(y, proba, classes, thresholds)
+            m = head_metrics(y, proba, classes, thresholds, pred_idx=picked)
             applied = (m.get("at_thresholds") or {}).get("applied") or {}
             out[head] = {"n": m["n"], "macro_f1": m["macro_f1"], "ece_15": m["ece_15"],
                          "coverage_at_target": coverage_at(proba, y, classes, target),

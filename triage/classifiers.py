@@ -22,13 +22,14 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
-KINDS = ("tfidf", "embedding", "combined")
+# simplest first: on a tie in selection the earlier kind wins (see training.pipeline)
+KINDS = ("reference", "tfidf", "embedding", "combined")
 _MISSING_SCORE = -10.0  # score of a class absent from one fold's training rows
 
 
@@ -38,6 +39,8 @@ class Features:
 
     texts: list[str]
     vectors: np.ndarray | None = None
+    # context tokens per ticket (triage.features): channel, tier, service, requester history
+    context: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -45,7 +48,23 @@ class Features:
     def take(self, idx: Sequence[int] | np.ndarray) -> "Features":
         idx = np.asarray(idx, dtype=int)
         vecs = None if self.vectors is None else self.vectors[idx]
-        return Features([self.texts[i] for i in idx], vecs)
+        ctx = None if self.context is None else [self.context[i] for i in idx]
+        return Features([self.texts[i] for i in idx], vecs, ctx)
+
+    def with_context(self, context: list[str] | None) -> "Features":
+        return Features(self.texts, self.vectors, context)
+
+
+CONTEXT_WEIGHT = 0.5  # a context token's value beside L2-normalised TF-IDF rows
+
+
+def make_context_vectorizer() -> CountVectorizer:
+    """Binary bag of context tokens (``channel=email``), kept apart from the text's n-grams."""
+    return CountVectorizer(token_pattern=r"\S+", lowercase=False, binary=True, dtype=np.float32)
+
+
+def _has_context(X: "Features") -> bool:
+    return X.context is not None and any(X.context)
 
 
 def make_vectorizer(n_docs: int) -> FeatureUnion:
@@ -59,10 +78,19 @@ def make_vectorizer(n_docs: int) -> FeatureUnion:
     ])
 
 
+def make_reference_vectorizer() -> FeatureUnion:
+    """The reference's features (TF-IDF word 1–2-grams), shaped like :func:`make_vectorizer`'s
+    so the ``reference`` candidate explains itself the same way."""
+    return FeatureUnion([("word", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True))])
+
+
+def make_reference_svc() -> LinearSVC:
+    return LinearSVC(C=1.0, random_state=0)  # fixed seed: the candidate equals the reference
+
+
 def make_reference() -> Pipeline:
     """The reference every report compares against: TF-IDF (1–2-grams) + LinearSVC."""
-    return Pipeline([("tfidf", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)),
-                     ("svc", LinearSVC(C=1.0))])
+    return Pipeline([("tfidf", make_reference_vectorizer()), ("svc", make_reference_svc())])
 
 
 def _scores(model: Any, X: Any, classes: np.ndarray, *, log_proba: bool) -> np.ndarray:
@@ -96,7 +124,14 @@ def _progress(items: list, enabled: bool, desc: str) -> Iterable:
 
 
 class TextHead(ClassifierMixin, BaseEstimator):
-    """A calibrated head of one ``kind``: ``tfidf``, ``embedding`` or ``combined``.
+    """A calibrated head of one ``kind``: ``reference``, ``tfidf``, ``embedding`` or ``combined``.
+
+    Two things are kept apart: the *label* a head reports and the *probabilities* the
+    apply/suggest decisions read. The label is the arg-max of the calibrated log-probabilities
+    plus a per-class bias tuned for macro-F1 on out-of-fold scores (``bias_``; a rare class
+    needs less evidence to win than its prior allows), or, for the ``reference`` kind, exactly
+    the plain LinearSVC's arg-max, so choosing the reference reproduces it. Either way the
+    probability attached to the label is the calibrated one.
 
     Follows scikit-learn's contract (``__init__`` stores, ``fit`` returns self, fitted
     attributes end in ``_``, ``classes_`` = ``predict_proba`` columns), but ``X`` is a
@@ -118,7 +153,7 @@ class TextHead(ClassifierMixin, BaseEstimator):
     # -- fitting -----------------------------------------------------------------------
     @property
     def uses_text(self) -> bool:
-        return self.kind in ("tfidf", "combined")
+        return self.kind in ("reference", "tfidf", "combined")
 
     @property
     def uses_vectors(self) -> bool:
@@ -136,49 +171,91 @@ class TextHead(ClassifierMixin, BaseEstimator):
 
     def _assemble(self, parts: "Parts") -> "TextHead":
         self.classes_ = parts.classes
-        self.vectorizer_ = parts.vectorizer if self.uses_text else None
-        self.svc_ = parts.svc if self.uses_text else None
+        if self.kind == "reference":
+            self.vectorizer_, self.svc_ = parts.ref_vectorizer, parts.ref_svc
+            oof = parts.oof_ref
+        else:
+            self.vectorizer_ = parts.vectorizer if self.uses_text else None
+            self.svc_ = parts.svc if self.uses_text else None
+            oof = None
+        # the plain reference reads text only; the others read the context block when fitted
+        self.context_ = parts.context if self.kind in ("tfidf", "combined") else None
         self.emb_ = parts.emb if self.uses_vectors else None
         self.knn_ = parts.knn if self.kind == "combined" else None
-        oof = self._stack([parts.oof_svc if self.uses_text else None,
-                           parts.oof_emb if self.uses_vectors else None,
-                           parts.oof_knn if self.knn_ is not None else None])
-        self.calibrator_ = LogisticRegression(C=self.stack_c, max_iter=2000)
-        self.calibrator_.fit(oof, parts.y)
-        stacker_oof = self._stacker_oof(oof, parts.y)
+        if oof is None:
+            oof = self._stack([parts.oof_svc if self.uses_text else None,
+                               parts.oof_emb if self.uses_vectors else None,
+                               parts.oof_knn if self.knn_ is not None else None])
+        self.calibrator_, stacker_oof, self.calibration_ = self._choose_calibrator(oof, parts.y)
         self.temperature_ = _fit_temperature(stacker_oof, parts.y, self.calibrator_.classes_)
         # honest probabilities for every training row: model selection on small data uses them
         self.oof_proba_ = _temper(stacker_oof, self.temperature_)
+        if self.kind == "reference":  # the plain decision: arg-max of the LinearSVC's scores
+            self.oof_labels_ = oof.argmax(axis=1)
+            self.bias_ = None
+        else:
+            y_idx = np.searchsorted(self.classes_, parts.y)
+            self.bias_ = fit_class_bias(self.oof_proba_, y_idx, len(self.classes_))
+            # labels for selection: each half's bias fitted on the other half, so a candidate
+            # with a tuned decision rule is not judged on the rows it was tuned on
+            self.oof_labels_ = np.zeros(len(y_idx), dtype=int)
+            half = np.random.default_rng(self.random_state).random(len(y_idx)) < 0.5
+            for fit_rows in (half, ~half):
+                b = fit_class_bias(self.oof_proba_[fit_rows], y_idx[fit_rows], len(self.classes_))
+                self.oof_labels_[~fit_rows] = decide_labels(self.oof_proba_[~fit_rows], b)
         self.n_features_in_ = oof.shape[1]
         return self
 
-    def _stacker_oof(self, oof: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Out-of-fold probabilities of the stacker itself (cheap: it has 1–2 × K inputs).
+    def _choose_calibrator(self, oof: np.ndarray, y: np.ndarray):
+        """The calibrator with the lowest out-of-fold log-loss, from few parameters to many.
+
+        A multinomial stacker has K × (blocks × K) weights: on a head with a few hundred
+        rows it learns noise and comes out over-confident. The candidates are a single
+        temperature on the scores (one parameter, single-score kinds only), a strongly
+        regularised stacker and the ordinary one; each is judged on its own out-of-fold
+        probabilities, so a flexible calibrator wins only when the rows support it.
+        """
+        makers: list[tuple[str, Any]] = []
+        if self.kind != "combined":
+            makers.append(("temperature", lambda: ScoreTemperature(log_proba=self.kind == "embedding")))
+        makers += [(f"stack C={c:g}", lambda c=c: LogisticRegression(C=c, max_iter=2000))
+                   for c in sorted({self.stack_c / 100, self.stack_c})]
+        best = None
+        for name, make in makers:
+            held = self._stacker_oof(make, oof, y)
+            loss = _log_loss(held, np.searchsorted(np.unique(y), y))
+            if best is None or loss < best[0] - 1e-9:
+                best = (loss, name, make, held)
+        _, name, make, held = best
+        return make().fit(oof, y), held, name
+
+    def _stacker_oof(self, make, oof: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Out-of-fold probabilities of the calibrator itself (cheap: it has 1–3 × K inputs).
 
         With many classes and few rows the stacker overfits its inputs and comes out
         over-confident; a temperature fitted on these honest probabilities undoes that.
         """
-        out = np.full((len(y), len(self.calibrator_.classes_)), 1e-9)
+        classes = np.unique(y)
+        out = np.full((len(y), len(classes)), 1e-9)
         for tr, te in _folds(y, self.cv, self.random_state + 1):
-            lr = LogisticRegression(C=self.stack_c, max_iter=2000).fit(oof[tr], y[tr])
-            out[np.ix_(te, np.searchsorted(self.calibrator_.classes_, lr.classes_))] = \
-                lr.predict_proba(oof[te])
-        return out
+            lr = make().fit(oof[tr], y[tr])
+            out[np.ix_(te, np.searchsorted(classes, lr.classes_))] = lr.predict_proba(oof[te])
+        return out / out.sum(axis=1, keepdims=True)
 
     @staticmethod
     def _stack(blocks: list[np.ndarray | None]) -> np.ndarray:
         return np.hstack([b for b in blocks if b is not None])
 
     # -- prediction --------------------------------------------------------------------
-    def _tfidf(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        """FeatureUnion.transform without its joblib plumbing (~2x faster for one ticket)."""
-        return sparse.hstack([v.transform(texts) for _, v in self.vectorizer_.transformer_list],
-                             format="csr")
+    def _tfidf(self, X: Features) -> sparse.csr_matrix:
+        """FeatureUnion.transform without its joblib plumbing (~2x faster for one ticket),
+        plus the context block when the head was fitted with one."""
+        return text_matrix(self.vectorizer_, getattr(self, "context_", None), X)
 
     def _base_scores(self, X: Features, tfidf: sparse.spmatrix | None = None) -> np.ndarray:
         blocks: list[np.ndarray | None] = [None, None, None]
         if self.uses_text:
-            tfidf = self._tfidf(X.texts) if tfidf is None else tfidf
+            tfidf = self._tfidf(X) if tfidf is None else tfidf
             blocks[0] = _scores(self.svc_, tfidf, self.classes_, log_proba=False)
         if self.uses_vectors:
             if X.vectors is None:
@@ -189,24 +266,31 @@ class TextHead(ClassifierMixin, BaseEstimator):
         return self._stack(blocks)
 
     def predict_proba(self, X: Features) -> np.ndarray:
+        return self._proba(X, None)[0]
+
+    def predict_labelled(self, X: Features) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities and the column index of the reported label per row."""
         return self._proba(X, None)
 
-    def _proba(self, X: Features, tfidf: sparse.spmatrix | None) -> np.ndarray:
-        proba = _temper(self.calibrator_.predict_proba(self._base_scores(X, tfidf)),
-                        getattr(self, "temperature_", 1.0))
+    def _proba(self, X: Features, tfidf: sparse.spmatrix | None) -> tuple[np.ndarray, np.ndarray]:
+        scores = self._base_scores(X, tfidf)
+        proba = _temper(self.calibrator_.predict_proba(scores), getattr(self, "temperature_", 1.0))
         out = np.zeros((len(X), len(self.classes_)))
         out[:, np.searchsorted(self.classes_, self.calibrator_.classes_)] = proba
-        return out
+        if self.kind == "reference":
+            return out, scores.argmax(axis=1)
+        return out, decide_labels(out, getattr(self, "bias_", None))
 
-    def predict_explained(self, X: Features, k: int = 5) -> tuple[np.ndarray, list[list[dict]]]:
-        """Probabilities and explanations of the top label, vectorising the texts once."""
-        tfidf = self._tfidf(X.texts) if self.uses_text else None
-        proba = self._proba(X, tfidf)
-        labels = self.classes_[proba.argmax(axis=1)]
-        return proba, self.explain(X, labels, k, tfidf=tfidf)
+    def predict_explained(self, X: Features, k: int = 5
+                          ) -> tuple[np.ndarray, list[list[dict]], np.ndarray]:
+        """Probabilities, explanations of the reported label and its column index per row,
+        vectorising the texts once."""
+        tfidf = self._tfidf(X) if self.uses_text else None
+        proba, idx = self._proba(X, tfidf)
+        return proba, self.explain(X, self.classes_[idx], k, tfidf=tfidf), idx
 
     def predict(self, X: Features) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        return self.classes_[self.predict_labelled(X)[1]]
 
     def explain(self, X: Features, labels: Sequence[Any], k: int = 5,
                 tfidf: sparse.spmatrix | None = None) -> list[list[dict]]:
@@ -217,7 +301,7 @@ class TextHead(ClassifierMixin, BaseEstimator):
         """
         if not self.uses_text:
             return [[] for _ in range(len(X))]
-        tfidf = sparse.csr_matrix(self._tfidf(X.texts) if tfidf is None else tfidf)
+        tfidf = sparse.csr_matrix(self._tfidf(X) if tfidf is None else tfidf)
         names, words = self._feature_names()
         out = []
         for row, label in enumerate(labels):
@@ -248,7 +332,13 @@ class TextHead(ClassifierMixin, BaseEstimator):
             words = np.char.startswith(names, "word__")
             # "is", "the", "please" carry weight but explain nothing to a reader
             readable = np.asarray([not set(n[6:].split()) <= ENGLISH_STOP_WORDS for n in names])
-            cached = (names, (words & readable).astype(np.float32))
+            mask = words & readable
+            context = getattr(self, "context_", None)
+            if context is not None:  # context tokens ("channel=email") read as reasons too
+                extra = np.asarray([f"context__{n}" for n in context.get_feature_names_out()])
+                names = np.concatenate([names, extra])
+                mask = np.concatenate([mask, np.ones(len(extra), bool)])
+            cached = (names, mask.astype(np.float32))
             object.__setattr__(self, "_names_cache", cached)
         return cached
 
@@ -256,7 +346,105 @@ class TextHead(ClassifierMixin, BaseEstimator):
         state = dict(self.__dict__)
         state.pop("_names_cache", None)  # rebuilt on first explain(); keeps the joblib small
         state.pop("oof_proba_", None)  # training diagnostics only
+        state.pop("oof_labels_", None)
         return state
+
+
+def text_matrix(vectorizer: FeatureUnion, context: CountVectorizer | None, X: Features
+                ) -> sparse.csr_matrix:
+    """The sparse input of a head's LinearSVC: TF-IDF blocks, then context tokens (if any)."""
+    blocks = [v.transform(X.texts) for _, v in vectorizer.transformer_list]
+    if context is not None:
+        ctx = X.context if X.context is not None else [""] * len(X)
+        blocks.append(context.transform(ctx) * CONTEXT_WEIGHT)
+    return sparse.hstack(blocks, format="csr")
+
+
+def predict_labelled(model: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, column of the reported label) for any head, old bundles included."""
+    if hasattr(model, "predict_labelled"):
+        return model.predict_labelled(X)
+    proba = model.predict_proba(X)
+    return proba, np.asarray(proba).argmax(axis=1)
+
+
+def decide_labels(proba: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """Column index of the reported label: arg-max of log-probability + per-class bias."""
+    proba = np.asarray(proba, dtype=float)
+    if bias is None or not np.any(bias):
+        return proba.argmax(axis=1)
+    return (np.log(np.clip(proba, 1e-12, 1.0)) + bias).argmax(axis=1)
+
+
+def macro_f1_idx(y: np.ndarray, pred: np.ndarray, k: int) -> float:
+    """Macro-F1 over the classes present in ``y`` or ``pred`` (integer labels; fast, for search)."""
+    tp = np.bincount(y[pred == y], minlength=k).astype(float)
+    n_true = np.bincount(y, minlength=k)
+    n_pred = np.bincount(pred, minlength=k)
+    present = (n_true + n_pred) > 0
+    f1 = np.divide(2 * tp, n_true + n_pred, out=np.zeros(k), where=present)
+    return float(f1[present].mean()) if present.any() else 0.0
+
+
+BIAS_GRID = np.arange(-2.0, 2.01, 0.25)
+
+
+def fit_class_bias(proba: np.ndarray, y: np.ndarray, k: int, passes: int = 2,
+                   min_gain: float = 1e-3) -> np.ndarray:
+    """Per-class log-offsets that maximise macro-F1 of arg-max(log p + b) (coordinate ascent).
+
+    Calibrated probabilities maximise accuracy; macro-F1 rewards finding rare classes, so a
+    rare class gets a positive offset when (and only when) that raises macro-F1 on these
+    out-of-fold rows by at least ``min_gain``. Offsets stay within ±2 (a factor of ~7 in odds).
+    """
+    logp = np.log(np.clip(np.asarray(proba, dtype=float), 1e-12, 1.0))
+    bias = np.zeros(k)
+    best = macro_f1_idx(y, logp.argmax(axis=1), k)
+    for _ in range(passes):
+        improved = False
+        for j in range(k):
+            keep = bias[j]
+            for b in BIAS_GRID:
+                bias[j] = b
+                f = macro_f1_idx(y, (logp + bias).argmax(axis=1), k)
+                if f > best + min_gain:
+                    best, keep, improved = f, b, True
+            bias[j] = keep
+        if not improved:
+            break
+    return bias
+
+
+class ScoreTemperature(ClassifierMixin, BaseEstimator):
+    """One-parameter calibrator: softmax(scores / T), T fitted by log-loss.
+
+    For heads with few rows, where a stacker's K × K weights would learn noise.
+    ``log_proba`` scores (the embedding model's) are already log-probabilities.
+    """
+
+    def __init__(self, log_proba: bool = False) -> None:
+        self.log_proba = log_proba
+
+    def fit(self, scores: np.ndarray, y: Sequence[Any]) -> "ScoreTemperature":
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        s = np.asarray(scores, dtype=float)
+        # SVC margins are ~±1: the scale may need to reach ~50, beyond the stacker's range
+        self.temperature_ = _fit_temperature(_softmax(s), y, self.classes_, bounds=(-4.0, 3.0))
+        return self
+
+    def predict_proba(self, scores: np.ndarray) -> np.ndarray:
+        return _softmax(np.asarray(scores, dtype=float) / self.temperature_)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _log_loss(proba: np.ndarray, y_idx: np.ndarray) -> float:
+    return float(-np.log(np.clip(proba[np.arange(len(y_idx)), y_idx], 1e-12, 1.0)).mean())
 
 
 def _temper(proba: np.ndarray, temperature: float) -> np.ndarray:
@@ -269,7 +457,8 @@ def _temper(proba: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _fit_temperature(proba: np.ndarray, y: np.ndarray, classes: np.ndarray) -> float:
+def _fit_temperature(proba: np.ndarray, y: np.ndarray, classes: np.ndarray,
+                     bounds: tuple[float, float] = (-2.0, 2.0)) -> float:
     """The temperature minimising the log-loss of ``proba`` (temperature scaling)."""
     from scipy.optimize import minimize_scalar
 
@@ -279,7 +468,7 @@ def _fit_temperature(proba: np.ndarray, y: np.ndarray, classes: np.ndarray) -> f
         p = _temper(proba, float(np.exp(log_t)))[np.arange(len(y)), idx]
         return float(-np.log(np.clip(p, 1e-12, 1.0)).mean())
 
-    res = minimize_scalar(nll, bounds=(-2.0, 2.0), method="bounded")
+    res = minimize_scalar(nll, bounds=bounds, method="bounded")
     return float(np.exp(res.x)) if res.success else 1.0
 
 
@@ -296,6 +485,10 @@ class Parts:
     oof_emb: np.ndarray | None = None
     knn: "NeighbourVote | None" = None
     oof_knn: np.ndarray | None = None
+    context: CountVectorizer | None = None
+    ref_vectorizer: FeatureUnion | None = None
+    ref_svc: LinearSVC | None = None
+    oof_ref: np.ndarray | None = None
 
 
 def fit_parts(X: Features, y: Sequence[Any], *, kinds: Sequence[str] = KINDS,
@@ -308,9 +501,17 @@ def fit_parts(X: Features, y: Sequence[Any], *, kinds: Sequence[str] = KINDS,
         raise ValueError(f"a head needs at least 2 classes, got {list(classes)}")
     parts = Parts(classes=classes, y=y)
     folds = _folds(y, cv, random_state)
+    if "reference" in kinds:
+        parts.ref_vectorizer = make_reference_vectorizer()
+        R = parts.ref_vectorizer.fit_transform(X.texts)
+        parts.ref_svc, parts.oof_ref = _cross_fit(make_reference_svc, R, y, classes, folds, False,
+                                                  progress, "reference cv")
     if any(k in ("tfidf", "combined") for k in kinds):
         parts.vectorizer = make_vectorizer(len(X))
-        T = parts.vectorizer.fit_transform(X.texts)
+        parts.vectorizer.fit(X.texts)
+        if _has_context(X):
+            parts.context = make_context_vectorizer().fit(X.context)
+        T = text_matrix(parts.vectorizer, parts.context, X)
         make = lambda: LinearSVC(C=svc_c, class_weight=class_weight)  # noqa: E731
         parts.svc, parts.oof_svc = _cross_fit(make, T, y, classes, folds, False, progress, "tfidf cv")
     if any(k in ("embedding", "combined") for k in kinds):

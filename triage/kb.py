@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -69,6 +70,33 @@ class Suggestion:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# The query window: MiniLM reads 128 word pieces (~100 English words) and silently drops the
+# rest, so a long query is cut here, by a rule a user can read, rather than by the tokenizer.
+QUERY_WORDS = 100
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def query_window(text: str, max_words: int = QUERY_WORDS) -> tuple[str, bool]:
+    """The part of a (normalised) query that is searched, and whether anything was cut.
+
+    Rule: whole sentences from the start (the subject comes first in ``model_text``) while
+    they fit in ``max_words`` words; a first sentence longer than that is cut at the word
+    limit. Both the semantic and the lexical side read the same window.
+    """
+    words = text.split()
+    if len(words) <= max_words:
+        return text, False
+    kept: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        n = len(sentence.split())
+        if len(kept) + n > max_words:
+            break
+        kept += sentence.split()
+    if not kept:
+        kept = words[:max_words]
+    return " ".join(kept), True
 
 
 def head_text(article: Article, body_words: int = 0) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 from .bundle import Bundle, load_bundle
 from .classifiers import Features
 from .encoder import Encoder, load_encoder
+from .features import ticket_context
 from .priority import PriorityMatrix
 from .text import model_text
 from .thresholds import decide
@@ -71,14 +72,22 @@ class Triager:
         vectors = self.encoder().encode(texts) if self.needs_vectors and texts else None
         return Features(texts, vectors)
 
-    def classify(self, tickets: Sequence[Ticket], policy: Mapping[str, Any] | None = None
+    def classify(self, tickets: Sequence[Ticket], policy: Mapping[str, Any] | None = None,
+                 histories: Sequence[Mapping[str, Sequence[str]] | None] | None = None
                  ) -> list[dict]:
-        """One dict per ticket: ``{"fields": {head: {...}}, "bundle_id": ...}`` (docs/DESIGN.md)."""
+        """One dict per ticket: ``{"fields": {head: {...}}, "bundle_id": ...}`` (docs/DESIGN.md).
+
+        ``histories``: per ticket, the labels of the requester's earlier tickets
+        (``{"team": [...], ...}``, newest first) for heads trained with requester history;
+        without it those heads see no history, as for a first-time requester.
+        """
         tickets = list(tickets)
         if not tickets:
             return []
         X = self.features(tickets)
-        per_head = {name: self._head_fields(name, model, X, (policy or {}).get(name) or {})
+        per_head = {name: self._head_fields(name, model,
+                                            self._with_context(model, X, tickets, histories),
+                                            (policy or {}).get(name) or {})
                     for name, model in self._models.items()}
         out = []
         for i, ticket in enumerate(tickets):
@@ -89,15 +98,33 @@ class Triager:
             out.append({"fields": fields, "bundle_id": self.bundle_id})
         return out
 
+    @property
+    def uses_history(self) -> bool:
+        return any("history" in (getattr(m, "context_groups_", ()) or ()) for m in self._models.values())
+
+    @staticmethod
+    def _with_context(model: Any, X: Features, tickets: Sequence[Ticket],
+                      histories: Sequence[Any] | None) -> Features:
+        """The head's inputs with its context tokens, built as in training (triage.features)."""
+        groups = getattr(model, "context_groups_", ()) or ()
+        if not groups:
+            return X
+        hist = list(histories) if histories is not None else [None] * len(tickets)
+        return X.with_context([ticket_context(t, h, groups) for t, h in zip(tickets, hist)])
+
     def _head_fields(self, name: str, model: Any, X: Features, head_policy: Mapping[str, Any]
                      ) -> list[dict]:
         if hasattr(model, "predict_explained"):
-            proba, explanations = model.predict_explained(X, k=N_TERMS)
+            proba, explanations, label_idx = model.predict_explained(X, k=N_TERMS)
         else:
             proba = model.predict_proba(X)
             explanations = [[] for _ in range(len(X))]
+            label_idx = proba.argmax(axis=1)
         classes = [str(c) for c in model.classes_]
+        # the reported label first (it may not be the most probable class: the head's decision
+        # rule is tuned for macro-F1), then the other classes by probability
         order = np.argsort(-proba, axis=1)
+        order = np.asarray([[j] + [c for c in row if c != j] for j, row in zip(label_idx, order)])
         labels = [classes[j] for j in order[:, 0]]
         thresholds = (self.manifest["heads"].get(name) or {}).get("thresholds") or {}
         mode = head_policy.get("mode", "auto")

@@ -24,6 +24,9 @@ SUGGEST_PRECISION = 0.60
 MIN_COUNT = 20          # predictions at or above an apply threshold, on the calibration split
 SUGGEST_MIN_COUNT = 5
 Z = 1.0                 # one-sided Wilson bound (z=1 ≈ 84 % confidence)
+# a head never applies when its calibration split (rows no fit has seen) is too small to show
+# the target at 95 % one-sided confidence even if every prediction were right (0.95 → 52 rows)
+Z_SUPPORT = 1.645
 
 
 @dataclass(frozen=True)
@@ -73,15 +76,27 @@ def _lowest_threshold(probs: np.ndarray, correct: np.ndarray, target: float,
     return float(p_sorted[i]), int(n[i]), float(k[i] / n[i])
 
 
+def min_rows_for(target: float, z: float = Z_SUPPORT) -> int:
+    """Fewest predictions that could show ``target`` precision at all: even with every one
+    right, the one-sided Wilson bound (``z``) of n/n reaches ``target`` only from this n."""
+    if target <= 0:
+        return 1
+    if target >= 1:
+        return 10 ** 9
+    return int(math.ceil(z * z * target / (1.0 - target)))
+
+
 def choose_thresholds(y_true: Sequence[Any], proba: np.ndarray, classes: Sequence[Any],
-                      rule: ThresholdRule | None = None) -> dict[str, dict[str, Any]]:
+                      rule: ThresholdRule | None = None, pred_idx: np.ndarray | None = None
+                      ) -> dict[str, dict[str, Any]]:
     """Per predicted class: ``apply`` and ``suggest`` thresholds (``None`` = never), chosen on
-    the calibration split given as ``y_true`` and the head's ``proba`` (columns = ``classes``).
+    the rows given as ``y_true`` and the head's ``proba`` (columns = ``classes``); ``pred_idx``
+    is the column of the reported label when the head's decision rule is not the arg-max.
     """
     rule = rule or ThresholdRule()
     classes = [str(c) for c in classes]
     y = np.asarray([str(v) for v in y_true])
-    pred_idx = np.asarray(proba).argmax(axis=1)
+    pred_idx = np.asarray(proba).argmax(axis=1) if pred_idx is None else np.asarray(pred_idx)
     top = np.asarray(proba)[np.arange(len(y)), pred_idx]
     out: dict[str, dict[str, Any]] = {}
     for j, label in enumerate(classes):

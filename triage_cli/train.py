@@ -84,7 +84,8 @@ def run_train(args: argparse.Namespace) -> int:
     from training.evaluation import render_text_summary
     from training.pipeline import train
 
-    candidates = ("tfidf",) if args.encoder == "none" else ("tfidf", "embedding", "combined")
+    candidates = (("reference", "tfidf") if args.encoder == "none"
+                  else ("reference", "tfidf", "embedding", "combined"))
     result = train(args.data, args.mapping, args.out,
                    encoder=None if args.encoder in ("minilm", "none") else args.encoder,
                    target_precision=args.target_precision,

@@ -31,6 +31,7 @@ SD, NET, IAM, EUC, BA, COL, HR = (
     "Business Applications", "Collaboration", "HR Systems",
 )
 INC, REQ, QUE = "incident", "service_request", "question"
+CHG, PRB = "change", "problem"  # the ITIL types a change board and problem management record
 
 # --------------------------------------------------------------------------
 # Slot pools
@@ -562,6 +563,59 @@ scenario(HR, "HR & Payroll", QUE, "Payroll", [
     "Where can I find my P60 for last tax year?",
     "Is the pay date moved because of the bank holiday?"], alt=SD, p_alt=0.2,
     alt_kind=INC, p_kind=0.15)
+
+# ---- Changes (planned work needing approval) and problems (root cause of repeats) -----
+scenario(NET, "Network", CHG, "VPN", [
+    "Change: firewall rule for {app}", "RFC - open port for {app}", "Planned change: VPN gateway upgrade",
+    "Change request - firewall", "Maintenance window for VPN gateway"], [
+    "Requesting a change to open outbound 443 from the {dept} subnet to the {app} tenant. "
+    "Risk assessed as low, rollback is removing the rule. Proposed window {day} 19:00-20:00.",
+    "Change request: upgrade the VPN gateway firmware on {day} evening. Users will be "
+    "disconnected for about 15 minutes; the CAB pack and back-out plan are attached.",
+    "Please schedule the certificate renewal on the VPN concentrator before {month}. "
+    "Implementation plan and test steps in the attached RFC."], weight=0.9)
+scenario(BA, "Business Applications", CHG, "ERP", [
+    "Change request: ERP report", "RFC: new approval step in {app}", "ERP configuration change",
+    "Change to {app} workflow", "Release request for ERP transport"], [
+    "Raising an RFC to move transport {tcode}-042 to production on {day}. Tested in QA, "
+    "business sign-off attached, back-out is the previous transport.",
+    "Please approve a change to the {app} expense workflow: add a finance approval step for "
+    "claims over 500 pounds. Go-live planned for {month}.",
+    "Standard change: add the cost centre column to the open PO report in the ERP. Change "
+    "window requested for {day} after 18:00."], weight=0.9, alt_kind=REQ, p_kind=0.15)
+scenario(COL, "Collaboration", CHG, "SharePoint", [
+    "Change: SharePoint retention policy", "RFC - Teams external access setting",
+    "Planned change to the {sp_site} site"], [
+    "Requesting a change to the retention policy on {sp_site}: keep documents seven years. "
+    "Legal have approved, the rollout plan is attached for CAB on {day}.",
+    "Change request to allow external guests in Teams for the {dept} department. Risk review "
+    "done; we would like it implemented in the next change window."], weight=0.7)
+scenario(EUC, "Hardware", PRB, "Laptop fleet", [
+    "Problem: repeated {laptop} docking failures", "Recurring BSOD on {laptop} fleet",
+    "Root cause needed - laptops losing Wi-Fi after sleep"], [
+    "We have logged more than a dozen incidents this month where {laptop} machines lose the "
+    "{dock} after waking. Please open a problem record and find the root cause; the "
+    "workaround (re-seating the cable) is not sustainable.",
+    "Recurring blue screens on the {laptop} fleet since the last driver update. Related "
+    "incidents are linked. Can problem management investigate the underlying cause?",
+    "Known error candidate: laptops drop the Wi-Fi after sleep across {site}. Multiple "
+    "tickets raised; we need a permanent fix rather than restarts."], weight=0.8)
+scenario(COL, "Email", PRB, "Email", [
+    "Problem: Outlook keeps crashing for {dept}", "Recurring mailbox sync failures",
+    "Root cause analysis - Outlook {outlook_err}"], [
+    "This is the fifth incident this week about Outlook crashing with '{outlook_err}' in "
+    "{dept}. Please raise a problem and look for the root cause across all of them.",
+    "Repeated mailbox sync failures for several users since the migration. Each incident was "
+    "closed with a profile rebuild; we need the underlying cause found.",
+    "Requesting a problem investigation: Teams calls keep dropping with {teams_err} for the "
+    "whole {dept} floor, incidents linked below."], weight=0.7)
+scenario(NET, "Network", PRB, "VPN", [
+    "Problem record: VPN drops every afternoon", "Recurring VPN disconnects - root cause",
+    "Known error: VPN '{vpn_err}'"], [
+    "Users at {site} report VPN disconnects every afternoon around 3pm. Individual incidents "
+    "get closed but it keeps happening; please open a problem record and find the cause.",
+    "Multiple incidents with '{vpn_err}' over the last two weeks. Workaround is reconnecting. "
+    "Can problem management investigate and publish a known error?"], weight=0.6)
 
 # --------------------------------------------------------------------------
 # Impact / urgency wording
