@@ -135,7 +135,8 @@ class SmtpTransport:
     timeout: float = 30.0
 
     def send(self, msg: EmailMessage) -> None:
-        context = ssl.create_default_context()
+        # loading the CA store costs ~0.1-0.4 s: only when TLS is used
+        context = ssl.create_default_context() if self.security in ("tls", "starttls") else None
         if self.security == "tls":
             client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
                                                     context=context)
