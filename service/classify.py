@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify
 
 from triage.errors import InputError
+from triage.htmltext import as_text
 from triage.rule_input import rule_input as build_rule_input
 from triage.rule_input import with_desk_teams
 from triage.text import model_text
@@ -50,7 +51,12 @@ def classify():
 
 
 def classify_tickets(loaded, items: list, kb_k: int, team_map: dict | None = None) -> list[dict]:
-    """Heads, KB and rules for each (Ticket, extras) pair, in request order."""
+    """Heads, KB and rules for each (Ticket, extras) pair, in request order.
+
+    HTML bodies become text first, with the conversion intake and mail use, so the
+    model and the rules see here what they see on the stored ticket.
+    """
+    items = [(_plain(t), extras) for t, extras in items]
     tickets = [t for t, _ in items]
     texts = [model_text(t.subject, t.body) for t in tickets]
     vectors = loaded.encoder.encode(texts) if loaded.encoder is not None else [None] * len(texts)
@@ -67,6 +73,11 @@ def classify_tickets(loaded, items: list, kb_k: int, team_map: dict | None = Non
                     "kb": [jsonable(s) for s in suggestions],
                     **outcome_json(outcome)})
     return out
+
+
+def _plain(ticket):
+    body = as_text(ticket.body)
+    return ticket if body == ticket.body else dataclasses.replace(ticket, body=body)
 
 
 def sklearn_fast_path():

@@ -126,3 +126,26 @@ def html_to_text(html: str) -> str:
     lines = [ln.rstrip() for ln in "".join(parser.out).replace("\xa0", " ").split("\n")]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+# Tags of formatted text as editors, forms and mail clients produce it.
+_MARKUP = re.compile(r"<\s*/?\s*(?:html|body|head|p|div|span|br|table|tr|td|th|ul|ol|li|a|b|i|u|"
+                     r"strong|em|font|h[1-6]|blockquote|pre|img|style|meta)\b[^<>]*>", re.I)
+_DOCUMENT = re.compile(r"^\s*<(?:!doctype\s+html|html)\b", re.I)
+
+
+def looks_like_html(text: str) -> bool:
+    """A body that is formatted markup, not prose that mentions a tag.
+
+    An HTML document, or at least two HTML tags: "the page shows <br> literally"
+    stays text, a pasted rich-text fragment (``<p>…</p>``) does not.
+    """
+    if not text or "<" not in text:
+        return False
+    return bool(_DOCUMENT.match(text)) or len(_MARKUP.findall(text, 0, 200_000)) >= 2
+
+
+def as_text(body: str | None) -> str:
+    """What every channel stores: HTML bodies converted like mail's, plain text as given."""
+    body = body or ""
+    return html_to_text(body) if looks_like_html(body) else body

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from triage.errors import InputError, NotFound, TransitionError
+from triage.htmltext import as_text
 from triage.store import clocks
 from triage.store.tables import (Comment, IdempotencyKey, TicketEvent, TicketRow, Watcher,
                                  utcnow)
@@ -137,7 +138,7 @@ def create(session: Session, data: dict[str, Any], *, actor: str,
                          expected="|".join(c.value for c in Channel), got=channel)
     ticket = TicketRow(
         subject=_checked_text("subject", data.get("subject")),
-        body=_checked_text("body", data.get("body")),
+        body=_checked_text("body", as_text(data.get("body"))),  # HTML as mail converts it
         channel=channel, requester=fits(TicketRow, "requester", data.get("requester")),
         status=Status.NEW.value, queue=TRIAGE_QUEUE,
         customer_tier=fits(TicketRow, "customer_tier", data.get("customer_tier")),
@@ -302,7 +303,7 @@ def add_comment(session: Session, ticket: TicketRow, *, author: str, body: str,
             return found, False
     fits(Comment, "message_id", message_id)
     comment = Comment(ticket_id=ticket.id, author=fits(Comment, "author", author),
-                      body=_checked_text("body", body),
+                      body=_checked_text("body", as_text(body)),
                       public=public,
                       channel=channel, message_id=message_id, created_at=now)
     session.add(comment)
