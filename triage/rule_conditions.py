@@ -11,7 +11,7 @@ import re
 
 from .configfile import LMap, line_of
 from .errors import InputError
-from .rules import ACCEPTABLE, ACTIONS, FIELDS, OPERATORS, Rule, field_type
+from .rule_vocabulary import ACCEPTABLE, ACTIONS, FIELDS, OPERATORS, Rule, field_type
 
 RULE_KEYS = {"name", "description", "enabled", "when", "then"}
 

@@ -18,57 +18,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Callable
 
 from .configfile import LList, LMap, line_of, load_yaml
 from .errors import ConfigError
+from .rule_conditions import apply_actions, parse_rules, prepare_fields
+from .rule_vocabulary import (ACCEPTABLE, ACTIONS, FIELDS, OPERATORS, Condition, Rule,  # noqa: F401
+                              field_type)  # re-exported: the vocabulary lives in rule_vocabulary
 from .sla import Calendar, Clock, EscalationLevel, SlaPolicy, SlaTarget, add_business_time, \
     as_utc, parse_duration, parse_hours
 
 DEFAULT_RULES = Path(__file__).parent / "defaults" / "rules.yaml"
 
-# field name → type the conditions compare against
-FIELDS: dict[str, type] = {
-    "type": str, "category": str, "team": str, "channel": str, "customer_tier": str,
-    "affected_service": str, "requester": str, "subject": str, "body": str, "text": str,
-    "priority": int, "impact": int, "urgency": int, "vip": bool, "major_incident": bool,
-}
-# ``predicted.<field>`` (the model's label), ``.decision`` (apply|suggest|abstain) and
-# ``.probability`` (0..1) for every field above and any other head of the bundle
-PREDICTED_PARTS = {"decision": str, "probability": float}
-
-
-def field_type(name: str) -> type | None:
-    """The type a condition on ``name`` compares against, or None for an unknown field."""
-    if name in FIELDS:
-        return FIELDS[name]
-    if not isinstance(name, str) or not name.startswith("predicted."):
-        return None
-    parts = name.split(".")
-    if len(parts) == 2 and parts[1]:
-        return FIELDS.get(parts[1], str)
-    if len(parts) == 3 and parts[1] and parts[2] in PREDICTED_PARTS:
-        return PREDICTED_PARTS[parts[2]]
-    return None
-
-
-OPERATORS = {"equals", "in", "contains_any", "matches", "gte", "lte"}
-ACTIONS = {"set_priority", "raise_priority", "sla_policy", "route_to", "add_tags", "escalate", "stop",
-           "accept_predicted", "assign_senior"}
-# fields ``accept_predicted`` may take from the model's suggestion
-ACCEPTABLE = ("priority", "team", "category", "type", "affected_service")
 TOP_KEYS = {"version", "teams", "calendars", "sla_policies", "default_policy", "default_priority",
             "escalation_levels", "rules"}
-Condition = Callable[[dict], bool]
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    condition: Condition
-    actions: dict
-    line: int
-    description: str = ""
 
 
 @dataclass
@@ -252,8 +214,6 @@ class RuleSet:
     @classmethod
     def load(cls, path: str | Path | None = None) -> "RuleSet":
         """Read and validate a rule file (the packaged defaults when ``path`` is None)."""
-        from .rule_conditions import parse_rules  # conditions and actions live beside us
-
         file = str(path or DEFAULT_RULES)
         doc = load_yaml(file)
         p = _Parser(file)
@@ -282,8 +242,6 @@ class RuleSet:
 
     def evaluate(self, fields: dict, now: datetime) -> Outcome:
         """Apply the rules in order to a copy of ``fields``; assign the SLA from the result."""
-        from .rule_conditions import apply_actions, prepare_fields
-
         state = prepare_fields(fields, self.default_priority)
         out = Outcome(fields=state, team=state.get("team"), sla=None)
         policy = self.default_policy
