@@ -25,7 +25,8 @@ from triage.ticket import TRANSITIONS, Status
 
 from .pages_security import login_required, register_page_errors, safe_next
 from .portal import AFFECTED, find_article
-from .tickets import get_store, rerun_after_change
+from .store import get_store
+from .tickets import rerun_after_change
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
 register_page_errors(bp)

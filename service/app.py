@@ -2,7 +2,8 @@
 
 Configuration: the declared defaults → ``TRIAGE_*`` environment → ``test_config``
 (see ``service/settings.py`` and docs/SETTINGS.md). Everything the app holds lives
-in ``app.extensions`` (``triage.state``, ``triage.auth``, ``triage.metrics``);
+in ``app.extensions`` (``triage.state``, ``triage.auth``, ``triage.metrics``,
+``triage.store`` from ``service/store.py``);
 nothing is loaded at import time, so importing ``service`` is cheap and tests
 build as many independent apps as they like.
 
@@ -18,7 +19,7 @@ import uuid
 
 from flask import Flask, g, has_request_context, request
 
-from . import errors, health, mailer, settings
+from . import errors, health, mailer, settings, shadow, store
 from .auth import KeyRing
 from .state import ServiceState
 
@@ -63,6 +64,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     for spec in BLUEPRINTS:
         module, _, attr = spec.partition(":")
         app.register_blueprint(getattr(importlib.import_module(module), attr))
+    store.init_app(app)  # background threads start here, never on import or registration
+    shadow.init_app(app)
     _start_loading(app, state)
     return app
 

@@ -22,7 +22,8 @@ from triage.store.tables import utcnow
 from .auth import require_role
 from .errors import ApiError, field_error
 from .pages_security import current_user, error_page
-from .tickets import _viewer, get_store
+from .store import get_store
+from .tickets import _viewer
 
 bp = Blueprint("attachments", __name__)
 PREVIEW_CSP = "default-src 'none'; img-src 'self'; style-src 'none'; sandbox"

@@ -73,7 +73,7 @@ def team_map(config) -> dict[str, str]:
 
 # ----------------------------------------------------------------- API
 def _store():
-    from .tickets import get_store
+    from .store import get_store
 
     return get_store()
 

@@ -18,7 +18,8 @@ from triage.store.tables import OutboxMessage
 
 from .mailer import get_mailer
 from .pages_security import add_nav, login_required, register_page_errors
-from .tickets import get_store, serving_components
+from .state import serving_components
+from .store import get_store
 
 bp = Blueprint("mail_admin", __name__, url_prefix="/admin/mail")
 register_page_errors(bp)

@@ -69,7 +69,7 @@ def init_app(app: Flask) -> None:
 
 
 def _start_loop(app: Flask, interval: float) -> None:
-    from service.tickets import get_store
+    from .store import get_store
 
     hours = float(app.config.get("TRIAGE_MAIL_PENDING_REMINDER_HOURS") or 0)
 

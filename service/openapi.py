@@ -3,14 +3,14 @@
 Written as data next to the code (the request schema comes from the same field
 declarations the validator uses), and kept honest by tests/test_openapi.py,
 which validates real responses against these schemas with jsonschema. Other
-areas add their paths from their own module (``OPENAPI_PATHS``), see below;
+areas add their paths from their blueprint's module (``OPENAPI_PATHS``), see below;
 ``Error`` and the helpers ``_op``/``_json``/``REF`` are theirs to reuse.
 """
 from __future__ import annotations
 
-import importlib
+import sys
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Flask, current_app, jsonify
 
 from .ticket_schema import ticket_json_schema
 
@@ -164,16 +164,15 @@ def document(config: dict) -> dict:
     }
 
 
-def with_area_paths(doc: dict, config: dict) -> dict:
-    """Merge what other areas declare: a blueprint module may define ``OPENAPI_PATHS``
-    (a dict, or a function of the config returning one) and ``OPENAPI_SCHEMAS``."""
-    from .app import BLUEPRINTS
-
-    for spec in BLUEPRINTS:
-        module = importlib.import_module(spec.partition(":")[0])
+def with_area_paths(doc: dict, app: Flask) -> dict:
+    """Merge what the app's blueprints declare: a blueprint's module may define
+    ``OPENAPI_PATHS`` (a dict, or a function of the config returning one) and
+    ``OPENAPI_SCHEMAS``. Read from ``app.blueprints``, so this module imports no area."""
+    for blueprint in app.blueprints.values():
+        module = sys.modules[blueprint.import_name]
         paths = getattr(module, "OPENAPI_PATHS", None)
         if callable(paths):
-            paths = paths(config)
+            paths = paths(app.config)
         for path, ops in (paths or {}).items():
             doc["paths"].setdefault(path, {}).update(ops)
         doc["components"]["schemas"].update(getattr(module, "OPENAPI_SCHEMAS", None) or {})
@@ -182,4 +181,4 @@ def with_area_paths(doc: dict, config: dict) -> dict:
 
 @bp.get("/openapi.json")
 def openapi_json():
-    return jsonify(with_area_paths(document(current_app.config), current_app.config))
+    return jsonify(with_area_paths(document(current_app.config), current_app))

@@ -169,7 +169,7 @@ def current_user() -> dict | None:
 
 
 def _store():
-    from .tickets import get_store
+    from .store import get_store
 
     return get_store()
 

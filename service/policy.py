@@ -17,6 +17,8 @@ from flask import current_app, has_app_context
 
 from triage.store.policies import PolicyCache
 
+from .store import get_store
+
 log = logging.getLogger("service.policy")
 CACHE_KEY = "triage.policy_cache"
 
@@ -29,8 +31,6 @@ def current_policy() -> dict[str, dict[str, Any]]:
     if cache is None:
         cache = current_app.extensions.setdefault(CACHE_KEY, PolicyCache())
     try:
-        from .tickets import get_store
-
         with get_store().session(readonly=True) as session:
             return cache.current(session)
     except Exception as exc:  # noqa: BLE001 - classify must not fail because the store did

@@ -30,7 +30,8 @@ from triage.store.tables import utcnow
 
 from .errors import ApiError
 from .pages_security import login_required, register_page_errors
-from .tickets import serving_components, get_store
+from .state import serving_components
+from .store import get_store
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 register_page_errors(bp)

@@ -22,7 +22,7 @@ from triage.store import policies
 from . import reports_data as data
 from .auth import presented_key
 from .pages_security import current_user, login_required, register_page_errors
-from .tickets import get_store
+from .store import get_store
 
 bp = Blueprint("reports", __name__, url_prefix="/admin/reports")
 register_page_errors(bp)

@@ -18,7 +18,7 @@ from triage.store.tables import utcnow
 from .auth import require_role
 from .errors import ApiError, field_error
 from .pages_security import add_nav, error_page, login_required, register_page_errors
-from .tickets import get_store
+from .store import get_store
 
 bp = Blueprint("satisfaction", __name__)
 register_page_errors(bp)

@@ -25,6 +25,7 @@ from triage.shadow import ShadowJob, ShadowQueue, ShadowRunner
 from triage.ticket import Ticket
 
 from .auth import require_role
+from .store import get_store
 
 bp = Blueprint("shadow", __name__)
 log = logging.getLogger("service.shadow")
@@ -56,12 +57,8 @@ def shadow_bundle_path(app: Flask) -> Path | None:
     return path
 
 
-@bp.record_once
-def _setup(state) -> None:
-    init_app(state.app)
-
-
 def init_app(app: Flask) -> None:
+    """Called by ``create_app``: start the challenger's queue when one is configured."""
     path = shadow_bundle_path(app)
     if path is None:
         return
@@ -74,8 +71,6 @@ def _sink(app: Flask):
     """Store a job's results; runs on the shadow thread, hence its own app context."""
     def sink(job: ShadowJob, results: list[dict]) -> None:
         from triage.store import shadow as shadow_store
-
-        from .tickets import get_store
 
         with app.app_context():
             with get_store().session() as session:
@@ -122,8 +117,6 @@ def _submit_classify(queue: ShadowQueue, body: dict) -> None:
 @require_role("admin")
 def report():
     from triage.store import shadow as shadow_store
-
-    from .tickets import get_store
 
     queue = current_app.extensions.get(EXTENSION)
     with get_store().session() as session:

@@ -20,6 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from flask import current_app
+
+from triage import champion
 from triage.errors import BundleError
 
 from .components import load_kb, load_rules, load_triager
@@ -73,29 +76,11 @@ def resolve_bundle(config: dict, requested: str | None = None) -> Path:
         return path
     if config.get("TRIAGE_BUNDLE"):
         return Path(config["TRIAGE_BUNDLE"])
-    champion = champion_path(models)
-    if champion is not None:
-        return champion
-    candidates = sorted(p for p in models.glob("*/manifest.json")) if models.is_dir() else []
-    if not candidates:
+    path = champion.champion_bundle(models)
+    if path is None:
         raise BundleError(f"no bundle to serve: TRIAGE_BUNDLE is empty, {models}/CHAMPION is "
                           f"missing and {models} holds no bundle folder (run 'triage train')")
-    return candidates[-1].parent  # ids start with the UTC time, so names sort by age
-
-
-def champion_path(models: Path) -> Path | None:
-    pointer = models / "CHAMPION"
-    if not pointer.exists():
-        return None
-    try:
-        data = json.loads(pointer.read_text(encoding="utf-8"))
-    except ValueError:  # tolerate a plain-text pointer holding just the id
-        data = {"bundle_id": pointer.read_text(encoding="utf-8").strip()}
-    path = data.get("path") or data.get("bundle_id") or data.get("id")
-    if not path:
-        raise BundleError(f"{pointer}: expected JSON with 'path' or 'bundle_id'")
-    path = Path(path)
-    return path if path.is_absolute() or path.exists() else models / path
+    return path
 
 
 def build_loaded(config: dict, requested: str | None = None) -> Loaded:
@@ -256,3 +241,18 @@ def _read_token(path: Path) -> tuple[str | None, str | None]:
     except (OSError, ValueError, AttributeError):
         return None, None
 
+
+def serving_components():
+    """(triager, rules, encoder) served now; tickets are still taken while no bundle is loaded."""
+    loaded = getattr(current_app.extensions.get("triage.state"), "current", None)
+    triager = getattr(loaded, "triager", None)
+    rules = getattr(loaded, "rules", None)
+    encoder = getattr(loaded, "encoder", None)
+    if rules is None:
+        rules = current_app.extensions.get("triage.rules_fallback")
+        if rules is None:
+            from triage.rules import RuleSet
+
+            rules = current_app.extensions["triage.rules_fallback"] = RuleSet.load(
+                current_app.config.get("TRIAGE_RULES_PATH") or None)
+    return triager, rules, encoder

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -27,11 +26,13 @@ from triage.store.tables import utcnow
 
 from .auth import require_role
 from .errors import ApiError, field_error
+from .state import serving_components
+from .store import get_store
 from .ticket_schema import read_json_body
-from .tickets_openapi import OPENAPI_PATHS, OPENAPI_SCHEMAS  # noqa: F401 - read by openapi.py
+# this blueprint's OpenAPI declaration (service.openapi reads it from app.blueprints)
+from .tickets_openapi import OPENAPI_PATHS, OPENAPI_SCHEMAS  # noqa: F401
 
 bp = Blueprint("tickets", __name__)
-_STORE_LOCK = threading.Lock()
 log = logging.getLogger("service.tickets")
 
 INTAKE_KEYS = {"subject": str, "body": str, "channel": str, "requester": str,
@@ -41,36 +42,7 @@ INTAKE_KEYS = {"subject": str, "body": str, "channel": str, "requester": str,
 PATCH_KEYS = set(tickets.EDITABLE) | {"assignee"}
 
 
-# ----------------------------------------------------------------- app wiring
-def get_store() -> Store:
-    """The app's Store, built on first use (and migrated: idempotent, lock-protected)."""
-    store = current_app.extensions.get("triage.store")
-    if store is None:
-        with _STORE_LOCK:  # threads of one worker: one engine, one migration run
-            store = current_app.extensions.get("triage.store")
-            if store is None:
-                store = Store(current_app.config.get("TRIAGE_DATABASE_URL") or None)
-                store.upgrade()
-                current_app.extensions["triage.store"] = store
-    return store
-
-
-def serving_components():
-    """(triager, rules, encoder) served now; tickets are still taken while no bundle is loaded."""
-    loaded = getattr(current_app.extensions.get("triage.state"), "current", None)
-    triager = getattr(loaded, "triager", None)
-    rules = getattr(loaded, "rules", None)
-    encoder = getattr(loaded, "encoder", None)
-    if rules is None:
-        rules = current_app.extensions.get("triage.rules_fallback")
-        if rules is None:
-            from triage.rules import RuleSet
-
-            rules = current_app.extensions["triage.rules_fallback"] = RuleSet.load(
-                current_app.config.get("TRIAGE_RULES_PATH") or None)
-    return triager, rules, encoder
-
-
+# ----------------------------------------------------------------- rules after a change
 def desk_team_map() -> dict[str, str]:
     from .desk import team_map
 
@@ -384,32 +356,3 @@ def breach_report():
         if viewer.role == "agent":
             rows = [r for r in rows if r["team"] in viewer.teams or r["assignee"] == viewer.id]
     return jsonify({"ok": True, "breaches": rows, "count": len(rows)})
-
-
-# ----------------------------------------------------------------- background sweep
-def _start_scheduler(state) -> None:
-    """Escalation sweep + webhook delivery every ``TRIAGE_ESCALATION_INTERVAL`` seconds (0: off)."""
-    app = state.app
-    interval = float(app.config.get("TRIAGE_ESCALATION_INTERVAL") or 0)
-    if interval <= 0:
-        return
-    from triage.store import webhooks
-
-    def loop(stop: threading.Event) -> None:
-        while not stop.wait(interval):
-            try:
-                with app.app_context():
-                    store = get_store()
-                    fired = clocks.sweep_all(store)
-                    webhooks.deliver(store)
-                if fired:
-                    log.info("escalation sweep fired %d level(s)", len(fired))
-            except Exception:  # noqa: BLE001 - a failed pass must not kill the loop
-                log.exception("escalation sweep failed")
-
-    stop = threading.Event()
-    app.extensions["triage.escalation_stop"] = stop
-    threading.Thread(target=loop, args=(stop,), name="escalation", daemon=True).start()
-
-
-bp.record_once(_start_scheduler)

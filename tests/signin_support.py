@@ -42,7 +42,7 @@ def use_link(client, path: str):
 
 def customer_client(app, address: str):
     """A test client signed in as ``address`` through a one-time link; (client, final response)."""
-    from service.tickets import get_store
+    from service.store import get_store
 
     client = app.test_client()
     sent = request_link(client, address)

@@ -7,6 +7,7 @@ allowed (the store refuses anything else).
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -77,3 +78,18 @@ class Ticket:
     @property
     def text(self) -> str:
         return f"{self.subject} {self.body}".strip()
+
+
+# The public name of a ticket in mail subjects: ``TCK-42`` (tag ``[#TCK-42]``).
+PREFIX = "TCK"
+_REF = re.compile(rf"^{PREFIX}-(\d+)$", re.I)
+
+
+def reference(ticket_id: int) -> str:
+    """The ticket reference used in subjects: ``TCK-42`` (tag ``[#TCK-42]``)."""
+    return f"{PREFIX}-{ticket_id}"
+
+
+def ticket_id_of(ref: str | None) -> int | None:
+    match = _REF.match(ref or "")
+    return int(match.group(1)) if match else None

@@ -69,7 +69,7 @@ def _confidence(args: argparse.Namespace) -> int:
     from service import reports_data as data
     from service.reports import export_css
     from service.state import resolve_bundle
-    from service.tickets import get_store
+    from service.store import get_store
     from triage.reports.drift import JS_ALERT, PSI_ALERT
 
     with _app(args, load=False) as app:
@@ -107,7 +107,7 @@ def confidence_text(report: dict) -> str:
 
 def _knowledge(args: argparse.Namespace) -> int:
     from service import reports_data as data
-    from service.tickets import get_store
+    from service.store import get_store
 
     with _app(args, load=not args.no_gaps) as app:
         loaded = app.extensions["triage.state"].current
@@ -138,7 +138,7 @@ def _knowledge(args: argparse.Namespace) -> int:
 
 def _sla(args: argparse.Namespace) -> int:
     from service import reports_data as data
-    from service.tickets import get_store
+    from service.store import get_store
 
     with _app(args, load=False):
         with get_store().session(readonly=True) as s:

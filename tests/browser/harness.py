@@ -58,7 +58,7 @@ def shot(page, name: str, *, full_page: bool = False) -> Path:
 @contextmanager
 def store_session(app):
     """A unit of work on the app's store (the same Store the pages use)."""
-    from service.tickets import get_store
+    from service.store import get_store
 
     with app.app_context():
         with get_store().session() as session:
@@ -67,7 +67,7 @@ def store_session(app):
 
 def open_ticket(app, payload: dict, actor: str = "test", now=None) -> int:
     """Seed a ticket through the same intake as ``POST /v1/tickets`` (model, rules, clocks)."""
-    from service.tickets import serving_components
+    from service.state import serving_components
     from triage.store.intake import intake
 
     with app.app_context():

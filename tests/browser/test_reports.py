@@ -45,7 +45,7 @@ SEED_TICKETS = [  # (subject, days ago, priority, tier, first response after …
 def seed_history(live_app) -> None:
     """Tickets opened over the last days (clocks met, breached, still open) and portal visits
     in both groups, so the SLA and knowledge pages have something to show."""
-    from service.tickets import serving_components
+    from service.state import serving_components
     from triage.store import clocks, portal_events
     from triage.store.intake import intake
     from triage.store.tables import TicketRow

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,21 +34,10 @@ from triage.store import outbound, tickets
 from triage.store.mail_log import ReceivedMail
 from triage.store.intake import intake
 from triage.store.tables import Comment, TicketRow, utcnow
+from triage.ticket import PREFIX, reference, ticket_id_of  # noqa: F401 - used and re-exported
 
-PREFIX = "TCK"
-_REF = re.compile(rf"^{PREFIX}-(\d+)$", re.I)
 OUTCOMES = ("created", "threaded", "duplicate", "refused")
 log = logging.getLogger(__name__)
-
-
-def reference(ticket_id: int) -> str:
-    """The ticket reference used in subjects: ``TCK-42`` (tag ``[#TCK-42]``)."""
-    return f"{PREFIX}-{ticket_id}"
-
-
-def ticket_id_of(ref: str | None) -> int | None:
-    match = _REF.match(ref or "")
-    return int(match.group(1)) if match else None
 
 
 @dataclass

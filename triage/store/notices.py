@@ -25,18 +25,13 @@ from sqlalchemy.orm import Session
 from triage.store import outbound
 from triage.store.tables import (Agent, Comment, SlaClockRow, Team, TicketEvent, TicketRow,
                                  Watcher, utcnow)
+from triage.ticket import reference
 
 SUMMARY_CHARS = 600
 
 
-def _reference(ticket_id: int) -> str:
-    from triage.store.inbox import reference
-
-    return reference(ticket_id)
-
-
 def _base(ticket: TicketRow) -> dict[str, Any]:
-    return {"ticket_id": ticket.id, "reference": _reference(ticket.id),
+    return {"ticket_id": ticket.id, "reference": reference(ticket.id),
             "ticket_subject": ticket.subject or "(no subject)", "status": ticket.status,
             "priority": ticket.priority, "team": ticket.team}
 
