@@ -11,7 +11,7 @@ pytest.importorskip("mlflow")
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy")  # inside MLflow
 
 from training import tracking  # noqa: E402
-from training.champion import read_champion  # noqa: E402
+from triage.champion import read_pointer  # noqa: E402
 from training.evaluation import head_metrics, reference_metrics  # noqa: E402
 
 
@@ -113,7 +113,7 @@ def test_promote_moves_alias_and_writes_the_pointer(tmp_path, store, log_run):
     assert second.promoted and second.previous == "1" and second.comparison["team"]["delta"] > 0
     mc, _ = tracking.client(store)
     assert str(tracking.current_champion(mc).version) == "2"
-    pointer = read_champion(tmp_path / "models" / "CHAMPION")
+    pointer = read_pointer(tmp_path / "models" / "CHAMPION")
     assert pointer["bundle_id"] == "b2" and pointer["path"] == "b2"
     assert pointer["resolved_path"] == str(tmp_path / "models" / "b2")
     assert pointer["previous"]["bundle_id"] == "b1" and pointer["mlflow"]["version"] == "2"
@@ -128,7 +128,7 @@ def test_a_worse_challenger_is_refused_and_force_is_recorded(tmp_path, store, lo
     assert err.value.result.comparison["team"]["delta"] < 0
     mc, _ = tracking.client(store)
     assert tracking.current_champion(mc).tags["bundle_id"] == "good"
-    assert read_champion(tmp_path / "models" / "CHAMPION")["bundle_id"] == "good"
+    assert read_pointer(tmp_path / "models" / "CHAMPION")["bundle_id"] == "good"
 
     within = tracking.promote("worse", tracking_uri=store, margin=0.5)  # tolerance
     assert within.promoted and not within.forced
@@ -140,7 +140,7 @@ def test_a_worse_challenger_is_refused_and_force_is_recorded(tmp_path, store, lo
     assert mv.tags["bundle_id"] == "worse" and mv.tags["forced"] == "true"
     assert mv.tags["forced_by"] == "tester" and mv.tags["forced_reason"] == "hotfix labels"
     assert "team" in mv.tags["forced_over"]
-    pointer = read_champion(tmp_path / "models" / "CHAMPION")
+    pointer = read_pointer(tmp_path / "models" / "CHAMPION")
     assert pointer["forced"] is True and pointer["reason"] == "hotfix labels"
 
 
@@ -166,7 +166,7 @@ def test_rollback_restores_the_previous_champion_down_the_chain(tmp_path, store,
         tracking.promote(f"b{i}", tracking_uri=store)
     back = tracking.rollback(tracking_uri=store, reason="bad in prod")
     assert back.version == "2" and back.previous == "1"
-    assert read_champion(tmp_path / "models" / "CHAMPION")["bundle_id"] == "b2"
+    assert read_pointer(tmp_path / "models" / "CHAMPION")["bundle_id"] == "b2"
     assert tracking.rollback(tracking_uri=store).version == "1"
     with pytest.raises(tracking.TriageError, match="no previous champion"):
         tracking.rollback(tracking_uri=store)
@@ -195,7 +195,7 @@ def test_cli_promote_refuses_then_forces_and_rolls_back(tmp_path, store, log_run
     out = capsys.readouterr().out
     assert json.loads(out[out.index("{"):])["forced"] is True
     assert main(["rollback", *common]) == 0
-    assert read_champion(tmp_path / "models" / "CHAMPION")["bundle_id"] == "good"
+    assert read_pointer(tmp_path / "models" / "CHAMPION")["bundle_id"] == "good"
 
 
 def _tiny_export(folder):
@@ -229,7 +229,7 @@ def test_a_trained_bundle_is_logged_registered_and_served_as_champion(tmp_path, 
     mv = tracking.find_version(mc, "triage", result.bundle_path)
     assert mv.tags["holdout_key"] == result.report["data"]["holdout_key"]
     tracking.promote(result.bundle_id, tracking_uri=store)
-    pointer = read_champion(tmp_path / "models" / "CHAMPION")
+    pointer = read_pointer(tmp_path / "models" / "CHAMPION")
     assert pointer["path"] == result.bundle_id
     tri = Triager.from_bundle(pointer["resolved_path"])
     assert tri.bundle_id == result.bundle_id and tri.heads == ["team"]

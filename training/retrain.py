@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 from triage.classifiers import predict_labelled
 from triage.errors import TriageError
 
-from .champion import read_champion
+from triage.champion import champion_bundle, pointer_file, read_pointer, write_pointer
 from .evaluation import head_metrics
 from .gate import GateConfig, GateDecision, decide
 from .mapping import load_export, load_mapping
@@ -66,15 +66,6 @@ class RetrainResult:
 
 
 # ---------------------------------------------------------------------------- champion
-def champion_bundle(models: Path) -> Path | None:
-    """The bundle the service serves: the CHAMPION pointer, else the newest bundle folder."""
-    info = read_champion(models / "CHAMPION")
-    if info and info.get("resolved_path"):
-        return Path(info["resolved_path"])
-    found = sorted(p.parent for p in models.glob("*/manifest.json"))
-    return found[-1] if found else None
-
-
 def _manifest(bundle: Path) -> dict:
     return json.loads((bundle / "manifest.json").read_text("utf-8"))
 
@@ -285,7 +276,7 @@ def _log_and_maybe_promote(result, out: RetrainResult, tracking_uri, models: Pat
         res = tracking.promote(version.version, force=out.forced or False,
                                margin=out.decision.config.get("margin", 0.01), reason=why,
                                evaluate=evaluate, tracking_uri=tracking_uri,
-                               champion_file=models / "CHAMPION")
+                               champion_file=pointer_file(models))
     except tracking.PromotionRefused as exc:  # tracking's own check disagreed: keep its word
         out.decision.passed = False
         out.decision.reasons += [f"tracking: {r}" for r in exc.result.reasons]
@@ -323,16 +314,14 @@ def _log_comparison(mc, run_id: str, version, out: RetrainResult) -> None:
 
 def _promote_pointer_only(models: Path, out: RetrainResult) -> bool:
     """No MLflow (tests, air-gapped): move the CHAMPION pointer the way tracking does."""
-    from .champion import write_champion
-
-    prev = read_champion(models / "CHAMPION")
-    write_champion({"bundle_id": out.challenger_id, "path": out.challenger_path,
+    prev = read_pointer(pointer_file(models))
+    write_pointer({"bundle_id": out.challenger_id, "path": out.challenger_path,
                     "mlflow": None, "promoted_at": _now(), "promoted_by": "retrain",
                     "forced": out.forced, "reason": "; ".join(out.decision.reasons) or None,
                     "previous": None if not prev else {"bundle_id": prev.get("bundle_id"),
                                                        "path": prev.get("resolved_path"),
                                                        "version": None}},
-                   models / "CHAMPION")
+                  pointer_file(models))
     return True
 
 

@@ -143,7 +143,7 @@ def last_retrain(models: Path) -> datetime | None:
         lines = [ln for ln in logfile.read_text("utf-8").splitlines() if ln.strip()]
         if lines:
             return datetime.fromisoformat(json.loads(lines[-1])["at"])
-    from .retrain import champion_bundle
+    from triage.champion import champion_bundle
 
     champ = champion_bundle(Path(models))
     if champ is None:

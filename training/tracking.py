@@ -48,9 +48,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from triage.champion import POINTER_NAME, read_pointer, write_pointer
 from triage.errors import NotFound, TriageError
 
-from .champion import models_dir, read_champion, write_champion
+from .champion import models_dir
 from .tracking_fields import flat_metrics, flat_params, holdout_key, holdout_scores
 
 log = logging.getLogger(__name__)
@@ -384,7 +385,7 @@ def registered_bundle(version_or_bundle=None, *, tracking_uri: str | None = None
 
 
 def _write_pointer(mc, uri, model_name, mv, old, when, who, forced, reason, champion_file) -> Path:
-    target = Path(champion_file) if champion_file else models_dir(project_root()) / "CHAMPION"
+    target = Path(champion_file) if champion_file else models_dir(project_root()) / POINTER_NAME
     info = {"bundle_id": mv.tags.get("bundle_id"),
             "path": bundle_local_path(mv),
             "mlflow": {"model": model_name, "version": str(mv.version), "run_id": mv.run_id,
@@ -393,9 +394,9 @@ def _write_pointer(mc, uri, model_name, mv, old, when, who, forced, reason, cham
             "previous": None if old is None else {"bundle_id": old.tags.get("bundle_id"),
                                                   "path": bundle_local_path(old),
                                                   "version": str(old.version)}}
-    return write_champion(info, target)
+    return write_pointer(info, target)
 
 
 __all__ = ["log_training_run", "promote", "rollback", "PromotionResult", "PromotionRefused",
-           "default_tracking_uri", "current_champion", "registered_bundle", "find_version", "read_champion",
+           "default_tracking_uri", "current_champion", "registered_bundle", "find_version", "read_pointer",
            "DEFAULT_MODEL_NAME", "CHAMPION_ALIAS"]
