@@ -1,4 +1,6 @@
-"""Shared fixtures of the service tests: a small bundle, a small KB, keys, an app.
+"""Helpers of the service tests: a small bundle, a small KB, keys, an app config.
+
+The fixtures (``service_env``, ``app``, ``client``) are in ``conftest.py``.
 
 The bundle is trained once per session with the HashingEncoder on a sample of the
 demo corpus (seconds, no weights). It goes through ``training.pipeline.train``
@@ -84,34 +86,12 @@ def _write_bundle_directly(models_dir: Path) -> Path:
     return write_bundle(models_dir, heads, manifest, extras=lambda tmp, *_: None)
 
 
-@pytest.fixture(scope="session")
-def service_env(tmp_path_factory):
-    """(models dir, bundle path, kb path), built once per test session."""
-    root = tmp_path_factory.mktemp("service")
-    models = root / "models"
-    bundle = train_small_bundle(models)
-    return {"models": models, "bundle": bundle, "kb": write_kb(root), "root": root}
-
-
 def app_config(env: dict, **overrides) -> dict:
     config = {"TESTING": True, "TRIAGE_MODELS_DIR": str(env["models"]),
               "TRIAGE_KB_PATH": str(env["kb"]), "TRIAGE_LOAD": "sync",
               "TRIAGE_API_KEYS": KEYS_SPEC, "TRIAGE_KB_THRESHOLD": "0.2"}
     config.update(overrides)
     return config
-
-
-@pytest.fixture()
-def app(service_env, monkeypatch, tmp_path):
-    from service import create_app
-
-    monkeypatch.setenv("TRIAGE_CACHE_DIR", str(tmp_path / "cache"))
-    return create_app(app_config(service_env))
-
-
-@pytest.fixture()
-def client(app):
-    return app.test_client()
 
 
 def auth(role: str = "intake") -> dict:
@@ -128,3 +108,12 @@ TICKET = {
     "channel": "email",
     "customer_tier": "gold",
 }
+
+
+FIXTURES = ("service_env", "app", "client")
+
+def __getattr__(name: str):
+    if name in FIXTURES:  # an import by name made a per-module copy of a session fixture
+        raise ImportError(f"{name!r} is a fixture defined in tests/conftest.py: use it as an "
+                          f"argument, do not import it from {__name__}")
+    raise AttributeError(name)

@@ -1,4 +1,6 @@
-"""Fixtures for the store tests: every test runs on SQLite (file, WAL) and PostgreSQL.
+"""Helpers of the store tests: every test runs on SQLite (file, WAL) and PostgreSQL.
+
+The fixtures (``backend``, ``store``) are in ``conftest.py``.
 
 PostgreSQL comes from ``TRIAGE_TEST_POSTGRES_URL`` (default: the local server).
 Each test session gets its own schema with a random name, so parallel runs
@@ -9,7 +11,6 @@ where that is a failure: CI must test what production runs.
 from __future__ import annotations
 
 import os
-import uuid
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -26,7 +27,7 @@ def postgres_url() -> str:
     return os.environ.get("TRIAGE_TEST_POSTGRES_URL") or DEFAULT_PG
 
 
-def _postgres_or_skip() -> str:
+def postgres_or_skip() -> str:
     url = postgres_url()
     try:
         engine = create_engine(url, connect_args={"connect_timeout": 3})
@@ -39,32 +40,6 @@ def _postgres_or_skip() -> str:
             pytest.fail(f"{reason}; CI=true requires it", pytrace=False)
         pytest.skip(f"{reason}; set TRIAGE_TEST_POSTGRES_URL to run these tests")
     return url
-
-
-@pytest.fixture(scope="session", params=BACKENDS)
-def backend(request, tmp_path_factory):
-    """A migrated database for the whole session: (kind, Store)."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("store") / "triage.db"
-        store = Store(f"sqlite:///{path}")
-        store.upgrade()
-        yield store
-        store.dispose()
-        return
-    url = _postgres_or_skip()
-    schema = f"triage_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    store = Store(url, schema=schema)
-    try:
-        store.upgrade()
-        yield store
-    finally:
-        store.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def empty(store: Store) -> None:
@@ -80,7 +55,10 @@ def empty(store: Store) -> None:
             conn.execute(text(f"DELETE FROM {name}"))
 
 
-@pytest.fixture
-def store(backend):
-    empty(backend)
-    return backend
+FIXTURES = ("backend", "store")
+
+def __getattr__(name: str):
+    if name in FIXTURES:  # an import by name made a per-module copy of a session fixture
+        raise ImportError(f"{name!r} is a fixture defined in tests/conftest.py: use it as an "
+                          f"argument, do not import it from {__name__}")
+    raise AttributeError(name)

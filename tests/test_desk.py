@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from triage.desk import check_names, load_desk
 from triage.desk.spec import loads_desk
 from triage.errors import ConfigError

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from service_fixtures import KEYS_SPEC, TICKET, service_env  # noqa: F401
+from service_fixtures import KEYS_SPEC, TICKET
 from serving import free_port, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +38,7 @@ def server(service_env, tmp_path):
         log.close()
 
 
+@pytest.mark.slow  # a real gunicorn with two workers
 @pytest.mark.timeout(180)
 def test_serve_under_gunicorn(server):
     base, proc, log_path = server

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from test_store_feedback import FakeTriager, pred
 from triage.configfile import loads_yaml
 from triage.desk import load_desk

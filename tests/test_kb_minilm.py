@@ -20,8 +20,7 @@ def encoder():
 
 @pytest.fixture(scope="module")
 def kb(encoder):
-    if not DEMO_KB.is_dir() or not list(DEMO_KB.glob("*.md")):
-        pytest.skip(f"demo knowledge base not found at {DEMO_KB}")
+    assert list(DEMO_KB.glob("*.md")), f"the demo knowledge base (committed) is missing at {DEMO_KB}"
     return KnowledgeBase.build(load_articles(DEMO_KB), encoder, KBConfig())
 
 

@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import func, select
 
 import mail_corpus
-from store_support import backend, store  # noqa: F401 - fixtures
 from triage.mail import parse_message
 from triage.mail.pollers import MailboxPoller, MaildirSource, MboxSource
 from triage.store import attachments, inbox, mail_log, tickets

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from service_fixtures import TICKET, app, app_config, auth, client, service_env  # noqa: F401
+from service_fixtures import TICKET, app_config, auth
 
 ERROR_KEYS = {"ok", "error", "errors", "status"}
 

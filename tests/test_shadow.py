@@ -7,7 +7,7 @@ compares both with the labels agents set.
 """
 from __future__ import annotations
 
-from service_fixtures import TICKET, app_config, auth, service_env  # noqa: F401
+from service_fixtures import TICKET, app_config, auth
 from triage.shadow import ShadowJob, ShadowQueue, ShadowRunner, classify_with_shadow
 from triage.ticket import Ticket
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from triage.errors import NotFound
 from triage.store import access, routing, tickets
 

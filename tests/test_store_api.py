@@ -5,7 +5,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from test_store_feedback import FakeTriager, pred
 from service.app import create_app
 from triage.rules import RuleSet

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from triage.rules import RuleSet
 from triage.store import clocks, routing, tickets
 from triage.store.intake import intake

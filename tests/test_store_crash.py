@@ -24,7 +24,6 @@ from urllib.parse import quote
 import pytest
 
 from serving import free_port
-from store_support import store, backend  # noqa: F401 - fixtures
 from triage.store import tickets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +74,7 @@ def _post(port: int, i: int) -> int | None:
         return None
 
 
+@pytest.mark.slow  # a real server process, killed and restarted
 @pytest.mark.timeout(180)
 def test_kill_9_loses_no_acknowledged_ticket_and_retries_make_no_duplicates(store):
     url, port = _url_of(store), free_port()

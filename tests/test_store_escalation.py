@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from triage.rules import RuleSet
 from triage.store import clocks, tickets, webhooks
 from triage.store.intake import intake

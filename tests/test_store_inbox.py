@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from triage.mail import parse_message
 from triage.store import inbox, routing, tickets
 

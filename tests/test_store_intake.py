@@ -6,7 +6,6 @@ from datetime import datetime, timezone
 
 import pytest
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from test_store_feedback import FakeTriager, pred
 from triage.rules import RuleSet
 from triage.store import clocks, routing, tickets

@@ -5,7 +5,6 @@ from datetime import datetime, timezone
 
 import pytest
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from triage.errors import TransitionError
 from triage.store import merge, tickets
 

@@ -11,7 +11,6 @@ from datetime import datetime, timezone
 
 import pytest
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from triage.errors import TransitionError
 from triage.store import routing, tickets
 from triage.store.tables import TicketEvent

@@ -6,7 +6,6 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from store_support import backend  # noqa: F401 - fixture
 from triage.store import Store, database_url
 from triage.store.migrate import alembic_config
 from triage.store.tables import Base

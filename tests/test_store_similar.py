@@ -5,7 +5,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from triage import ann
 from triage.encoder import HashingEncoder
 from triage.store import Store, similar, tickets

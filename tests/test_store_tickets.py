@@ -6,7 +6,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from triage.errors import InputError, NotFound, TransitionError
 from triage.store import routing, tickets
 from triage.ticket import TRANSITIONS, Channel, Status
