@@ -11,8 +11,8 @@ Isolation (autouse, every test):
 - every ``TRIAGE_*`` and ``MLFLOW_*`` variable of the developer's shell is cleared (only
   ``TRIAGE_TEST_*``, the test runner's own settings, is kept), so a local
   ``TRIAGE_DATABASE_URL`` or tracking URI never leaks into a test;
-- the store, the embedding cache, ``TRIAGE_HOME`` and MLflow point into the test's
-  temporary folder;
+- the store, the embedding cache, ``TRIAGE_HOME``, MLflow and the runtime files (secret
+  key, mail, attachments) point into the test's temporary folder;
 - a session check fails the run when the suite changed the working tree (a test
   wrote outside its temporary folder).
 """
@@ -46,6 +46,9 @@ def isolated_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("TRIAGE_CACHE_DIR", str(home / "cache"))
     monkeypatch.setenv("TRIAGE_HOME", str(home))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for name, sub in (("SECRET_KEY_FILE", "secret_key"), ("MAIL_DIR", "mail-out"),
+                      ("ATTACHMENTS_DIR", "attachments")):  # the settings that default under var/
+        monkeypatch.setenv(f"TRIAGE_{name}", str(tmp_path / "var" / sub))
     return home
 
 
