@@ -23,6 +23,7 @@ from triage.store.tables import TicketRow, TicketVector, utcnow
 from triage.text import model_text
 from triage.ticket import TRANSITIONS, Status
 
+from .attachments import current_files_of
 from .pages_security import login_required, register_page_errors, safe_next
 from .portal import AFFECTED, find_article
 from .store import get_store
@@ -233,7 +234,8 @@ def ticket(ticket_id: int):
                 "actions": status_actions(row.status),
                 "can_pend": Status.PENDING in TRANSITIONS[Status(row.status)],
                 "pending_labels": PENDING_LABELS,
-                "agents": _agents(s), "teams": _team_names(s)}
+                "agents": _agents(s), "teams": _team_names(s),
+                "files": current_files_of(s, ticket_id, staff=True)}
         text = model_text(row.subject, row.body)
     page["related"] = related_articles(text)
     portal = (page["ticket"]["extra"] or {}).get("portal") or {}

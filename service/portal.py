@@ -29,6 +29,7 @@ from triage.text import model_text
 from triage.store.tables import utcnow
 
 from .errors import ApiError
+from .attachments import current_files_of
 from .pages_security import login_required, register_page_errors
 from .state import serving_components
 from .store import get_store
@@ -246,7 +247,8 @@ def ticket(ticket_id: int):
         comments = [{"author": c.author, "body": c.body, "at": c.created_at,
                      "mine": c.author == g.user["id"]}
                     for c in tickets.comments(s, ticket_id, public_only=True)]
-    return render_template("portal/ticket.html", ticket=item, comments=comments)
+        files = current_files_of(s, ticket_id, staff=False)
+    return render_template("portal/ticket.html", ticket=item, comments=comments, files=files)
 
 
 @bp.post("/tickets/<int:ticket_id>/reply")

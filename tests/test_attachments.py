@@ -98,3 +98,22 @@ def test_upload_needs_multipart(app):
     tid = ticket(client)
     wrong = client.post(f"/v1/tickets/{tid}/attachments", headers=headers(), json={"file": "x"})
     assert wrong.status_code == 415 and wrong.json["ok"] is False
+
+
+def test_files_are_listed_on_the_agent_and_portal_ticket_pages(app):
+    from signin_support import TOKEN, customer_client
+
+    client = app.test_client()
+    tid = ticket(client)
+    item = upload(client, tid, "shot.png", PNG, "image/png").json["attachments"][0]
+    staff = app.test_client()
+    token = TOKEN.search(staff.get("/signin").text).group(1)
+    staff.post("/signin", data={"csrf_token": token, "kind": "staff", "key": "agent-k"})
+    page = staff.get(f"/agent/tickets/{tid}").text
+    assert "shot.png" in page and f"/files/{item['id']}?preview=1" in page
+    customer, _ = customer_client(app, "ann@example.com")
+    assert "shot.png" in customer.get(f"/portal/tickets/{tid}").text
+    got = customer.get(f"/files/{item['id']}")
+    assert got.status_code == 200 and got.data == PNG
+    stranger, _ = customer_client(app, "eve@example.com")
+    assert stranger.get(f"/files/{item['id']}").status_code == 404
