@@ -224,3 +224,23 @@ def sla_page():
 @admin_required
 def sla_json():
     return jsonify(build_sla())
+
+
+def build_desk() -> dict:
+    with get_store().session(readonly=True) as s:
+        return data.desk_report(s, days=_days(), now=datetime.now(timezone.utc))
+
+
+@bp.get("/desk")
+@admin_required
+def desk_page():
+    """The desk's performance per team, agent, category and priority (n beside every rate)."""
+    report = build_desk()
+    return render_template("reports/desk.html", report=report, charts=data.desk_charts(report),
+                           days=_days())
+
+
+@bp.get("/desk.json")
+@admin_required
+def desk_json():
+    return jsonify(build_desk())

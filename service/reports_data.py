@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from markupsafe import Markup
 
 from triage import plots
-from triage.reports import confidence, knowledge, sla
+from triage.reports import confidence, desk, knowledge, sla
 from triage.reports.drift import JS_ALERT, PSI_ALERT
 from triage.store import policies, portal_events
 from triage.store.tables import utcnow
@@ -184,3 +184,19 @@ def sla_charts(report: Mapping) -> dict[str, Markup]:
             "SLA compliance per priority", "met / (met + breached)", xlabel="priority",
             empty="no clock has finished yet")),
     }
+
+
+# ----------------------------------------------------------------- desk performance
+def desk_report(session, *, days: int = DEFAULT_DAYS, now: datetime | None = None) -> dict:
+    now = now or utcnow()
+    rows, agents = desk.rows_from_store(session, now - timedelta(days=days))
+    return desk.build_report(rows, now, days=days, agents=agents)
+
+
+def desk_charts(report: Mapping) -> dict[str, Markup]:
+    vol = report["volume"]
+    return {"volume": Markup(plots.grouped_bars(
+        [d["day"][5:] for d in vol],
+        {"created": [d["created"] for d in vol], "resolved": [d["resolved"] for d in vol]},
+        "Tickets created and resolved per day", "tickets", xlabel="day (UTC)", unit=False,
+        width=680, colours=("#2563eb", "#16a34a"), empty="no tickets in this window"))}

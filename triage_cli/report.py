@@ -33,7 +33,13 @@ def register(subparsers) -> None:
                       help="a ticket is a gap below this best-article score "
                            "(default: the KB's relevance threshold)")
     sla = sub.add_parser("sla", help="SLA compliance per priority, team and tier; daily trend")
-    for q in (conf, know, sla):
+    desk = sub.add_parser(
+        "desk", help="desk performance per team, agent, category, priority",
+        description="Mean and median time to first response and to resolve, first-contact "
+                    "resolution, reopen rate, backlog size and age, volume per day and agent "
+                    "load, for tickets created in the window. Every rate is printed with its n; "
+                    "rates on fewer than 30 tickets are marked 'few'.")
+    for q in (conf, know, sla, desk):
         q.add_argument("--json", action="store_true", help="print the report as JSON")
         q.add_argument("--days", type=int, default=30, help="window in days (default 30)")
         q.add_argument("--database", default=None, help="database URL (TRIAGE_DATABASE_URL)")
@@ -59,7 +65,8 @@ def _app(args: argparse.Namespace, load: bool) -> Iterator:
 
 
 def run(args: argparse.Namespace) -> int:
-    handler = {"confidence": _confidence, "knowledge": _knowledge, "sla": _sla}[args.report]
+    handler = {"confidence": _confidence, "knowledge": _knowledge, "sla": _sla,
+               "desk": _desk}[args.report]
     return handler(args)
 
 
@@ -156,6 +163,49 @@ def _sla(args: argparse.Namespace) -> int:
                       f"{r['breached']:>4}  open {r['open']:>4}  near {r['near']:>4}  "
                       f"compliance {_pct(r['compliance'])}")
     return 0
+
+
+def _desk(args: argparse.Namespace) -> int:
+    from service import reports_data as data
+    from service.tickets import get_store
+
+    with _app(args, load=False):
+        with get_store().session(readonly=True) as s:
+            report = data.desk_report(s, days=args.days)
+    if args.json:
+        json.dump(report, sys.stdout, indent=2, default=str)
+        print()
+        return 0
+    print(desk_text(report))
+    return 0
+
+
+def desk_text(report: dict) -> str:
+    """The desk report as a table per group; n beside every figure, 'few' under 30."""
+    def hrs(x):
+        return "-" if x is None else f"{x:.1f}h"
+
+    def share(r):
+        if not r["n"]:
+            return "- (n=0)"
+        return f"{_pct(r['rate'])} (n={r['n']}{', few' if r['small'] else ''})"
+
+    lines = [f"desk performance, tickets created in the last {report['days']} days"]
+    for group in ["overall", "team", "agent", "category", "priority"]:
+        rows = [{"overall": "all", **report["overall"]}] if group == "overall" \
+            else report["by"][group]
+        lines.append(f"\n{group}")
+        for r in rows:
+            fr, rs, bl = r["first_response"], r["resolve"], r["backlog"]
+            lines.append(
+                f"  {str(r[group])[:20]:<21}tickets {r['tickets']:>5}  first response "
+                f"{hrs(fr['mean_h'])}/{hrs(fr['median_h'])} (n={fr['n']})  resolve "
+                f"{hrs(rs['mean_h'])}/{hrs(rs['median_h'])} (n={rs['n']})  FCR {share(r['fcr'])}"
+                f"  reopen {share(r['reopen'])}  backlog {bl['n']} (oldest {hrs(bl['max_age_h'])})")
+    lines.append("\nagent load")
+    for a in report["agents"]:
+        lines.append(f"  {a['agent']:<21}open {a['open']:>3} / capacity {a['capacity']:>3}")
+    return "\n".join(lines)
 
 
 def _pct(x) -> str:
