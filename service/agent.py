@@ -19,12 +19,13 @@ from sqlalchemy import func, select
 
 from triage.errors import TriageError
 from triage.store import access, clocks, feedback, merge, routing, tickets
+from triage.store.attachments import AttachmentRefused
 from triage.store.tables import TicketRow, TicketVector, utcnow
 from triage.text import model_text
 from triage.ticket import TRANSITIONS, Status
 
-from .attachments import current_files_of
-from .pages_security import login_required, register_page_errors, safe_next
+from .attachments import current_files_of, save_uploads
+from .pages_security import accepts_uploads, login_required, register_page_errors, safe_next
 from .portal import AFFECTED, find_article
 from .store import get_store
 from .tickets import rerun_after_change
@@ -311,18 +312,29 @@ def merge_into(ticket_id: int):
 
 
 @bp.post("/tickets/<int:ticket_id>/comment")
+@accepts_uploads
 @login_required("agent")
 def comment(ticket_id: int):
-    """A reply to the customer (public) or an internal note."""
+    """A reply to the customer (public) or an internal note, with files if any."""
     text = request.form.get("body", "").strip()
-    if text:
+    public = request.form.get("public") == "1"
+    uploads = [f for f in request.files.getlist("file") if f and f.filename]
+    if not text and not uploads:
+        return redirect(url_for("agent.ticket", ticket_id=ticket_id))
+    try:
         with get_store().session() as s:
             viewer = _viewer(s)
             row = access.visible(s, viewer, ticket_id, lock=True)
-            tickets.add_comment(s, row, author=viewer.id, body=text[:50_000],
-                                public=request.form.get("public") == "1", channel="web",
-                                by_agent=True, now=utcnow())
-        flash("Reply added." if request.form.get("public") == "1" else "Note added.", "ok")
+            note, _ = tickets.add_comment(s, row, author=viewer.id,
+                                          body=text[:50_000] or "(files attached)",
+                                          public=public, channel="web", by_agent=True,
+                                          now=utcnow())
+            save_uploads(s, row, uploads, source="web", by=viewer.id, public=public,
+                         comment_id=note.id)
+    except AttachmentRefused as exc:
+        flash(f"Nothing was sent: {exc.message}", "error")
+        return redirect(url_for("agent.ticket", ticket_id=ticket_id))
+    flash("Reply added." if public else "Note added.", "ok")
     return redirect(url_for("agent.ticket", ticket_id=ticket_id))
 
 

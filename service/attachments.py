@@ -21,7 +21,7 @@ from triage.store.tables import utcnow
 
 from .auth import require_role
 from .errors import ApiError, field_error
-from .pages_security import current_user, error_page
+from .pages_security import current_user, error_page, lift_body_limit
 from .store import get_store
 from .tickets import _viewer
 
@@ -38,22 +38,25 @@ def files() -> store_files.Files:
 
 def allow_upload_body() -> None:
     """Lift the request body limit for this request only, to what the attachment limits allow."""
-    config = current_app.config
-    request.max_content_length = int(config["TRIAGE_ATTACHMENT_TICKET_MAX_BYTES"]) + 1_048_576
+    lift_body_limit()
 
 
 def save_uploads(session, ticket, uploads, *, source: str, by: str, public: bool = True,
                  comment_id: int | None = None) -> list[dict]:
     """Store each uploaded file on the ticket (raises AttachmentRefused: 413 / 415)."""
     out = []
-    for upload in uploads:
-        if not upload or not upload.filename:
-            continue
-        row, _ = store_files.add(session, files(), ticket, filename=upload.filename,
-                                 content_type=upload.mimetype, data=upload.read(), source=source,
-                                 uploaded_by=by, comment_id=comment_id, public=public,
-                                 now=utcnow())
-        out.append(store_files.to_dict(row))
+    try:
+        for upload in uploads:
+            if not upload or not upload.filename:
+                continue
+            row, _ = store_files.add(session, files(), ticket, filename=upload.filename,
+                                     content_type=upload.mimetype, data=upload.read(),
+                                     source=source, uploaded_by=by, comment_id=comment_id,
+                                     public=public, now=utcnow())
+            out.append(store_files.to_dict(row))
+    finally:
+        for upload in uploads:  # large parts are spooled to temporary files
+            upload.close()
     if comment_id is not None and public and out:
         notices.attach_to_reply(session, comment_id, [
             {k: a[k] for k in ("sha256", "filename", "content_type")} for a in out])

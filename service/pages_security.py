@@ -114,12 +114,27 @@ def _check_csrf():
     """Refuse a state-changing page request without this session's token (API calls exempt)."""
     if request.method in ("GET", "HEAD", "OPTIONS") or request.path.startswith("/v1/"):
         return None
+    if getattr(current_app.view_functions.get(request.endpoint), "accepts_uploads", False):
+        lift_body_limit()  # before the form is parsed here: a page form carrying files
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
     expected = session.get("csrf")
     if not expected or not hmac.compare_digest(str(sent), str(expected)):
         return error_page(400, "This form expired or did not come from this site. "
                                "Please go back, reload the page and try again.")
     return None
+
+
+# ----------------------------------------------------------------- uploads
+def lift_body_limit() -> None:
+    """This request only: a body as large as a ticket's attachments may be (plus the form)."""
+    request.max_content_length = \
+        int(current_app.config["TRIAGE_ATTACHMENT_TICKET_MAX_BYTES"]) + 1_048_576
+
+
+def accepts_uploads(view):
+    """Mark a page view whose form carries files (the CSRF check lifts the body limit first)."""
+    view.accepts_uploads = True
+    return view
 
 
 # ----------------------------------------------------------------- errors as pages

@@ -22,15 +22,16 @@ from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_t
                    session, url_for)
 
 from triage.priority import PriorityMatrix
-from triage.store import access, tickets
+from triage.store import access, satisfaction, tickets
+from triage.store.attachments import AttachmentRefused
 from triage.store import portal_events as events
 from triage.store.intake import intake
 from triage.text import model_text
 from triage.store.tables import utcnow
 
 from .errors import ApiError
-from .attachments import current_files_of
-from .pages_security import login_required, register_page_errors
+from .attachments import current_files_of, save_uploads
+from .pages_security import accepts_uploads, login_required, register_page_errors
 from .state import serving_components
 from .store import get_store
 
@@ -248,20 +249,34 @@ def ticket(ticket_id: int):
                      "mine": c.author == g.user["id"]}
                     for c in tickets.comments(s, ticket_id, public_only=True)]
         files = current_files_of(s, ticket_id, staff=False)
-    return render_template("portal/ticket.html", ticket=item, comments=comments, files=files)
+        found = satisfaction.of_ticket(s, ticket_id)
+        survey = None if found is None else {"rating": found.rating, "comment": found.comment}
+    return render_template("portal/ticket.html", ticket=item, comments=comments, files=files,
+                           survey=survey)
 
 
 @bp.post("/tickets/<int:ticket_id>/reply")
+@accepts_uploads
 @login_required("requester")
 def reply(ticket_id: int):
+    """A message to the desk, with files if any (all or nothing: a refused file keeps neither)."""
     text = request.form.get("body", "").strip()
-    if not text:
+    uploads = [f for f in request.files.getlist("file") if f and f.filename]
+    if not text and not uploads:
         flash("Please write a message before sending.", "error")
         return redirect(url_for("portal.ticket", ticket_id=ticket_id))
-    with get_store().session() as s:
-        row = access.visible(s, access.Viewer("requester", g.user["id"]), ticket_id, lock=True)
-        tickets.add_comment(s, row, author=g.user["id"], body=text[:50_000], public=True,
-                            channel="portal", by_agent=False, now=utcnow())
-        tickets.customer_replied(s, row, actor=g.user["id"], now=utcnow())  # pending → back to work
+    try:
+        with get_store().session() as s:
+            row = access.visible(s, access.Viewer("requester", g.user["id"]), ticket_id,
+                                 lock=True)
+            comment, _ = tickets.add_comment(
+                s, row, author=g.user["id"], body=text[:50_000] or "(files attached)",
+                public=True, channel="portal", by_agent=False, now=utcnow())
+            save_uploads(s, row, uploads, source="portal", by=g.user["id"],
+                         comment_id=comment.id)
+            tickets.customer_replied(s, row, actor=g.user["id"], now=utcnow())  # pending → work
+    except AttachmentRefused as exc:
+        flash(f"Nothing was sent: {exc.message}", "error")
+        return redirect(url_for("portal.ticket", ticket_id=ticket_id))
     flash("Your message was added.", "ok")
     return redirect(url_for("portal.ticket", ticket_id=ticket_id))

@@ -117,3 +117,18 @@ def test_files_are_listed_on_the_agent_and_portal_ticket_pages(app):
     assert got.status_code == 200 and got.data == PNG
     stranger, _ = customer_client(app, "eve@example.com")
     assert stranger.get(f"/files/{item['id']}").status_code == 404
+
+
+def test_uploads_may_be_larger_than_the_json_body_limit(tmp_path):
+    app = create_app({"TRIAGE_LOAD": "off", "TRIAGE_SIGHUP": False, "TRIAGE_API_KEYS": KEYS,
+                      "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'big.db'}",
+                      "TRIAGE_SECRET_KEY": "t", "TRIAGE_ATTACHMENTS_DIR": str(tmp_path / "f"),
+                      "TRIAGE_MAX_BODY_BYTES": 100_000})
+    client = app.test_client()
+    tid = ticket(client)
+    data = b"%PDF-1.4\n" + b"0" * 300_000  # 3x the JSON limit (under the test client's spooling)
+    made = upload(client, tid, "manual.pdf", data, "application/pdf")
+    assert made.status_code == 201 and made.json["attachments"][0]["size"] == len(data)
+    too_big = client.post("/v1/tickets", headers=headers("intake"),
+                          json={"subject": "s", "body": "x" * 200_000})
+    assert too_big.status_code == 413  # the JSON API keeps its own limit
