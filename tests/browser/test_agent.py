@@ -103,7 +103,8 @@ def test_queue_shows_paused_and_breached_clocks_and_escalation_levels(page, base
         queue = s.get(TicketRow, late).queue
     sign_in(page, base_url, key=AGENT_KEY)
     page.goto(f"{base_url}/agent/tickets/{waiting}")
-    page.locator(".status-actions button[value=pending]").click()
+    page.select_option("#pending-reason", "customer")
+    page.locator("#pend").click()
     page.locator(".flash-ok").wait_for()
     assert page.locator(".sla").first.inner_text().startswith("paused")
     page.goto(f"{base_url}/agent/?queue={queue}")
