@@ -44,11 +44,11 @@ class PolicyTriager:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
-    def classify(self, tickets: Sequence[Any], policy: Mapping[str, Any] | None = None
-                 ) -> list[dict]:
+    def classify(self, tickets: Sequence[Any], policy: Mapping[str, Any] | None = None,
+                 **kwargs: Any) -> list[dict]:
         if policy is None:
             policy = current_policy()
-        return self.inner.classify(tickets, policy=policy or None)
+        return self.inner.classify(tickets, policy=policy or None, **kwargs)
 
     def __getattr__(self, name: str) -> Any:  # manifest, heads, bundle_id, models, ...
         return getattr(self.inner, name)

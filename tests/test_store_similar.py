@@ -63,7 +63,8 @@ def test_the_index_offers_the_same_duplicate_past_its_exact_threshold(store, gra
         again = send(s, "Printer jams on floor 3", requester="9@x",
                      body="Printer jams on floor 3 details", at=NOW + timedelta(hours=1))
         assert again.duplicates[0]["ticket_id"] == firsts["Printer jams on floor 3"]
-        kept = similar._open_tickets(s, similar.encoder_name(ENC), ENC.dim, again.ticket)
+        kept = similar._open_tickets(s, similar.encoder_name(ENC), ENC.dim,
+                                     again.ticket.created_at, again.ticket.id)
         assert kept.index.approximate and len(kept.index) >= len(TOPICS)
 
 

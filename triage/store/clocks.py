@@ -92,8 +92,12 @@ def _event(session: Session, ticket: TicketRow, field: str, old: Any, new: Any,
 # ----------------------------------------------------------------- lifecycle hooks
 def start(session: Session, ticket: TicketRow, policy: SlaPolicy, now: datetime, *,
           priority: int | None = None, tier: str | None = None,
-          levels: list[EscalationLevel] | None = None) -> list[SlaClockRow]:
+          levels: list[EscalationLevel] | None = None, fresh: bool = False
+          ) -> list[SlaClockRow]:
     """Start both clocks from ``policy`` for the ticket's priority and customer tier.
+
+    ``fresh``: the ticket was created in this unit of work, so it has no clocks to
+    look for, and the rows are left for the commit to write with the other inserts.
 
     A ticket whose priority is still open is timed at ``priority`` (the rules'
     default) so nothing goes untimed; setting the real priority re-targets.
@@ -101,7 +105,7 @@ def start(session: Session, ticket: TicketRow, policy: SlaPolicy, now: datetime,
     """
     priority = ticket.priority or priority
     tier = (tier or ticket.customer_tier or "").lower() or None
-    if priority is None or _rows(session, ticket.id):
+    if priority is None or (not fresh and _rows(session, ticket.id)):
         return []
     stored_levels = [[lv.name, lv.at] for lv in sorted(levels or DEFAULT_LEVELS,
                                                        key=lambda lv: lv.at)]
@@ -122,7 +126,8 @@ def start(session: Session, ticket: TicketRow, policy: SlaPolicy, now: datetime,
         _event(session, ticket, f"sla.{kind}", None, row.due_at.isoformat(), now)
     if ticket.status == "pending":
         pause(session, ticket, now)
-    session.flush()
+    if not fresh:
+        session.flush()
     return rows
 
 

@@ -26,7 +26,10 @@ def field_of(head: str) -> str:
 
 def store_predictions(session: Session, ticket: TicketRow, result: dict[str, Any],
                       now: datetime | None = None) -> list[Prediction]:
-    """Keep one Triager result (``{"fields": {head: {...}}, "bundle_id"}``) per head."""
+    """Keep one Triager result (``{"fields": {head: {...}}, "bundle_id"}``) per head.
+
+    The rows are added, not flushed: intake writes them with its other inserts at commit.
+    """
     now = now or utcnow()
     rows = []
     for head, out in (result.get("fields") or {}).items():
@@ -36,7 +39,6 @@ def store_predictions(session: Session, ticket: TicketRow, result: dict[str, Any
                          bundle_id=str(result.get("bundle_id") or ""), created_at=now)
         session.add(row)
         rows.append(row)
-    session.flush()
     return rows
 
 

@@ -1,26 +1,43 @@
 """Intake: one path from any channel to a stored, classified, routed, timed ticket.
 
 The API, the web form, the e-mail poller and the chat/phone/social bridges
-all end here, so every ticket gets the same treatment in one transaction:
-store it (idempotently), let the model fill the fields it is sure of
-(decision ``apply``), let the rules adjust priority, team and SLA policy,
-route it, start its SLA clocks. Fields the model only suggests or abstains
-on stay open and the ticket waits in the triage queue for a person.
+all end here, so every ticket gets the same treatment: store it
+(idempotently), let the model fill the fields it is sure of (decision
+``apply``), let the rules adjust priority, team and SLA policy, route it,
+start its SLA clocks. Fields the model only suggests or abstains on stay open
+and the ticket waits in the triage queue for a person.
+
+The order is what makes intake fast under concurrency (bench/bench_store.py):
+
+1. :func:`assess` runs the model and the encoder on the payload alone: no
+   database, no lock; the text is encoded once, for the heads and the
+   duplicate search alike;
+2. :func:`find_similar` reads the recent open tickets (a read transaction:
+   under SQLite WAL it waits for no writer and no writer waits for it);
+3. only then the write transaction opens (``BEGIN IMMEDIATE`` on SQLite) and
+   does nothing but inserts and updates, flushed together at commit.
+
+A caller that already holds a transaction on the session (a test writing
+several tickets in one unit of work, an e-mail that is also a reply) keeps
+it: the reads then run inside it and see its uncommitted tickets.
 
 The Triager and RuleSet are passed in (the service holds them); both are
 optional so the store works, and is tested, without a model bundle.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterator
 
+import numpy as np
 from sqlalchemy.orm import Session
 
-from triage.store import clocks, feedback, notices, routing, tickets
 from triage.rule_input import rule_input, ticket_known, with_desk_teams
+from triage.store import clocks, feedback, notices, routing, similar, tickets
 from triage.store.tables import TicketRow, utcnow
+from triage.text import model_text
 from triage.ticket import Ticket
 
 GIVEN_FIELDS = ("ticket_type", "category", "priority", "affected_service", "customer_tier", "team")
@@ -44,6 +61,15 @@ class IntakeResult:
                 "duplicate_candidates": self.duplicates, "incident_proposal": self.incident}
 
 
+@dataclass
+class Assessment:
+    """What the model and the encoder say about a payload, before anything is stored."""
+
+    prediction: dict[str, Any] | None = None
+    vector: np.ndarray | None = None
+    encoder: str | None = None
+
+
 def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=None,
            ruleset=None, idempotency_key: str | None = None, now: datetime | None = None,
            encoder=None, auto_assign: bool = True,
@@ -55,14 +81,35 @@ def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=Non
     ``team_map`` (the desk's) renames the model's team labels to desk teams.
     """
     now = now or utcnow()
+    assessed = assess(payload, triager=triager, encoder=encoder, now=now)
+    found = similar.Found()
+    if assessed.vector is not None:
+        with _reading(session):
+            found = find_similar(session, similar.Probe(
+                assessed.vector, assessed.encoder, payload.get("requester"),
+                _text(payload.get("subject")), now))
+    # the write transaction starts with the first statement below
     ticket, created = tickets.create(session, payload, actor=actor,
                                      idempotency_key=idempotency_key, now=now)
     result = IntakeResult(ticket, created)
     if not created:
         return result
+    with session.no_autoflush:  # events, predictions, clocks, vector: one flush at commit
+        outcome = _triage(session, ticket, payload, assessed, found, result, ruleset, actor,
+                          team_map, now)
+    if auto_assign and ticket.queue != tickets.TRIAGE_QUEUE:
+        _try_assign(session, ticket, actor, now, senior=bool(outcome and outcome.senior))
+    notices.received(session, ticket, now)  # after the clocks: the mail says when to expect us
+    return result
+
+
+def _triage(session: Session, ticket: TicketRow, payload: dict[str, Any], assessed: Assessment,
+            found: similar.Found, result: IntakeResult, ruleset, actor: str,
+            team_map: dict[str, str] | None, now: datetime):
+    """Given fields, model, rules, route, clocks, vector: the writes of a new ticket."""
     given = {k: payload[k] for k in GIVEN_FIELDS if payload.get(k) not in (None, "")}
     tickets.set_fields(session, ticket, given, actor=actor, now=now, retime=False)
-    _classify(session, ticket, triager, result, now)
+    _classify(session, ticket, assessed.prediction, result, now)
     seen = with_desk_teams(result.prediction, team_map)
     model_fields = (seen or {}).get("fields") or {}
     outcome = _apply_rules(session, ticket, ruleset, seen, result, now)
@@ -74,23 +121,83 @@ def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=Non
     result.team_source = choice.source
     _route(session, ticket, choice, result, actor, now)
     _start_clocks(session, ticket, ruleset, outcome, now)
+    if assessed.vector is not None:
+        similar.remember(session, ticket, assessed.vector, assessed.encoder)
+        found = found.for_ticket(ticket.id)
+        result.duplicates, result.incident = found.duplicates, found.incident
+    return outcome
+
+
+def assess(payload: dict[str, Any], *, triager=None, encoder=None,
+           now: datetime | None = None) -> Assessment:
+    """Classify and encode the payload: CPU only, so it runs before any transaction opens.
+
+    The text is encoded once: when the triager's heads read vectors of the same
+    encoder, they get this vector instead of encoding the text again.
+    """
+    out = Assessment()
+    subject, body = _text(payload.get("subject")), _text(payload.get("body"))
     if encoder is not None:
-        _similar(session, ticket, encoder, result)
-    if auto_assign and ticket.queue != tickets.TRIAGE_QUEUE:
-        _try_assign(session, ticket, actor, now, senior=bool(outcome and outcome.senior))
-    notices.received(session, ticket, now)  # after the clocks: the mail says when to expect us
-    return result
+        out.vector = np.asarray(encoder.encode([model_text(subject, body)])[0], dtype=np.float32)
+        out.encoder = similar.encoder_name(encoder)
+    if triager is not None:
+        shape = Ticket(subject=subject, body=body, channel=str(payload.get("channel") or "api"),
+                       customer_tier=payload.get("customer_tier"),
+                       affected_service=payload.get("affected_service"),
+                       requester=payload.get("requester"), created_at=now)
+        shared = out.vector is not None and _same_space(triager, encoder)
+        out.prediction = triager.classify([shape], vectors=out.vector[None, :]) if shared \
+            else triager.classify([shape])
+        out.prediction = out.prediction[0]
+    return out
 
 
-def _classify(session: Session, ticket: TicketRow, triager, result: IntakeResult,
-              now: datetime) -> dict[str, Any]:
+def find_similar(session: Session, probe: similar.Probe) -> similar.Found:
+    """Duplicate candidates and a burst for the probe (reads only; the one search intake makes)."""
+    return similar.search(session, probe)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _same_space(triager, encoder) -> bool:
+    """Does the triager read vectors from this encoder (so ours can be handed to it)?"""
+    reference = getattr(triager, "encoder_reference", None)
+    if not callable(reference):
+        return False
+    try:
+        return reference() == encoder.reference()
+    except Exception:  # noqa: BLE001 - when in doubt, let the triager encode for itself
+        return False
+
+
+@contextmanager
+def _reading(session: Session) -> Iterator[None]:
+    """Run reads in their own read transaction unless the caller already holds one.
+
+    On SQLite a session's transaction starts with ``BEGIN IMMEDIATE`` (the write
+    lock); reads done before the write get a plain ``BEGIN`` and end before the
+    write begins, so concurrent intakes do not queue behind each other's reads.
+    """
+    own = not session.in_transaction() and not (session.new or session.dirty or session.deleted)
+    if not own:
+        yield
+        return
+    session.connection(execution_options={"triage_readonly": True})
+    try:
+        yield
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()  # nothing was written: this only ends the read transaction
+
+
+def _classify(session: Session, ticket: TicketRow, out: dict[str, Any] | None,
+              result: IntakeResult, now: datetime) -> dict[str, Any]:
     """Store the model's view; set the fields it may set; remember the open ones."""
-    if triager is None:
+    if out is None:
         return {}
-    shape = Ticket(subject=ticket.subject, body=ticket.body, channel=ticket.channel,
-                   customer_tier=ticket.customer_tier, affected_service=ticket.affected_service,
-                   requester=ticket.requester, created_at=now)
-    out = triager.classify([shape])[0]
     result.prediction = out
     feedback.store_predictions(session, ticket, out, now)
     actor = f"model:{out.get('bundle_id')}"
@@ -214,18 +321,7 @@ def _start_clocks(session: Session, ticket: TicketRow, ruleset, outcome, now: da
         return
     policy = ruleset.policies[outcome.sla.policy]
     clocks.start(session, ticket, policy, now, priority=outcome.sla.priority,
-                 tier=outcome.sla.tier, levels=ruleset.escalation_levels)
-
-
-def _similar(session: Session, ticket: TicketRow, encoder, result: IntakeResult) -> None:
-    from triage.store import similar
-    from triage.text import model_text
-
-    vector = encoder.encode([model_text(ticket.subject, ticket.body)])[0]
-    name = similar.encoder_name(encoder)
-    similar.remember(session, ticket, vector, name)
-    result.duplicates = similar.offer(session, ticket, vector, name)
-    result.incident = similar.burst(session, ticket, vector, name)
+                 tier=outcome.sla.tier, levels=ruleset.escalation_levels, fresh=True)
 
 
 def _try_assign(session: Session, ticket: TicketRow, actor: str, now: datetime, *,

@@ -16,14 +16,23 @@ open tickets:
   gone or too old are dropped (and removed from the index), and the rest are
   scored by ``find_duplicates`` on their stored vectors, as before.
 * bursts — the tickets of the last 30 minutes, by the ``(encoder, created_at)``
-  index: bounded by the intake rate, not by the number of open tickets.
+  index: bounded by the intake rate, not by the number of open tickets. Only the
+  new ticket's neighbours among them are clustered (clustering the whole window is
+  O(n²) per intake), and their vectors come from a per-process cache (a vector
+  never changes once stored), so the read is of ids and times, not blobs.
+
+Intake searches *before* it writes (:func:`search` takes a :class:`Probe`, the new
+ticket as it will be stored, without an id yet), so the search never runs while
+the write lock is held; :func:`search` is the one call intake makes.
 """
 from __future__ import annotations
 
 import json
 import threading
 import weakref
-from datetime import datetime, timedelta
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -38,6 +47,9 @@ from triage.store.tickets import OPEN_STATUSES
 
 BURST_WINDOW = timedelta(minutes=30)
 BURST_MIN_SIZE = 5
+BURST_SIMILARITY = 0.75
+BURST_NEIGHBOURS = 200  # at most this many of the window's most similar tickets are clustered
+NEW = 0  # the probe's id until the ticket is written (ticket ids start at 1)
 CANDIDATES = 64  # nearest neighbours asked of the index; the database then filters them
 RETENTION = timedelta(days=30)  # open tickets older than this are not indexed
 # Ticket ids are allocated before commit, so a ticket committed by another process
@@ -60,6 +72,131 @@ def remember(session: Session, ticket: TicketRow, vector, encoder: str) -> None:
                              vector=vec.tobytes(), created_at=ticket.created_at))
 
 
+@dataclass
+class Probe:
+    """The new ticket as the search sees it: its vector, who asked, when, about what."""
+
+    vector: np.ndarray
+    encoder: str
+    requester: str | None
+    subject: str
+    created_at: datetime
+
+
+@dataclass
+class Found:
+    """What the search offers: duplicate candidates and a proposed incident (probe id ``NEW``)."""
+
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    incident: dict[str, Any] | None = None
+
+    def for_ticket(self, ticket_id: int) -> "Found":
+        """The same answer with the probe's placeholder id replaced by the stored ticket's."""
+        if self.incident is None:
+            return self
+        swap = lambda i: ticket_id if i == NEW else i  # noqa: E731
+        incident = {**self.incident, "parent": swap(self.incident["parent"]),
+                    "members": [swap(m) for m in self.incident["members"]]}
+        return Found(self.duplicates, incident)
+
+
+def search(session: Session, probe: Probe, config: DuplicateConfig = DuplicateConfig()) -> Found:
+    """Duplicate candidates and a burst for a ticket about to be stored (reads only)."""
+    vector = np.asarray(probe.vector, dtype=np.float32).ravel()
+    since = probe.created_at - (config.window or RETENTION)
+    if config.require_same_requester:  # the requester's own tickets: few, read them all
+        rows = [(i, v, r, t) for i, v, r, t, _ in _recent(session, probe.encoder, since, None)
+                if v.size == vector.size and r == probe.requester]
+    else:
+        rows = _nearest(session, vector, probe.encoder, since, probe.created_at, None)
+    hits = find_duplicates(vector, probe.requester, probe.created_at, rows, config=config)
+    duplicates = [{"ticket_id": int(i), "score": s, "reasons": r} for i, s, r in hits]
+    return Found(duplicates, _burst(session, probe, vector))
+
+
+def _burst(session: Session, probe: Probe, vector: np.ndarray) -> dict[str, Any] | None:
+    """The burst the probe would join: clusters among its neighbours of the last 30 minutes."""
+    rows = _window(session, probe.encoder, probe.created_at - BURST_WINDOW, vector.size)
+    if len(rows) + 1 < BURST_MIN_SIZE:
+        return None
+    if rows:
+        cosine = np.einsum("ij,j->i", np.vstack([r[1] for r in rows]), vector)
+        near = np.flatnonzero(cosine >= BURST_SIMILARITY)
+        near = near[np.argsort(-cosine[near], kind="stable")[:BURST_NEIGHBOURS]]
+        rows = [rows[i] for i in sorted(near)]
+    rows.append((NEW, vector, probe.created_at, probe.subject))
+    for cluster in detect_burst(rows, window=BURST_WINDOW, min_size=BURST_MIN_SIZE,
+                                similarity=BURST_SIMILARITY):
+        if NEW in cluster.members:
+            return {"parent": int(cluster.seed), "members": [int(m) for m in cluster.members],
+                    "label": cluster.label, "size": cluster.size,
+                    "cohesion": round(float(cluster.cohesion), 4)}
+    return None
+
+
+VECTOR_CACHE_SIZE = 50_000  # per database and encoder: ~75 MB of 384-d float32 at most
+
+
+class _Recent:
+    """Vectors this process has read, by ticket id (a stored vector never changes).
+
+    Ids are reused only after rows are deleted wholesale (a test emptying its
+    tables, a restore); then the highest id in the window goes *down*, and the
+    cache starts over, as the open-ticket index does.
+    """
+
+    def __init__(self) -> None:
+        self.vectors: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.top = 0
+        self.lock = threading.Lock()
+
+
+_RECENT: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
+
+
+def _recent_cache(session: Session, encoder: str) -> _Recent:
+    engine = session.get_bind()
+    engine = getattr(engine, "engine", engine)
+    with _INDEXES_LOCK:
+        return _RECENT.setdefault(engine, {}).setdefault(encoder, _Recent())
+
+
+def _window(session: Session, encoder: str, since: datetime, dim: int) -> list[tuple]:
+    """``(id, vector, created_at, subject)`` of the open tickets stored since ``since``.
+
+    Ids and times are read; vectors come from this process's cache when it has
+    seen them, so a busy window costs a narrow index read, not every blob again.
+    """
+    stmt = (select(TicketVector.ticket_id, TicketVector.created_at, TicketRow.subject)
+            .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
+            .where(TicketVector.encoder == encoder, TicketVector.created_at >= since,
+                   TicketVector.dim == dim, TicketRow.status.in_(OPEN_STATUSES)))
+    listed = list(session.execute(stmt))
+    cache = _recent_cache(session, encoder)
+    vectors: dict[int, np.ndarray] = {}
+    with cache.lock:
+        top = max((key for key, _, _ in listed), default=0)
+        if top < cache.top:
+            cache.vectors.clear()
+        cache.top = top
+        for key, _, _ in listed:
+            hit = cache.vectors.get(key)
+            if hit is not None:
+                vectors[key] = hit
+    missing = [key for key, _, _ in listed if key not in vectors]
+    for lo in range(0, len(missing), 900):
+        stmt = select(TicketVector.ticket_id, TicketVector.vector).where(
+            TicketVector.ticket_id.in_(missing[lo:lo + 900]))
+        fetched = {key: np.frombuffer(blob, dtype=np.float32) for key, blob in session.execute(stmt)}
+        vectors.update(fetched)
+        with cache.lock:
+            cache.vectors.update(fetched)
+            while len(cache.vectors) > VECTOR_CACHE_SIZE:
+                cache.vectors.popitem(last=False)
+    return [(key, vectors[key], created_at, subject) for key, created_at, subject in listed
+            if key in vectors]
+
+
 def _recent(session: Session, encoder: str, since: datetime, exclude: int):
     stmt = (select(TicketVector, TicketRow.requester, TicketRow.subject)
             .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
@@ -78,7 +215,7 @@ def offer(session: Session, ticket: TicketRow, vector, encoder: str,
         rows = [(i, v, r, t) for i, v, r, t, _ in _recent(session, encoder, since, ticket.id)
                 if v.size == np.size(vector) and r == ticket.requester]
     else:
-        rows = _nearest(session, vector, encoder, since, ticket)
+        rows = _nearest(session, vector, encoder, since, ticket.created_at, ticket.id)
     hits = find_duplicates(vector, ticket.requester, ticket.created_at, rows, config=config,
                            exclude=ticket.id)
     return [{"ticket_id": int(i), "score": s, "reasons": r} for i, s, r in hits]
@@ -163,7 +300,8 @@ _INDEXES: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary(
 _INDEXES_LOCK = threading.Lock()
 
 
-def _open_tickets(session: Session, encoder: str, dim: int, ticket: TicketRow) -> _OpenTickets:
+def _open_tickets(session: Session, encoder: str, dim: int, at: datetime,
+                  exclude: int | None) -> _OpenTickets:
     """This process's index for the session's database, built on first use."""
     engine = session.get_bind()
     engine = getattr(engine, "engine", engine)
@@ -178,7 +316,7 @@ def _open_tickets(session: Session, encoder: str, dim: int, ticket: TicketRow) -
             fresh = False
     if fresh:
         try:
-            found.build(session, encoder, ticket.created_at - RETENTION, ticket.id)
+            found.build(session, encoder, at - RETENTION, exclude)
         except BaseException:
             with _INDEXES_LOCK:
                 per_engine.pop((encoder, dim), None)
@@ -188,14 +326,14 @@ def _open_tickets(session: Session, encoder: str, dim: int, ticket: TicketRow) -
     return found
 
 
-def _nearest(session: Session, vector, encoder: str, since: datetime,
-             ticket: TicketRow) -> list[tuple]:
+def _nearest(session: Session, vector, encoder: str, since: datetime, at: datetime,
+             exclude: int | None) -> list[tuple]:
     """``(id, vector, requester, created_at)`` of the open tickets nearest ``vector``."""
     vec = np.asarray(vector, dtype=np.float32).ravel()
-    kept = _open_tickets(session, encoder, vec.size, ticket)
+    kept = _open_tickets(session, encoder, vec.size, at, exclude)
     with kept.lock:
-        kept.catch_up(session, encoder, ticket.id)
-        near = [key for key, _ in kept.index.search(vec, CANDIDATES + 1) if key != ticket.id]
+        kept.catch_up(session, encoder, exclude)
+        near = [key for key, _ in kept.index.search(vec, CANDIDATES + 1) if key != exclude]
     if not near:
         return []
     stmt = (select(TicketVector.ticket_id, TicketVector.vector, TicketRow.requester,
