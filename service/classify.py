@@ -12,7 +12,7 @@ import logging
 from datetime import date, datetime, timezone
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, current_app, g, jsonify, request
 
 from triage.errors import InputError
 from triage.htmltext import as_text
@@ -36,7 +36,8 @@ def classify():
     loaded = current_app.extensions["triage.state"].snapshot()
     from .desk import team_map
 
-    results = classify_tickets(loaded, items, int(config["TRIAGE_KB_K"]), team_map(config))
+    kb_k = int(config["TRIAGE_KB_K"]) if _wants_kb() else 0
+    results = classify_tickets(loaded, items, kb_k, team_map(config))
     metrics = current_app.extensions["triage.metrics"]
     metrics.count_predictions(results)
     for r in results:
@@ -50,16 +51,33 @@ def classify():
     return jsonify(body)
 
 
+def _wants_kb() -> bool:
+    """``?kb=0`` asks for no KB suggestions; ``?kb=1`` (or no ``kb``) for the usual ones."""
+    value = request.args.get("kb")
+    if value is None or value == "1":
+        return True
+    if value == "0":
+        return False
+    raise ApiError(422, "query parameter kb must be 0 or 1",
+                   [field_error("kb", "not a valid value", expected="0|1", got=value)])
+
+
 def classify_tickets(loaded, items: list, kb_k: int, team_map: dict | None = None) -> list[dict]:
     """Heads, KB and rules for each (Ticket, extras) pair, in request order.
 
     HTML bodies become text first, with the conversion intake and mail use, so the
     model and the rules see here what they see on the stored ticket.
+
+    The texts are embedded only when something reads the vectors: the KB search
+    (``kb_k`` > 0) or a head fitted on them. A TF-IDF-only bundle asked for no KB
+    suggestions (``?kb=0``) never touches the encoder: the fast path.
     """
     items = [(_plain(t), extras) for t, extras in items]
     tickets = [t for t, _ in items]
     texts = [model_text(t.subject, t.body) for t in tickets]
-    vectors = loaded.encoder.encode(texts) if loaded.encoder is not None else [None] * len(texts)
+    wants = kb_k > 0 or bool(getattr(loaded.triager, "needs_vectors", True))
+    vectors = loaded.encoder.encode(texts) if loaded.encoder is not None and wants \
+        else [None] * len(texts)
     with sklearn_fast_path():
         predictions = loaded.triager.classify(tickets)
     now = datetime.now(timezone.utc)

@@ -122,6 +122,10 @@ def document(config: dict) -> dict:
             "Classify one ticket or a batch: predictions, KB suggestions, rules and SLA",
             {"200": _json(REF("ClassifyResponse"), "one result or a list of results")},
             (400, 413, 415, 422) + auth_errors, ["intake", "agent", "admin"],
+            parameters=[{"name": "kb", "in": "query", "required": False,
+                         "description": "0: no KB suggestions (a TF-IDF-only bundle then "
+                                        "skips the encoder: the fast path)",
+                         "schema": {"type": "integer", "enum": [0, 1]}}],
             requestBody={"required": True, "content": {"application/json": {
                 "schema": {"oneOf": [REF("Ticket"), REF("TicketBatch")]}}}})},
         "/v1/kb/suggest": {"get": _op(

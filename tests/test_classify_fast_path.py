@@ -1,0 +1,62 @@
+"""``POST /v1/classify?kb=0``: no KB suggestions, and a TF-IDF-only bundle never encodes."""
+from __future__ import annotations
+
+import pytest
+
+from service_fixtures import (TICKET, _write_bundle_directly, app, app_config, auth,  # noqa: F401
+                              client, service_env)
+from test_service import assert_error
+
+
+class Counting:
+    """Wraps the served encoder's inner model and counts the texts it embeds."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.texts = inner, []
+        self.name, self.dim = inner.name, inner.dim
+
+    def reference(self):
+        return self.inner.reference()
+
+    def encode(self, texts, **kwargs):
+        self.texts.extend(texts)
+        return self.inner.encode(texts, **kwargs)
+
+
+@pytest.fixture()
+def tfidf_client(service_env, monkeypatch, tmp_path):
+    from service import create_app
+
+    models = tmp_path / "models"
+    _write_bundle_directly(models)  # TF-IDF heads only (the manifest still names an encoder)
+    monkeypatch.setenv("TRIAGE_CACHE_DIR", str(tmp_path / "cache"))
+    app = create_app(app_config(service_env, TRIAGE_MODELS_DIR=str(models)))
+    loaded = app.extensions["triage.state"].snapshot()
+    assert not loaded.triager.needs_vectors
+    counting = Counting(loaded.encoder.inner)
+    loaded.encoder.inner = counting
+    return app.test_client(), counting
+
+
+def test_kb_0_answers_without_suggestions(client):
+    r = client.post("/v1/classify?kb=0", json=TICKET, headers=auth())
+    assert r.status_code == 200, r.get_json()
+    result = r.get_json()["result"]
+    assert result["kb"] == [] and {"type", "team"} <= set(result["fields"])
+    assert result["sla"]["policy"]
+
+
+def test_kb_must_be_0_or_1(client):
+    body = assert_error(client.post("/v1/classify?kb=maybe", json=TICKET, headers=auth()), 422)
+    assert body["errors"][0]["field"] == "kb" and "maybe" in body["errors"][0]["got"]
+
+
+def test_a_tfidf_only_bundle_asked_for_no_kb_never_encodes(tfidf_client):
+    client, counting = tfidf_client
+    fast = client.post("/v1/classify?kb=0", json=dict(TICKET, body="printer on fire"),
+                       headers=auth())
+    assert fast.status_code == 200 and counting.texts == []
+    usual = client.post("/v1/classify", json=dict(TICKET, body="printer still on fire"),
+                        headers=auth())
+    assert usual.status_code == 200 and len(counting.texts) == 1
+    assert fast.get_json()["result"]["fields"].keys() == usual.get_json()["result"]["fields"].keys()
