@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -44,7 +46,7 @@ class StandInTriager:
 
     bundle_id = "stand-in"
 
-    def classify(self, items, policy=None):
+    def classify(self, items, policy=None, **kwargs):
         fields = {"category": {"label": "Network", "probability": 0.97, "decision": "apply"},
                   "priority": {"label": "3", "probability": 0.91, "decision": "apply"},
                   "team": {"label": "Net", "probability": 0.6, "decision": "suggest"}}
@@ -79,28 +81,74 @@ class TimedTriager:
         self.inner, self.seconds = inner, 0.0
         self.bundle_id = getattr(inner, "bundle_id", "")
 
-    def classify(self, items, policy=None):
+    def classify(self, items, policy=None, **kwargs):
         start = time.perf_counter()
         try:
-            return self.inner.classify(items, policy)
+            return self.inner.classify(items, policy, **kwargs)
         finally:
             self.seconds += time.perf_counter() - start
 
+    def __getattr__(self, name):  # encoder_reference, manifest, ...
+        return getattr(self.inner, name)
 
-def bench_intake(store: Store, n: int, triager, rules) -> float:
+
+def floor_commits(store: Store, n: int) -> list[float]:
+    """The floor: one tiny row per write transaction, as the store opens them (ms each)."""
+    with store.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_floor (v TEXT)"))
+    lat = []
+    for i in range(n):
+        start = time.perf_counter()
+        with store.engine.begin() as conn:
+            conn.execute(text("INSERT INTO bench_floor (v) VALUES (:v)"), {"v": f"row {i}"})
+        lat.append((time.perf_counter() - start) * 1000)
+    return lat
+
+
+def bench_intake(store: Store, n: int, clients: int, triager, rules, encoder=None,
+                 tag: str = "") -> tuple[list[float], float]:
+    """``n`` tickets from ``clients`` threads, one unit of work each; (latencies ms, wall s)."""
     from triage.ticket import Ticket
 
     triager.classify([Ticket(subject="warm up", body="the encoder loads lazily")])
+    if encoder is not None:
+        encoder.encode(["warm up"])
     triager.seconds = 0.0
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def work(mine: range) -> None:
+        out = []
+        for i in mine:
+            start = time.perf_counter()
+            with store.session() as session:
+                intake(session, {"subject": SUBJECTS[i % len(SUBJECTS)], "body": f"ticket {i}",
+                                 "requester": f"user{i % 50}@example.org",
+                                 "affected_service": "vpn"},
+                       actor="bench", triager=triager, ruleset=rules, encoder=encoder,
+                       idempotency_key=f"bench-{tag}-{i}", now=NOW, auto_assign=False)
+            out.append((time.perf_counter() - start) * 1000)
+        with lock:
+            latencies.extend(out)
+
+    threads = [threading.Thread(target=work, args=(range(c, n, clients),))
+               for c in range(clients)]
     start = time.perf_counter()
-    for i in range(n):
-        with store.session() as session:
-            intake(session, {"subject": SUBJECTS[i % len(SUBJECTS)], "body": f"ticket {i}",
-                             "requester": f"user{i % 50}@example.org",
-                             "affected_service": "vpn"},
-                   actor="bench", triager=triager, ruleset=rules,
-                   idempotency_key=f"bench-{i}", now=NOW, auto_assign=False)
-    return n / (time.perf_counter() - start)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, time.perf_counter() - start
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def line(kind: str, what: str, lat: list[float], wall: float) -> str:
+    return (f"| {kind:<10} | {what:<44} | {len(lat):>5} | {statistics.median(lat):>7.2f} | "
+            f"{pct(lat, 0.99):>7.2f} | {max(lat):>7.1f} | {len(lat) / wall:>8.1f} |")
 
 
 def load_open_tickets(store: Store, n: int, due_fraction: float, chunk: int = 5000) -> float:
@@ -149,15 +197,21 @@ def timed_sweep(store: Store, now: datetime) -> tuple[float, int]:
     return time.perf_counter() - start, len(fired)
 
 
-def run(kind: str, args, triager, rules, label: str) -> None:
+def run(kind: str, args, triager, rules, encoder, label: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store, cleanup = open_store(kind, Path(tmp))
         try:
-            rate = bench_intake(store, args.intake, triager, rules)
-            share = triager.seconds / args.intake * 1000
-            print(f"{kind:<10} intake ({label}): {rate:8.1f} tickets/s over {args.intake} "
-                  f"({1000 / rate:.1f} ms each, of which classification {share:.1f} ms)")
-            triager.seconds = 0.0
+            floor = floor_commits(store, args.intake)
+            print(line(kind, "floor: one-row write transaction", floor, sum(floor) / 1000))
+            for clients in [int(c) for c in args.clients.split(",")]:
+                lat, wall = bench_intake(store, args.intake, clients, triager, rules, encoder,
+                                         tag=str(clients))
+                share = triager.seconds / args.intake * 1000
+                print(line(kind, f"intake, {clients} client(s)", lat, wall) +
+                      f" classify {share:.1f} ms/ticket; {statistics.median(lat) / statistics.median(floor):.1f}x floor p50")
+                triager.seconds = 0.0
+            if not args.open:
+                return
             load = load_open_tickets(store, args.open, 0.01)
             print(f"{kind:<10} bulk load: {args.open} open tickets + {2 * args.open} clocks "
                   f"in {load:.1f} s")
@@ -173,8 +227,12 @@ def run(kind: str, args, triager, rules, label: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--open", type=int, default=100_000, help="open tickets for the sweep")
-    parser.add_argument("--intake", type=int, default=300, help="tickets for the intake rate")
+    parser.add_argument("--open", type=int, default=100_000,
+                        help="open tickets for the sweep (0: intake only)")
+    parser.add_argument("--intake", type=int, default=1000, help="tickets per intake measurement")
+    parser.add_argument("--clients", default="1,4", help="concurrent intake threads to measure with")
+    parser.add_argument("--encoder", default="", help="also encode for duplicate search: "
+                        "hashing (no weights), minilm-onnx or minilm")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--bundle", help="model bundle folder for real classification")
     args = parser.parse_args()
@@ -186,8 +244,18 @@ def main() -> None:
     else:
         triager, label = StandInTriager(), "stand-in triager: store+rules+SLA only"
     triager = TimedTriager(triager)
+    encoder = None
+    if args.encoder:
+        from triage.encoder import load_encoder
+
+        encoder = load_encoder(args.encoder)
+        label += f", duplicate search on {args.encoder} vectors"
+    print(f"{label}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}\n")
+    print(f"| {'store':<10} | {'what':<44} | {'n':>5} | {'p50 ms':>7} | {'p99 ms':>7} | "
+          f"{'max ms':>7} | {'per s':>8} |")
+    print(f"|{'-' * 12}|{'-' * 46}|{'-' * 7}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 10}|")
     for kind in args.backends.split(","):
-        run(kind.strip(), args, triager, rules, label)
+        run(kind.strip(), args, triager, rules, encoder, label)
 
 
 if __name__ == "__main__":
