@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from service_fixtures import (TICKET, _write_bundle_directly, app, app_config, auth,  # noqa: F401
-                              client, service_env)
+from service_fixtures import TICKET, _write_bundle_directly, app_config, auth
 from test_service import assert_error
 
 
@@ -24,18 +23,19 @@ class Counting:
 
 
 @pytest.fixture()
-def tfidf_client(service_env, monkeypatch, tmp_path):
+def tfidf_client(service_env, tmp_path):
     from service import create_app
+    from service.store import close
 
     models = tmp_path / "models"
     _write_bundle_directly(models)  # TF-IDF heads only (the manifest still names an encoder)
-    monkeypatch.setenv("TRIAGE_CACHE_DIR", str(tmp_path / "cache"))
     app = create_app(app_config(service_env, TRIAGE_MODELS_DIR=str(models)))
     loaded = app.extensions["triage.state"].snapshot()
     assert not loaded.triager.needs_vectors
     counting = Counting(loaded.encoder.inner)
     loaded.encoder.inner = counting
-    return app.test_client(), counting
+    yield app.test_client(), counting
+    close(app)
 
 
 def test_kb_0_answers_without_suggestions(client):

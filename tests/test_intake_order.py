@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from sqlalchemy import event, select
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from test_store_feedback import pred
 from triage.encoder import HashingEncoder
 from triage.rules import RuleSet
