@@ -150,3 +150,36 @@ def current_files_of(session, ticket_id: int, *, staff: bool) -> list[dict]:
                                                                    public_only=not staff)]
 
 
+
+
+# ----------------------------------------------------------------- OpenAPI (read by service.openapi)
+def OPENAPI_PATHS(config: dict) -> dict:  # noqa: N802 - the name service.openapi looks for
+    from .openapi import INT, _json, _obj, _op
+    from .tickets_openapi import AUTH, REQUESTER, TID
+
+    everyone = ["intake", "agent", "admin"]
+    item = _obj({"id": INT, "ticket_id": INT, "filename": {"type": "string"},
+                 "content_type": {"type": "string"}, "size": INT, "sha256": {"type": "string"},
+                 "public": {"type": "boolean"}, "previewable": {"type": "boolean"}},
+                ["id", "ticket_id", "filename", "content_type", "size"])
+    files = _obj({"ok": {"const": True}, "attachments": {"type": "array", "items": item}},
+                 ["ok", "attachments"])
+    upload_body = {"required": True, "content": {"multipart/form-data": {"schema": _obj(
+        {"file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+         "public": {"enum": ["0", "1"]}}, ["file"])}}}
+    aid = {"name": "attachment_id", "in": "path", "required": True, "schema": INT}
+    return {
+        "/v1/tickets/{ticket_id}/attachments": {
+            "post": _op(f"Attach files (multipart 'file' parts; at most "
+                        f"{config.get('TRIAGE_ATTACHMENT_MAX_BYTES')} bytes each; a type that "
+                        "does not match the bytes is refused with 415)",
+                        {"201": _json(files, "stored")}, (404, 413, 415, 422) + AUTH, everyone,
+                        parameters=[TID, REQUESTER], requestBody=upload_body),
+            "get": _op("The ticket's files (customers see public ones)",
+                       {"200": _json(files, "files")}, (404,) + AUTH, everyone,
+                       parameters=[TID, REQUESTER])},
+        "/v1/attachments/{attachment_id}": {"get": _op(
+            "Download one file (Content-Disposition: attachment, stored type, nosniff)",
+            {"200": {"description": "the bytes", "content": {"application/octet-stream": {}}}},
+            (404,) + AUTH, everyone, parameters=[aid, REQUESTER])},
+    }

@@ -103,3 +103,19 @@ def report_page():
 def report_json():
     by = request.args.get("by", "team")
     return jsonify({"ok": True, "by": by, "rows": _report(by)})
+
+
+def OPENAPI_PATHS(config: dict) -> dict:  # noqa: N802 - read by service.openapi
+    from .openapi import INT, _json, _obj, _op
+    from .tickets_openapi import AUTH
+
+    row = _obj({"n": INT, "asked": INT, "mean": {"type": "number"},
+                "satisfied": {"type": "number"}, "satisfied_low": {"type": "number"},
+                "satisfied_high": {"type": "number"}}, ["n", "mean", "satisfied"])
+    by = {"name": "by", "in": "query", "required": False, "schema": {"enum": list(GROUPS)}}
+    return {"/v1/reports/satisfaction": {"get": _op(
+        "Satisfaction per team, agent or category: n, mean, share satisfied (4-5) with its 95% "
+        "Wilson interval", {"200": _json(_obj({"ok": {"const": True}, "by": {"type": "string"},
+                                               "rows": {"type": "array", "items": row}},
+                                              ["ok", "by", "rows"]), "the report")},
+        (422,) + AUTH, ["agent", "admin"], parameters=[by])}}

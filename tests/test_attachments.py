@@ -132,3 +132,11 @@ def test_uploads_may_be_larger_than_the_json_body_limit(tmp_path):
     too_big = client.post("/v1/tickets", headers=headers("intake"),
                           json={"subject": "s", "body": "x" * 200_000})
     assert too_big.status_code == 413  # the JSON API keeps its own limit
+
+
+def test_the_file_endpoints_are_in_the_openapi_document(app):
+    paths = app.test_client().get("/openapi.json").json["paths"]
+    assert {"/v1/tickets/{ticket_id}/attachments", "/v1/attachments/{attachment_id}",
+            "/v1/reports/satisfaction"} <= set(paths)
+    assert "multipart/form-data" in \
+        paths["/v1/tickets/{ticket_id}/attachments"]["post"]["requestBody"]["content"]
