@@ -56,7 +56,10 @@ def deliver_once(store, mailer: Mailer, reminder_hours: float = 0.0) -> dict[str
     if reminder_hours > 0:
         with store.session() as session:
             notices.remind_pending(session, utcnow(), timedelta(hours=reminder_hours))
-    counts = outbound.deliver(store, mailer.send, domain=mailer.settings.domain)
+    try:
+        counts = outbound.deliver(store, mailer.send, domain=mailer.settings.domain)
+    finally:
+        mailer.close()
     hooks = webhooks.deliver(store)
     return {**counts, **{f"webhook_{k}": v for k, v in hooks.items()}}
 

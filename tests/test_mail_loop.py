@@ -39,10 +39,11 @@ class Inbox:
     """aiosmtpd handler keeping every message it accepted."""
 
     def __init__(self):
-        self.messages = []
+        self.messages, self.peers = [], []
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append((envelope.rcpt_tos, envelope.content))
+        self.peers.append(session.peer)
         return "250 OK"
 
     def parsed(self, i):
@@ -207,6 +208,7 @@ def test_killed_between_commit_and_send_loses_no_mail_and_sends_none_twice(tmp_p
     later = utcnow() + timedelta(minutes=5)  # past any lease the dead process held
     first = outbound.deliver(store, mailer.send, domain="desk.example", now=lambda: later)
     second = outbound.deliver(store, mailer.send, domain="desk.example", now=lambda: later)
+    mailer.close()
     assert (first["sent"], second["sent"]) == (1, 0)
     assert len(handler.messages) == 1
     with store.session() as s:
@@ -235,8 +237,23 @@ def test_a_refusing_server_is_retried_later_then_sent_once(tmp_path, smtp):
     assert outbound.deliver(store, up.send, domain="d.example", now=lambda: now)["sent"] == 0
     later = now + timedelta(minutes=5)
     assert outbound.deliver(store, up.send, domain="d.example", now=lambda: later)["sent"] == 1
+    up.close()
+    down.close()
     assert len(handler.messages) == 1
     with store.session() as s:
         [row] = s.scalars(select(outbound.OutboxMessage)).all()
         assert row.attempts == 2 and row.delivered_at is not None
     store.dispose()
+
+
+def test_one_delivery_pass_uses_one_smtp_connection(app, smtp):
+    handler, _ = smtp
+    client = app.test_client()
+    for i in range(3):
+        client.post("/v1/tickets", headers={"Authorization": "Bearer intake-k"},
+                    json={"subject": f"s{i}", "body": "b", "requester": f"c{i}@example.com"})
+    assert deliver(app)["sent"] == 3
+    assert len(set(handler.peers)) == 1
+    client.post("/v1/tickets", headers={"Authorization": "Bearer intake-k"},
+                json={"subject": "later", "body": "b", "requester": "d@example.com"})
+    assert deliver(app)["sent"] == 1 and len(set(handler.peers)) == 2  # closed after the pass

@@ -23,6 +23,7 @@ import re
 import smtplib
 import ssl
 import tempfile
+import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -125,7 +126,12 @@ class Transport(Protocol):
 
 @dataclass
 class SmtpTransport:
-    """SMTP with ``security`` = ``starttls`` (port 587), ``tls`` (465) or ``none`` (a local relay)."""
+    """SMTP with ``security`` = ``starttls`` (port 587), ``tls`` (465) or ``none`` (a local relay).
+
+    One connection serves the mails of a delivery pass: it is reused while it was used
+    less than ``reuse_seconds`` ago (servers drop idle clients) and opened again after
+    any error. Connecting, greeting and logging in per mail cost more than the mail.
+    """
 
     host: str
     port: int = 587
@@ -133,25 +139,50 @@ class SmtpTransport:
     user: str = ""
     password: str = ""
     timeout: float = 30.0
+    reuse_seconds: float = 10.0
+    _client: smtplib.SMTP | None = field(default=None, init=False, repr=False)
+    _last: float = field(default=0.0, init=False, repr=False)
 
-    def send(self, msg: EmailMessage) -> None:
+    def _connect(self) -> smtplib.SMTP:
+        if self.security not in ("starttls", "tls", "none"):
+            raise ValueError(f"SMTP security: expected starttls, tls or none, got {self.security!r}")
         # loading the CA store costs ~0.1-0.4 s: only when TLS is used
-        context = ssl.create_default_context() if self.security in ("tls", "starttls") else None
+        context = ssl.create_default_context() if self.security != "none" else None
         if self.security == "tls":
             client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
                                                     context=context)
-        elif self.security in ("starttls", "none"):
-            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         else:
-            raise ValueError(f"SMTP security: expected starttls, tls or none, got {self.security!r}")
-        with client:
+            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
             if self.security == "starttls":
                 client.starttls(context=context)
             if self.user:
                 client.login(self.user, self.password)
-            refused = client.send_message(msg)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def send(self, msg: EmailMessage) -> None:
+        if self._client is None or time.monotonic() - self._last > self.reuse_seconds:
+            self.close()
+            self._client = self._connect()
+        try:
+            refused = self._client.send_message(msg)
+        except BaseException:
+            self.close()  # a broken conversation is not reused
+            raise
+        self._last = time.monotonic()
         if refused:  # some recipients refused: the rest got it; say which failed
             raise smtplib.SMTPRecipientsRefused(refused)
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.quit()
+            except (smtplib.SMTPException, OSError):
+                self._client.close()
+            self._client = None
 
 
 @dataclass
@@ -182,4 +213,9 @@ class Mailer:
         self.composer = Composer(self.settings)
 
     def send(self, mail: dict[str, Any]) -> None:
+        """Compose and send one claimed row (one delivery loop per Mailer: not thread-safe)."""
         self.transport.send(self.composer.compose(mail))
+
+    def close(self) -> None:
+        """End of a delivery pass: let go of a kept SMTP connection."""
+        getattr(self.transport, "close", lambda: None)()

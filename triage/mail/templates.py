@@ -37,10 +37,10 @@ class Templates:
     def __init__(self, folder: str | Path | None = None) -> None:
         folders = [str(folder)] if folder else []
         loader = jinja2.FileSystemLoader(folders + [str(PACKAGE_TEMPLATES)])
-        self.text_env = jinja2.Environment(loader=loader, autoescape=False,
+        self.text_env = jinja2.Environment(loader=loader, autoescape=False, auto_reload=False,
                                            undefined=jinja2.StrictUndefined,
                                            keep_trailing_newline=True)
-        self.html_env = jinja2.Environment(loader=loader, autoescape=True,
+        self.html_env = jinja2.Environment(loader=loader, autoescape=True, auto_reload=False,
                                            undefined=jinja2.StrictUndefined)
         for env in (self.text_env, self.html_env):
             env.filters["when"] = _when
