@@ -154,12 +154,15 @@ def _intake_payload(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _receive_email(store: Store, triager, rules, encoder):
-    from triage.mail import parse_message
+    """A raw e-mail: one outcome (created / threaded / duplicate / refused, kept with its bytes)."""
+    from .attachments import files
 
-    message = parse_message(request.get_data(cache=False))
-    with store.session() as session:
-        received = inbox.receive(session, message, triager=triager, ruleset=rules,
-                                 encoder=encoder, now=utcnow())
+    raw = request.get_data(cache=False)
+    received = inbox.receive_raw(store, raw, triager=triager, ruleset=rules, encoder=encoder,
+                                 now=utcnow(), files=files())
+    with store.session(readonly=True) as session:  # the ticket as committed, for the answer
+        ticket = tickets.get(session, received.ticket.id) if received.ticket is not None else None
+        received.ticket = ticket
         body = {"ok": True, **received.to_dict()}
     return jsonify(body), 201 if received.created else 200
 

@@ -140,3 +140,29 @@ def test_the_file_endpoints_are_in_the_openapi_document(app):
             "/v1/reports/satisfaction"} <= set(paths)
     assert "multipart/form-data" in \
         paths["/v1/tickets/{ticket_id}/attachments"]["post"]["requestBody"]["content"]
+
+
+def test_a_raw_mail_posted_to_the_api_keeps_its_files_and_its_refusals(app):
+    from mail_corpus import build
+
+    client = app.test_client()
+    item = next(i for i in build() if i.name == "attachment-png")
+    made = client.post("/v1/tickets", headers={**headers("intake"),
+                                               "Content-Type": "message/rfc822"}, data=item.raw)
+    assert made.status_code == 201 and made.json["outcome"] == "created"
+    tid = made.json["ticket"]["id"]
+    [png] = client.get(f"/v1/tickets/{tid}/attachments", headers=headers()).json["attachments"]
+    assert png["filename"] == "shot.png"
+    again = client.post("/v1/tickets", headers={**headers("intake"),
+                                                "Content-Type": "message/rfc822"}, data=item.raw)
+    assert again.status_code == 200 and again.json["outcome"] == "duplicate"
+    auto = b"From: a@example.com\nSubject: Out of office: gone\nMessage-ID: <o@x>\n\nAway\n"
+    refused = client.post("/v1/tickets", headers={**headers("intake"),
+                                                  "Content-Type": "message/rfc822"}, data=auto)
+    assert refused.json["outcome"] == "refused" and refused.json["refusal_id"]
+    from service.store import get_store
+    from triage.store import mail_log
+
+    with app.app_context(), get_store().session() as s:
+        row = s.get(mail_log.MailRefusal, refused.json["refusal_id"])
+        assert bytes(row.raw) == auto
