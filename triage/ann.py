@@ -24,6 +24,7 @@ from typing import Iterable
 import numpy as np
 
 EXACT_BELOW = 20_000  # below this, the scan is exact and quick (~1 ms at 20k x 384)
+BULK = 1_000  # adds of at least this many vectors are built on all cores
 
 
 class VectorIndex:
@@ -55,7 +56,7 @@ class VectorIndex:
         with self._lock:
             self.remove([k for k in keys if k in self])
             if self._graph is not None:
-                self._graph.add(np.asarray(keys, dtype=np.uint64), vecs, threads=1)
+                self._graph.add(np.asarray(keys, dtype=np.uint64), vecs, threads=_threads(keys))
                 return
             self._append(keys, vecs)
             if len(self._keys) >= max(self.exact_below, 1):
@@ -98,7 +99,8 @@ class VectorIndex:
                       connectivity=self._connectivity, expansion_search=self._expansion)
         n = len(self._keys)
         if n:
-            graph.add(np.asarray(self._keys, dtype=np.uint64), self._matrix[:n], threads=1)
+            graph.add(np.asarray(self._keys, dtype=np.uint64), self._matrix[:n],
+                      threads=_threads(self._keys))
         self._graph = graph
         self._keys, self._rows = [], {}
         self._matrix = np.zeros((0, self.dim), dtype=np.float32)
@@ -136,6 +138,11 @@ class VectorIndex:
     @property
     def approximate(self) -> bool:
         return self._graph is not None
+
+
+def _threads(keys: list[int]) -> int:
+    """Bulk loads (a process building its index) use every core; one ticket uses one."""
+    return 0 if len(keys) >= BULK else 1
 
 
 def _unit_rows(m: np.ndarray) -> np.ndarray:

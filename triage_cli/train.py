@@ -58,6 +58,9 @@ def _register_train(subparsers) -> None:
     p.add_argument("--heads", nargs="+", metavar="HEAD",
                    help="train only these heads of the mapping (default: all)")
     p.add_argument("--seed", type=int, default=0, help="split and model seed (default: 0)")
+    p.add_argument("--embeddings", type=Path, default=None,
+                   help="a `triage embed` output folder: its vectors are used instead of "
+                        "embedding again (texts it lacks are embedded as usual)")
     p.add_argument("--no-tracking", action="store_true", help="do not log the run to MLflow")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run_train)
@@ -86,8 +89,14 @@ def run_train(args: argparse.Namespace) -> int:
 
     candidates = (("reference", "tfidf") if args.encoder == "none"
                   else ("reference", "tfidf", "embedding", "combined"))
+    encoder = None if args.encoder in ("minilm", "none") else args.encoder
+    if args.embeddings is not None and args.encoder != "none":
+        from training.batch import PrecomputedEncoder
+        from training.pipeline import resolve_encoder
+
+        encoder = PrecomputedEncoder(resolve_encoder(encoder), args.embeddings)
     result = train(args.data, args.mapping, args.out,
-                   encoder=None if args.encoder in ("minilm", "none") else args.encoder,
+                   encoder=encoder,
                    target_precision=args.target_precision,
                    suggest_precision=args.suggest_precision, heads=args.heads,
                    candidates=candidates, seed=args.seed, progress=sys.stderr.isatty())
