@@ -79,6 +79,8 @@ def _start_loading(app: Flask, state: ServiceState) -> None:
     elif mode != "off":
         raise settings.ConfigError(f"TRIAGE_LOAD: expected sync, background or off, got {mode!r}")
     state.start_watcher()
+    from . import fleet
+    fleet.start_follower(app, state)
 
 
 def _init_request_ids(app: Flask) -> None:

@@ -101,6 +101,12 @@ SETTINGS: list[Setting] = [
             "Runtime folder shared by the gunicorn workers of one server (set by service/gunicorn_conf.py): "
             "an admin reload writes a token there so every worker swaps, not just the one that "
             "answered. Empty: reloads affect this process only."),
+    Setting("TRIAGE_FOLLOW_CHAMPION", 0.0, float,
+            "Seconds between checks of the fleet's champion in the database (`triage promote` "
+            "and `rollback` publish it there when TRIAGE_DATABASE_URL is set); a new one is "
+            "unpacked into the models dir and swapped in with the no-drop reload. Set it (e.g. "
+            "5) on every server of a multi-machine desk. 0: off. Ignored when TRIAGE_BUNDLE pins "
+            "a bundle."),
     Setting("TRIAGE_SIGHUP", True, parse_bool,
             "Reload the bundle in the background on SIGHUP (single process, or a gunicorn worker; "
             "SIGHUP to the gunicorn master replaces the workers gracefully instead)."),

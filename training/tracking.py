@@ -359,7 +359,8 @@ def rollback(*, reason: str | None = None, user: str | None = None,
     before = prev.tags.get("previous_champion")
     older = mc.get_model_version(model_name, before) if before else None
     path = _write_pointer(mc, uri, model_name, prev, older, when, who, False,
-                          reason or f"rollback from version {cur.version}", champion_file)
+                          reason or f"rollback from version {cur.version}", champion_file,
+                          action="rollback")
     return PromotionResult(True, str(prev.version), prev.tags.get("bundle_id"),
                            previous=before or None, reasons=[f"rolled back from {cur.version}"],
                            champion_file=str(path))
@@ -384,7 +385,8 @@ def registered_bundle(version_or_bundle=None, *, tracking_uri: str | None = None
                                    tracking_uri=tracking_uri or default_tracking_uri()))
 
 
-def _write_pointer(mc, uri, model_name, mv, old, when, who, forced, reason, champion_file) -> Path:
+def _write_pointer(mc, uri, model_name, mv, old, when, who, forced, reason, champion_file,
+                   action: str = "promote") -> Path:
     target = Path(champion_file) if champion_file else models_dir(project_root()) / POINTER_NAME
     info = {"bundle_id": mv.tags.get("bundle_id"),
             "path": bundle_local_path(mv),
@@ -394,7 +396,33 @@ def _write_pointer(mc, uri, model_name, mv, old, when, who, forced, reason, cham
             "previous": None if old is None else {"bundle_id": old.tags.get("bundle_id"),
                                                   "path": bundle_local_path(old),
                                                   "version": str(old.version)}}
-    return write_pointer(info, target)
+    written = write_pointer(info, target)
+    publish_to_fleet(info, action=action)
+    return written
+
+
+def publish_to_fleet(info: dict, action: str = "promote") -> bool:
+    """Publish the new champion in the fleet's database (``triage.store.fleet``), when one is set.
+
+    ``TRIAGE_DATABASE_URL`` names the database every server of the desk uses; servers with
+    ``TRIAGE_FOLLOW_CHAMPION`` set swap to the bundle within their poll interval. Without
+    the variable (one machine, local files) nothing is published.
+    """
+    url = os.environ.get("TRIAGE_DATABASE_URL")
+    if not url:
+        return False
+    from triage.store import Store
+    from triage.store.fleet import publish
+
+    store = Store(url)
+    try:
+        store.upgrade()
+        with store.session() as session:
+            publish(session, info["path"], action=action, by=info.get("promoted_by"),
+                    reason=info.get("reason"), bundle_id=info.get("bundle_id"))
+    finally:
+        store.dispose()
+    return True
 
 
 __all__ = ["log_training_run", "promote", "rollback", "PromotionResult", "PromotionRefused",

@@ -18,6 +18,7 @@ from triage.store import attachments as _attachments  # noqa: F401  registers it
 from triage.store import mail_log as _mail_log  # noqa: F401  received_mail, mail_refusals
 from triage.store import satisfaction as _satisfaction  # noqa: F401  satisfaction
 from triage.store import signin as _signin  # noqa: F401  signin_links, page_sessions
+from triage.store import fleet as _fleet  # noqa: F401  fleet_bundles, fleet_champion
 from triage.store.engine import Store, database_url
 
 __all__ = ["Store", "database_url"]
