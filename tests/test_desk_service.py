@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from service_fixtures import app, app_config, auth, client, service_env  # noqa: F401 - fixtures
+from service_fixtures import app_config, auth
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DESK = ROOT / "data" / "demo" / "desk.yaml"
@@ -107,3 +107,26 @@ def test_patch_priority_reruns_the_rules(app, client):
     assert "p1-escalate" in body["rules"]["fired"] and "p1" in body["ticket"]["tags"]
     events = client.get(f"/v1/tickets/{tid}/history", headers=auth("admin")).get_json()["events"]
     assert any(e["field"] == "escalate" for e in events)
+
+
+def test_vpn_outage_through_post_tickets_reaches_a_senior_network_agent(service_env):
+    """Done-when of issue 9: with the demo desk and a bundle trained on the demo data
+    (the session's hashing-encoder bundle), the ticket is P1/P2, escalated, in Network's
+    queue and owned by a senior Network agent."""
+    from service import create_app
+
+    app = create_app(app_config(service_env, TRIAGE_DESK_PATH=str(DEMO_DESK),
+                                TRIAGE_DATABASE_URL=f"sqlite:///{service_env['root']}/vpn.db"))
+    _apply_demo(app)
+    c = app.test_client()
+    r = c.post("/v1/tickets", json={"body": "The VPN is down for the whole Lyon office, "
+                                            "nobody can work", "requester": "ann@acme.example"},
+               headers=auth())
+    assert r.status_code == 201, r.get_json()
+    t = r.get_json()["ticket"]
+    assert t["priority"] in (1, 2) and t["queue"] == "Network" and t["team"] == "Network"
+    events = c.get(f"/v1/tickets/{t['id']}/history", headers=auth("admin")).get_json()["events"]
+    assert any(e["field"] == "escalate" for e in events)
+    desk = c.get("/v1/admin/desk", headers=auth("admin")).get_json()["desk"]
+    owner = desk["agents"][t["assignee"]]
+    assert "Network" in owner["teams"] and owner["seniority"] in ("senior", "lead")

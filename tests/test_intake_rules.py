@@ -54,11 +54,11 @@ def test_rules_see_predicted_label_decision_and_probability():
 def test_a_rule_on_a_predicted_field_validates_like_any_other(tmp_path):
     bad = tmp_path / "r.yaml"
     text = (ROOT / "triage" / "defaults" / "rules.yaml").read_text()
-    bad.write_text(text.replace("{field: predicted.priority.probability, gte: 0.3}",
+    bad.write_text(text.replace("{field: predicted.priority.probability, gte: 0.5}",
                                 "{field: predicted.priority.confidence, gte: 0.3}"))
     with pytest.raises(ConfigError, match="predicted.priority.confidence"):
         RuleSet.load(bad)
-    bad.write_text(text.replace("{field: predicted.priority.probability, gte: 0.3}",
+    bad.write_text(text.replace("{field: predicted.priority.probability, gte: 0.5}",
                                 "{field: predicted.priority.probability, gte: high}"))
     with pytest.raises(ConfigError, match="expected float"):
         RuleSet.load(bad)
@@ -71,19 +71,50 @@ def test_suggested_outage_is_escalated_routed_and_given_to_a_senior_agent(store)
         t = res.ticket
         assert t.priority in (1, 2) and t.team == "Network" and t.queue == "Network"
         assert t.assignee == "nina"  # the senior Network agent, not the less loaded regular one
-        assert "suggested-outage" in res.rules["fired"] and res.rules["escalate"]
+        assert {"suggested-urgent", "outage"} <= set(res.rules["fired"]) and res.rules["escalate"]
+        assert t.status == "assigned"  # complete (affected_service given): it left "new"
         assert _events(s, t.id, "escalate")
         assert clocks.clocks_of(s, t.id, NOW)[0]["policy"] in ("standard", "vip", "major-incident")
 
 
-def test_the_same_suggestion_without_outage_words_waits_for_a_person(store):
+def test_a_weak_suggestion_without_outage_words_waits_for_a_person(store):
+    weak = FakeTriager({"priority": pred("P1", 0.35, "suggest"),
+                        "team": pred("Network", 0.71, "suggest")})
     with store.session() as s:
         _demo_desk(s)
         res = intake(s, {**VPN, "subject": "VPN profile",
                          "body": "my VPN profile needs renewing next week"},
-                     actor="ann", triager=SUGGESTS_P1, ruleset=RULES, now=NOW)
+                     actor="ann", triager=weak, ruleset=RULES, now=NOW)
         assert res.ticket.priority is None and res.ticket.queue == "triage"
         assert not _events(s, res.ticket.id, "escalate")
+
+
+def test_a_confident_p1_suggestion_is_taken_and_escalated(store):
+    with store.session() as s:
+        _demo_desk(s)
+        res = intake(s, {**VPN, "subject": "VPN profile", "body": "VPN profile broken"},
+                     actor="ann", triager=SUGGESTS_P1, ruleset=RULES, now=NOW)
+        assert res.ticket.priority == 1 and "suggested-urgent" in res.ticket.tags
+        assert {"suggested-urgent", "p1-escalate"} <= set(res.rules["fired"])
+        assert _events(s, res.ticket.id, "escalate")
+
+
+def test_an_outage_missing_fields_still_reaches_a_senior_agent_at_once(store):
+    unsure = FakeTriager({"priority": pred("P3", 0.85, "abstain"),
+                          "team": pred("Network", 0.90, "suggest"),
+                          "category": pred("Network", 0.90, "suggest")})
+    with store.session() as s:
+        _demo_desk(s)
+        res = intake(s, {"body": VPN["body"]}, actor="ann", triager=unsure, ruleset=RULES,
+                     now=NOW)
+        t = res.ticket
+        assert (t.priority, t.team, t.queue, t.assignee) == (2, "Network", "Network", "nina")
+        assert t.status == "new" and tickets.missing_mandatory(t) == ["affected_service"]
+        tickets.edit(s, t, {"affected_service": "VPN"}, actor="nina", now=NOW)
+        from triage.store import routing
+
+        routing.assign(s, t.id, actor="nina", agent_id="nina", now=NOW)  # "Claim"
+        assert t.status == "assigned"
 
 
 def test_accepting_p1_reruns_the_rules_escalates_tags_and_retimes(store):

@@ -34,6 +34,7 @@ from typing import Any, Iterator
 import numpy as np
 from sqlalchemy.orm import Session
 
+from triage.htmltext import as_text  # the model reads what the store keeps
 from triage.rule_input import rule_input, ticket_known, with_desk_teams
 from triage.store import clocks, feedback, notices, routing, similar, tickets
 from triage.store.tables import TicketRow, utcnow
@@ -98,7 +99,8 @@ def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=Non
         outcome = _triage(session, ticket, payload, assessed, found, result, ruleset, actor,
                           team_map, now)
     if auto_assign and ticket.queue != tickets.TRIAGE_QUEUE:
-        _try_assign(session, ticket, actor, now, senior=bool(outcome and outcome.senior))
+        _try_assign(session, ticket, actor, now, senior=bool(outcome and outcome.senior),
+                    incomplete_ok=bool(outcome and outcome.escalate))
     notices.received(session, ticket, now)  # after the clocks: the mail says when to expect us
     return result
 
@@ -119,7 +121,8 @@ def _triage(session: Session, ticket: TicketRow, payload: dict[str, Any], assess
     if choice.source == "rules" and ticket.team and not rules_team:
         choice.source = "given"
     result.team_source = choice.source
-    _route(session, ticket, choice, result, actor, now)
+    urgent = bool(outcome is not None and outcome.escalate)
+    _route(session, ticket, choice, result, actor, now, urgent=urgent)
     _start_clocks(session, ticket, ruleset, outcome, now)
     if assessed.vector is not None:
         similar.remember(session, ticket, assessed.vector, assessed.encoder)
@@ -136,7 +139,7 @@ def assess(payload: dict[str, Any], *, triager=None, encoder=None,
     encoder, they get this vector instead of encoding the text again.
     """
     out = Assessment()
-    subject, body = _text(payload.get("subject")), _text(payload.get("body"))
+    subject, body = _text(payload.get("subject")), as_text(_text(payload.get("body")))
     if encoder is not None:
         out.vector = np.asarray(encoder.encode([model_text(subject, body)])[0], dtype=np.float32)
         out.encoder = similar.encoder_name(encoder)
@@ -289,7 +292,8 @@ def rerun_rules(session: Session, ticket: TicketRow, ruleset, *, actor: str,
         tickets.set_fields(session, ticket, {"team": outcome.team, "queue": outcome.team},
                            actor="rules:" + ",".join(outcome.fired), now=now)
     if outcome.senior and ticket.team and ticket.status in tickets.OPEN_STATUSES:
-        _try_assign(session, ticket, "rules", now, senior=True)
+        _try_assign(session, ticket, "rules", now, senior=True,
+                    incomplete_ok=outcome.escalate)
     return {**outcome.to_dict(), "changed": changed}
 
 
@@ -301,15 +305,19 @@ def _stored_prediction(session: Session, ticket: TicketRow) -> dict[str, Any]:
 
 
 def _route(session: Session, ticket: TicketRow, choice: routing.TeamChoice,
-           result: IntakeResult, actor: str, now: datetime) -> None:
-    """Team queue when the ticket is complete, else the triage queue (team kept as a hint)."""
+           result: IntakeResult, actor: str, now: datetime, *, urgent: bool = False) -> None:
+    """Team queue when the ticket is complete, else the triage queue (team kept as a hint).
+
+    An escalated ticket (``urgent``) with a team skips the triage queue even with
+    fields missing: an outage must reach people now; its owner fills the gaps.
+    """
     team_actor = actor if choice.source in ("given", "triage") else \
         f"model:{(result.prediction or {}).get('bundle_id')}" if choice.source == "model" \
         else "rules"
     if choice.team and choice.team != ticket.team:
         tickets.set_fields(session, ticket, {"team": choice.team}, actor=team_actor, now=now,
                            retime=False)
-    complete = choice.team and not tickets.missing_mandatory(ticket)
+    complete = choice.team and (urgent or not tickets.missing_mandatory(ticket))
     queue = choice.team if complete else tickets.TRIAGE_QUEUE
     tickets.set_fields(session, ticket, {"queue": queue}, actor=team_actor, now=now, retime=False)
     if choice.team:
@@ -325,7 +333,7 @@ def _start_clocks(session: Session, ticket: TicketRow, ruleset, outcome, now: da
 
 
 def _try_assign(session: Session, ticket: TicketRow, actor: str, now: datetime, *,
-                senior: bool = False) -> None:
+                senior: bool = False, incomplete_ok: bool = False) -> None:
     """Give it an owner if someone in the team has room; otherwise it waits in the queue.
 
     ``senior``: a rule asked for experience (a P1, a VIP in a major incident), so
@@ -335,6 +343,7 @@ def _try_assign(session: Session, ticket: TicketRow, actor: str, now: datetime, 
 
     try:
         with session.begin_nested():
-            routing.assign(session, ticket.id, actor="routing", now=now, senior=senior)
+            routing.assign(session, ticket.id, actor="routing", now=now, senior=senior,
+                           incomplete_ok=incomplete_ok)
     except TransitionError:
         session.refresh(ticket)

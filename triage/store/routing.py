@@ -110,11 +110,13 @@ def route(session: Session, ticket: TicketRow, choice: TeamChoice, *, actor: str
 
 def assign(session: Session, ticket_id: int, *, actor: str, agent_id: str | None = None,
            skills: Iterable[str] = (), now: datetime | None = None,
-           senior: bool = False) -> TicketRow:
+           senior: bool = False, incomplete_ok: bool = False) -> TicketRow:
     """Give the ticket an owner: ``agent_id`` if named, else the best candidate of its team.
 
     Raises :class:`TransitionError` when nobody can take it (all at capacity,
     unavailable) or the named agent is full; never double-assigns.
+    ``incomplete_ok`` (an escalated ticket): a ticket still missing mandatory
+    fields gets its owner now and stays ``new`` until they are filled.
     """
     now = now or utcnow()
     ticket = tickets.get(session, ticket_id, lock=True)
@@ -122,9 +124,12 @@ def assign(session: Session, ticket_id: int, *, actor: str, agent_id: str | None
         raise TransitionError(f"ticket {ticket.id} is {ticket.status}: reopen it before "
                               "assigning", ticket=ticket.id)
     if ticket.assignee is not None and agent_id in (None, ticket.assignee):
+        if ticket.status == Status.NEW.value and not tickets.missing_mandatory(ticket) \
+                and agent_id == ticket.assignee:  # an urgent ticket's owner takes it up
+            tickets.transition(session, ticket, Status.ASSIGNED, actor=actor, now=now)
         return ticket  # someone else routed it first (or asked twice): keep the owner
     missing = tickets.missing_mandatory(ticket) if ticket.status == Status.NEW.value else []
-    if missing:
+    if missing and not incomplete_ok:
         raise TransitionError(f"ticket {ticket.id} cannot leave new before "
                               f"{', '.join(missing)} are set", ticket=ticket.id, missing=missing)
     if agent_id is not None:
@@ -137,7 +142,8 @@ def assign(session: Session, ticket_id: int, *, actor: str, agent_id: str | None
     for candidate in pool:
         try:
             with session.begin_nested():  # a full agent's lock is released before the next
-                if not _take_slot(session, ticket, candidate, actor, now):
+                if not _take_slot(session, ticket, candidate, actor, now,
+                                  keep_new=bool(missing)):
                     raise _Full(candidate)
             return ticket
         except _Full:
@@ -153,7 +159,7 @@ class _Full(Exception):
 
 
 def _take_slot(session: Session, ticket: TicketRow, agent_id: str, actor: str,
-               now: datetime) -> bool:
+               now: datetime, keep_new: bool = False) -> bool:
     """Lock the agent, recount their load, and conditionally claim the ticket."""
     agent = session.scalars(select(Agent).where(Agent.id == agent_id).with_for_update()).first()
     if agent is None:
@@ -172,7 +178,7 @@ def _take_slot(session: Session, ticket: TicketRow, agent_id: str, actor: str,
                               f"{ticket.assignee}", ticket=ticket.id)
     session.refresh(ticket)
     tickets.record(session, ticket, "assignee", previous, agent_id, actor, now)
-    if ticket.status in (Status.NEW.value, Status.ASSIGNED.value):
+    if ticket.status in (Status.NEW.value, Status.ASSIGNED.value) and not keep_new:
         if ticket.status == Status.NEW.value or previous is not None:
             tickets.transition(session, ticket, Status.ASSIGNED, actor=actor, now=now)
     return True
