@@ -5,7 +5,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from triage.reports.desk import MIN_N, build_report, rows_from_store
 from triage.store import routing, tickets
 

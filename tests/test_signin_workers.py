@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from serving import free_port, stop, wait_ready
-from service_fixtures import KEYS_SPEC, service_env  # noqa: F401 - fixture
+from service_fixtures import KEYS_SPEC
 from signin_support import latest_signin_path
 from triage.store import Store
 
