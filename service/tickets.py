@@ -197,14 +197,35 @@ def _comment(c) -> dict[str, Any]:
 @bp.get("/v1/tickets")
 @require_role("intake", "agent")
 def list_tickets():
+    """Tickets the caller may see: filters (queue, status, team, assignee, priority), full-text
+    ``q``, ``sort`` and paging; ``total`` counts every match, ``next_offset`` pages on."""
+    from triage.store import search
+
     limit = _int_arg("limit", 50, 1, 500)
     offset = _int_arg("offset", 0, 0, 10**9)
     status = [s for s in request.args.get("status", "").split(",") if s] or None
+    priority = _int_arg("priority", 0, 0, 9) or None if request.args.get("priority") else None
+    sort = request.args.get("sort") or "priority"
+    if sort not in search.SORTS:
+        raise ApiError(422, "sort: unknown order", [field_error(
+            "sort", "unknown order", expected="|".join(sorted(search.SORTS)), got=sort)])
+    q = request.args.get("q") or None
+    if q is not None and len(q) > 500:
+        raise ApiError(422, "q is too long", [field_error("q", "too long", expected="at most 500 "
+                                                          "characters", got_text=f"{len(q)}")])
     with get_store().session(readonly=True) as session:
-        rows = access.list_visible(session, _viewer(session), queue=request.args.get("queue"),
-                                   status=status, limit=limit, offset=offset)
-        items = [tickets.to_dict(t) for t in rows]
-    return jsonify({"ok": True, "tickets": items, "limit": limit, "offset": offset})
+        viewer = _viewer(session)
+        queue = request.args.get("queue")
+        if viewer.role == "agent" and queue and \
+                queue not in set(viewer.teams) | {tickets.TRIAGE_QUEUE}:
+            raise ApiError(404, f"queue {queue} not found")
+        page = search.find(session, q=q, queue=queue, status=status,
+                           team=request.args.get("team"), assignee=request.args.get("assignee"),
+                           priority=priority, sort=sort, limit=limit, offset=offset,
+                           visible_to=viewer)
+        items = [tickets.to_dict(t) for t in page.items]
+    return jsonify({"ok": True, "tickets": items, "limit": limit, "offset": offset,
+                    "total": page.total, "next_offset": page.next_offset})
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:

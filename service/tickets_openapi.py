@@ -39,7 +39,9 @@ OPENAPI_SCHEMAS = {
     "TicketResponse": _obj({"ok": {"const": True}, "ticket": REF("TicketRecord")},
                            ["ok", "ticket"]),
     "TicketList": _obj({"ok": {"const": True}, "tickets": {"type": "array",
-                                                           "items": REF("TicketRecord")}},
+                                                           "items": REF("TicketRecord")},
+                        "total": INT, "limit": INT, "offset": INT,
+                        "next_offset": {"type": ["integer", "null"]}},
                        ["ok", "tickets"]),
     "History": _obj({"ok": {"const": True}, "events": {"type": "array", "items": _obj(
         {"field": STR, "old": NSTR, "new": NSTR, "actor": STR, "at": STR})}}, ["ok", "events"]),
@@ -62,7 +64,8 @@ def OPENAPI_PATHS(config: dict) -> dict:  # noqa: N802 - the name service.openap
                          "200": _json(REF("IntakeResponse"), "replayed or an e-mail follow-up")},
                         (400, 413, 415, 422) + AUTH, everyone,
                         parameters=[REQUESTER, IDEMPOTENCY], requestBody=_body(REF("NewTicket"))),
-            "get": _op("Tickets the caller may see (?queue=, ?status=a,b, ?limit=, ?offset=)",
+            "get": _op("Tickets the caller may see (?q= full text, ?queue=, ?status=a,b, ?team=, "
+                       "?assignee= (id or none), ?priority=, ?sort=, ?limit=, ?offset=)",
                        ok("TicketList", "tickets, escalated and most urgent first"),
                        (404, 422) + AUTH, everyone, parameters=[REQUESTER])},
         "/v1/tickets/{ticket_id}": {
