@@ -8,6 +8,7 @@ auto-apply figures, and whether the issue's targets are met.
 
     nice .venv/bin/python bench/bench_training.py                 # MiniLM (cached), full data
     .venv/bin/python bench/bench_training.py --encoder hashing --sample 3000   # quick look
+    nice .venv/bin/python bench/bench_training.py --encoder none  # TF-IDF candidates only
 
 Nothing from the shared data is written into the repository: bundles go to a temporary folder
 unless --models is given, the table to --out (default /tmp/triage-bench).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -24,65 +26,90 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+# ../shared/data beside the checkout (or beside the folder of worktrees), or $TRIAGE_SHARED_DATA
+SHARED = next((p for p in (Path(os.environ.get("TRIAGE_SHARED_DATA", "/nonexistent")),
+                           ROOT.parent / "shared" / "data", ROOT.parent.parent / "shared" / "data")
+               if p.is_dir()), ROOT.parent / "shared" / "data")
 RUNS = [  # (name, export, mapping)
     ("it_tickets", SHARED / "it_tickets" / "all_tickets_processed_improved_v3.csv",
      ROOT / "bench" / "mappings" / "it_tickets.yaml"),
     ("endava", SHARED / "endava" / "all_tickets_subset.csv", ROOT / "bench" / "mappings" / "endava.yaml"),
+    ("demo", ROOT / "data" / "demo" / "tickets.csv", ROOT / "data" / "demo" / "mapping.yaml"),
 ]
-# issue 2: holdout macro-F1 per head, ECE for all, applied precision/coverage for team
-TARGETS = {"team": 0.875, "type": 0.98, "urgency": 0.50, "business_service": 0.50, "category": 0.50}
-MAX_ECE = 0.03
-TEAM_APPLIED = {"precision": 0.94, "coverage": 0.60}
+# issue 12: holdout macro-F1 goals per shared head; every head: ours >= the same-run reference,
+# ECE <= 0.05 where the holdout has >= 100 rows, applied precision within 1.5 points of the
+# target where >= 50 predictions are applied
+TARGETS = {("it_tickets", "team"): 0.89, ("endava", "urgency"): 0.45,
+           ("endava", "business_service"): 0.45, ("endava", "category"): 0.60,
+           ("endava", "type"): 0.98}
+MAX_ECE, ECE_MIN_ROWS = 0.05, 100
+APPLIED_SLACK, APPLIED_MIN_ROWS = 0.015, 50
 
 
 def sample_export(path: Path, n: int | None, folder: Path) -> Path:
     """The first ``n`` rows (the endava file is the first rows of it_tickets: keep them aligned)."""
-    if not n:
+    if not n or not str(path).startswith(str(SHARED)):
         return path
     out = folder / path.name
     pd.read_csv(path, dtype=str, keep_default_na=False).head(n).to_csv(out, index=False)
     return out
 
 
-def head_row(run: str, head: str, rep: dict) -> dict:
+def head_row(run: str, head: str, rep: dict, target_precision: float) -> dict:
     m, at = rep["metrics"], rep["metrics"]["at_thresholds"]
     row = {"data": run, "head": head, "chosen": rep["chosen"], "n_holdout": m["n"],
            "macro_f1": m["macro_f1"], "reference_f1": rep["reference"]["macro_f1"],
-           "accuracy": m["accuracy"], "ece_15": m["ece_15"],
+           "accuracy": m["accuracy"], "reference_acc": rep["reference"]["accuracy"],
+           "ece_15": m["ece_15"], "calibrator": rep.get("calibrator"),
+           "applied_n": at["applied"]["n"],
            "applied_coverage": at["applied"]["coverage"], "applied_precision": at["applied"]["precision"],
+           "apply_disabled": rep.get("apply_disabled"),
+           "context": (rep.get("context") or {}).get("groups"),
+           "context_ablation": (rep.get("context") or {}).get("ablation"),
+           "refit_rows": (rep.get("refit") or {}).get("rows"),
            "candidates_selection": rep["candidates"], "candidates_holdout": rep["candidates_holdout"]}
-    checks = {"ece": m["ece_15"] is not None and m["ece_15"] <= MAX_ECE}
-    if head in TARGETS:
-        checks["macro_f1"] = m["macro_f1"] >= TARGETS[head]
-    if head == "team":
-        checks["applied"] = ((at["applied"]["precision"] or 0) >= TEAM_APPLIED["precision"]
-                             and (at["applied"]["coverage"] or 0) >= TEAM_APPLIED["coverage"])
-    row["target"] = TARGETS.get(head)
+    # ours >= reference; equality is expected when the reference itself was chosen
+    checks = {"vs_reference": m["macro_f1"] >= rep["reference"]["macro_f1"] - 1e-9}
+    if m["n"] >= ECE_MIN_ROWS:
+        checks["ece"] = m["ece_15"] is not None and m["ece_15"] <= MAX_ECE
+    if at["applied"]["n"] >= APPLIED_MIN_ROWS:
+        checks["applied"] = (at["applied"]["precision"] or 0) >= target_precision - APPLIED_SLACK
+    target = TARGETS.get((run, head))
+    if target is not None:
+        checks["goal"] = m["macro_f1"] >= target
+    row["target"] = target
     row["meets"] = all(checks.values())
     row["checks"] = checks
     return row
 
 
 def fmt(x) -> str:
+    if isinstance(x, (list, tuple)):
+        return ", ".join(map(str, x)) or "-"
     return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
 def markdown(rows: list[dict]) -> str:
-    cols = ["data", "head", "chosen", "n_holdout", "macro_f1", "reference_f1", "target", "ece_15",
-            "applied_coverage", "applied_precision", "meets"]
+    cols = ["data", "head", "chosen", "n_holdout", "macro_f1", "reference_f1", "accuracy",
+            "reference_acc", "target", "ece_15", "applied_n", "applied_coverage",
+            "applied_precision", "context", "meets"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
     lines.append("")
     lines += [f"- {r['data']}/{r['head']} candidates (selection: train out-of-fold + calibration → holdout macro-F1): " + ", ".join(
         f"{k} {r['candidates_selection'][k]:.3f} → {r['candidates_holdout'][k]:.3f}"
         for k in r["candidates_selection"]) for r in rows]
+    lines += [f"- {r['data']}/{r['head']} failed checks: "
+              + ", ".join(k for k, ok in r["checks"].items() if not ok) for r in rows if not r["meets"]]
+    lines += [f"- {r['data']}/{r['head']} never applies: {r['apply_disabled']}"
+              for r in rows if r.get("apply_disabled")]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--encoder", choices=["minilm", "hashing"], default="minilm")
+    ap.add_argument("--encoder", choices=["minilm", "hashing", "none"], default="minilm",
+                    help="none: TF-IDF candidates only (reference, tfidf): no sentence vectors")
     ap.add_argument("--sample", type=int, default=None, help="use only the first N rows of each file")
     ap.add_argument("--runs", nargs="+", choices=[r[0] for r in RUNS], default=[r[0] for r in RUNS])
     ap.add_argument("--models", type=Path, default=None, help="keep the bundles here")
@@ -91,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from training.pipeline import train
+    from triage.classifiers import KINDS
 
     args.out.mkdir(parents=True, exist_ok=True)
     rows, timings = [], {}
@@ -100,11 +128,14 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             t0 = time.time()
             data = sample_export(export, args.sample, Path(tmp))
+            kinds = ("reference", "tfidf") if args.encoder == "none" else KINDS
             result = train(data, mapping, args.models or Path(tmp) / "models",
-                           encoder=None if args.encoder == "minilm" else args.encoder,
-                           target_precision=args.target_precision, progress=True)
+                           encoder=None if args.encoder in ("minilm", "none") else args.encoder,
+                           target_precision=args.target_precision, progress=True,
+                           candidates=kinds)
             timings[name] = round(time.time() - t0, 1)
-            rows += [head_row(name, h, rep) for h, rep in result.report["heads"].items()]
+            rows += [head_row(name, h, rep, args.target_precision)
+                     for h, rep in result.report["heads"].items()]
     table = markdown(rows)
     (args.out / "bench_training.md").write_text(table + "\n")
     (args.out / "bench_training.json").write_text(json.dumps(

@@ -25,6 +25,7 @@ from triage.text import model_text
 from triage.ticket import TRANSITIONS, Status
 
 from .attachments import current_files_of, save_uploads
+from .explain_view import explain_ticket
 from .pages_security import accepts_uploads, login_required, register_page_errors, safe_next
 from .portal import AFFECTED, find_article
 from .store import get_store
@@ -238,6 +239,7 @@ def ticket(ticket_id: int):
                 "agents": _agents(s), "teams": _team_names(s),
                 "files": current_files_of(s, ticket_id, staff=True)}
         text = model_text(row.subject, row.body)
+        page["explain"] = explain_ticket(row)
     page["related"] = related_articles(text)
     portal = (page["ticket"]["extra"] or {}).get("portal") or {}
     page["seen"] = [_article_title(a) for a in portal.get("opened_articles") or []]

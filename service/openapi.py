@@ -38,7 +38,10 @@ SCHEMAS = {
         "label": STR, "probability": NUM,
         "alternatives": {"type": "array", "items": REF("Alternative")},
         "decision": {"enum": ["apply", "suggest", "abstain"]},
-        "explanation": {"type": "array", "items": _obj({"term": STR, "weight": NUM})}},
+        "explanation": {"type": "array", "items": _obj({"term": STR, "weight": NUM})},
+        "neighbours": {"type": "array", "items": _obj(
+            {"id": STR, "subject": STR, "label": STR, "similarity": NUM})},
+        "derived_from": _obj({"impact": NSTR, "urgency": NSTR})},
         ["label", "probability", "alternatives", "decision"]),
     "Suggestion": _obj({"article_id": STR, "title": STR, "score": NUM, "snippet": STR,
                         "attribution": NSTR, "url": NSTR}, ["article_id", "title", "score"]),

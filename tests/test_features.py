@@ -65,3 +65,35 @@ def test_available_groups_need_values_and_history_needs_requester_and_time():
     assert available_groups({"channel": [None, ""], "customer_tier": ["vip"]}) == ("customer_tier",)
     assert available_groups({"requester": ["a"], "created_at": [T0]}) == ("history",)
     assert available_groups({"requester": ["a"]}) == ()
+
+
+class HistoryTriager:
+    """Records the histories intake hands to a triager whose heads use requester history."""
+
+    bundle_id = "history-test"
+    uses_history = True
+
+    def __init__(self) -> None:
+        self.seen: list = []
+
+    def classify(self, items, policy=None, histories=None, **_):
+        self.seen.append(histories)
+        return [{"fields": {}, "bundle_id": self.bundle_id} for _ in items]
+
+
+def test_intake_hands_the_model_only_the_requesters_earlier_stored_tickets(store):
+    from triage.store.intake import intake, requester_history
+
+    tri = HistoryTriager()
+    with store.session() as s:
+        for hours, team, who in ((1, "Network", "ann@x"), (2, "Service Desk", "Ann@X"),
+                                 (3, "HR Systems", "bob@x")):
+            intake(s, {"subject": f"t{hours}", "body": "b", "requester": who, "team": team},
+                   actor=who, now=T0 + timedelta(hours=hours))
+        intake(s, {"subject": "new", "body": "b", "requester": "ann@x"}, actor="ann@x",
+               triager=tri, now=T0 + timedelta(hours=4))
+        assert tri.seen[-1] == [{"team": ["Service Desk", "Network"], "category": [], "type": []}]
+        # tickets at or after the moment asked about are not history
+        assert requester_history(s, "ann@x", T0 + timedelta(hours=2))["team"] == ["Network"]
+        assert requester_history(s, "nobody@x", T0 + timedelta(hours=9)) == \
+            {"team": [], "category": [], "type": []}

@@ -19,7 +19,7 @@ import yaml
 from triage.bundle import file_sha256
 from triage.errors import ConfigError, InputError
 from triage.priority import PriorityMatrix
-from triage.text import model_text
+from triage.text import model_text, normalise
 
 METADATA_FIELDS = ("channel", "customer_tier", "affected_service", "requester", "created_at", "id")
 _TOP_KEYS = {"text", "metadata", "labels", "priority", "filters", "strict", "min_class_count",
@@ -161,6 +161,8 @@ class Dataset:
     metadata: dict[str, list[Any]]
     source_rows: list[int]
     counts: dict[str, Any]
+    # the normalised subject per row (None without a subject column): explanations cite it
+    subjects: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -201,7 +203,7 @@ def load_export(path: str | Path, mapping: Mapping) -> Dataset:
             raise InputError(f"the mapping's {use} names a column the export lacks", file=fname,
                              column=col, expected="one of " + ", ".join(map(str, df.columns)), got=col)
     dropped: dict[str, int] = {}
-    texts, rows, keep = [], [], []
+    texts, rows, keep, subjects = [], [], [], []
     subj = df[mapping.subject].tolist() if mapping.subject else [None] * len(df)
     for i, (s, b) in enumerate(zip(subj, df[mapping.body].tolist())):
         text = model_text(None if _blank(s) else str(s), None if _blank(b) else str(b))
@@ -213,6 +215,7 @@ def load_export(path: str | Path, mapping: Mapping) -> Dataset:
             dropped["empty_text"] = dropped.get("empty_text", 0) + 1
             continue
         texts.append(text), rows.append(i + 1), keep.append(i)
+        subjects.append(None if _blank(s) else normalise(str(s))[:200])
     sub = df.iloc[keep]
     metadata = {k: [None if _blank(v) else v for v in sub[col].tolist()]
                 for k, col in mapping.metadata.items()}
@@ -224,7 +227,7 @@ def load_export(path: str | Path, mapping: Mapping) -> Dataset:
     counts = {"rows_read": len(df), "rows_kept": len(texts), "dropped": dropped}
     counts.update(_apply_filters(labels, mapping))
     return Dataset(path=path, sha256=file_sha256(path), texts=texts, labels=labels,
-                   metadata=metadata, source_rows=rows, counts=counts)
+                   metadata=metadata, source_rows=rows, counts=counts, subjects=subjects)
 
 
 def _parse_times(values: list[Any], rows: list[int], fname: str, column: str) -> list[Any]:

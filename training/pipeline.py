@@ -157,6 +157,13 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
             model, rep = train_head(name, Xh, data.labels[name], splits, config, rule, progress)
             if model is not None:
                 model.context_groups_ = tuple(groups)
+                fitted_rows = _fitted_rows(data.labels[name], splits, rep)
+                model.attach_examples(
+                    None if X.vectors is None else X.vectors[fitted_rows],
+                    [data.labels[name][i] for i in fitted_rows],
+                    [_row_id(data, i) for i in fitted_rows],
+                    [(data.subjects[i] if data.subjects else None) or data.texts[i][:120]
+                     for i in fitted_rows])
                 rep["context"] = {"groups": list(groups), "ablation": ablation,
                                   "available": list(context.groups)}
                 fitted[name], head_reports[name] = model, rep
@@ -343,6 +350,20 @@ def small_calibration_reason(n_calibration: int, target: float) -> str | None:
         return None
     return (f"calibration split has {n_calibration} labelled rows; showing precision "
             f"{target:.2f} at 95 % confidence needs at least {need}, so this head only suggests")
+
+
+def _fitted_rows(labels: Sequence[str | None], splits: np.ndarray, rep: dict) -> np.ndarray:
+    """The rows the bundle's model was fitted on: every labelled row after a refit, else train."""
+    has = np.asarray([v is not None for v in labels])
+    return np.flatnonzero(has if rep.get("refit") else has & (splits == "train"))
+
+
+def _row_id(data: Dataset, i: int) -> str:
+    """A training ticket's id as the export names it (the mapped ``id``), else its CSV row."""
+    ids = data.metadata.get("id")
+    if ids and ids[i] not in (None, ""):
+        return str(ids[i])
+    return f"row {data.source_rows[i]}"
 
 
 def _progress(items: list, enabled: bool, desc: str):

@@ -314,6 +314,32 @@ class TextHead(ClassifierMixin, BaseEstimator):
                          "weight": round(float(contrib[i]), 4)} for i in top if contrib[i] > 0])
         return out
 
+    def attach_examples(self, vectors: np.ndarray | None, y: Sequence[Any], ids: Sequence[Any],
+                        subjects: Sequence[str | None]) -> None:
+        """Remember which training tickets the head was fitted on, to cite them as reasons.
+
+        Heads that read sentence vectors have no terms to show; the tickets nearest to the one
+        being classified, with their labels, are what drove the vote (the combined head's
+        neighbour vote literally; the embedding model's boundary in practice). ``vectors``,
+        ``y``, ``ids`` and ``subjects`` are aligned with the rows the head was fitted on.
+        """
+        if not self.uses_vectors or vectors is None:
+            return
+        index = self.knn_ if getattr(self, "knn_", None) is not None else NeighbourVote().fit(vectors, y)
+        self.examples_ = {"index": index, "ids": [str(i) for i in ids],
+                          "subjects": [(s or "")[:120] for s in subjects]}
+
+    def explain_neighbours(self, X: Features, k: int = 3) -> list[list[dict]]:
+        """Per ticket, the ``k`` nearest training tickets: id, subject, label, similarity."""
+        ex = getattr(self, "examples_", None)
+        if ex is None or X.vectors is None:
+            return [[] for _ in range(len(X))]
+        index = ex["index"]
+        nn, sims = index.nearest(X.vectors, k)
+        return [[{"id": ex["ids"][j], "subject": ex["subjects"][j],
+                  "label": str(index.classes_[index.labels_[j]]), "similarity": round(float(s), 4)}
+                 for j, s in zip(row, srow)] for row, srow in zip(nn, sims)]
+
     def _class_coef(self, label: str) -> np.ndarray:
         coef = self.svc_.coef_
         if coef.shape[0] == 1:  # binary: the row is for classes_[1]
@@ -561,6 +587,14 @@ class NeighbourVote(ClassifierMixin, BaseEstimator):
         out /= out.sum(axis=1, keepdims=True)
         out += self.smoothing
         return out / out.sum(axis=1, keepdims=True)
+
+    def nearest(self, X: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices of the ``k`` most similar training tickets per query, and their cosines."""
+        X = np.asarray(X, dtype=np.float32)
+        k = min(k, len(self.labels_))
+        sims = X @ self._train_f32().T
+        nn = np.argsort(-sims, axis=1)[:, :k]
+        return nn, np.take_along_axis(sims, nn, axis=1)
 
     def _train_f32(self) -> np.ndarray:
         """float32 copy for BLAS, made once per loaded model and never pickled."""

@@ -24,6 +24,7 @@ from .ticket import Decision, Ticket
 
 N_ALTERNATIVES = 3
 N_TERMS = 5
+N_NEIGHBOURS = 3
 _ORDER = {Decision.ABSTAIN.value: 0, Decision.SUGGEST.value: 1, Decision.APPLY.value: 2}
 
 
@@ -154,16 +155,21 @@ class Triager:
         thresholds = (self.manifest["heads"].get(name) or {}).get("thresholds") or {}
         mode = head_policy.get("mode", "auto")
         overrides = head_policy.get("classes") or {}
+        neighbours = (model.explain_neighbours(X, k=N_NEIGHBOURS)
+                      if hasattr(model, "explain_neighbours") else [[] for _ in range(len(X))])
         rows = []
         for i, label in enumerate(labels):
             p = float(proba[i, order[i, 0]])
-            rows.append({
+            row = {
                 "label": label, "probability": round(p, 6),
                 "alternatives": [{"label": classes[j], "probability": round(float(proba[i, j]), 6)}
                                  for j in order[i, 1:1 + N_ALTERNATIVES]],
                 "decision": decide(label, p, thresholds, mode=mode,
                                    override=overrides.get(label)).value,
-                "explanation": explanations[i]})
+                "explanation": explanations[i]}
+            if neighbours[i]:  # heads reading sentence vectors cite the tickets behind the vote
+                row["neighbours"] = neighbours[i]
+            rows.append(row)
         return rows
 
     def _apply_where(self, fields: dict, ticket: Ticket) -> None:
@@ -200,4 +206,15 @@ class Triager:
         return {"label": label, "probability": round(float(joint.get(label, 0.0)), 6),
                 "alternatives": [{"label": k, "probability": round(v, 6)}
                                  for k, v in joint.items() if k != label][:N_ALTERNATIVES],
-                "decision": decision, "explanation": []}
+                "decision": decision, "explanation": _priority_terms(impact, urgency),
+                "derived_from": {"impact": impact["label"], "urgency": urgency["label"]}}
+
+
+def _priority_terms(impact: Mapping[str, Any], urgency: Mapping[str, Any], k: int = 3) -> list[dict]:
+    """Priority's reasons are its inputs': the terms behind the impact and the urgency."""
+    out = []
+    for name, field in (("impact", impact), ("urgency", urgency)):
+        out.append({"term": f"{name}={field['label']}", "weight": field["probability"]})
+        out += [{"term": f"{name}: {t['term']}", "weight": t["weight"]}
+                for t in (field.get("explanation") or [])[:k]]
+    return out

@@ -32,12 +32,14 @@ from datetime import datetime
 from typing import Any, Iterator
 
 import numpy as np
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from triage.htmltext import as_text  # the model reads what the store keeps
 from triage.rule_input import rule_input, ticket_known, with_desk_teams
 from triage.store import clocks, feedback, notices, routing, similar, tickets
 from triage.store.tables import TicketRow, utcnow
+from triage.features import HISTORY_DEPTH
 from triage.text import model_text
 from triage.ticket import Ticket
 
@@ -82,7 +84,11 @@ def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=Non
     ``team_map`` (the desk's) renames the model's team labels to desk teams.
     """
     now = now or utcnow()
-    assessed = assess(payload, triager=triager, encoder=encoder, now=now)
+    history = None
+    if getattr(triager, "uses_history", False) and payload.get("requester"):
+        with _reading(session):  # heads trained with the requester's earlier tickets
+            history = requester_history(session, str(payload["requester"]), now)
+    assessed = assess(payload, triager=triager, encoder=encoder, now=now, history=history)
     found = similar.Found()
     if assessed.vector is not None:
         with _reading(session):
@@ -132,7 +138,8 @@ def _triage(session: Session, ticket: TicketRow, payload: dict[str, Any], assess
 
 
 def assess(payload: dict[str, Any], *, triager=None, encoder=None,
-           now: datetime | None = None) -> Assessment:
+           now: datetime | None = None, history: dict[str, list[str]] | None = None
+           ) -> Assessment:
     """Classify and encode the payload: CPU only, so it runs before any transaction opens.
 
     The text is encoded once: when the triager's heads read vectors of the same
@@ -149,8 +156,9 @@ def assess(payload: dict[str, Any], *, triager=None, encoder=None,
                        affected_service=payload.get("affected_service"),
                        requester=payload.get("requester"), created_at=now)
         shared = out.vector is not None and _same_space(triager, encoder)
-        out.prediction = triager.classify([shape], vectors=out.vector[None, :]) if shared \
-            else triager.classify([shape])
+        extra = {"histories": [history]} if history is not None else {}
+        out.prediction = triager.classify([shape], vectors=out.vector[None, :], **extra) \
+            if shared else triager.classify([shape], **extra)
         out.prediction = out.prediction[0]
     return out
 
@@ -194,6 +202,24 @@ def _reading(session: Session) -> Iterator[None]:
         session.rollback()
         raise
     session.commit()  # nothing was written: this only ends the read transaction
+
+
+def requester_history(session: Session, requester: str | None, before: datetime, *,
+                      exclude_id: int | None = None) -> dict[str, list[str]]:
+    """The requester's earlier tickets as the model's history feature (triage.features):
+    team, category and type of up to ``HISTORY_DEPTH`` tickets created strictly before
+    ``before``, newest first. Only stored, earlier tickets: the one being classified is not."""
+    if not requester:
+        return {}
+    stmt = (select(TicketRow.team, TicketRow.category, TicketRow.ticket_type)
+            .where(func.lower(TicketRow.requester) == requester.strip().lower(),
+                   TicketRow.created_at < before)
+            .order_by(TicketRow.created_at.desc()).limit(HISTORY_DEPTH))
+    if exclude_id is not None:
+        stmt = stmt.where(TicketRow.id != exclude_id)
+    rows = session.execute(stmt).all()
+    return {"team": [r[0] for r in rows if r[0]], "category": [r[1] for r in rows if r[1]],
+            "type": [r[2] for r in rows if r[2]]}
 
 
 def _classify(session: Session, ticket: TicketRow, out: dict[str, Any] | None,
