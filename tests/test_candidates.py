@@ -79,7 +79,8 @@ def demo_result(tmp_path_factory):
 
 
 def test_demo_type_head_has_the_four_itil_types():
-    kinds = {row["kind"] for row in csv.DictReader(open(DEMO / "tickets.csv", encoding="utf-8"))}
+    with open(DEMO / "tickets.csv", encoding="utf-8", newline="") as fh:
+        kinds = {row["kind"] for row in csv.DictReader(fh)}
     assert {"incident", "service_request", "change", "problem"} <= kinds
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from service_fixtures import TICKET, app_config, auth, service_env  # noqa: F401 - fixtures
+from service_fixtures import TICKET, app_config, auth
 from triage.encoder import HashingEncoder
 from triage.predict import Triager
 from triage.ticket import Ticket
@@ -15,14 +15,14 @@ TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture()
-def app(service_env, tmp_path, monkeypatch):  # noqa: F811
+def app(service_env, tmp_path, monkeypatch):
     from service import create_app
     monkeypatch.setenv("TRIAGE_CACHE_DIR", str(tmp_path / "cache"))
     return create_app(app_config(service_env, TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}",
                                  TRIAGE_SECRET_KEY="test", TRIAGE_SIGHUP=False))
 
 
-def test_vector_heads_cite_training_tickets_and_priority_cites_its_inputs(service_env):  # noqa: F811
+def test_vector_heads_cite_training_tickets_and_priority_cites_its_inputs(service_env):
     tri = Triager.from_bundle(service_env["bundle"], encoder=HashingEncoder())
     fields = tri.classify([Ticket(subject=TICKET["subject"], body=TICKET["body"])])[0]["fields"]
     vector_heads = [h for h, m in tri.models.items() if getattr(m, "uses_vectors", False)]
