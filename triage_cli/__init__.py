@@ -13,7 +13,8 @@ import sys
 from triage.errors import TriageError
 
 # Modules that add subcommands; each has register(subparsers) and sets func=handler.
-AREAS = ["train", "models", "serve", "tickets", "desk", "report", "retrain", "quickstart",
+AREAS = ["train", "models", "serve", "tickets", "desk", "demo_seed", "report", "retrain",
+         "quickstart",
          "batch"]
 
 

@@ -27,6 +27,11 @@ def register(subparsers) -> None:
     p.add_argument("--encoder", choices=["minilm", "hashing"], default="minilm",
                    help="encoder for a newly trained demo bundle (default minilm)")
     p.add_argument("--no-serve", action="store_true", help="train and report only; do not serve")
+    p.add_argument("--no-history", action="store_true",
+                   help="do not seed the demo's few weeks of desk history into an empty store")
+    p.add_argument("--no-control-group", action="store_true",
+                   help="show article suggestions to every portal visit (the default keeps "
+                        "10%% as a control group, which the knowledge report needs)")
     p.set_defaults(func=run)
 
 
@@ -51,10 +56,13 @@ def run(args: argparse.Namespace) -> int:
 
     os.environ["TRIAGE_MODELS_DIR"] = str(args.models.resolve())
     _demo_secrets(REPO / "var")
-    _demo_desk()
-
-    print(f"triage quickstart: serving on http://{args.host}:{args.port}/ "
-          f"(portal at /portal, API docs at /openapi.json; Ctrl-C stops)", flush=True)
+    if _demo_desk() and not args.no_history:
+        _demo_history()
+    if args.no_control_group:
+        os.environ["TRIAGE_PORTAL_CONTROL_SHARE"] = "0"
+    print(f"triage quickstart: starting the service on http://{args.host}:{args.port}/ "
+          "(loading the bundle; it says when it is serving)", flush=True)
+    _announce_when_ready(args.host, args.port)
     return serve.run(argparse.Namespace(host=args.host, port=args.port, workers=None, bundle=None,
                                         encoder=None, no_prepare=False, dev=False))
 
@@ -89,8 +97,51 @@ def _demo_secrets(var: Path) -> None:
         print(keys_txt.read_text(), end="", flush=True)
 
 
-def _demo_desk() -> None:
-    """The demo's teams and agents in the store (idempotent), and the service checks against them."""
+def _announce_when_ready(host: str, port: int, timeout: float = 900.0) -> None:
+    """Say "serving" only once a worker answers /readyz (from a thread: serve.run blocks)."""
+    import threading
+    import time
+    import urllib.request
+
+    def wait() -> None:
+        deadline = time.monotonic() + timeout
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/readyz"
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - loopback
+                    if answer.status == 200:
+                        print(f"triage quickstart: serving on http://{host}:{port}/ (portal at "
+                              "/portal, agents at /agent, API docs at /openapi.json; Ctrl-C "
+                              "stops)", flush=True)
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        print("triage quickstart: no worker answered /readyz yet; see the log above", flush=True)
+
+    threading.Thread(target=wait, name="announce-ready", daemon=True).start()
+
+
+def _demo_history() -> None:
+    """A few weeks of desk history in an empty store, so queues and reports show something."""
+    import os
+
+    from triage.store import Store
+    from triage_cli.demo_seed import seed
+
+    store = Store(os.environ.get("TRIAGE_DATABASE_URL") or None)
+    made = seed(store)
+    store.dispose()
+    if made:
+        print(f"triage quickstart: seeded {made} demo tickets of the last 3 weeks "
+              "(triage quickstart --no-history skips this)", flush=True)
+
+
+def _demo_desk() -> bool:
+    """The demo's teams and agents in the store (idempotent), and the service checks against them.
+
+    Returns whether the demo desk is the one in use (a desk of your own is left alone).
+    """
     import os
 
     from triage.desk import load_desk
@@ -99,7 +150,7 @@ def _demo_desk() -> None:
 
     os.environ.setdefault("TRIAGE_DESK_PATH", str(DEMO_DESK))
     if os.environ["TRIAGE_DESK_PATH"] != str(DEMO_DESK):
-        return  # a desk of your own: apply it with 'triage desk apply'
+        return False  # a desk of your own: apply it with 'triage desk apply'
     store = Store(os.environ.get("TRIAGE_DATABASE_URL") or None)
     store.upgrade()
     with store.session() as session:
@@ -108,6 +159,7 @@ def _demo_desk() -> None:
     store.dispose()
     print(f"triage quickstart: demo desk {DEMO_DESK.relative_to(REPO)}: "
           + (f"{len(changes)} change(s) applied" if changes else "up to date"), flush=True)
+    return True
 
 
 def _train_demo(args: argparse.Namespace) -> None:
