@@ -9,7 +9,6 @@ image itself; SVG is never previewed.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -21,19 +20,13 @@ from triage.store.tables import utcnow
 
 from .auth import require_role
 from .errors import ApiError, field_error
+from .files import files
 from .pages_security import current_user, error_page, lift_body_limit
 from .store import get_store
 from .tickets import _viewer
 
 bp = Blueprint("attachments", __name__)
 PREVIEW_CSP = "default-src 'none'; img-src 'self'; style-src 'none'; sandbox"
-
-
-def files() -> store_files.Files:
-    config = current_app.config
-    return store_files.Files(root=Path(config["TRIAGE_ATTACHMENTS_DIR"]),
-                             max_file_bytes=int(config["TRIAGE_ATTACHMENT_MAX_BYTES"]),
-                             max_ticket_bytes=int(config["TRIAGE_ATTACHMENT_TICKET_MAX_BYTES"]))
 
 
 def allow_upload_body() -> None:

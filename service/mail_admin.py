@@ -2,7 +2,8 @@
 
 ``/admin/mail`` lists the outbox's mails, newest first; one mail opens as its
 rendered text with its links listed, so without an SMTP server (the demo) an
-admin can follow a customer's sign-in or rating link. ``/admin/mail/refused``
+admin can follow a customer's sign-in or rating link. With SMTP configured a
+sign-in link is hidden: it is the customer's proof of their address. ``/admin/mail/refused``
 is the dead-letter list of intake: each refused message with its reason, its
 raw bytes for download, and a replay button.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, flash, redirect, render_template, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, url_for
 
 from triage.errors import TriageError
 from triage.store import inbox, mail_log, outbound
@@ -45,6 +46,10 @@ def mail(mail_id: int):
             return render_template("error.html", status=404, message="no such mail"), 404
         data = {"id": row.id, "message_id": row.message_id or "<not-yet-sent@triage>",
                 "ticket_id": row.ticket_id, **row.payload}
+    if data.get("template") == "signin" and current_app.config.get("TRIAGE_SMTP_HOST"):
+        # With real mail the link is the customer's proof of their address: an admin who
+        # could follow it could act as the customer. Only the demo's mail folder shows it.
+        data["context"] = {**data.get("context", {}), "signin_path": "/signin/(hidden)"}
     message = get_mailer().composer.compose(data)
     text = message.get_body(preferencelist=("plain",)).get_content()
     headers = [(k, str(v)) for k, v in message.items()]

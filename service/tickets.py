@@ -155,7 +155,7 @@ def _intake_payload(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _receive_email(store: Store, triager, rules, encoder):
     """A raw e-mail: one outcome (created / threaded / duplicate / refused, kept with its bytes)."""
-    from .attachments import files
+    from .files import files
 
     raw = request.get_data(cache=False)
     received = inbox.receive_raw(store, raw, triager=triager, ruleset=rules, encoder=encoder,

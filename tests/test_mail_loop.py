@@ -32,7 +32,7 @@ from triage.store import inbox, outbound, satisfaction
 from triage.store.tables import utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = "intake-k:intake,agent-k:agent"
+KEYS = "intake-k:intake,agent-k:agent,admin-k:admin"
 
 
 class Inbox:
@@ -257,3 +257,17 @@ def test_one_delivery_pass_uses_one_smtp_connection(app, smtp):
     client.post("/v1/tickets", headers={"Authorization": "Bearer intake-k"},
                 json={"subject": "later", "body": "b", "requester": "d@example.com"})
     assert deliver(app)["sent"] == 1 and len(set(handler.peers)) == 2  # closed after the pass
+
+
+def test_with_smtp_the_admin_page_hides_sign_in_links(app, smtp):
+    from signin_support import TOKEN, request_link
+
+    request_link(app.test_client(), "cust@example.com")
+    with app.app_context(), get_store().session() as s:
+        [mail] = outbound.listing(s)
+    admin = app.test_client()
+    token = TOKEN.search(admin.get("/signin").text).group(1)
+    admin.post("/signin", data={"csrf_token": token, "kind": "staff", "key": "admin-k"})
+    page = admin.get(f"/admin/mail/{mail['id']}")
+    assert page.status_code == 200 and "/signin/link/" not in page.text
+    assert "/signin/(hidden)" in page.text

@@ -180,3 +180,26 @@ def test_a_template_folder_overrides_the_shipped_templates(tmp_path):
         "mail_subject": "s", "attachments": []})
     assert subject == "Ticket 7 is ours now"
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" in text
+
+
+def test_the_escalation_sweep_queues_the_deadline_notice(app, tmp_path):
+    from triage.rules import RuleSet
+    from triage.store.tables import OutboxMessage
+
+    rules = RuleSet.load(None)
+    now = datetime.now(timezone.utc) - timedelta(days=3)
+    with app.app_context(), get_store().session() as s:
+        routing.upsert_agent(s, "bob", teams=["Network"])
+        s.get(Agent, "bob").email = "bob@desk.example"
+        row = intake(s, {"subject": "Core switch down", "body": "b", "team": "Network",
+                         "requester": "c@example.com", "priority": 2, "category": "network",
+                         "affected_service": "Wi-Fi"}, actor="x", ruleset=rules, now=now,
+                     auto_assign=False).ticket
+        row.assignee = "bob"
+        fired = clocks.sweep(s, now + timedelta(days=2))
+        assert fired, "the default policy's levels should have been reached"
+        notices_queued = s.scalars(select(OutboxMessage).where(
+            OutboxMessage.event == "mail.deadline")).all()
+        assert len(notices_queued) == len(fired)
+        assert all(m.payload["to"] == ["bob@desk.example"] for m in notices_queued)
+        assert clocks.sweep(s, now + timedelta(days=2)) == []  # each level once, so each notice once
