@@ -99,6 +99,7 @@ def _demo_secrets(var: Path) -> None:
 
 def _announce_when_ready(host: str, port: int, timeout: float = 900.0) -> None:
     """Say "serving" only once a worker answers /readyz (from a thread: serve.run blocks)."""
+    import os
     import threading
     import time
     import urllib.request
@@ -113,6 +114,11 @@ def _announce_when_ready(host: str, port: int, timeout: float = 900.0) -> None:
                         print(f"triage quickstart: serving on http://{host}:{port}/ (portal at "
                               "/portal, agents at /agent, API docs at /openapi.json; Ctrl-C "
                               "stops)", flush=True)
+                        if not os.environ.get("TRIAGE_SMTP_HOST"):
+                            print("triage quickstart: no SMTP server is set, so mail (customer "
+                                  "sign-in links too) goes to var/mail-out: sign in as admin "
+                                  "and open /admin/mail to read it and follow its links",
+                                  flush=True)
                         return
             except OSError:
                 pass
@@ -131,10 +137,31 @@ def _demo_history() -> None:
 
     store = Store(os.environ.get("TRIAGE_DATABASE_URL") or None)
     made = seed(store)
+    if made:
+        _demo_mail_history(store)
     store.dispose()
     if made:
         print(f"triage quickstart: seeded {made} demo tickets of the last 3 weeks "
               "(triage quickstart --no-history skips this)", flush=True)
+
+
+def _demo_mail_history(store) -> None:
+    """Seeded history is not mailed (its notices are dropped), and a share of its resolved
+    tickets carry a customer rating, so the satisfaction report has something to show."""
+    import random
+
+    from sqlalchemy import select
+
+    from triage.store import outbound, satisfaction
+
+    rng = random.Random(10)
+    with store.session() as session:
+        outbound.discard_unsent(session, satisfaction.utcnow())  # seeding ran on an empty store
+        for survey in session.scalars(select(satisfaction.Survey)
+                                      .order_by(satisfaction.Survey.id)):
+            if rng.random() < 0.4:  # about the share of customers who answer
+                rating = rng.choices([5, 4, 3, 2, 1], weights=[45, 30, 12, 8, 5])[0]
+                satisfaction.answer(session, survey, rating, now=survey.requested_at)
 
 
 def _demo_desk() -> bool:

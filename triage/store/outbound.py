@@ -142,3 +142,14 @@ def listing(session: Session, limit: int = 200) -> list[dict[str, Any]]:
              "message_id": r.message_id, "created_at": r.created_at,
              "delivered_at": r.delivered_at, "failed": r.failed, "attempts": r.attempts,
              "last_error": r.last_error} for r in rows]
+
+
+def discard_unsent(session: Session, before: datetime) -> int:
+    """Delete mail queued before ``before`` and never sent: for seeded demo history only,
+    whose past must not be mailed to anyone. Returns how many rows went."""
+    from sqlalchemy import delete
+
+    result = session.execute(delete(OutboxMessage).where(
+        OutboxMessage.kind == KIND, OutboxMessage.delivered_at.is_(None),
+        OutboxMessage.created_at < before))
+    return result.rowcount or 0
