@@ -200,31 +200,43 @@ def ticket_payload(values: dict, requester: str, shown: dict) -> dict:
 
 
 @bp.post("/submit")
+@accepts_uploads
 @login_required("requester")
 def submit():
-    """"I still need help": the ticket goes through the same intake as the API."""
+    """"I still need help": the ticket goes through the same intake as the API (files too)."""
     values, errors = read_form(request.form)
     store = get_store()
     if errors:
+        return _form_again(store, values, errors)
+    uploads = [f for f in request.files.getlist("file") if f and f.filename]
+    triager, rules, encoder = serving_components()
+    try:
         with store.session() as s:
             visit = _visit(s, start=True)
-            control = visit.control
-        return render_template("portal/start.html", affected=AFFECTED, people=PEOPLE, work=WORK,
-                               control=control, form=values, errors=errors), 422
-    triager, rules, encoder = serving_components()
-    with store.session() as s:
-        visit = _visit(s, start=True)
-        payload = ticket_payload(values, g.user["id"], events.articles_of(s, visit.id))
-        payload["extra"]["portal"]["visit"] = visit.id
-        payload["extra"]["portal"]["control"] = visit.control
-        result = intake(s, payload, actor=g.user["id"], triager=triager, ruleset=rules,
-                        encoder=encoder, idempotency_key=f"portal:{visit.id}", now=utcnow())
-        events.finish(s, visit, "submitted", ticket_id=result.ticket.id, now=utcnow())
-        ticket_id = result.ticket.id
+            payload = ticket_payload(values, g.user["id"], events.articles_of(s, visit.id))
+            payload["extra"]["portal"]["visit"] = visit.id
+            payload["extra"]["portal"]["control"] = visit.control
+            result = intake(s, payload, actor=g.user["id"], triager=triager, ruleset=rules,
+                            encoder=encoder, idempotency_key=f"portal:{visit.id}", now=utcnow())
+            if result.created:
+                save_uploads(s, result.ticket, uploads, source="portal", by=g.user["id"])
+            events.finish(s, visit, "submitted", ticket_id=result.ticket.id, now=utcnow())
+            ticket_id = result.ticket.id
+    except AttachmentRefused as exc:  # nothing was stored: the form comes back as it was
+        return _form_again(store, values, {"file": f"{exc.message}. Nothing was sent yet."})
     session.pop("portal_visit", None)
     flash(f"Thank you. Your request number is {ticket_id}; we will reply here and by e-mail.",
           "ok")
     return redirect(url_for("portal.ticket", ticket_id=ticket_id))
+
+
+def _form_again(store, values: dict, errors: dict):
+    with store.session() as s:
+        visit = _visit(s, start=True)
+        control = visit.control
+    status = 413 if "over the limit" in errors.get("file", "") else 422
+    return render_template("portal/start.html", affected=AFFECTED, people=PEOPLE, work=WORK,
+                           control=control, form=values, errors=errors), status
 
 
 # ----------------------------------------------------------------- following my tickets

@@ -203,3 +203,19 @@ def test_the_escalation_sweep_queues_the_deadline_notice(app, tmp_path):
         assert len(notices_queued) == len(fired)
         assert all(m.payload["to"] == ["bob@desk.example"] for m in notices_queued)
         assert clocks.sweep(s, now + timedelta(days=2)) == []  # each level once, so each notice once
+
+
+def test_a_new_portal_request_may_carry_files(app):
+    customer, _ = customer_client(app, "c@example.com")
+    page = customer.get("/portal/").text
+    token = TOKEN.search(page).group(1)
+    form = {"csrf_token": token, "subject": "Printer error", "details": "See photo",
+            "affected": "printing", "people": "me", "work": "partly"}
+    refused = customer.post("/portal/submit", content_type="multipart/form-data",
+                            data={**form, "file": (io.BytesIO(b"<svg/>"), "a.png", "image/png")})
+    assert refused.status_code == 422 and "declared image/png" in refused.text
+    made = customer.post("/portal/submit", content_type="multipart/form-data",
+                         data={**form, "file": (io.BytesIO(PNG), "photo.png", "image/png")})
+    assert made.status_code == 302
+    ticket_page = customer.get(made.location).text
+    assert ">photo.png</a>" in ticket_page
