@@ -21,3 +21,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
   echo "==> installed in $(( ($(date +%s) - started) / 60 )) min $(( ($(date +%s) - started) % 60 )) s"
 fi
+
+# axe-core (accessibility checks of the browser tests), from npm into a git-ignored folder.
+AXE_VERSION=4.11.0
+if command -v npm >/dev/null 2>&1 && \
+   [ "$(cat .npm-tools/.axe-version 2>/dev/null)" != "$AXE_VERSION" ]; then
+  echo "==> installing axe-core $AXE_VERSION into .npm-tools/ (browser accessibility tests)"
+  npm install --prefix .npm-tools --no-save --no-audit --no-fund "axe-core@$AXE_VERSION" >/dev/null
+  echo "$AXE_VERSION" > .npm-tools/.axe-version
+fi

@@ -99,7 +99,13 @@
   function showArticle(body, article) {
     while (body.firstChild) { body.removeChild(body.firstChild); }
     if (!article) { body.appendChild(el("p", "muted", "This article is no longer available.")); return; }
-    body.appendChild(el("div", "text article-text", article.body));
+    // The article scrolls inside the panel: it must take keyboard focus so it can be
+    // scrolled without a mouse (and a screen reader announces it as a named region).
+    var text = el("div", "text article-text", article.body);
+    text.tabIndex = 0;
+    text.setAttribute("role", "region");
+    text.setAttribute("aria-label", "Article: " + (article.title || "text"));
+    body.appendChild(text);
     if (article.attribution) {
       var credit = el("p", "credit", "Source: " + article.attribution);
       var href = safeHttpUrl(article.url);
