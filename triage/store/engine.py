@@ -9,7 +9,11 @@ front instead of failing half-way with "database is locked".
 """
 from __future__ import annotations
 
+import fcntl
 import os
+import sqlite3
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -31,7 +35,106 @@ def database_url(url: str | None = None) -> str:
     return f"sqlite:///{DEFAULT_SQLITE_PATH}"
 
 
-def _prepare_sqlite(engine: Engine) -> None:
+BUSY_TIMEOUT_S = 30.0
+
+
+class WriteGate:
+    """SQLite writers of one database file take turns in a queue, not by sleeping and retrying.
+
+    A writer that finds SQLite's write lock taken sleeps in SQLite's busy handler
+    (1, 2, 5 … then 100 ms between tries); under a steady stream of short write
+    transactions such a waiter keeps missing the free moment while newcomers take
+    it, for seconds (issue 15 measured a 6.5 s p99 at 4 clients). So before
+    ``BEGIN IMMEDIATE`` a writer waits on this gate: threads of one process on a
+    lock, processes (gunicorn workers) on an ``flock`` of ``<database>-writer.lock``,
+    checked every few milliseconds. The gate is released when the transaction
+    ends (commit, rollback or close of the DB-API connection). A writer that
+    cannot pass within the busy timeout goes ahead ungated and SQLite decides, as before.
+    """
+
+    def __init__(self, db_path: str, timeout: float = BUSY_TIMEOUT_S) -> None:
+        self.lock_path = db_path + "-writer.lock"
+        self.timeout = timeout
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():  # a forked worker opens its own
+            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def acquire(self) -> bool:
+        deadline = time.monotonic() + self.timeout
+        if not self._threads.acquire(timeout=self.timeout):
+            return False
+        pause = 0.0002
+        try:
+            fd = self._file()
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.002)
+        except OSError:
+            pass
+        self._threads.release()
+        return False
+
+    def release(self) -> None:
+        try:
+            if self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
+_GATES: dict[str, WriteGate] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def write_gate(db_path: str) -> WriteGate:
+    """The one gate of a database file in this process (engines on one file share it)."""
+    key = os.path.abspath(db_path)
+    with _GATES_LOCK:
+        return _GATES.setdefault(key, WriteGate(key))
+
+
+class GatedConnection(sqlite3.Connection):
+    """A DB-API connection that lets its write gate go when its transaction ends."""
+
+    gate: WriteGate | None = None
+
+    def _let_go(self) -> None:
+        gate, self.gate = self.gate, None
+        if gate is not None:
+            gate.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._let_go()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._let_go()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._let_go()
+
+
+def _prepare_sqlite(engine: Engine, gate: WriteGate | None = None) -> None:
     """WAL + foreign keys + a busy timeout on every connection; writers lock at BEGIN."""
 
     @event.listens_for(engine, "connect")
@@ -47,7 +150,19 @@ def _prepare_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # pragma: no cover - trivial
         readonly = conn.get_execution_options().get("triage_readonly")
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        if readonly:
+            conn.exec_driver_sql("BEGIN")
+            return
+        dbapi = conn.connection.dbapi_connection
+        if gate is not None and isinstance(dbapi, GatedConnection) and dbapi.gate is None \
+                and gate.acquire():
+            dbapi.gate = gate
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            if isinstance(dbapi, GatedConnection):
+                dbapi._let_go()
+            raise
 
 
 def make_engine(url: str, schema: str | None = None) -> Engine:
@@ -56,8 +171,10 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        _prepare_sqlite(engine)
+        on_disk = bool(path) and path != ":memory:" and "mode=memory" not in url
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S,
+                                                  "factory": GatedConnection})
+        _prepare_sqlite(engine, write_gate(path) if on_disk else None)
         return engine
     kwargs = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
     if schema:
