@@ -25,7 +25,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from triage.sla import Clock, EscalationLevel, SlaPolicy, levels_reached
-from triage.store.tables import Escalation, SlaClockRow, TicketEvent, TicketRow, utcnow
+from triage.store import event_log
+from triage.store.tables import Escalation, SlaClockRow, TicketRow, utcnow
 
 FIRST_RESPONSE = "first_response"
 RESOLUTION = "resolution"
@@ -85,8 +86,8 @@ def _rows(session: Session, ticket_id: int, kinds: Iterable[str] = KINDS) -> lis
 
 def _event(session: Session, ticket: TicketRow, field: str, old: Any, new: Any,
            now: datetime, actor: str = SYSTEM) -> None:
-    session.add(TicketEvent(ticket_id=ticket.id, field=field, old=None if old is None else str(old),
-                            new=None if new is None else str(new), actor=actor, at=now))
+    event_log.add(session, ticket_id=ticket.id, field=field, old=None if old is None else str(old),
+                new=None if new is None else str(new), actor=actor, at=now)
 
 
 # ----------------------------------------------------------------- lifecycle hooks

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from triage.store.tables import Feedback, Prediction, TicketRow, utcnow
@@ -25,21 +25,21 @@ def field_of(head: str) -> str:
 
 
 def store_predictions(session: Session, ticket: TicketRow, result: dict[str, Any],
-                      now: datetime | None = None) -> list[Prediction]:
+                      now: datetime | None = None) -> int:
     """Keep one Triager result (``{"fields": {head: {...}}, "bundle_id"}``) per head.
 
-    The rows are added, not flushed: intake writes them with its other inserts at commit.
+    One multi-row INSERT (intake writes these for every ticket; nothing needs their
+    ids back); returns how many rows were written.
     """
     now = now or utcnow()
-    rows = []
-    for head, out in (result.get("fields") or {}).items():
-        row = Prediction(ticket_id=ticket.id, head=head, label=_label(out.get("label")),
-                         probability=out.get("probability"),
-                         decision=str(out.get("decision") or "abstain"),
-                         bundle_id=str(result.get("bundle_id") or ""), created_at=now)
-        session.add(row)
-        rows.append(row)
-    return rows
+    rows = [{"ticket_id": ticket.id, "head": head, "label": _label(out.get("label")),
+             "probability": out.get("probability"),
+             "decision": str(out.get("decision") or "abstain"),
+             "bundle_id": str(result.get("bundle_id") or ""), "created_at": now}
+            for head, out in (result.get("fields") or {}).items()]
+    if rows:
+        session.connection().execute(insert(Prediction.__table__), rows)
+    return len(rows)
 
 
 def _label(value: Any) -> str | None:

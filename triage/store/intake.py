@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from triage.htmltext import as_text  # the model reads what the store keeps
 from triage.rule_input import rule_input, ticket_known, with_desk_teams
-from triage.store import clocks, feedback, notices, routing, similar, tickets
+from triage.store import clocks, event_log, feedback, notices, routing, similar, tickets
 from triage.store.tables import TicketRow, utcnow
 from triage.features import HISTORY_DEPTH
 from triage.text import model_text
@@ -96,14 +96,15 @@ def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=Non
                 assessed.vector, assessed.encoder, payload.get("requester"),
                 _text(payload.get("subject")), now))
     # the write transaction starts with the first statement below
-    ticket, created = tickets.create(session, payload, actor=actor,
-                                     idempotency_key=idempotency_key, now=now)
-    result = IntakeResult(ticket, created)
-    if not created:
-        return result
-    with session.no_autoflush:  # events, predictions, clocks, vector: one flush at commit
-        outcome = _triage(session, ticket, payload, assessed, found, result, ruleset, actor,
-                          team_map, now)
+    with event_log.batched(session):  # the ticket's events: one multi-row INSERT
+        ticket, created = tickets.create(session, payload, actor=actor,
+                                         idempotency_key=idempotency_key, now=now)
+        result = IntakeResult(ticket, created)
+        if not created:
+            return result
+        with session.no_autoflush:  # predictions, clocks, vector: written together
+            outcome = _triage(session, ticket, payload, assessed, found, result, ruleset,
+                              actor, team_map, now)
     if auto_assign and ticket.queue != tickets.TRIAGE_QUEUE:
         _try_assign(session, ticket, actor, now, senior=bool(outcome and outcome.senior),
                     incomplete_ok=bool(outcome and outcome.escalate))

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from triage.errors import InputError, NotFound, TransitionError
 from triage.htmltext import as_text
-from triage.store import clocks
+from triage.store import clocks, event_log
 from triage.store.tables import (Comment, IdempotencyKey, TicketEvent, TicketRow, Watcher,
                                  utcnow)
 from triage.ticket import TRANSITIONS, Channel, Status
@@ -47,10 +47,8 @@ def _text(value: Any) -> str | None:
 def record(session: Session, ticket: TicketRow, field: str, old: Any, new: Any, actor: str,
            at: datetime | None = None) -> TicketEvent:
     """Append one event; the only way the history grows."""
-    event = TicketEvent(ticket_id=ticket.id, field=field, old=_text(old), new=_text(new),
-                        actor=actor, at=at or utcnow())
-    session.add(event)
-    return event
+    return event_log.add(session, ticket_id=ticket.id, field=field, old=_text(old),
+                         new=_text(new), actor=actor, at=at or utcnow())
 
 
 def coerce(field: str, value: Any) -> Any:
