@@ -1,0 +1,103 @@
+"""Does the int8 ONNX MiniLM cost accuracy? Macro-F1 of both encoders on both shared exports.
+
+For each shared export (read through bench/mappings/*.yaml) and each head, the same
+``--sample`` tickets are embedded by ``minilm`` (torch fp32) and by ``minilm-onnx``
+(int8 ONNX Runtime), and a logistic regression on the vectors is scored by
+stratified k-fold macro-F1 (the same folds for both encoders). The table prints
+each encoder's mean ± standard deviation over the folds, the paired difference
+and its spread (the noise), and the embedding rate of each encoder in the same run.
+Vectors are cached by text hash (``TRIAGE_CACHE_DIR``), so a rerun only fits.
+
+    nice .venv/bin/python bench/bench_encoders.py                 # 4,000 tickets per export
+    nice .venv/bin/python bench/bench_encoders.py --sample 1000   # a quicker look
+
+Nothing from the shared data is written into the repository.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = next((p for p in (ROOT.parent / "shared" / "data", Path("/work/shared/data")) if p.exists()),
+              ROOT.parent / "shared" / "data")
+RUNS = [("it_tickets", SHARED / "it_tickets" / "all_tickets_processed_improved_v3.csv",
+         ROOT / "bench" / "mappings" / "it_tickets.yaml"),
+        ("endava", SHARED / "endava" / "all_tickets_subset.csv",
+         ROOT / "bench" / "mappings" / "endava.yaml")]
+ENCODERS = ("minilm", "minilm-onnx")
+
+
+def sample_rows(texts: list[str], labels: dict, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` row indices drawn at random (fixed seed), the same for every encoder."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.permutation(len(texts))[:n])
+
+
+def fold_scores(X: np.ndarray, y: np.ndarray, folds) -> list[float]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    out = []
+    for train, test in folds:
+        model = LogisticRegression(max_iter=2000, C=4.0, class_weight="balanced")
+        model.fit(X[train], y[train])
+        out.append(f1_score(y[test], model.predict(X[test]), average="macro"))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sample", type=int, default=4000, help="tickets per export")
+    p.add_argument("--folds", type=int, default=5)
+    args = p.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sklearn.model_selection import StratifiedKFold
+
+    from training.mapping import load_export, load_mapping
+    from training.pipeline import resolve_encoder
+
+    rows = []
+    for name, export, mapping_path in RUNS:
+        data = load_export(export, load_mapping(mapping_path))
+        idx = sample_rows(data.texts, data.labels, args.sample)
+        texts = [data.texts[i] for i in idx]
+        vectors, rates = {}, {}
+        for kind in ENCODERS:
+            enc = resolve_encoder(kind)
+            start = time.perf_counter()
+            vectors[kind] = enc.encode(texts, progress=True)
+            rates[kind] = len(texts) / (time.perf_counter() - start)
+        for head, values in data.labels.items():
+            y_all = np.array([values[i] for i in idx], dtype=object)
+            keep = np.array([v is not None for v in y_all])
+            classes, counts = np.unique(y_all[keep].astype(str), return_counts=True)
+            common = set(classes[counts >= args.folds])
+            keep &= np.array([str(v) in common for v in y_all])
+            y = y_all[keep].astype(str)
+            folds = list(StratifiedKFold(args.folds, shuffle=True, random_state=0)
+                         .split(np.zeros(len(y)), y))
+            scores = {k: fold_scores(vectors[k][keep], y, folds) for k in ENCODERS}
+            diff = np.subtract(scores["minilm-onnx"], scores["minilm"])
+            rows.append((name, head, int(keep.sum()), scores, diff))
+            print(f"{name}/{head}: done", flush=True)
+        print(f"{name}: embedding rate (texts/s, cache hits count too): "
+              + ", ".join(f"{k} {rates[k]:.0f}" for k in ENCODERS), flush=True)
+    print(f"\n{args.folds}-fold macro-F1 of a logistic regression on the vectors, "
+          f"{args.sample} sampled tickets per export, load average {os.getloadavg()[0]:.1f}\n")
+    print("| export | head | n | minilm (torch) | minilm-onnx (int8) | onnx - torch (paired) |")
+    print("|---|---|---|---|---|---|")
+    for name, head, n, scores, diff in rows:
+        t, o = scores["minilm"], scores["minilm-onnx"]
+        print(f"| {name} | {head} | {n} | {np.mean(t):.4f} ± {np.std(t):.4f} | "
+              f"{np.mean(o):.4f} ± {np.std(o):.4f} | {np.mean(diff):+.4f} ± {np.std(diff):.4f} |")
+
+
+if __name__ == "__main__":
+    main()
