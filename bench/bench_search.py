@@ -2,7 +2,8 @@
 
 Loads ``--tickets`` synthetic tickets (default 100,000; invented help-desk text, no
 shared data) into a migrated store, then times ``triage.store.search.find`` (the
-query the agent workspace and ``GET /v1/tickets?q=`` run: match + total count +
+query the agent workspace and ``GET /v1/tickets?q=`` run: match + total count (exact up to
+1,000, then "1,000+") +
 one page of 25, sorted by priority) for two-word queries on pages 1 and 3. The
 reference, measured in the same run on the same rows and queries, is the same
 call with ``method="like"``: the ``LIKE '%word%'`` scan a store without a

@@ -84,6 +84,7 @@ def queues():
         agents = _agents(s)
     return render_template("agent/queues.html", counts=counts, queue=queue, items=items,
                            view=view, mine=mine, args=args, total=page.total,
+                           exact=page.exact,
                            pages=max(1, -(-page.total // PAGE_SIZE)), sorts=SORT_LABELS,
                            statuses=list(STATUS_FILTERS), agents=agents,
                            teams=sorted(set(counts) - {tickets.TRIAGE_QUEUE}))

@@ -225,7 +225,8 @@ def list_tickets():
                            visible_to=viewer)
         items = [tickets.to_dict(t) for t in page.items]
     return jsonify({"ok": True, "tickets": items, "limit": limit, "offset": offset,
-                    "total": page.total, "next_offset": page.next_offset})
+                    "total": page.total, "total_exact": page.exact,
+                    "next_offset": page.next_offset})
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:

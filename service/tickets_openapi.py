@@ -40,7 +40,7 @@ OPENAPI_SCHEMAS = {
                            ["ok", "ticket"]),
     "TicketList": _obj({"ok": {"const": True}, "tickets": {"type": "array",
                                                            "items": REF("TicketRecord")},
-                        "total": INT, "limit": INT, "offset": INT,
+                        "total": INT, "total_exact": BOOL, "limit": INT, "offset": INT,
                         "next_offset": {"type": ["integer", "null"]}},
                        ["ok", "tickets"]),
     "History": _obj({"ok": {"const": True}, "events": {"type": "array", "items": _obj(

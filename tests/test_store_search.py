@@ -82,3 +82,15 @@ def test_filters_sorting_and_visibility(store):
         assert [t.id for t in search.find(s, visible_to=requester).items] == [ids[2]]
         with pytest.raises(InputError):
             search.find(s, sort="nonsense")
+
+
+def test_counts_stop_at_the_cap_and_paging_goes_on(store, monkeypatch):
+    monkeypatch.setattr(search, "COUNT_CAP", 3)
+    with store.session() as s:
+        _seed(s)
+        first = search.find(s, limit=2)
+        assert (first.total, first.exact, first.next_offset) == (4, False, 2)
+        last = search.find(s, limit=2, offset=4)
+        assert len(last.items) == 1 and last.next_offset is None
+        exact = search.find(s, q="printer", limit=2)
+        assert (exact.total, exact.exact) == (2, True)

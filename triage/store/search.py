@@ -30,16 +30,25 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _HAS_FTS: dict[int, bool] = {}
 
 
+# Matches are counted up to this many; beyond it a list says "1,000+" (as web search does):
+# an exact count of a very common word's matches costs more than the page itself.
+COUNT_CAP = 1000
+
+
 @dataclass
 class Page:
     items: list[TicketRow]
-    total: int
+    total: int          # exact up to COUNT_CAP, else COUNT_CAP + 1 with ``exact`` False
     limit: int
     offset: int
+    exact: bool = True
 
     @property
     def next_offset(self) -> int | None:
-        return self.offset + self.limit if self.offset + self.limit < self.total else None
+        if self.offset + self.limit < self.total or (not self.exact and len(self.items) ==
+                                                     self.limit):
+            return self.offset + self.limit
+        return None
 
 
 def words(query: str) -> list[str]:
@@ -126,11 +135,12 @@ def find(session: Session, *, q: str | None = None, queue: str | None = None,
         conds.append(TicketRow.requester == requester)
     if visible_to is not None:
         conds.extend(_visibility(visible_to))
-    total = int(session.scalar(select(func.count()).select_from(TicketRow).where(*conds)) or 0)
+    capped = select(TicketRow.id).where(*conds).limit(COUNT_CAP + 1).subquery()
+    total = int(session.scalar(select(func.count()).select_from(capped)) or 0)
     stmt = select(TicketRow).where(*conds)
     stmt = _order(stmt, sort)
     rows = list(session.scalars(stmt.limit(int(limit)).offset(int(offset))))
-    return Page(rows, total, int(limit), int(offset))
+    return Page(rows, total, int(limit), int(offset), exact=total <= COUNT_CAP)
 
 
 def _visibility(viewer) -> list:
