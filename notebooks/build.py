@@ -22,13 +22,15 @@ INPUTS_MD = """**Inputs** come from the environment, so the same notebook runs o
 `TRIAGE_NOTEBOOK_HEADS` (comma-separated, default all heads of the mapping)."""
 
 SETUP = """%matplotlib inline
+import os
+
 import pandas as pd
 from IPython.display import display
 
 from training import analysis
 
 pd.set_option("display.max_colwidth", 160)
-inputs = analysis.notebook_inputs()
+inputs = analysis.notebook_inputs(os.environ)
 inputs"""
 
 NOTEBOOKS = {
@@ -75,8 +77,8 @@ NOTEBOOKS = {
                           "per-class apply thresholds achieve."),
         new_code_cell("from training.report_page import precision_coverage_figure, reliability_figure\n\n"
                       "for head, h in report['heads'].items():\n"
-                      "    reliability_figure(head, h['metrics'], h['thresholds'])\n"
-                      "    precision_coverage_figure(head, h['metrics'])"),
+                      "    display(reliability_figure(head, h['metrics'], h['thresholds']))\n"
+                      "    display(precision_coverage_figure(head, h['metrics']))"),
         new_code_cell("for head in report['heads']:\n"
                       "    print(head)\n"
                       "    display(analysis.per_class_table(report, head))"),
@@ -103,7 +105,7 @@ NOTEBOOKS = {
         new_code_cell("analysis.confusion_pairs(frame)"),
         new_code_cell("from training.report_page import confusion_figure\n\n"
                       "report = json.loads((bundle / 'report' / 'report.json').read_text())\n"
-                      "confusion_figure(head, report['heads'][head]['metrics']);"),
+                      "display(confusion_figure(head, report['heads'][head]['metrics']))"),
         new_markdown_cell("## Confident mistakes\nWrong with high probability: check the label "
                           "first (exports are noisy), then the terms the model relied on."),
         new_code_cell("analysis.confident_errors(frame)"),

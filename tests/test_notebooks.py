@@ -21,6 +21,11 @@ MAPPING = Path(os.environ.get("TRIAGE_NOTEBOOK_MAPPING") or ROOT / "data" / "dem
 pytestmark = pytest.mark.slow
 
 
+# inline figures each notebook must show (with one head): a plot that silently renders
+# nowhere (a forced non-interactive backend) fails here
+FIGURES = {"01_data_overview": 1, "02_model_comparison": 2, "03_error_analysis": 1}
+
+
 def _one_head() -> str:
     from training.mapping import load_mapping
     heads = list(load_mapping(MAPPING).labels)
@@ -37,7 +42,7 @@ def test_notebook_executes(path, monkeypatch, tmp_path):
     monkeypatch.setenv("TRIAGE_NOTEBOOK_MAPPING", str(MAPPING))
     monkeypatch.setenv("TRIAGE_NOTEBOOK_ENCODER", "hashing")
     monkeypatch.setenv("TRIAGE_NOTEBOOK_HEADS", _one_head())
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the notebooks choose inline themselves
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # notebook 03's temporary bundle lands here
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(var, "1")
@@ -47,5 +52,8 @@ def test_notebook_executes(path, monkeypatch, tmp_path):
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError naming the failing cell
-    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    figures = [o for o in outputs if "image/png" in (o.get("data") or {})]
+    assert len(figures) >= FIGURES[path.stem], \
+        f"{path.name}: expected {FIGURES[path.stem]}+ inline figures, got {len(figures)}"

@@ -26,11 +26,12 @@ _MAX_TICK_CHARS = 28
 _ANNOTATE_MAX_CLASSES = 20
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    return plt
+def _figure(**kwargs):
+    """A figure outside pyplot: no backend is chosen or forced (a notebook keeps its inline
+    one, a headless run needs none) and nothing is kept in pyplot's list of open figures."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
 
 
 def _mpl_text(text: object, limit: int | None = None) -> str:
@@ -52,7 +53,6 @@ def _save(fig, out_dir: Path, stem: str) -> dict[str, Path]:
         fig.savefig(path, format=ext, dpi=110, bbox_inches="tight",
                     metadata={"Date": None} if ext == "svg" else None)
         paths[ext] = path
-    _plt().close(fig)
     return paths
 
 
@@ -63,9 +63,8 @@ def _apply_levels(thresholds: Mapping) -> list[float]:
 
 def reliability_figure(head: str, metrics: Mapping, thresholds: Mapping | None = None):
     """Accuracy vs confidence per bin against the diagonal; bar widths show bin counts."""
-    plt = _plt()
-    fig, (ax, axc) = plt.subplots(2, 1, figsize=(5.5, 6), sharex=True,
-                                  gridspec_kw={"height_ratios": [3, 1]})
+    fig = _figure(figsize=(5.5, 6))
+    ax, axc = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     bins = [b for b in metrics.get("reliability", []) if b["count"]]
     ax.plot([0, 1], [0, 1], ls="--", color="grey", label="perfect calibration")
     if bins:
@@ -91,8 +90,8 @@ def reliability_figure(head: str, metrics: Mapping, thresholds: Mapping | None =
 
 def precision_coverage_figure(head: str, metrics: Mapping):
     """Precision vs coverage of a global confidence threshold, with the per-class operating point."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    fig = _figure(figsize=(5.5, 4.2))
+    ax = fig.subplots()
     curve = metrics.get("precision_coverage", [])
     if curve:
         ax.plot([p["coverage"] for p in curve], [p["precision"] for p in curve],
@@ -114,13 +113,13 @@ def precision_coverage_figure(head: str, metrics: Mapping):
 
 def confusion_figure(head: str, metrics: Mapping):
     """Row-normalised heatmap (colour) with counts written in when the matrix is small."""
-    plt = _plt()
     conf = metrics.get("confusion") or {"labels": [], "matrix": []}
     labels, m = conf["labels"], np.asarray(conf["matrix"], dtype=float).reshape(
         len(conf["labels"]), len(conf["labels"]))
     k = len(labels)
     size = min(4 + 0.35 * k, 22)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    fig = _figure(figsize=(size, size * 0.85))
+    ax = fig.subplots()
     rows = m.sum(axis=1, keepdims=True)
     norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
