@@ -142,9 +142,9 @@ def swap(base: str, stream: Stream, action, target: str, timeout: float = 60) ->
 def summarise(stream: Stream, windows: list[tuple[float, float]]) -> dict:
     in_swap = lambda t0, lat: any(t0 + lat >= a and t0 <= b for a, b in windows)  # noqa: E731
     lat = {"steady": [], "during_swap": []}
-    for t0, l, ok, _ in stream.records:
+    for t0, seconds, ok, _ in stream.records:
         if ok:
-            lat["during_swap" if in_swap(t0, l) else "steady"].append(l * 1000)
+            lat["during_swap" if in_swap(t0, seconds) else "steady"].append(seconds * 1000)
     out = {"requests": len(stream.records), "failed": sum(not r[2] for r in stream.records),
            "errors": stream.errors[:5], "swap_seconds": [round(b - a, 2) for a, b in windows]}
     for k, v in lat.items():

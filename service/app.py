@@ -19,6 +19,8 @@ import uuid
 
 from flask import Flask, g, has_request_context, request
 
+from triage import cache_dir
+
 from . import errors, health, mailer, settings, shadow, store
 from .auth import KeyRing
 from .state import ServiceState
@@ -51,6 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build an app; loading of the bundle follows ``TRIAGE_LOAD`` (sync/background/off)."""
     app = Flask(__name__)
     app.config.update(settings.resolve(test_config))
+    cache_dir.use(app.config["TRIAGE_CACHE_DIR"])  # the library's caches follow the settings
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["TRIAGE_MAX_BODY_BYTES"])
     app.json.sort_keys = False  # keep "ok" first, heads in the bundle's order
 

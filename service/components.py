@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import importlib.util
-import json
 import logging
 import os
 import threading
@@ -20,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from triage.cache_dir import cache_dir
 from triage.encoder import load_encoder
 
 log = logging.getLogger("service.components")
@@ -87,17 +87,14 @@ def load_rules(path: str | None):
 
 # -------------------------------------------------------------------- bundle
 def bundle_encoder_ref(bundle: Path) -> dict | None:
-    """The encoder reference stored in the bundle manifest, wherever the format keeps it."""
+    """The encoder the bundle names (None when its manifest cannot be read: loading says why)."""
+    from triage.bundle import bundle_encoder_ref as read_ref
+    from triage.errors import BundleError
+
     try:
-        manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_ref(bundle)
+    except BundleError:
         return None
-    ref = manifest.get("encoder")
-    if isinstance(ref, dict) and "kind" in ref:
-        return ref
-    if isinstance(ref, dict) and isinstance(ref.get("reference"), dict):
-        return ref["reference"]
-    return None
 
 
 def serving_encoder(ref: dict | None, override: str | None) -> MemoEncoder:
@@ -108,6 +105,8 @@ def serving_encoder(ref: dict | None, override: str | None) -> MemoEncoder:
                     ref.get("kind"))
     elif override:
         ref["kind"] = override
+    if ref.get("kind") == "minilm-onnx":  # one ONNX thread per BLAS thread the worker was given
+        ref["threads"] = int(os.environ.get("OMP_NUM_THREADS") or 0)
     return MemoEncoder(load_encoder(ref))
 
 
@@ -129,7 +128,7 @@ def kb_source(config: dict, bundle: Path) -> str | None:
     for name in ("kb", "kb_index"):
         if (bundle / f"{name}.json").exists() and (bundle / f"{name}.npz").exists():
             return str(bundle / name)
-    demo = Path("data/demo/kb")
+    demo = Path(config.get("TRIAGE_DEMO_KB_PATH") or "data/demo/kb")
     return str(demo) if demo.exists() else None
 
 
@@ -146,7 +145,7 @@ def load_kb(config: dict, bundle: Path, encoder):
     if encoder is None:
         raise FileNotFoundError("the KB needs the bundle's encoder, and the bundle names none")
     articles = load_articles(src)
-    cache = Path(os.environ.get("TRIAGE_CACHE_DIR", Path.home() / ".cache" / "triage")) / "kb"
+    cache = cache_dir() / "kb"
     # keyed by content, not path: the same articles anywhere share one index, and temporary
     # copies (tests, re-deploys to a new folder) do not pile up new cache entries
     key = content_hash(list(articles), {"index": KBConfig().index_settings(),

@@ -19,7 +19,7 @@ from typing import Any
 from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, \
     url_for
 
-from triage.configfile import LList, LMap
+from triage.configfile import LMap
 from triage.desk import Desk, check_names, load_desk
 from triage.desk.spec import _agent, _Reader
 from triage.errors import ConfigError

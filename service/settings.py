@@ -7,12 +7,18 @@ two drift apart. Precedence, as in Flask's tutorial app: these defaults, then th
 ``TRIAGE_*`` environment, then the ``test_config`` passed to ``create_app``.
 
 Other areas add their settings by appending a ``Setting`` to ``SETTINGS`` and
-running ``python -m service.settings > docs/SETTINGS.md``.
+running ``python -m service.settings > docs/SETTINGS.md``. Every ``TRIAGE_*`` name
+anything reads (the service, the ``triage`` command, the notebooks, the tests) is
+declared here: an undeclared one in the environment is refused with the list of
+known names, so a typo never silently configures nothing. The library (``triage/``,
+``training/``) never reads the environment; entry points resolve settings here and
+pass them as arguments.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from triage.errors import ConfigError
@@ -56,6 +62,9 @@ SETTINGS: list[Setting] = [
             "else the newest folder under the models dir."),
     Setting("TRIAGE_MODELS_DIR", "models", str,
             "Folder holding model bundles and the `CHAMPION` pointer written by `triage promote`."),
+    Setting("TRIAGE_DEMO_KB_PATH", "data/demo/kb", str,
+            "Articles served when `TRIAGE_KB_PATH` is empty and the bundle has no KB, if the "
+            "folder exists (the demo's)."),
     Setting("TRIAGE_KB_PATH", "", str,
             "Knowledge-base articles: a JSON Lines file or a folder of Markdown files. Empty: the "
             "bundle's own KB if it has one, else `data/demo/kb` when it exists."),
@@ -123,6 +132,42 @@ SETTINGS: list[Setting] = [
     Setting("TRIAGE_SECRET_KEY", "", str,
             "Key signing the page session cookies and sign-in links. Empty: a key generated once "
             "and kept in `TRIAGE_SECRET_KEY_FILE`, shared by every worker and every restart."),
+    # -- where things live (entry points resolve these; the library takes them as arguments)
+    Setting("TRIAGE_HOME", "", str,
+            "Project folder of the `triage` command: `mlflow.db`, `mlruns/` and the default "
+            "`models/` live here. Empty: the working directory."),
+    Setting("TRIAGE_VAR_DIR", "var", str,
+            "Runtime folder: the SQLite store, secret key, outgoing mail and attachments go "
+            "under it unless their own setting names another place."),
+    Setting("TRIAGE_CACHE_DIR", "", str,
+            "Cache of things that can be rebuilt: embeddings, ONNX exports, KB indexes. "
+            "Empty: `~/.cache/triage`."),
+    Setting("TRIAGE_USER", "", str,
+            "Who `triage promote`, `rollback` and `retrain` record as having acted. "
+            "Empty: the login name."),
+    Setting("TRIAGE_ADMIN_KEY", "", str,
+            "Admin API key `triage retrain --reload-url` sends to reload the service."),
+    Setting("TRIAGE_WEBHOOK_SECRET", "", str,
+            "Secret `triage tickets` signs webhook deliveries with (HMAC-SHA256)."),
+    Setting("TRIAGE_IMAP_USER", "", str, "IMAP login of `triage tickets poll --imap`."),
+    Setting("TRIAGE_IMAP_PASSWORD", "", str, "IMAP password of `triage tickets poll --imap`."),
+    # -- read by the notebooks (training/analysis.py) and the test suite, not by the service
+    Setting("TRIAGE_NOTEBOOK_DATA", "", str,
+            "Notebooks: ticket export to analyse. Empty: `data/demo/tickets.csv`."),
+    Setting("TRIAGE_NOTEBOOK_MAPPING", "", str,
+            "Notebooks: column mapping of the export. Empty: `data/demo/mapping.yaml`."),
+    Setting("TRIAGE_NOTEBOOK_ENCODER", "", str,
+            "Notebooks: `minilm`, `hashing` (fast, no weights) or `none` (TF-IDF only). "
+            "Empty: `minilm`."),
+    Setting("TRIAGE_NOTEBOOK_HEADS", "", str,
+            "Notebooks: comma-separated heads to train. Empty: every head of the mapping."),
+    Setting("TRIAGE_NOTEBOOK_HEAD", "", str,
+            "Notebook 03: the head to analyse. Empty: `team` if trained, else the first."),
+    Setting("TRIAGE_NOTEBOOK_BUNDLE", "", str,
+            "Notebook 03: an existing bundle to analyse. Empty: train one in a temporary folder."),
+    Setting("TRIAGE_TEST_POSTGRES_URL", "", str,
+            "Test suite and `bench/bench_store.py`: the PostgreSQL database to use. Empty: "
+            "`postgresql+psycopg://postgres@127.0.0.1:5432/test`."),
     Setting("TRIAGE_SECRET_KEY_FILE", "var/secret_key", str,
             "Where the generated secret key is kept (created once, mode 0600) when "
             "`TRIAGE_SECRET_KEY` is empty."),
@@ -200,16 +245,46 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {s.name: s.parse(environ[s.name]) for s in SETTINGS if s.name in environ}
 
 
+def unknown(names) -> list[str]:
+    """The ``TRIAGE_*`` names among ``names`` that no setting declares."""
+    return sorted(n for n in names if n.startswith("TRIAGE_") and n not in BY_NAME)
+
+
+def check_names(names, where: str) -> None:
+    """Refuse an undeclared ``TRIAGE_*`` name: a typo must not silently change nothing."""
+    bad = unknown(names)
+    if bad:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(bad)}; expected one of: "
+                          f"{', '.join(sorted(BY_NAME))} (see docs/SETTINGS.md)")
+
+
 def resolve(test_config: Mapping[str, Any] | None = None,
             environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Defaults → environment → test config (other Flask keys in test config pass through)."""
+    """Defaults → environment → test config (other Flask keys in test config pass through).
+
+    Unknown ``TRIAGE_*`` names, in the environment or the test config, are refused. A
+    setting whose default lies under ``var/`` follows ``TRIAGE_VAR_DIR`` unless it is given.
+    """
+    environ = os.environ if environ is None else environ
+    check_names(environ, "environment")
+    check_names(test_config or {}, "test config")
     config = defaults()
     config.update(from_environ(environ))
     for key, value in (test_config or {}).items():
-        if key.startswith("TRIAGE_") and key in BY_NAME:
+        if key.startswith("TRIAGE_"):
             value = BY_NAME[key].parse(value)
         config[key] = value
+    var_dir = str(config["TRIAGE_VAR_DIR"] or "var")
+    for s in SETTINGS:
+        given = s.name in environ or s.name in (test_config or {})
+        if not given and isinstance(s.default, str) and s.default.startswith("var/"):
+            config[s.name] = str(Path(var_dir) / s.default[len("var/"):])
     return config
+
+
+def value(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One resolved setting, for entry points outside the app (the ``triage`` command)."""
+    return resolve(None, environ)[name]
 
 
 def settings_markdown() -> str:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from flask import current_app
 
-from triage import champion
+from triage import bundle, champion
 from triage.errors import BundleError
 
 from .components import load_kb, load_rules, load_triager
@@ -56,8 +56,8 @@ class Loaded:
                        "threshold": getattr(getattr(self.kb, "config", None), "threshold", None)},
                 "rules": self.rules_path, "loaded_at": self.loaded_at,
                 "load_seconds": round(self.seconds, 3),
-                "created": manifest.get("created") or manifest.get("created_at"),
-                "metrics": manifest.get("metrics") or manifest.get("holdout_metrics")}
+                "created": bundle.created_at(manifest),
+                "metrics": bundle.head_metrics(manifest)}
 
 
 def resolve_bundle(config: dict, requested: str | None = None) -> Path:

@@ -16,6 +16,7 @@ import threading
 from flask import Flask, current_app
 
 from triage.store import Store, clocks, webhooks
+from triage.store.engine import database_url
 
 EXTENSION = "triage.store"
 STOP = "triage.escalation_stop"
@@ -35,7 +36,8 @@ def store_of(app: Flask) -> Store:
         with _STORE_LOCK:  # threads of one worker: one engine, one migration run
             store = app.extensions.get(EXTENSION)
             if store is None:
-                store = Store(app.config.get("TRIAGE_DATABASE_URL") or None)
+                store = Store(database_url(app.config.get("TRIAGE_DATABASE_URL") or None,
+                                           app.config.get("TRIAGE_VAR_DIR") or None))
                 store.upgrade()
                 app.extensions[EXTENSION] = store
     return store

@@ -19,7 +19,6 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from triage.errors import InputError
 from triage.store import Store, access, clocks, feedback, inbox, merge, routing, tickets
 from triage.store.intake import intake
 from triage.store.tables import utcnow

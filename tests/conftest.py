@@ -11,8 +11,8 @@ Isolation (autouse, every test):
 - every ``TRIAGE_*`` and ``MLFLOW_*`` variable of the developer's shell is cleared (only
   ``TRIAGE_TEST_*``, the test runner's own settings, is kept), so a local
   ``TRIAGE_DATABASE_URL`` or tracking URI never leaks into a test;
-- the store, the embedding cache, ``TRIAGE_HOME``, MLflow and the runtime files (secret
-  key, mail, attachments) point into the test's temporary folder;
+- the store, ``TRIAGE_HOME``, MLflow and the runtime folder (secret key, mail,
+  attachments) point into the test's temporary folder, the caches into the session's;
 - a session check fails the run when the suite changed the working tree (a test
   wrote outside its temporary folder).
 """
@@ -28,6 +28,7 @@ from sqlalchemy import create_engine, text
 
 from service_fixtures import app_config, train_small_bundle, write_kb
 from store_support import BACKENDS, empty, postgres_or_skip
+from triage import cache_dir
 from triage.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,26 +36,33 @@ KEPT = ("TRIAGE_TEST_",)  # the runner's settings (TRIAGE_TEST_POSTGRES_URL), no
 
 
 # ----------------------------------------------------------------- isolation
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory) -> Path:
+    """One cache folder per session (embeddings, ONNX exports, KB indexes are rebuilt once)."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def isolated_environment(monkeypatch, tmp_path):
+def isolated_environment(monkeypatch, tmp_path, session_cache):
     """No TRIAGE_*/MLFLOW_* from the shell; store, caches and MLflow inside tmp_path."""
     for key in list(os.environ):
         if key.startswith(("TRIAGE_", "MLFLOW_")) and not key.startswith(KEPT):
             monkeypatch.delenv(key)
     home = tmp_path / "triage-home"
     monkeypatch.setenv("TRIAGE_DATABASE_URL", f"sqlite:///{tmp_path / 'triage.db'}")
-    monkeypatch.setenv("TRIAGE_CACHE_DIR", str(home / "cache"))
+    monkeypatch.setenv("TRIAGE_CACHE_DIR", str(session_cache))
     monkeypatch.setenv("TRIAGE_HOME", str(home))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    for name, sub in (("SECRET_KEY_FILE", "secret_key"), ("MAIL_DIR", "mail-out"),
-                      ("ATTACHMENTS_DIR", "attachments")):  # the settings that default under var/
-        monkeypatch.setenv(f"TRIAGE_{name}", str(tmp_path / "var" / sub))
-    return home
+    monkeypatch.setenv("TRIAGE_VAR_DIR", str(tmp_path / "var"))  # secret key, mail, attachments
+    cache_dir.use(session_cache)  # what create_app and the CLI do with TRIAGE_CACHE_DIR
+    yield home
+    cache_dir.use(None)
 
 
 # what a run may legitimately leave in the checkout (byte code, caches, the venv)
+# and artifacts/ (the browser tests' screenshots, kept by CI on purpose)
 _SCRATCH = ("__pycache__", ".pytest_cache", ".venv", ".egg-info", ".hypothesis",
-            ".ipynb_checkpoints", ".ruff_cache", ".mypy_cache", "build/")
+            ".ipynb_checkpoints", ".ruff_cache", ".mypy_cache", "build/", "artifacts/")
 
 
 def working_tree_state(root: Path) -> dict[str, tuple]:

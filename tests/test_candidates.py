@@ -97,7 +97,7 @@ def test_demo_training_reports_reference_refit_and_context(demo_result):
         assert "ablation" in head["context"] and "base" in head["context"]["ablation"], name
     assert set(report["heads"]["team"]["context"]["available"]) >= {"channel", "history"}
     # a head whose calibration split cannot show 0.95 never applies
-    for name, head in report["heads"].items():
+    for head in report["heads"].values():
         if head["n"]["calibration"] < min_rows_for(0.95):
             assert head["apply_disabled"]
             assert all(t["apply"] is None for t in head["thresholds"].values())

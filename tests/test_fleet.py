@@ -152,8 +152,8 @@ def test_promote_and_rollback_reach_both_servers_with_no_failed_request(
     mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("TRIAGE_MODELS_DIR", str(tmp_path / "trainer"))
     old, new = _registered_bundles(tmp_path, mlflow_uri)
-    monkeypatch.setenv("TRIAGE_DATABASE_URL", fleet_db)
-    tracking.promote(old.name, tracking_uri=mlflow_uri, champion_file=tmp_path / "CHAMPION")
+    tracking.promote(old.name, tracking_uri=mlflow_uri, champion_file=tmp_path / "CHAMPION",
+                     fleet_database=fleet_db)
 
     servers = []
     try:
@@ -171,7 +171,7 @@ def test_promote_and_rollback_reach_both_servers_with_no_failed_request(
             _serving(base, old.name, deadline)
 
         tracking.promote(new.name, force=True, reason="fleet test", tracking_uri=mlflow_uri,
-                         champion_file=tmp_path / "CHAMPION")
+                         champion_file=tmp_path / "CHAMPION", fleet_database=fleet_db)
         deadline = time.time() + 120
         for base in bases:
             _serving(base, new.name, deadline)
@@ -179,7 +179,7 @@ def test_promote_and_rollback_reach_both_servers_with_no_failed_request(
             assert (tmp_path / f"machine-{name}" / "models" / new.name / "manifest.json").exists()
 
         tracking.rollback(reason="fleet test", tracking_uri=mlflow_uri,
-                          champion_file=tmp_path / "CHAMPION")
+                          champion_file=tmp_path / "CHAMPION", fleet_database=fleet_db)
         deadline = time.time() + 120
         for base in bases:
             _serving(base, old.name, deadline)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime  # noqa: F401 - a dependency: missing is an error, not a skip
 import pytest
 
-pytest.importorskip("onnxruntime")
+from triage import cache_dir
 
 TEXTS = [
     "VPN keeps disconnecting every few minutes since this morning, cannot reach file shares.",
@@ -18,7 +19,7 @@ TEXTS = [
 
 @pytest.mark.slow
 def test_onnx_int8_matches_torch_minilm(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRIAGE_CACHE_DIR", str(tmp_path))
+    cache_dir.use(tmp_path)  # a fresh export (the autouse fixture resets it)
     from triage.encoder import MiniLMEncoder
     from triage.onnx_encoder import OnnxMiniLMEncoder
 

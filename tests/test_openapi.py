@@ -6,7 +6,7 @@ import re
 import jsonschema
 import pytest
 
-from service_fixtures import TICKET, app_config, auth
+from service_fixtures import TICKET, auth
 
 
 @pytest.fixture()

@@ -25,3 +25,24 @@ def test_precedence_defaults_env_test_config():
                                                        "TRIAGE_AUTH": "off"})
     assert config["TRIAGE_MAX_BATCH"] == 3 and config["TRIAGE_KB_K"] == 9
     assert config["TRIAGE_AUTH"] is False and config["TRIAGE_WORKERS"] == 2
+
+
+def test_an_unknown_triage_variable_is_refused_with_the_known_names():
+    import pytest
+
+    from triage.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"TRIAGE_MAX_BATCHES.*expected one of: .*TRIAGE_MAX_BATCH,"):
+        resolve(environ={"TRIAGE_MAX_BATCHES": "7"})
+    with pytest.raises(ConfigError, match="test config: unknown setting"):
+        resolve({"TRIAGE_NOPE": 1}, environ={})
+    assert resolve(environ={"OTHER_THING": "x"})["TRIAGE_MAX_BATCH"] == 64  # not ours: ignored
+
+
+def test_runtime_files_follow_the_var_dir_unless_set_one_by_one():
+    config = resolve(environ={"TRIAGE_VAR_DIR": "/srv/triage",
+                              "TRIAGE_MAIL_DIR": "/spool/mail"})
+    assert config["TRIAGE_SECRET_KEY_FILE"] == "/srv/triage/secret_key"
+    assert config["TRIAGE_ATTACHMENTS_DIR"] == "/srv/triage/attachments"
+    assert config["TRIAGE_MAIL_DIR"] == "/spool/mail"
+    assert resolve(environ={})["TRIAGE_SECRET_KEY_FILE"] == "var/secret_key"

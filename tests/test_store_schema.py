@@ -41,11 +41,10 @@ def test_sqlite_store_uses_wal_and_foreign_keys(tmp_path):
     store.dispose()
 
 
-def test_database_url_defaults_to_the_sqlite_file(monkeypatch):
-    monkeypatch.delenv("TRIAGE_DATABASE_URL", raising=False)
+def test_database_url_defaults_to_the_sqlite_file_and_ignores_the_environment(monkeypatch):
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", "postgresql+psycopg://h/db")  # entry points read it
     assert database_url() == "sqlite:///var/triage.db"
-    monkeypatch.setenv("TRIAGE_DATABASE_URL", "postgresql+psycopg://h/db")
-    assert database_url() == "postgresql+psycopg://h/db"
+    assert database_url(None, "/srv/triage") == "sqlite:////srv/triage/triage.db"
     assert database_url("sqlite:///other.db") == "sqlite:///other.db"
 
 

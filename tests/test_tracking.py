@@ -56,9 +56,6 @@ def report_dir(tmp_path_factory):
 
 @pytest.fixture
 def store(tmp_path, monkeypatch, empty_db, report_dir):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("TRIAGE_MODELS_DIR", str(tmp_path / "models"))
-    monkeypatch.setenv("TRIAGE_USER", "tester")
     shutil.copy(empty_db, tmp_path / "mlflow.db")
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
@@ -134,7 +131,8 @@ def test_a_worse_challenger_is_refused_and_force_is_recorded(tmp_path, store, lo
     assert within.promoted and not within.forced
     tracking.rollback(tracking_uri=store)
 
-    forced = tracking.promote("worse", force=True, reason="hotfix labels", tracking_uri=store)
+    forced = tracking.promote("worse", force=True, reason="hotfix labels", tracking_uri=store,
+                              user="tester")
     assert forced.promoted and forced.forced
     mv = tracking.current_champion(mc)
     assert mv.tags["bundle_id"] == "worse" and mv.tags["forced"] == "true"
@@ -182,8 +180,11 @@ def test_unknown_version_is_a_clear_error(tmp_path, store, log_run):
         tracking.promote("7", tracking_uri=store)
 
 
-def test_cli_promote_refuses_then_forces_and_rolls_back(tmp_path, store, log_run, capsys):
+def test_cli_promote_refuses_then_forces_and_rolls_back(tmp_path, store, log_run, capsys,
+                                                        monkeypatch):
     from triage_cli import main
+
+    monkeypatch.setenv("TRIAGE_MODELS_DIR", str(tmp_path / "models"))  # the pointer the CLI moves
     log_run("good", 0.9)
     log_run("worse", 0.7)
     common = ["--tracking-uri", store]
@@ -252,11 +253,18 @@ def test_shared_holdout_rows_are_unseen_by_both_splits():
     assert set(both) <= set(same) and 0.02 < len(both) / len(texts) < 0.07  # ≈ 0.2 × 0.2
 
 
-def test_default_store_honours_the_environment(monkeypatch, tmp_path):
+def test_the_command_resolves_the_store_from_settings_and_the_library_reads_none(monkeypatch,
+                                                                                 tmp_path):
+    from triage_cli import workspace
+
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("TRIAGE_HOME", str(tmp_path))
-    assert tracking.default_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert workspace.tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert workspace.models_dir() == tmp_path / "models"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////srv/ml/other.db")
-    assert tracking.default_tracking_uri() == "sqlite:////srv/ml/other.db"
+    assert workspace.tracking_uri() == "sqlite:////srv/ml/other.db"
+    assert workspace.tracking_uri("http://given") == "http://given"
+    monkeypatch.chdir(tmp_path / "..")
+    assert tracking.default_tracking_uri() == f"sqlite:///{tmp_path.parent}/mlflow.db"  # cwd, no env
     assert tracking.artifact_location_for("sqlite:////srv/ml/other.db") == "file:///srv/ml/mlruns"
     assert tracking.artifact_location_for("http://mlflow:5000") is None  # the server decides

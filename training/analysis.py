@@ -4,8 +4,8 @@ The notebooks in ``notebooks/`` only call these functions and show what they ret
 no feature or metric code lives in a notebook (where it would drift from training) and the
 test suite, which executes the notebooks, exercises exactly this code.
 
-Inputs come from the environment so the same notebook runs on the demo corpus, the
-shared data or a customer export without editing it:
+Inputs come from the environment (the notebook passes ``os.environ``) so the same notebook
+runs on the demo corpus, the shared data or a customer export without editing it:
 
 ``TRIAGE_NOTEBOOK_DATA`` / ``TRIAGE_NOTEBOOK_MAPPING``
     export and column mapping (default: ``data/demo/tickets.csv`` + ``data/demo/mapping.yaml``)
@@ -18,7 +18,6 @@ shared data or a customer export without editing it:
 """
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from triage.bundle import split_of, thresholds_of
 from triage.classifiers import predict_labelled
 
 from .mapping import Dataset, load_export, load_mapping
@@ -50,15 +50,20 @@ class NotebookInputs:
                 "candidates": self.candidates, "heads": self.heads, "progress": False}
 
 
-def _root() -> Path:
-    from .tracking import project_root
-    return project_root()
+def demo_folder(start: Path) -> Path:
+    """``data/demo`` of the project holding ``start`` (the notebook's folder or a checkout)."""
+    for folder in (start, *start.parents):
+        if (folder / "data" / "demo" / "mapping.yaml").exists():
+            return folder / "data" / "demo"
+    return start / "data" / "demo"
 
 
-def notebook_inputs() -> NotebookInputs:
-    """What the notebooks read, from ``TRIAGE_NOTEBOOK_*`` (see the module docstring)."""
-    env = os.environ.get
-    demo = _root() / "data" / "demo"
+def notebook_inputs(environ: Mapping[str, str], start: Path | None = None) -> NotebookInputs:
+    """What the notebooks read, from ``TRIAGE_NOTEBOOK_*`` in ``environ`` (see the module
+    docstring); the notebook passes ``os.environ`` and the demo corpus is searched from
+    ``start`` (default: the working directory) upwards, never from this package's location."""
+    env = environ.get
+    demo = demo_folder(Path(start) if start else Path.cwd())
     data = Path(env("TRIAGE_NOTEBOOK_DATA") or demo / "tickets.csv")
     mapping = Path(env("TRIAGE_NOTEBOOK_MAPPING") or demo / "mapping.yaml")
     for what, path in (("data", data), ("mapping", mapping)):
@@ -178,11 +183,10 @@ def holdout_predictions(bundle: Path, inputs: NotebookInputs, head: str) -> pd.D
     from triage.predict import Triager
     from triage.thresholds import decide
 
-    from .pipeline import assign_splits
+    from .pipeline import DEFAULT_FRACTIONS, assign_splits
     tri = Triager.from_bundle(bundle)
     ds = load_dataset(inputs)
-    cfg = tri.manifest.get("config") or {}
-    splits = assign_splits(ds.texts, cfg.get("fractions") or (0.7, 0.1, 0.2), cfg.get("seed", 0))
+    splits = assign_splits(ds.texts, *split_of(tri.manifest, DEFAULT_FRACTIONS))
     rows = [i for i, (v, s) in enumerate(zip(ds.labels[head], splits))
             if v is not None and s == "holdout"]
     model = tri.models[head]
@@ -192,7 +196,7 @@ def holdout_predictions(bundle: Path, inputs: NotebookInputs, head: str) -> pd.D
     pred = [classes[j] for j in picked]
     order = np.argsort(-proba, axis=1)
     order = np.asarray([[j] + [c for c in row if c != j] for j, row in zip(picked, order)])
-    thresholds = tri.manifest["heads"][head].get("thresholds") or {}
+    thresholds = thresholds_of(tri.manifest, head)
     explain = model.explain(X, pred, k=5) if hasattr(model, "explain") else [[]] * len(rows)
     return pd.DataFrame({
         "row": [ds.source_rows[i] for i in rows], "text": [ds.texts[i] for i in rows],

@@ -13,9 +13,10 @@ SAME frozen holdout (so the numbers are comparable without any re-keying):
   that precision, read off the precision–coverage curve) may not fall by more than
   ``coverage_tolerance``: that is the work the model takes off agents.
 
-:func:`training.tracking.promote` keeps its own macro-F1 check (used by ``triage promote``);
-a retrain hands it the same frozen-holdout macro-F1 so both agree, and the extra checks
-(ECE, coverage) live only here.
+This is the only gate. :func:`training.tracking.promote` moves the MLflow alias: a retrain
+hands it the decision taken here on the frozen holdout, and ``triage promote`` (no retrain
+table) has tracking gather both versions' macro-F1 on a common holdout and judge them with
+:func:`decide` too (ECE and coverage are then unknown and cannot regress).
 """
 from __future__ import annotations
 

@@ -9,13 +9,13 @@ bundle was fitted or calibrated on them, whatever export each was trained on.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from sklearn.metrics import f1_score
 
+from triage.bundle import bundle_encoder_ref, split_of
 from triage.encoder import CachedEncoder, load_encoder
 from triage.predict import Triager
 
@@ -27,8 +27,7 @@ MIN_SHARED_ROWS = 30
 
 def _triager(path: Path) -> Triager:
     """MiniLM bundles reuse the on-disk embedding cache (scoring re-embeds the export)."""
-    manifest = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
-    ref = manifest.get("encoder") or {}
+    ref = bundle_encoder_ref(path) or {}
     encoder = CachedEncoder(load_encoder(ref)) if ref.get("kind") == "minilm" else None
     return Triager.from_bundle(path, encoder=encoder)
 
@@ -37,9 +36,7 @@ def shared_holdout_rows(texts: Sequence[str], triagers: Sequence[Triager]) -> np
     """Indices of the rows every bundle's own split puts in its holdout."""
     keep = np.ones(len(texts), dtype=bool)
     for tri in triagers:
-        cfg = tri.manifest.get("config") or {}
-        keep &= assign_splits(texts, cfg.get("fractions") or DEFAULT_FRACTIONS,
-                              cfg.get("seed", 0)) == "holdout"
+        keep &= assign_splits(texts, *split_of(tri.manifest, DEFAULT_FRACTIONS)) == "holdout"
     return np.flatnonzero(keep)
 
 

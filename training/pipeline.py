@@ -24,14 +24,16 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from triage.bundle import git_sha, new_bundle_id, write_bundle
+from triage.bundle import (bundle_encoder_ref, git_sha, new_bundle_id, split_of, thresholds_of,
+                           write_bundle)
 from triage.classifiers import (KINDS, Features, TextHead, fit_candidates, fit_parts,
                                 macro_f1_idx, make_reference, predict_labelled)
 from triage.features import available_groups, context_strings, requester_history
 from triage.encoder import CachedEncoder, Encoder, HashingEncoder, MiniLMEncoder, load_encoder
 from triage.reports.confidence import holdout_scores
 from triage.reports.drift import text_profile
-from triage.thresholds import ThresholdRule, choose_thresholds, min_rows_for
+from triage.thresholds import (SUGGEST_PRECISION, TARGET_PRECISION, ThresholdRule,
+                               choose_thresholds, min_rows_for)
 
 from .evaluation import head_metrics, reference_metrics
 from .mapping import Dataset, Mapping as ColumnMapping, load_export, load_mapping
@@ -48,8 +50,8 @@ class TrainConfig:
 
     data_path: str
     mapping_path: str
-    target_precision: float = 0.95
-    suggest_precision: float = 0.60
+    target_precision: float = TARGET_PRECISION
+    suggest_precision: float = SUGGEST_PRECISION
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
     seed: int = 0
     cv: int = 5
@@ -126,10 +128,10 @@ def resolve_encoder(encoder: Encoder | str | None) -> Encoder:
 
 # ---------------------------------------------------------------------------- training
 def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path | None, *,
-          encoder: Encoder | str | None = None, target_precision: float = 0.95,
+          encoder: Encoder | str | None = None, target_precision: float = TARGET_PRECISION,
           heads: Sequence[str] | None = None, candidates: Sequence[str] = KINDS,
           fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0, cv: int = 5,
-          suggest_precision: float = 0.60, class_weight: str | None = "balanced",
+          suggest_precision: float = SUGGEST_PRECISION, class_weight: str | None = "balanced",
           progress: bool = True, n_threads: int = 1,
           context_groups: Sequence[str] | None = None) -> TrainResult:
     """Train every head of the mapping and (when ``out_dir`` is given) write the bundle.
@@ -469,16 +471,19 @@ def evaluate_bundle(bundle_path: str | Path, data_path: str | Path, mapping_path
     """
     from triage.predict import Triager
 
-    tri = Triager.from_bundle(bundle_path, encoder=None if encoder is None
-                              else resolve_encoder(encoder))
-    ref = tri.manifest.get("encoder") or {}
-    if encoder is None and ref.get("kind") == "minilm":
-        tri = Triager(tri._bundle, encoder=CachedEncoder(load_encoder(ref)))  # reuse cached vectors
+    ref = bundle_encoder_ref(bundle_path) or {}
+    if encoder is not None:
+        enc = resolve_encoder(encoder)
+    elif ref.get("kind") == "minilm":
+        enc = CachedEncoder(load_encoder(ref))  # reuse cached vectors
+    else:
+        enc = None
+    tri = Triager.from_bundle(bundle_path, encoder=enc)
     mapping = load_mapping(mapping_path)
     data = load_export(data_path, mapping)
-    cfg = tri.manifest.get("config") or {}
-    splits = assign_splits(data.texts, fractions or cfg.get("fractions") or DEFAULT_FRACTIONS,
-                           cfg.get("seed", 0) if seed is None else seed)
+    trained_fractions, trained_seed = split_of(tri.manifest, DEFAULT_FRACTIONS)
+    splits = assign_splits(data.texts, fractions or trained_fractions,
+                           trained_seed if seed is None else seed)
     keep = np.ones(len(data), bool) if split == "all" else splits == split
     with threadpool_limits(1):
         rows = np.flatnonzero(keep)
@@ -492,7 +497,7 @@ def evaluate_bundle(bundle_path: str | Path, data_path: str | Path, mapping_path
                 continue
             y = [data.labels[name][rows[j]] for j in has]
             proba, picked = predict_labelled(model, X.take(has))
-            thresholds = tri.manifest["heads"][name].get("thresholds") or {}
+            thresholds = thresholds_of(tri.manifest, name)
             heads[name] = {"chosen": tri.manifest["heads"][name].get("kind"),
                            "metrics": head_metrics(y, proba, [str(c) for c in model.classes_],
                                                    thresholds, pred_idx=picked),

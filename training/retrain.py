@@ -26,15 +26,17 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from triage.bundle import thresholds_of
+from triage.champion import champion_bundle, pointer_file, read_pointer, write_pointer
 from triage.classifiers import predict_labelled
 from triage.errors import TriageError
+from triage.thresholds import TARGET_PRECISION
 
-from triage.champion import champion_bundle, pointer_file, read_pointer, write_pointer
 from .evaluation import head_metrics
 from .gate import GateConfig, GateDecision, decide
 from .mapping import load_export, load_mapping
@@ -103,7 +105,7 @@ def score_bundle(bundle: Path, texts: Sequence[str], labels: dict[str, list], ro
             y = [str(labels[head][rows[j]]) for j in has]
             proba, picked = predict_labelled(model, X.take(has))
             classes = [str(c) for c in model.classes_]
-            thresholds = (tri.manifest["heads"].get(head) or {}).get("thresholds") or {}
+            thresholds = thresholds_of(tri.manifest, head)
             m = head_metrics(y, proba, classes, thresholds, pred_idx=picked)
             applied = (m.get("at_thresholds") or {}).get("applied") or {}
             out[head] = {"n": m["n"], "macro_f1": m["macro_f1"], "ece_15": m["ece_15"],
@@ -160,7 +162,7 @@ def retrain(models: str | Path, *, store=None, data: str | Path | None = None,
             gate: GateConfig = GateConfig(), without_flagged: bool = False,
             candidates: Sequence[str] | None = None, cv: int | None = None,
             tracking_uri: str | None = None, log_mlflow: bool = True, reason: str | None = None,
-            progress: bool = False) -> RetrainResult:
+            progress: bool = False, fleet_database: str | None = None) -> RetrainResult:
     """One retrain: gather, train, compare on the frozen holdout, gate, maybe promote."""
     models = Path(models)
     champ = champion_bundle(models)
@@ -183,7 +185,7 @@ def retrain(models: str | Path, *, store=None, data: str | Path | None = None,
                                 "class_weight": cfg.get("class_weight")}.items() if v is not None}
     result = train(export, mapping, models, encoder=enc if enc is not None else
                    (cfg.get("encoder") or {}).get("kind"), fractions=fractions, seed=seed,
-                   target_precision=float(cfg.get("target_precision", 0.95)),
+                   target_precision=float(cfg.get("target_precision", TARGET_PRECISION)),
                    progress=progress, **kwargs)
     if result.bundle_path is None:
         raise TriageError("the challenger trained no head (too few labelled rows?)")
@@ -191,13 +193,14 @@ def retrain(models: str | Path, *, store=None, data: str | Path | None = None,
                             bundle_id=champ.name if champ else result.bundle_id,
                             fractions=fractions, seed=seed)
     tables, extra = compare(champ, Path(result.bundle_path), export, cmap, frozen,
-                            float(cfg.get("target_precision", 0.95)), fractions, seed, enc)
+                            float(cfg.get("target_precision", TARGET_PRECISION)), fractions, seed, enc)
     decision = decide(tables["frozen_holdout"], gate) if champ else GateDecision(True)
     out = RetrainResult(result.bundle_id, str(result.bundle_path), champ.name if champ else None,
                         decision, tables, forced=force and not decision.passed,
                         data={**info, **extra, "export": str(export)})
     if log_mlflow:
-        out.mlflow = _log_and_maybe_promote(result, out, tracking_uri, models, reason)
+        out.mlflow = _log_and_maybe_promote(result, out, tracking_uri, models, reason,
+                                            fleet_database)
     elif decision.passed or force:
         out.promoted = _promote_pointer_only(models, out)
     _append_log(models, out)
@@ -248,7 +251,8 @@ def compare(champ: Path | None, chall: Path, export: Path, cmap, frozen: dict, t
 
 
 # ---------------------------------------------------------------------------- bookkeeping
-def _log_and_maybe_promote(result, out: RetrainResult, tracking_uri, models: Path, reason) -> dict:
+def _log_and_maybe_promote(result, out: RetrainResult, tracking_uri, models: Path, reason,
+                           fleet_database: str | None = None) -> dict:
     from . import tracking
 
     run_id = tracking.log_training_run(result, tracking_uri=tracking_uri)
@@ -258,26 +262,13 @@ def _log_and_maybe_promote(result, out: RetrainResult, tracking_uri, models: Pat
     info = {"run_id": run_id, "version": str(version.version)}
     if not (out.decision.passed or out.forced):
         return info
-    scores = {name: {h: (r.get(side) or {}).get("macro_f1") for h, r in
-                     out.table["frozen_holdout"].items() if (r.get(side) or {}).get("macro_f1")
-                     is not None} for name, side in (("champion", "champion"),
-                                                     ("challenger", "challenger"))}
-
-    def evaluate(*paths):
-        """tracking's evaluator: (challenger, champion) folders → both scores on the frozen
-        holdout (older signature: one folder → its scores)."""
-        pick = [scores["challenger"] if Path(p).name == out.challenger_id else scores["champion"]
-                for p in paths]
-        return tuple(pick) if len(pick) > 1 else pick[0]
-
     why = reason or ("retrain --force over: " + "; ".join(out.decision.reasons) if out.forced
                      else None)
     try:
-        res = tracking.promote(version.version, force=out.forced or False,
-                               margin=out.decision.config.get("margin", 0.01), reason=why,
-                               evaluate=evaluate, tracking_uri=tracking_uri,
-                               champion_file=pointer_file(models))
-    except tracking.PromotionRefused as exc:  # tracking's own check disagreed: keep its word
+        res = tracking.promote(version.version, force=out.forced or False, reason=why,
+                               decision=out.decision, tracking_uri=tracking_uri,
+                               champion_file=pointer_file(models), fleet_database=fleet_database)
+    except tracking.PromotionRefused as exc:  # defensive: a passed or forced decision is not refused
         out.decision.passed = False
         out.decision.reasons += [f"tracking: {r}" for r in exc.result.reasons]
         info["promotion"] = exc.result.to_dict()

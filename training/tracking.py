@@ -40,7 +40,6 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import os
 import re
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -51,7 +50,7 @@ from typing import Any, Callable, Mapping
 from triage.champion import POINTER_NAME, read_pointer, write_pointer
 from triage.errors import NotFound, TriageError
 
-from .champion import models_dir
+from .gate import GateConfig, GateDecision, decide
 from .tracking_fields import flat_metrics, flat_params, holdout_key, holdout_scores
 
 log = logging.getLogger(__name__)
@@ -91,16 +90,11 @@ class PromotionResult:
 
 # ---- store location ---------------------------------------------------------------------------
 
-def project_root() -> Path:
-    """``TRIAGE_HOME``, else this checkout (editable install), else the working directory."""
-    if os.environ.get("TRIAGE_HOME"):
-        return Path(os.environ["TRIAGE_HOME"])
-    here = Path(__file__).resolve().parents[1]
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
-
-
-def default_tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+def default_tracking_uri(home: str | Path | None = None) -> str:
+    """``sqlite:///<home>/mlflow.db`` (home: the working directory). The ``triage`` command
+    passes ``MLFLOW_TRACKING_URI`` or ``TRIAGE_HOME`` from the settings; nothing here reads
+    the environment."""
+    return f"sqlite:///{Path(home) if home else Path.cwd()}/mlflow.db"
 
 
 def artifact_location_for(tracking_uri: str) -> str | None:
@@ -136,7 +130,7 @@ def _experiment_id(mc, name: str, artifact_location: str | None) -> str:
 def _unpack(result_or_report, bundle_path, config, report_dir):
     """Accept a TrainResult-like object (``.report``, ``.bundle_path``, ...) or a report dict."""
     obj = result_or_report
-    report = obj if isinstance(obj, Mapping) else getattr(obj, "report")
+    report = obj if isinstance(obj, Mapping) else obj.report
     bundle = bundle_path or getattr(obj, "bundle_path", None) or getattr(obj, "bundle_dir", None)
     if bundle is None:
         raise TriageError("log_training_run needs the bundle folder (bundle_path=...)")
@@ -228,7 +222,7 @@ def _user(user: str | None) -> str:
     if user:
         return user
     try:
-        return os.environ.get("TRIAGE_USER") or getpass.getuser()
+        return getpass.getuser()  # the command passes TRIAGE_USER as ``user``
     except Exception:  # no passwd entry in some containers
         return "unknown"
 
@@ -276,11 +270,13 @@ def bundle_local_path(mv) -> str:
 
 
 def compare(challenger, champion, *, margin: float = 0.0, evaluate: Evaluator | None = None):
-    """Per-head macro-F1 of both on a common holdout; returns (comparison, reasons).
+    """Per-head macro-F1 of both on a common holdout, judged by :func:`training.gate.decide`;
+    returns (comparison, reasons).
 
     Same holdout key: the stored scores are comparable as they are. Otherwise ``evaluate``
     (challenger folder, champion folder → their {head: macro-F1} on tickets neither has
-    seen) scores both; without it nothing fair can be said, so the gate refuses.
+    seen) scores both; without it nothing fair can be said, so the promotion is refused.
+    This function only gathers the numbers: the rule is the gate's.
     """
     if challenger.tags.get("holdout_key") == champion.tags.get("holdout_key"):
         mine, theirs = _scores(challenger), _scores(champion)
@@ -293,25 +289,29 @@ def compare(challenger, champion, *, margin: float = 0.0, evaluate: Evaluator | 
     else:
         return {}, ["the champion was evaluated on another holdout: pass an export to score "
                     "both on tickets neither has seen, or force"]
-    comparison, reasons = {}, []
-    for head, champ_f1 in theirs.items():
-        new = mine.get(head)
-        comparison[head] = {"challenger": new, "champion": champ_f1,
-                            "delta": None if new is None else new - champ_f1}
-        if new is None:
-            reasons.append(f"{head}: the champion has this head, the challenger does not")
-        elif new < champ_f1 - margin:
-            reasons.append(f"{head}: macro-F1 {new:.4f} < champion {champ_f1:.4f}"
-                           + (f" - margin {margin}" if margin else ""))
-    return comparison, reasons
+    table = {head: {"champion": {"macro_f1": champ_f1},
+                    "challenger": None if mine.get(head) is None else {"macro_f1": mine[head]}}
+             for head, champ_f1 in theirs.items()}
+    decision = decide(table, GateConfig(margin=margin))
+    comparison = {head: {"challenger": mine.get(head), "champion": champ_f1,
+                         "delta": None if mine.get(head) is None else mine[head] - champ_f1}
+                  for head, champ_f1 in theirs.items()}
+    return comparison, decision.reasons
 
 
 def promote(version_or_bundle, *, force: bool = False, margin: float = 0.0,
             reason: str | None = None, user: str | None = None,
             evaluate: Evaluator | None = None,
             tracking_uri: str | None = None, model_name: str = DEFAULT_MODEL_NAME,
-            champion_file: Path | None = None) -> PromotionResult:
-    """Move the ``champion`` alias to a version unless it is worse; raises PromotionRefused."""
+            champion_file: Path | None = None,
+            decision: GateDecision | None = None,
+            fleet_database: str | None = None) -> PromotionResult:
+    """Move the ``champion`` alias to a version unless the gate refuses; raises PromotionRefused.
+
+    The gate is :mod:`training.gate`: a caller that already judged the challenger there (a
+    retrain, on the frozen holdout) passes its ``decision``; otherwise the stored (or
+    ``evaluate``d) macro-F1 of both versions go through :func:`training.gate.decide`.
+    """
     mc, uri = client(tracking_uri)
     mv = find_version(mc, model_name, version_or_bundle)
     old = current_champion(mc, model_name)
@@ -321,8 +321,11 @@ def promote(version_or_bundle, *, force: bool = False, margin: float = 0.0,
         result.promoted, result.previous = True, old.tags.get("previous_champion")
         result.reasons.append("already the champion")
         return result
-    if old is not None:
+    if old is not None and decision is not None:
+        result.reasons = list(decision.reasons)
+    elif old is not None:
         result.comparison, result.reasons = compare(mv, old, margin=margin, evaluate=evaluate)
+    if old is not None:
         if result.reasons and not force:
             raise PromotionRefused(f"version {mv.version} not promoted: " + "; ".join(result.reasons),
                                    result)
@@ -337,13 +340,14 @@ def promote(version_or_bundle, *, force: bool = False, margin: float = 0.0,
         mc.set_model_version_tag(model_name, mv.version, key, value)
     result.promoted = True
     result.champion_file = str(_write_pointer(mc, uri, model_name, mv, old, when, who, force,
-                                              reason, champion_file))
+                                              reason, champion_file,
+                                              fleet_database=fleet_database))
     return result
 
 
 def rollback(*, reason: str | None = None, user: str | None = None,
              tracking_uri: str | None = None, model_name: str = DEFAULT_MODEL_NAME,
-             champion_file: Path | None = None) -> PromotionResult:
+             champion_file: Path | None = None, fleet_database: str | None = None) -> PromotionResult:
     """Give the ``champion`` alias back to the version it replaced (repeatable down the chain)."""
     mc, uri = client(tracking_uri)
     cur = current_champion(mc, model_name)
@@ -360,7 +364,7 @@ def rollback(*, reason: str | None = None, user: str | None = None,
     older = mc.get_model_version(model_name, before) if before else None
     path = _write_pointer(mc, uri, model_name, prev, older, when, who, False,
                           reason or f"rollback from version {cur.version}", champion_file,
-                          action="rollback")
+                          action="rollback", fleet_database=fleet_database)
     return PromotionResult(True, str(prev.version), prev.tags.get("bundle_id"),
                            previous=before or None, reasons=[f"rolled back from {cur.version}"],
                            champion_file=str(path))
@@ -385,9 +389,15 @@ def registered_bundle(version_or_bundle=None, *, tracking_uri: str | None = None
                                    tracking_uri=tracking_uri or default_tracking_uri()))
 
 
+def _models_dir_of(mv) -> Path:
+    """The folder holding the registered bundle (where its pointer belongs), else ``models``."""
+    local = Path(bundle_local_path(mv))
+    return local.parent if local.is_dir() else Path("models")
+
+
 def _write_pointer(mc, uri, model_name, mv, old, when, who, forced, reason, champion_file,
-                   action: str = "promote") -> Path:
-    target = Path(champion_file) if champion_file else models_dir(project_root()) / POINTER_NAME
+                   action: str = "promote", fleet_database: str | None = None) -> Path:
+    target = Path(champion_file) if champion_file else _models_dir_of(mv) / POINTER_NAME
     info = {"bundle_id": mv.tags.get("bundle_id"),
             "path": bundle_local_path(mv),
             "mlflow": {"model": model_name, "version": str(mv.version), "run_id": mv.run_id,
@@ -397,18 +407,17 @@ def _write_pointer(mc, uri, model_name, mv, old, when, who, forced, reason, cham
                                                   "path": bundle_local_path(old),
                                                   "version": str(old.version)}}
     written = write_pointer(info, target)
-    publish_to_fleet(info, action=action)
+    publish_to_fleet(info, fleet_database, action=action)
     return written
 
 
-def publish_to_fleet(info: dict, action: str = "promote") -> bool:
+def publish_to_fleet(info: dict, url: str | None, action: str = "promote") -> bool:
     """Publish the new champion in the fleet's database (``triage.store.fleet``), when one is set.
 
-    ``TRIAGE_DATABASE_URL`` names the database every server of the desk uses; servers with
-    ``TRIAGE_FOLLOW_CHAMPION`` set swap to the bundle within their poll interval. Without
-    the variable (one machine, local files) nothing is published.
+    ``url`` is the database every server of the desk uses (``TRIAGE_DATABASE_URL``, passed in
+    by the command); servers with ``TRIAGE_FOLLOW_CHAMPION`` set swap to the bundle within
+    their poll interval. Without it (one machine, local files) nothing is published.
     """
-    url = os.environ.get("TRIAGE_DATABASE_URL")
     if not url:
         return False
     from triage.store import Store

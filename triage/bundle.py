@@ -156,6 +156,42 @@ def read_manifest(path: str | Path) -> dict:
     return manifest
 
 
+# ---------------------------------------------------------------- manifest accessors
+# The one reading of the manifest's fields (format version ``FORMAT_VERSION``, checked by
+# ``read_manifest``); training, serving and reports call these instead of guessing keys.
+def encoder_ref(manifest: Mapping[str, Any]) -> dict | None:
+    """The encoder the heads were trained with (``{"kind": ...}``), or None for TF-IDF only."""
+    ref = manifest.get("encoder")
+    return dict(ref) if isinstance(ref, Mapping) and ref.get("kind") else None
+
+
+def created_at(manifest: Mapping[str, Any]) -> str | None:
+    """When the bundle was written (ISO 8601, UTC)."""
+    return manifest.get("created_at")
+
+
+def head_metrics(manifest: Mapping[str, Any]) -> dict[str, dict]:
+    """Holdout metrics per head (accuracy, macro-F1, ECE, decisions at the thresholds)."""
+    return {name: dict(entry.get("metrics") or {})
+            for name, entry in (manifest.get("heads") or {}).items()}
+
+
+def thresholds_of(manifest: Mapping[str, Any], head: str) -> dict[str, dict]:
+    """Per-class ``{"apply": x, "suggest": y}`` thresholds of one head ({} for an unknown head)."""
+    return dict(((manifest.get("heads") or {}).get(head) or {}).get("thresholds") or {})
+
+
+def split_of(manifest: Mapping[str, Any], default_fractions: Any) -> tuple[Any, int]:
+    """(fractions, seed) of the train/calibration/holdout split the bundle was trained on."""
+    config = manifest.get("config") or {}
+    return config.get("fractions") or default_fractions, int(config.get("seed", 0))
+
+
+def bundle_encoder_ref(path: str | Path) -> dict | None:
+    """``encoder_ref`` of a bundle folder, read without unpickling anything."""
+    return encoder_ref(read_manifest(path))
+
+
 def check_versions(manifest: Mapping[str, Any], path: Path) -> None:
     """Refuse a bundle pickled under another scikit-learn: its objects may not load as trained."""
     import sklearn

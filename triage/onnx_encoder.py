@@ -27,6 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .cache_dir import cache_dir
+
 log = logging.getLogger(__name__)
 OPSET = 17
 
@@ -47,7 +49,7 @@ def weights_key(src: Path) -> str:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("TRIAGE_CACHE_DIR", Path.home() / ".cache" / "triage")) / "onnx"
+    return cache_dir() / "onnx"
 
 
 def export_fp32(src: Path, target: Path) -> Path:
@@ -146,7 +148,7 @@ class OnnxMiniLMEncoder:
                 tok.no_padding()
                 tok.enable_truncation(self.max_tokens)
                 opts = ort.SessionOptions()
-                opts.intra_op_num_threads = self.threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+                opts.intra_op_num_threads = self.threads or 0  # 0: ONNX Runtime decides
                 opts.inter_op_num_threads = 1
                 path = ensure_model(self.int8)
                 self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

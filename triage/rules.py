@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import NoReturn
 
 from .configfile import LList, LMap, line_of, load_yaml
 from .errors import ConfigError
@@ -75,7 +76,7 @@ class _Parser:
     def __init__(self, file: str) -> None:
         self.file = file
 
-    def fail(self, reason: str, line: int | None):
+    def fail(self, reason: str, line: int | None) -> NoReturn:
         raise ConfigError(reason, file=self.file, line=line)
 
     def mapping(self, value, line, what: str, allowed: set[str] | None = None) -> LMap:

@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        from . import workspace
+
+        workspace.configure()  # unknown TRIAGE_* names stop here, before any work
         return int(args.func(args) or 0)
     except TriageError as exc:
         print(f"triage {args.command}: error: {exc}", file=sys.stderr)

@@ -33,7 +33,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="registered model name in MLflow (default: triage)")
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else "
-                        "sqlite:///<project>/mlflow.db)")
+                        "sqlite:///<TRIAGE_HOME or working dir>/mlflow.db)")
     p.add_argument("--champion-file", type=Path, default=None,
                    help="pointer file to rewrite (default: <TRIAGE_MODELS_DIR or models>/CHAMPION)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -120,6 +120,10 @@ def run_promote(args: argparse.Namespace) -> int:
     if args.force and not args.reason:
         print("triage promote: error: --force needs --reason (it is recorded)", file=sys.stderr)
         return 2
+    from . import workspace
+
+    args.tracking_uri = workspace.tracking_uri(args.tracking_uri)
+    args.champion_file = workspace.champion_file(args.champion_file)
     mc, _ = tracking.client(args.tracking_uri)
     mv = tracking.find_version(mc, args.model_name, args.version)
     evaluate = holdout_evaluator(tracking.bundle_local_path(mv), args.data, args.mapping)
@@ -127,7 +131,8 @@ def run_promote(args: argparse.Namespace) -> int:
         result = tracking.promote(mv.version, force=args.force, margin=args.margin,
                                   reason=args.reason, evaluate=evaluate,
                                   tracking_uri=args.tracking_uri, model_name=args.model_name,
-                                  champion_file=args.champion_file)
+                                  champion_file=args.champion_file, user=workspace.user(),
+                                  fleet_database=workspace.setting("TRIAGE_DATABASE_URL") or None)
     except tracking.PromotionRefused as exc:
         _print(exc.result, args.json)
         print(f"triage promote: refused: {exc} (use --force --reason ... to override)",
@@ -140,7 +145,11 @@ def run_promote(args: argparse.Namespace) -> int:
 def run_rollback(args: argparse.Namespace) -> int:
     from training import tracking
 
-    result = tracking.rollback(reason=args.reason, tracking_uri=args.tracking_uri,
-                               model_name=args.model_name, champion_file=args.champion_file)
+    from . import workspace
+
+    result = tracking.rollback(reason=args.reason, tracking_uri=workspace.tracking_uri(args.tracking_uri),
+                               model_name=args.model_name, user=workspace.user(),
+                               champion_file=workspace.champion_file(args.champion_file),
+                               fleet_database=workspace.setting("TRIAGE_DATABASE_URL") or None)
     _print(result, args.json)
     return 0

@@ -9,11 +9,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO_DATA = REPO / "data" / "demo" / "tickets.csv"
-DEMO_MAPPING = REPO / "data" / "demo" / "mapping.yaml"
-DEMO_DESK = REPO / "data" / "demo" / "desk.yaml"
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -23,7 +18,9 @@ def register(subparsers) -> None:
                     "report; then serve the API and pages on http://HOST:PORT under gunicorn.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--models", type=Path, default=REPO / "models", help="bundle folder (default models/)")
+    p.add_argument("--models", type=Path, default=None,
+                   help="bundle folder (default: TRIAGE_MODELS_DIR, else models/ under TRIAGE_HOME "
+                        "or the working directory)")
     p.add_argument("--encoder", choices=["minilm", "hashing"], default="minilm",
                    help="encoder for a newly trained demo bundle (default minilm)")
     p.add_argument("--no-serve", action="store_true", help="train and report only; do not serve")
@@ -42,6 +39,14 @@ def existing_bundles(models: Path) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from triage.errors import ConfigError
+
+    from . import workspace
+
+    args.models = workspace.models_dir(args.models)
+    if not (workspace.demo_dir() / "tickets.csv").exists():
+        raise ConfigError(f"the demo corpus is not at {workspace.demo_dir()}: run quickstart from "
+                          "the project folder (the checkout) or set TRIAGE_HOME to it")
     bundles = existing_bundles(args.models)
     if bundles:
         print(f"triage quickstart: using the bundles in {args.models} (newest {bundles[-1].name}); "
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from triage_cli import serve
 
     os.environ["TRIAGE_MODELS_DIR"] = str(args.models.resolve())
-    _demo_secrets(REPO / "var")
+    _demo_secrets(workspace.var_dir())
     if _demo_desk() and not args.no_history:
         _demo_history()
     if args.no_control_group:
@@ -79,7 +84,7 @@ def _demo_secrets(var: Path) -> None:
 
     from service.auth import digest
 
-    var.mkdir(exist_ok=True)
+    var.mkdir(parents=True, exist_ok=True)
     keys_json, keys_txt, secret = var / "demo-keys.json", var / "demo-keys.txt", var / "secret_key"
     if not keys_json.exists():
         plain = {role: secrets.token_urlsafe(24) for role in ("intake", "agent", "admin")}
@@ -130,12 +135,12 @@ def _announce_when_ready(host: str, port: int, timeout: float = 900.0) -> None:
 
 def _demo_history() -> None:
     """A few weeks of desk history in an empty store, so queues and reports show something."""
-    import os
-
     from triage.store import Store
     from triage_cli.demo_seed import seed
 
-    store = Store(os.environ.get("TRIAGE_DATABASE_URL") or None)
+    from . import workspace
+
+    store = Store(workspace.database_url())
     made = seed(store)
     if made:
         _demo_mail_history(store)
@@ -175,27 +180,33 @@ def _demo_desk() -> bool:
     from triage.store import Store
     from triage.store import desk as store_desk
 
-    os.environ.setdefault("TRIAGE_DESK_PATH", str(DEMO_DESK))
-    if os.environ["TRIAGE_DESK_PATH"] != str(DEMO_DESK):
+    from . import workspace
+
+    demo_desk = workspace.demo_dir() / "desk.yaml"
+    os.environ.setdefault("TRIAGE_DESK_PATH", str(demo_desk))
+    if os.environ["TRIAGE_DESK_PATH"] != str(demo_desk):
         return False  # a desk of your own: apply it with 'triage desk apply'
-    store = Store(os.environ.get("TRIAGE_DATABASE_URL") or None)
+    store = Store(workspace.database_url())
     store.upgrade()
     with store.session() as session:
-        changes = store_desk.apply(session, load_desk(DEMO_DESK), actor="quickstart",
-                                   source=str(DEMO_DESK.relative_to(REPO)))
+        changes = store_desk.apply(session, load_desk(demo_desk), actor="quickstart",
+                                   source="data/demo/desk.yaml")
     store.dispose()
-    print(f"triage quickstart: demo desk {DEMO_DESK.relative_to(REPO)}: "
+    print(f"triage quickstart: demo desk {demo_desk}: "
           + (f"{len(changes)} change(s) applied" if changes else "up to date"), flush=True)
     return True
 
 
 def _train_demo(args: argparse.Namespace) -> None:
+    from triage.thresholds import SUGGEST_PRECISION, TARGET_PRECISION
     from triage_cli.train import run_train
+
+    from . import workspace
 
     print("triage quickstart: no bundle yet: training the demo bundle on data/demo/tickets.csv",
           flush=True)
     run_train(argparse.Namespace(
-        data=DEMO_DATA, mapping=DEMO_MAPPING, out=args.models,
-        encoder=args.encoder,
-        target_precision=0.95, suggest_precision=0.60, heads=None, seed=0,
+        data=workspace.demo_dir() / "tickets.csv", mapping=workspace.demo_dir() / "mapping.yaml",
+        out=args.models, encoder=args.encoder,
+        target_precision=TARGET_PRECISION, suggest_precision=SUGGEST_PRECISION, heads=None, seed=0,
         no_tracking=False, json=False))

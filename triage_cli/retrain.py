@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -99,22 +98,23 @@ def _register_label_quality(subparsers) -> None:
 
 
 def _models(args) -> Path:
-    from training.champion import models_dir
-    from training.tracking import project_root
+    from . import workspace
 
-    return Path(args.models) if args.models else models_dir(project_root())
+    return workspace.models_dir(args.models)
 
 
 def open_store(url: str | None):
     """The store when one is configured or the default file exists; None otherwise."""
-    from triage.store import Store, database_url
-    from triage.store.engine import DEFAULT_SQLITE_PATH
+    from triage.store import Store
 
-    if not url and not os.environ.get("TRIAGE_DATABASE_URL") and not DEFAULT_SQLITE_PATH.exists():
+    from . import workspace
+
+    default_file = workspace.var_dir() / "triage.db"
+    if not url and not workspace.setting("TRIAGE_DATABASE_URL") and not default_file.exists():
         log.warning("no store (TRIAGE_DATABASE_URL unset, %s missing): historical export only",
-                    DEFAULT_SQLITE_PATH)
+                    default_file)
         return None
-    store = Store(database_url(url))
+    store = Store(workspace.database_url(url))
     store.upgrade()
     return store
 
@@ -123,11 +123,15 @@ def _job(args, models: Path, store):
     from training.gate import GateConfig
     from training.retrain import notify_reload, render_table, retrain
 
+    from . import workspace
+
     def job():
         out = retrain(models, store=store, data=args.data, mapping=args.mapping,
                       encoder=args.encoder, force=args.force, reason=args.reason,
                       gate=GateConfig(args.margin, args.ece_tolerance, args.coverage_tolerance),
-                      without_flagged=args.without_flagged, tracking_uri=args.tracking_uri,
+                      without_flagged=args.without_flagged,
+                      tracking_uri=workspace.tracking_uri(args.tracking_uri),
+                      fleet_database=workspace.setting("TRIAGE_DATABASE_URL") or None,
                       log_mlflow=not args.no_mlflow)
         if args.json:
             print(json.dumps(out.to_dict(), indent=2, default=str))
@@ -135,7 +139,7 @@ def _job(args, models: Path, store):
             print(render_table(out.table))
             _print_verdict(out)
         if out.promoted and args.reload_url:
-            answer = notify_reload(args.reload_url, os.environ.get("TRIAGE_ADMIN_KEY"))
+            answer = notify_reload(args.reload_url, workspace.setting("TRIAGE_ADMIN_KEY") or None)
             print(f"service reloaded: {answer.get('bundle', {}).get('bundle_id')}")
         return out
     return job

@@ -76,14 +76,16 @@ def _store(args):
 
     if not getattr(args, "verbose", False):
         logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is noise
-    store = Store(args.database)
+    from . import workspace
+
+    store = Store(workspace.database_url(args.database))
     store.upgrade()
     return store
 
 
 def sweep_once(store) -> list[dict]:
     """One pass: escalations in one transaction, then webhook delivery outside it."""
-    from triage.store import clocks, webhooks
+    from triage.store import clocks
 
     from service import settings
     from service.mailer import build, deliver_once
@@ -154,8 +156,10 @@ def run_mail_poll(args) -> int:
     from triage.rules import RuleSet
     from triage.store import attachments, inbox
 
+    from service import settings
+
     store, rules = _store(args), RuleSet.load(os.environ.get("TRIAGE_RULES_PATH") or None)
-    files = attachments.Files(Path(os.environ.get("TRIAGE_ATTACHMENTS_DIR") or "var/attachments"))
+    files = attachments.Files(Path(settings.value("TRIAGE_ATTACHMENTS_DIR")))  # follows TRIAGE_VAR_DIR
     triager = None
     if args.bundle:
         from triage.predict import Triager

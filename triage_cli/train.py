@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from triage.thresholds import SUGGEST_PRECISION, TARGET_PRECISION
+
 EXAMPLES_TRAIN = """examples:
   triage train --data exports/tickets.csv --mapping mapping.yaml
   triage train --data tickets.parquet --mapping mapping.yaml --encoder hashing --out /tmp/models
@@ -50,11 +52,11 @@ def _register_train(subparsers) -> None:
                    help="sentence encoder for the embedding and combined candidates: minilm "
                         "(all-MiniLM-L6-v2, cached on disk), hashing (fast, for tests), none "
                         "(TF-IDF only) (default: minilm)")
-    p.add_argument("--target-precision", type=float, default=0.95,
+    p.add_argument("--target-precision", type=float, default=TARGET_PRECISION,
                    help="precision auto-applied predictions must reach on the calibration "
-                        "split, per class (default: 0.95)")
-    p.add_argument("--suggest-precision", type=float, default=0.60,
-                   help="precision for the lower 'suggest' threshold (default: 0.60)")
+                        f"split, per class (default: {TARGET_PRECISION})")
+    p.add_argument("--suggest-precision", type=float, default=SUGGEST_PRECISION,
+                   help=f"precision for the lower 'suggest' threshold (default: {SUGGEST_PRECISION})")
     p.add_argument("--heads", nargs="+", metavar="HEAD",
                    help="train only these heads of the mapping (default: all)")
     p.add_argument("--seed", type=int, default=0, help="split and model seed (default: 0)")
@@ -118,7 +120,9 @@ def _log_to_mlflow(result) -> None:
     except ImportError:
         return
     try:
-        log_training_run(result, result.bundle_path)
+        from . import workspace
+
+        log_training_run(result, result.bundle_path, tracking_uri=workspace.tracking_uri())
     except Exception as exc:  # the bundle is written; a tracking hiccup must not lose it
         print(f"triage train: warning: MLflow logging failed: {exc}", file=sys.stderr)
 

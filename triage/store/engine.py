@@ -1,7 +1,8 @@
 """The database connection: one :class:`Store` per process, sessions per unit of work.
 
 SQLite is the embedded default (a file under ``var/``), PostgreSQL is what a
-deployment with several service workers uses (``TRIAGE_DATABASE_URL``). The
+deployment with several service workers uses (``TRIAGE_DATABASE_URL``, which the
+entry points resolve and pass in: this module reads no environment). The
 two behave differently under concurrency, so this module smooths the one
 difference that matters for correctness: SQLite transactions start with
 ``BEGIN IMMEDIATE`` so a read-then-write unit of work takes the write lock up
@@ -25,14 +26,13 @@ from sqlalchemy.orm import Session, sessionmaker
 DEFAULT_SQLITE_PATH = Path("var") / "triage.db"
 
 
-def database_url(url: str | None = None) -> str:
-    """The URL to use: explicit argument, else ``TRIAGE_DATABASE_URL``, else the SQLite file."""
+def database_url(url: str | None = None, var_dir: str | Path | None = None) -> str:
+    """The URL to use: the one given (``TRIAGE_DATABASE_URL``, resolved by the entry point),
+    else the SQLite file ``triage.db`` in the runtime folder (``var/`` by default)."""
     if url:
         return url
-    env = os.environ.get("TRIAGE_DATABASE_URL")
-    if env:
-        return env
-    return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    path = Path(var_dir) / "triage.db" if var_dir else DEFAULT_SQLITE_PATH
+    return f"sqlite:///{path}"
 
 
 BUSY_TIMEOUT_S = 30.0
