@@ -38,7 +38,6 @@ from sqlalchemy import insert  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_ann import synthetic  # noqa: E402
 
-from triage.duplicates import find_duplicates  # noqa: E402
 from triage.store import Store, similar  # noqa: E402
 from triage.store.intake import intake  # noqa: E402
 from triage.store.tables import TicketRow, TicketVector  # noqa: E402

@@ -165,6 +165,9 @@ SETTINGS: list[Setting] = [
             "Notebook 03: the head to analyse. Empty: `team` if trained, else the first."),
     Setting("TRIAGE_NOTEBOOK_BUNDLE", "", str,
             "Notebook 03: an existing bundle to analyse. Empty: train one in a temporary folder."),
+    Setting("TRIAGE_SHARED_DATA", "", str,
+            "Benchmarks (`bench/bench_training.py`): folder of the shared evaluation data. "
+            "Empty: `../shared/data` beside the checkout."),
     Setting("TRIAGE_TEST_POSTGRES_URL", "", str,
             "Test suite and `bench/bench_store.py`: the PostgreSQL database to use. Empty: "
             "`postgresql+psycopg://postgres@127.0.0.1:5432/test`."),

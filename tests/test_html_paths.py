@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from service_fixtures import app_config, auth
+from service_fixtures import auth
 from triage.htmltext import as_text, looks_like_html
 
 HTML = ("<html><head><style>p{color:red}</style></head><body><p>Hello,</p>"

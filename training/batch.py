@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 
 from triage.encoder import Encoder, load_encoder
-from triage.text import model_text
 
 log = logging.getLogger("training.batch")
 
