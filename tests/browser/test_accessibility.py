@@ -8,9 +8,6 @@ signed in as the person who uses it, with data on it (tickets, a report, a desk)
 """
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 
 import pytest
 
