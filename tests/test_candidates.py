@@ -114,3 +114,14 @@ def test_refitted_bundle_serves_with_context_and_history(demo_result):
     for field in with_history.values():
         labels = [field["label"]] + [a["label"] for a in field["alternatives"]]
         assert len(labels) == len(set(labels))  # the reported label is never repeated
+
+
+def test_calibration_survives_a_fold_without_some_class():
+    """Rare classes miss whole folds; every calibrator must still score all classes."""
+    rng = np.random.default_rng(3)
+    labels = ["a"] * 40 + ["b"] * 40 + ["rare"] * 2  # some stacker fold trains without it
+    texts = [f"{lab} {lab}x {rng.integers(0, 50)}" for lab in labels]
+    heads = fit_candidates(Features(texts), labels, ("reference", "tfidf"), cv=5)
+    for head in heads.values():
+        proba = head.predict_proba(Features(["rare rarex 1"]))
+        assert proba.shape == (1, 3) and np.isclose(proba.sum(), 1.0)

@@ -239,7 +239,11 @@ class TextHead(ClassifierMixin, BaseEstimator):
         out = np.full((len(y), len(classes)), 1e-9)
         for tr, te in _folds(y, self.cv, self.random_state + 1):
             lr = make().fit(oof[tr], y[tr])
-            out[np.ix_(te, np.searchsorted(classes, lr.classes_))] = lr.predict_proba(oof[te])
+            p = lr.predict_proba(oof[te])
+            if p.shape[1] == len(classes):  # a temperature scores every class, seen or not
+                out[te] = p
+            else:
+                out[np.ix_(te, np.searchsorted(classes, lr.classes_))] = p
         return out / out.sum(axis=1, keepdims=True)
 
     @staticmethod
