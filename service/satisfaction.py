@@ -1,8 +1,9 @@
 """Satisfaction: the one-click rating from the resolution mail and the portal, and its report.
 
 ``GET /rate/<token>?rating=N`` records the rating in one click (the token in
-the mail is the proof; no sign-in), then offers a comment box. The first answer
-counts; a later click shows the answer already given. Signed-in customers rate
+the mail is the proof; no sign-in), then offers a comment box. One answer per
+ticket: a later click shows the answer given, and within an hour of it offers to
+correct it (a button: mail scanners that follow every link answer first). Signed-in customers rate
 on the portal ticket page too. ``/admin/reports/satisfaction`` (and its
 ``.json``) reports per team, agent and category: answers n, mean, the share
 satisfied (4-5) with its 95% Wilson interval.
@@ -42,9 +43,12 @@ def rate(token: str):
         if survey is None:
             return error_page(404, "This rating link is not valid.")
         fresh = rating is not None and surveys.answer(s, survey, rating, now=utcnow())
+        # another rating than the recorded one, soon after it: offer the correction (POST)
+        offer = None if fresh or rating in (None, survey.rating) or survey.answered_at is None \
+            or survey.answered_at <= utcnow() - surveys.CHANGE_WINDOW else rating
         state = {"rating": survey.rating, "comment": survey.comment, "ticket_id": survey.ticket_id}
     return render_template("satisfaction/rate.html", token=token, fresh=fresh, scale=surveys.SCALE,
-                           **state)
+                           offer=offer, **state)
 
 
 @bp.post("/rate/<token>")
@@ -57,6 +61,10 @@ def rate_post(token: str):
             return error_page(404, "This rating link is not valid.")
         if survey.rating is None and rating is not None:
             surveys.answer(s, survey, rating, comment.strip()[:2000], now=utcnow())
+        elif request.form.get("change") == "1" and rating is not None:
+            if not surveys.change(s, survey, rating, now=utcnow()):
+                flash("Your rating can no longer be changed.", "error")
+                return redirect(url_for("satisfaction.rate", token=token))
         elif survey.rating is not None and not survey.comment and comment.strip():
             survey.comment = comment.strip()[:2000]  # the one comment of this answer
     flash("Thank you for your answer.", "ok")

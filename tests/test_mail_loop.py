@@ -142,10 +142,16 @@ def test_received_reply_threading_and_rating_through_real_smtp(app, smtp, tmp_pa
     links = re.findall(r"http://desk\.example(/rate/\S+)", text_of(resolved))
     four = next(link for link in links if link.endswith("rating=4"))
     assert client.get(four).status_code == 200
-    assert client.get(links[0]).status_code == 200  # a second click changes nothing
+    second = client.get(links[0])  # another click does not overwrite the answer...
+    assert second.status_code == 200 and "Change my rating to 5 / 5" in second.text
     with app.app_context(), get_store().session() as s:
         survey = satisfaction.of_ticket(s, ticket_id)
         assert survey.rating == 4
+        assert satisfaction.report(s, "category")[0]["n"] == 1
+    token = re.search(r'name="csrf_token" value="([^"]+)"', second.text).group(1)
+    client.post(four.split("?")[0], data={"csrf_token": token, "rating": "5", "change": "1"})
+    with app.app_context(), get_store().session() as s:  # ...but corrects it, within the hour
+        assert satisfaction.of_ticket(s, ticket_id).rating == 5
         assert satisfaction.report(s, "category")[0]["n"] == 1
     assert deliver(app)["sent"] == 0 and len(handler.messages) == 3
 

@@ -219,3 +219,19 @@ def test_a_new_portal_request_may_carry_files(app):
     assert made.status_code == 302
     ticket_page = customer.get(made.location).text
     assert ">photo.png</a>" in ticket_page
+
+
+def test_a_rating_can_be_corrected_only_within_the_hour(app):
+    from triage.store import satisfaction
+
+    now = datetime.now(timezone.utc)
+    with app.app_context(), get_store().session() as s:
+        row = intake(s, {"subject": "s", "body": "b", "requester": "c@example.com"},
+                     actor="x").ticket
+        survey = satisfaction.request(s, row)
+        assert satisfaction.answer(s, survey, 5, now=now - timedelta(minutes=30))
+        assert not satisfaction.answer(s, survey, 1)  # one answer per ticket
+        assert satisfaction.change(s, survey, 2, now=now) and survey.rating == 2
+        survey.answered_at = now - timedelta(hours=2)
+        s.flush()
+        assert not satisfaction.change(s, survey, 4, now=now) and survey.rating == 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String, Text, select, update
@@ -20,6 +20,9 @@ from triage.store.tables import Base, TicketRow, utcnow
 
 SCALE = (1, 2, 3, 4, 5)
 SATISFIED = 4  # ratings of 4 and 5 count as satisfied (the usual CSAT definition)
+# A one-click answer may be corrected this long after it was given: mail scanners that
+# follow every link record a rating before the customer's own click arrives.
+CHANGE_WINDOW = timedelta(hours=1)
 
 
 class Survey(Base):
@@ -73,6 +76,18 @@ def answer(session: Session, survey: Survey, rating: int, comment: str | None = 
                                                   Survey.rating.is_(None))
                              .values(rating=rating, comment=(comment or None) and comment[:2000],
                                      answered_at=now or utcnow()))
+    session.refresh(survey)
+    return result.rowcount == 1
+
+
+def change(session: Session, survey: Survey, rating: int, now: datetime | None = None) -> bool:
+    """Correct a rating given less than ``CHANGE_WINDOW`` ago; False when it is too late."""
+    if rating not in SCALE:
+        raise ValueError(f"expected a rating in {SCALE}, got {rating!r}")
+    now = now or utcnow()
+    result = session.execute(update(Survey).where(
+        Survey.id == survey.id, Survey.rating.is_not(None),
+        Survey.answered_at > now - CHANGE_WINDOW).values(rating=rating))
     session.refresh(survey)
     return result.rowcount == 1
 
