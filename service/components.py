@@ -11,6 +11,7 @@ import fcntl
 import importlib.util
 import logging
 import os
+import sys
 import threading
 from collections import OrderedDict
 from importlib import resources
@@ -153,7 +154,8 @@ def load_kb(config: dict, bundle: Path, encoder):
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / f"{key}.lock", "w") as lock:  # one worker embeds, the others then load
         fcntl.flock(lock, fcntl.LOCK_EX)
-        kb = KnowledgeBase.load_or_build(articles, encoder.inner, cache / key)
+        kb = KnowledgeBase.load_or_build(articles, encoder.inner, cache / key,
+                                         progress=sys.stderr.isatty())
     return with_threshold(kb, config.get("TRIAGE_KB_THRESHOLD")), source
 
 

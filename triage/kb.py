@@ -298,8 +298,13 @@ class KnowledgeBase:
 
     @classmethod
     def load_or_build(cls, articles: Sequence[Article], encoder, path: str | Path,
-                      config: KBConfig | None = None) -> "KnowledgeBase":
-        """Reuse the saved index when the articles, chunking and encoder are unchanged."""
+                      config: KBConfig | None = None, *, progress: bool = False
+                      ) -> "KnowledgeBase":
+        """Reuse the saved index when the articles, chunking and encoder are unchanged.
+
+        A rebuild embeds through the on-disk vector cache keyed by each chunk's text,
+        so editing a few articles re-embeds only their chunks, not the whole KB.
+        """
         config = config or KBConfig()
         digest = content_hash(list(articles), {"index": config.index_settings(),
                                                "encoder": encoder.reference()})
@@ -312,9 +317,18 @@ class KnowledgeBase:
                                              if k not in config.index_settings()})
             except (OSError, ValueError, KeyError):
                 pass  # a stale or damaged index is rebuilt, never trusted
-        kb = cls.build(articles, encoder, config)
+        kb = cls.build(articles, _cached(encoder), config, progress=progress)
         kb.save(base)
         return kb
+
+
+def _cached(encoder):
+    """The encoder behind the persistent text-hash cache (not the weightless test encoder)."""
+    from .encoder import CachedEncoder, HashingEncoder
+
+    if isinstance(encoder, (HashingEncoder, CachedEncoder)):
+        return encoder
+    return CachedEncoder(encoder)
 
 
 def _atomic_write(target: Path, write) -> None:

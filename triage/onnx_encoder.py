@@ -161,8 +161,17 @@ class OnnxMiniLMEncoder:
         session = self._load()
         texts = list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            out[start:start + batch_size] = self._batch(session, texts[start:start + batch_size])
+        # similar lengths batched together pad less (a batch pads to its longest text)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i])) if len(texts) > batch_size \
+            else list(range(len(texts)))
+        starts = range(0, len(texts), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+            starts = tqdm(starts, desc=f"embedding {len(texts)} texts ({self.name})",
+                          unit="batch")
+        for start in starts:
+            rows = order[start:start + batch_size]
+            out[rows] = self._batch(session, [texts[i] for i in rows])
         return out
 
     def _batch(self, session, texts: list[str]) -> np.ndarray:
