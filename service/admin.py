@@ -11,12 +11,12 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, request
 
 from .auth import require_role
-from .errors import ApiError, field_error
+from .errors import ApiError
 from .state import resolve_bundle
 from .ticket_schema import read_json_body
+from .validation import Bool, Obj, Text, validate
 
 bp = Blueprint("admin", __name__)
-RELOAD_FIELDS = {"bundle": str, "wait": bool}
 
 
 @bp.post("/v1/admin/reload")
@@ -39,25 +39,15 @@ def reload():
     return jsonify(ok=True, request_id=g.request_id, reloading=True, previous=previous), 202
 
 
+RELOAD = Obj({"bundle": Text(max_len=200, required=True, doc="bundle id under the models dir"),
+              "wait": Bool(doc="load before answering")})
+
+
 def _reload_options() -> dict:
     """An optional JSON body ``{"bundle": id, "wait": bool}``; an empty body means defaults."""
     if not request.get_data(cache=True).strip():
         return {}
-    body = read_json_body()
-    if not isinstance(body, dict):
-        raise ApiError(422, "expected a JSON object", [field_error("$", "wrong type",
-                                                                   expected="object", got=body)])
-    errs = []
-    for key, value in body.items():
-        kind = RELOAD_FIELDS.get(key)
-        if kind is None:
-            errs.append(field_error(key, "unknown field", expected="bundle or wait", got=key))
-        elif not isinstance(value, kind):
-            errs.append(field_error(key, "wrong type", expected=kind.__name__, got=value))
-    if errs:
-        raise ApiError(422, f"{errs[0]['field']}: {errs[0]['message']} "
-                            f"(expected {errs[0]['expected']}, got {errs[0]['got']})", errs)
-    return body
+    return validate(RELOAD, read_json_body(), current_app.config)
 
 
 @bp.get("/v1/admin/bundle")

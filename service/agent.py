@@ -30,6 +30,7 @@ from .pages_security import accepts_uploads, login_required, register_page_error
 from .portal import AFFECTED, find_article
 from .store import get_store
 from .tickets import rerun_after_change
+from .validation import ASCII_INT, ID_MAX
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
 register_page_errors(bp)
@@ -197,7 +198,7 @@ def _head_labels() -> dict[str, list[str]]:
     return out
 
 
-@bp.post("/tickets/<int:ticket_id>/field")
+@bp.post("/tickets/<id:ticket_id>/field")
 @login_required("agent")
 def set_field(ticket_id: int):
     """Accept or correct one field: through ``tickets.edit``, so feedback rows are written."""
@@ -219,7 +220,7 @@ def set_field(ticket_id: int):
 
 
 # ----------------------------------------------------------------- one ticket
-@bp.get("/tickets/<int:ticket_id>")
+@bp.get("/tickets/<id:ticket_id>")
 @login_required("agent")
 def ticket(ticket_id: int):
     """History, SLA, predictions, duplicate candidates (merge) and related articles."""
@@ -296,15 +297,15 @@ def _article_title(article_id: str) -> dict[str, str]:
     return {"id": article_id, "title": found.title if found else article_id}
 
 
-@bp.post("/tickets/<int:ticket_id>/merge")
+@bp.post("/tickets/<id:ticket_id>/merge")
 @login_required("agent")
 def merge_into(ticket_id: int):
     """Merge this ticket (the duplicate) into another one (the parent)."""
     raw = request.form.get("into", "").strip().lstrip("#")
-    if not raw.isdigit():
+    parent = int(raw) if ASCII_INT.fullmatch(raw) else 0  # "²".isdigit() is True: not a number
+    if not 1 <= parent <= ID_MAX:
         flash("Give the number of the ticket to merge into.", "error")
         return redirect(url_for("agent.ticket", ticket_id=ticket_id))
-    parent = int(raw)
     with get_store().session() as s:
         viewer = _viewer(s)
         access.visible(s, viewer, ticket_id)
@@ -314,7 +315,7 @@ def merge_into(ticket_id: int):
     return redirect(url_for("agent.ticket", ticket_id=parent))
 
 
-@bp.post("/tickets/<int:ticket_id>/comment")
+@bp.post("/tickets/<id:ticket_id>/comment")
 @accepts_uploads
 @login_required("agent")
 def comment(ticket_id: int):
@@ -341,7 +342,7 @@ def comment(ticket_id: int):
     return redirect(url_for("agent.ticket", ticket_id=ticket_id))
 
 
-@bp.post("/tickets/<int:ticket_id>/status")
+@bp.post("/tickets/<id:ticket_id>/status")
 @login_required("agent")
 def set_status(ticket_id: int):
     """Move along the lifecycle; a refusal (e.g. fields still missing) is shown, not raised."""
@@ -369,7 +370,7 @@ def _team_names(session) -> list[str]:
 
 
 # ----------------------------------------------------------------- ownership
-@bp.post("/tickets/<int:ticket_id>/claim")
+@bp.post("/tickets/<id:ticket_id>/claim")
 @login_required("agent")
 def claim(ticket_id: int):
     """Take the ticket yourself (it moves to assigned; the capacity check still applies)."""
@@ -384,7 +385,7 @@ def claim(ticket_id: int):
     return redirect(_back(ticket_id))
 
 
-@bp.post("/tickets/<int:ticket_id>/assign")
+@bp.post("/tickets/<id:ticket_id>/assign")
 @login_required("agent")
 def assign(ticket_id: int):
     """Assign or reassign to an agent, or hand the ticket to another team's queue."""
@@ -446,7 +447,7 @@ def bulk():
     return redirect(back)
 
 
-@bp.post("/tickets/<int:ticket_id>/unmerge")
+@bp.post("/tickets/<id:ticket_id>/unmerge")
 @login_required("agent")
 def unmerge(ticket_id: int):
     try:
@@ -460,7 +461,7 @@ def unmerge(ticket_id: int):
     return redirect(_back(ticket_id))
 
 
-@bp.post("/tickets/<int:ticket_id>/link")
+@bp.post("/tickets/<id:ticket_id>/link")
 @login_required("agent")
 def link(ticket_id: int):
     """Link to a parent (major) incident, or unlink with an empty number."""

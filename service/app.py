@@ -21,7 +21,7 @@ from flask import Flask, g, has_request_context, request
 
 from triage import cache_dir
 
-from . import errors, health, mailer, settings, shadow, store
+from . import errors, health, limiter, mailer, settings, shadow, slow_clients, store, validation
 from .auth import KeyRing
 from .state import ServiceState
 
@@ -43,6 +43,7 @@ BLUEPRINTS = [
     "service.satisfaction:bp",
     "service.mail_admin:bp",
     "service.desk:api",
+    "service.webhooks_api:bp",
 ]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -64,6 +65,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     health.init_app(app)
     mailer.init_app(app)
     _init_request_ids(app)
+    validation.init_app(app)  # the <id:...> converter, before any route uses it
+    limiter.init_app(app)
+    slow_clients.init_app(app)
     for spec in BLUEPRINTS:
         module, _, attr = spec.partition(":")
         app.register_blueprint(getattr(importlib.import_module(module), attr))

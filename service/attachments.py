@@ -57,7 +57,7 @@ def save_uploads(session, ticket, uploads, *, source: str, by: str, public: bool
 
 
 # ----------------------------------------------------------------- API
-@bp.post("/v1/tickets/<int:ticket_id>/attachments")
+@bp.post("/v1/tickets/<id:ticket_id>/attachments")
 @require_role("intake", "agent")
 def upload(ticket_id: int):
     """``multipart/form-data`` with one or more ``file`` parts (``public=0``: staff only)."""
@@ -78,7 +78,7 @@ def upload(ticket_id: int):
     return jsonify({"ok": True, "attachments": saved}), 201
 
 
-@bp.get("/v1/tickets/<int:ticket_id>/attachments")
+@bp.get("/v1/tickets/<id:ticket_id>/attachments")
 @require_role("intake", "agent")
 def listing(ticket_id: int):
     with get_store().session(readonly=True) as s:
@@ -88,7 +88,7 @@ def listing(ticket_id: int):
         return jsonify({"ok": True, "attachments": [store_files.to_dict(r) for r in rows]})
 
 
-@bp.get("/v1/attachments/<int:attachment_id>")
+@bp.get("/v1/attachments/<id:attachment_id>")
 @require_role("intake", "agent")
 def download_api(attachment_id: int):
     with get_store().session(readonly=True) as s:
@@ -97,7 +97,7 @@ def download_api(attachment_id: int):
 
 
 # ----------------------------------------------------------------- pages
-@bp.get("/files/<int:attachment_id>")
+@bp.get("/files/<id:attachment_id>")
 def download_page(attachment_id: int):
     """For signed-in people (portal and agent pages); ``?preview=1`` shows a safe image inline."""
     user = current_user()

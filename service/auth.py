@@ -142,8 +142,13 @@ def _authenticate(ring: KeyRing) -> ApiKey:
     if key is None:
         raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'",
                        headers=challenge)
+    from . import limiter
+
+    client = limiter.client_address()
+    limiter.check("bad_api_key", client)  # a client guessing keys waits, even with a good one
     entry = ring.lookup(key)
     if entry is None:
+        limiter.spend("bad_api_key", client)
         raise ApiError(401, "unknown API key", headers=challenge)
     return entry
 

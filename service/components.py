@@ -111,14 +111,18 @@ def serving_encoder(ref: dict | None, override: str | None) -> MemoEncoder:
     return MemoEncoder(load_encoder(ref))
 
 
-def load_triager(bundle: Path, encoder_override: str | None = None):
-    """``Triager.from_bundle`` with our memoising encoder; returns (triager, encoder)."""
+def load_triager(bundle: Path, encoder_override: str | None = None,
+                 signing_key: str | None = None):
+    """``Triager.from_bundle`` with our memoising encoder; returns (triager, encoder).
+
+    With ``signing_key`` an unsigned or tampered bundle is refused before unpickling."""
     from triage.predict import Triager
 
     from .policy import PolicyTriager  # admins' thresholds/modes apply to every classify
 
     encoder = serving_encoder(bundle_encoder_ref(bundle), encoder_override)
-    return PolicyTriager(Triager.from_bundle(bundle, encoder=encoder)), encoder
+    return PolicyTriager(Triager.from_bundle(bundle, encoder=encoder,
+                                             signing_key=signing_key)), encoder
 
 
 # ------------------------------------------------------------------------ KB

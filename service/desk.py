@@ -29,6 +29,21 @@ from .auth import require_role
 from .errors import ApiError, field_error
 from .pages_security import add_nav, login_required, register_page_errors
 from .ticket_schema import read_json_body
+from .validation import Bool, Int, List, Obj, Text, int_arg, validate
+
+# The desk API's bodies, declared once (checked here, documented in /openapi.json); the
+# desk file's own rules (teams must exist, ...) still apply after these.
+DESK_NAME = Text(max_len=100, required=True)
+AGENT_BODY = Obj({
+    "name": Text(max_len=200), "email": Text(max_len=320, pattern="@", nullable=True),
+    "teams": List(Text(max_len=100, required=True), max_items=50),
+    "skills": List(Text(max_len=100, required=True), max_items=50),
+    "capacity": Int(0, 1000), "seniority": Text(enum=("junior", "regular", "senior", "lead")),
+    "available": Bool()})
+TEAM_BODY = Obj({
+    "calendar": Text(max_len=100, required=True, nullable=True),
+    "escalation_contacts": List(Text(max_len=320, pattern="@"), max_items=20),
+    "description": Text(max_len=2000)})
 
 bp = Blueprint("desk", __name__)  # the admin page (HTML errors)
 register_page_errors(bp)
@@ -105,7 +120,8 @@ def get_changes():
 @api.put("/v1/admin/desk/agents/<agent_id>")
 @require_role("admin")
 def put_agent(agent_id: str):
-    body = _object()
+    validate(DESK_NAME, agent_id, current_app.config, "agent id")
+    body = validate(AGENT_BODY, read_json_body(), current_app.config)
     with _store().session() as s:
         spec = agent_spec(s, agent_id, body)
         changes = store_desk.put_agent(s, spec, actor=_actor(), source="api")
@@ -119,7 +135,8 @@ def put_agent(agent_id: str):
 def put_team(name: str):
     from triage.desk import TeamSpec
 
-    body = _object()
+    validate(DESK_NAME, name, current_app.config, "team name")
+    body = validate(TEAM_BODY, read_json_body(), current_app.config)
     allowed = {"calendar": (str, type(None)), "escalation_contacts": list, "description": str}
     errors = [field_error(k, "unknown field", expected=", ".join(allowed), got=k)
               for k in body if k not in allowed]
@@ -167,16 +184,8 @@ def _object() -> dict:
 
 
 def _paging() -> tuple[int, int]:
-    try:
-        limit = int(request.args.get("limit", 100))
-        offset = int(request.args.get("offset", 0))
-    except ValueError:
-        raise ApiError(422, "limit and offset must be whole numbers", [field_error(
-            "limit", "not a number", expected="integer", got=request.args.get("limit"))]) from None
-    if not 1 <= limit <= 500 or offset < 0:
-        raise ApiError(422, "limit must be 1-500 and offset >= 0", [field_error(
-            "limit", "out of range", expected="1..500", got=limit)])
-    return limit, offset
+    return (int_arg(request.args, "limit", 100, 1, 500),
+            int_arg(request.args, "offset", 0, 0, 10**9))
 
 
 # ----------------------------------------------------------------- admin page
@@ -214,17 +223,31 @@ def desk_agent_form(agent_id: str):
     return redirect(url_for("desk.desk_page"))
 
 
-OPENAPI_PATHS = {
-    "/v1/admin/desk": {"get": {"summary": "The active teams, agents and queues (admin)",
-                               "responses": {"200": {"description": "the desk"}}}},
-    "/v1/admin/desk/changes": {"get": {"summary": "Who changed what in the desk, newest first",
-                                       "responses": {"200": {"description": "changes"}}}},
-    "/v1/admin/desk/agents/{agent_id}": {"put": {
-        "summary": "Create or update one agent (fields of desk.yaml; recorded)",
-        "responses": {"200": {"description": "the agent and the changes"},
-                      "422": {"description": "invalid field"}}}},
-    "/v1/admin/desk/teams/{name}": {"put": {
-        "summary": "Create or update one team (calendar, escalation_contacts, description)",
-        "responses": {"200": {"description": "the team and the changes"},
-                      "422": {"description": "invalid field"}}}},
-}
+def OPENAPI_PATHS(config: dict) -> dict:  # noqa: N802 - the name service.openapi looks for
+    """The desk API, from the same declarations the handlers check (service/validation.py)."""
+    from .openapi import _json, _op
+    from .validation import Int, query_schema
+
+    body = lambda spec: {"required": True, "content": {"application/json": {  # noqa: E731
+        "schema": spec.schema(config)}}}
+    name = lambda n: {"name": n, "in": "path", "required": True,  # noqa: E731
+                      "schema": DESK_NAME.schema(config)}
+    ok = lambda what: {"200": _json({"type": "object", "properties": {  # noqa: E731
+        "ok": {"const": True}}, "required": ["ok"]}, what)}
+    auth = (401, 403, 503)
+    return {
+        "/v1/admin/desk": {"get": _op("The active teams, agents and queues", ok("the desk"),
+                                      auth, ["admin"])},
+        "/v1/admin/desk/changes": {"get": _op(
+            "Who changed what in the desk, newest first", ok("changes"), (422,) + auth,
+            ["admin"], parameters=[query_schema("limit", Int(1, 500), config),
+                                   query_schema("offset", Int(0, 10**9), config)])},
+        "/v1/admin/desk/agents/{agent_id}": {"put": _op(
+            "Create or update one agent (fields of desk.yaml; teams must exist; recorded)",
+            ok("the agent and the changes"), (400, 415, 422) + auth, ["admin"],
+            parameters=[name("agent_id")], requestBody=body(AGENT_BODY))},
+        "/v1/admin/desk/teams/{name}": {"put": _op(
+            "Create or update one team (calendar, escalation_contacts, description)",
+            ok("the team and the changes"), (400, 415, 422) + auth, ["admin"],
+            parameters=[name("name")], requestBody=body(TEAM_BODY))},
+    }

@@ -23,9 +23,7 @@ Choices, measured or reasoned on the 2-core machines this runs on:
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
@@ -49,10 +47,27 @@ accesslog = None  # the app logs one access line per request, with its request i
 loglevel = os.environ.get("TRIAGE_LOG_LEVEL", "info").lower()
 
 
+def _run_dirs():
+    """service/run_dir.py loaded by path: importing the ``service`` package here would import
+    prometheus_client in the master before PROMETHEUS_MULTIPROC_DIR is set, and the forked
+    workers would then keep their metrics to themselves."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "triage_run_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_dir.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def on_starting(server):
-    """Master, before any worker: the run folder for metrics and reload tokens."""
-    run_dir = tempfile.mkdtemp(prefix="triage-run-")
-    os.makedirs(os.path.join(run_dir, "metrics"))
+    """Master, before any worker: the run folder for metrics and reload tokens.
+
+    Folders left by servers that were hard-killed (no ``on_exit``) are swept first.
+    """
+    run_dirs = _run_dirs()
+    run_dirs.sweep()
+    run_dir = str(run_dirs.make())
     os.environ["TRIAGE_RUN_DIR"] = run_dir
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(run_dir, "metrics")
     server.log.info("triage run dir %s (metrics and reload tokens)", run_dir)
@@ -83,6 +98,5 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    run_dir = os.environ.get("TRIAGE_RUN_DIR", "")
-    if os.path.basename(run_dir).startswith("triage-run-"):
-        shutil.rmtree(run_dir, ignore_errors=True)
+    if os.environ.get("TRIAGE_RUN_DIR"):
+        _run_dirs().remove(os.environ["TRIAGE_RUN_DIR"])

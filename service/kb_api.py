@@ -15,9 +15,11 @@ from flask import Blueprint, current_app, g, jsonify, request
 from triage.kb import QUERY_WORDS, query_window
 from triage.text import model_text
 
+from . import limiter
 from .auth import require_role
 from .classify import jsonable
 from .errors import ApiError, field_error
+from .validation import ASCII_INT, Text, summary
 
 bp = Blueprint("kb", __name__)
 SUGGEST_PARAMS = {"q", "k"}
@@ -25,6 +27,7 @@ SUGGEST_PARAMS = {"q", "k"}
 
 @bp.get("/v1/kb/suggest")
 @require_role("intake", "agent")
+@limiter.limited("suggest", key=limiter.caller)
 def suggest():
     config = current_app.config
     query, k = _suggest_params(int(config["TRIAGE_SUGGEST_MAX_CHARS"]),
@@ -51,18 +54,17 @@ def _suggest_params(max_chars: int, max_k: int) -> tuple[str, int]:
     query = request.args.get("q")
     if query is None:
         errs.append(field_error("q", "missing query parameter", expected="text", got=None))
-    elif len(query) > max_chars:
-        errs.append(field_error("q", "too long", expected=f"at most {max_chars} characters",
-                                got_text=f"{len(query)} characters"))
+    else:
+        query = Text(max_len=max_chars).check(query, "q", {}, errs)
     k = 5
     raw_k = request.args.get("k")
-    if raw_k is not None:
-        if not raw_k.isdigit() or not 1 <= int(raw_k) <= max_k:
+    if raw_k is not None:  # ASCII digits only: "²".isdigit() is True but int("²") fails
+        if not ASCII_INT.fullmatch(raw_k) or not 1 <= int(raw_k) <= max_k:
             errs.append(field_error("k", "out of range", expected=f"integer 1..{max_k}", got=raw_k))
         else:
             k = int(raw_k)
     if errs:
-        raise ApiError(422, f"{errs[0]['field']}: {errs[0]['message']}", errs)
+        raise ApiError(422, summary(errs), errs)
     return query, k
 
 

@@ -36,7 +36,7 @@ def outbox():
     return render_template("admin/mail_outbox.html", mails=mails)
 
 
-@bp.get("/<int:mail_id>")
+@bp.get("/<id:mail_id>")
 @login_required("admin")
 def mail(mail_id: int):
     """One mail as the recipient reads it (plain-text part), links listed to follow."""
@@ -65,7 +65,7 @@ def refused():
     return render_template("admin/mail_refused.html", rows=rows)
 
 
-@bp.get("/refused/<int:refusal_id>.eml")
+@bp.get("/refused/<id:refusal_id>.eml")
 @login_required("admin")
 def raw(refusal_id: int):
     with get_store().session(readonly=True) as s:
@@ -77,7 +77,7 @@ def raw(refusal_id: int):
         "Content-Disposition": f'attachment; filename="refused-{refusal_id}.eml"'})
 
 
-@bp.post("/refused/<int:refusal_id>/replay")
+@bp.post("/refused/<id:refusal_id>/replay")
 @login_required("admin")
 def replay(refusal_id: int):
     triager, rules, encoder = serving_components()

@@ -51,8 +51,11 @@ def get_mailer() -> Mailer:
     return current_app.extensions["triage.mailer"]
 
 
-def deliver_once(store, mailer: Mailer, reminder_hours: float = 0.0) -> dict[str, int]:
-    """Reminders queued, then one delivery pass of mail and webhooks (the loop's body)."""
+def deliver_once(store, mailer: Mailer, reminder_hours: float = 0.0,
+                 webhook_allow: str = "") -> dict[str, int]:
+    """Reminders queued, then one delivery pass of mail and webhooks (the loop's body).
+
+    ``webhook_allow`` is ``TRIAGE_WEBHOOK_ALLOW``: the non-public hosts webhooks may reach."""
     if reminder_hours > 0:
         with store.session() as session:
             notices.remind_pending(session, utcnow(), timedelta(hours=reminder_hours))
@@ -60,7 +63,7 @@ def deliver_once(store, mailer: Mailer, reminder_hours: float = 0.0) -> dict[str
         counts = outbound.deliver(store, mailer.send, domain=mailer.settings.domain)
     finally:
         mailer.close()
-    hooks = webhooks.deliver(store)
+    hooks = webhooks.deliver(store, allow=webhook_allow)
     return {**counts, **{f"webhook_{k}": v for k, v in hooks.items()}}
 
 
@@ -80,7 +83,8 @@ def _start_loop(app: Flask, interval: float) -> None:
         while not stop.wait(interval):
             try:
                 with app.app_context():
-                    counts = deliver_once(get_store(), app.extensions["triage.mailer"], hours)
+                    counts = deliver_once(get_store(), app.extensions["triage.mailer"], hours,
+                                          app.config.get("TRIAGE_WEBHOOK_ALLOW") or "")
                 if any(counts.values()):
                     log.info("outbox: %s", counts)
             except Exception:  # noqa: BLE001 - a failed pass must not end the loop

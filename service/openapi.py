@@ -13,6 +13,7 @@ import sys
 from flask import Blueprint, Flask, current_app, jsonify
 
 from .ticket_schema import ticket_json_schema
+from .validation import Text
 
 bp = Blueprint("openapi", __name__)
 
@@ -86,9 +87,6 @@ SCHEMAS = {
     "ReloadResponse": _obj({"ok": {"const": True}, "request_id": STR, "reloading": BOOL,
                             "reloaded": BOOL, "previous": NSTR, "bundle": REF("BundleInfo")},
                            ["ok"]),
-    "ReloadRequest": _obj({"bundle": {"type": "string", "description": "bundle id under the models dir"},
-                           "wait": {"type": "boolean", "description": "load before answering"}},
-                          extra=False),
 }
 
 
@@ -99,11 +97,19 @@ def _json(schema: dict, description: str) -> dict:
 def _errors(*codes: int) -> dict:
     words = {400: "malformed body (bad JSON or UTF-8)", 401: "missing or unknown API key",
              403: "role not allowed", 404: "not found", 409: "conflict", 413: "too large",
-             415: "not application/json", 422: "invalid fields", 503: "no bundle loaded yet"}
+             415: "not application/json", 422: "invalid fields", 429: "rate limit reached "
+             "(see Retry-After)", 503: "no bundle loaded yet"}
     return {str(c): _json(REF("Error"), words[c]) for c in codes}
 
 
 def _op(summary: str, ok: dict, errors: tuple, roles: list[str] | None = None, **extra) -> dict:
+    if roles:  # a client that keeps presenting wrong keys is slowed down: 429 (service/limiter.py)
+        errors = tuple(errors) + (429,)
+    if "requestBody" in extra:  # larger than TRIAGE_MAX_BODY_BYTES; not JSON or not UTF-8
+        errors = tuple(errors) + (400, 413, 415, 422)
+    if extra.get("parameters"):  # a parameter outside its schema
+        errors = tuple(errors) + (422,)
+    errors = tuple(sorted(set(errors)))
     op = {"summary": summary, "responses": {**ok, **_errors(*errors)}, **extra}
     op["security"] = [{"bearer": []}, {"apiKey": []}] if roles else []
     if roles:
@@ -112,12 +118,14 @@ def _op(summary: str, ok: dict, errors: tuple, roles: list[str] | None = None, *
 
 
 def document(config: dict) -> dict:
+    from .admin import RELOAD
+
     ticket = ticket_json_schema(config)
     batch = _obj({"tickets": {"type": "array", "items": ticket, "minItems": 1,
                               "maxItems": int(config["TRIAGE_MAX_BATCH"])}}, ["tickets"], False)
     auth_errors = (401, 403, 503)
     q = [{"name": "q", "in": "query", "required": True,
-          "schema": {"type": "string", "maxLength": int(config["TRIAGE_SUGGEST_MAX_CHARS"])}},
+          "schema": Text(max_len="TRIAGE_SUGGEST_MAX_CHARS").schema(config)},
          {"name": "k", "in": "query", "required": False,
           "schema": {"type": "integer", "minimum": 1, "maximum": int(config["TRIAGE_SUGGEST_MAX_K"])}}]
     paths = {
@@ -143,9 +151,9 @@ def document(config: dict) -> dict:
             "Load the champion (or a named bundle) and swap atomically",
             {"200": _json(REF("ReloadResponse"), "loaded (wait: true)"),
              "202": _json(REF("ReloadResponse"), "loading in the background")},
-            (400, 409, 415, 422) + auth_errors, ["admin"],
+            (400, 404, 409, 415, 422) + auth_errors, ["admin"],
             requestBody={"required": False, "content": {"application/json": {
-                "schema": REF("ReloadRequest")}}})},
+                "schema": RELOAD.schema(config)}}})},
         "/v1/admin/bundle": {"get": _op(
             "The bundle being served", {"200": _json(REF("BundleResponse"), "bundle details")},
             auth_errors, ["admin"])},
@@ -164,7 +172,8 @@ def document(config: dict) -> dict:
         "info": {"title": "triage", "version": "1",
                  "description": "ML-driven help-desk triage. Every error has the shape of Error."},
         "paths": paths,
-        "components": {"schemas": {**SCHEMAS, "Ticket": ticket, "TicketBatch": batch},
+        "components": {"schemas": {**SCHEMAS, "Ticket": ticket, "TicketBatch": batch,
+                                   "ReloadRequest": RELOAD.schema(config)},
                        "securitySchemes": {
                            "bearer": {"type": "http", "scheme": "bearer"},
                            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}},

@@ -23,7 +23,8 @@ import hmac
 import logging
 import re
 import secrets
-from urllib.parse import urlencode
+import unicodedata
+from urllib.parse import urlencode, urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
@@ -35,7 +36,7 @@ from triage.store import outbound
 from triage.store import signin as signin_store
 from triage.store.tables import utcnow
 
-from . import sessions
+from . import limiter, sessions
 
 bp = Blueprint("pages_security", __name__)
 log = logging.getLogger("service.pages_security")
@@ -114,6 +115,8 @@ def _check_csrf():
     """Refuse a state-changing page request without this session's token (API calls exempt)."""
     if request.method in ("GET", "HEAD", "OPTIONS") or request.path.startswith("/v1/"):
         return None
+    if request.routing_exception is not None:
+        return None  # no such page or method: the 404/405 is the honest answer, not "expired"
     if getattr(current_app.view_functions.get(request.endpoint), "accepts_uploads", False):
         lift_body_limit()  # before the form is parsed here: a page form carrying files
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
@@ -156,7 +159,8 @@ def register_page_errors(blueprint: Blueprint) -> None:
 
     @blueprint.errorhandler(ApiError)
     def _api(exc):
-        return error_page(exc.status, exc.message)
+        body, status = error_page(exc.status, exc.message)
+        return body, status, exc.headers  # e.g. Retry-After of a 429
 
     @blueprint.errorhandler(TriageError)
     def _triage(exc):
@@ -208,9 +212,22 @@ def login_required(*roles: str):
     return wrap
 
 
-def safe_next(target: str | None, default: str) -> str:
-    """Only local paths: ``next`` must never send a person to another site."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+def safe_next(target: object, default: str) -> str:
+    """Only same-site paths: ``next`` must never send a person to another site.
+
+    Browsers drop tabs and newlines inside a URL, so ``/<TAB>/evil.example`` is
+    ``//evil.example`` to them: any control, format or separator character (and a
+    backslash, which some browsers read as ``/``) sends the person to ``default``
+    instead, as does anything with a scheme or host. Never raises.
+    """
+    if not isinstance(target, str) or not target.startswith("/") or len(target) > 2000:
+        return default
+    if "\\" in target or any(unicodedata.category(c)[0] in "CZ" for c in target):
+        return default
+    if target.startswith("//"):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
         return default
     return target
 
@@ -249,6 +266,7 @@ def signin():
     email_ok = bool(current_app.config.get("TRIAGE_PORTAL_EMAIL_SIGNIN"))
     nxt = request.values.get("next")
     if request.method == "POST":
+        limiter.spend("signin", limiter.client_address())
         if request.form.get("kind") != "staff" and not email_ok:
             return _send_link(request.form.get("email", ""), safe_next(nxt, ""))
         error = _handle_signin(request.form, email_ok)
@@ -337,3 +355,6 @@ def signout():
     sessions.close_session(_store())
     g.pop("triage_user", None)
     return redirect(url_for("pages_security.signin"))
+
+
+register_page_errors(bp)  # a refused sign-in (429) is a page too, with its Retry-After

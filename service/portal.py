@@ -30,6 +30,7 @@ from triage.text import model_text
 from triage.store.tables import utcnow
 
 from .errors import ApiError
+from . import limiter
 from .attachments import current_files_of, save_uploads
 from .pages_security import accepts_uploads, login_required, register_page_errors
 from .state import serving_components
@@ -97,6 +98,7 @@ def start():
 
 @bp.get("/suggest")
 @login_required("requester")
+@limiter.limited("suggest", key=limiter.caller)
 def suggest():
     """KB suggestions for the typed text (none for control visits); records what was shown."""
     text = model_text(None, request.args.get("q", "")[:1000])
@@ -204,6 +206,7 @@ def ticket_payload(values: dict, requester: str, shown: dict) -> dict:
 @login_required("requester")
 def submit():
     """"I still need help": the ticket goes through the same intake as the API (files too)."""
+    limiter.spend("ticket_create", f"requester:{g.user['id']}")
     values, errors = read_form(request.form)
     store = get_store()
     if errors:
@@ -250,7 +253,7 @@ def my_tickets():
     return render_template("portal/tickets.html", tickets=items)
 
 
-@bp.get("/tickets/<int:ticket_id>")
+@bp.get("/tickets/<id:ticket_id>")
 @login_required("requester")
 def ticket(ticket_id: int):
     """One of my tickets with its public conversation (someone else's answers 404)."""
@@ -267,7 +270,7 @@ def ticket(ticket_id: int):
                            survey=survey)
 
 
-@bp.post("/tickets/<int:ticket_id>/reply")
+@bp.post("/tickets/<id:ticket_id>/reply")
 @accepts_uploads
 @login_required("requester")
 def reply(ticket_id: int):

@@ -71,7 +71,7 @@ def rate_post(token: str):
     return redirect(url_for("satisfaction.rate", token=token))
 
 
-@bp.post("/portal/tickets/<int:ticket_id>/rate")
+@bp.post("/portal/tickets/<id:ticket_id>/rate")
 @login_required("requester")
 def portal_rate(ticket_id: int):
     rating = _rating(request.form.get("rating", ""))

@@ -61,7 +61,15 @@ SETTINGS: list[Setting] = [
             "Model bundle folder to serve. Empty: the bundle named by `<models dir>/CHAMPION`, "
             "else the newest folder under the models dir."),
     Setting("TRIAGE_MODELS_DIR", "models", str,
-            "Folder holding model bundles and the `CHAMPION` pointer written by `triage promote`."),
+            "Folder holding model bundles and the `CHAMPION` pointer written by `triage promote`. "
+            "Bundles (pickles: code) load only from here, symlinks resolved."),
+    Setting("TRIAGE_TRUSTED_BUNDLES", "", str,
+            "Other folders bundles may be loaded from, separated by `:` or `,` "
+            "(`triage serve --trust PATH` adds one). Empty: the models dir only."),
+    Setting("TRIAGE_BUNDLE_SIGNING_KEY", "", str,
+            "Secret key signing bundles: `triage train`/`retrain` write an HMAC over the "
+            "checksums into the manifest, and serving refuses unsigned or tampered bundles. "
+            "Keep it out of the models folder and out of git. Empty: no signatures."),
     Setting("TRIAGE_DEMO_KB_PATH", "data/demo/kb", str,
             "Articles served when `TRIAGE_KB_PATH` is empty and the bundle has no KB, if the "
             "folder exists (the demo's)."),
@@ -91,13 +99,35 @@ SETTINGS: list[Setting] = [
             "role intake, agent or admin. Make entries with `python -m service.auth KEY ROLE NAME`."),
     Setting("TRIAGE_API_KEYS", "", str,
             "Extra keys as `key:role,key:role` in plain text (tests and development; hashed on load)."),
+    # -- rate limits (service/limiter.py): rates are `limits` strings, several separated by `;`
+    Setting("TRIAGE_RATELIMIT_ENABLED", True, parse_bool,
+            "Apply the rate limits below (429 with Retry-After beyond them)."),
+    Setting("TRIAGE_RATELIMIT_STORAGE", "memory://", str,
+            "Where counters live: `memory://` (per process: each gunicorn worker counts alone) "
+            "or `redis://host:6379/0`, shared by every worker and machine."),
+    Setting("TRIAGE_RATELIMIT_PREFIX", "triage", str,
+            "Prefix of the counters' keys (several services sharing one Redis)."),
+    Setting("TRIAGE_RATELIMIT_SIGNIN", "10 per minute; 100 per hour", str,
+            "Sign-in attempts (page form, one-time link requests included) per client address."),
+    Setting("TRIAGE_RATELIMIT_BAD_API_KEY", "20 per minute", str,
+            "Wrong API keys per client address; past it the client gets 429, even with a good key."),
+    Setting("TRIAGE_RATELIMIT_SUGGEST", "240 per minute", str,
+            "KB suggestions (`/v1/kb/suggest`, portal) per caller: API key + X-Requester, or the "
+            "signed-in person."),
+    Setting("TRIAGE_RATELIMIT_TICKET_CREATE", "60 per minute; 1000 per day", str,
+            "New tickets per requester (API `requester`/X-Requester or portal user); without "
+            "one, per API key."),
     # -- limits of one request
     Setting("TRIAGE_MAX_BODY_BYTES", 1_048_576, int,
             "Largest request body accepted; larger bodies get 413."),
     Setting("TRIAGE_MAX_BATCH", 64, int,
-            "Most tickets in one `POST /v1/classify` batch; more get 413."),
+            "Most tickets in one `POST /v1/classify` batch (`maxItems`); more get 422."),
     Setting("TRIAGE_MAX_SUBJECT_CHARS", 1000, int, "Longest ticket subject accepted (422 beyond)."),
     Setting("TRIAGE_MAX_TEXT_CHARS", 50_000, int, "Longest ticket body accepted (422 beyond)."),
+    Setting("TRIAGE_MAX_WATCHERS", 50, int,
+            "Most `watchers` in one new ticket (422 beyond; they are inserted in one batch)."),
+    Setting("TRIAGE_MAX_TAGS", 20, int, "Most `tags` on one ticket, at intake or in a change "
+            "(422 beyond)."),
     Setting("TRIAGE_KB_THRESHOLD", "", str,
             "Relevance threshold of KB suggestions (a float). Empty: the KB's own measured default."),
     Setting("TRIAGE_KB_K", 3, int, "KB suggestions returned with each classified ticket."),
@@ -127,6 +157,14 @@ SETTINGS: list[Setting] = [
     Setting("TRIAGE_THREADS", 2, int,
             "Threads per gunicorn worker (gthread worker, so HTTP keep-alive works)."),
     Setting("TRIAGE_TIMEOUT", 60, int, "Seconds before gunicorn restarts a silent worker."),
+    Setting("TRIAGE_BODY_TIMEOUT", 15.0, float,
+            "Seconds a request body may take to arrive, in total; slower gets 408 and the "
+            "connection is closed (0: no limit). Production puts nginx in front "
+            "(`deploy/nginx.conf`), which buffers bodies before gunicorn sees them."),
+    Setting("TRIAGE_PROXY_HOPS", 0, int,
+            "Trusted reverse proxies in front (1 behind `deploy/nginx.conf`): their "
+            "X-Forwarded-For/-Proto are believed, so rate limits count the real client. Keep 0 "
+            "without a proxy, or clients could pick their own address."),
     Setting("TRIAGE_LOG_LEVEL", "INFO", str, "Log level of the `triage serve` entry point."),
     # -- pages for people (portal, agent workspace): service/pages_security.py, service/portal.py
     Setting("TRIAGE_SECRET_KEY", "", str,
@@ -229,6 +267,10 @@ SETTINGS: list[Setting] = [
             "Largest attachment accepted, per file (413 beyond)."),
     Setting("TRIAGE_ATTACHMENT_TICKET_MAX_BYTES", 25 * 1024 * 1024, int,
             "Most attachment bytes one ticket may hold (413 beyond)."),
+    Setting("TRIAGE_WEBHOOK_ALLOW", "", str,
+            "Non-public hosts or networks webhooks may reach, comma-separated (e.g. "
+            "`127.0.0.1,10.2.0.0/16`, `hooks.internal`). Empty: webhooks reach only public "
+            "addresses; loopback, private, link-local and cloud-metadata ones are refused."),
     Setting("TRIAGE_SHADOW_BUNDLE", "", str,
             "Shadow mode: a challenger bundle (id under the models dir, or a folder) run beside "
             "the champion on live tickets; its predictions are stored, never applied, and "

@@ -54,7 +54,9 @@ def shadow_bundle_path(app: Flask) -> Path | None:
     path = Path(value)
     if not path.is_absolute() and not path.exists():
         path = Path(app.config.get("TRIAGE_MODELS_DIR") or "models") / value
-    return path
+    from .state import trusted_bundle
+
+    return trusted_bundle(app.config, path)  # a challenger is code too: same places only
 
 
 def init_app(app: Flask) -> None:
@@ -62,7 +64,8 @@ def init_app(app: Flask) -> None:
     path = shadow_bundle_path(app)
     if path is None:
         return
-    runner = ShadowRunner.from_bundle(path)
+    runner = ShadowRunner.from_bundle(path,
+                                      signing_key=app.config.get("TRIAGE_BUNDLE_SIGNING_KEY"))
     app.extensions[EXTENSION] = ShadowQueue(runner, _sink(app))
     log.info("shadow mode: challenger %s runs beside the champion (never applied)", path)
 

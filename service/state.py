@@ -63,17 +63,32 @@ class Loaded:
 def resolve_bundle(config: dict, requested: str | None = None) -> Path:
     """TRIAGE_BUNDLE, else models/CHAMPION, else the newest bundle folder.
 
-    ``requested`` (from an admin reload) must name a bundle *inside* the models dir:
-    bundles are loaded only from the configured folder, since a joblib file is code.
+    Whichever it is must resolve (symlinks followed) inside the models dir, or inside a
+    folder the operator trusts (``TRIAGE_TRUSTED_BUNDLES`` / ``triage serve --trust``):
+    a joblib file is code (triage/bundle_trust.py). ``requested`` (from an admin reload)
+    must name a bundle *inside* the models dir.
     """
     models = Path(config.get("TRIAGE_MODELS_DIR") or "models")
     if requested:
         path = (models / requested).resolve()
         if path.parent != models.resolve() or not path.is_dir():
-            raise ApiError(422, f"bundle {requested!r} is not a folder in the models dir {models}",
+            raise ApiError(404, f"bundle {requested!r} is not a folder in the models dir {models}",
                            [{"field": "bundle", "message": "unknown bundle",
                              "expected": "a bundle id under the models dir", "got": requested}])
         return path
+    return trusted_bundle(config, _configured_bundle(config, models))
+
+
+def trusted_bundle(config: dict, path: Path) -> Path:
+    """``path`` if it may be loaded (models dir or a trusted folder); BundleError otherwise."""
+    from triage.bundle_trust import check_location, parse_trusted
+
+    models = Path(config.get("TRIAGE_MODELS_DIR") or "models")
+    check_location(path, models, parse_trusted(config.get("TRIAGE_TRUSTED_BUNDLES")))
+    return path
+
+
+def _configured_bundle(config: dict, models: Path) -> Path:
     if config.get("TRIAGE_BUNDLE"):
         return Path(config["TRIAGE_BUNDLE"])
     path = champion.champion_bundle(models)
@@ -91,7 +106,8 @@ def build_loaded(config: dict, requested: str | None = None) -> Loaded:
     from .desk import check_desk
 
     check_desk(config, rules, path)  # unknown team names: refuse, naming file and line
-    triager, encoder = load_triager(path, config.get("TRIAGE_ENCODER") or None)
+    triager, encoder = load_triager(path, config.get("TRIAGE_ENCODER") or None,
+                                    config.get("TRIAGE_BUNDLE_SIGNING_KEY") or None)
     kb, kb_source = load_kb(config, path, encoder)
     if encoder is not None:
         encoder.encode(["warm up the encoder"])  # first call pays lazy imports, not a customer
@@ -112,6 +128,11 @@ def prepare(config: dict) -> dict:
     from .components import serving_encoder, bundle_encoder_ref
 
     path = resolve_bundle(config)
+    if config.get("TRIAGE_BUNDLE_SIGNING_KEY"):  # refuse an unsigned bundle before forking
+        from triage.bundle import read_manifest
+        from triage.bundle_trust import verify_signature
+
+        verify_signature(read_manifest(path), config["TRIAGE_BUNDLE_SIGNING_KEY"], path)
     rules, _ = load_rules(config.get("TRIAGE_RULES_PATH") or None)
     from .desk import check_desk
 

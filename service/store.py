@@ -70,7 +70,7 @@ def start_sweep(app: Flask) -> None:
                 with app.app_context():
                     store = get_store()
                     fired = clocks.sweep_all(store)
-                    webhooks.deliver(store)
+                    webhooks.deliver(store, allow=app.config.get("TRIAGE_WEBHOOK_ALLOW"))
                 if fired:
                     log.info("escalation sweep fired %d level(s)", len(fired))
             except Exception:  # noqa: BLE001 - a failed pass must not kill the loop

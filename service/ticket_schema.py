@@ -18,6 +18,7 @@ from flask import request
 from triage.ticket import Channel, Ticket
 
 from .errors import ApiError, describe, field_error
+from .validation import NO_NUL, NON_BLANK, text_problem
 
 JSON_TYPES = {"string": str, "boolean": bool, "object": dict, "integer": int}
 
@@ -38,7 +39,7 @@ TICKET_FIELDS: list[Field] = [
     Field("subject", "string", "Subject line.", max_setting="TRIAGE_MAX_SUBJECT_CHARS"),
     Field("body", "string", "Description / first message.", max_setting="TRIAGE_MAX_TEXT_CHARS"),
     Field("channel", "string", "Where the ticket came from.", enum=tuple(c.value for c in Channel)),
-    Field("customer_tier", "string", "Customer tier, e.g. gold / standard.", max_len=100),
+    Field("customer_tier", "string", "Customer tier, e.g. gold / standard.", max_len=50),
     Field("vip", "boolean", "Requester is a VIP (rules may raise priority)."),
     Field("affected_service", "string", "Service or configuration item affected.", max_len=200),
     Field("requester", "string", "Requester e-mail or id.", max_len=320),
@@ -126,11 +127,10 @@ def _check(spec: Field, value: Any, config: dict):
 
 
 def _check_string(spec: Field, value: str):
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return None, ("invalid Unicode (lone surrogate)", "valid Unicode text",
-                      "an unpaired surrogate escape")
+    problem = text_problem(value)
+    if problem:
+        return None, (problem, "text without NUL or lone surrogates",
+                      problem.removeprefix("contains "))
     if spec.enum and value not in spec.enum:
         return None, ("not an allowed value", "one of " + ", ".join(spec.enum), describe(value))
     if spec.format == "date-time":
@@ -147,6 +147,11 @@ def _check_given(value: dict):
     for key, item in value.items():
         if len(key) > 64:
             return None, ("field name too long", "at most 64 characters", f"{len(key)} characters")
+        for text in (key, item) if isinstance(item, str) else (key,):
+            problem = text_problem(text)
+            if problem:
+                return None, (f"fields.{key[:64]}: {problem}", "text without NUL or lone "
+                              "surrogates", problem.removeprefix("contains "))
         if isinstance(item, bool) or not isinstance(item, (str, int)):
             return None, (f"fields.{key}: wrong type", "string or integer", describe(item))
         if isinstance(item, str) and len(item) > GIVEN_VALUE_MAX:
@@ -189,7 +194,7 @@ def _parse_batch(payload: dict, config: dict):
                                     got=tickets)])
     limit = int(config["TRIAGE_MAX_BATCH"])
     if len(tickets) > limit:
-        raise ApiError(413, f"batch too large: at most {limit} tickets, got {len(tickets)}",
+        raise ApiError(422, f"batch too large: at most {limit} tickets, got {len(tickets)}",
                        [field_error("tickets", "too many tickets", expected=f"at most {limit}",
                                     got=f"{len(tickets)} tickets")])
     parsed, errs = [], []
@@ -214,19 +219,27 @@ def ticket_json_schema(config: dict) -> dict:
     """The request schema for OpenAPI, from the same declarations."""
     props = {}
     for spec in TICKET_FIELDS:
-        prop: dict = {"type": spec.type, "description": spec.doc}
+        prop: dict = {"type": [spec.type, "null"], "description": spec.doc}  # null: absent
         limit = int(config[spec.max_setting]) if spec.max_setting else spec.max_len
         if spec.type == "string" and limit:
             prop["maxLength"] = limit
+        if spec.type == "string" and not spec.enum and not spec.format:
+            prop["pattern"] = NO_NUL
         if spec.type == "object":
             prop["maxProperties"] = limit
-            prop["additionalProperties"] = {"type": ["string", "integer"]}
+            prop["propertyNames"] = {"maxLength": 64, "pattern": NO_NUL}
+            prop["additionalProperties"] = {"anyOf": [
+                {"type": "string", "maxLength": GIVEN_VALUE_MAX, "pattern": NO_NUL},
+                {"type": "integer"}]}
         if spec.enum:
             prop["enum"] = list(spec.enum)
         if spec.format:
             prop["format"] = spec.format
         props[spec.name] = prop
-    return {"type": "object", "properties": props, "additionalProperties": False}
+    # a ticket needs a subject or a body with something besides white space
+    need = [{"required": [k], "properties": {k: {"type": "string", "pattern": NON_BLANK}}}
+            for k in ("subject", "body")]
+    return {"type": "object", "properties": props, "additionalProperties": False, "anyOf": need}
 
 
 __all__ = ["read_json_body", "parse_classify_body", "ticket_json_schema", "TICKET_FIELDS",

@@ -24,21 +24,19 @@ from triage.store.intake import intake
 from triage.store.tables import utcnow
 
 from .auth import require_role
+from . import limiter
+from . import ticket_requests as shapes
 from .errors import ApiError, field_error
 from .state import serving_components
 from .store import get_store
 from .ticket_schema import read_json_body
+from .validation import Spec, enum_arg, header_text, int_arg, text_arg, validate
 # this blueprint's OpenAPI declaration (service.openapi reads it from app.blueprints)
 from .tickets_openapi import OPENAPI_PATHS, OPENAPI_SCHEMAS  # noqa: F401
 
 bp = Blueprint("tickets", __name__)
 log = logging.getLogger("service.tickets")
 
-INTAKE_KEYS = {"subject": str, "body": str, "channel": str, "requester": str,
-               "customer_tier": str, "ticket_type": str, "category": str, "priority": (int, str),
-               "affected_service": str, "watchers": list, "vip": bool, "major_incident": bool,
-               "tags": list}
-PATCH_KEYS = set(tickets.EDITABLE) | {"assignee"}
 
 
 # ----------------------------------------------------------------- rules after a change
@@ -78,11 +76,15 @@ def _staff(session) -> access.Viewer:
     return viewer
 
 
-def _json() -> dict[str, Any]:
-    body = read_json_body()
-    if not isinstance(body, dict):
-        raise ApiError(400, "expected a JSON object")
-    return body
+def _json(spec: Spec) -> dict[str, Any]:
+    """The body, checked against its declaration (422 listing every problem)."""
+    return validate(spec, read_json_body(), current_app.config)
+
+
+@bp.before_request
+def _check_requester_header():
+    """``X-Requester`` is documented as at most 320 characters (the requester column)."""
+    header_text(request.headers, "X-Requester", 320)
 
 
 # ----------------------------------------------------------------- intake
@@ -94,7 +96,9 @@ def create_ticket():
     store = get_store()
     if (request.mimetype or "") == "message/rfc822":
         return _receive_email(store, triager, rules, encoder)
-    payload = _intake_payload(_json())
+    payload = _intake_payload(_json(shapes.NEW_TICKET))
+    limiter.spend("ticket_create", f"requester:{payload['requester']}"
+                  if payload.get("requester") else limiter.caller())
     key = request.headers.get("Idempotency-Key") or None
     if key is not None and len(key) > 200:
         raise ApiError(422, "Idempotency-Key is too long", [field_error(
@@ -124,27 +128,8 @@ def _scoped(key: str | None) -> str | None:
 
 
 def _intake_payload(raw: dict[str, Any]) -> dict[str, Any]:
-    """Check types and lengths; every problem is reported at once (422)."""
-    errors = []
-    for name, value in raw.items():
-        kind = INTAKE_KEYS.get(name)
-        if kind is None:
-            errors.append(field_error(name, "unknown field", expected=", ".join(INTAKE_KEYS),
-                                      got=name))
-        elif value is not None and (not isinstance(value, kind) or isinstance(value, bool)
-                                    and kind is not bool):
-            errors.append(field_error(name, "wrong type", expected=str(kind), got=value))
-    limits = {"subject": int(current_app.config.get("TRIAGE_MAX_SUBJECT_CHARS", 1000)),
-              "body": int(current_app.config.get("TRIAGE_MAX_TEXT_CHARS", 50_000))}
-    for name, limit in limits.items():
-        if isinstance(raw.get(name), str) and len(raw[name]) > limit:
-            errors.append(field_error(name, "too long", expected=f"at most {limit} characters",
-                                      got_text=f"{len(raw[name])} characters"))
-    if not (raw.get("subject") or raw.get("body")):
-        errors.append(field_error("subject", "a ticket needs a subject or a body"))
-    if errors:
-        raise ApiError(422, f"invalid ticket: {len(errors)} problem(s)", errors)
-    payload = dict(raw)
+    """The checked body as the store takes it (the portal speaks for its signed-in user)."""
+    payload = {k: v for k, v in raw.items() if v is not None}
     portal_user = request.headers.get("X-Requester")
     if g.get("api_key") is not None and g.api_key.role == "intake" and portal_user:
         payload["requester"] = portal_user  # the portal speaks for its signed-in user only
@@ -167,7 +152,7 @@ def _receive_email(store: Store, triager, rules, encoder):
 
 
 # ----------------------------------------------------------------- reading
-@bp.get("/v1/tickets/<int:ticket_id>")
+@bp.get("/v1/tickets/<id:ticket_id>")
 @require_role("intake", "agent")
 def get_ticket(ticket_id: int):
     with get_store().session(readonly=True) as session:
@@ -200,47 +185,30 @@ def list_tickets():
     ``q``, ``sort`` and paging; ``total`` counts every match, ``next_offset`` pages on."""
     from triage.store import search
 
-    limit = _int_arg("limit", 50, 1, 500)
-    offset = _int_arg("offset", 0, 0, 10**9)
-    status = [s for s in request.args.get("status", "").split(",") if s] or None
-    priority = _int_arg("priority", 0, 0, 9) or None if request.args.get("priority") else None
-    sort = request.args.get("sort") or "priority"
-    if sort not in search.SORTS:
-        raise ApiError(422, "sort: unknown order", [field_error(
-            "sort", "unknown order", expected="|".join(sorted(search.SORTS)), got=sort)])
-    q = request.args.get("q") or None
-    if q is not None and len(q) > 500:
-        raise ApiError(422, "q is too long", [field_error("q", "too long", expected="at most 500 "
-                                                          "characters", got_text=f"{len(q)}")])
+    args = request.args
+    limit = int_arg(args, "limit", 50, 1, 500)
+    offset = int_arg(args, "offset", 0, 0, 10**9)
+    status = [s for s in (text_arg(args, "status", 200) or "").split(",") if s] or None
+    priority = int_arg(args, "priority", 0, 1, 5) or None if args.get("priority") else None
+    sort = enum_arg(args, "sort", tuple(sorted(search.SORTS)), "priority")
+    q = text_arg(args, "q", 500) or None
+    queue = text_arg(args, "queue", 100)
+    team, assignee = text_arg(args, "team", 100), text_arg(args, "assignee", 100)
     with get_store().session(readonly=True) as session:
         viewer = _viewer(session)
-        queue = request.args.get("queue")
         if viewer.role == "agent" and queue and \
                 queue not in set(viewer.teams) | {tickets.TRIAGE_QUEUE}:
             raise ApiError(404, f"queue {queue} not found")
-        page = search.find(session, q=q, queue=queue, status=status,
-                           team=request.args.get("team"), assignee=request.args.get("assignee"),
-                           priority=priority, sort=sort, limit=limit, offset=offset,
-                           visible_to=viewer)
+        page = search.find(session, q=q, queue=queue, status=status, team=team,
+                           assignee=assignee, priority=priority, sort=sort, limit=limit,
+                           offset=offset, visible_to=viewer)
         items = [tickets.to_dict(t) for t in page.items]
     return jsonify({"ok": True, "tickets": items, "limit": limit, "offset": offset,
                     "total": page.total, "total_exact": page.exact,
                     "next_offset": page.next_offset})
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    try:
-        value = default if raw is None else int(raw)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        raise ApiError(422, f"{name} must be an integer from {low} to {high}",
-                       [field_error(name, "out of range", expected=f"{low}..{high}", got=raw)])
-    return value
-
-
-@bp.get("/v1/tickets/<int:ticket_id>/history")
+@bp.get("/v1/tickets/<id:ticket_id>/history")
 @require_role("agent")
 def history(ticket_id: int):
     with get_store().session(readonly=True) as session:
@@ -250,13 +218,10 @@ def history(ticket_id: int):
 
 
 # ----------------------------------------------------------------- changing
-@bp.post("/v1/tickets/<int:ticket_id>/transition")
+@bp.post("/v1/tickets/<id:ticket_id>/transition")
 @require_role("agent")
 def transition(ticket_id: int):
-    body = _json()
-    if not isinstance(body.get("to"), str):
-        raise ApiError(422, "'to' is required", [field_error("to", "missing or not a string",
-                                                              expected="a status", got=body.get("to"))])
+    body = _json(shapes.TRANSITION)
     with get_store().session() as session:
         viewer = _staff(session)
         ticket = access.visible(session, viewer, ticket_id, lock=True)
@@ -268,16 +233,11 @@ def transition(ticket_id: int):
     return jsonify(out)
 
 
-@bp.patch("/v1/tickets/<int:ticket_id>")
+@bp.patch("/v1/tickets/<id:ticket_id>")
 @require_role("agent")
 def patch_ticket(ticket_id: int):
     """Change fields (history + feedback on predicted ones); ``assignee`` assigns ("auto" routes)."""
-    body = _json()
-    unknown = sorted(set(body) - PATCH_KEYS)
-    if unknown:
-        raise ApiError(422, f"cannot change {', '.join(unknown)}",
-                       [field_error(k, "not editable", expected=", ".join(sorted(PATCH_KEYS)),
-                                    got=k) for k in unknown])
+    body = _json(shapes.TICKET_PATCH)
     assignee = body.pop("assignee", None)
     with get_store().session() as session:
         viewer = _staff(session)
@@ -293,14 +253,11 @@ def patch_ticket(ticket_id: int):
     return jsonify(out)
 
 
-@bp.post("/v1/tickets/<int:ticket_id>/comments")
+@bp.post("/v1/tickets/<id:ticket_id>/comments")
 @require_role("intake", "agent")
 def add_comment(ticket_id: int):
-    body = _json()
-    text = body.get("body")
-    if not isinstance(text, str) or not text.strip():
-        raise ApiError(422, "a comment needs a non-empty 'body'",
-                       [field_error("body", "missing or empty", expected="text", got=text)])
+    body = _json(shapes.COMMENT)
+    text = body["body"]
     with get_store().session() as session:
         viewer = _viewer(session)
         ticket = access.visible(session, viewer, ticket_id, lock=True)
@@ -315,21 +272,11 @@ def add_comment(ticket_id: int):
     return jsonify(out), 201
 
 
-def _target(body: dict, name: str) -> int | None:
-    value = body.get(name)
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise ApiError(422, f"'{name}' must be a ticket id",
-                       [field_error(name, "not a ticket id", expected="integer", got=value)])
-    return value
-
-
-@bp.post("/v1/tickets/<int:ticket_id>/merge")
+@bp.post("/v1/tickets/<id:ticket_id>/merge")
 @require_role("agent")
 def merge_ticket(ticket_id: int):
     """Merge this ticket (the duplicate) into ``{"into": parent_id}``."""
-    parent = _target(_json(), "into")
-    if parent is None:
-        raise ApiError(422, "'into' (the parent ticket id) is required")
+    parent = _json(shapes.MERGE)["into"]
     with get_store().session() as session:
         viewer = _staff(session)
         access.visible(session, viewer, ticket_id)
@@ -340,7 +287,7 @@ def merge_ticket(ticket_id: int):
     return jsonify(out)
 
 
-@bp.post("/v1/tickets/<int:ticket_id>/unmerge")
+@bp.post("/v1/tickets/<id:ticket_id>/unmerge")
 @require_role("agent")
 def unmerge_ticket(ticket_id: int):
     with get_store().session() as session:
@@ -351,14 +298,11 @@ def unmerge_ticket(ticket_id: int):
     return jsonify(out)
 
 
-@bp.post("/v1/tickets/<int:ticket_id>/link")
+@bp.post("/v1/tickets/<id:ticket_id>/link")
 @require_role("agent")
 def link_ticket(ticket_id: int):
     """``{"parent": id}`` links to a parent incident; ``{"parent": null}`` unlinks."""
-    body = _json()
-    if "parent" not in body:
-        raise ApiError(422, "'parent' is required (a ticket id, or null to unlink)")
-    parent = _target(body, "parent")
+    parent = _json(shapes.LINK)["parent"]
     with get_store().session() as session:
         viewer = _staff(session)
         access.visible(session, viewer, ticket_id)
@@ -376,7 +320,8 @@ def link_ticket(ticket_id: int):
 def breach_report():
     with get_store().session(readonly=True) as session:
         viewer = _staff(session)
-        rows = clocks.breaches(session, utcnow(), include_closed=request.args.get("all") == "1")
+        rows = clocks.breaches(session, utcnow(),
+                               include_closed=enum_arg(request.args, "all", ("0", "1"), "0") == "1")
         if viewer.role == "agent":
             rows = [r for r in rows if r["team"] in viewer.teams or r["assignee"] == viewer.id]
     return jsonify({"ok": True, "breaches": rows, "count": len(rows)})

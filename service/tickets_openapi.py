@@ -6,17 +6,22 @@ agent id; an ``intake`` key (pipeline or portal) reads only with
 """
 from __future__ import annotations
 
+from . import ticket_requests as shapes
 from .openapi import BOOL, INT, NSTR, REF, STR, _json, _obj, _op
+from triage.store.search import SORTS
+
+from .validation import Int, Text, path_id, query_schema
 
 NINT = {"type": ["integer", "null"]}
 ANY_LIST = {"type": "array"}
 AUTH = (401, 403, 503)
-REQUESTER = {"name": "X-Requester", "in": "header", "required": False, "schema": STR,
+REQUESTER = {"name": "X-Requester", "in": "header", "required": False,
+             "schema": {"type": "string", "maxLength": 320},
              "description": "intake/portal keys: the requester acting; required to read"}
 IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
                "schema": {"type": "string", "maxLength": 200},
                "description": "a retry with the same key (same caller) answers the first ticket"}
-TID = {"name": "ticket_id", "in": "path", "required": True, "schema": INT}
+TID = path_id("ticket_id")
 
 OPENAPI_SCHEMAS = {
     "TicketRecord": _obj({
@@ -27,12 +32,6 @@ OPENAPI_SCHEMAS = {
         "extra": {"type": "object"}, "escalation_level": INT, "created_at": STR,
         "updated_at": STR, "first_response_at": NSTR, "resolved_at": NSTR, "closed_at": NSTR},
         ["id", "subject", "body", "channel", "status", "queue"]),
-    "NewTicket": _obj({
-        "subject": STR, "body": STR, "requester": STR, "customer_tier": STR, "ticket_type": STR,
-        "category": STR, "priority": {"type": ["integer", "string"]}, "affected_service": STR,
-        "channel": {"enum": ["email", "web", "api", "chat", "phone", "social", "portal"]},
-        "watchers": {"type": "array", "items": STR}, "vip": BOOL, "major_incident": BOOL,
-        "tags": {"type": "array", "items": STR}}, extra=False),
     "IntakeResponse": _obj({"ok": {"const": True}, "ticket": REF("TicketRecord"),
                             "created": BOOL, "open_fields": ANY_LIST,
                             "duplicate_candidates": ANY_LIST}, ["ok", "ticket", "created"]),
@@ -55,6 +54,7 @@ def _body(schema: dict) -> dict:
 
 
 def OPENAPI_PATHS(config: dict) -> dict:  # noqa: N802 - the name service.openapi looks for
+    schema = lambda spec: spec.schema(config)  # noqa: E731 - the declarations the code checks
     agent, everyone = ["agent", "admin"], ["intake", "agent", "admin"]
     ok = lambda ref, what: {"200": _json(REF(ref), what)}  # noqa: E731
     return {
@@ -63,43 +63,56 @@ def OPENAPI_PATHS(config: dict) -> dict:  # noqa: N802 - the name service.openap
                         {"201": _json(REF("IntakeResponse"), "created"),
                          "200": _json(REF("IntakeResponse"), "replayed or an e-mail follow-up")},
                         (400, 413, 415, 422) + AUTH, everyone,
-                        parameters=[REQUESTER, IDEMPOTENCY], requestBody=_body(REF("NewTicket"))),
+                        parameters=[REQUESTER, IDEMPOTENCY],
+                        requestBody=_body(schema(shapes.NEW_TICKET))),
             "get": _op("Tickets the caller may see (?q= full text, ?queue=, ?status=a,b, ?team=, "
                        "?assignee= (id or none), ?priority=, ?sort=, ?limit=, ?offset=)",
                        ok("TicketList", "tickets, escalated and most urgent first"),
-                       (404, 422) + AUTH, everyone, parameters=[REQUESTER])},
+                       (404, 422) + AUTH, everyone, parameters=[REQUESTER] + [
+                           query_schema("limit", Int(1, 500), config),
+                           query_schema("offset", Int(0, 10**9), config),
+                           query_schema("status", Text(max_len=200), config,
+                                        doc="statuses, comma-separated"),
+                           query_schema("queue", Text(max_len=100), config),
+                           query_schema("q", Text(max_len=500), config, doc="full text"),
+                           query_schema("team", Text(max_len=100), config),
+                           query_schema("assignee", Text(max_len=100), config,
+                                        doc="agent id, or none"),
+                           query_schema("priority", Int(1, 5), config),
+                           query_schema("sort", Text(enum=tuple(sorted(SORTS))), config)])},
         "/v1/tickets/{ticket_id}": {
             "get": _op("One ticket with comments, watchers, SLA clocks and links",
                        ok("TicketResponse", "the ticket"), (404,) + AUTH, everyone,
                        parameters=[TID, REQUESTER]),
             "patch": _op("Change fields (history + feedback); assignee: id or 'auto'",
                          ok("TicketResponse", "changed"), (400, 404, 409, 415, 422) + AUTH, agent,
-                         parameters=[TID], requestBody=_body({"type": "object"}))},
+                         parameters=[TID], requestBody=_body(schema(shapes.TICKET_PATCH)))},
         "/v1/tickets/{ticket_id}/transition": {"post": _op(
             "Lifecycle move {to, resolution?, reason? (pending: customer|third_party), "
             "resolve_children?}", ok("TicketResponse", "moved"),
             (400, 404, 409, 415, 422) + AUTH, agent, parameters=[TID],
-            requestBody=_body(_obj({"to": STR, "resolution": STR, "reason": STR,
-                                    "resolve_children": BOOL}, ["to"])))},
+            requestBody=_body(schema(shapes.TRANSITION)))},
         "/v1/tickets/{ticket_id}/comments": {"post": _op(
             "Add a follow-up {body, public?}", {"201": _json(REF("TicketResponse"), "added")},
             (400, 404, 415, 422) + AUTH, everyone, parameters=[TID, REQUESTER],
-            requestBody=_body(_obj({"body": STR, "public": BOOL}, ["body"])))},
+            requestBody=_body(schema(shapes.COMMENT)))},
         "/v1/tickets/{ticket_id}/history": {"get": _op(
             "Every change: field, old, new, actor, time", ok("History", "oldest first"),
             (404,) + AUTH, agent, parameters=[TID])},
         "/v1/tickets/{ticket_id}/merge": {"post": _op(
             "Merge this duplicate {into: parent id}", ok("TicketResponse", "merged"),
             (404, 409, 415, 422) + AUTH, agent, parameters=[TID],
-            requestBody=_body(_obj({"into": INT}, ["into"])))},
+            requestBody=_body(schema(shapes.MERGE)))},
         "/v1/tickets/{ticket_id}/unmerge": {"post": _op(
             "Undo the merge of this ticket", ok("TicketResponse", "restored"),
             (404, 409) + AUTH, agent, parameters=[TID])},
         "/v1/tickets/{ticket_id}/link": {"post": _op(
             "Link to a parent incident {parent: id} or unlink {parent: null}",
             {"200": _json({"type": "object"}, "links")}, (404, 409, 415, 422) + AUTH, agent,
-            parameters=[TID], requestBody=_body(_obj({"parent": NINT}, ["parent"])))},
+            parameters=[TID], requestBody=_body(schema(shapes.LINK)))},
         "/v1/reports/breaches": {"get": _op(
             "Over-time SLA clocks (open tickets; ?all=1 includes closed)",
-            ok("Breaches", "most overdue first"), AUTH, agent)},
+            ok("Breaches", "most overdue first"), AUTH, agent,
+            parameters=[{"name": "all", "in": "query", "required": False,
+                         "schema": {"type": "string", "enum": ["0", "1"]}}])},
     }

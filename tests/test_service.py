@@ -92,12 +92,12 @@ def test_malformed_bodies(client, data, content_type, status):
     assert_error(r, status)
 
 
-def test_oversized_body_and_batch_are_413(app, client):
+def test_oversized_body_is_413_and_a_batch_past_max_items_422(app, client):
     big = b'{"subject": "' + b"x" * app.config["MAX_CONTENT_LENGTH"] + b'"}'
     assert_error(client.post("/v1/classify", data=big, content_type="application/json",
                              headers=auth()), 413)
     many = {"tickets": [{"subject": "x"}] * (app.config["TRIAGE_MAX_BATCH"] + 1)}
-    assert_error(client.post("/v1/classify", json=many, headers=auth()), 413)
+    assert_error(client.post("/v1/classify", json=many, headers=auth()), 422)  # maxItems
 
 
 def test_404_405_and_unexpected_errors_share_the_shape(app, client):
@@ -208,7 +208,7 @@ def test_background_reload_and_unknown_bundle(app, client):
         time.sleep(0.05)
     assert state.current is not old
     r = client.post("/v1/admin/reload", json={"bundle": "../etc"}, headers=auth("admin"))
-    assert_error(r, 422)
+    assert_error(r, 404)  # no such bundle in the models dir
     assert_error(client.post("/v1/admin/reload", json={"nope": 1}, headers=auth("admin")), 422)
 
 

@@ -27,7 +27,6 @@ the holdout, so a retrain without them is graded on the very same holdout ticket
 """
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -39,6 +38,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
+
+from triage.spreadsheet import write_csv
 
 from .mapping import Dataset, load_export, load_mapping, read_export
 
@@ -220,11 +221,7 @@ def write_review_list(flags: Sequence[Flag], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [asdict(f) for f in flags]
     if path.suffix.lower() == ".csv":
-        fields = list(Flag.__dataclass_fields__)
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(path, rows, list(Flag.__dataclass_fields__))  # ticket text: no formulas
     else:
         path.write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")
     return path

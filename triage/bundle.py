@@ -80,12 +80,17 @@ def _files(root: Path) -> list[Path]:
 
 def write_bundle(models_dir: str | Path, heads: Mapping[str, Any], manifest: Mapping[str, Any], *,
                  bundle_id: str | None = None,
-                 extras: Callable[[Path, str], None] | None = None) -> Path:
+                 extras: Callable[[Path, str], None] | None = None,
+                 signing_key: str | bytes | None = None) -> Path:
     """Write ``heads`` (name → fitted estimator) and ``manifest`` atomically; return the folder.
 
     ``extras(tmp_dir, bundle_id)`` may add files (report, plots) before checksums are taken,
-    so they are covered by the manifest too.
+    so they are covered by the manifest too. With a signing key (the argument, else
+    ``TRIAGE_BUNDLE_SIGNING_KEY``) the manifest carries an HMAC over the checksums.
     """
+    from .bundle_trust import SIGNATURE, env_key, signature
+
+    signing_key = signing_key if signing_key is not None else env_key()
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     bundle_id = bundle_id or new_bundle_id()
@@ -104,6 +109,8 @@ def write_bundle(models_dir: str | Path, heads: Mapping[str, Any], manifest: Map
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "libraries": library_versions(), "heads": entries,
                 "files": {p.relative_to(tmp).as_posix(): file_sha256(p) for p in _files(tmp)}}
+        if signing_key:
+            full[SIGNATURE] = signature(full, signing_key)
         _write_json(tmp / MANIFEST, full)
         if final.exists():
             raise BundleError(f"bundle folder appeared while writing: {final}")
@@ -222,10 +229,17 @@ def verify_files(manifest: Mapping[str, Any], path: Path) -> None:
             raise BundleError(f"bundle {path.name}: unlisted file {p.name}: refusing to load")
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Load a bundle folder after checking format, scikit-learn version and every checksum."""
+def load_bundle(path: str | Path, signing_key: str | bytes | None = None) -> Bundle:
+    """Load a bundle folder after checking format, signature, scikit-learn version and every
+    checksum. The signing key is the argument, else ``TRIAGE_BUNDLE_SIGNING_KEY``; with one,
+    an unsigned or mis-signed bundle is refused before anything is unpickled."""
+    from .bundle_trust import env_key, verify_signature
+
     path = Path(path)
     manifest = read_manifest(path)
+    key = signing_key if signing_key is not None else env_key()
+    if key:
+        verify_signature(manifest, key, path)
     check_versions(manifest, path)
     verify_files(manifest, path)
     heads = {}

@@ -57,9 +57,11 @@ class Triager:
                                                       and "priority" not in self._models else [])
 
     @classmethod
-    def from_bundle(cls, path: str | Path, encoder: Encoder | None = None) -> "Triager":
-        """Load a bundle folder (checksums and versions verified); ``encoder`` overrides tests."""
-        return cls(load_bundle(path), encoder=encoder)
+    def from_bundle(cls, path: str | Path, encoder: Encoder | None = None,
+                    signing_key: str | bytes | None = None) -> "Triager":
+        """Load a bundle folder (signature, checksums and versions verified); ``encoder``
+        overrides tests."""
+        return cls(load_bundle(path, signing_key=signing_key), encoder=encoder)
 
     @property
     def needs_vectors(self) -> bool:

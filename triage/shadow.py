@@ -37,10 +37,10 @@ class ShadowRunner:
         self.error: str | None = None
 
     @classmethod
-    def from_bundle(cls, path: str | Path, encoder=None) -> "ShadowRunner":
+    def from_bundle(cls, path: str | Path, encoder=None, signing_key=None) -> "ShadowRunner":
         from .predict import Triager
 
-        return cls(lambda: Triager.from_bundle(path, encoder=encoder))
+        return cls(lambda: Triager.from_bundle(path, encoder=encoder, signing_key=signing_key))
 
     @property
     def triager(self):

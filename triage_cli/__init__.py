@@ -14,8 +14,7 @@ from triage.errors import TriageError
 
 # Modules that add subcommands; each has register(subparsers) and sets func=handler.
 AREAS = ["train", "models", "serve", "tickets", "desk", "demo_seed", "report", "retrain",
-         "quickstart",
-         "batch"]
+         "quickstart", "batch", "security"]
 
 
 def build_parser() -> argparse.ArgumentParser:

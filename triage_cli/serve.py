@@ -24,6 +24,9 @@ def register(subparsers) -> None:
                    help="gunicorn worker processes (default TRIAGE_WORKERS or 2)")
     p.add_argument("--bundle", default=None,
                    help="bundle folder to serve (default: models/CHAMPION, else the newest)")
+    p.add_argument("--trust", action="append", default=[], metavar="PATH",
+                   help="also load bundles from PATH although it is outside the models dir "
+                        "(a bundle is code: only folders you control; repeatable)")
     p.add_argument("--encoder", default=None,
                    help="serve with another encoder kind, e.g. minilm-onnx (TRIAGE_ENCODER)")
     p.add_argument("--no-prepare", action="store_true",
@@ -46,6 +49,10 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
         env["TRIAGE_WORKERS"] = str(args.workers)
     if args.bundle:
         env["TRIAGE_BUNDLE"] = str(Path(args.bundle).resolve())
+    if getattr(args, "trust", None):
+        given = [env["TRIAGE_TRUSTED_BUNDLES"]] if env.get("TRIAGE_TRUSTED_BUNDLES") else []
+        env["TRIAGE_TRUSTED_BUNDLES"] = os.pathsep.join(
+            given + [str(Path(p).resolve()) for p in args.trust])
     if args.encoder:
         env["TRIAGE_ENCODER"] = args.encoder
     return env

@@ -39,13 +39,27 @@ def register(subparsers) -> None:
     _db(up)
     up.set_defaults(func=run_upgrade)
 
-    p = subparsers.add_parser("webhooks", help="register an escalation webhook")
+    p = subparsers.add_parser("webhooks", help="add, list, disable and test webhooks",
+                              description="Signed webhooks (escalations). URLs must be http(s); "
+                                          "at delivery the host must resolve to public "
+                                          "addresses unless TRIAGE_WEBHOOK_ALLOW names it.")
     sub = p.add_subparsers(dest="webhooks_command", metavar="ACTION", required=True)
     add = sub.add_parser("add", help="add URL; the secret is read from TRIAGE_WEBHOOK_SECRET")
     _db(add)
     add.add_argument("url")
     add.add_argument("--event", action="append", default=[], help="event name (default: all)")
     add.set_defaults(func=run_webhook_add)
+    ls = sub.add_parser("list", help="every webhook with its delivery counts (no secrets)")
+    _db(ls)
+    ls.set_defaults(func=run_webhook_list)
+    off = sub.add_parser("disable", help="stop sending to webhook ID")
+    _db(off)
+    off.add_argument("id", type=int)
+    off.set_defaults(func=run_webhook_disable)
+    test = sub.add_parser("test", help="send one signed webhook.test to webhook ID now")
+    _db(test)
+    test.add_argument("id", type=int)
+    test.set_defaults(func=run_webhook_test)
 
     p = subparsers.add_parser("mail", help="e-mail intake")
     sub = p.add_subparsers(dest="mail_command", metavar="ACTION", required=True)
@@ -93,7 +107,8 @@ def sweep_once(store) -> list[dict]:
     fired = [f.to_dict() for f in clocks.sweep_all(store)]
     config = settings.resolve()
     delivery = deliver_once(store, build(config),
-                            float(config.get("TRIAGE_MAIL_PENDING_REMINDER_HOURS") or 0))
+                            float(config.get("TRIAGE_MAIL_PENDING_REMINDER_HOURS") or 0),
+                            config.get("TRIAGE_WEBHOOK_ALLOW") or "")
     if any(delivery.values()):
         log.info("outbox (mail, webhooks): %s", delivery)
     return fired
@@ -145,6 +160,35 @@ def run_webhook_add(args) -> int:
         hook = webhooks.register(session, args.url, secret, args.event)
         print(f"webhook {hook.id}: {args.url} events={args.event or 'all'}")
     return 0
+
+
+def run_webhook_list(args) -> int:
+    from triage.store import webhooks
+
+    with _store(args).session() as session:
+        for hook in webhooks.listing(session):
+            print(json.dumps(hook))
+    return 0
+
+
+def run_webhook_disable(args) -> int:
+    from triage.store import webhooks
+
+    with _store(args).session() as session:
+        webhooks.disable(session, args.id)
+    print(f"webhook {args.id}: disabled")
+    return 0
+
+
+def run_webhook_test(args) -> int:
+    from triage import egress
+    from triage.store import webhooks
+
+    allow = egress.AllowList.parse(os.environ.get("TRIAGE_WEBHOOK_ALLOW", ""))
+    with _store(args).session() as session:
+        outcome = webhooks.send_test(session, args.id, allow=allow)
+    print(json.dumps(outcome))
+    return 0 if outcome["ok"] else 1
 
 
 def run_mail_poll(args) -> int:

@@ -27,6 +27,11 @@ NAMING = {
 }
 
 
+# Ids are PostgreSQL ``integer`` columns; SQLite would take up to 2^63, but the two stores
+# must answer the same id alike, so both treat anything beyond this as "no such row".
+ID_MAX = 2**31 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from triage.errors import InputError, NotFound, TransitionError
 from triage.htmltext import as_text
 from triage.store import clocks, event_log
-from triage.store.tables import (Comment, IdempotencyKey, TicketEvent, TicketRow, Watcher,
-                                 utcnow)
+from triage.store.tables import (ID_MAX, Comment, IdempotencyKey, TicketEvent, TicketRow,
+                                 Watcher, utcnow)
 from triage.ticket import TRANSITIONS, Channel, Status
 
 # Fields that must be set (by model, rule or agent) before a ticket leaves ``new``.
@@ -79,7 +79,11 @@ def _checked_text(column: str, value: Any) -> str:
 
 
 def fits(model, column: str, value: Any) -> Any:
-    """Refuse a value longer than its column (PostgreSQL would fail the whole transaction)."""
+    """Refuse a value longer than its column, or holding NUL (PostgreSQL would fail the whole
+    transaction, SQLite would store it: the two stores must answer alike)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise InputError("text must not contain NUL characters", column=column,
+                         expected="text without U+0000", got="a NUL character")
     limit = getattr(model.__table__.c[column].type, "length", None)
     if isinstance(value, str) and limit is not None and len(value) > limit:
         raise InputError(f"{column} is too long", column=column,
@@ -89,6 +93,8 @@ def fits(model, column: str, value: Any) -> Any:
 
 def get(session: Session, ticket_id: int, *, lock: bool = False) -> TicketRow:
     """The ticket, or :class:`NotFound`; ``lock`` takes a row lock (PostgreSQL) for an update."""
+    if not 1 <= int(ticket_id) <= ID_MAX:  # beyond the integer column: no such ticket
+        raise NotFound(f"ticket {ticket_id} not found", ticket=ticket_id)
     stmt = select(TicketRow).where(TicketRow.id == int(ticket_id))
     if lock:
         stmt = stmt.with_for_update()
@@ -140,13 +146,12 @@ def create(session: Session, data: dict[str, Any], *, actor: str,
         channel=channel, requester=fits(TicketRow, "requester", data.get("requester")),
         status=Status.NEW.value, queue=TRIAGE_QUEUE,
         customer_tier=fits(TicketRow, "customer_tier", data.get("customer_tier")),
-        extra=dict(data.get("extra") or {}), tags=list(data.get("tags") or []),
+        extra=dict(data.get("extra") or {}), tags=_tags(data.get("tags")),
         created_at=now, updated_at=now)
     session.add(ticket)
     session.flush()
     record(session, ticket, "created", None, channel, actor, now)
-    for address in data.get("watchers") or []:
-        add_watcher(session, ticket, address)
+    add_watchers(session, ticket, data.get("watchers") or [])
     if idempotency_key:
         session.execute(update(IdempotencyKey).where(IdempotencyKey.key == idempotency_key)
                         .values(ticket_id=ticket.id))
@@ -165,7 +170,7 @@ def set_fields(session: Session, ticket: TicketRow, changes: dict[str, Any], *, 
         if field not in EDITABLE:
             raise InputError(f"field {field!r} cannot be changed here", column=field,
                              expected="one of " + ", ".join(EDITABLE), got=field)
-        value = fits(TicketRow, field, coerce(field, value)) if field != "tags" else value
+        value = fits(TicketRow, field, coerce(field, value)) if field != "tags" else _tags(value)
         old = getattr(ticket, field)
         if old == value:
             continue
@@ -324,6 +329,45 @@ def customer_replied(session: Session, ticket: TicketRow, *, actor: str,
     """The customer answered: a ticket pending on them, or resolved, goes back to work."""
     if ticket.status in (Status.PENDING.value, Status.RESOLVED.value):
         transition(session, ticket, Status.IN_PROGRESS, actor=actor, now=now)
+
+
+def _tags(values: Any) -> list[str]:
+    """Tags as stored: a list of non-empty texts without NUL (JSON column, bounded item size)."""
+    if values is None:
+        return []
+    if not isinstance(values, (list, tuple)):
+        raise InputError("tags must be a list of texts", column="tags", expected="array",
+                         got=type(values).__name__)
+    out = []
+    for value in values:
+        if not isinstance(value, str) or not value.strip() or "\x00" in value or len(value) > 100:
+            raise InputError("each tag must be a non-empty text of at most 100 characters without "
+                             "NUL", column="tags", expected="text", got=value)
+        out.append(value)
+    return out
+
+
+def add_watchers(session: Session, ticket: TicketRow, addresses: Iterable[Any]) -> int:
+    """Watch a ticket by many addresses at once: one SELECT and one INSERT, not one each.
+
+    Returns how many were new; duplicates (given twice, or already watching) are no-ops.
+    """
+    wanted: list[str] = []
+    for address in addresses:
+        if not isinstance(address, str) or not address.strip():
+            raise InputError("a watcher must be a non-empty text", column="watchers",
+                             expected="e-mail address or user id", got=address)
+        fits(Watcher, "address", address)
+        if address not in wanted:
+            wanted.append(address)
+    if not wanted:
+        return 0
+    have = set(session.scalars(select(Watcher.address).where(
+        Watcher.ticket_id == ticket.id, Watcher.address.in_(wanted))))
+    new = [Watcher(ticket_id=ticket.id, address=a) for a in wanted if a not in have]
+    session.add_all(new)
+    session.flush()
+    return len(new)
 
 
 def add_watcher(session: Session, ticket: TicketRow, address: str) -> bool:

@@ -9,20 +9,27 @@ exponential backoff up to ``MAX_ATTEMPTS``.
 Receivers verify ``X-Triage-Signature: sha256=<hex>``, the HMAC-SHA256 with
 their secret of ``"<X-Triage-Timestamp>.<raw body>"`` (the timestamp inside
 the signature stops replays); :func:`verify` is the reference check.
+
+Targets are checked twice (``triage/egress.py``): the URL when it is
+registered (http or https only), and the resolved address at every delivery
+(no loopback, private, link-local or metadata address unless the allow-list
+names it). Redirects are never followed.
 """
 from __future__ import annotations
 
 import hashlib
+import http.client
 import hmac
 import json
-import urllib.error
-import urllib.request
+import secrets
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from triage import egress
+from triage.errors import InputError, NotFound
 from triage.store.tables import OutboxMessage, Webhook, utcnow
 
 MAX_ATTEMPTS = 8
@@ -32,13 +39,61 @@ LEASE = timedelta(seconds=60)  # a claimed message is invisible to other workers
 SIGNATURE_HEADER = "X-Triage-Signature"
 TIMESTAMP_HEADER = "X-Triage-Timestamp"
 
+# what a delivery attempt may meet: network errors, a refused target, a broken HTTP answer
+DELIVERY_ERRORS = (OSError, ValueError, http.client.HTTPException)
 Poster = Callable[[str, bytes, dict[str, str], float], int]
 
 
-def register(session: Session, url: str, secret: str, events: list[str] | None = None) -> Webhook:
-    hook = Webhook(url=url, secret=secret, events=list(events or []), active=True)
+def register(session: Session, url: str, secret: str | None = None,
+             events: list[str] | None = None) -> Webhook:
+    """A new active webhook; the URL must be http(s) (its address is checked at delivery).
+
+    Without ``secret`` a random one is made: read it from the returned row once.
+    """
+    egress.check_url(url)
+    secret = secret or secrets.token_urlsafe(32)
+    if len(secret) > 200 or "\x00" in secret:
+        raise InputError("webhook secret must be 1 to 200 characters without NUL",
+                         column="secret", expected="at most 200 characters",
+                         got=f"{len(secret)} characters")
+    events = list(events or [])
+    for event in events:
+        if not isinstance(event, str) or not event or len(event) > 100 or "\x00" in event:
+            raise InputError("event names are non-empty texts of at most 100 characters",
+                             column="events", expected="event name", got=event)
+    hook = Webhook(url=url, secret=secret, events=events, active=True)
     session.add(hook)
     session.flush()
+    return hook
+
+
+def listing(session: Session) -> list[dict[str, Any]]:
+    """Every webhook without its secret, with its delivery counts."""
+    hooks = session.scalars(select(Webhook).order_by(Webhook.id))
+    return [describe(session, h) for h in hooks]
+
+
+def describe(session: Session, hook: Webhook) -> dict[str, Any]:
+    messages = list(session.scalars(select(OutboxMessage).where(
+        OutboxMessage.webhook_id == hook.id)))
+    return {"id": hook.id, "url": hook.url, "events": list(hook.events or []),
+            "active": bool(hook.active),
+            "delivered": sum(1 for m in messages if m.delivered_at is not None),
+            "pending": sum(1 for m in messages if m.delivered_at is None and not m.failed),
+            "failed": sum(1 for m in messages if m.failed)}
+
+
+def get(session: Session, hook_id: int) -> Webhook:
+    hook = session.get(Webhook, int(hook_id)) if 1 <= int(hook_id) <= 2**31 - 1 else None
+    if hook is None:
+        raise NotFound(f"webhook {hook_id} not found", webhook=hook_id)
+    return hook
+
+
+def disable(session: Session, hook_id: int) -> Webhook:
+    """Stop queueing for this webhook (its history stays)."""
+    hook = get(session, hook_id)
+    hook.active = False
     return hook
 
 
@@ -93,13 +148,28 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(MAX_DELAY, BASE_DELAY * 2 ** max(0, attempts - 1)))
 
 
-def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+def envelope(secret: str, event: str, delivery: str, payload: dict, now: datetime
+             ) -> tuple[bytes, dict[str, str]]:
+    """The signed body and headers of one delivery."""
+    body = json.dumps({"event": event, "id": delivery, "data": payload}, sort_keys=True).encode()
+    stamp = str(int(now.timestamp()))
+    return body, {"Content-Type": "application/json", "X-Triage-Event": event,
+                  "X-Triage-Delivery": str(delivery), TIMESTAMP_HEADER: stamp,
+                  SIGNATURE_HEADER: sign(secret, stamp, body)}
+
+
+def send_test(session: Session, hook_id: int, *, allow: egress.AllowList | None = None,
+              timeout: float = 5.0, now: datetime | None = None) -> dict[str, Any]:
+    """Send one signed ``webhook.test`` now (not queued); the outcome, never raises on I/O."""
+    hook = get(session, hook_id)
+    body, headers = envelope(hook.secret, "webhook.test", "test", {"webhook_id": hook.id},
+                             now or utcnow())
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+        status = egress.post(hook.url, body, headers, timeout, allow)
+    except DELIVERY_ERRORS as exc:
+        return {"ok": False, "status": None, "error": f"{type(exc).__name__}: {exc}"}
+    return {"ok": 200 <= status < 300, "status": status,
+            "error": None if 200 <= status < 300 else f"HTTP {status}"}
 
 
 def claim(session: Session, now: datetime, limit: int = 50) -> list[tuple[int, str, str, str, dict]]:
@@ -139,23 +209,26 @@ def record_outcome(session: Session, message_id: int, ok: bool, error: str | Non
 
 
 def deliver(store, *, now: Callable[[], datetime] = utcnow, post: Poster | None = None,
-            timeout: float = 5.0, limit: int = 50) -> dict[str, int]:
-    """One delivery pass over due messages; returns counts of sent / retrying / failed."""
-    post = post or _post
+            timeout: float = 5.0, limit: int = 50,
+            allow: egress.AllowList | str | None = None) -> dict[str, int]:
+    """One delivery pass over due messages; returns counts of sent / retrying / failed.
+
+    ``allow`` names the non-public hosts/networks webhooks may reach (tests, an
+    internal receiver); everything else must resolve to public addresses.
+    """
+    if not isinstance(allow, egress.AllowList):
+        allow = egress.AllowList.parse(allow)
+    post = post or (lambda url, body, headers, timeout: egress.post(url, body, headers,
+                                                                      timeout, allow))
     with store.session() as session:
         batch = claim(session, now(), limit)
     counts = {"sent": 0, "retry": 0, "failed": 0}
     for message_id, url, secret, event, payload in batch:
-        body = json.dumps({"event": event, "id": message_id, "data": payload},
-                          sort_keys=True).encode()
-        stamp = str(int(now().timestamp()))
-        headers = {"Content-Type": "application/json", "X-Triage-Event": event,
-                   "X-Triage-Delivery": str(message_id), TIMESTAMP_HEADER: stamp,
-                   SIGNATURE_HEADER: sign(secret, stamp, body)}
+        body, headers = envelope(secret, event, message_id, payload, now())
         status, error = None, None
         try:
             status = post(url, body, headers, timeout)
-        except (OSError, ValueError) as exc:
+        except DELIVERY_ERRORS as exc:
             error = f"{type(exc).__name__}: {exc}"
         with store.session() as session:
             _outcome(session, message_id, status, error, now())
