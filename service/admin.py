@@ -14,7 +14,8 @@ from .auth import require_role
 from .errors import ApiError
 from .state import resolve_bundle
 from .ticket_schema import read_json_body
-from .validation import Bool, Obj, Text, validate
+from .openapi import RELOAD
+from .validation import validate
 
 bp = Blueprint("admin", __name__)
 
@@ -38,9 +39,6 @@ def reload():
         raise ApiError(409, "a reload is already running; try again when it finished")
     return jsonify(ok=True, request_id=g.request_id, reloading=True, previous=previous), 202
 
-
-RELOAD = Obj({"bundle": Text(max_len=200, required=True, doc="bundle id under the models dir"),
-              "wait": Bool(doc="load before answering")})
 
 
 def _reload_options() -> dict:

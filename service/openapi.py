@@ -13,7 +13,11 @@ import sys
 from flask import Blueprint, Flask, current_app, jsonify
 
 from .ticket_schema import ticket_json_schema
-from .validation import Text
+from .validation import Bool, Obj, Text
+
+# the body of POST /v1/admin/reload (service/admin.py checks it with this declaration)
+RELOAD = Obj({"bundle": Text(max_len=200, required=True, doc="bundle id under the models dir"),
+              "wait": Bool(doc="load before answering")})
 
 bp = Blueprint("openapi", __name__)
 
@@ -118,8 +122,6 @@ def _op(summary: str, ok: dict, errors: tuple, roles: list[str] | None = None, *
 
 
 def document(config: dict) -> dict:
-    from .admin import RELOAD
-
     ticket = ticket_json_schema(config)
     batch = _obj({"tickets": {"type": "array", "items": ticket, "minItems": 1,
                               "maxItems": int(config["TRIAGE_MAX_BATCH"])}}, ["tickets"], False)

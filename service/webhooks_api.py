@@ -19,9 +19,10 @@ from .validation import Bool, List, Obj, Text, path_id, validate
 
 bp = Blueprint("webhooks_api", __name__)
 
+PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 NEW_WEBHOOK = Obj({
     "url": Text(max_len=egress.MAX_URL, required=True, doc="http:// or https:// URL",
-                pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?(/[!-~]*)?$"),
+                pattern=r"^https?://[A-Za-z0-9.-]+(:" + PORT + r")?(/[!-~]*)?$"),
     "secret": Text(max_len=200, required=True,
                    doc="HMAC key the receiver verifies with; made for you when left out"),
     "events": List(Text(max_len=100, required=True), max_items=20,

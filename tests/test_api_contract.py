@@ -11,7 +11,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from service.app import create_app
 from triage.rules import RuleSet
 from triage.store import routing

@@ -9,8 +9,9 @@ import joblib
 import pytest
 from sklearn.dummy import DummyClassifier
 
-from triage.bundle import MANIFEST, file_sha256, load_bundle, read_manifest, write_bundle
-from triage.bundle_trust import check_location, parse_trusted, sign_bundle
+from triage.bundle import (MANIFEST, file_sha256, load_bundle, read_manifest, sign_bundle,
+                           write_bundle)
+from triage.bundle_trust import check_location, parse_trusted
 from triage.errors import BundleError
 
 KEY = "test-signing-key"
@@ -127,7 +128,8 @@ def test_the_service_refuses_a_bundle_outside_the_models_folder(tmp_path):
     app = create_app(_service_config(models, TRIAGE_BUNDLE=str(outside),
                                      TRIAGE_TRUSTED_BUNDLES=str(tmp_path / "elsewhere")))
     assert resolve_bundle(app.config) == outside  # --trust PATH
-    (models / "CHAMPION").write_text(json.dumps({"path": str(outside)}))
+    (models / "CHAMPION").write_text(json.dumps({"bundle_id": outside.name,
+                                                 "path": str(outside)}))
     app = create_app(_service_config(models))
     with pytest.raises(BundleError, match="outside the models folder"):
         resolve_bundle(app.config)  # a champion pointer cannot lead outside either

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from store_support import store, backend  # noqa: F401 - fixtures
 from triage import egress
 from triage.store import webhooks
 from triage.store.tables import OutboxMessage, Webhook, utcnow

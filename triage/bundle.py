@@ -249,3 +249,17 @@ def load_bundle(path: str | Path, signing_key: str | bytes | None = None) -> Bun
             raise BundleError(f"bundle {path.name}: head {name!r} file {rel!r} has no checksum")
         heads[name] = joblib.load(path / rel)
     return Bundle(path=path, manifest=manifest, heads=heads)
+
+
+def sign_bundle(path: str | Path, key: str | bytes) -> dict[str, str]:
+    """Sign an existing bundle in place (its files must match the manifest first)."""
+    from .bundle_trust import SIGNATURE, signature
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    verify_files(manifest, path)
+    manifest[SIGNATURE] = signature(manifest, key)
+    tmp = path / f".{MANIFEST}.signing"
+    tmp.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path / MANIFEST)
+    return manifest[SIGNATURE]

@@ -67,20 +67,6 @@ def verify_signature(manifest: Mapping[str, Any], key: str | bytes, path: Path) 
                           f"checksums (tampered, or signed with another key): refusing to load")
 
 
-def sign_bundle(path: str | Path, key: str | bytes) -> dict[str, str]:
-    """Sign an existing bundle in place (its files must match the manifest first)."""
-    from .bundle import MANIFEST, read_manifest, verify_files
-
-    path = Path(path)
-    manifest = read_manifest(path)
-    verify_files(manifest, path)
-    manifest[SIGNATURE] = signature(manifest, key)
-    tmp = path / f".{MANIFEST}.signing"
-    tmp.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path / MANIFEST)
-    return manifest[SIGNATURE]
-
-
 def trusted_roots(models_dir: str | Path, trusted: Iterable[str | Path] = ()) -> list[Path]:
     return [Path(models_dir).resolve()] + [Path(p).resolve() for p in trusted if str(p)]
 

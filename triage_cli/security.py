@@ -20,7 +20,8 @@ def register(subparsers) -> None:
 
 
 def run_sign(args: argparse.Namespace) -> int:
-    from triage.bundle_trust import KEY_VARIABLE, env_key, sign_bundle
+    from triage.bundle import sign_bundle
+    from triage.bundle_trust import KEY_VARIABLE, env_key
     from triage.errors import ConfigError
 
     key = env_key()
