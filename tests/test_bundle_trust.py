@@ -47,11 +47,33 @@ def test_a_signed_bundle_loads_with_its_key(tmp_path):
     assert load_bundle(bundle, signing_key=KEY).heads["type"].predict([[0]])[0] in ("a", "b")
 
 
-def test_training_signs_when_the_key_is_in_the_environment(tmp_path, monkeypatch):
+def test_triage_train_passes_the_setting_to_the_bundle_writer(tmp_path, monkeypatch):
+    """``triage train`` hands TRIAGE_BUNDLE_SIGNING_KEY to training.pipeline.train, which
+    hands it to write_bundle (retrain goes through the same train)."""
+    import training.pipeline
+    from triage_cli import main
+
+    seen = {}
+
+    def fake_train(data, mapping, out, **kwargs):
+        seen.update(kwargs)
+        bundle = small_bundle(Path(out), kwargs.get("signing_key"))
+        from types import SimpleNamespace
+        return SimpleNamespace(bundle_path=bundle, report={}, report_dir=None)
+
+    monkeypatch.setattr(training.pipeline, "train", fake_train)
+    monkeypatch.setattr("training.evaluation.render_text_summary", lambda report: "")
     monkeypatch.setenv("TRIAGE_BUNDLE_SIGNING_KEY", KEY)
-    bundle = small_bundle(tmp_path / "models")  # what triage train / retrain call
-    assert read_manifest(bundle)["signature"]["hmac"]
-    load_bundle(bundle)  # the same variable verifies
+    assert main(["train", "--data", str(tmp_path / "x.csv"), "--mapping",
+                 str(tmp_path / "m.yaml"), "--out", str(tmp_path / "models"),
+                 "--no-tracking"]) == 0
+    assert seen["signing_key"] == KEY
+    bundle = next((tmp_path / "models").glob("*/manifest.json")).parent
+    load_bundle(bundle, signing_key=KEY)
+    import inspect
+
+    from training.retrain import retrain
+    assert "signing_key" in inspect.signature(retrain).parameters
 
 
 def test_a_tampered_bundle_is_refused_before_unpickling(tmp_path):

@@ -133,7 +133,8 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
           fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0, cv: int = 5,
           suggest_precision: float = SUGGEST_PRECISION, class_weight: str | None = "balanced",
           progress: bool = True, n_threads: int = 1,
-          context_groups: Sequence[str] | None = None) -> TrainResult:
+          context_groups: Sequence[str] | None = None,
+          signing_key: str | None = None) -> TrainResult:
     """Train every head of the mapping and (when ``out_dir`` is given) write the bundle.
 
     Base models are fitted with ``class_weight="balanced"`` by default (macro-F1 counts a rare
@@ -190,7 +191,8 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
     result = TrainResult(report, manifest, fitted, config)
     if out_dir is not None and fitted:
         result.bundle_path = write_bundle(out_dir, fitted, manifest, bundle_id=new_bundle_id(),
-                                          extras=lambda tmp, bid: _write_report(result, tmp, bid))
+                                          extras=lambda tmp, bid: _write_report(result, tmp, bid),
+                                          signing_key=signing_key)  # HMAC over the checksums
         result.report_dir = result.bundle_path / "report"
     return result
 

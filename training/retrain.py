@@ -162,7 +162,8 @@ def retrain(models: str | Path, *, store=None, data: str | Path | None = None,
             gate: GateConfig = GateConfig(), without_flagged: bool = False,
             candidates: Sequence[str] | None = None, cv: int | None = None,
             tracking_uri: str | None = None, log_mlflow: bool = True, reason: str | None = None,
-            progress: bool = False, fleet_database: str | None = None) -> RetrainResult:
+            progress: bool = False, fleet_database: str | None = None,
+            signing_key: str | None = None) -> RetrainResult:
     """One retrain: gather, train, compare on the frozen holdout, gate, maybe promote."""
     models = Path(models)
     champ = champion_bundle(models)
@@ -186,7 +187,7 @@ def retrain(models: str | Path, *, store=None, data: str | Path | None = None,
     result = train(export, mapping, models, encoder=enc if enc is not None else
                    (cfg.get("encoder") or {}).get("kind"), fractions=fractions, seed=seed,
                    target_precision=float(cfg.get("target_precision", TARGET_PRECISION)),
-                   progress=progress, **kwargs)
+                   progress=progress, signing_key=signing_key, **kwargs)
     if result.bundle_path is None:
         raise TriageError("the challenger trained no head (too few labelled rows?)")
     frozen = freeze_holdout(models / HOLDOUT_FILE, cfg.get("data_path") or data, cmap,

@@ -85,12 +85,11 @@ def write_bundle(models_dir: str | Path, heads: Mapping[str, Any], manifest: Map
     """Write ``heads`` (name → fitted estimator) and ``manifest`` atomically; return the folder.
 
     ``extras(tmp_dir, bundle_id)`` may add files (report, plots) before checksums are taken,
-    so they are covered by the manifest too. With a signing key (the argument, else
+    so they are covered by the manifest too. With a ``signing_key`` (entry points pass
     ``TRIAGE_BUNDLE_SIGNING_KEY``) the manifest carries an HMAC over the checksums.
     """
-    from .bundle_trust import SIGNATURE, env_key, signature
+    from .bundle_trust import SIGNATURE, signature
 
-    signing_key = signing_key if signing_key is not None else env_key()
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     bundle_id = bundle_id or new_bundle_id()
@@ -231,15 +230,14 @@ def verify_files(manifest: Mapping[str, Any], path: Path) -> None:
 
 def load_bundle(path: str | Path, signing_key: str | bytes | None = None) -> Bundle:
     """Load a bundle folder after checking format, signature, scikit-learn version and every
-    checksum. The signing key is the argument, else ``TRIAGE_BUNDLE_SIGNING_KEY``; with one,
-    an unsigned or mis-signed bundle is refused before anything is unpickled."""
-    from .bundle_trust import env_key, verify_signature
+    checksum. With a ``signing_key`` (the service passes ``TRIAGE_BUNDLE_SIGNING_KEY``) an
+    unsigned or mis-signed bundle is refused before anything is unpickled."""
+    from .bundle_trust import verify_signature
 
     path = Path(path)
     manifest = read_manifest(path)
-    key = signing_key if signing_key is not None else env_key()
-    if key:
-        verify_signature(manifest, key, path)
+    if signing_key:
+        verify_signature(manifest, signing_key, path)
     check_versions(manifest, path)
     verify_files(manifest, path)
     heads = {}

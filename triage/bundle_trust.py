@@ -27,12 +27,7 @@ from .errors import BundleError
 
 SIGNATURE = "signature"
 ALGORITHM = "hmac-sha256"
-KEY_VARIABLE = "TRIAGE_BUNDLE_SIGNING_KEY"
-
-
-def env_key() -> str | None:
-    """The signing key from the environment (training and serving read the same variable)."""
-    return os.environ.get(KEY_VARIABLE) or None
+KEY_VARIABLE = "TRIAGE_BUNDLE_SIGNING_KEY"  # the setting entry points pass the key from
 
 
 def _key(key: str | bytes) -> bytes:

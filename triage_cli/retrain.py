@@ -132,7 +132,8 @@ def _job(args, models: Path, store):
                       without_flagged=args.without_flagged,
                       tracking_uri=workspace.tracking_uri(args.tracking_uri),
                       fleet_database=workspace.setting("TRIAGE_DATABASE_URL") or None,
-                      log_mlflow=not args.no_mlflow)
+                      log_mlflow=not args.no_mlflow,
+                      signing_key=workspace.setting("TRIAGE_BUNDLE_SIGNING_KEY") or None)
         if args.json:
             print(json.dumps(out.to_dict(), indent=2, default=str))
         else:

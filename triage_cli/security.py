@@ -21,10 +21,12 @@ def register(subparsers) -> None:
 
 def run_sign(args: argparse.Namespace) -> int:
     from triage.bundle import sign_bundle
-    from triage.bundle_trust import KEY_VARIABLE, env_key
+    from triage.bundle_trust import KEY_VARIABLE
     from triage.errors import ConfigError
 
-    key = env_key()
+    from . import workspace
+
+    key = workspace.setting(KEY_VARIABLE) or None
     if not key:
         raise ConfigError(f"set {KEY_VARIABLE} (the key the service verifies with)")
     sign_bundle(args.bundle, key)

@@ -104,7 +104,8 @@ def run_train(args: argparse.Namespace) -> int:
                    encoder=encoder,
                    target_precision=args.target_precision,
                    suggest_precision=args.suggest_precision, heads=args.heads,
-                   candidates=candidates, seed=args.seed, progress=sys.stderr.isatty())
+                   candidates=candidates, seed=args.seed, progress=sys.stderr.isatty(),
+                   signing_key=_signing_key())
     if not args.no_tracking and result.bundle_path is not None:
         _log_to_mlflow(result)
     if args.json:
@@ -115,6 +116,13 @@ def run_train(args: argparse.Namespace) -> int:
         if result.report_dir:
             print(f"report: {result.report_dir / 'report.html'}")
     return 0
+
+
+def _signing_key() -> str | None:
+    """``TRIAGE_BUNDLE_SIGNING_KEY``: when set, the bundle's manifest is signed."""
+    from . import workspace
+
+    return workspace.setting("TRIAGE_BUNDLE_SIGNING_KEY") or None
 
 
 def _log_to_mlflow(result) -> None:
