@@ -85,7 +85,8 @@ def classify_tickets(loaded, items: list, kb_k: int, team_map: dict | None = Non
     for (ticket, extras), text, vec, pred in zip(items, texts, vectors, predictions):
         suggestions = loaded.kb.search(text, vec, k=kb_k) if kb_k > 0 else []
         seen = with_desk_teams(pred, team_map)
-        outcome = evaluate_rules(loaded.rules, rule_input(ticket, extras, seen), ticket,
+        outcome = evaluate_rules(loaded.rules, rule_input(ticket, extras, seen, now, loaded.rules),
+                                 ticket,
                                  ticket.created_at or now)
         out.append({"id": extras.get("id"), "fields": pred["fields"],
                     "kb": [jsonable(s) for s in suggestions],
@@ -127,14 +128,31 @@ def evaluate_rules(rules, fields: dict, ticket, now: datetime):
         return rules.evaluate({k: v for k, v in fields.items() if k != column}, now)
 
 
-def rule_input(ticket, extras: dict, prediction: dict) -> dict:
+def rule_input(ticket, extras: dict, prediction: dict, now: datetime | None = None,
+               rules=None) -> dict:
     """What the rules see for a classified (not stored) ticket: ``triage.rule_input``, the
-    same function intake and field changes use, on the given fields and the prediction."""
+    same function intake and field changes use, on the given fields and the prediction
+    (and the team's queue from the store when a rule reads ``team.*``)."""
     known = {**ticket.fields, "channel": ticket.channel, "customer_tier": ticket.customer_tier,
              "affected_service": ticket.affected_service, "requester": ticket.requester,
              "vip": extras.get("vip"), "major_incident": extras.get("major_incident"),
              "subject": ticket.subject, "body": ticket.body}
-    return build_rule_input(known, prediction)
+    return build_rule_input(known, prediction, _team_state(known, prediction, now, rules))
+
+
+def _team_state(known: dict, prediction: dict, now: datetime | None, rules) -> dict | None:
+    if rules is None:
+        loaded = getattr(current_app.extensions.get("triage.state"), "current", None)
+        rules = getattr(loaded, "rules", None)
+    if not getattr(rules, "reads_team_state", False):
+        return None  # no rule reads it: classify never touches the database
+    from triage.rule_input import team_of
+    from triage.store import routing
+
+    from .tickets import get_store
+
+    with get_store().session(readonly=True) as s:
+        return routing.team_state(s, team_of(known, prediction), now or datetime.now(timezone.utc))
 
 
 def outcome_json(outcome) -> dict:

@@ -1,7 +1,7 @@
 """Intake acts on what the model knows: predicted.* in the rules, one rules input, re-runs."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -156,3 +156,37 @@ def test_team_map_renames_model_labels_for_rules_and_routing():
     assert seen["fields"]["team"]["label"] == "Network"
     assert prediction["fields"]["team"]["label"] == "Networking"  # the stored view is kept
     assert loads_yaml("a: 1")["a"] == 1
+
+
+def test_priority_can_follow_the_target_teams_queue_depth_and_backlog_age(store, tmp_path):
+    text = (ROOT / "triage" / "defaults" / "rules.yaml").read_text()
+    busy = text.replace("rules:\n", """rules:
+  - name: busy-queue
+    description: A deep or old backlog in the target team raises priority.
+    when:
+      all:
+        - any:
+            - {field: team.backlog, gte: 2}
+            - {field: team.oldest_hours, gte: 48}
+        - {field: priority, gte: 3}
+    then: {raise_priority: 2, add_tags: [busy-queue]}
+""", 1).replace("rules:\n  - name: busy-queue", "rules:\n  - name: busy-queue", 1)
+    path = tmp_path / "rules.yaml"
+    path.write_text(busy)
+    rules = RuleSet.load(path)
+    assert rules.reads_team_state and not RULES.reads_team_state
+    base = {"subject": "Printer", "body": "jams", "affected_service": "Printing",
+            "category": "Hardware", "team": "End-User Computing", "priority": 3}
+    with store.session() as s:
+        _demo_desk(s)
+        first = intake(s, dict(base), actor="a", ruleset=rules, now=NOW).ticket
+        second = intake(s, dict(base), actor="a", ruleset=rules, now=NOW).ticket
+        third = intake(s, dict(base), actor="a", ruleset=rules, now=NOW).ticket
+        assert (first.priority, second.priority, third.priority) == (3, 3, 2)
+        assert "busy-queue" in third.tags
+        other = intake(s, {**base, "team": "HR Systems"}, actor="a", ruleset=rules,
+                       now=NOW + timedelta(days=3)).ticket
+        assert other.priority == 3  # an empty queue elsewhere
+        late = intake(s, dict(base), actor="a", ruleset=rules,
+                      now=NOW + timedelta(days=3)).ticket
+        assert late.priority == 2  # the oldest open one is 72 hours old

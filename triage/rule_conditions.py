@@ -43,8 +43,8 @@ def _check_value(p, fname: str, op: str, value, line: int):
     if op in ("contains_any", "matches") and ftype is not str:
         p.fail(f"{op} works on text fields, not on {fname} ({ftype.__name__})", line)
     if op in ("gte", "lte") and ftype not in (int, float):
-        p.fail(f"{op} works on numeric fields (priority, impact, urgency, "
-               f"predicted.*.probability), not on {fname}", line)
+        p.fail(f"{op} works on numeric fields (priority, impact, urgency, team.backlog, "
+               f"team.oldest_hours, predicted.*.probability), not on {fname}", line)
     for v in items:
         ok = isinstance(v, ftype) and not isinstance(v, bool) if ftype in (int, float) \
             else isinstance(v, ftype)
@@ -61,6 +61,7 @@ def _leaf(p, node: LMap, line: int):
     if field_type(fname) is None:
         p.fail(f"unknown field {fname!r} (expected one of {sorted(FIELDS)}, or predicted.<field> "
                "with optional .decision / .probability)", line_of(node, "field", line))
+    getattr(p, "used_fields", set()).add(fname)
     ops = [k for k in node if k != "field"]
     for op in ops:
         if op not in OPERATORS:

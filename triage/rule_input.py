@@ -31,7 +31,8 @@ HEAD_NAMES = {"type": "type", "category": "category", "priority": "priority", "t
               "affected_service": "affected_service", "impact": "impact", "urgency": "urgency"}
 
 
-def rule_input(known: Mapping[str, Any], prediction: Mapping[str, Any] | None) -> dict[str, Any]:
+def rule_input(known: Mapping[str, Any], prediction: Mapping[str, Any] | None,
+               team_state: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The flat field dict the rules read (see the module doc).
 
     ``known`` holds the ticket's set fields under the store's names (``type`` is
@@ -55,6 +56,9 @@ def rule_input(known: Mapping[str, Any], prediction: Mapping[str, Any] | None) -
             if probability is not None else None
         if out.get("decision") == "apply" and label is not None and name not in fields:
             fields[name] = label  # what intake stores; a given value is never overruled
+    if team_state is not None:  # the team's queue now: rules can weigh depth and backlog age
+        fields["team.backlog"] = int(team_state.get("backlog") or 0)
+        fields["team.oldest_hours"] = float(team_state.get("oldest_hours") or 0.0)
     subject, body = str(known.get("subject") or ""), str(known.get("body") or "")
     fields["subject"], fields["body"] = subject, body
     fields["text"] = f"{subject} {body}".strip()
@@ -86,3 +90,11 @@ def with_desk_teams(prediction: Mapping[str, Any] | None,
         return prediction
     fields = {**prediction["fields"], "team": {**head, "label": team_map[head["label"]]}}
     return {**prediction, "fields": fields}
+
+
+def team_of(known: Mapping[str, Any], prediction: Mapping[str, Any] | None) -> str | None:
+    """The team the rules will see as ``team`` (given, else applied by the model)."""
+    if known.get("team") not in (None, ""):
+        return str(known["team"])
+    head = ((prediction or {}).get("fields") or {}).get("team") or {}
+    return str(head["label"]) if head.get("decision") == "apply" and head.get("label") else None

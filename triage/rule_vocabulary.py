@@ -15,7 +15,11 @@ FIELDS: dict[str, type] = {
     "type": str, "category": str, "team": str, "channel": str, "customer_tier": str,
     "affected_service": str, "requester": str, "subject": str, "body": str, "text": str,
     "priority": int, "impact": int, "urgency": int, "vip": bool, "major_incident": bool,
+    # the ticket's team right now (read from the store only when a rule uses them):
+    # open tickets in its queue, and the age in hours of the oldest of them
+    "team.backlog": int, "team.oldest_hours": float,
 }
+TEAM_STATE_FIELDS = frozenset({"team.backlog", "team.oldest_hours"})
 # ``predicted.<field>`` (the model's label), ``.decision`` (apply|suggest|abstain) and
 # ``.probability`` (0..1) for every field above and any other head of the bundle
 PREDICTED_PARTS = {"decision": str, "probability": float}

@@ -23,7 +23,8 @@ from typing import NoReturn
 from .configfile import LList, LMap, line_of, load_yaml
 from .errors import ConfigError
 from .rule_conditions import apply_actions, parse_rules, prepare_fields
-from .rule_vocabulary import (ACCEPTABLE, ACTIONS, FIELDS, OPERATORS, Condition, Rule,  # noqa: F401
+from .rule_vocabulary import (ACCEPTABLE, ACTIONS, FIELDS, OPERATORS, TEAM_STATE_FIELDS,  # noqa: F401
+                              Condition, Rule,
                               field_type)  # re-exported: the vocabulary lives in rule_vocabulary
 from .sla import Calendar, Clock, EscalationLevel, SlaPolicy, SlaTarget, add_business_time, \
     as_utc, parse_duration, parse_hours
@@ -211,6 +212,7 @@ class RuleSet:
         self.default_priority: int = default_priority
         self.teams: list[str] | None = teams
         self.file = file
+        self.reads_team_state = False  # set by load: a rule reads team.backlog / oldest_hours
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "RuleSet":
@@ -233,8 +235,11 @@ class RuleSet:
         if "teams" in doc:
             seq = p.seq(doc["teams"], line_of(doc, "teams"), "teams")
             teams = [p.text(t, line_of(seq, i), "team") for i, t in enumerate(seq)]
+        p.used_fields = set()
         rules = parse_rules(p, doc, set(policies), teams)
-        return cls(rules, calendars, policies, p.levels(doc), default, prio, teams, file)
+        ruleset = cls(rules, calendars, policies, p.levels(doc), default, prio, teams, file)
+        ruleset.reads_team_state = bool(p.used_fields & TEAM_STATE_FIELDS)
+        return ruleset
 
     def describe(self) -> list[dict]:
         """The active rules as an admin sees them: name, line, description, actions."""

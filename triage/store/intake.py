@@ -36,7 +36,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from triage.htmltext import as_text  # the model reads what the store keeps
-from triage.rule_input import rule_input, ticket_known, with_desk_teams
+from triage.rule_input import rule_input, team_of, ticket_known, with_desk_teams
 from triage.store import clocks, event_log, feedback, notices, routing, similar, tickets
 from triage.store.tables import TicketRow, utcnow
 from triage.features import HISTORY_DEPTH
@@ -253,10 +253,20 @@ def _apply_rules(session: Session, ticket: TicketRow, ruleset, prediction, resul
                  now: datetime):
     if ruleset is None:
         return None
-    outcome = ruleset.evaluate(rule_input(ticket_known(ticket), prediction), now)
+    known = ticket_known(ticket)
+    outcome = ruleset.evaluate(rule_input(known, prediction,
+                                          _team_state(session, ruleset, known, prediction, now)),
+                               now)
     result.rules = outcome.to_dict()
     act_on_outcome(session, ticket, ruleset, outcome, now, open_fields=result.open_fields)
     return outcome
+
+
+def _team_state(session: Session, ruleset, known, prediction, now: datetime):
+    """The team's queue depth and backlog age, read only when a rule uses them."""
+    if not getattr(ruleset, "reads_team_state", False):
+        return None
+    return routing.team_state(session, team_of(known, prediction), now)
 
 
 def act_on_outcome(session: Session, ticket: TicketRow, ruleset, outcome, now: datetime, *,
@@ -309,7 +319,10 @@ def rerun_rules(session: Session, ticket: TicketRow, ruleset, *, actor: str,
         return None
     now = now or utcnow()
     prediction = with_desk_teams(_stored_prediction(session, ticket), team_map)
-    outcome = ruleset.evaluate(rule_input(ticket_known(ticket), prediction), now)
+    known = ticket_known(ticket)
+    outcome = ruleset.evaluate(rule_input(known, prediction,
+                                          _team_state(session, ruleset, known, prediction, now)),
+                               now)
     changed = act_on_outcome(session, ticket, ruleset, outcome, now)
     if "priority" in changed:
         clocks.retarget(session, ticket, now)

@@ -200,3 +200,14 @@ def set_availability(session: Session, agent_id: str, available: bool) -> Agent:
         raise InputError("available must be true or false", expected="bool", got=available)
     agent.available = available
     return agent
+
+
+def team_state(session: Session, team: str | None, now: datetime) -> dict[str, Any] | None:
+    """The team's queue now: open tickets, and the age in hours of the oldest (for the rules)."""
+    if not team:
+        return None
+    stmt = select(func.count(), func.min(TicketRow.created_at)).where(
+        TicketRow.status.in_(OPEN), (TicketRow.queue == team) | (TicketRow.team == team))
+    count, oldest = session.execute(stmt).one()
+    age = (now - oldest).total_seconds() / 3600.0 if oldest is not None else 0.0
+    return {"backlog": int(count or 0), "oldest_hours": max(0.0, age)}
