@@ -43,7 +43,9 @@ from serving import free_port, wait_ready  # bench/serving.py (the script's own 
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"
-SHARED_KB = ROOT.parent / "shared" / "data" / "kb" / "kb_articles.jsonl"
+SHARED_KB = next((p for p in (ROOT.parent / "shared" / "data" / "kb" / "kb_articles.jsonl",
+                              Path("/work/shared/data/kb/kb_articles.jsonl")) if p.exists()),
+                 ROOT.parent / "shared" / "data" / "kb" / "kb_articles.jsonl")
 CACHE = Path(os.environ.get("TRIAGE_CACHE_DIR", Path.home() / ".cache" / "triage"))
 KEY = "bench-intake-key"
 
@@ -331,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run intake at the largest --intake-clients for this many seconds")
     args = p.parse_args(argv)
     bundle = ensure_bundle(args)
-    if args.kb_limit:
+    if args.kb_limit and Path(args.kb).is_file():
         args.kb = str(kb_subset(Path(args.kb), args.kb_limit))
     args.database_url, drop_database = bench_database(args.database)
     port = free_port()
