@@ -190,3 +190,27 @@ def test_priority_can_follow_the_target_teams_queue_depth_and_backlog_age(store,
         late = intake(s, dict(base), actor="a", ruleset=rules,
                       now=NOW + timedelta(days=3)).ticket
         assert late.priority == 2  # the oldest open one is 72 hours old
+
+
+def test_a_vip_during_an_open_major_incident_is_raised_linked_and_given_a_senior(store):
+    from triage.store import merge
+
+    base = {"subject": "VPN", "body": "cannot connect to the VPN", "affected_service": "VPN",
+            "category": "Network", "team": "Network", "priority": 3}
+    with store.session() as s:
+        _demo_desk(s)
+        parent = intake(s, {**base, "subject": "VPN concentrator failed", "priority": 1},
+                        actor="noc", ruleset=RULES, now=NOW).ticket
+        child = intake(s, dict(base), actor="a", ruleset=RULES, now=NOW).ticket
+        merge.link_incident(s, child.id, parent.id, actor="noc", now=NOW)
+        plain = intake(s, dict(base), actor="b", ruleset=RULES, now=NOW).ticket
+        assert merge.active_link(s, plain.id, merge.PARENT_INCIDENT) is None  # not a VIP
+        vip = intake(s, {**base, "customer_tier": "vip", "team": None, "category": None,
+                         "priority": None}, actor="ceo", ruleset=RULES, now=NOW).ticket
+        link = merge.active_link(s, vip.id, merge.PARENT_INCIDENT)
+        assert link is not None and link.target_id == parent.id
+        assert vip.priority == 1 and "major-incident" in vip.tags
+        assert _events(s, vip.id, "escalate")
+        assert (vip.team, vip.queue, vip.assignee) == ("Network", "Network", "nina")
+        policies = {c["policy"] for c in clocks.clocks_of(s, vip.id, NOW)}
+        assert policies == {"major-incident"}

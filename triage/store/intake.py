@@ -105,7 +105,9 @@ def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=Non
         with session.no_autoflush:  # predictions, clocks, vector: written together
             outcome = _triage(session, ticket, payload, assessed, found, result, ruleset,
                               actor, team_map, now)
-    if auto_assign and ticket.queue != tickets.TRIAGE_QUEUE:
+    attached = ruleset is not None and \
+        _vip_in_major_incident(session, ticket, ruleset, team_map, now)  # linked, senior owner
+    if auto_assign and not attached and ticket.queue != tickets.TRIAGE_QUEUE:
         _try_assign(session, ticket, actor, now, senior=bool(outcome and outcome.senior),
                     incomplete_ok=bool(outcome and outcome.escalate))
     notices.received(session, ticket, now)  # after the clocks: the mail says when to expect us
@@ -260,6 +262,23 @@ def _apply_rules(session: Session, ticket: TicketRow, ruleset, prediction, resul
     result.rules = outcome.to_dict()
     act_on_outcome(session, ticket, ruleset, outcome, now, open_fields=result.open_fields)
     return outcome
+
+
+def _vip_in_major_incident(session: Session, ticket: TicketRow, ruleset, team_map,
+                           now: datetime) -> bool:
+    """A VIP's ticket during an open major incident: link, rules again, a senior owner."""
+    from triage.store import incidents
+
+    if incidents.attach_vip(session, ticket, now=now) is None:
+        return False
+    session.flush()
+    rerun_rules(session, ticket, ruleset, actor="rules", now=now, team_map=team_map)
+    if ticket.team and ticket.queue == tickets.TRIAGE_QUEUE:
+        tickets.set_fields(session, ticket, {"queue": ticket.team}, actor="rules", now=now,
+                           retime=False)
+    if ticket.team and ticket.assignee is None:
+        _try_assign(session, ticket, "rules", now, senior=True, incomplete_ok=True)
+    return True
 
 
 def _team_state(session: Session, ruleset, known, prediction, now: datetime):
