@@ -235,3 +235,15 @@ def test_a_rating_can_be_corrected_only_within_the_hour(app):
         survey.answered_at = now - timedelta(hours=2)
         s.flush()
         assert not satisfaction.change(s, survey, 4, now=now) and survey.rating == 2
+
+
+def test_the_default_settings_can_write_mail(tmp_path):
+    """No mail settings at all (the demo): the default From still makes a valid mail."""
+    app = create_app({"TRIAGE_LOAD": "off", "TRIAGE_SIGHUP": False, "TRIAGE_API_KEYS": KEYS,
+                      "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}",
+                      "TRIAGE_SECRET_KEY": "t", "TRIAGE_MAIL_DIR": str(tmp_path / "out")})
+    app.test_client().post("/v1/tickets", headers={"Authorization": "Bearer intake-k"},
+                           json={"subject": "s", "body": "b", "requester": "c@example.com"})
+    assert deliver(app)["sent"] == 1
+    [mail] = sent(tmp_path)
+    assert mail["From"] == "Help desk <helpdesk@localhost>"

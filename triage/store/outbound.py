@@ -15,6 +15,7 @@ back to the ticket (:func:`thread_ticket`).
 from __future__ import annotations
 
 import email.utils
+import logging
 import re
 from datetime import datetime
 from typing import Any, Callable
@@ -26,6 +27,7 @@ from triage.store.tables import Comment, OutboxMessage, TicketRow, utcnow
 from triage.store.webhooks import LEASE, record_outcome
 
 KIND = "mail"
+log = logging.getLogger(__name__)
 MAX_REFERENCES = 10
 STAFF_EVENTS = ("mail.deadline", "mail.signin")  # not part of a customer's conversation
 # One plain address: no display name, no list, nothing a header could be built from.
@@ -126,6 +128,7 @@ def deliver(store, send: Sender, *, domain: str, now: Callable[[], datetime] = u
             send(mail)
         except Exception as exc:  # noqa: BLE001 - any failure is an outcome to record
             error = f"{type(exc).__name__}: {exc}"
+            log.warning("mail %s (%s): %s", mail["id"], mail.get("template"), error)
         with store.session() as session:
             row = record_outcome(session, mail["id"], error is None, error, now())
             key = "sent" if row.delivered_at else "failed" if row.failed else "retry"
