@@ -112,7 +112,7 @@ def start_server(args, bundle: Path, port: int, log_path: Path) -> subprocess.Po
            "TRIAGE_DATABASE_URL": args.database_url}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     cmd = [sys.executable, "-m", "triage_cli", "serve", "--port", str(port), "--workers",
-           str(args.workers), "--bundle", str(bundle)]
+           str(args.workers), "--bundle", str(bundle), "--trust", str(bundle)]
     if args.encoder:
         cmd += ["--encoder", args.encoder]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log_path, "wb"),

@@ -21,8 +21,9 @@ def register(subparsers) -> None:
     p.add_argument("--models", type=Path, default=None,
                    help="bundle folder (default: TRIAGE_MODELS_DIR, else models/ under TRIAGE_HOME "
                         "or the working directory)")
-    p.add_argument("--encoder", choices=["minilm", "hashing"], default="minilm",
-                   help="encoder for a newly trained demo bundle (default minilm)")
+    p.add_argument("--encoder", choices=["minilm-onnx", "minilm", "hashing"], default="minilm-onnx",
+                   help="encoder for a newly trained demo bundle (default minilm-onnx: the int8 "
+                        "ONNX MiniLM, trained and served on the same vectors)")
     p.add_argument("--no-serve", action="store_true", help="train and report only; do not serve")
     p.add_argument("--no-history", action="store_true",
                    help="do not seed the demo's few weeks of desk history into an empty store")
