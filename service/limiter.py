@@ -88,7 +88,7 @@ def init_app(app) -> None:
                       enabled=bool(app.config.get("TRIAGE_RATELIMIT_ENABLED", True)))
     limiter.init_app(app)
     app.extensions[EXTENSION] = limiter
-    for name, named in LIMITS.items():  # a malformed rate stops the start, not a request
+    for name in LIMITS:  # a malformed rate stops the start, not a request
         _items(app.config, name)
 
 

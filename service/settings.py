@@ -206,6 +206,12 @@ SETTINGS: list[Setting] = [
     Setting("TRIAGE_SHARED_DATA", "", str,
             "Benchmarks (`bench/bench_training.py`): folder of the shared evaluation data. "
             "Empty: `../shared/data` beside the checkout."),
+    Setting("TRIAGE_TEST_REDIS_URL", "", str,
+            "Test suite: the Redis the rate-limit tests use. Empty: `redis://127.0.0.1:6379/11`."),
+    Setting("TRIAGE_SCHEMATHESIS_SEED", "", str,
+            "Test suite: seed of the schemathesis run (`random` picks one). Empty: a fixed seed."),
+    Setting("TRIAGE_SCHEMATHESIS_EXAMPLES", "", str,
+            "Test suite: schemathesis cases per operation. Empty: 12."),
     Setting("TRIAGE_TEST_POSTGRES_URL", "", str,
             "Test suite and `bench/bench_store.py`: the PostgreSQL database to use. Empty: "
             "`postgresql+psycopg://postgres@127.0.0.1:5432/test`."),

@@ -15,7 +15,7 @@ from .auth import require_role
 from .openapi import BOOL, INT, REF, STR, _json, _obj, _op
 from .ticket_schema import read_json_body
 from .store import get_store
-from .validation import Bool, List, Obj, Text, path_id, validate
+from .validation import List, Obj, Text, path_id, validate
 
 bp = Blueprint("webhooks_api", __name__)
 

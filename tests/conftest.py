@@ -9,7 +9,7 @@ once per importing module). Helpers and constants stay in ``service_fixtures.py`
 Isolation (autouse, every test):
 
 - every ``TRIAGE_*`` and ``MLFLOW_*`` variable of the developer's shell is cleared (only
-  ``TRIAGE_TEST_*``, the test runner's own settings, is kept), so a local
+  ``TRIAGE_TEST_*`` and ``TRIAGE_SCHEMATHESIS_*``, the test runner's own settings, are kept), so a local
   ``TRIAGE_DATABASE_URL`` or tracking URI never leaks into a test;
 - the store, ``TRIAGE_HOME``, MLflow and the runtime folder (secret key, mail,
   attachments) point into the test's temporary folder, the caches into the session's;
@@ -32,7 +32,8 @@ from triage import cache_dir
 from triage.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
-KEPT = ("TRIAGE_TEST_",)  # the runner's settings (TRIAGE_TEST_POSTGRES_URL), not the app's
+# the test runner's own settings (declared in service/settings.py), not the app's
+KEPT = ("TRIAGE_TEST_", "TRIAGE_SCHEMATHESIS_")
 
 
 # ----------------------------------------------------------------- isolation

@@ -76,6 +76,7 @@ class _Parser:
 
     def __init__(self, file: str) -> None:
         self.file = file
+        self.used_fields: set[str] = set()  # fields the rules' conditions read (RuleSet.load)
 
     def fail(self, reason: str, line: int | None) -> NoReturn:
         raise ConfigError(reason, file=self.file, line=line)
