@@ -36,7 +36,8 @@ def test_sign_ins_and_page_loads_across_two_workers_without_a_secret(service_env
            "TRIAGE_SECRET_KEY_FILE": str(tmp_path / "run" / "secret_key"),
            "TRIAGE_MAIL_DIR": str(tmp_path / "mail"), "TRIAGE_WORKER_CLASS": "sync",
            "TRIAGE_ATTACHMENTS_DIR": str(tmp_path / "files"), "PYTHONPATH": str(ROOT),
-           "TRIAGE_SIGNIN_LINKS_PER_CLIENT": "1000"}  # one test client asks for all 100 links
+           "TRIAGE_SIGNIN_LINKS_PER_CLIENT": "1000",  # one test client asks for all 100 links
+           "TRIAGE_RATELIMIT_SIGNIN": "1000 per minute"}  # this test is about the shared key
     for name in ("TRIAGE_SECRET_KEY", "PROMETHEUS_MULTIPROC_DIR", "TRIAGE_PORTAL_EMAIL_SIGNIN"):
         env.pop(name, None)
     log = open(tmp_path / "serve.log", "wb")
