@@ -63,9 +63,9 @@ class FixedEncoder:
         return out
 
 
-def scan_nearest(session, vector, encoder, since, ticket):
+def scan_nearest(session, vector, encoder, since, at, exclude):
     """The previous ``offer``: every open ticket of the window, read and scored."""
-    return [(i, v, r, t) for i, v, r, t, _ in similar._recent(session, encoder, since, ticket.id)
+    return [(i, v, r, t) for i, v, r, t, _ in similar._recent(session, encoder, since, exclude)
             if v.size == np.size(vector)]
 
 

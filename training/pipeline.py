@@ -134,7 +134,8 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
           suggest_precision: float = SUGGEST_PRECISION, class_weight: str | None = "balanced",
           progress: bool = True, n_threads: int = 1,
           context_groups: Sequence[str] | None = None,
-          signing_key: str | None = None) -> TrainResult:
+          signing_key: str | None = None,
+          max_rows: int | None = None) -> TrainResult:
     """Train every head of the mapping and (when ``out_dir`` is given) write the bundle.
 
     Base models are fitted with ``class_weight="balanced"`` by default (macro-F1 counts a rare
@@ -150,6 +151,9 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
     mapping = load_mapping(mapping_path)
     data = load_export(data_path, mapping)
     wanted = list(heads or mapping.labels)
+    if max_rows and wanted and wanted[0] in data.labels:  # training/sampling.py: why stratified
+        from training.sampling import sample_dataset
+        data = sample_dataset(data, max_rows, wanted[0], seed=seed)
     unknown = set(wanted) - set(mapping.labels)
     if unknown:
         raise ValueError(f"heads: expected some of {sorted(mapping.labels)}, got {sorted(unknown)}")
@@ -404,7 +408,8 @@ def build_report(data: Dataset, mapping: ColumnMapping, config: TrainConfig, spl
                  "holdout_key": holdout_key(data.texts, splits),
                  "labelled": data.counts["labelled"], "missing_label": data.counts["missing_label"],
                  "filtered_out": data.counts["filtered_out"],
-                 "rare_classes": data.counts["rare_classes"], "mapping": mapping.source},
+                 "rare_classes": data.counts["rare_classes"], "mapping": mapping.source,
+                 "sampled": data.counts.get("sampled")},  # --max-rows: what was kept of what
         "dropped_rows": dropped,
         "config": _jsonable(config.__dict__),
         "heads": {h: r for h, r in head_reports.items()},

@@ -64,6 +64,10 @@ def _register_train(subparsers) -> None:
     p.add_argument("--heads", nargs="+", metavar="HEAD",
                    help="train only these heads of the mapping (default: all)")
     p.add_argument("--seed", type=int, default=0, help="split and model seed (default: 0)")
+    p.add_argument("--max-rows", type=int, default=None, metavar="N",
+                   help="train on a stratified sample of at most N rows (per class of the "
+                        "first head; rare classes keep up to 50 rows): bounds memory and time "
+                        "on very large exports")
     p.add_argument("--embeddings", type=Path, default=None,
                    help="a `triage embed` output folder: its vectors are used instead of "
                         "embedding again (texts it lacks are embedded as usual)")
@@ -106,7 +110,7 @@ def run_train(args: argparse.Namespace) -> int:
                    target_precision=args.target_precision,
                    suggest_precision=args.suggest_precision, heads=args.heads,
                    candidates=candidates, seed=args.seed, progress=sys.stderr.isatty(),
-                   signing_key=_signing_key())
+                   signing_key=_signing_key(), max_rows=args.max_rows)
     if not args.no_tracking and result.bundle_path is not None:
         _log_to_mlflow(result)
     if args.json:
