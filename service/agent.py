@@ -83,11 +83,14 @@ def queues():
             visible_to=viewer, limit=PAGE_SIZE, offset=(args["page"] - 1) * PAGE_SIZE)
         items = [_queue_item(s, t) for t in page.items]
         agents = _agents(s)
+        from triage.store import proposals
+
+        proposed = proposals.open_proposals(s, limit=10)
     return render_template("agent/queues.html", counts=counts, queue=queue, items=items,
                            view=view, mine=mine, args=args, total=page.total,
                            exact=page.exact,
                            pages=max(1, -(-page.total // PAGE_SIZE)), sorts=SORT_LABELS,
-                           statuses=list(STATUS_FILTERS), agents=agents,
+                           statuses=list(STATUS_FILTERS), agents=agents, proposed=proposed,
                            teams=sorted(set(counts) - {tickets.TRIAGE_QUEUE}))
 
 
@@ -487,3 +490,25 @@ def link(ticket_id: int):
 
 def _back(ticket_id: int) -> str:
     return safe_next(request.form.get("next"), url_for("agent.ticket", ticket_id=ticket_id))
+
+
+@bp.post("/proposals/<int:proposal_id>/<decision>")
+@login_required("agent")
+def decide_proposal(proposal_id: int, decision: str):
+    """Accept (link the members to the parent) or decline a proposed major incident."""
+    from triage.store import proposals
+
+    if decision not in ("accept", "decline"):
+        flash("Accept or decline.", "error")
+        return redirect(url_for("agent.queues"))
+    try:
+        with get_store().session() as s:
+            viewer = _viewer(s)
+            act = proposals.accept if decision == "accept" else proposals.decline
+            out = act(s, proposal_id, actor=viewer.id, now=utcnow())
+        flash(f"Major incident {out['parent']}: {decision}ed"
+              + (f", {len(out.get('linked', []))} ticket(s) linked." if decision == "accept"
+                 else "."), "ok")
+    except TriageError as exc:
+        flash(exc.message, "error")
+    return redirect(safe_next(request.form.get("next"), url_for("agent.queues")))

@@ -325,3 +325,34 @@ def breach_report():
         if viewer.role == "agent":
             rows = [r for r in rows if r["team"] in viewer.teams or r["assignee"] == viewer.id]
     return jsonify({"ok": True, "breaches": rows, "count": len(rows)})
+
+
+# ----------------------------------------------------------------- major-incident proposals
+@bp.get("/v1/incidents/proposals")
+@require_role("agent")
+def list_proposals():
+    """The burst detector's open major-incident proposals, newest first."""
+    from triage.store import proposals
+
+    args = request.args
+    limit = int_arg(args, "limit", 50, 1, 500)
+    offset = int_arg(args, "offset", 0, 0, 10**9)
+    with get_store().session(readonly=True) as session:
+        _staff(session)
+        rows = proposals.open_proposals(session, limit=limit, offset=offset)
+    return jsonify({"ok": True, "proposals": rows, "limit": limit, "offset": offset})
+
+
+@bp.post("/v1/incidents/proposals/<int:proposal_id>/<decision>")
+@require_role("agent")
+def decide_proposal(proposal_id: int, decision: str):
+    """``accept`` links every member to the parent (tagged major-incident); ``decline`` closes."""
+    from triage.store import proposals
+
+    if decision not in ("accept", "decline"):
+        raise ApiError(404, f"no such decision {decision!r}: accept or decline")
+    with get_store().session() as session:
+        viewer = _staff(session)
+        act = proposals.accept if decision == "accept" else proposals.decline
+        out = act(session, proposal_id, actor=viewer.id, now=utcnow())
+    return jsonify({"ok": True, "proposal": out})

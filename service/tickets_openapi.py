@@ -87,6 +87,15 @@ def OPENAPI_PATHS(config: dict) -> dict:  # noqa: N802 - the name service.openap
             "patch": _op("Change fields (history + feedback); assignee: id or 'auto'",
                          ok("TicketResponse", "changed"), (400, 404, 409, 415, 422) + AUTH, agent,
                          parameters=[TID], requestBody=_body(schema(shapes.TICKET_PATCH)))},
+        "/v1/incidents/proposals": {"get": _op(
+            "Open major-incident proposals of the burst detector (?limit=, ?offset=)",
+            {"200": _json({"type": "object"}, "proposals")}, (422,) + AUTH, agent)},
+        "/v1/incidents/proposals/{proposal_id}/{decision}": {"post": _op(
+            "Accept (link the members to the parent) or decline a proposal",
+            {"200": _json({"type": "object"}, "decided")}, (404, 409) + AUTH, agent,
+            parameters=[{"name": "proposal_id", "in": "path", "required": True, "schema": INT},
+                        {"name": "decision", "in": "path", "required": True,
+                         "schema": {"type": "string", "enum": ["accept", "decline"]}}])},
         "/v1/tickets/{ticket_id}/transition": {"post": _op(
             "Lifecycle move {to, resolution?, reason? (pending: customer|third_party), "
             "resolve_children?}", ok("TicketResponse", "moved"),

@@ -130,3 +130,24 @@ def test_vpn_outage_through_post_tickets_reaches_a_senior_network_agent(service_
     desk = c.get("/v1/admin/desk", headers=auth("admin")).get_json()["desk"]
     owner = desk["agents"][t["assignee"]]
     assert "Network" in owner["teams"] and owner["seniority"] in ("senior", "lead")
+
+
+def test_incident_proposals_api(app, client):
+    from service.tickets import get_store
+    from triage.store import proposals, tickets
+
+    with app.app_context():
+        with get_store().session() as s:
+            a, _ = tickets.create(s, {"subject": "Teams down"}, actor="t")
+            b, _ = tickets.create(s, {"subject": "Teams down too"}, actor="t")
+            s.flush()
+            pid = proposals.record(s, {"parent": a.id, "members": [a.id, b.id]}).id
+    assert client.get("/v1/incidents/proposals", headers=auth()).status_code == 403
+    listed = client.get("/v1/incidents/proposals", headers=auth("agent")).get_json()
+    assert pid in [p["id"] for p in listed["proposals"]]
+    assert client.post(f"/v1/incidents/proposals/{pid}/maybe",
+                       headers=auth("agent")).status_code == 404
+    done = client.post(f"/v1/incidents/proposals/{pid}/accept", headers=auth("agent"))
+    assert done.status_code == 200 and done.get_json()["proposal"]["linked"] == [b.id]
+    again = client.post(f"/v1/incidents/proposals/{pid}/decline", headers=auth("agent"))
+    assert again.status_code == 409

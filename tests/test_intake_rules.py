@@ -214,3 +214,29 @@ def test_a_vip_during_an_open_major_incident_is_raised_linked_and_given_a_senior
         assert (vip.team, vip.queue, vip.assignee) == ("Network", "Network", "nina")
         policies = {c["policy"] for c in clocks.clocks_of(s, vip.id, NOW)}
         assert policies == {"major-incident"}
+
+
+def test_incident_proposals_are_stored_listed_accepted_or_declined(store):
+    from triage.errors import TransitionError
+    from triage.store import merge, proposals
+
+    with store.session() as s:
+        ids = [intake(s, {"subject": f"Teams down {i}", "requester": f"u{i}@x"}, actor="t",
+                      now=NOW).ticket.id for i in range(4)]
+        first = proposals.record(s, {"parent": ids[0], "members": ids[:3], "label": "teams",
+                                     "cohesion": 0.9}, now=NOW)
+        again = proposals.record(s, {"parent": ids[0], "members": ids, "label": "teams"},
+                                 now=NOW)
+        assert first.id == again.id and again.data["members"] == sorted(ids)  # one, growing
+        listed = proposals.open_proposals(s)
+        assert [p["parent"] for p in listed] == [ids[0]] and listed[0]["size"] == 4
+        out = proposals.accept(s, first.id, actor="nina", now=NOW)
+        assert sorted(out["linked"]) == sorted(ids[1:])
+        assert all(merge.active_link(s, i, merge.PARENT_INCIDENT).target_id == ids[0]
+                   for i in ids[1:])
+        assert "major-incident" in tickets.get(s, ids[0]).tags
+        assert proposals.open_proposals(s) == []
+        with pytest.raises(TransitionError):
+            proposals.decline(s, first.id, actor="nina", now=NOW)
+        other = proposals.record(s, {"parent": ids[3], "members": [ids[3]]}, now=NOW)
+        assert proposals.decline(s, other.id, actor="leo", now=NOW)["status"] == "declined"

@@ -137,6 +137,9 @@ def _triage(session: Session, ticket: TicketRow, payload: dict[str, Any], assess
         similar.remember(session, ticket, assessed.vector, assessed.encoder)
         found = found.for_ticket(ticket.id)
         result.duplicates, result.incident = found.duplicates, found.incident
+        from triage.store import proposals
+
+        proposals.record(session, result.incident, now=now)  # listed for agents to decide
     return outcome
 
 
