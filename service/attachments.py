@@ -158,9 +158,12 @@ def OPENAPI_PATHS(config: dict) -> dict:  # noqa: N802 - the name service.openap
     files = _obj({"ok": {"const": True}, "attachments": {"type": "array", "items": item}},
                  ["ok", "attachments"])
     upload_body = {"required": True, "content": {"multipart/form-data": {"schema": _obj(
-        {"file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                  "minItems": 1},
          "public": {"enum": ["0", "1"]}}, ["file"])}}}
-    aid = {"name": "attachment_id", "in": "path", "required": True, "schema": INT}
+    from .validation import path_id
+
+    aid = path_id("attachment_id", "attachment id")
     return {
         "/v1/tickets/{ticket_id}/attachments": {
             "post": _op(f"Attach files (multipart 'file' parts; at most "

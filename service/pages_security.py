@@ -153,18 +153,30 @@ def register_page_errors(blueprint: Blueprint) -> None:
 
     from .errors import ApiError
 
+    from .errors import error_response
+
+    def _api_path() -> bool:  # a page blueprint's /v1 route answers in the API's one shape
+        return request.path.startswith("/v1/")
+
     @blueprint.errorhandler(HTTPException)
     def _http(exc):
+        if _api_path():
+            return error_response(exc.code or 500, exc.description or exc.name)
         return error_page(exc.code or 500, exc.description or exc.name)
 
     @blueprint.errorhandler(ApiError)
     def _api(exc):
+        if _api_path():
+            return error_response(exc.status, exc.message, exc.errors, exc.headers)
         body, status = error_page(exc.status, exc.message)
         return body, status, exc.headers  # e.g. Retry-After of a 429
 
     @blueprint.errorhandler(TriageError)
     def _triage(exc):
-        return error_page(int(getattr(exc, "status", 400)), exc.message)
+        status = int(getattr(exc, "status", 400))
+        if _api_path():
+            return error_response(status, exc.message, [exc.to_dict()] if exc.details else [])
+        return error_page(status, exc.message)
 
 
 # ----------------------------------------------------------------- helpers for pages

@@ -30,7 +30,7 @@ from .errors import ApiError, field_error
 from .state import serving_components
 from .store import get_store
 from .ticket_schema import read_json_body
-from .validation import Spec, enum_arg, header_text, int_arg, text_arg, validate
+from .validation import Spec, enum_arg, int_arg, text_arg, validate
 # this blueprint's OpenAPI declaration (service.openapi reads it from app.blueprints)
 from .tickets_openapi import OPENAPI_PATHS, OPENAPI_SCHEMAS  # noqa: F401
 
@@ -79,12 +79,6 @@ def _staff(session) -> access.Viewer:
 def _json(spec: Spec) -> dict[str, Any]:
     """The body, checked against its declaration (422 listing every problem)."""
     return validate(spec, read_json_body(), current_app.config)
-
-
-@bp.before_request
-def _check_requester_header():
-    """``X-Requester`` is documented as at most 320 characters (the requester column)."""
-    header_text(request.headers, "X-Requester", 320)
 
 
 # ----------------------------------------------------------------- intake

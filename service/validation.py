@@ -405,6 +405,15 @@ def path_id(name: str, doc: str = "ticket id") -> dict:
 def init_app(app) -> None:
     app.url_map.converters["id"] = IdConverter
 
+    @app.before_request
+    def _requester_header():
+        """``X-Requester`` is documented on every /v1 route that takes it as at most 320
+        characters (the requester column); checked once here for all of them."""
+        from flask import request
+
+        if request.path.startswith("/v1/"):
+            header_text(request.headers, "X-Requester", 320)
+
 
 def describe_value(value: Any) -> str:
     return describe(value)

@@ -84,10 +84,12 @@ def _run(base: str, tmp: Path, role: str, seed: int, examples: int) -> tuple[int
     cmd = [str(Path(sys.executable).with_name("st")), "--config-file",
            str(tmp / "schemathesis.toml"), "run", f"{base}/openapi.json",
            "--mode", "all", "-n", str(examples), "--seed", str(seed),
-           "--generation-database", "none", "--workers", "1", "--no-color",
+           "--workers", "1", "--no-color",
            "--header", f"Authorization: Bearer {key}", "--request-timeout", "30"]
     if os.environ.get("TRIAGE_SCHEMATHESIS_SEED", "20261201") != "random":
-        cmd.append("--generation-deterministic")
+        cmd.append("--generation-deterministic")  # implies no example database
+    else:
+        cmd += ["--generation-database", "none"]
     done = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=1500)
     out = done.stdout + done.stderr
     match = re.search(r"(\d+) generated", out)
