@@ -125,7 +125,8 @@ def live_app(browser, browser_bundle, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("browser-app")
     app = create_app({
-        "TRIAGE_BUNDLE": str(browser_bundle), "TRIAGE_LOAD": "sync",
+        "TRIAGE_BUNDLE": str(browser_bundle), "TRIAGE_MODELS_DIR": str(browser_bundle.parent),
+        "TRIAGE_LOAD": "sync",
         "TRIAGE_KB_PATH": str(_write_kb(folder)), "TRIAGE_API_KEYS_FILE": str(_write_keys(folder)),
         "TRIAGE_DATABASE_URL": f"sqlite:///{folder / 'store.db'}", "TRIAGE_SIGHUP": False,
         "TRIAGE_SECRET_KEY": "browser-tests", "TRIAGE_PORTAL_CONTROL_SHARE": 0.0,
