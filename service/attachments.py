@@ -72,7 +72,11 @@ def upload(ticket_id: int):
     with get_store().session() as s:
         viewer = _viewer(s)
         ticket = access.visible(s, viewer, ticket_id, lock=True)
-        public = request.form.get("public", "1") != "0" or not viewer.is_staff
+        flag = request.form.get("public", "1")
+        if flag not in ("0", "1"):  # documented as an enum: anything else is refused, not guessed
+            raise ApiError(422, "public must be 0 or 1", [field_error(
+                "public", "not an allowed value", expected="0 or 1", got=flag)])
+        public = flag != "0" or not viewer.is_staff
         saved = save_uploads(s, ticket, uploads, source="api", by=viewer.id or "api",
                              public=public)
     return jsonify({"ok": True, "attachments": saved}), 201

@@ -108,6 +108,6 @@ def test_every_operation_and_role_under_schemathesis(served):
         total += cases
         print(f"{role}: {cases} cases, exit {code}")
         if code != 0:
-            failures.append(f"--- role {role} (exit {code})\n{out[-12000:]}")
+            failures.append(f"--- role {role} (exit {code})\n{out[-40000:]}")
     assert not failures, "\n".join(failures)
     assert total >= MIN_CASES, f"only {total} cases generated (want at least {MIN_CASES})"
