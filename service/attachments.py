@@ -180,6 +180,7 @@ def OPENAPI_PATHS(config: dict) -> dict:  # noqa: N802 - the name service.openap
                        parameters=[TID, REQUESTER])},
         "/v1/attachments/{attachment_id}": {"get": _op(
             "Download one file (Content-Disposition: attachment, stored type, nosniff)",
-            {"200": {"description": "the bytes", "content": {"application/octet-stream": {}}}},
+            {"200": {"description": "the bytes, with their stored type",
+                     "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
             (404,) + AUTH, everyone, parameters=[aid, REQUESTER])},
     }

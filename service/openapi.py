@@ -101,6 +101,7 @@ def _json(schema: dict, description: str) -> dict:
 def _errors(*codes: int) -> dict:
     words = {400: "malformed body (bad JSON or UTF-8)", 401: "missing or unknown API key",
              403: "role not allowed", 404: "not found", 409: "conflict", 413: "too large",
+             414: "request line too long (gunicorn's limit, before the app)",
              415: "not application/json", 422: "invalid fields", 429: "rate limit reached "
              "(see Retry-After)", 503: "no bundle loaded yet"}
     return {str(c): _json(REF("Error"), words[c]) for c in codes}
@@ -113,6 +114,8 @@ def _op(summary: str, ok: dict, errors: tuple, roles: list[str] | None = None, *
         errors = tuple(errors) + (400, 413, 415, 422)
     if extra.get("parameters"):  # a parameter outside its schema
         errors = tuple(errors) + (422,)
+    if any(p.get("in") == "query" for p in extra.get("parameters") or []):
+        errors = tuple(errors) + (414,)  # a query string past gunicorn's request-line limit
     errors = tuple(sorted(set(errors)))
     op = {"summary": summary, "responses": {**ok, **_errors(*errors)}, **extra}
     op["security"] = [{"bearer": []}, {"apiKey": []}] if roles else []
