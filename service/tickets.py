@@ -58,7 +58,7 @@ def rerun_after_change(session, ticket, changed: list[str], actor: str) -> dict 
         return None
     _, rules, _ = serving_components()
     return rerun_rules(session, ticket, rules, actor=actor, now=utcnow(),
-                       team_map=desk_team_map())
+                       team_map=desk_team_map(), keep=changed)
 
 
 def _viewer(session) -> access.Viewer:

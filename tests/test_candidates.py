@@ -1,5 +1,6 @@
 """Candidate selection: the plain reference competes, decisions are tuned for macro-F1,
-small calibration splits never auto-apply, and the chosen pipeline is refitted on all rows."""
+small calibration splits never auto-apply, and the chosen pipeline is refitted on
+train + calibration (never the holdout)."""
 from __future__ import annotations
 
 import csv
@@ -90,7 +91,7 @@ def test_demo_training_reports_reference_refit_and_context(demo_result):
     assert {"change", "problem", "incident", "service_request"} <= set(type_head["classes"])
     for name, head in report["heads"].items():
         assert "reference" in head["candidates"], name
-        assert head["refit"]["rows"] == sum(head["n"].values()), name
+        assert head["refit"]["rows"] == head["n"]["train"] + head["n"]["calibration"], name
         assert head["refit"]["thresholds"] == "kept"
         if head["chosen"] == "reference":  # the reference chosen: exactly its figures
             assert head["metrics"]["macro_f1"] == pytest.approx(head["reference"]["macro_f1"])

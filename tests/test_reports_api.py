@@ -141,9 +141,11 @@ def test_hostile_ticket_text_is_escaped_in_page_and_export(app):
     assert "<script" not in export.get_data(as_text=True)
 
 
-def test_cli_report_confidence_json_and_html(service_env, tmp_path, capsys):  # noqa: F811
+def test_cli_report_confidence_json_and_html(service_env, tmp_path, capsys, monkeypatch):  # noqa: F811
     from triage_cli import main
 
+    # bundles load only from the models folder: the session bundle's folder is it here
+    monkeypatch.setenv("TRIAGE_MODELS_DIR", str(service_env["bundle"].parent))
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     common = ["--bundle", str(service_env["bundle"]), "--database", db]
     out_html = tmp_path / "confidence.html"

@@ -127,6 +127,10 @@ def resolve_encoder(encoder: Encoder | str | None) -> Encoder:
 
 
 # ---------------------------------------------------------------------------- training
+# The splits a chosen head is refitted on: never the holdout (see train_head, step 4).
+REFIT_SPLITS = ("train", "calibration")
+
+
 def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path | None, *,
           encoder: Encoder | str | None = None, target_precision: float = TARGET_PRECISION,
           heads: Sequence[str] | None = None, candidates: Sequence[str] = KINDS,
@@ -270,7 +274,7 @@ TIE_MARGIN = 0.005
 def train_head(name: str, X: Features, labels: Sequence[str | None], splits: np.ndarray,
                config: TrainConfig, rule: ThresholdRule, progress: bool, refit: bool = True
                ) -> tuple[TextHead | None, dict]:
-    """Fit the candidates of one head, pick the winner, report on holdout, refit on all rows.
+    """Fit the candidates of one head, pick the winner, report on holdout, refit on train + calibration.
 
     1. every candidate (the plain reference among them) is fitted on train, cross-fitted, so
        each train row has an out-of-fold probability and reported label;
@@ -278,9 +282,12 @@ def train_head(name: str, X: Features, labels: Sequence[str | None], splits: np.
        (ties → the simpler model); thresholds come from the same pooled rows, which no model
        saw when fitted;
     3. the holdout is scored once, before anything else is fitted: the honest figures;
-    4. the winner's pipeline is refitted on every labelled row (train + calibration + holdout)
-       with the thresholds kept: a head fitted on 70 % of an export loses to one fitted on all
-       of it, and the thresholds are probability levels the refitted model keeps calibrated.
+    4. the winner's pipeline is refitted on every labelled row outside the holdout (train +
+       calibration) with the thresholds kept: a head fitted on 70 % of an export loses to one
+       fitted on more of it, and the thresholds are probability levels the refitted model keeps
+       calibrated. The holdout is never fitted: it is the frozen ground on which the retrain
+       gate grades champion and challenger (training/gate.py), and a bundle that had learnt it
+       would win every comparison on it (a shuffled-label challenger tied the champion).
     """
     y = np.asarray([v if v is not None else "" for v in labels], dtype=object)
     has = np.asarray([v is not None for v in labels])
@@ -342,13 +349,15 @@ def train_head(name: str, X: Features, labels: Sequence[str | None], splits: np.
         "holdout_scores": holdout_scores(y[idx["holdout"]], probas[chosen]["holdout"], classes),
     }
     if refit:
-        every = np.flatnonzero(has)
+        every = np.flatnonzero(has & np.isin(splits, REFIT_SPLITS))
         model = fit_candidates(X.take(every), y[every], (chosen,), **params)[chosen]
-        report["refit"] = {"rows": int(len(every)), "kind": chosen, "thresholds": "kept",
+        report["refit"] = {"rows": int(len(every)), "splits": list(REFIT_SPLITS),
+                           "kind": chosen, "thresholds": "kept",
                            "calibrator": getattr(model, "calibration_", None),
                            "note": "metrics are the holdout figures measured before the refit; "
-                                   "the bundle's model is refitted on train + calibration + "
-                                   "holdout with the same pipeline and thresholds"}
+                                   "the bundle's model is refitted on train + calibration "
+                                   "with the same pipeline and thresholds; the holdout stays "
+                                   "unseen for the promotion gate"}
     else:
         report["refit"] = None
     return model, report
@@ -372,9 +381,10 @@ def small_calibration_reason(n_calibration: int, target: float) -> str | None:
 
 
 def _fitted_rows(labels: Sequence[str | None], splits: np.ndarray, rep: dict) -> np.ndarray:
-    """The rows the bundle's model was fitted on: every labelled row after a refit, else train."""
+    """The rows the bundle's model was fitted on: train + calibration after a refit, else train."""
     has = np.asarray([v is not None for v in labels])
-    return np.flatnonzero(has if rep.get("refit") else has & (splits == "train"))
+    fitted = REFIT_SPLITS if rep.get("refit") else ("train",)
+    return np.flatnonzero(has & np.isin(splits, fitted))
 
 
 def _row_id(data: Dataset, i: int) -> str:

@@ -71,6 +71,15 @@ def record_change(session: Session, ticket: TicketRow, field: str, old: Any, new
     return rows
 
 
+def has_label(session: Session, ticket_id: int, field: str) -> bool:
+    """Whether a person already gave (changed or confirmed) the value of ``field``."""
+    heads = [h for h in latest_predictions(session, ticket_id) if field_of(h) == field]
+    if not heads:
+        return False
+    stmt = select(Feedback.id).where(Feedback.ticket_id == ticket_id, Feedback.head.in_(heads))
+    return session.scalars(stmt).first() is not None
+
+
 def for_ticket(session: Session, ticket_id: int) -> list[Feedback]:
     stmt = select(Feedback).where(Feedback.ticket_id == ticket_id).order_by(Feedback.id)
     return list(session.scalars(stmt))

@@ -29,7 +29,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 import numpy as np
 from sqlalchemy import func, select
@@ -292,11 +292,12 @@ def _team_state(session: Session, ruleset, known, prediction, now: datetime):
 
 
 def act_on_outcome(session: Session, ticket: TicketRow, ruleset, outcome, now: datetime, *,
-                   open_fields: list[str] | None = None) -> list[str]:
+                   open_fields: list[str] | None = None, keep: Collection[str] = ()) -> list[str]:
     """Write what the rules decided onto the ticket: priority, accepted fields, tags, escalation.
 
     Team and queue are left to routing (intake) or to the caller (a re-run keeps
-    the team an agent chose unless a rule routes). Returns the changed fields.
+    the team an agent chose unless a rule routes). Fields in ``keep`` (what a person just
+    set) are never overwritten. Returns the changed fields.
     """
     actor = "rules:" + ",".join(outcome.fired) if outcome.fired else "rules"
     changes: dict[str, Any] = {}
@@ -310,6 +311,8 @@ def act_on_outcome(session: Session, ticket: TicketRow, ruleset, outcome, now: d
     for name in list(changes):
         if open_fields is not None and name in open_fields:
             open_fields.remove(name)
+    for name in keep:
+        changes.pop(name, None)
     if outcome.tags and not set(outcome.tags) <= set(ticket.tags or []):
         changes["tags"] = sorted(set(ticket.tags or []) | set(outcome.tags))
     changed = tickets.set_fields(session, ticket, changes, actor=actor, now=now, retime=False)
@@ -330,12 +333,15 @@ def _escalated(session: Session, ticket: TicketRow) -> bool:
 
 def rerun_rules(session: Session, ticket: TicketRow, ruleset, *, actor: str,
                 now: datetime | None = None,
-                team_map: dict[str, str] | None = None) -> dict[str, Any] | None:
+                team_map: dict[str, str] | None = None,
+                keep: Collection[str] = ()) -> dict[str, Any] | None:
     """A person changed a field: the rules run again on the ticket as it is now.
 
     Accepting a suggested P1 thus escalates, tags and re-targets the SLA (on the
-    policy the rules pick) exactly as if the ticket had arrived as P1. Rules only
-    raise priority, so a re-run never undoes the person's change.
+    policy the rules pick) exactly as if the ticket had arrived as P1. The fields the
+    person just set (``keep``) are theirs: a re-run neither rewrites nor re-routes them,
+    or an agent's correction of the team would be undone by the rule that first routed
+    it (and the correction lost as a training label).
     """
     if ruleset is None:
         return None
@@ -345,12 +351,13 @@ def rerun_rules(session: Session, ticket: TicketRow, ruleset, *, actor: str,
     outcome = ruleset.evaluate(rule_input(known, prediction,
                                           _team_state(session, ruleset, known, prediction, now)),
                                now)
-    changed = act_on_outcome(session, ticket, ruleset, outcome, now)
+    changed = act_on_outcome(session, ticket, ruleset, outcome, now, keep=keep)
     if "priority" in changed:
         clocks.retarget(session, ticket, now)
     if outcome.sla is not None:
         clocks.change_policy(session, ticket, ruleset.policies[outcome.sla.policy], now)
-    if _rule_did(ruleset, outcome, "route_to") and outcome.team and outcome.team != ticket.team:
+    if _rule_did(ruleset, outcome, "route_to") and outcome.team and outcome.team != ticket.team \
+            and "team" not in keep:
         tickets.set_fields(session, ticket, {"team": outcome.team, "queue": outcome.team},
                            actor="rules:" + ",".join(outcome.fired), now=now)
     if outcome.senior and ticket.team and ticket.status in tickets.OPEN_STATUSES:

@@ -192,9 +192,12 @@ def edit(session: Session, ticket: TicketRow, changes: dict[str, Any], *, actor:
     now = now or utcnow()
     before = {f: getattr(ticket, f) for f in changes if f in EDITABLE}
     changed = set_fields(session, ticket, changes, actor=actor, now=now)
-    for field in changed:
-        feedback.record_change(session, ticket, field, before[field], getattr(ticket, field),
-                               by=actor, now=now)
+    for field in before:
+        # a person who sends the value already there (applied by the model, routed by a rule)
+        # confirms it: agreement is a label too, counted once per field
+        if field in changed or not feedback.has_label(session, ticket.id, field):
+            feedback.record_change(session, ticket, field, before[field], getattr(ticket, field),
+                                   by=actor, now=now)
     if ticket.queue == TRIAGE_QUEUE and ticket.team and not missing_mandatory(ticket) \
             and "queue" not in changes:
         set_fields(session, ticket, {"queue": ticket.team}, actor=actor, now=now)
