@@ -104,7 +104,11 @@ def _errors(*codes: int) -> dict:
              414: "request line too long (gunicorn's limit, before the app)",
              415: "not application/json", 422: "invalid fields", 429: "rate limit reached "
              "(see Retry-After)", 503: "no bundle loaded yet"}
-    return {str(c): _json(REF("Error"), words[c]) for c in codes}
+    out = {str(c): _json(REF("Error"), words[c]) for c in codes}
+    if "414" in out:  # gunicorn answers it before the app runs: its own small HTML page
+        out["414"] = {"description": words[414],
+                      "content": {"text/html": {"schema": {"type": "string"}}}}
+    return out
 
 
 def _op(summary: str, ok: dict, errors: tuple, roles: list[str] | None = None, **extra) -> dict:
