@@ -100,3 +100,8 @@ def child_exit(server, worker):
 def on_exit(server):
     if os.environ.get("TRIAGE_RUN_DIR"):
         _run_dirs().remove(os.environ["TRIAGE_RUN_DIR"])
+# The API admits a 1,000-character `q` on GET /v1/kb/suggest: percent-encoded multi-byte text
+# reaches ~12 kB, past gunicorn's largest finite request line (8,190 bytes), which answered 414
+# to a valid request. 0 lifts gunicorn's bound; the shipped proxy (deploy/nginx.conf:
+# large_client_header_buffers 4 16k, client_header_timeout 10s) is the bound in production.
+limit_request_line = 0

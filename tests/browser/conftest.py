@@ -127,6 +127,9 @@ def live_app(browser, browser_bundle, tmp_path_factory):
     app = create_app({
         "TRIAGE_BUNDLE": str(browser_bundle), "TRIAGE_MODELS_DIR": str(browser_bundle.parent),
         "TRIAGE_LOAD": "sync",
+        # every test signs in afresh from 127.0.0.1: far above the per-client sign-in limit
+        # meant for people (tests/test_rate_limits.py covers the limits themselves)
+        "TRIAGE_RATELIMIT_SIGNIN": "10000 per minute",
         "TRIAGE_KB_PATH": str(_write_kb(folder)), "TRIAGE_API_KEYS_FILE": str(_write_keys(folder)),
         "TRIAGE_DATABASE_URL": f"sqlite:///{folder / 'store.db'}", "TRIAGE_SIGHUP": False,
         "TRIAGE_SECRET_KEY": "browser-tests", "TRIAGE_PORTAL_CONTROL_SHARE": 0.0,

@@ -63,7 +63,8 @@ def test_customer_pages_show_hostile_text_as_text(page, base_url, hostile):
     shot(page, "xss-portal-my-requests")
     response = page.goto(f"{base_url}/portal/tickets/{hostile['mine']}")
     assert_inert(page, response)
-    assert page.get_by_text("<script>alert(1)</script>", exact=False).count() >= 1
+    # the subject keeps its markup, shown as text; bodies become text at intake (issue 9)
+    assert page.get_by_text(XSS_IMG, exact=False).count() >= 1
     shot(page, "xss-portal-ticket")
 
 
