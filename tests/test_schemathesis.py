@@ -60,6 +60,7 @@ def served(service_env, tmp_path_factory):
            "TRIAGE_RATELIMIT_BAD_API_KEY": high, "TRIAGE_RATELIMIT_SUGGEST": high,
            "TRIAGE_RATELIMIT_TICKET_CREATE": high, "TRIAGE_RATELIMIT_SIGNIN": high,
            "TRIAGE_MAIL_DIR": str(tmp / "mail"), "TRIAGE_ATTACHMENTS_DIR": str(tmp / "files"),
+           "TRIAGE_VAR_DIR": str(tmp / "var"),  # a module fixture runs before the autouse one
            "PYTHONPATH": str(ROOT)}
     for name in ("PROMETHEUS_MULTIPROC_DIR", "TRIAGE_RUN_DIR", "TRIAGE_BUNDLE"):
         env.pop(name, None)
