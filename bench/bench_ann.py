@@ -18,6 +18,7 @@ use every core, as a process building its index at start does):
 Reports build time, p50/p99 query latency, recall@10 against exact, and memory.
 Targets (issue 13): recall@10 >= 0.95 and p99 <= 5 ms at 1M.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,12 @@ def synthetic(n: int, queries: int, seed: int = 7) -> tuple[np.ndarray, np.ndarr
     topics = max(50, n // 200)
     basis = rng.standard_normal((64, DIM)).astype(np.float32)  # the low-rank "meaning" space
     centres = rng.standard_normal((topics, 64)).astype(np.float32) @ basis
-    centres += 0.35 * np.linalg.norm(centres, axis=1, keepdims=True) / np.sqrt(DIM) \
+    centres += (
+        0.35
+        * np.linalg.norm(centres, axis=1, keepdims=True)
+        / np.sqrt(DIM)
         * rng.standard_normal((topics, DIM)).astype(np.float32)
+    )
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     weights = 1.0 / np.arange(1, topics + 1) ** 0.8  # Zipf-like topic popularity
     weights /= weights.sum()
@@ -53,7 +58,7 @@ def synthetic(n: int, queries: int, seed: int = 7) -> tuple[np.ndarray, np.ndarr
             # per-ticket spread: some tickets are near-copies of their topic, some loose
             spread = rng.uniform(0.018, 0.036, size=(k, 1)).astype(np.float32)
             block = centres[pick] + spread * noise
-            out[start:start + k] = block / np.linalg.norm(block, axis=1, keepdims=True)
+            out[start : start + k] = block / np.linalg.norm(block, axis=1, keepdims=True)
         return out
 
     return draw(n), draw(queries)
@@ -71,8 +76,9 @@ def percentiles(times: list[float]) -> tuple[float, float]:
 
 
 def recall(found: list[np.ndarray], truth: list[np.ndarray], k: int) -> float:
-    return float(np.mean([len(set(map(int, f[:k])) & set(map(int, t[:k]))) / k
-                          for f, t in zip(found, truth)]))
+    return float(
+        np.mean([len(set(map(int, f[:k])) & set(map(int, t[:k]))) / k for f, t in zip(found, truth)])
+    )
 
 
 def timed_queries(search, queries: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
@@ -88,13 +94,15 @@ def timed_queries(search, queries: np.ndarray) -> tuple[list[np.ndarray], list[f
 def build_usearch(data: np.ndarray, dtype: str):
     from usearch.index import Index
 
-    index = Index(ndim=DIM, metric="cos", dtype=dtype, connectivity=16,
-                  expansion_add=128, expansion_search=128)
+    index = Index(
+        ndim=DIM, metric="cos", dtype=dtype, connectivity=16, expansion_add=128, expansion_search=128
+    )
     index.add(np.arange(len(data), dtype=np.uint64), data, threads=0)  # build on all cores
 
     def search(q):
         return index.search(q, 10, threads=1).keys
-    return search, index.memory_usage / 2 ** 20
+
+    return search, index.memory_usage / 2**20
 
 
 def build_faiss_hnsw(data: np.ndarray):
@@ -109,6 +117,7 @@ def build_faiss_hnsw(data: np.ndarray):
 
     def search(q):
         return index.search(q.reshape(1, -1), 10)[1][0]
+
     return search, None
 
 
@@ -119,8 +128,7 @@ def build_faiss_ivf(data: np.ndarray):
     lists = int(4 * np.sqrt(len(data)))
     quantizer = faiss.IndexFlatIP(DIM)
     index = faiss.IndexIVFFlat(quantizer, DIM, lists, faiss.METRIC_INNER_PRODUCT)
-    sample = data[np.random.default_rng(0).choice(len(data), min(len(data), 40 * lists),
-                                                  replace=False)]
+    sample = data[np.random.default_rng(0).choice(len(data), min(len(data), 40 * lists), replace=False)]
     index.train(sample)
     index.add(data)
     index.nprobe = 16
@@ -128,6 +136,7 @@ def build_faiss_ivf(data: np.ndarray):
 
     def search(q):
         return index.search(q.reshape(1, -1), 10)[1][0]
+
     return search, None
 
 
@@ -142,6 +151,7 @@ def build_hnswlib(data: np.ndarray):
 
     def search(q):
         return index.knn_query(q, k=10)[0][0]
+
     return search, None
 
 
@@ -154,6 +164,7 @@ def build_project(data: np.ndarray):
 
     def search(q):
         return [i for i, _ in index.search(q, 10)]
+
     return search, None
 
 
@@ -169,17 +180,22 @@ LIBRARIES = {
 def run(n: int, n_queries: int, only: list[str] | None) -> None:
     t0 = time.perf_counter()
     data, queries = synthetic(n, n_queries)
-    print(f"\n## {n:,} vectors x {DIM} d, {n_queries} queries "
-          f"(generated in {time.perf_counter() - t0:.0f} s)")
+    print(
+        f"\n## {n:,} vectors x {DIM} d, {n_queries} queries (generated in {time.perf_counter() - t0:.0f} s)"
+    )
     nn = np.array([np.sort(data @ q)[-2] for q in queries[:50]])
-    print(f"nearest-neighbour cosine of the queries: median {np.median(nn):.2f}, "
-          f"p10 {np.percentile(nn, 10):.2f}, p90 {np.percentile(nn, 90):.2f}")
+    print(
+        f"nearest-neighbour cosine of the queries: median {np.median(nn):.2f}, "
+        f"p10 {np.percentile(nn, 10):.2f}, p90 {np.percentile(nn, 90):.2f}"
+    )
     truth, times = timed_queries(lambda q: exact_topk(data, q, 10), queries)
     p50, p99 = percentiles(times)
     print("| search | build s | p50 ms | p99 ms | recall@10 | index MiB |")
     print("|---|---:|---:|---:|---:|---:|")
-    print(f"| exact numpy (reference) | 0 | {p50:.2f} | {p99:.2f} | 1.000 | "
-          f"{data.nbytes / 2 ** 20:.0f} |", flush=True)
+    print(
+        f"| exact numpy (reference) | 0 | {p50:.2f} | {p99:.2f} | 1.000 | {data.nbytes / 2**20:.0f} |",
+        flush=True,
+    )
     names = [n for n in LIBRARIES if not only or any(o.lower() in n.lower() for o in only)]
     if only:  # in the order asked: the cheapest build first when time is short
         names.sort(key=lambda n: min(i for i, o in enumerate(only) if o.lower() in n.lower()))
@@ -195,9 +211,11 @@ def run(n: int, n_queries: int, only: list[str] | None) -> None:
         search(queries[0])  # warm
         found, times = timed_queries(search, queries)
         p50, p99 = percentiles(times)
-        print(f"| {name} | {built:.0f} | {p50:.2f} | {p99:.2f} | "
-              f"{recall(found, truth, 10):.3f} | {'' if mib is None else f'{mib:.0f}'} |",
-              flush=True)
+        print(
+            f"| {name} | {built:.0f} | {p50:.2f} | {p99:.2f} | "
+            f"{recall(found, truth, 10):.3f} | {'' if mib is None else f'{mib:.0f}'} |",
+            flush=True,
+        )
         del search
 
 

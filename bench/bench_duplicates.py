@@ -34,6 +34,7 @@ At equal recall MiniLM proposes fewer pairs than TF-IDF; neither separates
 why the service should keep the requester/time window on. Query latency
 ~2-3 ms over 4,000 candidates on a loaded 2-core box.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,7 +68,7 @@ def load_sample(path: Path, distractors: int, seed: int, cache: CachedEncoder) -
     rest = df[~prefix.duplicated(keep=False)]["Document"].tolist()
     rng = np.random.default_rng(seed)
     rng.shuffle(rest)
-    cached = _cached_keys(cache, [model_text(None, d) for d in rest[:distractors * 3]])
+    cached = _cached_keys(cache, [model_text(None, d) for d in rest[: distractors * 3]])
     picked = [d for d, ok in zip(rest, cached) if ok][:distractors]
     docs = templated["Document"].tolist() + picked
     return [model_text(None, d) for d in docs], groups + [-1] * len(picked)
@@ -80,7 +81,7 @@ def _cached_keys(cache: CachedEncoder, texts: list[str]) -> list[bool]:
     con = sqlite3.connect(cache.path, timeout=60)
     found: set[str] = set()
     for i in range(0, len(keys), 900):
-        chunk = keys[i:i + 900]
+        chunk = keys[i : i + 900]
         rows = con.execute(f"SELECT key FROM vec WHERE key IN ({','.join('?' * len(chunk))})", chunk)
         found.update(k for (k,) in rows)
     con.close()
@@ -98,8 +99,9 @@ def true_pairs(groups: list[int]) -> set[tuple[int, int]]:
 def detector_pairs(vecs: np.ndarray, threshold: float) -> tuple[set[tuple[int, int]], float]:
     """Every document queried against all the others through ``find_duplicates``."""
     n = len(vecs)
-    cands = Candidates(ids=list(range(n)), vectors=vecs, requesters=np.array([""] * n, dtype=object),
-                       times=np.zeros(n))
+    cands = Candidates(
+        ids=list(range(n)), vectors=vecs, requesters=np.array([""] * n, dtype=object), times=np.zeros(n)
+    )
     config = DuplicateConfig(threshold=threshold, same_requester_boost=0.0, window=None, limit=20)
     pairs: set[tuple[int, int]] = set()
     start = time.perf_counter()
@@ -123,10 +125,14 @@ def score(found: set, truth: set, groups: list[int]) -> dict:
     rule misses those, so ``precision`` is a lower bound)."""
     hit = len(found & truth)
     cross = sum(groups[i] >= 0 and groups[j] >= 0 for i, j in found - truth)
-    return {"proposed": len(found), "true_found": hit, "recall": round(hit / max(len(truth), 1), 3),
-            "precision": round(hit / max(len(found), 1), 3),
-            "templated_elsewhere": cross,
-            "precision_templated": round((hit + cross) / max(len(found), 1), 3)}
+    return {
+        "proposed": len(found),
+        "true_found": hit,
+        "recall": round(hit / max(len(truth), 1), 3),
+        "precision": round(hit / max(len(found), 1), 3),
+        "templated_elsewhere": cross,
+        "precision_templated": round((hit + cross) / max(len(found), 1), 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -141,9 +147,15 @@ def main(argv: list[str] | None = None) -> dict:
     truth = true_pairs(groups)
     t0 = time.perf_counter()
     vecs = cache.encode(texts, batch_size=32)
-    result = {"documents": len(texts), "templated": sum(g >= 0 for g in groups),
-              "groups": len(set(g for g in groups if g >= 0)), "true_pairs": len(truth),
-              "embedding_seconds": round(time.perf_counter() - t0, 1), "minilm": {}, "tfidf": {}}
+    result = {
+        "documents": len(texts),
+        "templated": sum(g >= 0 for g in groups),
+        "groups": len(set(g for g in groups if g >= 0)),
+        "true_pairs": len(truth),
+        "embedding_seconds": round(time.perf_counter() - t0, 1),
+        "minilm": {},
+        "tfidf": {},
+    }
     for t in MINILM_THRESHOLDS:
         pairs, per_query = detector_pairs(vecs, t)
         result["minilm"][str(t)] = {**score(pairs, truth, groups), "ms_per_query": round(per_query * 1000, 3)}

@@ -13,6 +13,7 @@ Vectors are cached by text hash (``TRIAGE_CACHE_DIR``), so a rerun only fits.
 
 Nothing from the shared data is written into the repository.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,12 +26,18 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = next((p for p in (ROOT.parent / "shared" / "data", Path("/work/shared/data")) if p.exists()),
-              ROOT.parent / "shared" / "data")
-RUNS = [("it_tickets", SHARED / "it_tickets" / "all_tickets_processed_improved_v3.csv",
-         ROOT / "bench" / "mappings" / "it_tickets.yaml"),
-        ("endava", SHARED / "endava" / "all_tickets_subset.csv",
-         ROOT / "bench" / "mappings" / "endava.yaml")]
+SHARED = next(
+    (p for p in (ROOT.parent / "shared" / "data", Path("/work/shared/data")) if p.exists()),
+    ROOT.parent / "shared" / "data",
+)
+RUNS = [
+    (
+        "it_tickets",
+        SHARED / "it_tickets" / "all_tickets_processed_improved_v3.csv",
+        ROOT / "bench" / "mappings" / "it_tickets.yaml",
+    ),
+    ("endava", SHARED / "endava" / "all_tickets_subset.csv", ROOT / "bench" / "mappings" / "endava.yaml"),
+]
 ENCODERS = ("minilm", "minilm-onnx")
 
 
@@ -81,22 +88,28 @@ def main() -> None:
             common = set(classes[counts >= args.folds])
             keep &= np.array([str(v) in common for v in y_all])
             y = y_all[keep].astype(str)
-            folds = list(StratifiedKFold(args.folds, shuffle=True, random_state=0)
-                         .split(np.zeros(len(y)), y))
+            folds = list(StratifiedKFold(args.folds, shuffle=True, random_state=0).split(np.zeros(len(y)), y))
             scores = {k: fold_scores(vectors[k][keep], y, folds) for k in ENCODERS}
             diff = np.subtract(scores["minilm-onnx"], scores["minilm"])
             rows.append((name, head, int(keep.sum()), scores, diff))
             print(f"{name}/{head}: done", flush=True)
-        print(f"{name}: embedding rate (texts/s, cache hits count too): "
-              + ", ".join(f"{k} {rates[k]:.0f}" for k in ENCODERS), flush=True)
-    print(f"\n{args.folds}-fold macro-F1 of a logistic regression on the vectors, "
-          f"{args.sample} sampled tickets per export, load average {os.getloadavg()[0]:.1f}\n")
+        print(
+            f"{name}: embedding rate (texts/s, cache hits count too): "
+            + ", ".join(f"{k} {rates[k]:.0f}" for k in ENCODERS),
+            flush=True,
+        )
+    print(
+        f"\n{args.folds}-fold macro-F1 of a logistic regression on the vectors, "
+        f"{args.sample} sampled tickets per export, load average {os.getloadavg()[0]:.1f}\n"
+    )
     print("| export | head | n | minilm (torch) | minilm-onnx (int8) | onnx - torch (paired) |")
     print("|---|---|---|---|---|---|")
     for name, head, n, scores, diff in rows:
         t, o = scores["minilm"], scores["minilm-onnx"]
-        print(f"| {name} | {head} | {n} | {np.mean(t):.4f} ± {np.std(t):.4f} | "
-              f"{np.mean(o):.4f} ± {np.std(o):.4f} | {np.mean(diff):+.4f} ± {np.std(diff):.4f} |")
+        print(
+            f"| {name} | {head} | {n} | {np.mean(t):.4f} ± {np.std(t):.4f} | "
+            f"{np.mean(o):.4f} ± {np.std(o):.4f} | {np.mean(diff):+.4f} ± {np.std(diff):.4f} |"
+        )
 
 
 if __name__ == "__main__":

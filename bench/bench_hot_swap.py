@@ -17,6 +17,7 @@ overlapped a swap p50 41 ms / p99 238 ms. While a swap settles the two workers a
 with different bundle ids (the sibling follows the reload token within ~0.5 s and loads),
 so clients see A and B interleaved for those seconds; no request ever fails or mixes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,11 +40,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEMO = ROOT / "data" / "demo"
 KEYS = "bench-intake:intake,bench-admin:admin"
-MAPPING = ("text: {subject: title, body: description}\nmetadata: {id: ticket_id}\n"
-           "labels:\n  type: {column: kind}\n  team: {column: assignment_group}\n")
-TICKET = {"subject": "VPN keeps disconnecting",
-          "body": "Since this morning the VPN client drops every few minutes and I cannot reach "
-                  "the file shares. I restarted the laptop twice. Please help today."}
+MAPPING = (
+    "text: {subject: title, body: description}\nmetadata: {id: ticket_id}\n"
+    "labels:\n  type: {column: kind}\n  team: {column: assignment_group}\n"
+)
+TICKET = {
+    "subject": "VPN keeps disconnecting",
+    "body": "Since this morning the VPN client drops every few minutes and I cannot reach "
+    "the file shares. I restarted the laptop twice. Please help today.",
+}
 
 
 def train_bundles(root: Path, uri: str) -> tuple[str, str]:
@@ -61,8 +66,15 @@ def train_bundles(root: Path, uri: str) -> tuple[str, str]:
             w = csv.DictWriter(fh, fieldnames=list(part[0]))
             w.writeheader()
             w.writerows(part)
-        res = train(path, root / "mapping.yaml", root / "models", encoder="hashing",
-                    candidates=("tfidf",), cv=3, progress=False)
+        res = train(
+            path,
+            root / "mapping.yaml",
+            root / "models",
+            encoder="hashing",
+            candidates=("tfidf",),
+            cv=3,
+            progress=False,
+        )
         tracking.log_training_run(res, tracking_uri=uri)
         ids.append(res.bundle_id)
         time.sleep(1.1)  # bundle ids carry the second
@@ -72,18 +84,38 @@ def train_bundles(root: Path, uri: str) -> tuple[str, str]:
 
 def start_server(root: Path, port: int) -> subprocess.Popen:
     kb = root / "kb.jsonl"
-    kb.write_text(json.dumps({"id": "kb-vpn", "title": "Fix VPN drops", "body": "Restart the "
-                              "VPN client and reinstall the profile."}) + "\n", encoding="utf-8")
-    env = {**os.environ, "TRIAGE_MODELS_DIR": str(root / "models"), "TRIAGE_API_KEYS": KEYS,
-           "TRIAGE_KB_PATH": str(kb), "TRIAGE_KB_THRESHOLD": "0.2", "PYTHONPATH": str(ROOT),
-           "TRIAGE_DATABASE_URL": f"sqlite:///{root / 'store.db'}", "TRIAGE_LOG_LEVEL": "WARNING",
-           "TRIAGE_ENCODER": "hashing"}  # TF-IDF heads need no vectors; the KB gets hashing ones
+    kb.write_text(
+        json.dumps(
+            {
+                "id": "kb-vpn",
+                "title": "Fix VPN drops",
+                "body": "Restart the VPN client and reinstall the profile.",
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    env = {
+        **os.environ,
+        "TRIAGE_MODELS_DIR": str(root / "models"),
+        "TRIAGE_API_KEYS": KEYS,
+        "TRIAGE_KB_PATH": str(kb),
+        "TRIAGE_KB_THRESHOLD": "0.2",
+        "PYTHONPATH": str(ROOT),
+        "TRIAGE_DATABASE_URL": f"sqlite:///{root / 'store.db'}",
+        "TRIAGE_LOG_LEVEL": "WARNING",
+        "TRIAGE_ENCODER": "hashing",
+    }  # TF-IDF heads need no vectors; the KB gets hashing ones
     for k in ("TRIAGE_BUNDLE", "PROMETHEUS_MULTIPROC_DIR", "TRIAGE_SHADOW_BUNDLE"):
         env.pop(k, None)
     log = open(root / "serve.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "triage_cli", "serve", "--port", str(port),
-                             "--workers", "2"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "triage_cli", "serve", "--port", str(port), "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 class Stream:
@@ -127,8 +159,12 @@ def swap(base: str, stream: Stream, action, target: str, timeout: float = 60) ->
     """Run ``action`` (move the champion), reload, and wait until every answer names ``target``."""
     t0 = time.perf_counter()
     action()
-    r = requests.post(f"{base}/v1/admin/reload", json={"wait": True},
-                      headers={"Authorization": "Bearer bench-admin"}, timeout=timeout)
+    r = requests.post(
+        f"{base}/v1/admin/reload",
+        json={"wait": True},
+        headers={"Authorization": "Bearer bench-admin"},
+        timeout=timeout,
+    )
     r.raise_for_status()
     settled = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
@@ -145,13 +181,20 @@ def summarise(stream: Stream, windows: list[tuple[float, float]]) -> dict:
     for t0, seconds, ok, _ in stream.records:
         if ok:
             lat["during_swap" if in_swap(t0, seconds) else "steady"].append(seconds * 1000)
-    out = {"requests": len(stream.records), "failed": sum(not r[2] for r in stream.records),
-           "errors": stream.errors[:5], "swap_seconds": [round(b - a, 2) for a, b in windows]}
+    out = {
+        "requests": len(stream.records),
+        "failed": sum(not r[2] for r in stream.records),
+        "errors": stream.errors[:5],
+        "swap_seconds": [round(b - a, 2) for a, b in windows],
+    }
     for k, v in lat.items():
         a = np.asarray(v) if v else np.asarray([np.nan])
-        out[k] = {"n": len(v), "p50_ms": round(float(np.percentile(a, 50)), 1),
-                  "p99_ms": round(float(np.percentile(a, 99)), 1),
-                  "max_ms": round(float(a.max()), 1)}
+        out[k] = {
+            "n": len(v),
+            "p50_ms": round(float(np.percentile(a, 50)), 1),
+            "p99_ms": round(float(np.percentile(a, 99)), 1),
+            "max_ms": round(float(a.max()), 1),
+        }
     return out
 
 
@@ -190,24 +233,40 @@ def run_stream(base: str, root: Path, uri: str, a: str, b: str, args) -> dict:
 
     champion = root / "models" / "CHAMPION"
     for _ in range(12):  # first calls pay lazy imports and caches: not steady state
-        requests.post(f"{base}/v1/classify", json=TICKET, timeout=60,  # new connection each:
-                      headers={"Authorization": "Bearer bench-intake"})  # both workers warm
+        requests.post(
+            f"{base}/v1/classify",
+            json=TICKET,
+            timeout=60,  # new connection each:
+            headers={"Authorization": "Bearer bench-intake"},
+        )  # both workers warm
     stream = Stream(base, args.clients)
     threads = stream.start()
     started = time.perf_counter()
     windows = []
     time.sleep(args.seconds * 0.3)
-    windows.append(swap(base, stream, lambda: tracking.promote(
-        b, tracking_uri=uri, champion_file=champion, force=True, reason="bench"), b))
+    windows.append(
+        swap(
+            base,
+            stream,
+            lambda: tracking.promote(b, tracking_uri=uri, champion_file=champion, force=True, reason="bench"),
+            b,
+        )
+    )
     time.sleep(max(0.0, started + args.seconds * 0.65 - time.perf_counter()))
-    windows.append(swap(base, stream, lambda: tracking.rollback(
-        tracking_uri=uri, champion_file=champion), a))
+    windows.append(swap(base, stream, lambda: tracking.rollback(tracking_uri=uri, champion_file=champion), a))
     time.sleep(max(0.0, started + args.seconds - time.perf_counter()))
     stream.stop.set()
     [t.join(35) for t in threads]
     out = summarise(stream, windows)
-    out.update({"bundles": {"a": a, "b": b}, "seconds": args.seconds, "clients": args.clients,
-                "workers": 2, "ids_seen_in_order": _id_runs(stream)})
+    out.update(
+        {
+            "bundles": {"a": a, "b": b},
+            "seconds": args.seconds,
+            "clients": args.clients,
+            "workers": 2,
+            "ids_seen_in_order": _id_runs(stream),
+        }
+    )
     return out
 
 

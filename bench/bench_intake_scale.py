@@ -19,6 +19,7 @@ one-off build in a fresh process is reported separately.
     nice .venv/bin/python bench/bench_intake_scale.py                      # 1k and 200k
     nice .venv/bin/python bench/bench_intake_scale.py --sizes 1000 20000 --intake 100
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,15 +59,18 @@ class FixedEncoder:
         return {"kind": ENCODER}
 
     def encode(self, texts):
-        out = self.vectors[self.next:self.next + len(texts)]
+        out = self.vectors[self.next : self.next + len(texts)]
         self.next += len(texts)
         return out
 
 
 def scan_nearest(session, vector, encoder, since, at, exclude):
     """The previous ``offer``: every open ticket of the window, read and scored."""
-    return [(i, v, r, t) for i, v, r, t, _ in similar._recent(session, encoder, since, exclude)
-            if v.size == np.size(vector)]
+    return [
+        (i, v, r, t)
+        for i, v, r, t, _ in similar._recent(session, encoder, since, exclude)
+        if v.size == np.size(vector)
+    ]
 
 
 def load(store: Store, vectors: np.ndarray, chunk: int = 5000) -> float:
@@ -81,13 +85,32 @@ def load(store: Store, vectors: np.ndarray, chunk: int = 5000) -> float:
             rows, vecs = [], []
             for i in ids:
                 at = NOW - timedelta(seconds=float(ages[i - 1]))
-                rows.append({"id": i, "subject": f"stored ticket {i}", "body": "", "channel": "api",
-                             "requester": f"user{i % 5000}@example.org",
-                             "status": "assigned" if i % 2 else "new", "queue": "Net",
-                             "team": "Net", "extra": {}, "tags": [], "escalation_level": 0,
-                             "created_at": at, "updated_at": at})
-                vecs.append({"ticket_id": i, "encoder": name, "dim": 384,
-                             "vector": vectors[i - 1].tobytes(), "created_at": at})
+                rows.append(
+                    {
+                        "id": i,
+                        "subject": f"stored ticket {i}",
+                        "body": "",
+                        "channel": "api",
+                        "requester": f"user{i % 5000}@example.org",
+                        "status": "assigned" if i % 2 else "new",
+                        "queue": "Net",
+                        "team": "Net",
+                        "extra": {},
+                        "tags": [],
+                        "escalation_level": 0,
+                        "created_at": at,
+                        "updated_at": at,
+                    }
+                )
+                vecs.append(
+                    {
+                        "ticket_id": i,
+                        "encoder": name,
+                        "dim": 384,
+                        "vector": vectors[i - 1].tobytes(),
+                        "created_at": at,
+                    }
+                )
             conn.execute(insert(TicketRow), rows)
             conn.execute(insert(TicketVector), vecs)
     return time.perf_counter() - start
@@ -98,10 +121,15 @@ def run_intake(store: Store, encoder: FixedEncoder, n: int, tag: str) -> list[fl
     for i in range(n):
         t0 = time.perf_counter()
         with store.session() as session:
-            intake(session, {"subject": f"new ticket {i}", "body": "details",
-                             "requester": f"user{i % 5000}@example.org"}, actor="bench",
-                   idempotency_key=f"{tag}-{i}", now=NOW + timedelta(seconds=i),
-                   encoder=encoder, auto_assign=False)
+            intake(
+                session,
+                {"subject": f"new ticket {i}", "body": "details", "requester": f"user{i % 5000}@example.org"},
+                actor="bench",
+                idempotency_key=f"{tag}-{i}",
+                now=NOW + timedelta(seconds=i),
+                encoder=encoder,
+                auto_assign=False,
+            )
         times.append(time.perf_counter() - t0)
     return times
 
@@ -128,12 +156,11 @@ def main() -> None:
             original = similar._nearest
             similar._nearest = scan_nearest
             try:
-                scan = run_intake(store, FixedEncoder(fresh[:args.intake]), args.intake, "scan")
+                scan = run_intake(store, FixedEncoder(fresh[: args.intake]), args.intake, "scan")
             finally:
                 similar._nearest = original
-            print(f"| {size:,} | scan (reference) | - | {ms(scan).replace(' | ', ' | ')} |",
-                  flush=True)
-            encoder = FixedEncoder(fresh[args.intake:])
+            print(f"| {size:,} | scan (reference) | - | {ms(scan).replace(' | ', ' | ')} |", flush=True)
+            encoder = FixedEncoder(fresh[args.intake :])
             t0 = time.perf_counter()  # the first intake of a process builds its index
             run_intake(store, encoder, 1, "build")
             built = time.perf_counter() - t0

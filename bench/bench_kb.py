@@ -18,6 +18,7 @@ for at most 1 in 20 tickets the KB cannot answer". As a check we also report a
 aggregation, fusion weight). Nothing derived from the shared data is written
 into the repository.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,12 @@ def load_judgments() -> list[dict]:
 def write_run(path: Path, tickets: list[dict], ranked: list[list[tuple[str, float]]]) -> Path:
     with path.open("w") as fh:
         for t, res in zip(tickets, ranked):
-            fh.write(json.dumps({"ticket_index": t["ticket_index"],
-                                 "results": [[a, round(float(s), 6)] for a, s in res]}) + "\n")
+            fh.write(
+                json.dumps(
+                    {"ticket_index": t["ticket_index"], "results": [[a, round(float(s), 6)] for a, s in res]}
+                )
+                + "\n"
+            )
     return path
 
 
@@ -113,8 +118,13 @@ def latency(kb: KnowledgeBase, tickets, qvecs, encoder_raw, repeats: int = 300) 
         t0 = time.perf_counter()
         kb.search(t["ticket_text"], qvecs[i % len(qvecs)], k=5)
         times.append(time.perf_counter() - t0)
-    typed = ["outlook keeps asking for my password", "cannot open shared mailbox",
-             "teams meeting no audio", "excel file is locked for editing", "new laptop needed"]
+    typed = [
+        "outlook keeps asking for my password",
+        "cannot open shared mailbox",
+        "teams meeting no audio",
+        "excel file is locked for editing",
+        "new laptop needed",
+    ]
     e2e = []
     encoder_raw.encode(["warm up"])
     for i in range(60):
@@ -123,8 +133,12 @@ def latency(kb: KnowledgeBase, tickets, qvecs, encoder_raw, repeats: int = 300) 
         kb.search(q, encoder_raw.encode([q])[0], k=5)
         e2e.append(time.perf_counter() - t0)
     ms = lambda xs, p: 1000 * float(np.quantile(xs, p))  # noqa: E731
-    return {"search_p50_ms": ms(times, 0.5), "search_p99_ms": ms(times, 0.99),
-            "encode_search_p50_ms": ms(e2e, 0.5), "encode_search_p99_ms": ms(e2e, 0.99)}
+    return {
+        "search_p50_ms": ms(times, 0.5),
+        "search_p99_ms": ms(times, 0.99),
+        "encode_search_p50_ms": ms(e2e, 0.5),
+        "encode_search_p99_ms": ms(e2e, 0.99),
+    }
 
 
 # ---------------------------------------------------------------------- systems
@@ -143,8 +157,7 @@ def minilm_system(articles, encoder):
 
 def kb_system(kb: KnowledgeBase):
     ids = [a.id for a in kb.articles]
-    return lambda texts, vecs: [[(ids[i], s) for i, s in kb.ranked(t, v, 10)]
-                                for t, v in zip(texts, vecs)]
+    return lambda texts, vecs: [[(ids[i], s) for i, s in kb.ranked(t, v, 10)] for t, v in zip(texts, vecs)]
 
 
 def evaluate(name, system, tickets, qtexts, qvecs, ntexts, nvecs, out: Path) -> dict:
@@ -162,15 +175,19 @@ def evaluate(name, system, tickets, qtexts, qvecs, ntexts, nvecs, out: Path) -> 
 
 
 def row(r: dict) -> str:
-    return (f"| {r['name']:<34} | {r['ndcg@5']:.3f} | {r['mrr@10']:.3f} | {r['abstention_auroc']:.3f} "
-            f"| {r['threshold']:.3f} | {r['ndcg@5_at_threshold']:.3f} "
-            f"| {r['correct_abstention_rate(unanswerable)']:.0%} "
-            f"| {1 - r['false_abstention_rate(answerable)']:.0%} "
-            f"| {r['cv']['correct_abstention']:.0%} / {r['cv']['answered']:.0%} | {r['judged@10']:.2f} |")
+    return (
+        f"| {r['name']:<34} | {r['ndcg@5']:.3f} | {r['mrr@10']:.3f} | {r['abstention_auroc']:.3f} "
+        f"| {r['threshold']:.3f} | {r['ndcg@5_at_threshold']:.3f} "
+        f"| {r['correct_abstention_rate(unanswerable)']:.0%} "
+        f"| {1 - r['false_abstention_rate(answerable)']:.0%} "
+        f"| {r['cv']['correct_abstention']:.0%} / {r['cv']['answered']:.0%} | {r['judged@10']:.2f} |"
+    )
 
 
-HEADER = ("| system | nDCG@5 | MRR@10 | AUROC | threshold | nDCG@5 at thr. | correct abstention "
-          "| answered | 5-fold CV abst. / answered | judged@10 |\n|---|---|---|---|---|---|---|---|---|---|")
+HEADER = (
+    "| system | nDCG@5 | MRR@10 | AUROC | threshold | nDCG@5 at thr. | correct abstention "
+    "| answered | 5-fold CV abst. / answered | judged@10 |\n|---|---|---|---|---|---|---|---|---|---|"
+)
 
 EXACT = {"candidates": 0}
 VARIANTS = {  # name: (index settings, scoring settings), each relative to KBConfig()
@@ -207,8 +224,10 @@ def main(argv=None) -> int:
     nvecs = encoder.encode(ntexts, batch_size=32)
     ev = lambda name, system: evaluate(name, system, tickets, qtexts, qvecs, ntexts, nvecs, out)  # noqa
 
-    results = [ev("tfidf-reference", tfidf_system(articles)),
-               ev("minilm-reference", minilm_system(articles, encoder))]
+    results = [
+        ev("tfidf-reference", tfidf_system(articles)),
+        ev("minilm-reference", minilm_system(articles, encoder)),
+    ]
     kb = KnowledgeBase.load_or_build(articles, encoder, out / "kb-index", KBConfig())
     if a.variants:
         built = {}
@@ -219,14 +238,18 @@ def main(argv=None) -> int:
             results.append(ev(name, kb_system(built[key].with_config(**scoring))))
     chosen = ev("triage.kb (service settings)", kb_system(kb))
     results.append(chosen)
-    print(f"\nKB suggestion on {len(tickets)} judged tickets ({sum(1 for r in tickets if max(r['judgments'].values()) >= 1)} "
-          f"answerable); threshold = {NULL_QUANTILE:.0%} quantile of the top score over "
-          f"{len(ntexts)} off-topic tickets ({', '.join(OFF_TOPIC_GROUPS)}), per system\n")
+    print(
+        f"\nKB suggestion on {len(tickets)} judged tickets ({sum(1 for r in tickets if max(r['judgments'].values()) >= 1)} "
+        f"answerable); threshold = {NULL_QUANTILE:.0%} quantile of the top score over "
+        f"{len(ntexts)} off-topic tickets ({', '.join(OFF_TOPIC_GROUPS)}), per system\n"
+    )
     print(HEADER)
     for r in results:
         print(row(r))
-    print(f"\nservice threshold in KBConfig: {kb.config.threshold:.3f}; "
-          f"null-quantile threshold measured now: {chosen['threshold']:.3f}")
+    print(
+        f"\nservice threshold in KBConfig: {kb.config.threshold:.3f}; "
+        f"null-quantile threshold measured now: {chosen['threshold']:.3f}"
+    )
     lat = latency(kb, tickets, qvecs, raw)
     print("latency (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in lat.items()))
     (out / "results.json").write_text(json.dumps({"results": results, "latency": lat}, indent=1))

@@ -29,6 +29,7 @@ out-of-fold pass took 19 min on 2 busy cores):
 Precision is against the flipped labels only: the export's own noise (out-of-fold accuracy
 against the flipped labels: 0.83) fills the rest of the list: real review candidates too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,12 @@ def flip_labels(labels: list[str], share: float, seed: int) -> tuple[list[str], 
 def score(flagged: np.ndarray, truth: set[int]) -> dict:
     got = set(np.flatnonzero(flagged).tolist())
     tp = len(got & truth)
-    return {"flagged": len(got), "true_positives": tp,
-            "precision": round(tp / max(1, len(got)), 4), "recall": round(tp / max(1, len(truth)), 4)}
+    return {
+        "flagged": len(got),
+        "true_positives": tp,
+        "precision": round(tp / max(1, len(got)), 4),
+        "recall": round(tp / max(1, len(truth)), 4),
+    }
 
 
 def lowest(values: np.ndarray, k: int) -> np.ndarray:
@@ -82,8 +87,11 @@ def main(argv=None) -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--cache", type=Path, help="keep the out-of-fold probabilities here (.npz) "
-                                               "for the same data, flip, folds and seed")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        help="keep the out-of-fold probabilities here (.npz) for the same data, flip, folds and seed",
+    )
     args = ap.parse_args(argv)
     if not args.data.exists():
         print(f"skipped: {args.data} not found (the shared data lives beside the repo)")
@@ -92,7 +100,7 @@ def main(argv=None) -> int:
     data = load_export(args.data, load_mapping(args.mapping))
     rows = [i for i, v in enumerate(data.labels[args.head]) if v is not None]
     if args.limit:
-        rows = rows[:args.limit]
+        rows = rows[: args.limit]
     texts = [data.texts[i] for i in rows]
     labels, truth = flip_labels([str(data.labels[args.head][i]) for i in rows], args.flip, args.seed)
     if args.cache and args.cache.exists():
@@ -112,16 +120,24 @@ def main(argv=None) -> int:
         results[method] = score(flagged, truth)
     k = results["self_confidence"]["flagged"]
     results["baseline_low_max_probability"] = score(lowest(proba.max(axis=1), k), truth)
-    results["baseline_low_given_probability"] = score(lowest(proba[np.arange(len(given)), given], k),
-                                                      truth)
-    report = {"data": str(args.data.name), "head": args.head, "rows": len(rows),
-              "classes": len(classes), "flipped": len(truth), "flip_share": args.flip,
-              "folds": args.folds, "oof_accuracy_vs_flipped": round(float(
-                  (proba.argmax(1) == given).mean()), 4),
-              "seconds": round(time.perf_counter() - t0, 1), "oof_seconds": round(oof_seconds, 1),
-              "results": results}
-    print(f"{report['rows']} rows, {report['classes']} classes, {len(truth)} labels flipped "
-          f"({args.flip:.0%}); out-of-fold in {oof_seconds:.0f}s")
+    results["baseline_low_given_probability"] = score(lowest(proba[np.arange(len(given)), given], k), truth)
+    report = {
+        "data": str(args.data.name),
+        "head": args.head,
+        "rows": len(rows),
+        "classes": len(classes),
+        "flipped": len(truth),
+        "flip_share": args.flip,
+        "folds": args.folds,
+        "oof_accuracy_vs_flipped": round(float((proba.argmax(1) == given).mean()), 4),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "oof_seconds": round(oof_seconds, 1),
+        "results": results,
+    }
+    print(
+        f"{report['rows']} rows, {report['classes']} classes, {len(truth)} labels flipped "
+        f"({args.flip:.0%}); out-of-fold in {oof_seconds:.0f}s"
+    )
     print(f"{'method':<34}{'flagged':>8}{'precision':>11}{'recall':>8}")
     for name, r in results.items():
         print(f"{name:<34}{r['flagged']:>8}{r['precision']:>11.3f}{r['recall']:>8.3f}")

@@ -9,6 +9,7 @@ durable outbox costs over bare SMTP.
 
     .venv/bin/python bench/bench_outbox.py [--mails 300] [--database sqlite:///...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,11 +69,15 @@ def ours(port: int, n: int, url: str) -> tuple[float, float]:
     start = time.perf_counter()
     for i in range(n):
         with store.session() as s:
-            outbound.queue(s, "signin", [f"c{i}@example.com"], subject="Your sign-in link",
-                           context={"address": f"c{i}@example.com", "signin_path": f"/x/{i}"})
+            outbound.queue(
+                s,
+                "signin",
+                [f"c{i}@example.com"],
+                subject="Your sign-in link",
+                context={"address": f"c{i}@example.com", "signin_path": f"/x/{i}"},
+            )
     queued = n / (time.perf_counter() - start)
-    mailer = Mailer(MailSettings(from_address="desk@desk.example"),
-                    SmtpTransport("127.0.0.1", port, "none"))
+    mailer = Mailer(MailSettings(from_address="desk@desk.example"), SmtpTransport("127.0.0.1", port, "none"))
     start, sent = time.perf_counter(), 0
     while sent < n:
         got = outbound.deliver(store, mailer.send, domain="desk.example", limit=100)

@@ -17,6 +17,7 @@ quoted replies, HTML, mojibake; ~50 skewed teams; four ITIL types), then
 
 The export is synthetic (no real ticket behind any row); output goes to --out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,16 @@ def variants():
     raw = lambda s, b: f"{s} {b}"  # noqa: E731 - what a naive pipeline reads
     norm = lambda s, b: model_text(s, b)  # noqa: E731 - the project's one normalisation
     html_norm = lambda s, b: model_text(s, as_text(b))  # noqa: E731 - HTML to text first
-    char_only = lambda n: FeatureUnion([("char", TfidfVectorizer(  # noqa: E731
-        analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, dtype=np.float32))])
+    char_only = lambda n: FeatureUnion(  # noqa: E731
+        [
+            (
+                "char",
+                TfidfVectorizer(
+                    analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, dtype=np.float32
+                ),
+            )
+        ]
+    )
     return {
         "reference: word 1-2 on raw text": (raw, lambda n: make_reference_vectorizer()),
         "word 1-2, normalised": (norm, lambda n: make_reference_vectorizer()),
@@ -102,10 +111,23 @@ def ablation(data_path: Path, mapping_path: Path) -> list[dict]:
         plain = holdout_f1(ours[1](len(tr)), [texts[i] for i in tr], y[tr], [texts[i] for i in te], y[te])
         for group in context.groups:
             ctx = context.strings([group])
-            f1 = holdout_f1(ours[1](len(tr)), [texts[i] for i in tr], y[tr], [texts[i] for i in te],
-                            y[te], ([ctx[i] for i in tr], [ctx[i] for i in te]))
-            rows.append({"head": head, "variant": f"ours + context: {group}", "macro_f1": f1,
-                         "vs_reference": f1 - base, "vs_ours": f1 - plain})
+            f1 = holdout_f1(
+                ours[1](len(tr)),
+                [texts[i] for i in tr],
+                y[tr],
+                [texts[i] for i in te],
+                y[te],
+                ([ctx[i] for i in tr], [ctx[i] for i in te]),
+            )
+            rows.append(
+                {
+                    "head": head,
+                    "variant": f"ours + context: {group}",
+                    "macro_f1": f1,
+                    "vs_reference": f1 - base,
+                    "vs_ours": f1 - plain,
+                }
+            )
     return rows
 
 
@@ -113,19 +135,37 @@ def pipeline_rows(data_path: Path, mapping_path: Path, encoder: str, folder: Pat
     from training.pipeline import train
 
     kinds = ("reference", "tfidf") if encoder == "none" else ("reference", "tfidf", "embedding", "combined")
-    result = train(data_path, mapping_path, folder / "models", progress=False, candidates=kinds,
-                   encoder=None if encoder in ("minilm", "none") else encoder)
+    result = train(
+        data_path,
+        mapping_path,
+        folder / "models",
+        progress=False,
+        candidates=kinds,
+        encoder=None if encoder in ("minilm", "none") else encoder,
+    )
     out = []
     for head, rep in result.report["heads"].items():
         m, at = rep["metrics"], rep["metrics"]["at_thresholds"]["applied"]
         zero = sum(1 for c in m["per_class"].values() if c["support"] and c["f1"] == 0)
-        out.append({"head": head, "chosen": rep["chosen"], "n_holdout": m["n"],
-                    "macro_f1": m["macro_f1"], "reference_f1": rep["reference"]["macro_f1"],
-                    "accuracy": m["accuracy"], "reference_acc": rep["reference"]["accuracy"],
-                    "ece_15": m["ece_15"], "applied_n": at["n"], "applied_coverage": at["coverage"],
-                    "applied_precision": at["precision"], "classes_f1_zero": zero,
-                    "context": rep["context"]["groups"], "refit_rows": rep["refit"]["rows"],
-                    "apply_disabled": rep.get("apply_disabled")})
+        out.append(
+            {
+                "head": head,
+                "chosen": rep["chosen"],
+                "n_holdout": m["n"],
+                "macro_f1": m["macro_f1"],
+                "reference_f1": rep["reference"]["macro_f1"],
+                "accuracy": m["accuracy"],
+                "reference_acc": rep["reference"]["accuracy"],
+                "ece_15": m["ece_15"],
+                "applied_n": at["n"],
+                "applied_coverage": at["coverage"],
+                "applied_precision": at["precision"],
+                "classes_f1_zero": zero,
+                "context": rep["context"]["groups"],
+                "refit_rows": rep["refit"]["rows"],
+                "apply_disabled": rep.get("apply_disabled"),
+            }
+        )
     return out
 
 
@@ -147,8 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=6000)
     ap.add_argument("--seed", type=int, default=12)
-    ap.add_argument("--encoder", choices=["none", "hashing", "minilm"], default="none",
-                    help="sentence encoder for the pipeline's embedding candidates (none: TF-IDF only)")
+    ap.add_argument(
+        "--encoder",
+        choices=["none", "hashing", "minilm"],
+        default="none",
+        help="sentence encoder for the pipeline's embedding candidates (none: TF-IDF only)",
+    )
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "triage-bench-raw")
     args = ap.parse_args(argv)
     import raw_export
@@ -158,17 +202,39 @@ def main(argv: list[str] | None = None) -> int:
     data, mapping = raw_export.write(args.out, args.rows, args.seed)
     abl = ablation(data, mapping)
     pipe = pipeline_rows(data, mapping, args.encoder, args.out)
-    text = ["## Normalisation, features and context (holdout macro-F1, LinearSVC on train split)", "",
-            table(abl, ["head", "variant", "macro_f1", "vs_reference", "vs_ours"]), "",
-            "## Pipeline (training.pipeline.train with the export's mapping)", "",
-            table(pipe, ["head", "chosen", "n_holdout", "macro_f1", "reference_f1", "accuracy",
-                         "reference_acc", "ece_15", "applied_n", "applied_precision",
-                         "applied_coverage", "classes_f1_zero", "context", "refit_rows"]), "",
-            f"rows {args.rows}, seed {args.seed}, encoder {args.encoder}, "
-            f"{time.time() - t0:.0f} s"]
+    text = [
+        "## Normalisation, features and context (holdout macro-F1, LinearSVC on train split)",
+        "",
+        table(abl, ["head", "variant", "macro_f1", "vs_reference", "vs_ours"]),
+        "",
+        "## Pipeline (training.pipeline.train with the export's mapping)",
+        "",
+        table(
+            pipe,
+            [
+                "head",
+                "chosen",
+                "n_holdout",
+                "macro_f1",
+                "reference_f1",
+                "accuracy",
+                "reference_acc",
+                "ece_15",
+                "applied_n",
+                "applied_precision",
+                "applied_coverage",
+                "classes_f1_zero",
+                "context",
+                "refit_rows",
+            ],
+        ),
+        "",
+        f"rows {args.rows}, seed {args.seed}, encoder {args.encoder}, {time.time() - t0:.0f} s",
+    ]
     (args.out / "bench_raw.md").write_text("\n".join(text) + "\n")
-    (args.out / "bench_raw.json").write_text(json.dumps({"ablation": abl, "pipeline": pipe}, indent=2,
-                                                        default=str))
+    (args.out / "bench_raw.json").write_text(
+        json.dumps({"ablation": abl, "pipeline": pipe}, indent=2, default=str)
+    )
     print("\n".join(text))
     return 0
 

@@ -16,6 +16,7 @@ full-text index would do.
 PostgreSQL runs in a throw-away schema that is dropped afterwards. Timings are
 wall clock on a shared machine: compare the two columns, not runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,14 +35,79 @@ from triage.store.tables import TicketRow
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 T0 = datetime(2026, 9, 1, tzinfo=timezone.utc)
-THINGS = ["printer", "laptop", "vpn", "password", "outlook", "teams", "sharepoint", "monitor",
-          "keyboard", "headset", "badge", "wifi", "payroll", "invoice", "account", "mailbox",
-          "docking", "scanner", "browser", "certificate", "license", "phone", "tablet", "server"]
-STATES = ["offline", "broken", "slow", "locked", "expired", "missing", "crashing", "frozen",
-          "disconnected", "blocked", "denied", "failing", "flickering", "jammed", "stuck"]
-FILLER = ["since", "this", "morning", "after", "the", "update", "please", "help", "again",
-          "every", "time", "I", "try", "to", "open", "it", "on", "floor", "two", "office",
-          "cannot", "work", "urgent", "thanks", "colleague", "same", "issue", "yesterday"]
+THINGS = [
+    "printer",
+    "laptop",
+    "vpn",
+    "password",
+    "outlook",
+    "teams",
+    "sharepoint",
+    "monitor",
+    "keyboard",
+    "headset",
+    "badge",
+    "wifi",
+    "payroll",
+    "invoice",
+    "account",
+    "mailbox",
+    "docking",
+    "scanner",
+    "browser",
+    "certificate",
+    "license",
+    "phone",
+    "tablet",
+    "server",
+]
+STATES = [
+    "offline",
+    "broken",
+    "slow",
+    "locked",
+    "expired",
+    "missing",
+    "crashing",
+    "frozen",
+    "disconnected",
+    "blocked",
+    "denied",
+    "failing",
+    "flickering",
+    "jammed",
+    "stuck",
+]
+FILLER = [
+    "since",
+    "this",
+    "morning",
+    "after",
+    "the",
+    "update",
+    "please",
+    "help",
+    "again",
+    "every",
+    "time",
+    "I",
+    "try",
+    "to",
+    "open",
+    "it",
+    "on",
+    "floor",
+    "two",
+    "office",
+    "cannot",
+    "work",
+    "urgent",
+    "thanks",
+    "colleague",
+    "same",
+    "issue",
+    "yesterday",
+]
 
 
 def ticket_text(rng: random.Random) -> tuple[str, str]:
@@ -60,11 +126,22 @@ def load(store: Store, n: int, seed: int = 7) -> float:
         for i in range(n):
             subject, body = ticket_text(rng)
             at = T0 + timedelta(minutes=i)
-            batch.append({"subject": subject, "body": body, "channel": "web", "status":
-                          rng.choice(["new", "assigned", "in_progress", "resolved", "closed"]),
-                          "priority": rng.randint(1, 4), "queue": "triage", "extra": {},
-                          "tags": [], "escalation_level": 0, "created_at": at, "updated_at": at,
-                          "requester": f"user{rng.randint(1, 5000)}@acme.example"})
+            batch.append(
+                {
+                    "subject": subject,
+                    "body": body,
+                    "channel": "web",
+                    "status": rng.choice(["new", "assigned", "in_progress", "resolved", "closed"]),
+                    "priority": rng.randint(1, 4),
+                    "queue": "triage",
+                    "extra": {},
+                    "tags": [],
+                    "escalation_level": 0,
+                    "created_at": at,
+                    "updated_at": at,
+                    "requester": f"user{rng.randint(1, 5000)}@acme.example",
+                }
+            )
             if len(batch) == 2000:
                 conn.execute(insert(TicketRow), batch)
                 batch = []
@@ -120,12 +197,14 @@ def run_backend(kind: str, n: int, count: int, like_count: int) -> list[str]:
         fts, fts_found = time_search(store, qs, "auto")
         like, like_found = time_search(store, qs[:like_count], "like")
         fts_same, _ = fts[:like_count], None
-        return [f"| {kind} | {n:,} | {seconds:.0f} s | full text (this) | {len(fts)} | "
-                f"{pct(fts, 50):.1f} | {pct(fts, 95):.1f} | {fts_found / len(qs):.0f} |",
-                f"| {kind} | {n:,} | | LIKE scan (reference) | {len(like)} | "
-                f"{pct(like, 50):.1f} | {pct(like, 95):.1f} | {like_found / len(like):.0f} |",
-                f"| {kind} | | | ratio p95 LIKE / full text | | | "
-                f"{pct(like, 95) / max(pct(fts_same, 95), 1e-9):.1f}x | |"]
+        return [
+            f"| {kind} | {n:,} | {seconds:.0f} s | full text (this) | {len(fts)} | "
+            f"{pct(fts, 50):.1f} | {pct(fts, 95):.1f} | {fts_found / len(qs):.0f} |",
+            f"| {kind} | {n:,} | | LIKE scan (reference) | {len(like)} | "
+            f"{pct(like, 50):.1f} | {pct(like, 95):.1f} | {like_found / len(like):.0f} |",
+            f"| {kind} | | | ratio p95 LIKE / full text | | | "
+            f"{pct(like, 95) / max(pct(fts_same, 95), 1e-9):.1f}x | |",
+        ]
     finally:
         store.dispose()
         if admin is not None:
@@ -138,12 +217,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tickets", type=int, default=100_000, help="tickets to load (100,000)")
     p.add_argument("--queries", type=int, default=200, help="timed full-text queries (200)")
-    p.add_argument("--like-queries", type=int, default=20,
-                   help="timed LIKE-scan queries (20: each scans every ticket)")
+    p.add_argument(
+        "--like-queries", type=int, default=20, help="timed LIKE-scan queries (20: each scans every ticket)"
+    )
     p.add_argument("--backends", default="sqlite,postgresql", help="sqlite,postgresql")
     args = p.parse_args()
-    print(f"# ticket search, two-word query, page of 25 (pages 1 and 3), sort by priority, "
-          f"with total count — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n")
+    print(
+        f"# ticket search, two-word query, page of 25 (pages 1 and 3), sort by priority, "
+        f"with total count — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n"
+    )
     print("| backend | tickets | load | method | queries | p50 ms | p95 ms | matches/query |")
     print("|---|---|---|---|---|---|---|---|")
     for kind in [b.strip() for b in args.backends.split(",") if b.strip()]:

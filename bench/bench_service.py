@@ -23,6 +23,7 @@ p99 <= 60 ms with MiniLM; suggest p99 <= 15 ms.
     .venv/bin/python bench/bench_service.py --encoder minilm-onnx --bundle models/<id>
     .venv/bin/python bench/bench_service.py --database postgresql --sustained 60
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,17 @@ from serving import free_port, wait_ready  # bench/serving.py (the script's own 
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"
-SHARED_KB = next((p for p in (ROOT.parent / "shared" / "data" / "kb" / "kb_articles.jsonl",
-                              Path("/work/shared/data/kb/kb_articles.jsonl")) if p.exists()),
-                 ROOT.parent / "shared" / "data" / "kb" / "kb_articles.jsonl")
+SHARED_KB = next(
+    (
+        p
+        for p in (
+            ROOT.parent / "shared" / "data" / "kb" / "kb_articles.jsonl",
+            Path("/work/shared/data/kb/kb_articles.jsonl"),
+        )
+        if p.exists()
+    ),
+    ROOT.parent / "shared" / "data" / "kb" / "kb_articles.jsonl",
+)
 CACHE = Path(os.environ.get("TRIAGE_CACHE_DIR", Path.home() / ".cache" / "triage"))
 KEY = "bench-intake-key"
 
@@ -64,8 +73,16 @@ min_class_count: 10
 def demo_tickets() -> list[dict]:
     with open(DEMO / "tickets.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    return [{"subject": r["title"], "body": r["description"], "channel": r["source"],
-             "customer_tier": r["tier"], "affected_service": r["service"]} for r in rows]
+    return [
+        {
+            "subject": r["title"],
+            "body": r["description"],
+            "channel": r["source"],
+            "customer_tier": r["tier"],
+            "affected_service": r["service"],
+        }
+        for r in rows
+    ]
 
 
 def typical(tickets: list[dict], lo: int = 45, hi: int = 80) -> list[dict]:
@@ -89,10 +106,18 @@ def ensure_bundle(args) -> Path:
         mapping = CACHE / "bench-demo-mapping.yaml"
         mapping.parent.mkdir(parents=True, exist_ok=True)
         mapping.write_text(DEMO_MAPPING, encoding="utf-8")
-    print(f"training a {args.train_encoder} demo bundle into {models} (once; embeddings are "
-          "cached)", flush=True)
-    result = train(DEMO / "tickets.csv", mapping, models, encoder=args.train_encoder,
-                   candidates=("combined",), cv=3, progress=False)
+    print(
+        f"training a {args.train_encoder} demo bundle into {models} (once; embeddings are cached)", flush=True
+    )
+    result = train(
+        DEMO / "tickets.csv",
+        mapping,
+        models,
+        encoder=args.train_encoder,
+        candidates=("combined",),
+        cv=3,
+        progress=False,
+    )
     return Path(result.bundle_path)
 
 
@@ -107,16 +132,34 @@ def kb_subset(path: Path, limit: int) -> Path:
 
 
 def start_server(args, bundle: Path, port: int, log_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "TRIAGE_API_KEYS": f"{KEY}:intake", "PYTHONPATH": str(ROOT),
-           "TRIAGE_KB_PATH": str(args.kb), "TRIAGE_LOG_LEVEL": "WARNING",
-           "TRIAGE_DATABASE_URL": args.database_url}
+    env = {
+        **os.environ,
+        "TRIAGE_API_KEYS": f"{KEY}:intake",
+        "PYTHONPATH": str(ROOT),
+        "TRIAGE_KB_PATH": str(args.kb),
+        "TRIAGE_LOG_LEVEL": "WARNING",
+        "TRIAGE_DATABASE_URL": args.database_url,
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    cmd = [sys.executable, "-m", "triage_cli", "serve", "--port", str(port), "--workers",
-           str(args.workers), "--bundle", str(bundle), "--trust", str(bundle)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "triage_cli",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(args.workers),
+        "--bundle",
+        str(bundle),
+        "--trust",
+        str(bundle),
+    ]
     if args.encoder:
         cmd += ["--encoder", args.encoder]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log_path, "wb"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 class Client:
@@ -126,8 +169,7 @@ class Client:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
 
-    def call(self, method: str, path: str, body: dict | None = None,
-             headers: dict | None = None) -> float:
+    def call(self, method: str, path: str, body: dict | None = None, headers: dict | None = None) -> float:
         data = json.dumps(body).encode() if body is not None else None
         start = time.perf_counter()
         self.conn.request(method, path, body=data, headers={**self.headers, **(headers or {})})
@@ -151,8 +193,7 @@ def run_clients(port: int, n_clients: int, requests: list[tuple]) -> tuple[list[
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=work, args=(requests[i::n_clients],))
-               for i in range(n_clients)]
+    threads = [threading.Thread(target=work, args=(requests[i::n_clients],)) for i in range(n_clients)]
     start = time.perf_counter()
     for t in threads:
         t.start()
@@ -183,15 +224,27 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def row(name: str, lat: list[float], wall: float, items: int, target: str = "",
-        cpu: float = 0.0) -> dict:
-    return {"what": name, "n": len(lat), "p50": statistics.median(lat), "p99": pct(lat, 0.99),
-            "per_s": items / wall, "target": target, "cpu_ms": 1000 * cpu / max(len(lat), 1),
-            "max": max(lat)}
+def row(name: str, lat: list[float], wall: float, items: int, target: str = "", cpu: float = 0.0) -> dict:
+    return {
+        "what": name,
+        "n": len(lat),
+        "p50": statistics.median(lat),
+        "p99": pct(lat, 0.99),
+        "per_s": items / wall,
+        "target": target,
+        "cpu_ms": 1000 * cpu / max(len(lat), 1),
+        "max": max(lat),
+    }
 
 
-def measure(port: int, tickets: list[dict], n: int, clients: list[int], pids: list[int],
-            intake_clients: list[int] = ()) -> list[dict]:
+def measure(
+    port: int,
+    tickets: list[dict],
+    n: int,
+    clients: list[int],
+    pids: list[int],
+    intake_clients: list[int] = (),
+) -> list[dict]:
     rows = []
     intake_reqs = intake_requests(tickets)
     pick = iter(range(10**9))
@@ -218,25 +271,23 @@ def measure(port: int, tickets: list[dict], n: int, clients: list[int], pids: li
     def timed(name, c, reqs, items_per_req=1, target=""):
         before = cpu_seconds(pids)
         lat, wall = run_clients(port, c, reqs)
-        rows.append(row(name, lat, wall, items_per_req * len(lat), target,
-                        cpu_seconds(pids) - before))
+        rows.append(row(name, lat, wall, items_per_req * len(lat), target, cpu_seconds(pids) - before))
 
     for c in clients:
         timed(f"GET /livez (floor), {c} client(s)", c, [("GET", "/livez", None)] * n)
-        timed(f"POST /v1/classify 1 ticket, {c} client(s)", c, classify_reqs(n),
-              target="p50<=30 p99<=60")
+        timed(f"POST /v1/classify 1 ticket, {c} client(s)", c, classify_reqs(n), target="p50<=30 p99<=60")
         timed(f"GET /v1/kb/suggest, {c} client(s)", c, suggest_reqs(n), target="p99<=15")
     fast = [("POST", "/v1/classify?kb=0", body) for _, _, body in classify_reqs(n)]
     timed("POST /v1/classify?kb=0, 2 client(s)", 2, fast, target="p99<=5 (TF-IDF heads)")
     batch = 32
-    reqs = [("POST", "/v1/classify", {"tickets": [r[2] for r in classify_reqs(batch)]})
-            for _ in range(max(4, n // 40))]
-    timed(f"POST /v1/classify batch of {batch}, 2 clients", 2, reqs, batch,
-          "throughput (tickets/s)")
+    reqs = [
+        ("POST", "/v1/classify", {"tickets": [r[2] for r in classify_reqs(batch)]})
+        for _ in range(max(4, n // 40))
+    ]
+    timed(f"POST /v1/classify batch of {batch}, 2 clients", 2, reqs, batch, "throughput (tickets/s)")
     for c in intake_clients:
         timed(f"GET /livez (floor), {c} client(s)", c, [("GET", "/livez", None)] * n)
-        timed(f"POST /v1/tickets (intake), {c} client(s)", c, intake_reqs(n),
-              target=">=150/s p99<=150 at 4")
+        timed(f"POST /v1/tickets (intake), {c} client(s)", c, intake_reqs(n), target=">=150/s p99<=150 at 4")
     return rows
 
 
@@ -250,11 +301,16 @@ def intake_requests(tickets: list[dict]):
         for _ in range(count):
             i = next(counter)
             t = tickets[i % len(tickets)]
-            body = {"subject": t["subject"], "body": f"{t['body']} ref {i}",
-                    "channel": t["channel"], "customer_tier": t["customer_tier"],
-                    "requester": f"user{i % 97}@example.org"}
+            body = {
+                "subject": t["subject"],
+                "body": f"{t['body']} ref {i}",
+                "channel": t["channel"],
+                "customer_tier": t["customer_tier"],
+                "requester": f"user{i % 97}@example.org",
+            }
             out.append(("POST", "/v1/tickets", body, {"Idempotency-Key": f"bench-{run}-{i}"}))
         return out
+
     return make
 
 
@@ -268,7 +324,7 @@ def sustained(port: int, tickets: list[dict], clients: int, seconds: float) -> d
     def work():
         client, mine = Client(port), []
         while time.perf_counter() < stop:
-            (method, path, body, headers), = make(1)
+            ((method, path, body, headers),) = make(1)
             mine.append(client.call(method, path, body, headers))
         with lock:
             latencies.extend(mine)
@@ -279,8 +335,13 @@ def sustained(port: int, tickets: list[dict], clients: int, seconds: float) -> d
         t.start()
     for t in threads:
         t.join()
-    out = row(f"POST /v1/tickets for {seconds:.0f} s, {clients} clients", latencies,
-              time.perf_counter() - start, len(latencies), "no request > 1000 ms")
+    out = row(
+        f"POST /v1/tickets for {seconds:.0f} s, {clients} clients",
+        latencies,
+        time.perf_counter() - start,
+        len(latencies),
+        "no request > 1000 ms",
+    )
     out["target"] += f" ({sum(1 for x in latencies if x > 1000)} were)"
     return out
 
@@ -299,38 +360,64 @@ def kb_size(path: str) -> int | str:
 
 def print_table(rows: list[dict], meta: str) -> None:
     print(f"\n{meta}\n")
-    print(f"| {'what':<42} | {'n':>5} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} "
-          f"| {'items/s':>8} | {'worker CPU ms/req':>17} | target |")
+    print(
+        f"| {'what':<42} | {'n':>5} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} "
+        f"| {'items/s':>8} | {'worker CPU ms/req':>17} | target |"
+    )
     print(f"|{'-' * 44}|{'-' * 7}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 19}|--------|")
     for r in rows:
-        print(f"| {r['what']:<42} | {r['n']:>5} | {r['p50']:>7.1f} | {r['p99']:>7.1f} | "
-              f"{r['max']:>7.1f} | {r['per_s']:>8.1f} | {r['cpu_ms']:>17.1f} | {r['target']} |")
-    print("\nworker CPU ms/req: CPU time the gunicorn workers spent per request (one thread "
-          "each), i.e. the latency floor on an idle core; wall-clock p50/p99 include waiting for "
-          "a CPU when the machine is shared (see the load average).")
+        print(
+            f"| {r['what']:<42} | {r['n']:>5} | {r['p50']:>7.1f} | {r['p99']:>7.1f} | "
+            f"{r['max']:>7.1f} | {r['per_s']:>8.1f} | {r['cpu_ms']:>17.1f} | {r['target']} |"
+        )
+    print(
+        "\nworker CPU ms/req: CPU time the gunicorn workers spent per request (one thread "
+        "each), i.e. the latency floor on an idle core; wall-clock p50/p99 include waiting for "
+        "a CPU when the machine is shared (see the load average)."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", help="bundle folder (default: a MiniLM demo bundle, trained once)")
-    p.add_argument("--kb", default=str(SHARED_KB if SHARED_KB.exists() else DEMO / "kb"),
-                   help="KB articles (default: the shared 2,446-article KB)")
-    p.add_argument("--kb-limit", type=int, default=0,
-                   help="serve only the first N articles (a quicker first index build)")
+    p.add_argument(
+        "--kb",
+        default=str(SHARED_KB if SHARED_KB.exists() else DEMO / "kb"),
+        help="KB articles (default: the shared 2,446-article KB)",
+    )
+    p.add_argument(
+        "--kb-limit",
+        type=int,
+        default=0,
+        help="serve only the first N articles (a quicker first index build)",
+    )
     p.add_argument("--encoder", default="", help="serve with this encoder kind (e.g. minilm-onnx)")
-    p.add_argument("--train-encoder", default="minilm-onnx", choices=("minilm", "minilm-onnx"),
-                   help="encoder of the demo bundle trained when --bundle is not given")
+    p.add_argument(
+        "--train-encoder",
+        default="minilm-onnx",
+        choices=("minilm", "minilm-onnx"),
+        help="encoder of the demo bundle trained when --bundle is not given",
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("-n", type=int, default=300, help="requests per measurement")
     p.add_argument("--clients", default="1,2", help="concurrent clients to measure with")
     p.add_argument("--timeout", type=float, default=1800, help="stop everything after this (s)")
-    p.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
-                   help="the store intake writes to: a fresh SQLite file, or a fresh schema in "
-                        "TRIAGE_TEST_POSTGRES_URL's database (dropped afterwards)")
-    p.add_argument("--intake-clients", default="1,4",
-                   help="concurrent clients for POST /v1/tickets ('' to skip intake)")
-    p.add_argument("--sustained", type=float, default=0,
-                   help="also run intake at the largest --intake-clients for this many seconds")
+    p.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the store intake writes to: a fresh SQLite file, or a fresh schema in "
+        "TRIAGE_TEST_POSTGRES_URL's database (dropped afterwards)",
+    )
+    p.add_argument(
+        "--intake-clients", default="1,4", help="concurrent clients for POST /v1/tickets ('' to skip intake)"
+    )
+    p.add_argument(
+        "--sustained",
+        type=float,
+        default=0,
+        help="also run intake at the largest --intake-clients for this many seconds",
+    )
     args = p.parse_args(argv)
     bundle = ensure_bundle(args)
     if args.kb_limit and Path(args.kb).is_file():
@@ -348,15 +435,23 @@ def main(argv: list[str] | None = None) -> int:
         words = statistics.median(len(f"{t['subject']} {t['body']}".split()) for t in tickets)
         load_before = load_average()
         intake_clients = [int(c) for c in args.intake_clients.split(",") if c.strip()]
-        rows = measure(port, tickets, args.n, [int(c) for c in args.clients.split(",")],
-                       worker_pids(proc.pid), intake_clients)
+        rows = measure(
+            port,
+            tickets,
+            args.n,
+            [int(c) for c in args.clients.split(",")],
+            worker_pids(proc.pid),
+            intake_clients,
+        )
         if args.sustained and intake_clients:
             rows.append(sustained(port, tickets, max(intake_clients), args.sustained))
-        meta = (f"bundle {bundle.name}, encoder {args.encoder or 'bundle default'}, "
-                f"{args.workers} gunicorn workers, KB {Path(args.kb).name} ({kb_size(args.kb)} articles), "
-                f"store {args.database}, "
-                f"tickets median {words:.0f} words, {os.cpu_count()} CPUs, keep-alive http.client, "
-                f"load average {load_before} before / {load_average()} after")
+        meta = (
+            f"bundle {bundle.name}, encoder {args.encoder or 'bundle default'}, "
+            f"{args.workers} gunicorn workers, KB {Path(args.kb).name} ({kb_size(args.kb)} articles), "
+            f"store {args.database}, "
+            f"tickets median {words:.0f} words, {os.cpu_count()} CPUs, keep-alive http.client, "
+            f"load average {load_before} before / {load_average()} after"
+        )
         print_table(rows, meta)
     finally:
         killer.cancel()
@@ -390,6 +485,7 @@ def bench_database(kind: str):
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
     sep = "&" if "?" in url else "?"
     return url + sep + "options=" + quote(f"-csearch_path={schema}"), drop
 

@@ -15,6 +15,7 @@ escalation sweep over many open tickets, on SQLite (file, WAL) and PostgreSQL.
 
 PostgreSQL runs in a throw-away schema that is dropped afterwards.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,13 @@ from triage.store.tables import SlaClockRow, TicketRow
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
-SUBJECTS = ["VPN down since this morning", "Printer jams on floor 3", "Password reset please",
-            "Outlook crashes when opening calendar", "Need access to the finance share"]
+SUBJECTS = [
+    "VPN down since this morning",
+    "Printer jams on floor 3",
+    "Password reset please",
+    "Outlook crashes when opening calendar",
+    "Need access to the finance share",
+]
 
 
 class StandInTriager:
@@ -47,9 +53,11 @@ class StandInTriager:
     bundle_id = "stand-in"
 
     def classify(self, items, policy=None, **kwargs):
-        fields = {"category": {"label": "Network", "probability": 0.97, "decision": "apply"},
-                  "priority": {"label": "3", "probability": 0.91, "decision": "apply"},
-                  "team": {"label": "Net", "probability": 0.6, "decision": "suggest"}}
+        fields = {
+            "category": {"label": "Network", "probability": 0.97, "decision": "apply"},
+            "priority": {"label": "3", "probability": 0.91, "decision": "apply"},
+            "team": {"label": "Net", "probability": 0.6, "decision": "suggest"},
+        }
         return [{"fields": fields, "bundle_id": self.bundle_id} for _ in items]
 
 
@@ -71,6 +79,7 @@ def open_store(kind: str, workdir: Path):
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
     return store, drop
 
 
@@ -105,8 +114,9 @@ def floor_commits(store: Store, n: int) -> list[float]:
     return lat
 
 
-def bench_intake(store: Store, n: int, clients: int, triager, rules, encoder=None,
-                 tag: str = "") -> tuple[list[float], float]:
+def bench_intake(
+    store: Store, n: int, clients: int, triager, rules, encoder=None, tag: str = ""
+) -> tuple[list[float], float]:
     """``n`` tickets from ``clients`` threads, one unit of work each; (latencies ms, wall s)."""
     from triage.ticket import Ticket
 
@@ -122,17 +132,27 @@ def bench_intake(store: Store, n: int, clients: int, triager, rules, encoder=Non
         for i in mine:
             start = time.perf_counter()
             with store.session() as session:
-                intake(session, {"subject": SUBJECTS[i % len(SUBJECTS)], "body": f"ticket {i}",
-                                 "requester": f"user{i % 50}@example.org",
-                                 "affected_service": "vpn"},
-                       actor="bench", triager=triager, ruleset=rules, encoder=encoder,
-                       idempotency_key=f"bench-{tag}-{i}", now=NOW, auto_assign=False)
+                intake(
+                    session,
+                    {
+                        "subject": SUBJECTS[i % len(SUBJECTS)],
+                        "body": f"ticket {i}",
+                        "requester": f"user{i % 50}@example.org",
+                        "affected_service": "vpn",
+                    },
+                    actor="bench",
+                    triager=triager,
+                    ruleset=rules,
+                    encoder=encoder,
+                    idempotency_key=f"bench-{tag}-{i}",
+                    now=NOW,
+                    auto_assign=False,
+                )
             out.append((time.perf_counter() - start) * 1000)
         with lock:
             latencies.extend(out)
 
-    threads = [threading.Thread(target=work, args=(range(c, n, clients),))
-               for c in range(clients)]
+    threads = [threading.Thread(target=work, args=(range(c, n, clients),)) for c in range(clients)]
     start, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
@@ -148,9 +168,11 @@ def pct(values: list[float], q: float) -> float:
 
 
 def line(kind: str, what: str, lat: list[float], wall: float, cpu_ms: float) -> str:
-    return (f"| {kind:<10} | {what:<36} | {len(lat):>5} | {statistics.median(lat):>7.2f} | "
-            f"{pct(lat, 0.99):>7.2f} | {max(lat):>7.1f} | {len(lat) / wall:>8.1f} | "
-            f"{cpu_ms:>6.2f} |")
+    return (
+        f"| {kind:<10} | {what:<36} | {len(lat):>5} | {statistics.median(lat):>7.2f} | "
+        f"{pct(lat, 0.99):>7.2f} | {max(lat):>7.1f} | {len(lat) / wall:>8.1f} | "
+        f"{cpu_ms:>6.2f} |"
+    )
 
 
 def load_open_tickets(store: Store, n: int, due_fraction: float, chunk: int = 5000) -> float:
@@ -162,14 +184,30 @@ def load_open_tickets(store: Store, n: int, due_fraction: float, chunk: int = 50
         first_id = (conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM tickets")).scalar() or 0) + 1
         for lo in range(0, n, chunk):
             ids = range(first_id + lo, first_id + min(n, lo + chunk))
-            conn.execute(insert(TicketRow), [
-                {"id": i, "subject": SUBJECTS[i % 5], "body": "", "channel": "api",
-                 "status": "assigned" if i % 2 else "new", "category": "Network", "priority": 3,
-                 "affected_service": "vpn", "queue": "Net", "team": "Net", "extra": {},
-                 "tags": [], "escalation_level": 0, "created_at": NOW, "updated_at": NOW}
-                for i in ids])
-            conn.execute(insert(SlaClockRow), [row for i in ids
-                                               for row in _clock_rows(i, cal, due_every)])
+            conn.execute(
+                insert(TicketRow),
+                [
+                    {
+                        "id": i,
+                        "subject": SUBJECTS[i % 5],
+                        "body": "",
+                        "channel": "api",
+                        "status": "assigned" if i % 2 else "new",
+                        "category": "Network",
+                        "priority": 3,
+                        "affected_service": "vpn",
+                        "queue": "Net",
+                        "team": "Net",
+                        "extra": {},
+                        "tags": [],
+                        "escalation_level": 0,
+                        "created_at": NOW,
+                        "updated_at": NOW,
+                    }
+                    for i in ids
+                ],
+            )
+            conn.execute(insert(SlaClockRow), [row for i in ids for row in _clock_rows(i, cal, due_every)])
     if store.dialect == "postgresql":
         with store.engine.begin() as conn:
             conn.execute(text("ANALYZE"))
@@ -181,15 +219,28 @@ def _clock_rows(ticket_id: int, cal: Calendar, due_every: int) -> list[dict]:
     for kind, minutes in (("first_response", 240.0), ("resolution", 2400.0)):
         due_now = due_every and ticket_id % due_every == 0 and kind == "first_response"
         # due ones cross the 75 % level 30 s before NOW; the others started 5 minutes ago
-        started = NOW - timedelta(minutes=minutes * 0.75, seconds=30) if due_now \
-            else NOW - timedelta(minutes=5)
+        started = (
+            NOW - timedelta(minutes=minutes * 0.75, seconds=30) if due_now else NOW - timedelta(minutes=5)
+        )
         clock = Clock.start(started, minutes, cal, kind)
-        rows.append({"ticket_id": ticket_id, "kind": kind, "policy": "bench",
-                     "state": {"clock": clock.to_dict(), "targets": {"3": minutes}, "fired": [],
-                               "levels": [["warn", 0.75], ["escalate", 1.0]]},
-                     "running": True, "paused": False, "breached": False,
-                     "due_at": started + timedelta(minutes=minutes),
-                     "next_level_at": started + timedelta(minutes=minutes * 0.75)})
+        rows.append(
+            {
+                "ticket_id": ticket_id,
+                "kind": kind,
+                "policy": "bench",
+                "state": {
+                    "clock": clock.to_dict(),
+                    "targets": {"3": minutes},
+                    "fired": [],
+                    "levels": [["warn", 0.75], ["escalate", 1.0]],
+                },
+                "running": True,
+                "paused": False,
+                "breached": False,
+                "due_at": started + timedelta(minutes=minutes),
+                "next_level_at": started + timedelta(minutes=minutes * 0.75),
+            }
+        )
     return rows
 
 
@@ -206,20 +257,21 @@ def run(kind: str, args, triager, rules, encoder, label: str) -> None:
             cpu = time.process_time()
             floor = floor_commits(store, args.intake)
             floor_cpu = (time.process_time() - cpu) * 1000 / args.intake
-            print(line(kind, "floor: one-row write transaction", floor, sum(floor) / 1000,
-                       floor_cpu))
+            print(line(kind, "floor: one-row write transaction", floor, sum(floor) / 1000, floor_cpu))
             for clients in [int(c) for c in args.clients.split(",")]:
-                lat, wall = bench_intake(store, args.intake, clients, triager, rules, encoder,
-                                         tag=str(clients))
+                lat, wall = bench_intake(
+                    store, args.intake, clients, triager, rules, encoder, tag=str(clients)
+                )
                 share = triager.seconds / args.intake * 1000
-                print(line(kind, f"intake, {clients} client(s)", lat, wall, bench_intake.cpu_ms)
-                      + f" classify {share:.1f} ms/ticket |")
+                print(
+                    line(kind, f"intake, {clients} client(s)", lat, wall, bench_intake.cpu_ms)
+                    + f" classify {share:.1f} ms/ticket |"
+                )
                 triager.seconds = 0.0
             if not args.open:
                 return
             load = load_open_tickets(store, args.open, 0.01)
-            print(f"{kind:<10} bulk load: {args.open} open tickets + {2 * args.open} clocks "
-                  f"in {load:.1f} s")
+            print(f"{kind:<10} bulk load: {args.open} open tickets + {2 * args.open} clocks in {load:.1f} s")
             idle, n_idle = timed_sweep(store, NOW - timedelta(minutes=1))
             print(f"{kind:<10} sweep, nothing due:  {idle * 1000:8.1f} ms ({n_idle} fired)")
             busy, n_busy = timed_sweep(store, NOW)
@@ -232,12 +284,16 @@ def run(kind: str, args, triager, rules, encoder, label: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--open", type=int, default=100_000,
-                        help="open tickets for the sweep (0: intake only)")
+    parser.add_argument(
+        "--open", type=int, default=100_000, help="open tickets for the sweep (0: intake only)"
+    )
     parser.add_argument("--intake", type=int, default=1000, help="tickets per intake measurement")
     parser.add_argument("--clients", default="1,4", help="concurrent intake threads to measure with")
-    parser.add_argument("--encoder", default="", help="also encode for duplicate search: "
-                        "hashing (no weights), minilm-onnx or minilm")
+    parser.add_argument(
+        "--encoder",
+        default="",
+        help="also encode for duplicate search: hashing (no weights), minilm-onnx or minilm",
+    )
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--bundle", help="model bundle folder for real classification")
     args = parser.parse_args()
@@ -255,14 +311,17 @@ def main() -> None:
 
         encoder = load_encoder(args.encoder)
         label += f", duplicate search on {args.encoder} vectors"
-    print(f"{label}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}\n"
-          "CPU ms: this process's CPU time per ticket (all threads; the database server's "
-          "is not counted), which other load on the machine does not inflate as it does "
-          "wall-clock latency\n")
-    print(f"| {'store':<10} | {'what':<36} | {'n':>5} | {'p50 ms':>7} | {'p99 ms':>7} | "
-          f"{'max ms':>7} | {'per s':>8} | CPU ms | notes |")
-    print(f"|{'-' * 12}|{'-' * 38}|{'-' * 7}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 10}|"
-          f"--------|-------|")
+    print(
+        f"{label}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}\n"
+        "CPU ms: this process's CPU time per ticket (all threads; the database server's "
+        "is not counted), which other load on the machine does not inflate as it does "
+        "wall-clock latency\n"
+    )
+    print(
+        f"| {'store':<10} | {'what':<36} | {'n':>5} | {'p50 ms':>7} | {'p99 ms':>7} | "
+        f"{'max ms':>7} | {'per s':>8} | CPU ms | notes |"
+    )
+    print(f"|{'-' * 12}|{'-' * 38}|{'-' * 7}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 10}|--------|-------|")
     for kind in args.backends.split(","):
         run(kind.strip(), args, triager, rules, encoder, label)
 

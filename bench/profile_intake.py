@@ -8,6 +8,7 @@ time. The summary committed beside this script (profile_intake.txt) was made wit
 
     .venv/bin/python bench/profile_intake.py -n 300 --encoder hashing
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,12 +38,14 @@ def main() -> None:
     rules = RuleSet.load()
     if args.bundle:
         from triage.predict import Triager
+
         triager = Triager.from_bundle(args.bundle)
     else:
         triager = StandInTriager()
     encoder = None
     if args.encoder:
         from triage.encoder import load_encoder
+
         encoder = load_encoder(args.encoder)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/profile.db")
@@ -51,11 +54,22 @@ def main() -> None:
         def stream():
             for i in range(args.n):
                 with store.session() as session:
-                    intake(session, {"subject": SUBJECTS[i % len(SUBJECTS)],
-                                     "body": f"ticket {i}", "requester": f"u{i % 50}@x.org",
-                                     "affected_service": "vpn"},
-                           actor="bench", triager=triager, ruleset=rules, encoder=encoder,
-                           idempotency_key=f"profile-{i}", now=NOW, auto_assign=False)
+                    intake(
+                        session,
+                        {
+                            "subject": SUBJECTS[i % len(SUBJECTS)],
+                            "body": f"ticket {i}",
+                            "requester": f"u{i % 50}@x.org",
+                            "affected_service": "vpn",
+                        },
+                        actor="bench",
+                        triager=triager,
+                        ruleset=rules,
+                        encoder=encoder,
+                        idempotency_key=f"profile-{i}",
+                        now=NOW,
+                        auto_assign=False,
+                    )
 
         profiler = cProfile.Profile()
         start = time.perf_counter()
@@ -64,8 +78,10 @@ def main() -> None:
         store.dispose()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.top)
-    print(f"{args.n} intakes in {wall:.2f} s under cProfile ({1000 * wall / args.n:.2f} ms each; "
-          f"triager {'bundle' if args.bundle else 'stand-in'}, encoder {args.encoder or 'none'})")
+    print(
+        f"{args.n} intakes in {wall:.2f} s under cProfile ({1000 * wall / args.n:.2f} ms each; "
+        f"triager {'bundle' if args.bundle else 'stand-in'}, encoder {args.encoder or 'none'})"
+    )
     print(out.getvalue())
 
 

@@ -1,4 +1,5 @@
 """What the benchmark scripts share: a free loopback port and waiting for /readyz (bounded)."""
+
 from __future__ import annotations
 
 import http.client

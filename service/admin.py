@@ -6,6 +6,7 @@ bundle. Under gunicorn the request reaches one worker only, so the state also
 writes a reload token to ``TRIAGE_RUN_DIR`` that the sibling workers watch.
 ``{"wait": true}`` loads before answering (scripts and tests want the outcome).
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -33,12 +34,12 @@ def reload():
             raise ApiError(409, "a reload is already running; try again when it finished")
         state.broadcast(options.get("bundle"))
         new = state.load(options.get("bundle"))
-        return jsonify(ok=True, request_id=g.request_id, reloaded=True, previous=previous,
-                       bundle=new.describe())
+        return jsonify(
+            ok=True, request_id=g.request_id, reloaded=True, previous=previous, bundle=new.describe()
+        )
     if not state.request_reload_everywhere(options.get("bundle")):
         raise ApiError(409, "a reload is already running; try again when it finished")
     return jsonify(ok=True, request_id=g.request_id, reloading=True, previous=previous), 202
-
 
 
 def _reload_options() -> dict:
@@ -53,6 +54,4 @@ def _reload_options() -> dict:
 def bundle():
     state = current_app.extensions["triage.state"]
     loaded = state.snapshot()
-    return jsonify(ok=True, request_id=g.request_id, bundle=loaded.describe(),
-                   status=state.status())
-
+    return jsonify(ok=True, request_id=g.request_id, bundle=loaded.describe(), status=state.status())

@@ -10,6 +10,7 @@ SLA clocks are computed by the store; the page carries each clock's due time
 and ``agent.js`` counts it down every second, so the number an agent reads is
 never a stale server render.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -47,11 +48,15 @@ def _viewer(session) -> access.Viewer:
 
 # ----------------------------------------------------------------- queues
 PAGE_SIZE = 50
-SORT_LABELS = {"priority": "Priority", "predicted_priority": "Priority (set or predicted)",
-               "due": "SLA due", "-created": "Newest", "created": "Oldest",
-               "-updated": "Recently updated"}
-STATUS_FILTERS = {"open": list(tickets.OPEN_STATUSES), "all": None,
-                  **{st.value: [st.value] for st in Status}}
+SORT_LABELS = {
+    "priority": "Priority",
+    "predicted_priority": "Priority (set or predicted)",
+    "due": "SLA due",
+    "-created": "Newest",
+    "created": "Oldest",
+    "-updated": "Recently updated",
+}
+STATUS_FILTERS = {"open": list(tickets.OPEN_STATUSES), "all": None, **{st.value: [st.value] for st in Status}}
 
 
 @bp.get("/")
@@ -69,29 +74,50 @@ def queues():
     with get_store().session(readonly=True) as s:
         viewer = _viewer(s)
         counts = _queue_counts(s, viewer)
-        mine = search.find(s, assignee=viewer.id, status=list(tickets.OPEN_STATUSES), limit=1,
-                           visible_to=viewer).total
+        mine = search.find(
+            s, assignee=viewer.id, status=list(tickets.OPEN_STATUSES), limit=1, visible_to=viewer
+        ).total
         view = args["view"]
         queue = None
         if view == "queue":
-            queue = args["queue"] or next((q for q in counts if q != tickets.TRIAGE_QUEUE),
-                                          tickets.TRIAGE_QUEUE)
+            queue = args["queue"] or next(
+                (q for q in counts if q != tickets.TRIAGE_QUEUE), tickets.TRIAGE_QUEUE
+            )
         page = search.find(
-            s, q=args["q"], queue=queue, status=STATUS_FILTERS[args["status"]],
-            team=args["team"], priority=args["priority"], sort=args["sort"],
+            s,
+            q=args["q"],
+            queue=queue,
+            status=STATUS_FILTERS[args["status"]],
+            team=args["team"],
+            priority=args["priority"],
+            sort=args["sort"],
             assignee=viewer.id if view == "mine" else args["assignee"],
-            visible_to=viewer, limit=PAGE_SIZE, offset=(args["page"] - 1) * PAGE_SIZE)
+            visible_to=viewer,
+            limit=PAGE_SIZE,
+            offset=(args["page"] - 1) * PAGE_SIZE,
+        )
         items = [_queue_item(s, t) for t in page.items]
         agents = _agents(s)
         from triage.store import proposals
 
         proposed = proposals.open_proposals(s, limit=10)
-    return render_template("agent/queues.html", counts=counts, queue=queue, items=items,
-                           view=view, mine=mine, args=args, total=page.total,
-                           exact=page.exact,
-                           pages=max(1, -(-page.total // PAGE_SIZE)), sorts=SORT_LABELS,
-                           statuses=list(STATUS_FILTERS), agents=agents, proposed=proposed,
-                           teams=sorted(set(counts) - {tickets.TRIAGE_QUEUE}))
+    return render_template(
+        "agent/queues.html",
+        counts=counts,
+        queue=queue,
+        items=items,
+        view=view,
+        mine=mine,
+        args=args,
+        total=page.total,
+        exact=page.exact,
+        pages=max(1, -(-page.total // PAGE_SIZE)),
+        sorts=SORT_LABELS,
+        statuses=list(STATUS_FILTERS),
+        agents=agents,
+        proposed=proposed,
+        teams=sorted(set(counts) - {tickets.TRIAGE_QUEUE}),
+    )
 
 
 def _list_args() -> dict[str, Any]:
@@ -107,25 +133,36 @@ def _list_args() -> dict[str, Any]:
     except ValueError:
         page = 1
     priority = a.get("priority", "")
-    return {"view": view, "queue": a.get("queue") or None, "q": (a.get("q") or "")[:200],
-            "status": a.get("status") if a.get("status") in STATUS_FILTERS else "open",
-            "team": a.get("team") or None, "assignee": a.get("assignee") or None,
-            "priority": int(priority) if priority.isdigit() else None,
-            "sort": a.get("sort") if a.get("sort") in SORTS else "priority", "page": page}
+    return {
+        "view": view,
+        "queue": a.get("queue") or None,
+        "q": (a.get("q") or "")[:200],
+        "status": a.get("status") if a.get("status") in STATUS_FILTERS else "open",
+        "team": a.get("team") or None,
+        "assignee": a.get("assignee") or None,
+        "priority": int(priority) if priority.isdigit() else None,
+        "sort": a.get("sort") if a.get("sort") in SORTS else "priority",
+        "page": page,
+    }
 
 
 def _agents(session) -> list[dict[str, Any]]:
     from triage.store.tables import Agent
 
     rows = session.scalars(select(Agent).where(Agent.active.is_not(False)).order_by(Agent.id))
-    return [{"id": a.id, "name": a.name, "teams": sorted(t.name for t in a.teams),
-             "available": a.available} for a in rows]
+    return [
+        {"id": a.id, "name": a.name, "teams": sorted(t.name for t in a.teams), "available": a.available}
+        for a in rows
+    ]
 
 
 def _queue_counts(session, viewer: access.Viewer) -> dict[str, int]:
     """Open tickets per queue the viewer may open (agents: their teams and triage)."""
-    stmt = select(TicketRow.queue, func.count()).where(
-        TicketRow.status.in_(tickets.OPEN_STATUSES)).group_by(TicketRow.queue)
+    stmt = (
+        select(TicketRow.queue, func.count())
+        .where(TicketRow.status.in_(tickets.OPEN_STATUSES))
+        .group_by(TicketRow.queue)
+    )
     found = dict(session.execute(stmt).all())
     names = sorted(found) if viewer.role == "admin" else sorted(viewer.teams)
     out = {name: int(found.get(name, 0)) for name in names if name != tickets.TRIAGE_QUEUE}
@@ -160,8 +197,9 @@ def triage_queue():
     """Tickets whose fields the model did not apply, with its suggestions to accept or correct."""
     labels = _head_labels()
     with get_store().session() as s:
-        rows = access.list_visible(s, _viewer(s), queue=tickets.TRIAGE_QUEUE,
-                                   status=list(tickets.OPEN_STATUSES), limit=100)
+        rows = access.list_visible(
+            s, _viewer(s), queue=tickets.TRIAGE_QUEUE, status=list(tickets.OPEN_STATUSES), limit=100
+        )
         items = [{**tickets.to_dict(t), "open": open_fields(s, t, labels)} for t in rows]
     return render_template("agent/triage.html", items=items)
 
@@ -175,9 +213,16 @@ def open_fields(session, ticket: TicketRow, labels: dict[str, list[str]]) -> lis
             continue
         heads = [(h, p) for h, p in preds.items() if feedback.field_of(h) == name]
         options = sorted({o for h, _ in heads for o in labels.get(h, [])}) or field_choices(name)
-        out.append({"field": name, "options": options,
-                    "predictions": [{"head": h, "label": p.label, "decision": p.decision,
-                                     "probability": p.probability} for h, p in heads]})
+        out.append(
+            {
+                "field": name,
+                "options": options,
+                "predictions": [
+                    {"head": h, "label": p.label, "decision": p.decision, "probability": p.probability}
+                    for h, p in heads
+                ],
+            }
+        )
     return out
 
 
@@ -195,8 +240,10 @@ def _head_labels() -> dict[str, list[str]]:
     state = current_app.extensions["triage.state"]
     loaded = getattr(state, "current", None)
     manifest = getattr(getattr(loaded, "triager", None), "manifest", None) or {}
-    out = {h: [str(c) for c in (spec.get("classes") or spec.get("labels") or [])]
-           for h, spec in (manifest.get("heads") or {}).items()}
+    out = {
+        h: [str(c) for c in (spec.get("classes") or spec.get("labels") or [])]
+        for h, spec in (manifest.get("heads") or {}).items()
+    }
     out.setdefault("priority", PRIORITIES)
     return out
 
@@ -217,8 +264,7 @@ def set_field(ticket_id: int):
         rerun_after_change(s, ticket, changed, viewer.id)  # accepting P1 escalates, re-times
         moved = ticket.queue if "queue" in changed else None  # the store routes a triaged ticket
     what = f"{name.replace('_', ' ')} set to {value}" if name in changed else f"{name} unchanged"
-    flash(f"Ticket {ticket_id}: {what}" + (f"; moved to the {moved} queue." if moved else "."),
-          "ok")
+    flash(f"Ticket {ticket_id}: {what}" + (f"; moved to the {moved} queue." if moved else "."), "ok")
     return redirect(back)
 
 
@@ -230,19 +276,22 @@ def ticket(ticket_id: int):
     labels = _head_labels()
     with get_store().session() as s:
         row = access.visible(s, _viewer(s), ticket_id)
-        page = {"ticket": tickets.to_dict(row),
-                "clocks": [_with_warning(c) for c in clocks.clocks_of(s, ticket_id)],
-                "history": [tickets.event_dict(e) for e in tickets.history(s, ticket_id)],
-                "comments": tickets.comments(s, ticket_id),
-                "predictions": feedback.latest_predictions(s, ticket_id),
-                "open": open_fields(s, row, labels),
-                "links": merge.links_of(s, ticket_id),
-                "duplicates": duplicate_candidates(s, row),
-                "actions": status_actions(row.status),
-                "can_pend": Status.PENDING in TRANSITIONS[Status(row.status)],
-                "pending_labels": PENDING_LABELS,
-                "agents": _agents(s), "teams": _team_names(s),
-                "files": current_files_of(s, ticket_id, staff=True)}
+        page = {
+            "ticket": tickets.to_dict(row),
+            "clocks": [_with_warning(c) for c in clocks.clocks_of(s, ticket_id)],
+            "history": [tickets.event_dict(e) for e in tickets.history(s, ticket_id)],
+            "comments": tickets.comments(s, ticket_id),
+            "predictions": feedback.latest_predictions(s, ticket_id),
+            "open": open_fields(s, row, labels),
+            "links": merge.links_of(s, ticket_id),
+            "duplicates": duplicate_candidates(s, row),
+            "actions": status_actions(row.status),
+            "can_pend": Status.PENDING in TRANSITIONS[Status(row.status)],
+            "pending_labels": PENDING_LABELS,
+            "agents": _agents(s),
+            "teams": _team_names(s),
+            "files": current_files_of(s, ticket_id, staff=True),
+        }
         text = model_text(row.subject, row.body)
         page["explain"] = explain_ticket(row)
     page["related"] = related_articles(text)
@@ -277,8 +326,7 @@ def duplicate_candidates(session, ticket: TicketRow) -> list[dict[str, Any]]:
     out = []
     for hit in similar.offer(session, ticket, vector, kept.encoder)[:5]:
         other = session.get(TicketRow, hit["ticket_id"])
-        out.append({**hit, "subject": other.subject, "status": other.status,
-                    "requester": other.requester})
+        out.append({**hit, "subject": other.subject, "status": other.status, "requester": other.requester})
     return out
 
 
@@ -288,8 +336,16 @@ def related_articles(text: str, k: int = 3) -> list[dict[str, Any]]:
     if loaded is None or loaded.kb is None or loaded.encoder is None or not text:
         return []
     vector = loaded.encoder.encode([text])[0]
-    return [{"id": x.article_id, "title": x.title, "snippet": x.snippet, "score": x.score,
-             "attribution": x.attribution} for x in loaded.kb.search(text, vector, k=k)]
+    return [
+        {
+            "id": x.article_id,
+            "title": x.title,
+            "snippet": x.snippet,
+            "score": x.score,
+            "attribution": x.attribution,
+        }
+        for x in loaded.kb.search(text, vector, k=k)
+    ]
 
 
 def _article_title(article_id: str) -> dict[str, str]:
@@ -332,12 +388,17 @@ def comment(ticket_id: int):
         with get_store().session() as s:
             viewer = _viewer(s)
             row = access.visible(s, viewer, ticket_id, lock=True)
-            note, _ = tickets.add_comment(s, row, author=viewer.id,
-                                          body=text[:50_000] or "(files attached)",
-                                          public=public, channel="web", by_agent=True,
-                                          now=utcnow())
-            save_uploads(s, row, uploads, source="web", by=viewer.id, public=public,
-                         comment_id=note.id)
+            note, _ = tickets.add_comment(
+                s,
+                row,
+                author=viewer.id,
+                body=text[:50_000] or "(files attached)",
+                public=public,
+                channel="web",
+                by_agent=True,
+                now=utcnow(),
+            )
+            save_uploads(s, row, uploads, source="web", by=viewer.id, public=public, comment_id=note.id)
     except AttachmentRefused as exc:
         flash(f"Nothing was sent: {exc.message}", "error")
         return redirect(url_for("agent.ticket", ticket_id=ticket_id))
@@ -355,11 +416,16 @@ def set_status(ticket_id: int):
         with get_store().session() as s:
             viewer = _viewer(s)
             row = access.visible(s, viewer, ticket_id, lock=True)
-            tickets.transition(s, row, to, actor=viewer.id, now=utcnow(),
-                               resolution="solved" if to in ("resolved", "closed") else None,
-                               reason=reason if to == "pending" else None)
-        why = f" ({PENDING_LABELS.get(reason, reason).lower()})" if to == "pending" and reason \
-            else ""
+            tickets.transition(
+                s,
+                row,
+                to,
+                actor=viewer.id,
+                now=utcnow(),
+                resolution="solved" if to in ("resolved", "closed") else None,
+                reason=reason if to == "pending" else None,
+            )
+        why = f" ({PENDING_LABELS.get(reason, reason).lower()})" if to == "pending" and reason else ""
         flash(f"Ticket {ticket_id} is now {to.replace('_', ' ')}{why}.", "ok")
     except TriageError as exc:
         flash(exc.message, "error")
@@ -395,8 +461,13 @@ def assign(ticket_id: int):
     try:
         with get_store().session() as s:
             viewer = _viewer(s)
-            _assign_one(s, viewer, ticket_id, request.form.get("agent", "").strip(),
-                        request.form.get("team", "").strip())
+            _assign_one(
+                s,
+                viewer,
+                ticket_id,
+                request.form.get("agent", "").strip(),
+                request.form.get("team", "").strip(),
+            )
         flash(f"Ticket {ticket_id} reassigned.", "ok")
     except TriageError as exc:
         flash(exc.message, "error")
@@ -408,14 +479,14 @@ def _assign_one(session, viewer, ticket_id: int, agent: str, team: str) -> None:
 
     row = access.visible(session, viewer, ticket_id, lock=True)
     if not agent and not team:
-        raise InputError("choose an agent or a team", column="agent", expected="agent or team",
-                         got="nothing")
+        raise InputError("choose an agent or a team", column="agent", expected="agent or team", got="nothing")
     if team and team != row.team:
         routing.unassign(session, row, actor=viewer.id, now=utcnow())
         tickets.edit(session, row, {"team": team, "queue": team}, actor=viewer.id, now=utcnow())
     if agent:
-        routing.assign(session, ticket_id, actor=viewer.id,
-                       agent_id=None if agent == "auto" else agent, now=utcnow())
+        routing.assign(
+            session, ticket_id, actor=viewer.id, agent_id=None if agent == "auto" else agent, now=utcnow()
+        )
 
 
 @bp.post("/bulk")
@@ -435,8 +506,9 @@ def bulk():
                 viewer = _viewer(s)
                 if action == "close":
                     row = access.visible(s, viewer, ticket_id, lock=True)
-                    tickets.transition(s, row, Status.CLOSED, actor=viewer.id, now=utcnow(),
-                                       resolution="solved")
+                    tickets.transition(
+                        s, row, Status.CLOSED, actor=viewer.id, now=utcnow(), resolution="solved"
+                    )
                 else:
                     agent = viewer.id if action == "claim" else request.form.get("agent", "")
                     _assign_one(s, viewer, ticket_id, agent, "")
@@ -481,8 +553,7 @@ def link(ticket_id: int):
                 merge.link_incident(s, ticket_id, int(raw), actor=viewer.id, now=utcnow())
             else:
                 merge.unlink_incident(s, ticket_id, actor=viewer.id, now=utcnow())
-        flash(f"Ticket {ticket_id} linked to {raw}." if raw else f"Ticket {ticket_id} unlinked.",
-              "ok")
+        flash(f"Ticket {ticket_id} linked to {raw}." if raw else f"Ticket {ticket_id} unlinked.", "ok")
     except TriageError as exc:
         flash(exc.message, "error")
     return redirect(_back(ticket_id))
@@ -506,9 +577,11 @@ def decide_proposal(proposal_id: int, decision: str):
             viewer = _viewer(s)
             act = proposals.accept if decision == "accept" else proposals.decline
             out = act(s, proposal_id, actor=viewer.id, now=utcnow())
-        flash(f"Major incident {out['parent']}: {decision}ed"
-              + (f", {len(out.get('linked', []))} ticket(s) linked." if decision == "accept"
-                 else "."), "ok")
+        flash(
+            f"Major incident {out['parent']}: {decision}ed"
+            + (f", {len(out.get('linked', []))} ticket(s) linked." if decision == "accept" else "."),
+            "ok",
+        )
     except TriageError as exc:
         flash(exc.message, "error")
     return redirect(safe_next(request.form.get("next"), url_for("agent.queues")))

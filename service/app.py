@@ -9,6 +9,7 @@ build as many independent apps as they like.
 
 Areas add their blueprint with one line in ``BLUEPRINTS``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -87,6 +88,7 @@ def _start_loading(app: Flask, state: ServiceState) -> None:
         raise settings.ConfigError(f"TRIAGE_LOAD: expected sync, background or off, got {mode!r}")
     state.start_watcher()
     from . import fleet
+
     fleet.start_follower(app, state)
 
 
@@ -105,8 +107,7 @@ def _init_request_ids(app: Flask) -> None:
         response.headers["X-Request-Id"] = rid
         started = g.get("request_start")
         ms = (time.perf_counter() - started) * 1000 if started else 0.0
-        access_log.info("%s %s %s %.1fms rid=%s", request.method, request.path,
-                        response.status_code, ms, rid)
+        access_log.info("%s %s %s %.1fms rid=%s", request.method, request.path, response.status_code, ms, rid)
         return response
 
 

@@ -7,6 +7,7 @@ a page of this site. Raster images (PNG, JPEG, GIF, WebP whose bytes match)
 may be shown inline for a preview, under a CSP that allows nothing but the
 image itself; SVG is never previewed.
 """
+
 from __future__ import annotations
 
 from urllib.parse import quote
@@ -34,25 +35,36 @@ def allow_upload_body() -> None:
     lift_body_limit()
 
 
-def save_uploads(session, ticket, uploads, *, source: str, by: str, public: bool = True,
-                 comment_id: int | None = None) -> list[dict]:
+def save_uploads(
+    session, ticket, uploads, *, source: str, by: str, public: bool = True, comment_id: int | None = None
+) -> list[dict]:
     """Store each uploaded file on the ticket (raises AttachmentRefused: 413 / 415)."""
     out = []
     try:
         for upload in uploads:
             if not upload or not upload.filename:
                 continue
-            row, _ = store_files.add(session, files(), ticket, filename=upload.filename,
-                                     content_type=upload.mimetype, data=upload.read(),
-                                     source=source, uploaded_by=by, comment_id=comment_id,
-                                     public=public, now=utcnow())
+            row, _ = store_files.add(
+                session,
+                files(),
+                ticket,
+                filename=upload.filename,
+                content_type=upload.mimetype,
+                data=upload.read(),
+                source=source,
+                uploaded_by=by,
+                comment_id=comment_id,
+                public=public,
+                now=utcnow(),
+            )
             out.append(store_files.to_dict(row))
     finally:
         for upload in uploads:  # large parts are spooled to temporary files
             upload.close()
     if comment_id is not None and public and out:
-        notices.attach_to_reply(session, comment_id, [
-            {k: a[k] for k in ("sha256", "filename", "content_type")} for a in out])
+        notices.attach_to_reply(
+            session, comment_id, [{k: a[k] for k in ("sha256", "filename", "content_type")} for a in out]
+        )
     return out
 
 
@@ -63,9 +75,15 @@ def upload(ticket_id: int):
     """``multipart/form-data`` with one or more ``file`` parts (``public=0``: staff only)."""
     allow_upload_body()
     if not (request.mimetype or "").startswith("multipart/form-data"):
-        raise ApiError(415, "expected multipart/form-data with one or more 'file' parts",
-                       [field_error("Content-Type", "not multipart", expected="multipart/form-data",
-                                    got=request.mimetype)])
+        raise ApiError(
+            415,
+            "expected multipart/form-data with one or more 'file' parts",
+            [
+                field_error(
+                    "Content-Type", "not multipart", expected="multipart/form-data", got=request.mimetype
+                )
+            ],
+        )
     uploads = request.files.getlist("file")
     if not any(u.filename for u in uploads):
         raise ApiError(422, "no file", [field_error("file", "missing", expected="a file part")])
@@ -74,11 +92,13 @@ def upload(ticket_id: int):
         ticket = access.visible(s, viewer, ticket_id, lock=True)
         flag = request.form.get("public", "1")
         if flag not in ("0", "1"):  # documented as an enum: anything else is refused, not guessed
-            raise ApiError(422, "public must be 0 or 1", [field_error(
-                "public", "not an allowed value", expected="0 or 1", got=flag)])
+            raise ApiError(
+                422,
+                "public must be 0 or 1",
+                [field_error("public", "not an allowed value", expected="0 or 1", got=flag)],
+            )
         public = flag != "0" or not viewer.is_staff
-        saved = save_uploads(s, ticket, uploads, source="api", by=viewer.id or "api",
-                             public=public)
+        saved = save_uploads(s, ticket, uploads, source="api", by=viewer.id or "api", public=public)
     return jsonify({"ok": True, "attachments": saved}), 201
 
 
@@ -132,8 +152,9 @@ def _serve(row, *, inline: bool) -> Response:
     ascii_name = row.filename.encode("ascii", "replace").decode().replace('"', "")
     disposition = "inline" if inline else "attachment"
     response = Response(data, mimetype=row.content_type)
-    response.headers["Content-Disposition"] = \
+    response.headers["Content-Disposition"] = (
         f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{name}"
+    )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = PREVIEW_CSP
     response.headers["Cache-Control"] = "private, no-store"
@@ -143,10 +164,7 @@ def _serve(row, *, inline: bool) -> Response:
 
 def current_files_of(session, ticket_id: int, *, staff: bool) -> list[dict]:
     """What a ticket page lists (public files only for customers)."""
-    return [store_files.to_dict(r) for r in store_files.of_ticket(session, ticket_id,
-                                                                   public_only=not staff)]
-
-
+    return [store_files.to_dict(r) for r in store_files.of_ticket(session, ticket_id, public_only=not staff)]
 
 
 # ----------------------------------------------------------------- OpenAPI (read by service.openapi)
@@ -155,32 +173,75 @@ def OPENAPI_PATHS(config: dict) -> dict:  # noqa: N802 - the name service.openap
     from .tickets_openapi import AUTH, REQUESTER, TID
 
     everyone = ["intake", "agent", "admin"]
-    item = _obj({"id": INT, "ticket_id": INT, "filename": {"type": "string"},
-                 "content_type": {"type": "string"}, "size": INT, "sha256": {"type": "string"},
-                 "public": {"type": "boolean"}, "previewable": {"type": "boolean"}},
-                ["id", "ticket_id", "filename", "content_type", "size"])
-    files = _obj({"ok": {"const": True}, "attachments": {"type": "array", "items": item}},
-                 ["ok", "attachments"])
-    upload_body = {"required": True, "content": {"multipart/form-data": {"schema": _obj(
-        {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
-                  "minItems": 1},
-         "public": {"enum": ["0", "1"]}}, ["file"])}}}
+    item = _obj(
+        {
+            "id": INT,
+            "ticket_id": INT,
+            "filename": {"type": "string"},
+            "content_type": {"type": "string"},
+            "size": INT,
+            "sha256": {"type": "string"},
+            "public": {"type": "boolean"},
+            "previewable": {"type": "boolean"},
+        },
+        ["id", "ticket_id", "filename", "content_type", "size"],
+    )
+    files = _obj(
+        {"ok": {"const": True}, "attachments": {"type": "array", "items": item}}, ["ok", "attachments"]
+    )
+    upload_body = {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": _obj(
+                    {
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "minItems": 1,
+                        },
+                        "public": {"enum": ["0", "1"]},
+                    },
+                    ["file"],
+                )
+            }
+        },
+    }
     from .validation import path_id
 
     aid = path_id("attachment_id", "attachment id")
     return {
         "/v1/tickets/{ticket_id}/attachments": {
-            "post": _op(f"Attach files (multipart 'file' parts; at most "
-                        f"{config.get('TRIAGE_ATTACHMENT_MAX_BYTES')} bytes each; a type that "
-                        "does not match the bytes is refused with 415)",
-                        {"201": _json(files, "stored")}, (404, 413, 415, 422) + AUTH, everyone,
-                        parameters=[TID, REQUESTER], requestBody=upload_body),
-            "get": _op("The ticket's files (customers see public ones)",
-                       {"200": _json(files, "files")}, (404,) + AUTH, everyone,
-                       parameters=[TID, REQUESTER])},
-        "/v1/attachments/{attachment_id}": {"get": _op(
-            "Download one file (Content-Disposition: attachment, stored type, nosniff)",
-            {"200": {"description": "the bytes, with their stored type",
-                     "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
-            (404,) + AUTH, everyone, parameters=[aid, REQUESTER])},
+            "post": _op(
+                f"Attach files (multipart 'file' parts; at most "
+                f"{config.get('TRIAGE_ATTACHMENT_MAX_BYTES')} bytes each; a type that "
+                "does not match the bytes is refused with 415)",
+                {"201": _json(files, "stored")},
+                (404, 413, 415, 422) + AUTH,
+                everyone,
+                parameters=[TID, REQUESTER],
+                requestBody=upload_body,
+            ),
+            "get": _op(
+                "The ticket's files (customers see public ones)",
+                {"200": _json(files, "files")},
+                (404,) + AUTH,
+                everyone,
+                parameters=[TID, REQUESTER],
+            ),
+        },
+        "/v1/attachments/{attachment_id}": {
+            "get": _op(
+                "Download one file (Content-Disposition: attachment, stored type, nosniff)",
+                {
+                    "200": {
+                        "description": "the bytes, with their stored type",
+                        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                    }
+                },
+                (404,) + AUTH,
+                everyone,
+                parameters=[aid, REQUESTER],
+            )
+        },
     }

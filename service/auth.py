@@ -9,6 +9,7 @@ are compared with ``hmac.compare_digest`` so timing says nothing about a key.
 A missing or unknown key is 401 (with ``WWW-Authenticate``); a known key whose
 role is not allowed on the endpoint is 403. ``admin`` may call everything.
 """
+
 from __future__ import annotations
 
 import functools
@@ -44,8 +45,9 @@ def digest(key: str) -> str:
 
 def _checked(entry: ApiKey, where: str) -> ApiKey:
     if entry.role not in ROLES:
-        raise ConfigError(f"API key {entry.name!r}: role must be one of {', '.join(ROLES)}, "
-                          f"got {entry.role!r}", file=where)
+        raise ConfigError(
+            f"API key {entry.name!r}: role must be one of {', '.join(ROLES)}, got {entry.role!r}", file=where
+        )
     if len(entry.sha256) != 64:
         raise ConfigError(f"API key {entry.name!r}: sha256 must be 64 hex digits", file=where)
     return entry
@@ -62,11 +64,13 @@ def load_keys_file(path: str | Path) -> list[ApiKey]:
     keys = []
     for i, item in enumerate(data):
         try:
-            keys.append(ApiKey(str(item.get("name", f"key{i}")), str(item["role"]),
-                               str(item["sha256"]).lower()))
+            keys.append(
+                ApiKey(str(item.get("name", f"key{i}")), str(item["role"]), str(item["sha256"]).lower())
+            )
         except (AttributeError, KeyError) as exc:
-            raise ConfigError(f"entry {i}: expected an object with role and sha256 "
-                              f"({exc})", file=str(path)) from exc
+            raise ConfigError(
+                f"entry {i}: expected an object with role and sha256 ({exc})", file=str(path)
+            ) from exc
     return [_checked(k, str(path)) for k in keys]
 
 
@@ -128,11 +132,16 @@ def require_role(*roles: str):
             if ring.required:
                 g.api_key = _authenticate(ring)
                 if g.api_key.role not in allowed:
-                    raise ApiError(403, f"API key {g.api_key.name!r} has role {g.api_key.role!r}; "
-                                        f"this endpoint needs one of {sorted(allowed)}")
+                    raise ApiError(
+                        403,
+                        f"API key {g.api_key.name!r} has role {g.api_key.role!r}; "
+                        f"this endpoint needs one of {sorted(allowed)}",
+                    )
             return view(*args, **kwargs)
+
         inner.required_roles = sorted(allowed)
         return inner
+
     return wrap
 
 
@@ -140,8 +149,9 @@ def _authenticate(ring: KeyRing) -> ApiKey:
     key = presented_key()
     challenge = {"WWW-Authenticate": 'Bearer realm="triage"'}
     if key is None:
-        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'",
-                       headers=challenge)
+        raise ApiError(
+            401, "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'", headers=challenge
+        )
     from . import limiter
 
     client = limiter.client_address()

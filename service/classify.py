@@ -4,6 +4,7 @@ A request takes one snapshot of the served state and uses only it, so a hot swap
 mid-request cannot mix bundles. Texts are embedded once per call (the memoising
 encoder serves the KB search from the vectors the heads already paid for).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -58,8 +59,11 @@ def _wants_kb() -> bool:
         return True
     if value == "0":
         return False
-    raise ApiError(422, "query parameter kb must be 0 or 1",
-                   [field_error("kb", "not a valid value", expected="0|1", got=value)])
+    raise ApiError(
+        422,
+        "query parameter kb must be 0 or 1",
+        [field_error("kb", "not a valid value", expected="0|1", got=value)],
+    )
 
 
 def classify_tickets(loaded, items: list, kb_k: int, team_map: dict | None = None) -> list[dict]:
@@ -76,8 +80,7 @@ def classify_tickets(loaded, items: list, kb_k: int, team_map: dict | None = Non
     tickets = [t for t, _ in items]
     texts = [model_text(t.subject, t.body) for t in tickets]
     wants = kb_k > 0 or bool(getattr(loaded.triager, "needs_vectors", True))
-    vectors = loaded.encoder.encode(texts) if loaded.encoder is not None and wants \
-        else [None] * len(texts)
+    vectors = loaded.encoder.encode(texts) if loaded.encoder is not None and wants else [None] * len(texts)
     with sklearn_fast_path():
         predictions = loaded.triager.classify(tickets)
     now = datetime.now(timezone.utc)
@@ -85,12 +88,20 @@ def classify_tickets(loaded, items: list, kb_k: int, team_map: dict | None = Non
     for (ticket, extras), text, vec, pred in zip(items, texts, vectors, predictions):
         suggestions = loaded.kb.search(text, vec, k=kb_k) if kb_k > 0 else []
         seen = with_desk_teams(pred, team_map)
-        outcome = evaluate_rules(loaded.rules, rule_input(ticket, extras, seen, now, loaded.rules),
-                                 ticket,
-                                 ticket.created_at or now)
-        out.append({"id": extras.get("id"), "fields": pred["fields"],
-                    "kb": [jsonable(s) for s in suggestions],
-                    **outcome_json(outcome)})
+        outcome = evaluate_rules(
+            loaded.rules,
+            rule_input(ticket, extras, seen, now, loaded.rules),
+            ticket,
+            ticket.created_at or now,
+        )
+        out.append(
+            {
+                "id": extras.get("id"),
+                "fields": pred["fields"],
+                "kb": [jsonable(s) for s in suggestions],
+                **outcome_json(outcome),
+            }
+        )
     return out
 
 
@@ -118,25 +129,39 @@ def evaluate_rules(rules, fields: dict, ticket, now: datetime):
     except InputError as exc:
         column = exc.details.get("column")
         if column in ticket.fields:
-            raise ApiError(422, f"fields.{column}: {exc.message}",
-                           [field_error(f"fields.{column}", "not a valid value",
-                                        expected=exc.details.get("expected"),
-                                        got=ticket.fields[column])]) from exc
+            raise ApiError(
+                422,
+                f"fields.{column}: {exc.message}",
+                [
+                    field_error(
+                        f"fields.{column}",
+                        "not a valid value",
+                        expected=exc.details.get("expected"),
+                        got=ticket.fields[column],
+                    )
+                ],
+            ) from exc
         if column is None or column not in fields:
             raise
         log.warning("predicted %s %r is not usable by the rules: %s", column, fields[column], exc)
         return rules.evaluate({k: v for k, v in fields.items() if k != column}, now)
 
 
-def rule_input(ticket, extras: dict, prediction: dict, now: datetime | None = None,
-               rules=None) -> dict:
+def rule_input(ticket, extras: dict, prediction: dict, now: datetime | None = None, rules=None) -> dict:
     """What the rules see for a classified (not stored) ticket: ``triage.rule_input``, the
     same function intake and field changes use, on the given fields and the prediction
     (and the team's queue from the store when a rule reads ``team.*``)."""
-    known = {**ticket.fields, "channel": ticket.channel, "customer_tier": ticket.customer_tier,
-             "affected_service": ticket.affected_service, "requester": ticket.requester,
-             "vip": extras.get("vip"), "major_incident": extras.get("major_incident"),
-             "subject": ticket.subject, "body": ticket.body}
+    known = {
+        **ticket.fields,
+        "channel": ticket.channel,
+        "customer_tier": ticket.customer_tier,
+        "affected_service": ticket.affected_service,
+        "requester": ticket.requester,
+        "vip": extras.get("vip"),
+        "major_incident": extras.get("major_incident"),
+        "subject": ticket.subject,
+        "body": ticket.body,
+    }
     return build_rule_input(known, prediction, _team_state(known, prediction, now, rules))
 
 
@@ -157,15 +182,23 @@ def _team_state(known: dict, prediction: dict, now: datetime | None, rules) -> d
 
 def outcome_json(outcome) -> dict:
     """The rules Outcome as JSON: fields after actions, team, SLA, tags, escalate, fired."""
-    fields = {k: v for k, v in dict(getattr(outcome, "fields", {}) or {}).items()
-              if k not in {"subject", "body", "text"} and not k.startswith("predicted.")}
-    return {"rules": {"fields": jsonable(fields), "team": jsonable(getattr(outcome, "team", None)),
-                      "tags": jsonable(list(getattr(outcome, "tags", []) or [])),
-                      "escalate": jsonable(getattr(outcome, "escalate", None)),
-                      "fired": jsonable(list(getattr(outcome, "fired", []) or [])),
-                      "senior": jsonable(getattr(outcome, "senior", False)),
-                      "accepted": jsonable(list(getattr(outcome, "accepted", []) or []))},
-            "sla": jsonable(getattr(outcome, "sla", None))}
+    fields = {
+        k: v
+        for k, v in dict(getattr(outcome, "fields", {}) or {}).items()
+        if k not in {"subject", "body", "text"} and not k.startswith("predicted.")
+    }
+    return {
+        "rules": {
+            "fields": jsonable(fields),
+            "team": jsonable(getattr(outcome, "team", None)),
+            "tags": jsonable(list(getattr(outcome, "tags", []) or [])),
+            "escalate": jsonable(getattr(outcome, "escalate", None)),
+            "fired": jsonable(list(getattr(outcome, "fired", []) or [])),
+            "senior": jsonable(getattr(outcome, "senior", False)),
+            "accepted": jsonable(list(getattr(outcome, "accepted", []) or [])),
+        },
+        "sla": jsonable(getattr(outcome, "sla", None)),
+    }
 
 
 def jsonable(value: Any) -> Any:

@@ -5,6 +5,7 @@ Kept apart from ``state`` so the contract with ``triage/`` (``Triager.from_bundl
 here and shared by the Triager and the KB through :class:`MemoEncoder`, so the
 one ticket text a classify call needs for both is embedded once, not twice.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -45,8 +46,7 @@ class MemoEncoder:
     def reference(self) -> dict:
         return self.inner.reference()
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
-               progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         texts = list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         missing = []
@@ -59,8 +59,7 @@ class MemoEncoder:
                     self._memo.move_to_end(text)
                     out[i] = hit
         if missing:
-            vecs = self.inner.encode([texts[i] for i in missing], batch_size=batch_size,
-                                     progress=progress)
+            vecs = self.inner.encode([texts[i] for i in missing], batch_size=batch_size, progress=progress)
             with self._lock:
                 for i, vec in zip(missing, vecs):
                     out[i] = vec
@@ -102,8 +101,9 @@ def serving_encoder(ref: dict | None, override: str | None) -> MemoEncoder:
     """The bundle's encoder, or a faster kind of the same model (``TRIAGE_ENCODER``)."""
     ref = dict(ref or {"kind": "minilm"})  # the Triager's own default
     if override == "minilm-onnx" and importlib.util.find_spec("onnxruntime") is None:
-        log.warning("TRIAGE_ENCODER=minilm-onnx but onnxruntime is not installed: serving %s",
-                    ref.get("kind"))
+        log.warning(
+            "TRIAGE_ENCODER=minilm-onnx but onnxruntime is not installed: serving %s", ref.get("kind")
+        )
     elif override:
         ref["kind"] = override
     if ref.get("kind") == "minilm-onnx":  # one ONNX thread per BLAS thread the worker was given
@@ -111,8 +111,7 @@ def serving_encoder(ref: dict | None, override: str | None) -> MemoEncoder:
     return MemoEncoder(load_encoder(ref))
 
 
-def load_triager(bundle: Path, encoder_override: str | None = None,
-                 signing_key: str | None = None):
+def load_triager(bundle: Path, encoder_override: str | None = None, signing_key: str | None = None):
     """``Triager.from_bundle`` with our memoising encoder; returns (triager, encoder).
 
     With ``signing_key`` an unsigned or tampered bundle is refused before unpickling."""
@@ -121,8 +120,7 @@ def load_triager(bundle: Path, encoder_override: str | None = None,
     from .policy import PolicyTriager  # admins' thresholds/modes apply to every classify
 
     encoder = serving_encoder(bundle_encoder_ref(bundle), encoder_override)
-    return PolicyTriager(Triager.from_bundle(bundle, encoder=encoder,
-                                             signing_key=signing_key)), encoder
+    return PolicyTriager(Triager.from_bundle(bundle, encoder=encoder, signing_key=signing_key)), encoder
 
 
 # ------------------------------------------------------------------------ KB
@@ -153,13 +151,13 @@ def load_kb(config: dict, bundle: Path, encoder):
     cache = cache_dir() / "kb"
     # keyed by content, not path: the same articles anywhere share one index, and temporary
     # copies (tests, re-deploys to a new folder) do not pile up new cache entries
-    key = content_hash(list(articles), {"index": KBConfig().index_settings(),
-                                        "encoder": encoder.inner.reference()})[:16]
+    key = content_hash(
+        list(articles), {"index": KBConfig().index_settings(), "encoder": encoder.inner.reference()}
+    )[:16]
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / f"{key}.lock", "w") as lock:  # one worker embeds, the others then load
         fcntl.flock(lock, fcntl.LOCK_EX)
-        kb = KnowledgeBase.load_or_build(articles, encoder.inner, cache / key,
-                                         progress=sys.stderr.isatty())
+        kb = KnowledgeBase.load_or_build(articles, encoder.inner, cache / key, progress=sys.stderr.isatty())
     return with_threshold(kb, config.get("TRIAGE_KB_THRESHOLD")), source
 
 

@@ -10,14 +10,14 @@ and every class of the bundle's team head, must be a desk team (or be mapped
 under ``team_map``): otherwise the service does not become ready, and the
 error lists each unknown name with its file and line.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, \
-    url_for
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 
 from triage.configfile import LMap
 from triage.desk import Desk, check_names, load_desk
@@ -34,16 +34,24 @@ from .validation import Bool, Int, List, Obj, Text, int_arg, validate
 # The desk API's bodies, declared once (checked here, documented in /openapi.json); the
 # desk file's own rules (teams must exist, ...) still apply after these.
 DESK_NAME = Text(max_len=100, required=True)
-AGENT_BODY = Obj({
-    "name": Text(max_len=200), "email": Text(max_len=320, pattern="@", nullable=True),
-    "teams": List(Text(max_len=100, required=True), max_items=50),
-    "skills": List(Text(max_len=100, required=True), max_items=50),
-    "capacity": Int(0, 1000), "seniority": Text(enum=("junior", "regular", "senior", "lead")),
-    "available": Bool()})
-TEAM_BODY = Obj({
-    "calendar": Text(max_len=100, required=True, nullable=True),
-    "escalation_contacts": List(Text(max_len=320, pattern="@"), max_items=20),
-    "description": Text(max_len=2000)})
+AGENT_BODY = Obj(
+    {
+        "name": Text(max_len=200),
+        "email": Text(max_len=320, pattern="@", nullable=True),
+        "teams": List(Text(max_len=100, required=True), max_items=50),
+        "skills": List(Text(max_len=100, required=True), max_items=50),
+        "capacity": Int(0, 1000),
+        "seniority": Text(enum=("junior", "regular", "senior", "lead")),
+        "available": Bool(),
+    }
+)
+TEAM_BODY = Obj(
+    {
+        "calendar": Text(max_len=100, required=True, nullable=True),
+        "escalation_contacts": List(Text(max_len=320, pattern="@"), max_items=20),
+        "description": Text(max_len=2000),
+    }
+)
 
 bp = Blueprint("desk", __name__)  # the admin page (HTML errors)
 register_page_errors(bp)
@@ -126,8 +134,7 @@ def put_agent(agent_id: str):
         spec = agent_spec(s, agent_id, body)
         changes = store_desk.put_agent(s, spec, actor=_actor(), source="api")
         desk = store_desk.current(s)["agents"].get(agent_id)
-    return jsonify(ok=True, request_id=g.request_id, agent=desk,
-                   changes=[c.to_dict() for c in changes])
+    return jsonify(ok=True, request_id=g.request_id, agent=desk, changes=[c.to_dict() for c in changes])
 
 
 @api.put("/v1/admin/desk/teams/<name>")
@@ -138,27 +145,41 @@ def put_team(name: str):
     validate(DESK_NAME, name, current_app.config, "team name")
     body = validate(TEAM_BODY, read_json_body(), current_app.config)
     allowed = {"calendar": (str, type(None)), "escalation_contacts": list, "description": str}
-    errors = [field_error(k, "unknown field", expected=", ".join(allowed), got=k)
-              for k in body if k not in allowed]
-    errors += [field_error(k, "wrong type", expected=str(allowed[k]), got=v)
-               for k, v in body.items() if k in allowed and not isinstance(v, allowed[k])]
+    errors = [
+        field_error(k, "unknown field", expected=", ".join(allowed), got=k) for k in body if k not in allowed
+    ]
+    errors += [
+        field_error(k, "wrong type", expected=str(allowed[k]), got=v)
+        for k, v in body.items()
+        if k in allowed and not isinstance(v, allowed[k])
+    ]
     contacts = body.get("escalation_contacts") or []
-    errors += [field_error("escalation_contacts", "not an address", expected="e-mail address",
-                           got=c) for c in contacts if not isinstance(c, str) or "@" not in c]
+    errors += [
+        field_error("escalation_contacts", "not an address", expected="e-mail address", got=c)
+        for c in contacts
+        if not isinstance(c, str) or "@" not in c
+    ]
     if errors:
         raise ApiError(422, f"{errors[0]['field']}: {errors[0]['message']}", errors)
-    rules = getattr(getattr(current_app.extensions.get("triage.state"), "current", None),
-                    "rules", None)
+    rules = getattr(getattr(current_app.extensions.get("triage.state"), "current", None), "rules", None)
     if body.get("calendar") and rules is not None and body["calendar"] not in rules.calendars:
-        raise ApiError(422, "calendar: unknown calendar", [field_error(
-            "calendar", "unknown calendar", expected=f"one of {sorted(rules.calendars)}",
-            got=body["calendar"])])
+        raise ApiError(
+            422,
+            "calendar: unknown calendar",
+            [
+                field_error(
+                    "calendar",
+                    "unknown calendar",
+                    expected=f"one of {sorted(rules.calendars)}",
+                    got=body["calendar"],
+                )
+            ],
+        )
     spec = TeamSpec(name, body.get("calendar"), tuple(contacts), body.get("description") or "")
     with _store().session() as s:
         changes = store_desk.put_team(s, spec, actor=_actor(), source="api")
         team = store_desk.current(s)["teams"].get(name)
-    return jsonify(ok=True, request_id=g.request_id, team=team,
-                   changes=[c.to_dict() for c in changes])
+    return jsonify(ok=True, request_id=g.request_id, team=team, changes=[c.to_dict() for c in changes])
 
 
 def agent_spec(session, agent_id: str, body: dict[str, Any]):
@@ -171,21 +192,22 @@ def agent_spec(session, agent_id: str, body: dict[str, Any]):
         return _agent(_Reader("request"), row, 1, desk)
     except ConfigError as exc:
         message = exc.message.removeprefix("request:1: ")
-        raise ApiError(422, message, [field_error("body", message, expected="a valid agent",
-                                                  got=body)]) from None
+        raise ApiError(
+            422, message, [field_error("body", message, expected="a valid agent", got=body)]
+        ) from None
 
 
 def _object() -> dict:
     body = read_json_body()
     if not isinstance(body, dict):
-        raise ApiError(422, "expected a JSON object", [field_error("$", "wrong type",
-                                                                   expected="object", got=body)])
+        raise ApiError(
+            422, "expected a JSON object", [field_error("$", "wrong type", expected="object", got=body)]
+        )
     return body
 
 
 def _paging() -> tuple[int, int]:
-    return (int_arg(request.args, "limit", 100, 1, 500),
-            int_arg(request.args, "offset", 0, 0, 10**9))
+    return (int_arg(request.args, "limit", 100, 1, 500), int_arg(request.args, "offset", 0, 0, 10**9))
 
 
 # ----------------------------------------------------------------- admin page
@@ -195,8 +217,9 @@ def desk_page():
     with _store().session(readonly=True) as s:
         desk = store_desk.current(s)
         changes = store_desk.changes_log(s, limit=30)
-    return render_template("admin/desk.html", desk=desk, changes=changes,
-                           seniorities=["junior", "regular", "senior", "lead"])
+    return render_template(
+        "admin/desk.html", desk=desk, changes=changes, seniorities=["junior", "regular", "senior", "lead"]
+    )
 
 
 @bp.post("/admin/desk/agents/<agent_id>")
@@ -218,8 +241,7 @@ def desk_agent_form(agent_id: str):
     except ApiError as exc:
         flash(exc.message, "error")
         return redirect(url_for("desk.desk_page"))
-    flash(f"{agent_id}: {len(changes)} change(s) saved." if changes else f"{agent_id}: no change.",
-          "ok")
+    flash(f"{agent_id}: {len(changes)} change(s) saved." if changes else f"{agent_id}: no change.", "ok")
     return redirect(url_for("desk.desk_page"))
 
 
@@ -228,26 +250,61 @@ def OPENAPI_PATHS(config: dict) -> dict:  # noqa: N802 - the name service.openap
     from .openapi import _json, _op
     from .validation import Int, query_schema
 
-    body = lambda spec: {"required": True, "content": {"application/json": {  # noqa: E731
-        "schema": spec.schema(config)}}}
-    name = lambda n: {"name": n, "in": "path", "required": True,  # noqa: E731
-                      "schema": DESK_NAME.schema(config)}
-    ok = lambda what: {"200": _json({"type": "object", "properties": {  # noqa: E731
-        "ok": {"const": True}}, "required": ["ok"]}, what)}
+    body = lambda spec: {  # noqa: E731
+        "required": True,
+        "content": {"application/json": {"schema": spec.schema(config)}},
+    }
+    name = lambda n: {  # noqa: E731
+        "name": n,
+        "in": "path",
+        "required": True,
+        "schema": DESK_NAME.schema(config),
+    }
+    ok = lambda what: {  # noqa: E731
+        "200": _json(
+            {
+                "type": "object",
+                "properties": {"ok": {"const": True}},
+                "required": ["ok"],
+            },
+            what,
+        )
+    }
     auth = (401, 403, 503)
     return {
-        "/v1/admin/desk": {"get": _op("The active teams, agents and queues", ok("the desk"),
-                                      auth, ["admin"])},
-        "/v1/admin/desk/changes": {"get": _op(
-            "Who changed what in the desk, newest first", ok("changes"), (422,) + auth,
-            ["admin"], parameters=[query_schema("limit", Int(1, 500), config),
-                                   query_schema("offset", Int(0, 10**9), config)])},
-        "/v1/admin/desk/agents/{agent_id}": {"put": _op(
-            "Create or update one agent (fields of desk.yaml; teams must exist; recorded)",
-            ok("the agent and the changes"), (400, 415, 422) + auth, ["admin"],
-            parameters=[name("agent_id")], requestBody=body(AGENT_BODY))},
-        "/v1/admin/desk/teams/{name}": {"put": _op(
-            "Create or update one team (calendar, escalation_contacts, description)",
-            ok("the team and the changes"), (400, 415, 422) + auth, ["admin"],
-            parameters=[name("name")], requestBody=body(TEAM_BODY))},
+        "/v1/admin/desk": {
+            "get": _op("The active teams, agents and queues", ok("the desk"), auth, ["admin"])
+        },
+        "/v1/admin/desk/changes": {
+            "get": _op(
+                "Who changed what in the desk, newest first",
+                ok("changes"),
+                (422,) + auth,
+                ["admin"],
+                parameters=[
+                    query_schema("limit", Int(1, 500), config),
+                    query_schema("offset", Int(0, 10**9), config),
+                ],
+            )
+        },
+        "/v1/admin/desk/agents/{agent_id}": {
+            "put": _op(
+                "Create or update one agent (fields of desk.yaml; teams must exist; recorded)",
+                ok("the agent and the changes"),
+                (400, 415, 422) + auth,
+                ["admin"],
+                parameters=[name("agent_id")],
+                requestBody=body(AGENT_BODY),
+            )
+        },
+        "/v1/admin/desk/teams/{name}": {
+            "put": _op(
+                "Create or update one team (calendar, escalation_contacts, description)",
+                ok("the team and the changes"),
+                (400, 415, 422) + auth,
+                ["admin"],
+                parameters=[name("name")],
+                requestBody=body(TEAM_BODY),
+            )
+        },
     }

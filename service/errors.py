@@ -6,6 +6,7 @@ endpoints. Bad input is always a 4xx raised on purpose (:class:`ApiError`,
 ``triage.errors.TriageError`` or a werkzeug ``HTTPException``); only a genuine bug
 reaches the catch-all 500, which logs the traceback and hides it from the caller.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,9 @@ log = logging.getLogger("service.errors")
 class ApiError(Exception):
     """A request the service refuses: status, one-line message, per-field details."""
 
-    def __init__(self, status: int, message: str, errors: list[dict] | None = None,
-                 headers: dict | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, errors: list[dict] | None = None, headers: dict | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -30,8 +32,9 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def field_error(field: str, message: str, *, expected: str | None = None,
-                got: object = None, got_text: str | None = None) -> dict:
+def field_error(
+    field: str, message: str, *, expected: str | None = None, got: object = None, got_text: str | None = None
+) -> dict:
     """One entry of ``errors``: which field, what was expected and what arrived.
 
     ``got`` is a bad value (rendered by :func:`describe`); ``got_text`` an already
@@ -46,8 +49,15 @@ def field_error(field: str, message: str, *, expected: str | None = None,
 
 def describe(value: object) -> str:
     """A short, safe rendering of a bad value (type name plus a truncated repr)."""
-    kind = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
-            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+    kind = {
+        dict: "object",
+        list: "array",
+        str: "string",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
     text = repr(value)
     if len(text) > 60:
         text = text[:57] + "..."
@@ -58,8 +68,7 @@ def error_body(status: int, message: str, errors: list[dict] | None = None) -> d
     return {"ok": False, "error": message, "errors": errors or [], "status": status}
 
 
-def error_response(status: int, message: str, errors: list[dict] | None = None,
-                   headers: dict | None = None):
+def error_response(status: int, message: str, errors: list[dict] | None = None, headers: dict | None = None):
     response = jsonify(error_body(status, message, errors))
     response.status_code = status
     for key, value in (headers or {}).items():

@@ -6,6 +6,7 @@ behind each head, the nearest training tickets for heads that read sentence vect
 the impact and urgency behind a derived priority. Shown beside the stored predictions,
 labelled with the bundle that explains them.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,16 +23,27 @@ def explain_ticket(row: Any) -> dict[str, Any] | None:
     triager = getattr(loaded, "triager", None)
     if triager is None:
         return None
-    shape = Ticket(subject=row.subject or "", body=row.body or "", channel=row.channel,
-                   customer_tier=row.customer_tier, affected_service=row.affected_service,
-                   requester=row.requester, created_at=row.created_at)
+    shape = Ticket(
+        subject=row.subject or "",
+        body=row.body or "",
+        channel=row.channel,
+        customer_tier=row.customer_tier,
+        affected_service=row.affected_service,
+        requester=row.requester,
+        created_at=row.created_at,
+    )
     try:
         out = triager.classify([shape], policy={})[0]
     except Exception:  # noqa: BLE001 - the page must render without its explanation
         current_app.logger.exception("explanation failed for ticket %s", getattr(row, "id", "?"))
         return None
-    heads = {name: {"label": f.get("label"), "explanation": f.get("explanation") or [],
-                    "neighbours": f.get("neighbours") or [],
-                    "derived_from": f.get("derived_from")}
-             for name, f in (out.get("fields") or {}).items()}
+    heads = {
+        name: {
+            "label": f.get("label"),
+            "explanation": f.get("explanation") or [],
+            "neighbours": f.get("neighbours") or [],
+            "derived_from": f.get("derived_from"),
+        }
+        for name, f in (out.get("fields") or {}).items()
+    }
     return {"bundle_id": out.get("bundle_id"), "heads": heads}

@@ -3,6 +3,7 @@
 A resource shared by several blueprints (the API, the e-mail intake, portal and agent
 pages), so it lives here rather than in any one of them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,6 +15,8 @@ from triage.store import attachments as store_files
 
 def files() -> store_files.Files:
     config = current_app.config
-    return store_files.Files(root=Path(config["TRIAGE_ATTACHMENTS_DIR"]),
-                             max_file_bytes=int(config["TRIAGE_ATTACHMENT_MAX_BYTES"]),
-                             max_ticket_bytes=int(config["TRIAGE_ATTACHMENT_TICKET_MAX_BYTES"]))
+    return store_files.Files(
+        root=Path(config["TRIAGE_ATTACHMENTS_DIR"]),
+        max_file_bytes=int(config["TRIAGE_ATTACHMENT_MAX_BYTES"]),
+        max_ticket_bytes=int(config["TRIAGE_ATTACHMENT_TICKET_MAX_BYTES"]),
+    )

@@ -9,6 +9,7 @@ until the new one is complete (``ServiceState.load``). A promotion therefore rea
 every server within one interval plus the bundle's load time, with no shared
 filesystem and no MLflow in the service.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,8 +73,7 @@ class Follower:
         started = self.state.load_in_background(champ.bundle_id)
         if started:
             self.acted_on = champ.id  # a bundle that fails to load is not retried in a loop
-            log.info("fleet champion is %s (%s): swapping from %s", champ.bundle_id, champ.action,
-                     served)
+            log.info("fleet champion is %s (%s): swapping from %s", champ.bundle_id, champ.action, served)
         return started
 
 

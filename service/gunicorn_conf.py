@@ -20,6 +20,7 @@ Choices, measured or reasoned on the 2-core machines this runs on:
 * Prometheus multiprocess mode: a run folder made by the master is shared by the
   workers for metric files and for the admin-reload token (``TRIAGE_RUN_DIR``).
 """
+
 from __future__ import annotations
 
 import os
@@ -54,7 +55,8 @@ def _run_dirs():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "triage_run_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_dir.py"))
+        "triage_run_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_dir.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -100,6 +102,8 @@ def child_exit(server, worker):
 def on_exit(server):
     if os.environ.get("TRIAGE_RUN_DIR"):
         _run_dirs().remove(os.environ["TRIAGE_RUN_DIR"])
+
+
 # The API admits a 1,000-character `q` on GET /v1/kb/suggest: percent-encoded multi-byte text
 # reaches ~12 kB, past gunicorn's largest finite request line (8,190 bytes), which answered 414
 # to a valid request. 0 lifts gunicorn's bound; the shipped proxy (deploy/nginx.conf:

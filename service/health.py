@@ -10,14 +10,21 @@ starts), prometheus_client writes values to per-process files there and
 ``/metrics`` aggregates all live workers. Without it (Flask dev server, tests)
 the metrics are those of this one process.
 """
+
 from __future__ import annotations
 
 import os
 import time
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
-                               generate_latest)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 bp = Blueprint("health", __name__)
 
@@ -30,20 +37,38 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.latency = Histogram("triage_http_request_duration_seconds",
-                                 "End-to-end request latency inside the worker, per endpoint",
-                                 ["endpoint", "method"], buckets=LATENCY_BUCKETS,
-                                 registry=self.registry)
-        self.requests = Counter("triage_http_requests_total", "Requests answered, by status",
-                                ["endpoint", "method", "status"], registry=self.registry)
-        self.predictions = Counter("triage_predictions_total",
-                                   "Predicted fields, by head and decision (apply/suggest/abstain)",
-                                   ["head", "decision"], registry=self.registry)
-        self.kb_suggestions = Counter("triage_kb_suggestions_total",
-                                      "KB searches, by whether any article passed the threshold",
-                                      ["source", "answered"], registry=self.registry)
-        self.bundle = Gauge("triage_bundle_info", "Bundle served (1) by bundle id",
-                            ["bundle_id"], multiprocess_mode="livemax", registry=self.registry)
+        self.latency = Histogram(
+            "triage_http_request_duration_seconds",
+            "End-to-end request latency inside the worker, per endpoint",
+            ["endpoint", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "triage_http_requests_total",
+            "Requests answered, by status",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "triage_predictions_total",
+            "Predicted fields, by head and decision (apply/suggest/abstain)",
+            ["head", "decision"],
+            registry=self.registry,
+        )
+        self.kb_suggestions = Counter(
+            "triage_kb_suggestions_total",
+            "KB searches, by whether any article passed the threshold",
+            ["source", "answered"],
+            registry=self.registry,
+        )
+        self.bundle = Gauge(
+            "triage_bundle_info",
+            "Bundle served (1) by bundle id",
+            ["bundle_id"],
+            multiprocess_mode="livemax",
+            registry=self.registry,
+        )
 
     def on_swap(self, old, new) -> None:
         if old is not None and old.bundle_id != new.bundle_id:
@@ -98,17 +123,23 @@ def readyz():
     state = current_app.extensions["triage.state"]
     current = state.current
     ready = current is not None and current.kb is not None
-    body = {"ok": ready, "ready": ready, "loading": state.loading,
-            "bundle_id": current.bundle_id if current else None,
-            "kb_articles": len(current.kb.articles) if ready else 0,
-            "error": state.last_error}
+    body = {
+        "ok": ready,
+        "ready": ready,
+        "loading": state.loading,
+        "bundle_id": current.bundle_id if current else None,
+        "kb_articles": len(current.kb.articles) if ready else 0,
+        "error": state.last_error,
+    }
     if not ready:  # still the one error shape, plus the status fields above
-        body.update(error=f"not ready: {state.last_error or 'bundle or KB index still loading'}",
-                    errors=[], status=503)
+        body.update(
+            error=f"not ready: {state.last_error or 'bundle or KB index still loading'}",
+            errors=[],
+            status=503,
+        )
     return jsonify(body), (200 if ready else 503)
 
 
 @bp.get("/metrics")
 def metrics():
-    return Response(current_app.extensions["triage.metrics"].exposition(),
-                    content_type=CONTENT_TYPE_LATEST)
+    return Response(current_app.extensions["triage.metrics"].exposition(), content_type=CONTENT_TYPE_LATEST)

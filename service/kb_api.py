@@ -8,6 +8,7 @@ response. A query longer than the encoder's window is cut by a documented rule
 (:func:`triage.kb.query_window`: whole sentences from the start, up to 100 words), not
 refused; only a query above ``TRIAGE_SUGGEST_MAX_CHARS`` (a guard on request size) is.
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -30,8 +31,7 @@ SUGGEST_PARAMS = {"q", "k"}
 @limiter.limited("suggest", key=limiter.caller)
 def suggest():
     config = current_app.config
-    query, k = _suggest_params(int(config["TRIAGE_SUGGEST_MAX_CHARS"]),
-                               int(config["TRIAGE_SUGGEST_MAX_K"]))
+    query, k = _suggest_params(int(config["TRIAGE_SUGGEST_MAX_CHARS"]), int(config["TRIAGE_SUGGEST_MAX_K"]))
     loaded = current_app.extensions["triage.state"].snapshot()
     # the same normalisation as tickets, then the encoder's window (triage.kb.query_window)
     text, truncated = query_window(model_text(None, query))
@@ -40,17 +40,26 @@ def suggest():
         vec = loaded.encoder.encode([text])[0]
         suggestions = loaded.kb.search(text, vec, k=k)
     current_app.extensions["triage.metrics"].kb_suggestions.labels(
-        "suggest", str(bool(suggestions)).lower()).inc()
-    return jsonify(ok=True, request_id=g.request_id, bundle_id=loaded.bundle_id, query=query,
-                   threshold=loaded.kb.config.threshold,
-                   query_window={"words": QUERY_WORDS, "truncated": truncated},
-                   suggestions=[jsonable(s) for s in suggestions])
+        "suggest", str(bool(suggestions)).lower()
+    ).inc()
+    return jsonify(
+        ok=True,
+        request_id=g.request_id,
+        bundle_id=loaded.bundle_id,
+        query=query,
+        threshold=loaded.kb.config.threshold,
+        query_window={"words": QUERY_WORDS, "truncated": truncated},
+        suggestions=[jsonable(s) for s in suggestions],
+    )
 
 
 def _suggest_params(max_chars: int, max_k: int) -> tuple[str, int]:
     """Strict query parameters: q (required, bounded), k (1..max); nothing else."""
-    errs = [field_error(name, "unknown query parameter", expected="q or k", got=name)
-            for name in request.args if name not in SUGGEST_PARAMS]
+    errs = [
+        field_error(name, "unknown query parameter", expected="q or k", got=name)
+        for name in request.args
+        if name not in SUGGEST_PARAMS
+    ]
     query = request.args.get("q")
     if query is None:
         errs.append(field_error("q", "missing query parameter", expected="text", got=None))

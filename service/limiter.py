@@ -27,6 +27,7 @@ Other areas use the decorator (``@limiter.limited("signin", key=...)``) or
 :func:`spend` inside a view when the key is only known after parsing the body.
 Behind a proxy set ``TRIAGE_PROXY_HOPS`` so the client address is the client's.
 """
+
 from __future__ import annotations
 
 import functools
@@ -55,8 +56,9 @@ class Named:
 
 LIMITS: dict[str, Named] = {
     "signin": Named("TRIAGE_RATELIMIT_SIGNIN", "sign-in attempts per client address"),
-    "bad_api_key": Named("TRIAGE_RATELIMIT_BAD_API_KEY",
-                         "failed API keys per client address (then even a good key waits)"),
+    "bad_api_key": Named(
+        "TRIAGE_RATELIMIT_BAD_API_KEY", "failed API keys per client address (then even a good key waits)"
+    ),
     "suggest": Named("TRIAGE_RATELIMIT_SUGGEST", "KB suggestions per caller / session"),
     "ticket_create": Named("TRIAGE_RATELIMIT_TICKET_CREATE", "new tickets per requester"),
 }
@@ -81,11 +83,14 @@ def caller() -> str:
 def init_app(app) -> None:
     """One Limiter per app (tests build many apps; counters must not leak between them)."""
     storage = str(app.config.get("TRIAGE_RATELIMIT_STORAGE") or "memory://")
-    limiter = Limiter(client_address, storage_uri=storage, strategy="moving-window"
-                      if storage.startswith("memory") else "fixed-window",
-                      key_prefix=str(app.config.get("TRIAGE_RATELIMIT_PREFIX") or "triage"),
-                      headers_enabled=False,
-                      enabled=bool(app.config.get("TRIAGE_RATELIMIT_ENABLED", True)))
+    limiter = Limiter(
+        client_address,
+        storage_uri=storage,
+        strategy="moving-window" if storage.startswith("memory") else "fixed-window",
+        key_prefix=str(app.config.get("TRIAGE_RATELIMIT_PREFIX") or "triage"),
+        headers_enabled=False,
+        enabled=bool(app.config.get("TRIAGE_RATELIMIT_ENABLED", True)),
+    )
     limiter.init_app(app)
     app.extensions[EXTENSION] = limiter
     for name in LIMITS:  # a malformed rate stops the start, not a request
@@ -102,8 +107,9 @@ def _items(config, name: str):
     except ValueError as exc:
         from triage.errors import ConfigError
 
-        raise ConfigError(f"{named.setting}: expected rates like '10 per minute; 100 per hour', "
-                          f"got {raw!r} ({exc})") from None
+        raise ConfigError(
+            f"{named.setting}: expected rates like '10 per minute; 100 per hour', got {raw!r} ({exc})"
+        ) from None
 
 
 def _ident(name: str, key: str) -> str:
@@ -120,10 +126,12 @@ def _refuse(name: str, item, limiter: Limiter, ident: str):
     reset = limiter.limiter.get_window_stats(item, ident).reset_time
     wait = max(1, math.ceil(reset - time.time()))
     log.info("rate limit %s reached (%s) for %s", name, item, ident)
-    raise ApiError(429, f"too many requests ({LIMITS[name].doc}: {item}); retry in {wait} s",
-                   [{"field": name, "message": "rate limit reached",
-                     "expected": f"at most {item}", "got": "more"}],
-                   headers={"Retry-After": str(wait)})
+    raise ApiError(
+        429,
+        f"too many requests ({LIMITS[name].doc}: {item}); retry in {wait} s",
+        [{"field": name, "message": "rate limit reached", "expected": f"at most {item}", "got": "more"}],
+        headers={"Retry-After": str(wait)},
+    )
 
 
 def spend(name: str, key: str, *, cost: int = 1) -> None:
@@ -158,6 +166,8 @@ def limited(name: str, key: Callable[[], str] = client_address):
         def inner(*args, **kwargs):
             spend(name, key())
             return view(*args, **kwargs)
+
         inner.rate_limit = name
         return inner
+
     return wrap

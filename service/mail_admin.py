@@ -7,6 +7,7 @@ sign-in link is hidden: it is the customer's proof of their address. ``/admin/ma
 is the dead-letter list of intake: each refused message with its reason, its
 raw bytes for download, and a replay button.
 """
+
 from __future__ import annotations
 
 import re
@@ -44,8 +45,12 @@ def mail(mail_id: int):
         row = s.get(OutboxMessage, mail_id)
         if row is None or row.kind != outbound.KIND:
             return render_template("error.html", status=404, message="no such mail"), 404
-        data = {"id": row.id, "message_id": row.message_id or "<not-yet-sent@triage>",
-                "ticket_id": row.ticket_id, **row.payload}
+        data = {
+            "id": row.id,
+            "message_id": row.message_id or "<not-yet-sent@triage>",
+            "ticket_id": row.ticket_id,
+            **row.payload,
+        }
     if data.get("template") == "signin" and current_app.config.get("TRIAGE_SMTP_HOST"):
         # With real mail the link is the customer's proof of their address: an admin who
         # could follow it could act as the customer. Only the demo's mail folder shows it.
@@ -53,8 +58,13 @@ def mail(mail_id: int):
     message = get_mailer().composer.compose(data)
     text = message.get_body(preferencelist=("plain",)).get_content()
     headers = [(k, str(v)) for k, v in message.items()]
-    return render_template("admin/mail_one.html", mail=data, headers=headers, text=text,
-                           links=list(dict.fromkeys(_URL.findall(text))))
+    return render_template(
+        "admin/mail_one.html",
+        mail=data,
+        headers=headers,
+        text=text,
+        links=list(dict.fromkeys(_URL.findall(text))),
+    )
 
 
 @bp.get("/refused")
@@ -73,8 +83,11 @@ def raw(refusal_id: int):
         data = bytes(row.raw) if row is not None else None
     if data is None:
         return render_template("error.html", status=404, message="no such message"), 404
-    return Response(data, mimetype="message/rfc822", headers={
-        "Content-Disposition": f'attachment; filename="refused-{refusal_id}.eml"'})
+    return Response(
+        data,
+        mimetype="message/rfc822",
+        headers={"Content-Disposition": f'attachment; filename="refused-{refusal_id}.eml"'},
+    )
 
 
 @bp.post("/refused/<id:refusal_id>/replay")
@@ -82,10 +95,12 @@ def raw(refusal_id: int):
 def replay(refusal_id: int):
     triager, rules, encoder = serving_components()
     try:
-        result = inbox.replay(get_store(), refusal_id, triager=triager, ruleset=rules,
-                              encoder=encoder)
-        flash(f"Message {refusal_id} replayed: {result.outcome}"
-              + (f", ticket {result.ticket.id}" if result.ticket is not None else ""), "ok")
+        result = inbox.replay(get_store(), refusal_id, triager=triager, ruleset=rules, encoder=encoder)
+        flash(
+            f"Message {refusal_id} replayed: {result.outcome}"
+            + (f", ticket {result.ticket.id}" if result.ticket is not None else ""),
+            "ok",
+        )
     except TriageError as exc:
         flash(exc.message, "error")
     return redirect(url_for("mail_admin.refused"))

@@ -11,6 +11,7 @@ Without ``TRIAGE_SMTP_HOST`` every mail is written to ``TRIAGE_MAIL_DIR`` as an
 ``.eml`` file and the admin outbox page (``service/mail_admin.py``) lists it, so
 the demo shows the whole loop without a mail server.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,21 +28,28 @@ log = logging.getLogger("service.mailer")
 
 
 def public_url(config) -> str:
-    return (config.get("TRIAGE_PUBLIC_URL") or
-            f"http://{config.get('TRIAGE_BIND', '127.0.0.1:8000')}").rstrip("/")
+    return (
+        config.get("TRIAGE_PUBLIC_URL") or f"http://{config.get('TRIAGE_BIND', '127.0.0.1:8000')}"
+    ).rstrip("/")
 
 
 def build(config) -> Mailer:
     """A Mailer from the declared settings (SMTP when a host is set, else the mail folder)."""
-    settings = MailSettings(from_address=config["TRIAGE_MAIL_FROM"],
-                            from_name=config["TRIAGE_MAIL_FROM_NAME"],
-                            public_url=public_url(config),
-                            templates_dir=config.get("TRIAGE_MAIL_TEMPLATES") or None,
-                            attachments_root=config.get("TRIAGE_ATTACHMENTS_DIR") or None)
+    settings = MailSettings(
+        from_address=config["TRIAGE_MAIL_FROM"],
+        from_name=config["TRIAGE_MAIL_FROM_NAME"],
+        public_url=public_url(config),
+        templates_dir=config.get("TRIAGE_MAIL_TEMPLATES") or None,
+        attachments_root=config.get("TRIAGE_ATTACHMENTS_DIR") or None,
+    )
     if config.get("TRIAGE_SMTP_HOST"):
-        transport = SmtpTransport(config["TRIAGE_SMTP_HOST"], int(config["TRIAGE_SMTP_PORT"]),
-                                  config["TRIAGE_SMTP_SECURITY"], config["TRIAGE_SMTP_USER"],
-                                  config["TRIAGE_SMTP_PASSWORD"])
+        transport = SmtpTransport(
+            config["TRIAGE_SMTP_HOST"],
+            int(config["TRIAGE_SMTP_PORT"]),
+            config["TRIAGE_SMTP_SECURITY"],
+            config["TRIAGE_SMTP_USER"],
+            config["TRIAGE_SMTP_PASSWORD"],
+        )
     else:
         transport = FolderTransport(config["TRIAGE_MAIL_DIR"])
     return Mailer(settings, transport)
@@ -51,8 +59,9 @@ def get_mailer() -> Mailer:
     return current_app.extensions["triage.mailer"]
 
 
-def deliver_once(store, mailer: Mailer, reminder_hours: float = 0.0,
-                 webhook_allow: str = "") -> dict[str, int]:
+def deliver_once(
+    store, mailer: Mailer, reminder_hours: float = 0.0, webhook_allow: str = ""
+) -> dict[str, int]:
     """Reminders queued, then one delivery pass of mail and webhooks (the loop's body).
 
     ``webhook_allow`` is ``TRIAGE_WEBHOOK_ALLOW``: the non-public hosts webhooks may reach."""
@@ -83,8 +92,12 @@ def _start_loop(app: Flask, interval: float) -> None:
         while not stop.wait(interval):
             try:
                 with app.app_context():
-                    counts = deliver_once(get_store(), app.extensions["triage.mailer"], hours,
-                                          app.config.get("TRIAGE_WEBHOOK_ALLOW") or "")
+                    counts = deliver_once(
+                        get_store(),
+                        app.extensions["triage.mailer"],
+                        hours,
+                        app.config.get("TRIAGE_WEBHOOK_ALLOW") or "",
+                    )
                 if any(counts.values()):
                     log.info("outbox: %s", counts)
             except Exception:  # noqa: BLE001 - a failed pass must not end the loop

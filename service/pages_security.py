@@ -16,6 +16,7 @@ request carries a CSRF token (form field ``csrf_token`` or header
 Content-Security-Policy: scripts only from our own origin and never inline, so
 even text that slipped through escaping could not run.
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,8 +29,19 @@ from urllib.parse import urlencode, urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from flask import (Blueprint, abort, current_app, flash, g, make_response, redirect,
-                   render_template, request, session, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.routing import BuildError
 
 from triage.store import outbound
@@ -41,9 +53,11 @@ from . import limiter, sessions
 bp = Blueprint("pages_security", __name__)
 log = logging.getLogger("service.pages_security")
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-       "form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -64,14 +78,18 @@ def _configure(state) -> None:
     app = state.app
     app.secret_key = sessions.secret_key(app.config)
     if app.config.get("TRIAGE_PORTAL_EMAIL_SIGNIN"):
-        log.warning("TRIAGE_PORTAL_EMAIL_SIGNIN is on: ANYONE can sign in to the portal as ANY "
-                    "customer by typing an address, and read and answer their tickets. "
-                    "Use this for demos only.")
-    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-                      SESSION_COOKIE_NAME="triage_session",
-                      SESSION_COOKIE_SECURE=bool(app.config.get("TRIAGE_SESSION_COOKIE_SECURE")))
-    app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user,
-                                 nav_links=nav_links)
+        log.warning(
+            "TRIAGE_PORTAL_EMAIL_SIGNIN is on: ANYONE can sign in to the portal as ANY "
+            "customer by typing an address, and read and answer their tickets. "
+            "Use this for demos only."
+        )
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="triage_session",
+        SESSION_COOKIE_SECURE=bool(app.config.get("TRIAGE_SESSION_COOKIE_SECURE")),
+    )
+    app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user, nav_links=nav_links)
     app.extensions.setdefault("triage.nav", list(DEFAULT_NAV))
 
 
@@ -90,8 +108,9 @@ def nav_links() -> list[dict]:
         return []
     links = []
     for label, endpoint, roles in current_app.extensions.get("triage.nav", []):
-        if endpoint not in current_app.view_functions or \
-                not (user["role"] in roles or user["role"] == "admin"):
+        if endpoint not in current_app.view_functions or not (
+            user["role"] in roles or user["role"] == "admin"
+        ):
             continue
         try:
             links.append({"label": label, "endpoint": endpoint, "href": url_for(endpoint)})
@@ -122,16 +141,18 @@ def _check_csrf():
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
     expected = session.get("csrf")
     if not expected or not hmac.compare_digest(str(sent), str(expected)):
-        return error_page(400, "This form expired or did not come from this site. "
-                               "Please go back, reload the page and try again.")
+        return error_page(
+            400,
+            "This form expired or did not come from this site. "
+            "Please go back, reload the page and try again.",
+        )
     return None
 
 
 # ----------------------------------------------------------------- uploads
 def lift_body_limit() -> None:
     """This request only: a body as large as a ticket's attachments may be (plus the form)."""
-    request.max_content_length = \
-        int(current_app.config["TRIAGE_ATTACHMENT_TICKET_MAX_BYTES"]) + 1_048_576
+    request.max_content_length = int(current_app.config["TRIAGE_ATTACHMENT_TICKET_MAX_BYTES"]) + 1_048_576
 
 
 def accepts_uploads(view):
@@ -220,7 +241,9 @@ def login_required(*roles: str):
                 abort(403, description="your sign-in does not give access to this page")
             g.user = user
             return view(*args, **kwargs)
+
         return inner
+
     return wrap
 
 
@@ -300,8 +323,7 @@ def _handle_signin(form, email_ok: bool) -> str | None:
     email = form.get("email", "").strip().lower()
     if not _EMAIL.match(email):
         return "Please enter your e-mail address, like name@example.com."
-    log.warning("demo sign-in: %s signed in by typing the address (TRIAGE_PORTAL_EMAIL_SIGNIN)",
-                email)
+    log.warning("demo sign-in: %s signed in by typing the address (TRIAGE_PORTAL_EMAIL_SIGNIN)", email)
     _sign_in("requester", email, email)
     return None
 
@@ -319,19 +341,28 @@ def _send_link(typed: str, nxt: str):
         return render_template("signin.html", next=nxt, email_ok=False), 422
     limits = signin_store.LinkLimits(
         per_address=int(current_app.config["TRIAGE_SIGNIN_LINKS_PER_ADDRESS"]),
-        per_client=int(current_app.config["TRIAGE_SIGNIN_LINKS_PER_CLIENT"]))
+        per_client=int(current_app.config["TRIAGE_SIGNIN_LINKS_PER_CLIENT"]),
+    )
     try:
         with _store().session() as s:
-            nonce = signin_store.issue_link(s, email, request.remote_addr or "-", now=utcnow(),
-                                            limits=limits)
+            nonce = signin_store.issue_link(s, email, request.remote_addr or "-", now=utcnow(), limits=limits)
             token = _links().dumps({"a": email, "n": nonce, "next": nxt})
-            outbound.queue(s, "signin", [email], subject="Your sign-in link",
-                           context={"address": email,
-                                    "signin_path": url_for("pages_security.link", token=token)})
+            outbound.queue(
+                s,
+                "signin",
+                [email],
+                subject="Your sign-in link",
+                context={"address": email, "signin_path": url_for("pages_security.link", token=token)},
+            )
     except signin_store.TooManyRequests as exc:
-        response = make_response(error_page(429, "Too many sign-in links were asked for. Please "
-                                                 "wait a few minutes and use the newest link "
-                                                 "you received."))
+        response = make_response(
+            error_page(
+                429,
+                "Too many sign-in links were asked for. Please "
+                "wait a few minutes and use the newest link "
+                "you received.",
+            )
+        )
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     return render_template("signin_sent.html", address=email), 200
@@ -350,8 +381,11 @@ def link(token: str):
     """GET shows a button (mail scanners that follow links must not use them up); POST signs in."""
     data = _read_link(token)
     if data is None:
-        return error_page(400, "This sign-in link is not valid or has expired (links last 15 "
-                               "minutes). Please ask for a new one.")
+        return error_page(
+            400,
+            "This sign-in link is not valid or has expired (links last 15 "
+            "minutes). Please ask for a new one.",
+        )
     if request.method == "GET":
         return render_template("signin_link.html", token=token, address=data["a"])
     with _store().session() as s:

@@ -8,6 +8,7 @@ of them having to remember to pass it. The policy lives in the database
 by all of them on their next classification, because each call compares the
 newest change id with its cached one (one indexed query).
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,8 +45,9 @@ class PolicyTriager:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
-    def classify(self, tickets: Sequence[Any], policy: Mapping[str, Any] | None = None,
-                 **kwargs: Any) -> list[dict]:
+    def classify(
+        self, tickets: Sequence[Any], policy: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> list[dict]:
         if policy is None:
             policy = current_policy()
         return self.inner.classify(tickets, policy=policy or None, **kwargs)

@@ -14,12 +14,23 @@ whether they can work (ITIL impact and urgency, hence the priority).
 Everything shown comes from the store or the KB as text; the templates and
 ``portal.js`` escape it (no ``innerHTML``, no ``|safe``).
 """
+
 from __future__ import annotations
 
 import random
 
-from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from triage.priority import PriorityMatrix
 from triage.store import access, satisfaction, tickets
@@ -53,17 +64,28 @@ AFFECTED = [
     ("payroll", "Pay, payslips or expenses", "Payroll"),
     ("other", "Something else, or I am not sure", None),
 ]
-PEOPLE = [("me", "Just me", "low"), ("team", "My team or a few colleagues", "medium"),
-          ("many", "Many people, a whole site or all customers", "high")]
-WORK = [("yes", "Yes, it is an inconvenience", "low"),
-        ("partly", "Partly, it slows me down", "medium"),
-        ("no", "No, I cannot work", "high")]
+PEOPLE = [
+    ("me", "Just me", "low"),
+    ("team", "My team or a few colleagues", "medium"),
+    ("many", "Many people, a whole site or all customers", "high"),
+]
+WORK = [
+    ("yes", "Yes, it is an inconvenience", "low"),
+    ("partly", "Partly, it slows me down", "medium"),
+    ("no", "No, I cannot work", "high"),
+]
 SUGGESTIONS_K = 5
 
 
 # Statuses as a customer reads them (the lifecycle's words are the help desk's).
-CUSTOMER_STATUS = {"new": "received", "assigned": "with an agent", "in_progress": "being worked on",
-                   "pending": "waiting for your reply", "resolved": "resolved", "closed": "closed"}
+CUSTOMER_STATUS = {
+    "new": "received",
+    "assigned": "with an agent",
+    "in_progress": "being worked on",
+    "pending": "waiting for your reply",
+    "resolved": "resolved",
+    "closed": "closed",
+}
 
 
 @bp.app_template_filter("customer_status")
@@ -92,8 +114,9 @@ def start():
     with get_store().session() as s:
         visit = _visit(s, start=True)
         control = visit.control
-    return render_template("portal/start.html", affected=AFFECTED, people=PEOPLE, work=WORK,
-                           control=control, form={}, errors={})
+    return render_template(
+        "portal/start.html", affected=AFFECTED, people=PEOPLE, work=WORK, control=control, form={}, errors={}
+    )
 
 
 @bp.get("/suggest")
@@ -115,11 +138,20 @@ def suggest():
     with store.session() as s:
         visit = events.get_visit(s, visit_id)
         for rank, item in enumerate(found, 1):
-            events.record(s, visit, "shown", item.article_id, rank=rank, score=item.score,
-                          now=utcnow())
-    return jsonify(ok=True, suggestions=[
-        {"article_id": x.article_id, "title": x.title, "snippet": x.snippet,
-         "score": x.score, "attribution": x.attribution} for x in found])
+            events.record(s, visit, "shown", item.article_id, rank=rank, score=item.score, now=utcnow())
+    return jsonify(
+        ok=True,
+        suggestions=[
+            {
+                "article_id": x.article_id,
+                "title": x.title,
+                "snippet": x.snippet,
+                "score": x.score,
+                "attribution": x.attribution,
+            }
+            for x in found
+        ],
+    )
 
 
 def _search(text: str, k: int):
@@ -150,14 +182,22 @@ def article(article_id: str):
         visit = _visit(s)
         if visit is not None and not visit.control:
             events.record(s, visit, "opened", article_id, now=utcnow())
-    return jsonify(ok=True, article={"id": found.id, "title": found.title, "body": found.body,
-                                     "attribution": found.attribution, "url": found.url})
+    return jsonify(
+        ok=True,
+        article={
+            "id": found.id,
+            "title": found.title,
+            "body": found.body,
+            "attribution": found.attribution,
+            "url": found.url,
+        },
+    )
 
 
 @bp.post("/solved")
 @login_required("requester")
 def solved():
-    """"This solved it": the visit ends as a deflection."""
+    """ "This solved it": the visit ends as a deflection."""
     article_id = request.form.get("article_id") or None
     with get_store().session() as s:
         visit = _visit(s)
@@ -171,8 +211,7 @@ def solved():
 # ----------------------------------------------------------------- submitting
 def read_form(form) -> tuple[dict, dict]:
     """The ticket payload from the form, and the problems to show next to the fields."""
-    values = {k: form.get(k, "").strip() for k in ("subject", "details", "affected", "people",
-                                                   "work")}
+    values = {k: form.get(k, "").strip() for k in ("subject", "details", "affected", "people", "work")}
     errors = {}
     if not values["subject"]:
         errors["subject"] = "Please say in a few words what is wrong."
@@ -180,9 +219,11 @@ def read_form(form) -> tuple[dict, dict]:
         errors["subject"] = "Please keep the summary shorter."
     if len(values["details"]) > int(current_app.config.get("TRIAGE_MAX_TEXT_CHARS", 50_000)):
         errors["details"] = "Please shorten the description."
-    for key, choices, message in (("affected", AFFECTED, "Please choose what is affected."),
-                                  ("people", PEOPLE, "Please say who is affected."),
-                                  ("work", WORK, "Please say whether you can work.")):
+    for key, choices, message in (
+        ("affected", AFFECTED, "Please choose what is affected."),
+        ("people", PEOPLE, "Please say who is affected."),
+        ("work", WORK, "Please say whether you can work."),
+    ):
         if values[key] not in {c[0] for c in choices}:
             errors[key] = message
     return values, errors
@@ -193,19 +234,26 @@ def ticket_payload(values: dict, requester: str, shown: dict) -> dict:
     impact = dict((c[0], c[2]) for c in PEOPLE)[values["people"]]
     urgency = dict((c[0], c[2]) for c in WORK)[values["work"]]
     service = dict((c[0], c[2]) for c in AFFECTED)[values["affected"]]
-    return {"subject": values["subject"], "body": values["details"], "channel": "portal",
-            "requester": requester, "affected_service": service,
-            "priority": PriorityMatrix().priority(impact, urgency),
-            "extra": {"impact": impact, "urgency": urgency,
-                      "portal": {"shown_articles": shown["shown"],
-                                 "opened_articles": shown["opened"]}}}
+    return {
+        "subject": values["subject"],
+        "body": values["details"],
+        "channel": "portal",
+        "requester": requester,
+        "affected_service": service,
+        "priority": PriorityMatrix().priority(impact, urgency),
+        "extra": {
+            "impact": impact,
+            "urgency": urgency,
+            "portal": {"shown_articles": shown["shown"], "opened_articles": shown["opened"]},
+        },
+    }
 
 
 @bp.post("/submit")
 @accepts_uploads
 @login_required("requester")
 def submit():
-    """"I still need help": the ticket goes through the same intake as the API (files too)."""
+    """ "I still need help": the ticket goes through the same intake as the API (files too)."""
     limiter.spend("ticket_create", f"requester:{g.user['id']}")
     values, errors = read_form(request.form)
     store = get_store()
@@ -219,8 +267,16 @@ def submit():
             payload = ticket_payload(values, g.user["id"], events.articles_of(s, visit.id))
             payload["extra"]["portal"]["visit"] = visit.id
             payload["extra"]["portal"]["control"] = visit.control
-            result = intake(s, payload, actor=g.user["id"], triager=triager, ruleset=rules,
-                            encoder=encoder, idempotency_key=f"portal:{visit.id}", now=utcnow())
+            result = intake(
+                s,
+                payload,
+                actor=g.user["id"],
+                triager=triager,
+                ruleset=rules,
+                encoder=encoder,
+                idempotency_key=f"portal:{visit.id}",
+                now=utcnow(),
+            )
             if result.created:
                 save_uploads(s, result.ticket, uploads, source="portal", by=g.user["id"])
             events.finish(s, visit, "submitted", ticket_id=result.ticket.id, now=utcnow())
@@ -228,8 +284,7 @@ def submit():
     except AttachmentRefused as exc:  # nothing was stored: the form comes back as it was
         return _form_again(store, values, {"file": f"{exc.message}. Nothing was sent yet."})
     session.pop("portal_visit", None)
-    flash(f"Thank you. Your request number is {ticket_id}; we will reply here and by e-mail.",
-          "ok")
+    flash(f"Thank you. Your request number is {ticket_id}; we will reply here and by e-mail.", "ok")
     return redirect(url_for("portal.ticket", ticket_id=ticket_id))
 
 
@@ -238,8 +293,15 @@ def _form_again(store, values: dict, errors: dict):
         visit = _visit(s, start=True)
         control = visit.control
     status = 413 if "over the limit" in errors.get("file", "") else 422
-    return render_template("portal/start.html", affected=AFFECTED, people=PEOPLE, work=WORK,
-                           control=control, form=values, errors=errors), status
+    return render_template(
+        "portal/start.html",
+        affected=AFFECTED,
+        people=PEOPLE,
+        work=WORK,
+        control=control,
+        form=values,
+        errors=errors,
+    ), status
 
 
 # ----------------------------------------------------------------- following my tickets
@@ -260,14 +322,14 @@ def ticket(ticket_id: int):
     with get_store().session() as s:
         row = access.visible(s, access.Viewer("requester", g.user["id"]), ticket_id)
         item = tickets.to_dict(row)
-        comments = [{"author": c.author, "body": c.body, "at": c.created_at,
-                     "mine": c.author == g.user["id"]}
-                    for c in tickets.comments(s, ticket_id, public_only=True)]
+        comments = [
+            {"author": c.author, "body": c.body, "at": c.created_at, "mine": c.author == g.user["id"]}
+            for c in tickets.comments(s, ticket_id, public_only=True)
+        ]
         files = current_files_of(s, ticket_id, staff=False)
         found = satisfaction.of_ticket(s, ticket_id)
         survey = None if found is None else {"rating": found.rating, "comment": found.comment}
-    return render_template("portal/ticket.html", ticket=item, comments=comments, files=files,
-                           survey=survey)
+    return render_template("portal/ticket.html", ticket=item, comments=comments, files=files, survey=survey)
 
 
 @bp.post("/tickets/<id:ticket_id>/reply")
@@ -282,13 +344,18 @@ def reply(ticket_id: int):
         return redirect(url_for("portal.ticket", ticket_id=ticket_id))
     try:
         with get_store().session() as s:
-            row = access.visible(s, access.Viewer("requester", g.user["id"]), ticket_id,
-                                 lock=True)
+            row = access.visible(s, access.Viewer("requester", g.user["id"]), ticket_id, lock=True)
             comment, _ = tickets.add_comment(
-                s, row, author=g.user["id"], body=text[:50_000] or "(files attached)",
-                public=True, channel="portal", by_agent=False, now=utcnow())
-            save_uploads(s, row, uploads, source="portal", by=g.user["id"],
-                         comment_id=comment.id)
+                s,
+                row,
+                author=g.user["id"],
+                body=text[:50_000] or "(files attached)",
+                public=True,
+                channel="portal",
+                by_agent=False,
+                now=utcnow(),
+            )
+            save_uploads(s, row, uploads, source="portal", by=g.user["id"], comment_id=comment.id)
             tickets.customer_replied(s, row, actor=g.user["id"], now=utcnow())  # pending → work
     except AttachmentRefused as exc:
         flash(f"Nothing was sent: {exc.message}", "error")

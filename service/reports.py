@@ -8,13 +8,25 @@ classification (``service/policy.py``). While the admin edits, ``reports.js``
 asks ``/admin/reports/confidence/what-if`` for the holdout's estimate of the
 proposed thresholds, so the effect is seen before saving.
 """
+
 from __future__ import annotations
 
 import functools
 from datetime import datetime, timezone
 
-from flask import (Blueprint, Response, abort, current_app, flash, g, jsonify, redirect,
-                   render_template, request, url_for)
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from triage.reports.drift import JS_ALERT, PSI_ALERT
 from triage.store import policies
@@ -40,10 +52,14 @@ def admin_required(view):
             entry = ring.lookup(presented_key()) if ring.required else None
             if ring.required and (entry is None or entry.role != "admin"):
                 abort(403, description="the reports are for admins")
-            g.user = {"role": "admin", "id": entry.name if entry else "dev",
-                      "name": entry.name if entry else "dev"}
+            g.user = {
+                "role": "admin",
+                "id": entry.name if entry else "dev",
+                "name": entry.name if entry else "dev",
+            }
             return view(*args, **kwargs)
         return page_view(*args, **kwargs)
+
     return inner
 
 
@@ -72,9 +88,14 @@ def build_confidence() -> dict:
     loaded = _loaded()
     with get_store().session(readonly=True) as s:
         return data.confidence_report(
-            s, loaded.bundle_path, manifest=loaded.triager.manifest,
-            heads=[h for h in loaded.triager.heads], days=_days(),
-            psi_alert=_float_arg("psi_alert", PSI_ALERT), js_alert=_float_arg("js_alert", JS_ALERT))
+            s,
+            loaded.bundle_path,
+            manifest=loaded.triager.manifest,
+            heads=[h for h in loaded.triager.heads],
+            days=_days(),
+            psi_alert=_float_arg("psi_alert", PSI_ALERT),
+            js_alert=_float_arg("js_alert", JS_ALERT),
+        )
 
 
 @bp.get("/")
@@ -87,9 +108,13 @@ def index():
 @admin_required
 def confidence_page():
     report = build_confidence()
-    return render_template("reports/confidence.html", report=report,
-                           charts=data.confidence_charts(report), days=_days(),
-                           modes=policies.MODES)
+    return render_template(
+        "reports/confidence.html",
+        report=report,
+        charts=data.confidence_charts(report),
+        days=_days(),
+        modes=policies.MODES,
+    )
 
 
 @bp.get("/confidence.json")
@@ -103,11 +128,16 @@ def confidence_json():
 def confidence_export():
     """The same report as one self-contained HTML file (styles inlined, charts inline SVG)."""
     report = build_confidence()
-    page = render_template("reports/confidence_export.html", report=report,
-                           charts=data.confidence_charts(report), css=export_css())
+    page = render_template(
+        "reports/confidence_export.html",
+        report=report,
+        charts=data.confidence_charts(report),
+        css=export_css(),
+    )
     name = f"confidence-{report.get('bundle_id') or 'report'}.html"
-    return Response(page, mimetype="text/html",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        page, mimetype="text/html", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 def export_css() -> str:
@@ -138,11 +168,9 @@ def what_if():
         return jsonify({"ok": False, "error": str(exc), "errors": [], "status": 422}), 422
     loaded = _loaded()
     if head not in loaded.triager.heads:
-        return jsonify({"ok": False, "error": f"unknown head {head!r}", "errors": [],
-                        "status": 404}), 404
+        return jsonify({"ok": False, "error": f"unknown head {head!r}", "errors": [], "status": 404}), 404
     with get_store().session(readonly=True) as s:
-        body = data.what_if_for(loaded.bundle_path, s, head, label, values["apply"],
-                                values["suggest"], mode)
+        body = data.what_if_for(loaded.bundle_path, s, head, label, values["apply"], values["suggest"], mode)
     return jsonify({"ok": True, **body})
 
 
@@ -166,11 +194,9 @@ def change_policy():
     return redirect(url_for("reports.confidence_page", _anchor=f"head-{head}"))
 
 
-def _apply_change(s, head: str, kind: str, form, who: str, note: str | None,
-                  bundle_id: str) -> str:
+def _apply_change(s, head: str, kind: str, form, who: str, note: str | None, bundle_id: str) -> str:
     if kind == "mode":
-        change = policies.set_mode(s, head, form.get("mode"), by=who, bundle_id=bundle_id,
-                                   note=note)
+        change = policies.set_mode(s, head, form.get("mode"), by=who, bundle_id=bundle_id, note=note)
         return f"Saved: {head} is now '{form.get('mode')}' (change {change.id})."
     label = (form.get("label") or "").strip()
     if not label:
@@ -188,17 +214,22 @@ def _apply_change(s, head: str, kind: str, form, who: str, note: str | None,
 def build_knowledge() -> dict:
     loaded = current_app.extensions["triage.state"].current
     with get_store().session(readonly=True) as s:
-        return data.knowledge_report(s, getattr(loaded, "kb", None),
-                                     getattr(loaded, "encoder", None), days=_days(),
-                                     threshold=_float_arg("gap_threshold", None))
+        return data.knowledge_report(
+            s,
+            getattr(loaded, "kb", None),
+            getattr(loaded, "encoder", None),
+            days=_days(),
+            threshold=_float_arg("gap_threshold", None),
+        )
 
 
 @bp.get("/knowledge")
 @admin_required
 def knowledge_page():
     report = build_knowledge()
-    return render_template("reports/knowledge.html", report=report,
-                           charts=data.knowledge_charts(report), days=_days())
+    return render_template(
+        "reports/knowledge.html", report=report, charts=data.knowledge_charts(report), days=_days()
+    )
 
 
 @bp.get("/knowledge.json")
@@ -216,8 +247,7 @@ def build_sla() -> dict:
 @admin_required
 def sla_page():
     report = build_sla()
-    return render_template("reports/sla.html", report=report, charts=data.sla_charts(report),
-                           days=_days())
+    return render_template("reports/sla.html", report=report, charts=data.sla_charts(report), days=_days())
 
 
 @bp.get("/sla.json")
@@ -236,8 +266,7 @@ def build_desk() -> dict:
 def desk_page():
     """The desk's performance per team, agent, category and priority (n beside every rate)."""
     report = build_desk()
-    return render_template("reports/desk.html", report=report, charts=data.desk_charts(report),
-                           days=_days())
+    return render_template("reports/desk.html", report=report, charts=data.desk_charts(report), days=_days())
 
 
 @bp.get("/desk.json")

@@ -6,6 +6,7 @@ directory forever. So the folder records its master's pid, and every start
 sweeps the folders whose master is gone. Folders of servers still running (the
 same machine may run several: tests, benchmarks, a developer's own) are left.
 """
+
 from __future__ import annotations
 
 import logging

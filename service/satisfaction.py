@@ -8,6 +8,7 @@ on the portal ticket page too. ``/admin/reports/satisfaction`` (and its
 ``.json``) reports per team, agent and category: answers n, mean, the share
 satisfied (4-5) with its 95% Wilson interval.
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
@@ -44,11 +45,18 @@ def rate(token: str):
             return error_page(404, "This rating link is not valid.")
         fresh = rating is not None and surveys.answer(s, survey, rating, now=utcnow())
         # another rating than the recorded one, soon after it: offer the correction (POST)
-        offer = None if fresh or rating in (None, survey.rating) or survey.answered_at is None \
-            or survey.answered_at <= utcnow() - surveys.CHANGE_WINDOW else rating
+        offer = (
+            None
+            if fresh
+            or rating in (None, survey.rating)
+            or survey.answered_at is None
+            or survey.answered_at <= utcnow() - surveys.CHANGE_WINDOW
+            else rating
+        )
         state = {"rating": survey.rating, "comment": survey.comment, "ticket_id": survey.ticket_id}
-    return render_template("satisfaction/rate.html", token=token, fresh=fresh, scale=surveys.SCALE,
-                           offer=offer, **state)
+    return render_template(
+        "satisfaction/rate.html", token=token, fresh=fresh, scale=surveys.SCALE, offer=offer, **state
+    )
 
 
 @bp.post("/rate/<token>")
@@ -83,8 +91,7 @@ def portal_rate(ticket_id: int):
         survey = surveys.of_ticket(s, ticket_id)
         if survey is None:
             flash("This request is not resolved yet.", "error")
-        elif surveys.answer(s, survey, rating, request.form.get("comment", "").strip()[:2000],
-                            now=utcnow()):
+        elif surveys.answer(s, survey, rating, request.form.get("comment", "").strip()[:2000], now=utcnow()):
             flash("Thank you for your rating.", "ok")
         else:
             flash("You rated this request already.", "error")
@@ -93,8 +100,9 @@ def portal_rate(ticket_id: int):
 
 def _report(by: str) -> list[dict]:
     if by not in GROUPS:
-        raise ApiError(422, "unknown grouping", [field_error("by", "not a grouping",
-                                                             expected="|".join(GROUPS), got=by)])
+        raise ApiError(
+            422, "unknown grouping", [field_error("by", "not a grouping", expected="|".join(GROUPS), got=by)]
+        )
     with get_store().session(readonly=True) as s:
         return surveys.report(s, by)
 
@@ -117,13 +125,39 @@ def OPENAPI_PATHS(config: dict) -> dict:  # noqa: N802 - read by service.openapi
     from .openapi import INT, _json, _obj, _op
     from .tickets_openapi import AUTH
 
-    row = _obj({"n": INT, "asked": INT, "mean": {"type": "number"},
-                "satisfied": {"type": "number"}, "satisfied_low": {"type": "number"},
-                "satisfied_high": {"type": "number"}}, ["n", "mean", "satisfied"])
+    row = _obj(
+        {
+            "n": INT,
+            "asked": INT,
+            "mean": {"type": "number"},
+            "satisfied": {"type": "number"},
+            "satisfied_low": {"type": "number"},
+            "satisfied_high": {"type": "number"},
+        },
+        ["n", "mean", "satisfied"],
+    )
     by = {"name": "by", "in": "query", "required": False, "schema": {"enum": list(GROUPS)}}
-    return {"/v1/reports/satisfaction": {"get": _op(
-        "Satisfaction per team, agent or category: n, mean, share satisfied (4-5) with its 95% "
-        "Wilson interval", {"200": _json(_obj({"ok": {"const": True}, "by": {"type": "string"},
-                                               "rows": {"type": "array", "items": row}},
-                                              ["ok", "by", "rows"]), "the report")},
-        (422,) + AUTH, ["agent", "admin"], parameters=[by])}}
+    return {
+        "/v1/reports/satisfaction": {
+            "get": _op(
+                "Satisfaction per team, agent or category: n, mean, share satisfied (4-5) with its 95% "
+                "Wilson interval",
+                {
+                    "200": _json(
+                        _obj(
+                            {
+                                "ok": {"const": True},
+                                "by": {"type": "string"},
+                                "rows": {"type": "array", "items": row},
+                            },
+                            ["ok", "by", "rows"],
+                        ),
+                        "the report",
+                    )
+                },
+                (422,) + AUTH,
+                ["agent", "admin"],
+                parameters=[by],
+            )
+        }
+    }

@@ -11,6 +11,7 @@ back. So each sign-in opens a row in ``page_sessions`` whose id the cookie
 carries; every page request checks the row, and signing out revokes it: a
 captured cookie stops working in every worker at once.
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,8 +56,7 @@ def load_or_create_key(path: str | Path) -> str:
 def _read(path: Path) -> str:
     key = path.read_text().strip()
     if len(key) < 16:
-        raise ValueError(f"{path}: expected a secret key of at least 16 characters, "
-                         f"got {len(key)}")
+        raise ValueError(f"{path}: expected a secret key of at least 16 characters, got {len(key)}")
     if path.stat().st_mode & 0o077:
         log.warning("%s is readable by other users; chmod 600 it", path)
     return key
@@ -64,7 +64,8 @@ def _read(path: Path) -> str:
 
 def secret_key(config) -> str:
     return config.get("TRIAGE_SECRET_KEY") or load_or_create_key(
-        config.get("TRIAGE_SECRET_KEY_FILE") or "var/secret_key")
+        config.get("TRIAGE_SECRET_KEY_FILE") or "var/secret_key"
+    )
 
 
 def open_session(store, role: str, ident: str, name: str) -> None:

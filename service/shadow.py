@@ -13,6 +13,7 @@ champion and, on tickets that agents have labelled, the accuracy of each.
 The setting is read from the app config (``test_config``) or the environment; it is not
 declared in ``service/settings.py`` (another area's file) — see docs/SETTINGS.md there.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,18 +33,41 @@ log = logging.getLogger("service.shadow")
 SETTING = "TRIAGE_SHADOW_BUNDLE"
 EXTENSION = "triage.shadow"
 
-OPENAPI_PATHS = {"/v1/admin/shadow": {"get": {
-    "summary": "Shadow mode: the challenger's agreement with the champion and with agents' labels",
-    "description": "Roles: admin.", "security": [{"bearer": []}, {"apiKey": []}],
-    "responses": {
-        "200": {"description": "status of the shadow queue and the agreement report",
-                "content": {"application/json": {"schema": {"type": "object", "properties": {
-                    "ok": {"type": "boolean"}, "enabled": {"type": "boolean"},
-                    "status": {"type": ["object", "null"]}, "report": {"type": "object"}},
-                    "required": ["ok", "enabled"]}}}},
-        **{str(c): {"description": d, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/Error"}}}}
-           for c, d in ((401, "missing or unknown API key"), (403, "role not allowed"))}}}}}
+OPENAPI_PATHS = {
+    "/v1/admin/shadow": {
+        "get": {
+            "summary": "Shadow mode: the challenger's agreement with the champion and with agents' labels",
+            "description": "Roles: admin.",
+            "security": [{"bearer": []}, {"apiKey": []}],
+            "responses": {
+                "200": {
+                    "description": "status of the shadow queue and the agreement report",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "ok": {"type": "boolean"},
+                                    "enabled": {"type": "boolean"},
+                                    "status": {"type": ["object", "null"]},
+                                    "report": {"type": "object"},
+                                },
+                                "required": ["ok", "enabled"],
+                            }
+                        }
+                    },
+                },
+                **{
+                    str(c): {
+                        "description": d,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    }
+                    for c, d in ((401, "missing or unknown API key"), (403, "role not allowed"))
+                },
+            },
+        }
+    }
+}
 
 
 def shadow_bundle_path(app: Flask) -> Path | None:
@@ -64,14 +88,14 @@ def init_app(app: Flask) -> None:
     path = shadow_bundle_path(app)
     if path is None:
         return
-    runner = ShadowRunner.from_bundle(path,
-                                      signing_key=app.config.get("TRIAGE_BUNDLE_SIGNING_KEY"))
+    runner = ShadowRunner.from_bundle(path, signing_key=app.config.get("TRIAGE_BUNDLE_SIGNING_KEY"))
     app.extensions[EXTENSION] = ShadowQueue(runner, _sink(app))
     log.info("shadow mode: challenger %s runs beside the champion (never applied)", path)
 
 
 def _sink(app: Flask):
     """Store a job's results; runs on the shadow thread, hence its own app context."""
+
     def sink(job: ShadowJob, results: list[dict]) -> None:
         from triage.store import shadow as shadow_store
 
@@ -79,6 +103,7 @@ def _sink(app: Flask):
             with get_store().session() as session:
                 for tid, champ, res in zip(job.ticket_ids, job.champion, results):
                     shadow_store.record(session, res, champ, ticket_id=tid, source=job.source)
+
     return sink
 
 
@@ -101,9 +126,14 @@ def _submit_ticket(queue: ShadowQueue, body: dict) -> None:
     t = body.get("ticket") or {}
     if not t.get("id"):
         return
-    ticket = Ticket(subject=t.get("subject") or "", body=t.get("body") or "",
-                    channel=t.get("channel"), customer_tier=t.get("customer_tier"),
-                    affected_service=t.get("affected_service"), requester=t.get("requester"))
+    ticket = Ticket(
+        subject=t.get("subject") or "",
+        body=t.get("body") or "",
+        channel=t.get("channel"),
+        customer_tier=t.get("customer_tier"),
+        affected_service=t.get("affected_service"),
+        requester=t.get("requester"),
+    )
     queue.submit(ShadowJob([ticket], [body.get("prediction")], [int(t["id"])], "ticket"))
 
 
@@ -124,5 +154,10 @@ def report():
     queue = current_app.extensions.get(EXTENSION)
     with get_store().session() as session:
         data = shadow_store.report(session, request.args.get("bundle") or None)
-    return jsonify(ok=True, request_id=g.get("request_id"), enabled=queue is not None,
-                   status=queue.status() if queue is not None else None, report=data)
+    return jsonify(
+        ok=True,
+        request_id=g.get("request_id"),
+        enabled=queue is not None,
+        status=queue.status() if queue is not None else None,
+        report=data,
+    )

@@ -13,6 +13,7 @@ connection is closed, so one slow client holds a thread for a bounded time.
 limits count the client and not the proxy. Without a proxy it must stay 0, or
 any client could claim any address.
 """
+
 from __future__ import annotations
 
 import socket
@@ -79,11 +80,14 @@ class BodyDeadline:
 
     def __call__(self, environ, start_response):
         stream = environ.get("wsgi.input")
-        has_body = environ.get("CONTENT_LENGTH") not in (None, "", "0") or \
-            environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+        has_body = (
+            environ.get("CONTENT_LENGTH") not in (None, "", "0")
+            or environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+        )
         if self.seconds > 0 and stream is not None and has_body:
-            environ["wsgi.input"] = _DeadlineInput(stream, time.monotonic() + self.seconds,
-                                                   environ.get("gunicorn.socket"))
+            environ["wsgi.input"] = _DeadlineInput(
+                stream, time.monotonic() + self.seconds, environ.get("gunicorn.socket")
+            )
         return self.app(environ, start_response)
 
 

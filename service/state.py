@@ -6,6 +6,7 @@ Each request takes ``state.snapshot()`` once and uses only that object, so a
 request that started on the old bundle finishes on it, and no request ever sees
 a new Triager with an old KB. Nothing is loaded at import time.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,15 +50,22 @@ class Loaded:
 
     def describe(self) -> dict:
         manifest = getattr(self.triager, "manifest", {}) or {}
-        return {"bundle_id": self.bundle_id, "path": self.bundle_path,
-                "heads": list(getattr(self.triager, "heads", [])),
-                "encoder": self.encoder.reference() if self.encoder is not None else None,
-                "kb": {"source": self.kb_source, "articles": len(getattr(self.kb, "articles", [])),
-                       "threshold": getattr(getattr(self.kb, "config", None), "threshold", None)},
-                "rules": self.rules_path, "loaded_at": self.loaded_at,
-                "load_seconds": round(self.seconds, 3),
-                "created": bundle.created_at(manifest),
-                "metrics": bundle.head_metrics(manifest)}
+        return {
+            "bundle_id": self.bundle_id,
+            "path": self.bundle_path,
+            "heads": list(getattr(self.triager, "heads", [])),
+            "encoder": self.encoder.reference() if self.encoder is not None else None,
+            "kb": {
+                "source": self.kb_source,
+                "articles": len(getattr(self.kb, "articles", [])),
+                "threshold": getattr(getattr(self.kb, "config", None), "threshold", None),
+            },
+            "rules": self.rules_path,
+            "loaded_at": self.loaded_at,
+            "load_seconds": round(self.seconds, 3),
+            "created": bundle.created_at(manifest),
+            "metrics": bundle.head_metrics(manifest),
+        }
 
 
 def resolve_bundle(config: dict, requested: str | None = None) -> Path:
@@ -72,9 +80,18 @@ def resolve_bundle(config: dict, requested: str | None = None) -> Path:
     if requested:
         path = (models / requested).resolve()
         if path.parent != models.resolve() or not path.is_dir():
-            raise ApiError(404, f"bundle {requested!r} is not a folder in the models dir {models}",
-                           [{"field": "bundle", "message": "unknown bundle",
-                             "expected": "a bundle id under the models dir", "got": requested}])
+            raise ApiError(
+                404,
+                f"bundle {requested!r} is not a folder in the models dir {models}",
+                [
+                    {
+                        "field": "bundle",
+                        "message": "unknown bundle",
+                        "expected": "a bundle id under the models dir",
+                        "got": requested,
+                    }
+                ],
+            )
         return path
     return trusted_bundle(config, _configured_bundle(config, models))
 
@@ -93,8 +110,10 @@ def _configured_bundle(config: dict, models: Path) -> Path:
         return Path(config["TRIAGE_BUNDLE"])
     path = champion.champion_bundle(models)
     if path is None:
-        raise BundleError(f"no bundle to serve: TRIAGE_BUNDLE is empty, {models}/CHAMPION is "
-                          f"missing and {models} holds no bundle folder (run 'triage train')")
+        raise BundleError(
+            f"no bundle to serve: TRIAGE_BUNDLE is empty, {models}/CHAMPION is "
+            f"missing and {models} holds no bundle folder (run 'triage train')"
+        )
     return path
 
 
@@ -106,15 +125,24 @@ def build_loaded(config: dict, requested: str | None = None) -> Loaded:
     from .desk import check_desk
 
     check_desk(config, rules, path)  # unknown team names: refuse, naming file and line
-    triager, encoder = load_triager(path, config.get("TRIAGE_ENCODER") or None,
-                                    config.get("TRIAGE_BUNDLE_SIGNING_KEY") or None)
+    triager, encoder = load_triager(
+        path, config.get("TRIAGE_ENCODER") or None, config.get("TRIAGE_BUNDLE_SIGNING_KEY") or None
+    )
     kb, kb_source = load_kb(config, path, encoder)
     if encoder is not None:
         encoder.encode(["warm up the encoder"])  # first call pays lazy imports, not a customer
-    return Loaded(triager, kb, rules, encoder, str(getattr(triager, "bundle_id", path.name)),
-                  str(path), kb_source, rules_path,
-                  datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  time.perf_counter() - start)
+    return Loaded(
+        triager,
+        kb,
+        rules,
+        encoder,
+        str(getattr(triager, "bundle_id", path.name)),
+        str(path),
+        kb_source,
+        rules_path,
+        datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        time.perf_counter() - start,
+    )
 
 
 def prepare(config: dict) -> dict:
@@ -161,14 +189,17 @@ class ServiceState:
         current = self.current
         if current is None:
             detail = f": {self.last_error}" if self.last_error else " (still loading)"
-            raise ApiError(503, f"service not ready, no bundle loaded{detail}",
-                           headers={"Retry-After": "5"})
+            raise ApiError(503, f"service not ready, no bundle loaded{detail}", headers={"Retry-After": "5"})
         return current
 
     def status(self) -> dict:
-        return {"ready": self.current is not None, "loading": self.loading,
-                "bundle_id": self.current.bundle_id if self.current else None,
-                "reloads": self.reloads, "last_error": self.last_error}
+        return {
+            "ready": self.current is not None,
+            "loading": self.loading,
+            "bundle_id": self.current.bundle_id if self.current else None,
+            "reloads": self.reloads,
+            "last_error": self.last_error,
+        }
 
     # -- loading
     def load(self, requested: str | None = None) -> Loaded:
@@ -179,16 +210,23 @@ class ServiceState:
                 new = build_loaded(self.config, requested)
             except Exception as exc:
                 self.last_error = str(exc)
-                log.error("bundle load failed, keeping %s: %s",
-                          self.current.bundle_id if self.current else "nothing", exc)
+                log.error(
+                    "bundle load failed, keeping %s: %s",
+                    self.current.bundle_id if self.current else "nothing",
+                    exc,
+                )
                 raise
             finally:
                 self.loading = False
             old, self.current = self.current, new  # the one atomic swap
             self.last_error = None
             self.reloads += old is not None
-        log.info("serving bundle %s (loaded in %.2fs; previous %s)", new.bundle_id, new.seconds,
-                 old.bundle_id if old else "none")
+        log.info(
+            "serving bundle %s (loaded in %.2fs; previous %s)",
+            new.bundle_id,
+            new.seconds,
+            old.bundle_id if old else "none",
+        )
         for hook in self.on_swap:
             hook(old, new)
         return new
@@ -275,5 +313,6 @@ def serving_components():
             from triage.rules import RuleSet
 
             rules = current_app.extensions["triage.rules_fallback"] = RuleSet.load(
-                current_app.config.get("TRIAGE_RULES_PATH") or None)
+                current_app.config.get("TRIAGE_RULES_PATH") or None
+            )
     return triager, rules, encoder

@@ -8,6 +8,7 @@ migrated once (idempotent, lock-protected). ``init_app`` also starts the
 background sweep (SLA escalation + webhook delivery) that needs the store, and
 ``close`` stops it and disposes of the engine (tests, entry points at exit).
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,12 @@ def store_of(app: Flask) -> Store:
         with _STORE_LOCK:  # threads of one worker: one engine, one migration run
             store = app.extensions.get(EXTENSION)
             if store is None:
-                store = Store(database_url(app.config.get("TRIAGE_DATABASE_URL") or None,
-                                           app.config.get("TRIAGE_VAR_DIR") or None))
+                store = Store(
+                    database_url(
+                        app.config.get("TRIAGE_DATABASE_URL") or None,
+                        app.config.get("TRIAGE_VAR_DIR") or None,
+                    )
+                )
                 store.upgrade()
                 app.extensions[EXTENSION] = store
     return store

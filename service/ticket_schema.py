@@ -6,6 +6,7 @@ unknown fields are refused (a misspelt ``prioirty`` would otherwise be silently
 ignored), and nothing malformed reaches the model, so bad input is a 4xx and
 never a 500.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ JSON_TYPES = {"string": str, "boolean": bool, "object": dict, "integer": int}
 @dataclass(frozen=True)
 class Field:
     name: str
-    type: str                 # JSON type
+    type: str  # JSON type
     doc: str
     max_setting: str | None = None  # a TRIAGE_* setting bounding the length
     max_len: int | None = None
@@ -44,10 +45,19 @@ TICKET_FIELDS: list[Field] = [
     Field("affected_service", "string", "Service or configuration item affected.", max_len=200),
     Field("requester", "string", "Requester e-mail or id.", max_len=320),
     Field("major_incident", "string", "Id of a linked major incident, if any.", max_len=200),
-    Field("created_at", "string", "ISO 8601 time the ticket was opened (SLA clocks start here; "
-          "default now, naive times are UTC).", max_len=64, format="date-time"),
-    Field("fields", "object", "Labels already known (e.g. {\"priority\": \"P2\"}): they override "
-          "predictions in the rules.", max_len=32),
+    Field(
+        "created_at",
+        "string",
+        "ISO 8601 time the ticket was opened (SLA clocks start here; default now, naive times are UTC).",
+        max_len=64,
+        format="date-time",
+    ),
+    Field(
+        "fields",
+        "object",
+        'Labels already known (e.g. {"priority": "P2"}): they override predictions in the rules.',
+        max_len=32,
+    ),
 ]
 BY_NAME = {f.name: f for f in TICKET_FIELDS}
 GIVEN_VALUE_MAX = 200
@@ -62,10 +72,18 @@ def read_json_body() -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ApiError(400, f"request body is not valid UTF-8 (byte {exc.start}: "
-                            f"{raw[exc.start:exc.start + 4]!r})",
-                       [field_error("body", "invalid UTF-8", expected="UTF-8 text",
-                                    got=f"byte 0x{raw[exc.start]:02x} at offset {exc.start}")])
+        raise ApiError(
+            400,
+            f"request body is not valid UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 4]!r})",
+            [
+                field_error(
+                    "body",
+                    "invalid UTF-8",
+                    expected="UTF-8 text",
+                    got=f"byte 0x{raw[exc.start]:02x} at offset {exc.start}",
+                )
+            ],
+        )
     if not text.strip():
         raise ApiError(400, "empty request body: expected a JSON object")
     try:
@@ -82,28 +100,44 @@ def validate_ticket(raw: Any, path: str, config: dict) -> tuple[Ticket | None, d
     """One ticket object → (Ticket, extras, errors); ``path`` prefixes field names."""
     errs: list[dict] = []
     if not isinstance(raw, dict):
-        return None, {}, [field_error(path or "ticket", "a ticket must be a JSON object",
-                                      expected="object", got=raw)]
+        return (
+            None,
+            {},
+            [field_error(path or "ticket", "a ticket must be a JSON object", expected="object", got=raw)],
+        )
     for key in raw:
         if key not in BY_NAME:
-            errs.append(field_error(_join(path, key), "unknown field",
-                                    expected="one of " + ", ".join(BY_NAME), got=key))
+            errs.append(
+                field_error(
+                    _join(path, key), "unknown field", expected="one of " + ", ".join(BY_NAME), got=key
+                )
+            )
     values = {}
     for spec in TICKET_FIELDS:
         if spec.name in raw and raw[spec.name] is not None:
             value, problem = _check(spec, raw[spec.name], config)
             if problem:
-                errs.append(field_error(_join(path, spec.name), problem[0], expected=problem[1],
-                                        got_text=problem[2]))
+                errs.append(
+                    field_error(_join(path, spec.name), problem[0], expected=problem[1], got_text=problem[2])
+                )
             else:
                 values[spec.name] = value
     if not errs and not (values.get("subject", "").strip() or values.get("body", "").strip()):
-        errs.append(field_error(_join(path, "subject"), "a ticket needs a subject or a body",
-                                expected="non-empty subject or body", got=raw.get("subject", "")))
+        errs.append(
+            field_error(
+                _join(path, "subject"),
+                "a ticket needs a subject or a body",
+                expected="non-empty subject or body",
+                got=raw.get("subject", ""),
+            )
+        )
     if errs:
         return None, {}, errs
-    return _ticket(values), {"id": values.get("id"), "vip": values.get("vip"),
-                             "major_incident": values.get("major_incident")}, []
+    return (
+        _ticket(values),
+        {"id": values.get("id"), "vip": values.get("vip"), "major_incident": values.get("major_incident")},
+        [],
+    )
 
 
 def _join(path: str, key: str) -> str:
@@ -129,16 +163,14 @@ def _check(spec: Field, value: Any, config: dict):
 def _check_string(spec: Field, value: str):
     problem = text_problem(value)
     if problem:
-        return None, (problem, "text without NUL or lone surrogates",
-                      problem.removeprefix("contains "))
+        return None, (problem, "text without NUL or lone surrogates", problem.removeprefix("contains "))
     if spec.enum and value not in spec.enum:
         return None, ("not an allowed value", "one of " + ", ".join(spec.enum), describe(value))
     if spec.format == "date-time":
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            return None, ("not a date-time", "ISO 8601, e.g. 2026-01-05T09:30:00+01:00",
-                          describe(value))
+            return None, ("not a date-time", "ISO 8601, e.g. 2026-01-05T09:30:00+01:00", describe(value))
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)), None
     return value, None
 
@@ -150,29 +182,43 @@ def _check_given(value: dict):
         for text in (key, item) if isinstance(item, str) else (key,):
             problem = text_problem(text)
             if problem:
-                return None, (f"fields.{key[:64]}: {problem}", "text without NUL or lone "
-                              "surrogates", problem.removeprefix("contains "))
+                return None, (
+                    f"fields.{key[:64]}: {problem}",
+                    "text without NUL or lone surrogates",
+                    problem.removeprefix("contains "),
+                )
         if isinstance(item, bool) or not isinstance(item, (str, int)):
             return None, (f"fields.{key}: wrong type", "string or integer", describe(item))
         if isinstance(item, str) and len(item) > GIVEN_VALUE_MAX:
-            return None, (f"fields.{key}: too long", f"at most {GIVEN_VALUE_MAX} characters",
-                          f"{len(item)} characters")
+            return None, (
+                f"fields.{key}: too long",
+                f"at most {GIVEN_VALUE_MAX} characters",
+                f"{len(item)} characters",
+            )
     return dict(value), None
 
 
 def _ticket(values: dict) -> Ticket:
-    return Ticket(subject=values.get("subject", ""), body=values.get("body", ""),
-                  channel=values.get("channel"), customer_tier=values.get("customer_tier"),
-                  affected_service=values.get("affected_service"),
-                  requester=values.get("requester"), created_at=values.get("created_at"),
-                  fields=values.get("fields", {}))
+    return Ticket(
+        subject=values.get("subject", ""),
+        body=values.get("body", ""),
+        channel=values.get("channel"),
+        customer_tier=values.get("customer_tier"),
+        affected_service=values.get("affected_service"),
+        requester=values.get("requester"),
+        created_at=values.get("created_at"),
+        fields=values.get("fields", {}),
+    )
 
 
 def parse_classify_body(payload: Any, config: dict):
     """One ticket or ``{"tickets": [...]}`` → (is_batch, [(Ticket, extras)]); raises 4xx."""
     if not isinstance(payload, dict):
-        raise ApiError(422, "expected a JSON object: one ticket or {\"tickets\": [...]}",
-                       [field_error("$", "wrong type", expected="object", got=payload)])
+        raise ApiError(
+            422,
+            'expected a JSON object: one ticket or {"tickets": [...]}',
+            [field_error("$", "wrong type", expected="object", got=payload)],
+        )
     if "tickets" not in payload:
         ticket, extras, errs = validate_ticket(payload, "", config)
         if errs:
@@ -184,19 +230,29 @@ def parse_classify_body(payload: Any, config: dict):
 def _parse_batch(payload: dict, config: dict):
     extra = [k for k in payload if k != "tickets"]
     if extra:
-        raise ApiError(422, f"unknown field {extra[0]!r} next to 'tickets'",
-                       [field_error(k, "unknown field", expected="only 'tickets'", got=k)
-                        for k in extra])
+        raise ApiError(
+            422,
+            f"unknown field {extra[0]!r} next to 'tickets'",
+            [field_error(k, "unknown field", expected="only 'tickets'", got=k) for k in extra],
+        )
     tickets = payload["tickets"]
     if not isinstance(tickets, list) or not tickets:
-        raise ApiError(422, "'tickets' must be a non-empty array",
-                       [field_error("tickets", "wrong type", expected="non-empty array",
-                                    got=tickets)])
+        raise ApiError(
+            422,
+            "'tickets' must be a non-empty array",
+            [field_error("tickets", "wrong type", expected="non-empty array", got=tickets)],
+        )
     limit = int(config["TRIAGE_MAX_BATCH"])
     if len(tickets) > limit:
-        raise ApiError(422, f"batch too large: at most {limit} tickets, got {len(tickets)}",
-                       [field_error("tickets", "too many tickets", expected=f"at most {limit}",
-                                    got=f"{len(tickets)} tickets")])
+        raise ApiError(
+            422,
+            f"batch too large: at most {limit} tickets, got {len(tickets)}",
+            [
+                field_error(
+                    "tickets", "too many tickets", expected=f"at most {limit}", got=f"{len(tickets)} tickets"
+                )
+            ],
+        )
     parsed, errs = [], []
     for i, raw in enumerate(tickets):
         ticket, extras, problems = validate_ticket(raw, f"tickets[{i}]", config)
@@ -228,19 +284,23 @@ def ticket_json_schema(config: dict) -> dict:
         if spec.type == "object":
             prop["maxProperties"] = limit
             prop["propertyNames"] = {"maxLength": 64, "pattern": NO_NUL}
-            prop["additionalProperties"] = {"anyOf": [
-                {"type": "string", "maxLength": GIVEN_VALUE_MAX, "pattern": NO_NUL},
-                {"type": "integer"}]}
+            prop["additionalProperties"] = {
+                "anyOf": [
+                    {"type": "string", "maxLength": GIVEN_VALUE_MAX, "pattern": NO_NUL},
+                    {"type": "integer"},
+                ]
+            }
         if spec.enum:
             prop["enum"] = list(spec.enum)
         if spec.format:
             prop["format"] = spec.format
         props[spec.name] = prop
     # a ticket needs a subject or a body with something besides white space
-    need = [{"required": [k], "properties": {k: {"type": "string", "pattern": NON_BLANK}}}
-            for k in ("subject", "body")]
+    need = [
+        {"required": [k], "properties": {k: {"type": "string", "pattern": NON_BLANK}}}
+        for k in ("subject", "body")
+    ]
     return {"type": "object", "properties": props, "additionalProperties": False, "anyOf": need}
 
 
-__all__ = ["read_json_body", "parse_classify_body", "ticket_json_schema", "TICKET_FIELDS",
-           "describe"]
+__all__ = ["read_json_body", "parse_classify_body", "ticket_json_schema", "TICKET_FIELDS", "describe"]

@@ -11,6 +11,7 @@ With ``TRIAGE_AUTH`` off (development) every caller is an admin named by
 Ticket text is stored and returned exactly as given: these are JSON data,
 escaping is the job of whatever page renders them; no HTML is built here.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,12 +32,12 @@ from .state import serving_components
 from .store import get_store
 from .ticket_schema import read_json_body
 from .validation import Spec, enum_arg, int_arg, text_arg, validate
+
 # this blueprint's OpenAPI declaration (service.openapi reads it from app.blueprints)
 from .tickets_openapi import OPENAPI_PATHS, OPENAPI_SCHEMAS  # noqa: F401
 
 bp = Blueprint("tickets", __name__)
 log = logging.getLogger("service.tickets")
-
 
 
 # ----------------------------------------------------------------- rules after a change
@@ -57,8 +58,9 @@ def rerun_after_change(session, ticket, changed: list[str], actor: str) -> dict 
     if not RULE_FIELDS & set(changed):
         return None
     _, rules, _ = serving_components()
-    return rerun_rules(session, ticket, rules, actor=actor, now=utcnow(),
-                       team_map=desk_team_map(), keep=changed)
+    return rerun_rules(
+        session, ticket, rules, actor=actor, now=utcnow(), team_map=desk_team_map(), keep=changed
+    )
 
 
 def _viewer(session) -> access.Viewer:
@@ -91,19 +93,40 @@ def create_ticket():
     if (request.mimetype or "") == "message/rfc822":
         return _receive_email(store, triager, rules, encoder)
     payload = _intake_payload(_json(shapes.NEW_TICKET))
-    limiter.spend("ticket_create", f"requester:{payload['requester']}"
-                  if payload.get("requester") else limiter.caller())
+    limiter.spend(
+        "ticket_create", f"requester:{payload['requester']}" if payload.get("requester") else limiter.caller()
+    )
     key = request.headers.get("Idempotency-Key") or None
     if key is not None and len(key) > 200:
-        raise ApiError(422, "Idempotency-Key is too long", [field_error(
-            "Idempotency-Key", "too long", expected="at most 200 characters",
-            got_text=f"{len(key)} characters")])
-    actor = g.api_key.name if g.get("api_key") is not None and g.api_key.role != "intake" \
+        raise ApiError(
+            422,
+            "Idempotency-Key is too long",
+            [
+                field_error(
+                    "Idempotency-Key",
+                    "too long",
+                    expected="at most 200 characters",
+                    got_text=f"{len(key)} characters",
+                )
+            ],
+        )
+    actor = (
+        g.api_key.name
+        if g.get("api_key") is not None and g.api_key.role != "intake"
         else payload.get("requester") or "intake"
+    )
     with store.session() as session:
-        result = intake(session, payload, actor=actor, triager=triager, ruleset=rules,
-                        encoder=encoder, idempotency_key=_scoped(key), now=utcnow(),
-                        team_map=desk_team_map())
+        result = intake(
+            session,
+            payload,
+            actor=actor,
+            triager=triager,
+            ruleset=rules,
+            encoder=encoder,
+            idempotency_key=_scoped(key),
+            now=utcnow(),
+            team_map=desk_team_map(),
+        )
         body = {"ok": True, **result.to_dict()}
     response = jsonify(body)
     response.status_code = 201 if result.created else 200
@@ -136,8 +159,9 @@ def _receive_email(store: Store, triager, rules, encoder):
     from .files import files
 
     raw = request.get_data(cache=False)
-    received = inbox.receive_raw(store, raw, triager=triager, ruleset=rules, encoder=encoder,
-                                 now=utcnow(), files=files())
+    received = inbox.receive_raw(
+        store, raw, triager=triager, ruleset=rules, encoder=encoder, now=utcnow(), files=files()
+    )
     with store.session(readonly=True) as session:  # the ticket as committed, for the answer
         ticket = tickets.get(session, received.ticket.id) if received.ticket is not None else None
         received.ticket = ticket
@@ -152,24 +176,41 @@ def get_ticket(ticket_id: int):
     with get_store().session(readonly=True) as session:
         viewer = _viewer(session)
         ticket = access.visible(session, viewer, ticket_id)
-        body = {"ok": True, "ticket": tickets.to_dict(ticket),
-                "comments": [_comment(c) for c in tickets.comments(
-                    session, ticket_id, public_only=not viewer.is_staff)],
-                "watchers": tickets.watchers(session, ticket_id),
-                "sla": clocks.clocks_of(session, ticket_id),
-                "links": merge.links_of(session, ticket_id),
-                "reference": inbox.reference(ticket_id)}
+        body = {
+            "ok": True,
+            "ticket": tickets.to_dict(ticket),
+            "comments": [
+                _comment(c) for c in tickets.comments(session, ticket_id, public_only=not viewer.is_staff)
+            ],
+            "watchers": tickets.watchers(session, ticket_id),
+            "sla": clocks.clocks_of(session, ticket_id),
+            "links": merge.links_of(session, ticket_id),
+            "reference": inbox.reference(ticket_id),
+        }
         if viewer.is_staff:
-            body["predictions"] = {h: {"label": p.label, "probability": p.probability,
-                                       "decision": p.decision, "bundle_id": p.bundle_id}
-                                   for h, p in feedback.latest_predictions(session, ticket_id).items()}
+            body["predictions"] = {
+                h: {
+                    "label": p.label,
+                    "probability": p.probability,
+                    "decision": p.decision,
+                    "bundle_id": p.bundle_id,
+                }
+                for h, p in feedback.latest_predictions(session, ticket_id).items()
+            }
     return jsonify(body)
 
 
 def _comment(c) -> dict[str, Any]:
-    return {"id": c.id, "author": c.author, "body": c.body, "public": c.public,
-            "channel": c.channel, "message_id": c.message_id, "moved_from": c.moved_from,
-            "created_at": c.created_at.isoformat()}
+    return {
+        "id": c.id,
+        "author": c.author,
+        "body": c.body,
+        "public": c.public,
+        "channel": c.channel,
+        "message_id": c.message_id,
+        "moved_from": c.moved_from,
+        "created_at": c.created_at.isoformat(),
+    }
 
 
 @bp.get("/v1/tickets")
@@ -190,16 +231,33 @@ def list_tickets():
     team, assignee = text_arg(args, "team", 100), text_arg(args, "assignee", 100)
     with get_store().session(readonly=True) as session:
         viewer = _viewer(session)
-        if viewer.role == "agent" and queue and \
-                queue not in set(viewer.teams) | {tickets.TRIAGE_QUEUE}:
+        if viewer.role == "agent" and queue and queue not in set(viewer.teams) | {tickets.TRIAGE_QUEUE}:
             raise ApiError(404, f"queue {queue} not found")
-        page = search.find(session, q=q, queue=queue, status=status, team=team,
-                           assignee=assignee, priority=priority, sort=sort, limit=limit,
-                           offset=offset, visible_to=viewer)
+        page = search.find(
+            session,
+            q=q,
+            queue=queue,
+            status=status,
+            team=team,
+            assignee=assignee,
+            priority=priority,
+            sort=sort,
+            limit=limit,
+            offset=offset,
+            visible_to=viewer,
+        )
         items = [tickets.to_dict(t) for t in page.items]
-    return jsonify({"ok": True, "tickets": items, "limit": limit, "offset": offset,
-                    "total": page.total, "total_exact": page.exact,
-                    "next_offset": page.next_offset})
+    return jsonify(
+        {
+            "ok": True,
+            "tickets": items,
+            "limit": limit,
+            "offset": offset,
+            "total": page.total,
+            "total_exact": page.exact,
+            "next_offset": page.next_offset,
+        }
+    )
 
 
 @bp.get("/v1/tickets/<id:ticket_id>/history")
@@ -219,8 +277,15 @@ def transition(ticket_id: int):
     with get_store().session() as session:
         viewer = _staff(session)
         ticket = access.visible(session, viewer, ticket_id, lock=True)
-        tickets.transition(session, ticket, body["to"], actor=viewer.id, now=utcnow(),
-                           resolution=body.get("resolution"), reason=body.get("reason"))
+        tickets.transition(
+            session,
+            ticket,
+            body["to"],
+            actor=viewer.id,
+            now=utcnow(),
+            resolution=body.get("resolution"),
+            reason=body.get("reason"),
+        )
         out: dict[str, Any] = {"ok": True, "ticket": tickets.to_dict(ticket)}
         if body.get("resolve_children") and ticket.status == "resolved":
             out["children"] = merge.resolve_children(session, ticket, actor=viewer.id)
@@ -239,11 +304,15 @@ def patch_ticket(ticket_id: int):
         changed = tickets.edit(session, ticket, body, actor=viewer.id, now=utcnow())
         rules_out = rerun_after_change(session, ticket, changed, viewer.id)
         if assignee is not None:
-            routing.assign(session, ticket_id, actor=viewer.id,
-                           agent_id=None if assignee == "auto" else str(assignee), now=utcnow())
+            routing.assign(
+                session,
+                ticket_id,
+                actor=viewer.id,
+                agent_id=None if assignee == "auto" else str(assignee),
+                now=utcnow(),
+            )
             changed.append("assignee")
-        out = {"ok": True, "changed": changed, "ticket": tickets.to_dict(ticket),
-               "rules": rules_out}
+        out = {"ok": True, "changed": changed, "ticket": tickets.to_dict(ticket), "rules": rules_out}
     return jsonify(out)
 
 
@@ -257,9 +326,15 @@ def add_comment(ticket_id: int):
         ticket = access.visible(session, viewer, ticket_id, lock=True)
         public = bool(body.get("public", True)) or not viewer.is_staff
         comment, _ = tickets.add_comment(
-            session, ticket, author=viewer.id, body=text, public=public,
+            session,
+            ticket,
+            author=viewer.id,
+            body=text,
+            public=public,
             channel=str(body.get("channel") or ("api" if viewer.is_staff else "portal")),
-            by_agent=viewer.is_staff, now=utcnow())
+            by_agent=viewer.is_staff,
+            now=utcnow(),
+        )
         if not viewer.is_staff:
             tickets.customer_replied(session, ticket, actor=viewer.id, now=utcnow())
         out = {"ok": True, "comment": _comment(comment), "ticket": tickets.to_dict(ticket)}
@@ -276,8 +351,12 @@ def merge_ticket(ticket_id: int):
         access.visible(session, viewer, ticket_id)
         access.visible(session, viewer, parent)
         link = merge.merge(session, ticket_id, parent, actor=viewer.id, now=utcnow())
-        out = {"ok": True, "link_id": link.id, "ticket": tickets.to_dict(tickets.get(session, ticket_id)),
-               "parent": tickets.to_dict(tickets.get(session, parent))}
+        out = {
+            "ok": True,
+            "link_id": link.id,
+            "ticket": tickets.to_dict(tickets.get(session, ticket_id)),
+            "parent": tickets.to_dict(tickets.get(session, parent)),
+        }
     return jsonify(out)
 
 
@@ -314,8 +393,9 @@ def link_ticket(ticket_id: int):
 def breach_report():
     with get_store().session(readonly=True) as session:
         viewer = _staff(session)
-        rows = clocks.breaches(session, utcnow(),
-                               include_closed=enum_arg(request.args, "all", ("0", "1"), "0") == "1")
+        rows = clocks.breaches(
+            session, utcnow(), include_closed=enum_arg(request.args, "all", ("0", "1"), "0") == "1"
+        )
         if viewer.role == "agent":
             rows = [r for r in rows if r["team"] in viewer.teams or r["assignee"] == viewer.id]
     return jsonify({"ok": True, "breaches": rows, "count": len(rows)})

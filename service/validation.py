@@ -13,6 +13,7 @@ the test suite holds both to it). Rules every route gets from here:
 * a required text must contain something besides white space;
 * unknown fields are refused, and every problem is reported in one 422.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,6 +25,7 @@ from werkzeug.routing import BaseConverter, ValidationError
 from triage.store.tables import ID_MAX  # PostgreSQL integer; both stores are held to it
 
 from .errors import ApiError, describe, field_error
+
 NO_NUL = "^[^\\u0000]*$"
 NON_BLANK = "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"
 ASCII_INT = re.compile(r"[0-9]{1,18}", re.ASCII)
@@ -80,9 +82,9 @@ def _wrong(path: str, expected: str, value: Any, errs: list[dict]) -> None:
 @dataclass(frozen=True)
 class Text(Spec):
     max_len: int | str | None = None
-    required: bool = False          # must hold something besides white space
+    required: bool = False  # must hold something besides white space
     enum: tuple[str, ...] | None = None
-    pattern: str | None = None      # an extra (search) pattern, also stated in the schema
+    pattern: str | None = None  # an extra (search) pattern, also stated in the schema
     format: str | None = None
     nullable: bool = False
     doc: str = ""
@@ -93,25 +95,42 @@ class Text(Spec):
             return None
         problem = text_problem(value)
         if problem:
-            errs.append(field_error(path, problem, expected="text without NUL or lone surrogates",
-                                    got_text=problem.removeprefix("contains ")))
+            errs.append(
+                field_error(
+                    path,
+                    problem,
+                    expected="text without NUL or lone surrogates",
+                    got_text=problem.removeprefix("contains "),
+                )
+            )
             return None
         limit = _limit(self.max_len, config)
         if limit is not None and len(value) > limit:
-            errs.append(field_error(path, "too long", expected=f"at most {limit} characters",
-                                    got_text=f"{len(value)} characters"))
+            errs.append(
+                field_error(
+                    path,
+                    "too long",
+                    expected=f"at most {limit} characters",
+                    got_text=f"{len(value)} characters",
+                )
+            )
             return None
         if self.required and not value.strip():
-            errs.append(field_error(path, "must not be empty", expected="non-empty text",
-                                    got=value))
+            errs.append(field_error(path, "must not be empty", expected="non-empty text", got=value))
             return None
         if self.enum is not None and value not in self.enum:
-            errs.append(field_error(path, "not an allowed value",
-                                    expected="one of " + ", ".join(self.enum), got=value))
+            errs.append(
+                field_error(
+                    path, "not an allowed value", expected="one of " + ", ".join(self.enum), got=value
+                )
+            )
             return None
         if self.pattern and not re.search(self.pattern, value):
-            errs.append(field_error(path, "not in the expected form",
-                                    expected=f"text matching {self.pattern}", got=value))
+            errs.append(
+                field_error(
+                    path, "not in the expected form", expected=f"text matching {self.pattern}", got=value
+                )
+            )
             return None
         return value
 
@@ -152,14 +171,16 @@ class Int(Spec):
             _wrong(path, "integer", value, errs)
             return None
         if not self.minimum <= value <= self.maximum:
-            errs.append(field_error(path, "out of range",
-                                    expected=f"integer {self.minimum}..{self.maximum}", got=value))
+            errs.append(
+                field_error(
+                    path, "out of range", expected=f"integer {self.minimum}..{self.maximum}", got=value
+                )
+            )
             return None
         return value
 
     def schema(self, config):
-        return self._document({"type": "integer", "minimum": self.minimum,
-                               "maximum": self.maximum})
+        return self._document({"type": "integer", "minimum": self.minimum, "maximum": self.maximum})
 
 
 ID = Int(doc="a ticket id")
@@ -216,8 +237,11 @@ class List(Spec):
             return None
         limit = _limit(self.max_items, config)
         if len(value) > limit:
-            errs.append(field_error(path, "too many items", expected=f"at most {limit} items",
-                                    got_text=f"{len(value)} items"))
+            errs.append(
+                field_error(
+                    path, "too many items", expected=f"at most {limit} items", got_text=f"{len(value)} items"
+                )
+            )
             return None
         mine: list[dict] = []
         out = [self.item.check(v, f"{path}[{i}]", config, mine) for i, v in enumerate(value)]
@@ -225,8 +249,9 @@ class List(Spec):
         return None if mine else out
 
     def schema(self, config):
-        return self._document({"type": "array", "items": self.item.schema(config),
-                               "maxItems": _limit(self.max_items, config)})
+        return self._document(
+            {"type": "array", "items": self.item.schema(config), "maxItems": _limit(self.max_items, config)}
+        )
 
 
 @dataclass(frozen=True)
@@ -255,27 +280,46 @@ class Obj(Spec):
             spec = self.fields.get(key)
             where = f"{path}.{key}" if path else key
             if spec is None:
-                mine.append(field_error(where, "unknown field",
-                                        expected="one of " + ", ".join(self.fields), got=key))
+                mine.append(
+                    field_error(where, "unknown field", expected="one of " + ", ".join(self.fields), got=key)
+                )
             elif item is None and spec.nullable:
                 out[key] = None
             else:
                 out[key] = spec.check(item, where, config, mine)
         for key in self.required:
             if key not in value:
-                mine.append(field_error(f"{path}.{key}" if path else key, "required field missing",
-                                        expected=self._describe(key, config), got=None))
-        if self.one_required and not mine and not any(
-                isinstance(out.get(k), str) and out[k].strip() for k in self.one_required):
-            mine.append(field_error(self.one_required[0], "at least one of "
-                                    + " or ".join(self.one_required) + " must be non-empty",
-                                    expected="non-empty " + " or ".join(self.one_required),
-                                    got=value.get(self.one_required[0])))
+                mine.append(
+                    field_error(
+                        f"{path}.{key}" if path else key,
+                        "required field missing",
+                        expected=self._describe(key, config),
+                        got=None,
+                    )
+                )
+        if (
+            self.one_required
+            and not mine
+            and not any(isinstance(out.get(k), str) and out[k].strip() for k in self.one_required)
+        ):
+            mine.append(
+                field_error(
+                    self.one_required[0],
+                    "at least one of " + " or ".join(self.one_required) + " must be non-empty",
+                    expected="non-empty " + " or ".join(self.one_required),
+                    got=value.get(self.one_required[0]),
+                )
+            )
         for name, (other, wanted) in self.only_with.items():
             if not mine and out.get(name) is not None and out.get(other) != wanted:
-                mine.append(field_error(name, f"only allowed when {other} is {wanted!r}",
-                                        expected=f"{other}={wanted!r} or no {name}",
-                                        got=f"{other}={out.get(other)!r}"))
+                mine.append(
+                    field_error(
+                        name,
+                        f"only allowed when {other} is {wanted!r}",
+                        expected=f"{other}={wanted!r} or no {name}",
+                        got=f"{other}={out.get(other)!r}",
+                    )
+                )
         errs.extend(mine)
         return None if mine else out
 
@@ -284,22 +328,27 @@ class Obj(Spec):
         return kind if isinstance(kind, str) else "/".join(kind)
 
     def schema(self, config):
-        out: dict = {"type": "object",
-                     "properties": {k: s.schema(config) for k, s in self.fields.items()},
-                     "additionalProperties": False}
+        out: dict = {
+            "type": "object",
+            "properties": {k: s.schema(config) for k, s in self.fields.items()},
+            "additionalProperties": False,
+        }
         if self.required:
             out["required"] = list(self.required)
         if self.only_with:
-            out["allOf"] = [{"if": {"required": [name],
-                                    "properties": {name: {"not": {"type": "null"}}}},
-                             "then": {"required": [other],
-                                      "properties": {other: {"const": wanted}}}}
-                            for name, (other, wanted) in self.only_with.items()]
+            out["allOf"] = [
+                {
+                    "if": {"required": [name], "properties": {name: {"not": {"type": "null"}}}},
+                    "then": {"required": [other], "properties": {other: {"const": wanted}}},
+                }
+                for name, (other, wanted) in self.only_with.items()
+            ]
         if self.one_required:
             # at least one named field present, with a non-blank value
-            out["anyOf"] = [{"required": [k], "properties": {k: {"type": "string",
-                                                                 "pattern": NON_BLANK}}}
-                            for k in self.one_required]
+            out["anyOf"] = [
+                {"required": [k], "properties": {k: {"type": "string", "pattern": NON_BLANK}}}
+                for k in self.one_required
+            ]
         return self._document(out)
 
 
@@ -338,9 +387,11 @@ def enum_arg(args: Mapping[str, str], name: str, allowed: tuple[str, ...], defau
     if raw is None:
         return default
     if raw not in allowed:
-        raise ApiError(422, f"{name} must be one of {', '.join(allowed)}",
-                       [field_error(name, "not an allowed value",
-                                    expected="one of " + ", ".join(allowed), got=raw)])
+        raise ApiError(
+            422,
+            f"{name} must be one of {', '.join(allowed)}",
+            [field_error(name, "not an allowed value", expected="one of " + ", ".join(allowed), got=raw)],
+        )
     return raw
 
 
@@ -351,14 +402,15 @@ def int_arg(args: Mapping[str, str], name: str, default: int, low: int, high: in
         return default
     value = int(raw) if ASCII_INT.fullmatch(raw) else None
     if value is None or not low <= value <= high:
-        raise ApiError(422, f"{name} must be an integer from {low} to {high}",
-                       [field_error(name, "out of range", expected=f"integer {low}..{high}",
-                                    got=raw)])
+        raise ApiError(
+            422,
+            f"{name} must be an integer from {low} to {high}",
+            [field_error(name, "out of range", expected=f"integer {low}..{high}", got=raw)],
+        )
     return value
 
 
-def text_arg(args: Mapping[str, str], name: str, max_len: int, *, required: bool = False
-             ) -> str | None:
+def text_arg(args: Mapping[str, str], name: str, max_len: int, *, required: bool = False) -> str | None:
     raw = args.get(name)
     errs: list[dict] = []
     if raw is None:
@@ -383,9 +435,11 @@ class IdConverter(BaseConverter):
 
     # 1..2147483647 spelled out: the route matcher must reject a bigger id before it looks at
     # the method (a converter that refuses later turns a PATCH of a huge id into 405)
-    regex = ("(?:[1-9][0-9]{0,8}|1[0-9]{9}|20[0-9]{8}|21[0-3][0-9]{7}|214[0-6][0-9]{6}"
-             "|2147[0-3][0-9]{5}|21474[0-7][0-9]{4}|214748[0-2][0-9]{3}|2147483[0-5][0-9]{2}"
-             "|21474836[0-3][0-9]|214748364[0-7])")
+    regex = (
+        "(?:[1-9][0-9]{0,8}|1[0-9]{9}|20[0-9]{8}|21[0-3][0-9]{7}|214[0-6][0-9]{6}"
+        "|2147[0-3][0-9]{5}|21474[0-7][0-9]{4}|214748[0-2][0-9]{3}|2147483[0-5][0-9]{2}"
+        "|21474836[0-3][0-9]|214748364[0-7])"
+    )
 
     def to_python(self, value: str) -> int:
         number = int(value)
@@ -398,8 +452,7 @@ class IdConverter(BaseConverter):
 
 
 def path_id(name: str, doc: str = "ticket id") -> dict:
-    return {"name": name, "in": "path", "required": True, "description": doc,
-            "schema": ID.schema({})}
+    return {"name": name, "in": "path", "required": True, "description": doc, "schema": ID.schema({})}
 
 
 def init_app(app) -> None:

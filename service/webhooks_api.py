@@ -4,6 +4,7 @@ Secrets are write-only: given (or made) when a webhook is added, answered that
 once, never listed. A URL must be http(s); where it resolves is checked at each
 delivery and test (``triage/egress.py``, allow-list ``TRIAGE_WEBHOOK_ALLOW``).
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
@@ -20,14 +21,25 @@ from .validation import List, Obj, Text, path_id, validate
 bp = Blueprint("webhooks_api", __name__)
 
 PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
-NEW_WEBHOOK = Obj({
-    "url": Text(max_len=egress.MAX_URL, required=True, doc="http:// or https:// URL",
-                pattern=r"^https?://[A-Za-z0-9.-]+(:" + PORT + r")?(/[!-~]*)?$"),
-    "secret": Text(max_len=200, required=True,
-                   doc="HMAC key the receiver verifies with; made for you when left out"),
-    "events": List(Text(max_len=100, required=True), max_items=20,
-                   doc="event names to send; empty or left out: every event"),
-}, required=("url",))
+NEW_WEBHOOK = Obj(
+    {
+        "url": Text(
+            max_len=egress.MAX_URL,
+            required=True,
+            doc="http:// or https:// URL",
+            pattern=r"^https?://[A-Za-z0-9.-]+(:" + PORT + r")?(/[!-~]*)?$",
+        ),
+        "secret": Text(
+            max_len=200, required=True, doc="HMAC key the receiver verifies with; made for you when left out"
+        ),
+        "events": List(
+            Text(max_len=100, required=True),
+            max_items=20,
+            doc="event names to send; empty or left out: every event",
+        ),
+    },
+    required=("url",),
+)
 ADMIN = ("admin",)
 
 
@@ -71,17 +83,34 @@ def test_webhook(webhook_id: int):
 
 
 OPENAPI_SCHEMAS = {
-    "Webhook": _obj({"id": INT, "url": STR, "events": {"type": "array", "items": STR},
-                     "active": BOOL, "delivered": INT, "pending": INT, "failed": INT},
-                    ["id", "url", "events", "active"]),
-    "WebhookResponse": _obj({"ok": {"const": True}, "webhook": REF("Webhook"), "secret": STR},
-                            ["ok", "webhook"]),
-    "WebhookList": _obj({"ok": {"const": True}, "webhooks": {"type": "array",
-                                                             "items": REF("Webhook")}},
-                        ["ok", "webhooks"]),
-    "WebhookTest": _obj({"ok": {"const": True}, "delivery": _obj(
-        {"ok": BOOL, "status": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]}},
-        ["ok", "status", "error"])}, ["ok", "delivery"]),
+    "Webhook": _obj(
+        {
+            "id": INT,
+            "url": STR,
+            "events": {"type": "array", "items": STR},
+            "active": BOOL,
+            "delivered": INT,
+            "pending": INT,
+            "failed": INT,
+        },
+        ["id", "url", "events", "active"],
+    ),
+    "WebhookResponse": _obj(
+        {"ok": {"const": True}, "webhook": REF("Webhook"), "secret": STR}, ["ok", "webhook"]
+    ),
+    "WebhookList": _obj(
+        {"ok": {"const": True}, "webhooks": {"type": "array", "items": REF("Webhook")}}, ["ok", "webhooks"]
+    ),
+    "WebhookTest": _obj(
+        {
+            "ok": {"const": True},
+            "delivery": _obj(
+                {"ok": BOOL, "status": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]}},
+                ["ok", "status", "error"],
+            ),
+        },
+        ["ok", "delivery"],
+    ),
 }
 AUTH = (401, 403, 503)
 
@@ -90,18 +119,39 @@ def OPENAPI_PATHS(config: dict) -> dict:  # noqa: N802 - the name service.openap
     hid = path_id("webhook_id", "webhook id")
     return {
         "/v1/admin/webhooks": {
-            "get": _op("Webhooks (secrets are never listed)",
-                       {"200": _json(REF("WebhookList"), "every webhook")}, AUTH, ["admin"]),
-            "post": _op("Add a webhook {url, secret?, events?}; the secret is answered once",
-                        {"201": _json(REF("WebhookResponse"), "added")},
-                        (400, 413, 415, 422) + AUTH, ["admin"],
-                        requestBody={"required": True, "content": {"application/json": {
-                            "schema": NEW_WEBHOOK.schema(config)}}})},
-        "/v1/admin/webhooks/{webhook_id}/disable": {"post": _op(
-            "Stop sending to this webhook", {"200": _json(REF("WebhookResponse"), "disabled")},
-            (404,) + AUTH, ["admin"], parameters=[hid])},
-        "/v1/admin/webhooks/{webhook_id}/test": {"post": _op(
-            "Send one signed webhook.test now and report the outcome",
-            {"200": _json(REF("WebhookTest"), "sent or refused (see delivery)")},
-            (404,) + AUTH, ["admin"], parameters=[hid])},
+            "get": _op(
+                "Webhooks (secrets are never listed)",
+                {"200": _json(REF("WebhookList"), "every webhook")},
+                AUTH,
+                ["admin"],
+            ),
+            "post": _op(
+                "Add a webhook {url, secret?, events?}; the secret is answered once",
+                {"201": _json(REF("WebhookResponse"), "added")},
+                (400, 413, 415, 422) + AUTH,
+                ["admin"],
+                requestBody={
+                    "required": True,
+                    "content": {"application/json": {"schema": NEW_WEBHOOK.schema(config)}},
+                },
+            ),
+        },
+        "/v1/admin/webhooks/{webhook_id}/disable": {
+            "post": _op(
+                "Stop sending to this webhook",
+                {"200": _json(REF("WebhookResponse"), "disabled")},
+                (404,) + AUTH,
+                ["admin"],
+                parameters=[hid],
+            )
+        },
+        "/v1/admin/webhooks/{webhook_id}/test": {
+            "post": _op(
+                "Send one signed webhook.test now and report the outcome",
+                {"200": _json(REF("WebhookTest"), "sent or refused (see delivery)")},
+                (404,) + AUTH,
+                ["admin"],
+                parameters=[hid],
+            )
+        },
     }

@@ -16,6 +16,7 @@ Isolation (autouse, every test):
 - a session check fails the run when the suite changed the working tree (a test
   wrote outside its temporary folder).
 """
+
 from __future__ import annotations
 
 import os
@@ -62,23 +63,43 @@ def isolated_environment(monkeypatch, tmp_path, session_cache):
 
 # what a run may legitimately leave in the checkout (byte code, caches, the venv)
 # and artifacts/ (the browser tests' screenshots, kept by CI on purpose)
-_SCRATCH = ("__pycache__", ".pytest_cache", ".venv", ".egg-info", ".hypothesis",
-            ".ipynb_checkpoints", ".ruff_cache", ".mypy_cache", "build/", "artifacts/")
+_SCRATCH = (
+    "__pycache__",
+    ".pytest_cache",
+    ".venv",
+    ".egg-info",
+    ".hypothesis",
+    ".ipynb_checkpoints",
+    ".ruff_cache",
+    ".mypy_cache",
+    "build/",
+    "artifacts/",
+)
 
 
 def working_tree_state(root: Path) -> dict[str, tuple]:
     """Every changed, untracked or ignored path of the checkout (scratch excluded), with the
     size and mtime of each file under it, so a rewrite of an already-dirty file shows too."""
-    out = subprocess.run(["git", "status", "--porcelain", "--ignored", "-z"], cwd=root,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored", "-z"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     state: dict[str, tuple] = {}
     for entry in filter(None, out.split("\0")):
         path = entry[3:]
         if any(s in path for s in _SCRATCH):
             continue
         target = root / path
-        files = [target] if target.is_file() else sorted(
-            p for p in target.rglob("*") if p.is_file() and not any(s in str(p) for s in _SCRATCH))
+        files = (
+            [target]
+            if target.is_file()
+            else sorted(
+                p for p in target.rglob("*") if p.is_file() and not any(s in str(p) for s in _SCRATCH)
+            )
+        )
         for f in files:
             st = f.stat()
             state[str(f.relative_to(root))] = (entry[:2], st.st_size, st.st_mtime_ns)
@@ -95,8 +116,9 @@ def working_tree_unchanged():
     yield
     after = working_tree_state(ROOT)
     changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
-    assert not changed, ("the test suite wrote into the working tree (tests must write only "
-                         f"under tmp_path): {changed[:20]}")
+    assert not changed, (
+        f"the test suite wrote into the working tree (tests must write only under tmp_path): {changed[:20]}"
+    )
 
 
 # ----------------------------------------------------------------- the service

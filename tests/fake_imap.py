@@ -4,6 +4,7 @@ CAPABILITY, LOGIN, SELECT, UID SEARCH UNSEEN, UID FETCH (BODY.PEEK[]), UID STORE
 +FLAGS (\\Seen), LOGOUT: enough to prove the real ``imaplib`` client parses our
 answers and that flags change only on STORE. Not an IMAP implementation.
 """
+
 from __future__ import annotations
 
 import socketserver

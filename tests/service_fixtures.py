@@ -7,6 +7,7 @@ demo corpus (seconds, no weights). It goes through ``training.pipeline.train``
 when that exists, else through the bundle writer directly with the same heads,
 so the service tests do not depend on the training area's schedule.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,20 +21,32 @@ KEYS = {"intake-key": "intake", "agent-key": "agent", "admin-key": "admin"}
 KEYS_SPEC = ",".join(f"{k}:{r}" for k, r in KEYS.items())
 
 KB_ARTICLES = [
-    {"id": "kb-vpn", "title": "Fix VPN connection drops",
-     "description": "What to do when the VPN client disconnects or cannot connect.",
-     "body": "Restart the VPN client, check your network, and reinstall the VPN profile. "
-             "If the VPN still drops, collect the client log and open a ticket."},
-    {"id": "kb-password", "title": "Reset your password",
-     "description": "Reset a forgotten or expired password and unlock your account.",
-     "body": "Use the self-service portal to reset your password. Locked accounts unlock after "
-             "15 minutes or when the service desk unlocks them."},
-    {"id": "kb-printer", "title": "Printer is offline or jammed",
-     "description": "Clear paper jams and bring an offline printer back.",
-     "body": "Open the tray, remove jammed paper, power cycle the printer and check the queue."},
-    {"id": "kb-outlook", "title": "Emails stuck in the outbox",
-     "description": "Outlook does not send e-mail: messages stay in the outbox.",
-     "body": "Check the connection, remove large attachments, restart Outlook in safe mode."},
+    {
+        "id": "kb-vpn",
+        "title": "Fix VPN connection drops",
+        "description": "What to do when the VPN client disconnects or cannot connect.",
+        "body": "Restart the VPN client, check your network, and reinstall the VPN profile. "
+        "If the VPN still drops, collect the client log and open a ticket.",
+    },
+    {
+        "id": "kb-password",
+        "title": "Reset your password",
+        "description": "Reset a forgotten or expired password and unlock your account.",
+        "body": "Use the self-service portal to reset your password. Locked accounts unlock after "
+        "15 minutes or when the service desk unlocks them.",
+    },
+    {
+        "id": "kb-printer",
+        "title": "Printer is offline or jammed",
+        "description": "Clear paper jams and bring an offline printer back.",
+        "body": "Open the tray, remove jammed paper, power cycle the printer and check the queue.",
+    },
+    {
+        "id": "kb-outlook",
+        "title": "Emails stuck in the outbox",
+        "description": "Outlook does not send e-mail: messages stay in the outbox.",
+        "body": "Check the connection, remove large attachments, restart Outlook in safe mode.",
+    },
 ]
 
 
@@ -62,8 +75,15 @@ def train_small_bundle(models_dir: Path) -> Path:
 def _train_with_pipeline(models_dir: Path) -> Path:
     from training.pipeline import train
 
-    result = train(DEMO / "tickets.csv", DEMO / "mapping.yaml", models_dir, encoder="hashing",
-                   candidates=("combined",), cv=3, progress=False)
+    result = train(
+        DEMO / "tickets.csv",
+        DEMO / "mapping.yaml",
+        models_dir,
+        encoder="hashing",
+        candidates=("combined",),
+        cv=3,
+        progress=False,
+    )
     return Path(result.bundle_path)
 
 
@@ -78,17 +98,23 @@ def _write_bundle_directly(models_dir: Path) -> Path:
     for head, column in (("type", "kind"), ("team", "assignment_group")):
         model = TextHead("tfidf", cv=3).fit(X, [r[column] for r in rows])
         heads[head] = model
-        manifest_heads[head] = {"labels": [str(c) for c in model.classes_],
-                                "thresholds": {str(c): {"apply": 0.9, "suggest": 0.4}
-                                               for c in model.classes_}}
+        manifest_heads[head] = {
+            "labels": [str(c) for c in model.classes_],
+            "thresholds": {str(c): {"apply": 0.9, "suggest": 0.4} for c in model.classes_},
+        }
     manifest = {"encoder": {"kind": "hashing", "dim": 256}, "heads": manifest_heads}
     return write_bundle(models_dir, heads, manifest, extras=lambda tmp, *_: None)
 
 
 def app_config(env: dict, **overrides) -> dict:
-    config = {"TESTING": True, "TRIAGE_MODELS_DIR": str(env["models"]),
-              "TRIAGE_KB_PATH": str(env["kb"]), "TRIAGE_LOAD": "sync",
-              "TRIAGE_API_KEYS": KEYS_SPEC, "TRIAGE_KB_THRESHOLD": "0.2"}
+    config = {
+        "TESTING": True,
+        "TRIAGE_MODELS_DIR": str(env["models"]),
+        "TRIAGE_KB_PATH": str(env["kb"]),
+        "TRIAGE_LOAD": "sync",
+        "TRIAGE_API_KEYS": KEYS_SPEC,
+        "TRIAGE_KB_THRESHOLD": "0.2",
+    }
     config.update(overrides)
     return config
 
@@ -102,8 +128,8 @@ TICKET = {
     "id": "T-1",
     "subject": "VPN keeps disconnecting",
     "body": "Since this morning the VPN client drops every few minutes and I cannot reach the "
-            "file shares or the intranet. I restarted the laptop twice and it still happens. "
-            "This blocks my work with customers today, please help as soon as possible.",
+    "file shares or the intranet. I restarted the laptop twice and it still happens. "
+    "This blocks my work with customers today, please help as soon as possible.",
     "channel": "email",
     "customer_tier": "gold",
 }
@@ -111,8 +137,11 @@ TICKET = {
 
 FIXTURES = ("service_env", "app", "client")
 
+
 def __getattr__(name: str):
     if name in FIXTURES:  # an import by name made a per-module copy of a session fixture
-        raise ImportError(f"{name!r} is a fixture defined in tests/conftest.py: use it as an "
-                          f"argument, do not import it from {__name__}")
+        raise ImportError(
+            f"{name!r} is a fixture defined in tests/conftest.py: use it as an "
+            f"argument, do not import it from {__name__}"
+        )
     raise AttributeError(name)

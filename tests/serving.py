@@ -1,4 +1,5 @@
 """Helpers for tests that start a real server process on a loopback port, bounded in time."""
+
 from __future__ import annotations
 
 import socket
@@ -15,8 +16,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(base: str, proc: subprocess.Popen, seconds: float = 90,
-               log: Path | None = None) -> None:
+def wait_ready(base: str, proc: subprocess.Popen, seconds: float = 90, log: Path | None = None) -> None:
     """Poll ``/readyz`` until 200; fail at once if the process died (with its log tail)."""
     deadline = time.time() + seconds
     while time.time() < deadline:

@@ -4,6 +4,7 @@ Tests that need a signed-in customer go through the one-time link (the
 default sign-in), reading the link from the mail queued in the outbox, so the
 real path is what every page test exercises.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,11 @@ def latest_signin_path(store, address: str) -> str:
     from triage.store.tables import OutboxMessage
 
     with store.session() as s:
-        rows = s.scalars(select(OutboxMessage).where(OutboxMessage.event == "mail.signin")
-                         .order_by(OutboxMessage.id.desc())).all()
+        rows = s.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.event == "mail.signin")
+            .order_by(OutboxMessage.id.desc())
+        ).all()
         for row in rows:
             if row.payload["to"] == [address]:
                 return row.payload["context"]["signin_path"]
@@ -28,8 +32,9 @@ def latest_signin_path(store, address: str) -> str:
 
 def request_link(client, address: str, next_path: str = ""):
     token = TOKEN.search(client.get("/signin").text).group(1)
-    return client.post("/signin", data={"csrf_token": token, "kind": "customer",
-                                        "email": address, "next": next_path})
+    return client.post(
+        "/signin", data={"csrf_token": token, "kind": "customer", "email": address, "next": next_path}
+    )
 
 
 def use_link(client, path: str):

@@ -8,6 +8,7 @@ never collide; tables are emptied between tests. When PostgreSQL does not
 answer, its tests are skipped with the reason, except under ``CI=true``,
 where that is a failure: CI must test what production runs.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,10 @@ from triage.store import Store
 from triage.store.tables import Base
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-BACKENDS = [pytest.param("sqlite", id="sqlite"),
-            pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)]
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
 
 
 def postgres_url() -> str:
@@ -57,8 +60,11 @@ def empty(store: Store) -> None:
 
 FIXTURES = ("backend", "store")
 
+
 def __getattr__(name: str):
     if name in FIXTURES:  # an import by name made a per-module copy of a session fixture
-        raise ImportError(f"{name!r} is a fixture defined in tests/conftest.py: use it as an "
-                          f"argument, do not import it from {__name__}")
+        raise ImportError(
+            f"{name!r} is a fixture defined in tests/conftest.py: use it as an "
+            f"argument, do not import it from {__name__}"
+        )
     raise AttributeError(name)

@@ -1,4 +1,5 @@
 """triage.ann.VectorIndex: exact below its threshold, a usearch graph above, same answers."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,7 +42,7 @@ def test_past_the_threshold_the_graph_answers_with_high_recall():
     index.add(range(400), data[:400])
     assert not index.approximate
     for start in range(400, 3000, 200):  # grows incrementally, as tickets arrive
-        index.add(range(start, start + 200), data[start:start + 200])
+        index.add(range(start, start + 200), data[start : start + 200])
     assert index.approximate and len(index) == 3000
     queries = clustered(100, seed=9)
     found = [{k for k, _ in index.search(q, 10)} for q in queries]

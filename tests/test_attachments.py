@@ -1,4 +1,5 @@
 """Attachments over the API and the pages: round trip, limits, type checks, who may read them."""
+
 from __future__ import annotations
 
 import io
@@ -13,11 +14,18 @@ KEYS = "intake-k:intake,agent-k:agent"
 
 @pytest.fixture
 def app(tmp_path):
-    return create_app({"TRIAGE_LOAD": "off", "TRIAGE_SIGHUP": False, "TRIAGE_API_KEYS": KEYS,
-                       "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'files.db'}",
-                       "TRIAGE_SECRET_KEY": "t", "TRIAGE_ATTACHMENTS_DIR": str(tmp_path / "files"),
-                       "TRIAGE_ATTACHMENT_MAX_BYTES": 2048,
-                       "TRIAGE_ATTACHMENT_TICKET_MAX_BYTES": 4096})
+    return create_app(
+        {
+            "TRIAGE_LOAD": "off",
+            "TRIAGE_SIGHUP": False,
+            "TRIAGE_API_KEYS": KEYS,
+            "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'files.db'}",
+            "TRIAGE_SECRET_KEY": "t",
+            "TRIAGE_ATTACHMENTS_DIR": str(tmp_path / "files"),
+            "TRIAGE_ATTACHMENT_MAX_BYTES": 2048,
+            "TRIAGE_ATTACHMENT_TICKET_MAX_BYTES": 4096,
+        }
+    )
 
 
 def headers(role="agent", requester=None):
@@ -28,15 +36,19 @@ def headers(role="agent", requester=None):
 
 
 def ticket(client, requester="ann@example.com") -> int:
-    made = client.post("/v1/tickets", headers=headers("intake"),
-                       json={"subject": "s", "body": "b", "requester": requester})
+    made = client.post(
+        "/v1/tickets", headers=headers("intake"), json={"subject": "s", "body": "b", "requester": requester}
+    )
     return made.json["ticket"]["id"]
 
 
 def upload(client, ticket_id, name, data, ctype, **kw):
-    return client.post(f"/v1/tickets/{ticket_id}/attachments", headers=kw.pop("h", headers()),
-                       data={"file": (io.BytesIO(data), name, ctype), **kw},
-                       content_type="multipart/form-data")
+    return client.post(
+        f"/v1/tickets/{ticket_id}/attachments",
+        headers=kw.pop("h", headers()),
+        data={"file": (io.BytesIO(data), name, ctype), **kw},
+        content_type="multipart/form-data",
+    )
 
 
 def test_upload_round_trip(app):
@@ -45,8 +57,12 @@ def test_upload_round_trip(app):
     made = upload(client, tid, "shot.png", PNG, "image/png")
     assert made.status_code == 201
     [item] = made.json["attachments"]
-    assert (item["filename"], item["content_type"], item["size"], item["previewable"]) == \
-        ("shot.png", "image/png", len(PNG), True)
+    assert (item["filename"], item["content_type"], item["size"], item["previewable"]) == (
+        "shot.png",
+        "image/png",
+        len(PNG),
+        True,
+    )
     got = client.get(f"/v1/attachments/{item['id']}", headers=headers())
     assert got.status_code == 200 and got.data == PNG
     assert got.headers["Content-Type"] == "image/png"
@@ -89,8 +105,10 @@ def test_other_requesters_cannot_read_a_file(app):
     hidden = staff_only.json["attachments"][0]["id"]
     mine = client.get(f"/v1/tickets/{tid}/attachments", headers=headers("intake", "ann@example.com"))
     assert [a["id"] for a in mine.json["attachments"]] == [item["id"]]
-    assert client.get(f"/v1/attachments/{hidden}",
-                      headers=headers("intake", "ann@example.com")).status_code == 404
+    assert (
+        client.get(f"/v1/attachments/{hidden}", headers=headers("intake", "ann@example.com")).status_code
+        == 404
+    )
 
 
 def test_upload_needs_multipart(app):
@@ -120,26 +138,39 @@ def test_files_are_listed_on_the_agent_and_portal_ticket_pages(app):
 
 
 def test_uploads_may_be_larger_than_the_json_body_limit(tmp_path):
-    app = create_app({"TRIAGE_LOAD": "off", "TRIAGE_SIGHUP": False, "TRIAGE_API_KEYS": KEYS,
-                      "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'big.db'}",
-                      "TRIAGE_SECRET_KEY": "t", "TRIAGE_ATTACHMENTS_DIR": str(tmp_path / "f"),
-                      "TRIAGE_MAX_BODY_BYTES": 100_000})
+    app = create_app(
+        {
+            "TRIAGE_LOAD": "off",
+            "TRIAGE_SIGHUP": False,
+            "TRIAGE_API_KEYS": KEYS,
+            "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'big.db'}",
+            "TRIAGE_SECRET_KEY": "t",
+            "TRIAGE_ATTACHMENTS_DIR": str(tmp_path / "f"),
+            "TRIAGE_MAX_BODY_BYTES": 100_000,
+        }
+    )
     client = app.test_client()
     tid = ticket(client)
     data = b"%PDF-1.4\n" + b"0" * 300_000  # 3x the JSON limit (under the test client's spooling)
     made = upload(client, tid, "manual.pdf", data, "application/pdf")
     assert made.status_code == 201 and made.json["attachments"][0]["size"] == len(data)
-    too_big = client.post("/v1/tickets", headers=headers("intake"),
-                          json={"subject": "s", "body": "x" * 200_000})
+    too_big = client.post(
+        "/v1/tickets", headers=headers("intake"), json={"subject": "s", "body": "x" * 200_000}
+    )
     assert too_big.status_code == 413  # the JSON API keeps its own limit
 
 
 def test_the_file_endpoints_are_in_the_openapi_document(app):
     paths = app.test_client().get("/openapi.json").json["paths"]
-    assert {"/v1/tickets/{ticket_id}/attachments", "/v1/attachments/{attachment_id}",
-            "/v1/reports/satisfaction"} <= set(paths)
-    assert "multipart/form-data" in \
-        paths["/v1/tickets/{ticket_id}/attachments"]["post"]["requestBody"]["content"]
+    assert {
+        "/v1/tickets/{ticket_id}/attachments",
+        "/v1/attachments/{attachment_id}",
+        "/v1/reports/satisfaction",
+    } <= set(paths)
+    assert (
+        "multipart/form-data"
+        in paths["/v1/tickets/{ticket_id}/attachments"]["post"]["requestBody"]["content"]
+    )
 
 
 def test_a_raw_mail_posted_to_the_api_keeps_its_files_and_its_refusals(app):
@@ -147,18 +178,21 @@ def test_a_raw_mail_posted_to_the_api_keeps_its_files_and_its_refusals(app):
 
     client = app.test_client()
     item = next(i for i in build() if i.name == "attachment-png")
-    made = client.post("/v1/tickets", headers={**headers("intake"),
-                                               "Content-Type": "message/rfc822"}, data=item.raw)
+    made = client.post(
+        "/v1/tickets", headers={**headers("intake"), "Content-Type": "message/rfc822"}, data=item.raw
+    )
     assert made.status_code == 201 and made.json["outcome"] == "created"
     tid = made.json["ticket"]["id"]
     [png] = client.get(f"/v1/tickets/{tid}/attachments", headers=headers()).json["attachments"]
     assert png["filename"] == "shot.png"
-    again = client.post("/v1/tickets", headers={**headers("intake"),
-                                                "Content-Type": "message/rfc822"}, data=item.raw)
+    again = client.post(
+        "/v1/tickets", headers={**headers("intake"), "Content-Type": "message/rfc822"}, data=item.raw
+    )
     assert again.status_code == 200 and again.json["outcome"] == "duplicate"
     auto = b"From: a@example.com\nSubject: Out of office: gone\nMessage-ID: <o@x>\n\nAway\n"
-    refused = client.post("/v1/tickets", headers={**headers("intake"),
-                                                  "Content-Type": "message/rfc822"}, data=auto)
+    refused = client.post(
+        "/v1/tickets", headers={**headers("intake"), "Content-Type": "message/rfc822"}, data=auto
+    )
     assert refused.json["outcome"] == "refused" and refused.json["refusal_id"]
     from service.store import get_store
     from triage.store import mail_log

@@ -1,5 +1,6 @@
 """triage embed / triage score: the same Parquet from the local engine and from Ray local mode,
 and training reads the embeddings back instead of embedding again."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,24 @@ from triage_cli import main
 
 def _embed(tmp_path, data, mapping, engine: str, capsys):
     out = tmp_path / f"emb-{engine}"
-    rc = main(["embed", "--data", str(data), "--mapping", str(mapping), "--out", str(out),
-               "--encoder", "hashing", "--engine", engine, "--batch-size", "40", "--json"])
+    rc = main(
+        [
+            "embed",
+            "--data",
+            str(data),
+            "--mapping",
+            str(mapping),
+            "--out",
+            str(out),
+            "--encoder",
+            "hashing",
+            "--engine",
+            engine,
+            "--batch-size",
+            "40",
+            "--json",
+        ]
+    )
     assert rc == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     return out, summary
@@ -24,8 +41,22 @@ def _embed(tmp_path, data, mapping, engine: str, capsys):
 
 def _train(tmp_path, data, mapping, embeddings, capsys):
     models = tmp_path / "models"
-    rc = main(["train", "--data", str(data), "--mapping", str(mapping), "--out", str(models),
-               "--encoder", "hashing", "--no-tracking", "--embeddings", str(embeddings)])
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--mapping",
+            str(mapping),
+            "--out",
+            str(models),
+            "--encoder",
+            "hashing",
+            "--no-tracking",
+            "--embeddings",
+            str(embeddings),
+        ]
+    )
     assert rc == 0
     capsys.readouterr()
     return next(models.iterdir())
@@ -38,6 +69,7 @@ def test_local_embed_writes_vectors_training_reads_back(tmp_path, capsys):
     keys, vectors = read_vectors(out)
     assert len(keys) == summary["rows"] and vectors.shape == (summary["rows"], 256)
     from training.batch import export_texts
+
     texts = export_texts(data, mapping)["text"].tolist()
     assert keys == [text_key(t) for t in texts]
     expected = HashingEncoder().encode(texts)
@@ -53,8 +85,19 @@ def test_embed_refuses_a_folder_that_already_holds_output(tmp_path, capsys):
     data, mapping = write_export(tmp_path, n_per_team=4, seed=3)
     _embed(tmp_path, data, mapping, "local", capsys)
     with pytest.raises(FileExistsError):
-        main(["embed", "--data", str(data), "--mapping", str(mapping), "--out",
-              str(tmp_path / "emb-local"), "--encoder", "hashing"])
+        main(
+            [
+                "embed",
+                "--data",
+                str(data),
+                "--mapping",
+                str(mapping),
+                "--out",
+                str(tmp_path / "emb-local"),
+                "--encoder",
+                "hashing",
+            ]
+        )
 
 
 @pytest.mark.slow
@@ -74,8 +117,25 @@ def test_ray_local_mode_embeds_and_scores_and_training_reads_its_parquet(tmp_pat
     scores = {}
     for engine in ("local", "ray"):
         out = tmp_path / f"scores-{engine}"
-        assert main(["score", "--bundle", str(bundle), "--data", str(data), "--mapping",
-                     str(mapping), "--out", str(out), "--engine", engine, "--json"]) == 0
+        assert (
+            main(
+                [
+                    "score",
+                    "--bundle",
+                    str(bundle),
+                    "--data",
+                    str(data),
+                    "--mapping",
+                    str(mapping),
+                    "--out",
+                    str(out),
+                    "--engine",
+                    engine,
+                    "--json",
+                ]
+            )
+            == 0
+        )
         capsys.readouterr()
         scores[engine] = read_scores(out)
     assert len(scores["ray"]) == len(keys_l)

@@ -1,4 +1,5 @@
 """Bundles: round trip, tampering refused, other scikit-learn refused, never half-visible."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,14 @@ from triage.bundle import MANIFEST, load_bundle, new_bundle_id, read_manifest, w
 from triage.classifiers import Features, TextHead
 from triage.errors import BundleError
 
-TEXTS = ["printer jams on floor two", "vpn will not connect", "need a new laptop",
-         "printer out of toner", "vpn drops every hour", "order a monitor please"] * 5
+TEXTS = [
+    "printer jams on floor two",
+    "vpn will not connect",
+    "need a new laptop",
+    "printer out of toner",
+    "vpn drops every hour",
+    "order a monitor please",
+] * 5
 LABELS = ["hardware", "network", "purchase"] * 10
 
 
@@ -22,8 +29,10 @@ def head() -> TextHead:
 
 
 def _write(tmp_path: Path, head: TextHead, **kw) -> Path:
-    manifest = {"heads": {"team": {"classes": list(head.classes_), "thresholds": {}}},
-                "encoder": {"kind": "hashing", "dim": 64}}
+    manifest = {
+        "heads": {"team": {"classes": list(head.classes_), "thresholds": {}}},
+        "encoder": {"kind": "hashing", "dim": 64},
+    }
     return write_bundle(tmp_path / "models", {"team": head}, manifest, **kw)
 
 
@@ -48,6 +57,7 @@ def test_same_id_twice_gets_a_new_folder(tmp_path, head):
 
 def test_bundle_id_is_utc_time_and_sha():
     from datetime import datetime, timezone
+
     bid = new_bundle_id(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "abc1234")
     assert bid == "20260102T030405Z-abc1234"
 
@@ -79,8 +89,11 @@ def test_other_sklearn_version_is_refused_with_a_clear_message(tmp_path, head):
     manifest = json.loads((path / MANIFEST).read_text())
     manifest["libraries"]["scikit-learn"] = "0.24.2"
     (path / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match=r"trained with scikit-learn 0\.24\.2.*install "
-                                          r"scikit-learn==0\.24\.2"):
+    with pytest.raises(
+        BundleError,
+        match=r"trained with scikit-learn 0\.24\.2.*install "
+        r"scikit-learn==0\.24\.2",
+    ):
         load_bundle(path)
 
 
@@ -100,8 +113,14 @@ def test_half_written_bundle_is_never_visible(tmp_path, head):
 
 
 def test_extras_are_checksummed_too(tmp_path, head):
-    path = _write(tmp_path, head, extras=lambda tmp, bid: (tmp / "report").mkdir() or
-                  (tmp / "report" / "report.json").write_text(json.dumps({"bundle_id": bid})))
+    path = _write(
+        tmp_path,
+        head,
+        extras=lambda tmp, bid: (
+            (tmp / "report").mkdir()
+            or (tmp / "report" / "report.json").write_text(json.dumps({"bundle_id": bid}))
+        ),
+    )
     assert "report/report.json" in read_manifest(path)["files"]
     (path / "report" / "report.json").write_text("{}")
     with pytest.raises(BundleError, match="report/report.json"):
@@ -114,12 +133,15 @@ def _folder_with_manifest(root: Path, text: str) -> Path:
     return root / "b"
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: p / "nope",
-    lambda p: (p / ".tmp-abc").mkdir() or p / ".tmp-abc",
-    lambda p: _folder_with_manifest(p, "{bad"),
-    lambda p: _folder_with_manifest(p, '{"format_version": 9}'),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: p / "nope",
+        lambda p: (p / ".tmp-abc").mkdir() or p / ".tmp-abc",
+        lambda p: _folder_with_manifest(p, "{bad"),
+        lambda p: _folder_with_manifest(p, '{"format_version": 9}'),
+    ],
+)
 def test_not_a_bundle_is_a_bundle_error(tmp_path, make):
     with pytest.raises(BundleError):
         load_bundle(make(tmp_path))

@@ -1,4 +1,5 @@
 """Trusted bundles: loaded only from the models folder (or a trusted one), signed when a key is set."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,7 @@ import joblib
 import pytest
 from sklearn.dummy import DummyClassifier
 
-from triage.bundle import (MANIFEST, file_sha256, load_bundle, read_manifest, sign_bundle,
-                           write_bundle)
+from triage.bundle import MANIFEST, file_sha256, load_bundle, read_manifest, sign_bundle, write_bundle
 from triage.bundle_trust import check_location, parse_trusted
 from triage.errors import BundleError
 
@@ -26,9 +26,12 @@ class Boom:
 
 def small_bundle(models: Path, key: str | None = None) -> Path:
     model = DummyClassifier(strategy="most_frequent").fit([[0], [1]], ["a", "b"])
-    return write_bundle(models, {"type": model}, {"encoder": {"kind": "hashing", "dim": 16},
-                                                  "heads": {"type": {"labels": ["a", "b"]}}},
-                        signing_key=key)
+    return write_bundle(
+        models,
+        {"type": model},
+        {"encoder": {"kind": "hashing", "dim": 16}, "heads": {"type": {"labels": ["a", "b"]}}},
+        signing_key=key,
+    )
 
 
 def plant_pickle(bundle: Path, *, fix_checksum: bool) -> None:
@@ -59,20 +62,34 @@ def test_triage_train_passes_the_setting_to_the_bundle_writer(tmp_path, monkeypa
         seen.update(kwargs)
         bundle = small_bundle(Path(out), kwargs.get("signing_key"))
         from types import SimpleNamespace
+
         return SimpleNamespace(bundle_path=bundle, report={}, report_dir=None)
 
     monkeypatch.setattr(training.pipeline, "train", fake_train)
     monkeypatch.setattr("training.evaluation.render_text_summary", lambda report: "")
     monkeypatch.setenv("TRIAGE_BUNDLE_SIGNING_KEY", KEY)
-    assert main(["train", "--data", str(tmp_path / "x.csv"), "--mapping",
-                 str(tmp_path / "m.yaml"), "--out", str(tmp_path / "models"),
-                 "--no-tracking"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "x.csv"),
+                "--mapping",
+                str(tmp_path / "m.yaml"),
+                "--out",
+                str(tmp_path / "models"),
+                "--no-tracking",
+            ]
+        )
+        == 0
+    )
     assert seen["signing_key"] == KEY
     bundle = next((tmp_path / "models").glob("*/manifest.json")).parent
     load_bundle(bundle, signing_key=KEY)
     import inspect
 
     from training.retrain import retrain
+
     assert "signing_key" in inspect.signature(retrain).parameters
 
 
@@ -133,8 +150,13 @@ def test_only_the_models_folder_unless_trusted(tmp_path):
 
 
 def _service_config(models: Path, **extra) -> dict:
-    return {"TESTING": True, "TRIAGE_MODELS_DIR": str(models), "TRIAGE_LOAD": "off",
-            "TRIAGE_SIGHUP": False, **extra}
+    return {
+        "TESTING": True,
+        "TRIAGE_MODELS_DIR": str(models),
+        "TRIAGE_LOAD": "off",
+        "TRIAGE_SIGHUP": False,
+        **extra,
+    }
 
 
 def test_the_service_refuses_a_bundle_outside_the_models_folder(tmp_path):
@@ -147,11 +169,13 @@ def test_the_service_refuses_a_bundle_outside_the_models_folder(tmp_path):
     app = create_app(_service_config(models, TRIAGE_BUNDLE=str(outside)))
     with pytest.raises(BundleError, match="outside the models folder"):
         resolve_bundle(app.config)
-    app = create_app(_service_config(models, TRIAGE_BUNDLE=str(outside),
-                                     TRIAGE_TRUSTED_BUNDLES=str(tmp_path / "elsewhere")))
+    app = create_app(
+        _service_config(
+            models, TRIAGE_BUNDLE=str(outside), TRIAGE_TRUSTED_BUNDLES=str(tmp_path / "elsewhere")
+        )
+    )
     assert resolve_bundle(app.config) == outside  # --trust PATH
-    (models / "CHAMPION").write_text(json.dumps({"bundle_id": outside.name,
-                                                 "path": str(outside)}))
+    (models / "CHAMPION").write_text(json.dumps({"bundle_id": outside.name, "path": str(outside)}))
     app = create_app(_service_config(models))
     with pytest.raises(BundleError, match="outside the models folder"):
         resolve_bundle(app.config)  # a champion pointer cannot lead outside either

@@ -6,6 +6,7 @@ recovers a known temperature and moves ECE the right way (down, from both sides)
 fitted TF-IDF head whose labels carry 15 % known noise, whose holdout ECE stays below a
 stated bound.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,7 +24,7 @@ def _top1(proba: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def test_ece_of_a_calibrated_and_of_an_overconfident_forecaster():
     rng = np.random.default_rng(RNG_SEED)
     confidence = rng.uniform(0.5, 1.0, 20_000)
-    honest = rng.random(20_000) < confidence              # right as often as it claims
+    honest = rng.random(20_000) < confidence  # right as often as it claims
     overconfident = rng.random(20_000) < confidence - 0.2  # right 20 points less often
     # sampling noise of 15 bins × ~1300 forecasts: about 0.01
     assert expected_calibration_error(confidence, honest) < 0.02

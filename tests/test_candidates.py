@@ -1,6 +1,7 @@
 """Candidate selection: the plain reference competes, decisions are tuned for macro-F1,
 small calibration splits never auto-apply, and the chosen pipeline is refitted on
 train + calibration (never the holdout)."""
+
 from __future__ import annotations
 
 import csv
@@ -9,8 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from triage.classifiers import (Features, decide_labels, fit_candidates, fit_class_bias,
-                                macro_f1_idx, make_reference)
+from triage.classifiers import (
+    Features,
+    decide_labels,
+    fit_candidates,
+    fit_class_bias,
+    macro_f1_idx,
+    make_reference,
+)
 from triage.encoder import HashingEncoder
 from triage.predict import Triager
 from triage.thresholds import min_rows_for
@@ -43,14 +50,18 @@ def test_class_bias_stays_zero_when_nothing_is_gained():
 
 def test_reference_candidate_reproduces_the_plain_reference_exactly():
     rng = np.random.default_rng(1)
-    vocab = {"net": ["vpn", "wifi", "router"], "mail": ["outlook", "inbox", "smtp"],
-             "hr": ["payslip", "holiday", "contract"]}
+    vocab = {
+        "net": ["vpn", "wifi", "router"],
+        "mail": ["outlook", "inbox", "smtp"],
+        "hr": ["payslip", "holiday", "contract"],
+    }
     labels = [str(rng.choice(list(vocab))) for _ in range(240)]
-    texts = [" ".join(rng.choice(vocab[lab], 2)) + " " + " ".join(
-        rng.choice(sum(vocab.values(), []), 2)) for lab in labels]
+    texts = [
+        " ".join(rng.choice(vocab[lab], 2)) + " " + " ".join(rng.choice(sum(vocab.values(), []), 2))
+        for lab in labels
+    ]
     train_rows, test_rows = slice(0, 180), slice(180, None)
-    head = fit_candidates(Features(texts[train_rows]), labels[train_rows], ("reference",),
-                          cv=3)["reference"]
+    head = fit_candidates(Features(texts[train_rows]), labels[train_rows], ("reference",), cv=3)["reference"]
     plain = make_reference().fit(texts[train_rows], labels[train_rows])
     proba, picked = head.predict_labelled(Features(texts[test_rows]))
     assert list(head.classes_[picked]) == list(plain.predict(texts[test_rows]))
@@ -74,9 +85,15 @@ def test_small_calibration_split_never_applies_and_says_why():
 @pytest.fixture(scope="module")
 def demo_result(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
-    return train(DEMO / "tickets.csv", DEMO / "mapping.yaml", folder / "models",
-                 encoder=HashingEncoder(), cv=3, progress=False,
-                 candidates=("reference", "tfidf", "embedding"))
+    return train(
+        DEMO / "tickets.csv",
+        DEMO / "mapping.yaml",
+        folder / "models",
+        encoder=HashingEncoder(),
+        cv=3,
+        progress=False,
+        candidates=("reference", "tfidf", "embedding"),
+    )
 
 
 def test_demo_type_head_has_the_four_itil_types():
@@ -106,9 +123,14 @@ def test_demo_training_reports_reference_refit_and_context(demo_result):
 
 def test_refitted_bundle_serves_with_context_and_history(demo_result):
     tri = Triager.from_bundle(demo_result.bundle_path, encoder=HashingEncoder())
-    ticket = Ticket(subject="VPN keeps dropping", body="The VPN disconnects every hour.",
-                    channel="email", customer_tier="gold", affected_service="VPN",
-                    requester="ann@acme.example")
+    ticket = Ticket(
+        subject="VPN keeps dropping",
+        body="The VPN disconnects every hour.",
+        channel="email",
+        customer_tier="gold",
+        affected_service="VPN",
+        requester="ann@acme.example",
+    )
     with_history = tri.classify([ticket], histories=[{"team": ["Network"]}])[0]["fields"]
     plain = tri.classify([ticket])[0]["fields"]
     assert set(with_history) == set(plain) and with_history["team"]["label"]

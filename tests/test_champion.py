@@ -1,5 +1,6 @@
 """The champion pointer and the newest-bundle rule (triage/champion.py), the one contract
 training writes and the service reads."""
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,15 @@ def test_newest_bundle_sorts_by_id_and_ignores_folders_without_manifest(tmp_path
 def test_pointer_round_trip_stores_ids_inside_the_models_dir(tmp_path):
     old = _bundle(tmp_path, "20260101T000000Z-aaa")
     _bundle(tmp_path, "20260301T000000Z-bbb")
-    target = write_pointer({"bundle_id": old.name, "path": str(old), "promoted_by": "me",
-                            "previous": {"bundle_id": "x", "path": str(old)}},
-                           pointer_file(tmp_path))
+    target = write_pointer(
+        {
+            "bundle_id": old.name,
+            "path": str(old),
+            "promoted_by": "me",
+            "previous": {"bundle_id": "x", "path": str(old)},
+        },
+        pointer_file(tmp_path),
+    )
     raw = json.loads(target.read_text())
     assert raw["path"] == old.name and raw["previous"]["path"] == old.name
     info = read_pointer(target)

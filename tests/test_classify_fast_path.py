@@ -1,4 +1,5 @@
 """``POST /v1/classify?kb=0``: no KB suggestions, and a TF-IDF-only bundle never encodes."""
+
 from __future__ import annotations
 
 import pytest
@@ -53,10 +54,8 @@ def test_kb_must_be_0_or_1(client):
 
 def test_a_tfidf_only_bundle_asked_for_no_kb_never_encodes(tfidf_client):
     client, counting = tfidf_client
-    fast = client.post("/v1/classify?kb=0", json=dict(TICKET, body="printer on fire"),
-                       headers=auth())
+    fast = client.post("/v1/classify?kb=0", json=dict(TICKET, body="printer on fire"), headers=auth())
     assert fast.status_code == 200 and counting.texts == []
-    usual = client.post("/v1/classify", json=dict(TICKET, body="printer still on fire"),
-                        headers=auth())
+    usual = client.post("/v1/classify", json=dict(TICKET, body="printer still on fire"), headers=auth())
     assert usual.status_code == 200 and len(counting.texts) == 1
     assert fast.get_json()["result"]["fields"].keys() == usual.get_json()["result"]["fields"].keys()

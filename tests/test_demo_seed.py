@@ -1,4 +1,5 @@
 """The demo's seeded history: every state, replies, breaches; only into an empty store."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -28,8 +29,7 @@ def test_seed_makes_a_lived_in_desk_once(tmp_path):
         assert set(states) >= {"new", "in_progress", "pending", "resolved", "closed"}, states
         assert s.scalar(select(func.count()).select_from(Comment)) > 50
         assert s.scalar(select(func.count()).select_from(Escalation)) > 0  # breaches happened
-        assert s.scalar(select(func.count()).select_from(TicketRow)
-                        .where(TicketRow.queue == "triage")) > 0
+        assert s.scalar(select(func.count()).select_from(TicketRow).where(TicketRow.queue == "triage")) > 0
         rows, agents = rows_from_store(s, datetime(2026, 11, 1, tzinfo=timezone.utc))
     report = build_report(rows, NOW, days=30, agents=agents)
     assert report["overall"]["first_response"]["n"] > 30 and report["overall"]["reopen"]["k"] >= 1

@@ -1,4 +1,5 @@
 """The desk as data: desk.yaml validated with lines, applied idempotently, checked against rules."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,14 +45,17 @@ def test_demo_desk_matches_the_demo_data_and_the_default_rules():
     assert any(a.seniority == "senior" and "Network" in a.teams for a in desk.agents.values())
 
 
-@pytest.mark.parametrize("text, line, words", [
-    ("teams: {A: {}}\nagents:\n  - {id: x, teams: [B]}\n", 3, "unknown team 'B'"),
-    ("teams: {A: {}}\nagents:\n  - {id: x, seniority: boss}\n", 3, "seniority"),
-    ("teams: {A: {}}\nagents:\n  - {id: x, capacity: -1}\n", 3, "capacity"),
-    ("teams: {A: {}}\nagents:\n  - {id: x}\n  - {id: x}\n", 4, "listed twice"),
-    ("teams: {A: {colour: red}}\n", 1, "unknown key 'colour'"),
-    ("teams: {A: {}}\nteam_map:\n  X: B\n", 3, "unknown team 'B'"),
-])
+@pytest.mark.parametrize(
+    "text, line, words",
+    [
+        ("teams: {A: {}}\nagents:\n  - {id: x, teams: [B]}\n", 3, "unknown team 'B'"),
+        ("teams: {A: {}}\nagents:\n  - {id: x, seniority: boss}\n", 3, "seniority"),
+        ("teams: {A: {}}\nagents:\n  - {id: x, capacity: -1}\n", 3, "capacity"),
+        ("teams: {A: {}}\nagents:\n  - {id: x}\n  - {id: x}\n", 4, "listed twice"),
+        ("teams: {A: {colour: red}}\n", 1, "unknown key 'colour'"),
+        ("teams: {A: {}}\nteam_map:\n  X: B\n", 3, "unknown team 'B'"),
+    ],
+)
 def test_errors_name_the_line(text, line, words):
     with pytest.raises(ConfigError) as err:
         loads_desk(text, "desk.yaml")
@@ -89,15 +93,15 @@ def test_apply_twice_changes_nothing_the_second_time(store):
         assert {c.actor for c in s.scalars(select(DeskChange))} == {"ann"}
         nina = s.get(Agent, "nina")
         assert (nina.email, nina.seniority, nina.capacity) == ("nina@acme.example", "senior", 2)
-        assert store_desk.current(s)["teams"]["Network"]["escalation_contacts"] == \
-            ["noc@acme.example"]
+        assert store_desk.current(s)["teams"]["Network"]["escalation_contacts"] == ["noc@acme.example"]
 
 
 def test_apply_diffs_edits_and_retires_what_left_the_file(store):
     with store.session() as s:
         store_desk.apply(s, loads_desk(SMALL), actor="ann", source="v1")
     edited = SMALL.replace("capacity: 2", "capacity: 5").replace(
-        "  - {id: leo, teams: [Network], seniority: junior}\n", "")
+        "  - {id: leo, teams: [Network], seniority: junior}\n", ""
+    )
     with store.session() as s:
         dry = store_desk.apply(s, loads_desk(edited), actor="bob", source="v2", dry_run=True)
         s.rollback()

@@ -1,4 +1,5 @@
 """The desk report's figures against values computed by hand on a small fixture."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -16,21 +17,66 @@ def at(day: int, hour: int) -> datetime:
 
 
 ROWS = [  # hours from creation written beside each time, for the hand computation below
-    {"created_at": at(30, 8), "first_response_at": at(30, 8) + timedelta(minutes=30),  # 0.5
-     "resolved_at": at(30, 10), "status": "resolved", "team": "Net", "agent": "nina",  # 2
-     "category": "Network", "priority": 1, "agent_replies": 1, "reopens": 0},
-    {"created_at": at(29, 12), "first_response_at": at(29, 14),  # 2
-     "resolved_at": at(30, 12), "status": "closed", "team": "Net", "agent": "nina",  # 24
-     "category": "Network", "priority": 2, "agent_replies": 3, "reopens": 0},
-    {"created_at": at(30, 6), "first_response_at": None, "resolved_at": None,  # age 6
-     "status": "new", "team": "Net", "agent": "leo", "category": "Network", "priority": 2,
-     "agent_replies": 0, "reopens": 0},
-    {"created_at": at(28, 12), "first_response_at": at(28, 13), "resolved_at": None,  # 1; age 48
-     "status": "in_progress", "team": "Desk", "agent": "sam", "category": "Access",
-     "priority": 3, "agent_replies": 2, "reopens": 1},
-    {"created_at": at(30, 11), "first_response_at": None, "resolved_at": None,  # age 1
-     "status": "new", "team": "Desk", "agent": None, "category": "Access", "priority": None,
-     "agent_replies": 0, "reopens": 0},
+    {
+        "created_at": at(30, 8),
+        "first_response_at": at(30, 8) + timedelta(minutes=30),  # 0.5
+        "resolved_at": at(30, 10),
+        "status": "resolved",
+        "team": "Net",
+        "agent": "nina",  # 2
+        "category": "Network",
+        "priority": 1,
+        "agent_replies": 1,
+        "reopens": 0,
+    },
+    {
+        "created_at": at(29, 12),
+        "first_response_at": at(29, 14),  # 2
+        "resolved_at": at(30, 12),
+        "status": "closed",
+        "team": "Net",
+        "agent": "nina",  # 24
+        "category": "Network",
+        "priority": 2,
+        "agent_replies": 3,
+        "reopens": 0,
+    },
+    {
+        "created_at": at(30, 6),
+        "first_response_at": None,
+        "resolved_at": None,  # age 6
+        "status": "new",
+        "team": "Net",
+        "agent": "leo",
+        "category": "Network",
+        "priority": 2,
+        "agent_replies": 0,
+        "reopens": 0,
+    },
+    {
+        "created_at": at(28, 12),
+        "first_response_at": at(28, 13),
+        "resolved_at": None,  # 1; age 48
+        "status": "in_progress",
+        "team": "Desk",
+        "agent": "sam",
+        "category": "Access",
+        "priority": 3,
+        "agent_replies": 2,
+        "reopens": 1,
+    },
+    {
+        "created_at": at(30, 11),
+        "first_response_at": None,
+        "resolved_at": None,  # age 1
+        "status": "new",
+        "team": "Desk",
+        "agent": None,
+        "category": "Access",
+        "priority": None,
+        "agent_replies": 0,
+        "reopens": 0,
+    },
 ]
 AGENTS = [{"agent": "nina", "open": 0, "capacity": 8}, {"agent": "leo", "open": 1, "capacity": 10}]
 
@@ -68,9 +114,11 @@ def test_group_figures_match_the_hand_computation():
     assert agents["nina"]["tickets"] == 2 and agents["—"]["tickets"] == 1
     prios = [r["priority"] for r in report["by"]["priority"]]
     assert prios == ["1", "2", "3", "—"]
-    assert report["volume"] == [{"day": "2026-11-28", "created": 1, "resolved": 0},
-                                {"day": "2026-11-29", "created": 1, "resolved": 0},
-                                {"day": "2026-11-30", "created": 3, "resolved": 2}]
+    assert report["volume"] == [
+        {"day": "2026-11-28", "created": 1, "resolved": 0},
+        {"day": "2026-11-29", "created": 1, "resolved": 0},
+        {"day": "2026-11-30", "created": 3, "resolved": 2},
+    ]
     assert [(a["agent"], a["load"]) for a in report["agents"]] == [("leo", 0.1), ("nina", 0.0)]
 
 
@@ -79,11 +127,18 @@ def test_rows_from_the_store_count_replies_and_reopens(store):
     with store.session() as s:
         routing.upsert_agent(s, "nina", teams=["Net"], capacity=4)
         row, _ = tickets.create(s, {"subject": "x", "requester": "ann@x"}, actor="ann@x", now=t0)
-        tickets.set_fields(s, row, {"category": "Network", "priority": 2, "affected_service": "VPN",
-                                    "team": "Net"}, actor="t", now=t0, retime=False)
+        tickets.set_fields(
+            s,
+            row,
+            {"category": "Network", "priority": 2, "affected_service": "VPN", "team": "Net"},
+            actor="t",
+            now=t0,
+            retime=False,
+        )
         routing.assign(s, row.id, actor="t", agent_id="nina", now=t0)
-        tickets.add_comment(s, row, author="nina", body="try this", by_agent=True,
-                            now=t0 + timedelta(minutes=45))
+        tickets.add_comment(
+            s, row, author="nina", body="try this", by_agent=True, now=t0 + timedelta(minutes=45)
+        )
         tickets.add_comment(s, row, author="ann@x", body="thanks", now=t0 + timedelta(hours=1))
         tickets.transition(s, row, "resolved", actor="nina", now=t0 + timedelta(hours=2))
         tickets.transition(s, row, "in_progress", actor="ann@x", now=t0 + timedelta(hours=3))
@@ -102,8 +157,15 @@ def test_report_page_json_and_cli(tmp_path, capsys):
     from triage_cli import main
 
     db = f"sqlite:///{tmp_path / 'r.db'}"
-    app = create_app({"TESTING": True, "TRIAGE_LOAD": "off", "TRIAGE_DATABASE_URL": db,
-                      "TRIAGE_API_KEYS": "adm:admin,agt:agent", "TRIAGE_SECRET_KEY": "t"})
+    app = create_app(
+        {
+            "TESTING": True,
+            "TRIAGE_LOAD": "off",
+            "TRIAGE_DATABASE_URL": db,
+            "TRIAGE_API_KEYS": "adm:admin,agt:agent",
+            "TRIAGE_SECRET_KEY": "t",
+        }
+    )
     with app.app_context():
         from service.tickets import get_store
 

@@ -1,4 +1,5 @@
 """The desk through the service: startup refusal, admin API roles, parity classify vs intake."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,9 +17,11 @@ def test_startup_refuses_rules_naming_unknown_teams(service_env, tmp_path):
     from triage.errors import ConfigError
 
     desk = tmp_path / "desk.yaml"
-    desk.write_text(DEMO_DESK.read_text().replace("  Identity & Access:\n",
-                                                  "  Identity and Access:\n")
-                    .replace("teams: [Identity & Access]", "teams: [Identity and Access]"))
+    desk.write_text(
+        DEMO_DESK.read_text()
+        .replace("  Identity & Access:\n", "  Identity and Access:\n")
+        .replace("teams: [Identity & Access]", "teams: [Identity and Access]")
+    )
     with pytest.raises(ConfigError) as err:
         create_app(app_config(service_env, TRIAGE_DESK_PATH=str(desk)))
     text = str(err.value)
@@ -50,32 +53,37 @@ def test_admin_desk_api_is_for_admins_and_records_who(app, client):
     assert client.get("/v1/admin/desk").status_code == 401
     desk = client.get("/v1/admin/desk", headers=auth("admin")).get_json()["desk"]
     assert desk["agents"]["nina"]["seniority"] == "senior"
-    r = client.put("/v1/admin/desk/agents/nina", json={"available": False, "capacity": 3},
-                   headers=auth("admin"))
+    r = client.put(
+        "/v1/admin/desk/agents/nina", json={"available": False, "capacity": 3}, headers=auth("admin")
+    )
     assert r.status_code == 200, r.get_json()
     assert {c["field"] for c in r.get_json()["changes"]} == {"available", "capacity"}
-    again = client.put("/v1/admin/desk/agents/nina", json={"available": False},
-                       headers=auth("admin")).get_json()
+    again = client.put(
+        "/v1/admin/desk/agents/nina", json={"available": False}, headers=auth("admin")
+    ).get_json()
     assert again["changes"] == []
-    bad = client.put("/v1/admin/desk/agents/nina", json={"seniority": "boss"},
-                     headers=auth("admin"))
+    bad = client.put("/v1/admin/desk/agents/nina", json={"seniority": "boss"}, headers=auth("admin"))
     assert bad.status_code == 422 and "seniority" in bad.get_json()["error"]
-    unknown = client.put("/v1/admin/desk/agents/zed", json={"teams": ["Nowhere"]},
-                         headers=auth("admin"))
+    unknown = client.put("/v1/admin/desk/agents/zed", json={"teams": ["Nowhere"]}, headers=auth("admin"))
     assert unknown.status_code == 422 and "Nowhere" in unknown.get_json()["error"]
     log = client.get("/v1/admin/desk/changes", headers=auth("admin")).get_json()["changes"]
     assert log[0]["source"] == "api" and log[0]["actor"] not in ("", "dev", "test")
-    team = client.put("/v1/admin/desk/teams/Network", json={"calendar": "nowhere"},
-                      headers=auth("admin"))
+    team = client.put("/v1/admin/desk/teams/Network", json={"calendar": "nowhere"}, headers=auth("admin"))
     assert team.status_code == 422
 
 
 TICKETS = [
-    {"subject": "I forgot my password", "body": "Locked out of my account since the reset",
-     "customer_tier": "gold"},
+    {
+        "subject": "I forgot my password",
+        "body": "Locked out of my account since the reset",
+        "customer_tier": "gold",
+    },
     {"subject": "Phishing e-mail", "body": "I clicked a link and think my laptop is compromised"},
-    {"subject": "VPN down", "body": "The VPN is down for the whole Lyon office, nobody can work",
-     "affected_service": "VPN"},
+    {
+        "subject": "VPN down",
+        "body": "The VPN is down for the whole Lyon office, nobody can work",
+        "affected_service": "VPN",
+    },
     {"subject": "Printer jammed", "body": "Printer on floor 2 jams", "fields": {"priority": "P1"}},
 ]
 
@@ -96,10 +104,17 @@ def test_classify_and_intake_reach_the_same_rules_outcome(client, ticket):
 
 def test_patch_priority_reruns_the_rules(app, client):
     _apply_demo(app)
-    r = client.post("/v1/tickets", json={"subject": "Slow laptop", "body": "it is slow",
-                                         "affected_service": "Laptop fleet",
-                                         "category": "Hardware", "priority": 3},
-                    headers=auth()).get_json()
+    r = client.post(
+        "/v1/tickets",
+        json={
+            "subject": "Slow laptop",
+            "body": "it is slow",
+            "affected_service": "Laptop fleet",
+            "category": "Hardware",
+            "priority": 3,
+        },
+        headers=auth(),
+    ).get_json()
     tid = r["ticket"]["id"]
     out = client.patch(f"/v1/tickets/{tid}", json={"priority": 1}, headers=auth("agent"))
     assert out.status_code == 200, out.get_json()
@@ -115,13 +130,23 @@ def test_vpn_outage_through_post_tickets_reaches_a_senior_network_agent(service_
     queue and owned by a senior Network agent."""
     from service import create_app
 
-    app = create_app(app_config(service_env, TRIAGE_DESK_PATH=str(DEMO_DESK),
-                                TRIAGE_DATABASE_URL=f"sqlite:///{service_env['root']}/vpn.db"))
+    app = create_app(
+        app_config(
+            service_env,
+            TRIAGE_DESK_PATH=str(DEMO_DESK),
+            TRIAGE_DATABASE_URL=f"sqlite:///{service_env['root']}/vpn.db",
+        )
+    )
     _apply_demo(app)
     c = app.test_client()
-    r = c.post("/v1/tickets", json={"body": "The VPN is down for the whole Lyon office, "
-                                            "nobody can work", "requester": "ann@acme.example"},
-               headers=auth())
+    r = c.post(
+        "/v1/tickets",
+        json={
+            "body": "The VPN is down for the whole Lyon office, nobody can work",
+            "requester": "ann@acme.example",
+        },
+        headers=auth(),
+    )
     assert r.status_code == 201, r.get_json()
     t = r.get_json()["ticket"]
     assert t["priority"] in (1, 2) and t["queue"] == "Network" and t["team"] == "Network"
@@ -145,8 +170,7 @@ def test_incident_proposals_api(app, client):
     assert client.get("/v1/incidents/proposals", headers=auth()).status_code == 403
     listed = client.get("/v1/incidents/proposals", headers=auth("agent")).get_json()
     assert pid in [p["id"] for p in listed["proposals"]]
-    assert client.post(f"/v1/incidents/proposals/{pid}/maybe",
-                       headers=auth("agent")).status_code == 404
+    assert client.post(f"/v1/incidents/proposals/{pid}/maybe", headers=auth("agent")).status_code == 404
     done = client.post(f"/v1/incidents/proposals/{pid}/accept", headers=auth("agent"))
     assert done.status_code == 200 and done.get_json()["proposal"]["linked"] == [b.id]
     again = client.post(f"/v1/incidents/proposals/{pid}/decline", headers=auth("agent"))

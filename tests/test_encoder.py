@@ -39,7 +39,12 @@ def test_unknown_encoder_kind_is_refused():
 @pytest.mark.slow
 def test_minilm_encoder_loads_offline_and_ranks_sensibly():
     enc = load_encoder("minilm")
-    v = enc.encode(["I forgot my password and cannot log in", "reset my password please",
-                    "the printer on floor two is jammed"])
+    v = enc.encode(
+        [
+            "I forgot my password and cannot log in",
+            "reset my password please",
+            "the printer on floor two is jammed",
+        ]
+    )
     assert v.shape == (3, 384)
     assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.2

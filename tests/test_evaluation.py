@@ -1,4 +1,5 @@
 """Holdout metrics on inputs whose answers are known, and the report files they produce."""
+
 from __future__ import annotations
 
 import json
@@ -6,9 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from training.evaluation import (expected_calibration_error, head_metrics, precision_coverage,
-                                 reference_metrics, render_text_summary, reliability_bins,
-                                 write_report)
+from training.evaluation import (
+    expected_calibration_error,
+    head_metrics,
+    precision_coverage,
+    reference_metrics,
+    render_text_summary,
+    reliability_bins,
+    write_report,
+)
 
 
 def _calibrated(n: int = 20000, seed: int = 0):
@@ -97,13 +104,21 @@ def _report():
     y = [classes[i] for i in rng.integers(0, 3, 60)]
     thr = {c: {"apply": 0.8, "suggest": 0.5} for c in classes}
     pred = [classes[i] for i in proba.argmax(1)]
-    return {"bundle_id": "b<1>", "created_at": "2026-01-01T00:00:00Z",
-            "data": {"path": "x.csv", "rows": 60, "sha256": "ab"},
-            "heads": {"team": {"metrics": head_metrics(y, proba, classes, thr),
-                               "reference": reference_metrics(y, pred),
-                               "candidates": {"tfidf": 0.4, "embedding": float("nan")},
-                               "chosen": "tfidf", "thresholds": thr}},
-            "dropped_rows": {"missing text": 2}}
+    return {
+        "bundle_id": "b<1>",
+        "created_at": "2026-01-01T00:00:00Z",
+        "data": {"path": "x.csv", "rows": 60, "sha256": "ab"},
+        "heads": {
+            "team": {
+                "metrics": head_metrics(y, proba, classes, thr),
+                "reference": reference_metrics(y, pred),
+                "candidates": {"tfidf": 0.4, "embedding": float("nan")},
+                "chosen": "tfidf",
+                "thresholds": thr,
+            }
+        },
+        "dropped_rows": {"missing text": 2},
+    }
 
 
 def test_write_report_writes_every_file_and_escapes_labels(tmp_path):

@@ -1,4 +1,5 @@
 """One champion for the fleet: published in the shared database, followed by every server."""
+
 from __future__ import annotations
 
 import os
@@ -39,11 +40,13 @@ def test_publish_then_any_machine_unpacks_the_newest_champion(store, service_env
         if path.is_file():
             assert (got / path.relative_to(bundle)).read_bytes() == path.read_bytes()
     from triage.predict import Triager
+
     assert Triager.from_bundle(got).bundle_id == bundle.name  # checksums verified on load
 
 
 def test_publish_refuses_a_folder_that_is_not_a_bundle(store, tmp_path):
     from triage.errors import BundleError
+
     with store.session() as s, pytest.raises(BundleError, match="manifest.json"):
         fleet.publish(s, tmp_path)
 
@@ -74,9 +77,16 @@ def _registered_bundles(tmp_path, mlflow_uri: str) -> list[Path]:
 
     bundles = []
     for seed in (0, 1):
-        result = train(DEMO / "tickets.csv", DEMO / "mapping.yaml", tmp_path / "trainer",
-                       encoder="hashing", candidates=("tfidf",), cv=3, seed=seed,
-                       progress=False)
+        result = train(
+            DEMO / "tickets.csv",
+            DEMO / "mapping.yaml",
+            tmp_path / "trainer",
+            encoder="hashing",
+            candidates=("tfidf",),
+            cv=3,
+            seed=seed,
+            progress=False,
+        )
         tracking.log_training_run(result, result.bundle_path, tracking_uri=mlflow_uri)
         bundles.append(Path(result.bundle_path))
         time.sleep(1.1)  # bundle ids carry the UTC second
@@ -85,17 +95,27 @@ def _registered_bundles(tmp_path, mlflow_uri: str) -> list[Path]:
 
 def _serve(tmp_path, name: str, models: Path, db: str):
     port = free_port()
-    env = {**os.environ, "TRIAGE_MODELS_DIR": str(models), "TRIAGE_DATABASE_URL": db,
-           "TRIAGE_FOLLOW_CHAMPION": "0.5", "TRIAGE_KB_PATH": str(tmp_path / "kb"),
-           "TRIAGE_API_KEYS": KEYS_SPEC, "TRIAGE_CACHE_DIR": str(tmp_path / f"cache-{name}"),
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "TRIAGE_MODELS_DIR": str(models),
+        "TRIAGE_DATABASE_URL": db,
+        "TRIAGE_FOLLOW_CHAMPION": "0.5",
+        "TRIAGE_KB_PATH": str(tmp_path / "kb"),
+        "TRIAGE_API_KEYS": KEYS_SPEC,
+        "TRIAGE_CACHE_DIR": str(tmp_path / f"cache-{name}"),
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.pop("TRIAGE_BUNDLE", None)
     log_path = tmp_path / f"serve-{name}.log"
     log = open(log_path, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "triage_cli", "serve", "--port", str(port),
-                             "--workers", "2"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "triage_cli", "serve", "--port", str(port), "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     return f"http://127.0.0.1:{port}", proc, log, log_path
 
 
@@ -144,16 +164,19 @@ def _serving(base: str, bundle_id: str, deadline: float) -> float:
 @pytest.mark.timeout(1800)  # trains two bundles and starts two gunicorn servers
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy")  # inside MLflow
 def test_promote_and_rollback_reach_both_servers_with_no_failed_request(
-        tmp_path, monkeypatch, fleet_db, service_env):
+    tmp_path, monkeypatch, fleet_db, service_env
+):
     from training import tracking
 
-    shutil.copytree(service_env["kb"], tmp_path / "kb") if Path(service_env["kb"]).is_dir() \
-        else shutil.copy(service_env["kb"], tmp_path / "kb")
+    shutil.copytree(service_env["kb"], tmp_path / "kb") if Path(service_env["kb"]).is_dir() else shutil.copy(
+        service_env["kb"], tmp_path / "kb"
+    )
     mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("TRIAGE_MODELS_DIR", str(tmp_path / "trainer"))
     old, new = _registered_bundles(tmp_path, mlflow_uri)
-    tracking.promote(old.name, tracking_uri=mlflow_uri, champion_file=tmp_path / "CHAMPION",
-                     fleet_database=fleet_db)
+    tracking.promote(
+        old.name, tracking_uri=mlflow_uri, champion_file=tmp_path / "CHAMPION", fleet_database=fleet_db
+    )
 
     servers = []
     try:
@@ -173,16 +196,26 @@ def test_promote_and_rollback_reach_both_servers_with_no_failed_request(
         for base in bases:
             _serving(base, old.name, deadline)
 
-        tracking.promote(new.name, force=True, reason="fleet test", tracking_uri=mlflow_uri,
-                         champion_file=tmp_path / "CHAMPION", fleet_database=fleet_db)
+        tracking.promote(
+            new.name,
+            force=True,
+            reason="fleet test",
+            tracking_uri=mlflow_uri,
+            champion_file=tmp_path / "CHAMPION",
+            fleet_database=fleet_db,
+        )
         deadline = time.time() + 120
         for base in bases:
             _serving(base, new.name, deadline)
         for name in ("a", "b"):  # fetched from the database, not copied by anyone
             assert (tmp_path / f"machine-{name}" / "models" / new.name / "manifest.json").exists()
 
-        tracking.rollback(reason="fleet test", tracking_uri=mlflow_uri,
-                          champion_file=tmp_path / "CHAMPION", fleet_database=fleet_db)
+        tracking.rollback(
+            reason="fleet test",
+            tracking_uri=mlflow_uri,
+            champion_file=tmp_path / "CHAMPION",
+            fleet_database=fleet_db,
+        )
         deadline = time.time() + 120
         for base in bases:
             _serving(base, old.name, deadline)

@@ -1,4 +1,5 @@
 """`triage serve` under gunicorn on a loopback port, called over HTTP, then stopped."""
+
 from __future__ import annotations
 
 import os
@@ -20,15 +21,35 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture()
 def server(service_env, tmp_path):
     port = free_port()
-    env = {**os.environ, "TRIAGE_MODELS_DIR": str(service_env["models"]),
-           "TRIAGE_KB_PATH": str(service_env["kb"]), "TRIAGE_API_KEYS": KEYS_SPEC,
-           "TRIAGE_KB_THRESHOLD": "0.2", "TRIAGE_CACHE_DIR": str(tmp_path / "cache"),
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "TRIAGE_MODELS_DIR": str(service_env["models"]),
+        "TRIAGE_KB_PATH": str(service_env["kb"]),
+        "TRIAGE_API_KEYS": KEYS_SPEC,
+        "TRIAGE_KB_THRESHOLD": "0.2",
+        "TRIAGE_CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "triage_cli", "serve", "--port", str(port),
-                             "--workers", "2", "--bundle", str(service_env["bundle"])],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "triage_cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--bundle",
+            str(service_env["bundle"]),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, proc)

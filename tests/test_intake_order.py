@@ -5,6 +5,7 @@ measures the speed; nothing here times anything): the SQLite write transaction
 (``BEGIN IMMEDIATE``) must open only after the duplicate search has read, and
 the encoder must run once per ticket, its vector shared by heads and search.
 """
+
 from __future__ import annotations
 
 import threading
@@ -50,16 +51,25 @@ class VectorTriager:
         if vectors is None:
             vectors = self.encoder.encode([f"{t.subject}\n{t.body}" for t in items])
         self.given.append(np.asarray(vectors))
-        return [{"fields": {"category": pred("Network", 0.99, "apply")},
-                 "bundle_id": self.bundle_id} for _ in items]
+        return [
+            {"fields": {"category": pred("Network", 0.99, "apply")}, "bundle_id": self.bundle_id}
+            for _ in items
+        ]
 
 
 def test_the_text_is_encoded_once_for_the_heads_and_the_duplicate_search(store):
     enc = CountingEncoder()
     triager = VectorTriager(enc)
     with store.session() as s:
-        res = intake(s, {"subject": "VPN down", "body": "since 9", "requester": "ann@x"},
-                     actor="ann@x", triager=triager, ruleset=RULES, encoder=enc, now=NOW)
+        res = intake(
+            s,
+            {"subject": "VPN down", "body": "since 9", "requester": "ann@x"},
+            actor="ann@x",
+            triager=triager,
+            ruleset=RULES,
+            encoder=enc,
+            now=NOW,
+        )
         kept = s.scalars(select(TicketVector).where(TicketVector.ticket_id == res.ticket.id)).one()
     assert len(enc.texts) == 1
     assert res.ticket.category == "Network"
@@ -83,13 +93,18 @@ def test_sqlite_reads_for_duplicates_before_it_takes_the_write_lock(store):
         seen.append(" ".join(statement.split()))
 
     with store.session() as s:
-        intake(s, {"subject": "VPN down", "requester": "a@x"}, actor="a@x", encoder=HashingEncoder(),
-               now=NOW)
+        intake(s, {"subject": "VPN down", "requester": "a@x"}, actor="a@x", encoder=HashingEncoder(), now=NOW)
     event.listen(store.engine, "before_cursor_execute", log)
     try:
         with store.session() as s:
-            res = intake(s, {"subject": "VPN down", "requester": "a@x"}, actor="a@x",
-                         encoder=HashingEncoder(), ruleset=RULES, now=NOW + timedelta(minutes=1))
+            res = intake(
+                s,
+                {"subject": "VPN down", "requester": "a@x"},
+                actor="a@x",
+                encoder=HashingEncoder(),
+                ruleset=RULES,
+                now=NOW + timedelta(minutes=1),
+            )
     finally:
         event.remove(store.engine, "before_cursor_execute", log)
     assert res.duplicates  # the search ran and found the first ticket
@@ -103,10 +118,16 @@ def test_sqlite_reads_for_duplicates_before_it_takes_the_write_lock(store):
 def test_in_a_callers_transaction_the_search_sees_its_uncommitted_tickets(store):
     enc = HashingEncoder()
     with store.session() as s:
-        first = intake(s, {"subject": "Printer jams", "requester": "b@x"}, actor="b@x",
-                       encoder=enc, now=NOW).ticket
-        again = intake(s, {"subject": "Printer jams", "requester": "b@x"}, actor="b@x",
-                       encoder=enc, now=NOW + timedelta(minutes=5))
+        first = intake(
+            s, {"subject": "Printer jams", "requester": "b@x"}, actor="b@x", encoder=enc, now=NOW
+        ).ticket
+        again = intake(
+            s,
+            {"subject": "Printer jams", "requester": "b@x"},
+            actor="b@x",
+            encoder=enc,
+            now=NOW + timedelta(minutes=5),
+        )
     assert [d["ticket_id"] for d in again.duplicates] == [first.id]
 
 
@@ -119,10 +140,15 @@ def test_concurrent_intakes_with_duplicate_search_all_land(store):
         try:
             for i in range(8):
                 with store.session() as s:
-                    res = intake(s, {"subject": f"Outlook crashes {i % 2}",
-                                     "requester": f"u{c}@x"}, actor=f"u{c}@x", encoder=enc,
-                                 ruleset=RULES, idempotency_key=f"k-{c}-{i}",
-                                 now=NOW + timedelta(seconds=i))
+                    res = intake(
+                        s,
+                        {"subject": f"Outlook crashes {i % 2}", "requester": f"u{c}@x"},
+                        actor=f"u{c}@x",
+                        encoder=enc,
+                        ruleset=RULES,
+                        idempotency_key=f"k-{c}-{i}",
+                        now=NOW + timedelta(seconds=i),
+                    )
                 with lock:
                     ids.append(res.ticket.id)
         except Exception as exc:  # noqa: BLE001 - asserted below

@@ -1,4 +1,5 @@
 """Knowledge-base loading, index, thresholded search and persistence (hashing encoder: fast)."""
+
 from __future__ import annotations
 
 import json
@@ -12,16 +13,39 @@ from triage.errors import InputError
 from triage.kb import KBConfig, KnowledgeBase, article_chunks
 
 ARTICLES = [
-    Article("pw", "Reset your password", "Open the self-service portal and choose forgot password. "
-            "A new password must have twelve characters. " * 5, "How to reset a forgotten password",
-            ("account",), "Identity"),
-    Article("vpn", "Connect to the VPN", "Install the VPN client, sign in and pick the nearest gateway. " * 5,
-            "VPN connection from home", ("network",), "Network"),
-    Article("mailbox", "Shared mailbox access", "Ask the mailbox owner to grant full access; "
-            "the shared mailbox then appears in Outlook. " * 5, "Open a shared mailbox in Outlook",
-            ("mail",), "Exchange"),
-    Article("printer", "Printer is offline", "Check the cable, restart the printer and clear the queue. " * 5,
-            "", ("hardware",), "Devices"),
+    Article(
+        "pw",
+        "Reset your password",
+        "Open the self-service portal and choose forgot password. "
+        "A new password must have twelve characters. " * 5,
+        "How to reset a forgotten password",
+        ("account",),
+        "Identity",
+    ),
+    Article(
+        "vpn",
+        "Connect to the VPN",
+        "Install the VPN client, sign in and pick the nearest gateway. " * 5,
+        "VPN connection from home",
+        ("network",),
+        "Network",
+    ),
+    Article(
+        "mailbox",
+        "Shared mailbox access",
+        "Ask the mailbox owner to grant full access; the shared mailbox then appears in Outlook. " * 5,
+        "Open a shared mailbox in Outlook",
+        ("mail",),
+        "Exchange",
+    ),
+    Article(
+        "printer",
+        "Printer is offline",
+        "Check the cable, restart the printer and clear the queue. " * 5,
+        "",
+        ("hardware",),
+        "Devices",
+    ),
 ]
 
 
@@ -112,7 +136,9 @@ def test_load_or_build_reuses_until_articles_change(encoder, tmp_path):
     enc = Counting(dim=512)
     cfg = KBConfig(chunk_words=20)
     KnowledgeBase.load_or_build(ARTICLES, enc, tmp_path / "idx", cfg)
-    again = KnowledgeBase.load_or_build(ARTICLES, enc, tmp_path / "idx", cfg.__class__(chunk_words=20, threshold=0.2))
+    again = KnowledgeBase.load_or_build(
+        ARTICLES, enc, tmp_path / "idx", cfg.__class__(chunk_words=20, threshold=0.2)
+    )
     assert Counting.calls == 1 and again.config.threshold == 0.2
     KnowledgeBase.load_or_build(ARTICLES[:3], enc, tmp_path / "idx", cfg)
     assert Counting.calls == 2
@@ -121,7 +147,8 @@ def test_load_or_build_reuses_until_articles_change(encoder, tmp_path):
 def test_markdown_folder_loading(tmp_path):
     (tmp_path / "reset-password.md").write_text(
         "---\nid: kb-001\ntitle: Reset a password\ntags: [account, password]\nproduct: Identity\n---\n"
-        "# Reset a password\n\n1. Open **the portal**.\n2. Click [Forgot](https://x.example/f).\n")
+        "# Reset a password\n\n1. Open **the portal**.\n2. Click [Forgot](https://x.example/f).\n"
+    )
     (tmp_path / "no-front-matter.md").write_text("# Printer offline\n\nRestart it.\n")
     (tmp_path / "ignored.txt").write_text("not an article")
     (tmp_path / "README.md").write_text("# About this folder\n")
@@ -140,11 +167,24 @@ def test_markdown_errors_name_the_file(tmp_path):
 
 
 def test_jsonl_loading_with_shared_field_names_and_attribution(tmp_path):
-    rows = [{"id": "Outlook/a", "title": "A", "description": "d", "body_markdown": "# A\n**bold** text",
-             "body_text": "A bold text", "product": "Outlook", "source_repo": "MicrosoftDocs/OfficeDocs-Support",
-             "source_path": "Outlook/a.md"},
-            {"id": 7, "title": "Own article", "body_markdown": "Use `ping` and [docs](http://x)",
-             "tags": "net, dns"}]
+    rows = [
+        {
+            "id": "Outlook/a",
+            "title": "A",
+            "description": "d",
+            "body_markdown": "# A\n**bold** text",
+            "body_text": "A bold text",
+            "product": "Outlook",
+            "source_repo": "MicrosoftDocs/OfficeDocs-Support",
+            "source_path": "Outlook/a.md",
+        },
+        {
+            "id": 7,
+            "title": "Own article",
+            "body_markdown": "Use `ping` and [docs](http://x)",
+            "tags": "net, dns",
+        },
+    ]
     path = tmp_path / "kb.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     a, b = load_articles(path)
@@ -154,12 +194,15 @@ def test_jsonl_loading_with_shared_field_names_and_attribution(tmp_path):
     assert markdown_to_text("> [!NOTE]\n> Be careful") == "Be careful"
 
 
-@pytest.mark.parametrize("line, match", [
-    ('{"title": "no id"}', "missing id"),
-    ("not json", "not JSON"),
-    ('["a list"]', "not a JSON object"),
-    ('{"id": "x", "title": "t", "tags": {"a": 1}}', "bad tags"),
-])
+@pytest.mark.parametrize(
+    "line, match",
+    [
+        ('{"title": "no id"}', "missing id"),
+        ("not json", "not JSON"),
+        ('["a list"]', "not a JSON object"),
+        ('{"id": "x", "title": "t", "tags": {"a": 1}}', "bad tags"),
+    ],
+)
 def test_jsonl_errors_name_the_row(tmp_path, line, match):
     path = tmp_path / "kb.jsonl"
     path.write_text('{"id": "ok", "title": "fine"}\n' + line + "\n")

@@ -1,4 +1,5 @@
 """The real encoder on the demo knowledge base (slow: loads MiniLM once per session)."""
+
 from __future__ import annotations
 
 from pathlib import Path

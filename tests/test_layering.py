@@ -1,4 +1,5 @@
 """The layering of docs/DESIGN.md, checked: an import that breaks an arrow fails here."""
+
 from __future__ import annotations
 
 import ast
@@ -62,7 +63,7 @@ def import_graph(root: Path, package: str) -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 edges.update(a.name for a in node.names if a.name in files)
             elif isinstance(node, ast.ImportFrom):
-                base = here[:len(here) - node.level + 1] if node.level else []
+                base = here[: len(here) - node.level + 1] if node.level else []
                 target = ".".join(base + ([node.module] if node.module else []))
                 subs = {f"{target}.{a.name}" for a in node.names} & files.keys()
                 edges |= subs
@@ -127,20 +128,30 @@ def test_the_checker_sees_a_deferred_circle(tmp_path):
 def _reads_environment(path: Path) -> list[int]:
     """Lines that touch ``os.environ`` / ``os.getenv`` / ``os.putenv`` (docstrings do not count)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    return sorted(node.lineno for node in ast.walk(tree)
-                  if isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv", "putenv"}
-                  and isinstance(node.value, ast.Name) and node.value.id == "os")
+    return sorted(
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr in {"environ", "getenv", "putenv"}
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "os"
+    )
 
 
 def test_the_library_reads_no_environment():
     """Settings are declared in service/settings.py and passed in by entry points."""
-    found = [f"{p.relative_to(ROOT)}:{line}" for package in ("triage", "training")
-             for p in sorted((ROOT / package).rglob("*.py")) for line in _reads_environment(p)]
+    found = [
+        f"{p.relative_to(ROOT)}:{line}"
+        for package in ("triage", "training")
+        for p in sorted((ROOT / package).rglob("*.py"))
+        for line in _reads_environment(p)
+    ]
     assert not found, "os.environ in the library (take an argument instead): " + ", ".join(found)
 
 
 def test_the_environment_checker_sees_a_read(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text('"""os.environ in prose is fine."""\nimport os\nA = os.environ.get("X")\n'
-                   'B = os.getenv("Y")\n')
+    bad.write_text(
+        '"""os.environ in prose is fine."""\nimport os\nA = os.environ.get("X")\nB = os.getenv("Y")\n'
+    )
     assert _reads_environment(bad) == [3, 4]

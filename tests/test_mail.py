@@ -4,6 +4,7 @@ The IMAP path is tested twice: against a stub of the ``imaplib`` client (the
 call order SEARCH UNSEEN → FETCH BODY.PEEK[] → handler → STORE \\Seen) and
 through the real ``imaplib`` against tests/fake_imap.py on 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,19 +59,26 @@ def test_html_only_body_becomes_text():
 
 
 def test_html_to_text_blocks_quotes_and_entities():
-    text = html_to_text("<p>A&nbsp;&lt;b&gt;</p><div>one<br>two</div>"
-                        "<blockquote>old <b>reply</b></blockquote><script>x()</script>")
+    text = html_to_text(
+        "<p>A&nbsp;&lt;b&gt;</p><div>one<br>two</div>"
+        "<blockquote>old <b>reply</b></blockquote><script>x()</script>"
+    )
     assert text == "A <b>\n\none\ntwo\n> old reply"
 
 
-@pytest.mark.parametrize("name, subject, phrase", [
-    ("latin1.eml", "Serveur de fichiers inaccessible à la comptabilité",
-     "comptabilité ne répond plus"),
-    ("windows1252.eml", "Expenses app rejects receipts",
-     "The \u201cExpenses\u201d app rejects every receipt over \u20ac500 \u2013"),
-    ("iso2022jp.eml", "VPNに接続できません", "今朝からVPNに接続できません。"),
-    ("koi8r.eml", "Портал сломал", "Портал не открывается с утра."),
-])
+@pytest.mark.parametrize(
+    "name, subject, phrase",
+    [
+        ("latin1.eml", "Serveur de fichiers inaccessible à la comptabilité", "comptabilité ne répond plus"),
+        (
+            "windows1252.eml",
+            "Expenses app rejects receipts",
+            "The \u201cExpenses\u201d app rejects every receipt over \u20ac500 \u2013",
+        ),
+        ("iso2022jp.eml", "VPNに接続できません", "今朝からVPNに接続できません。"),
+        ("koi8r.eml", "Портал сломал", "Портал не открывается с утра."),
+    ],
+)
 def test_non_utf8_charsets(name, subject, phrase):
     m = load(name)
     assert m["subject"] == subject
@@ -97,21 +105,28 @@ def test_mojibake_is_kept_in_body_and_repaired_for_the_model():
     assert "müller's team" in m["model_text"]
 
 
-@pytest.mark.parametrize("data, declared, text, charset", [
-    ("café €".encode("cp1252"), "utf-8", "café €", "cp1252"),        # lying label
-    ("café".encode("utf-8"), "iso-8859-1", "café", "utf-8"),          # UTF-8 labelled latin-1
-    ("“q”".encode("cp1252"), "iso-8859-1", "“q”", "cp1252"),         # WHATWG: latin-1 is 1252
-    (b"plain", None, "plain", "utf-8"),
-    (b"\x81\x8d\xff", "utf-8", "\x81\x8d\xff", "latin-1"),           # nothing fits: never raise
-])
+@pytest.mark.parametrize(
+    "data, declared, text, charset",
+    [
+        ("café €".encode("cp1252"), "utf-8", "café €", "cp1252"),  # lying label
+        ("café".encode("utf-8"), "iso-8859-1", "café", "utf-8"),  # UTF-8 labelled latin-1
+        ("“q”".encode("cp1252"), "iso-8859-1", "“q”", "cp1252"),  # WHATWG: latin-1 is 1252
+        (b"plain", None, "plain", "utf-8"),
+        (b"\x81\x8d\xff", "utf-8", "\x81\x8d\xff", "latin-1"),  # nothing fits: never raise
+    ],
+)
 def test_decode_bytes_fallbacks(data, declared, text, charset):
     got, used, _ = decode_bytes(data, declared)
     assert got == text and used == charset
 
 
 def test_garbage_and_empty_input_never_raise():
-    for raw in (b"", b"\x00\xff\xfe garbage", b"Subject: =?bogus?b?!!!?=\r\n\r\n\xff",
-                b"From: <<<>>>\r\nDate: yesterday\r\nContent-Type: text/plain; charset=\"\r\n\r\nx"):
+    for raw in (
+        b"",
+        b"\x00\xff\xfe garbage",
+        b"Subject: =?bogus?b?!!!?=\r\n\r\n\xff",
+        b'From: <<<>>>\r\nDate: yesterday\r\nContent-Type: text/plain; charset="\r\n\r\nx',
+    ):
         intake = parse_message(raw)
         assert "\x00" not in intake["body"]
     with pytest.raises(TypeError):
@@ -122,8 +137,20 @@ def test_mutated_samples_never_raise_and_give_storable_text():
     """300 random byte mutations of the samples: no exception, no surrogates or NULs out."""
     rng = random.Random(7)
     samples = [p.read_bytes() for p in sorted(DATA.glob("*.eml"))]
-    junk = [b"=?", b"?=", b"\r\n", b"--", b"charset=", b"\x00", b"<", b";", b"\xff\xfe",
-            b"=?utf-8?b?", b"Content-Type: message/rfc822\r\n", b"filename*="]
+    junk = [
+        b"=?",
+        b"?=",
+        b"\r\n",
+        b"--",
+        b"charset=",
+        b"\x00",
+        b"<",
+        b";",
+        b"\xff\xfe",
+        b"=?utf-8?b?",
+        b"Content-Type: message/rfc822\r\n",
+        b"filename*=",
+    ]
     for _ in range(300):
         raw = bytearray(rng.choice(samples))
         for _ in range(rng.randint(1, 20)):
@@ -132,7 +159,7 @@ def test_mutated_samples_never_raise_and_give_storable_text():
             if op < 0.4:
                 raw[i] = rng.randrange(256)
             elif op < 0.7:
-                del raw[i:i + rng.randint(1, 30)]
+                del raw[i : i + rng.randint(1, 30)]
             else:
                 raw[i:i] = rng.choice(junk)
         m = parse_message(bytes(raw))
@@ -144,10 +171,12 @@ def test_mutated_samples_never_raise_and_give_storable_text():
 
 
 def test_charset_label_with_8bit_bytes_and_attached_message():
-    raw = (b"Subject: =?ko\xdc8-r?b?8MXS1MHM?=\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
-           b"--b\r\nContent-Type: text/plain; charset=\"iso-8859-\xa8\"\r\n\r\nd\xe9j\xe0 vu\r\n"
-           b"--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nforwarded \xe9\r\n"
-           b"--b--\r\n")
+    raw = (
+        b"Subject: =?ko\xdc8-r?b?8MXS1MHM?=\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b'--b\r\nContent-Type: text/plain; charset="iso-8859-\xa8"\r\n\r\nd\xe9j\xe0 vu\r\n'
+        b"--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nforwarded \xe9\r\n"
+        b"--b--\r\n"
+    )
     m = parse_message(raw)
     assert m["body"].startswith("d\xe9j\xe0 vu") and m["warnings"]
     (att,) = m["attachments"]
@@ -183,8 +212,11 @@ def test_reply_matched_only_by_in_reply_to():
 
 
 def test_references_header_is_searched_newest_first():
-    intake = {"subject": "Re: [#TCK-9] x", "in_reply_to": "<unknown@x>",
-              "references": ["<a@ours>", "<b@ours>"]}
+    intake = {
+        "subject": "Re: [#TCK-9] x",
+        "in_reply_to": "<unknown@x>",
+        "references": ["<a@ours>", "<b@ours>"],
+    }
     asked = []
     sent = {"<a@ours>": "TCK-1", "<b@ours>": "TCK-2"}
     assert find_reference(intake, lookup=lambda mid: asked.append(mid) or sent.get(mid)) == "TCK-2"
@@ -209,8 +241,13 @@ def test_outlook_forward_keeps_the_forwarded_problem_for_the_model():
 def test_auto_reply_is_flagged():
     m = load("auto_reply.eml")
     assert m["auto_reply"] and m["auto_reply_reason"].startswith("Auto-Submitted")
-    for header in ("X-Autoreply: yes", "Precedence: bulk", "Precedence: junk",
-                   "From: MAILER-DAEMON@mx.example.org", "Subject: Out of Office: back Monday"):
+    for header in (
+        "X-Autoreply: yes",
+        "Precedence: bulk",
+        "Precedence: junk",
+        "From: MAILER-DAEMON@mx.example.org",
+        "Subject: Out of Office: back Monday",
+    ):
         assert parse_message(f"{header}\r\n\r\nx".encode())["auto_reply"], header
     assert not parse_message(b"Auto-Submitted: no\r\nSubject: hi\r\n\r\nx")["auto_reply"]
     assert not parse_message(b"Precedence: list\r\nList-Id: <desk.example.org>\r\n\r\nx")["auto_reply"]
@@ -220,8 +257,10 @@ def test_auto_reply_is_flagged():
 
 # ------------------------------------------------------------------ pollers
 def _raw(n: int) -> bytes:
-    return (f"From: user{n}@example.com\r\nSubject: problem {n}\r\n"
-            f"Message-ID: <m{n}@example.com>\r\n\r\nbody {n}\r\n").encode()
+    return (
+        f"From: user{n}@example.com\r\nSubject: problem {n}\r\n"
+        f"Message-ID: <m{n}@example.com>\r\n\r\nbody {n}\r\n"
+    ).encode()
 
 
 def _flaky_handler(fail_on: set[str], seen: list[str]):
@@ -229,6 +268,7 @@ def _flaky_handler(fail_on: set[str], seen: list[str]):
         if intake["subject"] in fail_on:
             raise RuntimeError("store down")
         seen.append(intake["subject"])
+
     return handle
 
 
@@ -322,12 +362,14 @@ def test_imap_poller_against_a_fake_server_on_localhost():
 
 
 def test_inline_text_parts_around_an_image_are_all_body():
-    raw = (b"From: a@example.com\r\nSubject: screen\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
-           b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe screen shows this:\r\n"
-           b"--b\r\nContent-Type: image/png\r\nContent-Disposition: inline\r\n\r\nPNG\r\n"
-           b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nand then it freezes.\r\n"
-           b"--b\r\nContent-Type: text/plain; name=log.txt\r\nContent-Disposition: attachment; "
-           b"filename=log.txt\r\n\r\nlog line\r\n--b--\r\n")
+    raw = (
+        b"From: a@example.com\r\nSubject: screen\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe screen shows this:\r\n"
+        b"--b\r\nContent-Type: image/png\r\nContent-Disposition: inline\r\n\r\nPNG\r\n"
+        b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nand then it freezes.\r\n"
+        b"--b\r\nContent-Type: text/plain; name=log.txt\r\nContent-Disposition: attachment; "
+        b"filename=log.txt\r\n\r\nlog line\r\n--b--\r\n"
+    )
     m = parse_message(raw)
     assert m["body"] == "The screen shows this:\n\nand then it freezes."
     assert [a["filename"] for a in m["attachments"]] == ["attachment-1.png", "log.txt"]

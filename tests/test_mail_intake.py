@@ -6,6 +6,7 @@ whole in the dead-letter table, whatever headers (``Status: RO``...) the
 messages carry. Then the rules one by one: de-duplication on Message-ID +
 sender + content, reused IDs, replay of a refusal, attachments kept by content.
 """
+
 from __future__ import annotations
 
 import mailbox
@@ -62,8 +63,7 @@ def test_every_message_of_the_corpus_is_accounted_for(store, tmp_path, kind):
     files = attachments.Files(tmp_path / "files")
     report, outcomes = poll(store, source, files)
     assert report.failed == 0 and report.handled == len(CORPUS)
-    wrong = [(item.name, item.expected, got) for item, got in zip(CORPUS, outcomes)
-             if item.expected != got]
+    wrong = [(item.name, item.expected, got) for item, got in zip(CORPUS, outcomes) if item.expected != got]
     assert wrong == []
     counts = Counter(outcomes)
     assert counts == mail_corpus.expected_counts(CORPUS)
@@ -73,8 +73,9 @@ def test_every_message_of_the_corpus_is_accounted_for(store, tmp_path, kind):
         assert len(refused) == counts["refused"]
         assert all(r["reason"] for r in refused)
         kept = s.scalars(select(mail_log.MailRefusal)).all()
-        assert {bytes(r.raw) for r in kept} >= {i.raw for i in CORPUS
-                                                 if i.expected == "refused" and i.raw.strip()}
+        assert {bytes(r.raw) for r in kept} >= {
+            i.raw for i in CORPUS if i.expected == "refused" and i.raw.strip()
+        }
     again = MboxSource(source.path) if kind == "mbox" else MaildirSource(tmp_path / "Maildir")
     report, outcomes = poll(store, again)
     assert (report.handled, outcomes) == (0, [])  # everything was acknowledged once
@@ -82,17 +83,16 @@ def test_every_message_of_the_corpus_is_accounted_for(store, tmp_path, kind):
 
 def test_a_reused_message_id_opens_a_new_ticket_with_a_warning(store):
     first = parse_message(b"From: a@example.com\nSubject: One\nMessage-ID: <same@x>\n\nFirst.\n")
-    other_sender = parse_message(b"From: b@example.com\nSubject: One\nMessage-ID: <same@x>\n\n"
-                                 b"First.\n")
-    other_text = parse_message(b"From: a@example.com\nSubject: One\nMessage-ID: <same@x>\n\n"
-                               b"Something else.\n")
+    other_sender = parse_message(b"From: b@example.com\nSubject: One\nMessage-ID: <same@x>\n\nFirst.\n")
+    other_text = parse_message(
+        b"From: a@example.com\nSubject: One\nMessage-ID: <same@x>\n\nSomething else.\n"
+    )
     with store.session() as s:
         a = inbox.receive(s, first, now=NOW)
         b = inbox.receive(s, other_sender, now=NOW)
         c = inbox.receive(s, other_text, now=NOW)
         again = inbox.receive(s, first, now=NOW)
-        assert [r.outcome for r in (a, b, c, again)] == ["created", "created", "created",
-                                                         "duplicate"]
+        assert [r.outcome for r in (a, b, c, again)] == ["created", "created", "created", "duplicate"]
         assert len({a.ticket.id, b.ticket.id, c.ticket.id}) == 3 and again.ticket.id == a.ticket.id
         assert any("used before" in w for w in b.ticket.extra["mail_warnings"])
         assert any("used before" in w for w in c.warnings)

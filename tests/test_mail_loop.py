@@ -6,6 +6,7 @@ the agent's reply arrives with threading headers naming the conversation; the
 resolution mail's rating link records a rating. Then the outbox's promise:
 a service killed between commit and send loses no mail and sends none twice.
 """
+
 from __future__ import annotations
 
 import email
@@ -68,13 +69,21 @@ def smtp():
 @pytest.fixture
 def app(tmp_path, smtp):
     _, port = smtp
-    return create_app({
-        "TRIAGE_LOAD": "off", "TRIAGE_SIGHUP": False, "TRIAGE_API_KEYS": KEYS,
-        "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'mail.db'}",
-        "TRIAGE_SECRET_KEY": "mail-tests", "TRIAGE_SMTP_HOST": "127.0.0.1",
-        "TRIAGE_SMTP_PORT": port, "TRIAGE_SMTP_SECURITY": "none",
-        "TRIAGE_MAIL_FROM": "desk@desk.example", "TRIAGE_PUBLIC_URL": "http://desk.example",
-        "TRIAGE_ATTACHMENTS_DIR": str(tmp_path / "files")})
+    return create_app(
+        {
+            "TRIAGE_LOAD": "off",
+            "TRIAGE_SIGHUP": False,
+            "TRIAGE_API_KEYS": KEYS,
+            "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'mail.db'}",
+            "TRIAGE_SECRET_KEY": "mail-tests",
+            "TRIAGE_SMTP_HOST": "127.0.0.1",
+            "TRIAGE_SMTP_PORT": port,
+            "TRIAGE_SMTP_SECURITY": "none",
+            "TRIAGE_MAIL_FROM": "desk@desk.example",
+            "TRIAGE_PUBLIC_URL": "http://desk.example",
+            "TRIAGE_ATTACHMENTS_DIR": str(tmp_path / "files"),
+        }
+    )
 
 
 def deliver(app):
@@ -89,10 +98,18 @@ def text_of(msg) -> str:
 def test_received_reply_threading_and_rating_through_real_smtp(app, smtp, tmp_path):
     handler, _ = smtp
     client = app.test_client()
-    posted = client.post("/v1/tickets", headers={"Authorization": "Bearer intake-k"}, json={
-        "subject": "Laptop will not boot", "body": "Black screen since this morning.",
-        "requester": "cust@example.com", "category": "hardware", "priority": 3,
-        "affected_service": "Laptop fleet"})
+    posted = client.post(
+        "/v1/tickets",
+        headers={"Authorization": "Bearer intake-k"},
+        json={
+            "subject": "Laptop will not boot",
+            "body": "Black screen since this morning.",
+            "requester": "cust@example.com",
+            "category": "hardware",
+            "priority": 3,
+            "affected_service": "Laptop fleet",
+        },
+    )
     assert posted.status_code == 201
     ticket_id = posted.json["ticket"]["id"]
     assert deliver(app)["sent"] == 1
@@ -105,25 +122,29 @@ def test_received_reply_threading_and_rating_through_real_smtp(app, smtp, tmp_pa
     # the customer answers the mail; it comes back through the Maildir poller
     maildir = tmp_path / "Maildir"
     mailbox.Maildir(str(maildir), create=True).close()
-    answer = (f"From: Customer <cust@example.com>\nTo: desk@desk.example\n"
-              f"Subject: Re: {received['Subject']}\nMessage-ID: <answer-1@example.com>\n"
-              f"In-Reply-To: {received['Message-ID']}\nReferences: {received['Message-ID']}\n\n"
-              "It shows a blinking cursor now.\n").encode()
+    answer = (
+        f"From: Customer <cust@example.com>\nTo: desk@desk.example\n"
+        f"Subject: Re: {received['Subject']}\nMessage-ID: <answer-1@example.com>\n"
+        f"In-Reply-To: {received['Message-ID']}\nReferences: {received['Message-ID']}\n\n"
+        "It shows a blinking cursor now.\n"
+    ).encode()
     (maildir / "new" / "0001.answer").write_bytes(answer)
     outcomes = []
     with app.app_context():
         store = get_store()
-        MailboxPoller(MaildirSource(maildir), lambda m: outcomes.append(
-            inbox.receive_raw(store, m))).poll_once()
+        MailboxPoller(
+            MaildirSource(maildir), lambda m: outcomes.append(inbox.receive_raw(store, m))
+        ).poll_once()
     assert [(o.outcome, o.ticket.id) for o in outcomes] == [("threaded", ticket_id)]
     got = client.get(f"/v1/tickets/{ticket_id}", headers={"Authorization": "Bearer agent-k"}).json
     assert [c["body"].strip() for c in got["comments"]] == ["It shows a blinking cursor now."]
 
     # the agent's public reply arrives as a mail in the same thread
-    reply = client.post(f"/v1/tickets/{ticket_id}/comments",
-                        headers={"Authorization": "Bearer agent-k"},
-                        json={"body": "Please hold the power button for 30 seconds.",
-                              "public": True})
+    reply = client.post(
+        f"/v1/tickets/{ticket_id}/comments",
+        headers={"Authorization": "Bearer agent-k"},
+        json={"body": "Please hold the power button for 30 seconds.", "public": True},
+    )
     assert reply.status_code == 201
     assert deliver(app)["sent"] == 1
     agent_mail = handler.parsed(1)
@@ -134,8 +155,11 @@ def test_received_reply_threading_and_rating_through_real_smtp(app, smtp, tmp_pa
     assert "hold the power button" in text_of(agent_mail)
 
     # resolution mail: the rating link records one rating
-    done = client.post(f"/v1/tickets/{ticket_id}/transition",
-                       headers={"Authorization": "Bearer agent-k"}, json={"to": "resolved"})
+    done = client.post(
+        f"/v1/tickets/{ticket_id}/transition",
+        headers={"Authorization": "Bearer agent-k"},
+        json={"to": "resolved"},
+    )
     assert done.status_code == 200
     assert deliver(app)["sent"] == 1
     resolved = handler.parsed(2)
@@ -159,9 +183,15 @@ def test_received_reply_threading_and_rating_through_real_smtp(app, smtp, tmp_pa
 def test_ticket_text_never_reaches_a_header(app, smtp):
     handler, _ = smtp
     client = app.test_client()
-    client.post("/v1/tickets", headers={"Authorization": "Bearer intake-k"}, json={
-        "subject": "Help\r\nBcc: victim@evil.example\r\nX-Injected: yes\nSubject: fake",
-        "body": "x", "requester": "cust@example.com"})
+    client.post(
+        "/v1/tickets",
+        headers={"Authorization": "Bearer intake-k"},
+        json={
+            "subject": "Help\r\nBcc: victim@evil.example\r\nX-Injected: yes\nSubject: fake",
+            "body": "x",
+            "requester": "cust@example.com",
+        },
+    )
     assert deliver(app)["sent"] == 1
     rcpts, raw = handler.messages[0]
     assert rcpts == ["cust@example.com"]
@@ -173,9 +203,11 @@ def test_ticket_text_never_reaches_a_header(app, smtp):
 
 
 def test_a_requester_that_is_not_an_address_gets_no_mail(app, smtp):
-    app.test_client().post("/v1/tickets", headers={"Authorization": "Bearer intake-k"},
-                           json={"subject": "s", "body": "b",
-                                 "requester": "a@b.example\r\nBcc: x@evil.example"})
+    app.test_client().post(
+        "/v1/tickets",
+        headers={"Authorization": "Bearer intake-k"},
+        json={"subject": "s", "body": "b", "requester": "a@b.example\r\nBcc: x@evil.example"},
+    )
     assert deliver(app)["sent"] == 0 and smtp[0].messages == []
 
 
@@ -209,8 +241,7 @@ def test_killed_between_commit_and_send_loses_no_mail_and_sends_none_twice(tmp_p
     done = subprocess.run([sys.executable, str(script), url, moment], env=env, timeout=120)
     assert done.returncode == -9  # SIGKILL: no clean-up ran
     store = Store(url)
-    mailer = Mailer(MailSettings(from_address="desk@desk.example"),
-                    SmtpTransport("127.0.0.1", port, "none"))
+    mailer = Mailer(MailSettings(from_address="desk@desk.example"), SmtpTransport("127.0.0.1", port, "none"))
     later = utcnow() + timedelta(minutes=5)  # past any lease the dead process held
     first = outbound.deliver(store, mailer.send, domain="desk.example", now=lambda: later)
     second = outbound.deliver(store, mailer.send, domain="desk.example", now=lambda: later)
@@ -219,8 +250,9 @@ def test_killed_between_commit_and_send_loses_no_mail_and_sends_none_twice(tmp_p
     assert len(handler.messages) == 1
     with store.session() as s:
         rows = outbound.listing(s)
-        assert [(r["template"], r["attempts"], bool(r["delivered_at"])) for r in rows] == \
-            [("received", 1, True)]
+        assert [(r["template"], r["attempts"], bool(r["delivered_at"])) for r in rows] == [
+            ("received", 1, True)
+        ]
     store.dispose()
 
 
@@ -234,10 +266,11 @@ def test_a_refusing_server_is_retried_later_then_sent_once(tmp_path, smtp):
     store.upgrade()
     with store.session() as s:
         intake(s, {"subject": "s", "body": "b", "requester": "cust@example.com"}, actor="x")
-    down = Mailer(MailSettings(from_address="desk@desk.example"),
-                  SmtpTransport("127.0.0.1", free_port(), "none", timeout=2))
-    up = Mailer(MailSettings(from_address="desk@desk.example"),
-                SmtpTransport("127.0.0.1", port, "none"))
+    down = Mailer(
+        MailSettings(from_address="desk@desk.example"),
+        SmtpTransport("127.0.0.1", free_port(), "none", timeout=2),
+    )
+    up = Mailer(MailSettings(from_address="desk@desk.example"), SmtpTransport("127.0.0.1", port, "none"))
     now = utcnow()
     assert outbound.deliver(store, down.send, domain="d.example", now=lambda: now)["retry"] == 1
     assert outbound.deliver(store, up.send, domain="d.example", now=lambda: now)["sent"] == 0
@@ -256,12 +289,18 @@ def test_one_delivery_pass_uses_one_smtp_connection(app, smtp):
     handler, _ = smtp
     client = app.test_client()
     for i in range(3):
-        client.post("/v1/tickets", headers={"Authorization": "Bearer intake-k"},
-                    json={"subject": f"s{i}", "body": "b", "requester": f"c{i}@example.com"})
+        client.post(
+            "/v1/tickets",
+            headers={"Authorization": "Bearer intake-k"},
+            json={"subject": f"s{i}", "body": "b", "requester": f"c{i}@example.com"},
+        )
     assert deliver(app)["sent"] == 3
     assert len(set(handler.peers)) == 1
-    client.post("/v1/tickets", headers={"Authorization": "Bearer intake-k"},
-                json={"subject": "later", "body": "b", "requester": "d@example.com"})
+    client.post(
+        "/v1/tickets",
+        headers={"Authorization": "Bearer intake-k"},
+        json={"subject": "later", "body": "b", "requester": "d@example.com"},
+    )
     assert deliver(app)["sent"] == 1 and len(set(handler.peers)) == 2  # closed after the pass
 
 

@@ -1,5 +1,6 @@
 """Kill the served desk (gunicorn master and workers, SIGKILL) between the commit of a ticket
 and the sending of its mail: after a restart the mail goes out once, and only once."""
+
 from __future__ import annotations
 
 import os
@@ -29,9 +30,14 @@ class Inbox:
 
 
 def serve(env, port, log):
-    return subprocess.Popen([sys.executable, "-m", "triage_cli", "serve", "--port", str(port),
-                             "--workers", "2"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "triage_cli", "serve", "--port", str(port), "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 @pytest.mark.slow
@@ -41,22 +47,33 @@ def test_a_killed_service_sends_the_committed_mail_once_after_restart(service_en
     smtp = Controller(handler, hostname="127.0.0.1", port=free_port())
     smtp.start()
     port = free_port()
-    env = {**os.environ, "TRIAGE_MODELS_DIR": str(service_env["models"]),
-           "TRIAGE_BUNDLE": str(service_env["bundle"]), "TRIAGE_KB_PATH": str(service_env["kb"]),
-           "TRIAGE_API_KEYS": KEYS_SPEC, "TRIAGE_CACHE_DIR": str(tmp_path / "cache"),
-           "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'desk.db'}",
-           "TRIAGE_SECRET_KEY_FILE": str(tmp_path / "secret_key"),
-           "TRIAGE_ATTACHMENTS_DIR": str(tmp_path / "files"), "TRIAGE_SMTP_HOST": "127.0.0.1",
-           "TRIAGE_SMTP_PORT": str(smtp.port), "TRIAGE_SMTP_SECURITY": "none",
-           "TRIAGE_MAIL_INTERVAL": "3600", "PYTHONPATH": str(ROOT)}  # no delivery before the kill
+    env = {
+        **os.environ,
+        "TRIAGE_MODELS_DIR": str(service_env["models"]),
+        "TRIAGE_BUNDLE": str(service_env["bundle"]),
+        "TRIAGE_KB_PATH": str(service_env["kb"]),
+        "TRIAGE_API_KEYS": KEYS_SPEC,
+        "TRIAGE_CACHE_DIR": str(tmp_path / "cache"),
+        "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'desk.db'}",
+        "TRIAGE_SECRET_KEY_FILE": str(tmp_path / "secret_key"),
+        "TRIAGE_ATTACHMENTS_DIR": str(tmp_path / "files"),
+        "TRIAGE_SMTP_HOST": "127.0.0.1",
+        "TRIAGE_SMTP_PORT": str(smtp.port),
+        "TRIAGE_SMTP_SECURITY": "none",
+        "TRIAGE_MAIL_INTERVAL": "3600",
+        "PYTHONPATH": str(ROOT),
+    }  # no delivery before the kill
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     base, log = f"http://127.0.0.1:{port}", open(tmp_path / "serve.log", "wb")
     first = serve(env, port, log)
     try:
         wait_ready(base, first, log=tmp_path / "serve.log")
-        made = requests.post(f"{base}/v1/tickets", headers={"Authorization": "Bearer intake-key"},
-                             json={"subject": "Printer on fire", "body": "smoke",
-                                   "requester": "cust@example.com"}, timeout=30)
+        made = requests.post(
+            f"{base}/v1/tickets",
+            headers={"Authorization": "Bearer intake-key"},
+            json={"subject": "Printer on fire", "body": "smoke", "requester": "cust@example.com"},
+            timeout=30,
+        )
         assert made.status_code == 201  # committed: the ticket and its mail in the outbox
         os.killpg(first.pid, signal.SIGKILL)  # master and workers, no clean-up
         first.wait(30)

@@ -1,4 +1,5 @@
 """Mapping files and export loading: every format, every error names file, row and column."""
+
 from __future__ import annotations
 
 import json
@@ -11,12 +12,30 @@ from triage.errors import ConfigError, InputError
 from training.mapping import load_export, load_mapping, parse_mapping
 
 ROWS = [
-    {"title": "VPN down", "description": "Cannot connect to VPN since this morning",
-     "kind": "0", "grp": "network", "opened": "2024-03-01T09:00:00Z", "imp": "1"},
-    {"title": "New laptop", "description": "Please order a laptop for the new hire",
-     "kind": "1", "grp": "purchase", "opened": "2024-03-02", "imp": ""},
-    {"title": "", "description": "Printer on floor 2 jams", "kind": "", "grp": "hardware",
-     "opened": "", "imp": "3"},
+    {
+        "title": "VPN down",
+        "description": "Cannot connect to VPN since this morning",
+        "kind": "0",
+        "grp": "network",
+        "opened": "2024-03-01T09:00:00Z",
+        "imp": "1",
+    },
+    {
+        "title": "New laptop",
+        "description": "Please order a laptop for the new hire",
+        "kind": "1",
+        "grp": "purchase",
+        "opened": "2024-03-02",
+        "imp": "",
+    },
+    {
+        "title": "",
+        "description": "Printer on floor 2 jams",
+        "kind": "",
+        "grp": "hardware",
+        "opened": "",
+        "imp": "3",
+    },
 ]
 MAPPING = """
 text: {subject: title, body: description}
@@ -77,8 +96,7 @@ def test_missing_body_column_is_an_error(tmp_path):
 
 
 def test_row_without_text_is_an_error_naming_the_row_unless_dropped(tmp_path):
-    rows = ROWS + [{"title": " ", "description": "  ", "kind": "0", "grp": "x", "opened": "",
-                    "imp": ""}]
+    rows = ROWS + [{"title": " ", "description": "  ", "kind": "0", "grp": "x", "opened": "", "imp": ""}]
     data, m = _write(tmp_path, rows=rows)
     with pytest.raises(InputError) as err:
         load_export(data, load_mapping(m))
@@ -93,14 +111,19 @@ def test_unparseable_time_names_row_and_column(tmp_path):
     data, m = _write(tmp_path, rows=rows)
     with pytest.raises(InputError) as err:
         load_export(data, load_mapping(m))
-    assert err.value.details == {"file": str(data), "row": 2, "column": "opened",
-                                 "expected": "an ISO 8601 date/time",
-                                 "got": repr("next tuesday-ish")}
+    assert err.value.details == {
+        "file": str(data),
+        "row": 2,
+        "column": "opened",
+        "expected": "an ISO 8601 date/time",
+        "got": repr("next tuesday-ish"),
+    }
 
 
 def test_unknown_label_code_strict_and_lenient(tmp_path):
-    rows = ROWS + [{"title": "x", "description": "odd code", "kind": "7", "grp": "x",
-                    "opened": "", "imp": ""}]
+    rows = ROWS + [
+        {"title": "x", "description": "odd code", "kind": "7", "grp": "x", "opened": "", "imp": ""}
+    ]
     data, m = _write(tmp_path, rows=rows, mapping=MAPPING + "strict: true\n")
     with pytest.raises(InputError, match="row 4, column kind.*expected one of 0, 1, got '7'"):
         load_export(data, load_mapping(m))
@@ -112,33 +135,47 @@ def test_min_class_count_drops_rare_classes_with_a_count(tmp_path):
     data, m = _write(tmp_path, mapping=MAPPING + "min_class_count: 2\n")
     ds = load_export(data, load_mapping(m))
     assert ds.labels["team"] == [None, None, None]
-    assert ds.counts["rare_classes"]["team"] == {"classes": {"network": 1, "purchase": 1,
-                                                            "hardware": 1}, "rows": 3}
+    assert ds.counts["rare_classes"]["team"] == {
+        "classes": {"network": 1, "purchase": 1, "hardware": 1},
+        "rows": 3,
+    }
 
 
-@pytest.mark.parametrize("raw, needle", [
-    ({"labels": {"team": "grp"}}, "body required"),
-    ({"text": {"body": "b"}, "labels": {"team": "grp"}, "colour": 1}, "unknown keys"),
-    ({"text": {"body": "b"}}, "at least one label"),
-    ({"text": {"body": "b"}, "labels": {"team": {}}}, "labels.team: expected"),
-    ({"text": {"body": "b"}, "labels": {"team": "g"}, "filters": {"x": {"where": {"team": 1}}}},
-     "filters.x"),
-    ({"text": {"body": "b"}, "labels": {"team": "g"}, "priority": {"derive_from": ["a", "b"]}},
-     "priority.derive_from"),
-    ({"text": {"body": "b"}, "labels": {"team": "g"}, "metadata": {"mood": "m"}},
-     "metadata: unknown"),
-])
+@pytest.mark.parametrize(
+    "raw, needle",
+    [
+        ({"labels": {"team": "grp"}}, "body required"),
+        ({"text": {"body": "b"}, "labels": {"team": "grp"}, "colour": 1}, "unknown keys"),
+        ({"text": {"body": "b"}}, "at least one label"),
+        ({"text": {"body": "b"}, "labels": {"team": {}}}, "labels.team: expected"),
+        (
+            {"text": {"body": "b"}, "labels": {"team": "g"}, "filters": {"x": {"where": {"team": 1}}}},
+            "filters.x",
+        ),
+        (
+            {"text": {"body": "b"}, "labels": {"team": "g"}, "priority": {"derive_from": ["a", "b"]}},
+            "priority.derive_from",
+        ),
+        ({"text": {"body": "b"}, "labels": {"team": "g"}, "metadata": {"mood": "m"}}, "metadata: unknown"),
+    ],
+)
 def test_bad_mapping_is_a_config_error(raw, needle):
     with pytest.raises(ConfigError, match=needle):
         parse_mapping(raw, source="m.yaml")
 
 
 def test_priority_column_or_derived_matrix(tmp_path):
-    m = parse_mapping({"text": {"body": "b"}, "labels": {"impact": "i", "urgency": "u"},
-                       "priority": {"derive_from": ["impact", "urgency"]}})
+    m = parse_mapping(
+        {
+            "text": {"body": "b"},
+            "labels": {"impact": "i", "urgency": "u"},
+            "priority": {"derive_from": ["impact", "urgency"]},
+        }
+    )
     assert m.priority_config()["matrix"]["high"]["high"] == 1
-    m = parse_mapping({"text": {"body": "b"}, "labels": {"team": "t"},
-                       "priority": {"column": "prio", "rename": {1: "P1"}}})
+    m = parse_mapping(
+        {"text": {"body": "b"}, "labels": {"team": "t"}, "priority": {"column": "prio", "rename": {1: "P1"}}}
+    )
     assert m.labels["priority"].column == "prio" and m.priority_config() is None
 
 

@@ -3,6 +3,7 @@
 Fast settings: the hashing encoder (no weights) and one head for the training notebooks.
 Marked ``slow`` (each notebook starts a kernel and the pipeline trains); CI runs them.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,6 +29,7 @@ FIGURES = {"01_data_overview": 1, "02_model_comparison": 2, "03_error_analysis":
 
 def _one_head() -> str:
     from training.mapping import load_mapping
+
     heads = list(load_mapping(MAPPING).labels)
     return "team" if "team" in heads else heads[0]
 
@@ -47,13 +49,16 @@ def test_notebook_executes(path, monkeypatch, tmp_path):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(var, "1")
     nb = nbformat.read(path, as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
         f"{path.name} was committed with outputs: run notebooks/build.py"
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    )
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()  # raises CellExecutionError naming the failing cell
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     figures = [o for o in outputs if "image/png" in (o.get("data") or {})]
-    assert len(figures) >= FIGURES[path.stem], \
+    assert len(figures) >= FIGURES[path.stem], (
         f"{path.name}: expected {FIGURES[path.stem]}+ inline figures, got {len(figures)}"
+    )

@@ -1,4 +1,5 @@
 """The int8 ONNX MiniLM gives the torch model's vectors (cosine >= 0.98), and is registered."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ The browser tests (tests/browser/) drive the same pages in chromium; these pin
 the rules underneath: CSRF on every page form, the CSP on every response,
 sign-in roles, safe redirects, portal visits and their events in the store.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,10 +22,16 @@ TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 @pytest.fixture
 def app(tmp_path):
-    return create_app({"TRIAGE_LOAD": "off", "TRIAGE_SIGHUP": False,
-                       "TRIAGE_API_KEYS": "agent-secret:agent,intake-secret:intake",
-                       "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'pages.db'}",
-                       "TRIAGE_SECRET_KEY": "test", "TRIAGE_PORTAL_CONTROL_SHARE": 0.0})
+    return create_app(
+        {
+            "TRIAGE_LOAD": "off",
+            "TRIAGE_SIGHUP": False,
+            "TRIAGE_API_KEYS": "agent-secret:agent,intake-secret:intake",
+            "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'pages.db'}",
+            "TRIAGE_SECRET_KEY": "test",
+            "TRIAGE_PORTAL_CONTROL_SHARE": 0.0,
+        }
+    )
 
 
 def signed_in(app, **form):
@@ -72,9 +79,17 @@ def test_customers_cannot_open_agent_pages_and_anonymous_go_to_sign_in(app):
     assert client.get("/agent/triage").status_code == 403
 
 
-@pytest.mark.parametrize("target,expected", [
-    ("/portal/tickets", "/portal/tickets"), ("//evil.example/x", "/d"),
-    ("https://evil.example", "/d"), ("javascript:alert(1)", "/d"), ("/\\evil", "/d"), (None, "/d")])
+@pytest.mark.parametrize(
+    "target,expected",
+    [
+        ("/portal/tickets", "/portal/tickets"),
+        ("//evil.example/x", "/d"),
+        ("https://evil.example", "/d"),
+        ("javascript:alert(1)", "/d"),
+        ("/\\evil", "/d"),
+        (None, "/d"),
+    ],
+)
 def test_next_is_only_ever_a_local_path(target, expected):
     assert safe_next(target, "/d") == expected
 
@@ -85,9 +100,17 @@ def test_portal_submission_without_a_bundle_opens_a_ticket(app):
     assert page.status_code == 200 and 'id="suggestions"' in page.text
     assert client.get("/portal/suggest?q=vpn").json["suggestions"] == []  # not loaded: none
     token = TOKEN.search(page.text).group(1)
-    response = client.post("/portal/submit", data={
-        "csrf_token": token, "subject": "Payslip missing", "details": "March payslip",
-        "affected": "payroll", "people": "me", "work": "yes"})
+    response = client.post(
+        "/portal/submit",
+        data={
+            "csrf_token": token,
+            "subject": "Payslip missing",
+            "details": "March payslip",
+            "affected": "payroll",
+            "people": "me",
+            "work": "yes",
+        },
+    )
     assert response.status_code == 302
     store = app.extensions["triage.store"]
     with store.session() as s:
@@ -119,8 +142,7 @@ def test_portal_events_count_once_per_article_per_visit(tmp_path):
         events.start_visit(s, "c@x.example", control=True)
         counts = events.article_counts(s)
         outcomes = events.outcome_counts(s)
-    assert counts == [{"article_id": "kb1", "shown": 2, "opened": 1, "solved": 1,
-                       "ticket_anyway": 1}]
+    assert counts == [{"article_id": "kb1", "shown": 2, "opened": 1, "solved": 1, "ticket_anyway": 1}]
     assert outcomes["treatment"] == {"visits": 2, "solved": 1, "submitted": 1, "abandoned": 0}
     assert outcomes["control"]["abandoned"] == 1
     store.dispose()

@@ -1,4 +1,5 @@
 """ITIL impact × urgency → priority: the default table, inline matrices and clear errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,12 +24,15 @@ def test_inline_matrix_from_yaml_values_accepts_numbers_and_p_labels():
     assert m.label("minor", "2") == "P4"
 
 
-@pytest.mark.parametrize("config, needle", [
-    ({"high": {"high": 7}}, "expected a priority 1..5"),
-    ({"high": {"high": 1}, "low": {"low": 5}}, "expected urgency columns"),
-    ({"high": "P1"}, "expected a mapping urgency -> priority"),
-    ([], "expected a mapping impact"),
-])
+@pytest.mark.parametrize(
+    "config, needle",
+    [
+        ({"high": {"high": 7}}, "expected a priority 1..5"),
+        ({"high": {"high": 1}, "low": {"low": 5}}, "expected urgency columns"),
+        ({"high": "P1"}, "expected a mapping urgency -> priority"),
+        ([], "expected a mapping impact"),
+    ],
+)
 def test_bad_matrix_says_what_was_expected(config, needle):
     with pytest.raises(ConfigError, match=needle):
         PriorityMatrix.from_config(config, source="mapping.yaml")

@@ -4,6 +4,7 @@ The fast tests use the in-memory storage through the test client; the slow one
 runs gunicorn with two worker processes on Redis (db 11 unless told otherwise)
 and shows the limit holds across workers.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,16 @@ KEYS = "ik:intake,bk:agent,ak:admin"
 def make_app(tmp_path, **limits):
     from service.app import create_app
 
-    return create_app({"TESTING": True, "TRIAGE_LOAD": "off", "TRIAGE_API_KEYS": KEYS,
-                       "TRIAGE_SIGHUP": False,
-                       "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}", **limits})
+    return create_app(
+        {
+            "TESTING": True,
+            "TRIAGE_LOAD": "off",
+            "TRIAGE_API_KEYS": KEYS,
+            "TRIAGE_SIGHUP": False,
+            "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}",
+            **limits,
+        }
+    )
 
 
 def assert_429(r):
@@ -43,11 +51,11 @@ def test_failed_api_keys_are_limited_per_client(tmp_path):
     r = c.get("/v1/tickets", headers=bad)
     assert_429(r)
     body = r.get_json()
-    assert body["ok"] is False and body["status"] == 429 and body["errors"][0]["field"] == \
-        "bad_api_key"
+    assert body["ok"] is False and body["status"] == 429 and body["errors"][0]["field"] == "bad_api_key"
     assert_429(c.get("/v1/tickets", headers={"Authorization": "Bearer ak"}))  # guessing locks out
-    other = c.get("/v1/tickets", headers={"Authorization": "Bearer ak"},
-                  environ_base={"REMOTE_ADDR": "10.9.9.9"})
+    other = c.get(
+        "/v1/tickets", headers={"Authorization": "Bearer ak"}, environ_base={"REMOTE_ADDR": "10.9.9.9"}
+    )
     assert other.status_code == 200  # another client is not punished
     missing = c.get("/v1/tickets", environ_base={"REMOTE_ADDR": "10.9.9.8"})
     assert missing.status_code == 401  # no key at all is not a guess
@@ -58,8 +66,11 @@ def test_ticket_creation_is_limited_per_requester(tmp_path):
     c = app.test_client()
 
     def post(requester):
-        return c.post("/v1/tickets", json={"subject": "printer", "requester": requester},
-                      headers={"Authorization": "Bearer ik"})
+        return c.post(
+            "/v1/tickets",
+            json={"subject": "printer", "requester": requester},
+            headers={"Authorization": "Bearer ik"},
+        )
 
     assert [post("ann@x").status_code for _ in range(2)] == [201, 201]
     assert_429(post("ann@x"))
@@ -81,19 +92,22 @@ def test_signin_is_limited_per_client_and_answers_a_page(tmp_path):
 def test_suggest_is_limited_per_caller(tmp_path):
     app = make_app(tmp_path, TRIAGE_RATELIMIT_SUGGEST="2 per minute")
     c = app.test_client()
-    get = lambda who: c.get("/v1/kb/suggest", query_string={"q": "vpn"},  # noqa: E731
-                            headers={"Authorization": "Bearer ik", "X-Requester": who})
+    get = lambda who: c.get(  # noqa: E731
+        "/v1/kb/suggest",
+        query_string={"q": "vpn"},
+        headers={"Authorization": "Bearer ik", "X-Requester": who},
+    )
     assert [get("ann@x").status_code for _ in range(2)] == [503, 503]  # no bundle here: 503
     assert_429(get("ann@x"))  # counted before any work is done
     assert get("bob@x").status_code == 503
 
 
 def test_limits_can_be_turned_off_and_bad_rates_stop_the_start(tmp_path):
-    app = make_app(tmp_path, TRIAGE_RATELIMIT_BAD_API_KEY="1 per minute",
-                   TRIAGE_RATELIMIT_ENABLED="false")
+    app = make_app(tmp_path, TRIAGE_RATELIMIT_BAD_API_KEY="1 per minute", TRIAGE_RATELIMIT_ENABLED="false")
     c = app.test_client()
-    assert {c.get("/v1/tickets", headers={"Authorization": "Bearer x"}).status_code
-            for _ in range(5)} == {401}
+    assert {c.get("/v1/tickets", headers={"Authorization": "Bearer x"}).status_code for _ in range(5)} == {
+        401
+    }
     with pytest.raises(ConfigError, match="TRIAGE_RATELIMIT_SUGGEST"):
         make_app(tmp_path, TRIAGE_RATELIMIT_SUGGEST="lots")
 
@@ -129,30 +143,45 @@ def test_a_redis_limit_holds_across_gunicorn_workers(tmp_path):
         pytest.skip(f"Redis does not answer at {url}: {exc}")
     prefix = f"triage-test-{uuid.uuid4().hex[:8]}"
     port = free_port()
-    env = {**os.environ, "TRIAGE_BIND": f"127.0.0.1:{port}", "TRIAGE_WORKERS": "2",
-           "TRIAGE_WORKER_CLASS": "sync", "TRIAGE_LOAD": "off", "TRIAGE_API_KEYS": KEYS,
-           "TRIAGE_RATELIMIT_STORAGE": url, "TRIAGE_RATELIMIT_PREFIX": prefix,
-           "TRIAGE_RATELIMIT_BAD_API_KEY": "6 per minute", "TMPDIR": str(tmp_path),
-           "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "TRIAGE_BIND": f"127.0.0.1:{port}",
+        "TRIAGE_WORKERS": "2",
+        "TRIAGE_WORKER_CLASS": "sync",
+        "TRIAGE_LOAD": "off",
+        "TRIAGE_API_KEYS": KEYS,
+        "TRIAGE_RATELIMIT_STORAGE": url,
+        "TRIAGE_RATELIMIT_PREFIX": prefix,
+        "TRIAGE_RATELIMIT_BAD_API_KEY": "6 per minute",
+        "TMPDIR": str(tmp_path),
+        "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}",
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",
-                             str(ROOT / "service" / "gunicorn_conf.py")],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "service" / "gunicorn_conf.py")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
         alive = set()
         while len(alive) < 2 and time.time() < deadline:  # both workers booted
-            alive = set(re.findall(r"Booting worker with pid: (\d+)",
-                                   (tmp_path / "serve.log").read_text(errors="replace")))
+            alive = set(
+                re.findall(
+                    r"Booting worker with pid: (\d+)", (tmp_path / "serve.log").read_text(errors="replace")
+                )
+            )
             time.sleep(0.3)
         from concurrent.futures import ThreadPoolExecutor
 
         def live(_):
             try:
-                return requests.get(f"{base}/livez", timeout=5,
-                                    headers={"Connection": "close"}).ok
+                return requests.get(f"{base}/livez", timeout=5, headers={"Connection": "close"}).ok
             except requests.RequestException:
                 return False
 
@@ -162,9 +191,11 @@ def test_a_redis_limit_holds_across_gunicorn_workers(tmp_path):
             time.sleep(0.2)
 
         def guess(_):  # concurrent, so both (one-request-at-a-time) sync workers take some
-            return requests.get(f"{base}/v1/tickets", timeout=10,
-                                headers={"Authorization": "Bearer nope",
-                                         "Connection": "close"}).status_code
+            return requests.get(
+                f"{base}/v1/tickets",
+                timeout=10,
+                headers={"Authorization": "Bearer nope", "Connection": "close"},
+            ).status_code
 
         with ThreadPoolExecutor(4) as pool:
             codes = list(pool.map(guess, range(16)))
@@ -183,5 +214,10 @@ def test_a_redis_limit_holds_across_gunicorn_workers(tmp_path):
 def _pids(tmp_path: Path, what: str) -> set[str]:
     """Worker pids in the access lines for ``what`` (the log format carries ``[pid]``)."""
     text = (tmp_path / "serve.log").read_text(errors="replace")
-    return {m.group(1) for line in text.splitlines() if what in line
-            for m in [re.search(r"service\.access \[(\d+)\]", line)] if m}
+    return {
+        m.group(1)
+        for line in text.splitlines()
+        if what in line
+        for m in [re.search(r"service\.access \[(\d+)\]", line)]
+        if m
+    }

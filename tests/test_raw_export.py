@@ -1,5 +1,6 @@
 """The synthetic raw export (bench/raw_export.py) looks like a new organisation's raw tickets
 and trains through the pipeline with only its short mapping."""
+
 from __future__ import annotations
 
 import sys
@@ -22,12 +23,12 @@ def rows():
 def test_raw_export_has_the_traps_of_real_mail(rows):
     bodies = [r["Message"] for r in rows]
     share = lambda pred: sum(map(pred, bodies)) / len(bodies)  # noqa: E731
-    assert share(lambda b: "<p>" in b and "&nbsp;" in b) > 0.1          # HTML mail
-    assert share(lambda b: "Ã" in b or "â€" in b) > 0.03                 # mojibake
-    assert share(lambda b: "schrieb" in b or " wrote:" in b) > 0.15      # quoted replies
+    assert share(lambda b: "<p>" in b and "&nbsp;" in b) > 0.1  # HTML mail
+    assert share(lambda b: "Ã" in b or "â€" in b) > 0.03  # mojibake
+    assert share(lambda b: "schrieb" in b or " wrote:" in b) > 0.15  # quoted replies
     assert share(lambda b: "vertrauliche" in b or "confidential" in b) > 0.3  # disclaimers
-    assert share(lambda b: "Grüße" in b or "Gruß" in b) > 0.2            # German
-    assert share(lambda b: "regards" in b or "Thanks," in b) > 0.2       # English
+    assert share(lambda b: "Grüße" in b or "Gruß" in b) > 0.2  # German
+    assert share(lambda b: "regards" in b or "Thanks," in b) > 0.2  # English
 
 
 def test_raw_export_teams_are_many_and_skewed_and_types_are_itil(rows):
@@ -48,6 +49,10 @@ def test_raw_export_trains_through_the_pipeline_with_its_mapping(tmp_path):
     assert set(heads) == {"team", "type"}
     for head in heads.values():
         assert head["reference"]["macro_f1"] > 0 and head["metrics"]["macro_f1"] > 0
-        assert set(head["context"]["available"]) == {"channel", "customer_tier",
-                                                     "affected_service", "history"}
+        assert set(head["context"]["available"]) == {
+            "channel",
+            "customer_tier",
+            "affected_service",
+            "history",
+        }
     assert set(heads["type"]["classes"]) == {"incident", "service request", "change", "problem"}

@@ -1,4 +1,5 @@
 """The report library's pure functions, on data small enough to check by hand."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -66,15 +67,21 @@ def test_text_drift_alerts_when_tickets_talk_about_something_else():
 
 # ----------------------------------------------------------------- confidence
 def test_override_rates_per_class_and_decision():
-    preds = ([{"label": "network", "decision": "apply"}] * 8
-             + [{"label": "network", "decision": "suggest"}] * 4
-             + [{"label": "access", "decision": "abstain"}] * 3)
-    feedback = [{"predicted": "network", "corrected": "access", "decision": "apply"},
-                {"predicted": "network", "corrected": "network", "decision": "suggest"},
-                {"predicted": "network", "corrected": "hardware", "decision": "suggest"},
-                {"predicted": "P2", "corrected": "2", "decision": "suggest"}]
-    rows = {(r["label"], r["decision"]): r
-            for r in confidence.override_rates(preds, feedback, ("apply", "suggest"))}
+    preds = (
+        [{"label": "network", "decision": "apply"}] * 8
+        + [{"label": "network", "decision": "suggest"}] * 4
+        + [{"label": "access", "decision": "abstain"}] * 3
+    )
+    feedback = [
+        {"predicted": "network", "corrected": "access", "decision": "apply"},
+        {"predicted": "network", "corrected": "network", "decision": "suggest"},
+        {"predicted": "network", "corrected": "hardware", "decision": "suggest"},
+        {"predicted": "P2", "corrected": "2", "decision": "suggest"},
+    ]
+    rows = {
+        (r["label"], r["decision"]): r
+        for r in confidence.override_rates(preds, feedback, ("apply", "suggest"))
+    }
     assert rows[("network", "apply")]["override_rate"] == pytest.approx(1 / 8)
     assert rows[("network", "suggest")]["overridden"] == 1
     assert rows[("network", "suggest")]["confirmed"] == 1
@@ -84,9 +91,11 @@ def test_override_rates_per_class_and_decision():
 
 
 def test_what_if_against_a_hand_computed_case():
-    scores = {"true": ["a", "a", "a", "b", "b", "a"],
-              "predicted": ["a", "a", "a", "a", "b", "b"],
-              "probability": [0.95, 0.85, 0.75, 0.65, 0.9, 0.55]}
+    scores = {
+        "true": ["a", "a", "a", "b", "b", "a"],
+        "predicted": ["a", "a", "a", "a", "b", "b"],
+        "probability": [0.95, 0.85, 0.75, 0.65, 0.9, 0.55],
+    }
     thresholds = {"a": {"apply": 0.9, "suggest": 0.5}, "b": {"apply": 0.8, "suggest": 0.5}}
     base = confidence.what_if(scores, thresholds)
     # applied: a@0.95 (right), b@0.9 (right) → 2/6, precision 1
@@ -116,8 +125,12 @@ def test_holdout_scores_and_decision_shares():
 
 # ----------------------------------------------------------------- knowledge
 def test_deflection_against_control():
-    out = knowledge.deflection({"treatment": {"visits": 70, "submitted": 14, "solved": 30},
-                                "control": {"visits": 80, "submitted": 32}})
+    out = knowledge.deflection(
+        {
+            "treatment": {"visits": 70, "submitted": 14, "solved": 30},
+            "control": {"visits": 80, "submitted": 32},
+        }
+    )
     assert out["treatment"]["rate"] == pytest.approx(56 / 70)
     assert out["control"]["rate"] == pytest.approx(48 / 80)
     assert round(out["difference"]["ci_low"], 4) == 0.0524 and out["difference"]["significant"]
@@ -128,11 +141,11 @@ def test_deflection_against_control():
 def test_knowledge_gaps_cluster_the_uncovered_tickets():
     rng = np.random.default_rng(1)
     a, b = np.eye(8)[0], np.eye(8)[1]
-    vecs = [a + rng.normal(0, .05, 8) for _ in range(4)] + [b + rng.normal(0, .05, 8)
-                                                             for _ in range(3)]
+    vecs = [a + rng.normal(0, 0.05, 8) for _ in range(4)] + [b + rng.normal(0, 0.05, 8) for _ in range(3)]
     vecs.append(np.eye(8)[2])
-    tickets = [{"id": i, "subject": f"t{i}", "text": "printer toner" if i < 4 else "payroll slip"}
-               for i in range(8)]
+    tickets = [
+        {"id": i, "subject": f"t{i}", "text": "printer toner" if i < 4 else "payroll slip"} for i in range(8)
+    ]
     scores = [0.1] * 7 + [0.9]  # the last one has a good article
     gaps = knowledge.knowledge_gaps(tickets, np.asarray(vecs), scores, 0.5, k=2)
     assert [g["size"] for g in gaps] == [4, 3]
@@ -144,17 +157,27 @@ def test_knowledge_gaps_cluster_the_uncovered_tickets():
 # ----------------------------------------------------------------- SLA
 def _clock(kind, state, fraction, prio, team, tier, day):
     when = NOW - timedelta(days=day)
-    return {"kind": kind, "state": state, "fraction": fraction, "priority": prio, "team": team,
-            "customer_tier": tier, "due_at": when, "stopped_at": when}
+    return {
+        "kind": kind,
+        "state": state,
+        "fraction": fraction,
+        "priority": prio,
+        "team": team,
+        "customer_tier": tier,
+        "due_at": when,
+        "stopped_at": when,
+    }
 
 
 def test_sla_compliance_per_group_and_daily_buckets():
-    rows = [_clock("resolution", "met", 0.5, 1, "Network", "gold", 0),
-            _clock("resolution", "met", 0.9, 1, "Network", "gold", 1),       # near-breach
-            _clock("resolution", "breached", 1.4, 1, "Access", "silver", 1),
-            _clock("first_response", "breached", 2.0, 3, "Access", "gold", 2),
-            _clock("first_response", "running", 0.85, 3, None, "gold", 0),   # open, near
-            _clock("first_response", "running", 0.1, 3, "Network", "gold", 0)]
+    rows = [
+        _clock("resolution", "met", 0.5, 1, "Network", "gold", 0),
+        _clock("resolution", "met", 0.9, 1, "Network", "gold", 1),  # near-breach
+        _clock("resolution", "breached", 1.4, 1, "Access", "silver", 1),
+        _clock("first_response", "breached", 2.0, 3, "Access", "gold", 2),
+        _clock("first_response", "running", 0.85, 3, None, "gold", 0),  # open, near
+        _clock("first_response", "running", 0.1, 3, "Network", "gold", 0),
+    ]
     by_prio = {r["priority"]: r for r in sla.compliance(rows, "priority")}
     assert (by_prio["1"]["met"], by_prio["1"]["breached"]) == (2, 1)
     assert by_prio["1"]["compliance"] == pytest.approx(2 / 3) and by_prio["1"]["near"] == 1
@@ -172,11 +195,16 @@ def test_sla_compliance_per_group_and_daily_buckets():
 
 # ----------------------------------------------------------------- policy + plots
 def test_policy_fold_newest_wins_and_reset_removes():
-    changes = [("team", None, {"mode": "off"}), ("team", "Network", {"apply": 0.99}),
-               ("team", None, {"mode": "suggest_only"}), ("type", "incident", {"apply": 1.01}),
-               ("type", "incident", None)]
-    assert policies.fold(changes) == {"team": {"mode": "suggest_only", "classes": {
-        "Network": {"apply": 0.99, "suggest": None}}}}
+    changes = [
+        ("team", None, {"mode": "off"}),
+        ("team", "Network", {"apply": 0.99}),
+        ("team", None, {"mode": "suggest_only"}),
+        ("type", "incident", {"apply": 1.01}),
+        ("type", "incident", None),
+    ]
+    assert policies.fold(changes) == {
+        "team": {"mode": "suggest_only", "classes": {"Network": {"apply": 0.99, "suggest": None}}}
+    }
     with pytest.raises(ValueError):
         policies.check_thresholds({"apply": "2"})
     with pytest.raises(ValueError):
@@ -185,11 +213,14 @@ def test_policy_fold_newest_wins_and_reset_removes():
 
 def test_svg_charts_escape_text_and_parse():
     hostile = "<img src=x onerror=alert(1)>"
-    svgs = [plots.grouped_bars([hostile, "b"], {hostile: [0.5, None]}, hostile, "share"),
-            plots.reliability([{"count": 3, "mean_confidence": .5, "accuracy": .4}], hostile),
-            plots.precision_coverage([{"coverage": 1, "precision": .8}], "t",
-                                     [{"coverage": 1, "precision": .8, "label": hostile}]),
-            plots.grouped_bars([], {}, "empty", "clocks", unit=False)]
+    svgs = [
+        plots.grouped_bars([hostile, "b"], {hostile: [0.5, None]}, hostile, "share"),
+        plots.reliability([{"count": 3, "mean_confidence": 0.5, "accuracy": 0.4}], hostile),
+        plots.precision_coverage(
+            [{"coverage": 1, "precision": 0.8}], "t", [{"coverage": 1, "precision": 0.8, "label": hostile}]
+        ),
+        plots.grouped_bars([], {}, "empty", "clocks", unit=False),
+    ]
     for svg in svgs:
         minidom.parseString(svg)  # well-formed: nothing unescaped broke out
         assert hostile not in svg and "<title>" in svg
@@ -203,13 +234,15 @@ def test_policy_store_records_who_when_old_new(tmp_path):
     cache = policies.PolicyCache()
     with store.session() as s:
         assert cache.current(s) == {} and policies.version(s) == 0
-        policies.set_class(s, "team", "Network", {"apply": "0.97", "suggest": ""}, by="ann",
-                           note="too many wrong routes")
+        policies.set_class(
+            s, "team", "Network", {"apply": "0.97", "suggest": ""}, by="ann", note="too many wrong routes"
+        )
         policies.set_mode(s, "type", "off", by="bob")
     with store.session() as s:
         assert cache.current(s) == {
             "team": {"mode": "auto", "classes": {"Network": {"apply": 0.97, "suggest": None}}},
-            "type": {"mode": "off", "classes": {}}}
+            "type": {"mode": "off", "classes": {}},
+        }
         policies.set_mode(s, "type", "auto", by="bob")
         policies.set_class(s, "team", "Network", None, by="ann")
     with store.session() as s:
@@ -219,15 +252,23 @@ def test_policy_store_records_who_when_old_new(tmp_path):
         ("ann", "team", {"apply": 0.97, "suggest": None}, None),
         ("bob", "type", {"mode": "off"}, {"mode": "auto"}),
         ("bob", "type", {"mode": "auto"}, {"mode": "off"}),
-        ("ann", "team", None, {"apply": 0.97, "suggest": None})]
+        ("ann", "team", None, {"apply": 0.97, "suggest": None}),
+    ]
     assert history[-1]["note"] == "too many wrong routes" and history[0]["at"]
     store.dispose()
 
 
 def test_report_of_a_bundle_without_training_report_still_builds():
     manifest = {"bundle_id": "b1", "heads": {"team": {"thresholds": {"Network": {"apply": 0.9}}}}}
-    live = {"team": {"predictions": [{"label": "Network", "decision": "apply", "n": 3}],
-                     "feedback": [], "low": [], "label_counts": {"Network": 3}, "texts": []}}
+    live = {
+        "team": {
+            "predictions": [{"label": "Network", "decision": "apply", "n": 3}],
+            "feedback": [],
+            "low": [],
+            "label_counts": {"Network": 3},
+            "texts": [],
+        }
+    }
     report = confidence.build_report(manifest, {}, live, {}, generated_at="now", window_days=7)
     team = report["heads"]["team"]
     assert team["holdout"] is None and not team["alert"]
@@ -253,8 +294,11 @@ def test_gaps_reuse_stored_vectors_and_encode_only_the_rest():
 
     tickets = [{"id": i, "subject": f"s{i}", "text": f"printer jam {i}"} for i in range(4)]
     enc = Encoder()
-    known = {0: np.array([1, 0, 0], np.float32), 1: np.array([1, 0, 0], np.float32),
-             2: np.zeros(5, np.float32)}  # a vector of another size is not reused
+    known = {
+        0: np.array([1, 0, 0], np.float32),
+        1: np.array([1, 0, 0], np.float32),
+        2: np.zeros(5, np.float32),
+    }  # a vector of another size is not reused
     gaps = knowledge.gaps_with_kb(tickets, KB(), enc, known=known, k=1)
     assert enc.calls == [["printer jam 2", "printer jam 3"]]
     assert gaps and gaps[0]["size"] == 4

@@ -8,6 +8,7 @@ refused by the gate, with its reasons recorded in MLflow and in the retrain log.
 Small on purpose (2 cores shared): the first 300 demo tickets are the historical export,
 the next 120 arrive as live tickets; heads ``type`` and ``team``; TF-IDF heads, cv=3.
 """
+
 from __future__ import annotations
 
 import csv
@@ -73,8 +74,16 @@ def loop(tmp_path_factory):
     v1 = train(data, mapping, models, **TRAIN)
     tracking.log_training_run(v1, tracking_uri=uri)
     tracking.promote(v1.bundle_id, tracking_uri=uri, champion_file=models / "CHAMPION")
-    yield {"root": root, "rows": rows, "data": data, "mapping": mapping, "models": models,
-           "uri": uri, "v1": v1.bundle_id, "kb": write_kb(root)}
+    yield {
+        "root": root,
+        "rows": rows,
+        "data": data,
+        "mapping": mapping,
+        "models": models,
+        "uri": uri,
+        "v1": v1.bundle_id,
+        "kb": write_kb(root),
+    }
     for k, v in old.items():
         os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
@@ -82,19 +91,27 @@ def loop(tmp_path_factory):
 def _app(loop):
     from service import create_app
 
-    return create_app({"TESTING": True, "TRIAGE_MODELS_DIR": str(loop["models"]),
-                       "TRIAGE_KB_PATH": str(loop["kb"]), "TRIAGE_LOAD": "sync",
-                       "TRIAGE_API_KEYS": KEYS_SPEC, "TRIAGE_KB_THRESHOLD": "0.2",
-                       "TRIAGE_ENCODER": "hashing",  # KB vectors without model weights
-                       # one client posts the whole live period at once: above the per-requester
-                       # creation limit meant for people, which tests/test_ratelimit.py covers
-                       "TRIAGE_RATELIMIT_TICKET_CREATE": "10000 per minute",
-                       "TRIAGE_DATABASE_URL": f"sqlite:///{loop['root'] / 'store.db'}"})
+    return create_app(
+        {
+            "TESTING": True,
+            "TRIAGE_MODELS_DIR": str(loop["models"]),
+            "TRIAGE_KB_PATH": str(loop["kb"]),
+            "TRIAGE_LOAD": "sync",
+            "TRIAGE_API_KEYS": KEYS_SPEC,
+            "TRIAGE_KB_THRESHOLD": "0.2",
+            "TRIAGE_ENCODER": "hashing",  # KB vectors without model weights
+            # one client posts the whole live period at once: above the per-requester
+            # creation limit meant for people, which tests/test_ratelimit.py covers
+            "TRIAGE_RATELIMIT_TICKET_CREATE": "10000 per minute",
+            "TRIAGE_DATABASE_URL": f"sqlite:///{loop['root'] / 'store.db'}",
+        }
+    )
 
 
 def _served(client) -> str:
-    r = client.post("/v1/classify", json={"subject": "VPN drops", "body": "every few minutes"},
-                    headers=auth())
+    r = client.post(
+        "/v1/classify", json={"subject": "VPN drops", "body": "every few minutes"}, headers=auth()
+    )
     assert r.status_code == 200, r.get_json()
     return r.get_json()["bundle_id"]
 
@@ -111,24 +128,28 @@ def test_corrections_retrain_promote_hot_swap_and_rollback(loop):
     assert _served(client) == loop["v1"]
 
     corrected = 0
-    for row in loop["rows"][N_HISTORY:N_HISTORY + N_LIVE]:  # live tickets, classified at intake
-        r = client.post("/v1/tickets", json={"subject": row["title"], "body": row["description"],
-                                             "channel": row["source"]}, headers=auth("agent"))
+    for row in loop["rows"][N_HISTORY : N_HISTORY + N_LIVE]:  # live tickets, classified at intake
+        r = client.post(
+            "/v1/tickets",
+            json={"subject": row["title"], "body": row["description"], "channel": row["source"]},
+            headers=auth("agent"),
+        )
         assert r.status_code == 201, r.get_json()
         ticket = r.get_json()["ticket"]
         if ticket["team"] != row["assignment_group"]:
             corrected += 1
         # the desk lead sets (or confirms) the team: a confident team head may already have
         # routed the ticket out of the triage queue, beyond a team-less API agent's sight
-        p = client.patch(f"/v1/tickets/{ticket['id']}", json={"team": row["assignment_group"]},
-                         headers=auth("admin"))
+        p = client.patch(
+            f"/v1/tickets/{ticket['id']}", json={"team": row["assignment_group"]}, headers=auth("admin")
+        )
         assert p.status_code == 200, p.get_json()
     assert corrected > 0
 
     store = app.extensions["triage.store"]
     out = retrain(loop["models"], store=store, tracking_uri=loop["uri"], **_fast())
     print(json.dumps({"gate": out.decision.to_dict(), "data": out.data}, default=str)[:3000])
-    live = loop["rows"][N_HISTORY:N_HISTORY + N_LIVE]
+    live = loop["rows"][N_HISTORY : N_HISTORY + N_LIVE]
     assert out.data["store_rows"] == sum(bool(r["assignment_group"]) for r in live)  # a blank
     # team set by an agent is no label; every other correction or confirmation is one
     assert out.data["frozen_in_training"] == 0
@@ -166,8 +187,14 @@ def test_a_worse_challenger_is_refused_with_reasons(loop):
     shuffled = _write(loop["root"] / "shuffled.csv", rows)
     champion_before = json.loads((loop["models"] / "CHAMPION").read_text())["bundle_id"]
 
-    out = retrain(loop["models"], data=shuffled, mapping=loop["mapping"],
-                  tracking_uri=loop["uri"], gate=GateConfig(margin=0.01), **_fast())
+    out = retrain(
+        loop["models"],
+        data=shuffled,
+        mapping=loop["mapping"],
+        tracking_uri=loop["uri"],
+        gate=GateConfig(margin=0.01),
+        **_fast(),
+    )
     assert not out.decision.passed and not out.promoted
     assert any("team: macro-F1 drops" in r for r in out.decision.reasons), "\n".join(out.decision.reasons)
     assert json.loads((loop["models"] / "CHAMPION").read_text())["bundle_id"] == champion_before
@@ -178,8 +205,15 @@ def test_a_worse_challenger_is_refused_with_reasons(loop):
     log = [json.loads(x) for x in (loop["models"] / "retrain-log.jsonl").read_text().splitlines()]
     assert log[-1]["challenger"] == out.challenger_id and log[-1]["reasons"]
 
-    forced = retrain(loop["models"], data=shuffled, mapping=loop["mapping"], force=True,
-                     reason="test: forced on purpose", tracking_uri=loop["uri"], **_fast())
+    forced = retrain(
+        loop["models"],
+        data=shuffled,
+        mapping=loop["mapping"],
+        force=True,
+        reason="test: forced on purpose",
+        tracking_uri=loop["uri"],
+        **_fast(),
+    )
     assert forced.promoted and forced.forced
     pointer = json.loads((loop["models"] / "CHAMPION").read_text())
     assert pointer["forced"] is True and "forced on purpose" in pointer["reason"]
@@ -191,16 +225,27 @@ def test_a_worse_challenger_is_refused_with_reasons(loop):
 @pytest.fixture()
 def gunicorn(loop, tmp_path):
     port = free_port()
-    env = {**os.environ, "TRIAGE_MODELS_DIR": str(loop["models"]), "TRIAGE_KB_PATH": str(loop["kb"]),
-           "TRIAGE_API_KEYS": KEYS_SPEC, "TRIAGE_KB_THRESHOLD": "0.2", "TRIAGE_ENCODER": "hashing",
-           "TRIAGE_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
-           "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    env = {
+        **os.environ,
+        "TRIAGE_MODELS_DIR": str(loop["models"]),
+        "TRIAGE_KB_PATH": str(loop["kb"]),
+        "TRIAGE_API_KEYS": KEYS_SPEC,
+        "TRIAGE_KB_THRESHOLD": "0.2",
+        "TRIAGE_ENCODER": "hashing",
+        "TRIAGE_CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONPATH": str(ROOT),
+        "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.pop("TRIAGE_BUNDLE", None)
     log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "triage_cli", "serve", "--port", str(port),
-                             "--workers", "2"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "triage_cli", "serve", "--port", str(port), "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, proc, 120, log=tmp_path / "serve.log")
@@ -215,8 +260,15 @@ def _all_workers_serve(base: str, bundle_id: str, seconds: float = 30) -> bool:
     s = requests.Session()
     deadline = time.time() + seconds
     while time.time() < deadline:
-        ids = [s.post(f"{base}/v1/classify", json={"subject": "printer jam", "body": "tray 2"},
-                      headers=auth(), timeout=10).json()["bundle_id"] for _ in range(12)]
+        ids = [
+            s.post(
+                f"{base}/v1/classify",
+                json={"subject": "printer jam", "body": "tray 2"},
+                headers=auth(),
+                timeout=10,
+            ).json()["bundle_id"]
+            for _ in range(12)
+        ]
         if set(ids) == {bundle_id}:
             return True
         time.sleep(0.5)
@@ -238,8 +290,13 @@ def second_bundle(loop):
 def test_gunicorn_service_follows_promote_and_rollback(loop, second_bundle, gunicorn):
     base = gunicorn
     assert _all_workers_serve(base, loop["v1"])
-    tracking.promote(loop["v2"], tracking_uri=loop["uri"], champion_file=loop["models"] / "CHAMPION",
-                     force=True, reason="test: re-promote the checked challenger")
+    tracking.promote(
+        loop["v2"],
+        tracking_uri=loop["uri"],
+        champion_file=loop["models"] / "CHAMPION",
+        force=True,
+        reason="test: re-promote the checked challenger",
+    )
     r = requests.post(f"{base}/v1/admin/reload", json={"wait": True}, headers=auth("admin"), timeout=60)
     assert r.status_code == 200 and r.json()["bundle"]["bundle_id"] == loop["v2"]
     assert _all_workers_serve(base, loop["v2"])  # the sibling worker followed the token

@@ -1,4 +1,5 @@
 """The parts of a retrain, fast: the gate, final human labels, the retrain export, coverage."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -23,9 +24,14 @@ def _m(f1=0.8, ece=0.05, cov=0.5):
 def test_gate_passes_within_tolerances_and_names_each_regression():
     ok = decide({"team": {"champion": _m(), "challenger": _m(0.795, 0.06, 0.48)}})
     assert ok.passed and not ok.reasons
-    bad = decide({"team": {"champion": _m(), "challenger": _m(0.78, 0.09, 0.40)},
-                  "type": {"champion": _m(), "challenger": None},
-                  "new": {"champion": None, "challenger": _m()}}, GateConfig(margin=0.01))
+    bad = decide(
+        {
+            "team": {"champion": _m(), "challenger": _m(0.78, 0.09, 0.40)},
+            "type": {"champion": _m(), "challenger": None},
+            "new": {"champion": None, "challenger": _m()},
+        },
+        GateConfig(margin=0.01),
+    )
     assert not bad.passed
     text = " | ".join(bad.reasons)
     assert "team: macro-F1 drops from 0.8000 to 0.7800" in text
@@ -64,10 +70,20 @@ def test_only_human_labels_count_and_the_newest_wins(store):
         model_only = _ticket(s, "model set it", "Network")
         corrected = _ticket(s, "agent corrected", "Service Desk", actor="ann")
         closed = _ticket(s, "closed untouched", "Network", status="closed")
-        for i, (head, value) in enumerate([("type", "incident"), ("type", "question"),
-                                           ("type", "Hardware"), ("category", "Hardware")]):
-            s.add(Feedback(ticket_id=corrected.id, head=head, predicted="x", corrected=value,
-                           bundle_id="b1", by="ann", at=T0 + timedelta(minutes=i)))
+        for i, (head, value) in enumerate(
+            [("type", "incident"), ("type", "question"), ("type", "Hardware"), ("category", "Hardware")]
+        ):
+            s.add(
+                Feedback(
+                    ticket_id=corrected.id,
+                    head=head,
+                    predicted="x",
+                    corrected=value,
+                    bundle_id="b1",
+                    by="ann",
+                    at=T0 + timedelta(minutes=i),
+                )
+            )
         ids = model_only.id, corrected.id, closed.id
     known = {"type": {"incident", "question", "service_request"}, "team": {"Network"}}
     with store.session() as s:
@@ -84,16 +100,30 @@ def test_only_human_labels_count_and_the_newest_wins(store):
 
 def test_retrain_export_appends_store_rows_with_codes_renamed_back(store, tmp_path):
     base = tmp_path / "export.csv"
-    base.write_text("id,title,text,imp,grp\nH1,printer jam,tray two,1,Desk\n"
-                    "H2,vpn down,since today,3,Network\n", encoding="utf-8")
-    mapping = parse_mapping({"text": {"subject": "title", "body": "text"}, "metadata": {"id": "id"},
-                             "labels": {"impact": {"column": "imp",
-                                                   "rename": {1: "high", 3: "low"}},
-                                        "team": "grp"}})
+    base.write_text(
+        "id,title,text,imp,grp\nH1,printer jam,tray two,1,Desk\nH2,vpn down,since today,3,Network\n",
+        encoding="utf-8",
+    )
+    mapping = parse_mapping(
+        {
+            "text": {"subject": "title", "body": "text"},
+            "metadata": {"id": "id"},
+            "labels": {"impact": {"column": "imp", "rename": {1: "high", 3: "low"}}, "team": "grp"},
+        }
+    )
     with store.session() as s:
         t = _ticket(s, "wifi slow", "Network", actor="bob")
-        s.add(Feedback(ticket_id=t.id, head="impact", predicted="low", corrected="high",
-                       bundle_id="b1", by="bob", at=T0))
+        s.add(
+            Feedback(
+                ticket_id=t.id,
+                head="impact",
+                predicted="low",
+                corrected="high",
+                bundle_id="b1",
+                by="bob",
+                at=T0,
+            )
+        )
     with store.session() as s:
         labels = ticket_labels(s, ["impact", "team"], {"impact": {"high", "low"}})
     info = build_export(base, mapping, labels, tmp_path / "retrain.csv")
@@ -106,8 +136,9 @@ def test_retrain_export_appends_store_rows_with_codes_renamed_back(store, tmp_pa
 
 def test_frozen_holdout_is_never_rewritten(tmp_path):
     base = tmp_path / "export.csv"
-    base.write_text("title,grp\n" + "".join(f"ticket number {i},T{i % 2}\n" for i in range(50)),
-                    encoding="utf-8")
+    base.write_text(
+        "title,grp\n" + "".join(f"ticket number {i},T{i % 2}\n" for i in range(50)), encoding="utf-8"
+    )
     mapping = parse_mapping({"text": {"body": "title"}, "labels": {"team": "grp"}})
     first = freeze_holdout(tmp_path / "HOLDOUT.json", base, mapping, bundle_id="v1")
     assert 0 < len(first["keys"]) < 50

@@ -4,6 +4,7 @@ The lock is checked across processes (a second Python process cannot take it whi
 one holds it) and, on PostgreSQL, across connections of different engines (as several
 service workers on several hosts would hold them).
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,13 @@ print("got" if lock.acquire() else "busy")
 
 
 def _other_process_tries(models) -> str:
-    out = subprocess.run([sys.executable, "-c", OTHER_PROCESS, str(models)], capture_output=True,
-                         text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", OTHER_PROCESS, str(models)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return out.stdout.strip()
 
 
@@ -79,8 +85,17 @@ def _store_with_feedback(tmp_path, n: int, at: datetime) -> Store:
         s.add(t)
         s.flush()
         for i in range(n):
-            s.add(Feedback(ticket_id=t.id, head="team", predicted="Network", corrected="Service Desk",
-                           bundle_id="b", by="agent", at=at + timedelta(seconds=i)))
+            s.add(
+                Feedback(
+                    ticket_id=t.id,
+                    head="team",
+                    predicted="Network",
+                    corrected="Service Desk",
+                    bundle_id="b",
+                    by="agent",
+                    at=at + timedelta(seconds=i),
+                )
+            )
     return store
 
 
@@ -94,8 +109,9 @@ def test_due_when_enough_labels_or_when_the_interval_passed(tmp_path):
     assert is_due(models, Schedule(min_new_labels=5, interval=None), store, soon)[0]
     due, why = is_due(models, Schedule(min_new_labels=6, interval=timedelta(days=7)), store, soon)
     assert not due and "not due" in why
-    due, why = is_due(models, Schedule(min_new_labels=6, interval=timedelta(days=7)), store,
-                      last + timedelta(days=8))
+    due, why = is_due(
+        models, Schedule(min_new_labels=6, interval=timedelta(days=7)), store, last + timedelta(days=8)
+    )
     assert due and "older than" in why
     assert is_due(tmp_path / "empty", Schedule(), None)[0]  # nothing trained yet
     store.dispose()
@@ -114,10 +130,16 @@ def test_watch_is_bounded_and_survives_a_failed_retrain(tmp_path):
     assert len(calls) == 2
     assert out[0]["why"].startswith("failed: RuntimeError") and out[-1]["ran"]
     (tmp_path / "retrain-log.jsonl").write_text(
-        json.dumps({"at": datetime.now(timezone.utc).isoformat()}) + "\n")
+        json.dumps({"at": datetime.now(timezone.utc).isoformat()}) + "\n"
+    )
     t0 = time.monotonic()
-    out = watch(lambda: None, tmp_path, Schedule(interval=timedelta(days=99), min_new_labels=None),
-                poll_seconds=0.05, max_seconds=0.3)
+    out = watch(
+        lambda: None,
+        tmp_path,
+        Schedule(interval=timedelta(days=99), min_new_labels=None),
+        poll_seconds=0.05,
+        max_seconds=0.3,
+    )
     assert time.monotonic() - t0 < 5 and not any(o["ran"] for o in out)
 
 
@@ -158,11 +180,17 @@ def test_advisory_lock_holds_across_workers(pg_url, tmp_path):
 @pytest.mark.postgres
 def test_advisory_lock_is_freed_when_its_holder_dies(pg_url, tmp_path):
     key = 710000 + os.getpid() % 10000
-    code = ("import sys, os; from triage.store import Store; from training.schedule import "
-            "RetrainLock; l = RetrainLock(sys.argv[1], Store(sys.argv[2]), key=int(sys.argv[3])); "
-            "print(l.acquire(), flush=True); os._exit(0)")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path), pg_url, str(key)],
-                         capture_output=True, text=True, timeout=60)
+    code = (
+        "import sys, os; from triage.store import Store; from training.schedule import "
+        "RetrainLock; l = RetrainLock(sys.argv[1], Store(sys.argv[2]), key=int(sys.argv[3])); "
+        "print(l.acquire(), flush=True); os._exit(0)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), pg_url, str(key)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.stdout.strip() == "True"
     store = Store(pg_url)
     try:

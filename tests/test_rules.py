@@ -1,4 +1,5 @@
 """The rules engine: every condition and action, ordering, stop, fired list, and broken files."""
+
 from __future__ import annotations
 
 import textwrap
@@ -53,27 +54,38 @@ def one(tmp_path, when: str, then: str = "{add_tags: [hit]}"):
     return ruleset(tmp_path, f"- name: r\n  when: {when}\n  then: {then}\n")
 
 
-@pytest.mark.parametrize("when, fields, hit", [
-    ("{field: type, equals: incident}", {"type": "Incident"}, True),
-    ("{field: type, equals: incident}", {"type": "request"}, False),
-    ("{field: team, in: [Access, Storage]}", {"team": "storage"}, True),
-    ("{field: channel, in: [phone, chat]}", {"channel": "email"}, False),
-    ("{field: customer_tier, equals: gold}", {"customer_tier": "GOLD"}, True),
-    ("{field: vip, equals: true}", {"vip": 1}, True),
-    ("{field: vip, equals: true}", {}, False),
-    ("{field: affected_service, equals: vpn}", {"affected_service": "vpn"}, True),
-    ("{field: major_incident, equals: true}", {"major_incident": "INC-7"}, True),
-    ("{field: text, contains_any: [locked out, password]}", {"subject": "I am LOCKED  out"}, True),
-    ("{field: text, contains_any: [pass]}", {"body": "password expired"}, False),  # whole words
-    ("{field: body, matches: 'disk (full|quota)'}", {"body": "Disk Quota exceeded"}, True),
-    ("{field: priority, lte: 2}", {"priority": "P2"}, True),
-    ("{field: priority, lte: 2}", {"priority": 3}, False),
-    ("{field: priority, gte: 3}", {}, True),  # default priority 3
-    ("{field: urgency, gte: 2}", {"urgency": "3"}, True),
-    ("{all: [{field: vip, equals: true}, {field: priority, lte: 2}]}", {"vip": True, "priority": 3}, False),
-    ("{any: [{field: vip, equals: true}, {field: priority, lte: 2}]}", {"vip": True, "priority": 3}, True),
-    ("{not: {field: channel, equals: email}}", {"channel": "web"}, True),
-])
+@pytest.mark.parametrize(
+    "when, fields, hit",
+    [
+        ("{field: type, equals: incident}", {"type": "Incident"}, True),
+        ("{field: type, equals: incident}", {"type": "request"}, False),
+        ("{field: team, in: [Access, Storage]}", {"team": "storage"}, True),
+        ("{field: channel, in: [phone, chat]}", {"channel": "email"}, False),
+        ("{field: customer_tier, equals: gold}", {"customer_tier": "GOLD"}, True),
+        ("{field: vip, equals: true}", {"vip": 1}, True),
+        ("{field: vip, equals: true}", {}, False),
+        ("{field: affected_service, equals: vpn}", {"affected_service": "vpn"}, True),
+        ("{field: major_incident, equals: true}", {"major_incident": "INC-7"}, True),
+        ("{field: text, contains_any: [locked out, password]}", {"subject": "I am LOCKED  out"}, True),
+        ("{field: text, contains_any: [pass]}", {"body": "password expired"}, False),  # whole words
+        ("{field: body, matches: 'disk (full|quota)'}", {"body": "Disk Quota exceeded"}, True),
+        ("{field: priority, lte: 2}", {"priority": "P2"}, True),
+        ("{field: priority, lte: 2}", {"priority": 3}, False),
+        ("{field: priority, gte: 3}", {}, True),  # default priority 3
+        ("{field: urgency, gte: 2}", {"urgency": "3"}, True),
+        (
+            "{all: [{field: vip, equals: true}, {field: priority, lte: 2}]}",
+            {"vip": True, "priority": 3},
+            False,
+        ),
+        (
+            "{any: [{field: vip, equals: true}, {field: priority, lte: 2}]}",
+            {"vip": True, "priority": 3},
+            True,
+        ),
+        ("{not: {field: channel, equals: email}}", {"channel": "web"}, True),
+    ],
+)
 def test_conditions(tmp_path, when, fields, hit):
     out = one(tmp_path, when).evaluate(fields, NOW)
     assert (out.fired == ["r"]) is hit
@@ -81,8 +93,11 @@ def test_conditions(tmp_path, when, fields, hit):
 
 
 def test_actions_and_sla_assignment(tmp_path):
-    rs = one(tmp_path, "{field: vip, equals: true}",
-             "{raise_priority: 2, sla_policy: vip, route_to: VIP Desk, add_tags: [vip, vip], escalate: true}")
+    rs = one(
+        tmp_path,
+        "{field: vip, equals: true}",
+        "{raise_priority: 2, sla_policy: vip, route_to: VIP Desk, add_tags: [vip, vip], escalate: true}",
+    )
     out = rs.evaluate({"vip": True, "priority": 3}, NOW)
     assert out.fields["priority"] == 2 and out.team == "VIP Desk" and out.escalate
     assert out.tags == ["vip"]
@@ -94,7 +109,8 @@ def test_actions_and_sla_assignment(tmp_path):
 
 def test_set_priority_and_business_time_due(tmp_path):
     out = one(tmp_path, "{field: type, equals: incident}", "{set_priority: 4}").evaluate(
-        {"type": "incident", "priority": 1}, datetime(2026, 11, 27, 15, 0, tzinfo=UTC))  # Fri 16:00
+        {"type": "incident", "priority": 1}, datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
+    )  # Fri 16:00
     assert out.sla.policy == "std" and out.sla.priority == 4
     assert out.sla.first_response_due == datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # Mon 16:00
 
@@ -105,7 +121,9 @@ def test_tier_row_is_used(tmp_path):
 
 
 def test_order_later_rules_see_earlier_actions_and_stop(tmp_path):
-    rs = ruleset(tmp_path, """\
+    rs = ruleset(
+        tmp_path,
+        """\
         - name: vip
           when: {field: vip, equals: true}
           then: {set_priority: 1}
@@ -119,14 +137,18 @@ def test_order_later_rules_see_earlier_actions_and_stop(tmp_path):
           enabled: false
           when: {field: vip, equals: true}
           then: {add_tags: [disabled]}
-        """)
+        """,
+    )
     out = rs.evaluate({"vip": True}, NOW)
     assert out.fired == ["vip", "p1"] and out.tags == ["p1"]
     out = rs.evaluate({}, NOW)
     assert out.fired == ["never"] and out.sla.policy == "std"
     described = rs.describe()
     assert [r["name"] for r in described] == ["vip", "p1", "never"]  # disabled rules are left out
-    assert described[0]["line"] == rule_line() and described[1]["actions"] == {"add_tags": ["p1"], "stop": True}
+    assert described[0]["line"] == rule_line() and described[1]["actions"] == {
+        "add_tags": ["p1"],
+        "stop": True,
+    }
 
 
 def test_evaluate_is_pure_and_rejects_bad_priority(tmp_path):
@@ -162,24 +184,51 @@ def rule_line(header: str = HEADER) -> int:
     return header.count("\n") + 2
 
 
-@pytest.mark.parametrize("rule, offset, reason", [
-    ("- name: r\n  when: {field: colour, equals: red}\n  then: {stop: true}\n", 1, "unknown field"),
-    ("- name: r\n  when: {field: type, resembles: x}\n  then: {stop: true}\n", 1, "unknown operator"),
-    ("- name: r\n  when: {field: type, equals: x}\n  then: {teleport: true}\n", 2, "unknown key 'teleport'"),
-    ("- name: r\n  when: {field: type, equals: x}\n  then: {sla_policy: gold}\n", 2, "unknown SLA policy"),
-    ("- name: r\n  when: {field: priority, lte: high}\n  then: {stop: true}\n", 1, "expected int"),
-    ("- name: r\n  when: {field: vip, contains_any: [x]}\n  then: {stop: true}\n", 1, "text fields"),
-    ("- name: r\n  when: {field: team, gte: 2}\n  then: {stop: true}\n", 1, "numeric fields"),
-    ("- name: r\n  when: {field: body, matches: '(unclosed'}\n  then: {stop: true}\n", 1, "regular expression"),
-    ("- name: r\n  when: {field: type, equals: x}\n  then: {set_priority: 7}\n", 2, "priority 1-5"),
-    ("- name: r\n  when: {field: type, equals: x}\n  then: {escalate: maybe}\n", 2, "true or false"),
-    ("- name: r\n  when: {field: type, equals: x}\n", 0, "missing 'then'"),
-    ("- name: r\n  when:\n    all:\n      - {field: type, equals: x}\n      - {field: nope, equals: x}\n"
-     "  then: {stop: true}\n", 4, "unknown field"),
-    ("- name: r\n  when: {field: type, equals: x}\n  then: {stop: true}\n"
-     "- name: r\n  when: {field: type, equals: y}\n  then: {stop: true}\n", 3, "duplicate rule name"),
-    ("- name: r\n  when: {field: type, equals: x}\n  then: {stop: true}\n  colour: red\n", 3, "unknown key"),
-])
+@pytest.mark.parametrize(
+    "rule, offset, reason",
+    [
+        ("- name: r\n  when: {field: colour, equals: red}\n  then: {stop: true}\n", 1, "unknown field"),
+        ("- name: r\n  when: {field: type, resembles: x}\n  then: {stop: true}\n", 1, "unknown operator"),
+        (
+            "- name: r\n  when: {field: type, equals: x}\n  then: {teleport: true}\n",
+            2,
+            "unknown key 'teleport'",
+        ),
+        (
+            "- name: r\n  when: {field: type, equals: x}\n  then: {sla_policy: gold}\n",
+            2,
+            "unknown SLA policy",
+        ),
+        ("- name: r\n  when: {field: priority, lte: high}\n  then: {stop: true}\n", 1, "expected int"),
+        ("- name: r\n  when: {field: vip, contains_any: [x]}\n  then: {stop: true}\n", 1, "text fields"),
+        ("- name: r\n  when: {field: team, gte: 2}\n  then: {stop: true}\n", 1, "numeric fields"),
+        (
+            "- name: r\n  when: {field: body, matches: '(unclosed'}\n  then: {stop: true}\n",
+            1,
+            "regular expression",
+        ),
+        ("- name: r\n  when: {field: type, equals: x}\n  then: {set_priority: 7}\n", 2, "priority 1-5"),
+        ("- name: r\n  when: {field: type, equals: x}\n  then: {escalate: maybe}\n", 2, "true or false"),
+        ("- name: r\n  when: {field: type, equals: x}\n", 0, "missing 'then'"),
+        (
+            "- name: r\n  when:\n    all:\n      - {field: type, equals: x}\n      - {field: nope, equals: x}\n"
+            "  then: {stop: true}\n",
+            4,
+            "unknown field",
+        ),
+        (
+            "- name: r\n  when: {field: type, equals: x}\n  then: {stop: true}\n"
+            "- name: r\n  when: {field: type, equals: y}\n  then: {stop: true}\n",
+            3,
+            "duplicate rule name",
+        ),
+        (
+            "- name: r\n  when: {field: type, equals: x}\n  then: {stop: true}\n  colour: red\n",
+            3,
+            "unknown key",
+        ),
+    ],
+)
 def test_broken_rule_is_rejected_with_its_line(tmp_path, rule, offset, reason):
     err = broken(tmp_path, rule)
     assert reason in str(err)
@@ -194,8 +243,10 @@ def test_broken_header_lines(tmp_path):
     assert "time zone" in str(err) and err.details["line"] == 5
     bad_cal = HEADER.replace("calendar: always", "calendar: nights")
     err = broken(tmp_path, ok_rule, bad_cal)
-    assert "unknown calendar" in str(err) and err.details["line"] == bad_cal.splitlines().index(
-        "    calendar: nights") + 1
+    assert (
+        "unknown calendar" in str(err)
+        and err.details["line"] == bad_cal.splitlines().index("    calendar: nights") + 1
+    )
     bad_dur = HEADER.replace("first_response: 15m", "first_response: soon")
     assert "duration" in str(broken(tmp_path, ok_rule, bad_dur))
     missing = HEADER.replace("      - {priority: 4, first_response: 2h, resolution: 24h}\n", "")
@@ -205,7 +256,9 @@ def test_broken_header_lines(tmp_path):
     assert err.details["line"] == HEADER.splitlines().index("default_policy: std") + 1
     err = broken(tmp_path, ok_rule, HEADER + "surprise: 1\n")
     assert "unknown key 'surprise'" in str(err) and err.details["line"] == HEADER.count("\n") + 1
-    err = broken(tmp_path, ok_rule, HEADER.replace("  - {name: warn, at: 0.75}", "  - {name: warn, at: lots}"))
+    err = broken(
+        tmp_path, ok_rule, HEADER.replace("  - {name: warn, at: 0.75}", "  - {name: warn, at: lots}")
+    )
     assert "fraction" in str(err)
 
 

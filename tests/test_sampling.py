@@ -1,4 +1,5 @@
 """triage train --max-rows: a stratified sample that keeps every class (rare ones at their floor)."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -30,7 +31,16 @@ def test_train_with_max_rows_reads_only_the_sample(tmp_path):
     from triage.encoder import HashingEncoder
 
     data, mapping = write_export(tmp_path, n_per_team=40, seed=5)
-    result = train(data, mapping, None, encoder=HashingEncoder(), candidates=("tfidf",), cv=3,
-                   progress=False, max_rows=200, heads=["team"])
+    result = train(
+        data,
+        mapping,
+        None,
+        encoder=HashingEncoder(),
+        candidates=("tfidf",),
+        cv=3,
+        progress=False,
+        max_rows=200,
+        heads=["team"],
+    )
     sampled = result.report["data"]["sampled"]
     assert sampled["rows_after"] <= 200 < sampled["rows_before"]

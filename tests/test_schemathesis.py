@@ -14,6 +14,7 @@ accepted, invalid ones refused. A fixed seed keeps CI stable; set
 Rate limits stay on, set high enough that the run measures the contract rather
 than the limits (their own tests are in test_rate_limits.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -51,23 +52,38 @@ def served(service_env, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("schemathesis")
     port = free_port()
     high = "100000 per minute"
-    env = {**os.environ, "TRIAGE_BIND": f"127.0.0.1:{port}", "TRIAGE_WORKERS": "2",
-           "TRIAGE_THREADS": "4", "TRIAGE_LOAD": "sync", "TRIAGE_API_KEYS": KEYS_SPEC,
-           "TRIAGE_MODELS_DIR": str(service_env["models"]), "TRIAGE_KB_PATH":
-           str(service_env["kb"]), "TRIAGE_KB_THRESHOLD": "0.2",
-           "TRIAGE_DATABASE_URL": f"sqlite:///{tmp / 'fuzz.db'}",
-           "TRIAGE_CACHE_DIR": str(tmp / "cache"), "TMPDIR": str(tmp),
-           "TRIAGE_RATELIMIT_BAD_API_KEY": high, "TRIAGE_RATELIMIT_SUGGEST": high,
-           "TRIAGE_RATELIMIT_TICKET_CREATE": high, "TRIAGE_RATELIMIT_SIGNIN": high,
-           "TRIAGE_MAIL_DIR": str(tmp / "mail"), "TRIAGE_ATTACHMENTS_DIR": str(tmp / "files"),
-           "TRIAGE_VAR_DIR": str(tmp / "var"),  # a module fixture runs before the autouse one
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "TRIAGE_BIND": f"127.0.0.1:{port}",
+        "TRIAGE_WORKERS": "2",
+        "TRIAGE_THREADS": "4",
+        "TRIAGE_LOAD": "sync",
+        "TRIAGE_API_KEYS": KEYS_SPEC,
+        "TRIAGE_MODELS_DIR": str(service_env["models"]),
+        "TRIAGE_KB_PATH": str(service_env["kb"]),
+        "TRIAGE_KB_THRESHOLD": "0.2",
+        "TRIAGE_DATABASE_URL": f"sqlite:///{tmp / 'fuzz.db'}",
+        "TRIAGE_CACHE_DIR": str(tmp / "cache"),
+        "TMPDIR": str(tmp),
+        "TRIAGE_RATELIMIT_BAD_API_KEY": high,
+        "TRIAGE_RATELIMIT_SUGGEST": high,
+        "TRIAGE_RATELIMIT_TICKET_CREATE": high,
+        "TRIAGE_RATELIMIT_SIGNIN": high,
+        "TRIAGE_MAIL_DIR": str(tmp / "mail"),
+        "TRIAGE_ATTACHMENTS_DIR": str(tmp / "files"),
+        "TRIAGE_VAR_DIR": str(tmp / "var"),  # a module fixture runs before the autouse one
+        "PYTHONPATH": str(ROOT),
+    }
     for name in ("PROMETHEUS_MULTIPROC_DIR", "TRIAGE_RUN_DIR", "TRIAGE_BUNDLE"):
         env.pop(name, None)
     log = open(tmp / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",
-                             str(ROOT / "service" / "gunicorn_conf.py")],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "service" / "gunicorn_conf.py")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, proc, seconds=180, log=tmp / "serve.log")
@@ -87,11 +103,26 @@ def _seed() -> int:
 def _run(base: str, tmp: Path, role: str, seed: int, examples: int) -> tuple[int, str, int]:
     key = next(k for k, r in KEYS.items() if r == role)
     (tmp / "schemathesis.toml").write_text(CONFIG, encoding="utf-8")
-    cmd = [str(Path(sys.executable).with_name("st")), "--config-file",
-           str(tmp / "schemathesis.toml"), "run", f"{base}/openapi.json",
-           "--mode", "all", "-n", str(examples), "--seed", str(seed),
-           "--workers", "1", "--no-color",
-           "--header", f"Authorization: Bearer {key}", "--request-timeout", "30"]
+    cmd = [
+        str(Path(sys.executable).with_name("st")),
+        "--config-file",
+        str(tmp / "schemathesis.toml"),
+        "run",
+        f"{base}/openapi.json",
+        "--mode",
+        "all",
+        "-n",
+        str(examples),
+        "--seed",
+        str(seed),
+        "--workers",
+        "1",
+        "--no-color",
+        "--header",
+        f"Authorization: Bearer {key}",
+        "--request-timeout",
+        "30",
+    ]
     if os.environ.get("TRIAGE_SCHEMATHESIS_SEED", "20261201") != "random":
         cmd.append("--generation-deterministic")  # implies no example database
     else:

@@ -1,4 +1,5 @@
 """The service through Flask's test client: classify, bad input, auth, reload, health, metrics."""
+
 from __future__ import annotations
 
 import threading
@@ -45,28 +46,30 @@ def test_classify_batch_keeps_order(client):
 
 
 def test_vip_rule_fires_and_given_fields_override(client):
-    r = client.post("/v1/classify", headers=auth(),
-                    json=dict(TICKET, vip=True, fields={"priority": "P4"}))
+    r = client.post("/v1/classify", headers=auth(), json=dict(TICKET, vip=True, fields={"priority": "P4"}))
     result = r.get_json()["result"]
     assert "vip-customer" in result["rules"]["fired"]
     assert result["sla"]["priority"] <= 2
 
 
-@pytest.mark.parametrize("payload, field", [
-    ({"subject": 5}, "subject"),
-    ({"subject": "x", "prioirty": "P1"}, "prioirty"),
-    ({"subject": "", "body": "  "}, "subject"),
-    ({"subject": "x", "channel": "pigeon"}, "channel"),
-    ({"subject": "x", "created_at": "yesterday"}, "created_at"),
-    ({"subject": "x", "vip": "yes"}, "vip"),
-    ({"subject": "x", "fields": {"priority": ["P1"]}}, "fields"),
-    ({"subject": "x", "body": "y" * 50_001}, "body"),
-    ({"subject": "x\ud800"}, "subject"),
-    ({"tickets": []}, "tickets"),
-    ({"tickets": [{"subject": "ok"}, {"body": 1}]}, "tickets[1].body"),
-    ({"tickets": [{"subject": "ok"}], "extra": 1}, "extra"),
-    ([1, 2], "$"),
-])
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"subject": 5}, "subject"),
+        ({"subject": "x", "prioirty": "P1"}, "prioirty"),
+        ({"subject": "", "body": "  "}, "subject"),
+        ({"subject": "x", "channel": "pigeon"}, "channel"),
+        ({"subject": "x", "created_at": "yesterday"}, "created_at"),
+        ({"subject": "x", "vip": "yes"}, "vip"),
+        ({"subject": "x", "fields": {"priority": ["P1"]}}, "fields"),
+        ({"subject": "x", "body": "y" * 50_001}, "body"),
+        ({"subject": "x\ud800"}, "subject"),
+        ({"tickets": []}, "tickets"),
+        ({"tickets": [{"subject": "ok"}, {"body": 1}]}, "tickets[1].body"),
+        ({"tickets": [{"subject": "ok"}], "extra": 1}, "extra"),
+        ([1, 2], "$"),
+    ],
+)
 def test_bad_tickets_are_422_naming_the_field(client, payload, field):
     body = assert_error(client.post("/v1/classify", json=payload, headers=auth()), 422)
     assert any(e["field"] == field for e in body["errors"]), body
@@ -78,15 +81,18 @@ def test_bad_priority_given_is_4xx(client):
     assert_error(r, 422)
 
 
-@pytest.mark.parametrize("data, content_type, status", [
-    (b'{"subject": "x"', "application/json", 400),
-    (b'{"subject": "caf\xe9"}', "application/json", 400),
-    (b"", "application/json", 400),
-    (b'{"subject": NaN}', "application/json", 400),
-    (b"subject=x", "application/x-www-form-urlencoded", 415),
-    (b'{"subject": "x"}', "text/plain", 415),
-    (b"[" * 100_000 + b"]" * 100_000, "application/json", 400),
-])
+@pytest.mark.parametrize(
+    "data, content_type, status",
+    [
+        (b'{"subject": "x"', "application/json", 400),
+        (b'{"subject": "caf\xe9"}', "application/json", 400),
+        (b"", "application/json", 400),
+        (b'{"subject": NaN}', "application/json", 400),
+        (b"subject=x", "application/x-www-form-urlencoded", 415),
+        (b'{"subject": "x"}', "text/plain", 415),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", 400),
+    ],
+)
 def test_malformed_bodies(client, data, content_type, status):
     r = client.post("/v1/classify", data=data, content_type=content_type, headers=auth())
     assert_error(r, status)
@@ -94,8 +100,7 @@ def test_malformed_bodies(client, data, content_type, status):
 
 def test_oversized_body_is_413_and_a_batch_past_max_items_422(app, client):
     big = b'{"subject": "' + b"x" * app.config["MAX_CONTENT_LENGTH"] + b'"}'
-    assert_error(client.post("/v1/classify", data=big, content_type="application/json",
-                             headers=auth()), 413)
+    assert_error(client.post("/v1/classify", data=big, content_type="application/json", headers=auth()), 413)
     many = {"tickets": [{"subject": "x"}] * (app.config["TRIAGE_MAX_BATCH"] + 1)}
     assert_error(client.post("/v1/classify", json=many, headers=auth()), 422)  # maxItems
 
@@ -108,6 +113,7 @@ def test_404_405_and_unexpected_errors_share_the_shape(app, client):
 
     def boom(*_, **__):
         raise RuntimeError("bug")
+
     app.extensions["triage.state"].current.triager.classify = boom
     body = assert_error(client.post("/v1/classify", json=TICKET, headers=auth()), 500)
     assert "bug" not in body["error"]
@@ -132,8 +138,9 @@ def test_keys_file_holds_only_digests(service_env, tmp_path):
 
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps([{"name": "ops", "role": "admin", "sha256": digest("s3cret")}]))
-    app = create_app(app_config(service_env, TRIAGE_API_KEYS="", TRIAGE_API_KEYS_FILE=str(keys),
-                                TRIAGE_LOAD="off"))
+    app = create_app(
+        app_config(service_env, TRIAGE_API_KEYS="", TRIAGE_API_KEYS_FILE=str(keys), TRIAGE_LOAD="off")
+    )
     c = app.test_client()
     assert c.get("/v1/admin/bundle", headers={"X-API-Key": "s3cret"}).status_code == 503
     assert c.get("/v1/admin/bundle", headers={"X-API-Key": "other"}).status_code == 401
@@ -167,8 +174,9 @@ def test_suggest_reports_threshold_and_cuts_long_queries(client):
     assert admin["bundle"]["kb"]["threshold"] == threshold
 
 
-@pytest.mark.parametrize("query", ["k=2", "q=x&k=0", "q=x&k=abc", "q=x&k=999", "q=x&lang=de",
-                                   "q=" + "x" * 20001])
+@pytest.mark.parametrize(
+    "query", ["k=2", "q=x&k=0", "q=x&k=abc", "q=x&k=999", "q=x&lang=de", "q=" + "x" * 20001]
+)
 def test_suggest_bad_params(client, query):
     assert_error(client.get(f"/v1/kb/suggest?{query}", headers=auth()), 422)
 
@@ -184,10 +192,12 @@ def test_reload_swaps_atomically_and_inflight_requests_finish_on_old(app, client
         started.set()
         gate.wait(10)
         return original(tickets, policy)
+
     old.triager.classify = slow_classify
     seen = {}
-    t = threading.Thread(target=lambda: seen.update(
-        r=app.test_client().post("/v1/classify", json=TICKET, headers=auth())))
+    t = threading.Thread(
+        target=lambda: seen.update(r=app.test_client().post("/v1/classify", json=TICKET, headers=auth()))
+    )
     t.start()
     assert started.wait(10)
     r = client.post("/v1/admin/reload", json={"wait": True}, headers=auth("admin"))

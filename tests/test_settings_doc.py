@@ -1,4 +1,5 @@
 """docs/SETTINGS.md is generated from service/settings.py and names every setting."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,8 +22,9 @@ def test_every_setting_is_documented_and_prefixed():
 
 
 def test_precedence_defaults_env_test_config():
-    config = resolve({"TRIAGE_MAX_BATCH": 3}, environ={"TRIAGE_MAX_BATCH": "7", "TRIAGE_KB_K": "9",
-                                                       "TRIAGE_AUTH": "off"})
+    config = resolve(
+        {"TRIAGE_MAX_BATCH": 3}, environ={"TRIAGE_MAX_BATCH": "7", "TRIAGE_KB_K": "9", "TRIAGE_AUTH": "off"}
+    )
     assert config["TRIAGE_MAX_BATCH"] == 3 and config["TRIAGE_KB_K"] == 9
     assert config["TRIAGE_AUTH"] is False and config["TRIAGE_WORKERS"] == 2
 
@@ -40,8 +42,7 @@ def test_an_unknown_triage_variable_is_refused_with_the_known_names():
 
 
 def test_runtime_files_follow_the_var_dir_unless_set_one_by_one():
-    config = resolve(environ={"TRIAGE_VAR_DIR": "/srv/triage",
-                              "TRIAGE_MAIL_DIR": "/spool/mail"})
+    config = resolve(environ={"TRIAGE_VAR_DIR": "/srv/triage", "TRIAGE_MAIL_DIR": "/spool/mail"})
     assert config["TRIAGE_SECRET_KEY_FILE"] == "/srv/triage/secret_key"
     assert config["TRIAGE_ATTACHMENTS_DIR"] == "/srv/triage/attachments"
     assert config["TRIAGE_MAIL_DIR"] == "/spool/mail"

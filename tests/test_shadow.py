@@ -5,6 +5,7 @@ Library: a failing challenger never reaches the caller. Service: with
 the challenger's answers land in ``shadow_predictions``, and ``GET /v1/admin/shadow``
 compares both with the labels agents set.
 """
+
 from __future__ import annotations
 
 from service_fixtures import TICKET, app_config, auth
@@ -32,24 +33,30 @@ def test_a_broken_challenger_never_reaches_the_caller():
 
 def test_queue_is_bounded_and_drops_instead_of_blocking():
     got = []
-    queue = ShadowQueue(ShadowRunner(lambda: _Champion()), lambda job, res: got.append(res),
-                        maxsize=1)
+    queue = ShadowQueue(ShadowRunner(lambda: _Champion()), lambda job, res: got.append(res), maxsize=1)
     for _ in range(50):
         queue.submit(ShadowJob([Ticket(subject="x")], [None], [None], "classify"))
     assert queue.drain(10)
     assert queue.done + queue.dropped == 50 and queue.done >= 1 and len(got) == queue.done
 
 
-def test_service_stores_shadow_predictions_and_reports_agreement(service_env, tmp_path,
-                                                                   monkeypatch):
+def test_service_stores_shadow_predictions_and_reports_agreement(service_env, tmp_path, monkeypatch):
     from service import create_app
 
     monkeypatch.setenv("TRIAGE_CACHE_DIR", str(tmp_path / "cache"))
-    app = create_app(app_config(service_env, TRIAGE_SHADOW_BUNDLE=str(service_env["bundle"]),
-                                TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    app = create_app(
+        app_config(
+            service_env,
+            TRIAGE_SHADOW_BUNDLE=str(service_env["bundle"]),
+            TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        )
+    )
     client = app.test_client()
-    r = client.post("/v1/tickets", json={"subject": TICKET["subject"], "body": TICKET["body"],
-                                         "requester": "ann@example.com"}, headers=auth("agent"))
+    r = client.post(
+        "/v1/tickets",
+        json={"subject": TICKET["subject"], "body": TICKET["body"], "requester": "ann@example.com"},
+        headers=auth("agent"),
+    )
     assert r.status_code == 201, r.get_json()
     ticket = r.get_json()["ticket"]
     champion_team = (r.get_json()["prediction"]["fields"].get("team") or {}).get("label")
@@ -78,8 +85,7 @@ def test_without_the_setting_nothing_is_shadowed(service_env, tmp_path, monkeypa
 
     monkeypatch.delenv("TRIAGE_SHADOW_BUNDLE", raising=False)
     monkeypatch.setenv("TRIAGE_CACHE_DIR", str(tmp_path / "cache"))
-    app = create_app(app_config(service_env,
-                                TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    app = create_app(app_config(service_env, TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}"))
     assert "triage.shadow" not in app.extensions
     body = app.test_client().get("/v1/admin/shadow", headers=auth("admin")).get_json()
     assert body["enabled"] is False and body["report"] == {}

@@ -4,6 +4,7 @@ The link comes from the mail queued in the outbox (as the customer gets it);
 it works once, within 15 minutes, and is rate-limited per address and client.
 Typing an address alone signs in only under the explicit demo setting.
 """
+
 from __future__ import annotations
 
 import stat
@@ -11,16 +12,21 @@ import stat
 import pytest
 
 from service.app import create_app
-from signin_support import (TOKEN, customer_client, latest_signin_path, request_link,
-                            use_link)
+from signin_support import TOKEN, customer_client, latest_signin_path, request_link, use_link
 
 
 def make_app(tmp_path, **extra):
-    return create_app({"TRIAGE_LOAD": "off", "TRIAGE_SIGHUP": False,
-                       "TRIAGE_API_KEYS": "agent-secret:agent",
-                       "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'pages.db'}",
-                       "TRIAGE_SECRET_KEY_FILE": str(tmp_path / "run" / "secret_key"),
-                       "TRIAGE_PORTAL_CONTROL_SHARE": 0.0, **extra})
+    return create_app(
+        {
+            "TRIAGE_LOAD": "off",
+            "TRIAGE_SIGHUP": False,
+            "TRIAGE_API_KEYS": "agent-secret:agent",
+            "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'pages.db'}",
+            "TRIAGE_SECRET_KEY_FILE": str(tmp_path / "run" / "secret_key"),
+            "TRIAGE_PORTAL_CONTROL_SHARE": 0.0,
+            **extra,
+        }
+    )
 
 
 @pytest.fixture
@@ -83,8 +89,9 @@ def test_the_demo_setting_lets_a_typed_address_sign_in(tmp_path):
     app = make_app(tmp_path, TRIAGE_PORTAL_EMAIL_SIGNIN=True)
     client = app.test_client()
     token = TOKEN.search(client.get("/signin").text).group(1)
-    response = client.post("/signin", data={"csrf_token": token, "kind": "customer",
-                                            "email": "demo@example.com"})
+    response = client.post(
+        "/signin", data={"csrf_token": token, "kind": "customer", "email": "demo@example.com"}
+    )
     assert response.status_code == 302 and client.get("/portal/").status_code == 200
 
 

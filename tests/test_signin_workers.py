@@ -5,6 +5,7 @@ requests land on different workers: a session or a sign-in link signed by one
 must be good in the other. Before the shared key file, 3 of 10 sign-ins and 28
 of 50 page loads failed this way.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,20 +31,42 @@ TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 def test_sign_ins_and_page_loads_across_two_workers_without_a_secret(service_env, tmp_path):
     port, url = free_port(), f"sqlite:///{tmp_path / 'desk.db'}"
     Store(url).upgrade()  # migrated once, before two workers race to do it
-    env = {**os.environ, "TRIAGE_MODELS_DIR": str(service_env["models"]),
-           "TRIAGE_KB_PATH": str(service_env["kb"]), "TRIAGE_API_KEYS": KEYS_SPEC,
-           "TRIAGE_CACHE_DIR": str(tmp_path / "cache"), "TRIAGE_DATABASE_URL": url,
-           "TRIAGE_SECRET_KEY_FILE": str(tmp_path / "run" / "secret_key"),
-           "TRIAGE_MAIL_DIR": str(tmp_path / "mail"), "TRIAGE_WORKER_CLASS": "sync",
-           "TRIAGE_ATTACHMENTS_DIR": str(tmp_path / "files"), "PYTHONPATH": str(ROOT),
-           "TRIAGE_SIGNIN_LINKS_PER_CLIENT": "1000",  # one test client asks for all 100 links
-           "TRIAGE_RATELIMIT_SIGNIN": "1000 per minute"}  # this test is about the shared key
+    env = {
+        **os.environ,
+        "TRIAGE_MODELS_DIR": str(service_env["models"]),
+        "TRIAGE_KB_PATH": str(service_env["kb"]),
+        "TRIAGE_API_KEYS": KEYS_SPEC,
+        "TRIAGE_CACHE_DIR": str(tmp_path / "cache"),
+        "TRIAGE_DATABASE_URL": url,
+        "TRIAGE_SECRET_KEY_FILE": str(tmp_path / "run" / "secret_key"),
+        "TRIAGE_MAIL_DIR": str(tmp_path / "mail"),
+        "TRIAGE_WORKER_CLASS": "sync",
+        "TRIAGE_ATTACHMENTS_DIR": str(tmp_path / "files"),
+        "PYTHONPATH": str(ROOT),
+        "TRIAGE_SIGNIN_LINKS_PER_CLIENT": "1000",  # one test client asks for all 100 links
+        "TRIAGE_RATELIMIT_SIGNIN": "1000 per minute",
+    }  # this test is about the shared key
     for name in ("TRIAGE_SECRET_KEY", "PROMETHEUS_MULTIPROC_DIR", "TRIAGE_PORTAL_EMAIL_SIGNIN"):
         env.pop(name, None)
     log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "triage_cli", "serve", "--port", str(port),
-                             "--workers", "2", "--bundle", str(service_env["bundle"])],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "triage_cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--bundle",
+            str(service_env["bundle"]),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base, store = f"http://127.0.0.1:{port}", Store(url)
     try:
         wait_ready(base, proc, log=tmp_path / "serve.log")
@@ -60,16 +83,21 @@ def _sign_in_and_load(base: str, store: Store, address: str) -> str:
     with requests.Session() as http:
         http.headers["Connection"] = "close"  # a new connection, so any worker, every request
         token = TOKEN.search(http.get(f"{base}/signin", timeout=30).text).group(1)
-        sent = http.post(f"{base}/signin", timeout=30,
-                         data={"csrf_token": token, "kind": "customer", "email": address})
+        sent = http.post(
+            f"{base}/signin", timeout=30, data={"csrf_token": token, "kind": "customer", "email": address}
+        )
         if sent.status_code != 200:
             return f"link request {sent.status_code}"
         path = latest_signin_path(store, address)
         page = http.get(f"{base}{path}", timeout=30)
         if page.status_code != 200:
             return f"link page {page.status_code}"
-        used = http.post(f"{base}{path}", data={"csrf_token": TOKEN.search(page.text).group(1)},
-                         allow_redirects=False, timeout=30)
+        used = http.post(
+            f"{base}{path}",
+            data={"csrf_token": TOKEN.search(page.text).group(1)},
+            allow_redirects=False,
+            timeout=30,
+        )
         if used.status_code != 302:
             return f"link use {used.status_code}"
         portal = http.get(f"{base}/portal/", allow_redirects=False, timeout=30)

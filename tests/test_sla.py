@@ -1,4 +1,5 @@
 """Business time, SLA clocks and escalation levels: all pure, so every case pins `now`."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
@@ -7,9 +8,19 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from triage.sla import (DAYS, Calendar, Clock, EscalationLevel, SlaPolicy, SlaTarget,
-                        add_business_time, business_minutes_between, escalation_level,
-                        levels_due, parse_duration)
+from triage.sla import (
+    DAYS,
+    Calendar,
+    Clock,
+    EscalationLevel,
+    SlaPolicy,
+    SlaTarget,
+    add_business_time,
+    business_minutes_between,
+    escalation_level,
+    levels_due,
+    parse_duration,
+)
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -43,8 +54,9 @@ def test_friday_afternoon_rolls_over_the_weekend():
 
 def test_start_in_the_weekend_counts_from_monday_opening():
     cal = office()
-    assert add_business_time(local(BERLIN, 2026, 11, 28, 12, 0), 30, cal) == \
-        local(BERLIN, 2026, 11, 30, 9, 30)
+    assert add_business_time(local(BERLIN, 2026, 11, 28, 12, 0), 30, cal) == local(
+        BERLIN, 2026, 11, 30, 9, 30
+    )
 
 
 def test_holiday_is_skipped():
@@ -144,8 +156,8 @@ def test_stop_meets_or_breaches():
 
 def test_retarget_proportional_and_absolute():
     c = Clock.start(T0, 480, office())  # P3: 8 h
-    now = T0 + timedelta(hours=2)       # a quarter used
-    up = c.retarget(240, now)           # raised to P1: 4 h, three quarters of it left
+    now = T0 + timedelta(hours=2)  # a quarter used
+    up = c.retarget(240, now)  # raised to P1: 4 h, three quarters of it left
     assert up.target_minutes == pytest.approx(120 + 180)
     assert up.due_at(now) == local(BERLIN, 2026, 11, 23, 14, 0)
     assert up.retargets[-1][1:] == (480, pytest.approx(300))
@@ -157,17 +169,24 @@ def test_retarget_proportional_and_absolute():
 def test_clock_round_trips_through_json_dict():
     import json
 
-    c = (Clock.start(T0, 240, office(holidays=[date(2026, 12, 25)]), name="resolution")
-         .pause(T0 + timedelta(hours=1)).resume(T0 + timedelta(hours=2))
-         .retarget(120, T0 + timedelta(hours=3)).pause(T0 + timedelta(hours=4)))
+    c = (
+        Clock.start(T0, 240, office(holidays=[date(2026, 12, 25)]), name="resolution")
+        .pause(T0 + timedelta(hours=1))
+        .resume(T0 + timedelta(hours=2))
+        .retarget(120, T0 + timedelta(hours=3))
+        .pause(T0 + timedelta(hours=4))
+    )
     back = Clock.from_dict(json.loads(json.dumps(c.to_dict())))
     assert back == c
     assert back.elapsed(T0 + timedelta(hours=6)) == c.elapsed(T0 + timedelta(hours=6))
 
 
 def test_every_escalation_level_fires_exactly_once_across_sweeps():
-    levels = [EscalationLevel("warn", 0.75), EscalationLevel("escalate", 1.0),
-              EscalationLevel("manager", 1.5)]
+    levels = [
+        EscalationLevel("warn", 0.75),
+        EscalationLevel("escalate", 1.0),
+        EscalationLevel("manager", 1.5),
+    ]
     c = Clock.start(T0, 120, office())
     fired: list[str] = []
     for minute in range(0, 8 * 60, 5):  # a sweep every 5 minutes for a working day
@@ -187,15 +206,24 @@ def test_no_escalation_while_paused_past_the_mark():
 
 # ----------------------------------------------------------- property tests
 instants = st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 1)).map(
-    lambda t: t.replace(tzinfo=UTC, second=0, microsecond=0))
-CALS = [office(holidays=[date(2026, 12, 25), date(2027, 1, 1)]), office("America/New_York"),
-        Calendar.always()]
+    lambda t: t.replace(tzinfo=UTC, second=0, microsecond=0)
+)
+CALS = [
+    office(holidays=[date(2026, 12, 25), date(2027, 1, 1)]),
+    office("America/New_York"),
+    Calendar.always(),
+]
 
 
 @settings(max_examples=60, deadline=None)
-@given(start=instants, target=st.integers(1, 3000), cal=st.sampled_from(CALS),
-       events=st.lists(st.tuples(st.integers(1, 4000), st.sampled_from(["pause", "resume", "tick"])),
-                       max_size=6))
+@given(
+    start=instants,
+    target=st.integers(1, 3000),
+    cal=st.sampled_from(CALS),
+    events=st.lists(
+        st.tuples(st.integers(1, 4000), st.sampled_from(["pause", "resume", "tick"])), max_size=6
+    ),
+)
 def test_due_time_never_moves_earlier_as_time_passes(start, target, cal, events):
     clock, now = Clock.start(start, target, cal), start
     due = clock.due_at(now)

@@ -7,6 +7,7 @@ thread per slow client to give; behind ``deploy/nginx.conf`` the proxy holds the
 slow bodies and gunicorn only ever sees complete requests. Debian's nginx is
 installed by ``.ci/run``; without it the test is skipped (failed under CI=true).
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,7 @@ PROBE_TIMEOUT = 2.0
 
 
 def _nginx() -> str:
-    path = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx")
-                                     else None)
+    path = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
     if path is None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("nginx is not installed; .ci/run installs it (apt-get install nginx)")
@@ -54,15 +54,27 @@ def _wait_http(url: str, seconds: float = 90) -> None:
 @pytest.fixture
 def gunicorn(tmp_path):
     port = free_port()
-    env = {**os.environ, "TRIAGE_BIND": f"127.0.0.1:{port}", "TRIAGE_LOAD": "off",
-           "TRIAGE_WORKERS": "2", "TRIAGE_THREADS": "2", "TRIAGE_API_KEYS": "ik:intake",
-           "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}", "TMPDIR": str(tmp_path),
-           "TRIAGE_BODY_TIMEOUT": "60", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "TRIAGE_BIND": f"127.0.0.1:{port}",
+        "TRIAGE_LOAD": "off",
+        "TRIAGE_WORKERS": "2",
+        "TRIAGE_THREADS": "2",
+        "TRIAGE_API_KEYS": "ik:intake",
+        "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}",
+        "TMPDIR": str(tmp_path),
+        "TRIAGE_BODY_TIMEOUT": "60",
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = open(tmp_path / "gunicorn.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",
-                             str(ROOT / "service" / "gunicorn_conf.py")],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "service" / "gunicorn_conf.py")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         _wait_http(f"http://127.0.0.1:{port}/livez")
         yield port
@@ -75,8 +87,9 @@ def nginx_config(tmp_path: Path, listen: int, upstream: int) -> Path:
     """The shipped server block, pointed at our ports, inside a minimal main config."""
     shipped = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
     assert "listen 80;" in shipped and "server 127.0.0.1:8000;" in shipped
-    site = shipped.replace("listen 80;", f"listen 127.0.0.1:{listen};") \
-        .replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream};")
+    site = shipped.replace("listen 80;", f"listen 127.0.0.1:{listen};").replace(
+        "server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream};"
+    )
     (tmp_path / "triage.conf").write_text(site, encoding="utf-8")
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (tmp_path / sub).mkdir(exist_ok=True)
@@ -107,11 +120,13 @@ def nginx(tmp_path, gunicorn):
     binary = _nginx()
     port = free_port()
     conf = nginx_config(tmp_path, port, gunicorn)
-    check = subprocess.run([binary, "-t", "-c", str(conf), "-p", str(tmp_path)],
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [binary, "-t", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stderr
-    proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "-c", str(conf), "-p", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         _wait_http(f"http://127.0.0.1:{port}/livez", 30)
         yield port
@@ -132,9 +147,11 @@ def _drip(port: int, stop_at: float) -> None:
     except OSError:
         return
     try:
-        sock.sendall(b"POST /v1/tickets HTTP/1.1\r\nHost: test\r\n"
-                     b"Content-Type: application/json\r\nAuthorization: Bearer ik\r\n"
-                     b"Content-Length: %d\r\n\r\n" % body_length)
+        sock.sendall(
+            b"POST /v1/tickets HTTP/1.1\r\nHost: test\r\n"
+            b"Content-Type: application/json\r\nAuthorization: Bearer ik\r\n"
+            b"Content-Length: %d\r\n\r\n" % body_length
+        )
         sent = 0
         while time.time() < stop_at and sent < body_length - 1:
             sock.sendall(b" ")
@@ -149,8 +166,7 @@ def _drip(port: int, stop_at: float) -> None:
 def probe_under_slow_clients(port: int) -> tuple[int, int]:
     """(answered, probes): /livez probed once a second while the slow clients drip."""
     stop_at = time.time() + DRIP_SECONDS
-    clients = [threading.Thread(target=_drip, args=(port, stop_at), daemon=True)
-               for _ in range(SLOW_CLIENTS)]
+    clients = [threading.Thread(target=_drip, args=(port, stop_at), daemon=True) for _ in range(SLOW_CLIENTS)]
     for c in clients:
         c.start()
     time.sleep(2.0)  # every slow client has sent its head
@@ -158,8 +174,12 @@ def probe_under_slow_clients(port: int) -> tuple[int, int]:
     while time.time() < stop_at - 1:
         probes += 1
         try:
-            if requests.get(f"http://127.0.0.1:{port}/livez", timeout=PROBE_TIMEOUT,
-                            headers={"Connection": "close"}).status_code == 200:
+            if (
+                requests.get(
+                    f"http://127.0.0.1:{port}/livez", timeout=PROBE_TIMEOUT, headers={"Connection": "close"}
+                ).status_code
+                == 200
+            ):
                 answered += 1
         except requests.RequestException:
             pass
@@ -172,9 +192,11 @@ def probe_under_slow_clients(port: int) -> tuple[int, int]:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_slow_body_clients_do_not_starve_livez_behind_nginx(gunicorn, nginx):
-    direct = probe_under_slow_clients(gunicorn)   # the reference, same run, same server
+    direct = probe_under_slow_clients(gunicorn)  # the reference, same run, same server
     proxied = probe_under_slow_clients(nginx)
-    print(f"\n/livez answered under {SLOW_CLIENTS} slow-body clients: direct to gunicorn "
-          f"{direct[0]}/{direct[1]}, behind deploy/nginx.conf {proxied[0]}/{proxied[1]}")
+    print(
+        f"\n/livez answered under {SLOW_CLIENTS} slow-body clients: direct to gunicorn "
+        f"{direct[0]}/{direct[1]}, behind deploy/nginx.conf {proxied[0]}/{proxied[1]}"
+    )
     assert proxied[1] >= 8
     assert proxied[0] == proxied[1], proxied

@@ -1,4 +1,5 @@
 """SQLite writers queue on the write gate and always let it go when their transaction ends."""
+
 from __future__ import annotations
 
 import threading

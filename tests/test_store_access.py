@@ -1,4 +1,5 @@
 """Who sees what: requesters their own tickets (others answer NotFound), agents their teams."""
+
 from __future__ import annotations
 
 import pytest

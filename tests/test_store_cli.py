@@ -1,4 +1,5 @@
 """The ticketing commands: db upgrade, escalate --once, breaches (in-process, SQLite file)."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -15,8 +16,13 @@ def test_upgrade_escalate_and_breaches(tmp_path, capsys):
     store = Store(url)
     long_ago = datetime.now(timezone.utc) - timedelta(days=30)
     with store.session() as s:
-        t = intake(s, {"subject": "old", "priority": 1, "customer_tier": "vip"}, actor="x",
-                   ruleset=RuleSet.load(), now=long_ago).ticket
+        t = intake(
+            s,
+            {"subject": "old", "priority": 1, "customer_tier": "vip"},
+            actor="x",
+            ruleset=RuleSet.load(),
+            now=long_ago,
+        ).ticket
     capsys.readouterr()
     assert main(["escalate", "--once", "--database", url]) == 0
     out = capsys.readouterr().out
@@ -34,8 +40,7 @@ def test_mail_poll_turns_a_mailbox_into_tickets_once(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'mail.db'}"
     box = mailbox.mbox(tmp_path / "inbox.mbox")  # keeps delivery order: the reply comes second
     box.add(b"From: ann@x\nSubject: printer\nMessage-ID: <p1@x>\n\nit jams\n")
-    box.add(b"From: ann@x\nSubject: Re: printer\nIn-Reply-To: <p1@x>\n"
-            b"Message-ID: <p2@x>\n\nstill\n")
+    box.add(b"From: ann@x\nSubject: Re: printer\nIn-Reply-To: <p1@x>\nMessage-ID: <p2@x>\n\nstill\n")
     box.close()
     args = ["mail", "poll", "--mbox", str(tmp_path / "inbox.mbox"), "--once", "--database", url]
     assert main(args) == 0

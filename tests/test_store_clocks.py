@@ -3,6 +3,7 @@
 NOW is Monday 2026-11-23 10:00 UTC = 11:00 in Berlin; office-eu works 08:00-18:00
 Berlin time Monday to Thursday (17:00 on Friday).
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -20,11 +21,17 @@ RULES = RuleSet.load()
 
 
 def open_ticket(session, when=NOW, priority=3, **extra):
-    payload = {"subject": "VPN down", "body": "cannot connect", "requester": "ann@x.io",
-               "category": "Network", "priority": priority, "affected_service": "vpn",
-               "team": "Network", **extra}
-    return intake(session, payload, actor="ann@x.io", ruleset=RULES, now=when,
-                  auto_assign=False).ticket
+    payload = {
+        "subject": "VPN down",
+        "body": "cannot connect",
+        "requester": "ann@x.io",
+        "category": "Network",
+        "priority": priority,
+        "affected_service": "vpn",
+        "team": "Network",
+        **extra,
+    }
+    return intake(session, payload, actor="ann@x.io", ruleset=RULES, now=when, auto_assign=False).ticket
 
 
 def due(session, ticket, kind):
@@ -78,17 +85,16 @@ def test_priority_change_retargets_the_remaining_time(store):
         tickets.set_fields(s, t, {"priority": 2}, actor="bob", now=one_hour_in)
         # 1h of 4h used (75 % left) -> 75 % of the P2 target (1h) remains: 45 minutes
         assert due(s, t, clocks.FIRST_RESPONSE) == one_hour_in + timedelta(minutes=45)
-        assert any(e.field == "sla.first_response" and e.old and e.new
-                   for e in tickets.history(s, t.id))
+        assert any(e.field == "sla.first_response" and e.old and e.new for e in tickets.history(s, t.id))
 
 
 def test_first_public_agent_reply_stops_the_response_clock(store):
     with store.session() as s:
         t = open_ticket(s)
-        tickets.add_comment(s, t, author="bob", body="note", public=False, by_agent=True,
-                            now=NOW + timedelta(minutes=10))
-        tickets.add_comment(s, t, author="bob", body="Hello!", by_agent=True,
-                            now=NOW + timedelta(minutes=30))
+        tickets.add_comment(
+            s, t, author="bob", body="note", public=False, by_agent=True, now=NOW + timedelta(minutes=10)
+        )
+        tickets.add_comment(s, t, author="bob", body="Hello!", by_agent=True, now=NOW + timedelta(minutes=30))
         states = {c["kind"]: c for c in clocks.clocks_of(s, t.id, NOW + timedelta(days=3))}
         assert states["first_response"]["state"] == "met"
         assert states["resolution"]["state"] == "running"
@@ -100,16 +106,16 @@ def test_resolving_stops_and_reopening_restarts_the_resolution_clock(store):
         _assigned(s, t)
         tickets.transition(s, t, "resolved", actor="bob", now=NOW + timedelta(hours=2))
         assert clocks.clocks_of(s, t.id, NOW + timedelta(days=30))[1]["state"] == "met"
-        tickets.transition(s, t, "in_progress", actor="ann@x.io",
-                           now=NOW + timedelta(hours=5))
+        tickets.transition(s, t, "in_progress", actor="ann@x.io", now=NOW + timedelta(hours=5))
         res = clocks.clocks_of(s, t.id, NOW + timedelta(hours=6))[1]
         assert res["state"] == "running" and res["elapsed_minutes"] == 180  # 2h + 1h
 
 
 def test_a_ticket_without_priority_is_timed_at_the_default_and_retargeted(store):
     with store.session() as s:
-        t = intake(s, {"subject": "?", "requester": "ann@x.io"}, actor="ann@x.io",
-                   ruleset=RULES, now=NOW).ticket
+        t = intake(
+            s, {"subject": "?", "requester": "ann@x.io"}, actor="ann@x.io", ruleset=RULES, now=NOW
+        ).ticket
         assert t.priority is None and t.queue == "triage"
         assert due(s, t, clocks.FIRST_RESPONSE) == NOW + timedelta(hours=4)  # default P3
         tickets.set_fields(s, t, {"priority": 1}, actor="bob", now=NOW)
@@ -133,8 +139,7 @@ def test_merged_time_counts_as_a_pause_and_closed_tickets_leave_the_report(store
     with store.session() as s:
         parent, child = open_ticket(s, priority=1), open_ticket(s, priority=1)
         merge.merge(s, child.id, parent.id, actor="bob", now=NOW + timedelta(minutes=10))
-        assert {c["state"] for c in clocks.clocks_of(s, child.id, NOW + timedelta(hours=3))} \
-            == {"met"}
+        assert {c["state"] for c in clocks.clocks_of(s, child.id, NOW + timedelta(hours=3))} == {"met"}
         assert child.id not in {r["ticket_id"] for r in clocks.breaches(s, NOW + timedelta(hours=3))}
         merge.unmerge(s, child.id, actor="bob", now=NOW + timedelta(hours=2))
         resp = clocks.clocks_of(s, child.id, NOW + timedelta(hours=2, minutes=5))[0]

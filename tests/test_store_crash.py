@@ -7,6 +7,7 @@ database and the client retries *every* key, as a client that cannot tell
 what happened must. Each acknowledged ticket must still be there with the
 same id, and each key must have made exactly one ticket.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,12 @@ def _url_of(store) -> str:
 
 
 def _start(url: str, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, url, str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, url, str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -63,10 +68,15 @@ def _start(url: str, port: int) -> subprocess.Popen:
 def _post(port: int, i: int) -> int | None:
     """Ticket id if acknowledged, None if the connection died first."""
     req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/tickets", method="POST",
+        f"http://127.0.0.1:{port}/v1/tickets",
+        method="POST",
         data=json.dumps({"subject": f"crash test {i}", "requester": "ann@x"}).encode(),
-        headers={"Content-Type": "application/json", "Authorization": "Bearer k",
-                 "Idempotency-Key": f"crash-{i}"})
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": "Bearer k",
+            "Idempotency-Key": f"crash-{i}",
+        },
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())["ticket"]["id"]

@@ -1,4 +1,5 @@
 """Escalation sweep (exactly once per level) and signed webhook delivery with retries."""
+
 from __future__ import annotations
 
 import http.server
@@ -19,10 +20,16 @@ RULES = RuleSet.load()
 
 
 def p1_vip(session):
-    payload = {"subject": "all down", "requester": "ceo@x.io", "category": "Network",
-               "priority": 1, "affected_service": "vpn", "customer_tier": "vip", "team": "Net"}
-    return intake(session, payload, actor="ceo@x.io", ruleset=RULES, now=NOW,
-                  auto_assign=False).ticket
+    payload = {
+        "subject": "all down",
+        "requester": "ceo@x.io",
+        "category": "Network",
+        "priority": 1,
+        "affected_service": "vpn",
+        "customer_tier": "vip",
+        "team": "Net",
+    }
+    return intake(session, payload, actor="ceo@x.io", ruleset=RULES, now=NOW, auto_assign=False).ticket
 
 
 def fired_levels(store):
@@ -37,16 +44,21 @@ def test_each_level_fires_once_across_repeated_sweeps(store):
     assert _sweep(store, NOW + timedelta(minutes=5)) == []
     assert _sweep(store, NOW + timedelta(minutes=12)) == [(t.id, "first_response", 1, "warn")]
     assert _sweep(store, NOW + timedelta(minutes=12)) == []
-    assert _sweep(store, NOW + timedelta(minutes=30)) == [(t.id, "first_response", 2, "escalate"),
-                                                          (t.id, "first_response", 3, "manager")]
+    assert _sweep(store, NOW + timedelta(minutes=30)) == [
+        (t.id, "first_response", 2, "escalate"),
+        (t.id, "first_response", 3, "manager"),
+    ]
     for _ in range(3):
         assert _sweep(store, NOW + timedelta(minutes=45)) == []
     assert len(fired_levels(store)) == 3
     with store.session() as s:
         ticket = tickets.get(s, t.id)
         assert ticket.escalation_level == 3
-        assert [e.new for e in tickets.history(s, t.id) if e.field.startswith("escalation")] == \
-            ["1:warn", "2:escalate", "3:manager"]
+        assert [e.new for e in tickets.history(s, t.id) if e.field.startswith("escalation")] == [
+            "1:warn",
+            "2:escalate",
+            "3:manager",
+        ]
 
 
 def _sweep(store, when):
@@ -57,8 +69,7 @@ def _sweep(store, when):
 def test_paused_and_stopped_clocks_do_not_escalate(store):
     with store.session() as s:
         t = p1_vip(s)
-        tickets.add_comment(s, t, author="bob", body="on it", by_agent=True,
-                            now=NOW + timedelta(minutes=5))
+        tickets.add_comment(s, t, author="bob", body="on it", by_agent=True, now=NOW + timedelta(minutes=5))
     assert [f for f in _sweep(store, NOW + timedelta(minutes=40)) if f[1] == "first_response"] == []
 
 
@@ -80,8 +91,7 @@ def test_concurrent_sweeps_fire_each_level_once(store):
     for th in threads:
         th.join(timeout=60)
     assert not errors
-    expected = sorted((i, "first_response", lv, n) for i in ids
-                      for lv, n in ((1, "warn"), (2, "escalate")))
+    expected = sorted((i, "first_response", lv, n) for i in ids for lv, n in ((1, "warn"), (2, "escalate")))
     assert sorted(results) == expected == [f for f in fired_levels(store)]
 
 
@@ -128,10 +138,16 @@ def test_escalation_webhooks_are_signed_and_retried_with_backoff(store, receiver
     for _ in range(3):  # 503, 503, 204: each retry after the backoff has passed
         results.append(webhooks.deliver(store, now=lambda: clock[0], timeout=5, allow="127.0.0.1"))
         clock[0] += timedelta(seconds=webhooks.BASE_DELAY * 4 + 61)
-    assert results == [{"sent": 0, "retry": 1, "failed": 0}, {"sent": 0, "retry": 1, "failed": 0},
-                       {"sent": 1, "retry": 0, "failed": 0}]
-    assert webhooks.deliver(store, now=lambda: clock[0], allow="127.0.0.1") == \
-        {"sent": 0, "retry": 0, "failed": 0}
+    assert results == [
+        {"sent": 0, "retry": 1, "failed": 0},
+        {"sent": 0, "retry": 1, "failed": 0},
+        {"sent": 1, "retry": 0, "failed": 0},
+    ]
+    assert webhooks.deliver(store, now=lambda: clock[0], allow="127.0.0.1") == {
+        "sent": 0,
+        "retry": 0,
+        "failed": 0,
+    }
     headers, body = handler.got[-1]
     stamp_now = datetime.fromtimestamp(int(headers["X-Triage-Timestamp"]), UTC)
     assert webhooks.verify("s3cret", headers, body, now=stamp_now)

@@ -1,4 +1,5 @@
 """Intake end to end in the store: model + rules + routing + clocks, idempotent under retries."""
+
 from __future__ import annotations
 
 import threading
@@ -13,29 +14,49 @@ from triage.store.intake import intake
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
 RULES = RuleSet.load()
-SURE = FakeTriager({"category": pred("Network", 0.99, "apply"),
-                    "priority": pred("P2", 0.95, "apply"),
-                    "team": pred("Net", 0.93, "apply")})
+SURE = FakeTriager(
+    {
+        "category": pred("Network", 0.99, "apply"),
+        "priority": pred("P2", 0.95, "apply"),
+        "team": pred("Net", 0.93, "apply"),
+    }
+)
 
 
 def test_a_confident_ticket_is_classified_routed_assigned_and_timed(store):
     with store.session() as s:
         routing.upsert_agent(s, "bob", teams=["Net"], capacity=2)
-        res = intake(s, {"subject": "VPN down", "body": "since 9", "requester": "ann@x",
-                         "affected_service": "vpn", "channel": "chat"},
-                     actor="ann@x", triager=SURE, ruleset=RULES, now=NOW)
+        res = intake(
+            s,
+            {
+                "subject": "VPN down",
+                "body": "since 9",
+                "requester": "ann@x",
+                "affected_service": "vpn",
+                "channel": "chat",
+            },
+            actor="ann@x",
+            triager=SURE,
+            ruleset=RULES,
+            now=NOW,
+        )
         t = res.ticket
         assert (t.category, t.priority, t.team, t.queue) == ("Network", 2, "Net", "Net")
         assert (t.status, t.assignee, res.team_source) == ("assigned", "bob", "model")
-        assert {c["kind"] for c in clocks.clocks_of(s, t.id, NOW)} == {"first_response",
-                                                                        "resolution"}
+        assert {c["kind"] for c in clocks.clocks_of(s, t.id, NOW)} == {"first_response", "resolution"}
         assert res.to_dict()["ticket"]["channel"] == "chat"
 
 
 def test_a_missing_mandatory_field_keeps_the_ticket_in_triage(store):
     with store.session() as s:
-        res = intake(s, {"subject": "VPN down", "requester": "ann@x"}, actor="ann@x",
-                     triager=SURE, ruleset=RULES, now=NOW)
+        res = intake(
+            s,
+            {"subject": "VPN down", "requester": "ann@x"},
+            actor="ann@x",
+            triager=SURE,
+            ruleset=RULES,
+            now=NOW,
+        )
         assert (res.ticket.team, res.ticket.queue, res.ticket.status) == ("Net", "triage", "new")
 
 
@@ -55,8 +76,11 @@ def test_concurrent_retries_with_one_key_create_one_ticket(store):
         barrier.wait(timeout=30)
         try:
             with store.session() as s:
-                ids.append(intake(s, {"subject": "dup?"}, actor="x", ruleset=RULES,
-                                  idempotency_key="same-key", now=NOW).ticket.id)
+                ids.append(
+                    intake(
+                        s, {"subject": "dup?"}, actor="x", ruleset=RULES, idempotency_key="same-key", now=NOW
+                    ).ticket.id
+                )
         except Exception as exc:  # noqa: BLE001 - asserted below
             errors.append(exc)
 

@@ -1,4 +1,5 @@
 """Merging duplicates (and undoing it), parent incidents, resolving children."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -13,10 +14,15 @@ COMPLETE = {"category": "Network", "priority": 3, "affected_service": "vpn"}
 
 
 def pair(s):
-    parent, _ = tickets.create(s, {"subject": "VPN down", "requester": "ann@x",
-                                   "watchers": ["ops@x"]}, actor="ann@x", now=NOW)
-    child, _ = tickets.create(s, {"subject": "vpn broken?", "requester": "bob@x",
-                                  "watchers": ["ops@x", "boss@x"]}, actor="bob@x", now=NOW)
+    parent, _ = tickets.create(
+        s, {"subject": "VPN down", "requester": "ann@x", "watchers": ["ops@x"]}, actor="ann@x", now=NOW
+    )
+    child, _ = tickets.create(
+        s,
+        {"subject": "vpn broken?", "requester": "bob@x", "watchers": ["ops@x", "boss@x"]},
+        actor="bob@x",
+        now=NOW,
+    )
     tickets.add_comment(s, parent, author="ann@x", body="p1", now=NOW)
     tickets.add_comment(s, child, author="bob@x", body="c1", message_id="<c1@x>", now=NOW)
     tickets.add_comment(s, child, author="bob@x", body="c2", now=NOW)
@@ -25,8 +31,12 @@ def pair(s):
 
 def snapshot(s, ticket_id):
     t = tickets.get(s, ticket_id)
-    return (t.status, t.resolution, [c.body for c in tickets.comments(s, ticket_id)],
-            sorted(tickets.watchers(s, ticket_id)))
+    return (
+        t.status,
+        t.resolution,
+        [c.body for c in tickets.comments(s, ticket_id)],
+        sorted(tickets.watchers(s, ticket_id)),
+    )
 
 
 def test_merge_moves_followups_and_watchers_and_closes_the_child(store):

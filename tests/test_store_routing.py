@@ -4,6 +4,7 @@ The concurrency tests start several threads, each with its own database
 connection and transaction, released together by a barrier: on PostgreSQL
 they really race (row locks decide), on SQLite the write lock serialises them.
 """
+
 from __future__ import annotations
 
 import threading
@@ -16,8 +17,7 @@ from triage.store import routing, tickets
 from triage.store.tables import TicketEvent
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
-COMPLETE = {"category": "Network", "priority": 3, "affected_service": "vpn", "team": "Net",
-            "queue": "Net"}
+COMPLETE = {"category": "Network", "priority": 3, "affected_service": "vpn", "team": "Net", "queue": "Net"}
 
 
 def test_team_comes_from_model_apply_then_rules_then_triage():
@@ -113,8 +113,7 @@ def test_concurrent_workers_never_exceed_capacity(store):
         routing.upsert_agent(s, "ann", teams=["Net"], capacity=2)
         routing.upsert_agent(s, "bob", teams=["Net"], capacity=1)
     ids = _tickets(store, 8)
-    outcomes = _race(store, [lambda s, i=i: routing.assign(s, i, actor="w").assignee
-                             for i in ids])
+    outcomes = _race(store, [lambda s, i=i: routing.assign(s, i, actor="w").assignee for i in ids])
     owners = [o for o in outcomes if isinstance(o, str)]
     assert sorted(owners) == ["ann", "ann", "bob"]
     assert sum(isinstance(o, TransitionError) for o in outcomes) == 5
@@ -127,8 +126,7 @@ def test_concurrent_named_assignments_to_one_agent_respect_capacity(store):
     with store.session() as s:
         routing.upsert_agent(s, "ann", teams=["Net"], capacity=3)
     ids = _tickets(store, 6)
-    outcomes = _race(store, [lambda s, i=i: routing.assign(s, i, actor="w", agent_id="ann").id
-                             for i in ids])
+    outcomes = _race(store, [lambda s, i=i: routing.assign(s, i, actor="w", agent_id="ann").id for i in ids])
     assert sum(isinstance(o, int) for o in outcomes) == 3
     with store.session() as s:
         assert routing.open_load(s, "ann") == 3

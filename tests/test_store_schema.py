@@ -1,4 +1,5 @@
 """The migrations build exactly the schema the table metadata describes, on both databases."""
+
 from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
@@ -14,15 +15,17 @@ from triage.store.tables import Base
 def _not_fulltext(name, type_, parent_names) -> bool:
     """The full-text index (migration 0008: SQLite FTS5 tables, a PostgreSQL expression index)
     is the database's own search machinery, not part of the table metadata."""
-    return not ((type_ == "table" and name and name.startswith("tickets_fts"))
-                or (type_ == "index" and name == "ix_tickets_fulltext"))
+    return not (
+        (type_ == "table" and name and name.startswith("tickets_fts"))
+        or (type_ == "index" and name == "ix_tickets_fulltext")
+    )
 
 
 def test_migrations_match_the_metadata(backend):
     with backend.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True,
-                                                         "compare_server_default": True,
-                                                         "include_name": _not_fulltext})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True, "include_name": _not_fulltext}
+        )
         assert compare_metadata(context, Base.metadata) == []
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
         assert context.get_current_revision() == head

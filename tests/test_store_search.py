@@ -1,4 +1,5 @@
 """Ticket search: full text (SQLite FTS5 / PostgreSQL), filters, sorting, paging, visibility."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -21,11 +22,19 @@ TEXTS = [
 def _seed(s):
     ids = []
     for i, (subject, body) in enumerate(TEXTS):
-        row, _ = tickets.create(s, {"subject": subject, "body": body,
-                                    "requester": f"u{i}@x"}, actor="t",
-                                now=T0 + timedelta(minutes=i))
-        tickets.set_fields(s, row, {"team": "Net" if "VPN" in subject else "Desk",
-                                    "priority": 1 + i % 3}, actor="t", retime=False)
+        row, _ = tickets.create(
+            s,
+            {"subject": subject, "body": body, "requester": f"u{i}@x"},
+            actor="t",
+            now=T0 + timedelta(minutes=i),
+        )
+        tickets.set_fields(
+            s,
+            row,
+            {"team": "Net" if "VPN" in subject else "Desk", "priority": 1 + i % 3},
+            actor="t",
+            retime=False,
+        )
         ids.append(row.id)
     s.flush()
     return ids
@@ -35,8 +44,15 @@ def test_full_text_and_like_scan_find_the_same_tickets(store):
     with store.session() as s:
         ids = _seed(s)
         assert search.has_fulltext(s)
-        for q in ("printer", "printers offline", "offline printer", "VPN", "passw",
-                  "reset link", "nothing-at-all-matches"):
+        for q in (
+            "printer",
+            "printers offline",
+            "offline printer",
+            "VPN",
+            "passw",
+            "reset link",
+            "nothing-at-all-matches",
+        ):
             fts = {t.id for t in search.find(s, q=q, limit=50).items}
             like = {t.id for t in search.find(s, q=q, limit=50, method="like").items}
             assert fts >= like, q  # stemming may find more ("printers" ~ "printer"), never less
@@ -75,8 +91,9 @@ def test_filters_sorting_and_visibility(store):
         # seeded in the triage queue, which every agent sees
         assert search.find(s, visible_to=viewer).total == 5
         for tid in ids:
-            tickets.set_fields(s, tickets.get(s, tid), {"queue": tickets.get(s, tid).team},
-                               actor="t", retime=False)
+            tickets.set_fields(
+                s, tickets.get(s, tid), {"queue": tickets.get(s, tid).team}, actor="t", retime=False
+            )
         assert [t.id for t in search.find(s, visible_to=viewer).items] == [ids[1]]
         requester = access.Viewer("requester", "u2@x")
         assert [t.id for t in search.find(s, visible_to=requester).items] == [ids[2]]

@@ -1,4 +1,5 @@
 """Tickets in the store: intake from every channel, idempotency, lifecycle, history."""
+
 from __future__ import annotations
 
 import itertools
@@ -15,8 +16,7 @@ COMPLETE = {"category": "Hardware", "priority": 3, "affected_service": "laptop"}
 
 
 def make(session, **extra):
-    data = {"subject": "Printer on fire", "body": "<b>help</b> & thanks", "requester": "ann@x.io",
-            **extra}
+    data = {"subject": "Printer on fire", "body": "<b>help</b> & thanks", "requester": "ann@x.io", **extra}
     ticket, _ = tickets.create(session, data, actor="ann@x.io", now=NOW)
     return ticket
 
@@ -60,8 +60,7 @@ def test_idempotency_key_makes_exactly_one_ticket(store):
     with store.session() as s:
         first, created = tickets.create(s, {"subject": "a"}, actor="x", idempotency_key="k1")
     with store.session() as s:
-        again, created_again = tickets.create(s, {"subject": "a"}, actor="x",
-                                              idempotency_key="k1")
+        again, created_again = tickets.create(s, {"subject": "a"}, actor="x", idempotency_key="k1")
     assert created and not created_again and again.id == first.id
     with store.session() as s:
         assert len(tickets.query(s)) == 1
@@ -69,11 +68,14 @@ def test_idempotency_key_makes_exactly_one_ticket(store):
 
 def _reach(session, ticket, target: Status):
     """Drive a ticket to ``target`` through allowed moves."""
-    paths = {Status.NEW: [], Status.ASSIGNED: ["assign"],
-             Status.IN_PROGRESS: ["assign", Status.IN_PROGRESS],
-             Status.PENDING: ["assign", Status.PENDING],
-             Status.RESOLVED: ["assign", Status.RESOLVED],
-             Status.CLOSED: ["assign", Status.RESOLVED, Status.CLOSED]}
+    paths = {
+        Status.NEW: [],
+        Status.ASSIGNED: ["assign"],
+        Status.IN_PROGRESS: ["assign", Status.IN_PROGRESS],
+        Status.PENDING: ["assign", Status.PENDING],
+        Status.RESOLVED: ["assign", Status.RESOLVED],
+        Status.CLOSED: ["assign", Status.RESOLVED, Status.CLOSED],
+    }
     with_agent(session, ticket)
     for step in paths[target]:
         if step == "assign":
@@ -148,15 +150,16 @@ def test_history_records_every_change_with_actor_and_time(store):
     with store.session() as s:
         ticket = make(s)
         tickets.set_fields(s, ticket, {"category": "Hardware"}, actor="model:b1", now=NOW)
-        tickets.set_fields(s, ticket, {"category": "Network"}, actor="bob",
-                           now=NOW + timedelta(minutes=5))
+        tickets.set_fields(s, ticket, {"category": "Network"}, actor="bob", now=NOW + timedelta(minutes=5))
         tickets.set_fields(s, ticket, {"category": "Network"}, actor="bob")  # no change, no event
         tid = ticket.id
     with store.session() as s:
         events = [(e.field, e.old, e.new, e.actor) for e in tickets.history(s, tid)]
-        assert events == [("created", None, "api", "ann@x.io"),
-                          ("category", None, "Hardware", "model:b1"),
-                          ("category", "Hardware", "Network", "bob")]
+        assert events == [
+            ("created", None, "api", "ann@x.io"),
+            ("category", None, "Hardware", "model:b1"),
+            ("category", "Hardware", "Network", "bob"),
+        ]
         assert tickets.history(s, tid)[-1].at == NOW + timedelta(minutes=5)
         with pytest.raises(NotFound):
             tickets.history(s, 9999)
@@ -165,10 +168,12 @@ def test_history_records_every_change_with_actor_and_time(store):
 def test_comments_dedupe_email_message_ids_and_first_response(store):
     with store.session() as s:
         ticket = make(s)
-        c1, new1 = tickets.add_comment(s, ticket, author="ann@x.io", body="more", channel="email",
-                                       message_id="<m1@x>", now=NOW)
-        c2, new2 = tickets.add_comment(s, ticket, author="ann@x.io", body="more", channel="email",
-                                       message_id="<m1@x>", now=NOW)
+        c1, new1 = tickets.add_comment(
+            s, ticket, author="ann@x.io", body="more", channel="email", message_id="<m1@x>", now=NOW
+        )
+        c2, new2 = tickets.add_comment(
+            s, ticket, author="ann@x.io", body="more", channel="email", message_id="<m1@x>", now=NOW
+        )
         assert new1 and not new2 and c1.id == c2.id
         tickets.add_comment(s, ticket, author="bob", body="internal", public=False, by_agent=True)
         assert ticket.first_response_at is None

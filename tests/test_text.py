@@ -13,8 +13,10 @@ def test_quoted_reply_history_is_cut():
 
 
 def test_outlook_header_block_is_cut():
-    text = ("VPN still down for me\n\nFrom: Service Desk <sd@example.com>\nSent: Monday, 3 January 2022 09:12\n"
-            "To: Alice\nSubject: RE: VPN\n\nPlease restart your laptop")
+    text = (
+        "VPN still down for me\n\nFrom: Service Desk <sd@example.com>\nSent: Monday, 3 January 2022 09:12\n"
+        "To: Alice\nSubject: RE: VPN\n\nPlease restart your laptop"
+    )
     assert normalise(text) == "VPN still down for me"
 
 
@@ -27,13 +29,18 @@ def test_inline_angle_quotes_are_dropped_but_own_text_kept():
 
 
 def test_signature_is_cut():
-    assert strip_signature("Outlook crashes on start\n--\nJane Doe\nFinance | ACME") == "Outlook crashes on start"
+    assert (
+        strip_signature("Outlook crashes on start\n--\nJane Doe\nFinance | ACME")
+        == "Outlook crashes on start"
+    )
     assert normalise("Screen flickers\n\nSent from my iPhone") == "Screen flickers"
     assert normalise("Cannot log in to ERP\n\nKind regards,\nJane") == "Cannot log in to ERP"
 
 
 def test_a_long_tail_after_thanks_is_not_a_signature():
-    body = "Thanks,\n" + "\n".join(["this line is part of the actual problem description, not a signature"] * 3)
+    body = "Thanks,\n" + "\n".join(
+        ["this line is part of the actual problem description, not a signature"] * 3
+    )
     assert strip_signature(body) == body
 
 
@@ -42,7 +49,9 @@ def test_whitespace_is_normalised():
 
 
 def test_model_text_is_one_lowercase_line():
-    assert model_text("Outlook DOWN", "It says:\n  error 0x80040115") == "outlook down it says: error 0x80040115"
+    assert (
+        model_text("Outlook DOWN", "It says:\n  error 0x80040115") == "outlook down it says: error 0x80040115"
+    )
     assert model_text(None, None) == ""
 
 

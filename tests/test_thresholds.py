@@ -1,11 +1,19 @@
 """Thresholds chosen on a calibration split: reachable and unreachable targets, decisions."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from triage.thresholds import (ThresholdRule, applied_metrics, choose_thresholds, decide,
-                               precision_coverage, reliability, wilson_lower)
+from triage.thresholds import (
+    ThresholdRule,
+    applied_metrics,
+    choose_thresholds,
+    decide,
+    precision_coverage,
+    reliability,
+    wilson_lower,
+)
 
 CLASSES = ["a", "b"]
 
@@ -50,8 +58,13 @@ def test_too_few_predictions_is_not_enough_evidence():
     p = np.column_stack([np.full(10, 0.99), np.full(10, 0.01)])
     t = choose_thresholds(y, p, CLASSES, ThresholdRule(min_count=20))
     assert t["a"]["apply"] is None
-    assert t["b"] == {"apply": None, "suggest": None, "n_predicted": 0, "n_applied": 0,
-                      "precision_applied": None}
+    assert t["b"] == {
+        "apply": None,
+        "suggest": None,
+        "n_predicted": 0,
+        "n_applied": 0,
+        "precision_applied": None,
+    }
 
 
 def test_decide_and_policy_overrides():

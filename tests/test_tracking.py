@@ -1,4 +1,5 @@
 """MLflow logging and the champion gate, against a temporary SQLite store in tmp_path."""
+
 from __future__ import annotations
 
 import json
@@ -26,14 +27,26 @@ def _report(bundle_id: str, accuracy: float, *, data_sha: str = "d1") -> dict:
         j = i % 3 if i < right else (i + 1) % 3
         proba[i, j] = 0.9
     thr = {c: {"apply": 0.85, "suggest": 0.5} for c in classes}
-    return {"bundle_id": bundle_id, "created_at": "2026-11-27T00:00:00Z",
-            "data": {"path": "tickets.csv", "sha256": data_sha, "rows": 1000,
-                     "split": {"holdout": 0.2, "seed": 13}},
-            "heads": {"team": {"metrics": head_metrics(y, proba, classes, thr),
-                               "reference": reference_metrics(y, y[:-5] + ["network"] * 5),
-                               "candidates": {"tfidf": accuracy, "embedding": accuracy - 0.1},
-                               "chosen": "tfidf", "thresholds": thr}},
-            "dropped_rows": {"no text": 1}}
+    return {
+        "bundle_id": bundle_id,
+        "created_at": "2026-11-27T00:00:00Z",
+        "data": {
+            "path": "tickets.csv",
+            "sha256": data_sha,
+            "rows": 1000,
+            "split": {"holdout": 0.2, "seed": 13},
+        },
+        "heads": {
+            "team": {
+                "metrics": head_metrics(y, proba, classes, thr),
+                "reference": reference_metrics(y, y[:-5] + ["network"] * 5),
+                "candidates": {"tfidf": accuracy, "embedding": accuracy - 0.1},
+                "chosen": "tfidf",
+                "thresholds": thr,
+            }
+        },
+        "dropped_rows": {"no text": 1},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +84,20 @@ def _bundle(tmp_path, bundle_id: str, accuracy: float, **kw):
 
 def _log(tmp_path, store, bundle_id, accuracy, *, report_dir=None, **kw):
     report, folder = _bundle(tmp_path, bundle_id, accuracy, **kw)
-    return tracking.log_training_run(report, folder, tracking_uri=store, report_dir=report_dir,
-                                     config={"encoder": "hashing", "heads": ["team"]})
+    return tracking.log_training_run(
+        report,
+        folder,
+        tracking_uri=store,
+        report_dir=report_dir,
+        config={"encoder": "hashing", "heads": ["team"]},
+    )
 
 
 @pytest.fixture
 def log_run(tmp_path, store, report_dir):
-    return lambda bundle_id, accuracy, **kw: _log(tmp_path, store, bundle_id, accuracy,
-                                                  report_dir=report_dir, **kw)
+    return lambda bundle_id, accuracy, **kw: _log(
+        tmp_path, store, bundle_id, accuracy, report_dir=report_dir, **kw
+    )
 
 
 def test_run_has_params_metrics_artifacts_and_a_model_version(tmp_path, store):
@@ -131,8 +150,7 @@ def test_a_worse_challenger_is_refused_and_force_is_recorded(tmp_path, store, lo
     assert within.promoted and not within.forced
     tracking.rollback(tracking_uri=store)
 
-    forced = tracking.promote("worse", force=True, reason="hotfix labels", tracking_uri=store,
-                              user="tester")
+    forced = tracking.promote("worse", force=True, reason="hotfix labels", tracking_uri=store, user="tester")
     assert forced.promoted and forced.forced
     mv = tracking.current_champion(mc)
     assert mv.tags["bundle_id"] == "worse" and mv.tags["forced"] == "true"
@@ -180,8 +198,7 @@ def test_unknown_version_is_a_clear_error(tmp_path, store, log_run):
         tracking.promote("7", tracking_uri=store)
 
 
-def test_cli_promote_refuses_then_forces_and_rolls_back(tmp_path, store, log_run, capsys,
-                                                        monkeypatch):
+def test_cli_promote_refuses_then_forces_and_rolls_back(tmp_path, store, log_run, capsys, monkeypatch):
     from triage_cli import main
 
     monkeypatch.setenv("TRIAGE_MODELS_DIR", str(tmp_path / "models"))  # the pointer the CLI moves
@@ -194,39 +211,45 @@ def test_cli_promote_refuses_then_forces_and_rolls_back(tmp_path, store, log_run
     assert main(["promote", "worse", "--force", *common]) == 2  # --force needs --reason
     assert main(["promote", "worse", "--force", "--reason", "test", "--json", *common]) == 0
     out = capsys.readouterr().out
-    assert json.loads(out[out.index("{"):])["forced"] is True
+    assert json.loads(out[out.index("{") :])["forced"] is True
     assert main(["rollback", *common]) == 0
     assert read_pointer(tmp_path / "models" / "CHAMPION")["bundle_id"] == "good"
 
 
 def _tiny_export(folder):
-    words = {"network": "vpn wifi router firewall", "email": "outlook mailbox inbox smtp",
-             "printing": "printer toner scanner jam"}
+    words = {
+        "network": "vpn wifi router firewall",
+        "email": "outlook mailbox inbox smtp",
+        "printing": "printer toner scanner jam",
+    }
     rows = ["subject,body,team"]
     for i in range(60):
         for team, vocab in words.items():
             w = vocab.split()
             rows.append(f"{w[i % 4]} issue {i},the {w[(i + 1) % 4]} and {w[(i + 2) % 4]} fail,{team}")
     (folder / "export.csv").write_text("\n".join(rows) + "\n")
-    (folder / "mapping.yaml").write_text("text: {subject: subject, body: body}\n"
-                                         "labels: {team: {column: team}}\n")
+    (folder / "mapping.yaml").write_text(
+        "text: {subject: subject, body: body}\nlabels: {team: {column: team}}\n"
+    )
     return folder / "export.csv", folder / "mapping.yaml"
 
 
 def test_a_trained_bundle_is_logged_registered_and_served_as_champion(tmp_path, store):
     from training.pipeline import train
     from triage.predict import Triager
+
     data, mapping = _tiny_export(tmp_path)
-    result = train(data, mapping, tmp_path / "models", candidates=("tfidf",), cv=3,
-                   progress=False)
+    result = train(data, mapping, tmp_path / "models", candidates=("tfidf",), cv=3, progress=False)
     run_id = tracking.log_training_run(result, tracking_uri=store)
     mc, _ = tracking.client(store)
     run = mc.get_run(run_id)
     assert run.data.metrics["team.macro_f1"] == pytest.approx(
-        result.report["heads"]["team"]["metrics"]["macro_f1"])
+        result.report["heads"]["team"]["metrics"]["macro_f1"]
+    )
     assert run.data.params["config.candidates"] == '["tfidf"]'
     assert {"report/report.html", "report/team-reliability.png"} <= {
-        a.path for a in mc.list_artifacts(run_id, "report")}
+        a.path for a in mc.list_artifacts(run_id, "report")
+    }
     mv = tracking.find_version(mc, "triage", result.bundle_path)
     assert mv.tags["holdout_key"] == result.report["data"]["holdout_key"]
     tracking.promote(result.bundle_id, tracking_uri=store)
@@ -244,6 +267,7 @@ def test_shared_holdout_rows_are_unseen_by_both_splits():
 
     from training.holdout import shared_holdout_rows
     from training.pipeline import assign_splits
+
     texts = [f"ticket number {i}" for i in range(2000)]
     a = SimpleNamespace(manifest={"config": {"fractions": [0.7, 0.1, 0.2], "seed": 0}})
     b = SimpleNamespace(manifest={"config": {"fractions": [0.7, 0.1, 0.2], "seed": 1}})
@@ -253,8 +277,7 @@ def test_shared_holdout_rows_are_unseen_by_both_splits():
     assert set(both) <= set(same) and 0.02 < len(both) / len(texts) < 0.07  # ≈ 0.2 × 0.2
 
 
-def test_the_command_resolves_the_store_from_settings_and_the_library_reads_none(monkeypatch,
-                                                                                 tmp_path):
+def test_the_command_resolves_the_store_from_settings_and_the_library_reads_none(monkeypatch, tmp_path):
     from triage_cli import workspace
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

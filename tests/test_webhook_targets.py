@@ -1,4 +1,5 @@
 """Webhooks cannot be aimed inward: http(s) only, addresses checked at delivery, no redirects."""
+
 from __future__ import annotations
 
 import http.server
@@ -49,20 +50,52 @@ def receivers():
         s.server_close()
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "javascript:alert(1)", "gopher://x/",
-                                 "ftp://example.com/", "http://", "http:///path",
-                                 "http://user:pw@example.com/", "http://exa mple.com/",
-                                 "http://example.com/\x00", "", "http://[::1/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "gopher://x/",
+        "ftp://example.com/",
+        "http://",
+        "http:///path",
+        "http://user:pw@example.com/",
+        "http://exa mple.com/",
+        "http://example.com/\x00",
+        "",
+        "http://[::1/",
+    ],
+)
 def test_registration_takes_http_and_https_urls_only(store, url):
     with store.session() as s, pytest.raises(egress.Refused):
         webhooks.register(s, url, "k")
 
 
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "127.8.8.8", "10.0.0.5", "172.16.3.4", "192.168.1.1", "169.254.169.254",
-    "169.254.1.1", "100.64.0.1", "100.100.100.200", "168.63.129.16", "0.0.0.0", "224.0.0.1",
-    "::1", "fe80::1", "fd00::1", "fd00:ec2::254", "::ffff:127.0.0.1", "::ffff:169.254.169.254",
-    "240.0.0.1", "255.255.255.255"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.8.8.8",
+        "10.0.0.5",
+        "172.16.3.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "169.254.1.1",
+        "100.64.0.1",
+        "100.100.100.200",
+        "168.63.129.16",
+        "0.0.0.0",
+        "224.0.0.1",
+        "::1",
+        "fe80::1",
+        "fd00::1",
+        "fd00:ec2::254",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "240.0.0.1",
+        "255.255.255.255",
+    ],
+)
 def test_inward_addresses_are_not_public(address):
     assert not egress.is_public(ipaddress.ip_address(address))
 
@@ -72,10 +105,18 @@ def test_public_addresses_are(address):
     assert egress.is_public(ipaddress.ip_address(address))
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:22/", "http://localhost:8000/x",
-                                 "http://169.254.169.254/latest/meta-data/",
-                                 "http://[::1]:9/", "http://10.1.2.3/", "http://0.0.0.0:80/",
-                                 "http://2130706433/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:22/",
+        "http://localhost:8000/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:9/",
+        "http://10.1.2.3/",
+        "http://0.0.0.0:80/",
+        "http://2130706433/",
+    ],
+)
 def test_delivery_refuses_inward_targets_without_the_allow_list(url):
     with pytest.raises(egress.Refused):
         egress.post(url, b"{}", {}, 2.0)
@@ -133,9 +174,15 @@ def test_a_stored_file_url_is_never_opened(store):
 def admin(store):
     from service.app import create_app
 
-    app = create_app({"TESTING": True, "TRIAGE_LOAD": "off", "TRIAGE_SIGHUP": False,
-                      "TRIAGE_API_KEYS": "ak:admin,bk:agent",
-                      "TRIAGE_WEBHOOK_ALLOW": "127.0.0.1"})
+    app = create_app(
+        {
+            "TESTING": True,
+            "TRIAGE_LOAD": "off",
+            "TRIAGE_SIGHUP": False,
+            "TRIAGE_API_KEYS": "ak:admin,bk:agent",
+            "TRIAGE_WEBHOOK_ALLOW": "127.0.0.1",
+        }
+    )
     app.extensions["triage.store"] = store
     app.extensions["triage.state"].current = SimpleNamespace(triager=None, rules=None)
     return app.test_client()
@@ -147,10 +194,13 @@ def test_admin_api_lists_adds_disables_and_tests(admin, receivers, store):
     for bad in ("file:///etc/passwd", "http://user:pw@x.example/", "javascript:x"):
         r = admin.post("/v1/admin/webhooks", json={"url": bad}, headers=h)
         assert r.status_code == 422 and r.get_json()["ok"] is False
-    assert admin.post("/v1/admin/webhooks", json={"url": url},
-                      headers={"Authorization": "Bearer bk"}).status_code == 403
-    r = admin.post("/v1/admin/webhooks", json={"url": url, "events": ["ticket.escalated"]},
-                   headers=h)
+    assert (
+        admin.post(
+            "/v1/admin/webhooks", json={"url": url}, headers={"Authorization": "Bearer bk"}
+        ).status_code
+        == 403
+    )
+    r = admin.post("/v1/admin/webhooks", json={"url": url, "events": ["ticket.escalated"]}, headers=h)
     assert r.status_code == 201 and len(r.get_json()["secret"]) >= 32
     hook = r.get_json()["webhook"]
     listed = admin.get("/v1/admin/webhooks", headers=h).get_json()["webhooks"]
@@ -169,13 +219,15 @@ def test_admin_api_lists_adds_disables_and_tests(admin, receivers, store):
 def test_admin_test_reports_a_refused_target(store):
     from service.app import create_app
 
-    app = create_app({"TESTING": True, "TRIAGE_LOAD": "off", "TRIAGE_SIGHUP": False,
-                      "TRIAGE_API_KEYS": "ak:admin"})
+    app = create_app(
+        {"TESTING": True, "TRIAGE_LOAD": "off", "TRIAGE_SIGHUP": False, "TRIAGE_API_KEYS": "ak:admin"}
+    )
     app.extensions["triage.store"] = store
     c = app.test_client()
     h = {"Authorization": "Bearer ak"}
-    hook = c.post("/v1/admin/webhooks", json={"url": "http://169.254.169.254/latest/"},
-                  headers=h).get_json()["webhook"]
+    hook = c.post("/v1/admin/webhooks", json={"url": "http://169.254.169.254/latest/"}, headers=h).get_json()[
+        "webhook"
+    ]
     out = c.post(f"/v1/admin/webhooks/{hook['id']}/test", headers=h).get_json()["delivery"]
     assert out["ok"] is False and "169.254.169.254" in out["error"]
 

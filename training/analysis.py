@@ -16,6 +16,7 @@ runs on the demo corpus, the shared data or a customer export without editing it
 ``TRIAGE_NOTEBOOK_BUNDLE``
     an existing bundle for error analysis (default: train one into a temporary folder)
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -46,8 +47,12 @@ class NotebookInputs:
 
     def train_kwargs(self) -> dict:
         """Arguments for :func:`training.pipeline.train` (encoder ``minilm`` = the default)."""
-        return {"encoder": "hashing" if self.encoder == "hashing" else None,
-                "candidates": self.candidates, "heads": self.heads, "progress": False}
+        return {
+            "encoder": "hashing" if self.encoder == "hashing" else None,
+            "candidates": self.candidates,
+            "heads": self.heads,
+            "progress": False,
+        }
 
 
 def demo_folder(start: Path) -> Path:
@@ -68,8 +73,10 @@ def notebook_inputs(environ: Mapping[str, str], start: Path | None = None) -> No
     mapping = Path(env("TRIAGE_NOTEBOOK_MAPPING") or demo / "mapping.yaml")
     for what, path in (("data", data), ("mapping", mapping)):
         if not path.exists():
-            raise FileNotFoundError(f"{what} file {path} not found: set TRIAGE_NOTEBOOK_"
-                                    f"{what.upper()} to an export / column mapping")
+            raise FileNotFoundError(
+                f"{what} file {path} not found: set TRIAGE_NOTEBOOK_"
+                f"{what.upper()} to an export / column mapping"
+            )
     encoder = (env("TRIAGE_NOTEBOOK_ENCODER") or "minilm").lower()
     if encoder not in ("minilm", "hashing", "none"):
         raise ValueError(f"TRIAGE_NOTEBOOK_ENCODER: expected minilm, hashing or none, got {encoder!r}")
@@ -83,6 +90,7 @@ def load_dataset(inputs: NotebookInputs) -> Dataset:
 
 
 # ---- 01: data overview ------------------------------------------------------------------------
+
 
 def row_counts(ds: Dataset) -> pd.DataFrame:
     """Rows read, kept and dropped (by reason): nothing disappears without a count."""
@@ -98,16 +106,25 @@ def label_table(ds: Dataset) -> pd.DataFrame:
     for head, labels in ds.labels.items():
         s = pd.Series([v for v in labels if v is not None], dtype=object)
         vc = s.value_counts()
-        out.append({"head": head, "labelled": int(len(s)), "missing": len(labels) - len(s),
-                    "classes": int(len(vc)),
-                    "largest class share": float(vc.iloc[0] / len(s)) if len(s) else np.nan,
-                    "smallest class rows": int(vc.iloc[-1]) if len(vc) else 0})
+        out.append(
+            {
+                "head": head,
+                "labelled": int(len(s)),
+                "missing": len(labels) - len(s),
+                "classes": int(len(vc)),
+                "largest class share": float(vc.iloc[0] / len(s)) if len(s) else np.nan,
+                "smallest class rows": int(vc.iloc[-1]) if len(vc) else 0,
+            }
+        )
     return pd.DataFrame(out).set_index("head")
 
 
 def class_counts(ds: Dataset, head: str) -> pd.Series:
-    return pd.Series([v for v in ds.labels[head] if v is not None],
-                     dtype=object).value_counts().rename(f"{head} rows")
+    return (
+        pd.Series([v for v in ds.labels[head] if v is not None], dtype=object)
+        .value_counts()
+        .rename(f"{head} rows")
+    )
 
 
 def text_lengths(ds: Dataset) -> pd.Series:
@@ -118,13 +135,17 @@ def text_lengths(ds: Dataset) -> pd.Series:
 def split_table(ds: Dataset, fractions=None, seed: int = 0) -> pd.DataFrame:
     """Rows per split and head, with the pipeline's own (text-hash) split."""
     from .pipeline import DEFAULT_FRACTIONS, SPLITS, assign_splits
+
     splits = assign_splits(ds.texts, fractions or DEFAULT_FRACTIONS, seed)
-    table = {head: {s: int(sum(1 for v, sp in zip(labels, splits) if v is not None and sp == s))
-                    for s in SPLITS} for head, labels in ds.labels.items()}
+    table = {
+        head: {s: int(sum(1 for v, sp in zip(labels, splits) if v is not None and sp == s)) for s in SPLITS}
+        for head, labels in ds.labels.items()
+    }
     return pd.DataFrame(table).T
 
 
 # ---- 02: model comparison ---------------------------------------------------------------------
+
 
 def comparison_table(report: Mapping) -> pd.DataFrame:
     """One row per head × candidate (calibration and holdout macro-F1) plus the reference."""
@@ -132,12 +153,25 @@ def comparison_table(report: Mapping) -> pd.DataFrame:
     for head, h in (report.get("heads") or {}).items():
         held = h.get("candidates_holdout") or {}
         for name, f1 in (h.get("candidates") or {}).items():
-            rows.append({"head": head, "model": name, "calibration macro-F1": f1,
-                         "holdout macro-F1": held.get(name), "chosen": name == h.get("chosen")})
+            rows.append(
+                {
+                    "head": head,
+                    "model": name,
+                    "calibration macro-F1": f1,
+                    "holdout macro-F1": held.get(name),
+                    "chosen": name == h.get("chosen"),
+                }
+            )
         ref = h.get("reference") or {}
-        rows.append({"head": head, "model": ref.get("name", "tfidf+linearsvc") + " (reference)",
-                     "calibration macro-F1": None, "holdout macro-F1": ref.get("macro_f1"),
-                     "chosen": False})
+        rows.append(
+            {
+                "head": head,
+                "model": ref.get("name", "tfidf+linearsvc") + " (reference)",
+                "calibration macro-F1": None,
+                "holdout macro-F1": ref.get("macro_f1"),
+                "chosen": False,
+            }
+        )
     return pd.DataFrame(rows).set_index(["head", "model"])
 
 
@@ -147,13 +181,20 @@ def head_summary(report: Mapping) -> pd.DataFrame:
     for head, h in (report.get("heads") or {}).items():
         m = h.get("metrics") or {}
         at = m.get("at_thresholds") or {}
-        rows.append({"head": head, "chosen": h.get("chosen"), "n": m.get("n"),
-                     "accuracy": m.get("accuracy"), "macro-F1": m.get("macro_f1"),
-                     "reference macro-F1": (h.get("reference") or {}).get("macro_f1"),
-                     "ECE": m.get("ece_15"),
-                     "applied coverage": (at.get("applied") or {}).get("coverage"),
-                     "applied precision": (at.get("applied") or {}).get("precision"),
-                     "suggested coverage": (at.get("suggested") or {}).get("coverage")})
+        rows.append(
+            {
+                "head": head,
+                "chosen": h.get("chosen"),
+                "n": m.get("n"),
+                "accuracy": m.get("accuracy"),
+                "macro-F1": m.get("macro_f1"),
+                "reference macro-F1": (h.get("reference") or {}).get("macro_f1"),
+                "ECE": m.get("ece_15"),
+                "applied coverage": (at.get("applied") or {}).get("coverage"),
+                "applied precision": (at.get("applied") or {}).get("precision"),
+                "suggested coverage": (at.get("suggested") or {}).get("coverage"),
+            }
+        )
     return pd.DataFrame(rows).set_index("head")
 
 
@@ -168,11 +209,13 @@ def per_class_table(report: Mapping, head: str) -> pd.DataFrame:
 
 # ---- 03: error analysis -----------------------------------------------------------------------
 
+
 def bundle_for_analysis(inputs: NotebookInputs) -> Path:
     """The bundle named by ``TRIAGE_NOTEBOOK_BUNDLE``, else a fresh one in a temporary folder."""
     if inputs.bundle is not None:
         return inputs.bundle
     from .pipeline import train
+
     out = Path(tempfile.mkdtemp(prefix="triage-notebook-"))
     return train(inputs.data, inputs.mapping, out, **inputs.train_kwargs()).bundle_path
 
@@ -184,11 +227,11 @@ def holdout_predictions(bundle: Path, inputs: NotebookInputs, head: str) -> pd.D
     from triage.thresholds import decide
 
     from .pipeline import DEFAULT_FRACTIONS, assign_splits
+
     tri = Triager.from_bundle(bundle)
     ds = load_dataset(inputs)
     splits = assign_splits(ds.texts, *split_of(tri.manifest, DEFAULT_FRACTIONS))
-    rows = [i for i, (v, s) in enumerate(zip(ds.labels[head], splits))
-            if v is not None and s == "holdout"]
+    rows = [i for i, (v, s) in enumerate(zip(ds.labels[head], splits)) if v is not None and s == "holdout"]
     model = tri.models[head]
     X = tri.features_for_texts([ds.texts[i] for i in rows])
     proba, picked = predict_labelled(model, X)
@@ -198,43 +241,61 @@ def holdout_predictions(bundle: Path, inputs: NotebookInputs, head: str) -> pd.D
     order = np.asarray([[j] + [c for c in row if c != j] for j, row in zip(picked, order)])
     thresholds = thresholds_of(tri.manifest, head)
     explain = model.explain(X, pred, k=5) if hasattr(model, "explain") else [[]] * len(rows)
-    return pd.DataFrame({
-        "row": [ds.source_rows[i] for i in rows], "text": [ds.texts[i] for i in rows],
-        "true": [ds.labels[head][i] for i in rows], "predicted": pred,
-        "probability": proba[np.arange(len(rows)), order[:, 0]],
-        "second": [classes[j] for j in order[:, 1]] if proba.shape[1] > 1 else None,
-        "decision": [decide(p, float(q), thresholds).value
-                     for p, q in zip(pred, proba[np.arange(len(rows)), order[:, 0]])],
-        "terms": [", ".join(t["term"] for t in e) for e in explain],
-    }).assign(correct=lambda d: d["true"] == d["predicted"])
+    return pd.DataFrame(
+        {
+            "row": [ds.source_rows[i] for i in rows],
+            "text": [ds.texts[i] for i in rows],
+            "true": [ds.labels[head][i] for i in rows],
+            "predicted": pred,
+            "probability": proba[np.arange(len(rows)), order[:, 0]],
+            "second": [classes[j] for j in order[:, 1]] if proba.shape[1] > 1 else None,
+            "decision": [
+                decide(p, float(q), thresholds).value
+                for p, q in zip(pred, proba[np.arange(len(rows)), order[:, 0]])
+            ],
+            "terms": [", ".join(t["term"] for t in e) for e in explain],
+        }
+    ).assign(correct=lambda d: d["true"] == d["predicted"])
 
 
 def confusion_pairs(frame: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     """The most frequent (true → predicted) mistakes: where two classes blur together."""
     err = frame[~frame["correct"]]
-    return (err.groupby(["true", "predicted"]).size().rename("errors")
-            .sort_values(ascending=False).head(top).reset_index())
+    return (
+        err.groupby(["true", "predicted"])
+        .size()
+        .rename("errors")
+        .sort_values(ascending=False)
+        .head(top)
+        .reset_index()
+    )
 
 
 def confident_errors(frame: pd.DataFrame, n: int = 10, *, width: int = 140) -> pd.DataFrame:
     """Wrong and sure of it: label noise, or a class the model has learnt wrongly."""
     err = frame[~frame["correct"]].sort_values("probability", ascending=False).head(n)
     return err.assign(text=err["text"].str.slice(0, width))[
-        ["row", "true", "predicted", "probability", "decision", "terms", "text"]]
+        ["row", "true", "predicted", "probability", "decision", "terms", "text"]
+    ]
 
 
 def decision_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Tickets and accuracy per decision: what auto-apply would have got wrong."""
-    return frame.groupby("decision").agg(tickets=("correct", "size"),
-                                         accuracy=("correct", "mean"))
+    return frame.groupby("decision").agg(tickets=("correct", "size"), accuracy=("correct", "mean"))
 
 
 def class_errors(frame: pd.DataFrame) -> pd.DataFrame:
     """Per true class: holdout rows, recall, and what it is most often mistaken for."""
+
     def top_wrong(g: pd.DataFrame) -> Any:
         wrong = g.loc[~g["correct"], "predicted"]
         return wrong.value_counts().index[0] if len(wrong) else None
+
     grouped = frame.groupby("true")
-    return pd.DataFrame({"rows": grouped.size(), "recall": grouped["correct"].mean(),
-                         "most confused with": grouped.apply(top_wrong, include_groups=False)}
-                        ).sort_values("recall")
+    return pd.DataFrame(
+        {
+            "rows": grouped.size(),
+            "recall": grouped["correct"].mean(),
+            "most confused with": grouped.apply(top_wrong, include_groups=False),
+        }
+    ).sort_values("recall")

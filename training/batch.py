@@ -22,6 +22,7 @@ for that engine; ``pip install 'triage[ray]'`` brings it.
 Training reads the vectors back with :class:`PrecomputedEncoder` (``triage train
 --embeddings DIR``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,11 +55,14 @@ def export_texts(data_path: str | Path, mapping_path: str | Path) -> pd.DataFram
     raw = read_export(data_path)
     idx = [r - 1 for r in data.source_rows]
     subject = raw[mapping.subject].iloc[idx].tolist() if mapping.subject else [None] * len(idx)
-    return pd.DataFrame({"row": np.asarray(data.source_rows, dtype=np.int64),
-                         "subject": [None if s is None else str(s) for s in subject],
-                         "body": [None if b is None else str(b)
-                                  for b in raw[mapping.body].iloc[idx].tolist()],
-                         "text": data.texts})
+    return pd.DataFrame(
+        {
+            "row": np.asarray(data.source_rows, dtype=np.int64),
+            "subject": [None if s is None else str(s) for s in subject],
+            "body": [None if b is None else str(b) for b in raw[mapping.body].iloc[idx].tolist()],
+            "text": data.texts,
+        }
+    )
 
 
 # ------------------------------------------------------------------ the batch workers
@@ -76,11 +80,16 @@ class EmbedBatch:
         # an Arrow table with a plain list<float32> column, so both engines write the same
         # schema (a pandas column of arrays would become Ray's tensor extension type)
         flat = pa.array(vectors.reshape(-1), type=pa.float32())
-        offsets = pa.array(np.arange(0, vectors.size + 1, vectors.shape[1] or 1,
-                                     dtype=np.int32)[:len(texts) + 1])
-        return pa.table({"row": pa.array(batch["row"].to_numpy(dtype=np.int64)),
-                         "key": pa.array([text_key(t) for t in texts], type=pa.string()),
-                         "vector": pa.ListArray.from_arrays(offsets, flat)})
+        offsets = pa.array(
+            np.arange(0, vectors.size + 1, vectors.shape[1] or 1, dtype=np.int32)[: len(texts) + 1]
+        )
+        return pa.table(
+            {
+                "row": pa.array(batch["row"].to_numpy(dtype=np.int64)),
+                "key": pa.array([text_key(t) for t in texts], type=pa.string()),
+                "vector": pa.ListArray.from_arrays(offsets, flat),
+            }
+        )
 
 
 class ScoreBatch:
@@ -95,17 +104,19 @@ class ScoreBatch:
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         from triage.ticket import Ticket
 
-        tickets = [Ticket(subject=s or "", body=b or "")
-                   for s, b in zip(batch["subject"].tolist(), batch["body"].tolist())]
+        tickets = [
+            Ticket(subject=s or "", body=b or "")
+            for s, b in zip(batch["subject"].tolist(), batch["body"].tolist())
+        ]
         results = self.triager.classify(tickets)
         out: dict[str, Any] = {"row": batch["row"].to_numpy(dtype=np.int64)}
         for head in self.triager.heads:
             preds = [(r.get("fields") or {}).get(head) or {} for r in results]
-            out[f"{head}_label"] = [None if p.get("label") is None else str(p["label"])
-                                    for p in preds]
+            out[f"{head}_label"] = [None if p.get("label") is None else str(p["label"]) for p in preds]
             out[f"{head}_probability"] = np.asarray(
-                [np.nan if p.get("probability") is None else float(p["probability"])
-                 for p in preds], dtype=np.float64)
+                [np.nan if p.get("probability") is None else float(p["probability"]) for p in preds],
+                dtype=np.float64,
+            )
             out[f"{head}_decision"] = [p.get("decision") for p in preds]
         return pd.DataFrame(out)
 
@@ -119,9 +130,17 @@ class BatchRun:
     seconds: float
 
 
-def run(table: pd.DataFrame, worker: type, worker_kwargs: dict, out_dir: str | Path, *,
-        engine: str = "local", address: str | None = None, batch_size: int = 256,
-        concurrency: int | None = None) -> BatchRun:
+def run(
+    table: pd.DataFrame,
+    worker: type,
+    worker_kwargs: dict,
+    out_dir: str | Path,
+    *,
+    engine: str = "local",
+    address: str | None = None,
+    batch_size: int = 256,
+    concurrency: int | None = None,
+) -> BatchRun:
     """Apply ``worker(**worker_kwargs)`` to ``table`` in batches; write Parquet to ``out_dir``."""
     import time
 
@@ -138,8 +157,7 @@ def run(table: pd.DataFrame, worker: type, worker_kwargs: dict, out_dir: str | P
     return BatchRun(engine, len(table), out, time.perf_counter() - start)
 
 
-def _run_local(table: pd.DataFrame, worker: type, kwargs: dict, out: Path,
-               batch_size: int) -> None:
+def _run_local(table: pd.DataFrame, worker: type, kwargs: dict, out: Path, batch_size: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -148,7 +166,7 @@ def _run_local(table: pd.DataFrame, worker: type, kwargs: dict, out: Path,
     writer = None
     try:  # one batch in memory at a time: the output streams to a single file
         for lo in range(0, len(table), batch_size):
-            part = fn(table.iloc[lo:lo + batch_size])
+            part = fn(table.iloc[lo : lo + batch_size])
             if isinstance(part, pd.DataFrame):
                 part = pa.Table.from_pandas(part, preserve_index=False)
             if writer is None:
@@ -159,8 +177,15 @@ def _run_local(table: pd.DataFrame, worker: type, kwargs: dict, out: Path,
             writer.close()
 
 
-def _run_ray(table: pd.DataFrame, worker: type, kwargs: dict, out: Path, address: str | None,
-             batch_size: int, concurrency: int | None) -> None:
+def _run_ray(
+    table: pd.DataFrame,
+    worker: type,
+    kwargs: dict,
+    out: Path,
+    address: str | None,
+    batch_size: int,
+    concurrency: int | None,
+) -> None:
     try:
         import ray
     except ImportError:
@@ -168,16 +193,21 @@ def _run_ray(table: pd.DataFrame, worker: type, kwargs: dict, out: Path, address
     started_here = not ray.is_initialized()
     if started_here:
         # local mode when no address: a throw-away Ray on this machine, no dashboard
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         actors = concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))
         # several blocks per actor, so every actor gets work and a slow one is not the tail
         blocks = max(1, min(4 * actors, -(-len(table) // batch_size)))
         step = -(-len(table) // blocks)
-        ds = ray.data.from_pandas([table.iloc[lo:lo + step] for lo in range(0, len(table), step)])
-        ds = ds.map_batches(worker, fn_constructor_kwargs=kwargs, batch_size=batch_size,
-                            batch_format="pandas", concurrency=actors, num_cpus=1)
+        ds = ray.data.from_pandas([table.iloc[lo : lo + step] for lo in range(0, len(table), step)])
+        ds = ds.map_batches(
+            worker,
+            fn_constructor_kwargs=kwargs,
+            batch_size=batch_size,
+            batch_format="pandas",
+            concurrency=actors,
+            num_cpus=1,
+        )
         ds.write_parquet(str(out))
     finally:
         if started_here:
@@ -222,8 +252,10 @@ class PrecomputedEncoder:
     def __init__(self, inner: Encoder, out_dir: str | Path) -> None:
         keys, vectors = read_vectors(out_dir)
         if len(keys) and vectors.shape[1] != inner.dim:
-            raise ValueError(f"{out_dir}: vectors have {vectors.shape[1]} dimensions, the "
-                             f"encoder {inner.dim}: embedded with another encoder?")
+            raise ValueError(
+                f"{out_dir}: vectors have {vectors.shape[1]} dimensions, the "
+                f"encoder {inner.dim}: embedded with another encoder?"
+            )
         self.inner = inner
         self.name = getattr(inner, "name", "precomputed")
         self.dim = inner.dim
@@ -234,8 +266,7 @@ class PrecomputedEncoder:
     def reference(self) -> dict:
         return self.inner.reference()
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
-               progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         missing = []
         for i, text in enumerate(texts):
@@ -247,8 +278,9 @@ class PrecomputedEncoder:
         self.hits += len(texts) - len(missing)
         self.misses += len(missing)
         if missing:
-            out[missing] = self.inner.encode([texts[i] for i in missing], batch_size=batch_size,
-                                             progress=progress)
+            out[missing] = self.inner.encode(
+                [texts[i] for i in missing], batch_size=batch_size, progress=progress
+            )
         return out
 
 
@@ -259,16 +291,17 @@ def encoder_ref(name: str) -> dict:
     return resolve_encoder(name).reference()
 
 
-def embed(data: Path, mapping: Path, out: Path, *, encoder: str = "minilm",
-          **engine: Any) -> BatchRun:
-    return run(export_texts(data, mapping), EmbedBatch, {"encoder_ref": encoder_ref(encoder)},
-               out, **engine)
+def embed(data: Path, mapping: Path, out: Path, *, encoder: str = "minilm", **engine: Any) -> BatchRun:
+    return run(export_texts(data, mapping), EmbedBatch, {"encoder_ref": encoder_ref(encoder)}, out, **engine)
 
 
-def score(bundle: Path, data: Path, mapping: Path, out: Path, *, encoder: str | None = None,
-          **engine: Any) -> BatchRun:
-    kwargs = {"bundle_path": str(Path(bundle).resolve()),
-              "encoder_ref": encoder_ref(encoder) if encoder else None}
+def score(
+    bundle: Path, data: Path, mapping: Path, out: Path, *, encoder: str | None = None, **engine: Any
+) -> BatchRun:
+    kwargs = {
+        "bundle_path": str(Path(bundle).resolve()),
+        "encoder_ref": encoder_ref(encoder) if encoder else None,
+    }
     return run(export_texts(data, mapping), ScoreBatch, kwargs, out, **engine)
 
 

@@ -46,6 +46,7 @@ probability ``p`` for class ``c`` is *applied* when ``p >= thresholds[c]["apply"
 or missing threshold never fires. For each decision, ``precision`` is the accuracy
 of the top-1 label on those rows (for "abstained": how good the withheld guesses were).
 """
+
 from __future__ import annotations
 
 import math
@@ -56,9 +57,17 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_
 
 from triage.thresholds import decide
 
-__all__ = ["head_metrics", "reference_metrics", "expected_calibration_error", "reliability_bins",
-           "precision_coverage", "decisions", "at_thresholds", "render_text_summary",
-           "write_report"]
+__all__ = [
+    "head_metrics",
+    "reference_metrics",
+    "expected_calibration_error",
+    "reliability_bins",
+    "precision_coverage",
+    "decisions",
+    "at_thresholds",
+    "render_text_summary",
+    "write_report",
+]
 
 _MAX_CURVE_POINTS = 201
 
@@ -70,8 +79,9 @@ def _labels_in_order(classes: Sequence[str], y_true: Sequence[str], y_pred: Sequ
     return [str(c) for c in classes] + extra
 
 
-def _top1(proba: np.ndarray, classes: Sequence[str], pred_idx: np.ndarray | None = None
-          ) -> tuple[np.ndarray, np.ndarray]:
+def _top1(
+    proba: np.ndarray, classes: Sequence[str], pred_idx: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The reported label (``pred_idx``, else the arg-max) and its calibrated probability."""
     proba = np.asarray(proba, dtype=float)
     if proba.ndim != 2 or proba.shape[1] != len(classes):
@@ -89,9 +99,15 @@ def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 
     for b in range(n_bins):
         mask = idx == b
         count = int(mask.sum())
-        bins.append({"lower": b / n_bins, "upper": (b + 1) / n_bins, "count": count,
-                     "mean_confidence": float(confidence[mask].mean()) if count else None,
-                     "accuracy": float(correct[mask].mean()) if count else None})
+        bins.append(
+            {
+                "lower": b / n_bins,
+                "upper": (b + 1) / n_bins,
+                "count": count,
+                "mean_confidence": float(confidence[mask].mean()) if count else None,
+                "accuracy": float(correct[mask].mean()) if count else None,
+            }
+        )
     return bins
 
 
@@ -100,8 +116,13 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bi
     n = len(confidence)
     if n == 0:
         return float("nan")
-    return float(sum(b["count"] / n * abs(b["accuracy"] - b["mean_confidence"])
-                     for b in reliability_bins(confidence, correct, n_bins) if b["count"]))
+    return float(
+        sum(
+            b["count"] / n * abs(b["accuracy"] - b["mean_confidence"])
+            for b in reliability_bins(confidence, correct, n_bins)
+            if b["count"]
+        )
+    )
 
 
 def precision_coverage(confidence: np.ndarray, correct: np.ndarray) -> list[dict]:
@@ -123,20 +144,33 @@ def precision_coverage(confidence: np.ndarray, correct: np.ndarray) -> list[dict
     if len(ends) > _MAX_CURVE_POINTS:
         pick = np.unique(np.linspace(0, len(ends) - 1, _MAX_CURVE_POINTS).round().astype(int))
         ends = ends[pick]
-    points = [{"threshold": float(conf_sorted[e]), "coverage": (e + 1) / n,
-               "precision": float(hits[e] / (e + 1)), "n": int(e + 1)} for e in ends]
+    points = [
+        {
+            "threshold": float(conf_sorted[e]),
+            "coverage": (e + 1) / n,
+            "precision": float(hits[e] / (e + 1)),
+            "n": int(e + 1),
+        }
+        for e in ends
+    ]
     return points[::-1]
 
 
-def decisions(pred: Sequence[str], confidence: np.ndarray,
-              thresholds: Mapping[str, Mapping[str, float | None]]) -> np.ndarray:
+def decisions(
+    pred: Sequence[str], confidence: np.ndarray, thresholds: Mapping[str, Mapping[str, float | None]]
+) -> np.ndarray:
     """``apply`` / ``suggest`` / ``abstain`` per row, by the serving rule (:func:`triage.thresholds.decide`)."""
-    return np.asarray([decide(str(label), float(p), thresholds).value
-                       for label, p in zip(pred, confidence)], dtype=object)
+    return np.asarray(
+        [decide(str(label), float(p), thresholds).value for label, p in zip(pred, confidence)], dtype=object
+    )
 
 
-def at_thresholds(pred: Sequence[str], confidence: np.ndarray, correct: np.ndarray,
-                  thresholds: Mapping[str, Mapping[str, float]]) -> dict:
+def at_thresholds(
+    pred: Sequence[str],
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    thresholds: Mapping[str, Mapping[str, float]],
+) -> dict:
     """Coverage and precision of each decision, overall and applied per class."""
     correct = np.asarray(correct, dtype=bool)
     n = len(correct)
@@ -145,22 +179,33 @@ def at_thresholds(pred: Sequence[str], confidence: np.ndarray, correct: np.ndarr
     for name, key in (("applied", "apply"), ("suggested", "suggest"), ("abstained", "abstain")):
         mask = dec == key
         k = int(mask.sum())
-        out[name] = {"n": k, "coverage": k / n if n else 0.0,
-                     "precision": float(correct[mask].mean()) if k else None}
+        out[name] = {
+            "n": k,
+            "coverage": k / n if n else 0.0,
+            "precision": float(correct[mask].mean()) if k else None,
+        }
     pred = np.asarray(pred, dtype=object)
     per_class = {}
     for label in sorted(set(pred.tolist()) | set(thresholds)):
         mask = (dec == "apply") & (pred == label)
         k = int(mask.sum())
-        per_class[str(label)] = {"applied_n": k,
-                                 "applied_precision": float(correct[mask].mean()) if k else None}
+        per_class[str(label)] = {
+            "applied_n": k,
+            "applied_precision": float(correct[mask].mean()) if k else None,
+        }
     out["per_class"] = per_class
     return out
 
 
-def head_metrics(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str],
-                 thresholds: Mapping[str, Mapping[str, float]] | None = None, *,
-                 n_bins: int = 15, pred_idx: np.ndarray | None = None) -> dict:
+def head_metrics(
+    y_true: Sequence[str],
+    proba: np.ndarray,
+    classes: Sequence[str],
+    thresholds: Mapping[str, Mapping[str, float]] | None = None,
+    *,
+    n_bins: int = 15,
+    pred_idx: np.ndarray | None = None,
+) -> dict:
     """All holdout metrics of one head (see the module docstring for the shape).
 
     ``pred_idx``: the column of the label the head reports, when its decision rule is not the
@@ -176,17 +221,18 @@ def head_metrics(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str
         prec = rec = f1 = support = [0] * len(labels)
         matrix = [[0] * len(labels) for _ in labels]
     else:
-        prec, rec, f1, support = precision_recall_fscore_support(
-            y_true, pred, labels=labels, zero_division=0)
+        prec, rec, f1, support = precision_recall_fscore_support(y_true, pred, labels=labels, zero_division=0)
         matrix = confusion_matrix(y_true, pred, labels=labels).tolist()
     return {
         "n": int(n),
         "accuracy": float(correct.mean()) if n else float("nan"),
         "macro_f1": float(f1_score(y_true, pred, labels=present, average="macro", zero_division=0))
-        if n else float("nan"),
-        "per_class": {lab: {"precision": float(p), "recall": float(r), "f1": float(f),
-                            "support": int(s)}
-                      for lab, p, r, f, s in zip(labels, prec, rec, f1, support)},
+        if n
+        else float("nan"),
+        "per_class": {
+            lab: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for lab, p, r, f, s in zip(labels, prec, rec, f1, support)
+        },
         "confusion": {"labels": labels, "matrix": matrix},
         f"ece_{n_bins}": expected_calibration_error(conf, correct, n_bins),
         "reliability": reliability_bins(conf, correct, n_bins),
@@ -195,16 +241,17 @@ def head_metrics(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str
     }
 
 
-def reference_metrics(y_true: Sequence[str], y_pred: Sequence[str], *,
-                      name: str = "tfidf+linearsvc") -> dict:
+def reference_metrics(y_true: Sequence[str], y_pred: Sequence[str], *, name: str = "tfidf+linearsvc") -> dict:
     """Accuracy and macro-F1 of a model without probabilities (the LinearSVC reference)."""
     y_true = [str(y) for y in y_true]
     y_pred = [str(y) for y in y_pred]
     n = len(y_true)
-    return {"name": name, "n": n,
-            "accuracy": float(np.mean(np.asarray(y_true) == np.asarray(y_pred))) if n else float("nan"),
-            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0))
-            if n else float("nan")}
+    return {
+        "name": name,
+        "n": n,
+        "accuracy": float(np.mean(np.asarray(y_true) == np.asarray(y_pred))) if n else float("nan"),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)) if n else float("nan"),
+    }
 
 
 def _fmt(x, pct: bool = False) -> str:
@@ -220,8 +267,10 @@ def render_text_summary(report: Mapping) -> str:
     data = report.get("data") or {}
     if data:
         lines.append(f"data {data.get('path', '?')}  rows {data.get('rows', '?')}")
-    header = (f"{'head':<18}{'model':<12}{'n':>7}{'acc':>8}{'macroF1':>9}{'ref F1':>8}"
-              f"{'ECE':>7}{'applied':>9}{'prec@app':>9}{'suggest':>9}")
+    header = (
+        f"{'head':<18}{'model':<12}{'n':>7}{'acc':>8}{'macroF1':>9}{'ref F1':>8}"
+        f"{'ECE':>7}{'applied':>9}{'prec@app':>9}{'suggest':>9}"
+    )
     lines += ["", header, "-" * len(header)]
     for head, h in (report.get("heads") or {}).items():
         m = h.get("metrics") or {}
@@ -232,13 +281,19 @@ def render_text_summary(report: Mapping) -> str:
             f"{_fmt((h.get('reference') or {}).get('macro_f1')):>8}{_fmt(m.get('ece_15')):>7}"
             f"{_fmt((at.get('applied') or {}).get('coverage'), True):>9}"
             f"{_fmt((at.get('applied') or {}).get('precision')):>9}"
-            f"{_fmt((at.get('suggested') or {}).get('coverage'), True):>9}")
+            f"{_fmt((at.get('suggested') or {}).get('coverage'), True):>9}"
+        )
         cands, held = h.get("candidates") or {}, h.get("candidates_holdout") or {}
         if cands:
-            lines.append(" " * 18 + "candidates (calibration" + ("/holdout" if held else "")
-                         + "): " + ", ".join(f"{k} {_fmt(v)}" + (f"/{_fmt(held[k])}" if k in held
-                                                                  else "")
-                                             for k, v in cands.items()))
+            lines.append(
+                " " * 18
+                + "candidates (calibration"
+                + ("/holdout" if held else "")
+                + "): "
+                + ", ".join(
+                    f"{k} {_fmt(v)}" + (f"/{_fmt(held[k])}" if k in held else "") for k, v in cands.items()
+                )
+            )
     dropped = {k: v for k, v in (report.get("dropped_rows") or {}).items() if v}
     if dropped:
         lines += ["", "dropped rows: " + ", ".join(f"{k} {v}" for k, v in dropped.items())]
@@ -252,4 +307,5 @@ def write_report(report: Mapping, out_dir):
     (files ``<head>-reliability.svg`` etc.; head names are made file-safe).
     """
     from .report_page import write_report as _write  # matplotlib only when writing
+
     return _write(report, out_dir)

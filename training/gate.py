@@ -18,6 +18,7 @@ hands it the decision taken here on the frozen holdout, and ``triage promote`` (
 table) has tracking gather both versions' macro-F1 on a common holdout and judge them with
 :func:`decide` too (ECE and coverage are then unknown and cannot regress).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -45,8 +46,9 @@ class GateDecision:
         return asdict(self)
 
 
-def _check(champ: float | None, chall: float | None, *, higher_is_better: bool,
-           tolerance: float) -> tuple[bool, float | None]:
+def _check(
+    champ: float | None, chall: float | None, *, higher_is_better: bool, tolerance: float
+) -> tuple[bool, float | None]:
     """(ok, delta challenger - champion). A metric the champion lacks cannot regress."""
     if champ is None:
         return True, None
@@ -61,9 +63,11 @@ def decide(table: Mapping[str, Mapping], config: GateConfig = GateConfig()) -> G
     metrics holding ``macro_f1``, ``ece_15`` and ``coverage_at_target`` (None when missing).
     """
     decision = GateDecision(True, config=config.to_dict())
-    rules = (("macro_f1", True, config.margin, "macro-F1"),
-             ("ece_15", False, config.ece_tolerance, "ECE"),
-             ("coverage_at_target", True, config.coverage_tolerance, "coverage at target precision"))
+    rules = (
+        ("macro_f1", True, config.margin, "macro-F1"),
+        ("ece_15", False, config.ece_tolerance, "ECE"),
+        ("coverage_at_target", True, config.coverage_tolerance, "coverage at target precision"),
+    )
     for head, row in table.items():
         champ, chall = row.get("champion"), row.get("challenger")
         if champ is None:
@@ -73,13 +77,16 @@ def decide(table: Mapping[str, Mapping], config: GateConfig = GateConfig()) -> G
             continue
         checks = decision.checks.setdefault(head, {})
         for key, higher, tol, name in rules:
-            ok, delta = _check(champ.get(key), chall.get(key), higher_is_better=higher,
-                               tolerance=tol)
-            checks[key] = {"champion": champ.get(key), "challenger": chall.get(key),
-                           "delta": delta, "tolerance": tol, "ok": ok}
+            ok, delta = _check(champ.get(key), chall.get(key), higher_is_better=higher, tolerance=tol)
+            checks[key] = {
+                "champion": champ.get(key),
+                "challenger": chall.get(key),
+                "delta": delta,
+                "tolerance": tol,
+                "ok": ok,
+            }
             if not ok:
-                decision.reasons.append(_reason(head, name, champ.get(key), chall.get(key), tol,
-                                                higher))
+                decision.reasons.append(_reason(head, name, champ.get(key), chall.get(key), tol, higher))
     decision.passed = not decision.reasons
     return decision
 
@@ -88,8 +95,7 @@ def _reason(head: str, name: str, champ, chall, tol: float, higher: bool) -> str
     if chall is None:
         return f"{head}: {name} missing for the challenger (champion {champ:.4f})"
     word = "drops" if higher else "rises"
-    return (f"{head}: {name} {word} from {champ:.4f} to {chall:.4f} "
-            f"(tolerance {tol:g})")
+    return f"{head}: {name} {word} from {champ:.4f} to {chall:.4f} (tolerance {tol:g})"
 
 
 __all__ = ["GateConfig", "GateDecision", "decide"]

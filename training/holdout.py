@@ -7,6 +7,7 @@ ticket text and ``(fractions, seed)`` (:func:`training.pipeline.assign_splits`),
 rows that are holdout under *both* bundles' splits are known from the text alone: neither
 bundle was fitted or calibrated on them, whatever export each was trained on.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,9 @@ def shared_holdout_rows(texts: Sequence[str], triagers: Sequence[Triager]) -> np
     return np.flatnonzero(keep)
 
 
-def shared_holdout_scores(bundles: Sequence[Path], data: Path, mapping: Path
-                          ) -> tuple[list[dict[str, float]], int]:
+def shared_holdout_scores(
+    bundles: Sequence[Path], data: Path, mapping: Path
+) -> tuple[list[dict[str, float]], int]:
     """Macro-F1 per head of each bundle on the shared holdout rows of an export, and their count."""
     triagers = [_triager(Path(b)) for b in bundles]
     ds = load_export(data, load_mapping(mapping))
@@ -58,8 +60,13 @@ def shared_holdout_scores(bundles: Sequence[Path], data: Path, mapping: Path
             has = [j for j, i in enumerate(rows) if labels is not None and labels[i] is not None]
             if has:
                 pred = model.predict(X.take(has))
-                per_head[head] = float(f1_score([labels[rows[j]] for j in has],
-                                                [str(p) for p in pred], average="macro",
-                                                zero_division=0))
+                per_head[head] = float(
+                    f1_score(
+                        [labels[rows[j]] for j in has],
+                        [str(p) for p in pred],
+                        average="macro",
+                        zero_division=0,
+                    )
+                )
         scores.append(per_head)
     return scores, int(len(rows))

@@ -25,6 +25,7 @@ Output: a review list (CSV or JSON: row, text excerpt, given, suggested, confide
 optionally, a copy of the export with the flagged labels blanked on the rows *outside*
 the holdout, so a retrain without them is graded on the very same holdout tickets.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,29 +55,31 @@ class Flag:
     """One likely label error, as a reviewer sees it."""
 
     head: str
-    row: int            # 1-based record number in the export (header excluded), as InputError
-    index: int          # position in the Dataset (rows dropped for empty text are skipped)
-    text: str           # excerpt
+    row: int  # 1-based record number in the export (header excluded), as InputError
+    index: int  # position in the Dataset (rows dropped for empty text are skipped)
+    text: str  # excerpt
     given: str
     suggested: str
-    confidence: float   # out-of-fold probability of the suggested label
+    confidence: float  # out-of-fold probability of the suggested label
     given_probability: float
-    margin: float       # confidence - given_probability: the ranking key
+    margin: float  # confidence - given_probability: the ranking key
 
 
 # ---------------------------------------------------------------------------- probabilities
 def vectorise(texts: Sequence[str]):
     """TF-IDF word uni/bi-grams, fitted on every text: unsupervised, so it leaks no label."""
-    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=200_000, sublinear_tf=True,
-                          dtype=np.float32)
+    vec = TfidfVectorizer(
+        ngram_range=(1, 2), min_df=2, max_features=200_000, sublinear_tf=True, dtype=np.float32
+    )
     try:
         return vec.fit_transform(texts)
     except ValueError:  # tiny corpora: every term appears once
         return TfidfVectorizer(sublinear_tf=True, dtype=np.float32).fit_transform(texts)
 
 
-def out_of_fold_proba(X, labels: Sequence[str], *, n_splits: int = 5, seed: int = 0,
-                      c: float = 10.0) -> tuple[np.ndarray, list[str]]:
+def out_of_fold_proba(
+    X, labels: Sequence[str], *, n_splits: int = 5, seed: int = 0, c: float = 10.0
+) -> tuple[np.ndarray, list[str]]:
     """(n, k) probabilities where row i comes from the model fitted without i's fold.
 
     Classes rarer than ``n_splits`` still get folds (StratifiedKFold spreads what it can);
@@ -90,6 +93,7 @@ def out_of_fold_proba(X, labels: Sequence[str], *, n_splits: int = 5, seed: int 
     splits = max(2, min(n_splits, max(counts.values())))
     folds = StratifiedKFold(n_splits=splits, shuffle=True, random_state=seed)
     import warnings
+
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "least populated class has only k members"
         for train_idx, test_idx in folds.split(np.zeros(len(y)), y):
@@ -122,8 +126,9 @@ def confident_joint(proba: np.ndarray, given: np.ndarray) -> tuple[np.ndarray, n
     return above.any(axis=1), confident, t
 
 
-def estimated_issues_per_class(given: np.ndarray, confident: np.ndarray, has: np.ndarray,
-                               k: int) -> np.ndarray:
+def estimated_issues_per_class(
+    given: np.ndarray, confident: np.ndarray, has: np.ndarray, k: int
+) -> np.ndarray:
     """Off-diagonal mass of the calibrated confident joint, per given class (Northcutt §3.1):
     the joint's rows are rescaled to the class counts, since rows with no confident class
     are left out of it."""
@@ -134,8 +139,9 @@ def estimated_issues_per_class(given: np.ndarray, confident: np.ndarray, has: np
     return np.rint(calibrated.sum(axis=1) - np.diag(calibrated)).astype(int)
 
 
-def find_label_issues(proba: np.ndarray, given: np.ndarray, *, method: str = "self_confidence"
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def find_label_issues(
+    proba: np.ndarray, given: np.ndarray, *, method: str = "self_confidence"
+) -> tuple[np.ndarray, np.ndarray]:
     """(flagged mask, suggested class index) per row.
 
     ``self_confidence`` (default): the confident joint estimates how many labels of each
@@ -168,36 +174,58 @@ def find_label_issues(proba: np.ndarray, given: np.ndarray, *, method: str = "se
 
 
 # ---------------------------------------------------------------------------- per dataset
-def flag_head(data: Dataset, head: str, X=None, *, n_splits: int = 5, seed: int = 0,
-              method: str = "self_confidence") -> tuple[list[Flag], dict]:
+def flag_head(
+    data: Dataset, head: str, X=None, *, n_splits: int = 5, seed: int = 0, method: str = "self_confidence"
+) -> tuple[list[Flag], dict]:
     """Flags of one head (most suspicious first) and a summary of the run."""
     labels = data.labels[head]
     idx = np.asarray([i for i, v in enumerate(labels) if v is not None])
     if len(idx) == 0 or len({labels[i] for i in idx}) < 2:
         return [], {"head": head, "rows": int(len(idx)), "flagged": 0, "skipped": True}
     X = vectorise(data.texts) if X is None else X
-    proba, classes = out_of_fold_proba(X[idx], [labels[i] for i in idx], n_splits=n_splits,
-                                       seed=seed)
+    proba, classes = out_of_fold_proba(X[idx], [labels[i] for i in idx], n_splits=n_splits, seed=seed)
     col = {c: j for j, c in enumerate(classes)}
     given = np.asarray([col[str(labels[i])] for i in idx])
     flagged, suggested = find_label_issues(proba, given, method=method)
     rows = np.arange(len(idx))
     p_given = proba[rows, given]
     p_sugg = proba[rows, suggested]
-    flags = [Flag(head, int(data.source_rows[idx[r]]), int(idx[r]), excerpt(data.texts[idx[r]]),
-                  classes[given[r]], classes[suggested[r]], round(float(p_sugg[r]), 4),
-                  round(float(p_given[r]), 4), round(float(p_sugg[r] - p_given[r]), 4))
-             for r in np.flatnonzero(flagged)]
+    flags = [
+        Flag(
+            head,
+            int(data.source_rows[idx[r]]),
+            int(idx[r]),
+            excerpt(data.texts[idx[r]]),
+            classes[given[r]],
+            classes[suggested[r]],
+            round(float(p_sugg[r]), 4),
+            round(float(p_given[r]), 4),
+            round(float(p_sugg[r] - p_given[r]), 4),
+        )
+        for r in np.flatnonzero(flagged)
+    ]
     flags.sort(key=lambda f: -f.margin)
-    summary = {"head": head, "rows": int(len(idx)), "classes": len(classes),
-               "flagged": len(flags), "share": round(len(flags) / len(idx), 4),
-               "oof_accuracy": round(float((proba.argmax(1) == given).mean()), 4),
-               "method": method, "folds": n_splits}
+    summary = {
+        "head": head,
+        "rows": int(len(idx)),
+        "classes": len(classes),
+        "flagged": len(flags),
+        "share": round(len(flags) / len(idx), 4),
+        "oof_accuracy": round(float((proba.argmax(1) == given).mean()), 4),
+        "method": method,
+        "folds": n_splits,
+    }
     return flags, summary
 
 
-def flag_dataset(data: Dataset, heads: Sequence[str] | None = None, *, n_splits: int = 5,
-                 seed: int = 0, method: str = "self_confidence") -> tuple[list[Flag], dict]:
+def flag_dataset(
+    data: Dataset,
+    heads: Sequence[str] | None = None,
+    *,
+    n_splits: int = 5,
+    seed: int = 0,
+    method: str = "self_confidence",
+) -> tuple[list[Flag], dict]:
     """Flags of every head (one shared TF-IDF matrix) and a summary per head."""
     X = vectorise(data.texts)
     flags, summary = [], {}
@@ -211,7 +239,7 @@ def flag_dataset(data: Dataset, heads: Sequence[str] | None = None, *, n_splits:
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ---------------------------------------------------------------------------- files
@@ -227,8 +255,14 @@ def write_review_list(flags: Sequence[Flag], path: str | Path) -> Path:
     return path
 
 
-def without_flagged(data_path: str | Path, mapping_path: str | Path, flags: Sequence[Flag],
-                    out_path: str | Path, *, keep_rows: Sequence[int] = ()) -> dict:
+def without_flagged(
+    data_path: str | Path,
+    mapping_path: str | Path,
+    flags: Sequence[Flag],
+    out_path: str | Path,
+    *,
+    keep_rows: Sequence[int] = (),
+) -> dict:
     """Write a copy of the export with each flagged label blanked (the row stays for the
     other heads); rows in ``keep_rows`` (1-based, e.g. the holdout) keep their labels so a
     retrain is graded on the same tickets. Returns counts."""
@@ -254,13 +288,21 @@ def without_flagged(data_path: str | Path, mapping_path: str | Path, flags: Sequ
 def holdout_rows(data: Dataset, fractions=None, seed: int = 0) -> list[int]:
     """1-based export rows the training pipeline's split puts in ``holdout``."""
     from .pipeline import DEFAULT_FRACTIONS, assign_splits
+
     splits = assign_splits(data.texts, fractions or DEFAULT_FRACTIONS, seed)
     return [int(r) for r, s in zip(data.source_rows, splits) if s == "holdout"]
 
 
-def run(data_path: str | Path, mapping_path: str | Path, *, heads: Sequence[str] | None = None,
-        out: str | Path | None = None, n_splits: int = 5, seed: int = 0,
-        method: str = "self_confidence") -> tuple[list[Flag], dict]:
+def run(
+    data_path: str | Path,
+    mapping_path: str | Path,
+    *,
+    heads: Sequence[str] | None = None,
+    out: str | Path | None = None,
+    n_splits: int = 5,
+    seed: int = 0,
+    method: str = "self_confidence",
+) -> tuple[list[Flag], dict]:
     """Load an export through its mapping, flag every head, write the review list."""
     data = load_export(data_path, load_mapping(mapping_path))
     flags, summary = flag_dataset(data, heads, n_splits=n_splits, seed=seed, method=method)
@@ -269,13 +311,28 @@ def run(data_path: str | Path, mapping_path: str | Path, *, heads: Sequence[str]
     return flags, summary
 
 
-__all__ = ["Flag", "out_of_fold_proba", "class_thresholds", "find_label_issues", "flag_head",
-           "compare_without",
-           "flag_dataset", "write_review_list", "without_flagged", "holdout_rows", "run"]
+__all__ = [
+    "Flag",
+    "out_of_fold_proba",
+    "class_thresholds",
+    "find_label_issues",
+    "flag_head",
+    "compare_without",
+    "flag_dataset",
+    "write_review_list",
+    "without_flagged",
+    "holdout_rows",
+    "run",
+]
 
 
-def compare_without(data_path: str | Path, mapping_path: str | Path, flags: Sequence[Flag],
-                    work_dir: str | Path, **train_kwargs) -> dict:
+def compare_without(
+    data_path: str | Path,
+    mapping_path: str | Path,
+    flags: Sequence[Flag],
+    work_dir: str | Path,
+    **train_kwargs,
+) -> dict:
     """Train with and without the flagged labels (holdout rows untouched) and report how
     each head's holdout figures move. Both runs see the same holdout tickets with the same
     labels, so the difference is the effect of the flagged training labels alone."""
@@ -285,19 +342,29 @@ def compare_without(data_path: str | Path, mapping_path: str | Path, flags: Sequ
     data = load_export(data_path, load_mapping(mapping_path))
     cfg = {k: train_kwargs[k] for k in ("fractions", "seed") if k in train_kwargs}
     keep = holdout_rows(data, cfg.get("fractions"), cfg.get("seed", 0))
-    clean = work / ("without-flagged" + (Path(data_path).suffix if Path(data_path).suffix
-                                          in (".csv",) else ".jsonl"))
+    clean = work / (
+        "without-flagged" + (Path(data_path).suffix if Path(data_path).suffix in (".csv",) else ".jsonl")
+    )
     counts = without_flagged(data_path, mapping_path, flags, clean, keep_rows=keep)
-    runs = {name: train(path, mapping_path, None, progress=False, **train_kwargs).report
-            for name, path in (("with", data_path), ("without", clean))}
+    runs = {
+        name: train(path, mapping_path, None, progress=False, **train_kwargs).report
+        for name, path in (("with", data_path), ("without", clean))
+    }
     heads = {}
     for head in runs["with"]["heads"]:
         a = (runs["with"]["heads"].get(head) or {}).get("metrics") or {}
         b = (runs["without"]["heads"].get(head) or {}).get("metrics") or {}
-        heads[head] = {k: {"with": a.get(k), "without": b.get(k),
-                           "delta": None if a.get(k) is None or b.get(k) is None
-                           else round(b[k] - a[k], 4)}
-                       for k in ("macro_f1", "accuracy", "ece_15")}
-    return {"blanked": counts["blanked"], "kept_in_holdout": counts["kept_in_holdout"],
-            "holdout_key": {n: r["data"].get("holdout_key") for n, r in runs.items()},
-            "heads": heads}
+        heads[head] = {
+            k: {
+                "with": a.get(k),
+                "without": b.get(k),
+                "delta": None if a.get(k) is None or b.get(k) is None else round(b[k] - a[k], 4),
+            }
+            for k in ("macro_f1", "accuracy", "ece_15")
+        }
+    return {
+        "blanked": counts["blanked"],
+        "kept_in_holdout": counts["kept_in_holdout"],
+        "holdout_key": {n: r["data"].get("holdout_key") for n, r in runs.items()},
+        "heads": heads,
+    }

@@ -7,6 +7,7 @@ number, header excluded) and the column, with what was expected and what came.
 Nothing is dropped silently: every dropped row is counted by reason, and rows
 that merely lack one label are kept for the other heads.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,10 +23,24 @@ from triage.priority import PriorityMatrix
 from triage.text import model_text, normalise
 
 METADATA_FIELDS = ("channel", "customer_tier", "affected_service", "requester", "created_at", "id")
-_TOP_KEYS = {"text", "metadata", "labels", "priority", "filters", "strict", "min_class_count",
-             "drop_empty_text"}
-READERS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
-           ".parquet": "parquet", ".pq": "parquet"}
+_TOP_KEYS = {
+    "text",
+    "metadata",
+    "labels",
+    "priority",
+    "filters",
+    "strict",
+    "min_class_count",
+    "drop_empty_text",
+}
+READERS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 @dataclass
@@ -87,8 +102,7 @@ def load_mapping(path: str | Path) -> Mapping:
         raise ConfigError("mapping file not found", file=source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"invalid YAML: {exc}", file=source,
-                          line=mark.line + 1 if mark else None) from None
+        raise ConfigError(f"invalid YAML: {exc}", file=source, line=mark.line + 1 if mark else None) from None
     return parse_mapping(raw, source=source)
 
 
@@ -97,28 +111,44 @@ def parse_mapping(raw: Any, *, source: str = "<mapping>") -> Mapping:
     unknown = set(raw) - _TOP_KEYS
     _need(not unknown, f"unknown keys {sorted(unknown)}: expected some of {sorted(_TOP_KEYS)}", source)
     text = raw.get("text") or {}
-    _need(isinstance(text, dict) and text.get("body"),
-          f"text: expected {{body: COLUMN, subject: COLUMN}} (body required), got {text!r}", source)
+    _need(
+        isinstance(text, dict) and text.get("body"),
+        f"text: expected {{body: COLUMN, subject: COLUMN}} (body required), got {text!r}",
+        source,
+    )
     meta = raw.get("metadata") or {}
     bad = set(meta) - set(METADATA_FIELDS)
-    _need(not bad, f"metadata: unknown fields {sorted(bad)}: expected some of {list(METADATA_FIELDS)}",
-          source)
-    m = Mapping(body=str(text["body"]), subject=text.get("subject"),
-                metadata={k: str(v) for k, v in meta.items()}, strict=bool(raw.get("strict", False)),
-                drop_empty_text=bool(raw.get("drop_empty_text", False)), source=source)
+    _need(
+        not bad, f"metadata: unknown fields {sorted(bad)}: expected some of {list(METADATA_FIELDS)}", source
+    )
+    m = Mapping(
+        body=str(text["body"]),
+        subject=text.get("subject"),
+        metadata={k: str(v) for k, v in meta.items()},
+        strict=bool(raw.get("strict", False)),
+        drop_empty_text=bool(raw.get("drop_empty_text", False)),
+        source=source,
+    )
     default_min = int(raw.get("min_class_count", 0) or 0)
     for name, spec in (raw.get("labels") or {}).items():
         m.labels[str(name)] = _label_spec(name, spec, default_min, source)
     _parse_priority(raw.get("priority"), m, default_min, source)
     for name, flt in (raw.get("filters") or {}).items():
-        _need(name in m.labels, f"filters.{name}: no label head of that name (heads: {sorted(m.labels)})",
-              source)
+        _need(
+            name in m.labels,
+            f"filters.{name}: no label head of that name (heads: {sorted(m.labels)})",
+            source,
+        )
         where = (flt or {}).get("where")
-        _need(isinstance(where, dict) and where and set(where) <= set(m.labels),
-              f"filters.{name}.where: expected {{HEAD: VALUE or [VALUES]}} over the heads "
-              f"{sorted(m.labels)}, got {where!r}", source)
-        m.labels[name].where = {str(k): [_code(x) for x in (v if isinstance(v, list) else [v])]
-                                for k, v in where.items()}
+        _need(
+            isinstance(where, dict) and where and set(where) <= set(m.labels),
+            f"filters.{name}.where: expected {{HEAD: VALUE or [VALUES]}} over the heads "
+            f"{sorted(m.labels)}, got {where!r}",
+            source,
+        )
+        m.labels[name].where = {
+            str(k): [_code(x) for x in (v if isinstance(v, list) else [v])] for k, v in where.items()
+        }
     _need(bool(m.labels), "labels: expected at least one label column to train on", source)
     return m
 
@@ -126,12 +156,18 @@ def parse_mapping(raw: Any, *, source: str = "<mapping>") -> Mapping:
 def _label_spec(name: Any, spec: Any, default_min: int, source: str) -> LabelSpec:
     if isinstance(spec, str):
         spec = {"column": spec}
-    _need(isinstance(spec, dict) and spec.get("column"),
-          f"labels.{name}: expected {{column: COLUMN, rename: {{CODE: LABEL}}}}, got {spec!r}", source)
+    _need(
+        isinstance(spec, dict) and spec.get("column"),
+        f"labels.{name}: expected {{column: COLUMN, rename: {{CODE: LABEL}}}}, got {spec!r}",
+        source,
+    )
     rename = spec.get("rename") or {}
     _need(isinstance(rename, dict), f"labels.{name}.rename: expected a mapping, got {rename!r}", source)
-    return LabelSpec(column=str(spec["column"]), rename={_code(k): str(v) for k, v in rename.items()},
-                     min_class_count=int(spec.get("min_class_count", default_min) or 0))
+    return LabelSpec(
+        column=str(spec["column"]),
+        rename={_code(k): str(v) for k, v in rename.items()},
+        min_class_count=int(spec.get("min_class_count", default_min) or 0),
+    )
 
 
 def _parse_priority(prio: Any, m: Mapping, default_min: int, source: str) -> None:
@@ -142,9 +178,12 @@ def _parse_priority(prio: Any, m: Mapping, default_min: int, source: str) -> Non
         m.labels["priority"] = _label_spec("priority", prio, default_min, source)
         return
     derive = prio.get("derive_from")
-    _need(isinstance(derive, list) and len(derive) == 2 and set(derive) <= set(m.labels),
-          f"priority.derive_from: expected [IMPACT_HEAD, URGENCY_HEAD] among the heads "
-          f"{sorted(m.labels)}, got {derive!r}", source)
+    _need(
+        isinstance(derive, list) and len(derive) == 2 and set(derive) <= set(m.labels),
+        f"priority.derive_from: expected [IMPACT_HEAD, URGENCY_HEAD] among the heads "
+        f"{sorted(m.labels)}, got {derive!r}",
+        source,
+    )
     m.derive_priority = [str(d) for d in derive]
     m.matrix = PriorityMatrix.from_config(prio.get("matrix"), source=source)
 
@@ -173,8 +212,12 @@ def read_export(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     kind = READERS.get(path.suffix.lower())
     if kind is None:
-        raise InputError("unsupported export format", file=str(path),
-                         expected="one of " + ", ".join(sorted(READERS)), got=path.suffix)
+        raise InputError(
+            "unsupported export format",
+            file=str(path),
+            expected="one of " + ", ".join(sorted(READERS)),
+            got=path.suffix,
+        )
     if not path.is_file():
         raise InputError("export file not found", file=str(path))
     try:
@@ -200,8 +243,13 @@ def load_export(path: str | Path, mapping: Mapping) -> Dataset:
     fname = str(path)
     for use, col in mapping.columns().items():
         if col not in df.columns:
-            raise InputError(f"the mapping's {use} names a column the export lacks", file=fname,
-                             column=col, expected="one of " + ", ".join(map(str, df.columns)), got=col)
+            raise InputError(
+                f"the mapping's {use} names a column the export lacks",
+                file=fname,
+                column=col,
+                expected="one of " + ", ".join(map(str, df.columns)),
+                got=col,
+            )
     dropped: dict[str, int] = {}
     texts, rows, keep, subjects = [], [], [], []
     subj = df[mapping.subject].tolist() if mapping.subject else [None] * len(df)
@@ -209,25 +257,41 @@ def load_export(path: str | Path, mapping: Mapping) -> Dataset:
         text = model_text(None if _blank(s) else str(s), None if _blank(b) else str(b))
         if not text.strip():
             if not mapping.drop_empty_text:
-                raise InputError("row has no text (set drop_empty_text: true to drop such rows)",
-                                 file=fname, row=i + 1, column=mapping.body,
-                                 expected="a non-empty subject or body", got=b)
+                raise InputError(
+                    "row has no text (set drop_empty_text: true to drop such rows)",
+                    file=fname,
+                    row=i + 1,
+                    column=mapping.body,
+                    expected="a non-empty subject or body",
+                    got=b,
+                )
             dropped["empty_text"] = dropped.get("empty_text", 0) + 1
             continue
         texts.append(text), rows.append(i + 1), keep.append(i)
         subjects.append(None if _blank(s) else normalise(str(s))[:200])
     sub = df.iloc[keep]
-    metadata = {k: [None if _blank(v) else v for v in sub[col].tolist()]
-                for k, col in mapping.metadata.items()}
+    metadata = {
+        k: [None if _blank(v) else v for v in sub[col].tolist()] for k, col in mapping.metadata.items()
+    }
     if "created_at" in metadata:
-        metadata["created_at"] = _parse_times(metadata["created_at"], rows, fname,
-                                              mapping.metadata["created_at"])
-    labels = {h: _labels(sub[s.column].tolist(), s, rows, fname, mapping.strict)
-              for h, s in mapping.labels.items()}
+        metadata["created_at"] = _parse_times(
+            metadata["created_at"], rows, fname, mapping.metadata["created_at"]
+        )
+    labels = {
+        h: _labels(sub[s.column].tolist(), s, rows, fname, mapping.strict) for h, s in mapping.labels.items()
+    }
     counts = {"rows_read": len(df), "rows_kept": len(texts), "dropped": dropped}
     counts.update(_apply_filters(labels, mapping))
-    return Dataset(path=path, sha256=file_sha256(path), texts=texts, labels=labels,
-                   metadata=metadata, source_rows=rows, counts=counts, subjects=subjects)
+    return Dataset(
+        path=path,
+        sha256=file_sha256(path),
+        texts=texts,
+        labels=labels,
+        metadata=metadata,
+        source_rows=rows,
+        counts=counts,
+        subjects=subjects,
+    )
 
 
 def _parse_times(values: list[Any], rows: list[int], fname: str, column: str) -> list[Any]:
@@ -239,13 +303,20 @@ def _parse_times(values: list[Any], rows: list[int], fname: str, column: str) ->
         try:
             out.append(pd.Timestamp(v).to_pydatetime())
         except (ValueError, TypeError):
-            raise InputError("unparseable time", file=fname, row=row, column=column,
-                             expected="an ISO 8601 date/time", got=v) from None
+            raise InputError(
+                "unparseable time",
+                file=fname,
+                row=row,
+                column=column,
+                expected="an ISO 8601 date/time",
+                got=v,
+            ) from None
     return out
 
 
-def _labels(values: list[Any], spec: LabelSpec, rows: list[int], fname: str, strict: bool
-            ) -> list[str | None]:
+def _labels(
+    values: list[Any], spec: LabelSpec, rows: list[int], fname: str, strict: bool
+) -> list[str | None]:
     out: list[str | None] = []
     for v, row in zip(values, rows):
         if _blank(v):
@@ -254,9 +325,14 @@ def _labels(values: list[Any], spec: LabelSpec, rows: list[int], fname: str, str
         code = _code(v)
         if spec.rename and code not in spec.rename:
             if strict:
-                raise InputError("label code not in the rename table", file=fname, row=row,
-                                 column=spec.column, expected="one of " + ", ".join(spec.rename),
-                                 got=v)
+                raise InputError(
+                    "label code not in the rename table",
+                    file=fname,
+                    row=row,
+                    column=spec.column,
+                    expected="one of " + ", ".join(spec.rename),
+                    got=v,
+                )
             out.append(code)
         else:
             out.append(spec.rename.get(code, code))
@@ -282,5 +358,4 @@ def _apply_filters(labels: dict[str, list[str | None]], mapping: Mapping) -> dic
             labels[head] = [None if v in small else v for v in vals]
     labelled = {h: sum(v is not None for v in vals) for h, vals in labels.items()}
     missing = {h: sum(v is None for v in original[h]) for h in labels}
-    return {"labelled": labelled, "missing_label": missing, "filtered_out": filtered,
-            "rare_classes": rare}
+    return {"labelled": labelled, "missing_label": missing, "filtered_out": filtered, "rare_classes": rare}

@@ -11,6 +11,7 @@ which is what keeps files with different label columns in agreement).
   train, which no model saw when fitted) the winning candidate on macro-F1;
 * holdout: only measured, once, at the end, for the report.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,16 +25,28 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from triage.bundle import (bundle_encoder_ref, git_sha, new_bundle_id, split_of, thresholds_of,
-                           write_bundle)
-from triage.classifiers import (KINDS, Features, TextHead, fit_candidates, fit_parts,
-                                macro_f1_idx, make_reference, predict_labelled)
+from triage.bundle import bundle_encoder_ref, git_sha, new_bundle_id, split_of, thresholds_of, write_bundle
+from triage.classifiers import (
+    KINDS,
+    Features,
+    TextHead,
+    fit_candidates,
+    fit_parts,
+    macro_f1_idx,
+    make_reference,
+    predict_labelled,
+)
 from triage.features import available_groups, context_strings, requester_history
 from triage.encoder import CachedEncoder, Encoder, HashingEncoder, MiniLMEncoder, load_encoder
 from triage.reports.confidence import holdout_scores
 from triage.reports.drift import text_profile
-from triage.thresholds import (SUGGEST_PRECISION, TARGET_PRECISION, ThresholdRule,
-                               choose_thresholds, min_rows_for)
+from triage.thresholds import (
+    SUGGEST_PRECISION,
+    TARGET_PRECISION,
+    ThresholdRule,
+    choose_thresholds,
+    min_rows_for,
+)
 
 from .evaluation import head_metrics, reference_metrics
 from .mapping import Dataset, Mapping as ColumnMapping, load_export, load_mapping
@@ -85,15 +98,21 @@ def split_key(text: str) -> str:
     return " ".join(text.split())
 
 
-def assign_splits(texts: Sequence[str], fractions: Sequence[float] = DEFAULT_FRACTIONS,
-                  seed: int = 0) -> np.ndarray:
+def assign_splits(
+    texts: Sequence[str], fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0
+) -> np.ndarray:
     """``train`` / ``calibration`` / ``holdout`` per row, a pure function of (text, seed)."""
     if len(fractions) != 3 or not math.isclose(sum(fractions), 1.0) or min(fractions) <= 0:
-        raise ValueError(f"split fractions: expected three positive numbers summing to 1, "
-                         f"got {tuple(fractions)}")
+        raise ValueError(
+            f"split fractions: expected three positive numbers summing to 1, got {tuple(fractions)}"
+        )
     edges = np.cumsum(fractions)[:2]
-    u = np.asarray([int.from_bytes(hashlib.sha256(f"{seed}:{split_key(t)}".encode()).digest()[:8],
-                                   "big") / 2.0 ** 64 for t in texts])
+    u = np.asarray(
+        [
+            int.from_bytes(hashlib.sha256(f"{seed}:{split_key(t)}".encode()).digest()[:8], "big") / 2.0**64
+            for t in texts
+        ]
+    )
     return np.asarray(SPLITS, dtype=object)[np.searchsorted(edges, u, side="right")]
 
 
@@ -131,15 +150,26 @@ def resolve_encoder(encoder: Encoder | str | None) -> Encoder:
 REFIT_SPLITS = ("train", "calibration")
 
 
-def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path | None, *,
-          encoder: Encoder | str | None = None, target_precision: float = TARGET_PRECISION,
-          heads: Sequence[str] | None = None, candidates: Sequence[str] = KINDS,
-          fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0, cv: int = 5,
-          suggest_precision: float = SUGGEST_PRECISION, class_weight: str | None = "balanced",
-          progress: bool = True, n_threads: int = 1,
-          context_groups: Sequence[str] | None = None,
-          signing_key: str | None = None,
-          max_rows: int | None = None) -> TrainResult:
+def train(
+    data_path: str | Path,
+    mapping_path: str | Path,
+    out_dir: str | Path | None,
+    *,
+    encoder: Encoder | str | None = None,
+    target_precision: float = TARGET_PRECISION,
+    heads: Sequence[str] | None = None,
+    candidates: Sequence[str] = KINDS,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    seed: int = 0,
+    cv: int = 5,
+    suggest_precision: float = SUGGEST_PRECISION,
+    class_weight: str | None = "balanced",
+    progress: bool = True,
+    n_threads: int = 1,
+    context_groups: Sequence[str] | None = None,
+    signing_key: str | None = None,
+    max_rows: int | None = None,
+) -> TrainResult:
     """Train every head of the mapping and (when ``out_dir`` is given) write the bundle.
 
     Base models are fitted with ``class_weight="balanced"`` by default (macro-F1 counts a rare
@@ -157,15 +187,26 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
     wanted = list(heads or mapping.labels)
     if max_rows and wanted and wanted[0] in data.labels:  # training/sampling.py: why stratified
         from training.sampling import sample_dataset
+
         data = sample_dataset(data, max_rows, wanted[0], seed=seed)
     unknown = set(wanted) - set(mapping.labels)
     if unknown:
         raise ValueError(f"heads: expected some of {sorted(mapping.labels)}, got {sorted(unknown)}")
     needs_vectors = any(k in ("embedding", "combined") for k in candidates)
     enc = resolve_encoder(encoder) if needs_vectors else None
-    config = TrainConfig(str(data_path), str(mapping_path), target_precision, suggest_precision,
-                         tuple(fractions), seed, cv, tuple(candidates), tuple(wanted),
-                         class_weight=class_weight, encoder=enc.reference() if enc else {})
+    config = TrainConfig(
+        str(data_path),
+        str(mapping_path),
+        target_precision,
+        suggest_precision,
+        tuple(fractions),
+        seed,
+        cv,
+        tuple(candidates),
+        tuple(wanted),
+        class_weight=class_weight,
+        encoder=enc.reference() if enc else {},
+    )
     rule = ThresholdRule(target_precision=target_precision, suggest_precision=suggest_precision)
     splits = assign_splits(data.texts, fractions, seed)
     vectors = enc.encode(data.texts, progress=progress) if enc else None  # torch: all threads
@@ -184,10 +225,16 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
                     None if X.vectors is None else X.vectors[fitted_rows],
                     [data.labels[name][i] for i in fitted_rows],
                     [_row_id(data, i) for i in fitted_rows],
-                    [(data.subjects[i] if data.subjects else None) or data.texts[i][:120]
-                     for i in fitted_rows])
-                rep["context"] = {"groups": list(groups), "ablation": ablation,
-                                  "available": list(context.groups)}
+                    [
+                        (data.subjects[i] if data.subjects else None) or data.texts[i][:120]
+                        for i in fitted_rows
+                    ],
+                )
+                rep["context"] = {
+                    "groups": list(groups),
+                    "ablation": ablation,
+                    "available": list(context.groups),
+                }
                 fitted[name], head_reports[name] = model, rep
             else:
                 skipped[name] = rep["n"]
@@ -198,9 +245,14 @@ def train(data_path: str | Path, mapping_path: str | Path, out_dir: str | Path |
     manifest = build_manifest(data, mapping, config, rule, report, fitted)
     result = TrainResult(report, manifest, fitted, config)
     if out_dir is not None and fitted:
-        result.bundle_path = write_bundle(out_dir, fitted, manifest, bundle_id=new_bundle_id(),
-                                          extras=lambda tmp, bid: _write_report(result, tmp, bid),
-                                          signing_key=signing_key)  # HMAC over the checksums
+        result.bundle_path = write_bundle(
+            out_dir,
+            fitted,
+            manifest,
+            bundle_id=new_bundle_id(),
+            extras=lambda tmp, bid: _write_report(result, tmp, bid),
+            signing_key=signing_key,
+        )  # HMAC over the checksums
         result.report_dir = result.bundle_path / "report"
     return result
 
@@ -225,16 +277,16 @@ class ContextInputs:
             groups = tuple(g for g in groups if g in set(wanted))
         history = None
         if "history" in groups:
-            history = requester_history(data.metadata["requester"], data.metadata["created_at"],
-                                        data.labels)
+            history = requester_history(data.metadata["requester"], data.metadata["created_at"], data.labels)
         return cls(data.metadata, len(data.texts), groups, history)
 
     def strings(self, groups: Sequence[str]) -> list[str]:
         return context_strings(self.metadata, self.n, self.history, groups)
 
 
-def choose_context(X: Features, labels: Sequence[str | None], splits: np.ndarray,
-                   context: ContextInputs, config: TrainConfig) -> tuple[list[str], dict]:
+def choose_context(
+    X: Features, labels: Sequence[str | None], splits: np.ndarray, context: ContextInputs, config: TrainConfig
+) -> tuple[list[str], dict]:
     """Per context group, the out-of-fold macro-F1 gain of the TF-IDF model on train rows.
 
     Returns the groups to use (each gained at least ``CONTEXT_MIN_GAIN`` alone) and the
@@ -249,9 +301,15 @@ def choose_context(X: Features, labels: Sequence[str | None], splits: np.ndarray
         return [], {}
 
     def oof_f1(Xc: Features) -> float:
-        parts = fit_parts(Xc.take(rows), y, kinds=("tfidf",), svc_c=config.svc_c,
-                          class_weight=config.class_weight, cv=config.cv,
-                          random_state=config.seed)
+        parts = fit_parts(
+            Xc.take(rows),
+            y,
+            kinds=("tfidf",),
+            svc_c=config.svc_c,
+            class_weight=config.class_weight,
+            cv=config.cv,
+            random_state=config.seed,
+        )
         k = len(parts.classes)
         return macro_f1_idx(np.searchsorted(parts.classes, y), parts.oof_svc.argmax(axis=1), k)
 
@@ -271,9 +329,16 @@ def choose_context(X: Features, labels: Sequence[str | None], splits: np.ndarray
 TIE_MARGIN = 0.005
 
 
-def train_head(name: str, X: Features, labels: Sequence[str | None], splits: np.ndarray,
-               config: TrainConfig, rule: ThresholdRule, progress: bool, refit: bool = True
-               ) -> tuple[TextHead | None, dict]:
+def train_head(
+    name: str,
+    X: Features,
+    labels: Sequence[str | None],
+    splits: np.ndarray,
+    config: TrainConfig,
+    rule: ThresholdRule,
+    progress: bool,
+    refit: bool = True,
+) -> tuple[TextHead | None, dict]:
     """Fit the candidates of one head, pick the winner, report on holdout, refit on train + calibration.
 
     1. every candidate (the plain reference among them) is fitted on train, cross-fitted, so
@@ -296,8 +361,14 @@ def train_head(name: str, X: Features, labels: Sequence[str | None], splits: np.
     if len(set(y[idx["train"]])) < 2 or n["calibration"] == 0 or n["holdout"] == 0:
         log.warning("head %s skipped: too few labelled rows or classes (%s)", name, n)
         return None, {"skipped": True, "n": n}
-    params = dict(svc_c=config.svc_c, lr_c=config.lr_c, class_weight=config.class_weight,
-                  cv=config.cv, random_state=config.seed, progress=progress)
+    params = dict(
+        svc_c=config.svc_c,
+        lr_c=config.lr_c,
+        class_weight=config.class_weight,
+        cv=config.cv,
+        random_state=config.seed,
+        progress=progress,
+    )
     kinds = tuple(k for k in KINDS if k in config.candidates) or ("reference",)
     if "reference" not in kinds:  # the plain reference always competes: never below it
         kinds = ("reference",) + kinds
@@ -309,15 +380,15 @@ def train_head(name: str, X: Features, labels: Sequence[str | None], splits: np.
         probas[kind], picks[kind] = {}, {}
         for s in ("calibration", "holdout"):
             probas[kind][s], picks[kind][s] = model.predict_labelled(X.take(idx[s]))
-        scores[kind] = {s: head_metrics(y[idx[s]], probas[kind][s], classes,
-                                        pred_idx=picks[kind][s])["macro_f1"]
-                        for s in ("calibration", "holdout")}
+        scores[kind] = {
+            s: head_metrics(y[idx[s]], probas[kind][s], classes, pred_idx=picks[kind][s])["macro_f1"]
+            for s in ("calibration", "holdout")
+        }
         # selection: out-of-fold train labels pooled with the calibration split, so a head
         # with 60 calibration rows (urgency among incidents) is not chosen on noise
         pooled = np.vstack([model.oof_proba_, probas[kind]["calibration"]])
         pooled_idx = np.concatenate([model.oof_labels_, picks[kind]["calibration"]])
-        scores[kind]["selection"] = head_metrics(y_sel, pooled, classes,
-                                                 pred_idx=pooled_idx)["macro_f1"]
+        scores[kind]["selection"] = head_metrics(y_sel, pooled, classes, pred_idx=pooled_idx)["macro_f1"]
         scores[kind]["pooled"] = (pooled, pooled_idx)
     chosen = choose_candidate({k: v["selection"] for k, v in scores.items()})
     model, classes = cands[chosen], [str(c) for c in cands[chosen].classes_]
@@ -330,18 +401,29 @@ def train_head(name: str, X: Features, labels: Sequence[str | None], splits: np.
     ref = make_reference().fit([X.texts[i] for i in idx["train"]], y[idx["train"]])
     ref_pred = ref.predict([X.texts[i] for i in idx["holdout"]])
     report = {
-        "chosen": chosen, "classes": classes, "n": n,
+        "chosen": chosen,
+        "classes": classes,
+        "n": n,
         "selection_rule": f"out-of-fold macro-F1 (train) pooled with calibration; within "
-                          f"{TIE_MARGIN} of the best, the simplest kind wins",
+        f"{TIE_MARGIN} of the best, the simplest kind wins",
         "candidates": {k: v["selection"] for k, v in scores.items()},
         "candidates_calibration": {k: v["calibration"] for k, v in scores.items()},
         "candidates_holdout": {k: v["holdout"] for k, v in scores.items()},
         "calibrator": getattr(model, "calibration_", None),
-        "metrics": head_metrics(y[idx["holdout"]], probas[chosen]["holdout"], classes, thresholds,
-                                pred_idx=picks[chosen]["holdout"]),
-        "calibration_metrics": head_metrics(y[idx["calibration"]], probas[chosen]["calibration"],
-                                            classes, thresholds,
-                                            pred_idx=picks[chosen]["calibration"]),
+        "metrics": head_metrics(
+            y[idx["holdout"]],
+            probas[chosen]["holdout"],
+            classes,
+            thresholds,
+            pred_idx=picks[chosen]["holdout"],
+        ),
+        "calibration_metrics": head_metrics(
+            y[idx["calibration"]],
+            probas[chosen]["calibration"],
+            classes,
+            thresholds,
+            pred_idx=picks[chosen]["calibration"],
+        ),
         "reference": reference_metrics(y[idx["holdout"]], ref_pred),
         "thresholds": thresholds,
         "apply_disabled": no_apply,
@@ -351,13 +433,17 @@ def train_head(name: str, X: Features, labels: Sequence[str | None], splits: np.
     if refit:
         every = np.flatnonzero(has & np.isin(splits, REFIT_SPLITS))
         model = fit_candidates(X.take(every), y[every], (chosen,), **params)[chosen]
-        report["refit"] = {"rows": int(len(every)), "splits": list(REFIT_SPLITS),
-                           "kind": chosen, "thresholds": "kept",
-                           "calibrator": getattr(model, "calibration_", None),
-                           "note": "metrics are the holdout figures measured before the refit; "
-                                   "the bundle's model is refitted on train + calibration "
-                                   "with the same pipeline and thresholds; the holdout stays "
-                                   "unseen for the promotion gate"}
+        report["refit"] = {
+            "rows": int(len(every)),
+            "splits": list(REFIT_SPLITS),
+            "kind": chosen,
+            "thresholds": "kept",
+            "calibrator": getattr(model, "calibration_", None),
+            "note": "metrics are the holdout figures measured before the refit; "
+            "the bundle's model is refitted on train + calibration "
+            "with the same pipeline and thresholds; the holdout stays "
+            "unseen for the promotion gate",
+        }
     else:
         report["refit"] = None
     return model, report
@@ -376,8 +462,10 @@ def small_calibration_reason(n_calibration: int, target: float) -> str | None:
     need = min_rows_for(target)
     if n_calibration >= need:
         return None
-    return (f"calibration split has {n_calibration} labelled rows; showing precision "
-            f"{target:.2f} at 95 % confidence needs at least {need}, so this head only suggests")
+    return (
+        f"calibration split has {n_calibration} labelled rows; showing precision "
+        f"{target:.2f} at 95 % confidence needs at least {need}, so this head only suggests"
+    )
 
 
 def _fitted_rows(labels: Sequence[str | None], splits: np.ndarray, rep: dict) -> np.ndarray:
@@ -399,27 +487,42 @@ def _progress(items: list, enabled: bool, desc: str):
     if not enabled:
         return items
     from tqdm.auto import tqdm
+
     return tqdm(items, desc=desc)
 
 
 # ---------------------------------------------------------------------------- report + manifest
-def build_report(data: Dataset, mapping: ColumnMapping, config: TrainConfig, splits: np.ndarray,
-                 head_reports: Mapping[str, dict]) -> dict:
+def build_report(
+    data: Dataset,
+    mapping: ColumnMapping,
+    config: TrainConfig,
+    splits: np.ndarray,
+    head_reports: Mapping[str, dict],
+) -> dict:
     split_counts = {s: int((splits == s).sum()) for s in SPLITS}
     dropped = dict(data.counts["dropped"])
     for head, rare in (data.counts.get("rare_classes") or {}).items():
         if rare.get("rows"):
             dropped[f"rare_class.{head}"] = rare["rows"]
     return {
-        "bundle_id": None, "git_sha": git_sha(),
-        "data": {"path": str(data.path), "sha256": data.sha256, "rows": data.counts["rows_read"],
-                 "rows_kept": data.counts["rows_kept"], "split": split_counts,
-                 "fractions": list(config.fractions), "seed": config.seed,
-                 "holdout_key": holdout_key(data.texts, splits),
-                 "labelled": data.counts["labelled"], "missing_label": data.counts["missing_label"],
-                 "filtered_out": data.counts["filtered_out"],
-                 "rare_classes": data.counts["rare_classes"], "mapping": mapping.source,
-                 "sampled": data.counts.get("sampled")},  # --max-rows: what was kept of what
+        "bundle_id": None,
+        "git_sha": git_sha(),
+        "data": {
+            "path": str(data.path),
+            "sha256": data.sha256,
+            "rows": data.counts["rows_read"],
+            "rows_kept": data.counts["rows_kept"],
+            "split": split_counts,
+            "fractions": list(config.fractions),
+            "seed": config.seed,
+            "holdout_key": holdout_key(data.texts, splits),
+            "labelled": data.counts["labelled"],
+            "missing_label": data.counts["missing_label"],
+            "filtered_out": data.counts["filtered_out"],
+            "rare_classes": data.counts["rare_classes"],
+            "mapping": mapping.source,
+            "sampled": data.counts.get("sampled"),
+        },  # --max-rows: what was kept of what
         "dropped_rows": dropped,
         "config": _jsonable(config.__dict__),
         "heads": {h: r for h, r in head_reports.items()},
@@ -427,28 +530,49 @@ def build_report(data: Dataset, mapping: ColumnMapping, config: TrainConfig, spl
     }
 
 
-def build_manifest(data: Dataset, mapping: ColumnMapping, config: TrainConfig, rule: ThresholdRule,
-                   report: Mapping, fitted: Mapping[str, TextHead]) -> dict:
+def build_manifest(
+    data: Dataset,
+    mapping: ColumnMapping,
+    config: TrainConfig,
+    rule: ThresholdRule,
+    report: Mapping,
+    fitted: Mapping[str, TextHead],
+) -> dict:
     heads = {}
     for name, model in fitted.items():
         rep = report["heads"][name]
         m = rep["metrics"]
         heads[name] = {
-            "kind": model.kind, "classes": rep["classes"], "thresholds": rep["thresholds"],
+            "kind": model.kind,
+            "classes": rep["classes"],
+            "thresholds": rep["thresholds"],
             "context": list(getattr(model, "context_groups_", ()) or ()),
             "apply_disabled": rep.get("apply_disabled"),
             "where": mapping.labels[name].where or None,
-            "metrics": {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "ece_15": m["ece_15"],
-                        "n": m["n"], "at_thresholds": {k: m["at_thresholds"].get(k)
-                                                       for k in ("applied", "suggested")},
-                        "reference_macro_f1": rep["reference"]["macro_f1"]}}
-    return _jsonable({
-        "data": {k: report["data"][k] for k in ("path", "sha256", "rows", "rows_kept", "split",
-                                                "holdout_key", "labelled")},
-        "dropped_rows": report["dropped_rows"], "mapping": mapping.source,
-        "encoder": config.encoder or None, "threshold_rule": rule.to_dict(),
-        "priority": mapping.priority_config(), "heads": heads, "config": config.__dict__,
-    })
+            "metrics": {
+                "accuracy": m["accuracy"],
+                "macro_f1": m["macro_f1"],
+                "ece_15": m["ece_15"],
+                "n": m["n"],
+                "at_thresholds": {k: m["at_thresholds"].get(k) for k in ("applied", "suggested")},
+                "reference_macro_f1": rep["reference"]["macro_f1"],
+            },
+        }
+    return _jsonable(
+        {
+            "data": {
+                k: report["data"][k]
+                for k in ("path", "sha256", "rows", "rows_kept", "split", "holdout_key", "labelled")
+            },
+            "dropped_rows": report["dropped_rows"],
+            "mapping": mapping.source,
+            "encoder": config.encoder or None,
+            "threshold_rule": rule.to_dict(),
+            "priority": mapping.priority_config(),
+            "heads": heads,
+            "config": config.__dict__,
+        }
+    )
 
 
 def _write_report(result: TrainResult, folder: Path, bundle_id: str) -> None:
@@ -459,6 +583,7 @@ def _write_report(result: TrainResult, folder: Path, bundle_id: str) -> None:
     (out / "report.json").write_text(json.dumps(_jsonable(result.report), indent=2), "utf-8")
     try:
         from .evaluation import write_report
+
         write_report(_jsonable(result.report), out)
     except Exception as exc:  # plots are a nicety; the bundle and report.json are not
         log.warning("report plots not written: %s", exc)
@@ -480,9 +605,16 @@ def _jsonable(obj: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- evaluate
-def evaluate_bundle(bundle_path: str | Path, data_path: str | Path, mapping_path: str | Path, *,
-                    split: str = "all", encoder: Encoder | str | None = None,
-                    fractions: Sequence[float] | None = None, seed: int | None = None) -> dict:
+def evaluate_bundle(
+    bundle_path: str | Path,
+    data_path: str | Path,
+    mapping_path: str | Path,
+    *,
+    split: str = "all",
+    encoder: Encoder | str | None = None,
+    fractions: Sequence[float] | None = None,
+    seed: int | None = None,
+) -> dict:
     """Score an existing bundle on an export (all rows, or only the rows its split puts in
     ``holdout``: the split is a function of the text, so it is the same tickets as in training).
     """
@@ -499,8 +631,7 @@ def evaluate_bundle(bundle_path: str | Path, data_path: str | Path, mapping_path
     mapping = load_mapping(mapping_path)
     data = load_export(data_path, mapping)
     trained_fractions, trained_seed = split_of(tri.manifest, DEFAULT_FRACTIONS)
-    splits = assign_splits(data.texts, fractions or trained_fractions,
-                           trained_seed if seed is None else seed)
+    splits = assign_splits(data.texts, fractions or trained_fractions, trained_seed if seed is None else seed)
     keep = np.ones(len(data), bool) if split == "all" else splits == split
     with threadpool_limits(1):
         rows = np.flatnonzero(keep)
@@ -515,11 +646,24 @@ def evaluate_bundle(bundle_path: str | Path, data_path: str | Path, mapping_path
             y = [data.labels[name][rows[j]] for j in has]
             proba, picked = predict_labelled(model, X.take(has))
             thresholds = thresholds_of(tri.manifest, name)
-            heads[name] = {"chosen": tri.manifest["heads"][name].get("kind"),
-                           "metrics": head_metrics(y, proba, [str(c) for c in model.classes_],
-                                                   thresholds, pred_idx=picked),
-                           "thresholds": thresholds}
-    return _jsonable({"bundle_id": tri.bundle_id, "split": split,
-                      "data": {"path": str(data.path), "sha256": data.sha256,
-                               "rows": data.counts["rows_read"], "rows_scored": int(keep.sum())},
-                      "dropped_rows": data.counts["dropped"], "heads": heads})
+            heads[name] = {
+                "chosen": tri.manifest["heads"][name].get("kind"),
+                "metrics": head_metrics(
+                    y, proba, [str(c) for c in model.classes_], thresholds, pred_idx=picked
+                ),
+                "thresholds": thresholds,
+            }
+    return _jsonable(
+        {
+            "bundle_id": tri.bundle_id,
+            "split": split,
+            "data": {
+                "path": str(data.path),
+                "sha256": data.sha256,
+                "rows": data.counts["rows_read"],
+                "rows_scored": int(keep.sum()),
+            },
+            "dropped_rows": data.counts["dropped"],
+            "heads": heads,
+        }
+    )

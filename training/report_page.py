@@ -10,6 +10,7 @@ goes through :func:`html.escape`, and plots are embedded as base64 ``data:`` URI
 Matplotlib would read ``$...$`` in a label as mathtext, so labels are escaped for it too.
 No CDN, no external fetch: the page works offline and can be mailed as one file.
 """
+
 from __future__ import annotations
 
 import base64
@@ -50,15 +51,21 @@ def _save(fig, out_dir: Path, stem: str) -> dict[str, Path]:
     paths = {}
     for ext in ("png", "svg"):
         path = out_dir / f"{stem}.{ext}"
-        fig.savefig(path, format=ext, dpi=110, bbox_inches="tight",
-                    metadata={"Date": None} if ext == "svg" else None)
+        fig.savefig(
+            path, format=ext, dpi=110, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None
+        )
         paths[ext] = path
     return paths
 
 
 def _apply_levels(thresholds: Mapping) -> list[float]:
-    return sorted({float(t["apply"]) for t in (thresholds or {}).values()
-                   if t and t.get("apply") is not None and math.isfinite(float(t["apply"]))})
+    return sorted(
+        {
+            float(t["apply"])
+            for t in (thresholds or {}).values()
+            if t and t.get("apply") is not None and math.isfinite(float(t["apply"]))
+        }
+    )
 
 
 def reliability_figure(head: str, metrics: Mapping, thresholds: Mapping | None = None):
@@ -70,15 +77,30 @@ def reliability_figure(head: str, metrics: Mapping, thresholds: Mapping | None =
     if bins:
         centres = [b["mean_confidence"] for b in bins]
         ax.plot(centres, [b["accuracy"] for b in bins], marker="o", label="model")
-        axc.bar([(b["lower"] + b["upper"]) / 2 for b in bins], [b["count"] for b in bins],
-                width=bins[0]["upper"] - bins[0]["lower"], color="tab:blue", alpha=0.6)
+        axc.bar(
+            [(b["lower"] + b["upper"]) / 2 for b in bins],
+            [b["count"] for b in bins],
+            width=bins[0]["upper"] - bins[0]["lower"],
+            color="tab:blue",
+            alpha=0.6,
+        )
     for i, level in enumerate(_apply_levels(thresholds)):
         for a in (ax, axc):
-            a.axvline(level, color="tab:red", alpha=0.35, lw=1,
-                      label="apply thresholds" if (i == 0 and a is ax) else None)
+            a.axvline(
+                level,
+                color="tab:red",
+                alpha=0.35,
+                lw=1,
+                label="apply thresholds" if (i == 0 and a is ax) else None,
+            )
     ece = metrics.get("ece_15")
-    ax.set_title(_mpl_text(f"Reliability — {head} (ECE {ece:.3f})" if ece is not None
-                           and not math.isnan(ece) else f"Reliability — {head}"))
+    ax.set_title(
+        _mpl_text(
+            f"Reliability — {head} (ECE {ece:.3f})"
+            if ece is not None and not math.isnan(ece)
+            else f"Reliability — {head}"
+        )
+    )
     ax.set_ylabel("accuracy in bin")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -94,13 +116,18 @@ def precision_coverage_figure(head: str, metrics: Mapping):
     ax = fig.subplots()
     curve = metrics.get("precision_coverage", [])
     if curve:
-        ax.plot([p["coverage"] for p in curve], [p["precision"] for p in curve],
-                label="global threshold sweep")
+        ax.plot(
+            [p["coverage"] for p in curve], [p["precision"] for p in curve], label="global threshold sweep"
+        )
     applied = (metrics.get("at_thresholds") or {}).get("applied") or {}
     if applied.get("n"):
-        ax.scatter([applied["coverage"]], [applied["precision"]], color="tab:red", zorder=3,
-                   label=f"apply thresholds ({100 * applied['coverage']:.0f}% at "
-                         f"{applied['precision']:.3f})")
+        ax.scatter(
+            [applied["coverage"]],
+            [applied["precision"]],
+            color="tab:red",
+            zorder=3,
+            label=f"apply thresholds ({100 * applied['coverage']:.0f}% at {applied['precision']:.3f})",
+        )
     ax.set_title(_mpl_text(f"Precision vs coverage — {head}"))
     ax.set_xlabel("coverage (share of tickets above threshold)")
     ax.set_ylabel("precision (top-1 accuracy)")
@@ -114,8 +141,10 @@ def precision_coverage_figure(head: str, metrics: Mapping):
 def confusion_figure(head: str, metrics: Mapping):
     """Row-normalised heatmap (colour) with counts written in when the matrix is small."""
     conf = metrics.get("confusion") or {"labels": [], "matrix": []}
-    labels, m = conf["labels"], np.asarray(conf["matrix"], dtype=float).reshape(
-        len(conf["labels"]), len(conf["labels"]))
+    labels, m = (
+        conf["labels"],
+        np.asarray(conf["matrix"], dtype=float).reshape(len(conf["labels"]), len(conf["labels"])),
+    )
     k = len(labels)
     size = min(4 + 0.35 * k, 22)
     fig = _figure(figsize=(size, size * 0.85))
@@ -131,8 +160,15 @@ def confusion_figure(head: str, metrics: Mapping):
         for i in range(k):
             for j in range(k):
                 if m[i, j]:
-                    ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.6 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(int(m[i, j])),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if norm[i, j] > 0.6 else "black",
+                    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(_mpl_text(f"Confusion matrix — {head}"))
@@ -169,18 +205,22 @@ def write_report(report: Mapping, out_dir) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     data = json.loads(json.dumps(report, default=_json_default))
     paths["json"] = out_dir / "report.json"
-    paths["json"].write_text(json.dumps(_clean_nan(data), indent=2, sort_keys=False,
-                                        allow_nan=False), encoding="utf-8")
+    paths["json"].write_text(
+        json.dumps(_clean_nan(data), indent=2, sort_keys=False, allow_nan=False), encoding="utf-8"
+    )
     plots: dict[str, dict[str, dict]] = {}
     for head, h in (report.get("heads") or {}).items():
         m = h.get("metrics") or {}
         stem = _slug(head)
         plots[head] = {
-            "reliability": _save(reliability_figure(head, m, h.get("thresholds")), out_dir,
-                                 f"{stem}-reliability"),
-            "precision_coverage": _save(precision_coverage_figure(head, m), out_dir,
-                                        f"{stem}-precision-coverage"),
-            "confusion": _save(confusion_figure(head, m), out_dir, f"{stem}-confusion")}
+            "reliability": _save(
+                reliability_figure(head, m, h.get("thresholds")), out_dir, f"{stem}-reliability"
+            ),
+            "precision_coverage": _save(
+                precision_coverage_figure(head, m), out_dir, f"{stem}-precision-coverage"
+            ),
+            "confusion": _save(confusion_figure(head, m), out_dir, f"{stem}-confusion"),
+        }
         for kind, files in plots[head].items():
             for ext, path in files.items():
                 paths[f"{head}.{kind}.{ext}"] = path
@@ -226,59 +266,129 @@ def _head_section(head: str, h: Mapping, plots: Mapping) -> str:
     m = h.get("metrics") or {}
     ref = h.get("reference") or {}
     at = m.get("at_thresholds") or {}
-    parts = [f"<h2>{esc(head)}</h2>",
-             _table(["", "n", "accuracy", "macro-F1", "ECE (15 bins)"],
-                    [[f"project model ({h.get('chosen', '?')})", _num(m.get("n")),
-                      _num(m.get("accuracy")), _num(m.get("macro_f1")), _num(m.get("ece_15"))],
-                     [f"reference {ref.get('name', 'tfidf+linearsvc')} (same run)",
-                      _num(ref.get("n")), _num(ref.get("accuracy")), _num(ref.get("macro_f1")),
-                      "–"]])]
+    parts = [
+        f"<h2>{esc(head)}</h2>",
+        _table(
+            ["", "n", "accuracy", "macro-F1", "ECE (15 bins)"],
+            [
+                [
+                    f"project model ({h.get('chosen', '?')})",
+                    _num(m.get("n")),
+                    _num(m.get("accuracy")),
+                    _num(m.get("macro_f1")),
+                    _num(m.get("ece_15")),
+                ],
+                [
+                    f"reference {ref.get('name', 'tfidf+linearsvc')} (same run)",
+                    _num(ref.get("n")),
+                    _num(ref.get("accuracy")),
+                    _num(ref.get("macro_f1")),
+                    "–",
+                ],
+            ],
+        ),
+    ]
     cands, held = h.get("candidates") or {}, h.get("candidates_holdout") or {}
     if cands:
-        rows = [[("<span class=chosen>" + esc(k) + " (chosen)</span>") if k == h.get("chosen")
-                 else esc(k), esc(_num(v))] + ([esc(_num(held.get(k)))] if held else [])
-                for k, v in cands.items()]
-        parts += ["<h3>Candidates (macro-F1; the winner is chosen on the calibration split)</h3>",
-                  _table(["candidate", "calibration"] + (["holdout"] if held else []), rows,
-                         raw=True)]
-    parts += ["<h3>At the chosen thresholds (holdout)</h3>",
-              _table(["decision", "tickets", "coverage", "precision"],
-                     [[k, _num((at.get(k) or {}).get("n")), _num((at.get(k) or {}).get("coverage"), True),
-                       _num((at.get(k) or {}).get("precision"))]
-                      for k in ("applied", "suggested", "abstained")])]
-    imgs = "".join(f'<img alt="{esc(kind)} plot for {esc(head)}" src="{svg_data_uri(files["svg"])}">'
-                   for kind, files in plots.items())
+        rows = [
+            [
+                ("<span class=chosen>" + esc(k) + " (chosen)</span>") if k == h.get("chosen") else esc(k),
+                esc(_num(v)),
+            ]
+            + ([esc(_num(held.get(k)))] if held else [])
+            for k, v in cands.items()
+        ]
+        parts += [
+            "<h3>Candidates (macro-F1; the winner is chosen on the calibration split)</h3>",
+            _table(["candidate", "calibration"] + (["holdout"] if held else []), rows, raw=True),
+        ]
+    parts += [
+        "<h3>At the chosen thresholds (holdout)</h3>",
+        _table(
+            ["decision", "tickets", "coverage", "precision"],
+            [
+                [
+                    k,
+                    _num((at.get(k) or {}).get("n")),
+                    _num((at.get(k) or {}).get("coverage"), True),
+                    _num((at.get(k) or {}).get("precision")),
+                ]
+                for k in ("applied", "suggested", "abstained")
+            ],
+        ),
+    ]
+    imgs = "".join(
+        f'<img alt="{esc(kind)} plot for {esc(head)}" src="{svg_data_uri(files["svg"])}">'
+        for kind, files in plots.items()
+    )
     parts.append(f'<div class="plots">{imgs}</div>')
     thr = h.get("thresholds") or {}
     per_at = at.get("per_class") or {}
-    rows = [[lab, _num(v.get("support")), _num(v.get("precision")), _num(v.get("recall")),
-             _num(v.get("f1")), _num((thr.get(lab) or {}).get("apply")),
-             _num((thr.get(lab) or {}).get("suggest")), _num((per_at.get(lab) or {}).get("applied_n")),
-             _num((per_at.get(lab) or {}).get("applied_precision"))]
-            for lab, v in (m.get("per_class") or {}).items()]
-    parts += ["<h3>Per class</h3>",
-              _table(["class", "support", "precision", "recall", "F1", "apply ≥", "suggest ≥",
-                      "applied", "precision when applied"], rows)]
+    rows = [
+        [
+            lab,
+            _num(v.get("support")),
+            _num(v.get("precision")),
+            _num(v.get("recall")),
+            _num(v.get("f1")),
+            _num((thr.get(lab) or {}).get("apply")),
+            _num((thr.get(lab) or {}).get("suggest")),
+            _num((per_at.get(lab) or {}).get("applied_n")),
+            _num((per_at.get(lab) or {}).get("applied_precision")),
+        ]
+        for lab, v in (m.get("per_class") or {}).items()
+    ]
+    parts += [
+        "<h3>Per class</h3>",
+        _table(
+            [
+                "class",
+                "support",
+                "precision",
+                "recall",
+                "F1",
+                "apply ≥",
+                "suggest ≥",
+                "applied",
+                "precision when applied",
+            ],
+            rows,
+        ),
+    ]
     return "\n".join(parts)
 
 
 def render_html(report: Mapping, plots: Mapping) -> str:
     """One offline page: summary, then per head tables and plots; every data string escaped."""
     data = report.get("data") or {}
-    fields = [("bundle", report.get("bundle_id")), ("created", report.get("created_at")),
-              ("git", report.get("git_sha")), *data.items()]
-    meta = _table(["field", "value"],
-                  [[k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else v]
-                   for k, v in fields if v not in (None, "", {}, [])]
-                  ).replace("<table>", "<table class=meta>", 1)
+    fields = [
+        ("bundle", report.get("bundle_id")),
+        ("created", report.get("created_at")),
+        ("git", report.get("git_sha")),
+        *data.items(),
+    ]
+    meta = _table(
+        ["field", "value"],
+        [
+            [k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else v]
+            for k, v in fields
+            if v not in (None, "", {}, [])
+        ],
+    ).replace("<table>", "<table class=meta>", 1)
     dropped = report.get("dropped_rows") or {}
-    drop_html = (_table(["reason", "rows"], [[k, _num(v)] for k, v in dropped.items()])
-                 if dropped else "<p class=muted>No rows dropped.</p>")
-    heads = "\n".join(_head_section(head, h, plots.get(head, {}))
-                      for head, h in (report.get("heads") or {}).items())
+    drop_html = (
+        _table(["reason", "rows"], [[k, _num(v)] for k, v in dropped.items()])
+        if dropped
+        else "<p class=muted>No rows dropped.</p>"
+    )
+    heads = "\n".join(
+        _head_section(head, h, plots.get(head, {})) for head, h in (report.get("heads") or {}).items()
+    )
     title = f"Evaluation report — {report.get('bundle_id', '')}"
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{esc(title)}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{esc(title)}</h1>"
-            "<p class=muted>All numbers are on the held-out split: no fitting or threshold choice "
-            "saw these rows.</p>"
-            f"{meta}<h3>Dropped rows</h3>{drop_html}{heads}</body></html>")
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{esc(title)}</title>"
+        f"<style>{_CSS}</style></head><body><h1>{esc(title)}</h1>"
+        "<p class=muted>All numbers are on the held-out split: no fitting or threshold choice "
+        "saw these rows.</p>"
+        f"{meta}<h3>Dropped rows</h3>{drop_html}{heads}</body></html>"
+    )

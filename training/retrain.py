@@ -18,6 +18,7 @@ Steps (each a function here, so tests and the scheduler call them one by one):
 
 Services pick the new champion up by ``POST /v1/admin/reload`` or SIGHUP (``notify_reload``).
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,7 @@ from .evaluation import head_metrics
 from .gate import GateConfig, GateDecision, decide
 from .mapping import load_export, load_mapping
 from .pipeline import DEFAULT_FRACTIONS, assign_splits, resolve_encoder, train
-from .retrain_data import (HOLDOUT_FILE, base_export, build_export, freeze_holdout, holdout_mask,
-                           ticket_labels)
+from .retrain_data import HOLDOUT_FILE, base_export, build_export, freeze_holdout, holdout_mask, ticket_labels
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,7 @@ def _manifest(bundle: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------- scoring
-def coverage_at(proba: np.ndarray, y: Sequence[str], classes: Sequence[str], target: float
-                ) -> float:
+def coverage_at(proba: np.ndarray, y: Sequence[str], classes: Sequence[str], target: float) -> float:
     """Largest share of rows whose top-1 is kept at a global threshold with precision >= target."""
     top = proba.argmax(axis=1)
     conf = proba[np.arange(len(top)), top]
@@ -87,8 +86,9 @@ def coverage_at(proba: np.ndarray, y: Sequence[str], classes: Sequence[str], tar
     return float((ok.max() + 1) / len(order)) if len(ok) else 0.0
 
 
-def score_bundle(bundle: Path, texts: Sequence[str], labels: dict[str, list], rows: np.ndarray,
-                 target: float, encoder=None) -> dict[str, dict]:
+def score_bundle(
+    bundle: Path, texts: Sequence[str], labels: dict[str, list], rows: np.ndarray, target: float, encoder=None
+) -> dict[str, dict]:
     """Per head, on ``rows``: macro-F1, per-class F1, ECE, coverage at target, applied figures."""
     from triage.predict import Triager
 
@@ -108,11 +108,15 @@ def score_bundle(bundle: Path, texts: Sequence[str], labels: dict[str, list], ro
             thresholds = thresholds_of(tri.manifest, head)
             m = head_metrics(y, proba, classes, thresholds, pred_idx=picked)
             applied = (m.get("at_thresholds") or {}).get("applied") or {}
-            out[head] = {"n": m["n"], "macro_f1": m["macro_f1"], "ece_15": m["ece_15"],
-                         "coverage_at_target": coverage_at(proba, y, classes, target),
-                         "applied_coverage": applied.get("coverage"),
-                         "applied_precision": applied.get("precision"),
-                         "per_class_f1": {c: v["f1"] for c, v in m["per_class"].items()}}
+            out[head] = {
+                "n": m["n"],
+                "macro_f1": m["macro_f1"],
+                "ece_15": m["ece_15"],
+                "coverage_at_target": coverage_at(proba, y, classes, target),
+                "applied_coverage": applied.get("coverage"),
+                "applied_precision": applied.get("precision"),
+                "per_class_f1": {c: v["f1"] for c, v in m["per_class"].items()},
+            }
     return _clean(out)
 
 
@@ -126,8 +130,10 @@ def _clean(obj):
 
 def side_by_side(champion: dict, challenger: dict) -> dict:
     """head -> {"champion": metrics, "challenger": metrics} (a missing side is None)."""
-    return {h: {"champion": champion.get(h), "challenger": challenger.get(h)}
-            for h in list(champion) + [h for h in challenger if h not in champion]}
+    return {
+        h: {"champion": champion.get(h), "challenger": challenger.get(h)}
+        for h in list(champion) + [h for h in challenger if h not in champion]
+    }
 
 
 def render_table(tables: dict[str, dict]) -> str:
@@ -141,8 +147,11 @@ def render_table(tables: dict[str, dict]) -> str:
             a, b = row.get("champion") or {}, row.get("challenger") or {}
             for k in keys:
                 x, y = a.get(k), b.get(k)
-                d = f"{y - x:+.4f}" if isinstance(x, (int, float)) and isinstance(y, (int, float)) \
-                    and k != "n" else ""
+                d = (
+                    f"{y - x:+.4f}"
+                    if isinstance(x, (int, float)) and isinstance(y, (int, float)) and k != "n"
+                    else ""
+                )
                 lines.append(f"{head:<12}{k:<20}{_f(x):>10}{_f(y):>11}{d:>9}")
             for c in sorted(set(a.get("per_class_f1") or {}) | set(b.get("per_class_f1") or {})):
                 x, y = (a.get("per_class_f1") or {}).get(c), (b.get("per_class_f1") or {}).get(c)
@@ -157,13 +166,25 @@ def _f(x) -> str:
 
 
 # ---------------------------------------------------------------------------- the retrain
-def retrain(models: str | Path, *, store=None, data: str | Path | None = None,
-            mapping: str | Path | None = None, encoder=None, force: bool = False,
-            gate: GateConfig = GateConfig(), without_flagged: bool = False,
-            candidates: Sequence[str] | None = None, cv: int | None = None,
-            tracking_uri: str | None = None, log_mlflow: bool = True, reason: str | None = None,
-            progress: bool = False, fleet_database: str | None = None,
-            signing_key: str | None = None) -> RetrainResult:
+def retrain(
+    models: str | Path,
+    *,
+    store=None,
+    data: str | Path | None = None,
+    mapping: str | Path | None = None,
+    encoder=None,
+    force: bool = False,
+    gate: GateConfig = GateConfig(),
+    without_flagged: bool = False,
+    candidates: Sequence[str] | None = None,
+    cv: int | None = None,
+    tracking_uri: str | None = None,
+    log_mlflow: bool = True,
+    reason: str | None = None,
+    progress: bool = False,
+    fleet_database: str | None = None,
+    signing_key: str | None = None,
+) -> RetrainResult:
     """One retrain: gather, train, compare on the frozen holdout, gate, maybe promote."""
     models = Path(models)
     champ = champion_bundle(models)
@@ -171,8 +192,10 @@ def retrain(models: str | Path, *, store=None, data: str | Path | None = None,
     data = Path(data or base_export(cfg.get("data_path") or ""))
     mapping = Path(mapping or cfg.get("mapping_path") or "")
     if not data.is_file() or not mapping.is_file():
-        raise TriageError(f"retrain needs the historical export and its mapping: got data={data}, "
-                          f"mapping={mapping} (pass --data/--mapping)")
+        raise TriageError(
+            f"retrain needs the historical export and its mapping: got data={data}, "
+            f"mapping={mapping} (pass --data/--mapping)"
+        )
     cmap = load_mapping(mapping)
     fractions, seed = tuple(cfg.get("fractions") or DEFAULT_FRACTIONS), int(cfg.get("seed", 0))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -181,27 +204,61 @@ def retrain(models: str | Path, *, store=None, data: str | Path | None = None,
     if without_flagged:
         info["label_quality"] = _drop_flagged(export, mapping, fractions, seed)
     enc = resolve_encoder(encoder) if encoder is not None else None
-    kwargs = {k: v for k, v in {"candidates": tuple(candidates or cfg.get("candidates") or ()) or None,
-                                "cv": cv or cfg.get("cv"), "heads": cfg.get("heads") or None,
-                                "class_weight": cfg.get("class_weight")}.items() if v is not None}
-    result = train(export, mapping, models, encoder=enc if enc is not None else
-                   (cfg.get("encoder") or {}).get("kind"), fractions=fractions, seed=seed,
-                   target_precision=float(cfg.get("target_precision", TARGET_PRECISION)),
-                   progress=progress, signing_key=signing_key, **kwargs)
+    kwargs = {
+        k: v
+        for k, v in {
+            "candidates": tuple(candidates or cfg.get("candidates") or ()) or None,
+            "cv": cv or cfg.get("cv"),
+            "heads": cfg.get("heads") or None,
+            "class_weight": cfg.get("class_weight"),
+        }.items()
+        if v is not None
+    }
+    result = train(
+        export,
+        mapping,
+        models,
+        encoder=enc if enc is not None else (cfg.get("encoder") or {}).get("kind"),
+        fractions=fractions,
+        seed=seed,
+        target_precision=float(cfg.get("target_precision", TARGET_PRECISION)),
+        progress=progress,
+        signing_key=signing_key,
+        **kwargs,
+    )
     if result.bundle_path is None:
         raise TriageError("the challenger trained no head (too few labelled rows?)")
-    frozen = freeze_holdout(models / HOLDOUT_FILE, cfg.get("data_path") or data, cmap,
-                            bundle_id=champ.name if champ else result.bundle_id,
-                            fractions=fractions, seed=seed)
-    tables, extra = compare(champ, Path(result.bundle_path), export, cmap, frozen,
-                            float(cfg.get("target_precision", TARGET_PRECISION)), fractions, seed, enc)
+    frozen = freeze_holdout(
+        models / HOLDOUT_FILE,
+        cfg.get("data_path") or data,
+        cmap,
+        bundle_id=champ.name if champ else result.bundle_id,
+        fractions=fractions,
+        seed=seed,
+    )
+    tables, extra = compare(
+        champ,
+        Path(result.bundle_path),
+        export,
+        cmap,
+        frozen,
+        float(cfg.get("target_precision", TARGET_PRECISION)),
+        fractions,
+        seed,
+        enc,
+    )
     decision = decide(tables["frozen_holdout"], gate) if champ else GateDecision(True)
-    out = RetrainResult(result.bundle_id, str(result.bundle_path), champ.name if champ else None,
-                        decision, tables, forced=force and not decision.passed,
-                        data={**info, **extra, "export": str(export)})
+    out = RetrainResult(
+        result.bundle_id,
+        str(result.bundle_path),
+        champ.name if champ else None,
+        decision,
+        tables,
+        forced=force and not decision.passed,
+        data={**info, **extra, "export": str(export)},
+    )
     if log_mlflow:
-        out.mlflow = _log_and_maybe_promote(result, out, tracking_uri, models, reason,
-                                            fleet_database)
+        out.mlflow = _log_and_maybe_promote(result, out, tracking_uri, models, reason, fleet_database)
     elif decision.passed or force:
         out.promoted = _promote_pointer_only(models, out)
     _append_log(models, out)
@@ -213,6 +270,7 @@ def _gather(store, data: Path, cmap, export: Path) -> dict:
     known = {h: {v for v in vals if v is not None} for h, vals in base.labels.items()}
     if store is None:
         from .retrain_data import StoreLabels
+
         labels = StoreLabels(counts={"store": "none"})
     else:
         with store.session() as session:
@@ -231,8 +289,17 @@ def _drop_flagged(export: Path, mapping: Path, fractions, seed) -> dict:
     return {"summary": summary, **counts}
 
 
-def compare(champ: Path | None, chall: Path, export: Path, cmap, frozen: dict, target: float,
-            fractions, seed: int, encoder=None) -> tuple[dict, dict]:
+def compare(
+    champ: Path | None,
+    chall: Path,
+    export: Path,
+    cmap,
+    frozen: dict,
+    target: float,
+    fractions,
+    seed: int,
+    encoder=None,
+) -> tuple[dict, dict]:
     """Score both bundles on the frozen holdout and on the recent (store) holdout slice."""
     data = load_export(export, cmap)
     mask = np.asarray(holdout_mask(data.texts, frozen))
@@ -247,13 +314,17 @@ def compare(champ: Path | None, chall: Path, export: Path, cmap, frozen: dict, t
         a = score_bundle(champ, data.texts, data.labels, rows, target, encoder) if champ else {}
         b = score_bundle(chall, data.texts, data.labels, rows, target, encoder)
         tables[name] = side_by_side(a, b)
-    return tables, {"frozen_rows": int(mask.sum()), "recent_rows": int(recent.sum()),
-                    "frozen_in_training": leak}
+    return tables, {
+        "frozen_rows": int(mask.sum()),
+        "recent_rows": int(recent.sum()),
+        "frozen_in_training": leak,
+    }
 
 
 # ---------------------------------------------------------------------------- bookkeeping
-def _log_and_maybe_promote(result, out: RetrainResult, tracking_uri, models: Path, reason,
-                           fleet_database: str | None = None) -> dict:
+def _log_and_maybe_promote(
+    result, out: RetrainResult, tracking_uri, models: Path, reason, fleet_database: str | None = None
+) -> dict:
     from . import tracking
 
     run_id = tracking.log_training_run(result, tracking_uri=tracking_uri)
@@ -263,12 +334,17 @@ def _log_and_maybe_promote(result, out: RetrainResult, tracking_uri, models: Pat
     info = {"run_id": run_id, "version": str(version.version)}
     if not (out.decision.passed or out.forced):
         return info
-    why = reason or ("retrain --force over: " + "; ".join(out.decision.reasons) if out.forced
-                     else None)
+    why = reason or ("retrain --force over: " + "; ".join(out.decision.reasons) if out.forced else None)
     try:
-        res = tracking.promote(version.version, force=out.forced or False, reason=why,
-                               decision=out.decision, tracking_uri=tracking_uri,
-                               champion_file=pointer_file(models), fleet_database=fleet_database)
+        res = tracking.promote(
+            version.version,
+            force=out.forced or False,
+            reason=why,
+            decision=out.decision,
+            tracking_uri=tracking_uri,
+            champion_file=pointer_file(models),
+            fleet_database=fleet_database,
+        )
     except tracking.PromotionRefused as exc:  # defensive: a passed or forced decision is not refused
         out.decision.passed = False
         out.decision.reasons += [f"tracking: {r}" for r in exc.result.reasons]
@@ -291,14 +367,18 @@ def _log_comparison(mc, run_id: str, version, out: RetrainResult) -> None:
             for side in ("champion", "challenger"):
                 for k, v in (row.get(side) or {}).items():
                     if isinstance(v, (int, float)) and k != "n":
-                        metrics.append(Metric(safe_name(f"compare.{slice_name}.{head}.{k}.{side}"),
-                                              float(v), now, 0))
+                        metrics.append(
+                            Metric(safe_name(f"compare.{slice_name}.{head}.{k}.{side}"), float(v), now, 0)
+                        )
     for i in range(0, len(metrics), 1000):
-        mc.log_batch(run_id, metrics=metrics[i:i + 1000])
+        mc.log_batch(run_id, metrics=metrics[i : i + 1000])
     mc.log_dict(run_id, out.to_dict(), "retrain/comparison.json")
-    tags = {"gate.passed": str(out.decision.passed).lower(),
-            "gate.reasons": json.dumps(out.decision.reasons)[:5000],
-            "gate.forced": str(out.forced).lower(), "gate.champion": out.champion_id or ""}
+    tags = {
+        "gate.passed": str(out.decision.passed).lower(),
+        "gate.reasons": json.dumps(out.decision.reasons)[:5000],
+        "gate.forced": str(out.forced).lower(),
+        "gate.champion": out.champion_id or "",
+    }
     for k, v in tags.items():
         mc.set_tag(run_id, k, v)
         mc.set_model_version_tag(version.name, version.version, k, v)
@@ -307,21 +387,36 @@ def _log_comparison(mc, run_id: str, version, out: RetrainResult) -> None:
 def _promote_pointer_only(models: Path, out: RetrainResult) -> bool:
     """No MLflow (tests, air-gapped): move the CHAMPION pointer the way tracking does."""
     prev = read_pointer(pointer_file(models))
-    write_pointer({"bundle_id": out.challenger_id, "path": out.challenger_path,
-                    "mlflow": None, "promoted_at": _now(), "promoted_by": "retrain",
-                    "forced": out.forced, "reason": "; ".join(out.decision.reasons) or None,
-                    "previous": None if not prev else {"bundle_id": prev.get("bundle_id"),
-                                                       "path": prev.get("resolved_path"),
-                                                       "version": None}},
-                  pointer_file(models))
+    write_pointer(
+        {
+            "bundle_id": out.challenger_id,
+            "path": out.challenger_path,
+            "mlflow": None,
+            "promoted_at": _now(),
+            "promoted_by": "retrain",
+            "forced": out.forced,
+            "reason": "; ".join(out.decision.reasons) or None,
+            "previous": None
+            if not prev
+            else {"bundle_id": prev.get("bundle_id"), "path": prev.get("resolved_path"), "version": None},
+        },
+        pointer_file(models),
+    )
     return True
 
 
 def _append_log(models: Path, out: RetrainResult) -> None:
-    record = {"at": _now(), "challenger": out.challenger_id, "champion": out.champion_id,
-              "passed": out.decision.passed, "reasons": out.decision.reasons,
-              "forced": out.forced, "promoted": out.promoted, "mlflow": out.mlflow,
-              "data": out.data}
+    record = {
+        "at": _now(),
+        "challenger": out.challenger_id,
+        "champion": out.champion_id,
+        "passed": out.decision.passed,
+        "reasons": out.decision.reasons,
+        "forced": out.forced,
+        "promoted": out.promoted,
+        "mlflow": out.mlflow,
+        "data": out.data,
+    }
     with open(models / LOG_FILE, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record, default=str) + "\n")
 
@@ -332,13 +427,26 @@ def _now() -> str:
 
 def notify_reload(url: str, api_key: str | None = None, *, timeout: float = 30.0) -> dict:
     """``POST <url>/v1/admin/reload`` with ``{"wait": true}``: the service swaps, no restart."""
-    req = urllib.request.Request(url.rstrip("/") + "/v1/admin/reload", data=b'{"wait": true}',
-                                 method="POST", headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url.rstrip("/") + "/v1/admin/reload",
+        data=b'{"wait": true}',
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     if api_key:
         req.add_header("Authorization", f"Bearer {api_key}")
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read().decode("utf-8"))
 
 
-__all__ = ["retrain", "RetrainResult", "compare", "score_bundle", "coverage_at", "side_by_side",
-           "render_table", "champion_bundle", "notify_reload"]
+__all__ = [
+    "retrain",
+    "RetrainResult",
+    "compare",
+    "score_bundle",
+    "coverage_at",
+    "side_by_side",
+    "render_table",
+    "champion_bundle",
+    "notify_reload",
+]

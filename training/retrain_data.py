@@ -15,6 +15,7 @@ The frozen holdout: ``<models dir>/HOLDOUT.json`` holds hashes of the champion's
 tickets (the same text key as the pipeline's split) and is never rewritten by a retrain,
 so every challenger is graded on the same tickets as the champion it wants to replace.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,12 +48,14 @@ class StoreLabels:
     counts: dict[str, Any] = field(default_factory=dict)
 
 
-def ticket_labels(session, heads: Iterable[str], known: dict[str, set[str]], *,
-                  confirm_on_close: bool = True) -> StoreLabels:
+def ticket_labels(
+    session, heads: Iterable[str], known: dict[str, set[str]], *, confirm_on_close: bool = True
+) -> StoreLabels:
     """Final human labels per store ticket (rules: :mod:`triage.store.labels`)."""
     found = final_labels(session, heads, known, confirm_on_close=confirm_on_close)
-    return StoreLabels(rows=[{"ticket": t, "labels": labels}
-                             for t, labels in found.tickets.values()], counts=found.counts)
+    return StoreLabels(
+        rows=[{"ticket": t, "labels": labels} for t, labels in found.tickets.values()], counts=found.counts
+    )
 
 
 def new_labels_since(session, since: datetime | None) -> int:
@@ -68,8 +71,12 @@ def _inverse_rename(mapping: Mapping, head: str, value: str) -> str:
 
 def store_frame(labels: StoreLabels, mapping: Mapping, columns: Sequence[str]) -> pd.DataFrame:
     """Store tickets as rows of the export's own columns (text, metadata, labels)."""
-    meta_attr = {"channel": "channel", "customer_tier": "customer_tier",
-                 "affected_service": "affected_service", "requester": "requester"}
+    meta_attr = {
+        "channel": "channel",
+        "customer_tier": "customer_tier",
+        "affected_service": "affected_service",
+        "requester": "requester",
+    }
     records = []
     for item in labels.rows:
         t: TicketRow = item["ticket"]
@@ -92,8 +99,9 @@ def store_frame(labels: StoreLabels, mapping: Mapping, columns: Sequence[str]) -
     return pd.DataFrame.from_records(records, columns=list(columns))
 
 
-def build_export(base_path: str | Path, mapping: Mapping, labels: StoreLabels,
-                 out_path: str | Path) -> dict[str, Any]:
+def build_export(
+    base_path: str | Path, mapping: Mapping, labels: StoreLabels, out_path: str | Path
+) -> dict[str, Any]:
     """Historical export + store rows → one CSV the pipeline reads with the same mapping."""
     base = read_export(base_path)
     extra = store_frame(labels, mapping, list(base.columns))
@@ -104,10 +112,14 @@ def build_export(base_path: str | Path, mapping: Mapping, labels: StoreLabels,
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     merged.to_csv(out_path, index=False)
-    side = {"base": str(Path(base_path).resolve()), "mapping": mapping.source,
-            "base_rows": int(len(base)), "store_rows": int(len(extra)),
-            "store_counts": labels.counts,
-            "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    side = {
+        "base": str(Path(base_path).resolve()),
+        "mapping": mapping.source,
+        "base_rows": int(len(base)),
+        "store_rows": int(len(extra)),
+        "store_counts": labels.counts,
+        "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     out_path.with_suffix(".json").write_text(json.dumps(side, indent=2, default=str), "utf-8")
     return side
 
@@ -128,8 +140,15 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(split_key(text).encode()).hexdigest()[:20]
 
 
-def freeze_holdout(path: Path, data_path: str | Path, mapping: Mapping, *, bundle_id: str,
-                   fractions: Sequence[float] | None = None, seed: int = 0) -> dict:
+def freeze_holdout(
+    path: Path,
+    data_path: str | Path,
+    mapping: Mapping,
+    *,
+    bundle_id: str,
+    fractions: Sequence[float] | None = None,
+    seed: int = 0,
+) -> dict:
     """Write ``HOLDOUT.json`` from the champion's data unless it exists (frozen: never rewritten)."""
     path = Path(path)
     if path.exists():
@@ -137,9 +156,15 @@ def freeze_holdout(path: Path, data_path: str | Path, mapping: Mapping, *, bundl
     data = load_export(data_path, mapping)
     splits = assign_splits(data.texts, fractions or DEFAULT_FRACTIONS, seed)
     keys = sorted({text_hash(t) for t, s in zip(data.texts, splits) if s == "holdout"})
-    info = {"keys": keys, "bundle_id": bundle_id, "data": str(data_path), "sha256": data.sha256,
-            "fractions": list(fractions or DEFAULT_FRACTIONS), "seed": seed,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    info = {
+        "keys": keys,
+        "bundle_id": bundle_id,
+        "data": str(data_path),
+        "sha256": data.sha256,
+        "fractions": list(fractions or DEFAULT_FRACTIONS),
+        "seed": seed,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(info), "utf-8")
@@ -152,5 +177,14 @@ def holdout_mask(texts: Sequence[str], frozen: dict) -> list[bool]:
     return [text_hash(t) in keys for t in texts]
 
 
-__all__ = ["ticket_labels", "new_labels_since", "build_export", "store_frame", "base_export",
-           "freeze_holdout", "holdout_mask", "text_hash", "StoreLabels"]
+__all__ = [
+    "ticket_labels",
+    "new_labels_since",
+    "build_export",
+    "store_frame",
+    "base_export",
+    "freeze_holdout",
+    "holdout_mask",
+    "text_hash",
+    "StoreLabels",
+]

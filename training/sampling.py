@@ -7,6 +7,7 @@ in 10 M would otherwise get 4 rows of a 1 M sample and fall below ``min_class_co
 Rows without that head's label are sampled like a class of their own. Deterministic
 for a seed; rows keep their export order.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -17,8 +18,9 @@ import numpy as np
 from training.mapping import Dataset
 
 
-def stratified_rows(labels: Sequence[str | None], max_rows: int, *, seed: int = 0,
-                    floor: int = 50) -> np.ndarray:
+def stratified_rows(
+    labels: Sequence[str | None], max_rows: int, *, seed: int = 0, floor: int = 50
+) -> np.ndarray:
     """Sorted row indices: at most ``max_rows``, proportional per label, ``floor`` kept per label."""
     n = len(labels)
     if max_rows <= 0:
@@ -34,8 +36,11 @@ def stratified_rows(labels: Sequence[str | None], max_rows: int, *, seed: int = 
     else:  # the rest of the budget proportionally to what each class has beyond its floor
         extra = counts - base
         want = base + np.floor(extra * (max_rows - base.sum()) / extra.sum()).astype(int)
-    chosen = [rng.choice(np.flatnonzero(inverse == c), size=int(want[c]), replace=False)
-              for c in range(len(classes)) if want[c] > 0]
+    chosen = [
+        rng.choice(np.flatnonzero(inverse == c), size=int(want[c]), replace=False)
+        for c in range(len(classes))
+        if want[c] > 0
+    ]
     return np.sort(np.concatenate(chosen))
 
 
@@ -45,9 +50,21 @@ def sample_dataset(data: Dataset, max_rows: int, head: str, *, seed: int = 0) ->
     if len(keep) == len(data):
         return data
     pick = keep.tolist()
-    counts = dict(data.counts, sampled={"max_rows": max_rows, "by": head, "seed": seed,
-                                        "rows_before": len(data), "rows_after": len(pick)})
-    return replace(data, texts=[data.texts[i] for i in pick],
-                   labels={h: [v[i] for i in pick] for h, v in data.labels.items()},
-                   metadata={k: [v[i] for i in pick] for k, v in data.metadata.items()},
-                   source_rows=[data.source_rows[i] for i in pick], counts=counts)
+    counts = dict(
+        data.counts,
+        sampled={
+            "max_rows": max_rows,
+            "by": head,
+            "seed": seed,
+            "rows_before": len(data),
+            "rows_after": len(pick),
+        },
+    )
+    return replace(
+        data,
+        texts=[data.texts[i] for i in pick],
+        labels={h: [v[i] for i in pick] for h, v in data.labels.items()},
+        metadata={k: [v[i] for i in pick] for k, v in data.metadata.items()},
+        source_rows=[data.source_rows[i] for i in pick],
+        counts=counts,
+    )

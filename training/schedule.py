@@ -18,6 +18,7 @@ The lock:
 Both are *try* locks: a second caller is told "busy" at once instead of queueing a
 duplicate retrain behind the first.
 """
+
 from __future__ import annotations
 
 import json
@@ -149,14 +150,14 @@ def last_retrain(models: Path) -> datetime | None:
     if champ is None:
         return None
     try:
-        return datetime.strptime(champ.name.split("-")[0], "%Y%m%dT%H%M%SZ").replace(
-            tzinfo=timezone.utc)
+        return datetime.strptime(champ.name.split("-")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
     except ValueError:
         return datetime.fromtimestamp(champ.stat().st_mtime, timezone.utc)
 
 
-def is_due(models: str | Path, schedule: Schedule, store=None, now: datetime | None = None
-           ) -> tuple[bool, str]:
+def is_due(
+    models: str | Path, schedule: Schedule, store=None, now: datetime | None = None
+) -> tuple[bool, str]:
     """(due, why): enough new labels since the last retrain, or the interval has passed."""
     now = now or _now()
     last = last_retrain(Path(models))
@@ -174,8 +175,9 @@ def is_due(models: str | Path, schedule: Schedule, store=None, now: datetime | N
     return False, f"not due: last retrain {last.isoformat()}"
 
 
-def run_if_due(job: Callable[[], Any], models: str | Path, schedule: Schedule, store=None, *,
-               force: bool = False) -> dict:
+def run_if_due(
+    job: Callable[[], Any], models: str | Path, schedule: Schedule, store=None, *, force: bool = False
+) -> dict:
     """Take the lock, check, run ``job`` once. Never runs two jobs at once anywhere."""
     lock = RetrainLock(models, store)
     with lock.held() as ok:
@@ -188,9 +190,17 @@ def run_if_due(job: Callable[[], Any], models: str | Path, schedule: Schedule, s
         return {"ran": True, "why": why, "result": job()}
 
 
-def watch(job: Callable[[], Any], models: str | Path, schedule: Schedule, store=None, *,
-          poll_seconds: float = 60.0, max_runs: int | None = None,
-          max_seconds: float | None = None, stop: threading.Event | None = None) -> list[dict]:
+def watch(
+    job: Callable[[], Any],
+    models: str | Path,
+    schedule: Schedule,
+    store=None,
+    *,
+    poll_seconds: float = 60.0,
+    max_runs: int | None = None,
+    max_seconds: float | None = None,
+    stop: threading.Event | None = None,
+) -> list[dict]:
     """Check every ``poll_seconds`` until ``max_runs`` retrains ran, ``max_seconds`` passed
     or ``stop`` is set; a failed retrain is logged and the loop goes on."""
     stop = stop or threading.Event()

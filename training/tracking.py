@@ -35,6 +35,7 @@ below the champion's minus ``margin``. The comparison is only made on the same h
 the promotion is refused. ``force=True``
 overrides and is recorded (who, when, why) on the version and in ``CHAMPION``.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -90,6 +91,7 @@ class PromotionResult:
 
 # ---- store location ---------------------------------------------------------------------------
 
+
 def default_tracking_uri(home: str | Path | None = None) -> str:
     """``sqlite:///<home>/mlflow.db`` (home: the working directory). The ``triage`` command
     passes ``MLFLOW_TRACKING_URI`` or ``TRIAGE_HOME`` from the settings; nothing here reads
@@ -100,19 +102,21 @@ def default_tracking_uri(home: str | Path | None = None) -> str:
 def artifact_location_for(tracking_uri: str) -> str | None:
     """``mlruns`` beside a SQLite store; ``None`` (the server decides) for anything else."""
     if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri[len("sqlite:///"):])
+        db = Path(tracking_uri[len("sqlite:///") :])
         return (db.resolve().parent / "mlruns").as_uri()
     return None
 
 
 def client(tracking_uri: str | None = None):
     from mlflow.tracking import MlflowClient
+
     uri = tracking_uri or default_tracking_uri()
     return MlflowClient(tracking_uri=uri, registry_uri=uri), uri
 
 
 def _experiment_id(mc, name: str, artifact_location: str | None) -> str:
     from mlflow.exceptions import MlflowException
+
     exp = mc.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
@@ -126,6 +130,7 @@ def _experiment_id(mc, name: str, artifact_location: str | None) -> str:
 
 
 # ---- logging a training run -------------------------------------------------------------------
+
 
 def _unpack(result_or_report, bundle_path, config, report_dir):
     """Accept a TrainResult-like object (``.report``, ``.bundle_path``, ...) or a report dict."""
@@ -148,6 +153,7 @@ def _log_report(mc, run_id: str, report: Mapping, report_dir) -> None:
         mc.log_artifacts(run_id, str(report_dir), "report")
         return
     from .evaluation import write_report
+
     with tempfile.TemporaryDirectory(prefix="triage-report-") as tmp:
         write_report(report, tmp)
         mc.log_artifacts(run_id, tmp, "report")
@@ -157,18 +163,27 @@ def _log_batched(mc, run_id: str, metrics: dict[str, float], params: dict[str, s
     """MLflow caps a batch at 1000 metrics / 100 params."""
     import time
     from mlflow.entities import Metric, Param
+
     now = int(time.time() * 1000)
     ms = [Metric(k, v, now, 0) for k, v in metrics.items()]
     ps = [Param(k, v) for k, v in params.items()]
     for i in range(0, len(ms), 1000):
-        mc.log_batch(run_id, metrics=ms[i:i + 1000])
+        mc.log_batch(run_id, metrics=ms[i : i + 1000])
     for i in range(0, len(ps), 100):
-        mc.log_batch(run_id, params=ps[i:i + 100])
+        mc.log_batch(run_id, params=ps[i : i + 100])
 
 
-def log_training_run(result_or_report, bundle_path=None, *, tracking_uri: str | None = None,
-                     model_name: str = DEFAULT_MODEL_NAME, experiment: str = DEFAULT_EXPERIMENT,
-                     config: Mapping | None = None, report_dir=None, register: bool = True) -> str:
+def log_training_run(
+    result_or_report,
+    bundle_path=None,
+    *,
+    tracking_uri: str | None = None,
+    model_name: str = DEFAULT_MODEL_NAME,
+    experiment: str = DEFAULT_EXPERIMENT,
+    config: Mapping | None = None,
+    report_dir=None,
+    register: bool = True,
+) -> str:
     """Log one training run (params, metrics, report, bundle) and register it; returns the run id."""
     report, bundle, config, report_dir = _unpack(result_or_report, bundle_path, config, report_dir)
     if not (bundle / "manifest.json").exists():
@@ -199,20 +214,24 @@ def log_training_run(result_or_report, bundle_path=None, *, tracking_uri: str | 
 
 def _register(mc, model_name: str, run, bundle: Path, bundle_id: str, report: Mapping):
     from mlflow.exceptions import MlflowException
+
     try:
-        mc.create_registered_model(model_name, description="Help-desk triage bundles "
-                                   "(type, priority, team heads). Source = bundle folder.")
+        mc.create_registered_model(
+            model_name,
+            description="Help-desk triage bundles (type, priority, team heads). Source = bundle folder.",
+        )
     except MlflowException as exc:
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
             raise
-    tags = {"bundle_id": bundle_id, "bundle_path": str(bundle.resolve()),
-            "holdout_key": holdout_key(report)}
+    tags = {"bundle_id": bundle_id, "bundle_path": str(bundle.resolve()), "holdout_key": holdout_key(report)}
     tags.update({f"holdout.{h}.macro_f1": repr(v) for h, v in holdout_scores(report).items()})
-    return mc.create_model_version(model_name, source=f"{run.info.artifact_uri}/bundle",
-                                   run_id=run.info.run_id, tags=tags)
+    return mc.create_model_version(
+        model_name, source=f"{run.info.artifact_uri}/bundle", run_id=run.info.run_id, tags=tags
+    )
 
 
 # ---- champion alias ---------------------------------------------------------------------------
+
 
 def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -230,6 +249,7 @@ def _user(user: str | None) -> str:
 def find_version(mc, model_name: str, version_or_bundle) -> Any:
     """A version number, ``models:/name/3``, ``models:/name@alias``, a bundle id or bundle path."""
     from mlflow.exceptions import MlflowException
+
     ref = str(version_or_bundle).rstrip("/")
     m = re.fullmatch(r"(?:models:/[^/@]+[/@])?(\w[\w.-]*)", ref)
     try:
@@ -243,12 +263,15 @@ def find_version(mc, model_name: str, version_or_bundle) -> Any:
     for mv in mc.search_model_versions(f"name='{model_name}'"):
         if mv.tags.get("bundle_id") == bundle_id:
             return mv
-    raise NotFound(f"no version of model {model_name!r} for {ref!r}: expected a version "
-                   "number or the id/path of a bundle logged with 'triage train'")
+    raise NotFound(
+        f"no version of model {model_name!r} for {ref!r}: expected a version "
+        "number or the id/path of a bundle logged with 'triage train'"
+    )
 
 
 def current_champion(mc, model_name: str = DEFAULT_MODEL_NAME):
     from mlflow.exceptions import MlflowException
+
     try:
         return mc.get_model_version_by_alias(model_name, CHAMPION_ALIAS)
     except MlflowException:
@@ -256,8 +279,11 @@ def current_champion(mc, model_name: str = DEFAULT_MODEL_NAME):
 
 
 def _scores(mv) -> dict[str, float]:
-    return {k.split(".", 1)[1].rsplit(".", 1)[0]: float(v) for k, v in mv.tags.items()
-            if k.startswith("holdout.") and k.endswith(".macro_f1")}
+    return {
+        k.split(".", 1)[1].rsplit(".", 1)[0]: float(v)
+        for k, v in mv.tags.items()
+        if k.startswith("holdout.") and k.endswith(".macro_f1")
+    }
 
 
 def bundle_local_path(mv) -> str:
@@ -266,7 +292,7 @@ def bundle_local_path(mv) -> str:
     if original and Path(original).is_dir():
         return original
     src = mv.source
-    return src[len("file://"):] if src.startswith("file://") else src
+    return src[len("file://") :] if src.startswith("file://") else src
 
 
 def compare(challenger, champion, *, margin: float = 0.0, evaluate: Evaluator | None = None):
@@ -281,31 +307,50 @@ def compare(challenger, champion, *, margin: float = 0.0, evaluate: Evaluator | 
     if challenger.tags.get("holdout_key") == champion.tags.get("holdout_key"):
         mine, theirs = _scores(challenger), _scores(champion)
     elif evaluate is not None:
-        mine, theirs = (dict(x) for x in evaluate(bundle_local_path(challenger),
-                                                   bundle_local_path(champion)))
+        mine, theirs = (dict(x) for x in evaluate(bundle_local_path(challenger), bundle_local_path(champion)))
         if not theirs:
-            return {}, ["too few tickets are in both bundles' holdouts to compare them: "
-                        "pass an export with more unseen tickets, or force"]
+            return {}, [
+                "too few tickets are in both bundles' holdouts to compare them: "
+                "pass an export with more unseen tickets, or force"
+            ]
     else:
-        return {}, ["the champion was evaluated on another holdout: pass an export to score "
-                    "both on tickets neither has seen, or force"]
-    table = {head: {"champion": {"macro_f1": champ_f1},
-                    "challenger": None if mine.get(head) is None else {"macro_f1": mine[head]}}
-             for head, champ_f1 in theirs.items()}
+        return {}, [
+            "the champion was evaluated on another holdout: pass an export to score "
+            "both on tickets neither has seen, or force"
+        ]
+    table = {
+        head: {
+            "champion": {"macro_f1": champ_f1},
+            "challenger": None if mine.get(head) is None else {"macro_f1": mine[head]},
+        }
+        for head, champ_f1 in theirs.items()
+    }
     decision = decide(table, GateConfig(margin=margin))
-    comparison = {head: {"challenger": mine.get(head), "champion": champ_f1,
-                         "delta": None if mine.get(head) is None else mine[head] - champ_f1}
-                  for head, champ_f1 in theirs.items()}
+    comparison = {
+        head: {
+            "challenger": mine.get(head),
+            "champion": champ_f1,
+            "delta": None if mine.get(head) is None else mine[head] - champ_f1,
+        }
+        for head, champ_f1 in theirs.items()
+    }
     return comparison, decision.reasons
 
 
-def promote(version_or_bundle, *, force: bool = False, margin: float = 0.0,
-            reason: str | None = None, user: str | None = None,
-            evaluate: Evaluator | None = None,
-            tracking_uri: str | None = None, model_name: str = DEFAULT_MODEL_NAME,
-            champion_file: Path | None = None,
-            decision: GateDecision | None = None,
-            fleet_database: str | None = None) -> PromotionResult:
+def promote(
+    version_or_bundle,
+    *,
+    force: bool = False,
+    margin: float = 0.0,
+    reason: str | None = None,
+    user: str | None = None,
+    evaluate: Evaluator | None = None,
+    tracking_uri: str | None = None,
+    model_name: str = DEFAULT_MODEL_NAME,
+    champion_file: Path | None = None,
+    decision: GateDecision | None = None,
+    fleet_database: str | None = None,
+) -> PromotionResult:
     """Move the ``champion`` alias to a version unless the gate refuses; raises PromotionRefused.
 
     The gate is :mod:`training.gate`: a caller that already judged the challenger there (a
@@ -315,8 +360,13 @@ def promote(version_or_bundle, *, force: bool = False, margin: float = 0.0,
     mc, uri = client(tracking_uri)
     mv = find_version(mc, model_name, version_or_bundle)
     old = current_champion(mc, model_name)
-    result = PromotionResult(False, str(mv.version), mv.tags.get("bundle_id"),
-                             previous=None if old is None else str(old.version), forced=force)
+    result = PromotionResult(
+        False,
+        str(mv.version),
+        mv.tags.get("bundle_id"),
+        previous=None if old is None else str(old.version),
+        forced=force,
+    )
     if old is not None and str(old.version) == str(mv.version):
         result.promoted, result.previous = True, old.tags.get("previous_champion")
         result.reasons.append("already the champion")
@@ -327,27 +377,54 @@ def promote(version_or_bundle, *, force: bool = False, margin: float = 0.0,
         result.comparison, result.reasons = compare(mv, old, margin=margin, evaluate=evaluate)
     if old is not None:
         if result.reasons and not force:
-            raise PromotionRefused(f"version {mv.version} not promoted: " + "; ".join(result.reasons),
-                                   result)
+            raise PromotionRefused(f"version {mv.version} not promoted: " + "; ".join(result.reasons), result)
     who, when = _user(user), _now()
     mc.set_registered_model_alias(model_name, CHAMPION_ALIAS, mv.version)
-    record = {"promoted_at": when, "promoted_by": who, "forced": str(bool(force)).lower(),
-              "previous_champion": result.previous or ""}
+    record = {
+        "promoted_at": when,
+        "promoted_by": who,
+        "forced": str(bool(force)).lower(),
+        "previous_champion": result.previous or "",
+    }
     if force:
-        record.update({"forced_by": who, "forced_at": when, "forced_reason": reason or "",
-                       "forced_over": json.dumps(result.reasons)})
+        record.update(
+            {
+                "forced_by": who,
+                "forced_at": when,
+                "forced_reason": reason or "",
+                "forced_over": json.dumps(result.reasons),
+            }
+        )
     for key, value in record.items():
         mc.set_model_version_tag(model_name, mv.version, key, value)
     result.promoted = True
-    result.champion_file = str(_write_pointer(mc, uri, model_name, mv, old, when, who, force,
-                                              reason, champion_file,
-                                              fleet_database=fleet_database))
+    result.champion_file = str(
+        _write_pointer(
+            mc,
+            uri,
+            model_name,
+            mv,
+            old,
+            when,
+            who,
+            force,
+            reason,
+            champion_file,
+            fleet_database=fleet_database,
+        )
+    )
     return result
 
 
-def rollback(*, reason: str | None = None, user: str | None = None,
-             tracking_uri: str | None = None, model_name: str = DEFAULT_MODEL_NAME,
-             champion_file: Path | None = None, fleet_database: str | None = None) -> PromotionResult:
+def rollback(
+    *,
+    reason: str | None = None,
+    user: str | None = None,
+    tracking_uri: str | None = None,
+    model_name: str = DEFAULT_MODEL_NAME,
+    champion_file: Path | None = None,
+    fleet_database: str | None = None,
+) -> PromotionResult:
     """Give the ``champion`` alias back to the version it replaced (repeatable down the chain)."""
     mc, uri = client(tracking_uri)
     cur = current_champion(mc, model_name)
@@ -357,36 +434,67 @@ def rollback(*, reason: str | None = None, user: str | None = None,
     prev = mc.get_model_version(model_name, prev_version)
     who, when = _user(user), _now()
     mc.set_registered_model_alias(model_name, CHAMPION_ALIAS, prev.version)
-    for key, value in {"rolled_back_at": when, "rolled_back_by": who,
-                       "rolled_back_reason": reason or ""}.items():
+    for key, value in {
+        "rolled_back_at": when,
+        "rolled_back_by": who,
+        "rolled_back_reason": reason or "",
+    }.items():
         mc.set_model_version_tag(model_name, cur.version, key, value)
     before = prev.tags.get("previous_champion")
     older = mc.get_model_version(model_name, before) if before else None
-    path = _write_pointer(mc, uri, model_name, prev, older, when, who, False,
-                          reason or f"rollback from version {cur.version}", champion_file,
-                          action="rollback", fleet_database=fleet_database)
-    return PromotionResult(True, str(prev.version), prev.tags.get("bundle_id"),
-                           previous=before or None, reasons=[f"rolled back from {cur.version}"],
-                           champion_file=str(path))
+    path = _write_pointer(
+        mc,
+        uri,
+        model_name,
+        prev,
+        older,
+        when,
+        who,
+        False,
+        reason or f"rollback from version {cur.version}",
+        champion_file,
+        action="rollback",
+        fleet_database=fleet_database,
+    )
+    return PromotionResult(
+        True,
+        str(prev.version),
+        prev.tags.get("bundle_id"),
+        previous=before or None,
+        reasons=[f"rolled back from {cur.version}"],
+        champion_file=str(path),
+    )
 
 
-def registered_bundle(version_or_bundle=None, *, tracking_uri: str | None = None,
-                      model_name: str = DEFAULT_MODEL_NAME, dst: str | None = None) -> Path:
+def registered_bundle(
+    version_or_bundle=None,
+    *,
+    tracking_uri: str | None = None,
+    model_name: str = DEFAULT_MODEL_NAME,
+    dst: str | None = None,
+) -> Path:
     """The registered bundle folder of a version (default: the champion), downloaded if remote.
 
     Uses the client's registry explicitly, not MLflow's global registry URI, so it is safe to
     call with any store (``mlflow.artifacts.download_artifacts("models:/...")`` is not).
     """
     mc, _ = client(tracking_uri)
-    mv = (current_champion(mc, model_name) if version_or_bundle is None
-          else find_version(mc, model_name, version_or_bundle))
+    mv = (
+        current_champion(mc, model_name)
+        if version_or_bundle is None
+        else find_version(mc, model_name, version_or_bundle)
+    )
     if mv is None:
         raise NotFound(f"model {model_name!r} has no champion yet: run 'triage promote'")
-    if mv.source.startswith("file://") and Path(mv.source[len("file://"):]).is_dir():
-        return Path(mv.source[len("file://"):])
+    if mv.source.startswith("file://") and Path(mv.source[len("file://") :]).is_dir():
+        return Path(mv.source[len("file://") :])
     from mlflow.artifacts import download_artifacts
-    return Path(download_artifacts(artifact_uri=mv.source, dst_path=dst,
-                                   tracking_uri=tracking_uri or default_tracking_uri()))
+
+    return Path(
+        download_artifacts(
+            artifact_uri=mv.source, dst_path=dst, tracking_uri=tracking_uri or default_tracking_uri()
+        )
+    )
 
 
 def _models_dir_of(mv) -> Path:
@@ -395,17 +503,42 @@ def _models_dir_of(mv) -> Path:
     return local.parent if local.is_dir() else Path("models")
 
 
-def _write_pointer(mc, uri, model_name, mv, old, when, who, forced, reason, champion_file,
-                   action: str = "promote", fleet_database: str | None = None) -> Path:
+def _write_pointer(
+    mc,
+    uri,
+    model_name,
+    mv,
+    old,
+    when,
+    who,
+    forced,
+    reason,
+    champion_file,
+    action: str = "promote",
+    fleet_database: str | None = None,
+) -> Path:
     target = Path(champion_file) if champion_file else _models_dir_of(mv) / POINTER_NAME
-    info = {"bundle_id": mv.tags.get("bundle_id"),
-            "path": bundle_local_path(mv),
-            "mlflow": {"model": model_name, "version": str(mv.version), "run_id": mv.run_id,
-                       "tracking_uri": uri if "@" not in uri else None},
-            "promoted_at": when, "promoted_by": who, "forced": bool(forced), "reason": reason,
-            "previous": None if old is None else {"bundle_id": old.tags.get("bundle_id"),
-                                                  "path": bundle_local_path(old),
-                                                  "version": str(old.version)}}
+    info = {
+        "bundle_id": mv.tags.get("bundle_id"),
+        "path": bundle_local_path(mv),
+        "mlflow": {
+            "model": model_name,
+            "version": str(mv.version),
+            "run_id": mv.run_id,
+            "tracking_uri": uri if "@" not in uri else None,
+        },
+        "promoted_at": when,
+        "promoted_by": who,
+        "forced": bool(forced),
+        "reason": reason,
+        "previous": None
+        if old is None
+        else {
+            "bundle_id": old.tags.get("bundle_id"),
+            "path": bundle_local_path(old),
+            "version": str(old.version),
+        },
+    }
     written = write_pointer(info, target)
     publish_to_fleet(info, fleet_database, action=action)
     return written
@@ -427,13 +560,30 @@ def publish_to_fleet(info: dict, url: str | None, action: str = "promote") -> bo
     try:
         store.upgrade()
         with store.session() as session:
-            publish(session, info["path"], action=action, by=info.get("promoted_by"),
-                    reason=info.get("reason"), bundle_id=info.get("bundle_id"))
+            publish(
+                session,
+                info["path"],
+                action=action,
+                by=info.get("promoted_by"),
+                reason=info.get("reason"),
+                bundle_id=info.get("bundle_id"),
+            )
     finally:
         store.dispose()
     return True
 
 
-__all__ = ["log_training_run", "promote", "rollback", "PromotionResult", "PromotionRefused",
-           "default_tracking_uri", "current_champion", "registered_bundle", "find_version", "read_pointer",
-           "DEFAULT_MODEL_NAME", "CHAMPION_ALIAS"]
+__all__ = [
+    "log_training_run",
+    "promote",
+    "rollback",
+    "PromotionResult",
+    "PromotionRefused",
+    "default_tracking_uri",
+    "current_champion",
+    "registered_bundle",
+    "find_version",
+    "read_pointer",
+    "DEFAULT_MODEL_NAME",
+    "CHAMPION_ALIAS",
+]

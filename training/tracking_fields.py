@@ -4,6 +4,7 @@ Kept apart from :mod:`training.tracking` so the flattening (pure, easy to test) 
 need a tracking store. MLflow names allow letters, digits and ``_-. /:``; class labels
 from an export may hold anything, so they are sanitised.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,11 @@ def flat_metrics(report: Mapping) -> dict[str, float]:
             _put(out, f"{head}.reference.{key}", (h.get("reference") or {}).get(key))
         for key, suffix in (("candidates", "macro_f1"), ("candidates_holdout", "holdout_macro_f1")):
             for name, f1 in (h.get(key) or {}).items():
-                _put(out, f"{head}.candidate.{name}.{suffix}",
-                     f1.get("macro_f1") if isinstance(f1, Mapping) else f1)
+                _put(
+                    out,
+                    f"{head}.candidate.{name}.{suffix}",
+                    f1.get("macro_f1") if isinstance(f1, Mapping) else f1,
+                )
         for label, c in (m.get("per_class") or {}).items():
             _put(out, f"{head}.class.{label}.f1", c.get("f1"))
     for reason, count in (report.get("dropped_rows") or {}).items():

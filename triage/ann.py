@@ -16,6 +16,7 @@ keeps a 1 M-ticket index in about half the memory of the float32 matrix.
 
 No store, no model: callers own where vectors come from (``triage.store.similar``).
 """
+
 from __future__ import annotations
 
 import threading
@@ -30,8 +31,14 @@ BULK = 1_000  # adds of at least this many vectors are built on all cores
 class VectorIndex:
     """Top-k cosine search over vectors keyed by int; thread-safe; grows incrementally."""
 
-    def __init__(self, dim: int, exact_below: int = EXACT_BELOW, dtype: str = "f16",
-                 connectivity: int = 16, expansion_search: int = 128) -> None:
+    def __init__(
+        self,
+        dim: int,
+        exact_below: int = EXACT_BELOW,
+        dtype: str = "f16",
+        connectivity: int = 16,
+        expansion_search: int = 128,
+    ) -> None:
         self.dim = dim
         self.exact_below = exact_below
         self._dtype = dtype
@@ -95,12 +102,16 @@ class VectorIndex:
     def _to_graph(self) -> None:
         from usearch.index import Index
 
-        graph = Index(ndim=self.dim, metric="cos", dtype=self._dtype,
-                      connectivity=self._connectivity, expansion_search=self._expansion)
+        graph = Index(
+            ndim=self.dim,
+            metric="cos",
+            dtype=self._dtype,
+            connectivity=self._connectivity,
+            expansion_search=self._expansion,
+        )
         n = len(self._keys)
         if n:
-            graph.add(np.asarray(self._keys, dtype=np.uint64), self._matrix[:n],
-                      threads=_threads(self._keys))
+            graph.add(np.asarray(self._keys, dtype=np.uint64), self._matrix[:n], threads=_threads(self._keys))
         self._graph = graph
         self._keys, self._rows = [], {}
         self._matrix = np.zeros((0, self.dim), dtype=np.float32)
@@ -116,8 +127,7 @@ class VectorIndex:
                 if len(self._graph) == 0:
                     return []
                 found = self._graph.search(q, k, threads=1)
-                return [(int(key), round(1.0 - float(d), 6))
-                        for key, d in zip(found.keys, found.distances)]
+                return [(int(key), round(1.0 - float(d), 6)) for key, d in zip(found.keys, found.distances)]
             n = len(self._keys)
             if n == 0:
                 return []

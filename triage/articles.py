@@ -5,6 +5,7 @@ every article keeps an ``attribution`` the UI must show) and a help desk's own
 articles written as Markdown files with YAML front matter. Both become
 :class:`Article`; the index (``triage.kb``) never sees where they came from.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -63,8 +64,7 @@ def _as_tags(value, *, file: str, row: int) -> tuple[str, ...]:
         return tuple(t.strip() for t in value.split(",") if t.strip())
     if isinstance(value, (list, tuple)) and all(isinstance(t, (str, int)) for t in value):
         return tuple(str(t) for t in value)
-    raise InputError("bad tags", file=file, row=row, column="tags",
-                     expected="a list of strings", got=value)
+    raise InputError("bad tags", file=file, row=row, column="tags", expected="a list of strings", got=value)
 
 
 def _attribution(rec: dict) -> str | None:
@@ -79,18 +79,30 @@ def article_from_record(rec: dict, *, file: str = "<record>", row: int = 0) -> A
     """An :class:`Article` from a JSON object (shared corpus field names or plain ones)."""
     for key in ("id", "title"):
         if not isinstance(rec.get(key), (str, int)) or str(rec.get(key)).strip() == "":
-            raise InputError(f"missing {key}", file=file, row=row, column=key,
-                             expected="a non-empty string", got=rec.get(key))
+            raise InputError(
+                f"missing {key}",
+                file=file,
+                row=row,
+                column=key,
+                expected="a non-empty string",
+                got=rec.get(key),
+            )
     body = next((rec[k] for k in _BODY_FIELDS if isinstance(rec.get(k), str) and rec[k].strip()), "")
     if body and not rec.get("body_text") and rec.get("body_markdown") == body:
         body = markdown_to_text(body)
     url = rec.get("url")
     if not url and rec.get("source_repo") and rec.get("source_path"):
         url = f"https://github.com/{rec['source_repo']}/blob/main/{rec['source_path']}"
-    return Article(id=str(rec["id"]), title=str(rec["title"]).strip(), body=body.strip(),
-                   description=str(rec.get("description") or "").strip(),
-                   tags=_as_tags(rec.get("tags"), file=file, row=row),
-                   product=str(rec.get("product") or ""), attribution=_attribution(rec), url=url)
+    return Article(
+        id=str(rec["id"]),
+        title=str(rec["title"]).strip(),
+        body=body.strip(),
+        description=str(rec.get("description") or "").strip(),
+        tags=_as_tags(rec.get("tags"), file=file, row=row),
+        product=str(rec.get("product") or ""),
+        attribution=_attribution(rec),
+        url=url,
+    )
 
 
 def load_jsonl(path: str | Path) -> list[Article]:
@@ -105,8 +117,9 @@ def load_jsonl(path: str | Path) -> list[Article]:
             except json.JSONDecodeError as e:
                 raise InputError(f"not JSON: {e.msg}", file=str(path), row=row) from None
             if not isinstance(rec, dict):
-                raise InputError("not a JSON object", file=str(path), row=row,
-                                 expected="object", got=type(rec).__name__)
+                raise InputError(
+                    "not a JSON object", file=str(path), row=row, expected="object", got=type(rec).__name__
+                )
             out.append(article_from_record(rec, file=str(path), row=row))
     return _unique(out, path)
 
@@ -138,11 +151,16 @@ def load_markdown_dir(path: str | Path) -> list[Article]:
             continue
         meta, body = split_front_matter(f.read_text(encoding="utf-8"), file=str(f))
         heading = re.search(r"^#\s+(.+)$", body, re.M)
-        rec = {"id": meta.get("id", f.stem),
-               "title": meta.get("title") or (heading.group(1) if heading else None),
-               "description": meta.get("description", ""), "tags": meta.get("tags"),
-               "product": meta.get("product", ""), "attribution": meta.get("attribution"),
-               "url": meta.get("url"), "body_text": markdown_to_text(body)}
+        rec = {
+            "id": meta.get("id", f.stem),
+            "title": meta.get("title") or (heading.group(1) if heading else None),
+            "description": meta.get("description", ""),
+            "tags": meta.get("tags"),
+            "product": meta.get("product", ""),
+            "attribution": meta.get("attribution"),
+            "url": meta.get("url"),
+            "body_text": markdown_to_text(body),
+        }
         out.append(article_from_record(rec, file=str(f), row=1))
     return _unique(out, path)
 

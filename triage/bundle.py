@@ -9,6 +9,7 @@ sha256 is in the manifest and checked *before* anything is unpickled, and a
 bundle pickled under another scikit-learn version is refused up front instead
 of failing (or silently mis-predicting) halfway through a request.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,7 @@ from .errors import BundleError
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 _TMP_PREFIX = ".tmp-"
-_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib", "sentence-transformers", "torch",
-              "triage")
+_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib", "sentence-transformers", "torch", "triage")
 
 
 def library_versions() -> dict[str, str | None]:
@@ -54,8 +54,14 @@ def git_sha(cwd: str | Path | None = None) -> str:
     """
     cwd = cwd or Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True,
-                             text=True, timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
         return out.stdout.strip() or "nogit"
     except (OSError, subprocess.SubprocessError):
         return "nogit"
@@ -78,10 +84,15 @@ def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
 
 
-def write_bundle(models_dir: str | Path, heads: Mapping[str, Any], manifest: Mapping[str, Any], *,
-                 bundle_id: str | None = None,
-                 extras: Callable[[Path, str], None] | None = None,
-                 signing_key: str | bytes | None = None) -> Path:
+def write_bundle(
+    models_dir: str | Path,
+    heads: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    *,
+    bundle_id: str | None = None,
+    extras: Callable[[Path, str], None] | None = None,
+    signing_key: str | bytes | None = None,
+) -> Path:
     """Write ``heads`` (name → fitted estimator) and ``manifest`` atomically; return the folder.
 
     ``extras(tmp_dir, bundle_id)`` may add files (report, plots) before checksums are taken,
@@ -104,10 +115,15 @@ def write_bundle(models_dir: str | Path, heads: Mapping[str, Any], manifest: Map
             entries[name] = {**dict(manifest.get("heads", {}).get(name, {})), "file": fname}
         if extras is not None:
             extras(tmp, final.name)
-        full = {**dict(manifest), "format_version": FORMAT_VERSION, "bundle_id": final.name,
-                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "libraries": library_versions(), "heads": entries,
-                "files": {p.relative_to(tmp).as_posix(): file_sha256(p) for p in _files(tmp)}}
+        full = {
+            **dict(manifest),
+            "format_version": FORMAT_VERSION,
+            "bundle_id": final.name,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "libraries": library_versions(),
+            "heads": entries,
+            "files": {p.relative_to(tmp).as_posix(): file_sha256(p) for p in _files(tmp)},
+        }
         if signing_key:
             full[SIGNATURE] = signature(full, signing_key)
         _write_json(tmp / MANIFEST, full)
@@ -157,8 +173,9 @@ def read_manifest(path: str | Path) -> dict:
     except json.JSONDecodeError as exc:
         raise BundleError(f"bundle {path}: {MANIFEST} is not valid JSON ({exc})") from None
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"bundle {path}: expected format version {FORMAT_VERSION}, "
-                          f"got {manifest.get('format_version')!r}")
+        raise BundleError(
+            f"bundle {path}: expected format version {FORMAT_VERSION}, got {manifest.get('format_version')!r}"
+        )
     return manifest
 
 
@@ -178,8 +195,7 @@ def created_at(manifest: Mapping[str, Any]) -> str | None:
 
 def head_metrics(manifest: Mapping[str, Any]) -> dict[str, dict]:
     """Holdout metrics per head (accuracy, macro-F1, ECE, decisions at the thresholds)."""
-    return {name: dict(entry.get("metrics") or {})
-            for name, entry in (manifest.get("heads") or {}).items()}
+    return {name: dict(entry.get("metrics") or {}) for name, entry in (manifest.get("heads") or {}).items()}
 
 
 def thresholds_of(manifest: Mapping[str, Any], head: str) -> dict[str, dict]:
@@ -206,7 +222,8 @@ def check_versions(manifest: Mapping[str, Any], path: Path) -> None:
     if trained != sklearn.__version__:
         raise BundleError(
             f"bundle {path.name} was trained with scikit-learn {trained}, this environment has "
-            f"{sklearn.__version__}: retrain it here, or install scikit-learn=={trained}")
+            f"{sklearn.__version__}: retrain it here, or install scikit-learn=={trained}"
+        )
 
 
 def verify_files(manifest: Mapping[str, Any], path: Path) -> None:
@@ -220,9 +237,11 @@ def verify_files(manifest: Mapping[str, Any], path: Path) -> None:
             raise BundleError(f"bundle {path.name}: expected file {rel}, got nothing")
         actual = file_sha256(target)
         if actual != digest:
-            raise BundleError(f"bundle {path.name}: checksum of {rel} does not match the manifest "
-                              f"(expected {digest[:12]}…, got {actual[:12]}…): refusing to load "
-                              f"a modified file")
+            raise BundleError(
+                f"bundle {path.name}: checksum of {rel} does not match the manifest "
+                f"(expected {digest[:12]}…, got {actual[:12]}…): refusing to load "
+                f"a modified file"
+            )
     for p in _files(path):
         if p.suffix == ".joblib" and p.relative_to(path).as_posix() not in listed:
             raise BundleError(f"bundle {path.name}: unlisted file {p.name}: refusing to load")

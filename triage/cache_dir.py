@@ -5,6 +5,7 @@ The library never reads the environment: the entry points (``create_app``, the
 ``service/settings.py`` and hand it over once with :func:`use`. Code that wants a
 different folder for one object passes it explicitly (``CachedEncoder(cache_dir=...)``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -30,6 +30,7 @@ The format (one JSON object, written only by ``write_pointer``)::
 Only ``bundle_id`` and ``path`` are read here; the rest is the promotion record
 (see ``training.tracking``).
 """
+
 from __future__ import annotations
 
 import json
@@ -57,11 +58,13 @@ def read_pointer(pointer: Path | str) -> dict | None:
     try:
         info = json.loads(text)
     except ValueError as exc:
-        raise BundleError(f"{pointer}: expected the JSON champion pointer, got unreadable text "
-                          f"({exc})") from exc
+        raise BundleError(
+            f"{pointer}: expected the JSON champion pointer, got unreadable text ({exc})"
+        ) from exc
     if not isinstance(info, dict) or not info.get("bundle_id"):
-        raise BundleError(f"{pointer}: expected a JSON object with 'bundle_id' (and 'path'), "
-                          f"got {text[:80]!r}")
+        raise BundleError(
+            f"{pointer}: expected a JSON object with 'bundle_id' (and 'path'), got {text[:80]!r}"
+        )
     info["resolved_path"] = str(_resolve(info.get("path") or info["bundle_id"], pointer.parent))
     return info
 
@@ -75,9 +78,9 @@ def write_pointer(info: dict, pointer: Path | str) -> Path:
     info = {k: v for k, v in info.items() if k != "resolved_path"}
     info["path"] = _relative_to_models(info.get("path"), pointer.parent)
     if info.get("previous"):
-        info["previous"] = dict(info["previous"],
-                                path=_relative_to_models(info["previous"].get("path"),
-                                                         pointer.parent))
+        info["previous"] = dict(
+            info["previous"], path=_relative_to_models(info["previous"].get("path"), pointer.parent)
+        )
     fd, tmp = tempfile.mkstemp(prefix=f".{POINTER_NAME}.", dir=pointer.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

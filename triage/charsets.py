@@ -4,6 +4,7 @@ Used by :mod:`triage.mail` for bodies and RFC 2047 header words. The rule is
 "decode, never crash": a wrong label falls back to what the bytes can be, and
 the caller gets a warning instead of an exception or mojibake-by-replacement.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -11,13 +12,33 @@ import codecs
 # Labels that lie in practice, per the WHATWG Encoding Standard: "iso-8859-1"
 # mail is really windows-1252 (curly quotes, euro sign at 0x80-0x9f).
 _CHARSET_UPGRADE = {
-    "iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252",
-    "ascii": "cp1252", "gb2312": "gb18030", "gbk": "gb18030", "shift_jis": "cp932",
-    "iso-2022-jp": "iso2022_jp_ext", "ks_c_5601-1987": "cp949", "euc-kr": "cp949",
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "shift_jis": "cp932",
+    "iso-2022-jp": "iso2022_jp_ext",
+    "ks_c_5601-1987": "cp949",
+    "euc-kr": "cp949",
 }
 # Declarations under which valid UTF-8 with non-ASCII bytes is almost surely UTF-8.
-_WEAK_CHARSETS = {"", "ascii", "us-ascii", "iso-8859-1", "latin1", "latin-1", "cp1252",
-                  "windows-1252", "iso-8859-15", "unknown-8bit", "x-unknown", "default"}
+_WEAK_CHARSETS = {
+    "",
+    "ascii",
+    "us-ascii",
+    "iso-8859-1",
+    "latin1",
+    "latin-1",
+    "cp1252",
+    "windows-1252",
+    "iso-8859-15",
+    "unknown-8bit",
+    "x-unknown",
+    "default",
+}
 
 
 def decode_bytes(data: bytes, declared: str | None) -> tuple[str, str, str | None]:

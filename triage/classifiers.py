@@ -14,6 +14,7 @@ for both at once it is a stacking ensemble that learns how much to trust each.
 The three candidates share the same folds, so comparing them costs one set of
 fits instead of three.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -70,12 +71,26 @@ def _has_context(X: "Features") -> bool:
 def make_vectorizer(n_docs: int) -> FeatureUnion:
     """Word 1–2-grams + char_wb 2–5-grams; rare terms dropped once there is enough text."""
     min_df = 2 if n_docs >= 50 else 1
-    return FeatureUnion([
-        ("word", TfidfVectorizer(ngram_range=(1, 2), min_df=min_df, sublinear_tf=True,
-                                 max_df=0.9 if n_docs >= 50 else 1.0, dtype=np.float32)),
-        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=min_df,
-                                 sublinear_tf=True, dtype=np.float32)),
-    ])
+    return FeatureUnion(
+        [
+            (
+                "word",
+                TfidfVectorizer(
+                    ngram_range=(1, 2),
+                    min_df=min_df,
+                    sublinear_tf=True,
+                    max_df=0.9 if n_docs >= 50 else 1.0,
+                    dtype=np.float32,
+                ),
+            ),
+            (
+                "char",
+                TfidfVectorizer(
+                    analyzer="char_wb", ngram_range=(2, 5), min_df=min_df, sublinear_tf=True, dtype=np.float32
+                ),
+            ),
+        ]
+    )
 
 
 def make_reference_vectorizer() -> FeatureUnion:
@@ -95,8 +110,7 @@ def make_reference() -> Pipeline:
 
 def _scores(model: Any, X: Any, classes: np.ndarray, *, log_proba: bool) -> np.ndarray:
     """Scores in the full class order, whatever classes this model saw."""
-    raw = np.log(np.clip(model.predict_proba(X), 1e-9, 1.0)) if log_proba \
-        else model.decision_function(X)
+    raw = np.log(np.clip(model.predict_proba(X), 1e-9, 1.0)) if log_proba else model.decision_function(X)
     if raw.ndim == 1:  # binary LinearSVC: one column for classes_[1]
         raw = np.column_stack([-raw, raw])
     out = np.full((raw.shape[0], len(classes)), np.log(1e-9) if log_proba else _MISSING_SCORE)
@@ -120,6 +134,7 @@ def _progress(items: list, enabled: bool, desc: str) -> Iterable:
     if not enabled:
         return items
     from tqdm.auto import tqdm
+
     return tqdm(items, desc=desc, leave=False)
 
 
@@ -138,9 +153,18 @@ class TextHead(ClassifierMixin, BaseEstimator):
     :class:`Features` batch because the combined head reads texts and vectors at once.
     """
 
-    def __init__(self, kind: str = "tfidf", *, svc_c: float = 0.5, lr_c: float = 10.0,
-                 stack_c: float = 1.0, class_weight: str | None = None, cv: int = 5,
-                 random_state: int = 0, progress: bool = False) -> None:
+    def __init__(
+        self,
+        kind: str = "tfidf",
+        *,
+        svc_c: float = 0.5,
+        lr_c: float = 10.0,
+        stack_c: float = 1.0,
+        class_weight: str | None = None,
+        cv: int = 5,
+        random_state: int = 0,
+        progress: bool = False,
+    ) -> None:
         self.kind = kind
         self.svc_c = svc_c
         self.lr_c = lr_c
@@ -166,8 +190,14 @@ class TextHead(ClassifierMixin, BaseEstimator):
         return self._assemble(parts)
 
     def _part_params(self) -> dict:
-        return dict(svc_c=self.svc_c, lr_c=self.lr_c, class_weight=self.class_weight,
-                    cv=self.cv, random_state=self.random_state, progress=self.progress)
+        return dict(
+            svc_c=self.svc_c,
+            lr_c=self.lr_c,
+            class_weight=self.class_weight,
+            cv=self.cv,
+            random_state=self.random_state,
+            progress=self.progress,
+        )
 
     def _assemble(self, parts: "Parts") -> "TextHead":
         self.classes_ = parts.classes
@@ -183,9 +213,13 @@ class TextHead(ClassifierMixin, BaseEstimator):
         self.emb_ = parts.emb if self.uses_vectors else None
         self.knn_ = parts.knn if self.kind == "combined" else None
         if oof is None:
-            oof = self._stack([parts.oof_svc if self.uses_text else None,
-                               parts.oof_emb if self.uses_vectors else None,
-                               parts.oof_knn if self.knn_ is not None else None])
+            oof = self._stack(
+                [
+                    parts.oof_svc if self.uses_text else None,
+                    parts.oof_emb if self.uses_vectors else None,
+                    parts.oof_knn if self.knn_ is not None else None,
+                ]
+            )
         self.calibrator_, stacker_oof, self.calibration_ = self._choose_calibrator(oof, parts.y)
         self.temperature_ = _fit_temperature(stacker_oof, parts.y, self.calibrator_.classes_)
         # honest probabilities for every training row: model selection on small data uses them
@@ -218,8 +252,10 @@ class TextHead(ClassifierMixin, BaseEstimator):
         makers: list[tuple[str, Any]] = []
         if self.kind != "combined":
             makers.append(("temperature", lambda: ScoreTemperature(log_proba=self.kind == "embedding")))
-        makers += [(f"stack C={c:g}", lambda c=c: LogisticRegression(C=c, max_iter=2000))
-                   for c in sorted({self.stack_c / 100, self.stack_c})]
+        makers += [
+            (f"stack C={c:g}", lambda c=c: LogisticRegression(C=c, max_iter=2000))
+            for c in sorted({self.stack_c / 100, self.stack_c})
+        ]
         best = None
         for name, make in makers:
             held = self._stacker_oof(make, oof, y)
@@ -285,8 +321,7 @@ class TextHead(ClassifierMixin, BaseEstimator):
             return out, scores.argmax(axis=1)
         return out, decide_labels(out, getattr(self, "bias_", None))
 
-    def predict_explained(self, X: Features, k: int = 5
-                          ) -> tuple[np.ndarray, list[list[dict]], np.ndarray]:
+    def predict_explained(self, X: Features, k: int = 5) -> tuple[np.ndarray, list[list[dict]], np.ndarray]:
         """Probabilities, explanations of the reported label and its column index per row,
         vectorising the texts once."""
         tfidf = self._tfidf(X) if self.uses_text else None
@@ -296,8 +331,9 @@ class TextHead(ClassifierMixin, BaseEstimator):
     def predict(self, X: Features) -> np.ndarray:
         return self.classes_[self.predict_labelled(X)[1]]
 
-    def explain(self, X: Features, labels: Sequence[Any], k: int = 5,
-                tfidf: sparse.spmatrix | None = None) -> list[list[dict]]:
+    def explain(
+        self, X: Features, labels: Sequence[Any], k: int = 5, tfidf: sparse.spmatrix | None = None
+    ) -> list[list[dict]]:
         """Per ticket, the ``k`` terms that pushed hardest towards its label (TF-IDF part only).
 
         Contribution = the term's TF-IDF value × the LinearSVC weight for that class; heads
@@ -314,12 +350,18 @@ class TextHead(ClassifierMixin, BaseEstimator):
             cols, vals = tfidf.indices[lo:hi], tfidf.data[lo:hi]
             contrib = vals * coef[cols] * words[cols]
             top = np.argsort(-contrib)[:k]
-            out.append([{"term": str(names[cols[i]]).split("__", 1)[-1],
-                         "weight": round(float(contrib[i]), 4)} for i in top if contrib[i] > 0])
+            out.append(
+                [
+                    {"term": str(names[cols[i]]).split("__", 1)[-1], "weight": round(float(contrib[i]), 4)}
+                    for i in top
+                    if contrib[i] > 0
+                ]
+            )
         return out
 
-    def attach_examples(self, vectors: np.ndarray | None, y: Sequence[Any], ids: Sequence[Any],
-                        subjects: Sequence[str | None]) -> None:
+    def attach_examples(
+        self, vectors: np.ndarray | None, y: Sequence[Any], ids: Sequence[Any], subjects: Sequence[str | None]
+    ) -> None:
         """Remember which training tickets the head was fitted on, to cite them as reasons.
 
         Heads that read sentence vectors have no terms to show; the tickets nearest to the one
@@ -330,8 +372,11 @@ class TextHead(ClassifierMixin, BaseEstimator):
         if not self.uses_vectors or vectors is None:
             return
         index = self.knn_ if getattr(self, "knn_", None) is not None else NeighbourVote().fit(vectors, y)
-        self.examples_ = {"index": index, "ids": [str(i) for i in ids],
-                          "subjects": [(s or "")[:120] for s in subjects]}
+        self.examples_ = {
+            "index": index,
+            "ids": [str(i) for i in ids],
+            "subjects": [(s or "")[:120] for s in subjects],
+        }
 
     def explain_neighbours(self, X: Features, k: int = 3) -> list[list[dict]]:
         """Per ticket, the ``k`` nearest training tickets: id, subject, label, similarity."""
@@ -340,9 +385,18 @@ class TextHead(ClassifierMixin, BaseEstimator):
             return [[] for _ in range(len(X))]
         index = ex["index"]
         nn, sims = index.nearest(X.vectors, k)
-        return [[{"id": ex["ids"][j], "subject": ex["subjects"][j],
-                  "label": str(index.classes_[index.labels_[j]]), "similarity": round(float(s), 4)}
-                 for j, s in zip(row, srow)] for row, srow in zip(nn, sims)]
+        return [
+            [
+                {
+                    "id": ex["ids"][j],
+                    "subject": ex["subjects"][j],
+                    "label": str(index.classes_[index.labels_[j]]),
+                    "similarity": round(float(s), 4),
+                }
+                for j, s in zip(row, srow)
+            ]
+            for row, srow in zip(nn, sims)
+        ]
 
     def _class_coef(self, label: str) -> np.ndarray:
         coef = self.svc_.coef_
@@ -380,8 +434,7 @@ class TextHead(ClassifierMixin, BaseEstimator):
         return state
 
 
-def text_matrix(vectorizer: FeatureUnion, context: CountVectorizer | None, X: Features
-                ) -> sparse.csr_matrix:
+def text_matrix(vectorizer: FeatureUnion, context: CountVectorizer | None, X: Features) -> sparse.csr_matrix:
     """The sparse input of a head's LinearSVC: TF-IDF blocks, then context tokens (if any)."""
     blocks = [v.transform(X.texts) for _, v in vectorizer.transformer_list]
     if context is not None:
@@ -419,8 +472,9 @@ def macro_f1_idx(y: np.ndarray, pred: np.ndarray, k: int) -> float:
 BIAS_GRID = np.arange(-2.0, 2.01, 0.25)
 
 
-def fit_class_bias(proba: np.ndarray, y: np.ndarray, k: int, passes: int = 2,
-                   min_gain: float = 1e-3) -> np.ndarray:
+def fit_class_bias(
+    proba: np.ndarray, y: np.ndarray, k: int, passes: int = 2, min_gain: float = 1e-3
+) -> np.ndarray:
     """Per-class log-offsets that maximise macro-F1 of arg-max(log p + b) (coordinate ascent).
 
     Calibrated probabilities maximise accuracy; macro-F1 rewards finding rare classes, so a
@@ -487,8 +541,9 @@ def _temper(proba: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _fit_temperature(proba: np.ndarray, y: np.ndarray, classes: np.ndarray,
-                     bounds: tuple[float, float] = (-2.0, 2.0)) -> float:
+def _fit_temperature(
+    proba: np.ndarray, y: np.ndarray, classes: np.ndarray, bounds: tuple[float, float] = (-2.0, 2.0)
+) -> float:
     """The temperature minimising the log-loss of ``proba`` (temperature scaling)."""
     from scipy.optimize import minimize_scalar
 
@@ -521,9 +576,18 @@ class Parts:
     oof_ref: np.ndarray | None = None
 
 
-def fit_parts(X: Features, y: Sequence[Any], *, kinds: Sequence[str] = KINDS,
-              svc_c: float = 0.5, lr_c: float = 10.0, class_weight: str | None = None,
-              cv: int = 5, random_state: int = 0, progress: bool = False) -> Parts:
+def fit_parts(
+    X: Features,
+    y: Sequence[Any],
+    *,
+    kinds: Sequence[str] = KINDS,
+    svc_c: float = 0.5,
+    lr_c: float = 10.0,
+    class_weight: str | None = None,
+    cv: int = 5,
+    random_state: int = 0,
+    progress: bool = False,
+) -> Parts:
     """Fit each base model once, on all rows and cross-fitted for out-of-fold scores."""
     y = np.asarray([str(v) for v in y])
     classes = np.unique(y)
@@ -534,8 +598,9 @@ def fit_parts(X: Features, y: Sequence[Any], *, kinds: Sequence[str] = KINDS,
     if "reference" in kinds:
         parts.ref_vectorizer = make_reference_vectorizer()
         R = parts.ref_vectorizer.fit_transform(X.texts)
-        parts.ref_svc, parts.oof_ref = _cross_fit(make_reference_svc, R, y, classes, folds, False,
-                                                  progress, "reference cv")
+        parts.ref_svc, parts.oof_ref = _cross_fit(
+            make_reference_svc, R, y, classes, folds, False, progress, "reference cv"
+        )
     if any(k in ("tfidf", "combined") for k in kinds):
         parts.vectorizer = make_vectorizer(len(X))
         parts.vectorizer.fit(X.texts)
@@ -548,11 +613,13 @@ def fit_parts(X: Features, y: Sequence[Any], *, kinds: Sequence[str] = KINDS,
         if X.vectors is None:
             raise ValueError("embedding head: expected sentence vectors in Features, got None")
         make = lambda: LogisticRegression(C=lr_c, max_iter=2000, class_weight=class_weight)  # noqa: E731
-        parts.emb, parts.oof_emb = _cross_fit(make, X.vectors, y, classes, folds, True, progress,
-                                              "embedding cv")
+        parts.emb, parts.oof_emb = _cross_fit(
+            make, X.vectors, y, classes, folds, True, progress, "embedding cv"
+        )
     if "combined" in kinds:
-        parts.knn, parts.oof_knn = _cross_fit(NeighbourVote, X.vectors, y, classes, folds, True,
-                                              progress, "neighbours cv")
+        parts.knn, parts.oof_knn = _cross_fit(
+            NeighbourVote, X.vectors, y, classes, folds, True, progress, "neighbours cv"
+        )
     return parts
 
 
@@ -583,7 +650,7 @@ class NeighbourVote(ClassifierMixin, BaseEstimator):
         out = np.zeros((len(X), len(self.classes_)))
         train = self._train_f32()
         for start in range(0, len(X), 1024):
-            sims = X[start:start + 1024] @ train.T
+            sims = X[start : start + 1024] @ train.T
             nn = np.argpartition(-sims, k - 1, axis=1)[:, :k]
             w = np.exp(self.sharpness * (np.take_along_axis(sims, nn, axis=1) - 1.0))
             rows = np.arange(nn.shape[0])[:, None] + start
@@ -613,8 +680,9 @@ class NeighbourVote(ClassifierMixin, BaseEstimator):
         return state
 
 
-def _cross_fit(make, M, y: np.ndarray, classes: np.ndarray, folds, log_proba: bool,
-               progress: bool, desc: str):
+def _cross_fit(
+    make, M, y: np.ndarray, classes: np.ndarray, folds, log_proba: bool, progress: bool, desc: str
+):
     oof = np.zeros((len(y), len(classes)))
     for train_idx, test_idx in _progress(folds, progress, desc):
         model = make().fit(M[train_idx], y[train_idx])
@@ -622,8 +690,9 @@ def _cross_fit(make, M, y: np.ndarray, classes: np.ndarray, folds, log_proba: bo
     return make().fit(M, y), oof
 
 
-def fit_candidates(X: Features, y: Sequence[Any], kinds: Sequence[str] = KINDS,
-                   **params: Any) -> dict[str, TextHead]:
+def fit_candidates(
+    X: Features, y: Sequence[Any], kinds: Sequence[str] = KINDS, **params: Any
+) -> dict[str, TextHead]:
     """One fitted :class:`TextHead` per kind, sharing base fits and folds."""
     stack_c = params.pop("stack_c", 1.0)
     parts = fit_parts(X, y, kinds=kinds, **params)

@@ -5,6 +5,7 @@
 values whose mappings and lists also carry the line of each key / item.
 Duplicate keys, which YAML silently lets the last one win, are an error here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,11 +41,13 @@ def _build(node: yaml.Node, file: str, constructor: SafeConstructor):
         for k_node, v_node in node.value:
             key = constructor.construct_object(k_node, deep=True)
             if not isinstance(key, (str, int, bool)):
-                raise ConfigError(f"a key must be a plain value, got {type(key).__name__}",
-                                  file=file, line=_line(k_node))
+                raise ConfigError(
+                    f"a key must be a plain value, got {type(key).__name__}", file=file, line=_line(k_node)
+                )
             if key in out:
-                raise ConfigError(f"duplicate key {key!r} (first on line {out.lines[key]})",
-                                  file=file, line=_line(k_node))
+                raise ConfigError(
+                    f"duplicate key {key!r} (first on line {out.lines[key]})", file=file, line=_line(k_node)
+                )
             out[key] = _build(v_node, file, constructor)
             out.lines[key] = _line(k_node)
         return out
@@ -73,8 +76,9 @@ def loads_yaml(text: str, file: str = "<string>"):
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        raise ConfigError(f"YAML syntax: {e.problem}", file=file,
-                          line=mark.line + 1 if mark else None) from None
+        raise ConfigError(
+            f"YAML syntax: {e.problem}", file=file, line=mark.line + 1 if mark else None
+        ) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"YAML syntax: {e}", file=file) from None
     if node is None:

@@ -14,6 +14,7 @@ tickets' vectors and calls these at intake; tests use ``HashingEncoder``.
 Thresholds depend on the encoder: the defaults suit all-MiniLM-L6-v2 (cosine);
 the hashing encoder used in tests needs lower ones.
 """
+
 from __future__ import annotations
 
 import re
@@ -68,9 +69,12 @@ class Candidates:
             vectors = np.vstack([np.asarray(r[1], dtype=np.float32).ravel() for r in rows])
         else:
             vectors = np.zeros((0, dim or 0), dtype=np.float32)
-        return cls(ids=[r[0] for r in rows], vectors=vectors,
-                   requesters=np.array([_requester(r[2]) for r in rows], dtype=object),
-                   times=np.array([_seconds(r[3]) for r in rows], dtype=np.float64))
+        return cls(
+            ids=[r[0] for r in rows],
+            vectors=vectors,
+            requesters=np.array([_requester(r[2]) for r in rows], dtype=object),
+            times=np.array([_seconds(r[3]) for r in rows], dtype=np.float64),
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -101,10 +105,15 @@ def _unit(vec: Any) -> np.ndarray:
     return v / norm if norm else v
 
 
-def find_duplicates(query_vec: Any, requester: str | None, created_at: datetime | None,
-                    candidates: Candidates | Sequence[Any], *,
-                    config: DuplicateConfig = DuplicateConfig(),
-                    exclude: Hashable | None = None) -> list[tuple[Hashable, float, list[str]]]:
+def find_duplicates(
+    query_vec: Any,
+    requester: str | None,
+    created_at: datetime | None,
+    candidates: Candidates | Sequence[Any],
+    *,
+    config: DuplicateConfig = DuplicateConfig(),
+    exclude: Hashable | None = None,
+) -> list[tuple[Hashable, float, list[str]]]:
     """Open tickets that look like the same request, best first: ``[(ticket_id, score, reasons)]``.
 
     ``score`` is the cosine plus ``same_requester_boost`` when the requester
@@ -116,8 +125,10 @@ def find_duplicates(query_vec: Any, requester: str | None, created_at: datetime 
     if len(cands) == 0:
         return []
     if np.size(query_vec) != cands.vectors.shape[1]:
-        raise ValueError(f"query vector has {np.size(query_vec)} dimensions, expected "
-                         f"{cands.vectors.shape[1]} like the candidates (same encoder?)")
+        raise ValueError(
+            f"query vector has {np.size(query_vec)} dimensions, expected "
+            f"{cands.vectors.shape[1]} like the candidates (same encoder?)"
+        )
     # einsum, not `@`: a matrix-vector product through multi-threaded BLAS on a
     # busy server took 20 ms instead of <1 ms (thread oversubscription); einsum's
     # single-threaded loop is steady at ~0.8 ms for 4,000 × 384.
@@ -135,9 +146,11 @@ def find_duplicates(query_vec: Any, requester: str | None, created_at: datetime 
         keep &= np.abs(np.nan_to_num(gap, nan=np.inf)) <= config.window.total_seconds()
     hits = np.flatnonzero(keep)
     hits = hits[np.argsort(-score[hits], kind="stable")]
-    order = [int(i) for i in hits if exclude is None or cands.ids[i] != exclude][:config.limit]
-    return [(cands.ids[i], round(float(score[i]), 4),
-             _reasons(float(cosine[i]), bool(same[i]), float(gap[i]))) for i in order]
+    order = [int(i) for i in hits if exclude is None or cands.ids[i] != exclude][: config.limit]
+    return [
+        (cands.ids[i], round(float(score[i]), 4), _reasons(float(cosine[i]), bool(same[i]), float(gap[i])))
+        for i in order
+    ]
 
 
 def _reasons(cosine: float, same_requester: bool, gap_seconds: float) -> list[str]:
@@ -183,8 +196,12 @@ class Cluster:
         self.size = len(self.members)
 
 
-def detect_burst(recent: Sequence[tuple], window: timedelta = timedelta(minutes=30),
-                 min_size: int = 5, similarity: float = 0.75) -> list[Cluster]:
+def detect_burst(
+    recent: Sequence[tuple],
+    window: timedelta = timedelta(minutes=30),
+    min_size: int = 5,
+    similarity: float = 0.75,
+) -> list[Cluster]:
     """Bursts of similar tickets: at least ``min_size`` tickets, all created within one
     ``window``, each with cosine ≥ ``similarity`` to the burst's seed. Largest first.
 
@@ -254,26 +271,34 @@ def _densest_window(idx: np.ndarray, times: np.ndarray, seed: int, span: float) 
     return order[best_lo:best_hi]
 
 
-def _cluster(recent: Sequence[tuple], vecs: np.ndarray, times: np.ndarray,
-             texts: list[str | None], members: np.ndarray) -> Cluster:
+def _cluster(
+    recent: Sequence[tuple], vecs: np.ndarray, times: np.ndarray, texts: list[str | None], members: np.ndarray
+) -> Cluster:
     members = members[np.argsort(times[members], kind="stable")]
     centroid = _unit(vecs[members].mean(axis=0))
     sims = vecs[members] @ centroid
     seed = int(members[int(np.argmax(sims))])
     when = [datetime.fromtimestamp(times[i], tz=timezone.utc) for i in (members[0], members[-1])]
-    return Cluster(seed=recent[seed][0], members=[recent[i][0] for i in members],
-                   centroid=centroid, started_at=when[0], ended_at=when[1],
-                   label=cluster_label([texts[i] for i in members if texts[i]]),
-                   cohesion=round(float(sims.mean()), 4))
+    return Cluster(
+        seed=recent[seed][0],
+        members=[recent[i][0] for i in members],
+        centroid=centroid,
+        started_at=when[0],
+        ended_at=when[1],
+        label=cluster_label([texts[i] for i in members if texts[i]]),
+        cohesion=round(float(sims.mean()), 4),
+    )
 
 
-_STOPWORDS = frozenset("""
+_STOPWORDS = frozenset(
+    """
 a about after again all also am an and any are as at be been being but by can cannot cant could
 did do does dont for from get getting got had has have having hello help hi how i im in is it its
 just me my no not of on or our please pc since so some still that the their them then there this
 to today too unable up us was we were what when which while why will with would you your thanks
 thank team dear regards best kind issue problem again urgent asap morning anyone someone
-""".split())
+""".split()
+)
 _WORD = re.compile(r"[^\W\d_][\w'-]{1,}", re.UNICODE)
 
 

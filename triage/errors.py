@@ -3,6 +3,7 @@
 Every error a user can cause derives from :class:`TriageError`; the service maps
 them to 4xx answers, the CLI to a one-line message and exit code 2.
 """
+
 from __future__ import annotations
 
 
@@ -23,18 +24,27 @@ class TriageError(Exception):
 class InputError(TriageError, ValueError):
     """Bad input data: names the file, row and column where it can."""
 
-    def __init__(self, message: str, *, file: str | None = None, row: int | None = None,
-                 column: str | None = None, expected: str | None = None,
-                 got: object | None = None) -> None:
-        where = ", ".join(f"{k} {v}" for k, v in (("file", file), ("row", row), ("column", column))
-                          if v is not None)
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        row: int | None = None,
+        column: str | None = None,
+        expected: str | None = None,
+        got: object | None = None,
+    ) -> None:
+        where = ", ".join(
+            f"{k} {v}" for k, v in (("file", file), ("row", row), ("column", column)) if v is not None
+        )
         text = message
         if expected is not None:
             text += f" (expected {expected}, got {got!r})"
         if where:
             text = f"{where}: {text}"
-        super().__init__(text, file=file, row=row, column=column, expected=expected,
-                         got=None if got is None else repr(got))
+        super().__init__(
+            text, file=file, row=row, column=column, expected=expected, got=None if got is None else repr(got)
+        )
 
 
 class BundleError(TriageError):

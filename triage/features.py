@@ -13,6 +13,7 @@ ticket's, must never describe it. :func:`requester_history` therefore looks only
 created strictly *before* the one being described (ties in time are not "before"), and the
 service passes only tickets already stored when the new one arrives.
 """
+
 from __future__ import annotations
 
 import re
@@ -32,10 +33,13 @@ def _tok(name: str, value: Any) -> str:
     return f"{name}={_TOKEN_SAFE.sub('_', str(value).strip().lower())}"
 
 
-def requester_history(requesters: Sequence[str | None], times: Sequence[datetime | None],
-                      labels: Mapping[str, Sequence[str | None]],
-                      heads: Iterable[str] = HISTORY_HEADS, depth: int = HISTORY_DEPTH
-                      ) -> list[dict[str, list[str]]]:
+def requester_history(
+    requesters: Sequence[str | None],
+    times: Sequence[datetime | None],
+    labels: Mapping[str, Sequence[str | None]],
+    heads: Iterable[str] = HISTORY_HEADS,
+    depth: int = HISTORY_DEPTH,
+) -> list[dict[str, list[str]]]:
     """Per row: ``{head: [labels of the requester's earlier tickets, newest first]}``.
 
     Only rows with a known requester and time take part; a row's history holds rows of the
@@ -52,19 +56,26 @@ def requester_history(requesters: Sequence[str | None], times: Sequence[datetime
         rows.sort(key=lambda i: times[i])
         for pos, i in enumerate(rows):
             earlier = [j for j in rows[:pos] if times[j] < times[i]][::-1][:depth]
-            out[i] = {h: [str(labels[h][j]) for j in earlier if labels[h][j] is not None]
-                      for h in heads}
+            out[i] = {h: [str(labels[h][j]) for j in earlier if labels[h][j] is not None] for h in heads}
     return out
 
 
-def context_tokens(*, channel: Any = None, customer_tier: Any = None, affected_service: Any = None,
-                   history: Mapping[str, Sequence[str]] | None = None,
-                   groups: Iterable[str] = GROUPS) -> str:
+def context_tokens(
+    *,
+    channel: Any = None,
+    customer_tier: Any = None,
+    affected_service: Any = None,
+    history: Mapping[str, Sequence[str]] | None = None,
+    groups: Iterable[str] = GROUPS,
+) -> str:
     """The context string of one ticket: space-separated ``group=value`` tokens."""
     groups = set(groups)
     out = []
-    for name, value in (("channel", channel), ("customer_tier", customer_tier),
-                        ("affected_service", affected_service)):
+    for name, value in (
+        ("channel", channel),
+        ("customer_tier", customer_tier),
+        ("affected_service", affected_service),
+    ):
         if name in groups and value not in (None, ""):
             out.append(_tok(name, value))
     if "history" in groups and history:
@@ -76,25 +87,36 @@ def context_tokens(*, channel: Any = None, customer_tier: Any = None, affected_s
     return " ".join(out)
 
 
-def context_strings(metadata: Mapping[str, Sequence[Any]], n: int,
-                    history: Sequence[Mapping[str, Sequence[str]]] | None = None,
-                    groups: Iterable[str] = GROUPS) -> list[str]:
+def context_strings(
+    metadata: Mapping[str, Sequence[Any]],
+    n: int,
+    history: Sequence[Mapping[str, Sequence[str]]] | None = None,
+    groups: Iterable[str] = GROUPS,
+) -> list[str]:
     """Context strings for ``n`` rows from mapped metadata columns (missing ones are blank)."""
     groups = tuple(groups)
     col = {k: metadata.get(k) or [None] * n for k in ("channel", "customer_tier", "affected_service")}
-    return [context_tokens(channel=col["channel"][i], customer_tier=col["customer_tier"][i],
-                           affected_service=col["affected_service"][i],
-                           history=history[i] if history else None, groups=groups)
-            for i in range(n)]
+    return [
+        context_tokens(
+            channel=col["channel"][i],
+            customer_tier=col["customer_tier"][i],
+            affected_service=col["affected_service"][i],
+            history=history[i] if history else None,
+            groups=groups,
+        )
+        for i in range(n)
+    ]
 
 
-def ticket_context(ticket: Any, history: Mapping[str, Sequence[str]] | None,
-                   groups: Iterable[str]) -> str:
+def ticket_context(ticket: Any, history: Mapping[str, Sequence[str]] | None, groups: Iterable[str]) -> str:
     """The service's side of :func:`context_strings`, for one :class:`~triage.ticket.Ticket`."""
-    return context_tokens(channel=_value(getattr(ticket, "channel", None)),
-                          customer_tier=getattr(ticket, "customer_tier", None),
-                          affected_service=getattr(ticket, "affected_service", None),
-                          history=history, groups=groups)
+    return context_tokens(
+        channel=_value(getattr(ticket, "channel", None)),
+        customer_tier=getattr(ticket, "customer_tier", None),
+        affected_service=getattr(ticket, "affected_service", None),
+        history=history,
+        groups=groups,
+    )
 
 
 def available_groups(metadata: Mapping[str, Sequence[Any]]) -> tuple[str, ...]:
@@ -102,8 +124,10 @@ def available_groups(metadata: Mapping[str, Sequence[Any]]) -> tuple[str, ...]:
 
     History needs both a requester and a time.
     """
+
     def has(key: str) -> bool:
         return any(v not in (None, "") for v in metadata.get(key) or [])
+
     out = [g for g in GROUPS[:3] if has(g)]
     if has("requester") and has("created_at"):
         out.append("history")

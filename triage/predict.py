@@ -6,6 +6,7 @@ apply/suggest/abstain decision and the terms that explain it. Texts of a batch
 are encoded once and every head reads the same :class:`Features`, so a batch
 costs one encoder call whatever the number of heads.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,12 +54,14 @@ class Triager:
         if self._derive and not set(self._derive) <= set(self._models):
             self._derive = []  # the bundle lacks a head needed to derive priority
         self._matrix = PriorityMatrix.from_config(prio.get("matrix")) if self._derive else None
-        self.heads: list[str] = list(self._models) + (["priority"] if self._derive
-                                                      and "priority" not in self._models else [])
+        self.heads: list[str] = list(self._models) + (
+            ["priority"] if self._derive and "priority" not in self._models else []
+        )
 
     @classmethod
-    def from_bundle(cls, path: str | Path, encoder: Encoder | None = None,
-                    signing_key: str | bytes | None = None) -> "Triager":
+    def from_bundle(
+        cls, path: str | Path, encoder: Encoder | None = None, signing_key: str | bytes | None = None
+    ) -> "Triager":
         """Load a bundle folder (signature, checksums and versions verified); ``encoder``
         overrides tests."""
         return cls(load_bundle(path, signing_key=signing_key), encoder=encoder)
@@ -80,8 +83,7 @@ class Triager:
     def features(self, tickets: Sequence[Ticket]) -> Features:
         return self.features_for_texts([model_text(t.subject, t.body) for t in tickets])
 
-    def features_for_texts(self, texts: Sequence[str], vectors: np.ndarray | None = None
-                           ) -> Features:
+    def features_for_texts(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> Features:
         """Model inputs for already-normalised texts: one encoder call for the whole batch.
 
         ``vectors`` are the texts' vectors when the caller already encoded them with
@@ -98,9 +100,14 @@ class Triager:
         """The encoder the heads read vectors from (callers sharing it pass ``vectors``)."""
         return self.encoder().reference()
 
-    def classify(self, tickets: Sequence[Ticket], policy: Mapping[str, Any] | None = None,
-                 histories: Sequence[Mapping[str, Sequence[str]] | None] | None = None,
-                 *, vectors: np.ndarray | None = None) -> list[dict]:
+    def classify(
+        self,
+        tickets: Sequence[Ticket],
+        policy: Mapping[str, Any] | None = None,
+        histories: Sequence[Mapping[str, Sequence[str]] | None] | None = None,
+        *,
+        vectors: np.ndarray | None = None,
+    ) -> list[dict]:
         """One dict per ticket: ``{"fields": {head: {...}}, "bundle_id": ...}`` (docs/DESIGN.md).
 
         ``histories``: per ticket, the labels of the requester's earlier tickets
@@ -113,10 +120,15 @@ class Triager:
             return []
         X = self.features_for_texts([model_text(t.subject, t.body) for t in tickets], vectors)
         with _trusted_inputs():
-            per_head = {name: self._head_fields(name, model,
-                                                self._with_context(model, X, tickets, histories),
-                                                (policy or {}).get(name) or {})
-                        for name, model in self._models.items()}
+            per_head = {
+                name: self._head_fields(
+                    name,
+                    model,
+                    self._with_context(model, X, tickets, histories),
+                    (policy or {}).get(name) or {},
+                )
+                for name, model in self._models.items()
+            }
         out = []
         for i, ticket in enumerate(tickets):
             fields = {name: rows[i] for name, rows in per_head.items()}
@@ -131,8 +143,9 @@ class Triager:
         return any("history" in (getattr(m, "context_groups_", ()) or ()) for m in self._models.values())
 
     @staticmethod
-    def _with_context(model: Any, X: Features, tickets: Sequence[Ticket],
-                      histories: Sequence[Any] | None) -> Features:
+    def _with_context(
+        model: Any, X: Features, tickets: Sequence[Ticket], histories: Sequence[Any] | None
+    ) -> Features:
         """The head's inputs with its context tokens, built as in training (triage.features)."""
         groups = getattr(model, "context_groups_", ()) or ()
         if not groups:
@@ -140,8 +153,7 @@ class Triager:
         hist = list(histories) if histories is not None else [None] * len(tickets)
         return X.with_context([ticket_context(t, h, groups) for t, h in zip(tickets, hist)])
 
-    def _head_fields(self, name: str, model: Any, X: Features, head_policy: Mapping[str, Any]
-                     ) -> list[dict]:
+    def _head_fields(self, name: str, model: Any, X: Features, head_policy: Mapping[str, Any]) -> list[dict]:
         if hasattr(model, "predict_explained"):
             proba, explanations, label_idx = model.predict_explained(X, k=N_TERMS)
         else:
@@ -157,18 +169,24 @@ class Triager:
         thresholds = (self.manifest["heads"].get(name) or {}).get("thresholds") or {}
         mode = head_policy.get("mode", "auto")
         overrides = head_policy.get("classes") or {}
-        neighbours = (model.explain_neighbours(X, k=N_NEIGHBOURS)
-                      if hasattr(model, "explain_neighbours") else [[] for _ in range(len(X))])
+        neighbours = (
+            model.explain_neighbours(X, k=N_NEIGHBOURS)
+            if hasattr(model, "explain_neighbours")
+            else [[] for _ in range(len(X))]
+        )
         rows = []
         for i, label in enumerate(labels):
             p = float(proba[i, order[i, 0]])
             row = {
-                "label": label, "probability": round(p, 6),
-                "alternatives": [{"label": classes[j], "probability": round(float(proba[i, j]), 6)}
-                                 for j in order[i, 1:1 + N_ALTERNATIVES]],
-                "decision": decide(label, p, thresholds, mode=mode,
-                                   override=overrides.get(label)).value,
-                "explanation": explanations[i]}
+                "label": label,
+                "probability": round(p, 6),
+                "alternatives": [
+                    {"label": classes[j], "probability": round(float(proba[i, j]), 6)}
+                    for j in order[i, 1 : 1 + N_ALTERNATIVES]
+                ],
+                "decision": decide(label, p, thresholds, mode=mode, override=overrides.get(label)).value,
+                "explanation": explanations[i],
+            }
             if neighbours[i]:  # heads reading sentence vectors cite the tickets behind the vote
                 row["neighbours"] = neighbours[i]
             rows.append(row)
@@ -189,27 +207,41 @@ class Triager:
     def _derived_priority(self, fields: dict, head_policy: Mapping[str, Any] | None) -> dict:
         """Priority from predicted impact × urgency: joint probability, the weaker decision."""
         impact, urgency = (fields[h] for h in self._derive)
-        dist_i = {impact["label"]: impact["probability"],
-                  **{a["label"]: a["probability"] for a in impact["alternatives"]}}
-        dist_u = {urgency["label"]: urgency["probability"],
-                  **{a["label"]: a["probability"] for a in urgency["alternatives"]}}
+        dist_i = {
+            impact["label"]: impact["probability"],
+            **{a["label"]: a["probability"] for a in impact["alternatives"]},
+        }
+        dist_u = {
+            urgency["label"]: urgency["probability"],
+            **{a["label"]: a["probability"] for a in urgency["alternatives"]},
+        }
         joint = self._matrix.joint(dist_i, dist_u)
         try:
             label = self._matrix.label(impact["label"], urgency["label"])
         except Exception:  # a predicted level the matrix does not know: nothing to derive
-            return {"label": None, "probability": 0.0, "alternatives": [],
-                    "decision": Decision.ABSTAIN.value, "explanation": []}
+            return {
+                "label": None,
+                "probability": 0.0,
+                "alternatives": [],
+                "decision": Decision.ABSTAIN.value,
+                "explanation": [],
+            }
         decision = min(impact["decision"], urgency["decision"], key=_ORDER.__getitem__)
         mode = (head_policy or {}).get("mode", "auto")
         if mode == "off":
             decision = Decision.ABSTAIN.value
         elif mode == "suggest_only" and decision == Decision.APPLY.value:
             decision = Decision.SUGGEST.value
-        return {"label": label, "probability": round(float(joint.get(label, 0.0)), 6),
-                "alternatives": [{"label": k, "probability": round(v, 6)}
-                                 for k, v in joint.items() if k != label][:N_ALTERNATIVES],
-                "decision": decision, "explanation": _priority_terms(impact, urgency),
-                "derived_from": {"impact": impact["label"], "urgency": urgency["label"]}}
+        return {
+            "label": label,
+            "probability": round(float(joint.get(label, 0.0)), 6),
+            "alternatives": [
+                {"label": k, "probability": round(v, 6)} for k, v in joint.items() if k != label
+            ][:N_ALTERNATIVES],
+            "decision": decision,
+            "explanation": _priority_terms(impact, urgency),
+            "derived_from": {"impact": impact["label"], "urgency": urgency["label"]},
+        }
 
 
 def _priority_terms(impact: Mapping[str, Any], urgency: Mapping[str, Any], k: int = 3) -> list[dict]:
@@ -217,6 +249,8 @@ def _priority_terms(impact: Mapping[str, Any], urgency: Mapping[str, Any], k: in
     out = []
     for name, field in (("impact", impact), ("urgency", urgency)):
         out.append({"term": f"{name}={field['label']}", "weight": field["probability"]})
-        out += [{"term": f"{name}: {t['term']}", "weight": t["weight"]}
-                for t in (field.get("explanation") or [])[:k]]
+        out += [
+            {"term": f"{name}: {t['term']}", "weight": t["weight"]}
+            for t in (field.get("explanation") or [])[:k]
+        ]
     return out

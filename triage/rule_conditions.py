@@ -5,6 +5,7 @@ Kept apart from ``rules.py`` so each stays small: this module compiles the
 applies the ``then:`` actions. Conditions see the fields as they are *after*
 the earlier rules' actions.
 """
+
 from __future__ import annotations
 
 import re
@@ -43,11 +44,17 @@ def _check_value(p, fname: str, op: str, value, line: int):
     if op in ("contains_any", "matches") and ftype is not str:
         p.fail(f"{op} works on text fields, not on {fname} ({ftype.__name__})", line)
     if op in ("gte", "lte") and ftype not in (int, float):
-        p.fail(f"{op} works on numeric fields (priority, impact, urgency, team.backlog, "
-               f"team.oldest_hours, predicted.*.probability), not on {fname}", line)
+        p.fail(
+            f"{op} works on numeric fields (priority, impact, urgency, team.backlog, "
+            f"team.oldest_hours, predicted.*.probability), not on {fname}",
+            line,
+        )
     for v in items:
-        ok = isinstance(v, ftype) and not isinstance(v, bool) if ftype in (int, float) \
+        ok = (
+            isinstance(v, ftype) and not isinstance(v, bool)
+            if ftype in (int, float)
             else isinstance(v, ftype)
+        )
         if ftype is float and isinstance(v, int) and not isinstance(v, bool):
             ok = True
         if not ok:
@@ -59,8 +66,11 @@ def _check_value(p, fname: str, op: str, value, line: int):
 def _leaf(p, node: LMap, line: int):
     fname = node.get("field")
     if field_type(fname) is None:
-        p.fail(f"unknown field {fname!r} (expected one of {sorted(FIELDS)}, or predicted.<field> "
-               "with optional .decision / .probability)", line_of(node, "field", line))
+        p.fail(
+            f"unknown field {fname!r} (expected one of {sorted(FIELDS)}, or predicted.<field> "
+            "with optional .decision / .probability)",
+            line_of(node, "field", line),
+        )
     getattr(p, "used_fields", set()).add(fname)
     ops = [k for k in node if k != "field"]
     for op in ops:
@@ -134,8 +144,7 @@ def _check_actions(p, then: LMap, line: int, policies: set[str], teams) -> dict:
             names = [value] if isinstance(value, str) else p.seq(value, vline, key)
             for n in names:
                 if n not in ACCEPTABLE:
-                    p.fail(f"accept_predicted: expected fields among {list(ACCEPTABLE)}, "
-                           f"got {n!r}", vline)
+                    p.fail(f"accept_predicted: expected fields among {list(ACCEPTABLE)}, got {n!r}", vline)
             out[key] = list(names)
         elif key == "add_tags":
             tags = [value] if isinstance(value, str) else p.seq(value, vline, "add_tags")
@@ -205,8 +214,11 @@ def apply_actions(actions: dict, state: dict, out) -> str | None:
         state["priority"] = min(state["priority"], actions["raise_priority"])
     for name in actions.get("accept_predicted", []):  # the suggestion becomes the value
         value = state.get(f"predicted.{name}")
-        if value is not None and state.get(name) in (None, "") or \
-                (name == "priority" and value is not None and value < state["priority"]):
+        if (
+            value is not None
+            and state.get(name) in (None, "")
+            or (name == "priority" and value is not None and value < state["priority"])
+        ):
             state[name] = value
             if name not in out.accepted:
                 out.accepted.append(name)

@@ -16,23 +16,43 @@ What the rules see:
   without the model writing the field on its own;
 - ``subject``, ``body`` and ``text`` (both together) for keyword rules.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 # store field name -> the rules' field name
-RULE_NAMES = {"ticket_type": "type", "category": "category", "priority": "priority",
-              "affected_service": "affected_service", "team": "team",
-              "customer_tier": "customer_tier", "channel": "channel", "requester": "requester",
-              "vip": "vip", "major_incident": "major_incident", "impact": "impact",
-              "urgency": "urgency"}
+RULE_NAMES = {
+    "ticket_type": "type",
+    "category": "category",
+    "priority": "priority",
+    "affected_service": "affected_service",
+    "team": "team",
+    "customer_tier": "customer_tier",
+    "channel": "channel",
+    "requester": "requester",
+    "vip": "vip",
+    "major_incident": "major_incident",
+    "impact": "impact",
+    "urgency": "urgency",
+}
 # model head -> the rules' field name (heads not listed keep their own name)
-HEAD_NAMES = {"type": "type", "category": "category", "priority": "priority", "team": "team",
-              "affected_service": "affected_service", "impact": "impact", "urgency": "urgency"}
+HEAD_NAMES = {
+    "type": "type",
+    "category": "category",
+    "priority": "priority",
+    "team": "team",
+    "affected_service": "affected_service",
+    "impact": "impact",
+    "urgency": "urgency",
+}
 
 
-def rule_input(known: Mapping[str, Any], prediction: Mapping[str, Any] | None,
-               team_state: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def rule_input(
+    known: Mapping[str, Any],
+    prediction: Mapping[str, Any] | None,
+    team_state: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The flat field dict the rules read (see the module doc).
 
     ``known`` holds the ticket's set fields under the store's names (``type`` is
@@ -52,8 +72,7 @@ def rule_input(known: Mapping[str, Any], prediction: Mapping[str, Any] | None,
         fields[f"predicted.{name}"] = label
         fields[f"predicted.{name}.decision"] = str(out.get("decision") or "abstain")
         probability = out.get("probability")
-        fields[f"predicted.{name}.probability"] = float(probability) \
-            if probability is not None else None
+        fields[f"predicted.{name}.probability"] = float(probability) if probability is not None else None
         if out.get("decision") == "apply" and label is not None and name not in fields:
             fields[name] = label  # what intake stores; a given value is never overruled
     if team_state is not None:  # the team's queue now: rules can weigh depth and backlog age
@@ -68,16 +87,28 @@ def rule_input(known: Mapping[str, Any], prediction: Mapping[str, Any] | None,
 def ticket_known(row) -> dict[str, Any]:
     """The known fields of a stored ticket row (duck-typed: anything with the columns)."""
     extra = getattr(row, "extra", None) or {}
-    known = {name: getattr(row, name, None) for name in
-             ("subject", "body", "channel", "requester", "customer_tier", "ticket_type",
-              "category", "priority", "affected_service", "team")}
-    known.update({k: extra[k] for k in ("vip", "major_incident", "impact", "urgency")
-                  if k in extra})
+    known = {
+        name: getattr(row, name, None)
+        for name in (
+            "subject",
+            "body",
+            "channel",
+            "requester",
+            "customer_tier",
+            "ticket_type",
+            "category",
+            "priority",
+            "affected_service",
+            "team",
+        )
+    }
+    known.update({k: extra[k] for k in ("vip", "major_incident", "impact", "urgency") if k in extra})
     return known
 
 
-def with_desk_teams(prediction: Mapping[str, Any] | None,
-                    team_map: Mapping[str, str] | None) -> Mapping[str, Any] | None:
+def with_desk_teams(
+    prediction: Mapping[str, Any] | None, team_map: Mapping[str, str] | None
+) -> Mapping[str, Any] | None:
     """The prediction with its team label in the desk's names (``desk.yaml`` ``team_map``).
 
     Rules and routing speak the desk's team names; the stored prediction keeps

@@ -5,6 +5,7 @@ One module that both ``rules.py`` (the rule file, SLA assignment) and
 ``rule_conditions.py`` (compiling ``when:``, applying ``then:``) read, so neither
 imports the other's internals and there is no import circle between them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,12 +13,25 @@ from typing import Callable
 
 # field name → type the conditions compare against
 FIELDS: dict[str, type] = {
-    "type": str, "category": str, "team": str, "channel": str, "customer_tier": str,
-    "affected_service": str, "requester": str, "subject": str, "body": str, "text": str,
-    "priority": int, "impact": int, "urgency": int, "vip": bool, "major_incident": bool,
+    "type": str,
+    "category": str,
+    "team": str,
+    "channel": str,
+    "customer_tier": str,
+    "affected_service": str,
+    "requester": str,
+    "subject": str,
+    "body": str,
+    "text": str,
+    "priority": int,
+    "impact": int,
+    "urgency": int,
+    "vip": bool,
+    "major_incident": bool,
     # the ticket's team right now (read from the store only when a rule uses them):
     # open tickets in its queue, and the age in hours of the oldest of them
-    "team.backlog": int, "team.oldest_hours": float,
+    "team.backlog": int,
+    "team.oldest_hours": float,
 }
 TEAM_STATE_FIELDS = frozenset({"team.backlog", "team.oldest_hours"})
 # ``predicted.<field>`` (the model's label), ``.decision`` (apply|suggest|abstain) and
@@ -40,8 +54,17 @@ def field_type(name: str) -> type | None:
 
 
 OPERATORS = {"equals", "in", "contains_any", "matches", "gte", "lte"}
-ACTIONS = {"set_priority", "raise_priority", "sla_policy", "route_to", "add_tags", "escalate", "stop",
-           "accept_predicted", "assign_senior"}
+ACTIONS = {
+    "set_priority",
+    "raise_priority",
+    "sla_policy",
+    "route_to",
+    "add_tags",
+    "escalate",
+    "stop",
+    "accept_predicted",
+    "assign_senior",
+}
 # fields ``accept_predicted`` may take from the model's suggestion
 ACCEPTABLE = ("priority", "team", "category", "type", "affected_service")
 Condition = Callable[[dict], bool]

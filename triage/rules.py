@@ -13,6 +13,7 @@ rule is tested (so a rule that raises priority can trigger a later rule on
 priority); ``stop: true`` ends processing. String comparisons ignore case.
 Priority 1 is the most urgent, so ``lte: 2`` means "P1 or P2".
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -23,16 +24,40 @@ from typing import NoReturn
 from .configfile import LList, LMap, line_of, load_yaml
 from .errors import ConfigError
 from .rule_conditions import apply_actions, parse_rules, prepare_fields
-from .rule_vocabulary import (ACCEPTABLE, ACTIONS, FIELDS, OPERATORS, TEAM_STATE_FIELDS,  # noqa: F401
-                              Condition, Rule,
-                              field_type)  # re-exported: the vocabulary lives in rule_vocabulary
-from .sla import Calendar, Clock, EscalationLevel, SlaPolicy, SlaTarget, add_business_time, \
-    as_utc, parse_duration, parse_hours
+from .rule_vocabulary import (
+    ACCEPTABLE as ACCEPTABLE,
+    ACTIONS as ACTIONS,
+    FIELDS as FIELDS,
+    OPERATORS as OPERATORS,
+    TEAM_STATE_FIELDS,  # noqa: F401
+    Condition as Condition,
+    Rule,
+    field_type as field_type,
+)  # re-exported: the vocabulary lives in rule_vocabulary
+from .sla import (
+    Calendar,
+    Clock,
+    EscalationLevel,
+    SlaPolicy,
+    SlaTarget,
+    add_business_time,
+    as_utc,
+    parse_duration,
+    parse_hours,
+)
 
 DEFAULT_RULES = Path(__file__).parent / "defaults" / "rules.yaml"
 
-TOP_KEYS = {"version", "teams", "calendars", "sla_policies", "default_policy", "default_priority",
-            "escalation_levels", "rules"}
+TOP_KEYS = {
+    "version",
+    "teams",
+    "calendars",
+    "sla_policies",
+    "default_policy",
+    "default_priority",
+    "escalation_levels",
+    "rules",
+}
 
 
 @dataclass
@@ -61,14 +86,20 @@ class Outcome:
     tags: list[str] = field(default_factory=list)
     escalate: bool = False
     fired: list[str] = field(default_factory=list)
-    senior: bool = False          # a rule asked for a senior agent of the team
+    senior: bool = False  # a rule asked for a senior agent of the team
     accepted: list[str] = field(default_factory=list)  # fields taken from the model's suggestion
 
     def to_dict(self) -> dict:
-        return {"fields": dict(self.fields), "team": self.team, "tags": list(self.tags),
-                "escalate": self.escalate, "fired": list(self.fired), "senior": self.senior,
-                "accepted": list(self.accepted),
-                "sla": self.sla.to_dict() if self.sla else None}
+        return {
+            "fields": dict(self.fields),
+            "team": self.team,
+            "tags": list(self.tags),
+            "escalate": self.escalate,
+            "fired": list(self.fired),
+            "senior": self.senior,
+            "accepted": list(self.accepted),
+            "sla": self.sla.to_dict() if self.sla else None,
+        }
 
 
 class _Parser:
@@ -86,8 +117,10 @@ class _Parser:
             self.fail(f"{what}: expected a mapping, got {type(value).__name__}", line)
         for key in value:
             if allowed is not None and key not in allowed:
-                self.fail(f"{what}: unknown key {key!r} (expected one of {sorted(allowed)})",
-                          line_of(value, key, line))
+                self.fail(
+                    f"{what}: unknown key {key!r} (expected one of {sorted(allowed)})",
+                    line_of(value, key, line),
+                )
         return value
 
     def seq(self, value, line, what: str) -> LList:
@@ -129,17 +162,22 @@ class _Parser:
         hol = self.seq(spec.get("holidays", LList()), line_of(spec, "holidays", line), "holidays")
         for i, d in enumerate(hol):
             if not isinstance(d, date) or isinstance(d, datetime):
-                self.fail(f"calendar {name}: expected a holiday date YYYY-MM-DD, got {d!r}",
-                          line_of(hol, i, line))
+                self.fail(
+                    f"calendar {name}: expected a holiday date YYYY-MM-DD, got {d!r}", line_of(hol, i, line)
+                )
             holidays.append(d)
         hours = spec.get("hours")
         try:
             if hours == "24x7":
                 return Calendar.always(name, tz, holidays)
-            hours = self.mapping(hours, line_of(spec, "hours", line), f"calendar {name} hours",
-                                 {"mon", "tue", "wed", "thu", "fri", "sat", "sun"})
+            hours = self.mapping(
+                hours,
+                line_of(spec, "hours", line),
+                f"calendar {name} hours",
+                {"mon", "tue", "wed", "thu", "fri", "sat", "sun"},
+            )
             for day, value in hours.items():
-                for item in ([value] if isinstance(value, str) else self.seq(value, line_of(hours, day), day)):
+                for item in [value] if isinstance(value, str) else self.seq(value, line_of(hours, day), day):
                     try:
                         parse_hours(item)
                     except ValueError as e:
@@ -156,44 +194,54 @@ class _Parser:
             spec = self.mapping(spec, line, f"policy {name}", {"calendar", "targets"})
             cal = spec.get("calendar")
             if cal not in calendars:
-                self.fail(f"policy {name}: unknown calendar {cal!r} (declared: {sorted(calendars)})",
-                          line_of(spec, "calendar", line))
+                self.fail(
+                    f"policy {name}: unknown calendar {cal!r} (declared: {sorted(calendars)})",
+                    line_of(spec, "calendar", line),
+                )
             rows = self.seq(spec.get("targets"), line_of(spec, "targets", line), f"policy {name} targets")
             targets = tuple(self.target(str(name), r, line_of(rows, i, line)) for i, r in enumerate(rows))
             missing = {1, 2, 3, 4} - {t.priority for t in targets if t.tier is None}
             if missing:
-                self.fail(f"policy {name}: no target for priorities {sorted(missing)} (any tier)",
-                          line_of(spec, "targets", line))
+                self.fail(
+                    f"policy {name}: no target for priorities {sorted(missing)} (any tier)",
+                    line_of(spec, "targets", line),
+                )
             out[str(name)] = SlaPolicy(str(name), calendars[cal], targets)
         if not out:
             self.fail("sla_policies: declare at least one policy", line_of(doc, "sla_policies"))
         return out
 
     def target(self, policy: str, row, line: int) -> SlaTarget:
-        row = self.mapping(row, line, f"policy {policy} target",
-                           {"priority", "tier", "first_response", "resolution"})
+        row = self.mapping(
+            row, line, f"policy {policy} target", {"priority", "tier", "first_response", "resolution"}
+        )
         for key in ("priority", "first_response", "resolution"):
             if key not in row:
                 self.fail(f"policy {policy} target: missing {key!r}", line)
         tier = row.get("tier")
         if tier is not None:
             tier = self.text(tier, line_of(row, "tier", line), "tier").lower()
-        return SlaTarget(self.priority(row["priority"], line_of(row, "priority", line), "priority"), tier,
-                         self.duration(row["first_response"], line_of(row, "first_response", line),
-                                       "first_response"),
-                         self.duration(row["resolution"], line_of(row, "resolution", line), "resolution"))
+        return SlaTarget(
+            self.priority(row["priority"], line_of(row, "priority", line), "priority"),
+            tier,
+            self.duration(row["first_response"], line_of(row, "first_response", line), "first_response"),
+            self.duration(row["resolution"], line_of(row, "resolution", line), "resolution"),
+        )
 
     def levels(self, doc: LMap) -> list[EscalationLevel]:
-        rows = self.seq(doc.get("escalation_levels", LList()), line_of(doc, "escalation_levels"),
-                        "escalation_levels")
+        rows = self.seq(
+            doc.get("escalation_levels", LList()), line_of(doc, "escalation_levels"), "escalation_levels"
+        )
         out = []
         for i, row in enumerate(rows):
             line = line_of(rows, i)
             row = self.mapping(row, line, "escalation level", {"name", "at"})
             at = row.get("at")
             if isinstance(at, bool) or not isinstance(at, (int, float)) or not 0 < at <= 10:
-                self.fail(f"escalation level: expected 'at' as a fraction of the target (e.g. 0.75), "
-                          f"got {at!r}", line_of(row, "at", line))
+                self.fail(
+                    f"escalation level: expected 'at' as a fraction of the target (e.g. 0.75), got {at!r}",
+                    line_of(row, "at", line),
+                )
             out.append(EscalationLevel(self.text(row.get("name"), line, "escalation level name"), float(at)))
         if len({lv.name for lv in out}) != len(out):
             self.fail("escalation_levels: names must be unique", line_of(doc, "escalation_levels"))
@@ -203,8 +251,9 @@ class _Parser:
 class RuleSet:
     """A validated rule file. Build with :meth:`load`; :meth:`evaluate` is pure."""
 
-    def __init__(self, rules, calendars, policies, levels, default_policy, default_priority,
-                 teams, file: str) -> None:
+    def __init__(
+        self, rules, calendars, policies, levels, default_policy, default_priority, teams, file: str
+    ) -> None:
         self.rules: list[Rule] = rules
         self.calendars: dict[str, Calendar] = calendars
         self.policies: dict[str, SlaPolicy] = policies
@@ -228,10 +277,13 @@ class RuleSet:
         policies = p.policies(doc, calendars)
         default = doc.get("default_policy", next(iter(policies)))
         if default not in policies:
-            p.fail(f"default_policy: unknown SLA policy {default!r} (declared: {sorted(policies)})",
-                   line_of(doc, "default_policy"))
-        prio = p.priority(doc.get("default_priority", 3), line_of(doc, "default_priority"),
-                          "default_priority")
+            p.fail(
+                f"default_policy: unknown SLA policy {default!r} (declared: {sorted(policies)})",
+                line_of(doc, "default_policy"),
+            )
+        prio = p.priority(
+            doc.get("default_priority", 3), line_of(doc, "default_priority"), "default_priority"
+        )
         teams = None
         if "teams" in doc:
             seq = p.seq(doc["teams"], line_of(doc, "teams"), "teams")
@@ -244,8 +296,10 @@ class RuleSet:
 
     def describe(self) -> list[dict]:
         """The active rules as an admin sees them: name, line, description, actions."""
-        return [{"name": r.name, "line": r.line, "description": r.description,
-                 "actions": dict(r.actions)} for r in self.rules]
+        return [
+            {"name": r.name, "line": r.line, "description": r.description, "actions": dict(r.actions)}
+            for r in self.rules
+        ]
 
     def evaluate(self, fields: dict, now: datetime) -> Outcome:
         """Apply the rules in order to a copy of ``fields``; assign the SLA from the result."""
@@ -270,13 +324,21 @@ class RuleSet:
         target = policy.target(state["priority"], tier)
         now = as_utc(now)
         cal = policy.calendar
-        return SlaAssignment(policy.name, state["priority"], tier, cal.name, target.first_response,
-                             target.resolution,
-                             add_business_time(now, target.first_response, cal),
-                             add_business_time(now, target.resolution, cal))
+        return SlaAssignment(
+            policy.name,
+            state["priority"],
+            tier,
+            cal.name,
+            target.first_response,
+            target.resolution,
+            add_business_time(now, target.first_response, cal),
+            add_business_time(now, target.resolution, cal),
+        )
 
     def start_clocks(self, sla: SlaAssignment, now: datetime) -> dict[str, Clock]:
         """The two clocks the store keeps for a new ticket (each carries its calendar)."""
         cal = self.calendars[sla.calendar]
-        return {"first_response": Clock.start(now, sla.first_response_minutes, cal, "first_response"),
-                "resolution": Clock.start(now, sla.resolution_minutes, cal, "resolution")}
+        return {
+            "first_response": Clock.start(now, sla.first_response_minutes, cal, "first_response"),
+            "resolution": Clock.start(now, sla.resolution_minutes, cal, "resolution"),
+        }

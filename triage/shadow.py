@@ -13,6 +13,7 @@ Two promises, both kept here rather than trusted to callers:
 * shadow work never slows the champion's answer: :class:`ShadowQueue` runs the challenger
   on a background thread behind a bounded queue, and drops (and counts) work when full.
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,8 +70,9 @@ class ShadowRunner:
             return None
 
 
-def classify_with_shadow(champion, shadow: ShadowRunner | None, tickets: Sequence[Ticket]
-                         ) -> tuple[list[dict], list[dict] | None]:
+def classify_with_shadow(
+    champion, shadow: ShadowRunner | None, tickets: Sequence[Ticket]
+) -> tuple[list[dict], list[dict] | None]:
     """(champion results, shadow results or None): the champion's are what the caller acts on."""
     results = champion.classify(list(tickets))
     return results, (shadow.classify(tickets) if shadow is not None else None)
@@ -79,8 +81,8 @@ def classify_with_shadow(champion, shadow: ShadowRunner | None, tickets: Sequenc
 @dataclass
 class ShadowJob:
     tickets: list[Ticket]
-    champion: list[dict | None]      # the champion's result per ticket (for agreement)
-    ticket_ids: list[int | None]     # store ids, None for bare classify calls
+    champion: list[dict | None]  # the champion's result per ticket (for agreement)
+    ticket_ids: list[int | None]  # store ids, None for bare classify calls
     source: str = "ticket"
 
 
@@ -92,8 +94,9 @@ class ShadowQueue:
     dropped and counted in ``dropped``, the champion's latency never pays for them.
     """
 
-    def __init__(self, runner: ShadowRunner, sink: Callable[[ShadowJob, list[dict]], None], *,
-                 maxsize: int = 1000) -> None:
+    def __init__(
+        self, runner: ShadowRunner, sink: Callable[[ShadowJob, list[dict]], None], *, maxsize: int = 1000
+    ) -> None:
         self.runner = runner
         self.sink = sink
         self.dropped = 0
@@ -115,8 +118,7 @@ class ShadowQueue:
     def _ensure_thread(self) -> None:
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="triage-shadow",
-                                                daemon=True)
+                self._thread = threading.Thread(target=self._run, name="triage-shadow", daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
@@ -147,9 +149,14 @@ class ShadowQueue:
         return done.wait(timeout)
 
     def status(self) -> dict:
-        return {"bundle_id": self.runner.bundle_id, "error": self.runner.error,
-                "queued": self._queue.qsize(), "done": self.done, "failed": self.failed,
-                "dropped": self.dropped}
+        return {
+            "bundle_id": self.runner.bundle_id,
+            "error": self.runner.error,
+            "queued": self._queue.qsize(),
+            "done": self.done,
+            "failed": self.failed,
+            "dropped": self.dropped,
+        }
 
 
 __all__ = ["ShadowRunner", "ShadowQueue", "ShadowJob", "classify_with_shadow"]

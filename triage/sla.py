@@ -10,6 +10,7 @@ day but never a 09:00-17:00 one.
 A :class:`Clock` carries its own calendar, so a clock started under one policy
 keeps counting the same way after an admin edits ``rules.yaml``.
 """
+
 from __future__ import annotations
 
 import re
@@ -78,7 +79,7 @@ class Calendar:
 
     @classmethod
     def always(cls, name: str = "24x7", tz: str = "UTC", holidays=()) -> "Calendar":
-        return cls(name, tz, ((( 0, 1440),),) * 7, frozenset(holidays))
+        return cls(name, tz, (((0, 1440),),) * 7, frozenset(holidays))
 
     @classmethod
     def weekly(cls, name: str, tz: str, spec: dict[str, list[str] | str], holidays=()) -> "Calendar":
@@ -97,15 +98,24 @@ class Calendar:
         return not self.holidays and all(h == ((0, 1440),) for h in self.hours)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "timezone": self.tz,
-                "hours": {d: [f"{a // 60:02d}:{a % 60:02d}-{b // 60:02d}:{b % 60:02d}" for a, b in h]
-                          for d, h in zip(DAYS, self.hours)},
-                "holidays": sorted(d.isoformat() for d in self.holidays)}
+        return {
+            "name": self.name,
+            "timezone": self.tz,
+            "hours": {
+                d: [f"{a // 60:02d}:{a % 60:02d}-{b // 60:02d}:{b % 60:02d}" for a, b in h]
+                for d, h in zip(DAYS, self.hours)
+            },
+            "holidays": sorted(d.isoformat() for d in self.holidays),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "Calendar":
-        return cls.weekly(d["name"], d.get("timezone", "UTC"), d.get("hours", {}),
-                          [date.fromisoformat(x) for x in d.get("holidays", [])])
+        return cls.weekly(
+            d["name"],
+            d.get("timezone", "UTC"),
+            d.get("hours", {}),
+            [date.fromisoformat(x) for x in d.get("holidays", [])],
+        )
 
 
 @lru_cache(maxsize=65536)
@@ -262,8 +272,11 @@ class Clock:
             target = max(used + new_minutes * left, 1e-6)
         else:
             raise ValueError(f"expected mode 'proportional' or 'absolute', got {mode!r}")
-        return replace(self, target_minutes=target,
-                       retargets=self.retargets + ((as_utc(now), self.target_minutes, target),))
+        return replace(
+            self,
+            target_minutes=target,
+            retargets=self.retargets + ((as_utc(now), self.target_minutes, target),),
+        )
 
     def _segments(self, now: datetime) -> list[tuple[datetime, datetime]]:
         """The intervals in which the clock ran, up to ``now`` (or the stop)."""
@@ -309,18 +322,28 @@ class Clock:
 
     def to_dict(self) -> dict:
         iso = lambda t: None if t is None else t.isoformat()  # noqa: E731
-        return {"name": self.name, "started_at": iso(self.started_at),
-                "target_minutes": self.target_minutes, "calendar": self.calendar.to_dict(),
-                "pauses": [[iso(a), iso(b)] for a, b in self.pauses],
-                "stopped_at": iso(self.stopped_at),
-                "retargets": [[iso(t), old, new] for t, old, new in self.retargets]}
+        return {
+            "name": self.name,
+            "started_at": iso(self.started_at),
+            "target_minutes": self.target_minutes,
+            "calendar": self.calendar.to_dict(),
+            "pauses": [[iso(a), iso(b)] for a, b in self.pauses],
+            "stopped_at": iso(self.stopped_at),
+            "retargets": [[iso(t), old, new] for t, old, new in self.retargets],
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "Clock":
         t = lambda s: None if s is None else as_utc(datetime.fromisoformat(s))  # noqa: E731
-        return cls(t(d["started_at"]), float(d["target_minutes"]), Calendar.from_dict(d["calendar"]),
-                   tuple((t(a), t(b)) for a, b in d.get("pauses", [])), t(d.get("stopped_at")),
-                   d.get("name", ""), tuple((t(x), float(o), float(n)) for x, o, n in d.get("retargets", [])))
+        return cls(
+            t(d["started_at"]),
+            float(d["target_minutes"]),
+            Calendar.from_dict(d["calendar"]),
+            tuple((t(a), t(b)) for a, b in d.get("pauses", [])),
+            t(d.get("stopped_at")),
+            d.get("name", ""),
+            tuple((t(x), float(o), float(n)) for x, o, n in d.get("retargets", [])),
+        )
 
 
 # -------------------------------------------------------------- escalation
@@ -344,7 +367,8 @@ def escalation_level(clock: Clock, levels: list[EscalationLevel], now: datetime)
     return reached[-1] if reached else None
 
 
-def levels_due(clock: Clock, levels: list[EscalationLevel], now: datetime,
-               fired: set[str] | frozenset[str] = frozenset()) -> list[EscalationLevel]:
+def levels_due(
+    clock: Clock, levels: list[EscalationLevel], now: datetime, fired: set[str] | frozenset[str] = frozenset()
+) -> list[EscalationLevel]:
     """Levels reached but not yet recorded: what a sweep should fire, each exactly once."""
     return [lv for lv in levels_reached(clock, levels, now) if lv.name not in fired]

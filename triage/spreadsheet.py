@@ -10,6 +10,7 @@ single quote: shown as text, and a reader can still see what was written.
 Files that only the pipeline reads back (the retraining export) are data, not
 reports, and are written as is (docs/SECURITY.md).
 """
+
 from __future__ import annotations
 
 import csv

@@ -4,6 +4,7 @@ Real exports carry mis-decoded UTF-8 ("mojibake"), quoted e-mail history and
 signatures. A model trained on one form and served another loses accuracy, so
 both paths call :func:`normalise` and nothing else.
 """
+
 from __future__ import annotations
 
 import re
@@ -61,7 +62,7 @@ def strip_quoted(text: str) -> str:
 def _is_outlook_header(lines: list[str], i: int) -> bool:
     if not _OUTLOOK_BLOCK.match(lines[i]) or i == 0:
         return False
-    following = lines[i + 1:i + 4]
+    following = lines[i + 1 : i + 4]
     return sum(bool(_OUTLOOK_FOLLOW.match(ln)) for ln in following) >= 2
 
 
@@ -71,7 +72,7 @@ def strip_signature(text: str) -> str:
     start = max(0, len(lines) - _MAX_SIGNATURE_LINES - 1)
     for i in range(start, len(lines)):
         if any(p.match(lines[i]) for p in _SIGNATURE_OPENERS):
-            tail = lines[i + 1:]
+            tail = lines[i + 1 :]
             if all(len(ln) <= 60 for ln in tail):
                 return "\n".join(lines[:i])
     return "\n".join(lines)

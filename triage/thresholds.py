@@ -8,6 +8,7 @@ Wilson bound of their precision (not the point estimate) reaches the target:
 that is what keeps the holdout precision from falling under the target. A class
 whose target cannot be reached never auto-applies.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,9 +22,9 @@ from .ticket import Decision
 # Defaults, documented in one place so the CLI and the manifest agree.
 TARGET_PRECISION = 0.95
 SUGGEST_PRECISION = 0.60
-MIN_COUNT = 20          # predictions at or above an apply threshold, on the calibration split
+MIN_COUNT = 20  # predictions at or above an apply threshold, on the calibration split
 SUGGEST_MIN_COUNT = 5
-Z = 1.0                 # one-sided Wilson bound (z=1 ≈ 84 % confidence)
+Z = 1.0  # one-sided Wilson bound (z=1 ≈ 84 % confidence)
 # a head never applies when its calibration split (rows no fit has seen) is too small to show
 # the target at 95 % one-sided confidence even if every prediction were right (0.95 → 52 rows)
 Z_SUPPORT = 1.645
@@ -55,8 +56,9 @@ def wilson_lower(correct: np.ndarray | float, n: np.ndarray | float, z: float) -
     return np.where(n > 0, (centre - margin) / denom, 0.0)
 
 
-def _lowest_threshold(probs: np.ndarray, correct: np.ndarray, target: float,
-                      min_count: int, z: float) -> tuple[float | None, int, float | None]:
+def _lowest_threshold(
+    probs: np.ndarray, correct: np.ndarray, target: float, min_count: int, z: float
+) -> tuple[float | None, int, float | None]:
     """Lowest p such that predictions with probability >= p meet the target (bound and count).
 
     Returns (threshold, count at or above it, point precision there); ``None`` when unreachable.
@@ -82,13 +84,17 @@ def min_rows_for(target: float, z: float = Z_SUPPORT) -> int:
     if target <= 0:
         return 1
     if target >= 1:
-        return 10 ** 9
+        return 10**9
     return int(math.ceil(z * z * target / (1.0 - target)))
 
 
-def choose_thresholds(y_true: Sequence[Any], proba: np.ndarray, classes: Sequence[Any],
-                      rule: ThresholdRule | None = None, pred_idx: np.ndarray | None = None
-                      ) -> dict[str, dict[str, Any]]:
+def choose_thresholds(
+    y_true: Sequence[Any],
+    proba: np.ndarray,
+    classes: Sequence[Any],
+    rule: ThresholdRule | None = None,
+    pred_idx: np.ndarray | None = None,
+) -> dict[str, dict[str, Any]]:
     """Per predicted class: ``apply`` and ``suggest`` thresholds (``None`` = never), chosen on
     the rows given as ``y_true`` and the head's ``proba`` (columns = ``classes``); ``pred_idx``
     is the column of the reported label when the head's decision rule is not the arg-max.
@@ -102,19 +108,30 @@ def choose_thresholds(y_true: Sequence[Any], proba: np.ndarray, classes: Sequenc
     for j, label in enumerate(classes):
         mask = pred_idx == j
         probs, correct = top[mask], (y[mask] == label).astype(float)
-        apply_t, n_apply, prec = _lowest_threshold(probs, correct, rule.target_precision,
-                                                   rule.min_count, rule.z)
-        sugg_t, _, _ = _lowest_threshold(probs, correct, rule.suggest_precision,
-                                         rule.suggest_min_count, 0.0)
+        apply_t, n_apply, prec = _lowest_threshold(
+            probs, correct, rule.target_precision, rule.min_count, rule.z
+        )
+        sugg_t, _, _ = _lowest_threshold(probs, correct, rule.suggest_precision, rule.suggest_min_count, 0.0)
         if apply_t is not None and (sugg_t is None or sugg_t > apply_t):
             sugg_t = apply_t
-        out[label] = {"apply": apply_t, "suggest": sugg_t, "n_predicted": int(mask.sum()),
-                      "n_applied": n_apply, "precision_applied": prec}
+        out[label] = {
+            "apply": apply_t,
+            "suggest": sugg_t,
+            "n_predicted": int(mask.sum()),
+            "n_applied": n_apply,
+            "precision_applied": prec,
+        }
     return out
 
 
-def decide(label: str, probability: float, thresholds: Mapping[str, Mapping[str, Any]], *,
-           mode: str = "auto", override: Mapping[str, Any] | None = None) -> Decision:
+def decide(
+    label: str,
+    probability: float,
+    thresholds: Mapping[str, Mapping[str, Any]],
+    *,
+    mode: str = "auto",
+    override: Mapping[str, Any] | None = None,
+) -> Decision:
     """apply / suggest / abstain for one predicted label.
 
     ``mode`` and ``override`` come from an admin policy: ``suggest_only`` never applies,
@@ -135,13 +152,18 @@ def decide(label: str, probability: float, thresholds: Mapping[str, Mapping[str,
     return Decision.ABSTAIN
 
 
-def decisions(y_pred: Sequence[str], top_proba: np.ndarray,
-              thresholds: Mapping[str, Mapping[str, Any]]) -> list[Decision]:
+def decisions(
+    y_pred: Sequence[str], top_proba: np.ndarray, thresholds: Mapping[str, Mapping[str, Any]]
+) -> list[Decision]:
     return [decide(str(lbl), float(p), thresholds) for lbl, p in zip(y_pred, top_proba)]
 
 
-def applied_metrics(y_true: Sequence[Any], proba: np.ndarray, classes: Sequence[Any],
-                    thresholds: Mapping[str, Mapping[str, Any]]) -> dict[str, float | int | None]:
+def applied_metrics(
+    y_true: Sequence[Any],
+    proba: np.ndarray,
+    classes: Sequence[Any],
+    thresholds: Mapping[str, Mapping[str, Any]],
+) -> dict[str, float | int | None]:
     """Precision and coverage of what would be applied / suggested on a split."""
     y = np.asarray([str(v) for v in y_true])
     classes = np.asarray([str(c) for c in classes])
@@ -150,17 +172,20 @@ def applied_metrics(y_true: Sequence[Any], proba: np.ndarray, classes: Sequence[
     dec = np.asarray([d.value for d in decisions(pred, top, thresholds)])
     right = pred == y
     out: dict[str, float | int | None] = {"n": int(len(y))}
-    for name, mask in (("applied", dec == "apply"),
-                       ("suggested", dec == "suggest"),
-                       ("applied_or_suggested", dec != "abstain")):
+    for name, mask in (
+        ("applied", dec == "apply"),
+        ("suggested", dec == "suggest"),
+        ("applied_or_suggested", dec != "abstain"),
+    ):
         out[f"{name}_count"] = int(mask.sum())
         out[f"{name}_coverage"] = float(mask.mean()) if len(y) else 0.0
         out[f"{name}_precision"] = float(right[mask].mean()) if mask.any() else None
     return out
 
 
-def precision_coverage(y_true: Sequence[Any], proba: np.ndarray, classes: Sequence[Any],
-                       points: int = 101) -> dict[str, list[float]]:
+def precision_coverage(
+    y_true: Sequence[Any], proba: np.ndarray, classes: Sequence[Any], points: int = 101
+) -> dict[str, list[float]]:
     """Precision of the top prediction vs the share of tickets kept, over one global threshold."""
     y = np.asarray([str(v) for v in y_true])
     classes = np.asarray([str(c) for c in classes])
@@ -176,8 +201,9 @@ def precision_coverage(y_true: Sequence[Any], proba: np.ndarray, classes: Sequen
     return {"threshold": ts.tolist(), "coverage": cov, "precision": prec}
 
 
-def reliability(y_true: Sequence[Any], proba: np.ndarray, classes: Sequence[Any],
-                n_bins: int = 15) -> dict[str, Any]:
+def reliability(
+    y_true: Sequence[Any], proba: np.ndarray, classes: Sequence[Any], n_bins: int = 15
+) -> dict[str, Any]:
     """Top-label reliability bins and the expected calibration error over them (ECE)."""
     y = np.asarray([str(v) for v in y_true])
     classes = np.asarray([str(c) for c in classes])
@@ -193,6 +219,13 @@ def reliability(y_true: Sequence[Any], proba: np.ndarray, classes: Sequence[Any]
             continue
         acc, mean_conf = float(right[m].mean()), float(conf[m].mean())
         ece += m.mean() * abs(acc - mean_conf)
-        bins.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "count": int(m.sum()),
-                     "confidence": mean_conf, "accuracy": acc})
+        bins.append(
+            {
+                "lo": float(edges[b]),
+                "hi": float(edges[b + 1]),
+                "count": int(m.sum()),
+                "confidence": mean_conf,
+                "accuracy": acc,
+            }
+        )
     return {"ece": float(ece) if len(y) else math.nan, "bins": bins}

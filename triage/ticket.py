@@ -4,6 +4,7 @@ Priority follows ITIL and django-helpdesk: 1 is the most urgent. Status is the
 ITIL lifecycle; ``TRANSITIONS`` is the one table that says which moves are
 allowed (the store refuses anything else).
 """
+
 from __future__ import annotations
 
 import enum
@@ -49,7 +50,7 @@ class Channel(str, enum.Enum):
 class Decision(str, enum.Enum):
     """What the model may do with one predicted field."""
 
-    APPLY = "apply"      # set the field without a human
+    APPLY = "apply"  # set the field without a human
     SUGGEST = "suggest"  # propose it to an agent
     ABSTAIN = "abstain"  # say nothing
 

@@ -3,6 +3,7 @@
 Each area registers its subcommands from its own module (``register(subparsers)``),
 so adding a command never means editing a long central file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,17 +14,29 @@ import sys
 from triage.errors import TriageError
 
 # Modules that add subcommands; each has register(subparsers) and sets func=handler.
-AREAS = ["train", "models", "serve", "tickets", "desk", "demo_seed", "report", "retrain",
-         "quickstart", "batch", "security"]
+AREAS = [
+    "train",
+    "models",
+    "serve",
+    "tickets",
+    "desk",
+    "demo_seed",
+    "report",
+    "retrain",
+    "quickstart",
+    "batch",
+    "security",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="triage",
         description="ML-driven help-desk triage: train classifiers on your own tickets, "
-                    "serve them, and run the ticketing core.",
+        "serve them, and run the ticketing core.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Run 'triage COMMAND --help' for the options of one command.")
+        epilog="Run 'triage COMMAND --help' for the options of one command.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for area in AREAS:
@@ -40,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

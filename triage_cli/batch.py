@@ -5,6 +5,7 @@ Both read an export through a column mapping and write a Parquet dataset
 in this process; ``--engine ray`` runs the same batches as a Ray Data pipeline, in
 local mode on this machine or, with ``--address``, unchanged on a Ray cluster.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,49 +34,74 @@ The output holds row plus <head>_label, <head>_probability and <head>_decision.
 def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, type=Path, help="the export: .csv, .jsonl or .parquet")
     p.add_argument("--mapping", required=True, type=Path, help="column mapping YAML")
-    p.add_argument("--out", required=True, type=Path,
-                   help="output folder for the Parquet files (must not hold any yet)")
-    p.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="local: this process (default, small desks); ray: a Ray Data pipeline")
-    p.add_argument("--address", default=None,
-                   help="Ray cluster address (ray://host:10001, or 'auto' on a cluster node); "
-                        "default: start Ray in local mode on this machine")
+    p.add_argument(
+        "--out", required=True, type=Path, help="output folder for the Parquet files (must not hold any yet)"
+    )
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process (default, small desks); ray: a Ray Data pipeline",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address (ray://host:10001, or 'auto' on a cluster node); "
+        "default: start Ray in local mode on this machine",
+    )
     p.add_argument("--batch-size", type=int, default=256, help="rows per batch (default 256)")
-    p.add_argument("--concurrency", type=int, default=None,
-                   help="Ray actors (default: one per CPU Ray sees)")
+    p.add_argument("--concurrency", type=int, default=None, help="Ray actors (default: one per CPU Ray sees)")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "embed", help="embed every ticket of an export into Parquet (local or Ray)",
+        "embed",
+        help="embed every ticket of an export into Parquet (local or Ray)",
         description="Embed the model text of every ticket of an export with the sentence "
-                    "encoder and write row/key/vector Parquet files, for training features, "
-                    "label-quality checks, clustering and backfills.",
-        epilog=EXAMPLES_EMBED, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "encoder and write row/key/vector Parquet files, for training features, "
+        "label-quality checks, clustering and backfills.",
+        epilog=EXAMPLES_EMBED,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _engine_options(p)
-    p.add_argument("--encoder", choices=["minilm", "hashing"], default="minilm",
-                   help="minilm (default) or hashing (fast, for tests)")
+    p.add_argument(
+        "--encoder",
+        choices=["minilm", "hashing"],
+        default="minilm",
+        help="minilm (default) or hashing (fast, for tests)",
+    )
     p.set_defaults(func=run_embed)
 
     p = subparsers.add_parser(
-        "score", help="classify every ticket of an export with a bundle into Parquet",
+        "score",
+        help="classify every ticket of an export with a bundle into Parquet",
         description="Run a model bundle over every ticket of an export (backfills, label "
-                    "quality) and write its label, probability and decision per head.",
-        epilog=EXAMPLES_SCORE, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "quality) and write its label, probability and decision per head.",
+        epilog=EXAMPLES_SCORE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _engine_options(p)
     p.add_argument("--bundle", required=True, type=Path, help="bundle folder (models/<id>)")
     p.set_defaults(func=run_score)
 
 
 def _engine(args) -> dict:
-    return {"engine": args.engine, "address": args.address, "batch_size": args.batch_size,
-            "concurrency": args.concurrency}
+    return {
+        "engine": args.engine,
+        "address": args.address,
+        "batch_size": args.batch_size,
+        "concurrency": args.concurrency,
+    }
 
 
 def _report(args, result) -> int:
-    summary = {"engine": result.engine, "rows": result.rows, "out": str(result.out),
-               "seconds": round(result.seconds, 2)}
+    summary = {
+        "engine": result.engine,
+        "rows": result.rows,
+        "out": str(result.out),
+        "seconds": round(result.seconds, 2),
+    }
     if args.json:
         print(json.dumps(summary))
     else:
@@ -86,8 +112,7 @@ def _report(args, result) -> int:
 def run_embed(args) -> int:
     from training.batch import embed
 
-    return _report(args, embed(args.data, args.mapping, args.out, encoder=args.encoder,
-                               **_engine(args)))
+    return _report(args, embed(args.data, args.mapping, args.out, encoder=args.encoder, **_engine(args)))
 
 
 def run_score(args) -> int:

@@ -7,6 +7,7 @@ would have produced. Texts come from the synthetic demo corpus
 (``data/demo/tickets.csv``). It seeds only an empty store (a second run does
 nothing), so it never mixes invented tickets into a real desk's data.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,22 +18,34 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "data" / "demo"
-MATRIX = {("high", "high"): 1, ("high", "medium"): 2, ("medium", "high"): 2,
-          ("medium", "medium"): 3, ("high", "low"): 3, ("low", "high"): 3}
+MATRIX = {
+    ("high", "high"): 1,
+    ("high", "medium"): 2,
+    ("medium", "high"): 2,
+    ("medium", "medium"): 3,
+    ("high", "low"): 3,
+    ("low", "high"): 3,
+}
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "demo", help="demo data: seed a few weeks of desk history",
+        "demo",
+        help="demo data: seed a few weeks of desk history",
         description="Seed an EMPTY ticket store with a few weeks of invented desk history "
-                    "(tickets in every state, replies, reassignments, pending, reopen, SLA "
-                    "breaches) through the store's own API. Does nothing when tickets exist.")
+        "(tickets in every state, replies, reassignments, pending, reopen, SLA "
+        "breaches) through the store's own API. Does nothing when tickets exist.",
+    )
     sub = p.add_subparsers(dest="demo_command", metavar="ACTION", required=True)
-    seed = sub.add_parser("seed", help="seed the demo history into an empty store",
-                          description="Seed the demo history (needs the demo desk applied: "
-                                      "triage desk apply data/demo/desk.yaml).")
-    seed.add_argument("--database", default=None,
-                      help="SQLAlchemy URL (default TRIAGE_DATABASE_URL, else var/triage.db)")
+    seed = sub.add_parser(
+        "seed",
+        help="seed the demo history into an empty store",
+        description="Seed the demo history (needs the demo desk applied: "
+        "triage desk apply data/demo/desk.yaml).",
+    )
+    seed.add_argument(
+        "--database", default=None, help="SQLAlchemy URL (default TRIAGE_DATABASE_URL, else var/triage.db)"
+    )
     seed.add_argument("--tickets", type=int, default=160, help="tickets to create (160)")
     seed.add_argument("--days", type=int, default=21, help="weeks of history, in days (21)")
     seed.add_argument("--seed", type=int, default=3, help="random seed (3)")
@@ -44,8 +57,11 @@ def run_seed(args: argparse.Namespace) -> int:
 
     store = _store(args)
     made = seed(store, tickets=args.tickets, days=args.days, seed_value=args.seed)
-    print(f"triage demo seed: {made} ticket(s) created" if made
-          else "triage demo seed: the store already holds tickets; nothing seeded")
+    print(
+        f"triage demo seed: {made} ticket(s) created"
+        if made
+        else "triage demo seed: the store already holds tickets; nothing seeded"
+    )
     store.dispose()
     return 0
 
@@ -55,8 +71,9 @@ def _rows() -> list[dict]:
         return [r for r in csv.DictReader(fh) if r["assignment_group"]]
 
 
-def seed(store, *, tickets: int = 160, days: int = 21, seed_value: int = 3,
-         now: datetime | None = None) -> int:
+def seed(
+    store, *, tickets: int = 160, days: int = 21, seed_value: int = 3, now: datetime | None = None
+) -> int:
     """Create the history; returns the number of tickets (0 when the store was not empty)."""
     from sqlalchemy import func, select
 
@@ -96,12 +113,18 @@ def _one(s, row: dict, created: datetime, now: datetime, rules, rng: random.Rand
     impact = {"1": "high", "2": "medium", "3": "low"}.get(row["impact"], "medium")
     urgency = {"1": "high", "2": "medium", "3": "low"}.get(row["urgency"], "medium")
     triaged = rng.random() > 0.12  # some arrive without fields and wait in the triage queue
-    payload = {"subject": row["title"], "body": row["description"], "channel": row["source"],
-               "requester": row["requester_email"], "customer_tier": row["tier"],
-               "affected_service": row["service"]}
+    payload = {
+        "subject": row["title"],
+        "body": row["description"],
+        "channel": row["source"],
+        "requester": row["requester_email"],
+        "customer_tier": row["tier"],
+        "affected_service": row["service"],
+    }
     if triaged:
-        payload.update(team=row["assignment_group"], category=row["category"],
-                       priority=MATRIX.get((impact, urgency), 4))
+        payload.update(
+            team=row["assignment_group"], category=row["category"], priority=MATRIX.get((impact, urgency), 4)
+        )
     ticket = intake(s, payload, actor=row["requester_email"], ruleset=rules, now=created).ticket
     if ticket.assignee is None or ticket.status != Status.ASSIGNED.value:
         return  # untriaged or nobody had room: it still waits, and the reports show it
@@ -116,15 +139,21 @@ def _one(s, row: dict, created: datetime, now: datetime, rules, rng: random.Rand
     if fate < 0.12 or t >= now:
         return  # still being worked on (some of these are past their SLA by now)
     if fate < 0.25:
-        tickets.transition(s, ticket, Status.PENDING, actor=agent, now=t,
-                           reason=rng.choice(["customer", "customer", "third_party"]))
+        tickets.transition(
+            s,
+            ticket,
+            Status.PENDING,
+            actor=agent,
+            now=t,
+            reason=rng.choice(["customer", "customer", "third_party"]),
+        )
         return
     if fate < 0.35:  # a second round with the customer
-        tickets.add_comment(s, ticket, author=customer, body="Still happening, sorry.",
-                            channel=row["source"], now=t)
+        tickets.add_comment(
+            s, ticket, author=customer, body="Still happening, sorry.", channel=row["source"], now=t
+        )
         t += timedelta(hours=2)
-        tickets.add_comment(s, ticket, author=agent, body="Thanks, trying another fix.",
-                            by_agent=True, now=t)
+        tickets.add_comment(s, ticket, author=agent, body="Thanks, trying another fix.", by_agent=True, now=t)
     if t >= now:
         return
     tickets.transition(s, ticket, Status.RESOLVED, actor=agent, now=t, resolution="solved")
@@ -133,16 +162,17 @@ def _one(s, row: dict, created: datetime, now: datetime, rules, rng: random.Rand
         tickets.customer_replied(s, ticket, actor=customer, now=t)
         t += timedelta(hours=4)
         if t < now:
-            tickets.transition(s, ticket, Status.RESOLVED, actor=agent, now=t,
-                               resolution="solved")
+            tickets.transition(s, ticket, Status.RESOLVED, actor=agent, now=t, resolution="solved")
         return
     if t < now and fate < 0.8:
         tickets.transition(s, ticket, Status.CLOSED, actor="auto-close", now=t)
 
 
 def _reply(row: dict, rng: random.Random) -> str:
-    return rng.choice([
-        f"Hi, thanks for reporting this. I'm looking at the {row['service']} issue now.",
-        "Thanks, I can reproduce it. Could you try signing out and in again?",
-        f"I've picked this up for {row['assignment_group']}; I'll update you within the hour.",
-    ])
+    return rng.choice(
+        [
+            f"Hi, thanks for reporting this. I'm looking at the {row['service']} issue now.",
+            "Thanks, I can reproduce it. Could you try signing out and in again?",
+            f"I've picked this up for {row['assignment_group']}; I'll update you within the hour.",
+        ]
+    )

@@ -4,6 +4,7 @@ Trains the demo bundle if models/ holds none (and shows its report), then serves
 it on localhost. A help desk with its own export uses ``triage train`` and
 ``triage serve`` instead; this command only chains them for a first look.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,24 +13,40 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "quickstart", help="train the demo bundle if there is none, show its report, serve it",
+        "quickstart",
+        help="train the demo bundle if there is none, show its report, serve it",
         description="First run on a fresh clone: if models/ holds no bundle, train one on the "
-                    "demo corpus (data/demo/) with the MiniLM encoder and print its evaluation "
-                    "report; then serve the API and pages on http://HOST:PORT under gunicorn.")
+        "demo corpus (data/demo/) with the MiniLM encoder and print its evaluation "
+        "report; then serve the API and pages on http://HOST:PORT under gunicorn.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--models", type=Path, default=None,
-                   help="bundle folder (default: TRIAGE_MODELS_DIR, else models/ under TRIAGE_HOME "
-                        "or the working directory)")
-    p.add_argument("--encoder", choices=["minilm-onnx", "minilm", "hashing"], default="minilm-onnx",
-                   help="encoder for a newly trained demo bundle (default minilm-onnx: the int8 "
-                        "ONNX MiniLM, trained and served on the same vectors)")
+    p.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="bundle folder (default: TRIAGE_MODELS_DIR, else models/ under TRIAGE_HOME "
+        "or the working directory)",
+    )
+    p.add_argument(
+        "--encoder",
+        choices=["minilm-onnx", "minilm", "hashing"],
+        default="minilm-onnx",
+        help="encoder for a newly trained demo bundle (default minilm-onnx: the int8 "
+        "ONNX MiniLM, trained and served on the same vectors)",
+    )
     p.add_argument("--no-serve", action="store_true", help="train and report only; do not serve")
-    p.add_argument("--no-history", action="store_true",
-                   help="do not seed the demo's few weeks of desk history into an empty store")
-    p.add_argument("--no-control-group", action="store_true",
-                   help="show article suggestions to every portal visit (the default keeps "
-                        "10%% as a control group, which the knowledge report needs)")
+    p.add_argument(
+        "--no-history",
+        action="store_true",
+        help="do not seed the demo's few weeks of desk history into an empty store",
+    )
+    p.add_argument(
+        "--no-control-group",
+        action="store_true",
+        help="show article suggestions to every portal visit (the default keeps "
+        "10%% as a control group, which the knowledge report needs)",
+    )
     p.set_defaults(func=run)
 
 
@@ -46,12 +63,16 @@ def run(args: argparse.Namespace) -> int:
 
     args.models = workspace.models_dir(args.models)
     if not (workspace.demo_dir() / "tickets.csv").exists():
-        raise ConfigError(f"the demo corpus is not at {workspace.demo_dir()}: run quickstart from "
-                          "the project folder (the checkout) or set TRIAGE_HOME to it")
+        raise ConfigError(
+            f"the demo corpus is not at {workspace.demo_dir()}: run quickstart from "
+            "the project folder (the checkout) or set TRIAGE_HOME to it"
+        )
     bundles = existing_bundles(args.models)
     if bundles:
-        print(f"triage quickstart: using the bundles in {args.models} (newest {bundles[-1].name}); "
-              "delete them to retrain the demo")
+        print(
+            f"triage quickstart: using the bundles in {args.models} (newest {bundles[-1].name}); "
+            "delete them to retrain the demo"
+        )
     else:
         _train_demo(args)
     if args.no_serve:
@@ -66,11 +87,23 @@ def run(args: argparse.Namespace) -> int:
         _demo_history()
     if args.no_control_group:
         os.environ["TRIAGE_PORTAL_CONTROL_SHARE"] = "0"
-    print(f"triage quickstart: starting the service on http://{args.host}:{args.port}/ "
-          "(loading the bundle; it says when it is serving)", flush=True)
+    print(
+        f"triage quickstart: starting the service on http://{args.host}:{args.port}/ "
+        "(loading the bundle; it says when it is serving)",
+        flush=True,
+    )
     _announce_when_ready(args.host, args.port)
-    return serve.run(argparse.Namespace(host=args.host, port=args.port, workers=None, bundle=None,
-                                        encoder=None, no_prepare=False, dev=False))
+    return serve.run(
+        argparse.Namespace(
+            host=args.host,
+            port=args.port,
+            workers=None,
+            bundle=None,
+            encoder=None,
+            no_prepare=False,
+            dev=False,
+        )
+    )
 
 
 def _demo_secrets(var: Path) -> None:
@@ -117,14 +150,19 @@ def _announce_when_ready(host: str, port: int, timeout: float = 900.0) -> None:
             try:
                 with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - loopback
                     if answer.status == 200:
-                        print(f"triage quickstart: serving on http://{host}:{port}/ (portal at "
-                              "/portal, agents at /agent, API docs at /openapi.json; Ctrl-C "
-                              "stops)", flush=True)
+                        print(
+                            f"triage quickstart: serving on http://{host}:{port}/ (portal at "
+                            "/portal, agents at /agent, API docs at /openapi.json; Ctrl-C "
+                            "stops)",
+                            flush=True,
+                        )
                         if not os.environ.get("TRIAGE_SMTP_HOST"):
-                            print("triage quickstart: no SMTP server is set, so mail (customer "
-                                  "sign-in links too) goes to var/mail-out: sign in as admin "
-                                  "and open /admin/mail to read it and follow its links",
-                                  flush=True)
+                            print(
+                                "triage quickstart: no SMTP server is set, so mail (customer "
+                                "sign-in links too) goes to var/mail-out: sign in as admin "
+                                "and open /admin/mail to read it and follow its links",
+                                flush=True,
+                            )
                         return
             except OSError:
                 pass
@@ -147,8 +185,11 @@ def _demo_history() -> None:
         _demo_mail_history(store)
     store.dispose()
     if made:
-        print(f"triage quickstart: seeded {made} demo tickets of the last 3 weeks "
-              "(triage quickstart --no-history skips this)", flush=True)
+        print(
+            f"triage quickstart: seeded {made} demo tickets of the last 3 weeks "
+            "(triage quickstart --no-history skips this)",
+            flush=True,
+        )
 
 
 def _demo_mail_history(store) -> None:
@@ -163,8 +204,7 @@ def _demo_mail_history(store) -> None:
     rng = random.Random(10)
     with store.session() as session:
         outbound.discard_unsent(session, satisfaction.utcnow())  # seeding ran on an empty store
-        for survey in session.scalars(select(satisfaction.Survey)
-                                      .order_by(satisfaction.Survey.id)):
+        for survey in session.scalars(select(satisfaction.Survey).order_by(satisfaction.Survey.id)):
             if rng.random() < 0.4:  # about the share of customers who answer
                 rating = rng.choices([5, 4, 3, 2, 1], weights=[45, 30, 12, 8, 5])[0]
                 satisfaction.answer(session, survey, rating, now=survey.requested_at)
@@ -190,11 +230,15 @@ def _demo_desk() -> bool:
     store = Store(workspace.database_url())
     store.upgrade()
     with store.session() as session:
-        changes = store_desk.apply(session, load_desk(demo_desk), actor="quickstart",
-                                   source="data/demo/desk.yaml")
+        changes = store_desk.apply(
+            session, load_desk(demo_desk), actor="quickstart", source="data/demo/desk.yaml"
+        )
     store.dispose()
-    print(f"triage quickstart: demo desk {demo_desk}: "
-          + (f"{len(changes)} change(s) applied" if changes else "up to date"), flush=True)
+    print(
+        f"triage quickstart: demo desk {demo_desk}: "
+        + (f"{len(changes)} change(s) applied" if changes else "up to date"),
+        flush=True,
+    )
     return True
 
 
@@ -204,10 +248,18 @@ def _train_demo(args: argparse.Namespace) -> None:
 
     from . import workspace
 
-    print("triage quickstart: no bundle yet: training the demo bundle on data/demo/tickets.csv",
-          flush=True)
-    run_train(argparse.Namespace(
-        data=workspace.demo_dir() / "tickets.csv", mapping=workspace.demo_dir() / "mapping.yaml",
-        out=args.models, encoder=args.encoder,
-        target_precision=TARGET_PRECISION, suggest_precision=SUGGEST_PRECISION, heads=None, seed=0,
-        no_tracking=False, json=False))
+    print("triage quickstart: no bundle yet: training the demo bundle on data/demo/tickets.csv", flush=True)
+    run_train(
+        argparse.Namespace(
+            data=workspace.demo_dir() / "tickets.csv",
+            mapping=workspace.demo_dir() / "mapping.yaml",
+            out=args.models,
+            encoder=args.encoder,
+            target_precision=TARGET_PRECISION,
+            suggest_precision=SUGGEST_PRECISION,
+            heads=None,
+            seed=0,
+            no_tracking=False,
+            json=False,
+        )
+    )

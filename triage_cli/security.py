@@ -4,6 +4,7 @@
 set; this command is for bundles made before the key existed, or copied in from
 a machine you control. It checks every file against the manifest first.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,10 +12,12 @@ import argparse
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "sign-bundle", help="sign a bundle folder with TRIAGE_BUNDLE_SIGNING_KEY",
+        "sign-bundle",
+        help="sign a bundle folder with TRIAGE_BUNDLE_SIGNING_KEY",
         description="Write an HMAC over the bundle's checksums into its manifest, so a service "
-                    "with the same TRIAGE_BUNDLE_SIGNING_KEY will load it. Sign only bundles "
-                    "you made or checked: a bundle is code.")
+        "with the same TRIAGE_BUNDLE_SIGNING_KEY will load it. Sign only bundles "
+        "you made or checked: a bundle is code.",
+    )
     p.add_argument("bundle", help="bundle folder")
     p.set_defaults(func=run_sign)
 

@@ -5,6 +5,7 @@ to its pid reach gunicorn directly: ``kill -HUP`` = graceful reload onto the
 current champion, ``kill -TERM`` = graceful stop. Options become ``TRIAGE_*``
 environment variables, the one configuration path the app knows.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,24 +16,36 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "serve", help="run the HTTP service (gunicorn; --dev for the Flask dev server)",
+        "serve",
+        help="run the HTTP service (gunicorn; --dev for the Flask dev server)",
         description="Serve POST /v1/classify, the KB suggest API, health and metrics. "
-                    "Every option can also be set as a TRIAGE_* variable (docs/SETTINGS.md).")
+        "Every option can also be set as a TRIAGE_* variable (docs/SETTINGS.md).",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="gunicorn worker processes (default TRIAGE_WORKERS or 2)")
-    p.add_argument("--bundle", default=None,
-                   help="bundle folder to serve (default: models/CHAMPION, else the newest)")
-    p.add_argument("--trust", action="append", default=[], metavar="PATH",
-                   help="also load bundles from PATH although it is outside the models dir "
-                        "(a bundle is code: only folders you control; repeatable)")
-    p.add_argument("--encoder", default=None,
-                   help="serve with another encoder kind, e.g. minilm-onnx (TRIAGE_ENCODER)")
-    p.add_argument("--no-prepare", action="store_true",
-                   help="skip the pre-fork check of bundle/rules and KB index build")
-    p.add_argument("--dev", action="store_true",
-                   help="Flask's development server in one process (never in production)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="gunicorn worker processes (default TRIAGE_WORKERS or 2)"
+    )
+    p.add_argument(
+        "--bundle", default=None, help="bundle folder to serve (default: models/CHAMPION, else the newest)"
+    )
+    p.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also load bundles from PATH although it is outside the models dir "
+        "(a bundle is code: only folders you control; repeatable)",
+    )
+    p.add_argument(
+        "--encoder", default=None, help="serve with another encoder kind, e.g. minilm-onnx (TRIAGE_ENCODER)"
+    )
+    p.add_argument(
+        "--no-prepare", action="store_true", help="skip the pre-fork check of bundle/rules and KB index build"
+    )
+    p.add_argument(
+        "--dev", action="store_true", help="Flask's development server in one process (never in production)"
+    )
     p.set_defaults(func=run)
 
 
@@ -51,8 +64,7 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
         env["TRIAGE_BUNDLE"] = str(Path(args.bundle).resolve())
     if getattr(args, "trust", None):
         given = [env["TRIAGE_TRUSTED_BUNDLES"]] if env.get("TRIAGE_TRUSTED_BUNDLES") else []
-        env["TRIAGE_TRUSTED_BUNDLES"] = os.pathsep.join(
-            given + [str(Path(p).resolve()) for p in args.trust])
+        env["TRIAGE_TRUSTED_BUNDLES"] = os.pathsep.join(given + [str(Path(p).resolve()) for p in args.trust])
     if args.encoder:
         env["TRIAGE_ENCODER"] = args.encoder
     return env
@@ -78,8 +90,11 @@ def _prepare(env: dict[str, str]) -> None:
     from service.state import prepare
 
     info = prepare(settings.resolve(environ=env))
-    print(f"triage serve: bundle {info['bundle']}, KB {info['kb']} ({info['articles']} articles)",
-          file=sys.stderr, flush=True)
+    print(
+        f"triage serve: bundle {info['bundle']}, KB {info['kb']} ({info['articles']} articles)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _run_dev(args: argparse.Namespace, env: dict[str, str]) -> int:

@@ -5,6 +5,7 @@ SQLite file ``var/triage.db``. The escalation loop is what a deployment runs
 beside the service workers (or the service's own scheduler thread, see
 ``TRIAGE_ESCALATION_INTERVAL``); running several is safe: each level fires once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,11 +18,14 @@ log = logging.getLogger("triage.tickets")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("escalate", help="escalation sweep + mail and webhook delivery",
-                              description="Find tickets approaching or past SLA breach, record "
-                                          "each escalation level once, queue pending reminders, "
-                                          "deliver the outbox: mail (TRIAGE_SMTP_* or the mail "
-                                          "folder) and signed webhooks.")
+    p = subparsers.add_parser(
+        "escalate",
+        help="escalation sweep + mail and webhook delivery",
+        description="Find tickets approaching or past SLA breach, record "
+        "each escalation level once, queue pending reminders, "
+        "deliver the outbox: mail (TRIAGE_SMTP_* or the mail "
+        "folder) and signed webhooks.",
+    )
     _db(p)
     p.add_argument("--once", action="store_true", help="one sweep, print what fired, exit")
     p.add_argument("--interval", type=float, default=60.0, help="seconds between sweeps (60)")
@@ -39,10 +43,13 @@ def register(subparsers) -> None:
     _db(up)
     up.set_defaults(func=run_upgrade)
 
-    p = subparsers.add_parser("webhooks", help="add, list, disable and test webhooks",
-                              description="Signed webhooks (escalations). URLs must be http(s); "
-                                          "at delivery the host must resolve to public "
-                                          "addresses unless TRIAGE_WEBHOOK_ALLOW names it.")
+    p = subparsers.add_parser(
+        "webhooks",
+        help="add, list, disable and test webhooks",
+        description="Signed webhooks (escalations). URLs must be http(s); "
+        "at delivery the host must resolve to public "
+        "addresses unless TRIAGE_WEBHOOK_ALLOW names it.",
+    )
     sub = p.add_subparsers(dest="webhooks_command", metavar="ACTION", required=True)
     add = sub.add_parser("add", help="add URL; the secret is read from TRIAGE_WEBHOOK_SECRET")
     _db(add)
@@ -63,12 +70,15 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("mail", help="e-mail intake")
     sub = p.add_subparsers(dest="mail_command", metavar="ACTION", required=True)
-    poll = sub.add_parser("poll", help="poll a Maildir/mbox/IMAP mailbox into tickets",
-                          description="Read every unhandled message (whatever Status/flags it "
-                                      "carries) into a new ticket, a follow-up, a duplicate of "
-                                      "one stored before, or a refusal kept with its raw bytes "
-                                      "(auto-replies, empty mail; replay them on /admin/mail/"
-                                      "refused). Ends with the counts of each.")
+    poll = sub.add_parser(
+        "poll",
+        help="poll a Maildir/mbox/IMAP mailbox into tickets",
+        description="Read every unhandled message (whatever Status/flags it "
+        "carries) into a new ticket, a follow-up, a duplicate of "
+        "one stored before, or a refusal kept with its raw bytes "
+        "(auto-replies, empty mail; replay them on /admin/mail/"
+        "refused). Ends with the counts of each.",
+    )
     _db(poll)
     src = poll.add_mutually_exclusive_group(required=True)
     src.add_argument("--maildir")
@@ -81,8 +91,9 @@ def register(subparsers) -> None:
 
 
 def _db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database", default=None,
-                        help="SQLAlchemy URL (default TRIAGE_DATABASE_URL, else var/triage.db)")
+    parser.add_argument(
+        "--database", default=None, help="SQLAlchemy URL (default TRIAGE_DATABASE_URL, else var/triage.db)"
+    )
 
 
 def _store(args):
@@ -106,9 +117,12 @@ def sweep_once(store) -> list[dict]:
 
     fired = [f.to_dict() for f in clocks.sweep_all(store)]
     config = settings.resolve()
-    delivery = deliver_once(store, build(config),
-                            float(config.get("TRIAGE_MAIL_PENDING_REMINDER_HOURS") or 0),
-                            config.get("TRIAGE_WEBHOOK_ALLOW") or "")
+    delivery = deliver_once(
+        store,
+        build(config),
+        float(config.get("TRIAGE_MAIL_PENDING_REMINDER_HOURS") or 0),
+        config.get("TRIAGE_WEBHOOK_ALLOW") or "",
+    )
     if any(delivery.values()):
         log.info("outbox (mail, webhooks): %s", delivery)
     return fired
@@ -118,8 +132,11 @@ def run_escalate(args) -> int:
     store = _store(args)
     while True:
         for item in sweep_once(store):
-            print(f"ticket {item['ticket_id']}: {item['clock']} level {item['level']} "
-                  f"({item['name']}), due {item['due_at']}", flush=True)
+            print(
+                f"ticket {item['ticket_id']}: {item['clock']} level {item['level']} "
+                f"({item['name']}), due {item['due_at']}",
+                flush=True,
+            )
         if args.once:
             return 0
         if threading.Event().wait(args.interval):  # pragma: no cover - never set
@@ -137,8 +154,10 @@ def run_breaches(args) -> int:
         return 0
     print(f"{'ticket':>7}  {'clock':<15} {'priority':>8}  {'overdue min':>11}  team / assignee")
     for r in rows:
-        print(f"{r['ticket_id']:>7}  {r['clock']:<15} {str(r['priority']):>8}  "
-              f"{r['overdue_minutes']:>11.0f}  {r['team'] or '-'} / {r['assignee'] or '-'}")
+        print(
+            f"{r['ticket_id']:>7}  {r['clock']:<15} {str(r['priority']):>8}  "
+            f"{r['overdue_minutes']:>11.0f}  {r['team'] or '-'} / {r['assignee'] or '-'}"
+        )
     print(f"{len(rows)} breached clock(s)")
     return 0
 
@@ -216,14 +235,15 @@ def run_mail_poll(args) -> int:
         counts[got.outcome] += 1
         where = f"ticket {got.ticket.id}" if got.ticket is not None else f"refusal {got.refusal_id}"
         note = f" ({got.reason})" if got.reason else ""
-        print(f"{message.get('message_id') or '(no Message-ID)'}: {got.outcome} {where}{note}",
-              flush=True)
+        print(f"{message.get('message_id') or '(no Message-ID)'}: {got.outcome} {where}{note}", flush=True)
 
     poller = mailboxes.MailboxPoller(_source(args, mailboxes), handle)
     if args.once:
         report = poller.poll_once()
-        print(", ".join(f"{counts[k]} {k}" for k in inbox.OUTCOMES)
-              + f"; {report.failed} left unread for a retry")
+        print(
+            ", ".join(f"{counts[k]} {k}" for k in inbox.OUTCOMES)
+            + f"; {report.failed} left unread for a retry"
+        )
         return 1 if report.failed else 0
     poller.run(args.interval, threading.Event())
     return 0
@@ -234,5 +254,6 @@ def _source(args, mailboxes):
         return mailboxes.MaildirSource(args.maildir)
     if args.mbox:
         return mailboxes.MboxSource(args.mbox)
-    return mailboxes.ImapSource(args.imap, os.environ.get("TRIAGE_IMAP_USER", ""),
-                                os.environ.get("TRIAGE_IMAP_PASSWORD", ""))
+    return mailboxes.ImapSource(
+        args.imap, os.environ.get("TRIAGE_IMAP_USER", ""), os.environ.get("TRIAGE_IMAP_PASSWORD", "")
+    )

@@ -5,6 +5,7 @@ chooses thresholds, writes a bundle with its report and (when the tracking modul
 is installed) logs the run to MLflow. ``evaluate`` scores an existing bundle on an
 export. ``promote`` lives with the MLflow code (training/tracking.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,40 +38,68 @@ def register(subparsers) -> None:
 
 def _register_train(subparsers) -> None:
     p = subparsers.add_parser(
-        "train", help="train the classifiers on an export and write a model bundle",
+        "train",
+        help="train the classifiers on an export and write a model bundle",
         description="Train type / priority / team heads on a help-desk export (CSV, JSON Lines "
-                    "or Parquet) read through a column mapping; compare TF-IDF, sentence-"
-                    "embedding and combined models on the same split; choose apply/suggest "
-                    "thresholds on a calibration split; report on a held-out split; write "
-                    "models/<UTC time>-<git sha>/ atomically.",
-        epilog=EXAMPLES_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "or Parquet) read through a column mapping; compare TF-IDF, sentence-"
+        "embedding and combined models on the same split; choose apply/suggest "
+        "thresholds on a calibration split; report on a held-out split; write "
+        "models/<UTC time>-<git sha>/ atomically.",
+        epilog=EXAMPLES_TRAIN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--data", required=True, type=Path, help="the export: .csv, .jsonl or .parquet")
     p.add_argument("--mapping", required=True, type=Path, help="column mapping YAML")
-    p.add_argument("--out", type=Path, default=Path("models"),
-                   help="folder the bundle is written into (default: models/)")
-    p.add_argument("--encoder", choices=["minilm", "minilm-onnx", "hashing", "none"],
-                   default="minilm-onnx",
-                   help="sentence encoder for the embedding and combined candidates: minilm "
-                        "(all-MiniLM-L6-v2 on torch), minilm-onnx (the same model as int8 "
-                        "ONNX: 2-3x faster to train and to serve; the bundle is then served "
-                        "by it too), hashing (fast, for tests), none (TF-IDF only); vectors "
-                        "are cached on disk by text (default: minilm-onnx; its macro-F1 matched "
-                        "minilm within noise on both shared exports, bench/bench_encoders.py)")
-    p.add_argument("--target-precision", type=float, default=TARGET_PRECISION,
-                   help="precision auto-applied predictions must reach on the calibration "
-                        f"split, per class (default: {TARGET_PRECISION})")
-    p.add_argument("--suggest-precision", type=float, default=SUGGEST_PRECISION,
-                   help=f"precision for the lower 'suggest' threshold (default: {SUGGEST_PRECISION})")
-    p.add_argument("--heads", nargs="+", metavar="HEAD",
-                   help="train only these heads of the mapping (default: all)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("models"),
+        help="folder the bundle is written into (default: models/)",
+    )
+    p.add_argument(
+        "--encoder",
+        choices=["minilm", "minilm-onnx", "hashing", "none"],
+        default="minilm-onnx",
+        help="sentence encoder for the embedding and combined candidates: minilm "
+        "(all-MiniLM-L6-v2 on torch), minilm-onnx (the same model as int8 "
+        "ONNX: 2-3x faster to train and to serve; the bundle is then served "
+        "by it too), hashing (fast, for tests), none (TF-IDF only); vectors "
+        "are cached on disk by text (default: minilm-onnx; its macro-F1 matched "
+        "minilm within noise on both shared exports, bench/bench_encoders.py)",
+    )
+    p.add_argument(
+        "--target-precision",
+        type=float,
+        default=TARGET_PRECISION,
+        help="precision auto-applied predictions must reach on the calibration "
+        f"split, per class (default: {TARGET_PRECISION})",
+    )
+    p.add_argument(
+        "--suggest-precision",
+        type=float,
+        default=SUGGEST_PRECISION,
+        help=f"precision for the lower 'suggest' threshold (default: {SUGGEST_PRECISION})",
+    )
+    p.add_argument(
+        "--heads", nargs="+", metavar="HEAD", help="train only these heads of the mapping (default: all)"
+    )
     p.add_argument("--seed", type=int, default=0, help="split and model seed (default: 0)")
-    p.add_argument("--max-rows", type=int, default=None, metavar="N",
-                   help="train on a stratified sample of at most N rows (per class of the "
-                        "first head; rare classes keep up to 50 rows): bounds memory and time "
-                        "on very large exports")
-    p.add_argument("--embeddings", type=Path, default=None,
-                   help="a `triage embed` output folder: its vectors are used instead of "
-                        "embedding again (texts it lacks are embedded as usual)")
+    p.add_argument(
+        "--max-rows",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train on a stratified sample of at most N rows (per class of the "
+        "first head; rare classes keep up to 50 rows): bounds memory and time "
+        "on very large exports",
+    )
+    p.add_argument(
+        "--embeddings",
+        type=Path,
+        default=None,
+        help="a `triage embed` output folder: its vectors are used instead of "
+        "embedding again (texts it lacks are embedded as usual)",
+    )
     p.add_argument("--no-tracking", action="store_true", help="do not log the run to MLflow")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run_train)
@@ -78,17 +107,24 @@ def _register_train(subparsers) -> None:
 
 def _register_evaluate(subparsers) -> None:
     p = subparsers.add_parser(
-        "evaluate", help="score an existing bundle on an export",
+        "evaluate",
+        help="score an existing bundle on an export",
         description="Score a bundle on an export read through a mapping: accuracy, macro-F1, "
-                    "per-class results, calibration (ECE) and precision/coverage at the "
-                    "bundle's thresholds, per head.",
-        epilog=EXAMPLES_EVALUATE, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "per-class results, calibration (ECE) and precision/coverage at the "
+        "bundle's thresholds, per head.",
+        epilog=EXAMPLES_EVALUATE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--bundle", required=True, type=Path, help="bundle folder (models/<id>)")
     p.add_argument("--data", required=True, type=Path, help="the export: .csv, .jsonl or .parquet")
     p.add_argument("--mapping", required=True, type=Path, help="column mapping YAML")
-    p.add_argument("--split", choices=["all", "train", "calibration", "holdout"], default="all",
-                   help="score all rows, or only those the bundle's split put on one side "
-                        "(the split is a function of the text) (default: all)")
+    p.add_argument(
+        "--split",
+        choices=["all", "train", "calibration", "holdout"],
+        default="all",
+        help="score all rows, or only those the bundle's split put on one side "
+        "(the split is a function of the text) (default: all)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run_evaluate)
 
@@ -97,20 +133,29 @@ def run_train(args: argparse.Namespace) -> int:
     from training.evaluation import render_text_summary
     from training.pipeline import train
 
-    candidates = (("reference", "tfidf") if args.encoder == "none"
-                  else ("reference", "tfidf", "embedding", "combined"))
+    candidates = (
+        ("reference", "tfidf") if args.encoder == "none" else ("reference", "tfidf", "embedding", "combined")
+    )
     encoder = None if args.encoder in ("minilm", "none") else args.encoder
     if getattr(args, "embeddings", None) is not None and args.encoder != "none":
         from training.batch import PrecomputedEncoder
         from training.pipeline import resolve_encoder
 
         encoder = PrecomputedEncoder(resolve_encoder(encoder), args.embeddings)
-    result = train(args.data, args.mapping, args.out,
-                   encoder=encoder,
-                   target_precision=args.target_precision,
-                   suggest_precision=args.suggest_precision, heads=args.heads,
-                   candidates=candidates, seed=args.seed, progress=sys.stderr.isatty(),
-                   signing_key=_signing_key(), max_rows=args.max_rows)
+    result = train(
+        args.data,
+        args.mapping,
+        args.out,
+        encoder=encoder,
+        target_precision=args.target_precision,
+        suggest_precision=args.suggest_precision,
+        heads=args.heads,
+        candidates=candidates,
+        seed=args.seed,
+        progress=sys.stderr.isatty(),
+        signing_key=_signing_key(),
+        max_rows=args.max_rows,
+    )
     if not args.no_tracking and result.bundle_path is not None:
         _log_to_mlflow(result)
     if args.json:

@@ -6,6 +6,7 @@ argument. Relative paths resolve against ``TRIAGE_HOME``, else the working direc
 never against where the package is installed: run from another folder, the command
 writes there, not into the source checkout.
 """
+
 from __future__ import annotations
 
 import os

@@ -19,6 +19,7 @@ Playwright cannot download browsers here, so it launches ``/usr/bin/chromium``
 (``apt-get install chromium``). When it is missing the tests skip, except under
 ``CI=true`` where a missing browser is a failure.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,11 +29,22 @@ from pathlib import Path
 
 import pytest
 
-from .harness import (AGENT_TEAMS, CHROMIUM, DEMO, HOSTILE_ARTICLES, KEYS, LAUNCH_ARGS, VIEWPORT,
-                      shot, store_session, unavailable)
+from .harness import (
+    AGENT_TEAMS,
+    CHROMIUM,
+    DEMO,
+    HOSTILE_ARTICLES,
+    KEYS,
+    LAUNCH_ARGS,
+    VIEWPORT,
+    shot,
+    store_session,
+    unavailable,
+)
 
 
 # ----------------------------------------------------------------- browser
+
 
 @pytest.fixture(scope="session")
 def browser():
@@ -44,8 +56,9 @@ def browser():
     except ImportError:
         unavailable("Playwright for Python is not installed (pip install playwright)")
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS,
-                                     headless=True, timeout=60_000)
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True, timeout=60_000
+        )
         yield browser
         browser.close()
 
@@ -93,8 +106,15 @@ def browser_bundle(tmp_path_factory) -> Path:
     from training.pipeline import train
 
     out = tmp_path_factory.mktemp("browser-models")
-    result = train(DEMO / "tickets.csv", DEMO / "mapping.yaml", out, encoder="hashing",
-                   candidates=("combined",), cv=3, progress=False)
+    result = train(
+        DEMO / "tickets.csv",
+        DEMO / "mapping.yaml",
+        out,
+        encoder="hashing",
+        candidates=("combined",),
+        cv=3,
+        progress=False,
+    )
     return Path(result.bundle_path)
 
 
@@ -112,8 +132,12 @@ def _write_keys(folder: Path) -> Path:
     from service.auth import digest
 
     path = folder / "keys.json"
-    path.write_text(json.dumps([{"name": name, "role": role, "sha256": digest(key)}
-                                for key, (role, name) in KEYS.items()]), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            [{"name": name, "role": role, "sha256": digest(key)} for key, (role, name) in KEYS.items()]
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -124,16 +148,23 @@ def live_app(browser, browser_bundle, tmp_path_factory):
     from triage.store import routing
 
     folder = tmp_path_factory.mktemp("browser-app")
-    app = create_app({
-        "TRIAGE_BUNDLE": str(browser_bundle), "TRIAGE_MODELS_DIR": str(browser_bundle.parent),
-        "TRIAGE_LOAD": "sync",
-        # every test signs in afresh from 127.0.0.1: far above the per-client sign-in limit
-        # meant for people (tests/test_rate_limits.py covers the limits themselves)
-        "TRIAGE_RATELIMIT_SIGNIN": "10000 per minute",
-        "TRIAGE_KB_PATH": str(_write_kb(folder)), "TRIAGE_API_KEYS_FILE": str(_write_keys(folder)),
-        "TRIAGE_DATABASE_URL": f"sqlite:///{folder / 'store.db'}", "TRIAGE_SIGHUP": False,
-        "TRIAGE_SECRET_KEY": "browser-tests", "TRIAGE_PORTAL_CONTROL_SHARE": 0.0,
-        "TRIAGE_KB_THRESHOLD": "0.1"})  # hashing-encoder cosines run lower than MiniLM's
+    app = create_app(
+        {
+            "TRIAGE_BUNDLE": str(browser_bundle),
+            "TRIAGE_MODELS_DIR": str(browser_bundle.parent),
+            "TRIAGE_LOAD": "sync",
+            # every test signs in afresh from 127.0.0.1: far above the per-client sign-in limit
+            # meant for people (tests/test_rate_limits.py covers the limits themselves)
+            "TRIAGE_RATELIMIT_SIGNIN": "10000 per minute",
+            "TRIAGE_KB_PATH": str(_write_kb(folder)),
+            "TRIAGE_API_KEYS_FILE": str(_write_keys(folder)),
+            "TRIAGE_DATABASE_URL": f"sqlite:///{folder / 'store.db'}",
+            "TRIAGE_SIGHUP": False,
+            "TRIAGE_SECRET_KEY": "browser-tests",
+            "TRIAGE_PORTAL_CONTROL_SHARE": 0.0,
+            "TRIAGE_KB_THRESHOLD": "0.1",
+        }
+    )  # hashing-encoder cosines run lower than MiniLM's
     with store_session(app) as session:
         routing.upsert_agent(session, "alice", name="Alice Agent", teams=AGENT_TEAMS)
     from .harness import LIVE
@@ -153,5 +184,3 @@ def base_url(live_app):
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=10)
-
-

@@ -2,6 +2,7 @@
 
 Tests import from here: ``from .harness import shot, sign_in, open_ticket, store_session``.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,30 +14,51 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "data" / "demo"
 CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 VIEWPORT = {"width": 1366, "height": 768}
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 KEYS = {"alice-key-0123456789": ("agent", "alice"), "root-key-0123456789": ("admin", "root")}
 AGENT_KEY, ADMIN_KEY = "alice-key-0123456789", "root-key-0123456789"
-AGENT_TEAMS = ["Network", "Service Desk", "Identity & Access", "End-User Computing",
-               "Collaboration", "Business Applications", "HR Systems"]
+AGENT_TEAMS = [
+    "Network",
+    "Service Desk",
+    "Identity & Access",
+    "End-User Computing",
+    "Collaboration",
+    "Business Applications",
+    "HR Systems",
+]
 
 XSS_IMG = "<img src=x onerror=alert(1)>"
 XSS_SVG = "<svg onload=alert(1)>"
 XSS_LINK = "[click me](javascript:alert(1))"
-XSS_TEXT = f"{XSS_IMG} {XSS_SVG} <script>alert(1)</script> <a href=\"javascript:alert(1)\">x</a>"
+XSS_TEXT = f'{XSS_IMG} {XSS_SVG} <script>alert(1)</script> <a href="javascript:alert(1)">x</a>'
 HOSTILE_ARTICLES = [
-    {"id": "kb-hostile", "title": f"Toner smudges {XSS_IMG}",
-     "description": f"Smudged toner prints {XSS_SVG}",
-     "body": f"Smudged toner on printed pages. {XSS_TEXT}\n\n{XSS_LINK}\n\nReplace the toner "
-             "cartridge and run the printer cleaning cycle.",
-     "url": "javascript:alert(1)", "attribution": f"Microsoft, CC BY 4.0 {XSS_IMG}"},
-    {"id": "kb-credited", "title": "Reset a forgotten Windows Hello PIN",
-     "description": "Forgot your Windows Hello PIN on your laptop? Reset it from the sign-in screen.",
-     "body": "On the sign-in screen select 'I forgot my PIN', confirm with your password and "
-             "two-step verification, then choose a new Windows Hello PIN.",
-     "url": "https://learn.microsoft.com/windows/security/", "attribution": "Microsoft, CC BY 4.0"},
+    {
+        "id": "kb-hostile",
+        "title": f"Toner smudges {XSS_IMG}",
+        "description": f"Smudged toner prints {XSS_SVG}",
+        "body": f"Smudged toner on printed pages. {XSS_TEXT}\n\n{XSS_LINK}\n\nReplace the toner "
+        "cartridge and run the printer cleaning cycle.",
+        "url": "javascript:alert(1)",
+        "attribution": f"Microsoft, CC BY 4.0 {XSS_IMG}",
+    },
+    {
+        "id": "kb-credited",
+        "title": "Reset a forgotten Windows Hello PIN",
+        "description": "Forgot your Windows Hello PIN on your laptop? Reset it from the sign-in screen.",
+        "body": "On the sign-in screen select 'I forgot my PIN', confirm with your password and "
+        "two-step verification, then choose a new Windows Hello PIN.",
+        "url": "https://learn.microsoft.com/windows/security/",
+        "attribution": "Microsoft, CC BY 4.0",
+    },
 ]
 
 
@@ -73,8 +95,9 @@ def open_ticket(app, payload: dict, actor: str = "test", now=None) -> int:
     with app.app_context():
         triager, rules, encoder = serving_components()
     with store_session(app) as session:
-        result = intake(session, dict(payload), actor=actor, triager=triager, ruleset=rules,
-                        encoder=encoder, now=now)
+        result = intake(
+            session, dict(payload), actor=actor, triager=triager, ruleset=rules, encoder=encoder, now=now
+        )
         return result.ticket.id
 
 

@@ -6,6 +6,7 @@ Content-Security-Policy, because the policy rightly refuses any script that is
 not ours; the pages are otherwise exactly what people get. Each page is checked
 signed in as the person who uses it, with data on it (tickets, a report, a desk).
 """
+
 from __future__ import annotations
 
 
@@ -47,27 +48,36 @@ def violations(page, source: str) -> list[dict]:
 def check(page, source: str, url: str) -> list[str]:
     page.goto(url)
     page.wait_for_load_state("domcontentloaded")
-    return [f"{url}: {v['id']} ({v['impact']}): {v['help']} at {v['nodes']}"
-            for v in violations(page, source)]
+    return [
+        f"{url}: {v['id']} ({v['impact']}): {v['help']} at {v['nodes']}" for v in violations(page, source)
+    ]
 
 
 def portal_with_an_open_article(page, source: str, base_url: str) -> list[str]:
     """The portal as a customer uses it: suggestions shown, one article open (it scrolls)."""
     page.goto(f"{base_url}/portal/")
-    page.fill("#details", "My password expired and I am locked out of my account, "
-                          "how do I reset my password?")
+    page.fill(
+        "#details", "My password expired and I am locked out of my account, how do I reset my password?"
+    )
     page.locator("#suggestion-list .suggestion-title").first.wait_for()
     page.locator("#suggestion-list .suggestion-title").first.click()
     page.locator(".article-text").first.wait_for()
-    return [f"/portal/ (article open): {v['id']} ({v['impact']}): {v['help']} at {v['nodes']}"
-            for v in violations(page, source)]
+    return [
+        f"/portal/ (article open): {v['id']} ({v['impact']}): {v['help']} at {v['nodes']}"
+        for v in violations(page, source)
+    ]
 
 
-def test_every_page_has_no_serious_or_critical_violation(axe_page, axe_source, base_url,
-                                                         live_app):
-    ticket = open_ticket(live_app, {"subject": "Printer offline on floor 2",
-                                    "body": "The printer shows offline since this morning.",
-                                    "requester": "axe@acme.example", "channel": "web"})
+def test_every_page_has_no_serious_or_critical_violation(axe_page, axe_source, base_url, live_app):
+    ticket = open_ticket(
+        live_app,
+        {
+            "subject": "Printer offline on floor 2",
+            "body": "The printer shows offline since this morning.",
+            "requester": "axe@acme.example",
+            "channel": "web",
+        },
+    )
     found: list[str] = []
     found += check(axe_page, axe_source, f"{base_url}/signin")
     sign_in(axe_page, base_url, email="axe@acme.example")
@@ -76,12 +86,22 @@ def test_every_page_has_no_serious_or_critical_violation(axe_page, axe_source, b
     found += portal_with_an_open_article(axe_page, axe_source, base_url)
     axe_page.context.clear_cookies()
     sign_in(axe_page, base_url, key=AGENT_KEY)
-    for path in ("/agent/", "/agent/?view=mine", "/agent/triage", f"/agent/tickets/{ticket}",
-                 "/agent/?q=printer"):
+    for path in (
+        "/agent/",
+        "/agent/?view=mine",
+        "/agent/triage",
+        f"/agent/tickets/{ticket}",
+        "/agent/?q=printer",
+    ):
         found += check(axe_page, axe_source, base_url + path)
     axe_page.context.clear_cookies()
     sign_in(axe_page, base_url, key=ADMIN_KEY)
-    for path in ("/admin/desk", "/admin/reports/confidence", "/admin/reports/knowledge",
-                 "/admin/reports/sla", "/admin/reports/desk"):
+    for path in (
+        "/admin/desk",
+        "/admin/reports/confidence",
+        "/admin/reports/knowledge",
+        "/admin/reports/sla",
+        "/admin/reports/desk",
+    ):
         found += check(axe_page, axe_source, base_url + path)
     assert not found, "\n".join(found)

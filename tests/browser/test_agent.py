@@ -3,6 +3,7 @@
 Accepting a suggestion must go through the store like ``PATCH /v1/tickets`` does,
 so the test reads the feedback table, not the page, to know it happened.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,9 +22,15 @@ COUNTDOWN = re.compile(r"^(\d+d )?(\d+h )?\d+m \d\ds? left$|^\d+d \d+h \d\dm lef
 
 
 def test_agent_accepts_a_triage_suggestion_and_feedback_is_written(page, base_url, live_app):
-    ticket_id = open_ticket(live_app, {"subject": "Something is not working",
-                                       "body": "Hello, it stopped. Can someone look?",
-                                       "requester": "hal@acme.example", "channel": "email"})
+    ticket_id = open_ticket(
+        live_app,
+        {
+            "subject": "Something is not working",
+            "body": "Hello, it stopped. Can someone look?",
+            "requester": "hal@acme.example",
+            "channel": "email",
+        },
+    )
     sign_in(page, base_url, key=AGENT_KEY)
     page.goto(f"{base_url}/agent/triage")
     item = page.locator(f".triage-item[data-ticket='{ticket_id}']")
@@ -47,9 +54,15 @@ def test_agent_accepts_a_triage_suggestion_and_feedback_is_written(page, base_ur
 
 
 def test_agent_corrects_a_field_with_another_value(page, base_url, live_app):
-    ticket_id = open_ticket(live_app, {"subject": "Question about something",
-                                       "body": "Not sure who to ask.",
-                                       "requester": "ivy@acme.example", "channel": "chat"})
+    ticket_id = open_ticket(
+        live_app,
+        {
+            "subject": "Question about something",
+            "body": "Not sure who to ask.",
+            "requester": "ivy@acme.example",
+            "channel": "chat",
+        },
+    )
     sign_in(page, base_url, key=AGENT_KEY)
     page.goto(f"{base_url}/agent/tickets/{ticket_id}")
     row = page.locator(".suggest-row[data-field]").first
@@ -65,10 +78,19 @@ def test_agent_corrects_a_field_with_another_value(page, base_url, live_app):
 
 
 def test_queue_shows_a_live_sla_countdown_and_escalation(page, base_url, live_app):
-    ticket_id = open_ticket(live_app, {
-        "subject": "VPN drops for the whole Leeds office", "body": "Since 9am, every 5 minutes.",
-        "requester": "jon@acme.example", "channel": "phone", "category": "Network",
-        "priority": 2, "affected_service": "VPN", "team": "Network"})
+    ticket_id = open_ticket(
+        live_app,
+        {
+            "subject": "VPN drops for the whole Leeds office",
+            "body": "Since 9am, every 5 minutes.",
+            "requester": "jon@acme.example",
+            "channel": "phone",
+            "category": "Network",
+            "priority": 2,
+            "affected_service": "VPN",
+            "team": "Network",
+        },
+    )
     with store_session(live_app) as s:
         queue = s.get(TicketRow, ticket_id).queue
     sign_in(page, base_url, key=AGENT_KEY)
@@ -91,13 +113,21 @@ def test_queue_shows_a_live_sla_countdown_and_escalation(page, base_url, live_ap
 
 
 def test_queue_shows_paused_and_breached_clocks_and_escalation_levels(page, base_url, live_app):
-    network = {"requester": "lee@acme.example", "channel": "phone", "category": "Network",
-               "affected_service": "Wi-Fi", "team": "Network"}
-    late = open_ticket(live_app, {**network, "subject": "Wi-Fi down in the warehouse",
-                                  "body": "Scanners offline.", "priority": 1},
-                       now=datetime.now(timezone.utc) - timedelta(days=5))
-    waiting = open_ticket(live_app, {**network, "subject": "Wi-Fi slow on floor 2",
-                                     "body": "Slow since Monday.", "priority": 3})
+    network = {
+        "requester": "lee@acme.example",
+        "channel": "phone",
+        "category": "Network",
+        "affected_service": "Wi-Fi",
+        "team": "Network",
+    }
+    late = open_ticket(
+        live_app,
+        {**network, "subject": "Wi-Fi down in the warehouse", "body": "Scanners offline.", "priority": 1},
+        now=datetime.now(timezone.utc) - timedelta(days=5),
+    )
+    waiting = open_ticket(
+        live_app, {**network, "subject": "Wi-Fi slow on floor 2", "body": "Slow since Monday.", "priority": 3}
+    )
     with store_session(live_app) as s:
         clocks.sweep(s)  # what the escalation scheduler does every interval
         queue = s.get(TicketRow, late).queue
@@ -126,8 +156,10 @@ def test_queue_shows_paused_and_breached_clocks_and_escalation_levels(page, base
 
 
 def test_duplicate_candidates_can_be_merged(page, base_url, live_app):
-    text = {"subject": "Outlook cannot send mail, stuck in outbox",
-            "body": "Every e-mail I send stays in the outbox since this morning."}
+    text = {
+        "subject": "Outlook cannot send mail, stuck in outbox",
+        "body": "Every e-mail I send stays in the outbox since this morning.",
+    }
     parent = open_ticket(live_app, {**text, "requester": "kim@acme.example", "channel": "web"})
     child = open_ticket(live_app, {**text, "requester": "kim@acme.example", "channel": "email"})
     sign_in(page, base_url, key=ADMIN_KEY)

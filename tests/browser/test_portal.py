@@ -4,6 +4,7 @@ Each test checks the page *and* the store: what the knowledge report will count
 (visits, shown/opened/solved/submitted events, the control flag) must be what
 the customer actually did.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,9 @@ def type_problem(page, text: str = PROBLEM) -> None:
 
 def last_visit(app, visitor: str) -> PortalVisit:
     with store_session(app) as s:
-        return s.scalars(select(PortalVisit).where(PortalVisit.visitor == visitor)
-                         .order_by(PortalVisit.id.desc())).first()
+        return s.scalars(
+            select(PortalVisit).where(PortalVisit.visitor == visitor).order_by(PortalVisit.id.desc())
+        ).first()
 
 
 def test_typing_shows_suggestions_and_solving_is_a_deflection(page, base_url, live_app):
@@ -93,8 +95,7 @@ def test_still_need_help_submits_a_ticket_with_the_articles_seen(page, base_url,
     page.locator("form:has(#reply) button[type=submit]").click()
     page.get_by_text("It happened again at 10:15.").wait_for()
     with store_session(live_app) as s:
-        bodies = [c.body for c in s.scalars(select(Comment).where(
-            Comment.ticket_id == visit.ticket_id))]
+        bodies = [c.body for c in s.scalars(select(Comment).where(Comment.ticket_id == visit.ticket_id))]
     assert bodies == ["It happened again at 10:15."]
     page.goto(f"{base_url}/portal/tickets")
     assert page.get_by_text(PROBLEM).count() == 1
@@ -121,8 +122,15 @@ def test_control_group_sees_no_suggestions(page, base_url, live_app):
 
 
 def test_a_customer_cannot_open_someone_elses_ticket(page, base_url, live_app):
-    other = open_ticket(live_app, {"subject": "Payslip question", "body": "private",
-                                   "requester": "gus@acme.example", "channel": "portal"})
+    other = open_ticket(
+        live_app,
+        {
+            "subject": "Payslip question",
+            "body": "private",
+            "requester": "gus@acme.example",
+            "channel": "portal",
+        },
+    )
     sign_in(page, base_url, email="mallory@acme.example")
     response = page.goto(f"{base_url}/portal/tickets/{other}")
     assert response.status == 404

@@ -3,6 +3,7 @@
 Uses the shared harness (``conftest.py``): one live app per session, so every test
 here puts the decision policy back the way it found it.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,12 @@ from triage.store import policies
 from .harness import ADMIN_KEY, AGENT_KEY, XSS_IMG, open_ticket, shot, sign_in, store_session
 
 pytestmark = pytest.mark.browser
-TICKET = {"subject": "VPN keeps disconnecting", "channel": "email",
-          "body": "Since this morning the VPN client drops every few minutes and I cannot reach "
-                  "the file shares. I restarted the laptop twice and it still happens."}
+TICKET = {
+    "subject": "VPN keeps disconnecting",
+    "channel": "email",
+    "body": "Since this morning the VPN client drops every few minutes and I cannot reach "
+    "the file shares. I restarted the laptop twice and it still happens.",
+}
 
 
 @pytest.fixture
@@ -34,12 +38,15 @@ def clean_policy(live_app):
 
 SEEDED = {"done": False}
 SEED_TICKETS = [  # (subject, days ago, priority, tier, first response after … hours or None)
-    ("Cannot print to the 3rd floor printer", 9, 3, "gold", 1), ("VPN drops every hour", 8, 2,
-     "silver", 30), ("Outlook stuck in the outbox", 6, 3, "bronze", 2),
-    ("Payroll slip missing for November", 5, 4, "gold", 80), ("New starter needs a laptop", 4,
-     4, "silver", None), ("Teams calls drop audio", 3, 2, "gold", 3),
-    ("Shared drive is read-only", 2, 3, "bronze", None), ("Password expired, locked out", 1, 1,
-     "gold", 0.5)]
+    ("Cannot print to the 3rd floor printer", 9, 3, "gold", 1),
+    ("VPN drops every hour", 8, 2, "silver", 30),
+    ("Outlook stuck in the outbox", 6, 3, "bronze", 2),
+    ("Payroll slip missing for November", 5, 4, "gold", 80),
+    ("New starter needs a laptop", 4, 4, "silver", None),
+    ("Teams calls drop audio", 3, 2, "gold", 3),
+    ("Shared drive is read-only", 2, 3, "bronze", None),
+    ("Password expired, locked out", 1, 1, "gold", 0.5),
+]
 
 
 def seed_history(live_app) -> None:
@@ -58,41 +65,60 @@ def seed_history(live_app) -> None:
     for i, (subject, days, prio, tier, hours) in enumerate(SEED_TICKETS):
         opened = now - timedelta(days=days, hours=3)
         with store_session(live_app) as s:
-            result = intake(s, {"subject": subject, "body": f"{subject}. Please help.",
-                                "requester": f"user{i}@acme.example", "channel": "email",
-                                "priority": prio, "customer_tier": tier}, actor="seed",
-                            triager=triager, ruleset=rules, now=opened)
+            result = intake(
+                s,
+                {
+                    "subject": subject,
+                    "body": f"{subject}. Please help.",
+                    "requester": f"user{i}@acme.example",
+                    "channel": "email",
+                    "priority": prio,
+                    "customer_tier": tier,
+                },
+                actor="seed",
+                triager=triager,
+                ruleset=rules,
+                now=opened,
+            )
             if hours is not None:
                 ticket = s.get(TicketRow, result.ticket.id)
                 clocks.stop(s, ticket, clocks.FIRST_RESPONSE, opened + timedelta(hours=hours))
     with store_session(live_app) as s:
         for i in range(24):
             control = i % 4 == 0
-            visit = portal_events.start_visit(s, f"v{i}@acme.example", control,
-                                              now - timedelta(hours=i))
+            visit = portal_events.start_visit(s, f"v{i}@acme.example", control, now - timedelta(hours=i))
             if not control:
-                for rank, article in enumerate(("KB0001", "kb-hostile", "KB0002")[:1 + i % 3]):
+                for rank, article in enumerate(("KB0001", "kb-hostile", "KB0002")[: 1 + i % 3]):
                     portal_events.record(s, visit, "shown", article, rank=rank, score=0.5)
                 if i % 2:
                     portal_events.record(s, visit, "opened", "KB0001", rank=0)
-            solved = (not control and i % 3 == 1)
-            portal_events.finish(s, visit, "solved" if solved else "submitted",
-                                 article_id="KB0001" if solved else None)
+            solved = not control and i % 3 == 1
+            portal_events.finish(
+                s, visit, "solved" if solved else "submitted", article_id="KB0001" if solved else None
+            )
     SEEDED["done"] = True
 
 
 def classify(page, base_url: str) -> dict:
-    r = page.request.post(f"{base_url}/v1/classify", data=json.dumps(TICKET),
-                          headers={"Authorization": f"Bearer {AGENT_KEY}",
-                                   "Content-Type": "application/json"})
+    r = page.request.post(
+        f"{base_url}/v1/classify",
+        data=json.dumps(TICKET),
+        headers={"Authorization": f"Bearer {AGENT_KEY}", "Content-Type": "application/json"},
+    )
     assert r.ok, r.text()
     return r.json()["result"]["fields"]
 
 
 def test_accepted_suggestion_shows_in_the_confidence_report(page, base_url, live_app):
-    ticket_id = open_ticket(live_app, {"subject": "Laptop screen flickers",
-                                       "body": "The screen flickers when I move the lid.",
-                                       "requester": "kim@acme.example", "channel": "email"})
+    ticket_id = open_ticket(
+        live_app,
+        {
+            "subject": "Laptop screen flickers",
+            "body": "The screen flickers when I move the lid.",
+            "requester": "kim@acme.example",
+            "channel": "email",
+        },
+    )
     sign_in(page, base_url, key=AGENT_KEY)
     page.goto(f"{base_url}/agent/triage")
     item = page.locator(f".triage-item[data-ticket='{ticket_id}']")
@@ -118,8 +144,7 @@ def test_accepted_suggestion_shows_in_the_confidence_report(page, base_url, live
     shot(page, "report-confidence-overrides")
 
 
-def test_threshold_change_takes_effect_on_the_next_classification(page, base_url, live_app,
-                                                                   clean_policy):
+def test_threshold_change_takes_effect_on_the_next_classification(page, base_url, live_app, clean_policy):
     before = classify(page, base_url)
     head = next(h for h, f in before.items() if f["decision"] != "abstain")
     sign_in(page, base_url, key=ADMIN_KEY)
@@ -145,8 +170,15 @@ def test_threshold_change_takes_effect_on_the_next_classification(page, base_url
 
 
 def test_report_pages_render_and_keep_hostile_text_as_text(page, base_url, live_app, tmp_path):
-    open_ticket(live_app, {"subject": f"Odd request {XSS_IMG}", "body": f"Please {XSS_IMG} now",
-                           "requester": "eve@acme.example", "channel": "web"})
+    open_ticket(
+        live_app,
+        {
+            "subject": f"Odd request {XSS_IMG}",
+            "body": f"Please {XSS_IMG} now",
+            "requester": "eve@acme.example",
+            "channel": "web",
+        },
+    )
     seed_history(live_app)
     sign_in(page, base_url, key=ADMIN_KEY)
     page.goto(f"{base_url}/admin/reports/confidence")

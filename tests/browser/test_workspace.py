@@ -3,6 +3,7 @@
 new → claimed (assigned) → in progress → pending (customer) → in progress → resolved → closed,
 then the ticket's history on its page shows every step, and "My tickets" and search find it.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -18,12 +19,28 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 def _new_ticket(app) -> int:
     """An unassigned, fully triaged ticket in the Network queue (no auto-assignment)."""
     with store_session(app) as s:
-        row, _ = tickets.create(s, {"subject": "Wobblefrotz VPN gateway flapping",
-                                    "body": "The Lyon VPN gateway restarts every hour.",
-                                    "requester": "zoe@acme.example"}, actor="test")
-        tickets.set_fields(s, row, {"category": "Network", "priority": 2,
-                                    "affected_service": "VPN", "team": "Network",
-                                    "queue": "Network"}, actor="test", retime=False)
+        row, _ = tickets.create(
+            s,
+            {
+                "subject": "Wobblefrotz VPN gateway flapping",
+                "body": "The Lyon VPN gateway restarts every hour.",
+                "requester": "zoe@acme.example",
+            },
+            actor="test",
+        )
+        tickets.set_fields(
+            s,
+            row,
+            {
+                "category": "Network",
+                "priority": 2,
+                "affected_service": "VPN",
+                "team": "Network",
+                "queue": "Network",
+            },
+            actor="test",
+            retime=False,
+        )
         return row.id
 
 
@@ -68,12 +85,19 @@ def test_one_ticket_walks_the_whole_lifecycle(page, base_url, live_app):
     shot(page, "workspace-closed", full_page=True)
 
     rows = page.locator("#history tbody tr")
-    steps = [tuple(c.strip() for c in rows.nth(i).locator("td").all_inner_texts()[1:4])
-             for i in range(rows.count())]
+    steps = [
+        tuple(c.strip() for c in rows.nth(i).locator("td").all_inner_texts()[1:4])
+        for i in range(rows.count())
+    ]
     statuses = [(old, new) for field, old, new in steps if field == "status"]
-    assert statuses == [("new", "assigned"), ("assigned", "in_progress"),
-                        ("in_progress", "pending"), ("pending", "in_progress"),
-                        ("in_progress", "resolved"), ("resolved", "closed")]
+    assert statuses == [
+        ("new", "assigned"),
+        ("assigned", "in_progress"),
+        ("in_progress", "pending"),
+        ("pending", "in_progress"),
+        ("in_progress", "resolved"),
+        ("resolved", "closed"),
+    ]
     assert ("pending_reason", "", "customer") in steps
     assert ("assignee", "", "alice") in steps
     with store_session(live_app) as s:

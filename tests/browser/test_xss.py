@@ -6,12 +6,22 @@ them must print them as visible text, build no element from them, link nowhere
 with them, and fire no dialog (the ``page`` fixture fails the test on any
 ``alert``). Every response carries the Content-Security-Policy.
 """
+
 from __future__ import annotations
 
 import pytest
 
-from .harness import (ADMIN_KEY, AGENT_KEY, XSS_IMG, XSS_SVG, XSS_TEXT, open_ticket, shot,
-                      sign_in, store_session)
+from .harness import (
+    ADMIN_KEY,
+    AGENT_KEY,
+    XSS_IMG,
+    XSS_SVG,
+    XSS_TEXT,
+    open_ticket,
+    shot,
+    sign_in,
+    store_session,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]  # bounded, even on a loaded machine
 CUSTOMER = "olga@acme.example"
@@ -20,8 +30,13 @@ CUSTOMER = "olga@acme.example"
 def assert_inert(page, response, *, shows: str | None = XSS_IMG) -> None:
     """CSP header sent; no element or link built from hostile text; the text itself visible."""
     csp = response.headers.get("content-security-policy", "")
-    for part in ("default-src 'self'", "script-src 'self'", "object-src 'none'",
-                 "base-uri 'none'", "frame-ancestors 'none'"):
+    for part in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ):
         assert part in csp, f"{response.url}: CSP lacks {part!r}: {csp!r}"
     assert response.headers.get("x-content-type-options") == "nosniff"
     assert response.headers.get("referrer-policy")
@@ -34,19 +49,43 @@ def assert_inert(page, response, *, shows: str | None = XSS_IMG) -> None:
 @pytest.fixture(scope="module")
 def hostile(live_app):
     """One ticket of the customer (portal side), one in a team queue, one in triage."""
-    mine = open_ticket(live_app, {"subject": f"Printer {XSS_IMG}", "body": XSS_TEXT,
-                                  "requester": CUSTOMER, "channel": "portal"})
-    queued = open_ticket(live_app, {
-        "subject": f"Toner smudges {XSS_IMG}", "body": f"Toner smudges on prints. {XSS_TEXT}",
-        "requester": CUSTOMER, "channel": "web", "priority": 3, "team": "Service Desk",
-        "category": f"Hardware {XSS_SVG}", "affected_service": f"Printing {XSS_IMG}"})
-    triaged = open_ticket(live_app, {"subject": f"Help {XSS_IMG}", "body": XSS_TEXT,
-                                     "requester": f"{XSS_SVG}@x.example", "channel": "email"})
+    mine = open_ticket(
+        live_app,
+        {"subject": f"Printer {XSS_IMG}", "body": XSS_TEXT, "requester": CUSTOMER, "channel": "portal"},
+    )
+    queued = open_ticket(
+        live_app,
+        {
+            "subject": f"Toner smudges {XSS_IMG}",
+            "body": f"Toner smudges on prints. {XSS_TEXT}",
+            "requester": CUSTOMER,
+            "channel": "web",
+            "priority": 3,
+            "team": "Service Desk",
+            "category": f"Hardware {XSS_SVG}",
+            "affected_service": f"Printing {XSS_IMG}",
+        },
+    )
+    triaged = open_ticket(
+        live_app,
+        {
+            "subject": f"Help {XSS_IMG}",
+            "body": XSS_TEXT,
+            "requester": f"{XSS_SVG}@x.example",
+            "channel": "email",
+        },
+    )
     from triage.store import tickets
+
     with store_session(live_app) as s:
         for ticket_id in (mine, queued):
-            tickets.add_comment(s, tickets.get(s, ticket_id), author="alice",
-                                body=f"Agent says {XSS_IMG} {XSS_SVG}", by_agent=True)
+            tickets.add_comment(
+                s,
+                tickets.get(s, ticket_id),
+                author="alice",
+                body=f"Agent says {XSS_IMG} {XSS_SVG}",
+                by_agent=True,
+            )
         queue = tickets.get(s, queued).queue
     return {"mine": mine, "queued": queued, "triaged": triaged, "queue": queue}
 
@@ -103,9 +142,12 @@ def test_credited_article_shows_its_licence(page, base_url, live_app):
 @pytest.mark.parametrize("who", ["agent", "admin"])
 def test_agent_pages_show_hostile_text_as_text(page, base_url, hostile, who):
     sign_in(page, base_url, key=AGENT_KEY if who == "agent" else ADMIN_KEY)
-    pages = [(f"/agent/?queue={hostile['queue']}", "queue"), ("/agent/triage", "triage"),
-             (f"/agent/tickets/{hostile['queued']}", "ticket"),
-             (f"/agent/tickets/{hostile['triaged']}", "ticket-triaged")]
+    pages = [
+        (f"/agent/?queue={hostile['queue']}", "queue"),
+        ("/agent/triage", "triage"),
+        (f"/agent/tickets/{hostile['queued']}", "ticket"),
+        (f"/agent/tickets/{hostile['triaged']}", "ticket-triaged"),
+    ]
     for path, name in pages:
         response = page.goto(base_url + path)
         assert response.status == 200, path

@@ -4,6 +4,7 @@ A rule routing to "Access" on a desk whose team is "Identity & Access" does not
 fail: it silently fills a queue nobody reads. So the service refuses to start
 on such a name, and says which names, in which file, on which line.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,7 @@ class UnknownTeam:
         return f"{at}: {self.where} names team {self.name!r}"
 
 
-def unknown_teams(desk: Desk, rules=None, team_labels=(), bundle_file: str = "bundle") \
-        -> list[UnknownTeam]:
+def unknown_teams(desk: Desk, rules=None, team_labels=(), bundle_file: str = "bundle") -> list[UnknownTeam]:
     """Names the rules (``route_to``, ``teams:``) and the bundle's team head use that the desk lacks.
 
     A bundle label counts as known when ``team_map`` maps it to a desk team.
@@ -41,8 +41,11 @@ def unknown_teams(desk: Desk, rules=None, team_labels=(), bundle_file: str = "bu
                 out.append(UnknownTeam(team, rules.file, None, "the teams list"))
     for label in team_labels:
         if desk.team_for(str(label)) not in desk.teams:
-            out.append(UnknownTeam(str(label), bundle_file, None,
-                                   "the team head (map it under team_map in the desk file)"))
+            out.append(
+                UnknownTeam(
+                    str(label), bundle_file, None, "the team head (map it under team_map in the desk file)"
+                )
+            )
     return out
 
 
@@ -51,12 +54,14 @@ def check_names(desk: Desk, rules=None, team_labels=(), bundle_file: str = "bund
     unknown = unknown_teams(desk, rules, team_labels, bundle_file)
     if unknown:
         listed = "; ".join(str(u) for u in unknown)
-        raise ConfigError(f"unknown team(s) (desk teams: {sorted(desk.teams)}): {listed}",
-                          file=desk.file)
+        raise ConfigError(f"unknown team(s) (desk teams: {sorted(desk.teams)}): {listed}", file=desk.file)
     calendars = getattr(rules, "calendars", None)
     if calendars is not None:
         for team in desk.teams.values():
             if team.calendar and team.calendar not in calendars:
-                raise ConfigError(f"team {team.name}: unknown calendar {team.calendar!r} "
-                                  f"(rules file {rules.file} declares {sorted(calendars)})",
-                                  file=desk.file, line=team.line)
+                raise ConfigError(
+                    f"team {team.name}: unknown calendar {team.calendar!r} "
+                    f"(rules file {rules.file} declares {sorted(calendars)})",
+                    file=desk.file,
+                    line=team.line,
+                )

@@ -27,6 +27,7 @@ Example::
     team_map:                           # bundle team-head class -> desk team
       Networking: Network
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -52,8 +53,11 @@ class TeamSpec:
     line: int = 0
 
     def data(self) -> dict:
-        return {"calendar": self.calendar, "escalation_contacts": list(self.escalation_contacts),
-                "description": self.description}
+        return {
+            "calendar": self.calendar,
+            "escalation_contacts": list(self.escalation_contacts),
+            "description": self.description,
+        }
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,15 @@ class AgentSpec:
     line: int = 0
 
     def data(self) -> dict:
-        return {"name": self.name or self.id, "email": self.email, "teams": sorted(self.teams),
-                "skills": sorted(self.skills), "capacity": self.capacity,
-                "seniority": self.seniority, "available": self.available}
+        return {
+            "name": self.name or self.id,
+            "email": self.email,
+            "teams": sorted(self.teams),
+            "skills": sorted(self.skills),
+            "capacity": self.capacity,
+            "seniority": self.seniority,
+            "available": self.available,
+        }
 
 
 @dataclass(frozen=True)
@@ -100,10 +110,12 @@ class Desk:
         return self.team_map.get(str(label), str(label))
 
     def to_dict(self) -> dict:
-        return {"teams": {n: t.data() for n, t in sorted(self.teams.items())},
-                "agents": {a: s.data() for a, s in sorted(self.agents.items())},
-                "queues": {q: s.data() for q, s in sorted(self.queues.items())},
-                "team_map": dict(sorted(self.team_map.items()))}
+        return {
+            "teams": {n: t.data() for n, t in sorted(self.teams.items())},
+            "agents": {a: s.data() for a, s in sorted(self.agents.items())},
+            "queues": {q: s.data() for q, s in sorted(self.queues.items())},
+            "team_map": dict(sorted(self.team_map.items())),
+        }
 
 
 def load_desk(path: str | Path) -> Desk:
@@ -127,8 +139,10 @@ class _Reader:
             self.fail(f"{what}: expected a mapping, got {type(value).__name__}", line)
         for key in value:
             if key not in allowed:
-                self.fail(f"{what}: unknown key {key!r} (expected one of {sorted(allowed)})",
-                          line_of(value, key, line))
+                self.fail(
+                    f"{what}: unknown key {key!r} (expected one of {sorted(allowed)})",
+                    line_of(value, key, line),
+                )
         return value
 
     def text(self, value, line: int, what: str, *, optional: bool = False) -> str | None:
@@ -150,8 +164,7 @@ class _Reader:
 
 def parse_desk(doc, file: str) -> Desk:
     r = _Reader(file)
-    doc = r.mapping(doc if doc is not None else LMap(), getattr(doc, "line", 1), "desk file",
-                    TOP_KEYS)
+    doc = r.mapping(doc if doc is not None else LMap(), getattr(doc, "line", 1), "desk file", TOP_KEYS)
     if doc.get("version", 1) != 1:
         r.fail(f"version: expected 1, got {doc.get('version')!r}", line_of(doc, "version"))
     desk = Desk(file=file)
@@ -162,17 +175,23 @@ def parse_desk(doc, file: str) -> Desk:
         spec = r.mapping(spec if spec is not None else LMap(), line, f"team {name}", TEAM_KEYS)
         desk.teams[str(name)] = TeamSpec(
             r.text(str(name), line, "team name"),
-            r.text(spec.get("calendar"), line_of(spec, "calendar", line), "calendar",
-                   optional=True),
-            r.texts(spec.get("escalation_contacts"), line_of(spec, "escalation_contacts", line),
-                    "escalation_contacts"),
-            str(spec.get("description") or ""), line)
+            r.text(spec.get("calendar"), line_of(spec, "calendar", line), "calendar", optional=True),
+            r.texts(
+                spec.get("escalation_contacts"),
+                line_of(spec, "escalation_contacts", line),
+                "escalation_contacts",
+            ),
+            str(spec.get("description") or ""),
+            line,
+        )
     for i, row in enumerate(_seq(r, doc, "agents")):
         line = line_of(doc["agents"], i)
         desk_agent = _agent(r, row, line, desk)
         if desk_agent.id in desk.agents:
-            r.fail(f"agent {desk_agent.id!r} is listed twice (first on line "
-                   f"{desk.agents[desk_agent.id].line})", line)
+            r.fail(
+                f"agent {desk_agent.id!r} is listed twice (first on line {desk.agents[desk_agent.id].line})",
+                line,
+            )
         desk.agents[desk_agent.id] = desk_agent
     for i, row in enumerate(_seq(r, doc, "queues")):
         line = line_of(doc["queues"], i)
@@ -180,8 +199,10 @@ def parse_desk(doc, file: str) -> Desk:
         name = r.text(row.get("name"), line, "queue name")
         team = r.text(row.get("team"), line_of(row, "team", line), "queue team")
         if team not in desk.teams:
-            r.fail(f"queue {name}: unknown team {team!r} (teams: {sorted(desk.teams)})",
-                   line_of(row, "team", line))
+            r.fail(
+                f"queue {name}: unknown team {team!r} (teams: {sorted(desk.teams)})",
+                line_of(row, "team", line),
+            )
         if name in desk.queues or name == "triage":
             r.fail(f"queue {name!r} is declared twice (or is the built-in triage queue)", line)
         desk.queues[name] = QueueSpec(name, team, str(row.get("description") or ""), line)
@@ -191,8 +212,7 @@ def parse_desk(doc, file: str) -> Desk:
         line = line_of(tmap, label)
         team = r.text(team, line, f"team_map {label}")
         if team not in desk.teams:
-            r.fail(f"team_map: {label!r} maps to unknown team {team!r} "
-                   f"(teams: {sorted(desk.teams)})", line)
+            r.fail(f"team_map: {label!r} maps to unknown team {team!r} (teams: {sorted(desk.teams)})", line)
         desk.team_map[str(label)] = team
     return desk
 
@@ -212,27 +232,42 @@ def _agent(r: _Reader, row, line: int, desk: Desk) -> AgentSpec:
     teams = r.texts(row.get("teams"), line_of(row, "teams", line), f"agent {agent_id} teams")
     for team in teams:
         if team not in desk.teams:
-            r.fail(f"agent {agent_id}: unknown team {team!r} (teams: {sorted(desk.teams)})",
-                   line_of(row, "teams", line))
+            r.fail(
+                f"agent {agent_id}: unknown team {team!r} (teams: {sorted(desk.teams)})",
+                line_of(row, "teams", line),
+            )
     capacity = row.get("capacity", 10)
     if isinstance(capacity, bool) or not isinstance(capacity, int) or not 0 <= capacity <= 1000:
-        r.fail(f"agent {agent_id}: capacity: expected a whole number 0-1000, got {capacity!r}",
-               line_of(row, "capacity", line))
+        r.fail(
+            f"agent {agent_id}: capacity: expected a whole number 0-1000, got {capacity!r}",
+            line_of(row, "capacity", line),
+        )
     seniority = row.get("seniority", "regular")
     if seniority not in SENIORITY:
-        r.fail(f"agent {agent_id}: seniority: expected one of {list(SENIORITY)}, "
-               f"got {seniority!r}", line_of(row, "seniority", line))
+        r.fail(
+            f"agent {agent_id}: seniority: expected one of {list(SENIORITY)}, got {seniority!r}",
+            line_of(row, "seniority", line),
+        )
     available = row.get("available", True)
     if not isinstance(available, bool):
-        r.fail(f"agent {agent_id}: available: expected true or false, got {available!r}",
-               line_of(row, "available", line))
+        r.fail(
+            f"agent {agent_id}: available: expected true or false, got {available!r}",
+            line_of(row, "available", line),
+        )
     email = r.text(row.get("email"), line_of(row, "email", line), "email", optional=True)
     if email is not None and "@" not in email:
-        r.fail(f"agent {agent_id}: email: expected an address, got {email!r}",
-               line_of(row, "email", line))
-    return AgentSpec(agent_id, str(row.get("name") or agent_id), email, teams,
-                     r.texts(row.get("skills"), line_of(row, "skills", line), "skills"),
-                     capacity, seniority, available, line)
+        r.fail(f"agent {agent_id}: email: expected an address, got {email!r}", line_of(row, "email", line))
+    return AgentSpec(
+        agent_id,
+        str(row.get("name") or agent_id),
+        email,
+        teams,
+        r.texts(row.get("skills"), line_of(row, "skills", line), "skills"),
+        capacity,
+        seniority,
+        available,
+        line,
+    )
 
 
 def as_dict(spec) -> dict:

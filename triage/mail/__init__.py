@@ -8,11 +8,25 @@
 The names most callers need are re-exported here, so ``from triage.mail import
 parse_message`` keeps working since this package replaced the ``triage/mail.py`` module.
 """
+
 from __future__ import annotations
 
 from triage.charsets import decode_bytes
-from triage.mail.parsing import (SUBJECT_TAG, auto_reply_reason, content_hash, find_reference,
-                                 parse_message, tag_subject)
+from triage.mail.parsing import (
+    SUBJECT_TAG,
+    auto_reply_reason,
+    content_hash,
+    find_reference,
+    parse_message,
+    tag_subject,
+)
 
-__all__ = ["SUBJECT_TAG", "auto_reply_reason", "content_hash", "decode_bytes", "find_reference",
-           "parse_message", "tag_subject"]
+__all__ = [
+    "SUBJECT_TAG",
+    "auto_reply_reason",
+    "content_hash",
+    "decode_bytes",
+    "find_reference",
+    "parse_message",
+    "tag_subject",
+]

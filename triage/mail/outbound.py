@@ -15,6 +15,7 @@ Transports: :class:`SmtpTransport` (plain, STARTTLS or TLS, optional login) and
 :class:`FolderTransport` (one ``.eml`` file per mail: the demo and any install
 without SMTP; the admin outbox page lists them).
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -79,23 +80,28 @@ class Composer:
 
     def compose(self, mail: dict[str, Any]) -> EmailMessage:
         """The message for one claimed outbox row (see ``triage.store.outbound.claim``)."""
-        context = {**mail.get("context", {}), "desk_name": self.settings.from_name,
-                   "portal_url": self.settings.public_url.rstrip("/"),
-                   "attachments": mail.get("attachments") or [],
-                   "mail_subject": one_line(mail.get("subject"))}
+        context = {
+            **mail.get("context", {}),
+            "desk_name": self.settings.from_name,
+            "portal_url": self.settings.public_url.rstrip("/"),
+            "attachments": mail.get("attachments") or [],
+            "mail_subject": one_line(mail.get("subject")),
+        }
         subject, text, html = self.templates.render(mail["template"], context)
         reference = context.get("reference")
         msg = EmailMessage()
-        msg["From"] = email.utils.formataddr((one_line(self.settings.from_name, 80),
-                                              _address(self.settings.from_address, _FROM)))
-        msg["To"] = ", ".join(_address(a) for a in mail["to"]
-                              if a.lower() != self.settings.from_address.lower())
+        msg["From"] = email.utils.formataddr(
+            (one_line(self.settings.from_name, 80), _address(self.settings.from_address, _FROM))
+        )
+        msg["To"] = ", ".join(
+            _address(a) for a in mail["to"] if a.lower() != self.settings.from_address.lower()
+        )
         msg["Subject"] = one_line(tag_subject(reference, subject) if reference else subject, 250)
         msg["Date"] = email.utils.formatdate(localtime=False)
         msg["Message-ID"] = mail["message_id"]
-        if (parent := _msgids([mail.get("in_reply_to")])):
+        if parent := _msgids([mail.get("in_reply_to")]):
             msg["In-Reply-To"] = parent[0]
-        if (refs := _msgids(mail.get("references"))):
+        if refs := _msgids(mail.get("references")):
             msg["References"] = " ".join(refs)
         msg["Auto-Submitted"] = one_line(mail.get("auto_submitted") or "auto-generated", 40)
         msg["X-Auto-Response-Suppress"] = "All"  # Exchange: no out-of-office answers to us
@@ -115,11 +121,13 @@ class Composer:
             if not re.fullmatch(r"[0-9a-f]{64}", sha):
                 continue
             path = Path(root) / sha[:2] / sha[2:4] / sha
-            maintype, _, subtype = str(item.get("content_type") or
-                                       "application/octet-stream").partition("/")
-            msg.add_attachment(path.read_bytes(), maintype=maintype or "application",
-                               subtype=subtype or "octet-stream",
-                               filename=one_line(item.get("filename") or "attachment", 150))
+            maintype, _, subtype = str(item.get("content_type") or "application/octet-stream").partition("/")
+            msg.add_attachment(
+                path.read_bytes(),
+                maintype=maintype or "application",
+                subtype=subtype or "octet-stream",
+                filename=one_line(item.get("filename") or "attachment", 150),
+            )
 
 
 class Transport(Protocol):
@@ -151,8 +159,9 @@ class SmtpTransport:
         # loading the CA store costs ~0.1-0.4 s: only when TLS is used
         context = ssl.create_default_context() if self.security != "none" else None
         if self.security == "tls":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                                    context=context)
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout, context=context
+            )
         else:
             client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         try:

@@ -15,6 +15,7 @@ Usage::
     report = poller.poll_once()        # PollReport(handled=3, failed=0)
     poller.run(interval=60, stop=threading.Event())
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,9 @@ class PollReport:
 class MailboxPoller:
     """Reads unseen messages from a source, parses each, calls ``handler(intake)``, then acks."""
 
-    def __init__(self, source: Source, handler: Handler,
-                 parse: Callable[[bytes], dict[str, Any]] = parse_message) -> None:
+    def __init__(
+        self, source: Source, handler: Handler, parse: Callable[[bytes], dict[str, Any]] = parse_message
+    ) -> None:
         self.source = source
         self.handler = handler
         self.parse = parse
@@ -104,9 +106,17 @@ class ImapSource:
     tests pass a stub with the same ``login/select/uid/logout`` methods.
     """
 
-    def __init__(self, host: str, user: str, password: str, *, port: int = 993,
-                 folder: str = "INBOX", ssl: bool = True,
-                 connect: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        user: str,
+        password: str,
+        *,
+        port: int = 993,
+        folder: str = "INBOX",
+        ssl: bool = True,
+        connect: Callable[[], Any] | None = None,
+    ) -> None:
         self.host, self.port, self.user, self.password = host, port, user, password
         self.folder = folder
         cls = imaplib.IMAP4_SSL if ssl else imaplib.IMAP4

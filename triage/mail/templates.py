@@ -9,6 +9,7 @@ The HTML templates autoescape (ticket text is customer text); the text ones do
 not need to. Links are built from the public URL the caller passes, never from a
 request's Host header, so a forged header cannot plant a link in a mail.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -37,11 +38,16 @@ class Templates:
     def __init__(self, folder: str | Path | None = None) -> None:
         folders = [str(folder)] if folder else []
         loader = jinja2.FileSystemLoader(folders + [str(PACKAGE_TEMPLATES)])
-        self.text_env = jinja2.Environment(loader=loader, autoescape=False, auto_reload=False,
-                                           undefined=jinja2.StrictUndefined,
-                                           keep_trailing_newline=True)
-        self.html_env = jinja2.Environment(loader=loader, autoescape=True, auto_reload=False,
-                                           undefined=jinja2.StrictUndefined)
+        self.text_env = jinja2.Environment(
+            loader=loader,
+            autoescape=False,
+            auto_reload=False,
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+        )
+        self.html_env = jinja2.Environment(
+            loader=loader, autoescape=True, auto_reload=False, undefined=jinja2.StrictUndefined
+        )
         for env in (self.text_env, self.html_env):
             env.filters["when"] = _when
 

@@ -10,6 +10,7 @@ coverage the holdout says the change would bring.
 
 Pure functions take rows and arrays; ``*_from_store`` read them from a session.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,14 +39,23 @@ def holdout_scores(y_true: Sequence[Any], proba: np.ndarray, classes: Sequence[A
     names = [str(c) for c in classes]
     idx = proba.argmax(axis=1) if len(proba) else np.zeros(0, int)
     top = proba[np.arange(len(idx)), idx] if len(proba) else np.zeros(0)
-    return {"true": [str(v) for v in y_true], "predicted": [names[i] for i in idx],
-            "probability": [round(float(p), 5) for p in top]}
+    return {
+        "true": [str(v) for v in y_true],
+        "predicted": [names[i] for i in idx],
+        "probability": [round(float(p), 5) for p in top],
+    }
 
 
-def what_if(scores: Mapping[str, Sequence], thresholds: Mapping[str, Mapping[str, Any]],
-            label: str | None = None, apply: float | None = None, suggest: float | None = None,
-            *, mode: str = "auto", overrides: Mapping[str, Mapping[str, Any]] | None = None
-            ) -> dict:
+def what_if(
+    scores: Mapping[str, Sequence],
+    thresholds: Mapping[str, Mapping[str, Any]],
+    label: str | None = None,
+    apply: float | None = None,
+    suggest: float | None = None,
+    *,
+    mode: str = "auto",
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict:
     """Estimated precision and coverage on the holdout under proposed thresholds.
 
     ``label``'s thresholds become ``apply`` / ``suggest`` (``None`` = never), on top
@@ -58,14 +68,17 @@ def what_if(scores: Mapping[str, Sequence], thresholds: Mapping[str, Mapping[str
         proposed[str(label)] = {"apply": apply, "suggest": suggest}
     true, pred = list(scores.get("true") or []), list(scores.get("predicted") or [])
     prob = [float(p) for p in scores.get("probability") or []]
-    dec = [decide(p_lbl, p, thresholds, mode=mode, override=proposed.get(p_lbl)).value
-           for p_lbl, p in zip(pred, prob)]
+    dec = [
+        decide(p_lbl, p, thresholds, mode=mode, override=proposed.get(p_lbl)).value
+        for p_lbl, p in zip(pred, prob)
+    ]
     right = [t == p for t, p in zip(true, pred)]
     out = {"head": _decision_summary(dec, right), "n": len(dec)}
     if label is not None:
         mask = [p == str(label) for p in pred]
-        out["class"] = _decision_summary([d for d, m in zip(dec, mask) if m],
-                                         [r for r, m in zip(right, mask) if m])
+        out["class"] = _decision_summary(
+            [d for d, m in zip(dec, mask) if m], [r for r, m in zip(right, mask) if m]
+        )
         out["class"]["label"] = str(label)
     return out
 
@@ -75,24 +88,37 @@ def _decision_summary(dec: Sequence[str], right: Sequence[bool]) -> dict:
     out: dict[str, Any] = {"n": n}
     for name, key in (("applied", "apply"), ("suggested", "suggest"), ("abstained", "abstain")):
         hits = [r for d, r in zip(dec, right) if d == key]
-        out[name] = {"n": len(hits), "coverage": len(hits) / n if n else 0.0,
-                     "precision": sum(hits) / len(hits) if hits else None}
+        out[name] = {
+            "n": len(hits),
+            "coverage": len(hits) / n if n else 0.0,
+            "precision": sum(hits) / len(hits) if hits else None,
+        }
     return out
 
 
 def holdout_view(head_report: Mapping[str, Any], thresholds: Mapping[str, Any]) -> dict:
     """What the page and the export show from the training report of one head."""
     m = head_report.get("metrics") or {}
-    per_class = [{"label": lbl, **vals,
-                  "apply": (thresholds.get(lbl) or {}).get("apply"),
-                  "suggest": (thresholds.get(lbl) or {}).get("suggest")}
-                 for lbl, vals in (m.get("per_class") or {}).items()]
-    return {"n": m.get("n"), "accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1"),
-            "ece": m.get("ece_15"), "reliability": [b for b in m.get("reliability") or []
-                                                    if b.get("count")],
-            "precision_coverage": m.get("precision_coverage") or [],
-            "at_thresholds": m.get("at_thresholds") or {}, "per_class": per_class,
-            "what_if_available": bool((head_report.get("holdout_scores") or {}).get("predicted"))}
+    per_class = [
+        {
+            "label": lbl,
+            **vals,
+            "apply": (thresholds.get(lbl) or {}).get("apply"),
+            "suggest": (thresholds.get(lbl) or {}).get("suggest"),
+        }
+        for lbl, vals in (m.get("per_class") or {}).items()
+    ]
+    return {
+        "n": m.get("n"),
+        "accuracy": m.get("accuracy"),
+        "macro_f1": m.get("macro_f1"),
+        "ece": m.get("ece_15"),
+        "reliability": [b for b in m.get("reliability") or [] if b.get("count")],
+        "precision_coverage": m.get("precision_coverage") or [],
+        "at_thresholds": m.get("at_thresholds") or {},
+        "per_class": per_class,
+        "what_if_available": bool((head_report.get("holdout_scores") or {}).get("predicted")),
+    }
 
 
 def predicted_distribution(head_report: Mapping[str, Any]) -> dict[str, int]:
@@ -123,13 +149,14 @@ def decision_shares(rows: Iterable[Mapping[str, Any]]) -> dict:
     for r in rows:
         counts[str(r.get("decision") or "abstain")] += int(r.get("n", 1))
     n = sum(counts.values())
-    return {"n": n, **{d: {"n": counts.get(d, 0), "share": rate(counts.get(d, 0), n)}
-                       for d in DECISIONS}}
+    return {"n": n, **{d: {"n": counts.get(d, 0), "share": rate(counts.get(d, 0), n)} for d in DECISIONS}}
 
 
-def override_rates(predictions: Iterable[Mapping[str, Any]],
-                   feedback: Iterable[Mapping[str, Any]],
-                   decisions: Sequence[str] = DECISIONS) -> list[dict]:
+def override_rates(
+    predictions: Iterable[Mapping[str, Any]],
+    feedback: Iterable[Mapping[str, Any]],
+    decisions: Sequence[str] = DECISIONS,
+) -> list[dict]:
     """Per class and decision: how often a person changed the value the model gave.
 
     ``predictions`` rows: ``label``, ``decision`` (and a count ``n``, default 1); ``feedback`` rows: ``predicted``,
@@ -155,22 +182,32 @@ def override_rates(predictions: Iterable[Mapping[str, Any]],
             overridden[key] += 1
     out = []
     order = {d: i for i, d in enumerate(DECISIONS)}
-    for (label, decision), n in sorted(made.items(), key=lambda kv: (kv[0][0],
-                                                                     order.get(kv[0][1], 9))):
+    for (label, decision), n in sorted(made.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 9))):
         k = overridden[(label, decision)]
         n = max(n, k + confirmed[(label, decision)])
         lo, hi = wilson(k, n)
-        out.append({"label": label, "decision": decision, "predictions": n,
-                    "overridden": k, "confirmed": confirmed[(label, decision)],
-                    "override_rate": rate(k, n), "ci_low": lo, "ci_high": hi})
+        out.append(
+            {
+                "label": label,
+                "decision": decision,
+                "predictions": n,
+                "overridden": k,
+                "confirmed": confirmed[(label, decision)],
+                "override_rate": rate(k, n),
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        )
     return out
 
 
 def same_value(a: Any, b: Any) -> bool:
     """Agreement between a stored field and a label: priority is ``2`` on tickets, ``P2`` as a label."""
+
     def norm(v: Any) -> str:
         text = str(v).strip()
         return text[1:] if len(text) > 1 and text[0] in "Pp" and text[1:].isdigit() else text
+
     return norm(a) == norm(b)
 
 
@@ -181,42 +218,72 @@ def low_confidence(rows: Iterable[Mapping[str, Any]], limit: int = 20) -> list[d
 
 
 # ----------------------------------------------------------------- assembling
-def head_report(head: str, training: Mapping[str, Any], manifest: Mapping[str, Any],
-                live: Mapping[str, Any], policy: Mapping[str, Any], *,
-                psi_alert: float = PSI_ALERT, js_alert: float = JS_ALERT) -> dict:
+def head_report(
+    head: str,
+    training: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    live: Mapping[str, Any],
+    policy: Mapping[str, Any],
+    *,
+    psi_alert: float = PSI_ALERT,
+    js_alert: float = JS_ALERT,
+) -> dict:
     """One head's section: holdout view, live figures, drift, the policy in force."""
     h_train = (training.get("heads") or {}).get(head) or {}
-    thresholds = ((manifest.get("heads") or {}).get(head) or {}).get("thresholds") \
-        or h_train.get("thresholds") or {}
-    drift = {"labels": label_drift(predicted_distribution(h_train), live.get("label_counts") or {},
-                                   psi_alert),
-             "text": text_drift(training.get("text_profile") or {}, live.get("texts") or [],
-                                js_alert)}
-    return {"head": head, "thresholds": thresholds,
-            "policy": dict(policy.get(head) or {"mode": "auto", "classes": {}}),
-            "holdout": holdout_view(h_train, thresholds) if h_train else None,
-            "live": {"decisions": decision_shares(live.get("predictions") or []),
-                     "overrides": override_rates(live.get("predictions") or [],
-                                                 live.get("feedback") or []),
-                     "low_confidence": low_confidence(live.get("low") or [])},
-            "drift": drift, "alert": drift["labels"]["alert"] or drift["text"]["alert"]}
+    thresholds = (
+        ((manifest.get("heads") or {}).get(head) or {}).get("thresholds") or h_train.get("thresholds") or {}
+    )
+    drift = {
+        "labels": label_drift(predicted_distribution(h_train), live.get("label_counts") or {}, psi_alert),
+        "text": text_drift(training.get("text_profile") or {}, live.get("texts") or [], js_alert),
+    }
+    return {
+        "head": head,
+        "thresholds": thresholds,
+        "policy": dict(policy.get(head) or {"mode": "auto", "classes": {}}),
+        "holdout": holdout_view(h_train, thresholds) if h_train else None,
+        "live": {
+            "decisions": decision_shares(live.get("predictions") or []),
+            "overrides": override_rates(live.get("predictions") or [], live.get("feedback") or []),
+            "low_confidence": low_confidence(live.get("low") or []),
+        },
+        "drift": drift,
+        "alert": drift["labels"]["alert"] or drift["text"]["alert"],
+    }
 
 
-def build_report(manifest: Mapping[str, Any], training: Mapping[str, Any],
-                 live_by_head: Mapping[str, Mapping[str, Any]], policy: Mapping[str, Any],
-                 *, generated_at: str, window_days: int, **alerts: float) -> dict:
+def build_report(
+    manifest: Mapping[str, Any],
+    training: Mapping[str, Any],
+    live_by_head: Mapping[str, Mapping[str, Any]],
+    policy: Mapping[str, Any],
+    *,
+    generated_at: str,
+    window_days: int,
+    **alerts: float,
+) -> dict:
     """The whole report (the JSON export is exactly this)."""
     heads = [h for h in (manifest.get("heads") or {})]
-    return {"bundle_id": manifest.get("bundle_id"), "generated_at": generated_at,
-            "window_days": window_days,
-            "heads": {h: head_report(h, training, manifest, live_by_head.get(h) or {}, policy,
-                                     **alerts) for h in heads}}
+    return {
+        "bundle_id": manifest.get("bundle_id"),
+        "generated_at": generated_at,
+        "window_days": window_days,
+        "heads": {
+            h: head_report(h, training, manifest, live_by_head.get(h) or {}, policy, **alerts) for h in heads
+        },
+    }
 
 
 # ----------------------------------------------------------------- store
-def live_from_store(session, heads: Sequence[str], since: datetime, *,
-                    bundle_id: str | None = None, text_limit: int = 500,
-                    low_limit: int = 20) -> dict[str, dict]:
+def live_from_store(
+    session,
+    heads: Sequence[str],
+    since: datetime,
+    *,
+    bundle_id: str | None = None,
+    text_limit: int = 500,
+    low_limit: int = 20,
+) -> dict[str, dict]:
     """Per head since ``since``: prediction counts per (label, decision) aggregated in SQL,
     feedback rows, the least sure open tickets and the texts of recent tickets."""
     from sqlalchemy import func, select
@@ -224,38 +291,63 @@ def live_from_store(session, heads: Sequence[str], since: datetime, *,
     from triage.store.tables import Feedback, Prediction, TicketRow
     from triage.text import model_text
 
-    out: dict[str, dict] = {h: {"predictions": [], "feedback": [], "low": [],
-                                "label_counts": Counter()} for h in heads}
-    recent = [Prediction.created_at >= since] + ([Prediction.bundle_id == bundle_id]
-                                                 if bundle_id else [])
-    counts = (select(Prediction.head, Prediction.label, Prediction.decision, func.count())
-              .where(*recent).group_by(Prediction.head, Prediction.label, Prediction.decision))
+    out: dict[str, dict] = {
+        h: {"predictions": [], "feedback": [], "low": [], "label_counts": Counter()} for h in heads
+    }
+    recent = [Prediction.created_at >= since] + ([Prediction.bundle_id == bundle_id] if bundle_id else [])
+    counts = (
+        select(Prediction.head, Prediction.label, Prediction.decision, func.count())
+        .where(*recent)
+        .group_by(Prediction.head, Prediction.label, Prediction.decision)
+    )
     for head, label, decision, n in session.execute(counts):
         if head in out:
             out[head]["predictions"].append({"label": label, "decision": decision, "n": int(n)})
             out[head]["label_counts"][str(label)] += int(n)
     for head in out:
-        low = (select(Prediction.label, Prediction.probability, Prediction.decision,
-                      Prediction.ticket_id, TicketRow.subject, TicketRow.status)
-               .join(TicketRow, TicketRow.id == Prediction.ticket_id)
-               .where(*recent, Prediction.head == head, Prediction.decision != "apply",
-                      Prediction.probability.is_not(None),
-                      TicketRow.status.not_in(("resolved", "closed")))
-               .order_by(Prediction.probability, Prediction.id.desc()).limit(low_limit))
-        out[head]["low"] = [{"label": lbl, "probability": p, "decision": d, "ticket_id": tid,
-                             "subject": subj, "status": st}
-                            for lbl, p, d, tid, subj, st in session.execute(low)]
-    fb = select(Feedback.head, Feedback.predicted, Feedback.corrected, Feedback.decision,
-                Feedback.ticket_id).where(Feedback.at >= since)
+        low = (
+            select(
+                Prediction.label,
+                Prediction.probability,
+                Prediction.decision,
+                Prediction.ticket_id,
+                TicketRow.subject,
+                TicketRow.status,
+            )
+            .join(TicketRow, TicketRow.id == Prediction.ticket_id)
+            .where(
+                *recent,
+                Prediction.head == head,
+                Prediction.decision != "apply",
+                Prediction.probability.is_not(None),
+                TicketRow.status.not_in(("resolved", "closed")),
+            )
+            .order_by(Prediction.probability, Prediction.id.desc())
+            .limit(low_limit)
+        )
+        out[head]["low"] = [
+            {"label": lbl, "probability": p, "decision": d, "ticket_id": tid, "subject": subj, "status": st}
+            for lbl, p, d, tid, subj, st in session.execute(low)
+        ]
+    fb = select(
+        Feedback.head, Feedback.predicted, Feedback.corrected, Feedback.decision, Feedback.ticket_id
+    ).where(Feedback.at >= since)
     if bundle_id:
         fb = fb.where(Feedback.bundle_id == bundle_id)
     for head, predicted, corrected, decision, tid in session.execute(fb):
         if head in out:
-            out[head]["feedback"].append({"predicted": predicted, "corrected": corrected,
-                                          "decision": decision, "ticket_id": tid})
-    texts = [model_text(s or "", b or "") for s, b in session.execute(
-        select(TicketRow.subject, TicketRow.body).where(TicketRow.created_at >= since)
-        .order_by(TicketRow.id.desc()).limit(text_limit))]
+            out[head]["feedback"].append(
+                {"predicted": predicted, "corrected": corrected, "decision": decision, "ticket_id": tid}
+            )
+    texts = [
+        model_text(s or "", b or "")
+        for s, b in session.execute(
+            select(TicketRow.subject, TicketRow.body)
+            .where(TicketRow.created_at >= since)
+            .order_by(TicketRow.id.desc())
+            .limit(text_limit)
+        )
+    ]
     for entry in out.values():
         entry["texts"] = texts
     return out

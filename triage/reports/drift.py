@@ -13,6 +13,7 @@ labels:
 
 Both come with ``alert`` flags past configurable thresholds.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,9 +27,11 @@ EPS = 1e-4
 PROFILE_TOKENS = 300
 OTHER = "<other>"
 _TOKEN = re.compile(r"[a-zà-ÿ][a-zà-ÿ0-9]{2,}")
-_STOP = frozenset("the and for you are not with this that have has was but can our your from "
-                  "please thanks thank hello any all out get just into them they will would "
-                  "could when what there which been also its it's via per".split())
+_STOP = frozenset(
+    "the and for you are not with this that have has was but can our your from "
+    "please thanks thank hello any all out get just into them they will would "
+    "could when what there which been also its it's via per".split()
+)
 
 
 def _normalise(counts: Mapping[str, float], keys: Sequence[str]) -> list[float]:
@@ -87,27 +90,51 @@ def profile_against(reference: Mapping[str, int], texts: Iterable[str]) -> dict[
     return dict(out)
 
 
-def label_drift(reference: Mapping[str, float], live: Mapping[str, float],
-                threshold: float = PSI_ALERT, min_live: int = 30) -> dict:
+def label_drift(
+    reference: Mapping[str, float],
+    live: Mapping[str, float],
+    threshold: float = PSI_ALERT,
+    min_live: int = 30,
+) -> dict:
     """PSI of predicted labels; no alert on fewer than ``min_live`` live predictions."""
     n = int(sum(live.values()))
     value = psi(reference, live) if n and reference else None
-    return {"metric": "psi", "value": value, "threshold": threshold, "n_live": n,
-            "min_live": min_live,
-            "alert": bool(value is not None and n >= min_live and value > threshold),
-            "reference": dict(reference), "live": dict(live)}
+    return {
+        "metric": "psi",
+        "value": value,
+        "threshold": threshold,
+        "n_live": n,
+        "min_live": min_live,
+        "alert": bool(value is not None and n >= min_live and value > threshold),
+        "reference": dict(reference),
+        "live": dict(live),
+    }
 
 
-def text_drift(reference: Mapping[str, int], texts: Sequence[str],
-               threshold: float = JS_ALERT, min_live: int = 30) -> dict:
+def text_drift(
+    reference: Mapping[str, int], texts: Sequence[str], threshold: float = JS_ALERT, min_live: int = 30
+) -> dict:
     """JS divergence of token profiles; no alert on fewer than ``min_live`` tickets."""
     texts = list(texts)
     if not reference or not texts:
-        return {"metric": "js", "value": None, "threshold": threshold, "n_live": len(texts),
-                "min_live": min_live, "alert": False, "top_new": []}
+        return {
+            "metric": "js",
+            "value": None,
+            "threshold": threshold,
+            "n_live": len(texts),
+            "min_live": min_live,
+            "alert": False,
+            "top_new": [],
+        }
     live = profile_against(reference, texts)
     value = js_divergence(reference, live)
     fresh = Counter(t for text in texts for t in tokens(text) if t not in reference)
-    return {"metric": "js", "value": value, "threshold": threshold, "n_live": len(texts),
-            "min_live": min_live, "alert": bool(len(texts) >= min_live and value > threshold),
-            "top_new": [w for w, _ in fresh.most_common(8)]}
+    return {
+        "metric": "js",
+        "value": value,
+        "threshold": threshold,
+        "n_live": len(texts),
+        "min_live": min_live,
+        "alert": bool(len(texts) >= min_live and value > threshold),
+        "top_new": [w for w, _ in fresh.most_common(8)],
+    }

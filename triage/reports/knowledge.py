@@ -10,6 +10,7 @@
   threshold, clustered (spherical k-means on their vectors) and named by their
   commonest terms, with example tickets: what to write next.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -23,17 +24,21 @@ from .stats import newcombe_diff, rate, wilson
 
 
 # ----------------------------------------------------------------- articles + deflection
-def article_table(counts: Iterable[Mapping[str, Any]],
-                  titles: Mapping[str, str] | None = None) -> list[dict]:
+def article_table(counts: Iterable[Mapping[str, Any]], titles: Mapping[str, str] | None = None) -> list[dict]:
     """Counts per article with open / solve / ticket-anyway rates over times shown."""
     titles = titles or {}
     out = []
     for c in counts:
         shown = int(c.get("shown") or 0)
-        out.append({**c, "title": titles.get(str(c.get("article_id")), ""),
-                    "open_rate": rate(int(c.get("opened") or 0), shown),
-                    "solve_rate": rate(int(c.get("solved") or 0), shown),
-                    "ticket_anyway_rate": rate(int(c.get("ticket_anyway") or 0), shown)})
+        out.append(
+            {
+                **c,
+                "title": titles.get(str(c.get("article_id")), ""),
+                "open_rate": rate(int(c.get("opened") or 0), shown),
+                "solve_rate": rate(int(c.get("solved") or 0), shown),
+                "ticket_anyway_rate": rate(int(c.get("ticket_anyway") or 0), shown),
+            }
+        )
     return out
 
 
@@ -50,12 +55,26 @@ def deflection(groups: Mapping[str, Mapping[str, int]]) -> dict:
         n = int(g.get("visits") or 0)
         k = n - int(g.get("submitted") or 0)
         lo, hi = wilson(k, n)
-        out[name] = {"visits": n, "deflected": k, "solved": int(g.get("solved") or 0),
-                     "rate": rate(k, n), "ci_low": lo, "ci_high": hi}
-    d, lo, hi = newcombe_diff(out["treatment"]["deflected"], out["treatment"]["visits"],
-                              out["control"]["deflected"], out["control"]["visits"])
-    out["difference"] = {"value": d, "ci_low": lo, "ci_high": hi,
-                         "significant": d is not None and (lo > 0 or hi < 0)}
+        out[name] = {
+            "visits": n,
+            "deflected": k,
+            "solved": int(g.get("solved") or 0),
+            "rate": rate(k, n),
+            "ci_low": lo,
+            "ci_high": hi,
+        }
+    d, lo, hi = newcombe_diff(
+        out["treatment"]["deflected"],
+        out["treatment"]["visits"],
+        out["control"]["deflected"],
+        out["control"]["visits"],
+    )
+    out["difference"] = {
+        "value": d,
+        "ci_low": lo,
+        "ci_high": hi,
+        "significant": d is not None and (lo > 0 or hi < 0),
+    }
     return out
 
 
@@ -90,9 +109,16 @@ def _unit(X: np.ndarray) -> np.ndarray:
     return X / np.where(norms == 0, 1, norms)
 
 
-def knowledge_gaps(tickets: Sequence[Mapping[str, Any]], vectors: np.ndarray,
-                   best_scores: Sequence[float], threshold: float, *, k: int | None = None,
-                   examples: int = 3, min_size: int = 2) -> list[dict]:
+def knowledge_gaps(
+    tickets: Sequence[Mapping[str, Any]],
+    vectors: np.ndarray,
+    best_scores: Sequence[float],
+    threshold: float,
+    *,
+    k: int | None = None,
+    examples: int = 3,
+    min_size: int = 2,
+) -> list[dict]:
     """Clusters of tickets whose best KB score was below ``threshold``, biggest first.
 
     ``tickets`` rows carry ``id``, ``subject`` and ``text``; ``vectors`` and
@@ -110,23 +136,44 @@ def knowledge_gaps(tickets: Sequence[Mapping[str, Any]], vectors: np.ndarray,
         members = [low[i] for i in np.flatnonzero(assign == j)]
         if len(members) < min_size:
             continue
-        members.sort(key=lambda i: (best_scores[i] if best_scores[i] is not None else -1.0))
-        out.append({"size": len(members),
-                    "label": cluster_label([str(tickets[i].get("text") or "") for i in members]),
-                    "best_score": max(float(best_scores[i] or 0.0) for i in members),
-                    "examples": [{"id": tickets[i].get("id"), "subject": tickets[i].get("subject"),
-                                  "score": best_scores[i]} for i in members[:examples]]})
+        members.sort(key=lambda i: best_scores[i] if best_scores[i] is not None else -1.0)
+        out.append(
+            {
+                "size": len(members),
+                "label": cluster_label([str(tickets[i].get("text") or "") for i in members]),
+                "best_score": max(float(best_scores[i] or 0.0) for i in members),
+                "examples": [
+                    {
+                        "id": tickets[i].get("id"),
+                        "subject": tickets[i].get("subject"),
+                        "score": best_scores[i],
+                    }
+                    for i in members[:examples]
+                ],
+            }
+        )
     return sorted(out, key=lambda c: -c["size"])
 
 
 # ----------------------------------------------------------------- store + assembling
-def build_report(counts: Sequence[Mapping[str, Any]], groups: Mapping[str, Mapping[str, int]],
-                 gaps: list[dict], *, titles: Mapping[str, str] | None = None,
-                 threshold: float | None = None, generated_at: str = "",
-                 window_days: int = 30) -> dict:
-    return {"generated_at": generated_at, "window_days": window_days,
-            "articles": article_table(counts, titles), "deflection": deflection(groups),
-            "gaps": gaps, "threshold": threshold}
+def build_report(
+    counts: Sequence[Mapping[str, Any]],
+    groups: Mapping[str, Mapping[str, int]],
+    gaps: list[dict],
+    *,
+    titles: Mapping[str, str] | None = None,
+    threshold: float | None = None,
+    generated_at: str = "",
+    window_days: int = 30,
+) -> dict:
+    return {
+        "generated_at": generated_at,
+        "window_days": window_days,
+        "articles": article_table(counts, titles),
+        "deflection": deflection(groups),
+        "gaps": gaps,
+        "threshold": threshold,
+    }
 
 
 def recent_tickets(session, since: datetime, limit: int = 300) -> list[dict]:
@@ -136,9 +183,12 @@ def recent_tickets(session, since: datetime, limit: int = 300) -> list[dict]:
     from triage.store.tables import TicketRow
     from triage.text import model_text
 
-    rows = session.execute(select(TicketRow.id, TicketRow.subject, TicketRow.body)
-                           .where(TicketRow.created_at >= since)
-                           .order_by(TicketRow.id.desc()).limit(limit)).all()
+    rows = session.execute(
+        select(TicketRow.id, TicketRow.subject, TicketRow.body)
+        .where(TicketRow.created_at >= since)
+        .order_by(TicketRow.id.desc())
+        .limit(limit)
+    ).all()
     return [{"id": i, "subject": s, "text": model_text(s or "", b or "")} for i, s, b in rows]
 
 
@@ -152,12 +202,19 @@ def stored_vectors(session, ids: Sequence[int], encoder) -> dict[int, np.ndarray
     if not ids:
         return {}
     stmt = select(TicketVector.ticket_id, TicketVector.vector).where(
-        TicketVector.encoder == encoder_name(encoder), TicketVector.ticket_id.in_(list(ids)))
+        TicketVector.encoder == encoder_name(encoder), TicketVector.ticket_id.in_(list(ids))
+    )
     return {tid: np.frombuffer(vec, dtype=np.float32) for tid, vec in session.execute(stmt)}
 
 
-def gaps_with_kb(tickets: Sequence[Mapping[str, Any]], kb, encoder, threshold: float | None = None,
-                 known: Mapping[int, np.ndarray] | None = None, **kw: Any) -> list[dict]:
+def gaps_with_kb(
+    tickets: Sequence[Mapping[str, Any]],
+    kb,
+    encoder,
+    threshold: float | None = None,
+    known: Mapping[int, np.ndarray] | None = None,
+    **kw: Any,
+) -> list[dict]:
     """Best KB score of each ticket, then :func:`knowledge_gaps`.
 
     ``known`` vectors (by ticket id, e.g. :func:`stored_vectors`) are reused; the rest are
@@ -170,8 +227,12 @@ def gaps_with_kb(tickets: Sequence[Mapping[str, Any]], kb, encoder, threshold: f
     texts = [str(t.get("text") or "") for t in tickets]
     missing = [i for i, t in enumerate(tickets) if t.get("id") not in known]
     fresh = iter(np.asarray(encoder.encode([texts[i] for i in missing])) if missing else [])
-    vectors = np.vstack([np.asarray(known[t["id"]] if t.get("id") in known else next(fresh),
-                                    dtype=np.float32) for t in tickets])
+    vectors = np.vstack(
+        [
+            np.asarray(known[t["id"]] if t.get("id") in known else next(fresh), dtype=np.float32)
+            for t in tickets
+        ]
+    )
     cut = kb.config.threshold if threshold is None else threshold
     best = []
     for text, vec in zip(texts, vectors):

@@ -5,6 +5,7 @@ alone invites over-reading noise. Wilson's interval behaves at 0 and 1 and for
 small n; Newcombe's method 10 combines two Wilson intervals into one for a
 difference of independent proportions (treatment vs control deflection).
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,7 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def newcombe_diff(k1: int, n1: int, k2: int, n2: int, z: float = Z95
-                  ) -> tuple[float | None, float, float]:
+def newcombe_diff(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float | None, float, float]:
     """(p1 - p2, lower, upper) by Newcombe's hybrid score method (his method 10).
 
     The difference is ``None`` (and the interval (-1, 1)) when either group is empty.

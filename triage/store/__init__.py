@@ -10,6 +10,7 @@ SQLAlchemy session so one unit of work can span several of them:
 - ``merge``    duplicate merge/unmerge, parent-incident links
 - ``access``   who may see which ticket
 """
+
 from __future__ import annotations
 
 from triage.store import portal_events as _portal_events  # noqa: F401  registers its tables on Base

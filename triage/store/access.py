@@ -4,6 +4,7 @@ A requester asking for someone else's ticket gets :class:`NotFound`, exactly
 as for an id that does not exist, so ids cannot be probed. Agents see the
 queues of their teams (and whatever they own); admins see everything.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -43,8 +44,11 @@ def viewer_for(session: Session, role: str, identity: str | None) -> Viewer:
         raise Forbidden("a requester must say who they are (X-Requester)")
     teams: frozenset[str] = frozenset()
     if role == "agent" and identity:
-        stmt = select(Team.name).join(agent_teams, agent_teams.c.team_id == Team.id) \
+        stmt = (
+            select(Team.name)
+            .join(agent_teams, agent_teams.c.team_id == Team.id)
             .where(agent_teams.c.agent_id == identity)
+        )
         teams = frozenset(session.scalars(stmt))
     return Viewer(role, identity, teams)
 
@@ -54,8 +58,12 @@ def can_see(viewer: Viewer, ticket: TicketRow) -> bool:
         return True
     if viewer.role == "requester":
         return ticket.requester is not None and ticket.requester == viewer.id
-    return (ticket.assignee == viewer.id or ticket.queue in viewer.teams
-            or ticket.team in viewer.teams or ticket.queue == tickets.TRIAGE_QUEUE)
+    return (
+        ticket.assignee == viewer.id
+        or ticket.queue in viewer.teams
+        or ticket.team in viewer.teams
+        or ticket.queue == tickets.TRIAGE_QUEUE
+    )
 
 
 def visible(session: Session, viewer: Viewer, ticket_id: int, *, lock: bool = False) -> TicketRow:
@@ -74,19 +82,27 @@ def require_staff(viewer: Viewer) -> None:
         raise Forbidden("only agents and admins may do this", role=viewer.role)
 
 
-def list_visible(session: Session, viewer: Viewer, *, queue: str | None = None,
-                 status: list[str] | None = None, limit: int = 100,
-                 offset: int = 0) -> list[TicketRow]:
+def list_visible(
+    session: Session,
+    viewer: Viewer,
+    *,
+    queue: str | None = None,
+    status: list[str] | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[TicketRow]:
     """The tickets a viewer may list; an agent's queue filter must be one of their own."""
     if viewer.role == "requester":
-        return tickets.query(session, requester=viewer.id, status=status, queue=queue,
-                             limit=limit, offset=offset)
+        return tickets.query(
+            session, requester=viewer.id, status=status, queue=queue, limit=limit, offset=offset
+        )
     if viewer.role == "agent":
         allowed = set(viewer.teams) | {tickets.TRIAGE_QUEUE}
         if queue and queue not in allowed:
             raise NotFound(f"queue {queue} not found", queue=queue)
-        return tickets.query(session, queue=queue, teams=None if queue else allowed,
-                             status=status, limit=limit, offset=offset)
+        return tickets.query(
+            session, queue=queue, teams=None if queue else allowed, status=status, limit=limit, offset=offset
+        )
     return tickets.query(session, queue=queue, status=status, limit=limit, offset=offset)
 
 

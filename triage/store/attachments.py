@@ -11,6 +11,7 @@ Uploads by people are refused when the declared type and the bytes disagree (a
 Mail clients label attachments loosely, so a mail attachment that disagrees is
 kept as ``application/octet-stream`` with a warning instead of being refused.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,14 +33,21 @@ from triage.store.tables import Base, TicketRow, utcnow
 OCTET = "application/octet-stream"
 # Raster images a browser may show inline (never SVG: it can carry script).
 PREVIEWABLE = {"image/png", "image/jpeg", "image/gif", "image/webp"}
-_MAGIC = [(b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"),
-          (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif"), (b"%PDF-", "application/pdf"),
-          (b"PK\x03\x04", "application/zip")]
+_MAGIC = [
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"%PDF-", "application/pdf"),
+    (b"PK\x03\x04", "application/zip"),
+]
 # Types whose bytes we can recognise: a file declared as one of them must carry its signature.
 _SIGNED = {t for _, t in _MAGIC} | {"image/webp"}
 # OOXML/ODF documents are zip files.
-_ZIP_FAMILY = re.compile(r"^application/(zip|vnd\.openxmlformats-|vnd\.oasis\.opendocument|"
-                         r"epub\+zip|java-archive)")
+_ZIP_FAMILY = re.compile(
+    r"^application/(zip|vnd\.openxmlformats-|vnd\.oasis\.opendocument|"
+    r"epub\+zip|java-archive)"
+)
 _TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 
 
@@ -124,9 +132,12 @@ def type_problem(declared: str, filename: str, data: bytes) -> str | None:
     found = sniff(data)
     if declared in _SIGNED and found != declared:
         return f"declared {declared} but the bytes are {found or 'not that type'}"
-    if found and found != declared and not (found == "application/zip"
-                                            and _ZIP_FAMILY.match(declared)) \
-            and declared != OCTET:
+    if (
+        found
+        and found != declared
+        and not (found == "application/zip" and _ZIP_FAMILY.match(declared))
+        and declared != OCTET
+    ):
         return f"declared {declared} but the bytes are {found}"
     by_name = mimetypes.guess_type(filename)[0]
     if by_name in _SIGNED and found != by_name:
@@ -141,14 +152,29 @@ def safe_name(name: str | None, fallback: str = "attachment") -> str:
 
 
 def ticket_bytes(session: Session, ticket_id: int) -> int:
-    return int(session.scalar(select(func.coalesce(func.sum(Attachment.size), 0))
-                              .where(Attachment.ticket_id == ticket_id)) or 0)
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(Attachment.size), 0)).where(Attachment.ticket_id == ticket_id)
+        )
+        or 0
+    )
 
 
-def add(session: Session, files: Files, ticket: TicketRow, *, filename: str | None,
-        content_type: str | None, data: bytes, source: str, uploaded_by: str,
-        comment_id: int | None = None, public: bool = True, strict: bool = True,
-        now: datetime | None = None) -> tuple[Attachment, str | None]:
+def add(
+    session: Session,
+    files: Files,
+    ticket: TicketRow,
+    *,
+    filename: str | None,
+    content_type: str | None,
+    data: bytes,
+    source: str,
+    uploaded_by: str,
+    comment_id: int | None = None,
+    public: bool = True,
+    strict: bool = True,
+    now: datetime | None = None,
+) -> tuple[Attachment, str | None]:
     """Store one file on a ticket; ``(row, warning)``. Raises :class:`InputError` (413/415).
 
     ``strict`` (uploads by people): a type mismatch is refused. Otherwise (mail)
@@ -163,22 +189,36 @@ def add(session: Session, files: Files, ticket: TicketRow, *, filename: str | No
         raise _too_large(name, used + len(data), files.max_ticket_bytes, "per ticket")
     problem = type_problem(kind, name, data)
     if problem and strict:
-        raise AttachmentRefused(f"{name}: {problem}", column="file", expected=kind,
-                         got=sniff(data) or "other bytes", status=415)
+        raise AttachmentRefused(
+            f"{name}: {problem}", column="file", expected=kind, got=sniff(data) or "other bytes", status=415
+        )
     if problem:
         kind, warning = OCTET, f"attachment {name}: {problem}; kept as {OCTET}"
-    row = Attachment(ticket_id=ticket.id, comment_id=comment_id, sha256=files.put(data),
-                     filename=name, content_type=kind, size=len(data), source=source,
-                     public=public, uploaded_by=uploaded_by[:320], created_at=now or utcnow())
+    row = Attachment(
+        ticket_id=ticket.id,
+        comment_id=comment_id,
+        sha256=files.put(data),
+        filename=name,
+        content_type=kind,
+        size=len(data),
+        source=source,
+        public=public,
+        uploaded_by=uploaded_by[:320],
+        created_at=now or utcnow(),
+    )
     session.add(row)
     session.flush()
     return row, warning
 
 
 def _too_large(name: str, size: int, limit: int, scope: str) -> AttachmentRefused:
-    return AttachmentRefused(f"{name}: {size} bytes is over the limit of {limit} bytes {scope}",
-                      column="file", expected=f"at most {limit} bytes {scope}",
-                      got=f"{size} bytes", status=413)
+    return AttachmentRefused(
+        f"{name}: {size} bytes is over the limit of {limit} bytes {scope}",
+        column="file",
+        expected=f"at most {limit} bytes {scope}",
+        got=f"{size} bytes",
+        status=413,
+    )
 
 
 def of_ticket(session: Session, ticket_id: int, *, public_only: bool = False) -> list[Attachment]:
@@ -189,8 +229,17 @@ def of_ticket(session: Session, ticket_id: int, *, public_only: bool = False) ->
 
 
 def to_dict(row: Attachment) -> dict[str, Any]:
-    return {"id": row.id, "ticket_id": row.ticket_id, "comment_id": row.comment_id,
-            "filename": row.filename, "content_type": row.content_type, "size": row.size,
-            "sha256": row.sha256, "source": row.source, "public": row.public,
-            "uploaded_by": row.uploaded_by, "created_at": row.created_at.isoformat(),
-            "previewable": row.content_type in PREVIEWABLE}
+    return {
+        "id": row.id,
+        "ticket_id": row.ticket_id,
+        "comment_id": row.comment_id,
+        "filename": row.filename,
+        "content_type": row.content_type,
+        "size": row.size,
+        "sha256": row.sha256,
+        "source": row.source,
+        "public": row.public,
+        "uploaded_by": row.uploaded_by,
+        "created_at": row.created_at.isoformat(),
+        "previewable": row.content_type in PREVIEWABLE,
+    }

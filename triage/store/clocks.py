@@ -13,6 +13,7 @@ with ``ON CONFLICT DO NOTHING`` against a unique (ticket, clock, level)
 constraint and only the sweeper whose insert landed raises the event and
 queues the webhooks, so repeated and concurrent sweeps agree.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -65,8 +66,9 @@ def _due_if_resumed(clock: Clock, now: datetime) -> datetime | None:
     return clock.resume(now).due_at(now)
 
 
-def _next_level_at(row: SlaClockRow, clock: Clock, now: datetime,
-                   levels: list[EscalationLevel]) -> datetime | None:
+def _next_level_at(
+    row: SlaClockRow, clock: Clock, now: datetime, levels: list[EscalationLevel]
+) -> datetime | None:
     """When the next not-yet-fired level is reached, if the clock keeps running."""
     if not row.running or clock.paused:
         return None
@@ -79,22 +81,36 @@ def _next_level_at(row: SlaClockRow, clock: Clock, now: datetime,
 
 
 def _rows(session: Session, ticket_id: int, kinds: Iterable[str] = KINDS) -> list[SlaClockRow]:
-    stmt = select(SlaClockRow).where(SlaClockRow.ticket_id == ticket_id,
-                                     SlaClockRow.kind.in_(list(kinds)))
+    stmt = select(SlaClockRow).where(SlaClockRow.ticket_id == ticket_id, SlaClockRow.kind.in_(list(kinds)))
     return list(session.scalars(stmt))
 
 
-def _event(session: Session, ticket: TicketRow, field: str, old: Any, new: Any,
-           now: datetime, actor: str = SYSTEM) -> None:
-    event_log.add(session, ticket_id=ticket.id, field=field, old=None if old is None else str(old),
-                new=None if new is None else str(new), actor=actor, at=now)
+def _event(
+    session: Session, ticket: TicketRow, field: str, old: Any, new: Any, now: datetime, actor: str = SYSTEM
+) -> None:
+    event_log.add(
+        session,
+        ticket_id=ticket.id,
+        field=field,
+        old=None if old is None else str(old),
+        new=None if new is None else str(new),
+        actor=actor,
+        at=now,
+    )
 
 
 # ----------------------------------------------------------------- lifecycle hooks
-def start(session: Session, ticket: TicketRow, policy: SlaPolicy, now: datetime, *,
-          priority: int | None = None, tier: str | None = None,
-          levels: list[EscalationLevel] | None = None, fresh: bool = False
-          ) -> list[SlaClockRow]:
+def start(
+    session: Session,
+    ticket: TicketRow,
+    policy: SlaPolicy,
+    now: datetime,
+    *,
+    priority: int | None = None,
+    tier: str | None = None,
+    levels: list[EscalationLevel] | None = None,
+    fresh: bool = False,
+) -> list[SlaClockRow]:
     """Start both clocks from ``policy`` for the ticket's priority and customer tier.
 
     ``fresh``: the ticket was created in this unit of work, so it has no clocks to
@@ -108,8 +124,7 @@ def start(session: Session, ticket: TicketRow, policy: SlaPolicy, now: datetime,
     tier = (tier or ticket.customer_tier or "").lower() or None
     if priority is None or (not fresh and _rows(session, ticket.id)):
         return []
-    stored_levels = [[lv.name, lv.at] for lv in sorted(levels or DEFAULT_LEVELS,
-                                                       key=lambda lv: lv.at)]
+    stored_levels = [[lv.name, lv.at] for lv in sorted(levels or DEFAULT_LEVELS, key=lambda lv: lv.at)]
     rows = []
     for kind in KINDS:
         targets = {str(t.priority): getattr(t, kind) for t in policy.targets if t.tier is None}
@@ -119,8 +134,12 @@ def start(session: Session, ticket: TicketRow, policy: SlaPolicy, now: datetime,
         if str(priority) not in targets:
             continue
         clock = Clock.start(now, targets[str(priority)], policy.calendar, name=kind)
-        row = SlaClockRow(ticket_id=ticket.id, kind=kind, policy=policy.name,
-                          state={"targets": targets, "fired": [], "levels": stored_levels})
+        row = SlaClockRow(
+            ticket_id=ticket.id,
+            kind=kind,
+            policy=policy.name,
+            state={"targets": targets, "fired": [], "levels": stored_levels},
+        )
         _save(row, clock, now)
         session.add(row)
         rows.append(row)
@@ -162,8 +181,9 @@ def restart(session: Session, ticket: TicketRow, kind: str, now: datetime) -> No
         clock = _clock(row)
         if clock.stopped_at is None:
             continue
-        clock = replace(clock, stopped_at=None,
-                        pauses=clock.pauses + ((clock.stopped_at, max(now, clock.stopped_at)),))
+        clock = replace(
+            clock, stopped_at=None, pauses=clock.pauses + ((clock.stopped_at, max(now, clock.stopped_at)),)
+        )
         _save(row, clock, now)
         _event(session, ticket, f"sla.{kind}", "stopped", "running", now)
 
@@ -176,8 +196,14 @@ def retarget(session: Session, ticket: TicketRow, now: datetime) -> None:
             continue
         before = row.due_at
         _save(row, _clock(row).retarget(minutes, now), now)
-        _event(session, ticket, f"sla.{row.kind}", before and before.isoformat(),
-               row.due_at and row.due_at.isoformat(), now)
+        _event(
+            session,
+            ticket,
+            f"sla.{row.kind}",
+            before and before.isoformat(),
+            row.due_at and row.due_at.isoformat(),
+            now,
+        )
 
 
 def change_policy(session: Session, ticket: TicketRow, policy: SlaPolicy, now: datetime) -> None:
@@ -189,8 +215,13 @@ def change_policy(session: Session, ticket: TicketRow, policy: SlaPolicy, now: d
             continue
         kind = row.kind
         targets = {str(t.priority): getattr(t, kind) for t in policy.targets if t.tier is None}
-        targets.update({str(t.priority): getattr(t, kind) for t in policy.targets
-                        if t.tier is not None and t.tier.lower() == tier})
+        targets.update(
+            {
+                str(t.priority): getattr(t, kind)
+                for t in policy.targets
+                if t.tier is not None and t.tier.lower() == tier
+            }
+        )
         minutes = targets.get(str(ticket.priority))
         if minutes is None:
             continue
@@ -198,8 +229,14 @@ def change_policy(session: Session, ticket: TicketRow, policy: SlaPolicy, now: d
         row.policy, row.state = policy.name, {**row.state, "targets": targets}
         _save(row, _clock(row).retarget(minutes, now), now)
         _event(session, ticket, f"sla.{kind}.policy", old_policy, policy.name, now)
-        _event(session, ticket, f"sla.{kind}", before and before.isoformat(),
-               row.due_at and row.due_at.isoformat(), now)
+        _event(
+            session,
+            ticket,
+            f"sla.{kind}",
+            before and before.isoformat(),
+            row.due_at and row.due_at.isoformat(),
+            now,
+        )
 
 
 def on_transition(session: Session, ticket: TicketRow, old: str, new: str, now: datetime) -> None:
@@ -225,8 +262,13 @@ class Fired:
     due_at: datetime | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ticket_id": self.ticket_id, "clock": self.clock, "level": self.level,
-                "name": self.name, "due_at": self.due_at and self.due_at.isoformat()}
+        return {
+            "ticket_id": self.ticket_id,
+            "clock": self.clock,
+            "level": self.level,
+            "name": self.name,
+            "due_at": self.due_at and self.due_at.isoformat(),
+        }
 
 
 def _insert_landed(session: Session, items: list[Fired], now: datetime) -> list[Fired]:
@@ -238,10 +280,17 @@ def _insert_landed(session: Session, items: list[Fired], now: datetime) -> list[
     if not items:
         return []
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(Escalation).values([
-        {"ticket_id": f.ticket_id, "clock": f.clock, "level": f.level, "name": f.name, "at": now}
-        for f in items]).on_conflict_do_nothing().returning(
-        Escalation.ticket_id, Escalation.clock, Escalation.level)
+    stmt = (
+        insert(Escalation)
+        .values(
+            [
+                {"ticket_id": f.ticket_id, "clock": f.clock, "level": f.level, "name": f.name, "at": now}
+                for f in items
+            ]
+        )
+        .on_conflict_do_nothing()
+        .returning(Escalation.ticket_id, Escalation.clock, Escalation.level)
+    )
     landed = {tuple(r) for r in session.execute(stmt)}
     return [f for f in items if (f.ticket_id, f.clock, f.level) in landed]
 
@@ -271,10 +320,13 @@ def _sweep(session: Session, now: datetime, limit: int) -> tuple[list[Fired], in
     """
     from triage.store import notices, webhooks  # the outbox is written in this same transaction
 
-    stmt = (select(SlaClockRow).where(SlaClockRow.running.is_(True),
-                                      SlaClockRow.next_level_at <= now)
-            .order_by(SlaClockRow.next_level_at).limit(limit)
-            .with_for_update(skip_locked=True))
+    stmt = (
+        select(SlaClockRow)
+        .where(SlaClockRow.running.is_(True), SlaClockRow.next_level_at <= now)
+        .order_by(SlaClockRow.next_level_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
     rows = list(session.scalars(stmt))
     due: list[Fired] = []
     with session.no_autoflush:
@@ -282,8 +334,11 @@ def _sweep(session: Session, now: datetime, limit: int) -> tuple[list[Fired], in
             clock, ordered = _clock(row), _levels(row)
             reached = levels_reached(clock, ordered, now)
             fired_before = set(row.state.get("fired", []))
-            due += [Fired(row.ticket_id, row.kind, ordered.index(lv) + 1, lv.name, row.due_at)
-                    for lv in reached if lv.name not in fired_before]
+            due += [
+                Fired(row.ticket_id, row.kind, ordered.index(lv) + 1, lv.name, row.due_at)
+                for lv in reached
+                if lv.name not in fired_before
+            ]
             row.state = {**row.state, "fired": sorted(fired_before | {lv.name for lv in reached})}
             _save(row, clock, now)
     due.sort(key=lambda f: (f.ticket_id, f.clock, f.level))  # one lock order for every sweeper
@@ -298,8 +353,7 @@ def _sweep(session: Session, now: datetime, limit: int) -> tuple[list[Fired], in
 def _raise(session: Session, fired: list[Fired], now: datetime) -> None:
     """Show escalations on their tickets: the level (agent views sort by it) and an event."""
     ids = sorted({f.ticket_id for f in fired})
-    found = {t.id: t for t in session.scalars(select(TicketRow).where(TicketRow.id.in_(ids)))} \
-        if ids else {}
+    found = {t.id: t for t in session.scalars(select(TicketRow).where(TicketRow.id.in_(ids)))} if ids else {}
     for item in fired:
         ticket = found[item.ticket_id]
         old = ticket.escalation_level
@@ -313,25 +367,36 @@ def clocks_of(session: Session, ticket_id: int, now: datetime | None = None) -> 
     out = []
     for row in _rows(session, ticket_id):
         clock = _clock(row)
-        out.append({"kind": row.kind, "policy": row.policy, "state": clock.state(now),
-                    "due_at": row.due_at and row.due_at.isoformat(),
-                    "elapsed_minutes": round(clock.elapsed(now), 2),
-                    "target_minutes": round(clock.target_minutes, 2),
-                    "paused": clock.paused, "stopped_at": row.stopped_at and row.stopped_at.isoformat()})
+        out.append(
+            {
+                "kind": row.kind,
+                "policy": row.policy,
+                "state": clock.state(now),
+                "due_at": row.due_at and row.due_at.isoformat(),
+                "elapsed_minutes": round(clock.elapsed(now), 2),
+                "target_minutes": round(clock.target_minutes, 2),
+                "paused": clock.paused,
+                "stopped_at": row.stopped_at and row.stopped_at.isoformat(),
+            }
+        )
     return out
 
 
-def breaches(session: Session, now: datetime | None = None, *, include_closed: bool = False,
-             limit: int = 1000) -> list[dict[str, Any]]:
+def breaches(
+    session: Session, now: datetime | None = None, *, include_closed: bool = False, limit: int = 1000
+) -> list[dict[str, Any]]:
     """Over-time clocks, most overdue first: running past due, or stopped after due.
 
     Open tickets only unless ``include_closed`` (then resolved/closed late ones too).
     """
     now = now or utcnow()
-    stmt = (select(SlaClockRow, TicketRow).join(TicketRow, TicketRow.id == SlaClockRow.ticket_id)
-            .where(SlaClockRow.due_at <= now,
-                   or_(SlaClockRow.running.is_(True), SlaClockRow.breached.is_(True)))
-            .order_by(SlaClockRow.due_at).limit(limit))
+    stmt = (
+        select(SlaClockRow, TicketRow)
+        .join(TicketRow, TicketRow.id == SlaClockRow.ticket_id)
+        .where(SlaClockRow.due_at <= now, or_(SlaClockRow.running.is_(True), SlaClockRow.breached.is_(True)))
+        .order_by(SlaClockRow.due_at)
+        .limit(limit)
+    )
     if not include_closed:
         stmt = stmt.where(TicketRow.status.in_(OPEN))
     out = []
@@ -340,10 +405,20 @@ def breaches(session: Session, now: datetime | None = None, *, include_closed: b
         state = clock.state(now)
         if state != "breached":
             continue
-        out.append({"ticket_id": ticket.id, "subject": ticket.subject, "status": ticket.status,
-                    "priority": ticket.priority, "team": ticket.team, "assignee": ticket.assignee,
-                    "clock": row.kind, "policy": row.policy, "state": state,
-                    "due_at": row.due_at and row.due_at.isoformat(),
-                    "overdue_minutes": round(clock.elapsed(now) - clock.target_minutes, 2),
-                    "escalation_level": ticket.escalation_level})
+        out.append(
+            {
+                "ticket_id": ticket.id,
+                "subject": ticket.subject,
+                "status": ticket.status,
+                "priority": ticket.priority,
+                "team": ticket.team,
+                "assignee": ticket.assignee,
+                "clock": row.kind,
+                "policy": row.policy,
+                "state": state,
+                "due_at": row.due_at and row.due_at.isoformat(),
+                "overdue_minutes": round(clock.elapsed(now) - clock.target_minutes, 2),
+                "escalation_level": ticket.escalation_level,
+            }
+        )
     return out

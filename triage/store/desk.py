@@ -7,6 +7,7 @@ therefore changes nothing and records nothing the second time. Objects missing
 from the file are retired (``active`` false, an agent also unavailable), never
 deleted: tickets and history still name them.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,9 @@ from triage.store.tables import Agent, DeskChange, DeskQueue, Team, utcnow
 
 @dataclass(frozen=True)
 class Change:
-    kind: str    # team | agent | queue
+    kind: str  # team | agent | queue
     name: str
-    field: str   # "created", "retired" or the changed field
+    field: str  # "created", "retired" or the changed field
     old: Any
     new: Any
 
@@ -38,21 +39,28 @@ class Change:
         return f"~ {self.kind} {self.name}: {self.field} {self.old!r} -> {self.new!r}"
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "name": self.name, "field": self.field,
-                "old": self.old, "new": self.new}
+        return {"kind": self.kind, "name": self.name, "field": self.field, "old": self.old, "new": self.new}
 
 
 # ----------------------------------------------------------------- reading
 def team_data(team: Team) -> dict:
-    return {"calendar": team.calendar, "escalation_contacts": list(team.escalation_contacts or []),
-            "description": team.description or ""}
+    return {
+        "calendar": team.calendar,
+        "escalation_contacts": list(team.escalation_contacts or []),
+        "description": team.description or "",
+    }
 
 
 def agent_data(agent: Agent) -> dict:
-    return {"name": agent.name, "email": agent.email,
-            "teams": sorted(t.name for t in agent.teams), "skills": sorted(agent.skills or []),
-            "capacity": agent.capacity, "seniority": agent.seniority or "regular",
-            "available": bool(agent.available)}
+    return {
+        "name": agent.name,
+        "email": agent.email,
+        "teams": sorted(t.name for t in agent.teams),
+        "skills": sorted(agent.skills or []),
+        "capacity": agent.capacity,
+        "seniority": agent.seniority or "regular",
+        "available": bool(agent.available),
+    }
 
 
 def queue_data(queue: DeskQueue) -> dict:
@@ -63,21 +71,28 @@ def current(session: Session) -> dict:
     """The active desk as JSON data, in the shape of ``Desk.to_dict``."""
     teams = session.scalars(select(Team).where(Team.active.is_not(False)).order_by(Team.name))
     agents = session.scalars(select(Agent).where(Agent.active.is_not(False)).order_by(Agent.id))
-    queues = session.scalars(select(DeskQueue).where(DeskQueue.active.is_not(False))
-                             .order_by(DeskQueue.name))
-    return {"teams": {t.name: team_data(t) for t in teams},
-            "agents": {a.id: agent_data(a) for a in agents},
-            "queues": {q.name: queue_data(q) for q in queues}}
+    queues = session.scalars(select(DeskQueue).where(DeskQueue.active.is_not(False)).order_by(DeskQueue.name))
+    return {
+        "teams": {t.name: team_data(t) for t in teams},
+        "agents": {a.id: agent_data(a) for a in agents},
+        "queues": {q.name: queue_data(q) for q in queues},
+    }
 
 
 def team_names(session: Session) -> list[str]:
-    return list(session.scalars(select(Team.name).where(Team.active.is_not(False))
-                                .order_by(Team.name)))
+    return list(session.scalars(select(Team.name).where(Team.active.is_not(False)).order_by(Team.name)))
 
 
 # ----------------------------------------------------------------- writing
-def apply(session: Session, desk: Desk, *, actor: str, source: str, dry_run: bool = False,
-          now: datetime | None = None) -> list[Change]:
+def apply(
+    session: Session,
+    desk: Desk,
+    *,
+    actor: str,
+    source: str,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> list[Change]:
     """Make the tables say what ``desk`` says; return (and, unless dry, record) the changes."""
     now = now or utcnow()
     changes: list[Change] = []
@@ -93,8 +108,15 @@ def apply(session: Session, desk: Desk, *, actor: str, source: str, dry_run: boo
     return changes
 
 
-def put_team(session: Session, spec: TeamSpec, *, actor: str, source: str,
-             dry_run: bool = False, now: datetime | None = None) -> list[Change]:
+def put_team(
+    session: Session,
+    spec: TeamSpec,
+    *,
+    actor: str,
+    source: str,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> list[Change]:
     team = session.scalars(select(Team).where(Team.name == spec.name)).first()
     old = team_data(team) if team is not None and team.active is not False else None
     changes = _diff("team", spec.name, old, spec.data())
@@ -108,8 +130,15 @@ def put_team(session: Session, spec: TeamSpec, *, actor: str, source: str,
     return changes
 
 
-def put_agent(session: Session, spec: AgentSpec, *, actor: str, source: str,
-              dry_run: bool = False, now: datetime | None = None) -> list[Change]:
+def put_agent(
+    session: Session,
+    spec: AgentSpec,
+    *,
+    actor: str,
+    source: str,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> list[Change]:
     agent = session.get(Agent, spec.id)
     old = agent_data(agent) if agent is not None and agent.active is not False else None
     changes = _diff("agent", spec.id, old, spec.data())
@@ -119,10 +148,13 @@ def put_agent(session: Session, spec: AgentSpec, *, actor: str, source: str,
             session.add(agent)
         data = spec.data()
         for team in data["teams"]:
-            if session.scalars(select(Team).where(Team.name == team,
-                                                  Team.active.is_not(False))).first() is None:
-                raise InputError(f"agent {spec.id}: unknown team", column="teams",
-                                 expected="a team of the desk", got=team)
+            if (
+                session.scalars(select(Team).where(Team.name == team, Team.active.is_not(False))).first()
+                is None
+            ):
+                raise InputError(
+                    f"agent {spec.id}: unknown team", column="teams", expected="a team of the desk", got=team
+                )
         agent.name, agent.email, agent.skills = data["name"], data["email"], data["skills"]
         agent.capacity, agent.seniority = data["capacity"], data["seniority"]
         agent.available, agent.active = data["available"], True
@@ -131,8 +163,15 @@ def put_agent(session: Session, spec: AgentSpec, *, actor: str, source: str,
     return changes
 
 
-def put_queue(session: Session, spec: QueueSpec, *, actor: str, source: str,
-              dry_run: bool = False, now: datetime | None = None) -> list[Change]:
+def put_queue(
+    session: Session,
+    spec: QueueSpec,
+    *,
+    actor: str,
+    source: str,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> list[Change]:
     queue = session.get(DeskQueue, spec.name)
     old = queue_data(queue) if queue is not None and queue.active is not False else None
     changes = _diff("queue", spec.name, old, spec.data())
@@ -145,8 +184,9 @@ def put_queue(session: Session, spec: QueueSpec, *, actor: str, source: str,
     return changes
 
 
-def set_availability(session: Session, agent_id: str, available: bool, *, actor: str,
-                     now: datetime | None = None) -> list[Change]:
+def set_availability(
+    session: Session, agent_id: str, available: bool, *, actor: str, now: datetime | None = None
+) -> list[Change]:
     """An agent going off shift or on leave (the admin page's toggle)."""
     agent = session.get(Agent, agent_id)
     if agent is None or agent.active is False:
@@ -159,8 +199,9 @@ def set_availability(session: Session, agent_id: str, available: bool, *, actor:
     return [change]
 
 
-def _retire(session: Session, desk: Desk, *, actor: str, source: str, dry_run: bool,
-            now: datetime | None) -> list[Change]:
+def _retire(
+    session: Session, desk: Desk, *, actor: str, source: str, dry_run: bool, now: datetime | None
+) -> list[Change]:
     changes: list[Change] = []
     for agent in session.scalars(select(Agent).where(Agent.active.is_not(False))):
         if agent.id not in desk.agents:
@@ -185,16 +226,26 @@ def _retire(session: Session, desk: Desk, *, actor: str, source: str, dry_run: b
 def _diff(kind: str, name: str, old: dict | None, new: dict) -> list[Change]:
     if old is None:
         return [Change(kind, name, "created", None, new)]
-    return [Change(kind, name, key, old.get(key), value) for key, value in new.items()
-            if old.get(key) != value]
+    return [
+        Change(kind, name, key, old.get(key), value) for key, value in new.items() if old.get(key) != value
+    ]
 
 
-def _record(session: Session, changes: list[Change], actor: str, source: str,
-            now: datetime | None) -> None:
+def _record(session: Session, changes: list[Change], actor: str, source: str, now: datetime | None) -> None:
     at = now or utcnow()
     for c in changes:
-        session.add(DeskChange(kind=c.kind, name=c.name, field=c.field, old=_text(c.old),
-                               new=_text(c.new), actor=actor, source=source[:300], at=at))
+        session.add(
+            DeskChange(
+                kind=c.kind,
+                name=c.name,
+                field=c.field,
+                old=_text(c.old),
+                new=_text(c.new),
+                actor=actor,
+                source=source[:300],
+                at=at,
+            )
+        )
 
 
 def _text(value: Any) -> str | None:
@@ -206,6 +257,17 @@ def _text(value: Any) -> str | None:
 def changes_log(session: Session, *, limit: int = 100, offset: int = 0) -> list[dict]:
     """The newest desk changes first: who changed what, when, from where."""
     stmt = select(DeskChange).order_by(DeskChange.id.desc()).limit(limit).offset(offset)
-    return [{"id": c.id, "kind": c.kind, "name": c.name, "field": c.field, "old": c.old,
-             "new": c.new, "actor": c.actor, "source": c.source, "at": c.at.isoformat()}
-            for c in session.scalars(stmt)]
+    return [
+        {
+            "id": c.id,
+            "kind": c.kind,
+            "name": c.name,
+            "field": c.field,
+            "old": c.old,
+            "new": c.new,
+            "actor": c.actor,
+            "source": c.source,
+            "at": c.at.isoformat(),
+        }
+        for c in session.scalars(stmt)
+    ]

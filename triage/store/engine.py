@@ -8,6 +8,7 @@ difference that matters for correctness: SQLite transactions start with
 ``BEGIN IMMEDIATE`` so a read-then-write unit of work takes the write lock up
 front instead of failing half-way with "database is locked".
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -154,8 +155,7 @@ def _prepare_sqlite(engine: Engine, gate: WriteGate | None = None) -> None:
             conn.exec_driver_sql("BEGIN")
             return
         dbapi = conn.connection.dbapi_connection
-        if gate is not None and isinstance(dbapi, GatedConnection) and dbapi.gate is None \
-                and gate.acquire():
+        if gate is not None and isinstance(dbapi, GatedConnection) and dbapi.gate is None and gate.acquire():
             dbapi.gate = gate
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -172,8 +172,7 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         on_disk = bool(path) and path != ":memory:" and "mode=memory" not in url
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S,
-                                                  "factory": GatedConnection})
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S, "factory": GatedConnection})
         _prepare_sqlite(engine, write_gate(path) if on_disk else None)
         return engine
     kwargs = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}

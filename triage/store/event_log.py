@@ -6,6 +6,7 @@ the id back); intake records about ten per ticket, so inside :func:`batched`
 they are kept as plain rows and written at the end with one multi-row INSERT.
 Nothing reads the events of a ticket while its intake is still running.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager

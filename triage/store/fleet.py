@@ -17,6 +17,7 @@ into its own models dir with :func:`materialize`, and swaps with the existing
 no-drop reload. A promotion reaches every server within one poll interval plus the
 bundle's load time.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -76,9 +77,15 @@ def _archive(folder: Path) -> bytes:
     return buf.getvalue()
 
 
-def publish(session: Session, bundle_dir: str | Path, *, action: str = "promote",
-            by: str | None = None, reason: str | None = None,
-            bundle_id: str | None = None) -> Champion:
+def publish(
+    session: Session,
+    bundle_dir: str | Path,
+    *,
+    action: str = "promote",
+    by: str | None = None,
+    reason: str | None = None,
+    bundle_id: str | None = None,
+) -> Champion:
     """Make ``bundle_dir`` the fleet's champion (archiving it if the database lacks it)."""
     folder = Path(bundle_dir)
     if not (folder / "manifest.json").is_file():
@@ -86,11 +93,13 @@ def publish(session: Session, bundle_dir: str | Path, *, action: str = "promote"
     bundle_id = bundle_id or folder.name
     if session.get(FleetBundle, bundle_id) is None:
         data = _archive(folder)
-        session.add(FleetBundle(bundle_id=bundle_id, sha256=hashlib.sha256(data).hexdigest(),
-                                size=len(data), archive=data))
+        session.add(
+            FleetBundle(
+                bundle_id=bundle_id, sha256=hashlib.sha256(data).hexdigest(), size=len(data), archive=data
+            )
+        )
         session.flush()
-    row = FleetChampion(bundle_id=bundle_id, action=action, by=by,
-                        reason=(reason or None) and reason[:1000])
+    row = FleetChampion(bundle_id=bundle_id, action=action, by=by, reason=(reason or None) and reason[:1000])
     session.add(row)
     session.flush()
     return current(session)  # type: ignore[return-value]
@@ -99,10 +108,17 @@ def publish(session: Session, bundle_dir: str | Path, *, action: str = "promote"
 def current(session: Session) -> Champion | None:
     """The fleet's champion now (the newest pointer row), or None before any promotion."""
     found = session.execute(
-        select(FleetChampion.id, FleetChampion.bundle_id, FleetBundle.sha256,
-               FleetChampion.action, FleetChampion.at)
+        select(
+            FleetChampion.id,
+            FleetChampion.bundle_id,
+            FleetBundle.sha256,
+            FleetChampion.action,
+            FleetChampion.at,
+        )
         .join(FleetBundle, FleetBundle.bundle_id == FleetChampion.bundle_id)
-        .order_by(FleetChampion.id.desc()).limit(1)).first()
+        .order_by(FleetChampion.id.desc())
+        .limit(1)
+    ).first()
     return None if found is None else Champion(*found)
 
 
@@ -134,5 +150,6 @@ def materialize(session: Session, bundle_id: str, models_dir: str | Path) -> Pat
     finally:
         if tmp.exists():
             import shutil
+
             shutil.rmtree(tmp, ignore_errors=True)
     return target

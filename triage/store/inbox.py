@@ -16,6 +16,7 @@ message we stored or sent), then the ``[#TCK-<id>]`` subject tag. Either can
 be forged, so a follow-up is only appended when the sender is the ticket's
 requester or a watcher; anyone else opens a new ticket.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,27 +58,32 @@ class Received:
     def kind(self) -> str:
         """The older name of the outcome: ticket | followup | refused."""
         return {"created": "ticket", "duplicate": "ticket", "threaded": "followup"}.get(
-            self.outcome, self.outcome)
+            self.outcome, self.outcome
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"outcome": self.outcome, "kind": self.kind, "created": self.created,
-                "reason": self.reason, "refusal_id": self.refusal_id, "warnings": self.warnings,
-                "ticket": tickets.to_dict(self.ticket) if self.ticket is not None else None}
-
-
+        return {
+            "outcome": self.outcome,
+            "kind": self.kind,
+            "created": self.created,
+            "reason": self.reason,
+            "refusal_id": self.refusal_id,
+            "warnings": self.warnings,
+            "ticket": tickets.to_dict(self.ticket) if self.ticket is not None else None,
+        }
 
 
 def lookup(session: Session, message_id: str) -> str | None:
     """The reference of the ticket a message belongs to: one we stored, or one we sent."""
     found = session.scalars(select(TicketRow.id).where(TicketRow.message_id == message_id)).first()
     if found is None:
-        found = session.scalars(select(Comment.ticket_id)
-                                .where(Comment.message_id == message_id)).first()
+        found = session.scalars(select(Comment.ticket_id).where(Comment.message_id == message_id)).first()
     if found is None:
         found = outbound.thread_ticket(session, message_id)
     if found is None:
-        found = session.scalars(select(ReceivedMail.ticket_id)
-                                .where(ReceivedMail.message_id == message_id)).first()
+        found = session.scalars(
+            select(ReceivedMail.ticket_id).where(ReceivedMail.message_id == message_id)
+        ).first()
     return reference(found) if found is not None else None
 
 
@@ -89,9 +95,11 @@ def _seen(session: Session, message: dict[str, Any]) -> tuple[ReceivedMail | Non
     """(the stored copy of this message or None, whether its Message-ID was used before)."""
     mid, sender = message.get("message_id"), _sender(message)
     if not mid:
-        return session.scalars(select(ReceivedMail).where(
-            ReceivedMail.message_id.is_(None),
-            ReceivedMail.raw_sha256 == message.get("raw_sha256"))).first(), False
+        return session.scalars(
+            select(ReceivedMail).where(
+                ReceivedMail.message_id.is_(None), ReceivedMail.raw_sha256 == message.get("raw_sha256")
+            )
+        ).first(), False
     rows = list(session.scalars(select(ReceivedMail).where(ReceivedMail.message_id == mid)))
     for row in rows:
         if row.sender == sender and row.content_hash == message.get("content_hash"):
@@ -99,14 +107,25 @@ def _seen(session: Session, message: dict[str, Any]) -> tuple[ReceivedMail | Non
     legacy = session.scalars(select(TicketRow).where(TicketRow.message_id == mid)).first()
     if not rows and legacy is not None and (legacy.requester or "").lower() == sender:
         return ReceivedMail(ticket_id=legacy.id, outcome="created"), True  # stored before dedup
-    used = bool(rows) or legacy is not None or session.scalars(
-        select(Comment.id).where(Comment.message_id == mid)).first() is not None
+    used = (
+        bool(rows)
+        or legacy is not None
+        or session.scalars(select(Comment.id).where(Comment.message_id == mid)).first() is not None
+    )
     return None, used
 
 
-def receive(session: Session, message: dict[str, Any], *, triager=None, ruleset=None,
-            encoder=None, now: datetime | None = None, files: files_store.Files | None = None,
-            force: bool = False) -> Received:
+def receive(
+    session: Session,
+    message: dict[str, Any],
+    *,
+    triager=None,
+    ruleset=None,
+    encoder=None,
+    now: datetime | None = None,
+    files: files_store.Files | None = None,
+    force: bool = False,
+) -> Received:
     """Store one parsed e-mail as exactly one outcome (see the module docstring).
 
     ``force`` (an admin's replay) accepts a message refused as an auto-reply or as empty.
@@ -119,22 +138,25 @@ def receive(session: Session, message: dict[str, Any], *, triager=None, ruleset=
     stored, reused = _seen(session, message)
     if stored is not None:
         return Received("duplicate", tickets.get(session, stored.ticket_id), "seen before")
-    warnings = list(message.get("warnings") or []) + \
-        [f"MIME defect: {d}" for d in message.get("defects") or []]
+    warnings = list(message.get("warnings") or []) + [
+        f"MIME defect: {d}" for d in message.get("defects") or []
+    ]
     if reused:
-        warnings.append(f"Message-ID {message.get('message_id')} was used before by another "
-                        "sender or with other content: stored as a new message")
+        warnings.append(
+            f"Message-ID {message.get('message_id')} was used before by another "
+            "sender or with other content: stored as a new message"
+        )
     sender = _sender(message) or None
-    ticket_id = None if reused else ticket_id_of(
-        find_reference(message, lookup=lambda m: lookup(session, m)))
+    ticket_id = None if reused else ticket_id_of(find_reference(message, lookup=lambda m: lookup(session, m)))
     if reused:  # do not thread on a reused ID; the subject tag still may
         ticket_id = ticket_id_of(find_reference(message))
     parent = session.get(TicketRow, ticket_id) if ticket_id else None
     if parent is not None and parent.status != "closed" and _may_write(session, parent, sender):
         result = _follow_up(session, parent, message, sender, now, reused)
     else:
-        result = _new_ticket(session, message, sender, now, reused, warnings,
-                             triager=triager, ruleset=ruleset, encoder=encoder)
+        result = _new_ticket(
+            session, message, sender, now, reused, warnings, triager=triager, ruleset=ruleset, encoder=encoder
+        )
     result.warnings = warnings
     _keep_files(session, files, result, message, sender, now)
     _remember(session, message, result, reused, now)
@@ -150,19 +172,30 @@ def _refusal_reason(message: dict[str, Any]) -> str | None:
     return None
 
 
-def _new_ticket(session: Session, message: dict[str, Any], sender: str | None, now: datetime,
-                reused: bool, warnings: list[str], **serving: Any) -> Received:
+def _new_ticket(
+    session: Session,
+    message: dict[str, Any],
+    sender: str | None,
+    now: datetime,
+    reused: bool,
+    warnings: list[str],
+    **serving: Any,
+) -> Received:
     mid = message.get("message_id")
     meta = [_attachment(a) for a in message.get("attachments") or []]
-    payload = {"subject": message.get("subject") or "(no subject)",
-               "body": message.get("body") or "", "channel": "email", "requester": sender,
-               "watchers": [a["address"] for a in message.get("cc") or [] if a.get("address")],
-               "extra": {"attachments": meta, **({"mail_warnings": warnings} if warnings else {})}}
-    identity = f"{mid}\n{sender}\n{message.get('content_hash')}" if mid else \
-        f"raw\n{message.get('raw_sha256')}"
+    payload = {
+        "subject": message.get("subject") or "(no subject)",
+        "body": message.get("body") or "",
+        "channel": "email",
+        "requester": sender,
+        "watchers": [a["address"] for a in message.get("cc") or [] if a.get("address")],
+        "extra": {"attachments": meta, **({"mail_warnings": warnings} if warnings else {})},
+    }
+    identity = (
+        f"{mid}\n{sender}\n{message.get('content_hash')}" if mid else f"raw\n{message.get('raw_sha256')}"
+    )
     key = "email:" + hashlib.sha256(identity.encode()).hexdigest()
-    result = intake(session, payload, actor=sender or "email", idempotency_key=key, now=now,
-                    **serving)
+    result = intake(session, payload, actor=sender or "email", idempotency_key=key, now=now, **serving)
     if result.created and mid and not reused:
         result.ticket.message_id = mid
     return Received("created" if result.created else "duplicate", result.ticket)
@@ -171,23 +204,36 @@ def _new_ticket(session: Session, message: dict[str, Any], sender: str | None, n
 def _may_write(session: Session, ticket: TicketRow, sender: str | None) -> bool:
     if not sender:
         return False
-    return sender == (ticket.requester or "").lower() or \
-        sender in {w.lower() for w in tickets.watchers(session, ticket.id)}
+    return sender == (ticket.requester or "").lower() or sender in {
+        w.lower() for w in tickets.watchers(session, ticket.id)
+    }
 
 
-def _follow_up(session: Session, ticket: TicketRow, message: dict[str, Any], sender: str,
-               now: datetime, reused: bool) -> Received:
+def _follow_up(
+    session: Session, ticket: TicketRow, message: dict[str, Any], sender: str, now: datetime, reused: bool
+) -> Received:
     """Append the reply; a customer answering a pending or resolved ticket puts it back to work."""
-    comment, _ = tickets.add_comment(session, ticket, author=sender,
-                                     body=message.get("body") or "", channel="email",
-                                     message_id=None if reused else message.get("message_id"),
-                                     now=now)
+    comment, _ = tickets.add_comment(
+        session,
+        ticket,
+        author=sender,
+        body=message.get("body") or "",
+        channel="email",
+        message_id=None if reused else message.get("message_id"),
+        now=now,
+    )
     tickets.customer_replied(session, ticket, actor=sender, now=now)
     return Received("threaded", ticket, comment_id=comment.id)
 
 
-def _keep_files(session: Session, files: files_store.Files | None, result: Received,
-                message: dict[str, Any], sender: str | None, now: datetime) -> None:
+def _keep_files(
+    session: Session,
+    files: files_store.Files | None,
+    result: Received,
+    message: dict[str, Any],
+    sender: str | None,
+    now: datetime,
+) -> None:
     """Attachment bytes into the file store; one over a limit is kept in the refusals instead."""
     if files is None or result.ticket is None:
         return
@@ -196,28 +242,45 @@ def _keep_files(session: Session, files: files_store.Files | None, result: Recei
         try:
             with session.begin_nested():
                 _, warning = files_store.add(
-                    session, files, result.ticket, filename=item.get("filename"),
-                    content_type=item.get("content_type"), data=item.get("data") or b"",
-                    source="email", uploaded_by=sender or "email", comment_id=comment_id,
-                    strict=False, now=now)
+                    session,
+                    files,
+                    result.ticket,
+                    filename=item.get("filename"),
+                    content_type=item.get("content_type"),
+                    data=item.get("data") or b"",
+                    source="email",
+                    uploaded_by=sender or "email",
+                    comment_id=comment_id,
+                    strict=False,
+                    now=now,
+                )
         except files_store.AttachmentRefused as exc:
             row = refusals.record(session, message, f"attachment not stored: {exc.message}", now)
             warning = f"{exc.message} (the whole message is kept as refusal {row.id})"
         if warning:
             result.warnings.append(warning)
-            tickets.record(session, result.ticket, "mail_warning", None, warning[:500],
-                           sender or "email", now)
+            tickets.record(
+                session, result.ticket, "mail_warning", None, warning[:500], sender or "email", now
+            )
 
 
-def _remember(session: Session, message: dict[str, Any], result: Received, reused: bool,
-              now: datetime) -> None:
+def _remember(
+    session: Session, message: dict[str, Any], result: Received, reused: bool, now: datetime
+) -> None:
     if result.ticket is None or result.outcome == "duplicate":
         return
-    session.add(ReceivedMail(message_id=message.get("message_id"), sender=_sender(message),
-                             content_hash=message.get("content_hash") or "",
-                             raw_sha256=message.get("raw_sha256") or "",
-                             outcome=result.outcome, ticket_id=result.ticket.id,
-                             comment_id=result.comment_id, received_at=now))
+    session.add(
+        ReceivedMail(
+            message_id=message.get("message_id"),
+            sender=_sender(message),
+            content_hash=message.get("content_hash") or "",
+            raw_sha256=message.get("raw_sha256") or "",
+            outcome=result.outcome,
+            ticket_id=result.ticket.id,
+            comment_id=result.comment_id,
+            received_at=now,
+        )
+    )
     session.flush()
 
 
@@ -260,5 +323,6 @@ def replay(store, refusal_id: int, **kwargs: Any) -> Received:
         row = session.get(refusals.MailRefusal, refusal_id)
         row.replayed_at = utcnow()
         row.replay_result = f"{result.outcome}" + (
-            f" ticket {result.ticket.id}" if result.ticket is not None else "")
+            f" ticket {result.ticket.id}" if result.ticket is not None else ""
+        )
     return result

@@ -24,6 +24,7 @@ it: the reads then run inside it and see its uncommitted tickets.
 The Triager and RuleSet are passed in (the service holds them); both are
 optional so the store works, and is tested, without a model bundle.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -58,10 +59,16 @@ class IntakeResult:
     incident: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ticket": tickets.to_dict(self.ticket), "created": self.created,
-                "prediction": self.prediction, "rules": self.rules,
-                "team_source": self.team_source, "open_fields": self.open_fields,
-                "duplicate_candidates": self.duplicates, "incident_proposal": self.incident}
+        return {
+            "ticket": tickets.to_dict(self.ticket),
+            "created": self.created,
+            "prediction": self.prediction,
+            "rules": self.rules,
+            "team_source": self.team_source,
+            "open_fields": self.open_fields,
+            "duplicate_candidates": self.duplicates,
+            "incident_proposal": self.incident,
+        }
 
 
 @dataclass
@@ -73,10 +80,19 @@ class Assessment:
     encoder: str | None = None
 
 
-def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=None,
-           ruleset=None, idempotency_key: str | None = None, now: datetime | None = None,
-           encoder=None, auto_assign: bool = True,
-           team_map: dict[str, str] | None = None) -> IntakeResult:
+def intake(
+    session: Session,
+    payload: dict[str, Any],
+    *,
+    actor: str,
+    triager=None,
+    ruleset=None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+    encoder=None,
+    auto_assign: bool = True,
+    team_map: dict[str, str] | None = None,
+) -> IntakeResult:
     """Create (or, for a retried key, find) the ticket and run the whole triage on it.
 
     With an ``encoder`` the ticket's vector is kept and similar open tickets
@@ -92,31 +108,56 @@ def intake(session: Session, payload: dict[str, Any], *, actor: str, triager=Non
     found = similar.Found()
     if assessed.vector is not None:
         with _reading(session):
-            found = find_similar(session, similar.Probe(
-                assessed.vector, assessed.encoder, payload.get("requester"),
-                _text(payload.get("subject")), now))
+            found = find_similar(
+                session,
+                similar.Probe(
+                    assessed.vector,
+                    assessed.encoder,
+                    payload.get("requester"),
+                    _text(payload.get("subject")),
+                    now,
+                ),
+            )
     # the write transaction starts with the first statement below
     with event_log.batched(session):  # the ticket's events: one multi-row INSERT
-        ticket, created = tickets.create(session, payload, actor=actor,
-                                         idempotency_key=idempotency_key, now=now)
+        ticket, created = tickets.create(
+            session, payload, actor=actor, idempotency_key=idempotency_key, now=now
+        )
         result = IntakeResult(ticket, created)
         if not created:
             return result
         with session.no_autoflush:  # predictions, clocks, vector: written together
-            outcome = _triage(session, ticket, payload, assessed, found, result, ruleset,
-                              actor, team_map, now)
-    attached = ruleset is not None and \
-        _vip_in_major_incident(session, ticket, ruleset, team_map, now)  # linked, senior owner
+            outcome = _triage(
+                session, ticket, payload, assessed, found, result, ruleset, actor, team_map, now
+            )
+    attached = ruleset is not None and _vip_in_major_incident(
+        session, ticket, ruleset, team_map, now
+    )  # linked, senior owner
     if auto_assign and not attached and ticket.queue != tickets.TRIAGE_QUEUE:
-        _try_assign(session, ticket, actor, now, senior=bool(outcome and outcome.senior),
-                    incomplete_ok=bool(outcome and outcome.escalate))
+        _try_assign(
+            session,
+            ticket,
+            actor,
+            now,
+            senior=bool(outcome and outcome.senior),
+            incomplete_ok=bool(outcome and outcome.escalate),
+        )
     notices.received(session, ticket, now)  # after the clocks: the mail says when to expect us
     return result
 
 
-def _triage(session: Session, ticket: TicketRow, payload: dict[str, Any], assessed: Assessment,
-            found: similar.Found, result: IntakeResult, ruleset, actor: str,
-            team_map: dict[str, str] | None, now: datetime):
+def _triage(
+    session: Session,
+    ticket: TicketRow,
+    payload: dict[str, Any],
+    assessed: Assessment,
+    found: similar.Found,
+    result: IntakeResult,
+    ruleset,
+    actor: str,
+    team_map: dict[str, str] | None,
+    now: datetime,
+):
     """Given fields, model, rules, route, clocks, vector: the writes of a new ticket."""
     given = {k: payload[k] for k in GIVEN_FIELDS if payload.get(k) not in (None, "")}
     tickets.set_fields(session, ticket, given, actor=actor, now=now, retime=False)
@@ -124,8 +165,11 @@ def _triage(session: Session, ticket: TicketRow, payload: dict[str, Any], assess
     seen = with_desk_teams(result.prediction, team_map)
     model_fields = (seen or {}).get("fields") or {}
     outcome = _apply_rules(session, ticket, ruleset, seen, result, now)
-    rules_team = outcome.team if outcome is not None and (
-        _rule_did(ruleset, outcome, "route_to") or "team" in outcome.accepted) else None
+    rules_team = (
+        outcome.team
+        if outcome is not None and (_rule_did(ruleset, outcome, "route_to") or "team" in outcome.accepted)
+        else None
+    )
     choice = routing.choose_team(model_fields, rules_team or ticket.team)
     if choice.source == "rules" and ticket.team and not rules_team:
         choice.source = "given"
@@ -143,9 +187,14 @@ def _triage(session: Session, ticket: TicketRow, payload: dict[str, Any], assess
     return outcome
 
 
-def assess(payload: dict[str, Any], *, triager=None, encoder=None,
-           now: datetime | None = None, history: dict[str, list[str]] | None = None
-           ) -> Assessment:
+def assess(
+    payload: dict[str, Any],
+    *,
+    triager=None,
+    encoder=None,
+    now: datetime | None = None,
+    history: dict[str, list[str]] | None = None,
+) -> Assessment:
     """Classify and encode the payload: CPU only, so it runs before any transaction opens.
 
     The text is encoded once: when the triager's heads read vectors of the same
@@ -157,14 +206,22 @@ def assess(payload: dict[str, Any], *, triager=None, encoder=None,
         out.vector = np.asarray(encoder.encode([model_text(subject, body)])[0], dtype=np.float32)
         out.encoder = similar.encoder_name(encoder)
     if triager is not None:
-        shape = Ticket(subject=subject, body=body, channel=str(payload.get("channel") or "api"),
-                       customer_tier=payload.get("customer_tier"),
-                       affected_service=payload.get("affected_service"),
-                       requester=payload.get("requester"), created_at=now)
+        shape = Ticket(
+            subject=subject,
+            body=body,
+            channel=str(payload.get("channel") or "api"),
+            customer_tier=payload.get("customer_tier"),
+            affected_service=payload.get("affected_service"),
+            requester=payload.get("requester"),
+            created_at=now,
+        )
         shared = out.vector is not None and _same_space(triager, encoder)
         extra = {"histories": [history]} if history is not None else {}
-        out.prediction = triager.classify([shape], vectors=out.vector[None, :], **extra) \
-            if shared else triager.classify([shape], **extra)
+        out.prediction = (
+            triager.classify([shape], vectors=out.vector[None, :], **extra)
+            if shared
+            else triager.classify([shape], **extra)
+        )
         out.prediction = out.prediction[0]
     return out
 
@@ -210,26 +267,33 @@ def _reading(session: Session) -> Iterator[None]:
     session.commit()  # nothing was written: this only ends the read transaction
 
 
-def requester_history(session: Session, requester: str | None, before: datetime, *,
-                      exclude_id: int | None = None) -> dict[str, list[str]]:
+def requester_history(
+    session: Session, requester: str | None, before: datetime, *, exclude_id: int | None = None
+) -> dict[str, list[str]]:
     """The requester's earlier tickets as the model's history feature (triage.features):
     team, category and type of up to ``HISTORY_DEPTH`` tickets created strictly before
     ``before``, newest first. Only stored, earlier tickets: the one being classified is not."""
     if not requester:
         return {}
-    stmt = (select(TicketRow.team, TicketRow.category, TicketRow.ticket_type)
-            .where(func.lower(TicketRow.requester) == requester.strip().lower(),
-                   TicketRow.created_at < before)
-            .order_by(TicketRow.created_at.desc()).limit(HISTORY_DEPTH))
+    stmt = (
+        select(TicketRow.team, TicketRow.category, TicketRow.ticket_type)
+        .where(func.lower(TicketRow.requester) == requester.strip().lower(), TicketRow.created_at < before)
+        .order_by(TicketRow.created_at.desc())
+        .limit(HISTORY_DEPTH)
+    )
     if exclude_id is not None:
         stmt = stmt.where(TicketRow.id != exclude_id)
     rows = session.execute(stmt).all()
-    return {"team": [r[0] for r in rows if r[0]], "category": [r[1] for r in rows if r[1]],
-            "type": [r[2] for r in rows if r[2]]}
+    return {
+        "team": [r[0] for r in rows if r[0]],
+        "category": [r[1] for r in rows if r[1]],
+        "type": [r[2] for r in rows if r[2]],
+    }
 
 
-def _classify(session: Session, ticket: TicketRow, out: dict[str, Any] | None,
-              result: IntakeResult, now: datetime) -> dict[str, Any]:
+def _classify(
+    session: Session, ticket: TicketRow, out: dict[str, Any] | None, result: IntakeResult, now: datetime
+) -> dict[str, Any]:
     """Store the model's view; set the fields it may set; remember the open ones."""
     if out is None:
         return {}
@@ -241,8 +305,7 @@ def _classify(session: Session, ticket: TicketRow, out: dict[str, Any] | None,
         if name not in tickets.EDITABLE or getattr(ticket, name) not in (None, ""):
             continue  # the requester or an agent already said; the model does not overrule
         if pred.get("decision") == "apply" and pred.get("label") is not None and name != "team":
-            tickets.set_fields(session, ticket, {name: pred["label"]}, actor=actor, now=now,
-                               retime=False)
+            tickets.set_fields(session, ticket, {name: pred["label"]}, actor=actor, now=now, retime=False)
         elif pred.get("decision") != "apply":
             result.open_fields.append(name)
     return out.get("fields") or {}
@@ -250,25 +313,24 @@ def _classify(session: Session, ticket: TicketRow, out: dict[str, Any] | None,
 
 def _rule_did(ruleset, outcome, action: str) -> bool:
     fired = set(outcome.fired)
-    return any(action in rule.actions for rule in getattr(ruleset, "rules", [])
-               if rule.name in fired)
+    return any(action in rule.actions for rule in getattr(ruleset, "rules", []) if rule.name in fired)
 
 
-def _apply_rules(session: Session, ticket: TicketRow, ruleset, prediction, result: IntakeResult,
-                 now: datetime):
+def _apply_rules(
+    session: Session, ticket: TicketRow, ruleset, prediction, result: IntakeResult, now: datetime
+):
     if ruleset is None:
         return None
     known = ticket_known(ticket)
-    outcome = ruleset.evaluate(rule_input(known, prediction,
-                                          _team_state(session, ruleset, known, prediction, now)),
-                               now)
+    outcome = ruleset.evaluate(
+        rule_input(known, prediction, _team_state(session, ruleset, known, prediction, now)), now
+    )
     result.rules = outcome.to_dict()
     act_on_outcome(session, ticket, ruleset, outcome, now, open_fields=result.open_fields)
     return outcome
 
 
-def _vip_in_major_incident(session: Session, ticket: TicketRow, ruleset, team_map,
-                           now: datetime) -> bool:
+def _vip_in_major_incident(session: Session, ticket: TicketRow, ruleset, team_map, now: datetime) -> bool:
     """A VIP's ticket during an open major incident: link, rules again, a senior owner."""
     from triage.store import incidents
 
@@ -277,8 +339,7 @@ def _vip_in_major_incident(session: Session, ticket: TicketRow, ruleset, team_ma
     session.flush()
     rerun_rules(session, ticket, ruleset, actor="rules", now=now, team_map=team_map)
     if ticket.team and ticket.queue == tickets.TRIAGE_QUEUE:
-        tickets.set_fields(session, ticket, {"queue": ticket.team}, actor="rules", now=now,
-                           retime=False)
+        tickets.set_fields(session, ticket, {"queue": ticket.team}, actor="rules", now=now, retime=False)
     if ticket.team and ticket.assignee is None:
         _try_assign(session, ticket, "rules", now, senior=True, incomplete_ok=True)
     return True
@@ -291,8 +352,16 @@ def _team_state(session: Session, ruleset, known, prediction, now: datetime):
     return routing.team_state(session, team_of(known, prediction), now)
 
 
-def act_on_outcome(session: Session, ticket: TicketRow, ruleset, outcome, now: datetime, *,
-                   open_fields: list[str] | None = None, keep: Collection[str] = ()) -> list[str]:
+def act_on_outcome(
+    session: Session,
+    ticket: TicketRow,
+    ruleset,
+    outcome,
+    now: datetime,
+    *,
+    open_fields: list[str] | None = None,
+    keep: Collection[str] = (),
+) -> list[str]:
     """Write what the rules decided onto the ticket: priority, accepted fields, tags, escalation.
 
     Team and queue are left to routing (intake) or to the caller (a re-run keeps
@@ -301,8 +370,11 @@ def act_on_outcome(session: Session, ticket: TicketRow, ruleset, outcome, now: d
     """
     actor = "rules:" + ",".join(outcome.fired) if outcome.fired else "rules"
     changes: dict[str, Any] = {}
-    if _rule_did(ruleset, outcome, "set_priority") or _rule_did(ruleset, outcome, "raise_priority") \
-            or "priority" in outcome.accepted:
+    if (
+        _rule_did(ruleset, outcome, "set_priority")
+        or _rule_did(ruleset, outcome, "raise_priority")
+        or "priority" in outcome.accepted
+    ):
         changes["priority"] = outcome.fields.get("priority")
     for name in outcome.accepted:
         store_name = "ticket_type" if name == "type" else name
@@ -327,14 +399,24 @@ def _escalated(session: Session, ticket: TicketRow) -> bool:
 
     from triage.store.tables import TicketEvent
 
-    return session.scalars(select(TicketEvent.id).where(
-        TicketEvent.ticket_id == ticket.id, TicketEvent.field == "escalate")).first() is not None
+    return (
+        session.scalars(
+            select(TicketEvent.id).where(TicketEvent.ticket_id == ticket.id, TicketEvent.field == "escalate")
+        ).first()
+        is not None
+    )
 
 
-def rerun_rules(session: Session, ticket: TicketRow, ruleset, *, actor: str,
-                now: datetime | None = None,
-                team_map: dict[str, str] | None = None,
-                keep: Collection[str] = ()) -> dict[str, Any] | None:
+def rerun_rules(
+    session: Session,
+    ticket: TicketRow,
+    ruleset,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    team_map: dict[str, str] | None = None,
+    keep: Collection[str] = (),
+) -> dict[str, Any] | None:
     """A person changed a field: the rules run again on the ticket as it is now.
 
     Accepting a suggested P1 thus escalates, tags and re-targets the SLA (on the
@@ -348,44 +430,67 @@ def rerun_rules(session: Session, ticket: TicketRow, ruleset, *, actor: str,
     now = now or utcnow()
     prediction = with_desk_teams(_stored_prediction(session, ticket), team_map)
     known = ticket_known(ticket)
-    outcome = ruleset.evaluate(rule_input(known, prediction,
-                                          _team_state(session, ruleset, known, prediction, now)),
-                               now)
+    outcome = ruleset.evaluate(
+        rule_input(known, prediction, _team_state(session, ruleset, known, prediction, now)), now
+    )
     changed = act_on_outcome(session, ticket, ruleset, outcome, now, keep=keep)
     if "priority" in changed:
         clocks.retarget(session, ticket, now)
     if outcome.sla is not None:
         clocks.change_policy(session, ticket, ruleset.policies[outcome.sla.policy], now)
-    if _rule_did(ruleset, outcome, "route_to") and outcome.team and outcome.team != ticket.team \
-            and "team" not in keep:
-        tickets.set_fields(session, ticket, {"team": outcome.team, "queue": outcome.team},
-                           actor="rules:" + ",".join(outcome.fired), now=now)
+    if (
+        _rule_did(ruleset, outcome, "route_to")
+        and outcome.team
+        and outcome.team != ticket.team
+        and "team" not in keep
+    ):
+        tickets.set_fields(
+            session,
+            ticket,
+            {"team": outcome.team, "queue": outcome.team},
+            actor="rules:" + ",".join(outcome.fired),
+            now=now,
+        )
     if outcome.senior and ticket.team and ticket.status in tickets.OPEN_STATUSES:
-        _try_assign(session, ticket, "rules", now, senior=True,
-                    incomplete_ok=outcome.escalate)
+        _try_assign(session, ticket, "rules", now, senior=True, incomplete_ok=outcome.escalate)
     return {**outcome.to_dict(), "changed": changed}
 
 
 def _stored_prediction(session: Session, ticket: TicketRow) -> dict[str, Any]:
     """The model's stored view of the ticket, in the Triager's result shape."""
     preds = feedback.latest_predictions(session, ticket.id)
-    return {"fields": {head: {"label": p.label, "decision": p.decision,
-                              "probability": p.probability} for head, p in preds.items()}}
+    return {
+        "fields": {
+            head: {"label": p.label, "decision": p.decision, "probability": p.probability}
+            for head, p in preds.items()
+        }
+    }
 
 
-def _route(session: Session, ticket: TicketRow, choice: routing.TeamChoice,
-           result: IntakeResult, actor: str, now: datetime, *, urgent: bool = False) -> None:
+def _route(
+    session: Session,
+    ticket: TicketRow,
+    choice: routing.TeamChoice,
+    result: IntakeResult,
+    actor: str,
+    now: datetime,
+    *,
+    urgent: bool = False,
+) -> None:
     """Team queue when the ticket is complete, else the triage queue (team kept as a hint).
 
     An escalated ticket (``urgent``) with a team skips the triage queue even with
     fields missing: an outage must reach people now; its owner fills the gaps.
     """
-    team_actor = actor if choice.source in ("given", "triage") else \
-        f"model:{(result.prediction or {}).get('bundle_id')}" if choice.source == "model" \
+    team_actor = (
+        actor
+        if choice.source in ("given", "triage")
+        else f"model:{(result.prediction or {}).get('bundle_id')}"
+        if choice.source == "model"
         else "rules"
+    )
     if choice.team and choice.team != ticket.team:
-        tickets.set_fields(session, ticket, {"team": choice.team}, actor=team_actor, now=now,
-                           retime=False)
+        tickets.set_fields(session, ticket, {"team": choice.team}, actor=team_actor, now=now, retime=False)
     complete = choice.team and (urgent or not tickets.missing_mandatory(ticket))
     queue = choice.team if complete else tickets.TRIAGE_QUEUE
     tickets.set_fields(session, ticket, {"queue": queue}, actor=team_actor, now=now, retime=False)
@@ -397,12 +502,27 @@ def _start_clocks(session: Session, ticket: TicketRow, ruleset, outcome, now: da
     if ruleset is None or outcome is None or outcome.sla is None:
         return
     policy = ruleset.policies[outcome.sla.policy]
-    clocks.start(session, ticket, policy, now, priority=outcome.sla.priority,
-                 tier=outcome.sla.tier, levels=ruleset.escalation_levels, fresh=True)
+    clocks.start(
+        session,
+        ticket,
+        policy,
+        now,
+        priority=outcome.sla.priority,
+        tier=outcome.sla.tier,
+        levels=ruleset.escalation_levels,
+        fresh=True,
+    )
 
 
-def _try_assign(session: Session, ticket: TicketRow, actor: str, now: datetime, *,
-                senior: bool = False, incomplete_ok: bool = False) -> None:
+def _try_assign(
+    session: Session,
+    ticket: TicketRow,
+    actor: str,
+    now: datetime,
+    *,
+    senior: bool = False,
+    incomplete_ok: bool = False,
+) -> None:
     """Give it an owner if someone in the team has room; otherwise it waits in the queue.
 
     ``senior``: a rule asked for experience (a P1, a VIP in a major incident), so
@@ -412,7 +532,8 @@ def _try_assign(session: Session, ticket: TicketRow, actor: str, now: datetime, 
 
     try:
         with session.begin_nested():
-            routing.assign(session, ticket.id, actor="routing", now=now, senior=senior,
-                           incomplete_ok=incomplete_ok)
+            routing.assign(
+                session, ticket.id, actor="routing", now=now, senior=senior, incomplete_ok=incomplete_ok
+            )
     except TransitionError:
         session.refresh(ticket)

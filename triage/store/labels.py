@@ -16,6 +16,7 @@ A model must never learn from its own guesses, so a label counts only when a per
 The newest label wins: the ticket's current field is the newest by definition, and of the
 feedback rows the newest one with a valid value is taken.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -70,13 +71,20 @@ def _candidate_ids(session, heads: Sequence[str]) -> list[int]:
     return sorted(ids)
 
 
-def final_labels(session, heads: Iterable[str], known: Mapping[str, set[str]] | None = None, *,
-                 ids: Sequence[int] | None = None, confirm_on_close: bool = True) -> FinalLabels:
+def final_labels(
+    session,
+    heads: Iterable[str],
+    known: Mapping[str, set[str]] | None = None,
+    *,
+    ids: Sequence[int] | None = None,
+    confirm_on_close: bool = True,
+) -> FinalLabels:
     """Human labels per ticket (``ids``, else every ticket with feedback or field changes)."""
     heads, known = list(heads), known or {}
     ids = sorted(ids) if ids is not None else _candidate_ids(session, heads)
-    out = FinalLabels(counts={"tickets_seen": len(ids), "labels": {h: 0 for h in heads},
-                              "ignored_feedback": 0})
+    out = FinalLabels(
+        counts={"tickets_seen": len(ids), "labels": {h: 0 for h in heads}, "ignored_feedback": 0}
+    )
     if not ids:
         return out
     fb, events = _feedback(session, ids), _last_changes(session, ids)
@@ -87,8 +95,14 @@ def final_labels(session, heads: Iterable[str], known: Mapping[str, set[str]] | 
             continue
         labels = {}
         for head in heads:
-            value = label_of(ticket, head, events.get((tid, head)), fb.get((tid, head), []),
-                             known.get(head), confirm_on_close)
+            value = label_of(
+                ticket,
+                head,
+                events.get((tid, head)),
+                fb.get((tid, head), []),
+                known.get(head),
+                confirm_on_close,
+            )
             if value is None:
                 out.counts["ignored_feedback"] += (tid, head) in fb
                 continue
@@ -100,8 +114,14 @@ def final_labels(session, heads: Iterable[str], known: Mapping[str, set[str]] | 
     return out
 
 
-def label_of(ticket: TicketRow, head: str, event: TicketEvent | None, fb: Sequence[Feedback],
-             known: set[str] | None, confirm_on_close: bool = True) -> str | None:
+def label_of(
+    ticket: TicketRow,
+    head: str,
+    event: TicketEvent | None,
+    fb: Sequence[Feedback],
+    known: set[str] | None,
+    confirm_on_close: bool = True,
+) -> str | None:
     """One head's human label of one ticket, or None (see the module docstring)."""
     if head in TICKET_FIELDS:
         value = getattr(ticket, head)

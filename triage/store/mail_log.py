@@ -10,6 +10,7 @@ handler fail) keeps the raw bytes and the reason, so nothing is ever dropped in
 silence: an admin sees the list and can replay a message once the reason is
 dealt with (``triage.store.inbox.replay``).
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -50,19 +51,26 @@ class MailRefusal(Base):
     replay_result: Mapped[str | None] = mapped_column(String(500))
 
 
-def record(session: Session, message: dict[str, Any], reason: str,
-           now: datetime | None = None) -> MailRefusal:
+def record(
+    session: Session, message: dict[str, Any], reason: str, now: datetime | None = None
+) -> MailRefusal:
     """Keep the message and why it was refused; the same raw message twice is recorded once."""
     raw = bytes(message.get("raw") or b"")
     sha = message.get("raw_sha256") or ""
-    found = session.scalars(select(MailRefusal).where(MailRefusal.raw_sha256 == sha,
-                                                      MailRefusal.replayed_at.is_(None))).first()
+    found = session.scalars(
+        select(MailRefusal).where(MailRefusal.raw_sha256 == sha, MailRefusal.replayed_at.is_(None))
+    ).first()
     if found is not None and sha:
         return found
-    row = MailRefusal(reason=reason[:500], message_id=(message.get("message_id") or None),
-                      sender=((message.get("from") or {}).get("address") or None),
-                      subject=(message.get("subject") or "")[:2000], raw_sha256=sha, raw=raw,
-                      received_at=now or utcnow())
+    row = MailRefusal(
+        reason=reason[:500],
+        message_id=(message.get("message_id") or None),
+        sender=((message.get("from") or {}).get("address") or None),
+        subject=(message.get("subject") or "")[:2000],
+        raw_sha256=sha,
+        raw=raw,
+        received_at=now or utcnow(),
+    )
     session.add(row)
     session.flush()
     return row
@@ -76,8 +84,14 @@ def listing(session: Session, *, include_replayed: bool = False, limit: int = 20
 
 
 def to_dict(row: MailRefusal) -> dict[str, Any]:
-    return {"id": row.id, "reason": row.reason, "message_id": row.message_id,
-            "sender": row.sender, "subject": row.subject, "size": len(row.raw or b""),
-            "received_at": row.received_at.isoformat(),
-            "replayed_at": row.replayed_at.isoformat() if row.replayed_at else None,
-            "replay_result": row.replay_result}
+    return {
+        "id": row.id,
+        "reason": row.reason,
+        "message_id": row.message_id,
+        "sender": row.sender,
+        "subject": row.subject,
+        "size": len(row.raw or b""),
+        "received_at": row.received_at.isoformat(),
+        "replayed_at": row.replayed_at.isoformat() if row.replayed_at else None,
+        "replay_result": row.replay_result,
+    }

@@ -4,6 +4,7 @@ The configuration is built here rather than read from an ``alembic.ini`` so the
 migrations travel with the installed package and always target the store's
 own engine.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -12,6 +12,7 @@ claimed and kept in the row, so a retry resends the very same mail (a receiver,
 our own intake included, recognises it) and a customer's answer to it threads
 back to the ticket (:func:`thread_ticket`).
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -40,23 +41,45 @@ def mail_address(value: Any) -> str | None:
     return text if len(text) <= 254 and _ADDRESS.match(text) else None
 
 
-def queue(session: Session, template: str, to: list[str], *, subject: str,
-          context: dict[str, Any], ticket_id: int | None = None, dedupe_key: str | None = None,
-          auto_submitted: str = "auto-generated", attachments: list[dict] | None = None,
-          now: datetime | None = None) -> OutboxMessage | None:
+def queue(
+    session: Session,
+    template: str,
+    to: list[str],
+    *,
+    subject: str,
+    context: dict[str, Any],
+    ticket_id: int | None = None,
+    dedupe_key: str | None = None,
+    auto_submitted: str = "auto-generated",
+    attachments: list[dict] | None = None,
+    now: datetime | None = None,
+) -> OutboxMessage | None:
     """Queue one mail; None when there is nobody to send to or ``dedupe_key`` was queued before."""
     recipients = sorted({a for a in (mail_address(x) for x in to) if a})
     if not recipients:
         return None
-    if dedupe_key is not None and session.scalars(
-            select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)).first():
+    if (
+        dedupe_key is not None
+        and session.scalars(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)).first()
+    ):
         return None
     now = now or utcnow()
-    row = OutboxMessage(kind=KIND, event=f"mail.{template}", ticket_id=ticket_id,
-                        dedupe_key=dedupe_key, next_attempt_at=now, created_at=now,
-                        payload={"template": template, "to": recipients, "subject": subject,
-                                 "context": context, "auto_submitted": auto_submitted,
-                                 "attachments": attachments or []})
+    row = OutboxMessage(
+        kind=KIND,
+        event=f"mail.{template}",
+        ticket_id=ticket_id,
+        dedupe_key=dedupe_key,
+        next_attempt_at=now,
+        created_at=now,
+        payload={
+            "template": template,
+            "to": recipients,
+            "subject": subject,
+            "context": context,
+            "auto_submitted": auto_submitted,
+            "attachments": attachments or [],
+        },
+    )
     session.add(row)
     session.flush()
     return row
@@ -64,8 +87,11 @@ def queue(session: Session, template: str, to: list[str], *, subject: str,
 
 def thread_ticket(session: Session, message_id: str) -> int | None:
     """The ticket whose mail carried ``message_id`` (what a customer's In-Reply-To names)."""
-    return session.scalars(select(OutboxMessage.ticket_id).where(
-        OutboxMessage.kind == KIND, OutboxMessage.message_id == message_id)).first()
+    return session.scalars(
+        select(OutboxMessage.ticket_id).where(
+            OutboxMessage.kind == KIND, OutboxMessage.message_id == message_id
+        )
+    ).first()
 
 
 def _thread(session: Session, row: OutboxMessage) -> list[str]:
@@ -76,44 +102,60 @@ def _thread(session: Session, row: OutboxMessage) -> list[str]:
     ticket = session.get(TicketRow, row.ticket_id)
     if ticket is not None and ticket.message_id:
         found.append((ticket.created_at, ticket.message_id))
-    found += [(c.created_at, c.message_id) for c in session.scalars(
-        select(Comment).where(Comment.ticket_id == row.ticket_id,
-                              Comment.message_id.is_not(None)))]
-    found += [(m.created_at, m.message_id) for m in session.scalars(
-        select(OutboxMessage).where(OutboxMessage.kind == KIND,
-                                    OutboxMessage.ticket_id == row.ticket_id,
-                                    OutboxMessage.id < row.id,
-                                    OutboxMessage.event.not_in(STAFF_EVENTS),
-                                    OutboxMessage.message_id.is_not(None)))]
+    found += [
+        (c.created_at, c.message_id)
+        for c in session.scalars(
+            select(Comment).where(Comment.ticket_id == row.ticket_id, Comment.message_id.is_not(None))
+        )
+    ]
+    found += [
+        (m.created_at, m.message_id)
+        for m in session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.kind == KIND,
+                OutboxMessage.ticket_id == row.ticket_id,
+                OutboxMessage.id < row.id,
+                OutboxMessage.event.not_in(STAFF_EVENTS),
+                OutboxMessage.message_id.is_not(None),
+            )
+        )
+    ]
     ids = [mid for _, mid in sorted(found, key=lambda x: x[0]) if mid]
     return list(dict.fromkeys(ids))
 
 
 def claim(session: Session, now: datetime, domain: str, limit: int = 50) -> list[dict[str, Any]]:
     """Due mails, leased to this worker, with their Message-ID and thread headers fixed."""
-    stmt = (select(OutboxMessage)
-            .where(OutboxMessage.kind == KIND, OutboxMessage.delivered_at.is_(None),
-                   OutboxMessage.failed.is_(False), OutboxMessage.next_attempt_at <= now)
-            .order_by(OutboxMessage.id).limit(limit).with_for_update(skip_locked=True))
+    stmt = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.kind == KIND,
+            OutboxMessage.delivered_at.is_(None),
+            OutboxMessage.failed.is_(False),
+            OutboxMessage.next_attempt_at <= now,
+        )
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
     out = []
     for row in session.scalars(stmt):
         row.next_attempt_at = now + LEASE
         if row.message_id is None:
             thread = _thread(session, row)
-            refs = thread[:1] + thread[1:][-(MAX_REFERENCES - 1):] if thread else []
+            refs = thread[:1] + thread[1:][-(MAX_REFERENCES - 1) :] if thread else []
             row.message_id = email.utils.make_msgid("triage", domain=domain)
-            row.payload = {**row.payload, "in_reply_to": thread[-1] if thread else None,
-                           "references": refs}
-        out.append({"id": row.id, "message_id": row.message_id, "ticket_id": row.ticket_id,
-                    **row.payload})
+            row.payload = {**row.payload, "in_reply_to": thread[-1] if thread else None, "references": refs}
+        out.append({"id": row.id, "message_id": row.message_id, "ticket_id": row.ticket_id, **row.payload})
     return out
 
 
 Sender = Callable[[dict[str, Any]], None]
 
 
-def deliver(store, send: Sender, *, domain: str, now: Callable[[], datetime] = utcnow,
-            limit: int = 50) -> dict[str, int]:
+def deliver(
+    store, send: Sender, *, domain: str, now: Callable[[], datetime] = utcnow, limit: int = 50
+) -> dict[str, int]:
     """One pass: claim due mails, ``send(mail)`` each outside the transaction, record outcomes.
 
     ``send`` raises on failure (connection refused, 4xx/5xx answer, template
@@ -138,13 +180,25 @@ def deliver(store, send: Sender, *, domain: str, now: Callable[[], datetime] = u
 
 def listing(session: Session, limit: int = 200) -> list[dict[str, Any]]:
     """Recent mails, newest first, for the admin's outbox page."""
-    rows = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == KIND)
-                           .order_by(OutboxMessage.id.desc()).limit(limit))
-    return [{"id": r.id, "template": r.payload.get("template"), "to": r.payload.get("to"),
-             "subject": r.payload.get("subject"), "ticket_id": r.ticket_id,
-             "message_id": r.message_id, "created_at": r.created_at,
-             "delivered_at": r.delivered_at, "failed": r.failed, "attempts": r.attempts,
-             "last_error": r.last_error} for r in rows]
+    rows = session.scalars(
+        select(OutboxMessage).where(OutboxMessage.kind == KIND).order_by(OutboxMessage.id.desc()).limit(limit)
+    )
+    return [
+        {
+            "id": r.id,
+            "template": r.payload.get("template"),
+            "to": r.payload.get("to"),
+            "subject": r.payload.get("subject"),
+            "ticket_id": r.ticket_id,
+            "message_id": r.message_id,
+            "created_at": r.created_at,
+            "delivered_at": r.delivered_at,
+            "failed": r.failed,
+            "attempts": r.attempts,
+            "last_error": r.last_error,
+        }
+        for r in rows
+    ]
 
 
 def discard_unsent(session: Session, before: datetime) -> int:
@@ -152,7 +206,11 @@ def discard_unsent(session: Session, before: datetime) -> int:
     whose past must not be mailed to anyone. Returns how many rows went."""
     from sqlalchemy import delete
 
-    result = session.execute(delete(OutboxMessage).where(
-        OutboxMessage.kind == KIND, OutboxMessage.delivered_at.is_(None),
-        OutboxMessage.created_at < before))
+    result = session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.kind == KIND,
+            OutboxMessage.delivered_at.is_(None),
+            OutboxMessage.created_at < before,
+        )
+    )
     return result.rowcount or 0

@@ -17,6 +17,7 @@ by the newest change id (one indexed ``max(id)`` per call) keeps that cheap whil
 a change made through any worker is seen by every worker on its next
 classification.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,8 @@ class PolicyChange(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     head: Mapped[str] = mapped_column(String(100))
     label: Mapped[str | None] = mapped_column(String(200))
-    old: Mapped[str | None] = mapped_column(Text)   # JSON of the previous setting (None = bundle's)
-    new: Mapped[str | None] = mapped_column(Text)   # JSON of the new setting (None = back to bundle)
+    old: Mapped[str | None] = mapped_column(Text)  # JSON of the previous setting (None = bundle's)
+    new: Mapped[str | None] = mapped_column(Text)  # JSON of the new setting (None = back to bundle)
     bundle_id: Mapped[str | None] = mapped_column(String(200))
     by: Mapped[str] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(Text)
@@ -89,27 +90,60 @@ def fold(changes: list[tuple[str, str | None, Any]]) -> dict[str, dict[str, Any]
 
 
 # ----------------------------------------------------------------- writing
-def set_mode(session: Session, head: str, mode: str, *, by: str, bundle_id: str | None = None,
-             note: str | None = None, now: datetime | None = None) -> PolicyChange:
+def set_mode(
+    session: Session,
+    head: str,
+    mode: str,
+    *,
+    by: str,
+    bundle_id: str | None = None,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> PolicyChange:
     """Record a head's mode; ``auto`` is the bundle's own behaviour."""
     mode = check_mode(mode)
     old = effective(session).get(head, {}).get("mode", "auto")
     return _record(session, head, None, {"mode": old}, {"mode": mode}, by, bundle_id, note, now)
 
 
-def set_class(session: Session, head: str, label: str, thresholds: Mapping[str, Any] | None, *,
-              by: str, bundle_id: str | None = None, note: str | None = None,
-              now: datetime | None = None) -> PolicyChange:
+def set_class(
+    session: Session,
+    head: str,
+    label: str,
+    thresholds: Mapping[str, Any] | None,
+    *,
+    by: str,
+    bundle_id: str | None = None,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> PolicyChange:
     """Record a class's thresholds; ``None`` goes back to the bundle's thresholds."""
     new = None if thresholds is None else check_thresholds(thresholds)
     old = effective(session).get(head, {}).get("classes", {}).get(label)
     return _record(session, head, str(label), old, new, by, bundle_id, note, now)
 
 
-def _record(session: Session, head: str, label: str | None, old: Any, new: Any, by: str,
-            bundle_id: str | None, note: str | None, now: datetime | None) -> PolicyChange:
-    row = PolicyChange(head=str(head), label=label, old=_dump(old), new=_dump(new),
-                       bundle_id=bundle_id, by=str(by), note=note or None, at=now or utcnow())
+def _record(
+    session: Session,
+    head: str,
+    label: str | None,
+    old: Any,
+    new: Any,
+    by: str,
+    bundle_id: str | None,
+    note: str | None,
+    now: datetime | None,
+) -> PolicyChange:
+    row = PolicyChange(
+        head=str(head),
+        label=label,
+        old=_dump(old),
+        new=_dump(new),
+        bundle_id=bundle_id,
+        by=str(by),
+        note=note or None,
+        at=now or utcnow(),
+    )
     session.add(row)
     session.flush()
     return row
@@ -131,8 +165,9 @@ def version(session: Session) -> int:
 
 def effective(session: Session) -> dict[str, dict[str, Any]]:
     """The policy in force now (heads without any override are left out)."""
-    rows = session.execute(select(PolicyChange.head, PolicyChange.label, PolicyChange.new)
-                           .order_by(PolicyChange.id))
+    rows = session.execute(
+        select(PolicyChange.head, PolicyChange.label, PolicyChange.new).order_by(PolicyChange.id)
+    )
     return fold([(h, lbl, _load(new)) for h, lbl, new in rows])
 
 
@@ -141,9 +176,20 @@ def history(session: Session, head: str | None = None, limit: int = 200) -> list
     stmt = select(PolicyChange).order_by(PolicyChange.id.desc()).limit(limit)
     if head is not None:
         stmt = stmt.where(PolicyChange.head == head)
-    return [{"id": c.id, "head": c.head, "label": c.label, "old": _load(c.old),
-             "new": _load(c.new), "by": c.by, "bundle_id": c.bundle_id, "note": c.note,
-             "at": c.at.isoformat()} for c in session.scalars(stmt)]
+    return [
+        {
+            "id": c.id,
+            "head": c.head,
+            "label": c.label,
+            "old": _load(c.old),
+            "new": _load(c.new),
+            "by": c.by,
+            "bundle_id": c.bundle_id,
+            "note": c.note,
+            "at": c.at.isoformat(),
+        }
+        for c in session.scalars(stmt)
+    ]
 
 
 class PolicyCache:

@@ -11,6 +11,7 @@ Events are ``shown`` (an article appeared in the suggestions), ``opened``
 kept once per article per visit: the report counts visits, and the customer
 typing on (every keystroke re-queries) must not inflate them.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -34,8 +35,7 @@ class PortalVisit(Base):
     visitor: Mapped[str | None] = mapped_column(String(320), index=True)
     control: Mapped[bool] = mapped_column(Boolean, default=False)
     outcome: Mapped[str | None] = mapped_column(String(20))
-    ticket_id: Mapped[int | None] = mapped_column(
-        ForeignKey("tickets.id", ondelete="SET NULL"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     solved_article: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     ended_at: Mapped[datetime | None]
@@ -47,8 +47,7 @@ class PortalEvent(Base):
     __tablename__ = "portal_events"
     __table_args__ = (Index("ix_portal_events_article", "article_id", "kind"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    visit_id: Mapped[int] = mapped_column(ForeignKey("portal_visits.id", ondelete="CASCADE"),
-                                          index=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("portal_visits.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     article_id: Mapped[str | None] = mapped_column(String(200))
     rank: Mapped[int | None] = mapped_column(Integer)
@@ -57,8 +56,9 @@ class PortalEvent(Base):
 
 
 # ----------------------------------------------------------------- writing
-def start_visit(session: Session, visitor: str | None, control: bool,
-                now: datetime | None = None) -> PortalVisit:
+def start_visit(
+    session: Session, visitor: str | None, control: bool, now: datetime | None = None
+) -> PortalVisit:
     visit = PortalVisit(visitor=visitor, control=bool(control), started_at=now or utcnow())
     session.add(visit)
     session.flush()
@@ -69,26 +69,47 @@ def get_visit(session: Session, visit_id: int | None) -> PortalVisit | None:
     return session.get(PortalVisit, int(visit_id)) if visit_id else None
 
 
-def record(session: Session, visit: PortalVisit, kind: str, article_id: str | None = None, *,
-           rank: int | None = None, score: float | None = None,
-           now: datetime | None = None) -> bool:
+def record(
+    session: Session,
+    visit: PortalVisit,
+    kind: str,
+    article_id: str | None = None,
+    *,
+    rank: int | None = None,
+    score: float | None = None,
+    now: datetime | None = None,
+) -> bool:
     """Append an event; False when it adds nothing (a repeat of shown/opened, or unknown kind)."""
     if kind not in KINDS:
         raise ValueError(f"portal event kind: expected one of {KINDS}, got {kind!r}")
     if kind in ONCE_PER_ARTICLE and article_id is not None:
-        seen = session.scalars(select(PortalEvent.id).where(
-            PortalEvent.visit_id == visit.id, PortalEvent.kind == kind,
-            PortalEvent.article_id == article_id)).first()
+        seen = session.scalars(
+            select(PortalEvent.id).where(
+                PortalEvent.visit_id == visit.id,
+                PortalEvent.kind == kind,
+                PortalEvent.article_id == article_id,
+            )
+        ).first()
         if seen is not None:
             return False
-    session.add(PortalEvent(visit_id=visit.id, kind=kind, article_id=article_id, rank=rank,
-                            score=score, at=now or utcnow()))
+    session.add(
+        PortalEvent(
+            visit_id=visit.id, kind=kind, article_id=article_id, rank=rank, score=score, at=now or utcnow()
+        )
+    )
     session.flush()
     return True
 
 
-def finish(session: Session, visit: PortalVisit, outcome: str, *, ticket_id: int | None = None,
-           article_id: str | None = None, now: datetime | None = None) -> bool:
+def finish(
+    session: Session,
+    visit: PortalVisit,
+    outcome: str,
+    *,
+    ticket_id: int | None = None,
+    article_id: str | None = None,
+    now: datetime | None = None,
+) -> bool:
     """End the visit as ``solved`` or ``submitted`` (once: a second ending is ignored)."""
     if outcome not in OUTCOMES:
         raise ValueError(f"portal outcome: expected one of {OUTCOMES}, got {outcome!r}")
@@ -104,9 +125,15 @@ def finish(session: Session, visit: PortalVisit, outcome: str, *, ticket_id: int
 # ----------------------------------------------------------------- reading
 def articles_of(session: Session, visit_id: int) -> dict[str, list[str]]:
     """Article ids shown and opened in a visit, in the order they happened."""
-    stmt = select(PortalEvent.kind, PortalEvent.article_id).where(
-        PortalEvent.visit_id == visit_id, PortalEvent.kind.in_(ONCE_PER_ARTICLE),
-        PortalEvent.article_id.is_not(None)).order_by(PortalEvent.id)
+    stmt = (
+        select(PortalEvent.kind, PortalEvent.article_id)
+        .where(
+            PortalEvent.visit_id == visit_id,
+            PortalEvent.kind.in_(ONCE_PER_ARTICLE),
+            PortalEvent.article_id.is_not(None),
+        )
+        .order_by(PortalEvent.id)
+    )
     out: dict[str, list[str]] = {"shown": [], "opened": []}
     for kind, article in session.execute(stmt):
         out[kind].append(article)
@@ -115,26 +142,31 @@ def articles_of(session: Session, visit_id: int) -> dict[str, list[str]]:
 
 def events_of(session: Session, visit_id: int) -> list[dict[str, Any]]:
     stmt = select(PortalEvent).where(PortalEvent.visit_id == visit_id).order_by(PortalEvent.id)
-    return [{"kind": e.kind, "article_id": e.article_id, "rank": e.rank, "score": e.score,
-             "at": e.at.isoformat()} for e in session.scalars(stmt)]
+    return [
+        {"kind": e.kind, "article_id": e.article_id, "rank": e.rank, "score": e.score, "at": e.at.isoformat()}
+        for e in session.scalars(stmt)
+    ]
 
 
 def article_counts(session: Session, since: datetime | None = None) -> list[dict[str, Any]]:
     """Per article: visits where it was shown, opened, marked solving, followed by a ticket."""
-    stmt = (select(PortalEvent.article_id, PortalEvent.kind,
-                   func.count(func.distinct(PortalEvent.visit_id)))
-            .where(PortalEvent.article_id.is_not(None))
-            .group_by(PortalEvent.article_id, PortalEvent.kind))
+    stmt = (
+        select(PortalEvent.article_id, PortalEvent.kind, func.count(func.distinct(PortalEvent.visit_id)))
+        .where(PortalEvent.article_id.is_not(None))
+        .group_by(PortalEvent.article_id, PortalEvent.kind)
+    )
     if since is not None:
         stmt = stmt.where(PortalEvent.at >= since)
     rows: dict[str, dict[str, Any]] = {}
     for article, kind, n in session.execute(stmt):
         if kind in ("shown", "opened", "solved"):
             _count_row(rows, article)[kind] = int(n)
-    anyway = (select(PortalEvent.article_id, func.count(func.distinct(PortalEvent.visit_id)))
-              .join(PortalVisit, PortalVisit.id == PortalEvent.visit_id)
-              .where(PortalEvent.kind == "shown", PortalVisit.outcome == "submitted")
-              .group_by(PortalEvent.article_id))
+    anyway = (
+        select(PortalEvent.article_id, func.count(func.distinct(PortalEvent.visit_id)))
+        .join(PortalVisit, PortalVisit.id == PortalEvent.visit_id)
+        .where(PortalEvent.kind == "shown", PortalVisit.outcome == "submitted")
+        .group_by(PortalEvent.article_id)
+    )
     if since is not None:
         anyway = anyway.where(PortalEvent.at >= since)
     for article, n in session.execute(anyway):
@@ -143,18 +175,19 @@ def article_counts(session: Session, since: datetime | None = None) -> list[dict
 
 
 def _count_row(rows: dict[str, dict[str, Any]], article: str) -> dict[str, Any]:
-    return rows.setdefault(article, {"article_id": article, "shown": 0, "opened": 0,
-                                     "solved": 0, "ticket_anyway": 0})
+    return rows.setdefault(
+        article, {"article_id": article, "shown": 0, "opened": 0, "solved": 0, "ticket_anyway": 0}
+    )
 
 
 def outcome_counts(session: Session, since: datetime | None = None) -> dict[str, dict[str, int]]:
     """Visits per group (``control`` / ``treatment``) and outcome, for the deflection estimate."""
-    stmt = select(PortalVisit.control, PortalVisit.outcome, func.count()) \
-        .group_by(PortalVisit.control, PortalVisit.outcome)
+    stmt = select(PortalVisit.control, PortalVisit.outcome, func.count()).group_by(
+        PortalVisit.control, PortalVisit.outcome
+    )
     if since is not None:
         stmt = stmt.where(PortalVisit.started_at >= since)
-    out = {g: {"visits": 0, "solved": 0, "submitted": 0, "abandoned": 0}
-           for g in ("control", "treatment")}
+    out = {g: {"visits": 0, "solved": 0, "submitted": 0, "abandoned": 0} for g in ("control", "treatment")}
     for control, outcome, n in session.execute(stmt):
         group = out["control" if control else "treatment"]
         group["visits"] += int(n)

@@ -8,6 +8,7 @@ growing as more members arrive. Agents list the open ones and accept (every
 member is linked to the parent, which is tagged ``major-incident``) or decline;
 either way the row is closed (``undone_at``) with the decision and who made it.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -24,12 +25,12 @@ KIND = "incident_proposal"
 
 
 def _open_for(session: Session, parent_id: int) -> Link | None:
-    return session.scalars(select(Link).where(Link.kind == KIND, Link.ticket_id == parent_id,
-                                              Link.undone_at.is_(None))).first()
+    return session.scalars(
+        select(Link).where(Link.kind == KIND, Link.ticket_id == parent_id, Link.undone_at.is_(None))
+    ).first()
 
 
-def record(session: Session, incident: dict[str, Any] | None, *,
-           now: datetime | None = None) -> Link | None:
+def record(session: Session, incident: dict[str, Any] | None, *, now: datetime | None = None) -> Link | None:
     """Store (or grow) the open proposal of the incident's parent; None when nothing to store."""
     if not incident or not incident.get("members"):
         return None
@@ -38,21 +39,36 @@ def record(session: Session, incident: dict[str, Any] | None, *,
     members = sorted({int(m) for m in incident["members"]})
     row = _open_for(session, parent)
     if row is None:
-        row = Link(ticket_id=parent, target_id=parent, kind=KIND, created_by="burst-detector",
-                   created_at=now, data={})
+        row = Link(
+            ticket_id=parent,
+            target_id=parent,
+            kind=KIND,
+            created_by="burst-detector",
+            created_at=now,
+            data={},
+        )
         session.add(row)
     known = set(row.data.get("members") or [])
-    row.data = {**row.data, "members": sorted(known | set(members)),
-                "label": incident.get("label"), "size": len(known | set(members)),
-                "cohesion": incident.get("cohesion"), "status": "open"}
+    row.data = {
+        **row.data,
+        "members": sorted(known | set(members)),
+        "label": incident.get("label"),
+        "size": len(known | set(members)),
+        "cohesion": incident.get("cohesion"),
+        "status": "open",
+    }
     session.flush()
     return row
 
 
 def to_dict(row: Link, session: Session | None = None) -> dict[str, Any]:
-    out = {"id": row.id, "parent": row.ticket_id, **dict(row.data or {}),
-           "created_at": row.created_at.isoformat(),
-           "decided_at": row.undone_at and row.undone_at.isoformat()}
+    out = {
+        "id": row.id,
+        "parent": row.ticket_id,
+        **dict(row.data or {}),
+        "created_at": row.created_at.isoformat(),
+        "decided_at": row.undone_at and row.undone_at.isoformat(),
+    }
     if session is not None:
         parent = session.get(tickets.TicketRow, row.ticket_id)
         out["subject"] = parent.subject if parent is not None else None
@@ -60,8 +76,13 @@ def to_dict(row: Link, session: Session | None = None) -> dict[str, Any]:
 
 
 def open_proposals(session: Session, *, limit: int = 50, offset: int = 0) -> list[dict]:
-    rows = session.scalars(select(Link).where(Link.kind == KIND, Link.undone_at.is_(None))
-                           .order_by(Link.id.desc()).limit(limit).offset(offset))
+    rows = session.scalars(
+        select(Link)
+        .where(Link.kind == KIND, Link.undone_at.is_(None))
+        .order_by(Link.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
     return [to_dict(r, session) for r in rows]
 
 
@@ -70,13 +91,13 @@ def _get_open(session: Session, proposal_id: int) -> Link:
     if row is None or row.kind != KIND:
         raise NotFound(f"incident proposal {proposal_id} not found", proposal=proposal_id)
     if row.undone_at is not None:
-        raise TransitionError(f"incident proposal {proposal_id} was already "
-                              f"{row.data.get('status')}", proposal=proposal_id)
+        raise TransitionError(
+            f"incident proposal {proposal_id} was already {row.data.get('status')}", proposal=proposal_id
+        )
     return row
 
 
-def accept(session: Session, proposal_id: int, *, actor: str,
-           now: datetime | None = None) -> dict[str, Any]:
+def accept(session: Session, proposal_id: int, *, actor: str, now: datetime | None = None) -> dict[str, Any]:
     """Make the parent a major incident and link every member to it."""
     now = now or utcnow()
     row = _get_open(session, proposal_id)
@@ -92,17 +113,20 @@ def accept(session: Session, proposal_id: int, *, actor: str,
         except (TransitionError, NotFound):
             skipped.append(member)  # e.g. itself the parent of another incident
     if "major-incident" not in (parent.tags or []):
-        tickets.set_fields(session, parent, {"tags": sorted({*(parent.tags or []),
-                                                             "major-incident"})},
-                           actor=actor, now=now, retime=False)
-    row.data = {**row.data, "status": "accepted", "decided_by": actor, "linked": linked,
-                "skipped": skipped}
+        tickets.set_fields(
+            session,
+            parent,
+            {"tags": sorted({*(parent.tags or []), "major-incident"})},
+            actor=actor,
+            now=now,
+            retime=False,
+        )
+    row.data = {**row.data, "status": "accepted", "decided_by": actor, "linked": linked, "skipped": skipped}
     row.undone_at = now
     return to_dict(row, session)
 
 
-def decline(session: Session, proposal_id: int, *, actor: str,
-            now: datetime | None = None) -> dict[str, Any]:
+def decline(session: Session, proposal_id: int, *, actor: str, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     row = _get_open(session, proposal_id)
     row.data = {**row.data, "status": "declined", "decided_by": actor}

@@ -15,6 +15,7 @@ and each candidate agent is tried inside a savepoint whose rollback releases
 its lock before the next one is taken, so no worker holds one agent while
 waiting for another: no deadlock. SQLite serialises writers (``BEGIN IMMEDIATE``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,8 +58,16 @@ def ensure_team(session: Session, name: str) -> Team:
     return team
 
 
-def upsert_agent(session: Session, agent_id: str, *, name: str = "", skills: Iterable[str] = (),
-                 capacity: int = 10, available: bool = True, teams: Iterable[str] = ()) -> Agent:
+def upsert_agent(
+    session: Session,
+    agent_id: str,
+    *,
+    name: str = "",
+    skills: Iterable[str] = (),
+    capacity: int = 10,
+    available: bool = True,
+    teams: Iterable[str] = (),
+) -> Agent:
     """Create or update an agent with its skills, capacity and teams."""
     agent = session.get(Agent, agent_id) or Agent(id=agent_id)
     agent.name, agent.skills = name or agent_id, sorted(set(skills))
@@ -71,13 +80,17 @@ def upsert_agent(session: Session, agent_id: str, *, name: str = "", skills: Ite
 
 def open_load(session: Session, agent_id: str) -> int:
     """Open tickets an agent owns now (counted, never cached, so it cannot drift)."""
-    stmt = select(func.count()).select_from(TicketRow).where(
-        TicketRow.assignee == agent_id, TicketRow.status.in_(OPEN))
+    stmt = (
+        select(func.count())
+        .select_from(TicketRow)
+        .where(TicketRow.assignee == agent_id, TicketRow.status.in_(OPEN))
+    )
     return int(session.scalar(stmt) or 0)
 
 
-def candidates(session: Session, team: str, skills: Iterable[str] = (), *,
-               senior: bool = False) -> list[tuple[Agent, int]]:
+def candidates(
+    session: Session, team: str, skills: Iterable[str] = (), *, senior: bool = False
+) -> list[tuple[Agent, int]]:
     """Available agents of ``team`` below capacity, best first.
 
     Best = most of the wanted skills, then the lowest open load, then id (stable).
@@ -86,31 +99,44 @@ def candidates(session: Session, team: str, skills: Iterable[str] = (), *,
     from triage.desk import SENIORITY
 
     wanted = set(skills)
-    load = select(TicketRow.assignee, func.count().label("n")).where(
-        TicketRow.status.in_(OPEN), TicketRow.assignee.is_not(None)) \
-        .group_by(TicketRow.assignee).subquery()
-    stmt = (select(Agent, func.coalesce(load.c.n, 0))
-            .join(agent_teams, agent_teams.c.agent_id == Agent.id)
-            .join(Team, Team.id == agent_teams.c.team_id)
-            .outerjoin(load, load.c.assignee == Agent.id)
-            .where(Team.name == team, Agent.available.is_(True), Agent.active.is_not(False)))
+    load = (
+        select(TicketRow.assignee, func.count().label("n"))
+        .where(TicketRow.status.in_(OPEN), TicketRow.assignee.is_not(None))
+        .group_by(TicketRow.assignee)
+        .subquery()
+    )
+    stmt = (
+        select(Agent, func.coalesce(load.c.n, 0))
+        .join(agent_teams, agent_teams.c.agent_id == Agent.id)
+        .join(Team, Team.id == agent_teams.c.team_id)
+        .outerjoin(load, load.c.assignee == Agent.id)
+        .where(Team.name == team, Agent.available.is_(True), Agent.active.is_not(False))
+    )
     rows = [(agent, int(n)) for agent, n in session.execute(stmt) if n < agent.capacity]
     rank = (lambda a: -SENIORITY.get(a.seniority or "regular", 0)) if senior else (lambda a: 0)
     rows.sort(key=lambda r: (rank(r[0]), -len(wanted & set(r[0].skills or [])), r[1], r[0].id))
     return rows
 
 
-def route(session: Session, ticket: TicketRow, choice: TeamChoice, *, actor: str,
-          now: datetime | None = None) -> None:
+def route(
+    session: Session, ticket: TicketRow, choice: TeamChoice, *, actor: str, now: datetime | None = None
+) -> None:
     """Put the ticket in its team's queue (or the triage queue), recording why."""
     queue = choice.team or tickets.TRIAGE_QUEUE
-    tickets.set_fields(session, ticket, {"team": choice.team, "queue": queue},
-                       actor=actor, now=now)
+    tickets.set_fields(session, ticket, {"team": choice.team, "queue": queue}, actor=actor, now=now)
 
 
-def assign(session: Session, ticket_id: int, *, actor: str, agent_id: str | None = None,
-           skills: Iterable[str] = (), now: datetime | None = None,
-           senior: bool = False, incomplete_ok: bool = False) -> TicketRow:
+def assign(
+    session: Session,
+    ticket_id: int,
+    *,
+    actor: str,
+    agent_id: str | None = None,
+    skills: Iterable[str] = (),
+    now: datetime | None = None,
+    senior: bool = False,
+    incomplete_ok: bool = False,
+) -> TicketRow:
     """Give the ticket an owner: ``agent_id`` if named, else the best candidate of its team.
 
     Raises :class:`TransitionError` when nobody can take it (all at capacity,
@@ -121,45 +147,60 @@ def assign(session: Session, ticket_id: int, *, actor: str, agent_id: str | None
     now = now or utcnow()
     ticket = tickets.get(session, ticket_id, lock=True)
     if ticket.status not in OPEN:
-        raise TransitionError(f"ticket {ticket.id} is {ticket.status}: reopen it before "
-                              "assigning", ticket=ticket.id)
+        raise TransitionError(
+            f"ticket {ticket.id} is {ticket.status}: reopen it before assigning", ticket=ticket.id
+        )
     if ticket.assignee is not None and agent_id in (None, ticket.assignee):
-        if ticket.status == Status.NEW.value and not tickets.missing_mandatory(ticket) \
-                and agent_id == ticket.assignee:  # an urgent ticket's owner takes it up
+        if (
+            ticket.status == Status.NEW.value
+            and not tickets.missing_mandatory(ticket)
+            and agent_id == ticket.assignee
+        ):  # an urgent ticket's owner takes it up
             tickets.transition(session, ticket, Status.ASSIGNED, actor=actor, now=now)
         return ticket  # someone else routed it first (or asked twice): keep the owner
     missing = tickets.missing_mandatory(ticket) if ticket.status == Status.NEW.value else []
     if missing and not incomplete_ok:
-        raise TransitionError(f"ticket {ticket.id} cannot leave new before "
-                              f"{', '.join(missing)} are set", ticket=ticket.id, missing=missing)
+        raise TransitionError(
+            f"ticket {ticket.id} cannot leave new before {', '.join(missing)} are set",
+            ticket=ticket.id,
+            missing=missing,
+        )
     if agent_id is not None:
         pool = [agent_id]
     else:
         if not ticket.team:
-            raise TransitionError(f"ticket {ticket.id} has no team yet: it waits in the "
-                                  "triage queue", ticket=ticket.id)
+            raise TransitionError(
+                f"ticket {ticket.id} has no team yet: it waits in the triage queue", ticket=ticket.id
+            )
         pool = [a.id for a, _ in candidates(session, ticket.team, skills, senior=senior)]
     for candidate in pool:
         try:
             with session.begin_nested():  # a full agent's lock is released before the next
-                if not _take_slot(session, ticket, candidate, actor, now,
-                                  keep_new=bool(missing)):
+                if not _take_slot(session, ticket, candidate, actor, now, keep_new=bool(missing)):
                     raise _Full(candidate)
             return ticket
         except _Full:
             continue
-    raise TransitionError(f"no agent can take ticket {ticket.id}: "
-                          + ("agent is unavailable or at capacity" if agent_id
-                             else f"team {ticket.team} has no available agent below capacity"),
-                          ticket=ticket.id, team=ticket.team, agent=agent_id)
+    raise TransitionError(
+        f"no agent can take ticket {ticket.id}: "
+        + (
+            "agent is unavailable or at capacity"
+            if agent_id
+            else f"team {ticket.team} has no available agent below capacity"
+        ),
+        ticket=ticket.id,
+        team=ticket.team,
+        agent=agent_id,
+    )
 
 
 class _Full(Exception):
     """Internal: this candidate cannot take the ticket (rolls its savepoint back)."""
 
 
-def _take_slot(session: Session, ticket: TicketRow, agent_id: str, actor: str,
-               now: datetime, keep_new: bool = False) -> bool:
+def _take_slot(
+    session: Session, ticket: TicketRow, agent_id: str, actor: str, now: datetime, keep_new: bool = False
+) -> bool:
     """Lock the agent, recount their load, and conditionally claim the ticket."""
     agent = session.scalars(select(Agent).where(Agent.id == agent_id).with_for_update()).first()
     if agent is None:
@@ -168,14 +209,18 @@ def _take_slot(session: Session, ticket: TicketRow, agent_id: str, actor: str,
         return False
     previous = ticket.assignee
     guard = TicketRow.assignee.is_(None) if previous is None else TicketRow.assignee == previous
-    result = session.execute(update(TicketRow).where(TicketRow.id == ticket.id, guard)
-                             .values(assignee=agent_id, updated_at=now)
-                             .returning(TicketRow.id)
-                             .execution_options(synchronize_session=False))
+    result = session.execute(
+        update(TicketRow)
+        .where(TicketRow.id == ticket.id, guard)
+        .values(assignee=agent_id, updated_at=now)
+        .returning(TicketRow.id)
+        .execution_options(synchronize_session=False)
+    )
     if result.first() is None:  # the guard did not match: someone else got there first
         session.refresh(ticket)
-        raise TransitionError(f"ticket {ticket.id} was assigned concurrently to "
-                              f"{ticket.assignee}", ticket=ticket.id)
+        raise TransitionError(
+            f"ticket {ticket.id} was assigned concurrently to {ticket.assignee}", ticket=ticket.id
+        )
     session.refresh(ticket)
     tickets.record(session, ticket, "assignee", previous, agent_id, actor, now)
     if ticket.status in (Status.NEW.value, Status.ASSIGNED.value) and not keep_new:
@@ -184,8 +229,7 @@ def _take_slot(session: Session, ticket: TicketRow, agent_id: str, actor: str,
     return True
 
 
-def unassign(session: Session, ticket: TicketRow, *, actor: str,
-             now: datetime | None = None) -> None:
+def unassign(session: Session, ticket: TicketRow, *, actor: str, now: datetime | None = None) -> None:
     if ticket.assignee is None:
         return
     tickets.record(session, ticket, "assignee", ticket.assignee, None, actor, now or utcnow())
@@ -207,7 +251,8 @@ def team_state(session: Session, team: str | None, now: datetime) -> dict[str, A
     if not team:
         return None
     stmt = select(func.count(), func.min(TicketRow.created_at)).where(
-        TicketRow.status.in_(OPEN), (TicketRow.queue == team) | (TicketRow.team == team))
+        TicketRow.status.in_(OPEN), (TicketRow.queue == team) | (TicketRow.team == team)
+    )
     count, oldest = session.execute(stmt).one()
     age = (now - oldest).total_seconds() / 3600.0 if oldest is not None else 0.0
     return {"backlog": int(count or 0), "oldest_hours": max(0.0, age)}

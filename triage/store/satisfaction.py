@@ -6,6 +6,7 @@ answer in one click without signing in. The team, agent and category are copied
 at resolution so the report does not move when the ticket is later re-routed.
 The first answer counts: one answer per ticket, enforced by the row itself.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,7 @@ CHANGE_WINDOW = timedelta(hours=1)
 class Survey(Base):
     __tablename__ = "satisfaction"
     id: Mapped[int] = mapped_column(primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"),
-                                           unique=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), unique=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)
     team: Mapped[str | None] = mapped_column(String(100))
     agent: Mapped[str | None] = mapped_column(String(100))
@@ -45,9 +45,14 @@ def request(session: Session, ticket: TicketRow, now: datetime | None = None) ->
     found = session.scalars(select(Survey).where(Survey.ticket_id == ticket.id)).first()
     if found is not None:
         return found
-    survey = Survey(ticket_id=ticket.id, token=secrets.token_urlsafe(32), team=ticket.team,
-                    agent=ticket.assignee, category=ticket.category,
-                    requested_at=now or utcnow())
+    survey = Survey(
+        ticket_id=ticket.id,
+        token=secrets.token_urlsafe(32),
+        team=ticket.team,
+        agent=ticket.assignee,
+        category=ticket.category,
+        requested_at=now or utcnow(),
+    )
     session.add(survey)
     session.flush()
     return survey
@@ -63,8 +68,9 @@ def of_ticket(session: Session, ticket_id: int) -> Survey | None:
     return session.scalars(select(Survey).where(Survey.ticket_id == ticket_id)).first()
 
 
-def answer(session: Session, survey: Survey, rating: int, comment: str | None = None,
-           now: datetime | None = None) -> bool:
+def answer(
+    session: Session, survey: Survey, rating: int, comment: str | None = None, now: datetime | None = None
+) -> bool:
     """Record the rating; False when this ticket was already rated (the first answer stands).
 
     A conditional UPDATE (``WHERE rating IS NULL``), so two clicks racing in two
@@ -72,10 +78,11 @@ def answer(session: Session, survey: Survey, rating: int, comment: str | None = 
     """
     if rating not in SCALE:
         raise ValueError(f"expected a rating in {SCALE}, got {rating!r}")
-    result = session.execute(update(Survey).where(Survey.id == survey.id,
-                                                  Survey.rating.is_(None))
-                             .values(rating=rating, comment=(comment or None) and comment[:2000],
-                                     answered_at=now or utcnow()))
+    result = session.execute(
+        update(Survey)
+        .where(Survey.id == survey.id, Survey.rating.is_(None))
+        .values(rating=rating, comment=(comment or None) and comment[:2000], answered_at=now or utcnow())
+    )
     session.refresh(survey)
     return result.rowcount == 1
 
@@ -85,9 +92,11 @@ def change(session: Session, survey: Survey, rating: int, now: datetime | None =
     if rating not in SCALE:
         raise ValueError(f"expected a rating in {SCALE}, got {rating!r}")
     now = now or utcnow()
-    result = session.execute(update(Survey).where(
-        Survey.id == survey.id, Survey.rating.is_not(None),
-        Survey.answered_at > now - CHANGE_WINDOW).values(rating=rating))
+    result = session.execute(
+        update(Survey)
+        .where(Survey.id == survey.id, Survey.rating.is_not(None), Survey.answered_at > now - CHANGE_WINDOW)
+        .values(rating=rating)
+    )
     session.refresh(survey)
     return result.rowcount == 1
 
@@ -106,8 +115,7 @@ def report(session: Session, by: str) -> list[dict[str, Any]]:
     """Per team, agent or category: answers n, mean rating, share satisfied with its interval."""
     if by not in ("team", "agent", "category"):
         raise ValueError(f"expected team, agent or category, got {by!r}")
-    rows = session.execute(select(getattr(Survey, by), Survey.rating)
-                           .where(Survey.rating.is_not(None))).all()
+    rows = session.execute(select(getattr(Survey, by), Survey.rating).where(Survey.rating.is_not(None))).all()
     groups: dict[str, list[int]] = {}
     for key, rating in rows:
         groups.setdefault(key or "(none)", []).append(int(rating))
@@ -116,8 +124,17 @@ def report(session: Session, by: str) -> list[dict[str, Any]]:
     for key, ratings in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         n, happy = len(ratings), sum(r >= SATISFIED for r in ratings)
         low, high = wilson(happy, n)
-        out.append({by: key, "n": n, "asked": asked.get(key, n), "mean": sum(ratings) / n,
-                    "satisfied": happy / n, "satisfied_low": low, "satisfied_high": high})
+        out.append(
+            {
+                by: key,
+                "n": n,
+                "asked": asked.get(key, n),
+                "mean": sum(ratings) / n,
+                "satisfied": happy / n,
+                "satisfied_low": low,
+                "satisfied_high": high,
+            }
+        )
     return out
 
 

@@ -11,6 +11,7 @@ A query is split into words; every word must match (AND), the last one also as
 a prefix (people type "printe"). Nothing the user types reaches the FTS query
 syntax unquoted, so ``"``, ``*``, ``NEAR`` or ``-`` are words, never operators.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,8 +25,20 @@ from triage.errors import InputError
 from triage.store import tickets
 from triage.store.tables import SlaClockRow, TicketRow
 
-SORTS = {"priority", "-priority", "due", "-due", "created", "-created", "updated", "-updated",
-         "id", "-id", "predicted_priority", "-predicted_priority"}
+SORTS = {
+    "priority",
+    "-priority",
+    "due",
+    "-due",
+    "created",
+    "-created",
+    "updated",
+    "-updated",
+    "id",
+    "-id",
+    "predicted_priority",
+    "-predicted_priority",
+}
 _WORD = re.compile(r"\w+", re.UNICODE)
 _HAS_FTS: dict[int, bool] = {}
 
@@ -38,15 +51,14 @@ COUNT_CAP = 1000
 @dataclass
 class Page:
     items: list[TicketRow]
-    total: int          # exact up to COUNT_CAP, else COUNT_CAP + 1 with ``exact`` False
+    total: int  # exact up to COUNT_CAP, else COUNT_CAP + 1 with ``exact`` False
     limit: int
     offset: int
     exact: bool = True
 
     @property
     def next_offset(self) -> int | None:
-        if self.offset + self.limit < self.total or (not self.exact and len(self.items) ==
-                                                     self.limit):
+        if self.offset + self.limit < self.total or (not self.exact and len(self.items) == self.limit):
             return self.offset + self.limit
         return None
 
@@ -63,8 +75,7 @@ def has_fulltext(session: Session) -> bool:
         if engine.dialect.name == "sqlite":
             found = session.execute(text("SELECT 1 FROM sqlite_master WHERE name='tickets_fts'"))
         else:
-            found = session.execute(text("SELECT 1 FROM pg_indexes WHERE indexname="
-                                         "'ix_tickets_fulltext'"))
+            found = session.execute(text("SELECT 1 FROM pg_indexes WHERE indexname='ix_tickets_fulltext'"))
         _HAS_FTS[key] = found.first() is not None
     return _HAS_FTS[key]
 
@@ -82,38 +93,59 @@ def text_filter(session: Session, query: str, *, method: str = "auto"):
         clauses = []
         for w in terms:
             pattern = "%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            clauses.append(or_(func.lower(TicketRow.subject).like(pattern, escape="\\"),
-                               func.lower(TicketRow.body).like(pattern, escape="\\")))
+            clauses.append(
+                or_(
+                    func.lower(TicketRow.subject).like(pattern, escape="\\"),
+                    func.lower(TicketRow.body).like(pattern, escape="\\"),
+                )
+            )
         return and_(*clauses)
     if dialect == "sqlite":
         match = " ".join(f'"{w}"' for w in terms[:-1]) + f' "{terms[-1]}"*'
-        sub = text("SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH :match") \
-            .bindparams(match=match.strip())
+        sub = text("SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH :match").bindparams(
+            match=match.strip()
+        )
         return TicketRow.id.in_(sub)
-    tsquery = " & ".join(f"'{w}'" for w in terms[:-1]) + \
-        (" & " if len(terms) > 1 else "") + f"'{terms[-1]}':*"
+    tsquery = (
+        " & ".join(f"'{w}'" for w in terms[:-1]) + (" & " if len(terms) > 1 else "") + f"'{terms[-1]}':*"
+    )
     # written exactly as the index expression of migration 0008, so the planner uses it
-    return text("to_tsvector('english'::regconfig, coalesce(tickets.subject, '') || ' ' || "
-                "coalesce(tickets.body, '')) @@ to_tsquery('english'::regconfig, :tsq)") \
-        .bindparams(tsq=tsquery)
+    return text(
+        "to_tsvector('english'::regconfig, coalesce(tickets.subject, '') || ' ' || "
+        "coalesce(tickets.body, '')) @@ to_tsquery('english'::regconfig, :tsq)"
+    ).bindparams(tsq=tsquery)
 
 
-def find(session: Session, *, q: str | None = None, queue: str | None = None,
-         status: Iterable[str] | None = None, team: str | None = None,
-         assignee: str | None = None, priority: int | None = None,
-         requester: str | None = None, visible_to=None, sort: str = "priority",
-         limit: int = 50, offset: int = 0, method: str = "auto") -> Page:
+def find(
+    session: Session,
+    *,
+    q: str | None = None,
+    queue: str | None = None,
+    status: Iterable[str] | None = None,
+    team: str | None = None,
+    assignee: str | None = None,
+    priority: int | None = None,
+    requester: str | None = None,
+    visible_to=None,
+    sort: str = "priority",
+    limit: int = 50,
+    offset: int = 0,
+    method: str = "auto",
+) -> Page:
     """One page of tickets matching every given filter, in ``sort`` order, with the total.
 
     ``visible_to`` (an ``access.Viewer``) limits the result to what that person may see.
     ``assignee`` ``"none"`` means unassigned.
     """
     if sort not in SORTS:
-        raise InputError("unknown sort", column="sort", expected="|".join(sorted(SORTS)),
-                         got=sort)
+        raise InputError("unknown sort", column="sort", expected="|".join(sorted(SORTS)), got=sort)
     if not 1 <= int(limit) <= 500 or int(offset) < 0:
-        raise InputError("bad paging", column="limit", expected="limit 1..500, offset >= 0",
-                         got=f"limit {limit}, offset {offset}")
+        raise InputError(
+            "bad paging",
+            column="limit",
+            expected="limit 1..500, offset >= 0",
+            got=f"limit {limit}, offset {offset}",
+        )
     conds = []
     if q:
         clause = text_filter(session, q, method=method)
@@ -149,8 +181,13 @@ def _visibility(viewer) -> list:
     if viewer.role == "requester":
         return [TicketRow.requester == viewer.id]
     teams = list(viewer.teams)
-    return [or_(TicketRow.assignee == viewer.id, TicketRow.queue.in_(teams + [tickets.TRIAGE_QUEUE]),
-                TicketRow.team.in_(teams))]
+    return [
+        or_(
+            TicketRow.assignee == viewer.id,
+            TicketRow.queue.in_(teams + [tickets.TRIAGE_QUEUE]),
+            TicketRow.team.in_(teams),
+        )
+    ]
 
 
 def _order(stmt, sort: str):
@@ -158,23 +195,28 @@ def _order(stmt, sort: str):
     key = sort.lstrip("-")
     if key == "priority":
         col = TicketRow.priority
-        return stmt.order_by(TicketRow.escalation_level.desc(),
-                             (col.desc() if desc else col.asc()).nulls_last(), TicketRow.id)
+        return stmt.order_by(
+            TicketRow.escalation_level.desc(), (col.desc() if desc else col.asc()).nulls_last(), TicketRow.id
+        )
     if key == "predicted_priority":
         from triage.store.tables import Prediction
 
-        latest = select(func.max(Prediction.id)).where(Prediction.ticket_id == TicketRow.id,
-                                                       Prediction.head == "priority") \
-            .correlate(TicketRow).scalar_subquery()
-        label = select(Prediction.label).where(Prediction.id == latest) \
-            .correlate(TicketRow).scalar_subquery()
+        latest = (
+            select(func.max(Prediction.id))
+            .where(Prediction.ticket_id == TicketRow.id, Prediction.head == "priority")
+            .correlate(TicketRow)
+            .scalar_subquery()
+        )
+        label = select(Prediction.label).where(Prediction.id == latest).correlate(TicketRow).scalar_subquery()
         shown = func.coalesce(cast(TicketRow.priority, String), func.substr(label, 2, 1))
         return stmt.order_by((shown.desc() if desc else shown.asc()).nulls_last(), TicketRow.id)
     if key == "due":
-        due = select(func.min(SlaClockRow.due_at)).where(
-            SlaClockRow.ticket_id == TicketRow.id, SlaClockRow.running.is_(True)) \
-            .correlate(TicketRow).scalar_subquery()
+        due = (
+            select(func.min(SlaClockRow.due_at))
+            .where(SlaClockRow.ticket_id == TicketRow.id, SlaClockRow.running.is_(True))
+            .correlate(TicketRow)
+            .scalar_subquery()
+        )
         return stmt.order_by((due.desc() if desc else due.asc()).nulls_last(), TicketRow.id)
-    col = {"created": TicketRow.created_at, "updated": TicketRow.updated_at,
-           "id": TicketRow.id}[key]
+    col = {"created": TicketRow.created_at, "updated": TicketRow.updated_at, "id": TicketRow.id}[key]
     return stmt.order_by(col.desc() if desc else col.asc(), TicketRow.id)

@@ -8,6 +8,7 @@ Each row holds the challenger's answer for one head and, from the same moment, t
 champion's label, so the report needs no join to tell agreement; grading against agents'
 final labels goes through :mod:`triage.store.labels`, the same rules a retrain learns by.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -26,8 +27,7 @@ class ShadowPrediction(Base):
 
     __tablename__ = "shadow_predictions"
     id: Mapped[int] = mapped_column(primary_key=True)
-    ticket_id: Mapped[int | None] = mapped_column(
-        ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     source: Mapped[str] = mapped_column(String(20), default="ticket")  # ticket | classify
     head: Mapped[str] = mapped_column(String(100))
     label: Mapped[str | None] = mapped_column(String(200))
@@ -39,22 +39,35 @@ class ShadowPrediction(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
-def record(session: Session, shadow: Mapping[str, Any], champion: Mapping[str, Any] | None, *,
-           ticket_id: int | None = None, source: str = "ticket",
-           now: datetime | None = None) -> list[ShadowPrediction]:
+def record(
+    session: Session,
+    shadow: Mapping[str, Any],
+    champion: Mapping[str, Any] | None,
+    *,
+    ticket_id: int | None = None,
+    source: str = "ticket",
+    now: datetime | None = None,
+) -> list[ShadowPrediction]:
     """Store one challenger result (``{"fields": {head: {...}}, "bundle_id"}``) per head."""
     champ_fields = (champion or {}).get("fields") or {}
     rows = []
     for head, out in (shadow.get("fields") or {}).items():
         label = out.get("label")
         champ = champ_fields.get(head) or {}
-        rows.append(ShadowPrediction(
-            ticket_id=ticket_id, source=source, head=head,
-            label=None if label is None else str(label), probability=out.get("probability"),
-            decision=out.get("decision"), bundle_id=str(shadow.get("bundle_id") or ""),
-            champion_bundle_id=(champion or {}).get("bundle_id"),
-            champion_label=None if champ.get("label") is None else str(champ["label"]),
-            created_at=now or utcnow()))
+        rows.append(
+            ShadowPrediction(
+                ticket_id=ticket_id,
+                source=source,
+                head=head,
+                label=None if label is None else str(label),
+                probability=out.get("probability"),
+                decision=out.get("decision"),
+                bundle_id=str(shadow.get("bundle_id") or ""),
+                champion_bundle_id=(champion or {}).get("bundle_id"),
+                champion_label=None if champ.get("label") is None else str(champ["label"]),
+                created_at=now or utcnow(),
+            )
+        )
     session.add_all(rows)
     session.flush()
     return rows
@@ -65,8 +78,9 @@ def for_ticket(session: Session, ticket_id: int) -> list[ShadowPrediction]:
     return list(session.scalars(stmt.order_by(ShadowPrediction.id)))
 
 
-def report(session: Session, bundle_id: str | None = None, *,
-           known: Mapping[str, set[str]] | None = None) -> dict[str, Any]:
+def report(
+    session: Session, bundle_id: str | None = None, *, known: Mapping[str, set[str]] | None = None
+) -> dict[str, Any]:
     """Per challenger bundle and head: how often champion and challenger agree with each
     other and with agents' final labels, on the tickets that have one.
 
@@ -85,8 +99,16 @@ def report(session: Session, bundle_id: str | None = None, *,
     finals = final_labels(session, heads, known, ids=ids).tickets if ids else {}
     out: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for (bundle, tid, head, _), row in newest.items():
-        c = out[bundle].setdefault(head, {"shadowed": 0, "agree_with_champion": 0, "labelled": 0,
-                                          "champion_correct": 0, "challenger_correct": 0})
+        c = out[bundle].setdefault(
+            head,
+            {
+                "shadowed": 0,
+                "agree_with_champion": 0,
+                "labelled": 0,
+                "champion_correct": 0,
+                "challenger_correct": 0,
+            },
+        )
         c["shadowed"] += 1
         c["agree_with_champion"] += row.label == row.champion_label
         truth = (finals.get(tid) or (None, {}))[1].get(head) if tid is not None else None

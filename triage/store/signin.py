@@ -12,6 +12,7 @@ every worker.
 Requests for links are counted here too (per address and per client, in a
 sliding window) because the rows are already here and every worker sees them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,10 @@ LINK_TTL = timedelta(minutes=15)
 
 class SigninLink(Base):
     __tablename__ = "signin_links"
-    __table_args__ = (Index("ix_signin_links_address", "address", "created_at"),
-                      Index("ix_signin_links_client", "client", "created_at"))
+    __table_args__ = (
+        Index("ix_signin_links_address", "address", "created_at"),
+        Index("ix_signin_links_client", "client", "created_at"),
+    )
     nonce_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     address: Mapped[str] = mapped_column(String(320))
     client: Mapped[str] = mapped_column(String(100))
@@ -70,24 +73,41 @@ def _sha(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def issue_link(session: Session, address: str, client: str, *, now: datetime | None = None,
-               limits: LinkLimits = LinkLimits(), ttl: timedelta = LINK_TTL) -> str:
+def issue_link(
+    session: Session,
+    address: str,
+    client: str,
+    *,
+    now: datetime | None = None,
+    limits: LinkLimits = LinkLimits(),
+    ttl: timedelta = LINK_TTL,
+) -> str:
     """A fresh nonce for ``address``, or :class:`TooManyRequests` over either limit."""
     now = now or utcnow()
     since = now - limits.window
-    for column, value, limit, what in ((SigninLink.address, address, limits.per_address,
-                                        "this address"),
-                                       (SigninLink.client, client, limits.per_client,
-                                        "this client")):
-        count = session.scalar(select(func.count()).select_from(SigninLink)
-                               .where(column == value, SigninLink.created_at > since))
+    for column, value, limit, what in (
+        (SigninLink.address, address, limits.per_address, "this address"),
+        (SigninLink.client, client, limits.per_client, "this client"),
+    ):
+        count = session.scalar(
+            select(func.count()).select_from(SigninLink).where(column == value, SigninLink.created_at > since)
+        )
         if count >= limit:
-            raise TooManyRequests(f"too many sign-in links for {what}: at most {limit} per "
-                                  f"{int(limits.window.total_seconds() // 60)} minutes",
-                                  int(limits.window.total_seconds()))
+            raise TooManyRequests(
+                f"too many sign-in links for {what}: at most {limit} per "
+                f"{int(limits.window.total_seconds() // 60)} minutes",
+                int(limits.window.total_seconds()),
+            )
     nonce = secrets.token_urlsafe(24)
-    session.add(SigninLink(nonce_sha256=_sha(nonce), address=address, client=client[:100],
-                           created_at=now, expires_at=now + ttl))
+    session.add(
+        SigninLink(
+            nonce_sha256=_sha(nonce),
+            address=address,
+            client=client[:100],
+            created_at=now,
+            expires_at=now + ttl,
+        )
+    )
     session.flush()
     return nonce
 
@@ -95,17 +115,25 @@ def issue_link(session: Session, address: str, client: str, *, now: datetime | N
 def use_link(session: Session, nonce: str, address: str, now: datetime | None = None) -> bool:
     """True the first time a valid, unexpired link for ``address`` is used; False ever after."""
     now = now or utcnow()
-    result = session.execute(update(SigninLink).where(
-        SigninLink.nonce_sha256 == _sha(nonce), SigninLink.address == address,
-        SigninLink.used_at.is_(None), SigninLink.expires_at > now).values(used_at=now))
+    result = session.execute(
+        update(SigninLink)
+        .where(
+            SigninLink.nonce_sha256 == _sha(nonce),
+            SigninLink.address == address,
+            SigninLink.used_at.is_(None),
+            SigninLink.expires_at > now,
+        )
+        .values(used_at=now)
+    )
     return result.rowcount == 1
 
 
 def open_session(session: Session, role: str, user_id: str, now: datetime | None = None) -> str:
     """A new page session; the returned id goes into the cookie (only its hash is stored)."""
     sid = secrets.token_urlsafe(32)
-    session.add(PageSession(id_sha256=_sha(sid), role=role, user_id=user_id[:320],
-                            created_at=now or utcnow()))
+    session.add(
+        PageSession(id_sha256=_sha(sid), role=role, user_id=user_id[:320], created_at=now or utcnow())
+    )
     session.flush()
     return sid
 
@@ -119,6 +147,8 @@ def session_alive(session: Session, sid: str | None) -> bool:
 
 def revoke(session: Session, sid: str | None, now: datetime | None = None) -> None:
     if sid:
-        session.execute(update(PageSession).where(PageSession.id_sha256 == _sha(sid),
-                                                  PageSession.revoked_at.is_(None))
-                        .values(revoked_at=now or utcnow()))
+        session.execute(
+            update(PageSession)
+            .where(PageSession.id_sha256 == _sha(sid), PageSession.revoked_at.is_(None))
+            .values(revoked_at=now or utcnow())
+        )

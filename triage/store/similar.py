@@ -25,6 +25,7 @@ Intake searches *before* it writes (:func:`search` takes a :class:`Probe`, the n
 ticket as it will be stored, without an id yet), so the search never runs while
 the write lock is held; :func:`search` is the one call intake makes.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,8 +69,15 @@ def encoder_name(encoder) -> str:
 
 def remember(session: Session, ticket: TicketRow, vector, encoder: str) -> None:
     vec = np.asarray(vector, dtype=np.float32).ravel()
-    session.add(TicketVector(ticket_id=ticket.id, encoder=encoder, dim=int(vec.size),
-                             vector=vec.tobytes(), created_at=ticket.created_at))
+    session.add(
+        TicketVector(
+            ticket_id=ticket.id,
+            encoder=encoder,
+            dim=int(vec.size),
+            vector=vec.tobytes(),
+            created_at=ticket.created_at,
+        )
+    )
 
 
 @dataclass
@@ -95,8 +103,11 @@ class Found:
         if self.incident is None:
             return self
         swap = lambda i: ticket_id if i == NEW else i  # noqa: E731
-        incident = {**self.incident, "parent": swap(self.incident["parent"]),
-                    "members": [swap(m) for m in self.incident["members"]]}
+        incident = {
+            **self.incident,
+            "parent": swap(self.incident["parent"]),
+            "members": [swap(m) for m in self.incident["members"]],
+        }
         return Found(self.duplicates, incident)
 
 
@@ -105,8 +116,11 @@ def search(session: Session, probe: Probe, config: DuplicateConfig = DuplicateCo
     vector = np.asarray(probe.vector, dtype=np.float32).ravel()
     since = probe.created_at - (config.window or RETENTION)
     if config.require_same_requester:  # the requester's own tickets: few, read them all
-        rows = [(i, v, r, t) for i, v, r, t, _ in _recent(session, probe.encoder, since, None)
-                if v.size == vector.size and r == probe.requester]
+        rows = [
+            (i, v, r, t)
+            for i, v, r, t, _ in _recent(session, probe.encoder, since, None)
+            if v.size == vector.size and r == probe.requester
+        ]
     else:
         rows = _nearest(session, vector, probe.encoder, since, probe.created_at, None)
     hits = find_duplicates(vector, probe.requester, probe.created_at, rows, config=config)
@@ -125,12 +139,17 @@ def _burst(session: Session, probe: Probe, vector: np.ndarray) -> dict[str, Any]
         near = near[np.argsort(-cosine[near], kind="stable")[:BURST_NEIGHBOURS]]
         rows = [rows[i] for i in sorted(near)]
     rows.append((NEW, vector, probe.created_at, probe.subject))
-    for cluster in detect_burst(rows, window=BURST_WINDOW, min_size=BURST_MIN_SIZE,
-                                similarity=BURST_SIMILARITY):
+    for cluster in detect_burst(
+        rows, window=BURST_WINDOW, min_size=BURST_MIN_SIZE, similarity=BURST_SIMILARITY
+    ):
         if NEW in cluster.members:
-            return {"parent": int(cluster.seed), "members": [int(m) for m in cluster.members],
-                    "label": cluster.label, "size": cluster.size,
-                    "cohesion": round(float(cluster.cohesion), 4)}
+            return {
+                "parent": int(cluster.seed),
+                "members": [int(m) for m in cluster.members],
+                "label": cluster.label,
+                "size": cluster.size,
+                "cohesion": round(float(cluster.cohesion), 4),
+            }
     return None
 
 
@@ -167,10 +186,16 @@ def _window(session: Session, encoder: str, since: datetime, dim: int) -> list[t
     Ids and times are read; vectors come from this process's cache when it has
     seen them, so a busy window costs a narrow index read, not every blob again.
     """
-    stmt = (select(TicketVector.ticket_id, TicketVector.created_at, TicketRow.subject)
-            .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
-            .where(TicketVector.encoder == encoder, TicketVector.created_at >= since,
-                   TicketVector.dim == dim, TicketRow.status.in_(OPEN_STATUSES)))
+    stmt = (
+        select(TicketVector.ticket_id, TicketVector.created_at, TicketRow.subject)
+        .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
+        .where(
+            TicketVector.encoder == encoder,
+            TicketVector.created_at >= since,
+            TicketVector.dim == dim,
+            TicketRow.status.in_(OPEN_STATUSES),
+        )
+    )
     listed = list(session.execute(stmt))
     cache = _recent_cache(session, encoder)
     vectors: dict[int, np.ndarray] = {}
@@ -186,55 +211,76 @@ def _window(session: Session, encoder: str, since: datetime, dim: int) -> list[t
     missing = [key for key, _, _ in listed if key not in vectors]
     for lo in range(0, len(missing), 900):
         stmt = select(TicketVector.ticket_id, TicketVector.vector).where(
-            TicketVector.ticket_id.in_(missing[lo:lo + 900]))
+            TicketVector.ticket_id.in_(missing[lo : lo + 900])
+        )
         fetched = {key: np.frombuffer(blob, dtype=np.float32) for key, blob in session.execute(stmt)}
         vectors.update(fetched)
         with cache.lock:
             cache.vectors.update(fetched)
             while len(cache.vectors) > VECTOR_CACHE_SIZE:
                 cache.vectors.popitem(last=False)
-    return [(key, vectors[key], created_at, subject) for key, created_at, subject in listed
-            if key in vectors]
+    return [(key, vectors[key], created_at, subject) for key, created_at, subject in listed if key in vectors]
 
 
 def _recent(session: Session, encoder: str, since: datetime, exclude: int):
-    stmt = (select(TicketVector, TicketRow.requester, TicketRow.subject)
-            .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
-            .where(TicketVector.encoder == encoder, TicketVector.created_at >= since,
-                   TicketRow.status.in_(OPEN_STATUSES), TicketRow.id != exclude))
+    stmt = (
+        select(TicketVector, TicketRow.requester, TicketRow.subject)
+        .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
+        .where(
+            TicketVector.encoder == encoder,
+            TicketVector.created_at >= since,
+            TicketRow.status.in_(OPEN_STATUSES),
+            TicketRow.id != exclude,
+        )
+    )
     for vec, requester, subject in session.execute(stmt):
-        yield vec.ticket_id, np.frombuffer(vec.vector, dtype=np.float32), requester, \
-            vec.created_at, subject
+        yield vec.ticket_id, np.frombuffer(vec.vector, dtype=np.float32), requester, vec.created_at, subject
 
 
-def offer(session: Session, ticket: TicketRow, vector, encoder: str,
-          config: DuplicateConfig = DuplicateConfig()) -> list[dict[str, Any]]:
+def offer(
+    session: Session, ticket: TicketRow, vector, encoder: str, config: DuplicateConfig = DuplicateConfig()
+) -> list[dict[str, Any]]:
     """Open tickets that look like this one, best first (for the agent to merge or not)."""
     since = ticket.created_at - (config.window or RETENTION)
     if config.require_same_requester:  # the requester's own tickets: few, read them all
-        rows = [(i, v, r, t) for i, v, r, t, _ in _recent(session, encoder, since, ticket.id)
-                if v.size == np.size(vector) and r == ticket.requester]
+        rows = [
+            (i, v, r, t)
+            for i, v, r, t, _ in _recent(session, encoder, since, ticket.id)
+            if v.size == np.size(vector) and r == ticket.requester
+        ]
     else:
         rows = _nearest(session, vector, encoder, since, ticket.created_at, ticket.id)
-    hits = find_duplicates(vector, ticket.requester, ticket.created_at, rows, config=config,
-                           exclude=ticket.id)
+    hits = find_duplicates(
+        vector, ticket.requester, ticket.created_at, rows, config=config, exclude=ticket.id
+    )
     return [{"ticket_id": int(i), "score": s, "reasons": r} for i, s, r in hits]
 
 
-def burst(session: Session, ticket: TicketRow, vector, encoder: str,
-          window: timedelta = BURST_WINDOW, min_size: int = BURST_MIN_SIZE,
-          similarity: float = 0.75) -> dict[str, Any] | None:
+def burst(
+    session: Session,
+    ticket: TicketRow,
+    vector,
+    encoder: str,
+    window: timedelta = BURST_WINDOW,
+    min_size: int = BURST_MIN_SIZE,
+    similarity: float = 0.75,
+) -> dict[str, Any] | None:
     """A proposed major incident this ticket belongs to, if similar tickets are piling up."""
-    rows = [(i, v, t, s) for i, v, _, t, s in _recent(session, encoder,
-                                                       ticket.created_at - window, ticket.id)
-            if v.size == np.size(vector)]
-    rows.append((ticket.id, np.asarray(vector, dtype=np.float32).ravel(), ticket.created_at,
-                 ticket.subject))
+    rows = [
+        (i, v, t, s)
+        for i, v, _, t, s in _recent(session, encoder, ticket.created_at - window, ticket.id)
+        if v.size == np.size(vector)
+    ]
+    rows.append((ticket.id, np.asarray(vector, dtype=np.float32).ravel(), ticket.created_at, ticket.subject))
     for cluster in detect_burst(rows, window=window, min_size=min_size, similarity=similarity):
         if ticket.id in cluster.members:
-            return {"parent": int(cluster.seed), "members": [int(m) for m in cluster.members],
-                    "label": cluster.label, "size": cluster.size,
-                    "cohesion": round(float(cluster.cohesion), 4)}
+            return {
+                "parent": int(cluster.seed),
+                "members": [int(m) for m in cluster.members],
+                "label": cluster.label,
+                "size": cluster.size,
+                "cohesion": round(float(cluster.cohesion), 4),
+            }
     return None
 
 
@@ -255,35 +301,51 @@ class _OpenTickets:
         later look, once it is really there. If the highest id went *down*, rows were
         deleted wholesale (a test emptying its database, a restore): start over.
         """
-        top = session.execute(select(func.max(TicketVector.ticket_id))
-                              .where(TicketVector.ticket_id != exclude)).scalar() or 0
+        top = (
+            session.execute(
+                select(func.max(TicketVector.ticket_id)).where(TicketVector.ticket_id != exclude)
+            ).scalar()
+            or 0
+        )
         if top < self.watermark:
             self.index = ann.VectorIndex(self.index.dim, exact_below=ann.EXACT_BELOW)
             self.watermark = 0
-        recent = (select(TicketVector.ticket_id)
-                  .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
-                  .where(TicketVector.ticket_id > self.watermark - CATCH_UP_MARGIN,
-                         TicketVector.ticket_id != exclude, TicketVector.encoder == encoder,
-                         TicketRow.status.in_(OPEN_STATUSES)))
+        recent = (
+            select(TicketVector.ticket_id)
+            .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
+            .where(
+                TicketVector.ticket_id > self.watermark - CATCH_UP_MARGIN,
+                TicketVector.ticket_id != exclude,
+                TicketVector.encoder == encoder,
+                TicketRow.status.in_(OPEN_STATUSES),
+            )
+        )
         fresh = [i for (i,) in session.execute(recent) if i not in self.index]
         if fresh:
             self._load(session, encoder, TicketVector.ticket_id.in_(fresh))
         self.watermark = max(self.watermark, int(top))
 
     def build(self, session: Session, encoder: str, since: datetime, exclude: int) -> None:
-        self._load(session, encoder, (TicketVector.created_at >= since)
-                   & (TicketVector.ticket_id != exclude))
-        self.watermark = int(session.execute(
-            select(func.max(TicketVector.ticket_id))
-            .where(TicketVector.ticket_id != exclude)).scalar() or 0)
+        self._load(session, encoder, (TicketVector.created_at >= since) & (TicketVector.ticket_id != exclude))
+        self.watermark = int(
+            session.execute(
+                select(func.max(TicketVector.ticket_id)).where(TicketVector.ticket_id != exclude)
+            ).scalar()
+            or 0
+        )
 
     def _load(self, session: Session, encoder: str, where) -> None:
-        stmt = (select(TicketVector.ticket_id, TicketVector.vector)
-                .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
-                .where(where, TicketVector.encoder == encoder,
-                       TicketVector.dim == self.index.dim,
-                       TicketRow.status.in_(OPEN_STATUSES))
-                .execution_options(yield_per=5000))
+        stmt = (
+            select(TicketVector.ticket_id, TicketVector.vector)
+            .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
+            .where(
+                where,
+                TicketVector.encoder == encoder,
+                TicketVector.dim == self.index.dim,
+                TicketRow.status.in_(OPEN_STATUSES),
+            )
+            .execution_options(yield_per=5000)
+        )
         keys: list[int] = []
         vecs: list[np.ndarray] = []
         for key, blob in session.execute(stmt):
@@ -300,8 +362,9 @@ _INDEXES: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary(
 _INDEXES_LOCK = threading.Lock()
 
 
-def _open_tickets(session: Session, encoder: str, dim: int, at: datetime,
-                  exclude: int | None) -> _OpenTickets:
+def _open_tickets(
+    session: Session, encoder: str, dim: int, at: datetime, exclude: int | None
+) -> _OpenTickets:
     """This process's index for the session's database, built on first use."""
     engine = session.get_bind()
     engine = getattr(engine, "engine", engine)
@@ -326,8 +389,9 @@ def _open_tickets(session: Session, encoder: str, dim: int, at: datetime,
     return found
 
 
-def _nearest(session: Session, vector, encoder: str, since: datetime, at: datetime,
-             exclude: int | None) -> list[tuple]:
+def _nearest(
+    session: Session, vector, encoder: str, since: datetime, at: datetime, exclude: int | None
+) -> list[tuple]:
     """``(id, vector, requester, created_at)`` of the open tickets nearest ``vector``."""
     vec = np.asarray(vector, dtype=np.float32).ravel()
     kept = _open_tickets(session, encoder, vec.size, at, exclude)
@@ -336,10 +400,17 @@ def _nearest(session: Session, vector, encoder: str, since: datetime, at: dateti
         near = [key for key, _ in kept.index.search(vec, CANDIDATES + 1) if key != exclude]
     if not near:
         return []
-    stmt = (select(TicketVector.ticket_id, TicketVector.vector, TicketRow.requester,
-                   TicketVector.created_at, TicketRow.status)
-            .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
-            .where(TicketVector.ticket_id.in_(near), TicketVector.encoder == encoder))
+    stmt = (
+        select(
+            TicketVector.ticket_id,
+            TicketVector.vector,
+            TicketRow.requester,
+            TicketVector.created_at,
+            TicketRow.status,
+        )
+        .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
+        .where(TicketVector.ticket_id.in_(near), TicketVector.encoder == encoder)
+    )
     rows, gone = [], set(near)
     for key, blob, requester, created_at, status in session.execute(stmt):
         if status not in OPEN_STATUSES:

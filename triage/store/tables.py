@@ -9,13 +9,28 @@ keep it across several service workers.
 Times are stored as naive UTC and handed back timezone-aware (``UTCDateTime``)
 so SQLite and PostgreSQL compare them the same way.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer,
-                        LargeBinary, MetaData, String, Table, Text, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -61,7 +76,8 @@ class Base(DeclarativeBase):
 
 
 agent_teams = Table(
-    "agent_teams", Base.metadata,
+    "agent_teams",
+    Base.metadata,
     Column("agent_id", ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
     Column("team_id", ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
 )
@@ -173,8 +189,7 @@ class TicketVector(Base):
 
     __tablename__ = "ticket_vectors"
     __table_args__ = (Index("ix_ticket_vectors_recent", "encoder", "created_at"),)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"),
-                                           primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
     encoder: Mapped[str] = mapped_column(String(200))
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
@@ -244,8 +259,10 @@ class SlaClockRow(Base):
     """
 
     __tablename__ = "sla_clocks"
-    __table_args__ = (UniqueConstraint("ticket_id", "kind"),
-                      Index("ix_sla_clocks_sweep", "running", "next_level_at"))
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "kind"),
+        Index("ix_sla_clocks_sweep", "running", "next_level_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(30))  # first_response | resolution
@@ -318,8 +335,7 @@ class OutboxMessage(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), default="webhook")
     webhook_id: Mapped[int | None] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
-    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"),
-                                                  index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     message_id: Mapped[str | None] = mapped_column(String(500), index=True)
     dedupe_key: Mapped[str | None] = mapped_column(String(300), unique=True)
     event: Mapped[str] = mapped_column(String(100))

@@ -5,6 +5,7 @@ the ticket row is the present, ``ticket_events`` the append-only past. The
 lifecycle obeys ``triage.ticket.TRANSITIONS`` and nothing else; a refusal
 names where the ticket is, where it was asked to go and where it may go.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,21 +20,28 @@ from sqlalchemy.orm import Session
 from triage.errors import InputError, NotFound, TransitionError
 from triage.htmltext import as_text
 from triage.store import clocks, event_log
-from triage.store.tables import (ID_MAX, Comment, IdempotencyKey, TicketEvent, TicketRow,
-                                 Watcher, utcnow)
+from triage.store.tables import ID_MAX, Comment, IdempotencyKey, TicketEvent, TicketRow, Watcher, utcnow
 from triage.ticket import TRANSITIONS, Channel, Status
 
 # Fields that must be set (by model, rule or agent) before a ticket leaves ``new``.
 MANDATORY = ("category", "priority", "affected_service")
 # Fields an agent (or a rule) may change directly on the row.
-EDITABLE = ("subject", "ticket_type", "category", "priority", "affected_service", "customer_tier",
-            "team", "queue", "tags")
+EDITABLE = (
+    "subject",
+    "ticket_type",
+    "category",
+    "priority",
+    "affected_service",
+    "customer_tier",
+    "team",
+    "queue",
+    "tags",
+)
 TRIAGE_QUEUE = "triage"
 # Why a ticket waits (ITIL "pending"): on the customer's answer or on a third party (vendor,
 # carrier, another organisation). Kept in ``extra["pending_reason"]`` and in the history.
 PENDING_REASONS = ("customer", "third_party")
-OPEN_STATUSES = (Status.NEW.value, Status.ASSIGNED.value, Status.IN_PROGRESS.value,
-                 Status.PENDING.value)
+OPEN_STATUSES = (Status.NEW.value, Status.ASSIGNED.value, Status.IN_PROGRESS.value, Status.PENDING.value)
 
 
 def _text(value: Any) -> str | None:
@@ -44,11 +52,25 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def record(session: Session, ticket: TicketRow, field: str, old: Any, new: Any, actor: str,
-           at: datetime | None = None) -> TicketEvent:
+def record(
+    session: Session,
+    ticket: TicketRow,
+    field: str,
+    old: Any,
+    new: Any,
+    actor: str,
+    at: datetime | None = None,
+) -> TicketEvent:
     """Append one event; the only way the history grows."""
-    return event_log.add(session, ticket_id=ticket.id, field=field, old=_text(old),
-                         new=_text(new), actor=actor, at=at or utcnow())
+    return event_log.add(
+        session,
+        ticket_id=ticket.id,
+        field=field,
+        old=_text(old),
+        new=_text(new),
+        actor=actor,
+        at=at or utcnow(),
+    )
 
 
 def coerce(field: str, value: Any) -> Any:
@@ -60,12 +82,14 @@ def coerce(field: str, value: Any) -> Any:
     else:
         match = re.search(r"[1-5]", str(value))
         if not match:
-            raise InputError("priority must be 1 (most urgent) to 5", column="priority",
-                             expected="1..5", got=value)
+            raise InputError(
+                "priority must be 1 (most urgent) to 5", column="priority", expected="1..5", got=value
+            )
         number = int(match.group())
     if not 1 <= number <= 5:
-        raise InputError("priority must be 1 (most urgent) to 5", column="priority",
-                         expected="1..5", got=value)
+        raise InputError(
+            "priority must be 1 (most urgent) to 5", column="priority", expected="1..5", got=value
+        )
     return number
 
 
@@ -73,8 +97,12 @@ def _checked_text(column: str, value: Any) -> str:
     """Text is stored as given, except NUL, which PostgreSQL cannot store: refused on both."""
     text = "" if value is None else str(value)
     if "\x00" in text:
-        raise InputError("text must not contain NUL characters", column=column,
-                         expected="text without U+0000", got="a NUL character")
+        raise InputError(
+            "text must not contain NUL characters",
+            column=column,
+            expected="text without U+0000",
+            got="a NUL character",
+        )
     return text
 
 
@@ -82,12 +110,20 @@ def fits(model, column: str, value: Any) -> Any:
     """Refuse a value longer than its column, or holding NUL (PostgreSQL would fail the whole
     transaction, SQLite would store it: the two stores must answer alike)."""
     if isinstance(value, str) and "\x00" in value:
-        raise InputError("text must not contain NUL characters", column=column,
-                         expected="text without U+0000", got="a NUL character")
+        raise InputError(
+            "text must not contain NUL characters",
+            column=column,
+            expected="text without U+0000",
+            got="a NUL character",
+        )
     limit = getattr(model.__table__.c[column].type, "length", None)
     if isinstance(value, str) and limit is not None and len(value) > limit:
-        raise InputError(f"{column} is too long", column=column,
-                         expected=f"at most {limit} characters", got=f"{len(value)} characters")
+        raise InputError(
+            f"{column} is too long",
+            column=column,
+            expected=f"at most {limit} characters",
+            got=f"{len(value)} characters",
+        )
     return value
 
 
@@ -112,17 +148,26 @@ def _claim_key(session: Session, key: str) -> int | None:
     transaction and then do nothing, and we answer the holder's ticket.
     """
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(IdempotencyKey).values(key=key, created_at=utcnow()) \
-        .on_conflict_do_nothing().returning(IdempotencyKey.key)
+    stmt = (
+        insert(IdempotencyKey)
+        .values(key=key, created_at=utcnow())
+        .on_conflict_do_nothing()
+        .returning(IdempotencyKey.key)
+    )
     if session.execute(stmt).first() is not None:
         return None
     holder = session.scalar(select(IdempotencyKey.ticket_id).where(IdempotencyKey.key == key))
     return holder or -1
 
 
-def create(session: Session, data: dict[str, Any], *, actor: str,
-           idempotency_key: str | None = None, now: datetime | None = None
-           ) -> tuple[TicketRow, bool]:
+def create(
+    session: Session,
+    data: dict[str, Any],
+    *,
+    actor: str,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> tuple[TicketRow, bool]:
     """Store a new ticket from any channel; returns ``(ticket, created)``.
 
     With ``idempotency_key`` a retry answers the first ticket (``created`` is
@@ -133,33 +178,48 @@ def create(session: Session, data: dict[str, Any], *, actor: str,
         held = _claim_key(session, idempotency_key)
         if held is not None:
             if held < 0:
-                raise TransitionError("a request with this Idempotency-Key is still running",
-                                      key=idempotency_key)
+                raise TransitionError(
+                    "a request with this Idempotency-Key is still running", key=idempotency_key
+                )
             return get(session, held), False
     channel = str(data.get("channel") or Channel.API.value)
     if channel not in {c.value for c in Channel}:
-        raise InputError("unknown channel", column="channel",
-                         expected="|".join(c.value for c in Channel), got=channel)
+        raise InputError(
+            "unknown channel", column="channel", expected="|".join(c.value for c in Channel), got=channel
+        )
     ticket = TicketRow(
         subject=_checked_text("subject", data.get("subject")),
         body=_checked_text("body", as_text(data.get("body"))),  # HTML as mail converts it
-        channel=channel, requester=fits(TicketRow, "requester", data.get("requester")),
-        status=Status.NEW.value, queue=TRIAGE_QUEUE,
+        channel=channel,
+        requester=fits(TicketRow, "requester", data.get("requester")),
+        status=Status.NEW.value,
+        queue=TRIAGE_QUEUE,
         customer_tier=fits(TicketRow, "customer_tier", data.get("customer_tier")),
-        extra=dict(data.get("extra") or {}), tags=_tags(data.get("tags")),
-        created_at=now, updated_at=now)
+        extra=dict(data.get("extra") or {}),
+        tags=_tags(data.get("tags")),
+        created_at=now,
+        updated_at=now,
+    )
     session.add(ticket)
     session.flush()
     record(session, ticket, "created", None, channel, actor, now)
     add_watchers(session, ticket, data.get("watchers") or [])
     if idempotency_key:
-        session.execute(update(IdempotencyKey).where(IdempotencyKey.key == idempotency_key)
-                        .values(ticket_id=ticket.id))
+        session.execute(
+            update(IdempotencyKey).where(IdempotencyKey.key == idempotency_key).values(ticket_id=ticket.id)
+        )
     return ticket, True
 
 
-def set_fields(session: Session, ticket: TicketRow, changes: dict[str, Any], *, actor: str,
-               now: datetime | None = None, retime: bool = True) -> list[str]:
+def set_fields(
+    session: Session,
+    ticket: TicketRow,
+    changes: dict[str, Any],
+    *,
+    actor: str,
+    now: datetime | None = None,
+    retime: bool = True,
+) -> list[str]:
     """Change editable fields, one event each; returns the names that really changed.
 
     ``retime=False`` (intake, before the clocks start) skips the SLA re-target.
@@ -168,8 +228,12 @@ def set_fields(session: Session, ticket: TicketRow, changes: dict[str, Any], *, 
     changed = []
     for field, value in changes.items():
         if field not in EDITABLE:
-            raise InputError(f"field {field!r} cannot be changed here", column=field,
-                             expected="one of " + ", ".join(EDITABLE), got=field)
+            raise InputError(
+                f"field {field!r} cannot be changed here",
+                column=field,
+                expected="one of " + ", ".join(EDITABLE),
+                got=field,
+            )
         value = fits(TicketRow, field, coerce(field, value)) if field != "tags" else _tags(value)
         old = getattr(ticket, field)
         if old == value:
@@ -184,8 +248,9 @@ def set_fields(session: Session, ticket: TicketRow, changes: dict[str, Any], *, 
     return changed
 
 
-def edit(session: Session, ticket: TicketRow, changes: dict[str, Any], *, actor: str,
-         now: datetime | None = None) -> list[str]:
+def edit(
+    session: Session, ticket: TicketRow, changes: dict[str, Any], *, actor: str, now: datetime | None = None
+) -> list[str]:
     """A person's change: like :func:`set_fields`, plus feedback on predicted fields."""
     from triage.store import feedback
 
@@ -196,10 +261,15 @@ def edit(session: Session, ticket: TicketRow, changes: dict[str, Any], *, actor:
         # a person who sends the value already there (applied by the model, routed by a rule)
         # confirms it: agreement is a label too, counted once per field
         if field in changed or not feedback.has_label(session, ticket.id, field):
-            feedback.record_change(session, ticket, field, before[field], getattr(ticket, field),
-                                   by=actor, now=now)
-    if ticket.queue == TRIAGE_QUEUE and ticket.team and not missing_mandatory(ticket) \
-            and "queue" not in changes:
+            feedback.record_change(
+                session, ticket, field, before[field], getattr(ticket, field), by=actor, now=now
+            )
+    if (
+        ticket.queue == TRIAGE_QUEUE
+        and ticket.team
+        and not missing_mandatory(ticket)
+        and "queue" not in changes
+    ):
         set_fields(session, ticket, {"queue": ticket.team}, actor=actor, now=now)
         changed.append("queue")  # triaged: it leaves the triage queue for its team's
     return changed
@@ -209,9 +279,16 @@ def missing_mandatory(ticket: TicketRow) -> list[str]:
     return [f for f in MANDATORY if getattr(ticket, f) in (None, "")]
 
 
-def transition(session: Session, ticket: TicketRow, to: str | Status, *, actor: str,
-               now: datetime | None = None, resolution: str | None = None,
-               reason: str | None = None) -> TicketRow:
+def transition(
+    session: Session,
+    ticket: TicketRow,
+    to: str | Status,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    resolution: str | None = None,
+    reason: str | None = None,
+) -> TicketRow:
     """Move along the lifecycle table, or raise :class:`TransitionError` saying why not.
 
     ``reason`` says why a ticket goes ``pending`` (one of ``PENDING_REASONS``).
@@ -219,26 +296,36 @@ def transition(session: Session, ticket: TicketRow, to: str | Status, *, actor: 
     now = now or utcnow()
     old, new = Status(ticket.status), _status(to)
     if reason is not None and (new is not Status.PENDING or reason not in PENDING_REASONS):
-        raise InputError("a reason is given only for pending: customer or third_party",
-                         column="reason", expected="|".join(PENDING_REASONS) + " with to=pending",
-                         got=reason)
+        raise InputError(
+            "a reason is given only for pending: customer or third_party",
+            column="reason",
+            expected="|".join(PENDING_REASONS) + " with to=pending",
+            got=reason,
+        )
     fits(TicketRow, "resolution", resolution)
     allowed = sorted(s.value for s in TRANSITIONS[old])
     if new not in TRANSITIONS[old]:
-        raise TransitionError(f"cannot move ticket {ticket.id} from {old.value} to {new.value}; "
-                              f"allowed: {', '.join(allowed)}",
-                              ticket=ticket.id, **{"from": old.value, "to": new.value},
-                              allowed=allowed)
+        raise TransitionError(
+            f"cannot move ticket {ticket.id} from {old.value} to {new.value}; allowed: {', '.join(allowed)}",
+            ticket=ticket.id,
+            **{"from": old.value, "to": new.value},
+            allowed=allowed,
+        )
     if old is Status.NEW:
         missing = missing_mandatory(ticket)
         if missing:
-            raise TransitionError(f"ticket {ticket.id} cannot leave new before "
-                                  f"{', '.join(missing)} are set", ticket=ticket.id,
-                                  **{"from": old.value, "to": new.value}, missing=missing)
+            raise TransitionError(
+                f"ticket {ticket.id} cannot leave new before {', '.join(missing)} are set",
+                ticket=ticket.id,
+                **{"from": old.value, "to": new.value},
+                missing=missing,
+            )
     if new is Status.ASSIGNED and not ticket.assignee:
-        raise TransitionError(f"ticket {ticket.id} needs an assignee to be assigned "
-                              "(use assign)", ticket=ticket.id,
-                              **{"from": old.value, "to": new.value})
+        raise TransitionError(
+            f"ticket {ticket.id} needs an assignee to be assigned (use assign)",
+            ticket=ticket.id,
+            **{"from": old.value, "to": new.value},
+        )
     ticket.status = new.value
     ticket.updated_at = now
     record(session, ticket, "status", old.value, new.value, actor, now)
@@ -252,8 +339,9 @@ def transition(session: Session, ticket: TicketRow, to: str | Status, *, actor: 
     return ticket
 
 
-def _pending_reason(session: Session, ticket: TicketRow, reason: str | None, actor: str,
-                    now: datetime) -> None:
+def _pending_reason(
+    session: Session, ticket: TicketRow, reason: str | None, actor: str, now: datetime
+) -> None:
     extra = dict(ticket.extra or {})
     old = extra.get("pending_reason")
     if old == reason:
@@ -270,12 +358,20 @@ def _status(value: str | Status) -> Status:
     try:
         return Status(value)
     except ValueError:
-        raise InputError("unknown status", column="status",
-                         expected="|".join(s.value for s in Status), got=value) from None
+        raise InputError(
+            "unknown status", column="status", expected="|".join(s.value for s in Status), got=value
+        ) from None
 
 
-def _stamp(session: Session, ticket: TicketRow, old: Status, new: Status, actor: str,
-           now: datetime, resolution: str | None) -> None:
+def _stamp(
+    session: Session,
+    ticket: TicketRow,
+    old: Status,
+    new: Status,
+    actor: str,
+    now: datetime,
+    resolution: str | None,
+) -> None:
     """Resolution/closure times and the resolution code follow the status."""
     if new is Status.RESOLVED:
         ticket.resolved_at = now
@@ -294,9 +390,18 @@ def _stamp(session: Session, ticket: TicketRow, old: Status, new: Status, actor:
         ticket.resolved_at = ticket.closed_at = ticket.resolution = None
 
 
-def add_comment(session: Session, ticket: TicketRow, *, author: str, body: str,
-                public: bool = True, channel: str = "api", message_id: str | None = None,
-                by_agent: bool = False, now: datetime | None = None) -> tuple[Comment, bool]:
+def add_comment(
+    session: Session,
+    ticket: TicketRow,
+    *,
+    author: str,
+    body: str,
+    public: bool = True,
+    channel: str = "api",
+    message_id: str | None = None,
+    by_agent: bool = False,
+    now: datetime | None = None,
+) -> tuple[Comment, bool]:
     """A follow-up; the first public agent reply stops the first-response clock.
 
     An e-mail whose ``message_id`` is already stored is the same message
@@ -308,10 +413,15 @@ def add_comment(session: Session, ticket: TicketRow, *, author: str, body: str,
         if found is not None:
             return found, False
     fits(Comment, "message_id", message_id)
-    comment = Comment(ticket_id=ticket.id, author=fits(Comment, "author", author),
-                      body=_checked_text("body", as_text(body)),
-                      public=public,
-                      channel=channel, message_id=message_id, created_at=now)
+    comment = Comment(
+        ticket_id=ticket.id,
+        author=fits(Comment, "author", author),
+        body=_checked_text("body", as_text(body)),
+        public=public,
+        channel=channel,
+        message_id=message_id,
+        created_at=now,
+    )
     session.add(comment)
     session.flush()
     record(session, ticket, "comment", None, comment.id, author, now)
@@ -327,8 +437,7 @@ def add_comment(session: Session, ticket: TicketRow, *, author: str, body: str,
     return comment, True
 
 
-def customer_replied(session: Session, ticket: TicketRow, *, actor: str,
-                     now: datetime | None = None) -> None:
+def customer_replied(session: Session, ticket: TicketRow, *, actor: str, now: datetime | None = None) -> None:
     """The customer answered: a ticket pending on them, or resolved, goes back to work."""
     if ticket.status in (Status.PENDING.value, Status.RESOLVED.value):
         transition(session, ticket, Status.IN_PROGRESS, actor=actor, now=now)
@@ -339,13 +448,18 @@ def _tags(values: Any) -> list[str]:
     if values is None:
         return []
     if not isinstance(values, (list, tuple)):
-        raise InputError("tags must be a list of texts", column="tags", expected="array",
-                         got=type(values).__name__)
+        raise InputError(
+            "tags must be a list of texts", column="tags", expected="array", got=type(values).__name__
+        )
     out = []
     for value in values:
         if not isinstance(value, str) or not value.strip() or "\x00" in value or len(value) > 100:
-            raise InputError("each tag must be a non-empty text of at most 100 characters without "
-                             "NUL", column="tags", expected="text", got=value)
+            raise InputError(
+                "each tag must be a non-empty text of at most 100 characters without NUL",
+                column="tags",
+                expected="text",
+                got=value,
+            )
         out.append(value)
     return out
 
@@ -358,15 +472,22 @@ def add_watchers(session: Session, ticket: TicketRow, addresses: Iterable[Any]) 
     wanted: list[str] = []
     for address in addresses:
         if not isinstance(address, str) or not address.strip():
-            raise InputError("a watcher must be a non-empty text", column="watchers",
-                             expected="e-mail address or user id", got=address)
+            raise InputError(
+                "a watcher must be a non-empty text",
+                column="watchers",
+                expected="e-mail address or user id",
+                got=address,
+            )
         fits(Watcher, "address", address)
         if address not in wanted:
             wanted.append(address)
     if not wanted:
         return 0
-    have = set(session.scalars(select(Watcher.address).where(
-        Watcher.ticket_id == ticket.id, Watcher.address.in_(wanted))))
+    have = set(
+        session.scalars(
+            select(Watcher.address).where(Watcher.ticket_id == ticket.id, Watcher.address.in_(wanted))
+        )
+    )
     new = [Watcher(ticket_id=ticket.id, address=a) for a in wanted if a not in have]
     session.add_all(new)
     session.flush()
@@ -375,8 +496,9 @@ def add_watchers(session: Session, ticket: TicketRow, addresses: Iterable[Any]) 
 
 def add_watcher(session: Session, ticket: TicketRow, address: str) -> bool:
     """Watch a ticket; watching twice is a no-op (unique per ticket and address)."""
-    exists = session.scalars(select(Watcher).where(Watcher.ticket_id == ticket.id,
-                                                   Watcher.address == address)).first()
+    exists = session.scalars(
+        select(Watcher).where(Watcher.ticket_id == ticket.id, Watcher.address == address)
+    ).first()
     if exists is not None:
         return False
     session.add(Watcher(ticket_id=ticket.id, address=fits(Watcher, "address", address)))
@@ -387,8 +509,7 @@ def add_watcher(session: Session, ticket: TicketRow, address: str) -> bool:
 def history(session: Session, ticket_id: int) -> list[TicketEvent]:
     """Every recorded change of one ticket, oldest first."""
     get(session, ticket_id)
-    stmt = select(TicketEvent).where(TicketEvent.ticket_id == int(ticket_id)) \
-        .order_by(TicketEvent.id)
+    stmt = select(TicketEvent).where(TicketEvent.ticket_id == int(ticket_id)).order_by(TicketEvent.id)
     return list(session.scalars(stmt))
 
 
@@ -400,14 +521,21 @@ def comments(session: Session, ticket_id: int, *, public_only: bool = False) -> 
 
 
 def watchers(session: Session, ticket_id: int) -> list[str]:
-    stmt = select(Watcher.address).where(Watcher.ticket_id == int(ticket_id)) \
-        .order_by(Watcher.id)
+    stmt = select(Watcher.address).where(Watcher.ticket_id == int(ticket_id)).order_by(Watcher.id)
     return list(session.scalars(stmt))
 
 
-def query(session: Session, *, queue: str | None = None, status: Iterable[str] | None = None,
-          requester: str | None = None, teams: Iterable[str] | None = None,
-          assignee: str | None = None, limit: int = 100, offset: int = 0) -> list[TicketRow]:
+def query(
+    session: Session,
+    *,
+    queue: str | None = None,
+    status: Iterable[str] | None = None,
+    requester: str | None = None,
+    teams: Iterable[str] | None = None,
+    assignee: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[TicketRow]:
     """Tickets filtered the way queues and portals need, most urgent first."""
     stmt = select(TicketRow)
     if queue:
@@ -420,8 +548,9 @@ def query(session: Session, *, queue: str | None = None, status: Iterable[str] |
         stmt = stmt.where(TicketRow.queue.in_(list(teams)) | TicketRow.team.in_(list(teams)))
     if assignee:
         stmt = stmt.where(TicketRow.assignee == assignee)
-    stmt = stmt.order_by(TicketRow.escalation_level.desc(), TicketRow.priority.asc().nulls_last(),
-                         TicketRow.id)  # escalated first: that is how escalations are raised
+    stmt = stmt.order_by(
+        TicketRow.escalation_level.desc(), TicketRow.priority.asc().nulls_last(), TicketRow.id
+    )  # escalated first: that is how escalations are raised
     return list(session.scalars(stmt.limit(limit).offset(offset)))
 
 
@@ -429,20 +558,39 @@ def to_dict(ticket: TicketRow) -> dict[str, Any]:
     """The ticket as JSON data (text as given: escaping is the page's job)."""
     iso = lambda t: t.isoformat() if t else None  # noqa: E731
     return {
-        "id": ticket.id, "subject": ticket.subject, "body": ticket.body,
-        "channel": ticket.channel, "requester": ticket.requester, "status": ticket.status,
-        "ticket_type": ticket.ticket_type, "category": ticket.category,
+        "id": ticket.id,
+        "subject": ticket.subject,
+        "body": ticket.body,
+        "channel": ticket.channel,
+        "requester": ticket.requester,
+        "status": ticket.status,
+        "ticket_type": ticket.ticket_type,
+        "category": ticket.category,
         "priority": ticket.priority,
-        "affected_service": ticket.affected_service, "customer_tier": ticket.customer_tier,
-        "team": ticket.team, "queue": ticket.queue, "assignee": ticket.assignee,
-        "resolution": ticket.resolution, "tags": list(ticket.tags or []),
-        "extra": dict(ticket.extra or {}), "escalation_level": ticket.escalation_level,
-        "created_at": iso(ticket.created_at), "updated_at": iso(ticket.updated_at),
+        "affected_service": ticket.affected_service,
+        "customer_tier": ticket.customer_tier,
+        "team": ticket.team,
+        "queue": ticket.queue,
+        "assignee": ticket.assignee,
+        "resolution": ticket.resolution,
+        "tags": list(ticket.tags or []),
+        "extra": dict(ticket.extra or {}),
+        "escalation_level": ticket.escalation_level,
+        "created_at": iso(ticket.created_at),
+        "updated_at": iso(ticket.updated_at),
         "first_response_at": iso(ticket.first_response_at),
-        "resolved_at": iso(ticket.resolved_at), "closed_at": iso(ticket.closed_at),
+        "resolved_at": iso(ticket.resolved_at),
+        "closed_at": iso(ticket.closed_at),
     }
 
 
 def event_dict(event: TicketEvent) -> dict[str, Any]:
-    return {"id": event.id, "ticket_id": event.ticket_id, "field": event.field, "old": event.old,
-            "new": event.new, "actor": event.actor, "at": event.at.isoformat()}
+    return {
+        "id": event.id,
+        "ticket_id": event.ticket_id,
+        "field": event.field,
+        "old": event.old,
+        "new": event.new,
+        "actor": event.actor,
+        "at": event.at.isoformat(),
+    }

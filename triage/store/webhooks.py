@@ -15,6 +15,7 @@ registered (http or https only), and the resolved address at every delivery
 (no loopback, private, link-local or metadata address unless the allow-list
 names it). Redirects are never followed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,7 +34,7 @@ from triage.errors import InputError, NotFound
 from triage.store.tables import OutboxMessage, Webhook, utcnow
 
 MAX_ATTEMPTS = 8
-BASE_DELAY = 2.0       # seconds before the first retry; doubles each attempt
+BASE_DELAY = 2.0  # seconds before the first retry; doubles each attempt
 MAX_DELAY = 3600.0
 LEASE = timedelta(seconds=60)  # a claimed message is invisible to other workers this long
 SIGNATURE_HEADER = "X-Triage-Signature"
@@ -44,8 +45,9 @@ DELIVERY_ERRORS = (OSError, ValueError, http.client.HTTPException)
 Poster = Callable[[str, bytes, dict[str, str], float], int]
 
 
-def register(session: Session, url: str, secret: str | None = None,
-             events: list[str] | None = None) -> Webhook:
+def register(
+    session: Session, url: str, secret: str | None = None, events: list[str] | None = None
+) -> Webhook:
     """A new active webhook; the URL must be http(s) (its address is checked at delivery).
 
     Without ``secret`` a random one is made: read it from the returned row once.
@@ -53,14 +55,21 @@ def register(session: Session, url: str, secret: str | None = None,
     egress.check_url(url)
     secret = secret or secrets.token_urlsafe(32)
     if len(secret) > 200 or "\x00" in secret:
-        raise InputError("webhook secret must be 1 to 200 characters without NUL",
-                         column="secret", expected="at most 200 characters",
-                         got=f"{len(secret)} characters")
+        raise InputError(
+            "webhook secret must be 1 to 200 characters without NUL",
+            column="secret",
+            expected="at most 200 characters",
+            got=f"{len(secret)} characters",
+        )
     events = list(events or [])
     for event in events:
         if not isinstance(event, str) or not event or len(event) > 100 or "\x00" in event:
-            raise InputError("event names are non-empty texts of at most 100 characters",
-                             column="events", expected="event name", got=event)
+            raise InputError(
+                "event names are non-empty texts of at most 100 characters",
+                column="events",
+                expected="event name",
+                got=event,
+            )
     hook = Webhook(url=url, secret=secret, events=events, active=True)
     session.add(hook)
     session.flush()
@@ -74,13 +83,16 @@ def listing(session: Session) -> list[dict[str, Any]]:
 
 
 def describe(session: Session, hook: Webhook) -> dict[str, Any]:
-    messages = list(session.scalars(select(OutboxMessage).where(
-        OutboxMessage.webhook_id == hook.id)))
-    return {"id": hook.id, "url": hook.url, "events": list(hook.events or []),
-            "active": bool(hook.active),
-            "delivered": sum(1 for m in messages if m.delivered_at is not None),
-            "pending": sum(1 for m in messages if m.delivered_at is None and not m.failed),
-            "failed": sum(1 for m in messages if m.failed)}
+    messages = list(session.scalars(select(OutboxMessage).where(OutboxMessage.webhook_id == hook.id)))
+    return {
+        "id": hook.id,
+        "url": hook.url,
+        "events": list(hook.events or []),
+        "active": bool(hook.active),
+        "delivered": sum(1 for m in messages if m.delivered_at is not None),
+        "pending": sum(1 for m in messages if m.delivered_at is None and not m.failed),
+        "failed": sum(1 for m in messages if m.failed),
+    }
 
 
 def get(session: Session, hook_id: int) -> Webhook:
@@ -97,28 +109,38 @@ def disable(session: Session, hook_id: int) -> Webhook:
     return hook
 
 
-def queue(session: Session, event: str, payload: dict[str, Any],
-          now: datetime | None = None) -> list[OutboxMessage]:
+def queue(
+    session: Session, event: str, payload: dict[str, Any], now: datetime | None = None
+) -> list[OutboxMessage]:
     """One outbox message per active webhook subscribed to ``event`` (empty list = all)."""
     now = now or utcnow()
     hooks = session.scalars(select(Webhook).where(Webhook.active.is_(True)))
-    messages = [OutboxMessage(webhook_id=h.id, event=event, payload=payload, next_attempt_at=now,
-                              created_at=now)
-                for h in hooks if not h.events or event in h.events]
+    messages = [
+        OutboxMessage(webhook_id=h.id, event=event, payload=payload, next_attempt_at=now, created_at=now)
+        for h in hooks
+        if not h.events or event in h.events
+    ]
     session.add_all(messages)
     return messages
 
 
-def queue_many(session: Session, event: str, payloads: list[dict[str, Any]],
-               now: datetime | None = None) -> list[OutboxMessage]:
+def queue_many(
+    session: Session, event: str, payloads: list[dict[str, Any]], now: datetime | None = None
+) -> list[OutboxMessage]:
     """:func:`queue` for a batch (the webhooks are read once)."""
     if not payloads:
         return []
     now = now or utcnow()
-    hooks = [h for h in session.scalars(select(Webhook).where(Webhook.active.is_(True)))
-             if not h.events or event in h.events]
-    messages = [OutboxMessage(webhook_id=h.id, event=event, payload=p, next_attempt_at=now,
-                              created_at=now) for p in payloads for h in hooks]
+    hooks = [
+        h
+        for h in session.scalars(select(Webhook).where(Webhook.active.is_(True)))
+        if not h.events or event in h.events
+    ]
+    messages = [
+        OutboxMessage(webhook_id=h.id, event=event, payload=p, next_attempt_at=now, created_at=now)
+        for p in payloads
+        for h in hooks
+    ]
     session.add_all(messages)
     return messages
 
@@ -128,8 +150,14 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def verify(secret: str, headers: dict[str, str], body: bytes, *, now: datetime | None = None,
-           tolerance: timedelta = timedelta(minutes=5)) -> bool:
+def verify(
+    secret: str,
+    headers: dict[str, str],
+    body: bytes,
+    *,
+    now: datetime | None = None,
+    tolerance: timedelta = timedelta(minutes=5),
+) -> bool:
     """A receiver's check: right signature, and a timestamp within ``tolerance`` of now."""
     lower = {k.lower(): v for k, v in headers.items()}
     stamp, given = lower.get(TIMESTAMP_HEADER.lower()), lower.get(SIGNATURE_HEADER.lower())
@@ -148,37 +176,57 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(MAX_DELAY, BASE_DELAY * 2 ** max(0, attempts - 1)))
 
 
-def envelope(secret: str, event: str, delivery: str, payload: dict, now: datetime
-             ) -> tuple[bytes, dict[str, str]]:
+def envelope(
+    secret: str, event: str, delivery: str, payload: dict, now: datetime
+) -> tuple[bytes, dict[str, str]]:
     """The signed body and headers of one delivery."""
     body = json.dumps({"event": event, "id": delivery, "data": payload}, sort_keys=True).encode()
     stamp = str(int(now.timestamp()))
-    return body, {"Content-Type": "application/json", "X-Triage-Event": event,
-                  "X-Triage-Delivery": str(delivery), TIMESTAMP_HEADER: stamp,
-                  SIGNATURE_HEADER: sign(secret, stamp, body)}
+    return body, {
+        "Content-Type": "application/json",
+        "X-Triage-Event": event,
+        "X-Triage-Delivery": str(delivery),
+        TIMESTAMP_HEADER: stamp,
+        SIGNATURE_HEADER: sign(secret, stamp, body),
+    }
 
 
-def send_test(session: Session, hook_id: int, *, allow: egress.AllowList | None = None,
-              timeout: float = 5.0, now: datetime | None = None) -> dict[str, Any]:
+def send_test(
+    session: Session,
+    hook_id: int,
+    *,
+    allow: egress.AllowList | None = None,
+    timeout: float = 5.0,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """Send one signed ``webhook.test`` now (not queued); the outcome, never raises on I/O."""
     hook = get(session, hook_id)
-    body, headers = envelope(hook.secret, "webhook.test", "test", {"webhook_id": hook.id},
-                             now or utcnow())
+    body, headers = envelope(hook.secret, "webhook.test", "test", {"webhook_id": hook.id}, now or utcnow())
     try:
         status = egress.post(hook.url, body, headers, timeout, allow)
     except DELIVERY_ERRORS as exc:
         return {"ok": False, "status": None, "error": f"{type(exc).__name__}: {exc}"}
-    return {"ok": 200 <= status < 300, "status": status,
-            "error": None if 200 <= status < 300 else f"HTTP {status}"}
+    return {
+        "ok": 200 <= status < 300,
+        "status": status,
+        "error": None if 200 <= status < 300 else f"HTTP {status}",
+    }
 
 
 def claim(session: Session, now: datetime, limit: int = 50) -> list[tuple[int, str, str, str, dict]]:
     """Due messages, leased to this worker; returns plain data for delivery outside the tx."""
-    stmt = (select(OutboxMessage, Webhook).join(Webhook, Webhook.id == OutboxMessage.webhook_id)
-            .where(OutboxMessage.delivered_at.is_(None), OutboxMessage.failed.is_(False),
-                   OutboxMessage.next_attempt_at <= now)
-            .order_by(OutboxMessage.id).limit(limit).with_for_update(skip_locked=True,
-                                                                      of=OutboxMessage))
+    stmt = (
+        select(OutboxMessage, Webhook)
+        .join(Webhook, Webhook.id == OutboxMessage.webhook_id)
+        .where(
+            OutboxMessage.delivered_at.is_(None),
+            OutboxMessage.failed.is_(False),
+            OutboxMessage.next_attempt_at <= now,
+        )
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=OutboxMessage)
+    )
     out = []
     for message, hook in session.execute(stmt):
         message.next_attempt_at = now + LEASE
@@ -186,14 +234,15 @@ def claim(session: Session, now: datetime, limit: int = 50) -> list[tuple[int, s
     return out
 
 
-def _outcome(session: Session, message_id: int, status: int | None, error: str | None,
-             now: datetime) -> None:
-    record_outcome(session, message_id, status is not None and 200 <= status < 300,
-                   error or f"HTTP {status}", now)
+def _outcome(session: Session, message_id: int, status: int | None, error: str | None, now: datetime) -> None:
+    record_outcome(
+        session, message_id, status is not None and 200 <= status < 300, error or f"HTTP {status}", now
+    )
 
 
-def record_outcome(session: Session, message_id: int, ok: bool, error: str | None,
-                   now: datetime) -> OutboxMessage:
+def record_outcome(
+    session: Session, message_id: int, ok: bool, error: str | None, now: datetime
+) -> OutboxMessage:
     """One attempt of any outbox message (webhook or mail): delivered, retried later, or failed."""
     message = session.get(OutboxMessage, message_id)
     message.attempts += 1
@@ -208,9 +257,15 @@ def record_outcome(session: Session, message_id: int, ok: bool, error: str | Non
     return message
 
 
-def deliver(store, *, now: Callable[[], datetime] = utcnow, post: Poster | None = None,
-            timeout: float = 5.0, limit: int = 50,
-            allow: egress.AllowList | str | None = None) -> dict[str, int]:
+def deliver(
+    store,
+    *,
+    now: Callable[[], datetime] = utcnow,
+    post: Poster | None = None,
+    timeout: float = 5.0,
+    limit: int = 50,
+    allow: egress.AllowList | str | None = None,
+) -> dict[str, int]:
     """One delivery pass over due messages; returns counts of sent / retrying / failed.
 
     ``allow`` names the non-public hosts/networks webhooks may reach (tests, an
@@ -218,8 +273,7 @@ def deliver(store, *, now: Callable[[], datetime] = utcnow, post: Poster | None 
     """
     if not isinstance(allow, egress.AllowList):
         allow = egress.AllowList.parse(allow)
-    post = post or (lambda url, body, headers, timeout: egress.post(url, body, headers,
-                                                                      timeout, allow))
+    post = post or (lambda url, body, headers, timeout: egress.post(url, body, headers, timeout, allow))
     with store.session() as session:
         batch = claim(session, now(), limit)
     counts = {"sent": 0, "retry": 0, "failed": 0}
@@ -239,6 +293,9 @@ def deliver(store, *, now: Callable[[], datetime] = utcnow, post: Poster | None 
 
 
 def pending(session: Session, kind: str = "webhook") -> list[OutboxMessage]:
-    stmt = select(OutboxMessage).where(OutboxMessage.delivered_at.is_(None),
-                                       OutboxMessage.kind == kind).order_by(OutboxMessage.id)
+    stmt = (
+        select(OutboxMessage)
+        .where(OutboxMessage.delivered_at.is_(None), OutboxMessage.kind == kind)
+        .order_by(OutboxMessage.id)
+    )
     return list(session.scalars(stmt))

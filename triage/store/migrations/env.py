@@ -3,6 +3,7 @@
 There is no alembic.ini: the store is a library, so the URL comes from the
 ``Store`` (and its schema search path), never from a file next to the code.
 """
+
 from __future__ import annotations
 
 from alembic import context
@@ -14,9 +15,12 @@ target_metadata = Base.metadata
 
 def run_migrations_online() -> None:
     connection = context.config.attributes["connection"]
-    context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=connection.dialect.name == "sqlite",
-                      compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -8,18 +8,24 @@ Revision ID: 0006_time_indexes
 Revises: 0005_ticket_type
 Create Date: 2026-12-01 22:00:00
 """
+
 from __future__ import annotations
 
 from alembic import op
 
-revision = '0006_time_indexes'
-down_revision = '0005_ticket_type'
+revision = "0006_time_indexes"
+down_revision = "0005_ticket_type"
 branch_labels = None
 depends_on = None
 
-INDEXES = [("tickets", "created_at"), ("predictions", "created_at"), ("feedback", "at"),
-           ("shadow_predictions", "created_at"), ("portal_visits", "started_at"),
-           ("portal_events", "at")]
+INDEXES = [
+    ("tickets", "created_at"),
+    ("predictions", "created_at"),
+    ("feedback", "at"),
+    ("shadow_predictions", "created_at"),
+    ("portal_visits", "started_at"),
+    ("portal_events", "at"),
+]
 
 
 def upgrade() -> None:

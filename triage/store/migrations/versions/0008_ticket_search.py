@@ -8,12 +8,13 @@ Both stem English words (porter / 'english'), so "printers" finds "printer".
 The FTS5 table holds no copy of the text (external content: ``tickets``); the
 triggers keep its index in step with every insert, update and delete.
 """
+
 from __future__ import annotations
 
 from alembic import op
 
-revision = '0008_ticket_search'
-down_revision = '0007_desk'
+revision = "0008_ticket_search"
+down_revision = "0007_desk"
 branch_labels = None
 depends_on = None
 
