@@ -243,23 +243,28 @@ def _demo_desk() -> bool:
 
 
 def _train_demo(args: argparse.Namespace) -> None:
-    from triage.thresholds import SUGGEST_PRECISION, TARGET_PRECISION
-    from triage_cli.train import run_train
+    from triage_cli.train import register, run_train
 
     from . import workspace
 
     print("triage quickstart: no bundle yet: training the demo bundle on data/demo/tickets.csv", flush=True)
+    # parsed by `triage train`'s own parser, so every option it gains has its default here too
+    # (a hand-built Namespace missed --max-rows and broke ./start.sh)
+    parser = argparse.ArgumentParser(prog="triage")
+    register(parser.add_subparsers())
+    demo = workspace.demo_dir()
     run_train(
-        argparse.Namespace(
-            data=workspace.demo_dir() / "tickets.csv",
-            mapping=workspace.demo_dir() / "mapping.yaml",
-            out=args.models,
-            encoder=args.encoder,
-            target_precision=TARGET_PRECISION,
-            suggest_precision=SUGGEST_PRECISION,
-            heads=None,
-            seed=0,
-            no_tracking=False,
-            json=False,
+        parser.parse_args(
+            [
+                "train",
+                "--data",
+                str(demo / "tickets.csv"),
+                "--mapping",
+                str(demo / "mapping.yaml"),
+                "--out",
+                str(args.models),
+                "--encoder",
+                args.encoder,
+            ]
         )
     )
