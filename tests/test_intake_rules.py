@@ -310,3 +310,16 @@ def test_incident_proposals_are_stored_listed_accepted_or_declined(store):
             proposals.decline(s, first.id, actor="nina", now=NOW)
         other = proposals.record(s, {"parent": ids[3], "members": [ids[3]]}, now=NOW)
         assert proposals.decline(s, other.id, actor="leo", now=NOW)["status"] == "declined"
+
+
+def test_a_rule_never_accepts_a_label_the_model_abstains_on():
+    """The outage rule takes suggested team and category, but not a team the model declines."""
+    now = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
+    known = {"subject": VPN["subject"], "body": VPN["body"], "priority": None}
+    abstains = FakeTriager({**SUGGESTS_P1.fields, "team": pred("HR Systems", 0.06, "abstain")})
+    outcome = RULES.evaluate(rule_input(known, abstains.classify([None])[0]), now)
+    assert "outage" in outcome.fired
+    assert "team" not in outcome.accepted and outcome.team != "HR Systems"
+    assert "category" in outcome.accepted  # a suggestion is still taken
+    suggested = RULES.evaluate(rule_input(known, SUGGESTS_P1.classify([None])[0]), now)
+    assert "team" in suggested.accepted and suggested.team == "Network"

@@ -214,6 +214,10 @@ def apply_actions(actions: dict, state: dict, out) -> str | None:
         state["priority"] = min(state["priority"], actions["raise_priority"])
     for name in actions.get("accept_predicted", []):  # the suggestion becomes the value
         value = state.get(f"predicted.{name}")
+        if state.get(f"predicted.{name}.decision") == "abstain":
+            # the model itself declines to stand behind this label: a rule taking it would route
+            # on a guess (a 0.06 team label sent a VPN outage to HR) instead of leaving it to people
+            value = None
         if (
             value is not None
             and state.get(name) in (None, "")
