@@ -218,3 +218,41 @@ def test_duplicate_ids_and_empty_kb_are_refused(tmp_path, encoder):
         load_articles(path)
     with pytest.raises(InputError):
         KnowledgeBase.build([], encoder)
+
+
+def synthetic_kb(n_articles: int, dim: int = 64, chunks: int = 2, seed: int = 3, **config) -> KnowledgeBase:
+    """A KB of clustered random vectors (no encoder): 40 topics, articles near their topic."""
+    from triage.kb import _vectorizer
+
+    rng = np.random.default_rng(seed)
+    topics = rng.normal(size=(40, dim))
+    vecs = np.repeat(topics[rng.integers(0, 40, n_articles)], chunks, axis=0)
+    vecs = vecs + 0.6 * rng.normal(size=vecs.shape)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    articles = [Article(f"s{i}", f"synthetic article {i}") for i in range(n_articles)]
+    lexical = _vectorizer()
+    matrix = lexical.fit_transform([a.title for a in articles])
+    offsets = np.arange(0, n_articles * chunks, chunks)
+    return KnowledgeBase(articles, vecs, offsets, lexical, matrix, KBConfig(**config), {"kind": "none"}, "x")
+
+
+def test_a_kb_above_the_ann_threshold_finds_what_the_exact_scan_finds():
+    big = synthetic_kb(3000, ann_above=1000, candidates=50)
+    exact = big.with_config(ann_above=10**9)
+    assert big.uses_ann and big.ann_index().approximate and len(big.ann_index()) == 3000
+    assert not exact.uses_ann
+    rng = np.random.default_rng(5)
+    for probe in rng.integers(0, 3000, 40):
+        q = big.chunk_vecs[2 * probe] + 0.3 * rng.normal(size=64).astype(np.float32)
+        top = [s.article_id for s in big.search("q", q, k=5, threshold=-1.0)]
+        assert top == [s.article_id for s in exact.search("q", q, k=5, threshold=-1.0)]
+
+
+def test_a_small_kb_keeps_the_exact_scan(kb):
+    assert len(kb.articles) < kb.config.ann_above and not kb.uses_ann
+    assert kb.warm()._derived.ann is None  # no graph is built for it
+
+
+def test_scoring_variants_share_the_ann_index():
+    big = synthetic_kb(1200, ann_above=1000)
+    assert big.with_config(head_weight=0.2).ann_index() is big.ann_index()

@@ -45,3 +45,23 @@ def test_load_encoder_knows_the_onnx_kind():
     enc = load_encoder({"kind": "minilm-onnx", "max_tokens": 128})
     assert isinstance(enc, OnnxMiniLMEncoder)
     assert enc.reference()["kind"] == "minilm-onnx"
+
+
+def test_batch_work_gets_a_single_threaded_sibling_once():
+    from triage.onnx_encoder import OnnxMiniLMEncoder
+
+    enc = OnnxMiniLMEncoder(threads=0)
+    one = enc.single_threaded()
+    assert one.threads == 1 and one is enc.single_threaded() and one.single_threaded() is one
+    assert one.reference() == enc.reference()  # same vectors: the same cache file
+
+
+@pytest.mark.slow
+def test_onnx_batches_on_two_threads_match_one_thread(tmp_path):
+    from triage.embed_cache import embed
+    from triage.onnx_encoder import OnnxMiniLMEncoder
+
+    enc = OnnxMiniLMEncoder()
+    texts = TEXTS * 3
+    two, one = embed(texts, enc, batch_size=4, workers=2), embed(texts, enc, batch_size=4, workers=1)
+    assert two.shape == (len(texts), 384) and (two * one).sum(axis=1).min() >= 0.9999

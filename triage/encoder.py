@@ -153,58 +153,28 @@ def load_encoder(ref: dict | str) -> Encoder:
 
 
 class CachedEncoder:
-    """Wraps an encoder with an on-disk cache keyed by each text's hash.
+    """An encoder behind the persistent embedding cache (``triage.embed_cache``).
 
-    Embedding the 47,837 shared tickets takes ~8 minutes on 2 cores; benchmarks
-    and retraining reuse the vectors instead of paying that again. The cache is
-    a SQLite file (one row per text), so any subset of texts hits it.
+    Embedding the 47,837 shared tickets takes minutes even on both cores; benchmarks,
+    retraining and KB rebuilds reuse the vectors instead of paying that again. The
+    cache is one SQLite file per encoder identity (reference + weights version), one
+    row per text, so any subset of texts hits it; misses are embedded in batches on
+    every core (:func:`triage.embed_cache.embed`).
     """
 
     def __init__(self, inner: Encoder, cache_dir: str | Path | None = None) -> None:
+        from .embed_cache import EmbeddingCache
+
         self.inner = inner
         self.name = inner.name
         self.dim = inner.dim
-        root = Path(cache_dir) if cache_dir else default_cache_dir()
-        root.mkdir(parents=True, exist_ok=True)
-        self.path = root / f"embeddings-{inner.name}.sqlite"
+        self.cache = EmbeddingCache.for_encoder(inner, cache_dir or default_cache_dir())
+        self.path = self.cache.path
 
     def reference(self) -> dict:
         return self.inner.reference()
 
-    def _connect(self):
-        import sqlite3
-
-        con = sqlite3.connect(self.path, timeout=60)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("CREATE TABLE IF NOT EXISTS vec (key TEXT PRIMARY KEY, v BLOB)")
-        return con
-
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        con = self._connect()
-        try:
-            found = {}
-            uniq = list(dict.fromkeys(keys))
-            for i in range(0, len(uniq), 900):
-                chunk = uniq[i : i + 900]
-                rows = con.execute(
-                    f"SELECT key, v FROM vec WHERE key IN ({','.join('?' * len(chunk))})", chunk
-                ).fetchall()
-                found.update({k: np.frombuffer(v, dtype=np.float32) for k, v in rows})
-            missing = [i for i, k in enumerate(keys) if k not in found]
-            todo = list(dict.fromkeys(keys[i] for i in missing))
-            if todo:
-                first = {k: texts[i] for i, k in reversed(list(enumerate(keys)))}
-                vecs = self.inner.encode([first[k] for k in todo], batch_size=batch_size, progress=progress)
-                con.executemany(
-                    "INSERT OR REPLACE INTO vec VALUES (?, ?)",
-                    [(k, v.astype(np.float32).tobytes()) for k, v in zip(todo, vecs)],
-                )
-                con.commit()
-                found.update(zip(todo, vecs))
-            for i, k in enumerate(keys):
-                out[i] = found[k]
-        finally:
-            con.close()
-        return out
+        from .embed_cache import embed
+
+        return embed(texts, self.inner, cache=self.cache, batch_size=batch_size, progress=progress)

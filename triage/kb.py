@@ -23,7 +23,8 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass, replace
+import threading
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -31,7 +32,9 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from .ann import EXACT_BELOW, VectorIndex
 from .articles import Article, content_hash, load_articles  # noqa: F401  (re-exported)
+from .embed_cache import BATCH, EmbeddingCache, embed
 from .errors import InputError
 
 FORMAT_VERSION = 1
@@ -49,6 +52,10 @@ class KBConfig:
     temperature: float = 0.05  # softmax temperature (-> max as it goes to 0)
     lexical_weight: float = 0.0  # weight of the TF-IDF cosine added to the semantic score
     candidates: int = 100  # pre-select this many articles by centroid, then exact chunks (0: all)
+    # From this many articles on, the centroid pre-selection asks an approximate index
+    # (triage.ann.VectorIndex, HNSW) instead of scanning every centroid; below it the scan is
+    # exact and about as fast. Only the pre-selection is approximate: candidates are scored exactly.
+    ann_above: int = EXACT_BELOW
     # Suggestions below this score are not shown. Chosen without the judged tickets: the 95th
     # percentile of the best score over 400 shared tickets from teams the KB cannot help
     # (Hardware, HR Support, Purchase) -- see bench/bench_kb.py. Re-measure if scoring changes.
@@ -155,6 +162,7 @@ class KnowledgeBase:
         config: KBConfig,
         encoder_ref: dict,
         digest: str,
+        _shared: "_Derived | None" = None,
     ) -> None:
         self.articles = articles
         self.chunk_vecs = np.ascontiguousarray(chunk_vecs, dtype=np.float32)
@@ -165,7 +173,9 @@ class KnowledgeBase:
         self.encoder_ref = encoder_ref
         self.digest = digest
         self.counts = np.diff(np.append(self.offsets, len(self.chunk_vecs)))  # chunks per article
-        self._centroids: np.ndarray | None = None
+        # centroids and the approximate index depend on the vectors only: copies made by
+        # with_config (other scoring settings) share them instead of recomputing
+        self._derived = _shared or _Derived()
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -175,10 +185,15 @@ class KnowledgeBase:
         encoder,
         config: KBConfig | None = None,
         *,
-        batch_size: int = 32,
+        batch_size: int = BATCH,
         progress: bool = False,
+        cache: EmbeddingCache | None = None,
     ) -> "KnowledgeBase":
-        """Embed every chunk once (the expensive part) and fit the lexical index."""
+        """Embed every chunk once (the expensive part) and fit the lexical index.
+
+        Chunks are embedded in batches on every core (``triage.embed_cache.embed``);
+        with a ``cache`` (or a ``CachedEncoder``) only chunks it does not hold yet are.
+        """
         config = config or KBConfig()
         articles = list(articles)
         if not articles:
@@ -188,12 +203,15 @@ class KnowledgeBase:
         ]
         counts = np.array([len(c) for c in chunks])
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        vecs = encoder.encode([t for c in chunks for t in c], batch_size=batch_size, progress=progress)
+        if cache is None and hasattr(encoder, "cache") and hasattr(encoder, "inner"):  # a CachedEncoder
+            encoder, cache = encoder.inner, encoder.cache
+        texts = [t for c in chunks for t in c]
+        vecs = embed(texts, encoder, cache=cache, batch_size=batch_size, progress=progress, desc="KB chunks")
         lexical = _vectorizer()
         matrix = lexical.fit_transform([lexical_text(a) for a in articles])
         ref = encoder.reference()
         digest = content_hash(articles, {"index": config.index_settings(), "encoder": ref})
-        return cls(articles, vecs, offsets, lexical, matrix, config, ref, digest)
+        return cls(articles, vecs, offsets, lexical, matrix, config, ref, digest).warm()
 
     def with_config(self, **changes) -> "KnowledgeBase":
         """The same index with other scoring settings (threshold, fusion weight, aggregation)."""
@@ -209,16 +227,47 @@ class KnowledgeBase:
             new,
             self.encoder_ref,
             self.digest,
+            self._derived,
         )
 
     # ----------------------------------------------------------------- search
     @property
     def centroids(self) -> np.ndarray:
         """One unit vector per article (mean of its chunks): the cheap first stage."""
-        if self._centroids is None:
-            c = np.add.reduceat(self.chunk_vecs, self.offsets, axis=0)
-            self._centroids = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-9)
-        return self._centroids
+        with self._derived.lock:
+            if self._derived.centroids is None:
+                c = np.add.reduceat(self.chunk_vecs, self.offsets, axis=0)
+                self._derived.centroids = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-9)
+            return self._derived.centroids
+
+    @property
+    def uses_ann(self) -> bool:
+        """Whether the pre-selection asks the approximate index (a KB of ``ann_above`` articles or more)."""
+        return bool(self.config.candidates) and len(self.articles) >= max(self.config.ann_above, 1)
+
+    def ann_index(self) -> VectorIndex:
+        """The centroids in a :class:`VectorIndex` keyed by article position (built once)."""
+        centroids = self.centroids
+        with self._derived.lock:
+            if self._derived.ann is None:
+                index = VectorIndex(centroids.shape[1], exact_below=max(self.config.ann_above, 1))
+                index.add(range(len(centroids)), centroids)
+                self._derived.ann = index
+            return self._derived.ann
+
+    def warm(self) -> "KnowledgeBase":
+        """Compute what the first search would (centroids, the ANN graph): load time, not query time."""
+        if self.uses_ann:
+            self.ann_index()
+        else:
+            _ = self.centroids
+        return self
+
+    def _preselect(self, q: np.ndarray, n: int) -> np.ndarray:
+        """The ``n`` articles whose centroid is nearest the query: exact scan, or HNSW when large."""
+        if self.uses_ann:
+            return np.array([key for key, _ in self.ann_index().search(q, n)], dtype=np.int64)
+        return np.argpartition(-(self.centroids @ q), n - 1)[:n]
 
     def _aggregate(self, sims: np.ndarray, offsets: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Blend the head chunk (the article's summary) with the best passage anywhere in it."""
@@ -240,7 +289,7 @@ class KnowledgeBase:
         n = self.config.candidates
         if not n or n >= len(self.articles):
             return self._aggregate(self.chunk_vecs @ q, self.offsets, self.counts)
-        cand = np.argpartition(-(self.centroids @ q), n - 1)[:n]
+        cand = self._preselect(q, n)
         counts = self.counts[cand]
         local_off = np.concatenate([[0], np.cumsum(counts)[:-1]])
         idx = np.repeat(self.offsets[cand] - local_off, counts) + np.arange(counts.sum())
@@ -355,7 +404,7 @@ class KnowledgeBase:
             KBConfig(**meta["config"]),
             meta["encoder"],
             meta["digest"],
-        )
+        ).warm()
 
     @classmethod
     def load_or_build(
@@ -386,18 +435,27 @@ class KnowledgeBase:
                     )
             except (OSError, ValueError, KeyError):
                 pass  # a stale or damaged index is rebuilt, never trusted
-        kb = cls.build(articles, _cached(encoder), config, progress=progress)
+        kb = cls.build(articles, encoder, config, progress=progress, cache=_cache_for(encoder))
         kb.save(base)
         return kb
 
 
-def _cached(encoder):
-    """The encoder behind the persistent text-hash cache (not the weightless test encoder)."""
-    from .encoder import CachedEncoder, HashingEncoder
+@dataclass
+class _Derived:
+    """What is computed from the vectors on first use, shared by every scoring variant."""
 
-    if isinstance(encoder, (HashingEncoder, CachedEncoder)):
-        return encoder
-    return CachedEncoder(encoder)
+    centroids: np.ndarray | None = None
+    ann: VectorIndex | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _cache_for(encoder) -> EmbeddingCache | None:
+    """The persistent vector cache of ``encoder`` (none for the weightless test encoder)."""
+    from .encoder import HashingEncoder
+
+    if isinstance(encoder, HashingEncoder) or hasattr(encoder, "cache"):  # a CachedEncoder brings its own
+        return None
+    return EmbeddingCache.for_encoder(encoder)
 
 
 def _atomic_write(target: Path, write) -> None:
