@@ -18,7 +18,7 @@ fits instead of three.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -28,6 +28,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
+
+from triage import predict_math
 
 # simplest first: on a tie in selection the earlier kind wins (see training.pipeline)
 KINDS = ("reference", "tfidf", "embedding", "combined")
@@ -56,6 +58,8 @@ class Features:
         return Features(self.texts, self.vectors, context)
 
 
+# ``transform(vectorizer, texts)``: how serving turns texts into one TF-IDF block
+Transform = Callable[[Any, list[str]], sparse.spmatrix]
 CONTEXT_WEIGHT = 0.5  # a context token's value beside L2-normalised TF-IDF rows
 
 
@@ -110,7 +114,11 @@ def make_reference() -> Pipeline:
 
 def _scores(model: Any, X: Any, classes: np.ndarray, *, log_proba: bool) -> np.ndarray:
     """Scores in the full class order, whatever classes this model saw."""
-    raw = np.log(np.clip(model.predict_proba(X), 1e-9, 1.0)) if log_proba else model.decision_function(X)
+    raw = (
+        np.log(np.clip(predict_math.predict_proba(model, X), 1e-9, 1.0))
+        if log_proba
+        else predict_math.decision_function(model, X)
+    )
     if raw.ndim == 1:  # binary LinearSVC: one column for classes_[1]
         raw = np.column_stack([-raw, raw])
     out = np.full((raw.shape[0], len(classes)), np.log(1e-9) if log_proba else _MISSING_SCORE)
@@ -287,10 +295,10 @@ class TextHead(ClassifierMixin, BaseEstimator):
         return np.hstack([b for b in blocks if b is not None])
 
     # -- prediction --------------------------------------------------------------------
-    def _tfidf(self, X: Features) -> sparse.csr_matrix:
+    def _tfidf(self, X: Features, transform: Transform | None = None) -> sparse.csr_matrix:
         """FeatureUnion.transform without its joblib plumbing (~2x faster for one ticket),
         plus the context block when the head was fitted with one."""
-        return text_matrix(self.vectorizer_, getattr(self, "context_", None), X)
+        return text_matrix(self.vectorizer_, getattr(self, "context_", None), X, transform)
 
     def _base_scores(self, X: Features, tfidf: sparse.spmatrix | None = None) -> np.ndarray:
         blocks: list[np.ndarray | None] = [None, None, None]
@@ -314,17 +322,22 @@ class TextHead(ClassifierMixin, BaseEstimator):
 
     def _proba(self, X: Features, tfidf: sparse.spmatrix | None) -> tuple[np.ndarray, np.ndarray]:
         scores = self._base_scores(X, tfidf)
-        proba = _temper(self.calibrator_.predict_proba(scores), getattr(self, "temperature_", 1.0))
+        proba = _temper(
+            predict_math.predict_proba(self.calibrator_, scores), getattr(self, "temperature_", 1.0)
+        )
         out = np.zeros((len(X), len(self.classes_)))
         out[:, np.searchsorted(self.classes_, self.calibrator_.classes_)] = proba
         if self.kind == "reference":
             return out, scores.argmax(axis=1)
         return out, decide_labels(out, getattr(self, "bias_", None))
 
-    def predict_explained(self, X: Features, k: int = 5) -> tuple[np.ndarray, list[list[dict]], np.ndarray]:
+    def predict_explained(
+        self, X: Features, k: int = 5, transform: Transform | None = None
+    ) -> tuple[np.ndarray, list[list[dict]], np.ndarray]:
         """Probabilities, explanations of the reported label and its column index per row,
-        vectorising the texts once."""
-        tfidf = self._tfidf(X) if self.uses_text else None
+        vectorising the texts once. ``transform``: see :func:`text_matrix` (serving shares
+        the TF-IDF blocks of identical vectorizers across heads)."""
+        tfidf = self._tfidf(X, transform) if self.uses_text else None
         proba, idx = self._proba(X, tfidf)
         return proba, self.explain(X, self.classes_[idx], k, tfidf=tfidf), idx
 
@@ -434,9 +447,21 @@ class TextHead(ClassifierMixin, BaseEstimator):
         return state
 
 
-def text_matrix(vectorizer: FeatureUnion, context: CountVectorizer | None, X: Features) -> sparse.csr_matrix:
-    """The sparse input of a head's LinearSVC: TF-IDF blocks, then context tokens (if any)."""
-    blocks = [v.transform(X.texts) for _, v in vectorizer.transformer_list]
+def text_matrix(
+    vectorizer: FeatureUnion,
+    context: CountVectorizer | None,
+    X: Features,
+    transform: Transform | None = None,
+) -> sparse.csr_matrix:
+    """The sparse input of a head's LinearSVC: TF-IDF blocks, then context tokens (if any).
+
+    ``transform(vectorizer, texts)`` replaces ``vectorizer.transform(texts)`` for the TF-IDF
+    blocks: serving passes one that reuses the block of an identical vectorizer of another head.
+    """
+    blocks = [
+        v.transform(X.texts) if transform is None else transform(v, X.texts)
+        for _, v in vectorizer.transformer_list
+    ]
     if context is not None:
         ctx = X.context if X.context is not None else [""] * len(X)
         blocks.append(context.transform(ctx) * CONTEXT_WEIGHT)

@@ -1,0 +1,100 @@
+"""scikit-learn's predict arithmetic for our fitted heads, without the per-call input checks.
+
+A head scores one ticket through three or four linear models (LinearSVC on TF-IDF,
+logistic regression on vectors, the calibrator). On one-row inputs scikit-learn
+1.9's ``validate_data`` (array-namespace and dataframe detection, ``check_array``)
+cost more than the arithmetic: about a third of a head's predict time in
+``bench/profile_intake.py``. The inputs here are our own finite CSR matrices and
+float arrays, so the checks have nothing to find. The arithmetic is scikit-learn's
+own, step by step (``safe_sparse_dot`` + ``intercept_``, then ``expit`` or
+``softmax``), so the numbers are the same to the last bit (tests/test_shared_tfidf.py).
+
+The same holds for the TF-IDF transform (:func:`tfidf_transform`): counting, sublinear tf,
+IDF weights and the L2 norm as ``TfidfVectorizer.transform`` does them.
+
+Only the exact classes below take the short path; anything else (a subclass, an
+old bundle's pipeline) is asked through its public method as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+from scipy.special import expit
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import LinearSVC
+from sklearn.utils.extmath import safe_sparse_dot, softmax
+from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l1, inplace_csr_row_normalize_l2
+
+_LINEAR = (LinearSVC, LogisticRegression)
+
+
+def decision_function(model: Any, X: Any) -> np.ndarray:
+    """``model.decision_function(X)``, computed as scikit-learn does, minus validation."""
+    if type(model) not in _LINEAR:
+        return model.decision_function(X)
+    coef = model.coef_
+    scores = safe_sparse_dot(X, coef.T if coef.ndim == 2 else coef, dense_output=True) + model.intercept_
+    return scores.reshape(-1) if scores.ndim > 1 and scores.shape[1] == 1 else scores
+
+
+def predict_proba(model: Any, X: Any) -> np.ndarray:
+    """``model.predict_proba(X)`` for a logistic regression: expit (binary) or softmax."""
+    if type(model) is not LogisticRegression:
+        return model.predict_proba(X)
+    decision = decision_function(model, X)
+    if len(model.classes_) <= 2:
+        prob = expit(decision, out=decision)
+        return np.stack([1 - prob, prob], axis=1)
+    return softmax(decision, copy=False)
+
+
+def tfidf_transform(vectorizer: Any, texts: list[str], analyze: Callable[[str], list] | None = None) -> Any:
+    """``vectorizer.transform(texts)`` for a fitted ``TfidfVectorizer``, minus validation.
+
+    The steps of scikit-learn 1.9's ``CountVectorizer._count_vocab`` (fixed vocabulary)
+    and ``TfidfTransformer.transform``, in their order and dtypes. ``analyze``: the
+    vectorizer's ``build_analyzer()``, kept by the caller (building it compiles a regex).
+    """
+    norm = getattr(vectorizer, "norm", None)
+    if type(vectorizer) is not TfidfVectorizer or norm not in (None, "l1", "l2"):
+        return vectorizer.transform(texts)
+    analyze = analyze or vectorizer.build_analyzer()
+    vocabulary = vectorizer.vocabulary_
+    indices: list[int] = []
+    counts: list[int] = []
+    indptr = [0]
+    for doc in texts:
+        found: dict[int, int] = {}
+        for feature in analyze(doc):
+            j = vocabulary.get(feature)
+            if j is not None:
+                found[j] = found.get(j, 0) + 1
+        indices.extend(found)
+        counts.extend(found.values())
+        indptr.append(len(indices))
+    X = sparse.csr_matrix(
+        (
+            np.asarray(counts, dtype=np.intc),
+            np.asarray(indices, dtype=np.int32),
+            np.asarray(indptr, dtype=np.int32),
+        ),
+        shape=(len(texts), len(vocabulary)),
+        dtype=vectorizer.dtype,
+    )
+    X.sort_indices()
+    if vectorizer.binary:
+        X.data.fill(1)
+    if vectorizer.sublinear_tf:
+        np.log(X.data, X.data)
+        X.data += 1.0
+    if vectorizer.use_idf:
+        X.data *= vectorizer.idf_[X.indices]
+    if norm == "l2":
+        inplace_csr_row_normalize_l2(X)
+    elif norm == "l1":
+        inplace_csr_row_normalize_l1(X)
+    return X
