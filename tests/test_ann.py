@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
+from triage import ann
 from triage.ann import VectorIndex
 
 
@@ -43,6 +46,7 @@ def test_past_the_threshold_the_graph_answers_with_high_recall():
     assert not index.approximate
     for start in range(400, 3000, 200):  # grows incrementally, as tickets arrive
         index.add(range(start, start + 200), data[start : start + 200])
+    assert index.wait(60)  # the graph is built in the background
     assert index.approximate and len(index) == 3000
     queries = clustered(100, seed=9)
     found = [{k for k, _ in index.search(q, 10)} for q in queries]
@@ -60,3 +64,63 @@ def test_wrong_dimensions_are_refused():
     with pytest.raises(ValueError, match="3 dimensions"):
         index.search(np.ones(3))
     assert index.search(np.ones(8)) == []
+
+
+@pytest.fixture
+def held_build(monkeypatch):
+    """The graph build waits for the test to release it (set the event)."""
+    gate = threading.Event()
+    build = VectorIndex._new_graph
+
+    def held(self, keys, vecs):
+        assert gate.wait(60)
+        return build(self, keys, vecs)
+
+    monkeypatch.setattr(VectorIndex, "_new_graph", held)
+    yield gate
+    gate.set()
+
+
+@pytest.mark.parametrize("replay_under_lock", [ann.REPLAY_UNDER_LOCK, 1])
+def test_while_the_graph_builds_the_exact_scan_answers_and_keeps_every_change(
+    held_build, monkeypatch, replay_under_lock
+):
+    monkeypatch.setattr(ann, "REPLAY_UNDER_LOCK", replay_under_lock)  # 1: replayed outside the lock
+    data = clustered(2400)
+    index = VectorIndex(48, exact_below=1000)
+    index.add(range(1200), data[:1200])  # past the threshold: the build starts, held
+    assert index.building and not index.approximate
+    index.add(range(1200, 2400), data[1200:])  # tickets arriving during the build
+    index.remove(range(0, 200))  # and tickets closing
+    index.add([300], data[[1300]])  # and one replaced
+    kept = data.copy()
+    kept[300] = data[1300]
+    for q in clustered(20, seed=5):  # answered now, exactly, with the changes
+        hits = [k for k, _ in index.search(q, 10)]
+        order = [int(i) for i in np.argsort(-(kept @ (q / np.linalg.norm(q)))) if i >= 200][:10]
+        assert hits == order
+    held_build.set()
+    assert index.wait(60) and not index.building
+    assert index.approximate and len(index) == 2200
+    assert 0 not in index and 199 not in index and 2399 in index
+    queries = clustered(100, seed=11)
+    found = [{k for k, _ in index.search(q, 10)} for q in queries]
+    ranked = [
+        [int(i) for i in np.argsort(-(kept @ (q / np.linalg.norm(q)))) if i >= 200][:10] for q in queries
+    ]
+    assert np.mean([len(f & set(r)) / 10 for f, r in zip(found, ranked)]) >= 0.95
+    assert {k for k, _ in index.search(data[1300], 2)} == {300, 1300}  # the replaced key moved
+
+
+def test_a_failed_build_leaves_the_exact_scan_answering(monkeypatch, caplog):
+    def broken(self, keys, vecs):
+        raise MemoryError("no room for a graph")
+
+    monkeypatch.setattr(VectorIndex, "_new_graph", broken)
+    data = clustered(600)
+    index = VectorIndex(48, exact_below=500)
+    index.add(range(600), data)
+    assert index.wait(60)
+    assert not index.approximate and len(index) == 600
+    assert [k for k, _ in index.search(data[3], 5)] == exact(data, data[3], 5)
+    assert "staying exact" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -59,6 +60,20 @@ TOPICS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def fresh_index(store):
+    """Each test starts as a fresh process would (no index yet), and leaves no load running."""
+    similar._INDEXES.pop(store.engine, None)
+    yield
+    settle(store)
+
+
+def settle(store) -> None:
+    """Wait until this process's indexes are loaded and their graphs built."""
+    for kept in list(similar._INDEXES.get(store.engine, {}).values()):
+        assert kept.done.wait(60) and kept.index.wait(60)
+
+
 @pytest.fixture
 def graph_index(monkeypatch):
     """Past a tiny threshold, so the usearch graph (not the exact scan) answers."""
@@ -70,6 +85,7 @@ def test_the_index_offers_the_same_duplicate_past_its_exact_threshold(store, gra
         firsts = {
             t: send(s, t, requester=f"{i}@x", body=f"{t} details").ticket.id for i, t in enumerate(TOPICS)
         }
+    settle(store)
     with store.session() as s:
         again = send(
             s,
@@ -131,3 +147,113 @@ def test_a_ticket_stored_by_another_process_is_found(store, graph_index):
             at=NOW + timedelta(minutes=5),
         )
         assert mine.duplicates and mine.duplicates[0]["ticket_id"] == theirs
+
+
+@pytest.fixture
+def held_load(monkeypatch):
+    """The background load of the open-ticket index reads nothing until the test lets it."""
+    gate = threading.Event()
+    read = similar._read_chunk
+
+    def held(*args, **kwargs):
+        if threading.current_thread().name == "open-ticket-index-load":  # not intake's own scan
+            assert gate.wait(60)
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(similar, "_read_chunk", held)
+    yield gate
+    gate.set()
+
+
+def test_intake_answers_before_the_index_is_built_with_the_same_duplicates(store, graph_index, held_load):
+    """A worker's first intake does not wait for the index: it scans what is not loaded yet,
+    and offers what the built index offers."""
+    with store.session() as s:
+        firsts = [send(s, t, requester=f"{i}@x", body=f"{t} details").ticket.id for i, t in enumerate(TOPICS)]
+    kept = similar._INDEXES[store.engine][(similar.encoder_name(ENC), ENC.dim)]
+    assert kept.loading and len(kept.index) == 0  # the load is held: nothing indexed yet
+
+    def ask() -> tuple[int, list[tuple[int, float]]]:
+        with store.session() as s:
+            found = send(
+                s,
+                "Printer jams on floor 3",
+                requester="9@x",
+                body="Printer jams on floor 3 details",
+                at=NOW + timedelta(hours=1),
+            )
+            return found.ticket.id, [(d["ticket_id"], d["score"]) for d in found.duplicates]
+
+    asked, before = ask()
+    assert kept.loading and len(kept.index) == 0  # answered while the index was still empty
+    assert before[0][0] == firsts[TOPICS.index("Printer jams on floor 3")]
+    held_load.set()
+    settle(store)
+    assert not kept.loading and kept.index.approximate and len(kept.index) == len(TOPICS) + 1
+    _, after = ask()
+    assert [d for d in after if d[0] != asked] == before  # the same tickets, the same scores
+
+
+def test_a_partly_loaded_index_plus_a_scan_of_the_rest_is_exact(store, monkeypatch):
+    """Half-way through the load, the index holds the low ids and the scan the rest."""
+    monkeypatch.setattr(similar, "LOAD_CHUNK", 4)
+    with store.session() as s:
+        ids = [send(s, t, requester=f"{i}@x", body=f"{t} details").ticket.id for i, t in enumerate(TOPICS)]
+    settle(store)
+    similar._INDEXES.pop(store.engine, None)  # a fresh process ...
+    gate, calls = threading.Event(), []
+    read = similar._read_chunk
+
+    def held_after_one_chunk(session, encoder, dim, since, after, exclude):
+        if threading.current_thread().name == "open-ticket-index-load":
+            calls.append(after)
+            if len(calls) > 1:  # ... whose load has read one chunk of four
+                assert gate.wait(60)
+        return read(session, encoder, dim, since, after, exclude)
+
+    monkeypatch.setattr(similar, "_read_chunk", held_after_one_chunk)
+    with store.session() as s:
+        vec = ENC.encode(["Badge does not open door\nBadge does not open door details"])[0]
+        kept, first = similar._candidates(s, vec, similar.encoder_name(ENC), NOW, None)
+    assert kept.loading
+    assert kept.loaded is None or kept.loaded < max(ids)
+    assert first[0] == ids[TOPICS.index("Badge does not open door")]
+    gate.set()
+    settle(store)
+    with store.session() as s:
+        _, later = similar._candidates(s, vec, similar.encoder_name(ENC), NOW, None)
+    assert sorted(first) == sorted(ids) == sorted(later)
+
+
+def test_a_ticket_reopened_long_after_it_was_indexed_is_offered_again(store, graph_index, monkeypatch):
+    """Reopened tickets re-enter by the status events, not by their (old) id."""
+    monkeypatch.setattr(similar, "CATCH_UP_MARGIN", 0)  # its id is far below what was read since
+    with store.session() as s:
+        first = send(s, "VPN down").ticket
+        for i, t in enumerate(TOPICS[1:6]):
+            send(s, t, requester=f"{i}@x", body=f"{t} details")
+    settle(store)
+    with store.session() as s:
+        ticket = s.get(TicketRow, first.id)
+        tickets.set_fields(
+            s,
+            ticket,
+            {"category": "Network", "priority": "3", "affected_service": "VPN"},
+            actor="agent@x",
+            now=NOW + timedelta(hours=1),
+        )
+        tickets.transition(s, ticket, "resolved", actor="agent@x", now=NOW + timedelta(hours=1))
+    with store.session() as s:  # proposed, found resolved: dropped from the index
+        assert first.id not in [
+            d["ticket_id"] for d in send(s, "VPN down", at=NOW + timedelta(hours=2)).duplicates
+        ]
+    kept = similar._INDEXES[store.engine][(similar.encoder_name(ENC), ENC.dim)]
+    assert first.id not in kept.index
+    with store.session() as s:
+        tickets.transition(
+            s, s.get(TicketRow, first.id), "in_progress", actor="u@x", now=NOW + timedelta(hours=3)
+        )
+    with store.session() as s:
+        again = send(s, "VPN down", requester="z@x", at=NOW + timedelta(hours=4))
+        assert first.id in [d["ticket_id"] for d in again.duplicates]
+    assert first.id in kept.index

@@ -29,12 +29,14 @@ the write lock is held; :func:`search` is the one call intake makes.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import weakref
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from sqlalchemy import func, select
@@ -43,8 +45,10 @@ from sqlalchemy.orm import Session
 
 from triage import ann
 from triage.duplicates import DuplicateConfig, detect_burst, find_duplicates
-from triage.store.tables import TicketRow, TicketVector
+from triage.store.tables import TicketEvent, TicketRow, TicketVector
 from triage.store.tickets import OPEN_STATUSES
+
+log = logging.getLogger(__name__)
 
 BURST_WINDOW = timedelta(minutes=30)
 BURST_MIN_SIZE = 5
@@ -174,8 +178,7 @@ _RECENT: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
 
 
 def _recent_cache(session: Session, encoder: str) -> _Recent:
-    engine = session.get_bind()
-    engine = getattr(engine, "engine", engine)
+    engine = _engine(session)
     with _INDEXES_LOCK:
         return _RECENT.setdefault(engine, {}).setdefault(encoder, _Recent())
 
@@ -285,31 +288,67 @@ def burst(
 
 
 # ------------------------------------------------------------------ the open-ticket index
+LOAD_CHUNK = 5_000  # vectors read per round trip while an index is loaded
+EVENT_MARGIN = 2_000  # status events re-read on each catch-up (their ids, too, are allocated early)
+
+
 class _OpenTickets:
-    """One process's nearest-neighbour index over one database's open tickets of one encoder."""
+    """One process's nearest-neighbour index over one database's open tickets of one encoder.
+
+    It is loaded in a background thread, in ticket-id order, so the intake that
+    created it does not wait: while ``loaded`` is not ``None`` the index holds every
+    open ticket up to that id, and :func:`_nearest` scans the rest (a primary-key
+    range) exactly, so the answer is the same as with the full index. Once loaded,
+    ``catch_up`` adds what other processes stored (and reopened) since.
+    """
 
     def __init__(self, dim: int) -> None:
         self.index = ann.VectorIndex(dim, exact_below=ann.EXACT_BELOW)
         self.watermark = 0  # highest ticket id read so far
+        self.events = 0  # highest ticket_events id read so far (reopened tickets)
+        self.loaded: int | None = 0  # while loading: the index holds every id <= this one
         self.lock = threading.Lock()
+        self.done = threading.Event()
 
-    def catch_up(self, session: Session, encoder: str, exclude: int | None = None) -> None:
-        """Add the tickets stored (by any process) since the last look.
+    @property
+    def loading(self) -> bool:
+        return self.loaded is not None
+
+    def load(self, engine: Engine, encoder: str, since: datetime, exclude: int | None) -> None:
+        """Read the open tickets' vectors into the index, in id order (a background thread)."""
+        try:
+            with _reading(engine) as session:
+                top = _top(session, exclude)
+                self.events = _top_event(session)
+            after = 0
+            while True:
+                with _reading(engine) as session:  # one short read each: no snapshot held for minutes
+                    keys, vecs = _read_chunk(session, encoder, self.index.dim, since, after, exclude)
+                with self.lock:
+                    if keys:
+                        self.index.add(keys, vecs)
+                        after = self.loaded = keys[-1]
+                    if len(keys) < LOAD_CHUNK:
+                        self.watermark = max(top, after)
+                        self.loaded = None
+                        return
+        except Exception:  # noqa: BLE001 - queries go on scanning what is not loaded; say why
+            log.exception("loading the open-ticket index failed; intake scans instead")
+        finally:
+            self.done.set()
+
+    def catch_up(self, session: Session, encoder: str, exclude: int | None = None) -> bool:
+        """Add the tickets stored (by any process) since the last look, and those reopened.
 
         ``exclude`` is the ticket being taken in: its row is not committed yet, and a
         rolled-back id may be handed out again (SQLite), so it joins the index on a
-        later look, once it is really there. If the highest id went *down*, rows were
-        deleted wholesale (a test emptying its database, a restore): start over.
+        later look, once it is really there. Returns False if the highest id went
+        *down*: rows were deleted wholesale (a test emptying its database, a restore),
+        and the caller starts a fresh index.
         """
-        top = (
-            session.execute(
-                select(func.max(TicketVector.ticket_id)).where(TicketVector.ticket_id != exclude)
-            ).scalar()
-            or 0
-        )
+        top = _top(session, exclude)
         if top < self.watermark:
-            self.index = ann.VectorIndex(self.index.dim, exact_below=ann.EXACT_BELOW)
-            self.watermark = 0
+            return False
         recent = (
             select(TicketVector.ticket_id)
             .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
@@ -320,19 +359,24 @@ class _OpenTickets:
                 TicketRow.status.in_(OPEN_STATUSES),
             )
         )
-        fresh = [i for (i,) in session.execute(recent) if i not in self.index]
+        fresh = {i for (i,) in session.execute(recent) if i not in self.index}
+        fresh |= {i for i in self._reopened(session) if i != exclude and i not in self.index}
         if fresh:
-            self._load(session, encoder, TicketVector.ticket_id.in_(fresh))
+            self._load(session, encoder, TicketVector.ticket_id.in_(sorted(fresh)))
         self.watermark = max(self.watermark, int(top))
+        return True
 
-    def build(self, session: Session, encoder: str, since: datetime, exclude: int) -> None:
-        self._load(session, encoder, (TicketVector.created_at >= since) & (TicketVector.ticket_id != exclude))
-        self.watermark = int(
-            session.execute(
-                select(func.max(TicketVector.ticket_id)).where(TicketVector.ticket_id != exclude)
-            ).scalar()
-            or 0
+    def _reopened(self, session: Session) -> list[int]:
+        """Tickets moved back to an open status since the last look (by ``ticket_events`` id)."""
+        stmt = select(TicketEvent.id, TicketEvent.ticket_id).where(
+            TicketEvent.id > self.events - EVENT_MARGIN,
+            TicketEvent.field == "status",
+            TicketEvent.new.in_(OPEN_STATUSES),
+            TicketEvent.old.not_in(OPEN_STATUSES),
         )
+        rows = list(session.execute(stmt))
+        self.events = max([self.events, _top_event(session)])
+        return [ticket for _, ticket in rows]
 
     def _load(self, session: Session, encoder: str, where) -> None:
         stmt = (
@@ -344,49 +388,132 @@ class _OpenTickets:
                 TicketVector.dim == self.index.dim,
                 TicketRow.status.in_(OPEN_STATUSES),
             )
-            .execution_options(yield_per=5000)
         )
-        keys: list[int] = []
-        vecs: list[np.ndarray] = []
-        for key, blob in session.execute(stmt):
-            keys.append(key)
-            vecs.append(np.frombuffer(blob, dtype=np.float32))
-            if len(keys) == 5000:
-                self.index.add(keys, np.vstack(vecs))
-                keys, vecs = [], []
+        keys, vecs = _vectors(session.execute(stmt), self.index.dim)
         if keys:
-            self.index.add(keys, np.vstack(vecs))
+            self.index.add(keys, vecs)
+
+
+@contextmanager
+def _reading(engine: Engine) -> Iterator[Session]:
+    """A read-only session of its own (on SQLite: no write lock taken at BEGIN)."""
+    with Session(engine) as session:
+        session.connection(execution_options={"triage_readonly": True})
+        yield session
+        session.rollback()
+
+
+def _top(session: Session, exclude: int | None) -> int:
+    stmt = select(func.max(TicketVector.ticket_id)).where(TicketVector.ticket_id != exclude)
+    return int(session.execute(stmt).scalar() or 0)
+
+
+def _top_event(session: Session) -> int:
+    return int(session.execute(select(func.max(TicketEvent.id))).scalar() or 0)
+
+
+def _vectors(rows, dim: int) -> tuple[list[int], np.ndarray]:
+    """``(id, float32 bytes)`` rows as ids and one matrix (one decode, not one per row)."""
+    keys, blobs = [], []
+    for key, blob in rows:
+        keys.append(int(key))
+        blobs.append(blob)
+    if not keys:
+        return [], np.zeros((0, dim), dtype=np.float32)
+    return keys, np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(keys), dim)
+
+
+def _read_chunk(
+    session: Session, encoder: str, dim: int, since: datetime, after: int, exclude: int | None
+) -> tuple[list[int], np.ndarray]:
+    """The next ``LOAD_CHUNK`` open tickets' vectors with ids above ``after``, in id order."""
+    stmt = (
+        select(TicketVector.ticket_id, TicketVector.vector)
+        .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
+        .where(
+            TicketVector.ticket_id > after,
+            TicketVector.ticket_id != exclude,
+            TicketVector.created_at >= since,
+            TicketVector.encoder == encoder,
+            TicketVector.dim == dim,
+            TicketRow.status.in_(OPEN_STATUSES),
+        )
+        .order_by(TicketVector.ticket_id)
+        .limit(LOAD_CHUNK)
+    )
+    return _vectors(session.execute(stmt), dim)
 
 
 _INDEXES: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
 _INDEXES_LOCK = threading.Lock()
 
 
-def _open_tickets(
-    session: Session, encoder: str, dim: int, at: datetime, exclude: int | None
-) -> _OpenTickets:
-    """This process's index for the session's database, built on first use."""
+def _engine(session: Session) -> Engine:
     engine = session.get_bind()
-    engine = getattr(engine, "engine", engine)
+    return getattr(engine, "engine", engine)
+
+
+def _open_tickets(
+    session: Session, encoder: str, dim: int, at: datetime, exclude: int | None, fresh: bool = False
+) -> _OpenTickets:
+    """This process's index for the session's database; the first use starts loading it."""
+    engine = _engine(session)
     with _INDEXES_LOCK:
         per_engine = _INDEXES.setdefault(engine, {})
         found = per_engine.get((encoder, dim))
-        if found is None:
-            found = per_engine[(encoder, dim)] = _OpenTickets(dim)
-            found.lock.acquire()  # built below, outside the registry lock
-            fresh = True
-        else:
-            fresh = False
-    if fresh:
-        try:
-            found.build(session, encoder, at - RETENTION, exclude)
-        except BaseException:
-            with _INDEXES_LOCK:
-                per_engine.pop((encoder, dim), None)
-            raise
-        finally:
-            found.lock.release()
+        if found is not None and not fresh:
+            return found
+        found = per_engine[(encoder, dim)] = _OpenTickets(dim)
+    threading.Thread(
+        target=found.load,
+        args=(engine, encoder, at - RETENTION, exclude),
+        name="open-ticket-index-load",
+        daemon=True,
+    ).start()
     return found
+
+
+def _candidates(
+    session: Session, vec: np.ndarray, encoder: str, at: datetime, exclude: int | None
+) -> tuple[_OpenTickets, list[int]]:
+    """The ids of the ``CANDIDATES`` open tickets nearest ``vec``: index, plus a scan of what
+    it has not loaded yet (the same answer as a full exact scan while it loads)."""
+    kept = _open_tickets(session, encoder, vec.size, at, exclude)
+    with kept.lock:
+        if kept.loading:  # rows deleted wholesale meanwhile (a test emptying its tables)?
+            current = (kept.loaded or 0) <= _top(session, exclude)
+        else:
+            current = kept.catch_up(session, encoder, exclude)
+        if current:
+            loaded = kept.loaded  # read before searching: the index holds at least up to it
+            near = kept.index.search(vec, CANDIDATES + 1)
+        else:  # rows were deleted wholesale: start a fresh index (loading in the background)
+            kept, loaded, near = _open_tickets(session, encoder, vec.size, at, exclude, fresh=True), 0, []
+    if loaded is not None:  # still loading: the rest, scored exactly, joins the ranking
+        since = at - RETENTION
+        near += _scan_above(session, vec, encoder, since, loaded, exclude)
+        near = sorted(dict(near).items(), key=lambda hit: -hit[1])
+    return kept, [key for key, _ in near if key != exclude][:CANDIDATES]
+
+
+def _scan_above(
+    session: Session, vec: np.ndarray, encoder: str, since: datetime, after: int, exclude: int | None
+) -> list[tuple[int, float]]:
+    """Exact top candidates among the open tickets with ids above ``after`` (chunk by chunk)."""
+    best: list[tuple[int, float]] = []
+    unit = vec / (np.linalg.norm(vec) or 1.0)
+    while True:
+        keys, vecs = _read_chunk(session, encoder, vec.size, since, after, exclude)
+        if keys:
+            norms = np.linalg.norm(vecs, axis=1)
+            norms[norms == 0] = 1.0
+            scores = np.einsum("ij,j->i", vecs, unit) / norms
+            top = np.argsort(-scores, kind="stable")[: CANDIDATES + 1]
+            best = sorted(best + [(keys[i], float(scores[i])) for i in top], key=lambda hit: -hit[1])
+            best = best[: CANDIDATES + 1]
+            after = keys[-1]
+        if len(keys) < LOAD_CHUNK:
+            return best
 
 
 def _nearest(
@@ -394,10 +521,7 @@ def _nearest(
 ) -> list[tuple]:
     """``(id, vector, requester, created_at)`` of the open tickets nearest ``vector``."""
     vec = np.asarray(vector, dtype=np.float32).ravel()
-    kept = _open_tickets(session, encoder, vec.size, at, exclude)
-    with kept.lock:
-        kept.catch_up(session, encoder, exclude)
-        near = [key for key, _ in kept.index.search(vec, CANDIDATES + 1) if key != exclude]
+    kept, near = _candidates(session, vec, encoder, at, exclude)
     if not near:
         return []
     stmt = (
@@ -419,6 +543,5 @@ def _nearest(
         if created_at >= since:
             rows.append((key, np.frombuffer(blob, dtype=np.float32), requester, created_at))
     if gone:  # closed, merged or never committed: the index stops proposing them
-        with kept.lock:
-            kept.index.remove(gone)
+        kept.index.remove(gone)
     return rows
