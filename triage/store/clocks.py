@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -114,7 +114,8 @@ def start(
     """Start both clocks from ``policy`` for the ticket's priority and customer tier.
 
     ``fresh``: the ticket was created in this unit of work, so it has no clocks to
-    look for, and the rows are left for the commit to write with the other inserts.
+    look for, and the rows are written with one Core INSERT (the returned rows are then
+    not in the session: read them back with a query to change them).
 
     A ticket whose priority is still open is timed at ``priority`` (the rules'
     default) so nothing goes untimed; setting the real priority re-targets.
@@ -141,14 +142,25 @@ def start(
             state={"targets": targets, "fired": [], "levels": stored_levels},
         )
         _save(row, clock, now)
-        session.add(row)
+        if not fresh:
+            session.add(row)
         rows.append(row)
         _event(session, ticket, f"sla.{kind}", None, row.due_at.isoformat(), now)
+    if fresh and rows:  # one Core INSERT for both clocks: nothing reads their ids back
+        session.connection().execute(_INSERT, [_values(row) for row in rows])
     if ticket.status == "pending":
         pause(session, ticket, now)
     if not fresh:
         session.flush()
     return rows
+
+
+_COLUMNS = [c.key for c in SlaClockRow.__table__.columns if c.key != "id"]
+_INSERT = insert(SlaClockRow.__table__)  # built once: its compiled form stays cached
+
+
+def _values(row: SlaClockRow) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in _COLUMNS}
 
 
 def pause(session: Session, ticket: TicketRow, now: datetime) -> None:

@@ -20,15 +20,19 @@ from triage.store.tables import TicketEvent
 _BUFFER = "triage.pending_events"
 
 
-def add(session: Session, **row: Any) -> TicketEvent:
-    """Add one event (``ticket_id, field, old, new, actor, at``), buffered inside :func:`batched`."""
+def add(session: Session, **row: Any) -> TicketEvent | None:
+    """Add one event (``ticket_id, field, old, new, actor, at``), buffered inside :func:`batched`.
+
+    Returns the event added to the session, or None when buffered (the row goes in with
+    the batch; building an ORM object nobody reads cost more than the row's INSERT).
+    """
     buffer = session.info.get(_BUFFER)
     if buffer is None:
         event = TicketEvent(**row)
         session.add(event)
         return event
     buffer.append(row)
-    return TicketEvent(**row)  # transient: the row itself goes in with the batch
+    return None
 
 
 @contextmanager
@@ -44,4 +48,7 @@ def batched(session: Session) -> Iterator[None]:
     finally:
         session.info.pop(_BUFFER, None)
     if rows:  # Core executemany: one statement, rows in the order they were recorded
-        session.connection().execute(insert(TicketEvent.__table__), rows)
+        session.connection().execute(_INSERT, rows)
+
+
+_INSERT = insert(TicketEvent.__table__)  # built once: its compiled form stays cached

@@ -52,8 +52,11 @@ def store_predictions(
         for head, out in (result.get("fields") or {}).items()
     ]
     if rows:
-        session.connection().execute(insert(Prediction.__table__), rows)
+        session.connection().execute(_INSERT_PREDICTIONS, rows)
     return len(rows)
+
+
+_INSERT_PREDICTIONS = insert(Prediction.__table__)  # built once: its compiled form stays cached
 
 
 def _label(value: Any) -> str | None:

@@ -127,7 +127,7 @@ def intake(
         if not created:
             return result
         with session.no_autoflush:  # predictions, clocks, vector: written together
-            outcome = _triage(
+            outcome, due = _triage(
                 session, ticket, payload, assessed, found, result, ruleset, actor, team_map, now
             )
     attached = ruleset is not None and _vip_in_major_incident(
@@ -142,7 +142,9 @@ def intake(
             senior=bool(outcome and outcome.senior),
             incomplete_ok=bool(outcome and outcome.escalate),
         )
-    notices.received(session, ticket, now)  # after the clocks: the mail says when to expect us
+    # after the clocks: the mail says when to expect us (as just started, unless a major
+    # incident's rules moved them: then as stored)
+    notices.received(session, ticket, now, due=None if attached else due)
     return result
 
 
@@ -158,7 +160,9 @@ def _triage(
     team_map: dict[str, str] | None,
     now: datetime,
 ):
-    """Given fields, model, rules, route, clocks, vector: the writes of a new ticket."""
+    """Given fields, model, rules, route, clocks, vector: the writes of a new ticket.
+
+    Returns the rules' outcome and the due time of each clock started."""
     given = {k: payload[k] for k in GIVEN_FIELDS if payload.get(k) not in (None, "")}
     tickets.set_fields(session, ticket, given, actor=actor, now=now, retime=False)
     _classify(session, ticket, assessed.prediction, result, now)
@@ -176,7 +180,7 @@ def _triage(
     result.team_source = choice.source
     urgent = bool(outcome is not None and outcome.escalate)
     _route(session, ticket, choice, result, actor, now, urgent=urgent)
-    _start_clocks(session, ticket, ruleset, outcome, now)
+    due = {row.kind: row.due_at for row in _start_clocks(session, ticket, ruleset, outcome, now)}
     if assessed.vector is not None:
         similar.remember(session, ticket, assessed.vector, assessed.encoder)
         found = found.for_ticket(ticket.id)
@@ -184,7 +188,7 @@ def _triage(
         from triage.store import proposals
 
         proposals.record(session, result.incident, now=now)  # listed for agents to decide
-    return outcome
+    return outcome, due
 
 
 def assess(
@@ -498,11 +502,11 @@ def _route(
         routing.ensure_team(session, choice.team)
 
 
-def _start_clocks(session: Session, ticket: TicketRow, ruleset, outcome, now: datetime) -> None:
+def _start_clocks(session: Session, ticket: TicketRow, ruleset, outcome, now: datetime) -> list:
     if ruleset is None or outcome is None or outcome.sla is None:
-        return
+        return []
     policy = ruleset.policies[outcome.sla.policy]
-    clocks.start(
+    return clocks.start(
         session,
         ticket,
         policy,

@@ -48,21 +48,34 @@ def _customers(session: Session, ticket: TicketRow, *, watchers: bool = True) ->
     return [a for a in found if outbound.mail_address(a)]
 
 
-def _due(session: Session, ticket_id: int, kind: str) -> str | None:
+def _due(session: Session, ticket_id: int, kind: str) -> datetime | None:
     row = session.scalars(
         select(SlaClockRow).where(SlaClockRow.ticket_id == ticket_id, SlaClockRow.kind == kind)
     ).first()
-    return row.due_at.isoformat() if row is not None and row.due_at else None
+    return row.due_at if row is not None else None
 
 
-def received(session: Session, ticket: TicketRow, now: datetime | None = None) -> None:
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def received(
+    session: Session,
+    ticket: TicketRow,
+    now: datetime | None = None,
+    due: dict[str, datetime | None] | None = None,
+) -> None:
+    """``due``: the due time of each clock (``first_response``, ``resolution``) when the
+    caller has just started them (intake); otherwise they are read from the store."""
+    if due is None:
+        due = {kind: _due(session, ticket.id, kind) for kind in ("first_response", "resolution")}
     context = {
         **_base(ticket),
         "summary": (ticket.body or "")[:SUMMARY_CHARS],
-        "first_response_due": _due(session, ticket.id, "first_response"),
-        "resolution_due": _due(session, ticket.id, "resolution"),
+        "first_response_due": _iso(due.get("first_response")),
+        "resolution_due": _iso(due.get("resolution")),
     }
-    outbound.queue(
+    outbound.queue_quietly(
         session,
         "received",
         _customers(session, ticket, watchers=False),

@@ -21,7 +21,7 @@ import re
 from datetime import datetime
 from typing import Any, Callable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from triage.store.tables import Comment, OutboxMessage, TicketRow, utcnow
@@ -55,23 +55,78 @@ def queue(
     now: datetime | None = None,
 ) -> OutboxMessage | None:
     """Queue one mail; None when there is nobody to send to or ``dedupe_key`` was queued before."""
+    values = _mail_row(
+        session, template, to, subject, context, ticket_id, dedupe_key, auto_submitted, attachments, now
+    )
+    if values is None:
+        return None
+    row = OutboxMessage(**values)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def queue_quietly(
+    session: Session,
+    template: str,
+    to: list[str],
+    *,
+    subject: str,
+    context: dict[str, Any],
+    ticket_id: int | None = None,
+    dedupe_key: str | None = None,
+    auto_submitted: str = "auto-generated",
+    now: datetime | None = None,
+) -> bool:
+    """:func:`queue` as one Core INSERT, for callers that need no row back (intake's notice).
+
+    No ORM object, no flush: the row goes in with the transaction's other writes.
+    Returns whether a mail was queued.
+    """
+    values = _mail_row(
+        session, template, to, subject, context, ticket_id, dedupe_key, auto_submitted, None, now
+    )
+    if values is None:
+        return False
+    session.connection().execute(_INSERT, values)
+    return True
+
+
+_INSERT = insert(OutboxMessage.__table__)
+_QUEUED = select(OutboxMessage.__table__.c.id).where(OutboxMessage.__table__.c.dedupe_key == bindparam("key"))
+
+
+def _mail_row(
+    session: Session,
+    template: str,
+    to: list[str],
+    subject: str,
+    context: dict[str, Any],
+    ticket_id: int | None,
+    dedupe_key: str | None,
+    auto_submitted: str,
+    attachments: list[dict] | None,
+    now: datetime | None,
+) -> dict[str, Any] | None:
+    """The outbox row's values, or None: nobody to send to, or ``dedupe_key`` queued before."""
     recipients = sorted({a for a in (mail_address(x) for x in to) if a})
     if not recipients:
         return None
-    if (
-        dedupe_key is not None
-        and session.scalars(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)).first()
-    ):
-        return None
+    if dedupe_key is not None:
+        # earlier queue() calls flushed their rows, so the table (not the session) is what to ask
+        if session.connection().execute(_QUEUED, {"key": dedupe_key}).first() is not None:
+            return None
     now = now or utcnow()
-    row = OutboxMessage(
-        kind=KIND,
-        event=f"mail.{template}",
-        ticket_id=ticket_id,
-        dedupe_key=dedupe_key,
-        next_attempt_at=now,
-        created_at=now,
-        payload={
+    return {
+        "kind": KIND,
+        "event": f"mail.{template}",
+        "ticket_id": ticket_id,
+        "dedupe_key": dedupe_key,
+        "next_attempt_at": now,
+        "created_at": now,
+        "attempts": 0,
+        "failed": False,
+        "payload": {
             "template": template,
             "to": recipients,
             "subject": subject,
@@ -79,10 +134,7 @@ def queue(
             "auto_submitted": auto_submitted,
             "attachments": attachments or [],
         },
-    )
-    session.add(row)
-    session.flush()
-    return row
+    }
 
 
 def thread_ticket(session: Session, message_id: str) -> int | None:

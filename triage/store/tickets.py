@@ -12,10 +12,10 @@ import re
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from triage.errors import InputError, NotFound, TransitionError
 from triage.htmltext import as_text
@@ -60,8 +60,8 @@ def record(
     new: Any,
     actor: str,
     at: datetime | None = None,
-) -> TicketEvent:
-    """Append one event; the only way the history grows."""
+) -> TicketEvent | None:
+    """Append one event; the only way the history grows (None when batched: event_log)."""
     return event_log.add(
         session,
         ticket_id=ticket.id,
@@ -147,17 +147,43 @@ def _claim_key(session: Session, key: str) -> int | None:
     savepoint): on PostgreSQL a concurrent holder makes it wait for that
     transaction and then do nothing, and we answer the holder's ticket.
     """
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = (
-        insert(IdempotencyKey)
-        .values(key=key, created_at=utcnow())
-        .on_conflict_do_nothing()
-        .returning(IdempotencyKey.key)
-    )
-    if session.execute(stmt).first() is not None:
+    conn = session.connection()
+    if conn.execute(_claim_statement(conn.dialect.name), {"key": key, "created_at": utcnow()}).first():
         return None
-    holder = session.scalar(select(IdempotencyKey.ticket_id).where(IdempotencyKey.key == key))
+    holder = conn.execute(_KEY_HOLDER, {"key_": key}).scalar()
     return holder or -1
+
+
+# Core statements built once: intake runs them for every ticket, and a statement object
+# keeps its compiled form cached (no ORM unit of work, no per-call cache key building).
+_KEYS = IdempotencyKey.__table__
+_KEY_HOLDER = select(_KEYS.c.ticket_id).where(_KEYS.c.key == bindparam("key_"))
+_KEY_OWNER = update(_KEYS).where(_KEYS.c.key == bindparam("key_")).values(ticket_id=bindparam("owner"))
+_CLAIMS = {
+    name: dialect_insert(_KEYS).on_conflict_do_nothing().returning(_KEYS.c.key)
+    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_TICKETS = TicketRow.__table__
+_INSERT_TICKET = insert(_TICKETS).returning(_TICKETS.c.id)
+_TICKET_COLUMNS = [c.key for c in _TICKETS.columns if c.key != "id"]
+
+
+def _claim_statement(dialect: str):
+    return _CLAIMS["postgresql" if dialect == "postgresql" else "sqlite"]
+
+
+def _insert_ticket(session: Session, values: dict[str, Any]) -> TicketRow:
+    """One Core ``INSERT ... RETURNING id``; the row joins the session as if just loaded.
+
+    Later changes to it (fields set by the model, the rules, routing) are one UPDATE at
+    commit; nothing is flushed now.
+    """
+    row = {name: values.get(name) for name in _TICKET_COLUMNS}
+    ticket_id = session.connection().execute(_INSERT_TICKET, row).scalar_one()
+    ticket = TicketRow(id=ticket_id, **row)
+    make_transient_to_detached(ticket)
+    session.add(ticket)
+    return ticket
 
 
 def create(
@@ -187,27 +213,27 @@ def create(
         raise InputError(
             "unknown channel", column="channel", expected="|".join(c.value for c in Channel), got=channel
         )
-    ticket = TicketRow(
-        subject=_checked_text("subject", data.get("subject")),
-        body=_checked_text("body", as_text(data.get("body"))),  # HTML as mail converts it
-        channel=channel,
-        requester=fits(TicketRow, "requester", data.get("requester")),
-        status=Status.NEW.value,
-        queue=TRIAGE_QUEUE,
-        customer_tier=fits(TicketRow, "customer_tier", data.get("customer_tier")),
-        extra=dict(data.get("extra") or {}),
-        tags=_tags(data.get("tags")),
-        created_at=now,
-        updated_at=now,
+    ticket = _insert_ticket(
+        session,
+        {
+            "subject": _checked_text("subject", data.get("subject")),
+            "body": _checked_text("body", as_text(data.get("body"))),  # HTML as mail converts it
+            "channel": channel,
+            "requester": fits(TicketRow, "requester", data.get("requester")),
+            "status": Status.NEW.value,
+            "queue": TRIAGE_QUEUE,
+            "customer_tier": fits(TicketRow, "customer_tier", data.get("customer_tier")),
+            "extra": dict(data.get("extra") or {}),
+            "tags": _tags(data.get("tags")),
+            "escalation_level": 0,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    session.add(ticket)
-    session.flush()
     record(session, ticket, "created", None, channel, actor, now)
     add_watchers(session, ticket, data.get("watchers") or [])
     if idempotency_key:
-        session.execute(
-            update(IdempotencyKey).where(IdempotencyKey.key == idempotency_key).values(ticket_id=ticket.id)
-        )
+        session.connection().execute(_KEY_OWNER, {"key_": idempotency_key, "owner": ticket.id})
     return ticket, True
 
 
