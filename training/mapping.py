@@ -239,17 +239,42 @@ def _blank(value: Any) -> bool:
 def load_export(path: str | Path, mapping: Mapping) -> Dataset:
     """Read an export through ``mapping``; errors name file, row and column."""
     path = Path(path)
-    df = read_export(path)
-    fname = str(path)
+    return dataset_from_frame(read_export(path), mapping, path)
+
+
+def check_columns(columns: list[str], mapping: Mapping, fname: str) -> None:
+    """Every column the mapping names is in the export, or an ``InputError`` naming it."""
     for use, col in mapping.columns().items():
-        if col not in df.columns:
+        if col not in columns:
             raise InputError(
                 f"the mapping's {use} names a column the export lacks",
                 file=fname,
                 column=col,
-                expected="one of " + ", ".join(map(str, df.columns)),
+                expected="one of " + ", ".join(map(str, columns)),
                 got=col,
             )
+
+
+def dataset_from_frame(
+    df: pd.DataFrame,
+    mapping: Mapping,
+    path: Path,
+    *,
+    row_numbers: list[int] | None = None,
+    rows_read: int | None = None,
+    sha256: str | None = None,
+    rare: dict[str, dict[str, int]] | None = None,
+) -> Dataset:
+    """A :class:`Dataset` from export rows already read (every cell text, a value or None).
+
+    The streamed reader (training/stream.py) passes a slice of a larger export: its
+    ``row_numbers`` (1-based, in the whole file), the file's ``rows_read`` and the
+    ``rare`` classes counted over the whole file, so the result matches ``load_export``
+    on those rows.
+    """
+    fname = str(path)
+    check_columns(list(df.columns), mapping, fname)
+    numbers = row_numbers if row_numbers is not None else list(range(1, len(df) + 1))
     dropped: dict[str, int] = {}
     texts, rows, keep, subjects = [], [], [], []
     subj = df[mapping.subject].tolist() if mapping.subject else [None] * len(df)
@@ -260,14 +285,14 @@ def load_export(path: str | Path, mapping: Mapping) -> Dataset:
                 raise InputError(
                     "row has no text (set drop_empty_text: true to drop such rows)",
                     file=fname,
-                    row=i + 1,
+                    row=numbers[i],
                     column=mapping.body,
                     expected="a non-empty subject or body",
                     got=b,
                 )
             dropped["empty_text"] = dropped.get("empty_text", 0) + 1
             continue
-        texts.append(text), rows.append(i + 1), keep.append(i)
+        texts.append(text), rows.append(numbers[i]), keep.append(i)
         subjects.append(None if _blank(s) else normalise(str(s))[:200])
     sub = df.iloc[keep]
     metadata = {
@@ -280,11 +305,12 @@ def load_export(path: str | Path, mapping: Mapping) -> Dataset:
     labels = {
         h: _labels(sub[s.column].tolist(), s, rows, fname, mapping.strict) for h, s in mapping.labels.items()
     }
-    counts = {"rows_read": len(df), "rows_kept": len(texts), "dropped": dropped}
-    counts.update(_apply_filters(labels, mapping))
+    counts = {"rows_read": rows_read if rows_read is not None else len(df), "rows_kept": len(texts)}
+    counts["dropped"] = dropped
+    counts.update(_apply_filters(labels, mapping, rare))
     return Dataset(
         path=path,
-        sha256=file_sha256(path),
+        sha256=sha256 or file_sha256(path),
         texts=texts,
         labels=labels,
         metadata=metadata,
@@ -292,6 +318,28 @@ def load_export(path: str | Path, mapping: Mapping) -> Dataset:
         counts=counts,
         subjects=subjects,
     )
+
+
+def label_columns(
+    df: pd.DataFrame, mapping: Mapping, row_numbers: list[int], fname: str
+) -> dict[str, list[str | None]]:
+    """Every head's labels of some export rows, renamed and ``where``-filtered, before the
+    ``min_class_count`` cut (which needs the whole file's counts: training/stream.py)."""
+    labels = {
+        h: _labels(df[s.column].tolist(), s, row_numbers, fname, mapping.strict)
+        for h, s in mapping.labels.items()
+    }
+    _apply_filters(labels, mapping, known_rare={})
+    return labels
+
+
+def rare_classes(counts: dict[str, dict[str, int]], mapping: Mapping) -> dict[str, dict[str, int]]:
+    """Per head with a ``min_class_count``: the classes below it, from whole-file ``counts``."""
+    return {
+        h: {c: n for c, n in counts.get(h, {}).items() if n < s.min_class_count}
+        for h, s in mapping.labels.items()
+        if s.min_class_count
+    }
 
 
 def _parse_times(values: list[Any], rows: list[int], fname: str, column: str) -> list[Any]:
@@ -339,8 +387,13 @@ def _labels(
     return out
 
 
-def _apply_filters(labels: dict[str, list[str | None]], mapping: Mapping) -> dict[str, Any]:
-    """Per head: rows outside its ``where`` and rows of too-rare classes lose that label (counted)."""
+def _apply_filters(
+    labels: dict[str, list[str | None]], mapping: Mapping, known_rare: dict[str, dict[str, int]] | None = None
+) -> dict[str, Any]:
+    """Per head: rows outside its ``where`` and rows of too-rare classes lose that label (counted).
+
+    ``known_rare`` (head → class → count) gives the too-rare classes counted elsewhere (over a whole
+    file read in slices); None counts them here."""
     original = {h: list(v) for h, v in labels.items()}
     filtered, rare = {}, {}
     for head, spec in mapping.labels.items():
@@ -351,7 +404,11 @@ def _apply_filters(labels: dict[str, list[str | None]], mapping: Mapping) -> dic
                 if v is not None and original[other][i] not in allowed:
                     vals[i], n_out = None, n_out + 1
         filtered[head] = n_out
-        if spec.min_class_count:
+        if known_rare is not None and spec.min_class_count:
+            small = dict(known_rare.get(head, {}))
+            rare[head] = {"classes": small, "rows": sum(v in small for v in vals)}
+            labels[head] = [None if v in small else v for v in vals]
+        elif spec.min_class_count:
             counts = pd.Series([v for v in vals if v is not None], dtype=object).value_counts()
             small = {str(k): int(c) for k, c in counts.items() if c < spec.min_class_count}
             rare[head] = {"classes": small, "rows": sum(small.values())}

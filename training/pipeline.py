@@ -183,15 +183,13 @@ def train(
     split (``context_groups`` limits the groups tried; ``()`` turns context off).
     """
     mapping = load_mapping(mapping_path)
-    data = load_export(data_path, mapping)
     wanted = list(heads or mapping.labels)
-    if max_rows and wanted and wanted[0] in data.labels:  # training/sampling.py: why stratified
-        from training.sampling import sample_dataset
-
-        data = sample_dataset(data, max_rows, wanted[0], seed=seed)
     unknown = set(wanted) - set(mapping.labels)
     if unknown:
         raise ValueError(f"heads: expected some of {sorted(mapping.labels)}, got {sorted(unknown)}")
+    data, extra = _load_for_training(
+        data_path, mapping, wanted, max_rows, candidates, fractions, seed, progress
+    )
     needs_vectors = any(k in ("embedding", "combined") for k in candidates)
     enc = resolve_encoder(encoder) if needs_vectors else None
     config = TrainConfig(
@@ -217,7 +215,8 @@ def train(
         for name in _progress(wanted, progress, "heads"):
             groups, ablation = choose_context(X, data.labels[name], splits, context, config)
             Xh = X.with_context(context.strings(groups)) if groups else X
-            model, rep = train_head(name, Xh, data.labels[name], splits, config, rule, progress)
+            full = {"incremental": extra[name]} if name in extra else None
+            model, rep = train_head(name, Xh, data.labels[name], splits, config, rule, progress, extra=full)
             if model is not None:
                 model.context_groups_ = tuple(groups)
                 fitted_rows = _fitted_rows(data.labels[name], splits, rep)
@@ -255,6 +254,46 @@ def train(
         )  # HMAC over the checksums
         result.report_dir = result.bundle_path / "report"
     return result
+
+
+def _load_for_training(
+    data_path: str | Path,
+    mapping: ColumnMapping,
+    wanted: list[str],
+    max_rows: int | None,
+    candidates: Sequence[str],
+    fractions: Sequence[float],
+    seed: int,
+    progress: bool,
+) -> tuple[Dataset, dict]:
+    """The rows the candidates are fitted on, and the full-data heads fitted beside them.
+
+    Without ``max_rows`` the whole export is read into memory. With it the export is read
+    as a stream (training/stream.py): a stratified sample for the candidates in ``KINDS``
+    and, when ``incremental`` is a candidate and the file is larger than the sample, one
+    :class:`~triage.incremental.IncrementalHead` per head fitted on the rest of the file
+    (training/incremental.py). Memory is then bounded by ``max_rows``, not the file.
+    """
+    if not max_rows:
+        return load_export(data_path, mapping), {}
+    from training.stream import load_sampled
+
+    data, info = load_sampled(data_path, mapping, max_rows, wanted[0], seed=seed)
+    if "incremental" not in candidates or not data.counts.get("sampled"):
+        return data, {}
+    from training.incremental import fit_incremental
+
+    extra = fit_incremental(
+        data_path,
+        mapping,
+        wanted,
+        info,
+        data.source_rows,
+        splits=lambda texts: assign_splits(texts, fractions, seed),
+        seed=seed,
+        progress=progress,
+    )
+    return data, extra
 
 
 # A context group is kept for a head only if it raises out-of-fold macro-F1 by this much.
@@ -338,6 +377,7 @@ def train_head(
     rule: ThresholdRule,
     progress: bool,
     refit: bool = True,
+    extra: Mapping[str, Any] | None = None,
 ) -> tuple[TextHead | None, dict]:
     """Fit the candidates of one head, pick the winner, report on holdout, refit on train + calibration.
 
@@ -373,6 +413,8 @@ def train_head(
     if "reference" not in kinds:  # the plain reference always competes: never below it
         kinds = ("reference",) + kinds
     cands = fit_candidates(X.take(idx["train"]), y[idx["train"]], kinds, **params)
+    for kind, head in (extra or {}).items():  # fitted on the rest of the export: scored on train here
+        cands[kind] = head.assemble(X.take(idx["train"]), y[idx["train"]])
     scores, probas, picks = {}, {}, {}
     y_sel = np.concatenate([y[idx["train"]], y[idx["calibration"]]])
     for kind, model in cands.items():
@@ -430,7 +472,14 @@ def train_head(
         # per-ticket top-1 label + probability: the confidence report's what-if for thresholds
         "holdout_scores": holdout_scores(y[idx["holdout"]], probas[chosen]["holdout"], classes),
     }
-    if refit:
+    if refit and chosen in (extra or {}):  # it learnt every non-holdout row outside the sample
+        report["refit"] = {
+            "rows": int(getattr(model, "rows_learnt_", 0)),
+            "kind": chosen,
+            "note": "fitted in one streamed pass over the export's non-holdout rows outside the "
+            "sample; calibrated on the sample's train rows; not refitted",
+        }
+    elif refit:
         every = np.flatnonzero(has & np.isin(splits, REFIT_SPLITS))
         model = fit_candidates(X.take(every), y[every], (chosen,), **params)[chosen]
         report["refit"] = {

@@ -89,9 +89,16 @@ def _register_train(subparsers) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="train on a stratified sample of at most N rows (per class of the "
-        "first head; rare classes keep up to 50 rows): bounds memory and time "
-        "on very large exports",
+        help="read the export as a stream and fit the TF-IDF / embedding candidates on a "
+        "stratified sample of at most N rows (per class of the first head; rare classes "
+        "keep up to 50 rows); the rest of the file trains a full-data candidate (hashed "
+        "n-grams + SGD, fitted slice by slice) that competes with them: memory is bounded "
+        "by N, not by the export",
+    )
+    p.add_argument(
+        "--no-incremental",
+        action="store_true",
+        help="with --max-rows: no full-data candidate, only the sample is used",
     )
     p.add_argument(
         "--embeddings",
@@ -136,6 +143,8 @@ def run_train(args: argparse.Namespace) -> int:
     candidates = (
         ("reference", "tfidf") if args.encoder == "none" else ("reference", "tfidf", "embedding", "combined")
     )
+    if args.max_rows and not getattr(args, "no_incremental", False):
+        candidates += ("incremental",)  # training/incremental.py: the rest of the file
     encoder = None if args.encoder in ("minilm", "none") else args.encoder
     if getattr(args, "embeddings", None) is not None and args.encoder != "none":
         from training.batch import PrecomputedEncoder

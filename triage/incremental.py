@@ -1,0 +1,168 @@
+"""A head that learns from an export of any size in bounded memory: hashed n-grams + SGD.
+
+TF-IDF needs a vocabulary, so its fit holds every text (and every distinct n-gram) at
+once; at 10 M tickets that does not fit. A hashing vectorizer has no vocabulary (a term's
+column is its hash), so it transforms one slice of the export at a time, and a linear
+model trained with stochastic gradient descent (``partial_fit``) sees each slice once and
+forgets it. Memory is one slice plus the weights (``n_features`` × classes), whatever the
+number of rows.
+
+``modified_huber`` rather than hinge: its scores are smooth margins that a temperature or
+stacker calibrates as well as a LinearSVC's, and ``average=True`` (averaged SGD) makes one
+pass over shuffled-enough data land close to the optimum. ``class_weight="balanced"``
+cannot be given to ``partial_fit``; the weights are computed from the whole file's class
+counts instead (the census of training/stream.py), which is what "balanced" means.
+
+Calibration and the decision rule are :class:`~triage.classifiers.TextHead`'s: the head is
+scored on rows it never learnt from (the stratified sample the other candidates train on),
+and those scores feed the same calibrator choice, temperature and per-class bias. So it
+competes with the sampled candidates on the same footing, and the bundle serves it like any
+other head (``predict_labelled``, ``predict_explained``; hashed columns have no names, so it
+explains no terms).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.linear_model import SGDClassifier
+from sklearn.pipeline import FeatureUnion
+
+from .classifiers import Features, Parts, TextHead, _scores, text_matrix
+
+KIND = "incremental"
+CHUNK = 4096  # rows hashed at once: ~1,500 char n-grams a ticket, so ~50 MB of matrix
+
+
+def make_hashing_vectorizer(n_features: int = 2**18) -> FeatureUnion:
+    """Word 1–2-grams and char_wb 3–5-grams hashed into ``n_features`` columns each, rows L2-normed."""
+    return FeatureUnion(
+        [
+            (
+                "word",
+                HashingVectorizer(
+                    ngram_range=(1, 2), n_features=n_features, alternate_sign=False, dtype=np.float32
+                ),
+            ),
+            (
+                "char",
+                HashingVectorizer(
+                    analyzer="char_wb",
+                    ngram_range=(3, 5),
+                    n_features=n_features,
+                    alternate_sign=False,
+                    dtype=np.float32,
+                ),
+            ),
+        ]
+    )
+
+
+def balanced_weights(counts: Mapping[str, int]) -> dict[str, float]:
+    """scikit-learn's ``balanced`` weights (n / (k × count)) from whole-file class counts."""
+    total, k = sum(counts.values()), len(counts)
+    return {c: total / (k * n) for c, n in counts.items() if n > 0}
+
+
+class IncrementalHead(TextHead):
+    """Hashed word + char n-grams → SGD (modified Huber), fitted slice by slice.
+
+    Use: ``learn(texts, y)`` on each slice of the export (never on the rows it will be
+    judged on), then ``assemble(X, y)`` on held-out rows to calibrate it; after that it
+    predicts like any :class:`TextHead`.
+    """
+
+    def __init__(
+        self,
+        classes: Sequence[str] = (),
+        class_counts: Mapping[str, int] | None = None,
+        *,
+        n_features: int = 2**18,
+        alpha: float = 1e-6,
+        cv: int = 5,
+        random_state: int = 0,
+    ) -> None:
+        super().__init__(KIND, cv=cv, random_state=random_state)
+        self.classes = classes
+        self.class_counts = class_counts
+        self.n_features = n_features
+        self.alpha = alpha
+
+    @property
+    def uses_text(self) -> bool:
+        return True
+
+    @property
+    def uses_vectors(self) -> bool:
+        return False
+
+    def _begin(self) -> None:
+        self.classes_ = np.asarray(sorted(str(c) for c in self.classes))
+        weights = balanced_weights(self.class_counts) if self.class_counts else None
+        self.vectorizer_ = make_hashing_vectorizer(self.n_features)
+        self.svc_ = SGDClassifier(
+            loss="modified_huber",
+            alpha=self.alpha,
+            average=True,
+            class_weight=weights,
+            random_state=self.random_state,
+        )
+        self.context_ = None
+        self.rows_learnt_ = 0
+
+    def learn(self, texts: Sequence[str], y: Sequence[Any], matrix: Any = None) -> "IncrementalHead":
+        """One ``partial_fit`` step on a slice (rows whose label is outside ``classes`` are skipped).
+
+        ``matrix`` is the slice already hashed by :meth:`hash` (several heads share it)."""
+        if not hasattr(self, "svc_"):
+            self._begin()
+        y = np.asarray([str(v) for v in y])
+        known = np.flatnonzero(np.isin(y, self.classes_))
+        if not len(known):
+            return self
+        M = self.hash(texts) if matrix is None else matrix
+        self.svc_.partial_fit(M[known], y[known], classes=self.classes_)
+        self.rows_learnt_ += len(known)
+        return self
+
+    def hash(self, texts: Sequence[str]) -> Any:
+        """The sparse input of the SGD for ``texts`` (no state: any head's hashes are the same)."""
+        if not hasattr(self, "vectorizer_"):
+            self._begin()
+        return text_matrix(self.vectorizer_, None, Features(list(texts)))
+
+    def assemble(self, X: Features, y: Sequence[Any]) -> "IncrementalHead":
+        """Calibrate on rows the SGD never saw: the same calibrator choice, temperature and
+        per-class bias as every other candidate (``TextHead._assemble``)."""
+        if not getattr(self, "rows_learnt_", 0):
+            raise ValueError("incremental head: no rows learnt before assemble()")
+        y = np.asarray([str(v) for v in y])
+        scores = self._base_scores(X)
+        seen = np.isin(y, self.classes_)
+        parts = Parts(
+            classes=self.classes_, y=y[seen], vectorizer=self.vectorizer_, svc=self.svc_, oof_svc=scores[seen]
+        )
+        vectorizer, svc = self.vectorizer_, self.svc_
+        self._assemble(parts)
+        self.vectorizer_, self.svc_, self.context_ = vectorizer, svc, None
+        self.classes_ = parts.classes
+        return self
+
+    def _base_scores(self, X: Features, tfidf: Any = None) -> np.ndarray:
+        """The SGD's margins, hashed ``CHUNK`` rows at a time (a big batch's char n-gram matrix
+        would otherwise take gigabytes at once)."""
+        if tfidf is not None or len(X) <= CHUNK:
+            M = self.hash(X.texts) if tfidf is None else tfidf
+            return _scores(self.svc_, M, self.classes_, log_proba=False)
+        return np.vstack(
+            [
+                self._base_scores(X.take(np.arange(lo, min(lo + CHUNK, len(X)))))
+                for lo in range(0, len(X), CHUNK)
+            ]
+        )
+
+    def explain(self, X: Features, labels: Sequence[Any], k: int = 5, tfidf: Any = None) -> list[list[dict]]:
+        """Hashed columns have no names: no terms to show (rather than invent them)."""
+        return [[] for _ in range(len(X))]
