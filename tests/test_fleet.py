@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -15,12 +12,10 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from serving import free_port, stop, wait_ready
+from serving import free_port, launch, server_env, stop, triage_serve, wait_ready
 from service_fixtures import KEYS_SPEC, TICKET
 from store_support import postgres_or_skip
 from triage.store import fleet
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_publish_then_any_machine_unpacks_the_newest_champion(store, service_env, tmp_path):
@@ -95,28 +90,17 @@ def _registered_bundles(tmp_path, mlflow_uri: str) -> list[Path]:
 
 def _serve(tmp_path, name: str, models: Path, db: str):
     port = free_port()
-    env = {
-        **os.environ,
+    settings = {
         "TRIAGE_MODELS_DIR": str(models),
         "TRIAGE_DATABASE_URL": db,
         "TRIAGE_FOLLOW_CHAMPION": "0.5",
         "TRIAGE_KB_PATH": str(tmp_path / "kb"),
         "TRIAGE_API_KEYS": KEYS_SPEC,
         "TRIAGE_CACHE_DIR": str(tmp_path / f"cache-{name}"),
-        "PYTHONPATH": str(ROOT),
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env.pop("TRIAGE_BUNDLE", None)
     log_path = tmp_path / f"serve-{name}.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "triage_cli", "serve", "--port", str(port), "--workers", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    return f"http://127.0.0.1:{port}", proc, log, log_path
+    command, env = triage_serve(port, "--workers", "2"), server_env(settings, unset=("TRIAGE_BUNDLE",))
+    return f"http://127.0.0.1:{port}", launch(command, env, log_path), log_path
 
 
 class Load:
@@ -184,7 +168,7 @@ def test_promote_and_rollback_reach_both_servers_with_no_failed_request(
             models = tmp_path / f"machine-{name}" / "models"
             shutil.copytree(old, models / old.name)
             servers.append(_serve(tmp_path, name, models, fleet_db))
-        for base, proc, _, log_path in servers:
+        for base, proc, log_path in servers:
             try:  # two gunicorn servers starting at once on a busy 2-core machine are slow
                 wait_ready(base, proc, 600, log_path)
             except AssertionError as exc:
@@ -224,6 +208,5 @@ def test_promote_and_rollback_reach_both_servers_with_no_failed_request(
         assert load.sent > 20
         assert load.failed == 0, load.errors[:5]
     finally:
-        for _, proc, log, _ in servers:
+        for _, proc, _ in servers:
             stop(proc)
-            log.close()

@@ -4,59 +4,31 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from service_fixtures import KEYS_SPEC, TICKET
-from serving import free_port, stop, wait_ready
-
-ROOT = Path(__file__).resolve().parents[1]
+from serving import free_port, server_env, serving, triage_serve, wait_ready
 
 
 @pytest.fixture()
 def server(service_env, tmp_path):
     port = free_port()
-    env = {
-        **os.environ,
-        "TRIAGE_MODELS_DIR": str(service_env["models"]),
-        "TRIAGE_KB_PATH": str(service_env["kb"]),
-        "TRIAGE_API_KEYS": KEYS_SPEC,
-        "TRIAGE_KB_THRESHOLD": "0.2",
-        "TRIAGE_CACHE_DIR": str(tmp_path / "cache"),
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "triage_cli",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--bundle",
-            str(service_env["bundle"]),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    env = server_env(
+        {
+            "TRIAGE_MODELS_DIR": str(service_env["models"]),
+            "TRIAGE_KB_PATH": str(service_env["kb"]),
+            "TRIAGE_API_KEYS": KEYS_SPEC,
+            "TRIAGE_KB_THRESHOLD": "0.2",
+            "TRIAGE_CACHE_DIR": str(tmp_path / "cache"),
+        }
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, proc)
-        yield base, proc, tmp_path / "serve.log"
-    finally:
-        stop(proc)
-        log.close()
+    command = triage_serve(port, "--workers", "2", "--bundle", str(service_env["bundle"]))
+    base, log = f"http://127.0.0.1:{port}", tmp_path / "serve.log"
+    with serving(command, env, log, base) as proc:
+        yield base, proc, log
 
 
 @pytest.mark.slow  # a real gunicorn with two workers

@@ -15,15 +15,13 @@ import csv
 import json
 import os
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from serving import free_port, stop, wait_ready
+from serving import free_port, server_env, serving, triage_serve
 from service_fixtures import KEYS_SPEC, auth, write_kb
 from training import tracking
 from training.gate import GateConfig
@@ -225,34 +223,19 @@ def test_a_worse_challenger_is_refused_with_reasons(loop):
 @pytest.fixture()
 def gunicorn(loop, tmp_path):
     port = free_port()
-    env = {
-        **os.environ,
+    settings = {
         "TRIAGE_MODELS_DIR": str(loop["models"]),
         "TRIAGE_KB_PATH": str(loop["kb"]),
         "TRIAGE_API_KEYS": KEYS_SPEC,
         "TRIAGE_KB_THRESHOLD": "0.2",
         "TRIAGE_ENCODER": "hashing",
         "TRIAGE_CACHE_DIR": str(tmp_path / "cache"),
-        "PYTHONPATH": str(ROOT),
         "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env.pop("TRIAGE_BUNDLE", None)
-    log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "triage_cli", "serve", "--port", str(port), "--workers", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    env = server_env(settings, unset=("TRIAGE_BUNDLE",))
     base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, proc, 120, log=tmp_path / "serve.log")
+    with serving(triage_serve(port, "--workers", "2"), env, tmp_path / "serve.log", base, 120):
         yield base
-    finally:
-        stop(proc)
-        log.close()
 
 
 def _all_workers_serve(base: str, bundle_id: str, seconds: float = 30) -> bool:

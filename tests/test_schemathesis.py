@@ -27,9 +27,8 @@ from pathlib import Path
 import pytest
 
 from service_fixtures import KEYS, KEYS_SPEC
-from serving import free_port, stop, wait_ready
+from serving import GUNICORN, free_port, server_env, serving
 
-ROOT = Path(__file__).resolve().parents[1]
 ROLES = ("intake", "agent", "admin")
 MIN_CASES = 2000
 
@@ -52,8 +51,7 @@ def served(service_env, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("schemathesis")
     port = free_port()
     high = "100000 per minute"
-    env = {
-        **os.environ,
+    settings = {
         "TRIAGE_BIND": f"127.0.0.1:{port}",
         "TRIAGE_WORKERS": "2",
         "TRIAGE_THREADS": "4",
@@ -72,25 +70,11 @@ def served(service_env, tmp_path_factory):
         "TRIAGE_MAIL_DIR": str(tmp / "mail"),
         "TRIAGE_ATTACHMENTS_DIR": str(tmp / "files"),
         "TRIAGE_VAR_DIR": str(tmp / "var"),  # a module fixture runs before the autouse one
-        "PYTHONPATH": str(ROOT),
     }
-    for name in ("PROMETHEUS_MULTIPROC_DIR", "TRIAGE_RUN_DIR", "TRIAGE_BUNDLE"):
-        env.pop(name, None)
-    log = open(tmp / "serve.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "service" / "gunicorn_conf.py")],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    env = server_env(settings, unset=("TRIAGE_RUN_DIR", "TRIAGE_BUNDLE"))
     base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, proc, seconds=180, log=tmp / "serve.log")
+    with serving(GUNICORN, env, tmp / "serve.log", base, seconds=180):
         yield base, tmp
-    finally:
-        stop(proc)
-        log.close()
 
 
 def _seed() -> int:

@@ -8,21 +8,16 @@ of 50 page loads failed this way.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import requests
 
-from serving import free_port, stop, wait_ready
+from serving import free_port, server_env, serving, triage_serve
 from service_fixtures import KEYS_SPEC
 from signin_support import latest_signin_path
 from triage.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -31,8 +26,7 @@ TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 def test_sign_ins_and_page_loads_across_two_workers_without_a_secret(service_env, tmp_path):
     port, url = free_port(), f"sqlite:///{tmp_path / 'desk.db'}"
     Store(url).upgrade()  # migrated once, before two workers race to do it
-    env = {
-        **os.environ,
+    settings = {
         "TRIAGE_MODELS_DIR": str(service_env["models"]),
         "TRIAGE_KB_PATH": str(service_env["kb"]),
         "TRIAGE_API_KEYS": KEYS_SPEC,
@@ -42,38 +36,16 @@ def test_sign_ins_and_page_loads_across_two_workers_without_a_secret(service_env
         "TRIAGE_MAIL_DIR": str(tmp_path / "mail"),
         "TRIAGE_WORKER_CLASS": "sync",
         "TRIAGE_ATTACHMENTS_DIR": str(tmp_path / "files"),
-        "PYTHONPATH": str(ROOT),
         "TRIAGE_SIGNIN_LINKS_PER_CLIENT": "1000",  # one test client asks for all 100 links
         "TRIAGE_RATELIMIT_SIGNIN": "1000 per minute",
-    }  # this test is about the shared key
-    for name in ("TRIAGE_SECRET_KEY", "PROMETHEUS_MULTIPROC_DIR", "TRIAGE_PORTAL_EMAIL_SIGNIN"):
-        env.pop(name, None)
-    log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "triage_cli",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--bundle",
-            str(service_env["bundle"]),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    }
+    env = server_env(settings, unset=("TRIAGE_SECRET_KEY", "TRIAGE_PORTAL_EMAIL_SIGNIN"))  # the shared key
+    command = triage_serve(port, "--workers", "2", "--bundle", str(service_env["bundle"]))
     base, store = f"http://127.0.0.1:{port}", Store(url)
     try:
-        wait_ready(base, proc, log=tmp_path / "serve.log")
-        results = [_sign_in_and_load(base, store, f"user{i}@example.com") for i in range(100)]
+        with serving(command, env, tmp_path / "serve.log", base):
+            results = [_sign_in_and_load(base, store, f"user{i}@example.com") for i in range(100)]
     finally:
-        stop(proc)
-        log.close()
         store.dispose()
     failures = [r for r in results if r != "ok"]
     assert failures == [] and len(results) == 100

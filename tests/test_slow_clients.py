@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from serving import free_port, stop
+from serving import GUNICORN, free_port, server_env, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_CLIENTS = 8
@@ -54,8 +53,7 @@ def _wait_http(url: str, seconds: float = 90) -> None:
 @pytest.fixture
 def gunicorn(tmp_path):
     port = free_port()
-    env = {
-        **os.environ,
+    settings = {
         "TRIAGE_BIND": f"127.0.0.1:{port}",
         "TRIAGE_LOAD": "off",
         "TRIAGE_WORKERS": "2",
@@ -64,23 +62,10 @@ def gunicorn(tmp_path):
         "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}",
         "TMPDIR": str(tmp_path),
         "TRIAGE_BODY_TIMEOUT": "60",
-        "PYTHONPATH": str(ROOT),
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = open(tmp_path / "gunicorn.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "service" / "gunicorn_conf.py")],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/livez")
+    base = f"http://127.0.0.1:{port}"  # no bundle (TRIAGE_LOAD off): alive is ready enough here
+    with serving(GUNICORN, server_env(settings), tmp_path / "gunicorn.log", base, path="/livez"):
         yield port
-    finally:
-        stop(proc)
-        log.close()
 
 
 def nginx_config(tmp_path: Path, listen: int, upstream: int) -> Path:
