@@ -8,7 +8,7 @@ detection on. Two ways of finding duplicate candidates, in the same run on the
 same store:
 
 * ``index`` — what intake does now: the process's ``triage.ann.VectorIndex``
-  (exact below 20 k vectors, usearch HNSW above), loaded in the background and
+  (exact below 20 k vectors, faiss IVF above), loaded in the background and
   caught up from the database;
 * ``scan`` (reference) — the previous code: read every open ticket's vector in the
   window and score them all (``--scan-intake`` tickets only: seconds each at 200 k).
@@ -198,7 +198,7 @@ def main() -> None:
     args = ap.parse_args()
     print(
         f"<!-- load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
-        f"index exact below {ann.EXACT_BELOW:,}, HNSW {ann.DTYPE} M{ann.CONNECTIVITY} above -->"
+        f"index exact below {ann.EXACT_BELOW:,}, faiss IVF fp16 above ({ann.PER_LIST}/list, nprobe {ann.NPROBE}) -->"
     )
     print(
         "| open tickets | method | intakes | first intake ms (index loading) | index ready s "

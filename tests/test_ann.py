@@ -1,4 +1,4 @@
-"""triage.ann.VectorIndex: exact below its threshold, a usearch graph above, same answers."""
+"""triage.ann.VectorIndex: exact below its threshold, a faiss IVF index above, same answers."""
 
 from __future__ import annotations
 
@@ -46,8 +46,9 @@ def test_past_the_threshold_the_graph_answers_with_high_recall():
     assert not index.approximate
     for start in range(400, 3000, 200):  # grows incrementally, as tickets arrive
         index.add(range(start, start + 200), data[start : start + 200])
-    assert index.wait(60)  # the graph is built in the background
+    assert index.wait(60)  # built in the background, and rebuilt as it outgrew its lists
     assert index.approximate and len(index) == 3000
+    assert index._ivf is not None and index._ivf.trained_for * ann.REBUILD_GROWTH > 3000
     queries = clustered(100, seed=9)
     found = [{k for k, _ in index.search(q, 10)} for q in queries]
     recall = np.mean([len(f & set(exact(data, q, 10))) / 10 for f, q in zip(found, queries)])
@@ -70,13 +71,13 @@ def test_wrong_dimensions_are_refused():
 def held_build(monkeypatch):
     """The graph build waits for the test to release it (set the event)."""
     gate = threading.Event()
-    build = VectorIndex._new_graph
+    build = VectorIndex._new_ivf
 
     def held(self, keys, vecs):
         assert gate.wait(60)
         return build(self, keys, vecs)
 
-    monkeypatch.setattr(VectorIndex, "_new_graph", held)
+    monkeypatch.setattr(VectorIndex, "_new_ivf", held)
     yield gate
     gate.set()
 
@@ -114,13 +115,13 @@ def test_while_the_graph_builds_the_exact_scan_answers_and_keeps_every_change(
 
 def test_a_failed_build_leaves_the_exact_scan_answering(monkeypatch, caplog):
     def broken(self, keys, vecs):
-        raise MemoryError("no room for a graph")
+        raise MemoryError("no room for an index")
 
-    monkeypatch.setattr(VectorIndex, "_new_graph", broken)
+    monkeypatch.setattr(VectorIndex, "_new_ivf", broken)
     data = clustered(600)
     index = VectorIndex(48, exact_below=500)
     index.add(range(600), data)
     assert index.wait(60)
     assert not index.approximate and len(index) == 600
     assert [k for k, _ in index.search(data[3], 5)] == exact(data, data[3], 5)
-    assert "staying exact" in caplog.text
+    assert "keeping the current one" in caplog.text

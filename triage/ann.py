@@ -1,26 +1,28 @@
-"""Cosine nearest neighbours over keyed unit vectors: exact for small sets, HNSW above.
+"""Cosine nearest neighbours over keyed unit vectors: exact for small sets, IVF above.
 
 ``VectorIndex`` is what duplicate and burst detection, "similar tickets" and any
 other top-k search over stored vectors ask: ``add`` / ``remove`` by integer key as
 tickets arrive and close, ``search`` for the k most similar. Below ``exact_below``
-vectors it is a numpy scan (exact, no build, and faster than a graph at that size);
-once it grows past it, a usearch HNSW graph is built from the vectors and every
-later ``add`` goes straight into the graph, so a query costs about the same at 20 k
-and at 1 M vectors.
+vectors it is a numpy scan (exact, no build, and faster than an index at that size);
+once it grows past it, a faiss IVF index is built from the vectors and every later
+``add`` goes straight into it, so a query costs about the same at 20 k and at 1 M.
 
-The graph is built in a background thread (``background=True``, the default): until
-it is ready the exact scan keeps answering, with every add and remove made meanwhile,
-and those changes are replayed onto the graph before it takes over. A worker's first
-queries therefore never wait for a build (minutes at 1 M vectors), and give the exact
-answer while they would.
+The IVF index is built in a background thread (``background=True``, the default):
+until it is ready the exact scan keeps answering, with every add and remove made
+meanwhile, and those changes are replayed onto the new index before it takes over.
+A worker's first queries therefore never wait for a build, and give the exact answer
+while they would. When the set has grown ``REBUILD_GROWTH`` times past what the index
+was trained on (its lists would get long), a new one is built the same way while the
+old one answers.
 
-Why usearch, and these parameters: ``bench/bench_ann.py`` measured it beside faiss
-(HNSW, IVF-Flat, IVF-SQ8) and an exact scan on clustered 384-d vectors at 100 k and
-1 M (figures in docs/SCALING.md). It removes a key in place (faiss's HNSW cannot; IVF
-removal scans its lists), builds on every core, and with 8-bit storage a 1 M-ticket
-index takes about a quarter of the float32 matrix. A lower build effort
-(``expansion_add`` 64 rather than 128) halves the build and still gives recall@10
-well above 0.95.
+Why faiss IVF with half-precision vectors, and these parameters: ``bench/bench_ann.py``
+measured it beside usearch and faiss HNSW graphs and an exact scan on clustered 384-d
+vectors at 100 k and 1 M (figures in docs/SCALING.md). Its build is k-means on a
+sample plus one assignment per vector: seconds to a couple of minutes at 1 M, where
+an HNSW graph of the same recall takes tens of minutes on two cores. It removes by key
+(a hash-table direct map), float16 codes keep recall@10 at 1.0 on that data with half
+the float32 memory (8-bit codes lost recall), and a query scans ``NPROBE`` lists of
+about ``PER_LIST`` vectors, a fixed cost whatever the size.
 
 No store, no model: callers own where vectors come from (``triage.store.similar``).
 """
@@ -28,21 +30,24 @@ No store, no model: callers own where vectors come from (``triage.store.similar`
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from typing import Iterable
+import time
+from contextlib import contextmanager
+from typing import Iterable, Iterator
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-EXACT_BELOW = 20_000  # below this, the scan is exact and quick (~1 ms at 20k x 384)
-BULK = 1_000  # adds of at least this many vectors are built on all cores
-DTYPE = "f16"  # what the graph stores per dimension (bench: i8 loses recall on close neighbours)
-CONNECTIVITY = 16  # HNSW M: edges per node
-EXPANSION_ADD = 64  # build effort (usearch's default is 128): half the build time
-EXPANSION_SEARCH = 128  # query effort: recall@10 >= 0.99 at 1 M in the bench
+EXACT_BELOW = 20_000  # below this, the scan is exact and quick (a few ms at 20k x 384)
+PER_LIST = 500  # vectors per IVF list (k-means cell): lists = n / PER_LIST
+NPROBE = 16  # lists scanned per query: recall@10 >= 0.99 at 1 M in the bench
+TRAIN_PER_LIST = 40  # k-means sample: 40 vectors per list (faiss's own minimum is 39)
+REBUILD_GROWTH = 4  # rebuild once the set is this many times what the index was trained on
 REPLAY_UNDER_LOCK = 2_000  # changes made during a build: fewer than this are replayed under the lock
+ADD_CHUNK = 50_000  # vectors converted and added at a time while building (bounded temporaries)
+
+Changes = list[tuple[str, list[int], "np.ndarray | None"]]
 
 
 class VectorIndex:
@@ -52,28 +57,24 @@ class VectorIndex:
         self,
         dim: int,
         exact_below: int = EXACT_BELOW,
-        dtype: str = DTYPE,
-        connectivity: int = CONNECTIVITY,
-        expansion_search: int = EXPANSION_SEARCH,
-        expansion_add: int = EXPANSION_ADD,
         background: bool = True,
+        nprobe: int = NPROBE,
+        per_list: int = PER_LIST,
     ) -> None:
         self.dim = dim
         self.exact_below = exact_below
         self.background = background
-        self._dtype = dtype
-        self._connectivity = connectivity
-        self._expansion = expansion_search
-        self._expansion_add = expansion_add
+        self.nprobe = nprobe
+        self.per_list = per_list
         self._lock = threading.RLock()
         # exact mode: a growable matrix plus key <-> row maps
         self._keys: list[int] = []
         self._rows: dict[int, int] = {}
         self._matrix = np.zeros((0, dim), dtype=np.float32)
-        self._graph = None  # a usearch Index once past exact_below (and built)
-        # while a graph is being built: the changes made since its snapshot, in order
-        self._changes: list[tuple[str, list[int], np.ndarray | None]] | None = None
+        self._ivf: _IVF | None = None  # once past exact_below (and built)
+        self._changes: Changes | None = None  # while an index is being built: changes since its snapshot
         self._builder: threading.Thread | None = None
+        self._held = 0  # inside bulk(): no build until the load is complete
 
     # ------------------------------------------------------------ writing
     def add(self, keys: Iterable[int], vectors) -> None:
@@ -86,26 +87,41 @@ class VectorIndex:
             raise ValueError(f"vectors have {vecs.shape[1]} dimensions, the index {self.dim}")
         with self._lock:
             self.remove([k for k in keys if k in self])
-            if self._graph is not None:
-                self._graph.add(np.asarray(keys, dtype=np.uint64), vecs, threads=_threads(keys))
-                return
-            self._append(keys, vecs)
-            if self._changes is not None:  # a graph is being built: it gets these too
+            if self._ivf is not None:
+                self._ivf.add(keys, vecs)
+            else:
+                self._append(keys, vecs)
+            if self._changes is not None:  # an index is being built: it gets these too
                 self._changes.append(("add", keys, vecs))
-            elif len(self._keys) >= max(self.exact_below, 1):
-                self._start_graph()
+            elif not self._held:
+                self._maybe_build()
 
     def remove(self, keys: Iterable[int]) -> None:
         keys = [int(k) for k in keys]
         with self._lock:
-            if self._graph is not None:
-                for key in keys:
-                    if self._graph.contains(key):
-                        self._graph.remove(key)
-                return
-            gone = [key for key in keys if self._drop_row(key)]
+            if self._ivf is not None:
+                gone = self._ivf.remove(keys)
+            else:
+                gone = [key for key in keys if self._drop_row(key)]
             if gone and self._changes is not None:
                 self._changes.append(("remove", gone, None))
+
+    @contextmanager
+    def bulk(self) -> Iterator["VectorIndex"]:
+        """Adds inside the block only collect; the index is built (if due) once it ends.
+
+        A process loading 1 M vectors then trains its lists on all of them, not on the
+        first ``exact_below`` with the rest added to lists that grow long.
+        """
+        with self._lock:
+            self._held += 1
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._held -= 1
+                if not self._held and self._changes is None:
+                    self._maybe_build()
 
     def _drop_row(self, key: int) -> bool:
         row = self._rows.pop(key, None)
@@ -132,71 +148,71 @@ class VectorIndex:
             self._rows[key] = n + i
         self._keys.extend(keys)
 
-    # ------------------------------------------------------------ the graph
-    def _start_graph(self) -> None:
-        """Build the graph from a snapshot of the exact rows (lock held); swap it in when done."""
-        n = len(self._keys)
-        keys = np.asarray(self._keys, dtype=np.uint64)
-        vecs = self._matrix[:n].copy()  # removals move rows: the builder needs its own copy
+    # ------------------------------------------------------------ building
+    def _maybe_build(self) -> None:
+        """Start a build when the exact set passed its threshold or the index outgrew its lists."""
+        n = len(self)
+        if self._ivf is None and n >= max(self.exact_below, 1):
+            keys = np.asarray(self._keys, dtype=np.int64)
+            vecs = self._matrix[:n].astype(np.float16)  # the builder's own copy, at half the size
+        elif self._ivf is not None and n >= REBUILD_GROWTH * max(self._ivf.trained_for, 1):
+            keys, vecs = self._ivf.snapshot()
+        else:
+            return
         self._changes = []
         if not self.background:
-            self._finish_graph(self._new_graph(keys, vecs))
+            self._finish(self._new_ivf(keys, vecs))
             return
         self._builder = threading.Thread(
             target=self._build_in_background, args=(keys, vecs), name="vector-index-build", daemon=True
         )
         self._builder.start()
 
-    def _new_graph(self, keys: np.ndarray, vecs: np.ndarray):
-        from usearch.index import Index
-
-        graph = Index(
-            ndim=self.dim,
-            metric="cos",
-            dtype=self._dtype,
-            connectivity=self._connectivity,
-            expansion_add=self._expansion_add,
-            expansion_search=self._expansion,
-        )
-        if len(keys):
-            graph.add(keys, vecs, threads=_threads(keys))
-        return graph
+    def _new_ivf(self, keys: np.ndarray, vecs: np.ndarray) -> "_IVF":
+        return _IVF(self.dim, keys, vecs, nprobe=self.nprobe, per_list=self.per_list)
 
     def _build_in_background(self, keys: np.ndarray, vecs: np.ndarray) -> None:
         try:
-            graph = self._new_graph(keys, vecs)
+            ivf = self._new_ivf(keys, vecs)
             del vecs
             while True:  # catch up with the changes made meanwhile, outside the lock while many
                 with self._lock:
                     assert self._changes is not None
                     if len(self._changes) < REPLAY_UNDER_LOCK:
-                        self._finish_graph(graph)
+                        self._finish(ivf)
+                        self._builder = None
+                        if not self._held:  # it may have outgrown this one during the build
+                            self._maybe_build()
                         return
                     pending, self._changes = self._changes, []
-                _replay(graph, pending)
-        except Exception:  # noqa: BLE001 - the exact scan keeps answering; say why
-            log.exception("building the nearest-neighbour graph failed; staying exact")
+                ivf.replay(pending)
+        except Exception:  # noqa: BLE001 - the current search keeps answering; say why
+            log.exception("building the nearest-neighbour index failed; keeping the current one")
             with self._lock:
                 self._changes = None
                 self.exact_below = 2**62  # do not try again in this process
         finally:
             with self._lock:
-                self._builder = None
+                if self._builder is threading.current_thread():
+                    self._builder = None
 
-    def _finish_graph(self, graph) -> None:
-        """Replay the last changes and swap the graph in (lock held)."""
-        _replay(graph, self._changes or [])
-        self._graph = graph
+    def _finish(self, ivf: "_IVF") -> None:
+        """Replay the last changes and swap the new index in (lock held)."""
+        ivf.replay(self._changes or [])
+        self._ivf = ivf
         self._changes = None
         self._keys, self._rows = [], {}
         self._matrix = np.zeros((0, self.dim), dtype=np.float32)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a background build to finish; True once nothing is being built."""
-        builder = self._builder
-        if builder is not None:
-            builder.join(timeout)
-        return self._builder is None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (builder := self._builder) is not None:  # a build may chain a rebuild
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            builder.join(left)
+        return True
 
     @property
     def building(self) -> bool:
@@ -209,11 +225,8 @@ class VectorIndex:
         if q.size != self.dim:
             raise ValueError(f"query has {q.size} dimensions, the index {self.dim}")
         with self._lock:
-            if self._graph is not None:
-                if len(self._graph) == 0:
-                    return []
-                found = self._graph.search(q, k, threads=1)
-                return [(int(key), round(1.0 - float(d), 6)) for key, d in zip(found.keys, found.distances)]
+            if self._ivf is not None:
+                return self._ivf.search(q, k)
             n = len(self._keys)
             if n == 0:
                 return []
@@ -225,36 +238,77 @@ class VectorIndex:
 
     def __contains__(self, key: int) -> bool:
         with self._lock:
-            if self._graph is not None:
-                return bool(self._graph.contains(int(key)))
+            if self._ivf is not None:
+                return int(key) in self._ivf.keys
             return int(key) in self._rows
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._graph) if self._graph is not None else len(self._keys)
+            return len(self._ivf.keys) if self._ivf is not None else len(self._keys)
 
     @property
     def approximate(self) -> bool:
-        return self._graph is not None
+        return self._ivf is not None
 
 
-def _replay(graph, changes: list[tuple[str, list[int], np.ndarray | None]]) -> None:
-    """Apply adds and removes, in the order they were made, to a graph being built."""
-    for kind, keys, vecs in changes:
-        present = [k for k in keys if graph.contains(k)]
-        for key in present:
-            graph.remove(key)
-        if kind == "add":
-            graph.add(np.asarray(keys, dtype=np.uint64), vecs, threads=_threads(keys))
+class _IVF:
+    """A faiss IVF index with float16 codes, keyed by int (callers hold the index's lock)."""
 
+    def __init__(self, dim: int, keys: np.ndarray, vecs: np.ndarray, nprobe: int, per_list: int) -> None:
+        import faiss
 
-def _threads(keys) -> int:
-    """Bulk loads (a process building its index) use every core; one ticket uses one."""
-    return _cores() if len(keys) >= BULK else 1
+        self.trained_for = len(keys)
+        lists = max(1, min(len(keys) // max(per_list, 1), 65_536))
+        self.index = faiss.IndexIVFScalarQuantizer(
+            faiss.IndexFlatIP(dim), dim, lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+        )
+        self.index.cp.niter = 10  # k-means rounds: plenty for a shortlist, a third of the default
+        self.index.verbose = False
+        rng = np.random.default_rng(0)
+        sample = rng.choice(len(keys), min(len(keys), TRAIN_PER_LIST * lists), replace=False)
+        self.index.train(np.asarray(vecs[np.sort(sample)], dtype=np.float32))
+        self.index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # removal by key
+        self.index.nprobe = min(nprobe, lists)
+        self.keys: set[int] = set()
+        for lo in range(0, len(keys), ADD_CHUNK):
+            self.add(keys[lo : lo + ADD_CHUNK], np.asarray(vecs[lo : lo + ADD_CHUNK], dtype=np.float32))
 
+    def add(self, keys, vecs: np.ndarray) -> None:
+        ids = np.asarray(keys, dtype=np.int64)
+        self.index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), ids)
+        self.keys.update(int(k) for k in ids)
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    def remove(self, keys: list[int]) -> list[int]:
+        import faiss
+
+        gone = [k for k in keys if k in self.keys]
+        if gone:
+            ids = np.asarray(gone, dtype=np.int64)
+            self.index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)))
+            self.keys.difference_update(gone)
+        return gone
+
+    def search(self, q: np.ndarray, k: int) -> list[tuple[int, float]]:
+        if not self.keys:
+            return []
+        scores, ids = self.index.search(q.reshape(1, -1), k)
+        return [(int(i), round(float(s), 6)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every key and its (float16) vector, for a rebuild."""
+        keys = np.fromiter(self.keys, dtype=np.int64, count=len(self.keys))
+        vecs = np.empty((len(keys), self.index.d), dtype=np.float16)
+        for lo in range(0, len(keys), ADD_CHUNK):
+            vecs[lo : lo + ADD_CHUNK] = self.index.reconstruct_batch(keys[lo : lo + ADD_CHUNK])
+        return keys, vecs
+
+    def replay(self, changes: Changes) -> None:
+        """Apply adds and removes, in the order they were made."""
+        for kind, keys, vecs in changes:
+            self.remove(keys)
+            if kind == "add":
+                assert vecs is not None
+                self.add(keys, vecs)
 
 
 def _unit_rows(m: np.ndarray) -> np.ndarray:

@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterator
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -295,7 +295,8 @@ EVENT_MARGIN = 2_000  # status events re-read on each catch-up (their ids, too, 
 class _OpenTickets:
     """One process's nearest-neighbour index over one database's open tickets of one encoder.
 
-    It is loaded in a background thread, in ticket-id order, so the intake that
+    It is loaded in a background thread, in ``(created_at, id)`` order (the window
+    index's own order: a range read, whatever the history's size), so the intake that
     created it does not wait: while ``loaded`` is not ``None`` the index holds every
     open ticket up to that id, and :func:`_nearest` scans the rest (a primary-key
     range) exactly, so the answer is the same as with the full index. Once loaded,
@@ -306,7 +307,9 @@ class _OpenTickets:
         self.index = ann.VectorIndex(dim, exact_below=ann.EXACT_BELOW)
         self.watermark = 0  # highest ticket id read so far
         self.events = 0  # highest ticket_events id read so far (reopened tickets)
-        self.loaded: int | None = 0  # while loading: the index holds every id <= this one
+        # while loading: the index holds every ticket up to this (created_at, id); None once loaded
+        self.loaded: Position | None = START
+        self.top = 0  # the highest ticket id when the load began
         self.lock = threading.Lock()
         self.done = threading.Event()
 
@@ -318,20 +321,23 @@ class _OpenTickets:
         """Read the open tickets' vectors into the index, in id order (a background thread)."""
         try:
             with _reading(engine) as session:
-                top = _top(session, exclude)
+                top = self.top = _top(session, exclude)
                 self.events = _top_event(session)
-            after = 0
-            while True:
-                with _reading(engine) as session:  # one short read each: no snapshot held for minutes
-                    keys, vecs = _read_chunk(session, encoder, self.index.dim, since, after, exclude)
-                with self.lock:
-                    if keys:
-                        self.index.add(keys, vecs)
-                        after = self.loaded = keys[-1]
-                    if len(keys) < LOAD_CHUNK:
-                        self.watermark = max(top, after)
-                        self.loaded = None
-                        return
+            after = START
+            with self.index.bulk():  # the approximate index is built once, from all of them
+                while True:
+                    with _reading(engine) as session:  # one short read each: no snapshot held for minutes
+                        keys, vecs, last = _read_chunk(
+                            session, encoder, self.index.dim, since, after, exclude
+                        )
+                    with self.lock:
+                        if keys:
+                            self.index.add(keys, vecs)
+                            after = self.loaded = last
+                        if len(keys) < LOAD_CHUNK:
+                            self.watermark = top
+                            self.loaded = None
+                            return
         except Exception:  # noqa: BLE001 - queries go on scanning what is not loaded; say why
             log.exception("loading the open-ticket index failed; intake scans instead")
         finally:
@@ -423,25 +429,37 @@ def _vectors(rows, dim: int) -> tuple[list[int], np.ndarray]:
     return keys, np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(keys), dim)
 
 
+Position = tuple[datetime | None, int]  # (created_at, ticket id) of the last vector read
+START: Position = (None, 0)
+
+
 def _read_chunk(
-    session: Session, encoder: str, dim: int, since: datetime, after: int, exclude: int | None
-) -> tuple[list[int], np.ndarray]:
-    """The next ``LOAD_CHUNK`` open tickets' vectors with ids above ``after``, in id order."""
+    session: Session, encoder: str, dim: int, since: datetime, after: Position, exclude: int | None
+) -> tuple[list[int], np.ndarray, Position]:
+    """The next ``LOAD_CHUNK`` open tickets' vectors after ``after``, in (created_at, id) order.
+
+    The order is the ``(encoder, created_at)`` index's (SQLite keeps the id in every
+    index entry), so each chunk is a range read of the window, not a sort of it.
+    """
+    at, last = after
     stmt = (
-        select(TicketVector.ticket_id, TicketVector.vector)
+        select(TicketVector.ticket_id, TicketVector.vector, TicketVector.created_at)
         .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
         .where(
-            TicketVector.ticket_id > after,
-            TicketVector.ticket_id != exclude,
-            TicketVector.created_at >= since,
             TicketVector.encoder == encoder,
+            TicketVector.created_at >= (since if at is None else max(since, at)),
+            TicketVector.ticket_id != exclude,
             TicketVector.dim == dim,
             TicketRow.status.in_(OPEN_STATUSES),
         )
-        .order_by(TicketVector.ticket_id)
+        .order_by(TicketVector.created_at, TicketVector.ticket_id)
         .limit(LOAD_CHUNK)
     )
-    return _vectors(session.execute(stmt), dim)
+    if at is not None:  # past the last one read: later, or as late with a higher id
+        stmt = stmt.where(or_(TicketVector.created_at > at, TicketVector.ticket_id > last))
+    rows = list(session.execute(stmt))
+    keys, vecs = _vectors(((key, blob) for key, blob, _ in rows), dim)
+    return keys, vecs, ((rows[-1][2], rows[-1][0]) if rows else after)
 
 
 _INDEXES: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
@@ -481,29 +499,29 @@ def _candidates(
     kept = _open_tickets(session, encoder, vec.size, at, exclude)
     with kept.lock:
         if kept.loading:  # rows deleted wholesale meanwhile (a test emptying its tables)?
-            current = (kept.loaded or 0) <= _top(session, exclude)
+            current = kept.top <= _top(session, exclude)
         else:
             current = kept.catch_up(session, encoder, exclude)
         if current:
             loaded = kept.loaded  # read before searching: the index holds at least up to it
             near = kept.index.search(vec, CANDIDATES + 1)
         else:  # rows were deleted wholesale: start a fresh index (loading in the background)
-            kept, loaded, near = _open_tickets(session, encoder, vec.size, at, exclude, fresh=True), 0, []
+            kept, loaded, near = _open_tickets(session, encoder, vec.size, at, exclude, fresh=True), START, []
     if loaded is not None:  # still loading: the rest, scored exactly, joins the ranking
         since = at - RETENTION
-        near += _scan_above(session, vec, encoder, since, loaded, exclude)
+        near += _scan_after(session, vec, encoder, since, loaded, exclude)
         near = sorted(dict(near).items(), key=lambda hit: -hit[1])
     return kept, [key for key, _ in near if key != exclude][:CANDIDATES]
 
 
-def _scan_above(
-    session: Session, vec: np.ndarray, encoder: str, since: datetime, after: int, exclude: int | None
+def _scan_after(
+    session: Session, vec: np.ndarray, encoder: str, since: datetime, after: Position, exclude: int | None
 ) -> list[tuple[int, float]]:
-    """Exact top candidates among the open tickets with ids above ``after`` (chunk by chunk)."""
+    """Exact top candidates among the open tickets after ``after`` (chunk by chunk)."""
     best: list[tuple[int, float]] = []
     unit = vec / (np.linalg.norm(vec) or 1.0)
     while True:
-        keys, vecs = _read_chunk(session, encoder, vec.size, since, after, exclude)
+        keys, vecs, after = _read_chunk(session, encoder, vec.size, since, after, exclude)
         if keys:
             norms = np.linalg.norm(vecs, axis=1)
             norms[norms == 0] = 1.0
@@ -511,7 +529,6 @@ def _scan_above(
             top = np.argsort(-scores, kind="stable")[: CANDIDATES + 1]
             best = sorted(best + [(keys[i], float(scores[i])) for i in top], key=lambda hit: -hit[1])
             best = best[: CANDIDATES + 1]
-            after = keys[-1]
         if len(keys) < LOAD_CHUNK:
             return best
 
