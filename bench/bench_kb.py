@@ -1,6 +1,9 @@
 """KB suggestion quality and speed on the shared graded judgments, references in the same run.
 
-    nice .venv/bin/python bench/bench_kb.py [--out /tmp/triage-bench-kb] [--variants]
+    nice .venv/bin/python bench/bench_kb.py [--out /tmp/triage-bench-kb] [--variants] [--encoder minilm]
+
+(The settings themselves are chosen by cross-validation in ``bench/bench_kb_cv.py``;
+this script shows every variant on all 80 tickets, in-sample.)
 
 Writes one run file per system and scores each with the shared
 ``score_run.py`` (called as a subprocess, never copied):
@@ -40,7 +43,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from triage.encoder import CachedEncoder, MiniLMEncoder  # noqa: E402
+from triage.encoder import CachedEncoder, load_encoder  # noqa: E402
 from triage.text import model_text  # noqa: E402
 from triage.kb import KBConfig, KnowledgeBase, head_text, load_articles  # noqa: E402
 
@@ -211,10 +214,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="/tmp/triage-bench-kb")
     ap.add_argument("--variants", action="store_true", help="also measure the design choices")
     ap.add_argument("--null-size", type=int, default=400)
+    ap.add_argument(
+        "--encoder", default="minilm-onnx", choices=("minilm-onnx", "minilm"), help="encoder kind"
+    )
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    raw = MiniLMEncoder()
+    raw = load_encoder({"kind": a.encoder})
     encoder = CachedEncoder(raw)
     articles = load_articles(KB_DIR / "kb_articles.jsonl")
     tickets = load_judgments()

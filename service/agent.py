@@ -19,6 +19,7 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, r
 from sqlalchemy import func, select
 
 from triage.errors import TriageError
+from triage import kb
 from triage.store import access, clocks, feedback, merge, routing, tickets
 from triage.store.attachments import AttachmentRefused
 from triage.store.tables import TicketRow, TicketVector, utcnow
@@ -335,7 +336,6 @@ def related_articles(text: str, k: int = 3) -> list[dict[str, Any]]:
     loaded = getattr(current_app.extensions["triage.state"], "current", None)
     if loaded is None or loaded.kb is None or loaded.encoder is None or not text:
         return []
-    vector = loaded.encoder.encode([text])[0]
     return [
         {
             "id": x.article_id,
@@ -344,7 +344,7 @@ def related_articles(text: str, k: int = 3) -> list[dict[str, Any]]:
             "score": x.score,
             "attribution": x.attribution,
         }
-        for x in loaded.kb.search(text, vector, k=k)
+        for x in kb.suggest(loaded.kb, loaded.encoder, text, k=k)  # the query-window rule
     ]
 
 

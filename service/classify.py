@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from triage import kb
 from triage.errors import InputError
 from triage.htmltext import as_text
 from triage.rule_input import rule_input as build_rule_input
@@ -86,7 +87,7 @@ def classify_tickets(loaded, items: list, kb_k: int, team_map: dict | None = Non
     now = datetime.now(timezone.utc)
     out = []
     for (ticket, extras), text, vec, pred in zip(items, texts, vectors, predictions):
-        suggestions = loaded.kb.search(text, vec, k=kb_k) if kb_k > 0 else []
+        suggestions = kb.suggest(loaded.kb, loaded.encoder, text, k=kb_k, vector=vec) if kb_k > 0 else []
         seen = with_desk_teams(pred, team_map)
         outcome = evaluate_rules(
             loaded.rules,

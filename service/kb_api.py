@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from triage.kb import QUERY_WORDS, query_window
-from triage.text import model_text
+from triage.kb import QUERY_WORDS, kb_query
 
 from . import limiter
 from .auth import require_role
@@ -33,8 +32,8 @@ def suggest():
     config = current_app.config
     query, k = _suggest_params(int(config["TRIAGE_SUGGEST_MAX_CHARS"]), int(config["TRIAGE_SUGGEST_MAX_K"]))
     loaded = current_app.extensions["triage.state"].snapshot()
-    # the same normalisation as tickets, then the encoder's window (triage.kb.query_window)
-    text, truncated = query_window(model_text(None, query))
+    # the same normalisation as tickets (and training), then the encoder's window
+    text, truncated = kb_query(None, query)
     suggestions = []
     if text:
         vec = loaded.encoder.encode([text])[0]

@@ -32,6 +32,7 @@ from flask import (
     url_for,
 )
 
+from triage import kb
 from triage.priority import PriorityMatrix
 from triage.store import access, satisfaction, tickets
 from triage.store.attachments import AttachmentRefused
@@ -157,8 +158,7 @@ def suggest():
 def _search(text: str, k: int):
     """The same search as ``GET /v1/kb/suggest`` on the served snapshot."""
     loaded = current_app.extensions["triage.state"].snapshot()
-    vector = loaded.encoder.encode([text])[0]
-    found = loaded.kb.search(text, vector, k=k)
+    found = kb.suggest(loaded.kb, loaded.encoder, text, k=k)  # the query-window rule of /v1/kb/suggest
     metrics = current_app.extensions.get("triage.metrics")
     if metrics is not None:
         metrics.kb_suggestions.labels("portal", str(bool(found)).lower()).inc()

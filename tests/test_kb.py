@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -237,13 +238,13 @@ def synthetic_kb(n_articles: int, dim: int = 64, chunks: int = 2, seed: int = 3,
 
 
 def test_a_kb_above_the_ann_threshold_finds_what_the_exact_scan_finds():
-    big = synthetic_kb(3000, ann_above=1000, candidates=50)
+    big = synthetic_kb(3000, ann_above=1000)  # 100 candidates: more than one topic's 75 articles
     exact = big.with_config(ann_above=10**9)
     assert big.uses_ann and big.ann_index().approximate and len(big.ann_index()) == 3000
     assert not exact.uses_ann
     rng = np.random.default_rng(5)
     for probe in rng.integers(0, 3000, 40):
-        q = big.chunk_vecs[2 * probe] + 0.3 * rng.normal(size=64).astype(np.float32)
+        q = big.chunk_vecs[2 * probe] + 0.1 * rng.normal(size=64).astype(np.float32)
         top = [s.article_id for s in big.search("q", q, k=5, threshold=-1.0)]
         assert top == [s.article_id for s in exact.search("q", q, k=5, threshold=-1.0)]
 
@@ -256,3 +257,47 @@ def test_a_small_kb_keeps_the_exact_scan(kb):
 def test_scoring_variants_share_the_ann_index():
     big = synthetic_kb(1200, ann_above=1000)
     assert big.with_config(head_weight=0.2).ann_index() is big.ann_index()
+
+
+RAW_SUBJECT = "AW: Outlook stÃ¼rzt ab"
+RAW_BODY = (
+    "Hello team,\r\n\r\nOutlook   crashes when I open the shared mailbox.\r\nIt started after the update.\r\n\r\n"
+    "Kind regards,\r\nAnna\r\n\r\nOn Mon, 1 Dec 2026, IT wrote:\r\n> Please restart your laptop.\r\n"
+)
+
+
+def test_the_kb_query_is_normalised_exactly_as_training_reads_a_ticket(tmp_path):
+    from training.mapping import load_export, parse_mapping
+    from triage.kb import kb_query
+
+    path = tmp_path / "export.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([["subject", "body", "team"], [RAW_SUBJECT, RAW_BODY, "mail"]])
+    mapping = parse_mapping({"text": {"subject": "subject", "body": "body"}, "labels": {"team": "team"}})
+    trained_on = load_export(path, mapping).texts[0]
+    query, cut = kb_query(RAW_SUBJECT, RAW_BODY)
+    assert query == trained_on and not cut
+    assert "stürzt" in query and "restart your laptop" not in query and "anna" not in query
+
+
+def test_suggest_reuses_the_callers_vector_unless_the_window_cuts(kb):
+    from triage.kb import QUERY_WORDS, suggest
+
+    calls = []
+
+    class Recording(HashingEncoder):
+        def encode(self, texts, **kw):
+            calls.append(list(texts))
+            return super().encode(texts, **kw)
+
+    enc = Recording(dim=512)
+    short = "forgot password portal"
+    assert suggest(kb, enc, short, vector=enc.encode([short])[0]) == ask(kb, enc, short)
+    assert calls == [[short], [short]]  # the caller's encode and ask's: suggest encoded nothing
+    calls.clear()
+    long = "Reset your password with the portal. " * 10 + "Printer toner payslip. " * 100
+    hits = suggest(kb, enc, long, vector=enc.encode([long])[0])
+    window = calls[1][0]
+    assert len(calls) == 2 and len(window.split()) <= QUERY_WORDS and "printer" not in window.lower()
+    assert hits and hits[0].article_id == "pw"
+    assert suggest(kb, enc, "   ") == []

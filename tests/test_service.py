@@ -174,6 +174,20 @@ def test_suggest_reports_threshold_and_cuts_long_queries(client):
     assert admin["bundle"]["kb"]["threshold"] == threshold
 
 
+def test_classify_searches_the_kb_with_the_same_query_window_as_suggest(client):
+    """A long ticket's KB suggestions come from its first 100 words, as GET /v1/kb/suggest's do."""
+    body = "My VPN client keeps dropping. " * 20 + "Printer toner payslip holiday. " * 300
+    r = client.post("/v1/classify", json={"subject": "VPN drops", "body": body}, headers=auth())
+    assert r.status_code == 200, r.get_json()
+    suggested = client.get(
+        "/v1/kb/suggest", query_string={"q": "VPN drops " + body}, headers=auth()
+    ).get_json()
+    assert suggested["query_window"]["truncated"] is True
+    assert [(s["article_id"], s["score"]) for s in r.get_json()["result"]["kb"]] == [
+        (s["article_id"], s["score"]) for s in suggested["suggestions"]
+    ]
+
+
 @pytest.mark.parametrize(
     "query", ["k=2", "q=x&k=0", "q=x&k=abc", "q=x&k=999", "q=x&lang=de", "q=" + "x" * 20001]
 )

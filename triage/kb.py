@@ -36,6 +36,7 @@ from .ann import EXACT_BELOW, VectorIndex
 from .articles import Article, content_hash, load_articles  # noqa: F401  (re-exported)
 from .embed_cache import BATCH, EmbeddingCache, embed
 from .errors import InputError
+from .text import model_text
 
 FORMAT_VERSION = 1
 
@@ -108,6 +109,30 @@ def query_window(text: str, max_words: int = QUERY_WORDS) -> tuple[str, bool]:
     if not kept:
         kept = words[:max_words]
     return " ".join(kept), True
+
+
+def kb_query(subject: str | None, body: str | None) -> tuple[str, bool]:
+    """The text a KB search reads for a ticket or a typed query, and whether it was cut.
+
+    The tickets' own normalisation (:func:`triage.text.model_text`, which training reads
+    through ``training.mapping`` too), then :func:`query_window`. Every KB caller (suggest,
+    classify, the portal, the agent page) goes through this, so they cannot drift apart.
+    """
+    return query_window(model_text(subject, body))
+
+
+def suggest(kb: "KnowledgeBase", encoder, text: str, k: int = 5, vector=None) -> list["Suggestion"]:
+    """Suggestions for ``text`` (already :func:`model_text`-normalised) by the query-window rule.
+
+    ``vector`` is the caller's embedding of the whole ``text`` (classify has one): it is
+    reused when the window keeps the text whole, and the window is embedded otherwise.
+    """
+    window, cut = query_window(text)
+    if not window.strip():
+        return []
+    if vector is None or cut:
+        vector = encoder.encode([window])[0]
+    return kb.search(window, vector, k=k)
 
 
 def head_text(article: Article, body_words: int = 0) -> str:
