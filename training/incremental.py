@@ -68,8 +68,7 @@ def fit_incremental(
     return learnt
 
 
-# Rows hashed at once: the char n-gram matrix of a ticket has ~1,500 entries (12 KB), so a
-# chunk of 4,096 stays near 50 MB, whatever the slice size the file is read in.
+# Rows hashed at once: a bounded sparse matrix, whatever the size of the slices the file is read in.
 LEARN_ROWS = 4096
 
 
