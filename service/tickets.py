@@ -127,8 +127,8 @@ def create_ticket():
             now=utcnow(),
             team_map=desk_team_map(),
         )
-        body = {"ok": True, **result.to_dict()}
-    response = jsonify(body)
+    # the answer is built after the commit: the write lock (SQLite) is not held for it
+    response = jsonify({"ok": True, **result.to_dict()})
     response.status_code = 201 if result.created else 200
     if key and not result.created:
         response.headers["Idempotent-Replayed"] = "true"

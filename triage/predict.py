@@ -63,27 +63,33 @@ class SharedVectorizers:
                 self._canonical[id(vec)] = match if match is not None else vec
         self.distinct = len(distinct)
         self.total = len(self._canonical)
-        self._analyzers: dict[int, Callable[[str], list]] = {}
+        # vectorizers that analyse a text alike (same n-gram kind, different vocabularies)
+        # share the analysis too: it is most of a transform's time
+        self._analysis: dict[int, tuple[str, Callable[[str], list]]] = {
+            id(vec): (key, vec.build_analyzer())
+            for vec in distinct
+            if (key := predict_math.analysis_key(vec)) is not None
+        }
 
     def for_call(self) -> Callable[[Any, list[str]], Any]:
         """A ``transform(vectorizer, texts)`` remembering its blocks for one classify call."""
         blocks: dict[int, Any] = {}
+        analysed: dict[str, list] = {}
 
         def transform(vectorizer: Any, texts: list[str]) -> Any:
             canonical = self._canonical.get(id(vectorizer), vectorizer)
             key = id(canonical)
             if key not in blocks:
-                blocks[key] = predict_math.tfidf_transform(canonical, texts, self._analyzer(canonical))
+                counted = None
+                if key in self._analysis:
+                    kind, analyze = self._analysis[key]
+                    if kind not in analysed:
+                        analysed[kind] = predict_math.analyse(analyze, texts)
+                    counted = analysed[kind]
+                blocks[key] = predict_math.tfidf_transform(canonical, texts, counted)
             return blocks[key]
 
         return transform
-
-    def _analyzer(self, vectorizer: Any) -> Callable[[str], list] | None:
-        """The vectorizer's analyzer, built once (``build_analyzer`` compiles a regex)."""
-        key = id(vectorizer)
-        if key not in self._analyzers and hasattr(vectorizer, "build_analyzer"):
-            self._analyzers[key] = vectorizer.build_analyzer()
-        return self._analyzers.get(key)
 
 
 def _equal_vectorizers(a: Any, b: Any) -> bool:

@@ -18,6 +18,7 @@ old bundle's pipeline) is asked through its public method as before.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Callable
 
 import numpy as np
@@ -52,29 +53,29 @@ def predict_proba(model: Any, X: Any) -> np.ndarray:
     return softmax(decision, copy=False)
 
 
-def tfidf_transform(vectorizer: Any, texts: list[str], analyze: Callable[[str], list] | None = None) -> Any:
+def tfidf_transform(vectorizer: Any, texts: list[str], counted: list[Counter] | None = None) -> Any:
     """``vectorizer.transform(texts)`` for a fitted ``TfidfVectorizer``, minus validation.
 
     The steps of scikit-learn 1.9's ``CountVectorizer._count_vocab`` (fixed vocabulary)
-    and ``TfidfTransformer.transform``, in their order and dtypes. ``analyze``: the
-    vectorizer's ``build_analyzer()``, kept by the caller (building it compiles a regex).
+    and ``TfidfTransformer.transform``, in their order and dtypes. ``counted``: per text,
+    the counts of the vectorizer's analyzer output (:func:`analyse`), when the caller
+    already has them (vectorizers that analyse alike share one analysis).
     """
     norm = getattr(vectorizer, "norm", None)
     if type(vectorizer) is not TfidfVectorizer or norm not in (None, "l1", "l2"):
         return vectorizer.transform(texts)
-    analyze = analyze or vectorizer.build_analyzer()
+    if counted is None:
+        counted = analyse(vectorizer.build_analyzer(), texts)
     vocabulary = vectorizer.vocabulary_
     indices: list[int] = []
     counts: list[int] = []
     indptr = [0]
-    for doc in texts:
-        found: dict[int, int] = {}
-        for feature in analyze(doc):
+    for features in counted:
+        for feature, n in features.items():
             j = vocabulary.get(feature)
             if j is not None:
-                found[j] = found.get(j, 0) + 1
-        indices.extend(found)
-        counts.extend(found.values())
+                indices.append(j)
+                counts.append(n)
         indptr.append(len(indices))
     X = sparse.csr_matrix(
         (
@@ -98,3 +99,32 @@ def tfidf_transform(vectorizer: Any, texts: list[str], analyze: Callable[[str], 
     elif norm == "l1":
         inplace_csr_row_normalize_l1(X)
     return X
+
+
+def analyse(analyze: Callable[[str], list], texts: list[str]) -> list[Counter]:
+    """Per text, how often each feature of ``analyze`` (a ``build_analyzer()``) occurs."""
+    return [Counter(analyze(doc)) for doc in texts]
+
+
+# The parameters ``build_analyzer`` reads: equal values, equal features for any text.
+_ANALYSIS_PARAMS = (
+    "input",
+    "encoding",
+    "decode_error",
+    "strip_accents",
+    "lowercase",
+    "preprocessor",
+    "tokenizer",
+    "analyzer",
+    "stop_words",
+    "token_pattern",
+    "ngram_range",
+)
+
+
+def analysis_key(vectorizer: Any) -> str | None:
+    """Vectorizers with equal keys turn a text into the same features (None: unknown kind)."""
+    if type(vectorizer) is not TfidfVectorizer or callable(vectorizer.analyzer):
+        return None
+    params = vectorizer.get_params()
+    return repr([params.get(name) for name in _ANALYSIS_PARAMS])
