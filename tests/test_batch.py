@@ -141,3 +141,41 @@ def test_ray_local_mode_embeds_and_scores_and_training_reads_its_parquet(tmp_pat
     assert len(scores["ray"]) == len(keys_l)
     assert {"team_label", "team_probability", "team_decision"} <= set(scores["ray"].columns)
     assert scores["ray"].equals(scores["local"])
+
+
+def test_label_quality_reads_the_score_parquet_and_flags_relabelled_rows(tmp_path, capsys):
+    """`triage label-quality --scores DIR`: the review list comes from `triage score`'s Parquet."""
+    import pandas as pd
+
+    from training import label_quality as lq
+
+    data, mapping = write_export(tmp_path, n_per_team=30, seed=4)
+    models = tmp_path / "models"
+    assert main(["train", "--data", str(data), "--mapping", str(mapping), "--out", str(models),
+                 "--encoder", "none", "--heads", "team", "--no-tracking"]) == 0  # fmt: skip
+    bundle = next(models.iterdir())
+    frame = pd.read_csv(data, dtype=str, keep_default_na=False)
+    teams = sorted(t for t in frame["Assigned Queue"].unique() if t)
+    wrong = [i for i in range(0, len(frame), 17) if frame.at[i, "Assigned Queue"]]
+    for i in wrong:  # a busy agent picked the next team in the list
+        frame.at[i, "Assigned Queue"] = teams[(teams.index(frame.at[i, "Assigned Queue"]) + 1) % len(teams)]
+    relabelled = tmp_path / "relabelled.csv"
+    frame.to_csv(relabelled, index=False)
+    scores = tmp_path / "scores"
+    assert main(["score", "--bundle", str(bundle), "--data", str(relabelled), "--mapping", str(mapping),
+                 "--out", str(scores), "--engine", "local", "--json"]) == 0  # fmt: skip
+    capsys.readouterr()
+
+    flags, summary = lq.run(relabelled, mapping, heads=["team"], scores=scores, min_probability=0.5)
+    flagged = {f.row for f in flags}
+    assert summary["team"]["source"] == str(scores) and summary["team"]["rows"] > 0
+    caught = flagged & {i + 1 for i in wrong}  # 1-based export rows
+    assert len(caught) >= len(wrong) // 2, (sorted(flagged), [i + 1 for i in wrong])
+    assert len(flagged - caught) <= len(wrong)  # the list is mostly the relabelled rows
+    assert all(f.suggested != f.given and f.confidence >= 0.5 for f in flags)
+
+    out = tmp_path / "review.csv"
+    assert main(["label-quality", "--data", str(relabelled), "--mapping", str(mapping), "--head", "team",
+                 "--scores", str(scores), "--min-probability", "0.5", "--out", str(out)]) == 0  # fmt: skip
+    assert "from " + str(scores) in capsys.readouterr().out
+    assert len(pd.read_csv(out)) == len(flags)

@@ -285,13 +285,13 @@ class PrecomputedEncoder:
 
 
 def encoder_ref(name: str) -> dict:
-    """``minilm`` or ``hashing`` (the CLI's names) as an encoder reference."""
+    """``minilm``, ``minilm-onnx`` or ``hashing`` (the CLI's names) as an encoder reference."""
     from training.pipeline import resolve_encoder
 
     return resolve_encoder(name).reference()
 
 
-def embed(data: Path, mapping: Path, out: Path, *, encoder: str = "minilm", **engine: Any) -> BatchRun:
+def embed(data: Path, mapping: Path, out: Path, *, encoder: str = "minilm-onnx", **engine: Any) -> BatchRun:
     return run(export_texts(data, mapping), EmbedBatch, {"encoder_ref": encoder_ref(encoder)}, out, **engine)
 
 

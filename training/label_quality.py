@@ -237,6 +237,71 @@ def flag_dataset(
     return flags, summary
 
 
+# A scored label must be at least this probable to flag the given one (see flags_from_scores).
+SCORE_MIN_PROBABILITY = 0.9
+
+
+def flags_from_scores(
+    data: Dataset,
+    scores_dir: str | Path,
+    heads: Sequence[str] | None = None,
+    *,
+    min_probability: float = SCORE_MIN_PROBABILITY,
+) -> tuple[list[Flag], dict]:
+    """Flags from a ``triage score`` output (Parquet, any engine) instead of out-of-fold fits.
+
+    At millions of tickets the K-fold fits above are the cost; a bundle scored over the
+    history on Ray (training/batch.py) has already said, per row, its label and that
+    label's probability. A row is flagged when the bundle's label differs from the given
+    one with probability ≥ ``min_probability``; the list is ranked by that probability
+    (the given label's own probability is not in the output: ``given_probability`` is 0 and
+    ``margin`` the scored probability). The bundle was fitted on most of these rows, which
+    makes it slower to disagree than out-of-fold models: fewer flags, each more certain. It
+    is the check to run on tickets the bundle never saw (newer history, backfills).
+    """
+    from .batch import read_scores
+
+    frame = read_scores(scores_dir)
+    position = {int(r): i for i, r in enumerate(data.source_rows)}
+    flags, summary = [], {}
+    for head in heads or list(data.labels):
+        if f"{head}_label" not in frame.columns:
+            summary[head] = {"head": head, "rows": 0, "flagged": 0, "skipped": True, "source": "scores"}
+            continue
+        given = data.labels[head]
+        checked = 0
+        for row, label, p in zip(frame["row"], frame[f"{head}_label"], frame[f"{head}_probability"]):
+            i = position.get(int(row))
+            if i is None or given[i] is None or label is None or not np.isfinite(p):
+                continue
+            checked += 1
+            if str(label) != str(given[i]) and p >= min_probability:
+                flags.append(
+                    Flag(
+                        head,
+                        int(row),
+                        i,
+                        excerpt(data.texts[i]),
+                        str(given[i]),
+                        str(label),
+                        round(float(p), 4),
+                        0.0,
+                        round(float(p), 4),
+                    )
+                )
+        n = sum(f.head == head for f in flags)
+        summary[head] = {
+            "head": head,
+            "rows": checked,
+            "flagged": n,
+            "share": round(n / checked, 4) if checked else 0.0,
+            "method": f"scored label != given, probability >= {min_probability}",
+            "source": str(scores_dir),
+        }
+    flags.sort(key=lambda f: -f.margin)
+    return flags, summary
+
+
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -302,10 +367,18 @@ def run(
     n_splits: int = 5,
     seed: int = 0,
     method: str = "self_confidence",
+    scores: str | Path | None = None,
+    min_probability: float = SCORE_MIN_PROBABILITY,
 ) -> tuple[list[Flag], dict]:
-    """Load an export through its mapping, flag every head, write the review list."""
+    """Load an export through its mapping, flag every head, write the review list.
+
+    With ``scores`` (a ``triage score`` output folder) the flags come from the scored
+    labels (:func:`flags_from_scores`) rather than from out-of-fold fits."""
     data = load_export(data_path, load_mapping(mapping_path))
-    flags, summary = flag_dataset(data, heads, n_splits=n_splits, seed=seed, method=method)
+    if scores is not None:
+        flags, summary = flags_from_scores(data, scores, heads, min_probability=min_probability)
+    else:
+        flags, summary = flag_dataset(data, heads, n_splits=n_splits, seed=seed, method=method)
     if out is not None:
         write_review_list(flags, out)
     return flags, summary
@@ -319,6 +392,7 @@ __all__ = [
     "flag_head",
     "compare_without",
     "flag_dataset",
+    "flags_from_scores",
     "write_review_list",
     "without_flagged",
     "holdout_rows",

@@ -67,9 +67,11 @@ def register(subparsers) -> None:
     _engine_options(p)
     p.add_argument(
         "--encoder",
-        choices=["minilm", "hashing"],
-        default="minilm",
-        help="minilm (default) or hashing (fast, for tests)",
+        choices=["minilm", "minilm-onnx", "hashing"],
+        default="minilm-onnx",
+        help="minilm-onnx (default: int8 ONNX, the encoder `triage train` uses by default, "
+        "so its vectors are the ones training looks up), minilm (torch) or hashing (fast, "
+        "for tests)",
     )
     p.set_defaults(func=run_embed)
 

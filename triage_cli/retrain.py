@@ -122,6 +122,20 @@ def _register_label_quality(subparsers) -> None:
         "--method", default="self_confidence", choices=("self_confidence", "confident_joint", "both")
     )
     p.add_argument(
+        "--scores",
+        type=Path,
+        metavar="DIR",
+        help="a `triage score` output folder (Parquet, local or Ray): flag rows whose "
+        "scored label differs from the given one with probability >= --min-probability, "
+        "instead of fitting out-of-fold models (the check for millions of tickets)",
+    )
+    p.add_argument(
+        "--min-probability",
+        type=float,
+        default=0.9,
+        help="with --scores: how probable the scored label must be to flag (default 0.9)",
+    )
+    p.add_argument(
         "--compare",
         type=Path,
         metavar="WORK_DIR",
@@ -241,12 +255,24 @@ def run_label_quality(args: argparse.Namespace) -> int:
     from training import label_quality as lq
 
     flags, summary = lq.run(
-        args.data, args.mapping, heads=args.head, out=args.out, n_splits=args.folds, method=args.method
+        args.data,
+        args.mapping,
+        heads=args.head,
+        out=args.out,
+        n_splits=args.folds,
+        method=args.method,
+        scores=args.scores,
+        min_probability=args.min_probability,
     )
     for head, s in summary.items():
         print(
             f"{head:<16} {s.get('flagged', 0):>6} of {s['rows']:>7} rows flagged "
-            f"({s.get('share', 0):.1%}); out-of-fold accuracy {s.get('oof_accuracy', '-')}"
+            f"({s.get('share', 0):.1%}); "
+            + (
+                f"from {s['source']}"
+                if "source" in s
+                else f"out-of-fold accuracy {s.get('oof_accuracy', '-')}"
+            )
         )
     print(f"review list: {args.out} ({len(flags)} rows, most suspicious first)")
     if args.compare:
