@@ -118,6 +118,28 @@ TYPE_PHRASES = {
         ],
     ),
 }
+# Real type labels are not in the wording: a fault is reported as a request ("could you please
+# fix ..."), a request as a fault, many tickets say only what they are about, and agents pick
+# the type by habit. Without this the type head is trivially 1.0 for every variant.
+NEUTRAL_PHRASES = (
+    ["help with {x}", "question about {x}", "{x} - please have a look", "ticket regarding {x}"],
+    ["Hilfe bei {x}", "Frage zu {x}", "{x} - bitte prüfen", "Anliegen zu {x}"],
+)
+TYPE_NEUTRAL = 0.25  # share of tickets written in words of no type
+TYPE_BLUR = 0.15  # share written in the words of another type
+TYPE_LABEL_NOISE = 0.05  # share whose recorded type is an agent's arbitrary pick
+
+
+def type_wording(rng: random.Random, kind: str, german: bool) -> str:
+    """The sentence template a ticket of this type is written with (often not its type's)."""
+    r = rng.random()
+    if r < TYPE_NEUTRAL:
+        return rng.choice(NEUTRAL_PHRASES[1 if german else 0])
+    if r < TYPE_NEUTRAL + TYPE_BLUR:
+        kind = rng.choice([k for k, _ in TYPES if k != kind])
+    return rng.choice(TYPE_PHRASES[kind][1 if german else 0])
+
+
 GREET = (
     ["Hi team,", "Hello,", "Dear IT Support,", "Good morning,", "Hi all"],
     ["Hallo zusammen,", "Sehr geehrte Damen und Herren,", "Guten Morgen,", "Hallo IT,"],
@@ -230,7 +252,9 @@ def ticket(rng: random.Random, teams: list[dict], person: dict, when: datetime, 
     topic = team["topics"][0] if rng.random() < 0.7 else team["topics"][1]
     words = TOPICS[topic][1 if de else 0]
     x = rng.choice(words)
-    core = rng.choice(TYPE_PHRASES[kind][1 if de else 0]).format(x=x)
+    core = type_wording(rng, kind, de).format(x=x)
+    if rng.random() < TYPE_LABEL_NOISE:
+        kind = rng.choice([k for k, _ in TYPES])
     detail = (
         rng.choice(words)
         if rng.random() < 0.6

@@ -71,3 +71,38 @@ def test_a_fitted_head_on_known_label_noise_is_calibrated_within_a_bound():
     assert 0.8 < correct.mean() < 0.95  # the noise caps accuracy near 0.85 + 0.15/3
     # a bound worked out for 500 holdout rows: sampling noise alone is ~0.03
     assert expected_calibration_error(confidence, correct) < 0.07
+
+
+def test_top_label_map_corrects_an_over_confident_reported_label_and_keeps_it():
+    from triage.classifiers import fit_confidence_map, map_confidence
+
+    rng = np.random.default_rng(7)
+    n, k = 4000, 4
+    conf = rng.uniform(0.4, 0.99, n)
+    picked = rng.integers(0, k, n)
+    # the truth is right with probability conf ** 2: the reported confidence is too high
+    right = rng.random(n) < conf**2
+    y = np.where(right, picked, (picked + 1) % k)
+    proba = np.tile(((1 - conf) / (k - 1))[:, None], (1, k))
+    proba[np.arange(n), picked] = conf
+    ab = fit_confidence_map(proba, picked, y)
+    mapped = map_confidence(proba, picked, ab)
+    before = expected_calibration_error(conf, right)
+    after = expected_calibration_error(mapped[np.arange(n), picked], right)
+    assert after < before / 2, (before, after, ab)
+    assert np.allclose(mapped.sum(axis=1), 1.0)
+    assert np.all(mapped[np.arange(n), picked] < conf)  # lowered, never reordered among the rest
+    assert map_confidence(proba, picked, (1.0, 0.0)) is proba  # identity: untouched
+
+
+def test_top_label_map_stays_near_identity_on_few_calibrated_rows():
+    from triage.classifiers import fit_confidence_map
+
+    rng = np.random.default_rng(8)
+    n = 30
+    conf = rng.uniform(0.5, 0.95, n)
+    picked = np.zeros(n, dtype=int)
+    y = np.where(rng.random(n) < conf, 0, 1)
+    proba = np.column_stack([conf, 1 - conf])
+    a, b = fit_confidence_map(proba, picked, y)
+    assert abs(a - 1) < 0.6 and abs(b) < 0.6  # the prior holds a 30-row head near the identity

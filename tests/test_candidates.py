@@ -14,6 +14,7 @@ from triage.classifiers import (
     Features,
     decide_labels,
     fit_candidates,
+    BIAS_MIN_RATIO,
     fit_class_bias,
     macro_f1_idx,
     make_reference,
@@ -22,7 +23,7 @@ from triage.encoder import HashingEncoder
 from triage.predict import Triager
 from triage.thresholds import min_rows_for
 from triage.ticket import Ticket
-from training.pipeline import choose_candidate, small_calibration_reason, train
+from training.pipeline import CLEAR_WIN, choose_candidate, paired_wins, small_calibration_reason, train
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"
@@ -48,6 +49,49 @@ def test_class_bias_stays_zero_when_nothing_is_gained():
     assert not np.any(fit_class_bias(proba, y, 2))
 
 
+def test_bias_never_reports_a_label_far_below_the_top_probability():
+    # the demo's VPN outage: Network 0.50, HR Systems 0.06; however large HR's offset, the
+    # reported label stays within BIAS_MIN_RATIO of the top
+    proba = np.asarray([[0.50, 0.06, 0.44], [0.40, 0.35, 0.25]])
+    bias = np.asarray([-1.5, 2.0, -1.0])
+    assert list(decide_labels(proba, bias, min_ratio=0.0)) == [1, 1]  # without the cap: 0.06 wins
+    # with it, HR Systems is out of reach on the first row (0.06 < 0.25 × 0.50), not on the
+    # second (0.35 ≥ 0.25 × 0.40)
+    assert list(decide_labels(proba, bias)) == [2, 1]
+
+
+def test_fitted_bias_decisions_respect_the_cap():
+    rng = np.random.default_rng(3)
+    n, k = 3000, 4
+    y = rng.choice(k, n, p=[0.85, 0.1, 0.04, 0.01])
+    logits = rng.normal(0, 1, (n, k)) + 2.5 * np.eye(k)[y] * (rng.random(n) < 0.5)[:, None]
+    proba = np.exp(logits + np.log([0.85, 0.1, 0.04, 0.01]))
+    proba /= proba.sum(axis=1, keepdims=True)
+    bias = fit_class_bias(proba, y, k)
+    assert np.any(bias)  # rare classes do get offsets here
+    picked = decide_labels(proba, bias)
+    chosen_p = proba[np.arange(n), picked]
+    assert np.all(chosen_p >= BIAS_MIN_RATIO * proba.max(axis=1) - 1e-12)
+
+
+def test_a_candidate_replaces_the_reference_only_when_it_wins_clearly():
+    rng = np.random.default_rng(5)
+    n, k = 600, 3
+    y = rng.choice(k, n, p=[0.6, 0.3, 0.1])
+    ref = np.where(rng.random(n) < 0.75, y, rng.choice(k, n))
+    lucky = ref.copy()  # the reference's labels with two more rows right: a lead that is luck
+    wrong = np.flatnonzero(lucky != y)[:2]
+    lucky[wrong] = y[wrong]
+    better = np.where(rng.random(n) < 0.9, y, ref)  # right on most of the reference's errors
+    picks = {"reference": ref, "tfidf": lucky, "combined": better}
+    wins = paired_wins(y, k, picks, seed=0)
+    assert wins["combined"] >= CLEAR_WIN > wins["tfidf"]
+    f1 = {c: macro_f1_idx(y, p, k) for c, p in picks.items()}
+    assert f1["tfidf"] > f1["reference"]
+    assert choose_candidate({"reference": f1["reference"], "tfidf": f1["tfidf"]}, wins=wins) == "reference"
+    assert choose_candidate(f1, wins=wins) == "combined"
+
+
 def test_reference_candidate_reproduces_the_plain_reference_exactly():
     rng = np.random.default_rng(1)
     vocab = {
@@ -66,6 +110,20 @@ def test_reference_candidate_reproduces_the_plain_reference_exactly():
     proba, picked = head.predict_labelled(Features(texts[test_rows]))
     assert list(head.classes_[picked]) == list(plain.predict(texts[test_rows]))
     assert np.allclose(proba.sum(axis=1), 1.0)  # and it still has calibrated probabilities
+
+
+def test_reference_with_bias_is_the_reference_model_with_a_tuned_rule():
+    rng = np.random.default_rng(2)
+    words = {"a": ["alpha", "apple"], "b": ["beta", "berry"], "c": ["gamma", "grape"]}
+    labels = list(rng.choice(["a"] * 14 + ["b"] * 5 + ["c"], 300))
+    pool = sum(words.values(), [])
+    texts = [f"{rng.choice(words[lab])} {' '.join(rng.choice(pool, 3))}" for lab in labels]
+    heads = fit_candidates(Features(texts), labels, ("reference", "reference_bias"), cv=3)
+    ref, biased = heads["reference"], heads["reference_bias"]
+    assert ref.svc_ is biased.svc_  # one fit, two decision rules
+    assert ref.bias_ is None and biased.bias_ is not None
+    _, picked = biased.predict_labelled(Features(texts[:50]))
+    assert len(picked) == 50
 
 
 def test_tie_rule_prefers_the_simpler_candidate():

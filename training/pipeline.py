@@ -366,6 +366,12 @@ def choose_context(
 # Selection tie rule: candidates within this much out-of-fold macro-F1 of the best are tied,
 # and the simplest of them (earliest in ``KINDS``: reference, tfidf, embedding, combined) wins.
 TIE_MARGIN = 0.005
+# A candidate may replace the plain reference only if it beats it clearly: in at least this
+# share of paired bootstrap resamples of the selection rows (a one-sided test at ~5 %).
+# Macro-F1 over rare classes is noisy (one ticket of a 2-row class moves it by 0.05 on a
+# 9-class head): a lead that could be luck is not worth giving up the simple model for.
+CLEAR_WIN = 0.95
+BOOTSTRAP_RESAMPLES = 400
 
 
 def train_head(
@@ -383,9 +389,10 @@ def train_head(
 
     1. every candidate (the plain reference among them) is fitted on train, cross-fitted, so
        each train row has an out-of-fold probability and reported label;
-    2. the winner is the best macro-F1 of those labels pooled with the calibration split's
-       (ties → the simpler model); thresholds come from the same pooled rows, which no model
-       saw when fitted;
+    2. the winner is the best macro-F1 of those labels pooled with the calibration split's,
+       among the reference and the candidates that beat it in ``CLEAR_WIN`` of paired
+       bootstrap resamples of those rows (ties → the simpler model); thresholds come from the
+       same pooled rows, which no model saw when fitted;
     3. the holdout is scored once, before anything else is fitted: the honest figures;
     4. the winner's pipeline is refitted on every labelled row outside the holdout (train +
        calibration) with the thresholds kept: a head fitted on 70 % of an export loses to one
@@ -412,6 +419,8 @@ def train_head(
     kinds = tuple(k for k in KINDS if k in config.candidates) or ("reference",)
     if "reference" not in kinds:  # the plain reference always competes: never below it
         kinds = ("reference",) + kinds
+    if "reference_bias" not in kinds:  # its decision rule tuned for macro-F1: no extra fit
+        kinds = ("reference", "reference_bias") + kinds[1:]
     cands = fit_candidates(X.take(idx["train"]), y[idx["train"]], kinds, **params)
     for kind, head in (extra or {}).items():  # fitted on the rest of the export: scored on train here
         cands[kind] = head.assemble(X.take(idx["train"]), y[idx["train"]])
@@ -432,7 +441,12 @@ def train_head(
         pooled_idx = np.concatenate([model.oof_labels_, picks[kind]["calibration"]])
         scores[kind]["selection"] = head_metrics(y_sel, pooled, classes, pred_idx=pooled_idx)["macro_f1"]
         scores[kind]["pooled"] = (pooled, pooled_idx)
-    chosen = choose_candidate({k: v["selection"] for k, v in scores.items()})
+    wins = paired_wins(
+        *_class_index(cands["reference"].classes_, y_sel),
+        {k: v["pooled"][1] for k, v in scores.items()},
+        seed=config.seed,
+    )
+    chosen = choose_candidate({k: v["selection"] for k, v in scores.items()}, wins=wins)
     model, classes = cands[chosen], [str(c) for c in cands[chosen].classes_]
     pooled, pooled_idx = scores[chosen]["pooled"]
     thresholds = choose_thresholds(y_sel, pooled, classes, rule, pred_idx=pooled_idx)
@@ -446,9 +460,12 @@ def train_head(
         "chosen": chosen,
         "classes": classes,
         "n": n,
-        "selection_rule": f"out-of-fold macro-F1 (train) pooled with calibration; within "
-        f"{TIE_MARGIN} of the best, the simplest kind wins",
+        "selection_rule": f"out-of-fold macro-F1 (train) pooled with calibration; a candidate "
+        f"replaces the reference only if it beats it in >= {CLEAR_WIN:.0%} of "
+        f"{BOOTSTRAP_RESAMPLES} paired bootstrap resamples; within {TIE_MARGIN} of the best "
+        f"of those, the simplest kind wins",
         "candidates": {k: v["selection"] for k, v in scores.items()},
+        "candidates_beat_reference": wins,
         "candidates_calibration": {k: v["calibration"] for k, v in scores.items()},
         "candidates_holdout": {k: v["holdout"] for k, v in scores.items()},
         "calibrator": getattr(model, "calibration_", None),
@@ -498,11 +515,52 @@ def train_head(
     return model, report
 
 
-def choose_candidate(selection: Mapping[str, float], margin: float = TIE_MARGIN) -> str:
-    """The simplest candidate within ``margin`` of the best selection macro-F1."""
-    best = max(selection.values())
-    order = [k for k in KINDS if k in selection] + [k for k in selection if k not in KINDS]
-    return next(k for k in order if selection[k] >= best - margin)
+def choose_candidate(
+    selection: Mapping[str, float], margin: float = TIE_MARGIN, wins: Mapping[str, float] | None = None
+) -> str:
+    """The simplest candidate within ``margin`` of the best selection macro-F1, among the
+    reference and the candidates that beat it clearly (``wins[k] >= CLEAR_WIN``; no ``wins``:
+    every candidate is eligible)."""
+    eligible = {
+        k: f
+        for k, f in selection.items()
+        if wins is None or k == "reference" or wins.get(k, 0.0) >= CLEAR_WIN
+    }
+    best = max(eligible.values())
+    order = [k for k in KINDS if k in eligible] + [k for k in eligible if k not in KINDS]
+    return next(k for k in order if eligible[k] >= best - margin)
+
+
+def _class_index(classes: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, int]:
+    """Labels as column indices of ``classes``; a label the model never saw gets index k."""
+    classes = np.asarray(classes).astype(str)
+    pos = np.clip(np.searchsorted(classes, y.astype(str)), 0, len(classes) - 1)
+    idx = np.where(classes[pos] == y.astype(str), pos, len(classes))
+    return idx, len(classes) + 1
+
+
+def paired_wins(
+    y: np.ndarray,
+    k: int,
+    picks: Mapping[str, np.ndarray],
+    reference: str = "reference",
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Per candidate, the share of paired bootstrap resamples of the rows in which its macro-F1
+    is above the reference's (the same resampled rows for both: the paired difference is far
+    less noisy than either score)."""
+    if reference not in picks:
+        return {}
+    rng = np.random.default_rng(seed)
+    others = [c for c in picks if c != reference]
+    beats = dict.fromkeys(others, 0)
+    for _ in range(resamples):
+        rows = rng.integers(0, len(y), len(y))
+        ref = macro_f1_idx(y[rows], picks[reference][rows], k)
+        for c in others:
+            beats[c] += macro_f1_idx(y[rows], picks[c][rows], k) > ref
+    return {reference: 0.0, **{c: round(beats[c] / resamples, 4) for c in others}}
 
 
 def small_calibration_reason(n_calibration: int, target: float) -> str | None:

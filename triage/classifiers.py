@@ -32,7 +32,9 @@ from sklearn.svm import LinearSVC
 from triage import predict_math
 
 # simplest first: on a tie in selection the earlier kind wins (see training.pipeline)
-KINDS = ("reference", "tfidf", "embedding", "combined")
+KINDS = ("reference", "reference_bias", "tfidf", "embedding", "combined")
+# the reference's own LinearSVC and features; ``reference_bias`` only tunes its decision rule
+REFERENCE_KINDS = ("reference", "reference_bias")
 _MISSING_SCORE = -10.0  # score of a class absent from one fold's training rows
 
 
@@ -147,14 +149,16 @@ def _progress(items: list, enabled: bool, desc: str) -> Iterable:
 
 
 class TextHead(ClassifierMixin, BaseEstimator):
-    """A calibrated head of one ``kind``: ``reference``, ``tfidf``, ``embedding`` or ``combined``.
+    """A calibrated head of one ``kind``: ``reference``, ``reference_bias`` (the reference's
+    model with the tuned decision rule below), ``tfidf``, ``embedding`` or ``combined``.
 
     Two things are kept apart: the *label* a head reports and the *probabilities* the
     apply/suggest decisions read. The label is the arg-max of the calibrated log-probabilities
     plus a per-class bias tuned for macro-F1 on out-of-fold scores (``bias_``; a rare class
     needs less evidence to win than its prior allows), or, for the ``reference`` kind, exactly
     the plain LinearSVC's arg-max, so choosing the reference reproduces it. Either way the
-    probability attached to the label is the calibrated one.
+    probability attached to the label is the calibrated one, with a top-label map on it
+    (``confidence_map_``, :func:`fit_confidence_map`) since that is the number decisions read.
 
     Follows scikit-learn's contract (``__init__`` stores, ``fit`` returns self, fitted
     attributes end in ``_``, ``classes_`` = ``predict_proba`` columns), but ``X`` is a
@@ -185,7 +189,7 @@ class TextHead(ClassifierMixin, BaseEstimator):
     # -- fitting -----------------------------------------------------------------------
     @property
     def uses_text(self) -> bool:
-        return self.kind in ("reference", "tfidf", "combined")
+        return self.kind in ("reference", "reference_bias", "tfidf", "combined")
 
     @property
     def uses_vectors(self) -> bool:
@@ -209,7 +213,7 @@ class TextHead(ClassifierMixin, BaseEstimator):
 
     def _assemble(self, parts: "Parts") -> "TextHead":
         self.classes_ = parts.classes
-        if self.kind == "reference":
+        if self.kind in REFERENCE_KINDS:
             self.vectorizer_, self.svc_ = parts.ref_vectorizer, parts.ref_svc
             oof = parts.oof_ref
         else:
@@ -245,6 +249,11 @@ class TextHead(ClassifierMixin, BaseEstimator):
             for fit_rows in (half, ~half):
                 b = fit_class_bias(self.oof_proba_[fit_rows], y_idx[fit_rows], len(self.classes_))
                 self.oof_labels_[~fit_rows] = decide_labels(self.oof_proba_[~fit_rows], b)
+        # the decisions read the reported label's probability: calibrate that one (top-label)
+        self.confidence_map_ = fit_confidence_map(
+            self.oof_proba_, self.oof_labels_, y_idx_of(self.classes_, parts.y)
+        )
+        self.oof_proba_ = map_confidence(self.oof_proba_, self.oof_labels_, self.confidence_map_)
         self.n_features_in_ = oof.shape[1]
         return self
 
@@ -328,8 +337,10 @@ class TextHead(ClassifierMixin, BaseEstimator):
         out = np.zeros((len(X), len(self.classes_)))
         out[:, np.searchsorted(self.classes_, self.calibrator_.classes_)] = proba
         if self.kind == "reference":
-            return out, scores.argmax(axis=1)
-        return out, decide_labels(out, getattr(self, "bias_", None))
+            picked = scores.argmax(axis=1)
+        else:
+            picked = decide_labels(out, getattr(self, "bias_", None))
+        return map_confidence(out, picked, getattr(self, "confidence_map_", None)), picked
 
     def predict_explained(
         self, X: Features, k: int = 5, transform: Transform | None = None
@@ -476,12 +487,32 @@ def predict_labelled(model: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:
     return proba, np.asarray(proba).argmax(axis=1)
 
 
-def decide_labels(proba: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    """Column index of the reported label: arg-max of log-probability + per-class bias."""
+# The per-class bias may trade the most probable label for a rarer one only when that one is
+# plausible: at least this share of the top label's calibrated probability (odds at most 4:1).
+# Macro-F1 rewards finding rare classes, but a label the model itself rates far below the top
+# (HR Systems at 0.06 beside Network at 0.50) is a guess no agent would accept, and the
+# apply/suggest decisions would read that low probability for it anyway.
+BIAS_MIN_RATIO = 0.25
+
+
+def decide_labels(
+    proba: np.ndarray, bias: np.ndarray | None, min_ratio: float = BIAS_MIN_RATIO
+) -> np.ndarray:
+    """Column index of the reported label: arg-max of log-probability + per-class bias, among
+    the labels whose probability is at least ``min_ratio`` × the top one's."""
     proba = np.asarray(proba, dtype=float)
     if bias is None or not np.any(bias):
         return proba.argmax(axis=1)
-    return (np.log(np.clip(proba, 1e-12, 1.0)) + bias).argmax(axis=1)
+    return _biased_argmax(np.log(np.clip(proba, 1e-12, 1.0)), _plausible(proba, min_ratio), bias)
+
+
+def _plausible(proba: np.ndarray, min_ratio: float) -> np.ndarray:
+    """Which labels the bias may choose per row (the top one always)."""
+    return proba >= min_ratio * proba.max(axis=1, keepdims=True)
+
+
+def _biased_argmax(logp: np.ndarray, plausible: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    return np.where(plausible, logp + bias, -np.inf).argmax(axis=1)
 
 
 def macro_f1_idx(y: np.ndarray, pred: np.ndarray, k: int) -> float:
@@ -498,15 +529,24 @@ BIAS_GRID = np.arange(-2.0, 2.01, 0.25)
 
 
 def fit_class_bias(
-    proba: np.ndarray, y: np.ndarray, k: int, passes: int = 2, min_gain: float = 1e-3
+    proba: np.ndarray,
+    y: np.ndarray,
+    k: int,
+    passes: int = 2,
+    min_gain: float = 1e-3,
+    min_ratio: float = BIAS_MIN_RATIO,
 ) -> np.ndarray:
-    """Per-class log-offsets that maximise macro-F1 of arg-max(log p + b) (coordinate ascent).
+    """Per-class log-offsets that maximise macro-F1 of the biased arg-max (coordinate ascent).
 
     Calibrated probabilities maximise accuracy; macro-F1 rewards finding rare classes, so a
     rare class gets a positive offset when (and only when) that raises macro-F1 on these
-    out-of-fold rows by at least ``min_gain``. Offsets stay within ±2 (a factor of ~7 in odds).
+    out-of-fold rows by at least ``min_gain``. Offsets stay within ±2 (a factor of ~7 in odds),
+    and whatever the offsets, only labels within ``min_ratio`` of the top probability can be
+    chosen (:data:`BIAS_MIN_RATIO`), so fitting and serving use the same rule.
     """
-    logp = np.log(np.clip(np.asarray(proba, dtype=float), 1e-12, 1.0))
+    proba = np.asarray(proba, dtype=float)
+    logp = np.log(np.clip(proba, 1e-12, 1.0))
+    plausible = _plausible(proba, min_ratio)
     bias = np.zeros(k)
     best = macro_f1_idx(y, logp.argmax(axis=1), k)
     for _ in range(passes):
@@ -515,13 +555,71 @@ def fit_class_bias(
             keep = bias[j]
             for b in BIAS_GRID:
                 bias[j] = b
-                f = macro_f1_idx(y, (logp + bias).argmax(axis=1), k)
+                f = macro_f1_idx(y, _biased_argmax(logp, plausible, bias), k)
                 if f > best + min_gain:
                     best, keep, improved = f, b, True
             bias[j] = keep
         if not improved:
             break
     return bias
+
+
+def y_idx_of(classes: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.searchsorted(classes, np.asarray(y).astype(str))
+
+
+# Prior weight of the identity map (a=1, b=0) in pseudo-rows: a head with a few hundred rows
+# moves its map only as far as its rows clearly ask.
+CONFIDENCE_PRIOR_ROWS = 10.0
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def fit_confidence_map(proba: np.ndarray, picked: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Top-label Platt scaling: ``q = sigmoid(a · logit(p) + b)`` for the reported label's
+    probability ``p``, fitted on out-of-fold rows by log-loss of "the reported label is right".
+
+    The multi-class calibrator fits the whole distribution; what apply/suggest and the ECE read
+    is one number, the reported label's probability, which the per-class bias (a label other
+    than the arg-max) and many classes leave over-confident (slopes 0.55–0.9 out of fold on the
+    shared and demo heads). Two parameters, pulled towards the identity by
+    ``CONFIDENCE_PRIOR_ROWS``, so small heads stay near where the calibrator put them.
+    """
+    from scipy.optimize import minimize
+
+    z = _logit(np.asarray(proba)[np.arange(len(picked)), picked])
+    right = (np.asarray(picked) == np.asarray(y)).astype(float)
+    n = max(len(z), 1)
+
+    def loss(ab: np.ndarray) -> float:
+        t = ab[0] * z + ab[1]
+        nll = np.logaddexp(0.0, t) - right * t  # -log sigmoid(t) if right, -log(1-sigmoid(t)) else
+        return float(nll.mean() + CONFIDENCE_PRIOR_ROWS / n * 0.5 * ((ab[0] - 1) ** 2 + ab[1] ** 2))
+
+    res = minimize(loss, np.asarray([1.0, 0.0]), method="L-BFGS-B", bounds=[(0.05, 5.0), (-5.0, 5.0)])
+    return (float(res.x[0]), float(res.x[1])) if res.success else (1.0, 0.0)
+
+
+def map_confidence(proba: np.ndarray, picked: np.ndarray, ab: tuple[float, float] | None) -> np.ndarray:
+    """``proba`` with the reported label's probability mapped by :func:`fit_confidence_map`'s
+    ``(a, b)``; the other labels share the rest in their old proportions (order kept)."""
+    if ab is None or tuple(ab) == (1.0, 0.0) or len(picked) == 0:
+        return proba
+    proba = np.array(proba, dtype=float)
+    rows = np.arange(len(picked))
+    p = proba[rows, picked]
+    q = 1.0 / (1.0 + np.exp(-(ab[0] * _logit(p) + ab[1])))
+    proba[rows, picked] = 0.0
+    rest = proba.sum(axis=1)
+    spread = np.where(rest > 0, (1.0 - q) / np.where(rest > 0, rest, 1.0), 0.0)
+    proba *= spread[:, None]
+    even = (rest <= 0) & (proba.shape[1] > 1)  # nothing left to share in proportion: evenly
+    proba[even] = ((1.0 - q[even]) / (proba.shape[1] - 1))[:, None]
+    proba[rows, picked] = q
+    return proba
 
 
 class ScoreTemperature(ClassifierMixin, BaseEstimator):
@@ -620,7 +718,7 @@ def fit_parts(
         raise ValueError(f"a head needs at least 2 classes, got {list(classes)}")
     parts = Parts(classes=classes, y=y)
     folds = _folds(y, cv, random_state)
-    if "reference" in kinds:
+    if any(k in REFERENCE_KINDS for k in kinds):
         parts.ref_vectorizer = make_reference_vectorizer()
         R = parts.ref_vectorizer.fit_transform(X.texts)
         parts.ref_svc, parts.oof_ref = _cross_fit(
