@@ -169,6 +169,7 @@ def train(
     context_groups: Sequence[str] | None = None,
     signing_key: str | None = None,
     max_rows: int | None = None,
+    screen: bool = True,
 ) -> TrainResult:
     """Train every head of the mapping and (when ``out_dir`` is given) write the bundle.
 
@@ -181,6 +182,10 @@ def train(
     Context features (:mod:`triage.features`) come from the mapping's ``metadata``; each
     group is tried per head and kept only where it raises out-of-fold macro-F1 on the train
     split (``context_groups`` limits the groups tried; ``()`` turns context off).
+
+    ``screen``: on exports of ``SCREEN_MIN_ROWS`` rows or more, the vector candidates are
+    first tried on a sample, and every row is embedded only if they can win there
+    (training/screening.py); the report's ``vector_screen`` says what was decided.
     """
     mapping = load_mapping(mapping_path)
     wanted = list(heads or mapping.labels)
@@ -207,6 +212,10 @@ def train(
     )
     rule = ThresholdRule(target_precision=target_precision, suggest_precision=suggest_precision)
     splits = assign_splits(data.texts, fractions, seed)
+    screened = _screen(data, wanted, splits, enc, config) if enc is not None and screen else None
+    if screened is not None and not screened["keep"]:  # TF-IDF wins anyway: embed nothing more
+        config.candidates = tuple(k for k in config.candidates if k not in ("embedding", "combined"))
+        enc, config.encoder = None, {}
     vectors = enc.encode(data.texts, progress=progress) if enc else None  # torch: all threads
     X = Features(data.texts, vectors)
     context = ContextInputs.from_data(data, context_groups)
@@ -239,6 +248,7 @@ def train(
                 skipped[name] = rep["n"]
     report = build_report(data, mapping, config, splits, head_reports)
     report["skipped_heads"] = skipped  # too few labelled rows or classes: no model, said so
+    report["vector_screen"] = screened
     # the confidence report's text-drift reference (token counts of the training rows)
     report["text_profile"] = text_profile(t for t, s in zip(data.texts, splits) if s == "train")
     manifest = build_manifest(data, mapping, config, rule, report, fitted)
@@ -254,6 +264,30 @@ def train(
         )  # HMAC over the checksums
         result.report_dir = result.bundle_path / "report"
     return result
+
+
+def _screen(
+    data: Dataset, wanted: list[str], splits: np.ndarray, enc: Encoder, config: TrainConfig
+) -> dict | None:
+    """training/screening.py's verdict on embedding every row, or None on a small export."""
+    from training import screening
+
+    if len(data) < screening.SCREEN_MIN_ROWS:
+        return None
+    with threadpool_limits(1):
+        return screening.screen_vectors(
+            data.texts,
+            {h: data.labels[h] for h in wanted},
+            np.flatnonzero(splits == "train"),
+            enc,
+            rows=screening.SCREEN_ROWS,
+            min_gain=TIE_MARGIN,  # a vector candidate must beat tfidf by this to be chosen
+            kinds=config.candidates,
+            seed=config.seed,
+            svc_c=config.svc_c,
+            lr_c=config.lr_c,
+            class_weight=config.class_weight,
+        )
 
 
 def _load_for_training(

@@ -107,6 +107,13 @@ def _register_train(subparsers) -> None:
         help="a `triage embed` output folder: its vectors are used instead of "
         "embedding again (texts it lacks are embedded as usual)",
     )
+    p.add_argument(
+        "--no-screen",
+        action="store_true",
+        help="embed every row even when the embedding candidates lose to TF-IDF on a "
+        "sample first (by default, exports of 8,000+ rows are screened and embedded "
+        "only if the vectors can win: training/screening.py)",
+    )
     p.add_argument("--no-tracking", action="store_true", help="do not log the run to MLflow")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run_train)
@@ -164,6 +171,7 @@ def run_train(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         signing_key=_signing_key(),
         max_rows=args.max_rows,
+        screen=not getattr(args, "no_screen", False),
     )
     if not args.no_tracking and result.bundle_path is not None:
         _log_to_mlflow(result)
