@@ -14,6 +14,11 @@ use every core, as a process building its index at start does):
 
     nice .venv/bin/python bench/bench_ann.py                      # 100k and 1M
     nice .venv/bin/python bench/bench_ann.py --sizes 100000 --queries 200
+    nice .venv/bin/python bench/bench_ann.py --sizes 100000 --real 3000 --cache /tmp/ann
+
+``--real N`` builds the set on real geometry instead: the int8 ONNX MiniLM vectors of
+the first N shared tickets (read at run time from ../shared/data, never stored in the
+repo), each stored vector a real one pulled part-way to a real neighbour plus noise.
 
 Reports build time (wall and CPU: the CPU seconds do not depend on the machine's load),
 the index's size (RSS growth where the library does not say), p50/p90/p99/p99.9 query
@@ -251,25 +256,90 @@ LIBRARIES = {
 }
 
 
-def dataset(n: int, n_queries: int, cache: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """The synthetic set, memory-mapped from ``cache`` when a previous run saved it there."""
+TICKETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "it_tickets"
+TICKETS_CSV = next(
+    (
+        p / "all_tickets_processed_improved_v3.csv"
+        for p in (TICKETS, Path("/work/shared/data/it_tickets"))
+        if (p / "all_tickets_processed_improved_v3.csv").exists()
+    ),
+    TICKETS / "all_tickets_processed_improved_v3.csv",
+)
+
+
+def real_embeddings(count: int, cache: str | None) -> np.ndarray:
+    """int8 ONNX MiniLM vectors (what serving uses) of the first ``count`` shared tickets."""
+    path = Path(cache) / f"minilm-{count}.npy" if cache else None
+    if path is not None and path.exists():
+        return np.load(path)
+    import pandas as pd
+
+    from triage.onnx_encoder import OnnxMiniLMEncoder
+
+    texts = pd.read_csv(TICKETS_CSV, usecols=["Document"], nrows=count)["Document"].astype(str).tolist()
+    vectors = _unit(np.asarray(OnnxMiniLMEncoder().encode(texts, progress=True), dtype=np.float32))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, vectors)
+    return vectors
+
+
+def from_real(real: np.ndarray, n: int, queries: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` vectors on the real tickets' geometry: each is a real ticket, pulled part-way
+    towards one of its 20 nearest real neighbours, plus a little noise (a paraphrase, a
+    variant of the same problem). Keeps MiniLM's anisotropy and topic structure."""
+    rng = np.random.default_rng(seed)
+    sims = real @ real.T
+    np.fill_diagonal(sims, -1)
+    near = np.argsort(-sims, axis=1)[:, :20]
+
+    def draw(m: int) -> np.ndarray:
+        out = np.empty((m, real.shape[1]), dtype=np.float32)
+        for start in range(0, m, 100_000):
+            k = min(100_000, m - start)
+            base = rng.integers(0, len(real), k)
+            other = near[base, rng.integers(0, 20, k)]
+            pull = rng.uniform(0, 0.5, (k, 1)).astype(np.float32)
+            noise = rng.standard_normal((k, real.shape[1])).astype(np.float32) * (
+                0.15 / np.sqrt(real.shape[1])
+            )
+            out[start : start + k] = _unit(real[base] + pull * real[other] + noise)
+        return out
+
+    return draw(n), draw(queries)
+
+
+def _unit(m: np.ndarray) -> np.ndarray:
+    return (m / np.linalg.norm(m, axis=1, keepdims=True)).astype(np.float32)
+
+
+def dataset(n: int, n_queries: int, cache: str | None, real: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The synthetic set (or one on ``real`` tickets' embeddings), from ``cache`` when a
+    previous run saved it there."""
+    name = f"ann-{n}-{n_queries}" + (f"-real{real}" if real else "")
     if cache:
-        path = Path(cache) / f"ann-{n}-{n_queries}.npz"
+        path = Path(cache) / f"{name}.npz"
         if path.exists():
             with np.load(path) as saved:
                 return saved["data"], saved["queries"]
-    data, queries = synthetic(n, n_queries)
+    if real:
+        data, queries = from_real(real_embeddings(real, cache), n, n_queries)
+    else:
+        data, queries = synthetic(n, n_queries)
     if cache:
         Path(cache).mkdir(parents=True, exist_ok=True)
         np.savez(path, data=data, queries=queries)
     return data, queries
 
 
-def run(n: int, n_queries: int, exact_queries: int, only: list[str] | None, cache: str | None) -> None:
+def run(
+    n: int, n_queries: int, exact_queries: int, only: list[str] | None, cache: str | None, real: int = 0
+) -> None:
     t0 = time.perf_counter()
-    data, queries = dataset(n, n_queries, cache)
+    data, queries = dataset(n, n_queries, cache, real)
+    kind = f"built on {real:,} real tickets' MiniLM vectors" if real else "synthetic"
     print(
-        f"\n## {n:,} vectors x {DIM} d, {n_queries} queries, {exact_queries} timed for exact "
+        f"\n## {n:,} vectors x {DIM} d ({kind}), {n_queries} queries, {exact_queries} timed for exact "
         f"(data ready in {time.perf_counter() - t0:.0f} s; load average {os.getloadavg()[0]:.1f})"
     )
     t0 = time.perf_counter()
@@ -338,13 +408,20 @@ def main() -> None:
     )
     ap.add_argument("--only", nargs="*", help="run only libraries whose name contains one of these")
     ap.add_argument("--cache", help="folder to keep the generated vectors in between runs (1.5 GB at 1M)")
+    ap.add_argument(
+        "--real",
+        type=int,
+        default=0,
+        help="instead of synthetic topics, build the set around this many shared tickets' int8 ONNX "
+        "MiniLM vectors (each stored vector: a real one pulled towards a real neighbour, plus noise)",
+    )
     ap.add_argument("--list", action="store_true", help="list the configurations and exit")
     args = ap.parse_args()
     if args.list:
         print("\n".join(LIBRARIES))
         return
     for n in args.sizes:
-        run(n, args.queries, args.exact_queries, args.only, args.cache)
+        run(n, args.queries, args.exact_queries, args.only, args.cache, args.real)
 
 
 if __name__ == "__main__":

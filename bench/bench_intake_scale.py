@@ -2,7 +2,8 @@
 
 For each size, a fresh SQLite (file, WAL) store is bulk-loaded with that many open
 tickets and their 384-d vectors (clustered like sentence embeddings, spread over the
-last 7 days: the duplicate window), then ``--intake`` new tickets go through
+last 7 days: the duplicate window; ``--recent`` of them in the last 30 minutes, burst
+detection's window, whose size follows the arrival rate rather than the backlog), then ``--intake`` new tickets go through
 ``triage.store.intake.intake`` one transaction each, with duplicate and burst
 detection on. Two ways of finding duplicate candidates, in the same run on the
 same store:
@@ -78,12 +79,15 @@ def scan_nearest(session, vector, encoder, since, at, exclude):
     ]
 
 
-def load(store: Store, vectors: np.ndarray, chunk: int = 5000) -> float:
+def load(store: Store, vectors: np.ndarray, recent: int, chunk: int = 5000) -> float:
+    """Bulk-insert the open tickets: ``recent`` of them in the last 30 minutes (the burst
+    window: its size follows the arrival rate, the same at any backlog), the rest older."""
     start = time.perf_counter()
     name = similar.encoder_name(FixedEncoder(vectors))
     n = len(vectors)
     rng = np.random.default_rng(1)
-    ages = rng.uniform(0, 7 * 86400 - 3600, n)
+    ages = rng.uniform(3600, 7 * 86400 - 3600, n)
+    ages[rng.choice(n, min(recent, n), replace=False)] = rng.uniform(0, 1800, min(recent, n))
     with store.engine.begin() as conn:
         for lo in range(0, n, chunk):
             ids = range(lo + 1, min(n, lo + chunk) + 1)
@@ -159,7 +163,7 @@ def measure(size: int, args) -> None:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         store = Store(url)
         store.upgrade()
-        loaded = load(store, stored)
+        loaded = load(store, stored, args.recent)
         print(f"<!-- {size:,} open tickets bulk-loaded by SQL in {loaded:.0f} s -->", flush=True)
         del stored
         if args.scan_intake:
@@ -192,6 +196,12 @@ def main() -> None:
         type=int,
         default=5,
         help="new tickets taken in with the old full scan, per size (the reference: seconds each at 200k)",
+    )
+    ap.add_argument(
+        "--recent",
+        type=int,
+        default=100,
+        help="stored tickets in the last 30 minutes (burst detection's window), the same at every size",
     )
     ap.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the index build")
     ap.add_argument("--tmp", help="folder for the bench databases (default: the system's temp folder)")

@@ -242,6 +242,12 @@ class VectorIndex:
                 return int(key) in self._ivf.keys
             return int(key) in self._rows
 
+    def absent(self, keys: Iterable[int]) -> list[int]:
+        """The keys not in the index (one lock for all of them)."""
+        with self._lock:
+            held = self._ivf.keys if self._ivf is not None else self._rows
+            return [k for k in (int(k) for k in keys) if k not in held]
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._ivf.keys) if self._ivf is not None else len(self._keys)

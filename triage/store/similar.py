@@ -307,6 +307,7 @@ class _OpenTickets:
         self.index = ann.VectorIndex(dim, exact_below=ann.EXACT_BELOW)
         self.watermark = 0  # highest ticket id read so far
         self.events = 0  # highest ticket_events id read so far (reopened tickets)
+        self.skipped: set[int] = set()  # ids near the watermark that are not for the index
         # while loading: the index holds every ticket up to this (created_at, id); None once loaded
         self.loaded: Position | None = START
         self.top = 0  # the highest ticket id when the load began
@@ -355,20 +356,19 @@ class _OpenTickets:
         top = _top(session, exclude)
         if top < self.watermark:
             return False
-        recent = (
-            select(TicketVector.ticket_id)
-            .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
-            .where(
-                TicketVector.ticket_id > self.watermark - CATCH_UP_MARGIN,
-                TicketVector.ticket_id != exclude,
-                TicketVector.encoder == encoder,
-                TicketRow.status.in_(OPEN_STATUSES),
-            )
+        # Ids only, by primary key; the few the index lacks are then read and checked (open,
+        # this encoder) by _load. ``skipped`` remembers those it refused (closed, another
+        # encoder), so the margin re-read costs a set difference, not a query per id.
+        low = self.watermark - CATCH_UP_MARGIN
+        ids = select(TicketVector.ticket_id).where(
+            TicketVector.ticket_id > low, TicketVector.ticket_id != exclude
         )
-        fresh = {i for (i,) in session.execute(recent) if i not in self.index}
-        fresh |= {i for i in self._reopened(session) if i != exclude and i not in self.index}
-        if fresh:
-            self._load(session, encoder, TicketVector.ticket_id.in_(sorted(fresh)))
+        fresh = set(self.index.absent(i for (i,) in session.execute(ids))) - self.skipped
+        reopened = set(self.index.absent(i for i in self._reopened(session) if i != exclude))
+        if fresh or reopened:
+            added = self._load(session, encoder, TicketVector.ticket_id.in_(sorted(fresh | reopened)))
+            self.skipped |= fresh - added
+        self.skipped = {i for i in self.skipped if i > low}
         self.watermark = max(self.watermark, int(top))
         return True
 
@@ -384,20 +384,29 @@ class _OpenTickets:
         self.events = max([self.events, _top_event(session)])
         return [ticket for _, ticket in rows]
 
-    def _load(self, session: Session, encoder: str, where) -> None:
+    def _load(self, session: Session, encoder: str, where) -> set[int]:
+        # By primary key (``where``) only, encoder and status checked here: given an equality
+        # on an indexed column, SQLite (no statistics) would walk that index, all N rows.
         stmt = (
-            select(TicketVector.ticket_id, TicketVector.vector)
-            .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
-            .where(
-                where,
-                TicketVector.encoder == encoder,
-                TicketVector.dim == self.index.dim,
-                TicketRow.status.in_(OPEN_STATUSES),
+            select(
+                TicketVector.ticket_id,
+                TicketVector.vector,
+                TicketVector.encoder,
+                TicketVector.dim,
+                TicketRow.status,
             )
+            .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
+            .where(where)
         )
-        keys, vecs = _vectors(session.execute(stmt), self.index.dim)
+        rows = [
+            (key, blob)
+            for key, blob, enc, dim, status in session.execute(stmt)
+            if enc == encoder and dim == self.index.dim and status in OPEN_STATUSES
+        ]
+        keys, vecs = _vectors(rows, self.index.dim)
         if keys:
             self.index.add(keys, vecs)
+        return set(keys)
 
 
 @contextmanager
@@ -548,13 +557,14 @@ def _nearest(
             TicketRow.requester,
             TicketVector.created_at,
             TicketRow.status,
+            TicketVector.encoder,
         )
         .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
-        .where(TicketVector.ticket_id.in_(near), TicketVector.encoder == encoder)
+        .where(TicketVector.ticket_id.in_(near))  # by primary key only (see catch_up)
     )
     rows, gone = [], set(near)
-    for key, blob, requester, created_at, status in session.execute(stmt):
-        if status not in OPEN_STATUSES:
+    for key, blob, requester, created_at, status, enc in session.execute(stmt):
+        if status not in OPEN_STATUSES or enc != encoder:
             continue  # closed since it was indexed: dropped below
         gone.discard(key)
         if created_at >= since:
