@@ -95,7 +95,10 @@ def ensure_bundle(args) -> Path:
     """The bundle to serve: --bundle, else a MiniLM demo bundle trained once into the cache."""
     if args.bundle:
         return Path(args.bundle).resolve()
-    models = CACHE / f"bench-models-{args.train_encoder}"
+    kinds = tuple(k.strip() for k in args.candidates.split(",") if k.strip())
+    models = CACHE / (
+        f"bench-models-{args.train_encoder}" + ("" if kinds == ("combined",) else "-" + "-".join(kinds))
+    )
     found = sorted(models.glob("*/manifest.json"))
     if found:
         return found[-1].parent
@@ -114,7 +117,7 @@ def ensure_bundle(args) -> Path:
         mapping,
         models,
         encoder=args.train_encoder,
-        candidates=("combined",),
+        candidates=kinds,
         cv=3,
         progress=False,
     )
@@ -397,6 +400,12 @@ def main(argv: list[str] | None = None) -> int:
         default="minilm-onnx",
         choices=("minilm", "minilm-onnx"),
         help="encoder of the demo bundle trained when --bundle is not given",
+    )
+    p.add_argument(
+        "--candidates",
+        default="combined",
+        help="head kinds of the demo bundle trained when --bundle is not given; 'tfidf' gives "
+        "TF-IDF-only heads, whose ?kb=0 classify never calls the encoder (the 5 ms fast path)",
     )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("-n", type=int, default=300, help="requests per measurement")

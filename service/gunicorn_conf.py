@@ -5,6 +5,11 @@ Choices, measured or reasoned on the 2-core machines this runs on:
 * ``OMP/OPENBLAS/MKL_NUM_THREADS=1`` per worker: each worker is one inference
   stream; letting torch / BLAS start a thread per core in every worker made
   throughput fall 2.3x and p99 reach 0.5-0.9 s under load (docs: shared STACK.md).
+* The int8 ONNX encoder gets one intra-op thread per worker (``service/components.py``
+  reads ``OMP_NUM_THREADS``). ``bench/bench_encoder_threads.py`` (2 workers x 2 threads,
+  one shared session per worker, 2 cores, loaded machine): 1 thread 20.7 texts/s, p99
+  388 ms, 16.7 CPU ms/text; ONNX Runtime's default (a thread per core in every worker)
+  15.1 texts/s, p99 429 ms, 25.9 CPU ms/text: its threads spin-wait against each other.
 * ``preload_app = False``: every worker imports the app and loads its own bundle
   *after* the fork. Forking a process whose torch / onnxruntime thread pools are
   already running can deadlock the child, and per-worker loading is what makes
