@@ -317,8 +317,9 @@ def intake_requests(tickets: list[dict]):
     return make
 
 
-def sustained(port: int, tickets: list[dict], clients: int, seconds: float) -> dict:
+def sustained(port: int, tickets: list[dict], clients: int, seconds: float, pids: list[int] = ()) -> dict:
     """Intake from ``clients`` threads for ``seconds``: how many, how slow the slowest."""
+    cpu = cpu_seconds(list(pids))
     make = intake_requests(tickets)
     latencies: list[float] = []
     lock = threading.Lock()
@@ -344,6 +345,7 @@ def sustained(port: int, tickets: list[dict], clients: int, seconds: float) -> d
         time.perf_counter() - start,
         len(latencies),
         "no request > 1000 ms",
+        cpu_seconds(list(pids)) - cpu,
     )
     out["target"] += f" ({sum(1 for x in latencies if x > 1000)} were)"
     return out
@@ -453,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             intake_clients,
         )
         if args.sustained and intake_clients:
-            rows.append(sustained(port, tickets, max(intake_clients), args.sustained))
+            rows.append(sustained(port, tickets, max(intake_clients), args.sustained, worker_pids(proc.pid)))
         meta = (
             f"bundle {bundle.name}, encoder {args.encoder or 'bundle default'}, "
             f"{args.workers} gunicorn workers, KB {Path(args.kb).name} ({kb_size(args.kb)} articles), "

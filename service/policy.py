@@ -32,8 +32,10 @@ def current_policy() -> dict[str, dict[str, Any]]:
     if cache is None:
         cache = current_app.extensions.setdefault(CACHE_KEY, PolicyCache())
     try:
-        with get_store().session(readonly=True) as session:
-            return cache.current(session)
+        # a Core connection, not an ORM session: this runs before every classification, and
+        # the version check is one statement (on SQLite a plain BEGIN: no write lock)
+        with get_store().engine.connect() as conn:
+            return cache.current(conn.execution_options(triage_readonly=True))
     except Exception as exc:  # noqa: BLE001 - classify must not fail because the store did
         log.warning("policy not read, using the last one known: %s", exc)
         return cache.last

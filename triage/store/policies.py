@@ -25,7 +25,7 @@ import threading
 from datetime import datetime
 from typing import Any, Mapping
 
-from sqlalchemy import Index, String, Text, func, select
+from sqlalchemy import Connection, Index, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from triage.store.tables import Base, utcnow
@@ -158,12 +158,15 @@ def _load(value: str | None) -> Any:
 
 
 # ----------------------------------------------------------------- reading
-def version(session: Session) -> int:
+def version(session: Session | Connection) -> int:
     """The newest change id (0 = none): what the workers' caches compare."""
-    return int(session.scalar(select(func.max(PolicyChange.id))) or 0)
+    return int(session.scalar(_VERSION) or 0)
 
 
-def effective(session: Session) -> dict[str, dict[str, Any]]:
+_VERSION = select(func.max(PolicyChange.id))  # built once: asked before every classification
+
+
+def effective(session: Session | Connection) -> dict[str, dict[str, Any]]:
     """The policy in force now (heads without any override are left out)."""
     rows = session.execute(
         select(PolicyChange.head, PolicyChange.label, PolicyChange.new).order_by(PolicyChange.id)
@@ -204,7 +207,7 @@ class PolicyCache:
         self._version = -1
         self._policy: dict[str, dict[str, Any]] = {}
 
-    def current(self, session: Session) -> dict[str, dict[str, Any]]:
+    def current(self, session: Session | Connection) -> dict[str, dict[str, Any]]:
         seen = version(session)
         with self._lock:
             if seen == self._version:
