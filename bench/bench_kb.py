@@ -47,7 +47,11 @@ from triage.encoder import CachedEncoder, load_encoder  # noqa: E402
 from triage.text import model_text  # noqa: E402
 from triage.kb import KBConfig, KnowledgeBase, head_text, load_articles  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
+# beside the checkout (main, CI) or two levels up (an engineer's worktree under wt/)
+DATA = next(
+    (p / "shared" / "data" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared" / "data").is_dir()),
+    ROOT.parent / "shared" / "data",
+)
 KB_DIR = DATA / "kb"
 JUDGMENTS = KB_DIR / "kb_judgments.jsonl"
 SCORER = KB_DIR / "score_run.py"
