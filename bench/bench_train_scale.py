@@ -128,7 +128,7 @@ def main() -> None:
     ap.add_argument(
         "--max-rows",
         type=int,
-        default=100_000,
+        default=50_000,
         help="triage train --max-rows for exports larger than it (0: read every export into memory)",
     )
     ap.add_argument("--encoder", default="none", help="triage train --encoder (default none: TF-IDF)")

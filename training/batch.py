@@ -292,7 +292,12 @@ def encoder_ref(name: str) -> dict:
 
 
 def embed(data: Path, mapping: Path, out: Path, *, encoder: str = "minilm-onnx", **engine: Any) -> BatchRun:
-    return run(export_texts(data, mapping), EmbedBatch, {"encoder_ref": encoder_ref(encoder)}, out, **engine)
+    ref = encoder_ref(encoder)
+    if engine.get("engine") == "ray" and ref.get("kind") == "minilm-onnx":
+        # one ONNX thread per actor: Ray gives each actor one CPU, and an ONNX Runtime pool
+        # of every core in each actor oversubscribes the machine
+        ref = dict(ref, threads=1)
+    return run(export_texts(data, mapping), EmbedBatch, {"encoder_ref": ref}, out, **engine)
 
 
 def score(
