@@ -9,9 +9,11 @@ Where the candidates come from, so that intake costs the same at 1 k and 200 k
 open tickets:
 
 * duplicates — a per-process :class:`triage.ann.VectorIndex` over the open tickets'
-  vectors (exact below its threshold, HNSW above), built once from
-  ``ticket_vectors`` and caught up on every query with the few tickets other
-  processes stored since (a primary-key range read). The index only *proposes*
+  vectors (exact below its threshold, faiss IVF above), loaded from
+  ``ticket_vectors`` in a background thread (intake meanwhile scans what is not
+  loaded yet: same answer, no wait) and caught up on every query with the few
+  tickets other processes stored or reopened since (primary-key range reads of
+  ``ticket_vectors`` and ``ticket_events``). The index only *proposes*
   the nearest ``CANDIDATES``; the database decides: candidates that are closed,
   gone or too old are dropped (and removed from the index), and the rest are
   scored by ``find_duplicates`` on their stored vectors, as before.
