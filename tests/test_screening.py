@@ -87,7 +87,7 @@ def test_training_skips_embedding_every_row_when_the_screen_says_tfidf_wins(tmp_
     screen = result.report["vector_screen"]
     assert screen["keep"] is False and screen["heads"]["team"]["rows"] <= 120
     assert enc.encoded == screen["rows_embedded"] < len(TEAMS) * 60  # the rest never embedded
-    assert set(result.report["heads"]["team"]["candidates"]) <= {"reference", "tfidf"}
+    assert not {"embedding", "combined"} & set(result.report["heads"]["team"]["candidates"])
     assert result.manifest["encoder"] is None  # served without an encoder: TF-IDF only
 
     enc = NoiseEncoder()  # the same run unscreened embeds every row, as before

@@ -100,7 +100,7 @@ def test_max_rows_trains_an_incremental_candidate_on_the_rest_of_the_file(tmp_pa
         heads=["team"],
     )
     team = result.report["heads"]["team"]
-    assert set(team["candidates"]) == {"reference", "tfidf", "incremental"}
+    assert {"reference", "tfidf", "incremental"} <= set(team["candidates"])
     assert team["candidates_holdout"]["incremental"] > 0.5  # it learnt the teams from the rest
     # scored on the sample's rows, so it was never fitted on them: the rows it learnt are
     # the file's non-holdout rows outside the sample
