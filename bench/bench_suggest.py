@@ -8,7 +8,7 @@ client, same typed-prefix queries, each distinct so the vector memo never hits),
 without training-heavy classify and intake rows, plus an in-process split of a
 suggest into encode and search, so a slow p99 can be placed. The served KB is the
 shared 2,446-article one with ``KBConfig()`` settings; its first build is cached.
-The demo bundle is trained once on minilm-onnx (cached), as bench_service does.
+The demo bundle (TF-IDF heads, minilm-onnx recorded) is trained once and cached, as bench_service does.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlencode
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # as in each service worker (STACK.md), before numpy loads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -94,12 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", default="1,2", help="concurrent clients to measure with")
     p.add_argument("--timeout", type=float, default=1500, help="stop everything after this (s)")
     args = p.parse_args(argv)
-    bundle = ensure_bundle(SimpleNamespace(bundle=args.bundle, train_encoder="minilm-onnx"))
+    # suggest reads no classifier head: the quickest demo bundle (TF-IDF heads) will do
+    bundle = ensure_bundle(
+        SimpleNamespace(bundle=args.bundle, train_encoder="minilm-onnx", candidates="tfidf")
+    )
     if args.kb_limit and Path(args.kb).is_file():
         args.kb = str(kb_subset(Path(args.kb), args.kb_limit))
     split = in_process(args.kb, 200)  # also builds (or loads) the KB index the server will load
     folder = Path(tempfile.mkdtemp(prefix="triage-bench-suggest-"))
     args.database_url = f"sqlite:///{folder / 'triage.db'}"
+    # the bench is one caller sending far more than a person types: the per-caller limit is off
+    os.environ["TRIAGE_RATELIMIT_ENABLED"] = "false"
     port = free_port()
     log_path = CACHE / f"bench-suggest-{port}.log"
     proc = start_server(args, bundle, port, log_path)

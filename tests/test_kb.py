@@ -57,7 +57,10 @@ def encoder():
 
 @pytest.fixture(scope="module")
 def kb(encoder):
-    return KnowledgeBase.build(ARTICLES, encoder, KBConfig(chunk_words=20, threshold=0.3))
+    # body passages on (the default is one vector per article): chunking, blending, snippets
+    return KnowledgeBase.build(
+        ARTICLES, encoder, KBConfig(chunk_words=20, max_body_chunks=4, head_weight=0.5, threshold=0.3)
+    )
 
 
 def ask(kb, encoder, text, **kw):
@@ -114,6 +117,13 @@ def test_two_stage_scores_candidates_exactly(kb, encoder):
     picked = two > -1
     assert picked.sum() == 2 and np.allclose(two[picked], exact[picked])
     assert np.argmax(two) == np.argmax(exact)
+
+
+def test_one_vector_per_article_scores_every_article_exactly(encoder):
+    plain = KnowledgeBase.build(ARTICLES, encoder, KBConfig(candidates=2))  # the default settings
+    v = encoder.encode(["shared mailbox outlook"])[0]
+    assert len(plain.chunk_vecs) == len(ARTICLES)
+    assert np.allclose(plain.semantic_scores(v), plain.chunk_vecs @ v)  # no article left at -1
 
 
 def test_save_load_round_trip_and_content_hash(kb, encoder, tmp_path):
