@@ -134,7 +134,8 @@ def ablation(data_path: Path, mapping_path: Path) -> list[dict]:
 def pipeline_rows(data_path: Path, mapping_path: Path, encoder: str, folder: Path) -> list[dict]:
     from training.pipeline import train
 
-    kinds = ("reference", "tfidf") if encoder == "none" else ("reference", "tfidf", "embedding", "combined")
+    kinds = ("reference", "reference_bias", "tfidf")
+    kinds += () if encoder == "none" else ("embedding", "combined")
     result = train(
         data_path,
         mapping_path,
@@ -164,9 +165,33 @@ def pipeline_rows(data_path: Path, mapping_path: Path, encoder: str, folder: Pat
                 "context": rep["context"]["groups"],
                 "refit_rows": rep["refit"]["rows"],
                 "apply_disabled": rep.get("apply_disabled"),
+                "p_ref_above": (rep.get("holdout_vs_reference") or {}).get("share_of_resamples_ours_below"),
+                "candidates": {
+                    k: (
+                        rep["candidates"][k],
+                        rep["candidates_holdout"][k],
+                        (rep.get("candidates_beat_reference") or {}).get(k),
+                    )
+                    for k in rep["candidates"]
+                },
             }
         )
     return out
+
+
+def candidate_lines(pipe: list[dict]) -> list[str]:
+    """Per head: each candidate's selection macro-F1 → holdout macro-F1, and how often it beat
+    the reference in the paired resamples selection requires (p_ref_above: the holdout's own
+    paired test, the share of resamples where the reference scores above ours)."""
+    return [
+        f"- {r['head']} candidates (selection → holdout): "
+        + ", ".join(
+            f"{k} {sel:.3f} → {held:.3f}"
+            + (f" (beats reference in {w:.0%})" if w and k != "reference" else "")
+            for k, (sel, held, w) in r["candidates"].items()
+        )
+        for r in pipe
+    ]
 
 
 def fmt(x) -> str:
@@ -219,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 "reference_f1",
                 "accuracy",
                 "reference_acc",
+                "p_ref_above",
                 "ece_15",
                 "applied_n",
                 "applied_precision",
@@ -228,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                 "refit_rows",
             ],
         ),
+        "",
+        *candidate_lines(pipe),
         "",
         f"rows {args.rows}, seed {args.seed}, encoder {args.encoder}, {time.time() - t0:.0f} s",
     ]
