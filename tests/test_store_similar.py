@@ -256,3 +256,13 @@ def test_a_ticket_reopened_long_after_it_was_indexed_is_offered_again(store, gra
         again = send(s, "VPN down", requester="z@x", at=NOW + timedelta(hours=4))
         assert first.id in [d["ticket_id"] for d in again.duplicates]
     assert first.id in kept.index
+
+
+def test_disposing_a_store_waits_for_its_index_load_and_drops_the_index(store):
+    """A load still running would hold a pooled connection past the engine's disposal."""
+    other = Store(store.url, schema=store.schema)
+    with other.session() as s:
+        send(s, "VPN down")
+    kept = similar._INDEXES[other.engine][(similar.encoder_name(ENC), ENC.dim)]
+    other.dispose()
+    assert kept.done.is_set() and other.engine not in similar._INDEXES

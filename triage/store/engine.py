@@ -236,4 +236,7 @@ class Store:
         return sorted(inspect(self.engine).get_table_names())
 
     def dispose(self) -> None:
+        from triage.store import similar  # here: similar imports the store's modules
+
+        similar.forget(self.engine)  # a background index load must not hold a connection past this
         self.engine.dispose()

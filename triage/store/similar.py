@@ -315,20 +315,21 @@ class _OpenTickets:
         self.top = 0  # the highest ticket id when the load began
         self.lock = threading.Lock()
         self.done = threading.Event()
+        self.stopped = False  # set by forget(): the load stops between chunks
 
     @property
     def loading(self) -> bool:
         return self.loaded is not None
 
     def load(self, engine: Engine, encoder: str, since: datetime, exclude: int | None) -> None:
-        """Read the open tickets' vectors into the index, in id order (a background thread)."""
+        """Read the open tickets' vectors into the index, oldest first (a background thread)."""
         try:
             with _reading(engine) as session:
                 top = self.top = _top(session, exclude)
                 self.events = _top_event(session)
             after = START
             with self.index.bulk():  # the approximate index is built once, from all of them
-                while True:
+                while not self.stopped:
                     with _reading(engine) as session:  # one short read each: no snapshot held for minutes
                         keys, vecs, last = _read_chunk(
                             session, encoder, self.index.dim, since, after, exclude
@@ -475,6 +476,16 @@ def _read_chunk(
 
 _INDEXES: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
 _INDEXES_LOCK = threading.Lock()
+
+
+def forget(engine: Engine, timeout: float = 30.0) -> None:
+    """Drop this process's indexes for ``engine`` once their loads have stopped (the engine
+    is being disposed: a load still running would hold a connection past it)."""
+    with _INDEXES_LOCK:
+        dropped = list(_INDEXES.pop(engine, {}).values())
+    for kept in dropped:
+        kept.stopped = True
+        kept.done.wait(timeout)
 
 
 def _engine(session: Session) -> Engine:
