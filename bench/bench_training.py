@@ -130,6 +130,19 @@ def head_row(run: str, head: str, rep: dict, target_precision: float) -> dict:
     return row
 
 
+def screen_line(screen: dict | None) -> str | None:
+    """What the vector screen decided (None: the export was too small to screen, or --no-screen)."""
+    if not screen:
+        return None
+    heads = "; ".join(
+        f"{h}: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in (r.get("oof_macro_f1") or r).items() if isinstance(v, float))
+        for h, r in (screen.get("heads") or {}).items()
+    )
+    verdict = "vectors computed for every row" if screen.get("keep") else "no vectors beyond the sample"
+    return f"{verdict} ({screen.get('rule')}); sample out-of-fold macro-F1: {heads}"
+
+
 def fmt(x) -> str:
     if isinstance(x, (list, tuple)):
         return ", ".join(map(str, x)) or "-"
@@ -200,13 +213,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", type=Path, default=None, help="keep the bundles here")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "triage-bench")
     ap.add_argument("--target-precision", type=float, default=0.95)
+    ap.add_argument(
+        "--no-screen",
+        action="store_true",
+        help="embed every row even where the vector screen (training/screening.py) finds on a "
+        "sample that TF-IDF wins: the vector candidates then compete on the full data",
+    )
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from training.pipeline import train
     from triage.classifiers import KINDS
 
     args.out.mkdir(parents=True, exist_ok=True)
-    rows, timings = [], {}
+    rows, timings, screens = [], {}, {}
     with tempfile.TemporaryDirectory(prefix="triage-bench-") as tmp:
         for name, export, mapping in RUNS:
             if name not in args.runs:
@@ -222,12 +241,15 @@ def main(argv: list[str] | None = None) -> int:
                 target_precision=args.target_precision,
                 progress=True,
                 candidates=kinds,
+                screen=not args.no_screen,
             )
             timings[name] = round(time.time() - t0, 1)
+            screens[name] = screen_line(result.report.get("vector_screen"))
             rows += [
                 head_row(name, h, rep, args.target_precision) for h, rep in result.report["heads"].items()
             ]
     table = markdown(rows)
+    table += "".join(f"\n- {run} vector screen: {line}" for run, line in screens.items() if line)
     (args.out / "bench_training.md").write_text(table + "\n")
     (args.out / "bench_training.json").write_text(
         json.dumps(
