@@ -31,7 +31,7 @@ def test_onnx_int8_matches_torch_minilm(tmp_path, monkeypatch):
     assert fast.shape == (len(TEXTS), 384)
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-4)
     assert cosines.min() >= 0.98, cosines
-    assert list((tmp_path / "onnx").rglob("model-int8.onnx")), "int8 graph not cached"
+    assert list((tmp_path / "onnx").rglob("model-int8-*.onnx")), "int8 graph not cached"
     # Dynamic int8 quantises activations with one scale per batch, so a text's vector
     # depends a little on its batch companions: alone or batched, it stays close to torch's.
     alone = onnx.encode(TEXTS[3:4])[0]
