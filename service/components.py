@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from triage.cache_dir import cache_dir
-from triage.encoder import load_encoder
+from triage.encoder import DEFAULT_ENCODER, load_encoder
 
 log = logging.getLogger("service.components")
 
@@ -99,7 +99,7 @@ def bundle_encoder_ref(bundle: Path) -> dict | None:
 
 def serving_encoder(ref: dict | None, override: str | None) -> MemoEncoder:
     """The bundle's encoder, or a faster kind of the same model (``TRIAGE_ENCODER``)."""
-    ref = dict(ref or {"kind": "minilm"})  # the Triager's own default
+    ref = dict(ref or DEFAULT_ENCODER)  # the Triager's own default
     if override == "minilm-onnx" and importlib.util.find_spec("onnxruntime") is None:
         log.warning(
             "TRIAGE_ENCODER=minilm-onnx but onnxruntime is not installed: serving %s", ref.get("kind")

@@ -65,3 +65,17 @@ def test_onnx_batches_on_two_threads_match_one_thread(tmp_path):
     texts = TEXTS * 3
     two, one = embed(texts, enc, batch_size=4, workers=2), embed(texts, enc, batch_size=4, workers=1)
     assert two.shape == (len(texts), 384) and (two * one).sum(axis=1).min() >= 0.9999
+
+
+def test_a_bundle_naming_no_encoder_is_served_the_fast_default(tmp_path):
+    """A TF-IDF-only bundle records no encoder; KB and duplicate search then use int8 ONNX,
+    the kind `triage train` defaults to, not the 2-3x slower torch MiniLM."""
+    from service.components import serving_encoder
+    from triage.onnx_encoder import OnnxMiniLMEncoder
+    from triage.predict import Triager
+
+    assert isinstance(serving_encoder(None, None).inner, OnnxMiniLMEncoder)
+    assert serving_encoder({"kind": "minilm"}, None).inner.reference()["kind"] == "minilm"  # named: kept
+    tri = Triager.__new__(Triager)  # only the manifest matters to encoder()
+    tri.manifest, tri._encoder = {"encoder": {}}, None
+    assert isinstance(tri.encoder(), OnnxMiniLMEncoder)

@@ -124,6 +124,11 @@ _SHARED: dict[str, Encoder] = {}
 _SHARED_LOCK = threading.Lock()
 
 
+# The encoder of a bundle that names none: its heads read no vectors (TF-IDF only), so this
+# serves the KB and duplicate search alone. The fast kind, as `triage train` defaults to.
+DEFAULT_ENCODER = {"kind": "minilm-onnx"}
+
+
 def load_encoder(ref: dict | str) -> Encoder:
     """The encoder a reference names; the expensive one is loaded once per process."""
     if isinstance(ref, str):

@@ -16,7 +16,7 @@ import numpy as np
 
 from .bundle import Bundle, load_bundle
 from .classifiers import Features
-from .encoder import Encoder, load_encoder
+from .encoder import DEFAULT_ENCODER, Encoder, load_encoder
 from .features import ticket_context
 from . import predict_math
 from .priority import PriorityMatrix
@@ -137,7 +137,7 @@ class Triager:
 
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self._encoder = load_encoder(self.manifest.get("encoder") or {"kind": "minilm"})
+            self._encoder = load_encoder(self.manifest.get("encoder") or DEFAULT_ENCODER)
         return self._encoder
 
     @property
