@@ -69,14 +69,17 @@ def export_texts(data_path: str | Path, mapping_path: str | Path) -> pd.DataFram
 class EmbedBatch:
     """Loads the encoder once (per Ray actor, or once locally); embeds a batch of texts."""
 
-    def __init__(self, encoder_ref: dict) -> None:
+    def __init__(self, encoder_ref: dict, workers: int | None = None) -> None:
         self.encoder = load_encoder(encoder_ref)
+        self.workers = workers  # batches side by side (triage/embed_cache.py); None: every core
 
     def __call__(self, batch: pd.DataFrame):
         import pyarrow as pa
 
         texts = [str(t) for t in batch["text"].tolist()]
-        vectors = np.asarray(self.encoder.encode(texts), dtype=np.float32)
+        from triage.embed_cache import embed
+
+        vectors = np.asarray(embed(texts, self.encoder, workers=self.workers), dtype=np.float32)
         # an Arrow table with a plain list<float32> column, so both engines write the same
         # schema (a pandas column of arrays would become Ray's tensor extension type)
         flat = pa.array(vectors.reshape(-1), type=pa.float32())
@@ -292,12 +295,13 @@ def encoder_ref(name: str) -> dict:
 
 
 def embed(data: Path, mapping: Path, out: Path, *, encoder: str = "minilm-onnx", **engine: Any) -> BatchRun:
-    ref = encoder_ref(encoder)
-    if engine.get("engine") == "ray" and ref.get("kind") == "minilm-onnx":
-        # one ONNX thread per actor: Ray gives each actor one CPU, and an ONNX Runtime pool
-        # of every core in each actor oversubscribes the machine
-        ref = dict(ref, threads=1)
-    return run(export_texts(data, mapping), EmbedBatch, {"encoder_ref": ref}, out, **engine)
+    ref, workers = encoder_ref(encoder), None
+    if engine.get("engine") == "ray":
+        # one CPU per actor: one batch at a time on one ONNX thread (a pool of every core in
+        # each actor oversubscribes the machine); locally, batches side by side on every core
+        ref, workers = (dict(ref, threads=1) if ref.get("kind") == "minilm-onnx" else ref), 1
+    kwargs = {"encoder_ref": ref, "workers": workers}
+    return run(export_texts(data, mapping), EmbedBatch, kwargs, out, **engine)
 
 
 def score(
