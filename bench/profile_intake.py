@@ -34,6 +34,12 @@ def main() -> None:
     p.add_argument("--bundle", help="model bundle folder (default: a constant stand-in)")
     p.add_argument("--encoder", default="", help="encoder for duplicate search (e.g. hashing)")
     p.add_argument("--top", type=int, default=30)
+    p.add_argument(
+        "--plain",
+        action="store_true",
+        help="no cProfile: print the process CPU per intake (all, and the second half: a full "
+        "catch-up margin and burst window) instead of the profile",
+    )
     args = p.parse_args()
     rules = RuleSet.load()
     if args.bundle:
@@ -51,8 +57,8 @@ def main() -> None:
         store = Store(f"sqlite:///{tmp}/profile.db")
         store.upgrade()
 
-        def stream():
-            for i in range(args.n):
+        def stream(count: int, start: int = 0) -> None:
+            for i in range(start, start + count):
                 with store.session() as session:
                     intake(
                         session,
@@ -71,9 +77,22 @@ def main() -> None:
                         auto_assign=False,
                     )
 
+        if args.plain:
+            cpu = time.process_time()
+            stream(args.n // 2)
+            half = time.process_time()
+            stream(args.n - args.n // 2, start=args.n // 2)
+            end = time.process_time()
+            store.dispose()
+            print(
+                f"{args.n} intakes: {1000 * (end - cpu) / args.n:.2f} ms CPU each; second half "
+                f"{1000 * (end - half) / (args.n - args.n // 2):.2f} ms (triager "
+                f"{'bundle' if args.bundle else 'stand-in'}, encoder {args.encoder or 'none'})"
+            )
+            return
         profiler = cProfile.Profile()
         start = time.perf_counter()
-        profiler.runcall(stream)
+        profiler.runcall(stream, args.n)
         wall = time.perf_counter() - start
         store.dispose()
     out = io.StringIO()

@@ -12,6 +12,7 @@ from triage.encoder import HashingEncoder
 from triage.store import Store, similar, tickets
 from triage.store.intake import intake
 from triage.store.tables import TicketRow
+from triage.text import model_text
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
 ENC = HashingEncoder()
@@ -266,3 +267,56 @@ def test_disposing_a_store_waits_for_its_index_load_and_drops_the_index(store):
     kept = similar._INDEXES[other.engine][(similar.encoder_name(ENC), ENC.dim)]
     other.dispose()
     assert kept.done.is_set() and other.engine not in similar._INDEXES
+
+
+def stored_late(s, ticket_id, subject, requester="late@x", body="cannot connect since this morning"):
+    """A ticket whose id was handed out early and whose transaction commits only now."""
+    ticket = TicketRow(id=ticket_id, subject=subject, body=body, requester=requester, created_at=NOW)
+    s.add(ticket)
+    s.flush()
+    vector = ENC.encode([model_text(subject, body)])[0]
+    similar.remember(s, ticket, vector, similar.encoder_name(ENC))
+
+
+def test_a_ticket_committed_after_a_higher_id_is_still_offered(store):
+    """Ids are allocated before commit: a lower id may commit after a higher one was read."""
+    with store.session() as s:
+        top = max(
+            send(s, t, requester=f"{i}@x", body=f"{t} details").ticket.id for i, t in enumerate(TOPICS[:4])
+        )
+    settle(store)
+    with store.session() as s:  # far above the sequence, so later intakes cannot collide
+        stored_late(s, top + 300, "Monitor flickers")
+    with store.session() as s:  # the index reads past it: ids top+1 .. top+299 are gaps
+        send(s, "Laptop battery", requester="b@x", body="Laptop battery details")
+    kept = similar._INDEXES[store.engine][(similar.encoder_name(ENC), ENC.dim)]
+    assert top + 300 in kept.index and kept.watermark >= top + 300
+    with store.session() as s:  # ... and now the lower id commits
+        stored_late(s, top + 200, "Badge does not open door")
+    with store.session() as s:
+        again = send(s, "Badge does not open door", requester="late@x", at=NOW + timedelta(hours=1))
+    assert top + 200 in [d["ticket_id"] for d in again.duplicates]
+    assert top + 200 in kept.index and top + 200 not in kept.gaps
+
+
+def test_the_catch_up_reads_only_ids_it_has_not_read(store, monkeypatch):
+    """Not the whole margin again on every intake: new ids, and the gaps below the watermark."""
+    with store.session() as s:
+        first = send(s, "VPN down").ticket.id
+    settle(store)
+    reads = []
+    fill = similar._fill
+
+    def counted(*args):
+        found = fill(*args)
+        reads.append(len(found[0]))
+        return found
+
+    monkeypatch.setattr(similar, "_fill", counted)
+    with store.session() as s:
+        for i, t in enumerate(TOPICS[1:6]):
+            send(s, t, requester=f"{i}@x", body=f"{t} details")
+    assert reads == [1, 1, 1, 1, 1]  # the whole margin once, then the one new each time
+    kept = similar._INDEXES[store.engine][(similar.encoder_name(ENC), ENC.dim)]
+    assert len(kept.index) == 5
+    assert all(gap < first for gap in kept.gaps)  # (PostgreSQL: ids of emptied tables' rows)

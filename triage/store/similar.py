@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterator
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -60,8 +60,9 @@ NEW = 0  # the probe's id until the ticket is written (ticket ids start at 1)
 CANDIDATES = 64  # nearest neighbours asked of the index; the database then filters them
 RETENTION = timedelta(days=30)  # open tickets older than this are not indexed
 # Ticket ids are allocated before commit, so a ticket committed by another process
-# may carry an id below one this process has already seen: re-read this many ids
-# back on every catch-up (ids only, by primary key) so late commits are not missed.
+# may carry an id below one this process has already seen: the ids missing within
+# this many of the highest one read (gaps) are asked for again on every catch-up
+# (by primary key), so late commits are not missed.
 CATCH_UP_MARGIN = 500
 
 
@@ -291,7 +292,7 @@ def burst(
 
 # ------------------------------------------------------------------ the open-ticket index
 LOAD_CHUNK = 5_000  # vectors read per round trip while an index is loaded
-EVENT_MARGIN = 2_000  # status events re-read on each catch-up (their ids, too, are allocated early)
+EVENT_MARGIN = 2_000  # event-id gaps asked for again (their ids, too, are allocated early)
 
 
 class _OpenTickets:
@@ -309,7 +310,9 @@ class _OpenTickets:
         self.index = ann.VectorIndex(dim, exact_below=ann.EXACT_BELOW)
         self.watermark = 0  # highest ticket id read so far
         self.events = 0  # highest ticket_events id read so far (reopened tickets)
-        self.skipped: set[int] = set()  # ids near the watermark that are not for the index
+        # ids within the margin below a watermark not seen yet (None: the whole margin, first look)
+        self.gaps: set[int] | None = None
+        self.event_gaps: set[int] | None = None
         # while loading: the index holds every ticket up to this (created_at, id); None once loaded
         self.loaded: Position | None = START
         self.top = 0  # the highest ticket id when the load began
@@ -360,32 +363,32 @@ class _OpenTickets:
         if top < self.watermark:
             return False
         # Ids only, by primary key; the few the index lacks are then read and checked (open,
-        # this encoder) by _load. ``skipped`` remembers those it refused (closed, another
-        # encoder), so the margin re-read costs a set difference, not a query per id.
-        low = self.watermark - CATCH_UP_MARGIN
-        ids = select(TicketVector.ticket_id).where(
-            TicketVector.ticket_id > low, TicketVector.ticket_id != exclude
-        )
-        fresh = set(self.index.absent(i for (i,) in session.execute(ids))) - self.skipped
+        # this encoder) by _load. Only ids never read are asked for: those above the
+        # watermark, and the gaps (ids not there at an earlier look) of the last
+        # CATCH_UP_MARGIN, which a transaction that got its id earlier may still fill.
+        if top > self.watermark or self.gaps is None or self.gaps:
+            seen, stored = _fill(session, self.watermark, self.gaps, exclude)
+            self.gaps, self.watermark = _gaps(seen, self.watermark, self.gaps, CATCH_UP_MARGIN, top)
+            fresh = set(self.index.absent(stored))
+        else:
+            fresh = set()
         reopened = set(self.index.absent(i for i in self._reopened(session) if i != exclude))
         if fresh or reopened:
-            added = self._load(session, encoder, TicketVector.ticket_id.in_(sorted(fresh | reopened)))
-            self.skipped |= fresh - added
-        self.skipped = {i for i in self.skipped if i > low}
-        self.watermark = max(self.watermark, int(top))
+            self._load(session, encoder, TicketVector.ticket_id.in_(sorted(fresh | reopened)))
         return True
 
     def _reopened(self, session: Session) -> list[int]:
         """Tickets moved back to an open status since the last look (by ``ticket_events`` id)."""
-        stmt = select(TicketEvent.id, TicketEvent.ticket_id).where(
-            TicketEvent.id > self.events - EVENT_MARGIN,
+        moved = and_(
             TicketEvent.field == "status",
             TicketEvent.new.in_(OPEN_STATUSES),
             TicketEvent.old.not_in(OPEN_STATUSES),
         )
-        rows = list(session.execute(stmt))
-        self.events = max([self.events, _top_event(session)])
-        return [ticket for _, ticket in rows]
+        where = _unread(TicketEvent.id, self.events, self.event_gaps, EVENT_MARGIN)
+        rows = list(session.execute(select(TicketEvent.id, TicketEvent.ticket_id, moved).where(where)))
+        seen = {key for key, _, _ in rows}
+        self.event_gaps, self.events = _gaps(seen, self.events, self.event_gaps, EVENT_MARGIN, 0)
+        return [ticket for _, ticket, reopens in rows if reopens]
 
     def _load(self, session: Session, encoder: str, where) -> set[int]:
         # By primary key (``where``) only, encoder and status checked here: given an equality
@@ -421,8 +424,49 @@ def _reading(engine: Engine) -> Iterator[Session]:
         session.rollback()
 
 
+def _unread(key, watermark: int, gaps: set[int] | None, margin: int):
+    """Rows not read yet: above the watermark, and the gaps below it (the whole margin at first)."""
+    if gaps is None:
+        return key > watermark - margin
+    return or_(key > watermark, key.in_(sorted(gaps))) if gaps else key > watermark
+
+
+def _fill(
+    session: Session, watermark: int, gaps: set[int] | None, exclude: int | None
+) -> tuple[set[int], set[int]]:
+    """The tickets not read yet (primary-key range and point reads): all their ids, and
+    those with a vector. Tickets, not vectors, are read: a ticket is committed with its
+    vector, so a ticket stored without one leaves no gap to ask for again."""
+    stmt = (
+        select(TicketRow.id, TicketVector.ticket_id)
+        .outerjoin(TicketVector, TicketVector.ticket_id == TicketRow.id)
+        .where(_unread(TicketRow.id, watermark, gaps, CATCH_UP_MARGIN), TicketRow.id != exclude)
+    )
+    rows = list(session.execute(stmt))
+    return {int(key) for key, _ in rows}, {int(key) for key, vec in rows if vec is not None}
+
+
+def _gaps(
+    seen: set[int], watermark: int, gaps: set[int] | None, margin: int, top: int
+) -> tuple[set[int], int]:
+    """The gaps left after reading ``seen``, and the new watermark.
+
+    Ids are allocated before commit, so an id missing below the highest one read
+    may be a transaction still running (or one rolled back): it is asked for again
+    on each look until it appears or falls ``margin`` ids behind the watermark, as
+    the whole margin was re-read on every look before (the same guard, for the
+    price of a point read per open gap instead of a range of ``margin`` rows).
+    """
+    high = max(watermark, top, max(seen, default=0))
+    low = max(high - margin, 0)  # ids start at 1
+    unknown = range(watermark - margin + 1, watermark + 1) if gaps is None else gaps
+    pending = {i for i in unknown if i > low} | set(range(max(watermark, low) + 1, high + 1))
+    return pending - seen, high
+
+
 def _top(session: Session, exclude: int | None) -> int:
-    stmt = select(func.max(TicketVector.ticket_id)).where(TicketVector.ticket_id != exclude)
+    """The highest ticket id (vectors share it; tickets without one count too, see _fill)."""
+    stmt = select(func.max(TicketRow.id)).where(TicketRow.id != exclude)
     return int(session.execute(stmt).scalar() or 0)
 
 
