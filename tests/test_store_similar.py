@@ -320,3 +320,15 @@ def test_the_catch_up_reads_only_ids_it_has_not_read(store, monkeypatch):
     kept = similar._INDEXES[store.engine][(similar.encoder_name(ENC), ENC.dim)]
     assert len(kept.index) == 5
     assert all(gap < first for gap in kept.gaps)  # (PostgreSQL: ids of emptied tables' rows)
+
+
+def test_the_burst_window_reads_only_its_newest_tickets(store, monkeypatch):
+    """A bounded read per intake: the burst is judged on the newest BURST_ROWS of the window."""
+    monkeypatch.setattr(similar, "BURST_ROWS", 3)
+    with store.session() as s:
+        ids = [
+            send(s, t, requester=f"{i}@x", at=NOW + timedelta(minutes=i)).ticket.id
+            for i, t in enumerate(TOPICS)
+        ]
+        rows = similar._window(s, similar.encoder_name(ENC), NOW, ENC.dim)
+    assert [r[0] for r in rows] == ids[-3:]
