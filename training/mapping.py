@@ -207,9 +207,9 @@ class Dataset:
         return len(self.texts)
 
 
-def read_export(path: str | Path) -> pd.DataFrame:
-    """Read CSV / JSON Lines / Parquet (by extension) with every cell as text or missing."""
-    path = Path(path)
+def export_kind(path: Path) -> str:
+    """The reader an export's extension names (csv, jsonl, parquet); a clear error for any
+    other extension or a missing file. The in-memory and the streamed readers both ask it."""
     kind = READERS.get(path.suffix.lower())
     if kind is None:
         raise InputError(
@@ -220,6 +220,13 @@ def read_export(path: str | Path) -> pd.DataFrame:
         )
     if not path.is_file():
         raise InputError("export file not found", file=str(path))
+    return kind
+
+
+def read_export(path: str | Path) -> pd.DataFrame:
+    """Read CSV / JSON Lines / Parquet (by extension) with every cell as text or missing."""
+    path = Path(path)
+    kind = export_kind(path)
     try:
         if kind == "csv":
             df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding_errors="replace")

@@ -32,7 +32,7 @@ from triage.bundle import file_sha256
 from triage.errors import InputError
 
 from .mapping import (
-    READERS,
+    export_kind,
     Dataset,
     Mapping,
     check_columns,
@@ -47,24 +47,10 @@ BATCH_ROWS = 20_000
 
 
 # ---------------------------------------------------------------------------- raw slices
-def _kind(path: Path) -> str:
-    kind = READERS.get(path.suffix.lower())
-    if kind is None:
-        raise InputError(
-            "unsupported export format",
-            file=str(path),
-            expected="one of " + ", ".join(sorted(READERS)),
-            got=path.suffix,
-        )
-    if not path.is_file():
-        raise InputError("export file not found", file=str(path))
-    return kind
-
-
 def export_columns(path: str | Path) -> list[str]:
     """The export's column names, read from its header or schema only."""
     path = Path(path)
-    kind = _kind(path)
+    kind = export_kind(path)
     if kind == "parquet":
         import pyarrow.parquet as pq
 
@@ -82,7 +68,7 @@ def frames(path: str | Path, columns: list[str], batch_rows: int = BATCH_ROWS) -
     """The export's ``columns`` in slices of about ``batch_rows`` rows, cells as ``read_export``
     gives them (text or a value, missing → None; CSV cells always text, empty stays "")."""
     path = Path(path)
-    kind = _kind(path)
+    kind = export_kind(path)
     try:
         if kind == "jsonl":
             for chunk in pd.read_json(path, lines=True, dtype=False, chunksize=batch_rows):
