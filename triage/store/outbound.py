@@ -41,23 +41,12 @@ def mail_address(value: Any) -> str | None:
     return text if len(text) <= 254 and _ADDRESS.match(text) else None
 
 
-def queue(
-    session: Session,
-    template: str,
-    to: list[str],
-    *,
-    subject: str,
-    context: dict[str, Any],
-    ticket_id: int | None = None,
-    dedupe_key: str | None = None,
-    auto_submitted: str = "auto-generated",
-    attachments: list[dict] | None = None,
-    now: datetime | None = None,
-) -> OutboxMessage | None:
-    """Queue one mail; None when there is nobody to send to or ``dedupe_key`` was queued before."""
-    values = _mail_row(
-        session, template, to, subject, context, ticket_id, dedupe_key, auto_submitted, attachments, now
-    )
+def queue(session: Session, template: str, to: list[str], **details: Any) -> OutboxMessage | None:
+    """Queue one mail; None when there is nobody to send to or ``dedupe_key`` was queued before.
+
+    ``details`` are :func:`_mail_row`'s (subject, context, ticket_id, dedupe_key, ...).
+    """
+    values = _mail_row(session, template, to, **details)
     if values is None:
         return None
     row = OutboxMessage(**values)
@@ -66,26 +55,13 @@ def queue(
     return row
 
 
-def queue_quietly(
-    session: Session,
-    template: str,
-    to: list[str],
-    *,
-    subject: str,
-    context: dict[str, Any],
-    ticket_id: int | None = None,
-    dedupe_key: str | None = None,
-    auto_submitted: str = "auto-generated",
-    now: datetime | None = None,
-) -> bool:
+def queue_quietly(session: Session, template: str, to: list[str], **details: Any) -> bool:
     """:func:`queue` as one Core INSERT, for callers that need no row back (intake's notice).
 
     No ORM object, no flush: the row goes in with the transaction's other writes.
     Returns whether a mail was queued.
     """
-    values = _mail_row(
-        session, template, to, subject, context, ticket_id, dedupe_key, auto_submitted, None, now
-    )
+    values = _mail_row(session, template, to, **details)
     if values is None:
         return False
     session.connection().execute(_INSERT, values)
@@ -100,13 +76,14 @@ def _mail_row(
     session: Session,
     template: str,
     to: list[str],
+    *,
     subject: str,
     context: dict[str, Any],
-    ticket_id: int | None,
-    dedupe_key: str | None,
-    auto_submitted: str,
-    attachments: list[dict] | None,
-    now: datetime | None,
+    ticket_id: int | None = None,
+    dedupe_key: str | None = None,
+    auto_submitted: str = "auto-generated",
+    attachments: list[dict] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any] | None:
     """The outbox row's values, or None: nobody to send to, or ``dedupe_key`` queued before."""
     recipients = sorted({a for a in (mail_address(x) for x in to) if a})
