@@ -12,10 +12,12 @@ where that is a failure: CI must test what production runs.
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from triage.rules import RuleSet
 from triage.store import Store
 from triage.store.tables import Base
 
@@ -56,6 +58,24 @@ def empty(store: Store) -> None:
     with store.engine.begin() as conn:
         for name in names:
             conn.execute(text(f"DELETE FROM {name}"))
+
+
+# The intake tests' clock, rules and a model sure of everything (applies all three fields).
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+RULES = RuleSet.load()
+
+
+def sure_triager():
+    """A stand-in model that applies category Network, priority P2 and team Net."""
+    from test_store_feedback import FakeTriager, pred  # a test module: imported on use
+
+    return FakeTriager(
+        {
+            "category": pred("Network", 0.99, "apply"),
+            "priority": pred("P2", 0.95, "apply"),
+            "team": pred("Net", 0.93, "apply"),
+        }
+    )
 
 
 FIXTURES = ("backend", "store")

@@ -4,25 +4,15 @@ without re-reading what it has just written."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import datetime, timezone
 
 from sqlalchemy import event, select
 
-from test_store_feedback import FakeTriager, pred
-from triage.rules import RuleSet
+from store_support import NOW, RULES, sure_triager
 from triage.store import clocks, tickets
 from triage.store.intake import intake
 from triage.store.tables import IdempotencyKey, OutboxMessage, SlaClockRow, TicketEvent
 
-NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
-RULES = RuleSet.load()
-SURE = FakeTriager(
-    {
-        "category": pred("Network", 0.99, "apply"),
-        "priority": pred("P2", 0.95, "apply"),
-        "team": pred("Net", 0.93, "apply"),
-    }
-)
+SURE = sure_triager()
 PAYLOAD = {
     "subject": "VPN down",
     "body": "since 9",

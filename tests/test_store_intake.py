@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
 
 import pytest
 
-from test_store_feedback import FakeTriager, pred
-from triage.rules import RuleSet
+from store_support import NOW, RULES, sure_triager
 from triage.store import clocks, routing, tickets
 from triage.store.intake import intake
 
-NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
-RULES = RuleSet.load()
-SURE = FakeTriager(
-    {
-        "category": pred("Network", 0.99, "apply"),
-        "priority": pred("P2", 0.95, "apply"),
-        "team": pred("Net", 0.93, "apply"),
-    }
-)
+SURE = sure_triager()
 
 
 def test_a_confident_ticket_is_classified_routed_assigned_and_timed(store):
