@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -108,6 +108,36 @@ def apply(
     return changes
 
 
+def _put(
+    session: Session,
+    kind: str,
+    key: str,
+    row: Any,
+    data: Callable[[Any], dict[str, Any]],
+    wanted: dict[str, Any],
+    make: Callable[[], Any],
+    assign: Callable[[Any], None],
+    *,
+    actor: str,
+    source: str,
+    dry_run: bool,
+    now: datetime | None,
+) -> list[Change]:
+    """Diff the stored ``row`` (None: missing) with ``wanted``; unless ``dry_run``, create it
+    if missing (``make``), write the wanted values (``assign``) and record the changes.
+    An inactive row counts as missing: putting it back is a change."""
+    old = data(row) if row is not None and row.active is not False else None
+    changes = _diff(kind, key, old, wanted)
+    if changes and not dry_run:
+        if row is None:
+            row = make()
+            session.add(row)
+        assign(row)
+        row.active = True
+        _record(session, changes, actor, source, now)
+    return changes
+
+
 def put_team(
     session: Session,
     spec: TeamSpec,
@@ -117,17 +147,25 @@ def put_team(
     dry_run: bool = False,
     now: datetime | None = None,
 ) -> list[Change]:
-    team = session.scalars(select(Team).where(Team.name == spec.name)).first()
-    old = team_data(team) if team is not None and team.active is not False else None
-    changes = _diff("team", spec.name, old, spec.data())
-    if changes and not dry_run:
-        if team is None:
-            team = Team(name=spec.name)
-            session.add(team)
+    def assign(team: Team) -> None:
         team.calendar, team.description = spec.calendar, spec.description
-        team.escalation_contacts, team.active = list(spec.escalation_contacts), True
-        _record(session, changes, actor, source, now)
-    return changes
+        team.escalation_contacts = list(spec.escalation_contacts)
+
+    team = session.scalars(select(Team).where(Team.name == spec.name)).first()
+    return _put(
+        session,
+        "team",
+        spec.name,
+        team,
+        team_data,
+        spec.data(),
+        lambda: Team(name=spec.name),
+        assign,
+        actor=actor,
+        source=source,
+        dry_run=dry_run,
+        now=now,
+    )
 
 
 def put_agent(
@@ -139,14 +177,9 @@ def put_agent(
     dry_run: bool = False,
     now: datetime | None = None,
 ) -> list[Change]:
-    agent = session.get(Agent, spec.id)
-    old = agent_data(agent) if agent is not None and agent.active is not False else None
-    changes = _diff("agent", spec.id, old, spec.data())
-    if changes and not dry_run:
-        if agent is None:
-            agent = Agent(id=spec.id)
-            session.add(agent)
-        data = spec.data()
+    data = spec.data()
+
+    def assign(agent: Agent) -> None:
         for team in data["teams"]:
             if (
                 session.scalars(select(Team).where(Team.name == team, Team.active.is_not(False))).first()
@@ -157,10 +190,23 @@ def put_agent(
                 )
         agent.name, agent.email, agent.skills = data["name"], data["email"], data["skills"]
         agent.capacity, agent.seniority = data["capacity"], data["seniority"]
-        agent.available, agent.active = data["available"], True
+        agent.available = data["available"]
         agent.teams = list(session.scalars(select(Team).where(Team.name.in_(data["teams"]))))
-        _record(session, changes, actor, source, now)
-    return changes
+
+    return _put(
+        session,
+        "agent",
+        spec.id,
+        session.get(Agent, spec.id),
+        agent_data,
+        data,
+        lambda: Agent(id=spec.id),
+        assign,
+        actor=actor,
+        source=source,
+        dry_run=dry_run,
+        now=now,
+    )
 
 
 def put_queue(
@@ -172,16 +218,23 @@ def put_queue(
     dry_run: bool = False,
     now: datetime | None = None,
 ) -> list[Change]:
-    queue = session.get(DeskQueue, spec.name)
-    old = queue_data(queue) if queue is not None and queue.active is not False else None
-    changes = _diff("queue", spec.name, old, spec.data())
-    if changes and not dry_run:
-        if queue is None:
-            queue = DeskQueue(name=spec.name)
-            session.add(queue)
-        queue.team, queue.description, queue.active = spec.team, spec.description, True
-        _record(session, changes, actor, source, now)
-    return changes
+    def assign(queue: DeskQueue) -> None:
+        queue.team, queue.description = spec.team, spec.description
+
+    return _put(
+        session,
+        "queue",
+        spec.name,
+        session.get(DeskQueue, spec.name),
+        queue_data,
+        spec.data(),
+        lambda: DeskQueue(name=spec.name),
+        assign,
+        actor=actor,
+        source=source,
+        dry_run=dry_run,
+        now=now,
+    )
 
 
 def set_availability(
