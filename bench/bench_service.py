@@ -22,6 +22,9 @@ p99 <= 60 ms with MiniLM; suggest p99 <= 15 ms.
     .venv/bin/python bench/bench_service.py                     # trains a MiniLM demo bundle once
     .venv/bin/python bench/bench_service.py --encoder minilm-onnx --bundle models/<id>
     .venv/bin/python bench/bench_service.py --database postgresql --sustained 60
+    .venv/bin/python bench/bench_service.py --clients 1 --intake-clients 4 --wrk 20  # + wrk rows
+
+``BENCH_PORTS=18100-18199`` keeps the server on a port of that range (a shared machine).
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ import csv
 import http.client
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -40,7 +42,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-from serving import free_port, wait_ready  # bench/serving.py (the script's own folder)
+# bench/serving.py (the script's own folder)
+from serving import free_port, kill_after, stop_server, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"
@@ -227,8 +230,17 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def row(name: str, lat: list[float], wall: float, items: int, target: str = "", cpu: float = 0.0) -> dict:
+def row(
+    name: str,
+    lat: list[float],
+    wall: float,
+    items: int,
+    target: str = "",
+    cpu: float = 0.0,
+    client: float = 0.0,
+) -> dict:
     return {
+        "client_ms": 1000 * client / max(len(lat), 1),
         "what": name,
         "n": len(lat),
         "p50": statistics.median(lat),
@@ -272,9 +284,10 @@ def measure(
     run_clients(port, 2, classify_reqs(20) + suggest_reqs(20))  # warm both workers
 
     def timed(name, c, reqs, items_per_req=1, target=""):
-        before = cpu_seconds(pids)
+        before, client = cpu_seconds(pids), time.process_time()
         lat, wall = run_clients(port, c, reqs)
-        rows.append(row(name, lat, wall, items_per_req * len(lat), target, cpu_seconds(pids) - before))
+        cpu, client = cpu_seconds(pids) - before, time.process_time() - client
+        rows.append(row(name, lat, wall, items_per_req * len(lat), target, cpu, client))
 
     for c in clients:
         timed(f"GET /livez (floor), {c} client(s)", c, [("GET", "/livez", None)] * n)
@@ -319,7 +332,7 @@ def intake_requests(tickets: list[dict]):
 
 def sustained(port: int, tickets: list[dict], clients: int, seconds: float, pids: list[int] = ()) -> dict:
     """Intake from ``clients`` threads for ``seconds``: how many, how slow the slowest."""
-    cpu = cpu_seconds(list(pids))
+    cpu, client_cpu = cpu_seconds(list(pids)), time.process_time()
     make = intake_requests(tickets)
     latencies: list[float] = []
     lock = threading.Lock()
@@ -346,9 +359,107 @@ def sustained(port: int, tickets: list[dict], clients: int, seconds: float, pids
         len(latencies),
         "no request > 1000 ms",
         cpu_seconds(list(pids)) - cpu,
+        time.process_time() - client_cpu,
     )
     out["target"] += f" ({sum(1 for x in latencies if x > 1000)} were)"
     return out
+
+
+def wrk_rows(port: int, tickets: list[dict], clients: int, seconds: float, pids: list[int]) -> list[dict]:
+    """``/livez`` then intake driven by wrk (C, event loop: a fraction of the Python client's
+    CPU per request), ``clients`` connections for ``seconds`` each; wrk's CPU is measured too."""
+    import resource
+    import shutil
+    import tempfile
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("--wrk needs wrk on the PATH")
+    folder = Path(tempfile.mkdtemp(prefix="triage-bench-wrk-"))
+    bodies = folder / "bodies.jsonl"
+    with open(bodies, "w", encoding="utf-8") as fh:  # distinct texts: wrk_intake.lua fills @REF@
+        for i, t in enumerate(tickets):
+            body = {
+                "subject": t["subject"],
+                "body": f"{t['body']} ref @REF@",
+                "channel": t["channel"],
+                "customer_tier": t["customer_tier"],
+                "requester": f"user{i % 97}@example.org",
+            }
+            fh.write(json.dumps(body) + "\n")
+    url = f"http://127.0.0.1:{port}"
+    threads = str(min(clients, 2))
+    out = []
+    for name, extra, target in (
+        (f"GET /livez (floor, wrk), {clients} connections", [], ""),
+        (
+            f"POST /v1/tickets (wrk) {seconds:.0f} s, {clients} conn.",
+            ["-s", str(ROOT / "bench" / "wrk_intake.lua")],
+            ">=150/s p99<=150 max<1000",
+        ),
+    ):
+        cmd = [
+            wrk,
+            f"-t{threads}",
+            f"-c{clients}",
+            f"-d{seconds:.0f}s",
+            "--timeout",
+            "10s",
+            "--latency",
+            *extra,
+        ]
+        cmd += [
+            url + ("/livez" if not extra else ""),
+            *(["--", str(bodies), KEY, os.urandom(4).hex()] if extra else []),
+        ]
+        before = cpu_seconds(pids)
+        client = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        worker = cpu_seconds(pids) - before
+        if extra:
+            line = next((x for x in done.stdout.splitlines() if x.startswith("WRK ")), "")
+            stats = dict(part.split("=") for part in line.split()[1:])
+            if not stats:
+                raise SystemExit(f"wrk printed no summary: {done.stdout}{done.stderr}")
+            n, wall = int(stats["requests"]), float(stats["seconds"])
+            p50, p99, worst = (float(stats[k]) for k in ("p50", "p99", "max"))
+            failed = int(stats["non2xx"]) + int(stats["errors"])
+            target += f" ({failed} failed)"
+        else:
+            n, wall, p50, p99, worst = _wrk_plain(done.stdout)
+        used = (after.ru_utime + after.ru_stime) - (client.ru_utime + client.ru_stime)
+        out.append(
+            {
+                "what": name,
+                "n": n,
+                "p50": p50,
+                "p99": p99,
+                "max": worst,
+                "per_s": n / wall,
+                "target": target,
+                "cpu_ms": 1000 * worker / max(n, 1),
+                "client_ms": 1000 * used / max(n, 1),
+            }
+        )
+    __import__("shutil").rmtree(folder, True)
+    return out
+
+
+def _wrk_plain(text: str) -> tuple[int, float, float, float, float]:
+    """(requests, seconds, p50, p99, max) from wrk's own ``--latency`` report."""
+    import re
+
+    def ms(value: str) -> float:
+        number, unit = re.match(r"([\d.]+)(us|ms|s)", value).groups()
+        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    n = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", text).group(1))
+    amount, unit = re.search(r"requests in ([\d.]+)(ms|s|m)", text).groups()
+    wall = float(amount) * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+    pcts = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)", text, re.M))
+    worst = ms(re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", text).group(1))
+    return n, wall, ms(pcts["50"]), ms(pcts["99"]), worst
 
 
 def load_average() -> str:
@@ -367,18 +478,20 @@ def print_table(rows: list[dict], meta: str) -> None:
     print(f"\n{meta}\n")
     print(
         f"| {'what':<42} | {'n':>5} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} "
-        f"| {'items/s':>8} | {'worker CPU ms/req':>17} | target |"
+        f"| {'items/s':>8} | {'worker CPU ms/req':>17} | {'client CPU ms/req':>17} | target |"
     )
-    print(f"|{'-' * 44}|{'-' * 7}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 19}|--------|")
+    print(f"|{'-' * 44}|{'-' * 7}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 19}|{'-' * 19}|--------|")
     for r in rows:
         print(
             f"| {r['what']:<42} | {r['n']:>5} | {r['p50']:>7.1f} | {r['p99']:>7.1f} | "
-            f"{r['max']:>7.1f} | {r['per_s']:>8.1f} | {r['cpu_ms']:>17.1f} | {r['target']} |"
+            f"{r['max']:>7.1f} | {r['per_s']:>8.1f} | {r['cpu_ms']:>17.1f} | {r['client_ms']:>17.1f} "
+            f"| {r['target']} |"
         )
     print(
         "\nworker CPU ms/req: CPU time the gunicorn workers spent per request (one thread "
         "each), i.e. the latency floor on an idle core; wall-clock p50/p99 include waiting for "
-        "a CPU when the machine is shared (see the load average)."
+        "a CPU when the machine is shared (see the load average). client CPU ms/req: what the load "
+        "generator itself burnt per request (the Python client's threads, or wrk), on the same cores."
     )
 
 
@@ -429,6 +542,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="also run intake at the largest --intake-clients for this many seconds",
     )
+    p.add_argument(
+        "--wrk",
+        type=float,
+        default=0,
+        help="also drive /livez and intake with wrk (bench/wrk_intake.lua) for this many seconds "
+        "each, at the largest --intake-clients connections: a client that burns little CPU",
+    )
     args = p.parse_args(argv)
     bundle = ensure_bundle(args)
     if args.kb_limit and Path(args.kb).is_file():
@@ -441,8 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     log_path = CACHE / f"bench-service-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     proc = start_server(args, bundle, port, log_path)
-    killer = threading.Timer(args.timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
-    killer.start()
+    killer = kill_after(proc, args.timeout)
     try:
         wait_ready(port, proc, args.timeout - 120)  # first run embeds the KB (cached after)
         tickets = typical(demo_tickets())
@@ -459,6 +578,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.sustained and intake_clients:
             rows.append(sustained(port, tickets, max(intake_clients), args.sustained, worker_pids(proc.pid)))
+        if args.wrk:
+            rows += wrk_rows(port, tickets, max(intake_clients or [4]), args.wrk, worker_pids(proc.pid))
         meta = (
             f"bundle {bundle.name}, encoder {args.encoder or 'bundle default'}, "
             f"{args.workers} gunicorn workers, KB {Path(args.kb).name} ({kb_size(args.kb)} articles), "
@@ -468,12 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print_table(rows, meta)
     finally:
-        killer.cancel()
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_server(proc, killer)
         drop_database()
     return 0
 

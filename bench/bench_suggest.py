@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -47,7 +44,7 @@ from bench_service import (  # noqa: E402
     start_server,
     worker_pids,
 )
-from serving import free_port, wait_ready  # noqa: E402
+from serving import free_port, kill_after, stop_server, wait_ready  # noqa: E402
 
 
 def typed_queries(count: int, start: int = 0) -> list[str]:
@@ -111,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     log_path = CACHE / f"bench-suggest-{port}.log"
     proc = start_server(args, bundle, port, log_path)
-    killer = threading.Timer(args.timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
-    killer.start()
+    killer = kill_after(proc, args.timeout)
     rows = []
     try:
         wait_ready(port, proc, args.timeout - 120)
@@ -149,12 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             f"search p50 {split['search'][0]:.2f} / p99 {split['search'][1]:.2f} ms"
         )
     finally:
-        killer.cancel()
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_server(proc, killer)
     return 0
 
 

@@ -17,11 +17,15 @@ open tickets:
   the nearest ``CANDIDATES``; the database decides: candidates that are closed,
   gone or too old are dropped (and removed from the index), and the rest are
   scored by ``find_duplicates`` on their stored vectors, as before.
-* bursts — the tickets of the last 30 minutes, by the ``(encoder, created_at)``
-  index: bounded by the intake rate, not by the number of open tickets. Only the
-  new ticket's neighbours among them are clustered (clustering the whole window is
-  O(n²) per intake), and their vectors come from a per-process cache (a vector
-  never changes once stored), so the read is of ids and times, not blobs.
+* bursts — the tickets of the last 30 minutes. Each process keeps them in memory
+  beside its open-ticket index (:class:`_Window`: ids, times, vectors), fed by the
+  same load and catch-ups, so an intake reads only its neighbours' status and
+  subject (by primary key), not the window: that read grew with the intake rate
+  (at 150/s, 270 k tickets in 30 minutes). Until the index is loaded, or for a
+  probe dated before what the window holds, the window is read by the
+  ``(encoder, created_at)`` index as before (:func:`_window`; vectors from a
+  per-process cache). Only the new ticket's neighbours are clustered (clustering
+  the whole window is O(n²) per intake).
 
 Intake searches *before* it writes (:func:`search` takes a :class:`Probe`, the new
 ticket as it will be stored, without an id yet), so the search never runs while
@@ -37,7 +41,7 @@ import weakref
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import numpy as np
@@ -124,6 +128,7 @@ class Found:
 
 def search(session: Session, probe: Probe, config: DuplicateConfig = DuplicateConfig()) -> Found:
     """Duplicate candidates and a burst for a ticket about to be stored (reads only)."""
+    _CAUGHT_UP.__dict__.pop("session", None)  # set again by this search's catch-up, if it makes one
     vector = np.asarray(probe.vector, dtype=np.float32).ravel()
     since = probe.created_at - (config.window or RETENTION)
     if config.require_same_requester:  # the requester's own tickets: few, read them all
@@ -141,14 +146,15 @@ def search(session: Session, probe: Probe, config: DuplicateConfig = DuplicateCo
 
 def _burst(session: Session, probe: Probe, vector: np.ndarray) -> dict[str, Any] | None:
     """The burst the probe would join: clusters among its neighbours of the last 30 minutes."""
-    rows = _window(session, probe.encoder, probe.created_at - BURST_WINDOW, vector.size)
+    since = probe.created_at - BURST_WINDOW
+    rows = _window_in_memory(session, probe.encoder, since, vector)
+    if rows is None:  # no caught-up window in this process yet: read it
+        rows = _window(session, probe.encoder, since, vector.size)
+        if len(rows) + 1 < BURST_MIN_SIZE:
+            return None
+        rows = [rows[i] for i in _near(np.vstack([r[1] for r in rows]) if rows else None, vector)]
     if len(rows) + 1 < BURST_MIN_SIZE:
-        return None
-    if rows:
-        cosine = np.einsum("ij,j->i", np.vstack([r[1] for r in rows]), vector)
-        near = np.flatnonzero(cosine >= BURST_SIMILARITY)
-        near = near[np.argsort(-cosine[near], kind="stable")[:BURST_NEIGHBOURS]]
-        rows = [rows[i] for i in sorted(near)]
+        return None  # a burst joined by the probe is among its neighbours and the probe
     rows.append((NEW, vector, probe.created_at, probe.subject))
     for cluster in detect_burst(
         rows, window=BURST_WINDOW, min_size=BURST_MIN_SIZE, similarity=BURST_SIMILARITY
@@ -162,6 +168,159 @@ def _burst(session: Session, probe: Probe, vector: np.ndarray) -> dict[str, Any]
                 "cohesion": round(float(cluster.cohesion), 4),
             }
     return None
+
+
+def _near(vectors: np.ndarray | None, vector: np.ndarray) -> list[int]:
+    """Positions of the ``BURST_NEIGHBOURS`` rows most similar to ``vector`` (cosine at
+    least ``BURST_SIMILARITY``), in their original order."""
+    if vectors is None or not len(vectors):
+        return []
+    cosine = np.einsum("ij,j->i", vectors, vector)
+    near = np.flatnonzero(cosine >= BURST_SIMILARITY)
+    return sorted(near[np.argsort(-cosine[near], kind="stable")[:BURST_NEIGHBOURS]].tolist())
+
+
+def _window_in_memory(
+    session: Session, encoder: str, since: datetime, vector: np.ndarray
+) -> list[tuple] | None:
+    """The probe's neighbours in this process's window (``_window``'s rows, neighbours only),
+    or None when the window cannot answer: no caught-up index for this encoder yet (it
+    loads), or the query reaches before what the window holds.
+
+    The window answers from memory what ``_window`` reads; only the neighbours' status
+    and subject are read, by primary key (a ticket closed since is dropped, as the
+    query would; its vector stays, for a reopen)."""
+    with _INDEXES_LOCK:
+        kept = _INDEXES.get(_engine(session), {}).get((encoder, vector.size))
+    # only right after this search's own catch-up (_candidates, on this thread and session):
+    # then the window holds what the query would read now
+    caught = _CAUGHT_UP.__dict__.pop("session", None)
+    if kept is None or caught is None or caught() is not session:
+        return None
+    with kept.lock:
+        found = kept.window.near(since, vector)
+    if found is None:
+        return None
+    if len(found) + 1 < BURST_MIN_SIZE:
+        return []  # no burst: the status read is not needed
+    stmt = select(TicketRow.id, TicketRow.status, TicketRow.subject).where(
+        TicketRow.id.in_([key for key, _, _ in found])
+    )
+    now = {key: (status, subject) for key, status, subject in session.execute(stmt)}
+    if len(now) < len(found):  # rolled back since it was read: never a member
+        with kept.lock:
+            kept.window.forget(key for key, _, _ in found if key not in now)
+    return [
+        (key, vec, created_at, now[key][1])
+        for key, vec, created_at in found
+        if key in now and now[key][0] in OPEN_STATUSES
+    ]
+
+
+class _Window:
+    """The burst window in memory: the newest stored tickets' ids, times and vectors.
+
+    Filled as the open-ticket index is (its load, then every catch-up), so it holds what
+    ``_window`` would read from the database, without reading it on every intake: the
+    read grew with the intake rate (every ticket of the last 30 minutes, per intake).
+    It keeps at least the newest ``2 * BURST_ROWS`` it was given and everything since
+    ``floor``; a query reaching before ``floor`` is not answered (the caller reads).
+    A ticket is judged on its status when it is a neighbour (a closed one is not
+    dropped here: it may be reopened), so among the newest ``BURST_ROWS`` a closed
+    ticket takes a place the query would give to an older open one.
+    """
+
+    def __init__(self, dim: int, floor: int) -> None:
+        self.dim = dim
+        self.floor = floor  # microseconds since the epoch: held complete from here on
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.times = np.zeros(0, dtype=np.int64)  # microseconds: exact ties and order, as the query's
+        self.stamps: list[datetime] = []
+        self.vectors = np.zeros((0, dim), dtype=np.float32)
+        self.size = 0
+        self.held: set[int] = set()
+
+    def add(self, keys: list[int], stamps: list[datetime], vectors: np.ndarray) -> None:
+        fresh = [  # what no query can reach (before ``floor``) is not kept
+            i
+            for i, key in enumerate(keys)
+            if key not in self.held and stamps[i] is not None and _micros(stamps[i]) >= self.floor
+        ]
+        if not fresh:
+            return
+        n, need = self.size, self.size + len(fresh)
+        if need > len(self.keys):  # amortised growth
+            grow = max(need, 2 * len(self.keys), 256)
+            self.keys = np.resize(self.keys, grow)
+            self.times = np.resize(self.times, grow)
+            vectors_grown = np.zeros((grow, self.dim), dtype=np.float32)
+            vectors_grown[:n] = self.vectors[:n]
+            self.vectors = vectors_grown
+        for j, i in enumerate(fresh):
+            self.keys[n + j] = keys[i]
+            self.times[n + j] = _micros(stamps[i])
+            self.vectors[n + j] = vectors[i]
+            self.stamps.append(stamps[i])
+            self.held.add(int(keys[i]))
+        self.size = need
+        if self.size > WINDOW_KEEP:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Keep the newest ``2 * BURST_ROWS`` and every ticket of the last ``BURST_WINDOW``
+        (by the newest time held); what is dropped raises ``floor``."""
+        n = self.size
+        order = np.lexsort((self.keys[:n], self.times[:n]))  # oldest first
+        newest = int(self.times[order[-1]])
+        recent = int(np.searchsorted(self.times[:n][order], newest - _micros_span(BURST_WINDOW)))
+        cut = min(recent, max(n - 2 * BURST_ROWS, 0))
+        if cut <= 0:
+            return
+        dropped, keep = order[:cut], np.sort(order[cut:])
+        self.floor = max(self.floor, int(self.times[dropped].max()) + 1)
+        self.held.difference_update(self.keys[dropped].tolist())
+        self.keys[: len(keep)] = self.keys[keep]
+        self.times[: len(keep)] = self.times[keep]
+        self.vectors[: len(keep)] = self.vectors[keep]
+        self.stamps = [self.stamps[i] for i in keep.tolist()]
+        self.size = len(keep)
+
+    def forget(self, keys) -> None:
+        """Rows that are not in the database (rolled back): they never join a burst."""
+        gone = set(int(k) for k in keys) & self.held
+        if not gone:
+            return
+        keep = np.flatnonzero(~np.isin(self.keys[: self.size], list(gone)))
+        self.keys[: len(keep)] = self.keys[keep]
+        self.times[: len(keep)] = self.times[keep]
+        self.vectors[: len(keep)] = self.vectors[keep]
+        self.stamps = [self.stamps[i] for i in keep.tolist()]
+        self.size = len(keep)
+        self.held -= gone
+
+    def near(self, since: datetime, vector: np.ndarray) -> list[tuple[int, np.ndarray, datetime]] | None:
+        """``(id, vector, created_at)`` of the probe's neighbours among the newest
+        ``BURST_ROWS`` held since ``since``, oldest first; None if ``since`` is before ``floor``."""
+        start = _micros(since)
+        if start < self.floor:
+            return None
+        n = self.size
+        rows = np.flatnonzero(self.times[:n] >= start)
+        rows = rows[np.lexsort((self.keys[rows], self.times[rows]))][-BURST_ROWS:]  # oldest first
+        picked = rows[_near(self.vectors[rows], vector)] if len(rows) else rows
+        return [(int(self.keys[i]), self.vectors[i].copy(), self.stamps[i]) for i in picked.tolist()]
+
+
+WINDOW_KEEP = 4 * BURST_ROWS  # rows held before a trim (down to the window, at least 2 * BURST_ROWS)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _micros(at: datetime) -> int:
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+def _micros_span(span: timedelta) -> int:
+    return span // timedelta(microseconds=1)
 
 
 VECTOR_CACHE_SIZE = 50_000  # per database and encoder: ~75 MB of 384-d float32 at most
@@ -313,7 +472,7 @@ class _OpenTickets:
     ``catch_up`` adds what other processes stored (and reopened) since.
     """
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, at: datetime) -> None:
         self.index = ann.VectorIndex(dim, exact_below=ann.EXACT_BELOW)
         self.watermark = 0  # highest ticket id read so far
         self.events = 0  # highest ticket_events id read so far (reopened tickets)
@@ -326,6 +485,9 @@ class _OpenTickets:
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.stopped = False  # set by forget(): the load stops between chunks
+        # the burst window (in memory, fed by the load and the catch-ups as the index is);
+        # complete from ``at - BURST_WINDOW`` (the first query's window) on
+        self.window = _Window(dim, _micros(at - BURST_WINDOW))
 
     @property
     def loading(self) -> bool:
@@ -341,12 +503,13 @@ class _OpenTickets:
             with self.index.bulk():  # the approximate index is built once, from all of them
                 while not self.stopped:
                     with _reading(engine) as session:  # one short read each: no snapshot held for minutes
-                        keys, vecs, last = _read_chunk(
+                        keys, vecs, last, stamps = _read_chunk(
                             session, encoder, self.index.dim, since, after, exclude
                         )
                     with self.lock:
                         if keys:
                             self.index.add(keys, vecs)
+                            self.window.add(keys, stamps, vecs)
                             after = self.loaded = last
                         if len(keys) < LOAD_CHUNK:
                             self.watermark = top
@@ -407,18 +570,20 @@ class _OpenTickets:
                 TicketVector.encoder,
                 TicketVector.dim,
                 TicketRow.status,
+                TicketVector.created_at,
             )
             .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
             .where(where)
         )
         rows = [
-            (key, blob)
-            for key, blob, enc, dim, status in session.execute(stmt)
+            (key, blob, created_at)
+            for key, blob, enc, dim, status, created_at in session.execute(stmt)
             if enc == encoder and dim == self.index.dim and status in OPEN_STATUSES
         ]
-        keys, vecs = _vectors(rows, self.index.dim)
+        keys, vecs = _vectors(((key, blob) for key, blob, _ in rows), self.index.dim)
         if keys:
             self.index.add(keys, vecs)
+            self.window.add(keys, [created_at for _, _, created_at in rows], vecs)
         return set(keys)
 
 
@@ -498,8 +663,9 @@ START: Position = (None, 0)
 
 def _read_chunk(
     session: Session, encoder: str, dim: int, since: datetime, after: Position, exclude: int | None
-) -> tuple[list[int], np.ndarray, Position]:
-    """The next ``LOAD_CHUNK`` open tickets' vectors after ``after``, in (created_at, id) order.
+) -> tuple[list[int], np.ndarray, Position, list[datetime]]:
+    """The next ``LOAD_CHUNK`` open tickets' vectors after ``after``, in (created_at, id) order
+    (and their times).
 
     The order is the ``(encoder, created_at)`` index's (SQLite keeps the id in every
     index entry), so each chunk is a range read of the window, not a sort of it.
@@ -522,11 +688,14 @@ def _read_chunk(
         stmt = stmt.where(or_(TicketVector.created_at > at, TicketVector.ticket_id > last))
     rows = list(session.execute(stmt))
     keys, vecs = _vectors(((key, blob) for key, blob, _ in rows), dim)
-    return keys, vecs, ((rows[-1][2], rows[-1][0]) if rows else after)
+    return keys, vecs, ((rows[-1][2], rows[-1][0]) if rows else after), [at for _, _, at in rows]
 
 
 _INDEXES: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
 _INDEXES_LOCK = threading.Lock()
+# the session whose search has just caught this thread's index up (see _window_in_memory): a
+# request is served on one thread, so the burst that follows on it knows the window is current
+_CAUGHT_UP = threading.local()
 
 
 def forget(engine: Engine, timeout: float = 30.0) -> None:
@@ -554,7 +723,7 @@ def _open_tickets(
         found = per_engine.get((encoder, dim))
         if found is not None and not fresh:
             return found
-        found = per_engine[(encoder, dim)] = _OpenTickets(dim)
+        found = per_engine[(encoder, dim)] = _OpenTickets(dim, at)
     threading.Thread(
         target=found.load,
         args=(engine, encoder, at - RETENTION, exclude),
@@ -578,6 +747,8 @@ def _candidates(
         if current:
             loaded = kept.loaded  # read before searching: the index holds at least up to it
             near = kept.index.search(vec, CANDIDATES + 1)
+            if loaded is None:  # caught up on this session: the burst window may answer from memory
+                _CAUGHT_UP.session = weakref.ref(session)
         else:  # rows were deleted wholesale: start a fresh index (loading in the background)
             kept, loaded, near = _open_tickets(session, encoder, vec.size, at, exclude, fresh=True), START, []
     if loaded is not None:  # still loading: the rest, scored exactly, joins the ranking
@@ -594,7 +765,7 @@ def _scan_after(
     best: list[tuple[int, float]] = []
     unit = vec / (np.linalg.norm(vec) or 1.0)
     while True:
-        keys, vecs, after = _read_chunk(session, encoder, vec.size, since, after, exclude)
+        keys, vecs, after, _ = _read_chunk(session, encoder, vec.size, since, after, exclude)
         if keys:
             norms = np.linalg.norm(vecs, axis=1)
             norms[norms == 0] = 1.0

@@ -1,0 +1,40 @@
+-- wrk script for POST /v1/tickets (bench_service.py --wrk): every request a distinct body
+-- and its own Idempotency-Key, so no replay or memo inflates the rate.
+--   wrk -t2 -c4 -d20s -s bench/wrk_intake.lua http://127.0.0.1:PORT -- BODIES.jsonl API_KEY RUN
+-- BODIES.jsonl: one JSON body a line with the placeholder @REF@ in its text (made unique here).
+local counter = 0
+local threads = {}
+
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  bodies = {}
+  for line in io.lines(args[1]) do
+    bodies[#bodies + 1] = line
+  end
+  headers = {
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer " .. args[2],
+  }
+  run = args[3]
+end
+
+function request()
+  counter = counter + 1
+  local ref = run .. "-" .. tid .. "-" .. counter
+  local body = bodies[(counter % #bodies) + 1]:gsub("@REF@", ref)
+  headers["Idempotency-Key"] = "wrk-" .. ref
+  return wrk.format("POST", "/v1/tickets", headers, body)
+end
+
+function done(summary, latency, requests)
+  -- one machine-readable line for bench_service.py (times in ms)
+  io.write(string.format(
+    "WRK requests=%d seconds=%.3f p50=%.3f p99=%.3f max=%.3f non2xx=%d errors=%d\n",
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
