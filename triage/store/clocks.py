@@ -146,8 +146,12 @@ def start(
             session.add(row)
         rows.append(row)
         _event(session, ticket, f"sla.{kind}", None, row.due_at.isoformat(), now)
-    if fresh and rows:  # one Core INSERT for both clocks: nothing reads their ids back
-        session.connection().execute(_INSERT, [_values(row) for row in rows])
+    if fresh and rows:  # one Core INSERT for both clocks (with a batch's others): no ids read back
+        values = [_values(row) for row in rows]
+        if ticket.status == "pending":  # pause() below reads them back
+            session.connection().execute(_INSERT, values)
+        else:
+            event_log.write_later(session, _INSERT, values)
     if ticket.status == "pending":
         pause(session, ticket, now)
     if not fresh:

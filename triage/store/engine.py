@@ -196,6 +196,19 @@ class Store:
         self.schema = schema
         self.engine = make_engine(self.url, schema)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._committer = None
+        self._committer_lock = threading.Lock()
+
+    @property
+    def committer(self):
+        """This process's :class:`~triage.store.group.GroupCommitter` for this database."""
+        if self._committer is None:
+            from triage.store.group import GroupCommitter
+
+            with self._committer_lock:
+                if self._committer is None:
+                    self._committer = GroupCommitter(self._sessions)
+        return self._committer
 
     @property
     def dialect(self) -> str:

@@ -1,10 +1,15 @@
-"""The one place a ticket event is added, and batching of the events of one unit of work.
+"""The one place a ticket event is added, and batching of the rows of one unit of work.
 
 Every change lands in ``ticket_events`` (the append-only past). Added one by
 one, each event is its own ``INSERT ... RETURNING id`` at flush (the ORM wants
 the id back); intake records about ten per ticket, so inside :func:`batched`
 they are kept as plain rows and written at the end with one multi-row INSERT.
-Nothing reads the events of a ticket while its intake is still running.
+The other rows intake writes and nobody reads back in the same unit of work (SLA
+clocks, predictions, the outbox row of the received notice) go the same way
+through :func:`write_later`. Group commit (``triage.store.group``) opens one
+batch around all the tickets of a transaction, so each table gets one multi-row
+INSERT per group rather than one per ticket. Code that reads such rows back, or
+may roll a SAVEPOINT back, runs inside :func:`unbatched`.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ from typing import Any, Iterator
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.base import Executable
 
 from triage.store.tables import TicketEvent
 
 _BUFFER = "triage.pending_events"
+_DEFERRED = "triage.pending_rows"
+_MEMO = "triage.batch_memo"
 
 
 def add(session: Session, **row: Any) -> TicketEvent | None:
@@ -35,20 +43,73 @@ def add(session: Session, **row: Any) -> TicketEvent | None:
     return None
 
 
+def write_later(session: Session, statement: Executable, rows: list[dict[str, Any]]) -> None:
+    """Rows for ``statement`` (a Core INSERT or UPDATE built once), executed when the batch
+    ends (each statement once, with every row, in the order first given); at once outside
+    a batch. Only for rows nothing reads back before then."""
+    if not rows:
+        return
+    pending = session.info.get(_DEFERRED)
+    if pending is None:
+        session.connection().execute(statement, rows)
+        return
+    pending.setdefault(statement, []).extend(rows)
+
+
 @contextmanager
 def batched(session: Session) -> Iterator[None]:
-    """Events added inside the block are inserted together when it ends without error."""
+    """Events and later rows added inside the block are inserted when it ends without error."""
     if _BUFFER in session.info:  # already batching: the outer block writes them
         yield
         return
     rows: list[dict[str, Any]] = []
-    session.info[_BUFFER] = rows
+    later: dict[Executable, list[dict[str, Any]]] = {}
+    session.info[_BUFFER], session.info[_DEFERRED], session.info[_MEMO] = rows, later, {}
     try:
         yield
     finally:
-        session.info.pop(_BUFFER, None)
-    if rows:  # Core executemany: one statement, rows in the order they were recorded
-        session.connection().execute(_INSERT, rows)
+        for name in (_BUFFER, _DEFERRED, _MEMO):
+            session.info.pop(name, None)
+    _write(session, rows, later)
+
+
+def memo(session: Session) -> dict[Any, Any] | None:
+    """A dict that lives as long as the outermost batch (None outside one): for what the
+    batch's deferred rows would have told a reader (e.g. which ticket claimed a key)."""
+    return session.info.get(_MEMO)
+
+
+@contextmanager
+def unbatched(session: Session) -> Iterator[None]:
+    """Inside: what is pending is written first, then every event and row goes in at once.
+
+    For code that reads rows back (a clock re-targeted) or may roll a SAVEPOINT back
+    (an assignment attempt): a buffered row would be missed by the one and outlive the other.
+    """
+    rows, later = session.info.pop(_BUFFER, None), session.info.pop(_DEFERRED, None)
+    if rows is None or later is None:
+        yield
+        return
+    try:
+        _write(session, rows, later)
+        rows.clear()
+        later.clear()
+        yield
+    finally:
+        session.info[_BUFFER], session.info[_DEFERRED] = rows, later
+
+
+def _write(
+    session: Session, rows: list[dict[str, Any]], later: dict[Executable, list[dict[str, Any]]]
+) -> None:
+    """Core executemany: SQLAlchemy sends a batch of rows as multi-row INSERTs (insertmanyvalues)."""
+    if not rows and not later:
+        return
+    conn = session.connection()
+    for statement, batch in later.items():  # each references tickets inserted already
+        conn.execute(statement, batch)
+    if rows:  # rows in the order they were recorded
+        conn.execute(_INSERT, rows)
 
 
 _INSERT = insert(TicketEvent.__table__)  # built once: its compiled form stays cached

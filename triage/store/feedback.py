@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from triage.store import event_log
 from triage.store.tables import Feedback, Prediction, TicketRow, utcnow
 
 # Which ticket field each model head predicts.
@@ -51,8 +52,7 @@ def store_predictions(
         }
         for head, out in (result.get("fields") or {}).items()
     ]
-    if rows:
-        session.connection().execute(_INSERT_PREDICTIONS, rows)
+    event_log.write_later(session, _INSERT_PREDICTIONS, rows)  # with the batch's, if any
     return len(rows)
 
 

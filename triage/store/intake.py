@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from triage.htmltext import as_text  # the model reads what the store keeps
 from triage.rule_input import rule_input, team_of, ticket_known, with_desk_teams
-from triage.store import clocks, event_log, feedback, notices, routing, similar, tickets
+from triage.store import clocks, event_log, feedback, incidents, notices, routing, similar, tickets
 from triage.store.tables import TicketRow, utcnow
 from triage.features import HISTORY_DEPTH
 from triage.text import model_text
@@ -98,7 +98,96 @@ def intake(
     With an ``encoder`` the ticket's vector is kept and similar open tickets
     are offered as duplicates (and a burst proposed as a major incident).
     ``team_map`` (the desk's) renames the model's team labels to desk teams.
+    The writes go into ``session``; the caller commits. :func:`intake_grouped` is the
+    same, committed together with the intakes of other threads (group commit).
     """
+    item = prepare(
+        session, payload, triager=triager, encoder=encoder, idempotency_key=idempotency_key, now=now
+    )
+    return write(session, item, actor=actor, ruleset=ruleset, auto_assign=auto_assign, team_map=team_map)
+
+
+def intake_many(
+    store,
+    payloads: list[dict[str, Any]],
+    *,
+    actor: str,
+    keys: list[str | None] | None = None,
+    triager=None,
+    ruleset=None,
+    now: datetime | None = None,
+    encoder=None,
+    auto_assign: bool = True,
+    team_map: dict[str, str] | None = None,
+) -> list[IntakeResult | Exception]:
+    """Many tickets at once (a mail poll, a bulk import, or one request among concurrent ones).
+
+    Each payload is prepared (model, encoder, reads) outside any write transaction,
+    then the writes go through the store's group committer (``triage.store.group``):
+    up to ``MAX_GROUP`` tickets per transaction, with those of other threads. An entry
+    is the ticket's result once its transaction committed, or the exception that
+    ticket alone raised (nothing of it stored; the others are). ``keys``: one
+    idempotency key (or None) per payload.
+    """
+    keys = keys if keys is not None else [None] * len(payloads)
+    if len(keys) != len(payloads):
+        raise ValueError("one idempotency key (or None) per payload")
+    out: list[IntakeResult | Exception | None] = [None] * len(payloads)
+    works, where = [], []
+    with store.session() as session:  # reads only: each in a read transaction of its own
+        for i, (payload, key) in enumerate(zip(payloads, keys)):
+            try:
+                item = prepare(
+                    session, payload, triager=triager, encoder=encoder, idempotency_key=key, now=now
+                )
+            except Exception as exc:  # noqa: BLE001 - this payload fails alone
+                out[i] = exc
+                continue
+            works.append(_writer(item, actor, ruleset, auto_assign, team_map))
+            where.append(i)
+    for i, job in zip(where, store.committer.run_all(works)):
+        out[i] = job.error if job.error is not None else job.result
+    return [r for r in out if r is not None]
+
+
+def intake_grouped(
+    store, payload: dict[str, Any], *, idempotency_key: str | None = None, **kwargs
+) -> IntakeResult:
+    """:func:`intake` of one ticket, committed with the concurrent intakes of this process."""
+    (result,) = intake_many(store, [payload], keys=[idempotency_key], **kwargs)
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def _writer(item: Prepared, actor: str, ruleset, auto_assign: bool, team_map):
+    def work(session: Session) -> IntakeResult:
+        return write(session, item, actor=actor, ruleset=ruleset, auto_assign=auto_assign, team_map=team_map)
+
+    return work
+
+
+@dataclass
+class Prepared:
+    """One payload with everything intake decides before its write transaction opens."""
+
+    payload: dict[str, Any]
+    assessed: Assessment
+    found: similar.Found
+    now: datetime
+    idempotency_key: str | None = None
+
+
+def prepare(
+    session: Session,
+    payload: dict[str, Any],
+    *,
+    triager=None,
+    encoder=None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> Prepared:
+    """The model, the encoder and the reads (history, similar tickets): no write, no write lock."""
     now = now or utcnow()
     history = None
     if getattr(triager, "uses_history", False) and payload.get("requester"):
@@ -118,10 +207,24 @@ def intake(
                     now,
                 ),
             )
+    return Prepared(payload, assessed, found, now, idempotency_key)
+
+
+def write(
+    session: Session,
+    item: Prepared,
+    *,
+    actor: str,
+    ruleset=None,
+    auto_assign: bool = True,
+    team_map: dict[str, str] | None = None,
+) -> IntakeResult:
+    """The write half of intake: store, fields, rules, route, clocks, notice (the caller commits)."""
+    payload, assessed, found, now = item.payload, item.assessed, item.found, item.now
     # the write transaction starts with the first statement below
     with event_log.batched(session):  # the ticket's events: one multi-row INSERT
         ticket, created = tickets.create(
-            session, payload, actor=actor, idempotency_key=idempotency_key, now=now
+            session, payload, actor=actor, idempotency_key=item.idempotency_key, now=now
         )
         result = IntakeResult(ticket, created)
         if not created:
@@ -130,18 +233,20 @@ def intake(
             outcome, due = _triage(
                 session, ticket, payload, assessed, found, result, ruleset, actor, team_map, now
             )
-    attached = ruleset is not None and _vip_in_major_incident(
-        session, ticket, ruleset, team_map, now
-    )  # linked, senior owner
+    attached = False
+    if ruleset is not None and incidents.is_vip(ticket):
+        with event_log.unbatched(session):  # the rules run again on the stored clocks
+            attached = _vip_in_major_incident(session, ticket, ruleset, team_map, now)
     if auto_assign and not attached and ticket.queue != tickets.TRIAGE_QUEUE:
-        _try_assign(
-            session,
-            ticket,
-            actor,
-            now,
-            senior=bool(outcome and outcome.senior),
-            incomplete_ok=bool(outcome and outcome.escalate),
-        )
+        with event_log.unbatched(session):  # an attempt's savepoint may roll back its events
+            _try_assign(
+                session,
+                ticket,
+                actor,
+                now,
+                senior=bool(outcome and outcome.senior),
+                incomplete_ok=bool(outcome and outcome.escalate),
+            )
     # after the clocks: the mail says when to expect us (as just started, unless a major
     # incident's rules moved them: then as stored)
     notices.received(session, ticket, now, due=None if attached else due)
@@ -336,8 +441,6 @@ def _apply_rules(
 
 def _vip_in_major_incident(session: Session, ticket: TicketRow, ruleset, team_map, now: datetime) -> bool:
     """A VIP's ticket during an open major incident: link, rules again, a senior owner."""
-    from triage.store import incidents
-
     if incidents.attach_vip(session, ticket, now=now) is None:
         return False
     session.flush()
@@ -499,7 +602,7 @@ def _route(
     queue = choice.team if complete else tickets.TRIAGE_QUEUE
     tickets.set_fields(session, ticket, {"queue": queue}, actor=team_actor, now=now, retime=False)
     if choice.team:
-        routing.ensure_team(session, choice.team)
+        routing.ensure_team_once(session, choice.team)
 
 
 def _start_clocks(session: Session, ticket: TicketRow, ruleset, outcome, now: datetime) -> list:

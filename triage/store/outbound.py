@@ -24,6 +24,7 @@ from typing import Any, Callable
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
+from triage.store import event_log
 from triage.store.tables import Comment, OutboxMessage, TicketRow, utcnow
 from triage.store.webhooks import LEASE, record_outcome
 
@@ -58,13 +59,15 @@ def queue(session: Session, template: str, to: list[str], **details: Any) -> Out
 def queue_quietly(session: Session, template: str, to: list[str], **details: Any) -> bool:
     """:func:`queue` as one Core INSERT, for callers that need no row back (intake's notice).
 
-    No ORM object, no flush: the row goes in with the transaction's other writes.
+    No ORM object, no flush: the row goes in with the transaction's other writes (inside
+    an ``event_log.batched`` block, with the batch's: the dedupe check of a later call in
+    the same batch does not see it, so use it once per ``dedupe_key`` and batch).
     Returns whether a mail was queued.
     """
     values = _mail_row(session, template, to, **details)
     if values is None:
         return False
-    session.connection().execute(_INSERT, values)
+    event_log.write_later(session, _INSERT, [values])
     return True
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from triage.errors import InputError, NotFound, TransitionError
-from triage.store import tickets
+from triage.store import event_log, tickets
 from triage.store.tables import Agent, Team, TicketRow, agent_teams, utcnow
 from triage.ticket import Status
 
@@ -56,6 +56,17 @@ def ensure_team(session: Session, name: str) -> Team:
         session.add(team)
         session.flush()
     return team
+
+
+def ensure_team_once(session: Session, name: str) -> None:
+    """:func:`ensure_team`, asked once per team in an ``event_log.batched`` block (a group
+    commit routes many tickets to the same few teams)."""
+    seen = event_log.memo(session)
+    if seen is not None and ("team", name) in seen:
+        return
+    ensure_team(session, name)
+    if seen is not None:
+        seen["team", name] = True
 
 
 def upsert_agent(

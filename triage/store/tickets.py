@@ -147,6 +147,9 @@ def _claim_key(session: Session, key: str) -> int | None:
     savepoint): on PostgreSQL a concurrent holder makes it wait for that
     transaction and then do nothing, and we answer the holder's ticket.
     """
+    claimed = event_log.memo(session)
+    if claimed is not None and ("key", key) in claimed:  # this batch made its ticket: not yet written
+        return claimed["key", key]
     conn = session.connection()
     if conn.execute(_claim_statement(conn.dialect.name), {"key": key, "created_at": utcnow()}).first():
         return None
@@ -233,8 +236,19 @@ def create(
     record(session, ticket, "created", None, channel, actor, now)
     add_watchers(session, ticket, data.get("watchers") or [])
     if idempotency_key:
-        session.connection().execute(_KEY_OWNER, {"key_": idempotency_key, "owner": ticket.id})
+        _own_key(session, idempotency_key, ticket.id)
     return ticket, True
+
+
+def _own_key(session: Session, key: str, ticket_id: int) -> None:
+    """The claimed key names its ticket: at once, or with the batch's other rows (then the
+    batch's memo answers a replay of the key within the batch)."""
+    claimed = event_log.memo(session)
+    if claimed is None:
+        session.connection().execute(_KEY_OWNER, {"key_": key, "owner": ticket_id})
+        return
+    claimed["key", key] = ticket_id
+    event_log.write_later(session, _KEY_OWNER, [{"key_": key, "owner": ticket_id}])
 
 
 def set_fields(

@@ -1,0 +1,182 @@
+"""Group commit (triage.store.group) and batch intake (intake_many), on both stores.
+
+Concurrent intakes of one process share write transactions; a caller is answered only
+after the commit that holds its ticket. What must hold, as with one transaction each:
+everything of every ticket is stored, a bad ticket fails alone, a replayed key writes
+nothing twice, and a failed commit acknowledges nobody.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event, func, select
+
+from store_support import NOW, RULES, sure_triager
+from triage.errors import InputError
+from triage.store.intake import IntakeResult, intake_grouped, intake_many
+from triage.store.tables import IdempotencyKey, OutboxMessage, Prediction, SlaClockRow, TicketEvent, TicketRow
+
+SURE = sure_triager()
+COMMON = dict(actor="ann", triager=SURE, ruleset=RULES, now=NOW, auto_assign=False)
+
+
+def payload(i: int) -> dict:
+    return {
+        "subject": f"VPN down {i}",
+        "body": "since 9",
+        "requester": f"user{i}@example.com",
+        "affected_service": "vpn",
+    }
+
+
+def counts(store) -> dict[str, int]:
+    with store.session(readonly=True) as s:
+        return {
+            table.__tablename__: s.scalar(select(func.count()).select_from(table)) or 0
+            for table in (TicketRow, TicketEvent, SlaClockRow, OutboxMessage, Prediction, IdempotencyKey)
+        }
+
+
+def written_per_ticket(store, ticket_id: int) -> dict[str, int]:
+    with store.session(readonly=True) as s:
+        return {
+            "events": s.scalar(select(func.count()).where(TicketEvent.ticket_id == ticket_id)) or 0,
+            "clocks": s.scalar(select(func.count()).where(SlaClockRow.ticket_id == ticket_id)) or 0,
+            "mails": s.scalar(select(func.count()).where(OutboxMessage.ticket_id == ticket_id)) or 0,
+            "predictions": s.scalar(select(func.count()).where(Prediction.ticket_id == ticket_id)) or 0,
+        }
+
+
+@contextmanager
+def statements(store):
+    seen: list[str] = []
+
+    def listen(conn, cursor, statement, parameters, context, executemany):
+        seen.append(" ".join(statement.split()).lower())
+
+    event.listen(store.engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listen)
+
+
+def test_concurrent_intakes_from_threads_are_all_stored_whole(store):
+    results: list[IntakeResult] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def client(c: int) -> None:
+        try:
+            for i in range(c * 100, c * 100 + 6):
+                res = intake_grouped(store, payload(i), idempotency_key=f"k{i}", **COMMON)
+                with lock:
+                    results.append(res)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len({r.ticket.id for r in results}) == 36 and all(r.created for r in results)
+    for r in results:  # each answered ticket was committed with all of its rows
+        assert written_per_ticket(store, r.ticket.id) == {
+            "events": written_per_ticket(store, results[0].ticket.id)["events"],
+            "clocks": 2,
+            "mails": 1,
+            "predictions": 3,
+        }
+    with store.session(readonly=True) as s:
+        owners = dict(s.execute(select(IdempotencyKey.key, IdempotencyKey.ticket_id)).all())
+    assert set(owners) == {f"k{c * 100 + i}" for c in range(6) for i in range(6)}
+    assert set(owners.values()) == {r.ticket.id for r in results}  # every key names its ticket
+
+
+def test_a_batch_is_one_transaction_with_one_insert_per_table(store):
+    groups = store.committer.groups
+    with statements(store) as seen:
+        results = intake_many(
+            store, [payload(i) for i in range(5)], keys=[f"b{i}" for i in range(5)], **COMMON
+        )
+    assert all(isinstance(r, IntakeResult) and r.created for r in results)
+    assert store.committer.groups - groups == 1
+    for table in ("sla_clocks", "ticket_events", "outbox", "predictions"):
+        assert len([q for q in seen if q.startswith(f"insert into {table} ")]) == 1, table
+    assert len([q for q in seen if q.startswith("insert into tickets ")]) == 5
+    assert counts(store)["sla_clocks"] == 10 and counts(store)["outbox"] == 5
+
+
+def test_one_bad_ticket_in_a_group_fails_alone(store):
+    bad = {**payload(1), "subject": "nul \x00 inside"}
+    results = intake_many(store, [payload(0), bad, payload(2)], keys=["g0", "g1", "g2"], **COMMON)
+    assert isinstance(results[1], InputError)
+    good = [r for r in results if isinstance(r, IntakeResult)]
+    assert len(good) == 2 and all(r.created for r in good)
+    assert counts(store)["tickets"] == 2
+    for r in good:
+        assert written_per_ticket(store, r.ticket.id)["clocks"] == 2
+    with store.session(readonly=True) as s:  # the bad ticket's key was not kept: a retry may use it
+        assert s.get(IdempotencyKey, "g1") is None
+
+
+def test_a_key_replayed_in_the_same_group_writes_nothing_twice(store):
+    groups = store.committer.groups
+    first, again = intake_many(store, [payload(0), payload(0)], keys=["same", "same"], **COMMON)
+    assert store.committer.groups - groups == 1  # answered inside the group, not by a rerun alone
+    assert isinstance(first, IntakeResult) and isinstance(again, IntakeResult)
+    assert (first.created, again.created, again.ticket.id) == (True, False, first.ticket.id)
+    assert counts(store)["tickets"] == 1 and counts(store)["outbox"] == 1
+    assert written_per_ticket(store, first.ticket.id)["clocks"] == 2
+    later = intake_grouped(store, payload(0), idempotency_key="same", **COMMON)  # and after the commit
+    assert (later.created, later.ticket.id) == (False, first.ticket.id)
+
+
+def test_an_error_in_commit_acknowledges_nobody(store):
+    def refuse(session):  # the commit of the tickets' writes (not the reads before them)
+        if any(isinstance(row, TicketRow) for row in session.identity_map.values()):
+            raise RuntimeError("disk full")
+
+    event.listen(store._sessions, "before_commit", refuse)
+    try:
+        results = intake_many(store, [payload(i) for i in range(3)], keys=["c0", "c1", "c2"], **COMMON)
+    finally:
+        event.remove(store._sessions, "before_commit", refuse)
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert counts(store) == dict.fromkeys(counts(store), 0)
+    retried = intake_many(store, [payload(i) for i in range(3)], keys=["c0", "c1", "c2"], **COMMON)
+    assert all(isinstance(r, IntakeResult) and r.created for r in retried)
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_the_group_path_writes_what_the_single_path_writes(store, size):
+    from triage.store.intake import intake
+
+    with store.session() as s:
+        alone = intake(s, payload(0), idempotency_key="one", **COMMON)
+    grouped = intake_many(store, [payload(0)] * size, keys=[f"many{i}" for i in range(size)], **COMMON)
+    with store.session(readonly=True) as s:
+
+        def shape(ticket_id: int):
+            t = s.get(TicketRow, ticket_id)
+            events = s.execute(
+                select(TicketEvent.field, TicketEvent.old, TicketEvent.new, TicketEvent.actor)
+                .where(TicketEvent.ticket_id == ticket_id)
+                .order_by(TicketEvent.id)
+            ).all()
+            clocks = s.execute(
+                select(SlaClockRow.kind, SlaClockRow.due_at, SlaClockRow.next_level_at)
+                .where(SlaClockRow.ticket_id == ticket_id)
+                .order_by(SlaClockRow.kind)
+            ).all()
+            row = (t.category, t.priority, t.team, t.queue, t.status, t.tags)
+            return row, [e for e in events if e.field != "created"], clocks
+
+        for r in grouped:
+            assert isinstance(r, IntakeResult)
+            assert shape(r.ticket.id) == shape(alone.ticket.id)
