@@ -16,7 +16,7 @@ Priority 1 is the most urgent, so ``lte: 2`` means "P1 or P2".
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -72,10 +72,17 @@ class SlaAssignment:
     resolution_due: datetime
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["first_response_due"] = self.first_response_due.isoformat()
-        d["resolution_due"] = self.resolution_due.isoformat()
-        return d
+        # spelled out: dataclasses.asdict deep-copies every value, a cost on each intake
+        return {
+            "policy": self.policy,
+            "priority": self.priority,
+            "tier": self.tier,
+            "calendar": self.calendar,
+            "first_response_minutes": self.first_response_minutes,
+            "resolution_minutes": self.resolution_minutes,
+            "first_response_due": self.first_response_due.isoformat(),
+            "resolution_due": self.resolution_due.isoformat(),
+        }
 
 
 @dataclass

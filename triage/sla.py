@@ -98,6 +98,11 @@ class Calendar:
         return not self.holidays and all(h == ((0, 1440),) for h in self.hours)
 
     def to_dict(self) -> dict:
+        """As stored in each SLA clock's state: built once per calendar (every clock started
+        writes it), so treat the returned dict as read-only."""
+        return _calendar_dict(self)
+
+    def _as_dict(self) -> dict:
         return {
             "name": self.name,
             "timezone": self.tz,
@@ -116,6 +121,11 @@ class Calendar:
             d.get("hours", {}),
             [date.fromisoformat(x) for x in d.get("holidays", [])],
         )
+
+
+@lru_cache(maxsize=256)
+def _calendar_dict(cal: Calendar) -> dict:
+    return cal._as_dict()
 
 
 @lru_cache(maxsize=65536)
