@@ -33,7 +33,7 @@ from sqlalchemy import create_engine, insert, text
 from triage.rules import RuleSet
 from triage.sla import Calendar, Clock
 from triage.store import Store, clocks
-from triage.store.intake import intake
+from triage.store.intake import intake, intake_grouped, intake_many
 from triage.store.tables import SlaClockRow, TicketRow
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -114,10 +114,34 @@ def floor_commits(store: Store, n: int) -> list[float]:
     return lat
 
 
+def _payload(i: int) -> dict:
+    return {
+        "subject": SUBJECTS[i % len(SUBJECTS)],
+        "body": f"ticket {i}",
+        "requester": f"user{i % 50}@example.org",
+        "affected_service": "vpn",
+    }
+
+
 def bench_intake(
-    store: Store, n: int, clients: int, triager, rules, encoder=None, tag: str = ""
+    store: Store,
+    n: int,
+    clients: int,
+    triager,
+    rules,
+    encoder=None,
+    tag: str = "",
+    mode: str = "session",
+    batch: int = 100,
 ) -> tuple[list[float], float]:
-    """``n`` tickets from ``clients`` threads, one unit of work each; (latencies ms, wall s)."""
+    """``n`` tickets from ``clients`` threads; (latencies ms, wall s).
+
+    ``mode``: ``session`` is one unit of work (session, transaction) per ticket, as
+    before group commit; ``grouped`` is ``intake_grouped`` (what ``POST /v1/tickets``
+    does: concurrent intakes share transactions); ``many`` hands ``batch`` tickets at
+    a time to ``intake_many`` (a mail poll, a bulk import): the latency is then per
+    call, the rate per ticket.
+    """
     from triage.ticket import Ticket
 
     triager.classify([Ticket(subject="warm up", body="the encoder loads lazily")])
@@ -126,39 +150,49 @@ def bench_intake(
     triager.seconds = 0.0
     latencies: list[float] = []
     lock = threading.Lock()
+    common = dict(actor="bench", triager=triager, ruleset=rules, encoder=encoder, now=NOW, auto_assign=False)
+
+    def one(i: int) -> None:
+        key = f"bench-{tag}-{i}"
+        if mode == "grouped":
+            intake_grouped(store, _payload(i), idempotency_key=key, **common)
+            return
+        with store.session() as session:
+            intake(session, _payload(i), idempotency_key=key, **common)
+
+    def many(ids: list[int]) -> None:
+        results = intake_many(
+            store, [_payload(i) for i in ids], keys=[f"bench-{tag}-{i}" for i in ids], **common
+        )
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors:
+            raise errors[0]
 
     def work(mine: range) -> None:
         out = []
-        for i in mine:
-            start = time.perf_counter()
-            with store.session() as session:
-                intake(
-                    session,
-                    {
-                        "subject": SUBJECTS[i % len(SUBJECTS)],
-                        "body": f"ticket {i}",
-                        "requester": f"user{i % 50}@example.org",
-                        "affected_service": "vpn",
-                    },
-                    actor="bench",
-                    triager=triager,
-                    ruleset=rules,
-                    encoder=encoder,
-                    idempotency_key=f"bench-{tag}-{i}",
-                    now=NOW,
-                    auto_assign=False,
-                )
-            out.append((time.perf_counter() - start) * 1000)
+        if mode == "many":
+            ids = list(mine)
+            for lo in range(0, len(ids), batch):
+                start = time.perf_counter()
+                many(ids[lo : lo + batch])
+                out.append((time.perf_counter() - start) * 1000)
+        else:
+            for i in mine:
+                start = time.perf_counter()
+                one(i)
+                out.append((time.perf_counter() - start) * 1000)
         with lock:
             latencies.extend(out)
 
     threads = [threading.Thread(target=work, args=(range(c, n, clients),)) for c in range(clients)]
+    groups = store.committer.groups
     start, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     bench_intake.cpu_ms = (time.process_time() - cpu) * 1000 / max(n, 1)
+    bench_intake.groups = store.committer.groups - groups
     return latencies, time.perf_counter() - start
 
 
@@ -167,10 +201,11 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def line(kind: str, what: str, lat: list[float], wall: float, cpu_ms: float) -> str:
+def line(kind: str, what: str, lat: list[float], wall: float, cpu_ms: float, items: int = 0) -> str:
+    """A table row; ``items`` (tickets, when a call carries many) sets the rate's numerator."""
     return (
         f"| {kind:<10} | {what:<36} | {len(lat):>5} | {statistics.median(lat):>7.2f} | "
-        f"{pct(lat, 0.99):>7.2f} | {max(lat):>7.1f} | {len(lat) / wall:>8.1f} | "
+        f"{pct(lat, 0.99):>7.2f} | {max(lat):>7.1f} | {(items or len(lat)) / wall:>8.1f} | "
         f"{cpu_ms:>6.2f} |"
     )
 
@@ -250,6 +285,14 @@ def timed_sweep(store: Store, now: datetime) -> tuple[float, int]:
     return time.perf_counter() - start, len(fired)
 
 
+def _plan(args) -> list[tuple[str, int]]:
+    """(mode, clients) rows in print order: each mode at each of its client counts."""
+    rows = [("session", int(c)) for c in args.clients.split(",") if c]
+    rows += [("grouped", int(c)) for c in args.grouped.split(",") if c]
+    rows += [("many", int(c)) for c in args.many.split(",") if c]
+    return rows
+
+
 def run(kind: str, args, triager, rules, encoder, label: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store, cleanup = open_store(kind, Path(tmp))
@@ -258,15 +301,26 @@ def run(kind: str, args, triager, rules, encoder, label: str) -> None:
             floor = floor_commits(store, args.intake)
             floor_cpu = (time.process_time() - cpu) * 1000 / args.intake
             print(line(kind, "floor: one-row write transaction", floor, sum(floor) / 1000, floor_cpu))
-            for clients in [int(c) for c in args.clients.split(",")]:
+            for mode, clients in _plan(args):
                 lat, wall = bench_intake(
-                    store, args.intake, clients, triager, rules, encoder, tag=str(clients)
+                    store,
+                    args.intake,
+                    clients,
+                    triager,
+                    rules,
+                    encoder,
+                    tag=f"{mode}{clients}",
+                    mode=mode,
+                    batch=args.batch,
                 )
                 share = triager.seconds / args.intake * 1000
-                print(
-                    line(kind, f"intake, {clients} client(s)", lat, wall, bench_intake.cpu_ms)
-                    + f" classify {share:.1f} ms/ticket |"
-                )
+                what = {
+                    "session": f"intake, {clients} client(s)",
+                    "grouped": f"group commit, {clients} client(s)",
+                    "many": f"intake_many of {args.batch}, {clients} client(s)",
+                }[mode]
+                notes = f" classify {share:.1f} ms/ticket, {bench_intake.groups} transactions |"
+                print(line(kind, what, lat, wall, bench_intake.cpu_ms, items=args.intake) + notes)
                 triager.seconds = 0.0
             if not args.open:
                 return
@@ -288,7 +342,14 @@ def main() -> None:
         "--open", type=int, default=100_000, help="open tickets for the sweep (0: intake only)"
     )
     parser.add_argument("--intake", type=int, default=1000, help="tickets per intake measurement")
-    parser.add_argument("--clients", default="1,4", help="concurrent intake threads to measure with")
+    parser.add_argument(
+        "--clients", default="1,4", help="threads for one-transaction-per-ticket intake ('' : none)"
+    )
+    parser.add_argument(
+        "--grouped", default="1,4,16", help="threads for group-commit intake (intake_grouped)"
+    )
+    parser.add_argument("--many", default="1", help="threads for batch intake (intake_many)")
+    parser.add_argument("--batch", type=int, default=100, help="tickets per intake_many call")
     parser.add_argument(
         "--encoder",
         default="",
