@@ -563,7 +563,7 @@ def _back(ticket_id: int) -> str:
     return safe_next(request.form.get("next"), url_for("agent.ticket", ticket_id=ticket_id))
 
 
-@bp.post("/proposals/<int:proposal_id>/<decision>")
+@bp.post("/proposals/<id:proposal_id>/<decision>")
 @login_required("agent")
 def decide_proposal(proposal_id: int, decision: str):
     """Accept (link the members to the parent) or decline a proposed major incident."""

@@ -417,7 +417,7 @@ def list_proposals():
     return jsonify({"ok": True, "proposals": rows, "limit": limit, "offset": offset})
 
 
-@bp.post("/v1/incidents/proposals/<int:proposal_id>/<decision>")
+@bp.post("/v1/incidents/proposals/<id:proposal_id>/<decision>")
 @require_role("agent")
 def decide_proposal(proposal_id: int, decision: str):
     """``accept`` links every member to the parent (tagged major-incident); ``decline`` closes."""

@@ -173,7 +173,7 @@ def OPENAPI_PATHS(config: dict) -> dict:  # noqa: N802 - the name service.openap
                 (404, 409) + AUTH,
                 agent,
                 parameters=[
-                    {"name": "proposal_id", "in": "path", "required": True, "schema": INT},
+                    path_id("proposal_id", "proposal id"),
                     {
                         "name": "decision",
                         "in": "path",
