@@ -85,3 +85,48 @@ def test_heads_fitted_on_different_texts_do_not_share():
     same = TextHead("tfidf", cv=2).fit(Features(texts[:120]), [r["kind"] for r in rows[:120]])
     assert SharedVectorizers({"a": a, "b": b}).distinct == 4  # word + char of each
     assert SharedVectorizers({"a": a, "same": same}).distinct == 2
+
+
+def test_vocabularies_of_one_analysis_are_looked_up_once_per_text(monkeypatch):
+    """Heads fitted on different texts keep their own vocabularies, but a text's features are
+    looked up once per analysis kind (word, char) in their union, and each head's block is
+    still exactly its own vectorizer's transform."""
+    import triage.predict as predict
+
+    rows = _rows()
+    texts = [model_text(r["title"], r["description"]) for r in rows]
+    a = TextHead("tfidf", cv=2).fit(Features(texts[:120]), [r["kind"] for r in rows[:120]])
+    b = TextHead("tfidf", cv=2).fit(Features(texts[120:240]), [r["kind"] for r in rows[120:240]])
+    shared = SharedVectorizers({"a": a, "b": b})
+    lookups = []
+    union_counts = predict._union_counts
+    monkeypatch.setattr(predict, "_union_counts", lambda *args: lookups.append(1) or union_counts(*args))
+    transform = shared.for_call()
+    for head in (a, b):
+        for _, vec in head.vectorizer_.transformer_list:
+            fast, slow = transform(vec, TEXTS), vec.transform(TEXTS)
+            assert fast.dtype == slow.dtype and fast.has_sorted_indices
+            assert np.array_equal(fast.indptr, slow.indptr) and np.array_equal(fast.indices, slow.indices)
+            assert np.array_equal(fast.data, slow.data)
+    assert len(lookups) == 2  # word and char: not once per vectorizer (4)
+
+
+@pytest.mark.parametrize(
+    "dtypes", [(np.float64, np.float64), (np.float32, np.float64), (np.float32, np.int64)]
+)
+def test_one_row_stacking_equals_scipys(dtypes):
+    """``predict_math.hstack_csr`` (one-row blocks: intake and classify) is ``sparse.hstack``."""
+    from scipy import sparse
+
+    rng = np.random.default_rng(3)
+    blocks = []
+    for width, dtype in zip((50, 7), dtypes):
+        dense = (rng.random((1, width)) < 0.3) * rng.integers(1, 5, (1, width))
+        blocks.append(sparse.csr_matrix(dense.astype(dtype)))
+    blocks.append(sparse.csr_matrix((1, 4)))  # an empty block (no context tokens)
+    fast, slow = predict_math.hstack_csr(blocks), sparse.hstack(blocks, format="csr")
+    assert type(fast) is type(slow) and fast.shape == slow.shape and fast.dtype == slow.dtype
+    for part in ("indptr", "indices", "data"):
+        assert np.array_equal(getattr(fast, part), getattr(slow, part))
+    two_rows = [sparse.vstack([b, b], format="csr") for b in blocks]  # scipy's own path
+    assert (predict_math.hstack_csr(two_rows) != sparse.hstack(two_rows, format="csr")).nnz == 0

@@ -476,7 +476,7 @@ def text_matrix(
     if context is not None:
         ctx = X.context if X.context is not None else [""] * len(X)
         blocks.append(context.transform(ctx) * CONTEXT_WEIGHT)
-    return sparse.hstack(blocks, format="csr")
+    return predict_math.hstack_csr(blocks)  # one-row blocks: stacked without scipy's general path
 
 
 def predict_labelled(model: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -61,8 +61,7 @@ def tfidf_transform(vectorizer: Any, texts: list[str], counted: list[Counter] | 
     the counts of the vectorizer's analyzer output (:func:`analyse`), when the caller
     already has them (vectorizers that analyse alike share one analysis).
     """
-    norm = getattr(vectorizer, "norm", None)
-    if type(vectorizer) is not TfidfVectorizer or norm not in (None, "l1", "l2"):
+    if not counts_apply(vectorizer):
         return vectorizer.transform(texts)
     if counted is None:
         counted = analyse(vectorizer.build_analyzer(), texts)
@@ -77,13 +76,22 @@ def tfidf_transform(vectorizer: Any, texts: list[str], counted: list[Counter] | 
                 indices.append(j)
                 counts.append(n)
         indptr.append(len(indices))
+    return tfidf_from_counts(
+        vectorizer,
+        np.asarray(counts, dtype=np.intc),
+        np.asarray(indices, dtype=np.int32),
+        np.asarray(indptr, dtype=np.int32),
+    )
+
+
+def tfidf_from_counts(vectorizer: Any, counts: np.ndarray, indices: np.ndarray, indptr: np.ndarray) -> Any:
+    """The rest of :func:`tfidf_transform` once the texts' term counts are known: ``counts``
+    (intc) of vocabulary columns ``indices`` (int32, unique within a row, any order) per row
+    of ``indptr`` (int32)."""
+    norm = vectorizer.norm
     X = sparse.csr_matrix(
-        (
-            np.asarray(counts, dtype=np.intc),
-            np.asarray(indices, dtype=np.int32),
-            np.asarray(indptr, dtype=np.int32),
-        ),
-        shape=(len(texts), len(vocabulary)),
+        (counts, indices, indptr),
+        shape=(len(indptr) - 1, len(vectorizer.vocabulary_)),
         dtype=vectorizer.dtype,
     )
     X.sort_indices()
@@ -99,6 +107,11 @@ def tfidf_transform(vectorizer: Any, texts: list[str], counted: list[Counter] | 
     elif norm == "l1":
         inplace_csr_row_normalize_l1(X)
     return X
+
+
+def counts_apply(vectorizer: Any) -> bool:
+    """Can :func:`tfidf_from_counts` finish this vectorizer's transform?"""
+    return type(vectorizer) is TfidfVectorizer and getattr(vectorizer, "norm", None) in (None, "l1", "l2")
 
 
 def analyse(analyze: Callable[[str], list], texts: list[str]) -> list[Counter]:
@@ -128,3 +141,28 @@ def analysis_key(vectorizer: Any) -> str | None:
         return None
     params = vectorizer.get_params()
     return repr([params.get(name) for name in _ANALYSIS_PARAMS])
+
+
+def hstack_csr(blocks: list[Any]) -> Any:
+    """``sparse.hstack(blocks, format="csr")`` for one-row CSR blocks in one step (the same
+    entries in the same order, dtype upcast alike); scipy's own for anything else.
+
+    Intake and classify transform one ticket at a time, and scipy's general stacking
+    (block layout, index-dtype checks, several intermediate matrices) cost more than
+    the rest of a head's sparse arithmetic for a single row."""
+    if len(blocks) < 2 or any(type(b) is not sparse.csr_matrix or b.shape[0] != 1 for b in blocks):
+        return sparse.hstack(blocks, format="csr")
+    offset, indices, data = 0, [], []
+    for b in blocks:
+        lo, hi = b.indptr[0], b.indptr[1]
+        indices.append(b.indices[lo:hi].astype(np.int32) + np.int32(offset))
+        data.append(b.data[lo:hi])
+        offset += b.shape[1]
+    if offset >= np.iinfo(np.int32).max:
+        return sparse.hstack(blocks, format="csr")
+    dtype = np.result_type(*(b.dtype for b in blocks))
+    values = np.concatenate(data).astype(dtype, copy=False)
+    columns = np.concatenate(indices)
+    return sparse.csr_matrix(
+        (values, columns, np.array([0, len(columns)], dtype=np.int32)), shape=(1, offset)
+    )
