@@ -217,3 +217,35 @@ def test_the_service_sweeps_escalations_in_the_background(store):
             assert s.query(Escalation).count() == 6
     finally:
         app.extensions["triage.escalation_stop"].set()
+
+
+def test_concurrent_intakes_over_http_share_the_group_committer_and_are_all_stored(client, store):
+    import threading
+
+    from triage.store import clocks, tickets
+
+    groups, answers, lock = store.committer.groups, [], threading.Lock()
+
+    def post(i: int) -> None:
+        r = client.post(
+            "/v1/tickets",
+            json={"subject": f"VPN down {i}", "body": "since 9", "affected_service": "vpn"},
+            headers=H("ik", **{"X-Requester": f"user{i}@example.com", "Idempotency-Key": f"h{i}"}),
+        )
+        with lock:
+            answers.append(r)
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in answers) == [201] * 8
+    assert 1 <= store.committer.groups - groups <= 8  # the view writes through the committer
+    with store.session(readonly=True) as s:
+        for r in answers:  # each answered ticket is stored, with its clocks and its notice
+            assert tickets.get(s, r.json["ticket"]["id"]).subject == r.json["ticket"]["subject"]
+            assert {c["kind"] for c in clocks.clocks_of(s, r.json["ticket"]["id"])} == {
+                "first_response",
+                "resolution",
+            }
