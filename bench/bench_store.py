@@ -285,6 +285,50 @@ def timed_sweep(store: Store, now: datetime) -> tuple[float, int]:
     return time.perf_counter() - start, len(fired)
 
 
+def profile(kind: str, args, triager, rules) -> None:
+    """cProfile of ``--intake`` tickets in this thread (``--profile session``: one transaction
+    each; ``many``: intake_many of ``--batch``), after a warm-up; top functions by cumulative time."""
+    import cProfile
+    import io
+    import pstats
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store, cleanup = open_store(kind, Path(tmp))
+        try:
+            for tag in ("warm", "plain", "profiled"):
+                profiler = cProfile.Profile() if tag == "profiled" else None
+                cpu = time.process_time()
+                if profiler is not None:
+                    profiler.enable()
+                bench_intake_inline(store, args.intake, triager, rules, args.profile, args.batch, tag)
+                if profiler is not None:
+                    profiler.disable()
+                if tag == "plain":
+                    cpu_ms = (time.process_time() - cpu) * 1000 / args.intake
+                    print(
+                        f"{kind}: {args.profile}, {args.intake} tickets, {cpu_ms:.2f} ms CPU each without the profiler"
+                    )
+            out = io.StringIO()
+            stats = pstats.Stats(profiler, stream=out)
+            stats.sort_stats("cumulative").print_stats(args.top)
+            print(out.getvalue())
+        finally:
+            cleanup()
+
+
+def bench_intake_inline(store: Store, n: int, triager, rules, mode: str, batch: int, tag: str) -> None:
+    """``n`` tickets in the calling thread (cProfile sees only its own thread)."""
+    common = dict(actor="bench", triager=triager, ruleset=rules, now=NOW, auto_assign=False)
+    if mode == "many":
+        for lo in range(0, n, batch):
+            ids = range(lo, min(n, lo + batch))
+            intake_many(store, [_payload(i) for i in ids], keys=[f"{tag}-{i}" for i in ids], **common)
+        return
+    for i in range(n):
+        with store.session() as session:
+            intake(session, _payload(i), idempotency_key=f"{tag}-{i}", **common)
+
+
 def _plan(args) -> list[tuple[str, int]]:
     """(mode, clients) rows in print order: each mode at each of its client counts."""
     rows = [("session", int(c)) for c in args.clients.split(",") if c]
@@ -351,6 +395,12 @@ def main() -> None:
     parser.add_argument("--many", default="1", help="threads for batch intake (intake_many)")
     parser.add_argument("--batch", type=int, default=100, help="tickets per intake_many call")
     parser.add_argument(
+        "--profile",
+        choices=("session", "many"),
+        help="instead of the table: cProfile of --intake tickets (one transaction each, or intake_many)",
+    )
+    parser.add_argument("--top", type=int, default=45, help="functions listed by --profile")
+    parser.add_argument(
         "--encoder",
         default="",
         help="also encode for duplicate search: hashing (no weights), minilm-onnx or minilm",
@@ -383,6 +433,10 @@ def main() -> None:
         f"{'max ms':>7} | {'per s':>8} | CPU ms | notes |"
     )
     print(f"|{'-' * 12}|{'-' * 38}|{'-' * 7}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 10}|--------|-------|")
+    if args.profile:
+        for kind in args.backends.split(","):
+            profile(kind.strip(), args, triager.inner, rules)
+        return
     for kind in args.backends.split(","):
         run(kind.strip(), args, triager, rules, encoder, label)
 
