@@ -803,14 +803,51 @@ class NeighbourVote(ClassifierMixin, BaseEstimator):
         return state
 
 
+# Serve the scale that was calibrated: see _match_fold_scale.
+MATCH_FOLD_SCALE = True
+
+
 def _cross_fit(
     make, M, y: np.ndarray, classes: np.ndarray, folds, log_proba: bool, progress: bool, desc: str
 ):
     oof = np.zeros((len(y), len(classes)))
+    fold_norms = []
     for train_idx, test_idx in _progress(folds, progress, desc):
         model = make().fit(M[train_idx], y[train_idx])
         oof[test_idx] = _scores(model, M[test_idx], classes, log_proba=log_proba)
-    return make().fit(M, y), oof
+        fold_norms.append(_coef_scale(model))
+    full = make().fit(M, y)
+    if MATCH_FOLD_SCALE:
+        _match_fold_scale(full, fold_norms)
+    return full, oof
+
+
+def _coef_scale(model: Any) -> float | None:
+    """RMS norm of a linear model's per-class weight rows (None: not a linear model)."""
+    coef = getattr(model, "coef_", None)
+    if coef is None:
+        return None
+    coef = np.atleast_2d(np.asarray(coef))
+    return float(np.sqrt((coef**2).sum() / coef.shape[0]))
+
+
+def _match_fold_scale(model: Any, fold_norms: list[float | None]) -> None:
+    """Shrink a linear model fitted on every row to the weight scale of the fold models.
+
+    The calibrator learns score → probability from the fold models' out-of-fold scores, but
+    the served model is fitted on 1/(1 - 1/cv) times more rows, and with the same C its
+    weights (hence margins) come out larger: on the shared business_service head (77 classes)
+    it read 0.68 confidence against 0.63 holdout accuracy while out of fold the two agreed.
+    Scaling ``coef_`` and ``intercept_`` by the same factor scales every score alike, so the
+    arg-max (the plain reference's own decision) is unchanged and predicting costs the same.
+    """
+    full = _coef_scale(model)
+    norms = [n for n in fold_norms if n]
+    if not full or not norms:
+        return
+    factor = float(np.mean(norms)) / full
+    model.coef_ = np.asarray(model.coef_) * factor
+    model.intercept_ = np.asarray(model.intercept_) * factor
 
 
 def fit_candidates(
