@@ -83,7 +83,8 @@ def classify_tickets(loaded, items: list, kb_k: int, team_map: dict | None = Non
     wants = kb_k > 0 or bool(getattr(loaded.triager, "needs_vectors", True))
     vectors = loaded.encoder.encode(texts) if loaded.encoder is not None and wants else [None] * len(texts)
     with sklearn_fast_path():
-        predictions = loaded.triager.classify(tickets)
+        given = {"texts": texts} if getattr(loaded.triager, "takes_texts", False) else {}
+        predictions = loaded.triager.classify(tickets, **given)  # the texts normalised once
     now = datetime.now(timezone.utc)
     out = []
     for (ticket, extras), text, vec, pred in zip(items, texts, vectors, predictions):

@@ -202,10 +202,10 @@ def test_reload_swaps_atomically_and_inflight_requests_finish_on_old(app, client
     gate, started = threading.Event(), threading.Event()
     original = old.triager.classify
 
-    def slow_classify(tickets, policy=None):
+    def slow_classify(tickets, policy=None, **given):
         started.set()
         gate.wait(10)
-        return original(tickets, policy)
+        return original(tickets, policy, **given)
 
     old.triager.classify = slow_classify
     seen = {}

@@ -157,6 +157,8 @@ def _equal_vectorizers(a: Any, b: Any) -> bool:
 class Triager:
     """Classifies tickets with a loaded bundle; thread-safe for reads (no state changes)."""
 
+    takes_texts = True  # classify(..., texts=) (callers check: stand-in triagers do not)
+
     def __init__(self, bundle: Bundle, encoder: Encoder | None = None) -> None:
         self._bundle = bundle
         self.manifest: dict = bundle.manifest
@@ -222,18 +224,23 @@ class Triager:
         histories: Sequence[Mapping[str, Sequence[str]] | None] | None = None,
         *,
         vectors: np.ndarray | None = None,
+        texts: Sequence[str] | None = None,
     ) -> list[dict]:
         """One dict per ticket: ``{"fields": {head: {...}}, "bundle_id": ...}`` (docs/DESIGN.md).
 
         ``histories``: per ticket, the labels of the requester's earlier tickets
         (``{"team": [...], ...}``, newest first) for heads trained with requester history;
         without it those heads see no history, as for a first-time requester.
-        ``vectors`` (one row per ticket, from this triager's encoder) spare the encoder call.
+        ``vectors`` (one row per ticket, from this triager's encoder) spare the encoder call;
+        ``texts`` (the tickets' ``model_text``, when the caller already has them for its
+        encoder call) spare the normalisation, about as costly as a TF-IDF head's predict.
         """
         tickets = list(tickets)
         if not tickets:
             return []
-        X = self.features_for_texts([model_text(t.subject, t.body) for t in tickets], vectors)
+        if texts is None or len(texts) != len(tickets):
+            texts = [model_text(t.subject, t.body) for t in tickets]
+        X = self.features_for_texts(texts, vectors)
         transform = self._shared.for_call()
         with _trusted_inputs():
             per_head = {

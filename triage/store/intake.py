@@ -311,8 +311,9 @@ def assess(
     """
     out = Assessment()
     subject, body = _text(payload.get("subject")), as_text(_text(payload.get("body")))
+    text = model_text(subject, body)  # once, for the encoder and the heads
     if encoder is not None:
-        out.vector = np.asarray(encoder.encode([model_text(subject, body)])[0], dtype=np.float32)
+        out.vector = np.asarray(encoder.encode([text])[0], dtype=np.float32)
         out.encoder = similar.encoder_name(encoder)
     if triager is not None:
         shape = Ticket(
@@ -325,7 +326,9 @@ def assess(
             created_at=now,
         )
         shared = out.vector is not None and _same_space(triager, encoder)
-        extra = {"histories": [history]} if history is not None else {}
+        extra: dict[str, Any] = {"histories": [history]} if history is not None else {}
+        if getattr(triager, "takes_texts", False):  # spares the heads normalising it again
+            extra["texts"] = [text]
         out.prediction = (
             triager.classify([shape], vectors=out.vector[None, :], **extra)
             if shared
