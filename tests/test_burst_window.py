@@ -180,3 +180,19 @@ def test_the_window_keeps_the_newest_rows_and_says_when_it_cannot_answer():
     assert sum(1 for key in window.keys[: window.size] if key == n) == 1
     window.forget([n])
     assert n not in window.held and n not in window.keys[: window.size].tolist()
+
+
+def test_a_catch_up_that_finds_new_tickets_does_not_ask_for_the_highest_id(store, monkeypatch):
+    """The ids read above the watermark give the highest id: one query less per busy intake."""
+    load_index(store, NOW)
+    fill(store, per_topic=1)
+    tops = []
+    top = similar._top
+    monkeypatch.setattr(similar, "_top", lambda *args: tops.append(1) or top(*args))
+    with store.session() as s:  # new tickets since the last look: no max() query
+        similar.search(s, probe("VPN down", BURSTS["VPN down"].format(i=5), NOW))
+    assert tops == []
+    with store.session() as s:  # nothing new: the max() query tells rows were not deleted
+        similar.search(s, probe("VPN down", BURSTS["VPN down"].format(i=6), NOW))
+    assert tops == [1]
+    assert len(similar._INDEXES[store.engine][(NAME, ENC.dim)].index) == 4  # all four caught up

@@ -529,19 +529,18 @@ class _OpenTickets:
         *down*: rows were deleted wholesale (a test emptying its database, a restore),
         and the caller starts a fresh index.
         """
-        top = _top(session, exclude)
-        if top < self.watermark:
-            return False
         # Ids only, by primary key; the few the index lacks are then read and checked (open,
         # this encoder) by _load. Only ids never read are asked for: those above the
         # watermark, and the gaps (ids not there at an earlier look) of the last
         # CATCH_UP_MARGIN, which a transaction that got its id earlier may still fill.
-        if top > self.watermark or self.gaps is None or self.gaps:
-            seen, stored = _fill(session, self.watermark, self.gaps, exclude)
-            self.gaps, self.watermark = _gaps(seen, self.watermark, self.gaps, CATCH_UP_MARGIN, top)
-            fresh = set(self.index.absent(stored))
-        else:
-            fresh = set()
+        seen, stored = _fill(session, self.watermark, self.gaps, exclude)
+        # the highest id: read only when none above the watermark was (a busy desk's
+        # intakes nearly always find some, and then the max() query is not needed)
+        top = max(seen) if seen and max(seen) > self.watermark else _top(session, exclude)
+        if top < self.watermark:
+            return False
+        self.gaps, self.watermark = _gaps(seen, self.watermark, self.gaps, CATCH_UP_MARGIN, top)
+        fresh = set(self.index.absent(stored))
         reopened = set(self.index.absent(i for i in self._reopened(session) if i != exclude))
         if fresh or reopened:
             self._load(session, encoder, TicketVector.ticket_id.in_(sorted(fresh | reopened)))
