@@ -41,6 +41,7 @@ def test_the_received_notice_says_the_due_times_of_the_clocks_without_reading_th
             s, dict(PAYLOAD), actor="ann", triager=SURE, ruleset=RULES, idempotency_key="k1", now=NOW
         )
     assert not [q for q in seen if q.startswith("select") and "sla_clocks" in q]
+    assert not [q for q in seen if q.startswith("select") and "from outbox" in q]  # ON CONFLICT dedupes
     assert len([q for q in seen if q.startswith("update tickets")]) <= 1  # all field changes at once
     with store.session() as s:
         due = {
@@ -87,3 +88,16 @@ def test_a_retried_key_answers_the_first_ticket_and_writes_nothing(store):
         )
     assert (again.created, again.ticket.id) == (False, first.ticket.id)
     assert not [q for q in seen if q.startswith(("update", "delete")) or q.startswith("insert into tickets")]
+
+
+def test_the_received_notice_is_queued_once_per_ticket(store):
+    from triage.store import notices
+
+    with store.session() as s:
+        res = intake(s, dict(PAYLOAD), actor="ann", triager=SURE, ruleset=RULES, now=NOW)
+        notices.received(s, res.ticket, NOW)  # a second time, in the same transaction
+    with store.session() as s:
+        notices.received(s, tickets.get(s, res.ticket.id), NOW)  # and in another
+    with store.session() as s:
+        rows = s.scalars(select(OutboxMessage).where(OutboxMessage.ticket_id == res.ticket.id)).all()
+        assert [r.dedupe_key for r in rows] == [f"received:{res.ticket.id}"]

@@ -21,7 +21,9 @@ import re
 from datetime import datetime
 from typing import Any, Callable
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from triage.store import event_log
@@ -59,20 +61,27 @@ def queue(session: Session, template: str, to: list[str], **details: Any) -> Out
 def queue_quietly(session: Session, template: str, to: list[str], **details: Any) -> bool:
     """:func:`queue` as one Core INSERT, for callers that need no row back (intake's notice).
 
-    No ORM object, no flush: the row goes in with the transaction's other writes (inside
-    an ``event_log.batched`` block, with the batch's: the dedupe check of a later call in
-    the same batch does not see it, so use it once per ``dedupe_key`` and batch).
-    Returns whether a mail was queued.
+    No ORM object, no flush, no dedupe SELECT: the row goes in with the transaction's other
+    writes (inside an ``event_log.batched`` block, with the batch's) as ``INSERT ... ON
+    CONFLICT DO NOTHING``, so the unique ``dedupe_key`` makes a second one a no-op in the
+    database. Returns whether a mail was handed in (someone to send to).
     """
-    values = _mail_row(session, template, to, **details)
+    values = _mail_row(session, template, to, checked=False, **details)
     if values is None:
         return False
-    event_log.write_later(session, _INSERT, [values])
+    dialect = session.get_bind().dialect.name
+    event_log.write_later(
+        session, _INSERT_ONCE["postgresql" if dialect == "postgresql" else "sqlite"], [values]
+    )
     return True
 
 
-_INSERT = insert(OutboxMessage.__table__)
-_QUEUED = select(OutboxMessage.__table__.c.id).where(OutboxMessage.__table__.c.dedupe_key == bindparam("key"))
+_OUTBOX = OutboxMessage.__table__
+_INSERT_ONCE = {
+    name: dialect_insert(_OUTBOX).on_conflict_do_nothing(index_elements=[_OUTBOX.c.dedupe_key])
+    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_QUEUED = select(_OUTBOX.c.id).where(_OUTBOX.c.dedupe_key == bindparam("key"))
 
 
 def _mail_row(
@@ -87,12 +96,14 @@ def _mail_row(
     auto_submitted: str = "auto-generated",
     attachments: list[dict] | None = None,
     now: datetime | None = None,
+    checked: bool = True,
 ) -> dict[str, Any] | None:
-    """The outbox row's values, or None: nobody to send to, or ``dedupe_key`` queued before."""
+    """The outbox row's values, or None: nobody to send to, or ``dedupe_key`` queued before
+    (asked of the table unless ``checked`` is False: the caller's INSERT does the check)."""
     recipients = sorted({a for a in (mail_address(x) for x in to) if a})
     if not recipients:
         return None
-    if dedupe_key is not None:
+    if dedupe_key is not None and checked:
         # earlier queue() calls flushed their rows, so the table (not the session) is what to ask
         if session.connection().execute(_QUEUED, {"key": dedupe_key}).first() is not None:
             return None
