@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
 
 from triage.errors import InputError, NotFound, TransitionError
 from triage.htmltext import as_text
@@ -169,6 +169,7 @@ _CLAIMS = {
 _TICKETS = TicketRow.__table__
 _INSERT_TICKET = insert(_TICKETS).returning(_TICKETS.c.id)
 _TICKET_COLUMNS = [c.key for c in _TICKETS.columns if c.key != "id"]
+_NEW_TICKET = TicketRow.__mapper__.class_manager.new_instance  # an instance, no __init__
 
 
 def _claim_statement(dialect: str):
@@ -183,7 +184,11 @@ def _insert_ticket(session: Session, values: dict[str, Any]) -> TicketRow:
     """
     row = {name: values.get(name) for name in _TICKET_COLUMNS}
     ticket_id = session.connection().execute(_INSERT_TICKET, row).scalar_one()
-    ticket = TicketRow(id=ticket_id, **row)
+    # as the ORM builds a loaded row: values straight into the instance's dict, then all marked
+    # as committed (the constructor's 22 instrumented attribute sets cost more than the INSERT)
+    configure_mappers()  # what the constructor would have done first (a no-op once configured)
+    ticket = _NEW_TICKET()
+    ticket.__dict__.update(row, id=ticket_id)
     make_transient_to_detached(ticket)
     session.add(ticket)
     return ticket
