@@ -28,6 +28,7 @@ commit; it must not keep state outside the session that a rerun would duplicate.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Any, Callable, Iterable
 
@@ -89,6 +90,7 @@ class GroupCommitter:
                 return jobs
         try:
             while not all(job.done for job in jobs):
+                time.sleep(0)  # let threads that just woke up hand in their next job: a larger group
                 with self._changed:
                     group = [self._pending.popleft() for _ in range(min(self.max_group, len(self._pending)))]
                 if not group:  # cannot happen: a job not done is still pending
