@@ -12,6 +12,10 @@ Which rows it learns from, and why:
 
 Memory: one slice of ``batch_rows`` rows and the heads' weights. Time: one hashing
 transform per slice, shared by every head.
+
+Order: the rows of each slice are learnt in a random order drawn from ``seed`` (the same
+every run), not in file order; the slices themselves come in file order, so an export
+sorted by class over more than a slice is only partly mixed.
 """
 
 from __future__ import annotations
@@ -54,11 +58,14 @@ def fit_incremental(
         return {}
     sample = np.sort(np.asarray(sample_rows, dtype=np.int64))
     bar = _bar(info.rows, progress)
+    rng = np.random.default_rng(seed)
     for part in scan(path, mapping, rare=info.rare, batch_rows=batch_rows):
         rows = np.asarray(part.source_rows, dtype=np.int64)
         outside = ~np.isin(rows, sample, assume_unique=True)
         fit_ok = outside & (splits(part.texts) != "holdout")
-        _learn(models, part, np.flatnonzero(fit_ok))
+        # SGD learns what it sees last best: an export sorted by time or by team would pull
+        # the weights towards its last rows, so each slice is learnt in a seeded random order
+        _learn(models, part, rng.permutation(np.flatnonzero(fit_ok)))
         if bar is not None:
             bar.update(part.counts["rows_read"])
     if bar is not None:

@@ -33,7 +33,6 @@ from triage.classifiers import (
     fit_candidates,
     fit_parts,
     macro_f1_idx,
-    make_reference,
     predict_labelled,
 )
 from triage.features import available_groups, context_strings, requester_history
@@ -488,8 +487,10 @@ def train_head(
     if no_apply:
         for t in thresholds.values():
             t["apply"], t["n_applied"], t["precision_applied"] = None, 0, None
-    ref = make_reference().fit([X.texts[i] for i in idx["train"]], y[idx["train"]])
-    ref_pred = ref.predict([X.texts[i] for i in idx["holdout"]])
+    # the plain reference's holdout labels: the ``reference`` candidate is that very model
+    # (make_reference's features and seeded LinearSVC, fitted on the same train rows; its
+    # label is the LinearSVC's arg-max), so it is read here rather than fitted a second time
+    ref_pred = cands["reference"].classes_[picks["reference"]["holdout"]]
     report = {
         "chosen": chosen,
         "classes": classes,

@@ -17,7 +17,9 @@ fits instead of three.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -140,7 +142,7 @@ def _folds(y: np.ndarray, cv: int, seed: int) -> list[tuple[np.ndarray, np.ndarr
     return list(splitter.split(np.zeros(len(y)), y))
 
 
-def _progress(items: list, enabled: bool, desc: str) -> Iterable:
+def _progress(items: Iterable, enabled: bool, desc: str) -> Iterable:
     if not enabled:
         return items
     from tqdm.auto import tqdm
@@ -232,8 +234,18 @@ class TextHead(ClassifierMixin, BaseEstimator):
                     parts.oof_knn if self.knn_ is not None else None,
                 ]
             )
-        self.calibrator_, stacker_oof, self.calibration_ = self._choose_calibrator(oof, parts.y)
-        self.temperature_ = _fit_temperature(stacker_oof, parts.y, self.calibrator_.classes_)
+        # reference and reference_bias calibrate the same scores the same way: done once
+        key = (
+            "reference" if self.kind in REFERENCE_KINDS else self.kind,
+            self.stack_c,
+            self.cv,
+            self.random_state,
+        )
+        if key not in parts.calibrated:
+            calibrator, stacker_oof, name = self._choose_calibrator(oof, parts.y)
+            temperature = _fit_temperature(stacker_oof, parts.y, calibrator.classes_)
+            parts.calibrated[key] = (calibrator, stacker_oof, name, temperature)
+        self.calibrator_, stacker_oof, self.calibration_, self.temperature_ = parts.calibrated[key]
         # honest probabilities for every training row: model selection on small data uses them
         self.oof_proba_ = _temper(stacker_oof, self.temperature_)
         if self.kind == "reference":  # the plain decision: arg-max of the LinearSVC's scores
@@ -697,6 +709,8 @@ class Parts:
     ref_vectorizer: FeatureUnion | None = None
     ref_svc: LinearSVC | None = None
     oof_ref: np.ndarray | None = None
+    # (kind, stack_c, cv, seed) → (calibrator, its out-of-fold probabilities, name, temperature)
+    calibrated: dict = field(default_factory=dict)
 
 
 def fit_parts(
@@ -710,40 +724,73 @@ def fit_parts(
     cv: int = 5,
     random_state: int = 0,
     progress: bool = False,
+    n_jobs: int | None = None,
 ) -> Parts:
-    """Fit each base model once, on all rows and cross-fitted for out-of-fold scores."""
+    """Fit each base model once, on all rows and cross-fitted for out-of-fold scores.
+
+    ``n_jobs``: worker processes the independent fits of one base model (its folds and the
+    all-rows fit) share; None = the cores this process may use (:func:`fit_jobs`). The results
+    do not depend on it: every fit has its own fixed seed (see :func:`_cross_fit`)."""
     y = np.asarray([str(v) for v in y])
     classes = np.unique(y)
     if len(classes) < 2:
         raise ValueError(f"a head needs at least 2 classes, got {list(classes)}")
     parts = Parts(classes=classes, y=y)
     folds = _folds(y, cv, random_state)
-    if any(k in REFERENCE_KINDS for k in kinds):
-        parts.ref_vectorizer = make_reference_vectorizer()
-        R = parts.ref_vectorizer.fit_transform(X.texts)
-        parts.ref_svc, parts.oof_ref = _cross_fit(
-            make_reference_svc, R, y, classes, folds, False, progress, "reference cv"
-        )
-    if any(k in ("tfidf", "combined") for k in kinds):
-        parts.vectorizer = make_vectorizer(len(X))
-        parts.vectorizer.fit(X.texts)
-        if _has_context(X):
-            parts.context = make_context_vectorizer().fit(X.context)
-        T = text_matrix(parts.vectorizer, parts.context, X)
-        make = lambda: LinearSVC(C=svc_c, class_weight=class_weight)  # noqa: E731
-        parts.svc, parts.oof_svc = _cross_fit(make, T, y, classes, folds, False, progress, "tfidf cv")
-    if any(k in ("embedding", "combined") for k in kinds):
-        if X.vectors is None:
-            raise ValueError("embedding head: expected sentence vectors in Features, got None")
-        make = lambda: LogisticRegression(C=lr_c, max_iter=2000, class_weight=class_weight)  # noqa: E731
-        parts.emb, parts.oof_emb = _cross_fit(
-            make, X.vectors, y, classes, folds, True, progress, "embedding cv"
-        )
-    if "combined" in kinds:
-        parts.knn, parts.oof_knn = _cross_fit(
-            NeighbourVote, X.vectors, y, classes, folds, True, progress, "neighbours cv"
-        )
+    jobs = fit_jobs() if n_jobs is None else max(1, n_jobs)
+    started: dict[str, Future] = {}
+    # the next model's TF-IDF vocabulary is built while the previous model's folds fit
+    with _fit_pool(jobs) as pool:
+        if any(k in REFERENCE_KINDS for k in kinds):
+            parts.ref_vectorizer = make_reference_vectorizer()
+            R = parts.ref_vectorizer.fit_transform(X.texts)
+            started["ref"] = pool.submit(_cross_fit, make_reference_svc, R, y, classes, folds, False, jobs)
+        if any(k in ("tfidf", "combined") for k in kinds):
+            parts.vectorizer = make_vectorizer(len(X))
+            if _has_context(X):
+                parts.context = make_context_vectorizer().fit(X.context)
+            T = text_matrix(parts.vectorizer, parts.context, X, _fit_transform)
+            make = lambda: make_tfidf_svc(svc_c, class_weight, random_state)  # noqa: E731
+            started["svc"] = pool.submit(_cross_fit, make, T, y, classes, folds, False, jobs)
+        if any(k in ("embedding", "combined") for k in kinds):
+            if X.vectors is None:
+                raise ValueError("embedding head: expected sentence vectors in Features, got None")
+            make = lambda: LogisticRegression(C=lr_c, max_iter=2000, class_weight=class_weight)  # noqa: E731
+            started["emb"] = pool.submit(_cross_fit, make, X.vectors, y, classes, folds, True, jobs)
+        if "combined" in kinds:
+            started["knn"] = pool.submit(_cross_fit, NeighbourVote, X.vectors, y, classes, folds, True, jobs)
+        for key, future in _progress(list(started.items()), progress, "base models"):
+            model, oof = future.result()
+            setattr(parts, _CROSS_FITS[key], model)  # Parts' fields: the model, oof_<key>
+            setattr(parts, f"oof_{key}", oof)
     return parts
+
+
+# base model key → its Parts field (its out-of-fold scores: ``oof_<key>``)
+_CROSS_FITS = {"ref": "ref_svc", "svc": "svc", "emb": "emb", "knn": "knn"}
+
+
+def make_tfidf_svc(c: float, class_weight: str | None, random_state: int) -> LinearSVC:
+    """The tfidf candidate's LinearSVC. Its seed is fixed: liblinear shuffles the rows it
+    visits, so without one the out-of-fold scores (and a close selection) moved between runs."""
+    return LinearSVC(C=c, class_weight=class_weight, random_state=random_state)
+
+
+def _fit_transform(vectorizer: Any, texts: list[str]) -> sparse.spmatrix:
+    """``fit`` then ``transform`` in one pass (they analysed the char n-grams of every text
+    twice), with each row's columns sorted as ``transform`` leaves them: liblinear sums a
+    row's terms in stored order, so the same values in another order could move a score."""
+    M = vectorizer.fit_transform(texts)
+    M.sort_indices()
+    return M
+
+
+def fit_jobs() -> int:
+    """How many fits run side by side: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class NeighbourVote(ClassifierMixin, BaseEstimator):
@@ -807,19 +854,66 @@ class NeighbourVote(ClassifierMixin, BaseEstimator):
 MATCH_FOLD_SCALE = True
 
 
-def _cross_fit(
-    make, M, y: np.ndarray, classes: np.ndarray, folds, log_proba: bool, progress: bool, desc: str
-):
+class _Inline:
+    """A pool of one that runs each job when submitted (``n_jobs=1``: strictly serial)."""
+
+    def __enter__(self) -> "_Inline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn: Callable, *args: Any) -> Future:
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
+
+
+def _fit_pool(n_jobs: int) -> Any:
+    """Where the base models' cross-fits run: one after another, in one background thread
+    (``n_jobs`` > 1), so the caller can build the next TF-IDF matrix meanwhile."""
+    return _Inline() if n_jobs <= 1 else ThreadPoolExecutor(1)
+
+
+def _cross_fit(make, M, y: np.ndarray, classes: np.ndarray, folds, log_proba: bool, n_jobs: int = 1):
+    """The all-rows model and out-of-fold scores of one base model: cv + 1 independent fits.
+
+    With ``n_jobs`` > 1 they run in that many worker processes (joblib's loky; the matrix is
+    memory-mapped to them, not copied per fit). Processes, not threads: liblinear draws its
+    coordinate order from one process-wide random generator, so two LinearSVC fits in one
+    process at once would each see the other's draws and the scores would change from run to
+    run. Each fit sets its own seed, so the results equal a serial loop's.
+    """
+    jobs: list = [None, *folds]  # the all-rows fit first: the longest should not start last
+    if n_jobs <= 1:
+        done = [_fit_job(make, M, y, classes, job, log_proba) for job in jobs]
+    else:
+        from joblib import Parallel, delayed
+
+        done = Parallel(n_jobs=min(n_jobs, len(jobs)), backend="loky")(
+            delayed(_fit_job)(make, M, y, classes, job, log_proba) for job in jobs
+        )
     oof = np.zeros((len(y), len(classes)))
-    fold_norms = []
-    for train_idx, test_idx in _progress(folds, progress, desc):
-        model = make().fit(M[train_idx], y[train_idx])
-        oof[test_idx] = _scores(model, M[test_idx], classes, log_proba=log_proba)
-        fold_norms.append(_coef_scale(model))
-    full = make().fit(M, y)
+    for (scores, _), (_, test_idx) in zip(done[1:], folds):
+        oof[test_idx] = scores
+    full = done[0]
     if MATCH_FOLD_SCALE:
-        _match_fold_scale(full, fold_norms)
+        _match_fold_scale(full, [scale for _, scale in done[1:]])
     return full, oof
+
+
+def _fit_job(make, M, y: np.ndarray, classes: np.ndarray, job, log_proba: bool):
+    """One fit: on every row (``job`` None: the model), or on a fold's train rows (its
+    test rows' scores and its weight scale, :func:`_coef_scale`). One BLAS thread wherever it runs: a multi-threaded BLAS sums in
+    another order, and the logistic regression's weights would depend on where it ran."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        if job is None:
+            return make().fit(M, y)
+        train_idx, test_idx = job
+        model = make().fit(M[train_idx], y[train_idx])
+        return _scores(model, M[test_idx], classes, log_proba=log_proba), _coef_scale(model)
 
 
 def _coef_scale(model: Any) -> float | None:
@@ -855,5 +949,6 @@ def fit_candidates(
 ) -> dict[str, TextHead]:
     """One fitted :class:`TextHead` per kind, sharing base fits and folds."""
     stack_c = params.pop("stack_c", 1.0)
-    parts = fit_parts(X, y, kinds=kinds, **params)
+    n_jobs = params.pop("n_jobs", None)  # scheduling only: not a parameter of the heads
+    parts = fit_parts(X, y, kinds=kinds, n_jobs=n_jobs, **params)
     return {kind: TextHead(kind, stack_c=stack_c, **params)._assemble(parts) for kind in kinds}
