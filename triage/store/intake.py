@@ -27,7 +27,7 @@ optional so the store works, and is tested, without a model bundle.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Collection, Iterator
@@ -134,7 +134,8 @@ def intake_many(
         raise ValueError("one idempotency key (or None) per payload")
     out: list[IntakeResult | Exception | None] = [None] * len(payloads)
     works, where = [], []
-    with store.session() as session:  # reads only: each in a read transaction of its own
+    reads = encoder is not None or getattr(triager, "uses_history", False)
+    with store.session() if reads else nullcontext(None) as session:  # reads only, if any
         for i, (payload, key) in enumerate(zip(payloads, keys)):
             try:
                 item = prepare(
@@ -179,7 +180,7 @@ class Prepared:
 
 
 def prepare(
-    session: Session,
+    session: Session | None,
     payload: dict[str, Any],
     *,
     triager=None,
@@ -187,15 +188,20 @@ def prepare(
     idempotency_key: str | None = None,
     now: datetime | None = None,
 ) -> Prepared:
-    """The model, the encoder and the reads (history, similar tickets): no write, no write lock."""
+    """The model, the encoder and the reads (history, similar tickets): no write, no write lock.
+
+    ``session`` is read only with an ``encoder`` or a triager that ``uses_history`` (else None
+    will do: intake_many then opens none)."""
     now = now or utcnow()
     history = None
     if getattr(triager, "uses_history", False) and payload.get("requester"):
+        assert session is not None, "a triager that uses history needs a session to read it"
         with _reading(session):  # heads trained with the requester's earlier tickets
             history = requester_history(session, str(payload["requester"]), now)
     assessed = assess(payload, triager=triager, encoder=encoder, now=now, history=history)
     found = similar.Found()
     if assessed.vector is not None:
+        assert session is not None, "duplicate search needs a session to read"
         with _reading(session):
             found = find_similar(
                 session,
