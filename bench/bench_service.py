@@ -147,6 +147,8 @@ def start_server(args, bundle: Path, port: int, log_path: Path) -> subprocess.Po
         "TRIAGE_DATABASE_URL": args.database_url,
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if getattr(args, "threads", 0):
+        env["TRIAGE_THREADS"] = str(args.threads)  # request threads per gthread worker
     cmd = [
         sys.executable,
         "-m",
@@ -523,6 +525,9 @@ def main(argv: list[str] | None = None) -> int:
         "TF-IDF-only heads, whose ?kb=0 classify never calls the encoder (the 5 ms fast path)",
     )
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--threads", type=int, default=0, help="request threads per worker (default: the server's, 2)"
+    )
     p.add_argument("-n", type=int, default=300, help="requests per measurement")
     p.add_argument("--clients", default="1,2", help="concurrent clients to measure with")
     p.add_argument("--timeout", type=float, default=1800, help="stop everything after this (s)")
@@ -582,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += wrk_rows(port, tickets, max(intake_clients or [4]), args.wrk, worker_pids(proc.pid))
         meta = (
             f"bundle {bundle.name}, encoder {args.encoder or 'bundle default'}, "
-            f"{args.workers} gunicorn workers, KB {Path(args.kb).name} ({kb_size(args.kb)} articles), "
+            f"{args.workers} gunicorn workers x {args.threads or 'default'} threads, KB {Path(args.kb).name} ({kb_size(args.kb)} articles), "
             f"store {args.database}, "
             f"tickets median {words:.0f} words, {os.cpu_count()} CPUs, keep-alive http.client, "
             f"load average {load_before} before / {load_average()} after"
