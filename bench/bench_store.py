@@ -428,15 +428,15 @@ def main() -> None:
         "is not counted), which other load on the machine does not inflate as it does "
         "wall-clock latency\n"
     )
+    if args.profile:
+        for kind in args.backends.split(","):
+            profile(kind.strip(), args, triager.inner, rules)
+        return
     print(
         f"| {'store':<10} | {'what':<36} | {'n':>5} | {'p50 ms':>7} | {'p99 ms':>7} | "
         f"{'max ms':>7} | {'per s':>8} | CPU ms | notes |"
     )
     print(f"|{'-' * 12}|{'-' * 38}|{'-' * 7}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 10}|--------|-------|")
-    if args.profile:
-        for kind in args.backends.split(","):
-            profile(kind.strip(), args, triager.inner, rules)
-        return
     for kind in args.backends.split(","):
         run(kind.strip(), args, triager, rules, encoder, label)
 
