@@ -66,6 +66,7 @@ class GroupCommitter:
         self._pending: deque[Job] = deque()
         self._changed = threading.Condition()  # guards _pending and _leading; held for microseconds
         self._leading = False  # one group at a time in this process
+        self._callers = 0  # threads inside run_all (alone, a leader never waits for company)
         self.groups = 0  # how many transactions ran (tests and benches read it)
 
     def submit(self, work: Callable[[Session], Any]) -> Any:
@@ -80,6 +81,15 @@ class GroupCommitter:
         """
         jobs = [Job(work) for work in works]
         with self._changed:
+            self._callers += 1
+        try:
+            return self._run_all(jobs)
+        finally:
+            with self._changed:
+                self._callers -= 1
+
+    def _run_all(self, jobs: list[Job]) -> list[Job]:
+        with self._changed:
             self._pending.extend(jobs)
             while not all(job.done for job in jobs):
                 if not self._leading:
@@ -90,7 +100,8 @@ class GroupCommitter:
                 return jobs
         try:
             while not all(job.done for job in jobs):
-                time.sleep(0)  # let threads that just woke up hand in their next job: a larger group
+                if self._callers > 1:  # let threads just answered hand in their next job: a larger group
+                    time.sleep(0)
                 with self._changed:
                     group = [self._pending.popleft() for _ in range(min(self.max_group, len(self._pending)))]
                 if not group:  # cannot happen: a job not done is still pending
