@@ -4,6 +4,7 @@ the same-run reference.
 
     nice .venv/bin/python bench/bench_train_time.py                 # the default command
     nice .venv/bin/python bench/bench_train_time.py --serial        # every fit on one core
+    nice .venv/bin/python bench/bench_train_time.py --incremental   # the SGD head: file order vs shuffled
     PYTHONPATH=/path/to/older/checkout .venv/bin/python bench/bench_train_time.py   # "before"
 
 What runs: ``triage train --data <export> --mapping <mapping> --out <tmp>`` with its
@@ -158,6 +159,51 @@ def reference_fit(data: Path, mapping: Path) -> dict:
     return {"rows": len(rows), "wall": time.perf_counter() - w0, "cpu": tree_cpu() - c0}
 
 
+def incremental_order(data: Path, mapping_path: Path, max_rows: int = 10_000) -> None:
+    """The full-data SGD head (``--max-rows``) learnt in file order vs in the seeded shuffled
+    order of training/incremental.py, on the export as given and on a copy sorted by label
+    (written under /tmp, never into the repository); macro-F1 of its raw arg-max on the
+    export's holdout rows, which it never learns."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import f1_score
+
+    from training import incremental
+    from training.mapping import load_export, load_mapping
+    from training.pipeline import assign_splits
+    from training.stream import load_sampled
+
+    mapping = load_mapping(mapping_path)
+    head = next(iter(mapping.labels))
+    column = mapping.labels[head].column
+    frame = pd.read_csv(data, dtype=str, keep_default_na=False)
+    sorted_path = Path(tempfile.mkdtemp(prefix="triage-bench-sorted-")) / "sorted.csv"
+    frame.sort_values(column, kind="stable").to_csv(sorted_path, index=False)
+    learn = incremental._learn
+    print(f"\n# incremental head ({head}), sample of {max_rows} rows held out from it")
+    print("| export | order | rows learnt | holdout macro-F1 | CPU s |")
+    print("|---|---|---|---|---|")
+    for name, path in (("as given", data), ("sorted by label", sorted_path)):
+        ds = load_export(path, mapping)
+        hold = np.flatnonzero(
+            (assign_splits(ds.texts) == "holdout") & [v is not None for v in ds.labels[head]]
+        )
+        sample, info = load_sampled(path, mapping, max_rows, head, seed=0)
+        for order in ("file order", "shuffled (seed 0)"):
+            incremental._learn = (  # type: ignore[assignment]
+                (lambda m, part, rows: learn(m, part, np.sort(rows))) if order == "file order" else learn
+            )
+            c0 = tree_cpu()
+            model = incremental.fit_incremental(
+                path, mapping, [head], info, sample.source_rows, splits=assign_splits, seed=0
+            )[head]
+            cpu = tree_cpu() - c0
+            pred = model.svc_.predict(model.hash([ds.texts[i] for i in hold]))
+            f1 = f1_score([ds.labels[head][i] for i in hold], pred, average="macro")
+            print(f"| {name} | {order} | {model.rows_learnt_} | {f1:.4f} | {cpu:.1f} |")
+    incremental._learn = learn  # type: ignore[assignment]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -165,8 +211,12 @@ def main() -> int:
     ap.add_argument("--serial", action="store_true", help="every fit in this process, one at a time")
     ap.add_argument("--warm-cache", action="store_true", help="keep the user's embedding cache")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--incremental", action="store_true", help="only the SGD head's learning order")
     ap.add_argument("train_args", nargs="*", help="extra `triage train` arguments (after --)")
     args = ap.parse_args()
+    if args.incremental:
+        incremental_order(args.data, args.mapping)
+        return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     tmp = Path(tempfile.mkdtemp(prefix="triage-bench-train-"))

@@ -159,3 +159,47 @@ def test_reference_kinds_share_one_calibration_and_equal_their_own_fit(demo_feat
     assert both["reference"].temperature_ == alone.temperature_
     assert np.array_equal(both["reference_bias"].bias_, alone.bias_)
     assert np.array_equal(both["reference_bias"].predict_proba(X), alone.predict_proba(X))
+
+
+def test_the_shuffle_buffer_learns_every_row_once_and_mixes_across_slices(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from training import incremental
+    from training.mapping import load_export, load_mapping
+    from training.pipeline import assign_splits
+    from training.stream import census
+
+    teams = ["access", "hardware", "network"]
+    frame = pd.DataFrame(
+        {
+            "body": [f"{t} ticket {i} about {t}" for t in teams for i in range(100)],
+            "team": [t for t in teams for _ in range(100)],
+        }
+    )
+    data = tmp_path / "sorted.csv"
+    frame.to_csv(data, index=False)
+    (tmp_path / "m.yaml").write_text("text: {body: body}\nlabels: {team: team}\n")
+    mapping = load_mapping(tmp_path / "m.yaml")
+    learnt: list[list[str]] = []
+    learn = incremental._learn
+
+    def record(models, part, rows):
+        learnt.append([part.texts[i] for i in rows])
+        return learn(models, part, rows)
+
+    monkeypatch.setattr(incremental, "_learn", record)
+    head = incremental.fit_incremental(
+        data,
+        mapping,
+        ["team"],
+        census(data, mapping, "team"),
+        [],
+        splits=assign_splits,
+        batch_rows=40,  # slices of 40 rows: each holds one team or two
+        shuffle_rows=120,
+    )["team"]
+    texts = [t for chunk in learnt for t in chunk]
+    whole = load_export(data, mapping).texts
+    expected = [t for t, s in zip(whole, assign_splits(whole)) if s != "holdout"]
+    assert sorted(texts) == sorted(expected) and head.rows_learnt_ == len(expected)  # each once
+    assert len(learnt) > 1 and len({t.split()[0] for t in learnt[0]}) == 3  # mixed beyond a slice
