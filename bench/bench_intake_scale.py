@@ -70,7 +70,7 @@ class FixedEncoder:
         return out
 
 
-def scan_nearest(session, vector, encoder, since, at, exclude):
+def scan_nearest(session, vector, encoder, since, at, exclude, floor=None):
     """The previous ``offer``: every open ticket of the window, read and scored."""
     return [
         (i, v, r, t)

@@ -196,3 +196,28 @@ def test_a_catch_up_that_finds_new_tickets_does_not_ask_for_the_highest_id(store
         similar.search(s, probe("VPN down", BURSTS["VPN down"].format(i=6), NOW))
     assert tops == [1]
     assert len(similar._INDEXES[store.engine][(NAME, ENC.dim)].index) == 4  # all four caught up
+
+
+def test_candidates_that_cannot_be_offered_are_not_read(store, monkeypatch):
+    """A duplicate needs cosine + requester boost >= threshold: nearer-than-that candidates only
+    are read back from the database, and the offer is the one a full read gives."""
+    load_index(store, NOW)
+    fill(store, per_topic=3)
+    p = probe("VPN down", BURSTS["VPN down"].format(i=50), NOW + timedelta(minutes=30), "u1-4@x")
+    read: list[list[int]] = []
+    nearest = similar._nearest
+
+    def recorded(*args, **kwargs):
+        rows = nearest(*args, **kwargs)
+        read.append([row[0] for row in rows])
+        return rows
+
+    monkeypatch.setattr(similar, "_nearest", recorded)
+    with store.session() as s:
+        floored = similar.search(s, p)
+    monkeypatch.setattr(similar, "FLOOR_MARGIN", 10.0)  # a floor below any cosine: all read
+    with store.session() as s:
+        full = similar.search(s, p)
+    assert floored.duplicates == full.duplicates and len(floored.duplicates) == 3
+    assert set(read[0]) == {d["ticket_id"] for d in floored.duplicates}  # the other topics: not read
+    assert len(read[1]) == 12  # all open tickets are among the 64 nearest

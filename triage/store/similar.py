@@ -138,7 +138,9 @@ def search(session: Session, probe: Probe, config: DuplicateConfig = DuplicateCo
             if v.size == vector.size and r == probe.requester
         ]
     else:
-        rows = _nearest(session, vector, probe.encoder, since, probe.created_at, None)
+        rows = _nearest(
+            session, vector, probe.encoder, since, probe.created_at, None, floor=_floor(vector, config)
+        )
     hits = find_duplicates(vector, probe.requester, probe.created_at, rows, config=config)
     duplicates = [{"ticket_id": int(i), "score": s, "reasons": r} for i, s, r in hits]
     return Found(duplicates, _burst(session, probe, vector))
@@ -732,11 +734,32 @@ def _open_tickets(
     return found
 
 
+def _floor(vector: np.ndarray, config: DuplicateConfig) -> float | None:
+    """The lowest cosine a duplicate can have (its score adds at most the requester boost),
+    less ``FLOOR_MARGIN`` for the index's rounding; None unless the vectors are unit length
+    (``find_duplicates`` scores the stored vectors as they are: only unit ones give the
+    index's cosine)."""
+    if abs(float(np.linalg.norm(vector)) - 1.0) > 1e-3:
+        return None
+    return config.threshold - max(config.same_requester_boost, 0.0) - FLOOR_MARGIN
+
+
+# the index's cosines are float16 above its exact threshold (error ~1e-3): candidates this
+# far below the floor are still read and scored exactly
+FLOOR_MARGIN = 0.02
+
+
 def _candidates(
-    session: Session, vec: np.ndarray, encoder: str, at: datetime, exclude: int | None
+    session: Session,
+    vec: np.ndarray,
+    encoder: str,
+    at: datetime,
+    exclude: int | None,
+    floor: float | None = None,
 ) -> tuple[_OpenTickets, list[int]]:
     """The ids of the ``CANDIDATES`` open tickets nearest ``vec``: index, plus a scan of what
-    it has not loaded yet (the same answer as a full exact scan while it loads)."""
+    it has not loaded yet (the same answer as a full exact scan while it loads); with a
+    ``floor``, only those at least that similar (the rest cannot be offered)."""
     kept = _open_tickets(session, encoder, vec.size, at, exclude)
     with kept.lock:
         if kept.loading:  # rows deleted wholesale meanwhile (a test emptying its tables)?
@@ -754,7 +777,8 @@ def _candidates(
         since = at - RETENTION
         near += _scan_after(session, vec, encoder, since, loaded, exclude)
         near = sorted(dict(near).items(), key=lambda hit: -hit[1])
-    return kept, [key for key, _ in near if key != exclude][:CANDIDATES]
+    near = [hit for hit in near if hit[0] != exclude][:CANDIDATES]
+    return kept, [key for key, score in near if floor is None or score >= floor]
 
 
 def _scan_after(
@@ -777,11 +801,18 @@ def _scan_after(
 
 
 def _nearest(
-    session: Session, vector, encoder: str, since: datetime, at: datetime, exclude: int | None
+    session: Session,
+    vector,
+    encoder: str,
+    since: datetime,
+    at: datetime,
+    exclude: int | None,
+    floor: float | None = None,
 ) -> list[tuple]:
-    """``(id, vector, requester, created_at)`` of the open tickets nearest ``vector``."""
+    """``(id, vector, requester, created_at)`` of the open tickets nearest ``vector`` (with a
+    ``floor``: only those whose cosine reaches it; the others are not read)."""
     vec = np.asarray(vector, dtype=np.float32).ravel()
-    kept, near = _candidates(session, vec, encoder, at, exclude)
+    kept, near = _candidates(session, vec, encoder, at, exclude, floor)
     if not near:
         return []
     stmt = (
