@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 SEED = 20240611
-ROWS = 600
+ROWS = 2000
 HERE = Path(__file__).resolve().parent
 
 SD, NET, IAM, EUC, BA, COL, HR = (
