@@ -111,6 +111,8 @@ def head_row(run: str, head: str, rep: dict, target_precision: float) -> dict:
         "candidates_selection": rep["candidates"],
         "candidates_holdout": rep["candidates_holdout"],
         "candidates_beat_reference": rep.get("candidates_beat_reference") or {},
+        # the same on the calibration split alone (a candidate must not trail there either)
+        "candidates_beat_reference_calibration": rep.get("candidates_beat_reference_calibration") or {},
         # share of paired holdout resamples where the reference scores above ours: a loss seen
         # in under ~90 % of them is within the holdout's noise
         "p_ref_above": (rep.get("holdout_vs_reference") or {}).get("share_of_resamples_ours_below"),
@@ -177,7 +179,12 @@ def markdown(rows: list[dict]) -> str:
         + ", ".join(
             f"{k} {r['candidates_selection'][k]:.3f} → {r['candidates_holdout'][k]:.3f}"
             + (
-                f" (beats reference in {r['candidates_beat_reference'][k]:.0%} of resamples)"
+                f" (beats reference in {r['candidates_beat_reference'][k]:.0%} of resamples"
+                + (
+                    f", {r['candidates_beat_reference_calibration'][k]:.0%} on calibration)"
+                    if k in r["candidates_beat_reference_calibration"]
+                    else ")"
+                )
                 if k != "reference" and k in r["candidates_beat_reference"]
                 else ""
             )
