@@ -106,10 +106,64 @@ def test_a_batch_is_one_transaction_with_one_insert_per_table(store):
         )
     assert all(isinstance(r, IntakeResult) and r.created for r in results)
     assert store.committer.groups - groups == 1
-    for table in ("sla_clocks", "ticket_events", "outbox", "predictions"):
+    for table in ("tickets", "idempotency_keys", "sla_clocks", "ticket_events", "outbox", "predictions"):
         assert len([q for q in seen if q.startswith(f"insert into {table} ")]) == 1, table
-    assert len([q for q in seen if q.startswith("insert into tickets ")]) == 5
     assert counts(store)["sla_clocks"] == 10 and counts(store)["outbox"] == 5
+    assert [r.ticket.subject for r in results] == [f"VPN down {i}" for i in range(5)]  # payloads' order
+
+
+def test_group_tickets_get_their_own_ids_in_the_payloads_order(store):
+    results = intake_many(
+        store, [payload(i) for i in range(7)], keys=[f"o{i}" if i % 2 else None for i in range(7)], **COMMON
+    )
+    ids = [r.ticket.id for r in results]
+    assert ids == sorted(ids) and len(set(ids)) == 7
+    with store.session(readonly=True) as s:
+        stored = dict(s.execute(select(TicketRow.id, TicketRow.subject)).all())
+        owners = dict(s.execute(select(IdempotencyKey.key, IdempotencyKey.ticket_id)).all())
+    assert [stored[i] for i in ids] == [f"VPN down {i}" for i in range(7)]
+    assert owners == {f"o{i}": ids[i] for i in (1, 3, 5)}
+    for r in results:  # the model's fields and the rules' clocks went to the right row
+        assert written_per_ticket(store, r.ticket.id)["clocks"] == 2
+        assert r.ticket.requester == stored[r.ticket.id].replace("VPN down ", "user") + "@example.com"
+
+
+def test_keys_claimed_earlier_answer_their_ticket_inside_a_group_and_write_nothing(store):
+    (old,) = intake_many(store, [payload(0)], keys=["old"], **COMMON)
+    before = counts(store)
+    groups = store.committer.groups
+    with statements(store) as seen:
+        results = intake_many(
+            store,
+            [payload(9), payload(1), payload(9), payload(2)],
+            keys=["old", "new", "old", "new"],
+            **COMMON,
+        )
+    assert store.committer.groups - groups == 1
+    assert [(r.created, r.ticket.id) for r in results] == [
+        (False, old.ticket.id),
+        (True, results[1].ticket.id),
+        (False, old.ticket.id),
+        (False, results[1].ticket.id),
+    ]
+    assert results[0].ticket.subject == "VPN down 0"  # the earlier ticket, not the replay's text
+    after = counts(store)
+    assert (
+        after["tickets"] == before["tickets"] + 1
+        and after["idempotency_keys"] == before["idempotency_keys"] + 1
+    )
+    assert after["outbox"] == before["outbox"] + 1 and after["sla_clocks"] == before["sla_clocks"] + 2
+    assert len([q for q in seen if q.startswith("insert into idempotency_keys ")]) == 1
+
+
+def test_a_bad_watcher_fails_its_ticket_alone_in_a_group(store):
+    bad = {**payload(1), "watchers": ["ok@example.com", ""]}
+    results = intake_many(store, [payload(0), bad, payload(2)], keys=["w0", "w1", "w2"], **COMMON)
+    assert isinstance(results[1], InputError) and "watcher" in str(results[1])
+    assert [r.created for r in (results[0], results[2])] == [True, True]
+    assert counts(store)["tickets"] == 2
+    with store.session(readonly=True) as s:
+        assert s.get(IdempotencyKey, "w1") is None
 
 
 def test_one_bad_ticket_in_a_group_fails_alone(store):

@@ -23,6 +23,10 @@ What callers can rely on, as with one transaction each:
 
 A job is a function of a :class:`~sqlalchemy.orm.Session` that writes and does not
 commit; it must not keep state outside the session that a rerun would duplicate.
+A job may also have a ``create_group(session, jobs)``: called once per group, before
+any job runs, with every job of the group sharing it (intake stores the group's
+tickets there with one statement per table); it keeps per-job errors on the jobs
+and raises only for what fails them all.
 """
 
 from __future__ import annotations
@@ -138,6 +142,7 @@ class GroupCommitter:
         try:
             try:
                 with event_log.batched(session):  # each table's rows of the group: one INSERT
+                    _before(session, group)
                     results = [job.work(session) for job in group]
                 session.flush()  # a failing write shows here, attributed to the jobs
             except Exception as exc:  # noqa: BLE001 - the jobs are rerun alone to find the bad one
@@ -155,3 +160,14 @@ class GroupCommitter:
             return None
         finally:
             session.close()
+
+
+def _before(session: Session, group: list[Job]) -> None:
+    """Each distinct ``create_group`` of the group's works, once, with its works in order."""
+    shared: dict[Any, list[Any]] = {}
+    for job in group:
+        hook = getattr(job.work, "create_group", None)
+        if hook is not None:
+            shared.setdefault(hook, []).append(job.work)
+    for hook, works in shared.items():
+        hook(session, works)

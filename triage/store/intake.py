@@ -144,7 +144,7 @@ def intake_many(
             except Exception as exc:  # noqa: BLE001 - this payload fails alone
                 out[i] = exc
                 continue
-            works.append(_writer(item, actor, ruleset, auto_assign, team_map))
+            works.append(_Writer(item, actor, ruleset, auto_assign, team_map))
             where.append(i)
     for i, job in zip(where, store.committer.run_all(works)):
         out[i] = job.error if job.error is not None else job.result
@@ -161,11 +161,39 @@ def intake_grouped(
     return result
 
 
-def _writer(item: Prepared, actor: str, ruleset, auto_assign: bool, team_map):
-    def work(session: Session) -> IntakeResult:
-        return write(session, item, actor=actor, ruleset=ruleset, auto_assign=auto_assign, team_map=team_map)
+class _Writer:
+    """One ticket's write job for the group committer. The committer first hands every
+    writer of a group to :meth:`create_group` (the group's tickets: one statement per table),
+    then calls each, which writes the rest of its ticket."""
 
-    return work
+    __slots__ = ("item", "actor", "ruleset", "auto_assign", "team_map", "made")
+
+    def __init__(self, item: Prepared, actor: str, ruleset, auto_assign: bool, team_map) -> None:
+        self.item, self.actor, self.ruleset = item, actor, ruleset
+        self.auto_assign, self.team_map = auto_assign, team_map
+        self.made: tuple[TicketRow, bool] | Exception | None = None
+
+    @staticmethod
+    def create_group(session: Session, writers: list[_Writer]) -> None:
+        made = tickets.create_many(
+            session, [(w.item.payload, w.actor, w.item.idempotency_key, w.item.now) for w in writers]
+        )
+        for writer, entry in zip(writers, made):
+            writer.made = entry
+
+    def __call__(self, session: Session) -> IntakeResult:
+        made, self.made = self.made, None  # a rerun creates again (its group's hook runs again)
+        if isinstance(made, Exception):
+            raise made
+        return write(
+            session,
+            self.item,
+            actor=self.actor,
+            ruleset=self.ruleset,
+            auto_assign=self.auto_assign,
+            team_map=self.team_map,
+            made=made,
+        )
 
 
 @dataclass
@@ -224,12 +252,15 @@ def write(
     ruleset=None,
     auto_assign: bool = True,
     team_map: dict[str, str] | None = None,
+    made: tuple[TicketRow, bool] | None = None,
 ) -> IntakeResult:
-    """The write half of intake: store, fields, rules, route, clocks, notice (the caller commits)."""
+    """The write half of intake: store, fields, rules, route, clocks, notice (the caller commits).
+
+    ``made``: the ticket already stored by :func:`tickets.create_many` (group commit)."""
     payload, assessed, found, now = item.payload, item.assessed, item.found, item.now
     # the write transaction starts with the first statement below
     with event_log.batched(session):  # the ticket's events: one multi-row INSERT
-        ticket, created = tickets.create(
+        ticket, created = made or tickets.create(
             session, payload, actor=actor, idempotency_key=item.idempotency_key, now=now
         )
         result = IntakeResult(ticket, created)

@@ -168,6 +168,7 @@ _CLAIMS = {
 }
 _TICKETS = TicketRow.__table__
 _INSERT_TICKET = insert(_TICKETS).returning(_TICKETS.c.id)
+_INSERT_TICKETS_ORDERED = insert(_TICKETS).returning(_TICKETS.c.id, sort_by_parameter_order=True)
 _TICKET_COLUMNS = [c.key for c in _TICKETS.columns if c.key != "id"]
 _NEW_TICKET = TicketRow.__mapper__.class_manager.new_instance  # an instance, no __init__
 
@@ -183,15 +184,65 @@ def _insert_ticket(session: Session, values: dict[str, Any]) -> TicketRow:
     commit; nothing is flushed now.
     """
     row = {name: values.get(name) for name in _TICKET_COLUMNS}
-    ticket_id = session.connection().execute(_INSERT_TICKET, row).scalar_one()
-    # as the ORM builds a loaded row: values straight into the instance's dict, then all marked
-    # as committed (the constructor's 22 instrumented attribute sets cost more than the INSERT)
+    return _loaded(session, row, session.connection().execute(_INSERT_TICKET, row).scalar_one())
+
+
+def _loaded(session: Session, row: dict[str, Any], ticket_id: int) -> TicketRow:
+    """The inserted row as a session instance, built as the ORM builds a loaded row: values
+    straight into the instance's dict, all marked as committed (the constructor's 22
+    instrumented attribute sets cost more than the INSERT)."""
     configure_mappers()  # what the constructor would have done first (a no-op once configured)
     ticket = _NEW_TICKET()
     ticket.__dict__.update(row, id=ticket_id)
     make_transient_to_detached(ticket)
     session.add(ticket)
     return ticket
+
+
+def _claim_keys(session: Session, keys: list[str]) -> dict[str, int]:
+    """Claim many keys with one statement; the holder of each key claimed before (-1: no owner yet).
+
+    Keys this batch already claimed are answered from its memo (their rows are not written yet).
+    """
+    if not keys:
+        return {}
+    claimed = event_log.memo(session) or {}
+    held = {key: claimed["key", key] for key in keys if ("key", key) in claimed}
+    fresh = [key for key in keys if key not in held]
+    if not fresh:
+        return held
+    conn, at = session.connection(), utcnow()
+    taken = set(
+        conn.execute(
+            _claim_statement(conn.dialect.name), [{"key": key, "created_at": at} for key in fresh]
+        ).scalars()
+    )
+    others = [key for key in fresh if key not in taken]
+    if others:
+        holders = dict(
+            conn.execute(select(_KEYS.c.key, _KEYS.c.ticket_id).where(_KEYS.c.key.in_(others))).all()
+        )
+        held.update({key: holders.get(key) or -1 for key in others})
+    return held
+
+
+def _insert_tickets(session: Session, rows: list[dict[str, Any]]) -> list[TicketRow]:
+    """Many new tickets with one ``INSERT ... RETURNING id``, in the order of ``rows``."""
+    if len(rows) <= 1:
+        return [_insert_ticket(session, row) for row in rows]
+    full = [{name: row.get(name) for name in _TICKET_COLUMNS} for row in rows]
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":  # SQLAlchemy orders them (a sentinel in INSERT ... SELECT)
+        ids = list(conn.execute(_INSERT_TICKETS_ORDERED, full).scalars())
+    else:  # SQLite gives rowids in VALUES order while it holds the write lock: sorted ids are that order
+        ids = sorted(conn.execute(_INSERT_TICKET, full).scalars())
+    return [_loaded(session, row, ticket_id) for row, ticket_id in zip(full, ids)]
+
+
+def _tickets_by_id(session: Session, ids: set[int]) -> dict[int, TicketRow]:
+    if not ids:
+        return {}
+    return {t.id: t for t in session.scalars(select(TicketRow).where(TicketRow.id.in_(ids)))}
 
 
 def create(
@@ -211,38 +262,102 @@ def create(
     if idempotency_key:
         held = _claim_key(session, idempotency_key)
         if held is not None:
-            if held < 0:
-                raise TransitionError(
-                    "a request with this Idempotency-Key is still running", key=idempotency_key
-                )
-            return get(session, held), False
+            return _held(session, idempotency_key, held), False
+    ticket = _insert_ticket(session, _new_row(data, now))
+    _created(session, ticket, data, actor, idempotency_key, now)
+    return ticket, True
+
+
+def create_many(
+    session: Session, items: list[tuple[dict[str, Any], str, str | None, datetime]]
+) -> list[tuple[TicketRow, bool] | Exception]:
+    """:func:`create` for many tickets (``(data, actor, key, now)`` each) in one transaction.
+
+    The same answers as one :func:`create` after the other, with one statement per table:
+    every key claimed by one ``INSERT ... ON CONFLICT DO NOTHING``, the holders of keys taken
+    earlier read by one SELECT, the new tickets inserted by one ``INSERT ... RETURNING id``.
+    A key given twice makes one ticket (the second answers it, ``created`` False). An entry is
+    the item's exception when it alone is bad (its ticket may be written: the caller rolls the
+    transaction back, as group commit does, and reruns the others).
+    """
+    out: list[tuple[TicketRow, bool] | Exception | None] = [None] * len(items)
+    rows: dict[int, dict[str, Any]] = {}
+    for i, (data, _, _, now) in enumerate(items):
+        try:
+            rows[i] = _new_row(data, now)
+        except InputError as exc:  # before any key is claimed for it
+            out[i] = exc
+    claimant: dict[str, int] = {}  # key -> the first good item giving it
+    for i in rows:
+        key = items[i][2]
+        if key:
+            claimant.setdefault(key, i)
+    held = _claim_keys(session, sorted(claimant))  # one order for every writer: no deadlock
+    answers = _tickets_by_id(session, {h for h in held.values() if h > 0})
+    new = [i for i in rows if not items[i][2] or (claimant[items[i][2]] == i and items[i][2] not in held)]
+    for i, ticket in zip(new, _insert_tickets(session, [rows[i] for i in new])):
+        data, actor, key, now = items[i]
+        try:
+            _created(session, ticket, data, actor, key, now)
+        except InputError as exc:  # a bad watcher: this ticket fails alone
+            out[i] = exc
+            continue
+        out[i] = (ticket, True)
+    for i in rows:
+        key = items[i][2]
+        if out[i] is not None or not key:
+            continue
+        if key in held:
+            try:
+                out[i] = (_held(session, key, held[key], answers), False)
+            except Exception as exc:  # noqa: BLE001 - still running, or gone: this item's answer
+                out[i] = exc
+        else:
+            first = out[claimant[key]]
+            out[i] = (first[0], False) if isinstance(first, tuple) else first
+    return [entry for entry in out if entry is not None]
+
+
+def _new_row(data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The new ticket's row as stored, or :class:`InputError` for what cannot be stored."""
     channel = str(data.get("channel") or Channel.API.value)
     if channel not in {c.value for c in Channel}:
         raise InputError(
             "unknown channel", column="channel", expected="|".join(c.value for c in Channel), got=channel
         )
-    ticket = _insert_ticket(
-        session,
-        {
-            "subject": _checked_text("subject", data.get("subject")),
-            "body": _checked_text("body", as_text(data.get("body"))),  # HTML as mail converts it
-            "channel": channel,
-            "requester": fits(TicketRow, "requester", data.get("requester")),
-            "status": Status.NEW.value,
-            "queue": TRIAGE_QUEUE,
-            "customer_tier": fits(TicketRow, "customer_tier", data.get("customer_tier")),
-            "extra": dict(data.get("extra") or {}),
-            "tags": _tags(data.get("tags")),
-            "escalation_level": 0,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    record(session, ticket, "created", None, channel, actor, now)
+    return {
+        "subject": _checked_text("subject", data.get("subject")),
+        "body": _checked_text("body", as_text(data.get("body"))),  # HTML as mail converts it
+        "channel": channel,
+        "requester": fits(TicketRow, "requester", data.get("requester")),
+        "status": Status.NEW.value,
+        "queue": TRIAGE_QUEUE,
+        "customer_tier": fits(TicketRow, "customer_tier", data.get("customer_tier")),
+        "extra": dict(data.get("extra") or {}),
+        "tags": _tags(data.get("tags")),
+        "escalation_level": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _created(
+    session: Session, ticket: TicketRow, data: dict[str, Any], actor: str, key: str | None, now: datetime
+) -> None:
+    """What follows a new ticket's INSERT: its first event, its watchers, its key's owner."""
+    record(session, ticket, "created", None, ticket.channel, actor, now)
     add_watchers(session, ticket, data.get("watchers") or [])
-    if idempotency_key:
-        _own_key(session, idempotency_key, ticket.id)
-    return ticket, True
+    if key:
+        _own_key(session, key, ticket.id)
+
+
+def _held(session: Session, key: str, holder: int, known: dict[int, TicketRow] | None = None) -> TicketRow:
+    """The ticket of a key claimed earlier (``holder`` < 0: claimed, not yet owned)."""
+    if holder < 0:
+        raise TransitionError("a request with this Idempotency-Key is still running", key=key)
+    if known is not None and holder in known:
+        return known[holder]
+    return get(session, holder)
 
 
 def _own_key(session: Session, key: str, ticket_id: int) -> None:
