@@ -43,25 +43,34 @@ def write_mbox(path, items):
     return path
 
 
-def poll(store, source, files=None):
+def poll(store, source, files=None, batched=False):
     outcomes = []
 
     def handle(message):
         outcomes.append(inbox.receive_raw(store, message, now=NOW, files=files).outcome)
 
-    report = MailboxPoller(source, handle).poll_once()
+    def handle_many(messages):
+        got = inbox.receive_many(store, messages, now=NOW, files=files)
+        outcomes.extend(r.outcome for r in got)
+        return got
+
+    if batched:  # 7 a batch: the corpus crosses batch (and group) boundaries
+        report = MailboxPoller(source, handle_many=handle_many, batch=7).poll_once()
+    else:
+        report = MailboxPoller(source, handle).poll_once()
     return report, outcomes
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "receive_many"])
 @pytest.mark.parametrize("kind", ["maildir", "mbox"])
-def test_every_message_of_the_corpus_is_accounted_for(store, tmp_path, kind):
+def test_every_message_of_the_corpus_is_accounted_for(store, tmp_path, kind, batched):
     assert len(CORPUS) >= 60
     if kind == "maildir":
         source = MaildirSource(write_maildir(tmp_path / "Maildir", CORPUS))
     else:
         source = MboxSource(write_mbox(tmp_path / "inbox.mbox", CORPUS))
     files = attachments.Files(tmp_path / "files")
-    report, outcomes = poll(store, source, files)
+    report, outcomes = poll(store, source, files, batched)
     assert report.failed == 0 and report.handled == len(CORPUS)
     wrong = [(item.name, item.expected, got) for item, got in zip(CORPUS, outcomes) if item.expected != got]
     assert wrong == []
@@ -77,7 +86,7 @@ def test_every_message_of_the_corpus_is_accounted_for(store, tmp_path, kind):
             i.raw for i in CORPUS if i.expected == "refused" and i.raw.strip()
         }
     again = MboxSource(source.path) if kind == "mbox" else MaildirSource(tmp_path / "Maildir")
-    report, outcomes = poll(store, again)
+    report, outcomes = poll(store, again, batched=batched)
     assert (report.handled, outcomes) == (0, [])  # everything was acknowledged once
 
 
@@ -150,3 +159,72 @@ def test_an_oversize_mail_attachment_keeps_the_whole_message(store, tmp_path):
         assert attachments.of_ticket(s, got.ticket.id) == []
         [row] = s.scalars(select(mail_log.MailRefusal)).all()
         assert bytes(row.raw) == item.raw and "attachment not stored" in row.reason
+
+
+class ListSource:
+    """A source in memory: which keys were acked, and what the store held at each ack."""
+
+    def __init__(self, store, raws):
+        self.store, self.raws, self.acked, self.stored_at_ack = store, raws, [], []
+
+    def pending(self):
+        yield from ((str(i), raw) for i, raw in enumerate(self.raws) if str(i) not in self.acked)
+
+    def ack(self, key):
+        with self.store.session(readonly=True) as s:  # another session: sees only what is committed
+            self.stored_at_ack.append(s.scalar(select(func.count()).select_from(TicketRow)))
+        self.acked.append(key)
+
+    def close(self):
+        pass
+
+
+def mails(n):
+    return [
+        f"From: u{i}@example.com\nSubject: Printer {i}\nMessage-ID: <p{i}@x>\n\nJammed.\n".encode()
+        for i in range(n)
+    ]
+
+
+def test_batched_polling_acks_each_message_only_after_its_commit(store):
+    source = ListSource(store, mails(5))
+    report = MailboxPoller(source, handle_many=lambda ms: inbox.receive_many(store, ms, now=NOW)).poll_once()
+    assert (report.handled, report.failed) == (5, 0) and source.acked == ["0", "1", "2", "3", "4"]
+    assert all(n == 5 for n in source.stored_at_ack)  # one group: all five committed before any ack
+
+
+def test_batched_polling_acks_nothing_when_the_batch_handler_fails(store):
+    source = ListSource(store, mails(3))
+
+    def broken(messages):
+        raise RuntimeError("database gone")
+
+    report = MailboxPoller(source, handle_many=broken).poll_once()
+    assert (report.handled, report.failed, source.acked) == (0, 3, [])
+    report = MailboxPoller(source, handle_many=lambda ms: inbox.receive_many(store, ms, now=NOW)).poll_once()
+    assert report.handled == 3  # read again on the next poll, nothing lost
+
+
+def test_a_failing_message_in_a_batch_is_kept_as_a_refusal_and_the_others_stored(store, monkeypatch):
+    real = inbox.intake
+
+    def picky(session, payload, **kwargs):
+        if "Printer 1" in payload["subject"]:
+            raise RuntimeError("rules file vanished")
+        return real(session, payload, **kwargs)
+
+    monkeypatch.setattr(inbox, "intake", picky)
+    got = inbox.receive_many(store, mails(3), now=NOW)
+    assert [r.outcome for r in got] == ["created", "refused", "created"]
+    assert "rules file vanished" in got[1].reason
+    with store.session() as s:
+        assert len(mail_log.listing(s)) == 1 and len(tickets.query(s)) == 2
+
+
+def test_a_reply_in_the_same_batch_threads_onto_the_ticket_its_first_message_made(store):
+    first = b"From: a@example.com\nSubject: VPN down\nMessage-ID: <v1@x>\n\nSince 9.\n"
+    reply = b"From: a@example.com\nSubject: Re: VPN down\nMessage-ID: <v2@x>\nIn-Reply-To: <v1@x>\n\nStill.\n"
+    again = first
+    got = inbox.receive_many(store, [first, reply, again], now=NOW)
+    assert [r.outcome for r in got] == ["created", "threaded", "duplicate"]
+    assert got[1].ticket.id == got[0].ticket.id == got[2].ticket.id

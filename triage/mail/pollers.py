@@ -54,34 +54,81 @@ class PollReport:
 
 
 class MailboxPoller:
-    """Reads unseen messages from a source, parses each, calls ``handler(intake)``, then acks."""
+    """Reads unseen messages from a source, parses each, calls ``handler(intake)``, then acks.
+
+    With ``handle_many`` instead (e.g. ``lambda ms: inbox.receive_many(store, ms)``), the
+    messages go to it ``batch`` at a time and each is acked once its entry came back (an
+    entry that is an exception: left unseen, as a failing ``handler``).
+    """
 
     def __init__(
-        self, source: Source, handler: Handler, parse: Callable[[bytes], dict[str, Any]] = parse_message
+        self,
+        source: Source,
+        handler: Handler | None = None,
+        parse: Callable[[bytes], dict[str, Any]] = parse_message,
+        *,
+        handle_many: Callable[[list[dict[str, Any]]], list[Any]] | None = None,
+        batch: int = 32,
     ) -> None:
+        if (handler is None) == (handle_many is None):
+            raise ValueError("give a handler or handle_many (one of them)")
         self.source = source
         self.handler = handler
+        self.handle_many = handle_many
+        self.batch = batch
         self.parse = parse
 
     def poll_once(self) -> PollReport:
         """Handle every pending message once; a failure is logged and left unseen for a retry."""
         report = PollReport()
+        waiting: list[tuple[str, dict[str, Any]]] = []
         try:
             for key, raw in self.source.pending():
                 try:
                     message = self.parse(raw)
                     message.setdefault("raw", raw)  # a refusal keeps the message itself
-                    self.handler(message)
+                    if self.handler is not None:
+                        self.handler(message)
                 except Exception as exc:  # one bad message must not block the others
-                    log.exception("mail %s: handler failed, left unseen for retry", key)
-                    report.failed += 1
-                    report.errors.append(f"{key}: {exc.__class__.__name__}: {exc}")
+                    self._failed(report, key, exc)
                     continue
-                self.source.ack(key)
-                report.handled += 1
+                if self.handler is not None:
+                    self.source.ack(key)
+                    report.handled += 1
+                    continue
+                waiting.append((key, message))
+                if len(waiting) >= self.batch:
+                    self._hand_over(waiting, report)
+            self._hand_over(waiting, report)
         finally:
             self.source.close()
         return report
+
+    def _hand_over(self, waiting: list[tuple[str, dict[str, Any]]], report: PollReport) -> None:
+        """The batch to ``handle_many``; ack each message whose entry came back (not an error)."""
+        if not waiting:
+            return
+        assert self.handle_many is not None
+        try:
+            entries = self.handle_many([message for _, message in waiting])
+        except Exception as exc:  # nobody acknowledged: every message is read again next poll
+            for key, _ in waiting:
+                self._failed(report, key, exc)
+            waiting.clear()
+            return
+        for (key, _), entry in zip(waiting, entries):
+            if isinstance(entry, BaseException):
+                self._failed(report, key, entry)
+                continue
+            self.source.ack(key)
+            report.handled += 1
+        waiting.clear()
+
+    @staticmethod
+    def _failed(report: PollReport, key: str, exc: BaseException) -> None:
+        log.error("mail %s: handler failed, left unseen for retry", key, exc_info=exc)
+        report.failed += 1
+        report.errors.append(f"{key}: {exc.__class__.__name__}: {exc}")
 
     def run(self, interval: float, stop: threading.Event) -> None:
         """Poll every ``interval`` seconds until ``stop`` is set (for a background thread)."""

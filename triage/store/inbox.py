@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from triage.mail import find_reference, parse_message
 from triage.store import attachments as files_store
 from triage.store import mail_log as refusals
-from triage.store import outbound, tickets
+from triage.store import event_log, outbound, tickets
 from triage.store.mail_log import ReceivedMail
 from triage.store.intake import intake
 from triage.store.tables import Comment, TicketRow, utcnow
@@ -237,6 +237,19 @@ def _keep_files(
     """Attachment bytes into the file store; one over a limit is kept in the refusals instead."""
     if files is None or result.ticket is None:
         return
+    with event_log.unbatched(session):  # a refused file's savepoint must not outlive buffered rows
+        _keep_each(session, files, result, message, sender, now)
+
+
+def _keep_each(
+    session: Session,
+    files: files_store.Files,
+    result: Received,
+    message: dict[str, Any],
+    sender: str | None,
+    now: datetime,
+) -> None:
+    assert result.ticket is not None
     comment_id = result.comment_id
     for item in message.get("attachments") or []:
         try:
@@ -296,16 +309,48 @@ def receive_raw(store, raw: bytes | dict[str, Any], **kwargs: Any) -> Received:
     lose it would be for both transactions to fail, and then it is not acked
     and is read again on the next poll.
     """
-    message = raw if isinstance(raw, dict) else {**parse_message(raw), "raw": raw}
+    message = _parsed(raw)
     try:
         with store.session() as session:
             return receive(session, message, **kwargs)
     except Exception as exc:  # noqa: BLE001 - a failure is an outcome to record, not to lose
-        log.exception("mail %s: handling failed, kept as a refusal", message.get("message_id"))
-        reason = f"handling failed: {type(exc).__name__}: {exc}"[:500]
-        with store.session() as session:
-            row = refusals.record(session, message, reason)
-            return Received("refused", None, reason, refusal_id=row.id)
+        return _failed(store, message, exc)
+
+
+def receive_many(store, raws: list[bytes | dict[str, Any]], **kwargs: Any) -> list[Received]:
+    """:func:`receive_raw` of a poll's messages, committed together (``triage.store.group``).
+
+    Each message is received in the group's shared transactions (up to ``MAX_GROUP`` a
+    commit; a message that fails is rerun alone and, failing again, kept as a refusal in a
+    transaction of its own). Every entry is returned only after the commit that holds it,
+    so the poller may ack a message as soon as it has its entry.
+    """
+    messages = [_parsed(raw) for raw in raws]
+    jobs = store.committer.run_all([_receiver(message, kwargs) for message in messages])
+    return [
+        job.result if job.error is None else _failed(store, message, job.error)
+        for message, job in zip(messages, jobs)
+    ]
+
+
+def _receiver(message: dict[str, Any], kwargs: dict[str, Any]):
+    def work(session: Session) -> Received:
+        return receive(session, message, **kwargs)
+
+    return work
+
+
+def _parsed(raw: bytes | dict[str, Any]) -> dict[str, Any]:
+    return raw if isinstance(raw, dict) else {**parse_message(raw), "raw": raw}
+
+
+def _failed(store, message: dict[str, Any], exc: BaseException) -> Received:
+    """A message whose handling failed, kept as a refusal (its own transaction)."""
+    log.error("mail %s: handling failed, kept as a refusal", message.get("message_id"), exc_info=exc)
+    reason = f"handling failed: {type(exc).__name__}: {exc}"[:500]
+    with store.session() as session:
+        row = refusals.record(session, message, reason)
+        return Received("refused", None, reason, refusal_id=row.id)
 
 
 def replay(store, refusal_id: int, **kwargs: Any) -> Received:
