@@ -196,6 +196,38 @@ def bench_intake(
     return latencies, time.perf_counter() - start
 
 
+def bench_mail(
+    store: Store, n: int, triager, rules, mode: str, batch: int, tag: str
+) -> tuple[list[float], float]:
+    """``n`` new-ticket e-mails (parsed in the timed part): ``one`` is ``inbox.receive_raw``
+    each (a transaction each, what the poller's per-message handler does), ``many`` is
+    ``inbox.receive_many`` of ``batch`` (a poll through group commit). Latency per call."""
+    from triage.store import inbox
+
+    raws = [
+        f"From: user{i % 50}@example.org\nSubject: {SUBJECTS[i % len(SUBJECTS)]}\n"
+        f"Message-ID: <{tag}-{i}@bench>\n\nticket {i}\n".encode()
+        for i in range(n)
+    ]
+    common = dict(triager=triager, ruleset=rules, now=NOW)
+    lat: list[float] = []
+    groups = store.committer.groups
+    start, cpu = time.perf_counter(), time.process_time()
+    step = batch if mode == "many" else 1
+    for lo in range(0, n, step):
+        began = time.perf_counter()
+        if mode == "many":
+            got = inbox.receive_many(store, raws[lo : lo + step], **common)
+        else:
+            got = [inbox.receive_raw(store, raws[lo], **common)]
+        if any(r.outcome != "created" for r in got):
+            raise RuntimeError(f"mail bench: {[r.outcome for r in got]}")
+        lat.append((time.perf_counter() - began) * 1000)
+    bench_intake.cpu_ms = (time.process_time() - cpu) * 1000 / max(n, 1)
+    bench_intake.groups = store.committer.groups - groups if mode == "many" else n
+    return lat, time.perf_counter() - start
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -334,6 +366,8 @@ def _plan(args) -> list[tuple[str, int]]:
     rows = [("session", int(c)) for c in args.clients.split(",") if c]
     rows += [("grouped", int(c)) for c in args.grouped.split(",") if c]
     rows += [("many", int(c)) for c in args.many.split(",") if c]
+    if args.mail:  # mail after the tickets: one message a transaction, then a poll's batch
+        rows += [("mail-one", 1), ("mail-many", 1)]
     return rows
 
 
@@ -346,6 +380,24 @@ def run(kind: str, args, triager, rules, encoder, label: str) -> None:
             floor_cpu = (time.process_time() - cpu) * 1000 / args.intake
             print(line(kind, "floor: one-row write transaction", floor, sum(floor) / 1000, floor_cpu))
             for mode, clients in _plan(args):
+                if mode.startswith("mail"):
+                    lat, wall = bench_mail(
+                        store,
+                        args.mail,
+                        triager,
+                        rules,
+                        mode[5:],
+                        args.batch,
+                        f"{mode}-{uuid.uuid4().hex[:6]}",
+                    )
+                    what = (
+                        "mail, receive_raw each"
+                        if mode == "mail-one"
+                        else f"mail, receive_many of {args.batch}"
+                    )
+                    notes = f" {bench_intake.groups} transactions |"
+                    print(line(kind, what, lat, wall, bench_intake.cpu_ms, items=args.mail) + notes)
+                    continue
                 lat, wall = bench_intake(
                     store,
                     args.intake,
@@ -394,6 +446,9 @@ def main() -> None:
     )
     parser.add_argument("--many", default="1", help="threads for batch intake (intake_many)")
     parser.add_argument("--batch", type=int, default=100, help="tickets per intake_many call")
+    parser.add_argument(
+        "--mail", type=int, default=0, help="also N e-mails: receive_raw each vs receive_many of --batch"
+    )
     parser.add_argument(
         "--profile",
         choices=("session", "many"),
