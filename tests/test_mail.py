@@ -287,6 +287,17 @@ def test_maildir_poller_acks_only_after_the_handler_succeeds(tmp_path):
     assert len(list((tmp_path / "md" / "cur").iterdir())) == 3
 
 
+def test_maildir_messages_come_in_delivery_order_within_one_second(tmp_path):
+    # Maildir names carry microseconds without zero padding: as text, M1000 sorts before M999
+    box = mailbox.Maildir(str(tmp_path / "md"), create=True)
+    box.close()
+    names = ["1700000000.M999P7Q1.host", "1700000000.M1000P7Q2.host", "1700000001.M5P7Q3.host"]
+    for n, name in enumerate(reversed(names)):  # written in another order than delivered
+        (tmp_path / "md" / "new" / name).write_bytes(_raw(len(names) - 1 - n))
+    pending = [key for key, _ in MaildirSource(tmp_path / "md").pending()]
+    assert pending == names
+
+
 def test_mbox_poller_marks_read(tmp_path):
     box = mailbox.mbox(str(tmp_path / "inbox"), create=True)
     for n in range(2):

@@ -249,6 +249,13 @@ class SeenLog:
         self.keys().add(key)
 
 
+def delivery_order(key: str) -> list[Any]:
+    """A Maildir name's numbers compared as numbers: ``1700000000.M999P7Q1.host`` (seconds,
+    microseconds, pid, counter) comes before ``….M1000P7Q2.host``, which plain text order
+    puts first because the microseconds are not zero-padded (Python's and most MTAs' names)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+
+
 class MaildirSource:
     """Every message not yet handled (``.triage-seen`` in the Maildir), ``new/`` and ``cur/`` alike.
 
@@ -260,7 +267,7 @@ class MaildirSource:
         self.seen = SeenLog(Path(path) / ".triage-seen")
 
     def pending(self) -> Iterator[tuple[str, bytes]]:
-        for key in sorted(self.box.keys()):
+        for key in sorted(self.box.keys(), key=delivery_order):
             if key in self.seen.keys():
                 continue
             try:
