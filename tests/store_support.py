@@ -12,10 +12,12 @@ where that is a failure: CI must test what production runs.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from triage.rules import RuleSet
 from triage.store import Store
@@ -76,6 +78,21 @@ def sure_triager():
             "team": pred("Net", 0.93, "apply"),
         }
     )
+
+
+@contextmanager
+def statements(store: Store) -> Iterator[list[str]]:
+    """Every SQL statement the store's engine runs inside the block, lower-cased, one line each."""
+    seen: list[str] = []
+
+    def listen(conn, cursor, statement, parameters, context, executemany):
+        seen.append(" ".join(statement.split()).lower())
+
+    event.listen(store.engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listen)
 
 
 FIXTURES = ("backend", "store")

@@ -3,11 +3,10 @@ without re-reading what it has just written."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
-from store_support import NOW, RULES, sure_triager
+from store_support import NOW, RULES, statements, sure_triager
 from triage.store import clocks, tickets
 from triage.store.intake import intake
 from triage.store.tables import IdempotencyKey, OutboxMessage, SlaClockRow, TicketEvent
@@ -19,20 +18,6 @@ PAYLOAD = {
     "requester": "ann@example.com",
     "affected_service": "vpn",
 }
-
-
-@contextmanager
-def statements(store):
-    seen: list[str] = []
-
-    def listen(conn, cursor, statement, parameters, context, executemany):
-        seen.append(" ".join(statement.split()).lower())
-
-    event.listen(store.engine, "before_cursor_execute", listen)
-    try:
-        yield seen
-    finally:
-        event.remove(store.engine, "before_cursor_execute", listen)
 
 
 def test_the_received_notice_says_the_due_times_of_the_clocks_without_reading_them(store):

@@ -9,12 +9,11 @@ nothing twice, and a failed commit acknowledges nobody.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import event, func, select
 
-from store_support import NOW, RULES, sure_triager
+from store_support import NOW, RULES, statements, sure_triager
 from triage.errors import InputError
 from triage.store.intake import IntakeResult, intake_grouped, intake_many
 from triage.store.tables import IdempotencyKey, OutboxMessage, Prediction, SlaClockRow, TicketEvent, TicketRow
@@ -48,20 +47,6 @@ def written_per_ticket(store, ticket_id: int) -> dict[str, int]:
             "mails": s.scalar(select(func.count()).where(OutboxMessage.ticket_id == ticket_id)) or 0,
             "predictions": s.scalar(select(func.count()).where(Prediction.ticket_id == ticket_id)) or 0,
         }
-
-
-@contextmanager
-def statements(store):
-    seen: list[str] = []
-
-    def listen(conn, cursor, statement, parameters, context, executemany):
-        seen.append(" ".join(statement.split()).lower())
-
-    event.listen(store.engine, "before_cursor_execute", listen)
-    try:
-        yield seen
-    finally:
-        event.remove(store.engine, "before_cursor_execute", listen)
 
 
 def test_concurrent_intakes_from_threads_are_all_stored_whole(store):
