@@ -119,16 +119,7 @@ class SharedVectorizers:
 
 def _union_counts(union: dict[str, int], counted: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(union ids, counts, row pointers) of the texts' features found in ``union``."""
-    ids: list[int] = []
-    counts: list[int] = []
-    indptr = [0]
-    for features in counted:
-        for feature, n in features.items():
-            j = union.get(feature)
-            if j is not None:
-                ids.append(j)
-                counts.append(n)
-        indptr.append(len(ids))
+    ids, counts, indptr = predict_math.lookup_counts(union, counted)
     return np.asarray(ids, dtype=np.int64), np.asarray(counts, dtype=np.intc), np.asarray(indptr)
 
 

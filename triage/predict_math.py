@@ -65,23 +65,29 @@ def tfidf_transform(vectorizer: Any, texts: list[str], counted: list[Counter] | 
         return vectorizer.transform(texts)
     if counted is None:
         counted = analyse(vectorizer.build_analyzer(), texts)
-    vocabulary = vectorizer.vocabulary_
-    indices: list[int] = []
-    counts: list[int] = []
-    indptr = [0]
-    for features in counted:
-        for feature, n in features.items():
-            j = vocabulary.get(feature)
-            if j is not None:
-                indices.append(j)
-                counts.append(n)
-        indptr.append(len(indices))
+    indices, counts, indptr = lookup_counts(vectorizer.vocabulary_, counted)
     return tfidf_from_counts(
         vectorizer,
         np.asarray(counts, dtype=np.intc),
         np.asarray(indices, dtype=np.int32),
         np.asarray(indptr, dtype=np.int32),
     )
+
+
+def lookup_counts(columns: dict[str, int], counted: list) -> tuple[list[int], list[int], list[int]]:
+    """(columns, counts, row pointers) of each text's counted features found in ``columns``
+    (a vocabulary, or the union of several): the CSR parts before any dtype is chosen."""
+    indices: list[int] = []
+    counts: list[int] = []
+    indptr = [0]
+    for features in counted:
+        for feature, n in features.items():
+            j = columns.get(feature)
+            if j is not None:
+                indices.append(j)
+                counts.append(n)
+        indptr.append(len(indices))
+    return indices, counts, indptr
 
 
 def tfidf_from_counts(vectorizer: Any, counts: np.ndarray, indices: np.ndarray, indptr: np.ndarray) -> Any:
