@@ -29,10 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = next(
-    (p for p in (ROOT.parent / "shared" / "data", Path("/work/shared/data")) if p.exists()),
-    ROOT.parent / "shared" / "data",
-)
+from shared_data import SHARED  # noqa: E402 - bench/ is on sys.path when run as a script
+
 SOURCE = SHARED / "it_tickets" / "all_tickets_processed_improved_v3.csv"
 MAPPING = ROOT / "bench" / "mappings" / "it_tickets.yaml"
 

@@ -26,10 +26,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = next(
-    (p for p in (ROOT.parent / "shared" / "data", Path("/work/shared/data")) if p.exists()),
-    ROOT.parent / "shared" / "data",
-)
+from shared_data import SHARED  # noqa: E402 - bench/ is on sys.path when run as a script
+
 RUNS = [
     (
         "it_tickets",

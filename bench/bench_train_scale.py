@@ -35,10 +35,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = next(
-    (p for p in (ROOT.parent / "shared" / "data", Path("/work/shared/data")) if p.exists()),
-    ROOT.parent / "shared" / "data",
-)
+from shared_data import SHARED  # noqa: E402 - bench/ is on sys.path when run as a script
+
 DEFAULT_SOURCE = SHARED / "it_tickets" / "all_tickets_processed_improved_v3.csv"
 MAPPING = ROOT / "bench" / "mappings" / "it_tickets.yaml"
 GREETINGS = ["hi team", "hello", "dear support", "good morning", "hi all", "hello it"]

@@ -37,10 +37,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = next(
-    (p for p in (ROOT.parent / "shared" / "data", Path("/work/shared/data")) if p.exists()),
-    ROOT.parent / "shared" / "data",
-)
+from shared_data import SHARED  # noqa: E402 - bench/ is on sys.path when run as a script
+
 DEFAULT_DATA = SHARED / "it_tickets" / "all_tickets_processed_improved_v3.csv"
 DEFAULT_MAPPING = ROOT / "bench" / "mappings" / "it_tickets.yaml"
 TICKS = os.sysconf("SC_CLK_TCK")

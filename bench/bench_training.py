@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -28,18 +27,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared/data beside the checkout (or beside the folder of worktrees), or $TRIAGE_SHARED_DATA
-SHARED = next(
-    (
-        p
-        for p in (
-            Path(os.environ.get("TRIAGE_SHARED_DATA", "/nonexistent")),
-            ROOT.parent / "shared" / "data",
-            ROOT.parent.parent / "shared" / "data",
-        )
-        if p.is_dir()
-    ),
-    ROOT.parent / "shared" / "data",
-)
+from shared_data import SHARED  # noqa: E402 - bench/ is on sys.path when run as a script
+
 RUNS = [  # (name, export, mapping)
     (
         "it_tickets",
