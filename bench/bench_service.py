@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import http.client
 import json
 import os
@@ -94,13 +95,28 @@ def typical(tickets: list[dict], lo: int = 45, hi: int = 80) -> list[dict]:
     return out or tickets
 
 
+def training_fingerprint() -> str:
+    """What the cached demo bundle was trained from: the demo corpus and the trainer's code.
+
+    A bundle trained by another version (an older corpus, other calibration) would be served
+    silently and the figures would describe it, not this checkout."""
+    digest = hashlib.sha256()
+    sources = sorted((ROOT / "training").rglob("*.py")) + sorted((ROOT / "triage").rglob("*.py"))
+    for path in [DEMO / "tickets.csv", DEMO / "mapping.yaml", *sources]:
+        if path.exists():
+            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def ensure_bundle(args) -> Path:
     """The bundle to serve: --bundle, else a MiniLM demo bundle trained once into the cache."""
     if args.bundle:
         return Path(args.bundle).resolve()
     kinds = tuple(k.strip() for k in args.candidates.split(",") if k.strip())
     models = CACHE / (
-        f"bench-models-{args.train_encoder}" + ("" if kinds == ("combined",) else "-" + "-".join(kinds))
+        f"bench-models-{args.train_encoder}"
+        + ("" if kinds == ("combined",) else "-" + "-".join(kinds))
+        + f"-{training_fingerprint()}"
     )
     found = sorted(models.glob("*/manifest.json"))
     if found:
