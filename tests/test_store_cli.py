@@ -34,8 +34,16 @@ def test_upgrade_escalate_and_breaches(tmp_path, capsys):
     assert "2 breached clock(s)" in capsys.readouterr().out
 
 
-def test_mail_poll_turns_a_mailbox_into_tickets_once(tmp_path, capsys):
+def test_mail_poll_turns_a_mailbox_into_tickets_once(tmp_path, capsys, monkeypatch):
     import mailbox
+
+    from triage.store import inbox
+
+    batches: list[int] = []  # the poll hands its messages over together (group commit)
+    real = inbox.receive_many
+    monkeypatch.setattr(
+        inbox, "receive_many", lambda store, ms, **kw: batches.append(len(ms)) or real(store, ms, **kw)
+    )
 
     url = f"sqlite:///{tmp_path / 'mail.db'}"
     box = mailbox.mbox(tmp_path / "inbox.mbox")  # keeps delivery order: the reply comes second
@@ -46,6 +54,7 @@ def test_mail_poll_turns_a_mailbox_into_tickets_once(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "1 created, 1 threaded, 0 duplicate, 0 refused; 0 left unread" in out
+    assert batches == [2]  # the opener and its reply in one batch, the reply still threaded
     assert main(args) == 0 and "0 created, 0 threaded" in capsys.readouterr().out  # acknowledged
     with Store(url).session() as s:
         from triage.store import tickets

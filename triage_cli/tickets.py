@@ -230,14 +230,20 @@ def run_mail_poll(args) -> int:
         triager = Triager.from_bundle(args.bundle)
     counts: Counter = Counter()
 
-    def handle(message: dict) -> None:
-        got = inbox.receive_raw(store, message, triager=triager, ruleset=rules, files=files)
-        counts[got.outcome] += 1
-        where = f"ticket {got.ticket.id}" if got.ticket is not None else f"refusal {got.refusal_id}"
-        note = f" ({got.reason})" if got.reason else ""
-        print(f"{message.get('message_id') or '(no Message-ID)'}: {got.outcome} {where}{note}", flush=True)
+    def handle_many(messages: list[dict]) -> list:
+        # a poll's messages share write transactions (group commit); each is acked by the
+        # poller only once the commit holding it is done
+        received = inbox.receive_many(store, messages, triager=triager, ruleset=rules, files=files)
+        for message, got in zip(messages, received):
+            counts[got.outcome] += 1
+            where = f"ticket {got.ticket.id}" if got.ticket is not None else f"refusal {got.refusal_id}"
+            note = f" ({got.reason})" if got.reason else ""
+            print(
+                f"{message.get('message_id') or '(no Message-ID)'}: {got.outcome} {where}{note}", flush=True
+            )
+        return received
 
-    poller = mailboxes.MailboxPoller(_source(args, mailboxes), handle)
+    poller = mailboxes.MailboxPoller(_source(args, mailboxes), handle_many=handle_many)
     if args.once:
         report = poller.poll_once()
         print(
