@@ -117,26 +117,34 @@ def test_the_reference_candidate_labels_as_the_plain_reference_fitted_apart(demo
     assert list(cand.classes_[picked]) == list(plain.predict([X.texts[i] for i in test]))
 
 
-def test_incremental_heads_learn_in_a_seeded_shuffled_order_the_same_twice(tmp_path, monkeypatch):
+def team_sorted_export(tmp_path, per_team: int, body: str):
+    """A CSV export of three teams' tickets, sorted by team, and its mapping (body: a format
+    of ``t``, the team, and ``i``, the row within it)."""
     import pandas as pd
 
-    from training import incremental
     from training.mapping import load_mapping
-    from training.pipeline import assign_splits
-    from training.stream import census
 
-    # an export sorted by team: learnt in file order, SGD would end on the last team's rows
     teams = ["access", "hardware", "network"]
     frame = pd.DataFrame(
         {
-            "body": [f"{t} issue number {i} with {t} words" for t in teams for i in range(80)],
-            "team": [t for t in teams for _ in range(80)],
+            "body": [body.format(t=t, i=i) for t in teams for i in range(per_team)],
+            "team": [t for t in teams for _ in range(per_team)],
         }
     )
     data = tmp_path / "sorted.csv"
     frame.to_csv(data, index=False)
     (tmp_path / "m.yaml").write_text("text: {body: body}\nlabels: {team: team}\n")
-    mapping = load_mapping(tmp_path / "m.yaml")
+    return data, load_mapping(tmp_path / "m.yaml")
+
+
+def test_incremental_heads_learn_in_a_seeded_shuffled_order_the_same_twice(tmp_path, monkeypatch):
+
+    from training import incremental
+    from training.pipeline import assign_splits
+    from training.stream import census
+
+    # an export sorted by team: learnt in file order, SGD would end on the last team's rows
+    data, mapping = team_sorted_export(tmp_path, 80, "{t} issue number {i} with {t} words")
     info = census(data, mapping, "team")
     seen: list[list[int]] = []
     learn = incremental._learn
@@ -166,24 +174,13 @@ def test_reference_kinds_share_one_calibration_and_equal_their_own_fit(demo_feat
 
 
 def test_the_shuffle_buffer_learns_every_row_once_and_mixes_across_slices(tmp_path, monkeypatch):
-    import pandas as pd
 
     from training import incremental
-    from training.mapping import load_export, load_mapping
+    from training.mapping import load_export
     from training.pipeline import assign_splits
     from training.stream import census
 
-    teams = ["access", "hardware", "network"]
-    frame = pd.DataFrame(
-        {
-            "body": [f"{t} ticket {i} about {t}" for t in teams for i in range(100)],
-            "team": [t for t in teams for _ in range(100)],
-        }
-    )
-    data = tmp_path / "sorted.csv"
-    frame.to_csv(data, index=False)
-    (tmp_path / "m.yaml").write_text("text: {body: body}\nlabels: {team: team}\n")
-    mapping = load_mapping(tmp_path / "m.yaml")
+    data, mapping = team_sorted_export(tmp_path, 100, "{t} ticket {i} about {t}")
     learnt: list[list[str]] = []
     learn = incremental._learn
 
