@@ -5,6 +5,13 @@ escalation sweep over many open tickets, on SQLite (file, WAL) and PostgreSQL.
   each (what ``POST /v1/tickets`` does minus HTTP), with a real bundle when
   ``--bundle`` is given, else a constant stand-in triager (then the figure is the
   store + rules + SLA cost alone, and the table says so);
+* processes: ``--procs N`` adds rows with N processes writing at once (each its own
+  ``Store``, as gunicorn's workers are): ``intake_many`` of ``--batch`` in each, and
+  group commit with ``--proc-clients`` threads in each. On a 2-core machine that is the
+  store path's deployed shape; CPU ms is then the sum over the processes;
+* on PostgreSQL the notes also give the database server's CPU per ticket (its backends
+  for this database, read from /proc: the server runs on this machine), which shares
+  the same cores;
 * sweep: ``--open`` open tickets with both SLA clocks, bulk-loaded, then
   (a) a sweep when nothing is due (the steady state: an index range scan), and
   (b) a sweep when 1 % of the clocks just crossed a level (fires, events, outbox).
@@ -228,6 +235,113 @@ def bench_mail(
     return lat, time.perf_counter() - start
 
 
+def server_cpu_ms(store: Store) -> float | None:
+    """CPU ms used so far by the PostgreSQL backends serving this database (None: not
+    measurable here, e.g. SQLite or a server on another machine)."""
+    if store.dialect != "postgresql":
+        return None
+    name = store.engine.url.database or ""
+    total, found = 0, False
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                words = f.read().split(b"\0")[0].split()
+            # "postgres: [cluster:] user database host(port) state"
+            if not words or words[0] != b"postgres:" or name.encode() not in words[1:4]:
+                continue
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total, found = total + int(fields[11]) + int(fields[12]), True
+    return total * 1000 / os.sysconf("SC_CLK_TCK") if found else None
+
+
+def _proc_worker(url, schema, mode, ids, batch, clients, tag, ready, start, out, finish) -> None:
+    """One writer process of ``bench_procs``: its own Store, warmed up, then its tickets."""
+    rules, triager = RuleSet.load(), StandInTriager()
+    store = Store(url, schema=schema)
+    common = dict(actor="bench", triager=triager, ruleset=rules, now=NOW, auto_assign=False)
+    for w in range(6):  # compiled statements cached, PostgreSQL's prepared (after 5 runs)
+        intake_many(
+            store, [_payload(i) for i in range(5)], keys=[f"{tag}-warm{w}-{i}" for i in range(5)], **common
+        )
+    ready.put(os.getpid())
+    start.wait()
+    lat: list[float] = []
+    lock = threading.Lock()
+
+    def work(mine: list[int]) -> None:
+        step = batch if mode == "many" else 1
+        out_ = []
+        for lo in range(0, len(mine), step):
+            part = mine[lo : lo + step]
+            began = time.perf_counter()
+            got = intake_many(store, [_payload(i) for i in part], keys=[f"{tag}-{i}" for i in part], **common)
+            if any(isinstance(r, Exception) for r in got):
+                raise next(r for r in got if isinstance(r, Exception))
+            out_.append((time.perf_counter() - began) * 1000)
+        with lock:
+            lat.extend(out_)
+
+    threads = [threading.Thread(target=work, args=(ids[c::clients],)) for c in range(clients)]
+    groups, cpu = store.committer.groups, time.process_time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put(((time.process_time() - cpu) * 1000, lat, store.committer.groups - groups))
+    finish.wait(timeout=120)  # the connections stay until the parent read the server's CPU
+    store.dispose()
+
+
+def bench_procs(store: Store, n: int, procs: int, mode: str, batch: int, clients: int, tag: str):
+    """``n`` tickets written by ``procs`` processes at once (``many``: intake_many of
+    ``batch``; ``grouped``: ``clients`` threads each through group commit); (latencies, wall)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # a clean interpreter each, as a worker is
+    ready, out, start, finish = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Event()
+    workers = [
+        ctx.Process(
+            target=_proc_worker,
+            args=(
+                store.url,
+                store.schema,
+                mode,
+                list(range(p, n, procs)),
+                batch,
+                1 if mode == "many" else clients,
+                f"{tag}-p{p}",
+                ready,
+                start,
+                out,
+                finish,
+            ),
+        )
+        for p in range(procs)
+    ]
+    for w in workers:
+        w.start()
+    for _ in workers:
+        ready.get(timeout=120)
+    server = server_cpu_ms(store)
+    began = time.perf_counter()
+    start.set()
+    done = [out.get(timeout=600) for _ in workers]
+    wall = time.perf_counter() - began
+    after = server_cpu_ms(store)
+    finish.set()
+    for w in workers:
+        w.join()
+    bench_intake.cpu_ms = sum(d[0] for d in done) / n
+    bench_intake.groups = sum(d[2] for d in done)
+    bench_intake.server_ms = None if server is None or after is None else (after - server) / n
+    return [x for d in done for x in d[1]], wall
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -366,9 +480,16 @@ def _plan(args) -> list[tuple[str, int]]:
     rows = [("session", int(c)) for c in args.clients.split(",") if c]
     rows += [("grouped", int(c)) for c in args.grouped.split(",") if c]
     rows += [("many", int(c)) for c in args.many.split(",") if c]
+    if args.procs:  # the deployed shape: several processes writing at once
+        rows += [("procs-many", args.procs), ("procs-grouped", args.procs)]
     if args.mail:  # mail after the tickets: one message a transaction, then a poll's batch
         rows += [("mail-one", 1), ("mail-many", 1)]
     return rows
+
+
+def _server_note() -> str:
+    server = getattr(bench_intake, "server_ms", None)
+    return "" if server is None else f", db server CPU {server:.2f} ms/ticket"
 
 
 def run(kind: str, args, triager, rules, encoder, label: str) -> None:
@@ -398,6 +519,26 @@ def run(kind: str, args, triager, rules, encoder, label: str) -> None:
                     notes = f" {bench_intake.groups} transactions |"
                     print(line(kind, what, lat, wall, bench_intake.cpu_ms, items=args.mail) + notes)
                     continue
+                if mode.startswith("procs"):
+                    sub = mode[6:]
+                    lat, wall = bench_procs(
+                        store,
+                        args.intake,
+                        clients,
+                        sub,
+                        args.batch,
+                        args.proc_clients,
+                        f"{mode}-{uuid.uuid4().hex[:6]}",
+                    )
+                    what = (
+                        f"intake_many of {args.batch}, {clients} processes"
+                        if sub == "many"
+                        else f"group commit, {args.proc_clients} clients x {clients} procs"
+                    )
+                    notes = f" {bench_intake.groups} transactions{_server_note()} |"
+                    print(line(kind, what, lat, wall, bench_intake.cpu_ms, items=args.intake) + notes)
+                    continue
+                server = server_cpu_ms(store)
                 lat, wall = bench_intake(
                     store,
                     args.intake,
@@ -415,7 +556,13 @@ def run(kind: str, args, triager, rules, encoder, label: str) -> None:
                     "grouped": f"group commit, {clients} client(s)",
                     "many": f"intake_many of {args.batch}, {clients} client(s)",
                 }[mode]
-                notes = f" classify {share:.1f} ms/ticket, {bench_intake.groups} transactions |"
+                after = server_cpu_ms(store)
+                bench_intake.server_ms = (
+                    None if server is None or after is None else (after - server) / args.intake
+                )
+                notes = (
+                    f" classify {share:.1f} ms/ticket, {bench_intake.groups} transactions{_server_note()} |"
+                )
                 print(line(kind, what, lat, wall, bench_intake.cpu_ms, items=args.intake) + notes)
                 triager.seconds = 0.0
             if not args.open:
@@ -446,6 +593,12 @@ def main() -> None:
     )
     parser.add_argument("--many", default="1", help="threads for batch intake (intake_many)")
     parser.add_argument("--batch", type=int, default=100, help="tickets per intake_many call")
+    parser.add_argument(
+        "--procs", type=int, default=0, help="also rows with N writer processes at once (0: none)"
+    )
+    parser.add_argument(
+        "--proc-clients", type=int, default=4, help="threads per process in the --procs group-commit row"
+    )
     parser.add_argument(
         "--mail", type=int, default=0, help="also N e-mails: receive_raw each vs receive_many of --batch"
     )

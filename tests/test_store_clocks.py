@@ -144,3 +144,35 @@ def test_merged_time_counts_as_a_pause_and_closed_tickets_leave_the_report(store
         merge.unmerge(s, child.id, actor="bob", now=NOW + timedelta(hours=2))
         resp = clocks.clocks_of(s, child.id, NOW + timedelta(hours=2, minutes=5))[0]
         assert resp["state"] == "running" and resp["elapsed_minutes"] == 15  # 10 + 5
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        NOW,
+        datetime(2026, 11, 27, 15, 30, tzinfo=UTC),  # Friday afternoon: over the weekend
+        datetime(2026, 11, 28, 12, 0, tzinfo=UTC),  # Saturday: closed
+        datetime(2026, 3, 29, 0, 30, tzinfo=UTC),  # the night Berlin moves to summer time
+        datetime(2026, 12, 24, 16, 59, 59, 999999, tzinfo=UTC),
+    ],
+)
+@pytest.mark.parametrize("policy", sorted(RULES.policies))
+def test_a_fresh_clock_is_stored_as_saving_the_started_clock_stores_it(policy, when):
+    """A new ticket's clocks skip asking the clock what it says at its own start: the row
+    must be the one the general path (_save) writes, on every calendar and start time."""
+    pol = RULES.policies[policy]
+    levels = RULES.escalation_levels or clocks.DEFAULT_LEVELS
+    ordered = sorted(levels, key=lambda lv: lv.at)
+    for target in pol.targets:
+        for kind in clocks.KINDS:
+            state = {
+                "targets": {"3": getattr(target, kind)},
+                "fired": [],
+                "levels": [[lv.name, lv.at] for lv in ordered],
+            }
+            clock = clocks.Clock.start(when, getattr(target, kind), pol.calendar, name=kind)
+            general = SlaClockRow(ticket_id=7, kind=kind, policy=pol.name, state=state)
+            clocks._save(general, clock, when)
+            fast = clocks._started(7, kind, pol.name, state, clock, ordered[0])
+            assert fast == {name: getattr(general, name) for name in fast}, (policy, kind, target)
+            assert set(fast) == {c.key for c in SlaClockRow.__table__.columns} - {"id"}

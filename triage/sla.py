@@ -69,13 +69,22 @@ class Calendar:
 
     def __post_init__(self) -> None:
         try:
-            ZoneInfo(self.tz)
+            zone = ZoneInfo(self.tz)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA time zone {self.tz!r}") from None
         if len(self.hours) != 7:
             raise ValueError("expected working hours for 7 days")
         if not any(self.hours):
             raise ValueError(f"calendar {self.name!r} has no working hours at all")
+        # derived once: every clock asks them several times per ticket (not fields: no
+        # part of equality, repr or the stored form)
+        always = not self.holidays and all(h == ((0, 1440),) for h in self.hours)
+        object.__setattr__(self, "_zone", zone)
+        object.__setattr__(self, "_always", always)
+        object.__setattr__(self, "_hash", hash((self.name, self.tz, self.hours, self.holidays)))
+
+    def __hash__(self) -> int:  # the caches below key on calendars: hash the fields once
+        return self._hash  # type: ignore[attr-defined]
 
     @classmethod
     def always(cls, name: str = "24x7", tz: str = "UTC", holidays=()) -> "Calendar":
@@ -95,7 +104,7 @@ class Calendar:
 
     @property
     def is_always(self) -> bool:
-        return not self.holidays and all(h == ((0, 1440),) for h in self.hours)
+        return self._always  # type: ignore[attr-defined]
 
     def to_dict(self) -> dict:
         """As stored in each SLA clock's state: built once per calendar (every clock started
@@ -133,7 +142,7 @@ def _day_intervals(cal: Calendar, day: date) -> tuple[tuple[datetime, datetime],
     """Working intervals of one local day, as UTC instants (cached: sweeps repeat days)."""
     if day in cal.holidays:
         return ()
-    zone = ZoneInfo(cal.tz)
+    zone = cal._zone  # type: ignore[attr-defined]
     out = []
     for a, b in cal.hours[day.weekday()]:
         start = datetime.combine(day, time(a // 60, a % 60), zone).astimezone(UTC)
@@ -145,7 +154,7 @@ def _day_intervals(cal: Calendar, day: date) -> tuple[tuple[datetime, datetime],
 
 
 def _local_day(t: datetime, cal: Calendar) -> date:
-    return t.astimezone(ZoneInfo(cal.tz)).date()
+    return t.astimezone(cal._zone).date()  # type: ignore[attr-defined]
 
 
 def add_business_time(start: datetime, minutes: float, calendar: Calendar) -> datetime:

@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from triage.sla import Clock, EscalationLevel, SlaPolicy, levels_reached
+from triage.sla import Clock, EscalationLevel, SlaPolicy, add_business_time, levels_reached
 from triage.store import event_log
 from triage.store.tables import Escalation, SlaClockRow, TicketRow, utcnow
 
@@ -125,8 +125,9 @@ def start(
     tier = (tier or ticket.customer_tier or "").lower() or None
     if priority is None or (not fresh and _rows(session, ticket.id)):
         return []
-    stored_levels = [[lv.name, lv.at] for lv in sorted(levels or DEFAULT_LEVELS, key=lambda lv: lv.at)]
-    rows = []
+    ordered = sorted(levels or DEFAULT_LEVELS, key=lambda lv: lv.at)
+    stored_levels = [[lv.name, lv.at] for lv in ordered]
+    rows, values = [], []
     for kind in KINDS:
         targets = {str(t.priority): getattr(t, kind) for t in policy.targets if t.tier is None}
         for t in policy.targets:  # tier-specific rows win over generic ones
@@ -135,19 +136,17 @@ def start(
         if str(priority) not in targets:
             continue
         clock = Clock.start(now, targets[str(priority)], policy.calendar, name=kind)
-        row = SlaClockRow(
-            ticket_id=ticket.id,
-            kind=kind,
-            policy=policy.name,
-            state={"targets": targets, "fired": [], "levels": stored_levels},
-        )
-        _save(row, clock, now)
-        if not fresh:
+        state = {"targets": targets, "fired": [], "levels": stored_levels}
+        if fresh:  # nothing to look up: the values straight from the clock, a row built as loaded
+            values.append(_started(ticket.id, kind, policy.name, state, clock, ordered[0]))
+            row = _as_row(values[-1])
+        else:
+            row = SlaClockRow(ticket_id=ticket.id, kind=kind, policy=policy.name, state=state)
+            _save(row, clock, now)
             session.add(row)
         rows.append(row)
         _event(session, ticket, f"sla.{kind}", None, row.due_at.isoformat(), now)
-    if fresh and rows:  # one Core INSERT for both clocks (with a batch's others): no ids read back
-        values = [_values(row) for row in rows]
+    if values:  # one Core INSERT for both clocks (with a batch's others): no ids read back
         if ticket.status == "pending":  # pause() below reads them back
             session.connection().execute(_INSERT, values)
         else:
@@ -159,12 +158,35 @@ def start(
     return rows
 
 
-_COLUMNS = [c.key for c in SlaClockRow.__table__.columns if c.key != "id"]
 _INSERT = insert(SlaClockRow.__table__)  # built once: its compiled form stays cached
+_NEW_ROW = SlaClockRow.__mapper__.class_manager.new_instance  # an instance, no __init__
 
 
-def _values(row: SlaClockRow) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in _COLUMNS}
+def _started(
+    ticket_id: int, kind: str, policy: str, state: dict, clock: Clock, first: EscalationLevel
+) -> dict[str, Any]:
+    """The row of a clock started just now: what :func:`_save` stores, without asking the
+    clock what it says at its own start (nothing elapsed, not paused, nothing fired yet)."""
+    start, cal = clock.started_at, clock.calendar
+    return {
+        "ticket_id": ticket_id,
+        "kind": kind,
+        "policy": policy,
+        "state": {**state, "clock": clock.to_dict()},
+        "running": True,
+        "paused": False,
+        "stopped_at": None,
+        "due_at": add_business_time(start, clock.target_minutes, cal),
+        "breached": False,
+        "next_level_at": add_business_time(start, clock.target_minutes * first.at, cal),
+    }
+
+
+def _as_row(values: dict[str, Any]) -> SlaClockRow:
+    """A transient row holding ``values`` (read by the caller, never added to a session)."""
+    row = _NEW_ROW()
+    row.__dict__.update(values)
+    return row
 
 
 def pause(session: Session, ticket: TicketRow, now: datetime) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import Executable
 
+from triage.store import bulk
 from triage.store.tables import TicketEvent
 
 _BUFFER = "triage.pending_events"
@@ -102,14 +103,14 @@ def unbatched(session: Session) -> Iterator[None]:
 def _write(
     session: Session, rows: list[dict[str, Any]], later: dict[Executable, list[dict[str, Any]]]
 ) -> None:
-    """Core executemany: SQLAlchemy sends a batch of rows as multi-row INSERTs (insertmanyvalues)."""
+    """Each statement once with all its rows (``bulk``: one unnest statement on PostgreSQL)."""
     if not rows and not later:
         return
     conn = session.connection()
     for statement, batch in later.items():  # each references tickets inserted already
-        conn.execute(statement, batch)
+        bulk.execute(conn, statement, batch)
     if rows:  # rows in the order they were recorded
-        conn.execute(_INSERT, rows)
+        bulk.execute(conn, _INSERT, rows)
 
 
 _INSERT = insert(TicketEvent.__table__)  # built once: its compiled form stays cached

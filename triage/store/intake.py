@@ -348,7 +348,9 @@ def assess(
     """
     out = Assessment()
     subject, body = _text(payload.get("subject")), as_text(_text(payload.get("body")))
-    text = model_text(subject, body)  # once, for the encoder and the heads
+    takes_texts = getattr(triager, "takes_texts", False)
+    # once, for the encoder and the heads; not at all when neither reads it (no model)
+    text = model_text(subject, body) if encoder is not None or takes_texts else ""
     if encoder is not None:
         out.vector = np.asarray(encoder.encode([text])[0], dtype=np.float32)
         out.encoder = similar.encoder_name(encoder)
@@ -364,7 +366,7 @@ def assess(
         )
         shared = out.vector is not None and _same_space(triager, encoder)
         extra: dict[str, Any] = {"histories": [history]} if history is not None else {}
-        if getattr(triager, "takes_texts", False):  # spares the heads normalising it again
+        if takes_texts:  # spares the heads normalising it again
             extra["texts"] = [text]
         out.prediction = (
             triager.classify([shape], vectors=out.vector[None, :], **extra)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detache
 
 from triage.errors import InputError, NotFound, TransitionError
 from triage.htmltext import as_text
-from triage.store import clocks, event_log
+from triage.store import bulk, clocks, event_log
 from triage.store.tables import ID_MAX, Comment, IdempotencyKey, TicketEvent, TicketRow, Watcher, utcnow
 from triage.ticket import TRANSITIONS, Channel, Status
 
@@ -213,8 +213,8 @@ def _claim_keys(session: Session, keys: list[str]) -> dict[str, int]:
         return held
     conn, at = session.connection(), utcnow()
     taken = set(
-        conn.execute(
-            _claim_statement(conn.dialect.name), [{"key": key, "created_at": at} for key in fresh]
+        bulk.execute(
+            conn, _claim_statement(conn.dialect.name), [{"key": key, "created_at": at} for key in fresh]
         ).scalars()
     )
     others = [key for key in fresh if key not in taken]
@@ -232,10 +232,11 @@ def _insert_tickets(session: Session, rows: list[dict[str, Any]]) -> list[Ticket
         return [_insert_ticket(session, row) for row in rows]
     full = [{name: row.get(name) for name in _TICKET_COLUMNS} for row in rows]
     conn = session.connection()
-    if conn.dialect.name == "postgresql":  # SQLAlchemy orders them (a sentinel in INSERT ... SELECT)
-        ids = list(conn.execute(_INSERT_TICKETS_ORDERED, full).scalars())
-    else:  # SQLite gives rowids in VALUES order while it holds the write lock: sorted ids are that order
-        ids = sorted(conn.execute(_INSERT_TICKET, full).scalars())
+    # ids ascend in the rows' order: SQLite gives rowids in VALUES order while it holds the
+    # write lock; on PostgreSQL the rows are inserted in that order (bulk: INSERT ... SELECT
+    # ... ORDER BY), each taking the next serial value. So the sorted ids are that order.
+    statement = _INSERT_TICKETS_ORDERED if conn.dialect.name == "postgresql" else _INSERT_TICKET
+    ids = sorted(bulk.execute(conn, statement, full).scalars())
     return [_loaded(session, row, ticket_id) for row, ticket_id in zip(full, ids)]
 
 
