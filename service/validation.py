@@ -27,7 +27,13 @@ from triage.store.tables import ID_MAX  # PostgreSQL integer; both stores are he
 from .errors import ApiError, describe, field_error
 
 NO_NUL = "^[^\\u0000]*$"
-NON_BLANK = "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"
+# What Python's str.strip() removes, spelt out: the schema's regex dialect (ECMA-262) has
+# another \s (without U+001C-U+001F and U+0085, with U+FEFF), and a fuzzer reading the
+# schema then sends "\x1e" as valid text that the handler refuses as blank
+PY_SPACE = (
+    "\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+NON_BLANK = f"^[^\\u0000]*[^\\u0000{PY_SPACE}][^\\u0000]*$"
 ASCII_INT = re.compile(r"[0-9]{1,18}", re.ASCII)
 
 

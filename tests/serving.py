@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -19,9 +20,22 @@ GUNICORN = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "service" / "guni
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port: from ``BENCH_PORTS`` (``lo-hi``) when set, so engineers sharing
+    a machine stay in their own ranges (tried in a random order: two servers of one run
+    must not race for the first); else one the kernel picks."""
+    ports = os.environ.get("BENCH_PORTS", "")
+    candidates = [0]
+    if ports:
+        low, high = (int(part) for part in ports.split("-"))
+        candidates = random.sample(range(low, high + 1), high - low + 1)
+    for candidate in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free port in BENCH_PORTS={ports}")
 
 
 def triage_serve(port: int, *args: str) -> list[str]:
