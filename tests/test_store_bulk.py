@@ -160,7 +160,9 @@ def test_one_row_and_rows_of_mixed_keys_go_as_before(store):
     assert [tuple(r) for r in stored] == [("f", "1")]
 
 
-def test_a_groups_inserts_are_one_execution_per_table_not_per_row(store):
+def test_a_groups_writes_are_one_execution_per_statement_not_per_row(store):
+    """Inserts (one per table) and the new tickets' field changes (the model's, the rules',
+    routing's: one UPDATE per set of changed columns, not the ORM flush's one per row)."""
     from store_support import NOW, RULES, sure_triager
     from triage.store.intake import intake_many
 
@@ -179,5 +181,11 @@ def test_a_groups_inserts_are_one_execution_per_table_not_per_row(store):
     assert all(not isinstance(r, Exception) and r.created for r in results)
     inserts = [(words, many) for words, many in seen if words.startswith("insert into")]
     assert len(inserts) == len({words for words, _ in inserts}) >= 6  # each table once
+    updates = [many for words, many in seen if words.startswith("update tickets")]
+    assert 1 <= len(updates) < len(payloads)  # the four tickets changed alike
     if store.dialect == "postgresql":  # psycopg's executemany is one execution per row
-        assert not any(many for _, many in inserts), inserts
+        assert not any(many for _, many in seen), seen
+    with store.session(readonly=True) as s:  # and the changes are stored
+        stored = s.execute(select(TicketRow.id, TicketRow.category, TicketRow.queue)).all()
+    assert {(r.ticket.id, r.ticket.category, r.ticket.queue) for r in results} == {tuple(r) for r in stored}
+    assert all(r.ticket.category for r in results)

@@ -15,7 +15,7 @@ may roll a SAVEPOINT back, runs inside :func:`unbatched`.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -27,6 +27,7 @@ from triage.store.tables import TicketEvent
 _BUFFER = "triage.pending_events"
 _DEFERRED = "triage.pending_rows"
 _MEMO = "triage.batch_memo"
+_ENDS = "triage.batch_ends"
 
 
 def add(session: Session, **row: Any) -> TicketEvent | None:
@@ -65,13 +66,28 @@ def batched(session: Session) -> Iterator[None]:
         return
     rows: list[dict[str, Any]] = []
     later: dict[Executable, list[dict[str, Any]]] = {}
+    ends: list[Callable[[Session], None]] = []
     session.info[_BUFFER], session.info[_DEFERRED], session.info[_MEMO] = rows, later, {}
+    session.info[_ENDS] = ends
     try:
         yield
+        for end in ends:  # still inside: an end may read the memo
+            end(session)
     finally:
-        for name in (_BUFFER, _DEFERRED, _MEMO):
+        for name in (_BUFFER, _DEFERRED, _MEMO, _ENDS):
             session.info.pop(name, None)
     _write(session, rows, later)
+
+
+def at_end(session: Session, end: Callable[[Session], None]) -> bool:
+    """Run ``end(session)`` once when the outermost batch ends without error (before its rows
+    are written); False outside a batch (nothing registered)."""
+    ends = session.info.get(_ENDS)
+    if ends is None:
+        return False
+    if end not in ends:
+        ends.append(end)
+    return True
 
 
 def memo(session: Session) -> dict[Any, Any] | None:
