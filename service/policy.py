@@ -6,7 +6,8 @@ API, the portal and e-mail) classifies under the policy in force, without each
 of them having to remember to pass it. The policy lives in the database
 (``triage.store.policies``): a change saved through one gunicorn worker is seen
 by all of them on their next classification, because each call compares the
-newest change id with its cached one (one indexed query).
+newest change id with its cached one (one indexed query, asked through
+``policies.probe``: no pooled connection or transaction around it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from flask import current_app, has_app_context
 
+from triage.store import policies
 from triage.store.policies import PolicyCache
 
 from .store import get_store
@@ -32,13 +34,18 @@ def current_policy() -> dict[str, dict[str, Any]]:
     if cache is None:
         cache = current_app.extensions.setdefault(CACHE_KEY, PolicyCache())
     try:
-        # a Core connection, not an ORM session: this runs before every classification, and
-        # the version check is one statement (on SQLite a plain BEGIN: no write lock)
-        with get_store().engine.connect() as conn:
-            return cache.current(conn.execution_options(triage_readonly=True))
+        engine = get_store().engine
+        # this runs before every classification: the newest change id on the probe's own
+        # autocommit connection; the policy itself is read only when that id moved
+        return cache.at(policies.probe(engine).version(), lambda: _read_policy(engine))
     except Exception as exc:  # noqa: BLE001 - classify must not fail because the store did
         log.warning("policy not read, using the last one known: %s", exc)
         return cache.last
+
+
+def _read_policy(engine) -> dict[str, dict[str, Any]]:
+    with engine.connect() as conn:  # (on SQLite a plain BEGIN: no write lock)
+        return policies.effective(conn.execution_options(triage_readonly=True))
 
 
 class PolicyTriager:

@@ -130,3 +130,99 @@ def test_one_row_stacking_equals_scipys(dtypes):
         assert np.array_equal(getattr(fast, part), getattr(slow, part))
     two_rows = [sparse.vstack([b, b], format="csr") for b in blocks]  # scipy's own path
     assert (predict_math.hstack_csr(two_rows) != sparse.hstack(two_rows, format="csr")).nnz == 0
+
+
+# ----------------------------------------------------------------- one text: no sparse matrix
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"ngram_range": (1, 2), "sublinear_tf": True, "dtype": np.float32},
+        {"analyzer": "char_wb", "ngram_range": (2, 5), "sublinear_tf": True, "dtype": np.float32},
+        {"binary": True, "norm": "l1"},
+        {"use_idf": False, "norm": None},
+    ],
+)
+def test_one_texts_row_block_is_scikit_learns_row(params):
+    """One text through the shared path is a RowBlock (no CSR built): the same columns, values
+    and dtype as ``vectorizer.transform``, to the last bit."""
+    vec = TfidfVectorizer(**params).fit([model_text(r["title"], r["description"]) for r in _rows()[:200]])
+    shared = SharedVectorizers({"a": _Head(vec)})
+    for text in TEXTS + [model_text(r["title"], r["description"]) for r in _rows()[200:260]]:
+        fast, slow = shared.for_call()(vec, [text]), vec.transform([text])
+        assert type(fast) is predict_math.RowBlock and fast.shape == slow.shape
+        assert fast.dtype == slow.dtype
+        assert np.array_equal(fast.indices, slow.indices) and np.array_equal(fast.data, slow.data)
+        back = fast.tocsr()
+        assert (back != slow).nnz == 0 and back.dtype == slow.dtype
+
+
+class _Head:
+    """What SharedVectorizers reads of a head: a FeatureUnion-like ``vectorizer_``."""
+
+    def __init__(self, vec) -> None:
+        self.vectorizer_ = type("Union", (), {"transformer_list": [("v", vec)]})()
+
+
+@pytest.mark.parametrize("classes", [2, 5])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_row_scores_equal_scipys_product(classes, dtype):
+    """``decision_function`` of a RowBlock is scipy's CSR × coef.T + intercept, bit for bit
+    (binary heads have one coefficient row; a text may have no known term at all)."""
+    from sklearn.svm import LinearSVC
+
+    rows = _rows()
+    texts = [model_text(r["title"], r["description"]) for r in rows]
+    labels = [str(i % classes) for i in range(len(texts))]
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, dtype=dtype).fit(texts)
+    svc = LinearSVC(C=0.5).fit(vec.transform(texts), labels)
+    shared = SharedVectorizers({"a": _Head(vec)})
+    for text in texts[:150] + ["zzzz qqqq", ""]:
+        row, csr = shared.for_call()(vec, [text]), vec.transform([text])
+        fast, slow = predict_math.decision_function(svc, row), svc.decision_function(csr)
+        assert fast.shape == slow.shape and fast.dtype == slow.dtype
+        assert np.array_equal(fast, slow), text
+
+
+def _fit_kinds(tmp_path):
+    """A bundle of every TF-IDF kind (reference, reference_bias, tfidf, one with context
+    tokens), as training makes them."""
+    from triage.bundle import write_bundle
+    from triage.features import context_strings
+
+    rows = _rows()
+    X = Features([model_text(r["title"], r["description"]) for r in rows], None)
+    meta = {"channel": [r.get("source") for r in rows], "customer_tier": [r.get("tier") for r in rows]}
+    groups = ("channel", "customer_tier")
+    heads, manifest_heads = {}, {}
+    for head, kind, column, context in (
+        ("type", "reference", "kind", False),
+        ("team", "reference_bias", "assignment_group", False),
+        ("category", "tfidf", "category", False),
+        ("impact", "tfidf", "impact", True),
+    ):
+        Xh = X.with_context(context_strings(meta, len(rows), groups=groups)) if context else X
+        model = TextHead(kind, cv=3).fit(Xh, [r[column] for r in rows])
+        model.context_groups_ = groups if context else ()
+        heads[head] = model
+        manifest_heads[head] = {
+            "labels": [str(c) for c in model.classes_],
+            "thresholds": {str(c): {"apply": 0.9, "suggest": 0.4} for c in model.classes_},
+        }
+    manifest = {"encoder": {"kind": "hashing", "dim": 256}, "heads": manifest_heads}
+    return write_bundle(tmp_path / "models", heads, manifest, extras=lambda tmp, *_: None)
+
+
+def test_one_ticket_fast_path_gives_the_slow_paths_answers_for_every_tfidf_kind(tmp_path, monkeypatch):
+    """The one-text path (RowBlocks, row scores, softmax without array-namespace detection)
+    against scikit-learn's own transforms and predict methods: identical labels,
+    probabilities, decisions and explanations for each kind of TF-IDF head."""
+    triager = Triager.from_bundle(_fit_kinds(tmp_path))
+    assert any(getattr(m, "context_", None) is not None for m in triager.models.values())
+    tickets = _tickets(60) + [Ticket(subject=t, body=t, channel="email") for t in TEXTS]
+    fast = [triager.classify([t])[0] for t in tickets]
+    with monkeypatch.context() as m:
+        _slow(m, triager)
+        slow = [triager.classify([t])[0] for t in tickets]
+    assert json.dumps(fast) == json.dumps(slow)
+    assert any(f["fields"]["type"]["explanation"] for f in fast)

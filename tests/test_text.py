@@ -59,3 +59,43 @@ def test_normalise_is_idempotent():
     text = "Hi,\n\nMy laptop won't boot.\n\nOn Tue, Bob wrote:\n> ok"
     once = normalise(text)
     assert normalise(once) == once
+
+
+def _ftfy_repair(text: str) -> str:
+    """The repair without the plain-ASCII shortcut: ftfy's answer, control characters dropped."""
+    import ftfy
+
+    from triage.text import _CONTROL
+
+    return _CONTROL.sub(" ", ftfy.fix_text(text, normalization="NFC"))
+
+
+def test_plain_ascii_shortcut_gives_ftfys_answer():
+    """Printable ASCII with tabs and newlines and no "&" skips ftfy: it must be a text ftfy
+    leaves alone. Random texts over that alphabet (HTML-entity look-alikes without "&", "<>",
+    quotes, backslashes) and every demo ticket, which ftfy would have repaired the same."""
+    import random
+    import string
+
+    from service_fixtures import _rows
+
+    alphabet = "".join(c for c in string.printable if c not in "&\r\x0b\x0c") + "\t\n"
+    rng = random.Random(15)
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300))) for _ in range(2000)]
+    texts += ["amp; lt; #39; quot;", "<b>bold</b> x", "a\\x1b[31mred", "Cafe\\u00e9", "\t\n\n  \t"]
+    texts += [f"{r['title']}\n{r['description']}" for r in _rows()]
+    for text in texts:
+        assert repair_encoding(text) == _ftfy_repair(text), repr(text)
+
+
+def test_text_outside_the_shortcut_still_goes_through_ftfy():
+    """An HTML entity, a carriage return, a terminal escape, a control character, mojibake:
+    each is something only ftfy (or the control-character pass) changes."""
+    for text, repaired in (
+        ("caf&eacute; &amp; tea", "café & tea"),
+        ("line one\r\nline two", "line one\nline two"),
+        ("red \x1b[31malert\x1b[0m", "red alert"),
+        ("bell\x07 here", "bell here"),
+        ("CafÃ© crÃ¨me", "Café crème"),
+    ):
+        assert repair_encoding(text) == repaired == _ftfy_repair(text)

@@ -125,6 +125,8 @@ def _scores(model: Any, X: Any, classes: np.ndarray, *, log_proba: bool) -> np.n
     )
     if raw.ndim == 1:  # binary LinearSVC: one column for classes_[1]
         raw = np.column_stack([-raw, raw])
+    if len(model.classes_) == len(classes):  # saw every class (a subset as long: the same)
+        return raw.astype(float)
     out = np.full((raw.shape[0], len(classes)), np.log(1e-9) if log_proba else _MISSING_SCORE)
     cols = np.searchsorted(classes, model.classes_)
     out[:, cols] = raw
@@ -332,6 +334,8 @@ class TextHead(ClassifierMixin, BaseEstimator):
             blocks[1] = _scores(self.emb_, X.vectors, self.classes_, log_proba=True)
             if getattr(self, "knn_", None) is not None:
                 blocks[2] = _scores(self.knn_, X.vectors, self.classes_, log_proba=True)
+        if blocks[1] is None and blocks[2] is None and blocks[0] is not None:
+            return blocks[0]  # TF-IDF heads: the one block (a fresh array) is the stack
         return self._stack(blocks)
 
     def predict_proba(self, X: Features) -> np.ndarray:
@@ -346,8 +350,11 @@ class TextHead(ClassifierMixin, BaseEstimator):
         proba = _temper(
             predict_math.predict_proba(self.calibrator_, scores), getattr(self, "temperature_", 1.0)
         )
-        out = np.zeros((len(X), len(self.classes_)))
-        out[:, np.searchsorted(self.classes_, self.calibrator_.classes_)] = proba
+        if len(self.calibrator_.classes_) == len(self.classes_):  # (fitted on every class)
+            out = proba.astype(float)
+        else:
+            out = np.zeros((len(X), len(self.classes_)))
+            out[:, np.searchsorted(self.classes_, self.calibrator_.classes_)] = proba
         if self.kind == "reference":
             picked = scores.argmax(axis=1)
         else:
@@ -377,20 +384,28 @@ class TextHead(ClassifierMixin, BaseEstimator):
         """
         if not self.uses_text:
             return [[] for _ in range(len(X))]
-        tfidf = sparse.csr_matrix(self._tfidf(X) if tfidf is None else tfidf)
+        tfidf = self._tfidf(X) if tfidf is None else tfidf
+        if type(tfidf) is predict_math.RowBlock:  # one text, from the shared path
+            indptr = (0, len(tfidf.indices))
+        else:
+            if type(tfidf) is not sparse.csr_matrix:  # (constructing one from itself costs a check)
+                tfidf = sparse.csr_matrix(tfidf)
+            indptr = tfidf.indptr
         names, words = self._feature_names()
         out = []
         for row, label in enumerate(labels):
             coef = self._class_coef(str(label))
-            lo, hi = tfidf.indptr[row], tfidf.indptr[row + 1]
+            lo, hi = indptr[row], indptr[row + 1]
             cols, vals = tfidf.indices[lo:hi], tfidf.data[lo:hi]
             contrib = vals * coef[cols] * words[cols]
             top = np.argsort(-contrib)[:k]
+            # Python ints and floats (the same values): indexing NumPy scalar by scalar cost
+            # more than the arithmetic above
             out.append(
                 [
-                    {"term": str(names[cols[i]]).split("__", 1)[-1], "weight": round(float(contrib[i]), 4)}
-                    for i in top
-                    if contrib[i] > 0
+                    {"term": str(names[c]).split("__", 1)[-1], "weight": round(w, 4)}
+                    for c, w in zip(cols[top].tolist(), contrib[top].tolist())
+                    if w > 0
                 ]
             )
         return out
@@ -438,7 +453,13 @@ class TextHead(ClassifierMixin, BaseEstimator):
         coef = self.svc_.coef_
         if coef.shape[0] == 1:  # binary: the row is for classes_[1]
             return coef[0] if label == str(self.svc_.classes_[1]) else -coef[0]
-        j = list(map(str, self.svc_.classes_)).index(label) if label in map(str, self.svc_.classes_) else None
+        rows = getattr(self, "_coef_rows", None)
+        if rows is None:  # label -> row, built once per loaded head (first match, as .index())
+            rows = {}
+            for j, c in enumerate(map(str, self.svc_.classes_)):
+                rows.setdefault(c, j)
+            object.__setattr__(self, "_coef_rows", rows)
+        j = rows.get(label)
         return coef[j] if j is not None else np.zeros(coef.shape[1])
 
     def _feature_names(self) -> tuple[np.ndarray, np.ndarray]:
@@ -465,6 +486,7 @@ class TextHead(ClassifierMixin, BaseEstimator):
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state.pop("_names_cache", None)  # rebuilt on first explain(); keeps the joblib small
+        state.pop("_coef_rows", None)
         state.pop("oof_proba_", None)  # training diagnostics only
         state.pop("oof_labels_", None)
         return state
@@ -488,7 +510,8 @@ def text_matrix(
     if context is not None:
         ctx = X.context if X.context is not None else [""] * len(X)
         blocks.append(context.transform(ctx) * CONTEXT_WEIGHT)
-    return predict_math.hstack_csr(blocks)  # one-row blocks: stacked without scipy's general path
+    # one-row blocks: stacked without scipy's general path (the shared path's: no matrix at all)
+    return predict_math.hstack_blocks(blocks)
 
 
 def predict_labelled(model: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:

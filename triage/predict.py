@@ -126,9 +126,13 @@ def _union_counts(union: dict[str, int], counted: list) -> tuple[np.ndarray, np.
 def _columns_counts(
     vectorizer: Any, columns: np.ndarray, ids: np.ndarray, counts: np.ndarray, indptr: np.ndarray
 ):
-    """One vectorizer's TF-IDF block from the union look-up: its columns of those ids."""
+    """One vectorizer's TF-IDF block from the union look-up: its columns of those ids (one
+    text: a :class:`~triage.predict_math.RowBlock`, which the head's stacking turns into its
+    one matrix)."""
     cols = columns[ids]
     kept = cols >= 0
+    if len(indptr) == 2:
+        return predict_math.tfidf_row(vectorizer, counts[kept], cols[kept])
     rows = np.concatenate(([0], np.cumsum(kept)))[indptr].astype(np.int32)
     return predict_math.tfidf_from_counts(vectorizer, counts[kept], cols[kept], rows)
 
@@ -285,9 +289,13 @@ class Triager:
         classes = [str(c) for c in model.classes_]
         # the reported label first (it may not be the most probable class: the head's decision
         # rule is tuned for macro-F1), then the other classes by probability
-        order = np.argsort(-proba, axis=1)
-        order = np.asarray([[j] + [c for c in row if c != j] for j, row in zip(label_idx, order)])
-        labels = [classes[j] for j in order[:, 0]]
+        # (as Python lists: the same values, without a NumPy scalar per element read below)
+        probs = np.asarray(proba).tolist()
+        order = [
+            [j] + [c for c in row if c != j]
+            for j, row in zip(np.asarray(label_idx).tolist(), np.argsort(-proba, axis=1).tolist())
+        ]
+        labels = [classes[row[0]] for row in order]
         thresholds = (self.manifest["heads"].get(name) or {}).get("thresholds") or {}
         mode = head_policy.get("mode", "auto")
         overrides = head_policy.get("classes") or {}
@@ -298,13 +306,13 @@ class Triager:
         )
         rows = []
         for i, label in enumerate(labels):
-            p = float(proba[i, order[i, 0]])
+            p = float(probs[i][order[i][0]])
             row = {
                 "label": label,
                 "probability": round(p, 6),
                 "alternatives": [
-                    {"label": classes[j], "probability": round(float(proba[i, j]), 6)}
-                    for j in order[i, 1 : 1 + N_ALTERNATIVES]
+                    {"label": classes[j], "probability": round(float(probs[i][j]), 6)}
+                    for j in order[i][1 : 1 + N_ALTERNATIVES]
                 ],
                 "decision": decide(label, p, thresholds, mode=mode, override=overrides.get(label)).value,
                 "explanation": explanations[i],

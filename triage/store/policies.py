@@ -15,17 +15,20 @@ The policy has the shape :meth:`triage.predict.Triager.classify` takes::
 Every service worker reads it from the database before classifying. A cache keyed
 by the newest change id (one indexed ``max(id)`` per call) keeps that cheap while
 a change made through any worker is seen by every worker on its next
-classification.
+classification. The service asks for that id through :class:`VersionProbe`: the same
+query, without a pooled connection, transaction or ORM around it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
+import weakref
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from sqlalchemy import Connection, Index, String, Text, func, select
+from sqlalchemy import Connection, Engine, Index, String, Text, event, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from triage.store.tables import Base, utcnow
@@ -208,11 +211,14 @@ class PolicyCache:
         self._policy: dict[str, dict[str, Any]] = {}
 
     def current(self, session: Session | Connection) -> dict[str, dict[str, Any]]:
-        seen = version(session)
+        return self.at(version(session), lambda: effective(session))
+
+    def at(self, seen: int, read: Callable[[], dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+        """The policy of change id ``seen``: the cached one, or ``read()`` when the id moved."""
         with self._lock:
             if seen == self._version:
                 return self._policy
-        policy = effective(session)
+        policy = read()
         with self._lock:
             self._version, self._policy = seen, policy
         return policy
@@ -233,3 +239,95 @@ def current(session: Session) -> dict[str, dict[str, Any]]:
     if cache is None:
         cache = _CACHES.setdefault(key, PolicyCache())
     return cache.current(session)
+
+
+class VersionProbe:
+    """:func:`version` for one engine, read the cheapest way that still asks the database.
+
+    It runs before every classification, so an admin's change made through any worker or
+    process is seen on the next one. Through the engine it cost a pool check-out, a BEGIN,
+    the ORM's statement compilation and a ROLLBACK around one indexed ``max(id)``: several
+    times the query. Here each thread keeps a DB-API connection of its own, detached from
+    the engine's pool, in autocommit: the query is its own statement-level snapshot and so
+    sees every change committed before it started, as the transaction did. The connections
+    are closed when the engine is disposed (and never reused across a fork).
+    """
+
+    SQL = f"SELECT max(id) FROM {PolicyChange.__tablename__}"
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = weakref.ref(engine)
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._local = threading.local()
+        self._opened: list[Any] = []
+        self._lock = threading.Lock()
+        event.listen(engine, "engine_disposed", lambda _engine: self.close())
+
+    def version(self) -> int:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            conn = self._open()
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(self.SQL)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        except Exception:
+            self._local.conn = None  # a broken connection (server restart): a new one next time
+            self._discard(conn)
+            raise
+        return int(row[0] or 0)
+
+    def _open(self) -> Any:
+        engine = self._engine()
+        if engine is None:
+            raise RuntimeError("the engine of this policy probe is gone")
+        proxied = engine.raw_connection()  # the engine's connect events (pragmas, search_path) ran
+        proxied.detach()  # ours until closed: the pool neither counts nor resets it
+        conn = proxied.dbapi_connection
+        if self._sqlite:
+            conn.isolation_level = None  # no implicit BEGIN: each statement reads the newest commit
+        else:
+            conn.rollback()  # (a pre-ping may have opened a transaction)
+            conn.autocommit = True
+        self._local.conn, self._local.pid = conn, os.getpid()
+        with self._lock:
+            self._opened.append(conn)
+        return conn
+
+    def _discard(self, conn: Any) -> None:
+        with self._lock:
+            if conn in self._opened:
+                self._opened.remove(conn)
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - already broken
+            pass
+
+    def close(self) -> None:
+        """Close every thread's connection (this process's); a later call opens new ones."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        self._local = threading.local()
+        for conn in opened:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing at dispose: nothing left to do
+                pass
+
+
+_PROBES: "weakref.WeakKeyDictionary[Engine, VersionProbe]" = weakref.WeakKeyDictionary()
+_PROBES_LOCK = threading.Lock()
+
+
+def probe(engine: Engine) -> VersionProbe:
+    """The engine's :class:`VersionProbe` (one per engine and process)."""
+    found = _PROBES.get(engine)
+    if found is None:
+        with _PROBES_LOCK:
+            found = _PROBES.get(engine)
+            if found is None:
+                found = _PROBES[engine] = VersionProbe(engine)
+    return found
