@@ -33,6 +33,7 @@ import argparse
 import csv
 import hashlib
 import http.client
+import itertools
 import json
 import os
 import statistics
@@ -87,6 +88,54 @@ def demo_tickets() -> list[dict]:
         }
         for r in rows
     ]
+
+
+def shared_intake_tickets(limit: int = 0) -> list[dict]:
+    """Real help-desk tickets for intake, in the export's order, when ``../shared/data`` is
+    there (bench/shared_data.py): the endava export's title/body, then the it_tickets rows
+    it does not hold (one text each: its first words stand in as the subject). Never copied
+    into the repo: read at run time only. [] when the data is not there.
+
+    Why not the demo: its ~180 templates repeat, so after ~1,000 intakes every intake joins
+    a burst (200 neighbours clustered, an incident proposal written), which no desk sees."""
+    from shared_data import SHARED
+
+    endava = SHARED / "endava" / "all_tickets_subset.csv"
+    it_tickets = SHARED / "it_tickets" / "all_tickets_processed_improved_v3.csv"
+    if not endava.exists():
+        return []
+    out, seen = [], set()
+    with open(endava, newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            if (r["body"] or r["title"]).strip():
+                out.append({"subject": r["title"], "body": r["body"]})
+                seen.add(f"{r['title']} {r['body']}".strip())
+    if it_tickets.exists():
+        with open(it_tickets, newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                text = r["Document"].strip()
+                if text and text not in seen:
+                    out.append({"subject": " ".join(text.split()[:6])[:80], "body": text})
+                if limit and len(out) >= limit:
+                    break
+    channels, tiers = ("email", "web", "chat", "phone"), ("standard", "standard", "standard", "gold")
+    return [
+        dict(t, channel=channels[i % len(channels)], customer_tier=tiers[i % len(tiers)])
+        for i, t in enumerate(out)
+    ]
+
+
+def intake_tickets(source: str) -> tuple[list[dict], str]:
+    """(tickets, what they are) for the intake rows: ``--intake-texts shared|demo|auto``."""
+    if source in ("shared", "auto"):
+        found = shared_intake_tickets()
+        if found:
+            words = statistics.median(len(f"{t['subject']} {t['body']}".split()) for t in found)
+            return found, f"{len(found)} real tickets of ../shared/data, median {words:.0f} words"
+        if source == "shared":
+            raise SystemExit("--intake-texts shared: ../shared/data not found (bench/shared_data.py)")
+    demo = demo_tickets()
+    return demo, f"the demo corpus ({len(demo)} tickets, ~180 templates: bursts after ~1,000)"
 
 
 def typical(tickets: list[dict], lo: int = 45, hi: int = 80) -> list[dict]:
@@ -277,9 +326,10 @@ def measure(
     clients: list[int],
     pids: list[int],
     intake_clients: list[int] = (),
+    intake: list[dict] | None = None,
 ) -> list[dict]:
     rows = []
-    intake_reqs = intake_requests(tickets)
+    intake_reqs = intake_requests(intake or tickets)
     pick = iter(range(10**9))
 
     def classify_reqs(count):  # distinct texts: the vector memo never hits
@@ -325,10 +375,15 @@ def measure(
     return rows
 
 
+# one run id and one count for every intake row of a run: each row goes on through the list
+# where the last stopped (a row starting over would send the same texts again: duplicates)
+RUN = os.urandom(4).hex()
+INTAKE_COUNT = itertools.count()
+
+
 def intake_requests(tickets: list[dict]):
     """Intake bodies, each with its own Idempotency-Key (no replay can inflate the rate)."""
-    run = os.urandom(4).hex()
-    counter = iter(range(10**9))
+    run, counter = RUN, INTAKE_COUNT
 
     def make(count: int) -> list[tuple]:
         out = []
@@ -337,7 +392,7 @@ def intake_requests(tickets: list[dict]):
             t = tickets[i % len(tickets)]
             body = {
                 "subject": t["subject"],
-                "body": f"{t['body']} ref {i}",
+                "body": f"{t['body']} ref {i}",  # distinct even when the list wraps
                 "channel": t["channel"],
                 "customer_tier": t["customer_tier"],
                 "requester": f"user{i % 97}@example.org",
@@ -395,8 +450,9 @@ def wrk_rows(port: int, tickets: list[dict], clients: int, seconds: float, pids:
         raise SystemExit("--wrk needs wrk on the PATH")
     folder = Path(tempfile.mkdtemp(prefix="triage-bench-wrk-"))
     bodies = folder / "bodies.jsonl"
+    start = next(INTAKE_COUNT)  # on from where the Python client's rows stopped
     with open(bodies, "w", encoding="utf-8") as fh:  # distinct texts: wrk_intake.lua fills @REF@
-        for i, t in enumerate(tickets):
+        for i, t in enumerate(tickets[start % len(tickets) :] + tickets[: start % len(tickets)]):
             body = {
                 "subject": t["subject"],
                 "body": f"{t['body']} ref @REF@",
@@ -558,6 +614,13 @@ def main(argv: list[str] | None = None) -> int:
         "--intake-clients", default="1,4", help="concurrent clients for POST /v1/tickets ('' to skip intake)"
     )
     p.add_argument(
+        "--intake-texts",
+        choices=("auto", "shared", "demo"),
+        default="auto",
+        help="intake bodies: real tickets of ../shared/data (auto: when present, else the demo) "
+        "or the demo corpus (its templates repeat: every intake bursts after ~1,000)",
+    )
+    p.add_argument(
         "--sustained",
         type=float,
         default=0,
@@ -586,6 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wait_ready(port, proc, args.timeout - 120)  # first run embeds the KB (cached after)
         tickets = typical(demo_tickets())
+        intake, intake_source = intake_tickets(args.intake_texts)
         words = statistics.median(len(f"{t['subject']} {t['body']}".split()) for t in tickets)
         load_before = load_average()
         intake_clients = [int(c) for c in args.intake_clients.split(",") if c.strip()]
@@ -596,16 +660,17 @@ def main(argv: list[str] | None = None) -> int:
             [int(c) for c in args.clients.split(",")],
             worker_pids(proc.pid),
             intake_clients,
+            intake,
         )
         if args.sustained and intake_clients:
-            rows.append(sustained(port, tickets, max(intake_clients), args.sustained, worker_pids(proc.pid)))
+            rows.append(sustained(port, intake, max(intake_clients), args.sustained, worker_pids(proc.pid)))
         if args.wrk:
-            rows += wrk_rows(port, tickets, max(intake_clients or [4]), args.wrk, worker_pids(proc.pid))
+            rows += wrk_rows(port, intake, max(intake_clients or [4]), args.wrk, worker_pids(proc.pid))
         meta = (
             f"bundle {bundle.name}, encoder {args.encoder or 'bundle default'}, "
             f"{args.workers} gunicorn workers x {args.threads or 'default'} threads, KB {Path(args.kb).name} ({kb_size(args.kb)} articles), "
-            f"store {args.database}, "
-            f"tickets median {words:.0f} words, {os.cpu_count()} CPUs, keep-alive http.client, "
+            f"store {args.database}, intake texts: {intake_source}, "
+            f"classify tickets median {words:.0f} words, {os.cpu_count()} CPUs, keep-alive http.client, "
             f"load average {load_before} before / {load_average()} after"
         )
         print_table(rows, meta)

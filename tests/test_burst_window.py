@@ -173,7 +173,15 @@ def test_the_window_keeps_the_newest_rows_and_says_when_it_cannot_answer():
     times = [NOW + timedelta(seconds=i) for i in range(n)]
     window.add(list(range(1, n + 1)), times, np.tile(vec, (n, 1)))
     assert window.size < n and window.floor > similar._micros(NOW)  # trimmed: the oldest went
-    assert window.near(NOW, vec) is None  # reaches before what is held: the caller reads
+    # reaching before what is held, but with BURST_ROWS held from the floor on: the query's
+    # newest BURST_ROWS are all held (its neighbours: the first BURST_NEIGHBOURS of equals)
+    first = n - similar.BURST_ROWS + 1
+    assert [key for key, _, _ in window.near(NOW, vec)] == list(
+        range(first, first + similar.BURST_NEIGHBOURS)
+    )
+    few = similar._Window(4, similar._micros(NOW))
+    few.add([1, 2, 3], times[:3], np.tile(vec, (3, 1)))
+    assert few.near(NOW - timedelta(seconds=1), vec) is None  # before the floor: the caller reads
     newest = window.near(times[-1] - timedelta(seconds=5), vec)
     assert [key for key, _, _ in newest] == list(range(n - 5, n + 1))
     window.add([n], [times[-1]], [vec])  # held already: not added twice
@@ -221,3 +229,31 @@ def test_candidates_that_cannot_be_offered_are_not_read(store, monkeypatch):
     assert floored.duplicates == full.duplicates and len(floored.duplicates) == 3
     assert set(read[0]) == {d["ticket_id"] for d in floored.duplicates}  # the other topics: not read
     assert len(read[1]) == 12  # all open tickets are among the 64 nearest
+
+
+def test_the_window_answers_as_the_newest_rows_sorted_whatever_the_order_they_come_in():
+    """Tickets arrive out of (time, id) order (ids are given at commit, times at request):
+    the window's answer is the query's, the newest BURST_ROWS by (time, id), through trims."""
+    rng = np.random.default_rng(7)
+    window = similar._Window(8, similar._micros(NOW))
+    held: dict[int, tuple] = {}
+    topics = rng.normal(size=(5, 8)).astype(np.float32)
+    for batch in range(60):
+        keys = list(range(batch * 200 + 1, batch * 200 + 201))
+        rng.shuffle(keys)
+        stamps = [NOW + timedelta(milliseconds=int(k) * 10 + int(rng.integers(-900, 900))) for k in keys]
+        vecs = topics[rng.integers(0, 5, size=len(keys))] + rng.normal(scale=0.3, size=(len(keys), 8))
+        vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+        window.add(keys, stamps, vecs)
+        held.update({k: (s, v) for k, s, v in zip(keys, stamps, vecs)})
+        probe = vecs[0]
+        since = max(stamps[0] - timedelta(seconds=30), NOW)  # the first floor: NOW
+        got = window.near(since, probe)
+        assert got is not None
+        kept = set(window.keys[: window.size].tolist())
+        rows = sorted(
+            (k for k in kept if held[k][0] >= since), key=lambda k: (similar._micros(held[k][0]), k)
+        )[-similar.BURST_ROWS :]
+        expected = [rows[i] for i in similar._near(np.vstack([held[k][1] for k in rows]), probe)]
+        assert [key for key, _, _ in got] == expected
+        assert window.size <= similar.WINDOW_KEEP

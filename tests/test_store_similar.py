@@ -309,7 +309,7 @@ def test_the_catch_up_reads_only_ids_it_has_not_read(store, monkeypatch):
 
     def counted(*args):
         found = fill(*args)
-        reads.append(len(found[0]))
+        reads.append(len(found))  # rows: one per ticket read
         return found
 
     monkeypatch.setattr(similar, "_fill", counted)

@@ -45,7 +45,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import numpy as np
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -177,9 +177,15 @@ def _near(vectors: np.ndarray | None, vector: np.ndarray) -> list[int]:
     least ``BURST_SIMILARITY``), in their original order."""
     if vectors is None or not len(vectors):
         return []
-    cosine = np.einsum("ij,j->i", vectors, vector)
+    return _near_cosines(vectors @ vector, np.arange(len(vectors))).tolist()
+
+
+def _near_cosines(cosines: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Which of ``rows`` (positions into ``cosines``, in their order) :func:`_near` keeps:
+    indices into ``rows``, ascending."""
+    cosine = cosines[rows]
     near = np.flatnonzero(cosine >= BURST_SIMILARITY)
-    return sorted(near[np.argsort(-cosine[near], kind="stable")[:BURST_NEIGHBOURS]].tolist())
+    return np.sort(near[np.argsort(-cosine[near], kind="stable")[:BURST_NEIGHBOURS]])
 
 
 def _window_in_memory(
@@ -205,10 +211,8 @@ def _window_in_memory(
         return None
     if len(found) + 1 < BURST_MIN_SIZE:
         return []  # no burst: the status read is not needed
-    stmt = select(TicketRow.id, TicketRow.status, TicketRow.subject).where(
-        TicketRow.id.in_([key for key, _, _ in found])
-    )
-    now = {key: (status, subject) for key, status, subject in session.execute(stmt)}
+    keys = [key for key, _, _ in found]
+    now = {key: (status, subject) for key, status, subject in _core(session).execute(_STATUS, {"keys": keys})}
     if len(now) < len(found):  # rolled back since it was read: never a member
         with kept.lock:
             kept.window.forget(key for key, _, _ in found if key not in now)
@@ -225,11 +229,21 @@ class _Window:
     Filled as the open-ticket index is (its load, then every catch-up), so it holds what
     ``_window`` would read from the database, without reading it on every intake: the
     read grew with the intake rate (every ticket of the last 30 minutes, per intake).
-    It keeps at least the newest ``2 * BURST_ROWS`` it was given and everything since
-    ``floor``; a query reaching before ``floor`` is not answered (the caller reads).
-    A ticket is judged on its status when it is a neighbour (a closed one is not
-    dropped here: it may be reopened), so among the newest ``BURST_ROWS`` a closed
-    ticket takes a place the query would give to an older open one.
+
+    It is complete from ``floor`` on (every ticket stored at or after it is held), and
+    holds at most ``WINDOW_KEEP`` rows: a trim keeps the newest ``2 * BURST_ROWS``. The
+    query reads the newest ``BURST_ROWS`` since ``since``; those are held when ``since``
+    is at or after ``floor``, or when at least ``BURST_ROWS`` held tickets are from
+    ``floor`` on (the newest ``BURST_ROWS`` are then all among them). Otherwise
+    :meth:`near` says None and the caller reads. A ticket is judged on its status when it
+    is a neighbour (a closed one is not dropped here: it may be reopened), so among the
+    newest ``BURST_ROWS`` a closed ticket takes a place the query would give to an older
+    open one.
+
+    Rows are kept in arrival order (appends, no copy of the vectors) beside ``order``,
+    their positions sorted by ``(time, id)`` as the query orders them, kept sorted on
+    each add (a few insertions into an int array): a search costs ``BURST_ROWS``
+    cosines, whatever the window holds.
     """
 
     def __init__(self, dim: int, floor: int) -> None:
@@ -241,6 +255,8 @@ class _Window:
         self.vectors = np.zeros((0, dim), dtype=np.float32)
         self.size = 0
         self.held: set[int] = set()
+        self.order = np.zeros(0, dtype=np.int64)  # positions, by (time, id)
+        self.sorted_times = np.zeros(0, dtype=np.int64)  # times[order]
 
     def add(self, keys: list[int], stamps: list[datetime], vectors: np.ndarray) -> None:
         fresh = [  # what no query can reach (before ``floor``) is not kept
@@ -250,6 +266,7 @@ class _Window:
         ]
         if not fresh:
             return
+        fresh.sort(key=lambda i: (_micros(stamps[i]), keys[i]))  # inserted in the query's order
         n, need = self.size, self.size + len(fresh)
         if need > len(self.keys):  # amortised growth
             grow = max(need, 2 * len(self.keys), 256)
@@ -258,62 +275,74 @@ class _Window:
             vectors_grown = np.zeros((grow, self.dim), dtype=np.float32)
             vectors_grown[:n] = self.vectors[:n]
             self.vectors = vectors_grown
+        at = []
         for j, i in enumerate(fresh):
+            when = _micros(stamps[i])
             self.keys[n + j] = keys[i]
-            self.times[n + j] = _micros(stamps[i])
+            self.times[n + j] = when
             self.vectors[n + j] = vectors[i]
             self.stamps.append(stamps[i])
             self.held.add(int(keys[i]))
+            at.append(self._place(when, int(keys[i])))
+        self.order = np.insert(self.order, at, np.arange(n, need))
+        self.sorted_times = np.insert(self.sorted_times, at, self.times[n:need])
         self.size = need
         if self.size > WINDOW_KEEP:
             self._trim()
 
+    def _place(self, when: int, key: int) -> int:
+        """Where ``(when, key)`` goes in ``order`` (before the rows inserted in this add)."""
+        lo = int(np.searchsorted(self.sorted_times, when, side="left"))
+        hi = int(np.searchsorted(self.sorted_times, when, side="right"))
+        while hi > lo and self.keys[self.order[hi - 1]] > key:  # ties of time: by id (rare)
+            hi -= 1
+        return hi
+
     def _trim(self) -> None:
-        """Keep the newest ``2 * BURST_ROWS`` and every ticket of the last ``BURST_WINDOW``
-        (by the newest time held); what is dropped raises ``floor``."""
-        n = self.size
-        order = np.lexsort((self.keys[:n], self.times[:n]))  # oldest first
-        newest = int(self.times[order[-1]])
-        recent = int(np.searchsorted(self.times[:n][order], newest - _micros_span(BURST_WINDOW)))
-        cut = min(recent, max(n - 2 * BURST_ROWS, 0))
+        """Keep the newest ``2 * BURST_ROWS``; what is dropped raises ``floor``."""
+        cut = self.size - 2 * BURST_ROWS
         if cut <= 0:
             return
-        dropped, keep = order[:cut], np.sort(order[cut:])
-        self.floor = max(self.floor, int(self.times[dropped].max()) + 1)
-        self.held.difference_update(self.keys[dropped].tolist())
+        self.floor = max(self.floor, int(self.sorted_times[cut - 1]) + 1)
+        self._keep(np.sort(self.order[cut:]))
+
+    def _keep(self, keep: np.ndarray) -> None:
+        """Hold only the rows at positions ``keep`` (ascending), compacted in arrival order."""
+        self.held.difference_update(self.keys[np.setdiff1d(np.arange(self.size), keep)].tolist())
         self.keys[: len(keep)] = self.keys[keep]
         self.times[: len(keep)] = self.times[keep]
         self.vectors[: len(keep)] = self.vectors[keep]
         self.stamps = [self.stamps[i] for i in keep.tolist()]
         self.size = len(keep)
+        self.order = np.lexsort((self.keys[: self.size], self.times[: self.size]))
+        self.sorted_times = self.times[self.order]
 
     def forget(self, keys) -> None:
         """Rows that are not in the database (rolled back): they never join a burst."""
         gone = set(int(k) for k in keys) & self.held
         if not gone:
             return
-        keep = np.flatnonzero(~np.isin(self.keys[: self.size], list(gone)))
-        self.keys[: len(keep)] = self.keys[keep]
-        self.times[: len(keep)] = self.times[keep]
-        self.vectors[: len(keep)] = self.vectors[keep]
-        self.stamps = [self.stamps[i] for i in keep.tolist()]
-        self.size = len(keep)
-        self.held -= gone
+        self._keep(np.flatnonzero(~np.isin(self.keys[: self.size], list(gone))))
 
     def near(self, since: datetime, vector: np.ndarray) -> list[tuple[int, np.ndarray, datetime]] | None:
         """``(id, vector, created_at)`` of the probe's neighbours among the newest
-        ``BURST_ROWS`` held since ``since``, oldest first; None if ``since`` is before ``floor``."""
+        ``BURST_ROWS`` held since ``since``, oldest first; None when those may not all be
+        held (``since`` before ``floor``, with fewer than ``BURST_ROWS`` held from it on)."""
         start = _micros(since)
         if start < self.floor:
-            return None
-        n = self.size
-        rows = np.flatnonzero(self.times[:n] >= start)
-        rows = rows[np.lexsort((self.keys[rows], self.times[rows]))][-BURST_ROWS:]  # oldest first
-        picked = rows[_near(self.vectors[rows], vector)] if len(rows) else rows
+            complete = self.size - int(np.searchsorted(self.sorted_times, self.floor, side="left"))
+            if complete < BURST_ROWS:
+                return None
+        first = max(int(np.searchsorted(self.sorted_times, start, side="left")), self.size - BURST_ROWS)
+        rows = self.order[first:]  # the newest BURST_ROWS since ``since``, oldest first
+        if not len(rows):
+            return []
+        low = int(rows.min())  # one product over a contiguous block of the arrival order (no copy)
+        picked = rows[_near_cosines(self.vectors[low : self.size] @ vector, rows - low)]
         return [(int(self.keys[i]), self.vectors[i].copy(), self.stamps[i]) for i in picked.tolist()]
 
 
-WINDOW_KEEP = 4 * BURST_ROWS  # rows held before a trim (down to the window, at least 2 * BURST_ROWS)
+WINDOW_KEEP = 4 * BURST_ROWS  # rows held before a trim (down to the newest 2 * BURST_ROWS)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -531,32 +560,28 @@ class _OpenTickets:
         *down*: rows were deleted wholesale (a test emptying its database, a restore),
         and the caller starts a fresh index.
         """
-        # Ids only, by primary key; the few the index lacks are then read and checked (open,
-        # this encoder) by _load. Only ids never read are asked for: those above the
-        # watermark, and the gaps (ids not there at an earlier look) of the last
-        # CATCH_UP_MARGIN, which a transaction that got its id earlier may still fill.
-        seen, stored = _fill(session, self.watermark, self.gaps, exclude)
+        # By primary key: the tickets never read (those above the watermark, and the gaps —
+        # ids not there at an earlier look — of the last CATCH_UP_MARGIN, which a transaction
+        # that got its id earlier may still fill), each with its vector if it has one: one
+        # statement; the new ones (open, this encoder) join the index and the window.
+        rows = _fill(session, self.watermark, self.gaps, exclude)
+        seen = {key for key, *_ in rows}
         # the highest id: read only when none above the watermark was (a busy desk's
         # intakes nearly always find some, and then the max() query is not needed)
         top = max(seen) if seen and max(seen) > self.watermark else _top(session, exclude)
         if top < self.watermark:
             return False
         self.gaps, self.watermark = _gaps(seen, self.watermark, self.gaps, CATCH_UP_MARGIN, top)
-        fresh = set(self.index.absent(stored))
+        fresh = set(self.index.absent(key for key, blob, *_ in rows if blob is not None))
+        self._add([row for row in rows if row[0] in fresh], encoder)
         reopened = set(self.index.absent(i for i in self._reopened(session) if i != exclude))
-        if fresh or reopened:
-            self._load(session, encoder, TicketVector.ticket_id.in_(sorted(fresh | reopened)))
+        if reopened:
+            self._load(session, encoder, _V.c.ticket_id.in_(sorted(reopened)))
         return True
 
     def _reopened(self, session: Session) -> list[int]:
         """Tickets moved back to an open status since the last look (by ``ticket_events`` id)."""
-        moved = and_(
-            TicketEvent.field == "status",
-            TicketEvent.new.in_(OPEN_STATUSES),
-            TicketEvent.old.not_in(OPEN_STATUSES),
-        )
-        where = _unread(TicketEvent.id, self.events, self.event_gaps, EVENT_MARGIN)
-        rows = list(session.execute(select(TicketEvent.id, TicketEvent.ticket_id, moved).where(where)))
+        rows = _unread(session, _REOPENED, _E.c.id, self.events, self.event_gaps, EVENT_MARGIN)
         seen = {key for key, _, _ in rows}
         self.event_gaps, self.events = _gaps(seen, self.events, self.event_gaps, EVENT_MARGIN, 0)
         return [ticket for _, ticket, reopens in rows if reopens]
@@ -564,28 +589,54 @@ class _OpenTickets:
     def _load(self, session: Session, encoder: str, where) -> set[int]:
         # By primary key (``where``) only, encoder and status checked here: given an equality
         # on an indexed column, SQLite (no statistics) would walk that index, all N rows.
-        stmt = (
-            select(
-                TicketVector.ticket_id,
-                TicketVector.vector,
-                TicketVector.encoder,
-                TicketVector.dim,
-                TicketRow.status,
-                TicketVector.created_at,
-            )
-            .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
-            .where(where)
-        )
+        return self._add(list(_core(session).execute(_VECTORS.where(where))), encoder)
+
+    def _add(self, rows: list, encoder: str) -> set[int]:
+        """``(id, blob, encoder, dim, status, created_at)`` rows: the open ones of ``encoder``
+        join the index and the window."""
         rows = [
             (key, blob, created_at)
-            for key, blob, enc, dim, status, created_at in session.execute(stmt)
-            if enc == encoder and dim == self.index.dim and status in OPEN_STATUSES
+            for key, blob, enc, dim, status, created_at in rows
+            if blob is not None and enc == encoder and dim == self.index.dim and status in OPEN_STATUSES
         ]
         keys, vecs = _vectors(((key, blob) for key, blob, _ in rows), self.index.dim)
         if keys:
             self.index.add(keys, vecs)
             self.window.add(keys, [created_at for _, _, created_at in rows], vecs)
         return set(keys)
+
+
+def _core(session: Session):
+    """The session's connection for a Core statement, after the flush ``session.execute``
+    would do first (autoflush): a caller's tickets not flushed yet are read as before."""
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        session.flush()
+    return session.connection()
+
+
+# Core statements on the tables (not the ORM entities): the search runs on every intake,
+# and the ORM's per-statement work (compile state, result set-up) was most of their cost.
+_T, _V, _E = TicketRow.__table__, TicketVector.__table__, TicketEvent.__table__
+_VECTOR_COLUMNS = (_V.c.vector, _V.c.encoder, _V.c.dim, _T.c.status, _V.c.created_at)
+# a ticket with its vector (or None: stored without one), by ticket primary key
+_TICKETS_WITH_VECTORS = select(_T.c.id, *_VECTOR_COLUMNS).select_from(
+    _T.outerjoin(_V, _V.c.ticket_id == _T.c.id)
+)
+# vectors (with their ticket's status), by vector primary key
+_VECTORS = select(_V.c.ticket_id, *_VECTOR_COLUMNS).select_from(_V.join(_T, _T.c.id == _V.c.ticket_id))
+# by primary key only (see catch_up): the neighbours' status and subject (burst), the
+# candidates' vectors, requester and status (duplicates)
+_STATUS = select(_T.c.id, _T.c.status, _T.c.subject).where(_T.c.id.in_(bindparam("keys", expanding=True)))
+_NEAR = (
+    select(_V.c.ticket_id, _V.c.vector, _T.c.requester, _V.c.created_at, _T.c.status, _V.c.encoder)
+    .select_from(_V.join(_T, _T.c.id == _V.c.ticket_id))
+    .where(_V.c.ticket_id.in_(bindparam("keys", expanding=True)))
+)
+_REOPENED = select(
+    _E.c.id,
+    _E.c.ticket_id,
+    and_(_E.c.field == "status", _E.c.new.in_(OPEN_STATUSES), _E.c.old.not_in(OPEN_STATUSES)),
+)
 
 
 @contextmanager
@@ -597,26 +648,35 @@ def _reading(engine: Engine) -> Iterator[Session]:
         session.rollback()
 
 
-def _unread(key, watermark: int, gaps: set[int] | None, margin: int):
-    """Rows not read yet: above the watermark, and the gaps below it (the whole margin at first)."""
+def _unread(session: Session, stmt, key, watermark: int, gaps: set[int] | None, margin: int) -> list:
+    """``stmt``'s rows not read yet: ``key`` above the watermark, and the gaps below it (the
+    whole margin at first). Two statements per ``stmt``, built once (bound parameters): the
+    catch-up runs on every intake, and building and keying a statement cost more than
+    running it."""
     if gaps is None:
-        return key > watermark - margin
-    return or_(key > watermark, key.in_(sorted(gaps))) if gaps else key > watermark
+        params: dict[str, Any] = {"above": watermark - margin}
+    else:
+        params = {"above": watermark, **({"gaps": sorted(gaps)} if gaps else {})}
+    variant = (id(stmt), "gaps" in params)
+    built = _UNREAD.get(variant)
+    if built is None:
+        above = key > bindparam("above")
+        where = or_(above, key.in_(bindparam("gaps", expanding=True))) if "gaps" in params else above
+        built = _UNREAD[variant] = stmt.where(where)
+    return list(_core(session).execute(built, params))
 
 
-def _fill(
-    session: Session, watermark: int, gaps: set[int] | None, exclude: int | None
-) -> tuple[set[int], set[int]]:
-    """The tickets not read yet (primary-key range and point reads): all their ids, and
-    those with a vector. Tickets, not vectors, are read: a ticket is committed with its
-    vector, so a ticket stored without one leaves no gap to ask for again."""
-    stmt = (
-        select(TicketRow.id, TicketVector.ticket_id)
-        .outerjoin(TicketVector, TicketVector.ticket_id == TicketRow.id)
-        .where(_unread(TicketRow.id, watermark, gaps, CATCH_UP_MARGIN), TicketRow.id != exclude)
-    )
-    rows = list(session.execute(stmt))
-    return {int(key) for key, _ in rows}, {int(key) for key, vec in rows if vec is not None}
+# the statements of _unread, by (id of the base statement — a module constant —, with gaps)
+_UNREAD: dict[tuple[int, bool], Any] = {}
+
+
+def _fill(session: Session, watermark: int, gaps: set[int] | None, exclude: int | None) -> list:
+    """The tickets not read yet (primary-key range and point reads), each as ``(id, vector
+    blob or None, encoder, dim, status, created_at)``. Tickets, not vectors, are read: a
+    ticket is committed with its vector, so a ticket stored without one leaves no gap to
+    ask for again."""
+    rows = _unread(session, _TICKETS_WITH_VECTORS, _T.c.id, watermark, gaps, CATCH_UP_MARGIN)
+    return rows if exclude is None else [row for row in rows if row[0] != exclude]
 
 
 def _gaps(
@@ -815,20 +875,8 @@ def _nearest(
     kept, near = _candidates(session, vec, encoder, at, exclude, floor)
     if not near:
         return []
-    stmt = (
-        select(
-            TicketVector.ticket_id,
-            TicketVector.vector,
-            TicketRow.requester,
-            TicketVector.created_at,
-            TicketRow.status,
-            TicketVector.encoder,
-        )
-        .join(TicketRow, TicketRow.id == TicketVector.ticket_id)
-        .where(TicketVector.ticket_id.in_(near))  # by primary key only (see catch_up)
-    )
     rows, gone = [], set(near)
-    for key, blob, requester, created_at, status, enc in session.execute(stmt):
+    for key, blob, requester, created_at, status, enc in _core(session).execute(_NEAR, {"keys": near}):
         if status not in OPEN_STATUSES or enc != encoder:
             continue  # closed since it was indexed: dropped below
         gone.discard(key)
