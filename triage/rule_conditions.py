@@ -19,7 +19,27 @@ RULE_KEYS = {"name", "description", "enabled", "when", "then"}
 
 def _text_of(state: dict) -> str:
     """Keyword conditions read subject, body and any free text together."""
-    return " ".join(str(state[k]) for k in ("subject", "body", "text") if state.get(k)).lower()
+    return _texts(state)[0]
+
+
+_TEXTS: tuple = (None, None, None, ("", ""))  # the last state's texts and what they gave
+
+
+def _texts(state: dict) -> tuple[str, str]:
+    """The joined lower-case text, and the same with its whitespace squeezed (what keyword
+    and pattern conditions search). Every text rule reads it, for every ticket: it is worked
+    out once per ticket, remembered for the last strings seen (identical strings give
+    identical texts, whichever thread asks)."""
+    global _TEXTS
+    parts = (state.get("subject"), state.get("body"), state.get("text"))
+    last = _TEXTS
+    if last[0] is parts[0] and last[1] is parts[1] and last[2] is parts[2]:
+        return last[3]
+    joined = " ".join(str(v) for v in parts if v).lower()
+    out = (joined, " ".join(joined.split()))
+    if all(v is None or isinstance(v, str) for v in parts):  # immutable: safe to remember
+        _TEXTS = (*parts, out)
+    return out
 
 
 def _get(state: dict, name: str):
@@ -98,6 +118,8 @@ def _leaf(p, node: LMap, line: int):
             rx = re.compile(value, re.I)
         except re.error as e:
             p.fail(f"matches: bad regular expression: {e}", vline)
+    if fname == "text":
+        return lambda s: bool(rx.search(_texts(s)[1]))
     return lambda s: bool(rx.search(" ".join(str(_get(s, fname) or "").split())))
 
 

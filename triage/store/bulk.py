@@ -42,12 +42,8 @@ class _Plan:
         """One array per column, each value as the column's bind processor makes it."""
         out = []
         for key, convert in zip(self.keys, self.convert):
-            default = self.defaults.get(key)
-            values = (
-                [row[key] for row in rows]
-                if default is None
-                else [row[key] if key in row else default() for row in rows]
-            )
+            default = self.defaults.get(key)  # a column every row leaves out (same keys in all)
+            values = [row[key] for row in rows] if default is None else [default() for _ in rows]
             out.append(values if convert is None else [convert(v) for v in values])
         return tuple(out)
 
@@ -63,18 +59,16 @@ def execute(conn: Connection, statement, rows: Sequence[dict[str, Any]]) -> Curs
 def _plan(conn: Connection, statement, rows: Sequence[dict[str, Any]]) -> _Plan | None:
     if conn.dialect.name != "postgresql":
         return None
-    given = tuple(rows[0])
-    if any(len(row) != len(given) for row in rows):  # rows of several shapes: as before
+    keys = rows[0].keys()
+    if not all(row.keys() == keys for row in rows):  # rows of several shapes: as before
         return None
+    given = tuple(keys)
     cache_key = (id(statement), given, conn.dialect.name)
     if cache_key not in _PLANS:
         if len(_PLANS) > 1000:  # statements are built once (module constants): this is a guard
             _PLANS.clear()
         _PLANS[cache_key] = _build(conn, statement, given)
-    plan = _PLANS[cache_key]
-    if plan is not None and not all(key in row for row in rows for key in given):
-        return None
-    return plan
+    return _PLANS[cache_key]
 
 
 def _build(conn: Connection, statement, given: tuple[str, ...]) -> _Plan | None:
