@@ -226,3 +226,19 @@ def test_one_ticket_fast_path_gives_the_slow_paths_answers_for_every_tfidf_kind(
         slow = [triager.classify([t])[0] for t in tickets]
     assert json.dumps(fast) == json.dumps(slow)
     assert any(f["fields"]["type"]["explanation"] for f in fast)
+
+
+def test_one_row_confidence_map_is_the_batch_ones():
+    """``map_confidence`` of one row (its own code path) equals the batch arithmetic's row,
+    bit for bit: random distributions, a label with all the mass, an all-zero rest."""
+    from triage.classifiers import map_confidence
+
+    rng = np.random.default_rng(15)
+    rows = [rng.dirichlet(np.ones(k) * a) for k in (2, 3, 7, 12) for a in (0.1, 1.0, 5.0) for _ in range(30)]
+    rows += [np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0]), np.array([0.5, 0.5])]
+    for proba in rows:
+        for j in {0, int(proba.argmax()), len(proba) - 1}:
+            for ab in ((0.7, 0.4), (1.3, -0.8), (5.0, 5.0)):
+                one = map_confidence(proba[None, :], np.array([j]), ab)
+                two = map_confidence(np.vstack([proba, proba]), np.array([j, j]), ab)  # batch path
+                assert np.array_equal(one[0], two[0]) and np.array_equal(np.signbit(one), np.signbit(two[:1]))

@@ -643,6 +643,8 @@ def map_confidence(proba: np.ndarray, picked: np.ndarray, ab: tuple[float, float
     ``(a, b)``; the other labels share the rest in their old proportions (order kept)."""
     if ab is None or tuple(ab) == (1.0, 0.0) or len(picked) == 0:
         return proba
+    if len(picked) == 1:
+        return _map_confidence_row(proba, int(picked[0]), ab)
     proba = np.array(proba, dtype=float)
     rows = np.arange(len(picked))
     p = proba[rows, picked]
@@ -654,6 +656,26 @@ def map_confidence(proba: np.ndarray, picked: np.ndarray, ab: tuple[float, float
     even = (rest <= 0) & (proba.shape[1] > 1)  # nothing left to share in proportion: evenly
     proba[even] = ((1.0 - q[even]) / (proba.shape[1] - 1))[:, None]
     proba[rows, picked] = q
+    return proba
+
+
+def _map_confidence_row(proba: np.ndarray, j: int, ab: tuple[float, float]) -> np.ndarray:
+    """:func:`map_confidence` of one row (intake and classify), the same arithmetic: the
+    exp/log on the same one-element array and the same row sum; what is only IEEE division
+    and multiplication is done on Python floats, the NumPy fancy indexing left out."""
+    proba = np.array(proba, dtype=float)
+    row = proba[0]
+    q = 1.0 / (1.0 + np.exp(-(ab[0] * _logit(row[j : j + 1].copy()) + ab[1])))
+    row[j] = 0.0
+    rest = float(proba.sum(axis=1)[0])
+    q_value = float(q[0])
+    if rest > 0:
+        row *= (1.0 - q_value) / rest
+    else:
+        row *= 0.0
+        if rest <= 0 and len(row) > 1:  # nothing left to share in proportion: evenly
+            row[:] = (1.0 - q_value) / (len(row) - 1)
+    row[j] = q_value
     return proba
 
 
