@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,22 @@ def test_probe_connections_close_with_the_engine(store):
     finally:
         engine.dispose()
         engine2.dispose()
+
+
+def test_probe_keeps_no_connection_of_an_ended_thread(store):
+    """Threads that come and go leave at most one connection per live thread behind."""
+    engine = Store(store.url, schema=store.schema)
+    try:
+        probe = policies.probe(engine.engine)
+        for _ in range(5):  # five short-lived threads, each asking once
+            worker = threading.Thread(target=probe.version)
+            worker.start()
+            worker.join()
+        assert len(probe._opened) == 1  # the last thread's; the ended ones were closed
+        assert probe.version() == 0
+        assert [thread for thread, _conn in probe._opened] == [threading.current_thread()]
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture()

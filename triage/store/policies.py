@@ -250,7 +250,10 @@ class VersionProbe:
     times the query. Here each thread keeps a DB-API connection of its own, detached from
     the engine's pool, in autocommit: the query is its own statement-level snapshot and so
     sees every change committed before it started, as the transaction did. The connections
-    are closed when the engine is disposed (and never reused across a fork).
+    are closed when the engine is disposed (and never reused across a fork), and a thread's
+    connection is closed once that thread has ended, when the next one is opened: a process
+    whose threads come and go (a test client, a thread per job) holds at most one connection
+    per live thread, not one per thread it ever ran.
     """
 
     SQL = f"SELECT max(id) FROM {PolicyChange.__tablename__}"
@@ -259,7 +262,7 @@ class VersionProbe:
         self._engine = weakref.ref(engine)
         self._sqlite = engine.dialect.name == "sqlite"
         self._local = threading.local()
-        self._opened: list[Any] = []
+        self._opened: list[tuple[threading.Thread, Any]] = []  # (owner thread, connection)
         self._lock = threading.Lock()
         event.listen(engine, "engine_disposed", lambda _engine: self.close())
 
@@ -294,28 +297,32 @@ class VersionProbe:
             conn.autocommit = True
         self._local.conn, self._local.pid = conn, os.getpid()
         with self._lock:
-            self._opened.append(conn)
+            ended = [c for thread, c in self._opened if not thread.is_alive()]
+            self._opened = [(thread, c) for thread, c in self._opened if thread.is_alive()]
+            self._opened.append((threading.current_thread(), conn))
+        for old in ended:
+            _close_quietly(old)
         return conn
 
     def _discard(self, conn: Any) -> None:
         with self._lock:
-            if conn in self._opened:
-                self._opened.remove(conn)
-        try:
-            conn.close()
-        except Exception:  # noqa: BLE001 - already broken
-            pass
+            self._opened = [(thread, c) for thread, c in self._opened if c is not conn]
+        _close_quietly(conn)
 
     def close(self) -> None:
         """Close every thread's connection (this process's); a later call opens new ones."""
         with self._lock:
             opened, self._opened = self._opened, []
         self._local = threading.local()
-        for conn in opened:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - closing at dispose: nothing left to do
-                pass
+        for _thread, conn in opened:
+            _close_quietly(conn)
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - broken, or closing at dispose: nothing left to do
+        pass
 
 
 _PROBES: "weakref.WeakKeyDictionary[Engine, VersionProbe]" = weakref.WeakKeyDictionary()
