@@ -9,7 +9,8 @@ is not passed because it would override the one per-operation exception below. T
 error, no answer outside the documented statuses and schemas, valid requests
 accepted, invalid ones refused. A fixed seed keeps CI stable; set
 ``TRIAGE_SCHEMATHESIS_SEED`` to explore others (``random`` picks one and prints it).
-``TRIAGE_SCHEMATHESIS_EXAMPLES`` sets the cases per operation (default 12).
+``TRIAGE_SCHEMATHESIS_EXAMPLES`` sets the cases per operation (default 12), and
+``TRIAGE_SCHEMATHESIS_STORE=postgresql`` serves from the PostgreSQL test database instead.
 
 Rate limits stay on, set high enough that the run measures the contract rather
 than the limits (their own tests are in test_rate_limits.py).
@@ -27,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from service_fixtures import KEYS, KEYS_SPEC
+from store_support import postgres_or_skip
 from serving import GUNICORN, free_port, server_env, serving
 
 ROLES = ("intake", "agent", "admin")
@@ -60,7 +62,7 @@ def served(service_env, tmp_path_factory):
         "TRIAGE_MODELS_DIR": str(service_env["models"]),
         "TRIAGE_KB_PATH": str(service_env["kb"]),
         "TRIAGE_KB_THRESHOLD": "0.2",
-        "TRIAGE_DATABASE_URL": f"sqlite:///{tmp / 'fuzz.db'}",
+        "TRIAGE_DATABASE_URL": _database_url(tmp),
         "TRIAGE_CACHE_DIR": str(tmp / "cache"),
         "TMPDIR": str(tmp),
         "TRIAGE_RATELIMIT_BAD_API_KEY": high,
@@ -75,6 +77,12 @@ def served(service_env, tmp_path_factory):
     base = f"http://127.0.0.1:{port}"
     with serving(GUNICORN, env, tmp / "serve.log", base, seconds=180):
         yield base, tmp
+
+
+def _database_url(tmp: Path) -> str:
+    if os.environ.get("TRIAGE_SCHEMATHESIS_STORE", "sqlite") == "postgresql":
+        return postgres_or_skip()
+    return f"sqlite:///{tmp / 'fuzz.db'}"
 
 
 def _seed() -> int:

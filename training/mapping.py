@@ -22,6 +22,8 @@ from triage.errors import ConfigError, InputError
 from triage.priority import PriorityMatrix
 from triage.text import model_text, normalise
 
+from .csv_dialect import csv_dialect
+
 METADATA_FIELDS = ("channel", "customer_tier", "affected_service", "requester", "created_at", "id")
 _TOP_KEYS = {
     "text",
@@ -229,7 +231,15 @@ def read_export(path: str | Path) -> pd.DataFrame:
     kind = export_kind(path)
     try:
         if kind == "csv":
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding_errors="replace")
+            dialect = csv_dialect(path)
+            df = pd.read_csv(
+                path,
+                dtype=str,
+                keep_default_na=False,
+                sep=dialect.delimiter,
+                encoding=dialect.encoding,
+                encoding_errors="replace",
+            )
         elif kind == "jsonl":
             df = pd.read_json(path, lines=True, dtype=False)
         else:

@@ -36,6 +36,7 @@ from triage.classifiers import (
     predict_labelled,
 )
 from triage.features import available_groups, context_strings, requester_history
+from triage.errors import InputError
 from triage.encoder import CachedEncoder, Encoder, HashingEncoder, MiniLMEncoder, load_encoder
 from triage.reports.confidence import holdout_scores
 from triage.reports.drift import text_profile
@@ -194,6 +195,13 @@ def train(
     data, extra = _load_for_training(
         data_path, mapping, wanted, max_rows, candidates, fractions, seed, progress
     )
+    if not len(data):  # a header alone, or every row dropped: nothing below could fit
+        raise InputError(
+            "no rows to train on",
+            file=str(data_path),
+            expected="at least one data row with a subject or body",
+            got=f"{data.counts['rows_read']} rows read, {data.counts['dropped']} dropped",
+        )
     needs_vectors = any(k in ("embedding", "combined") for k in candidates)
     enc = resolve_encoder(encoder) if needs_vectors else None
     config = TrainConfig(

@@ -31,6 +31,7 @@ import pandas as pd
 from triage.bundle import file_sha256
 from triage.errors import InputError
 
+from .csv_dialect import CsvDialect, csv_dialect
 from .mapping import (
     export_kind,
     Dataset,
@@ -56,10 +57,19 @@ def export_columns(path: str | Path) -> list[str]:
 
         return list(pq.read_schema(path).names)
     if kind == "csv":
+        import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        with pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)) as reader:
-            return list(reader.schema.names)
+        dialect = csv_dialect(path)
+        try:
+            with pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=1 << 16, encoding=_arrow_encoding(dialect)),
+                parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter, newlines_in_values=True),
+            ) as reader:
+                return list(reader.schema.names)
+        except (pa.ArrowException, ValueError, OSError) as exc:
+            raise InputError(f"cannot read the export's header as csv: {exc}", file=str(path)) from None
     first = next(iter(pd.read_json(path, lines=True, dtype=False, chunksize=1)), None)
     return [] if first is None else list(first.columns)
 
@@ -106,13 +116,20 @@ def _arrow_batches(path: Path, kind: str, columns: list[str], batch_rows: int):
         null_values=[],
         include_columns=columns,
     )
+    dialect = csv_dialect(path)
     with pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK, encoding=_arrow_encoding(dialect)),
+        parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter, newlines_in_values=True),
         convert_options=convert,
     ) as reader:
         yield from reader
+
+
+def _arrow_encoding(dialect: CsvDialect) -> str:
+    """pyarrow decodes UTF-8 (and skips its byte-order mark) natively; any other encoding it
+    transcodes through Python's codec of that name, more slowly."""
+    return "utf8" if dialect.encoding in ("utf-8", "utf-8-sig") else dialect.encoding
 
 
 def _cells(df: pd.DataFrame) -> pd.DataFrame:

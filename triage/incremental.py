@@ -94,14 +94,14 @@ class IncrementalHead(TextHead):
 
     def _begin(self) -> None:
         self.classes_ = np.asarray(sorted(str(c) for c in self.classes))
-        weights = balanced_weights(self.class_counts) if self.class_counts else None
+        # the balanced weights go in as per-row sample weights, the same to SGD: its
+        # class_weight dict refuses labels that read as numbers ("1", "2": scikit-learn
+        # 1.x "The classes, [1, 2], are not in class_weight"), as an export's codes do
+        weights = balanced_weights(self.class_counts) if self.class_counts else {}
+        self.row_weight_ = {str(c): w for c, w in weights.items()}
         self.vectorizer_ = make_hashing_vectorizer(self.n_features)
         self.svc_ = SGDClassifier(
-            loss="modified_huber",
-            alpha=self.alpha,
-            average=True,
-            class_weight=weights,
-            random_state=self.random_state,
+            loss="modified_huber", alpha=self.alpha, average=True, random_state=self.random_state
         )
         self.context_ = None
         self.rows_learnt_ = 0
@@ -117,7 +117,8 @@ class IncrementalHead(TextHead):
         if not len(known):
             return self
         M = self.hash(texts) if matrix is None else matrix
-        self.svc_.partial_fit(M[known], y[known], classes=self.classes_)
+        weight = np.asarray([self.row_weight_.get(v, 1.0) for v in y[known]]) if self.row_weight_ else None
+        self.svc_.partial_fit(M[known], y[known], classes=self.classes_, sample_weight=weight)
         self.rows_learnt_ += len(known)
         return self
 
@@ -135,8 +136,16 @@ class IncrementalHead(TextHead):
         y = np.asarray([str(v) for v in y])
         scores = self._base_scores(X)
         seen = np.isin(y, self.classes_)
+        # a class the SGD learnt but these rows lack (one example in the whole export, in
+        # another split) cannot be calibrated: the head keeps the classes it can calibrate
+        kept = np.isin(self.classes_, y)
+        self.sgd_classes_, self.kept_ = self.classes_, kept
         parts = Parts(
-            classes=self.classes_, y=y[seen], vectorizer=self.vectorizer_, svc=self.svc_, oof_svc=scores[seen]
+            classes=self.classes_[kept],
+            y=y[seen],
+            vectorizer=self.vectorizer_,
+            svc=self.svc_,
+            oof_svc=scores[seen][:, kept],
         )
         vectorizer, svc = self.vectorizer_, self.svc_
         self._assemble(parts)
@@ -149,7 +158,8 @@ class IncrementalHead(TextHead):
         would otherwise be held at once)."""
         if tfidf is not None or len(X) <= CHUNK:
             M = self.hash(X.texts) if tfidf is None else tfidf
-            return _scores(self.svc_, M, self.classes_, log_proba=False)
+            scores = _scores(self.svc_, M, getattr(self, "sgd_classes_", self.classes_), log_proba=False)
+            return scores[:, self.kept_] if getattr(self, "kept_", None) is not None else scores
         return np.vstack(
             [
                 self._base_scores(X.take(np.arange(lo, min(lo + CHUNK, len(X)))))
