@@ -316,3 +316,27 @@ def test_with_smtp_the_admin_page_hides_sign_in_links(app, smtp):
     page = admin.get(f"/admin/mail/{mail['id']}")
     assert page.status_code == 200 and "/signin/link/" not in page.text
     assert "/signin/(hidden)" in page.text
+
+
+def test_a_pass_records_every_outcome_when_they_are_recorded_together(store):
+    """Outcomes go in a transaction per OUTCOMES_PER_TRANSACTION mails: each mail's own."""
+    from triage.store.intake import intake
+
+    n = outbound.OUTCOMES_PER_TRANSACTION * 2 + 3
+    with store.session() as s:
+        for i in range(n):
+            intake(s, {"subject": f"s{i}", "body": "b", "requester": f"c{i}@example.com"}, actor="x")
+    sent, refused = [], {f"c{i}@example.com" for i in (0, 11, n - 1)}
+
+    def send(mail):
+        if set(mail["to"]) & refused:
+            raise OSError("mailbox full")
+        sent.append(mail["id"])
+
+    counts = outbound.deliver(store, send, domain="d.example", limit=n)
+    assert counts == {"sent": n - 3, "retry": 3, "failed": 0}
+    with store.session() as s:
+        rows = outbound.listing(s)
+    assert sorted(r["id"] for r in rows if r["delivered_at"]) == sorted(sent)
+    assert all(r["attempts"] == 1 for r in rows) and len(rows) == n
+    assert sorted(r["to"][0] for r in rows if r["last_error"] == "OSError: mailbox full") == sorted(refused)

@@ -204,9 +204,12 @@ class FolderTransport:
 
     def send(self, msg: EmailMessage) -> None:
         folder = Path(self.folder)
-        folder.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9._-]", "_", str(msg["Message-ID"]).strip("<>"))[:150]
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+        except FileNotFoundError:  # made on the first mail (not a mkdir per mail), or again if removed
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
         with os.fdopen(fd, "wb") as handle:
             handle.write(bytes(msg))
         os.replace(tmp, folder / f"{name}.eml")

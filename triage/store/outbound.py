@@ -207,6 +207,7 @@ def deliver(
     with store.session() as session:
         batch = claim(session, now(), domain, limit)
     counts = {"sent": 0, "retry": 0, "failed": 0}
+    done: list[tuple[int, str | None]] = []
     for mail in batch:
         error = None
         try:
@@ -214,11 +215,27 @@ def deliver(
         except Exception as exc:  # noqa: BLE001 - any failure is an outcome to record
             error = f"{type(exc).__name__}: {exc}"
             log.warning("mail %s (%s): %s", mail["id"], mail.get("template"), error)
-        with store.session() as session:
-            row = record_outcome(session, mail["id"], error is None, error, now())
-            key = "sent" if row.delivered_at else "failed" if row.failed else "retry"
-        counts[key] += 1
+        done.append((mail["id"], error))
+        if len(done) >= OUTCOMES_PER_TRANSACTION:
+            _record(store, done, now(), counts)
+    if done:
+        _record(store, done, now(), counts)
     return counts
+
+
+# Outcomes recorded together, in one write transaction (a transaction per mail cost more
+# than composing it). A crash before they are recorded sends those few mails again once
+# their lease ends (as it did the one mail in flight): mail is delivered at least once.
+OUTCOMES_PER_TRANSACTION = 10
+
+
+def _record(store, done: list[tuple[int, str | None]], at: datetime, counts: dict[str, int]) -> None:
+    with store.session() as session:
+        list(session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_([i for i, _ in done]))))
+        for mail_id, error in done:  # the rows are in the session now: no read per mail
+            row = record_outcome(session, mail_id, error is None, error, at)
+            counts["sent" if row.delivered_at else "failed" if row.failed else "retry"] += 1
+    done.clear()
 
 
 def listing(session: Session, limit: int = 200) -> list[dict[str, Any]]:
