@@ -26,7 +26,7 @@ from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 from sqlalchemy.sql.operators import eq
 
-_PLANS: dict[tuple[int, tuple[str, ...], str], _Plan | None] = {}
+_PLANS: dict[tuple[int, tuple[str, ...], str], _Plan | _Positional | None] = {}
 
 
 class _Plan:
@@ -40,12 +40,18 @@ class _Plan:
 
     def params(self, rows: Sequence[dict[str, Any]]) -> tuple[list[Any], ...]:
         """One array per column, each value as the column's bind processor makes it."""
-        out = []
-        for key, convert in zip(self.keys, self.convert):
-            default = self.defaults.get(key)  # a column every row leaves out (same keys in all)
-            values = [row[key] for row in rows] if default is None else [default() for _ in rows]
-            out.append(values if convert is None else [convert(v) for v in values])
-        return tuple(out)
+        return tuple(_columns(self.keys, self.convert, self.defaults, rows))
+
+
+def _columns(keys, convert, defaults, rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """Each key's values over the rows, through its processor (a column every row leaves
+    out: its default; the rows all have the same keys)."""
+    out = []
+    for key, process in zip(keys, convert):
+        default = defaults.get(key)
+        values = [row[key] for row in rows] if default is None else [default() for _ in rows]
+        out.append(values if process is None else [process(v) for v in values])
+    return out
 
 
 def execute(conn: Connection, statement, rows: Sequence[dict[str, Any]]) -> CursorResult:
@@ -56,8 +62,47 @@ def execute(conn: Connection, statement, rows: Sequence[dict[str, Any]]) -> Curs
     return conn.exec_driver_sql(plan.sql, plan.params(rows))
 
 
-def _plan(conn: Connection, statement, rows: Sequence[dict[str, Any]]) -> _Plan | None:
-    if conn.dialect.name != "postgresql":
+class _Positional:
+    """SQLite: the statement as SQLAlchemy compiles it, run by the driver's executemany with
+    each row a tuple of processed values (SQLAlchemy's own executemany builds and processes
+    a dict per row first, which costs more than SQLite's insert of the row)."""
+
+    __slots__ = ("sql", "keys", "convert", "defaults", "statement")
+
+    def __init__(self, statement, sql: str, keys: list[str], convert, defaults) -> None:
+        self.statement = statement  # kept alive: the plan cache is keyed by its id
+        self.sql, self.keys, self.convert, self.defaults = sql, keys, convert, defaults
+
+    def params(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return list(zip(*_columns(self.keys, self.convert, self.defaults, rows)))
+
+
+def _positional(conn: Connection, statement, given: tuple[str, ...]) -> _Positional | None:
+    """A plain INSERT (maybe ``ON CONFLICT DO NOTHING``) or UPDATE of bound values, no RETURNING."""
+    if not isinstance(statement, (Insert, Update)) or statement._returning:
+        return None
+    compiled = statement.compile(dialect=conn.dialect, column_keys=list(given))
+    names = list(compiled.positiontup or [])
+    if not names or len(set(names)) != len(names):
+        return None
+    table = statement.table
+    defaults: dict[str, Callable[[], Any]] = {}
+    for name in names:
+        if name in given:
+            continue
+        column = table.columns.get(name) if isinstance(statement, Insert) else None
+        default = getattr(column, "default", None)
+        if default is None or not (default.is_scalar or default.is_callable):
+            return None
+        defaults[name] = _default(default)
+    if any(key not in names for key in given):
+        return None
+    convert = [compiled.binds[name].type._cached_bind_processor(conn.dialect) for name in names]
+    return _Positional(statement, compiled.string, names, convert, defaults)
+
+
+def _plan(conn: Connection, statement, rows: Sequence[dict[str, Any]]) -> _Plan | _Positional | None:
+    if conn.dialect.name not in ("postgresql", "sqlite"):
         return None
     keys = rows[0].keys()
     if not all(row.keys() == keys for row in rows):  # rows of several shapes: as before
@@ -71,7 +116,9 @@ def _plan(conn: Connection, statement, rows: Sequence[dict[str, Any]]) -> _Plan 
     return _PLANS[cache_key]
 
 
-def _build(conn: Connection, statement, given: tuple[str, ...]) -> _Plan | None:
+def _build(conn: Connection, statement, given: tuple[str, ...]) -> _Plan | _Positional | None:
+    if conn.dialect.name == "sqlite":
+        return _positional(conn, statement, given)
     if isinstance(statement, Insert):
         return _insert_plan(conn, statement, given)
     if isinstance(statement, Update):
