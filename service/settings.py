@@ -398,6 +398,13 @@ SETTINGS: list[Setting] = [
         "TRIAGE_SCHEMATHESIS_EXAMPLES", "", str, "Test suite: schemathesis cases per operation. Empty: 12."
     ),
     Setting(
+        "TRIAGE_SCHEMATHESIS_STORE",
+        "",
+        str,
+        "Test suite: the store the schemathesis run serves from (`postgresql`: "
+        "`TRIAGE_TEST_POSTGRES_URL`). Empty: SQLite.",
+    ),
+    Setting(
         "TRIAGE_TEST_POSTGRES_URL",
         "",
         str,

@@ -10,6 +10,7 @@ that merely lack one label are kept for the other heads.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ READERS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+# what a reader expects of the file, said when it cannot read one
+_SHAPE = {"csv": "", "parquet": "", "jsonl": " (one JSON object per line)"}
 
 
 @dataclass
@@ -241,12 +244,31 @@ def read_export(path: str | Path) -> pd.DataFrame:
                 encoding_errors="replace",
             )
         elif kind == "jsonl":
-            df = pd.read_json(path, lines=True, dtype=False)
+            with warnings.catch_warnings():  # lines of arrays: refused below, not warned about
+                warnings.simplefilter("ignore")
+                df = json_objects(pd.read_json(path, lines=True, dtype=False), path)
         else:
             df = pd.read_parquet(path)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise InputError(f"cannot read the export as {kind}: {exc}", file=str(path)) from None
+    except (
+        ValueError,
+        TypeError,
+        OSError,
+        pd.errors.ParserError,
+    ) as exc:  # TypeError: a JSON line not an object
+        raise InputError(f"cannot read the export as {kind}{_SHAPE[kind]}: {exc}", file=str(path)) from None
     return df.astype(object).where(df.notna(), None)
+
+
+def json_objects(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``df`` if its lines were JSON objects (named columns); lines of arrays give numbered ones."""
+    if any(not isinstance(c, str) for c in df.columns):
+        raise InputError(
+            "cannot read the export as jsonl",
+            file=str(path),
+            expected="one JSON object per line",
+            got="lines that are JSON arrays or values",
+        )
+    return df
 
 
 def _blank(value: Any) -> bool:

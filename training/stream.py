@@ -21,6 +21,7 @@ Two readers build on the slices:
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -33,6 +34,8 @@ from triage.errors import InputError
 
 from .csv_dialect import CsvDialect, csv_dialect
 from .mapping import (
+    _SHAPE,
+    json_objects,
     export_kind,
     Dataset,
     Mapping,
@@ -45,6 +48,7 @@ from .mapping import (
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 20_000
+JSONL_HEAD_ROWS = 1_000
 
 
 # ---------------------------------------------------------------------------- raw slices
@@ -70,8 +74,22 @@ def export_columns(path: str | Path) -> list[str]:
                 return list(reader.schema.names)
         except (pa.ArrowException, ValueError, OSError) as exc:
             raise InputError(f"cannot read the export's header as csv: {exc}", file=str(path)) from None
-    first = next(iter(pd.read_json(path, lines=True, dtype=False, chunksize=1)), None)
+    try:  # JSON Lines records may omit keys: the columns any of the first records has
+        first = next(_jsonl_chunks(path, JSONL_HEAD_ROWS), None)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"cannot read the export as jsonl{_SHAPE['jsonl']}: {exc}", file=str(path)) from None
     return [] if first is None else list(first.columns)
+
+
+def _jsonl_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+    reader = pd.read_json(path, lines=True, dtype=False, chunksize=rows)
+    while True:
+        with warnings.catch_warnings():  # lines of arrays: refused by json_objects, not warned about
+            warnings.simplefilter("ignore")
+            chunk = next(reader, None)
+        if chunk is None:
+            return
+        yield json_objects(chunk, path)
 
 
 def frames(path: str | Path, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
@@ -81,13 +99,13 @@ def frames(path: str | Path, columns: list[str], batch_rows: int = BATCH_ROWS) -
     kind = export_kind(path)
     try:
         if kind == "jsonl":
-            for chunk in pd.read_json(path, lines=True, dtype=False, chunksize=batch_rows):
+            for chunk in _jsonl_chunks(path, batch_rows):
                 yield _cells(chunk.reindex(columns=columns))
             return
         for batch in _arrow_batches(path, kind, columns, batch_rows):
             yield _cells(batch.to_pandas())
-    except (ValueError, OSError) as exc:
-        raise InputError(f"cannot read the export as {kind}: {exc}", file=str(path)) from None
+    except (ValueError, TypeError, OSError) as exc:  # TypeError: a JSON line not an object
+        raise InputError(f"cannot read the export as {kind}{_SHAPE[kind]}: {exc}", file=str(path)) from None
 
 
 # CSV blocks parsed at once: with 8 MB blocks and the scanner's read-ahead, reading one
