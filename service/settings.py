@@ -18,6 +18,7 @@ pass them as arguments.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -35,6 +36,29 @@ def parse_bool(raw: str) -> bool:
     raise ValueError(f"expected a boolean (1/0, true/false, yes/no, on/off), got {raw!r}")
 
 
+DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+
+
+def database_url(raw: str) -> str:
+    """A store URL of a driver this project installs (a typo such as ``postgress://`` or
+    ``postgresql+psycopg2://`` otherwise surfaces as a SQLAlchemy traceback at first use)."""
+    if not raw.strip():
+        return ""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        driver = make_url(raw).drivername
+    except ArgumentError:
+        driver = None
+    if driver not in DATABASE_DRIVERS:
+        raise ValueError(
+            "a database URL such as sqlite:///var/triage.db or "
+            "postgresql+psycopg://user@host:5432/dbname (drivers: " + ", ".join(DATABASE_DRIVERS) + ")"
+        )
+    return raw
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -44,7 +68,9 @@ class Setting:
 
     @property
     def type_name(self) -> str:
-        return {parse_bool: "bool"}.get(self.type, getattr(self.type, "__name__", "str"))
+        return {parse_bool: "bool", database_url: "a database URL"}.get(
+            self.type, getattr(self.type, "__name__", "str")
+        )
 
     def parse(self, raw: Any) -> Any:
         """Convert a raw (environment) value, naming the setting when it is malformed."""
@@ -53,7 +79,8 @@ class Setting:
         try:
             return self.type(raw)
         except ValueError as exc:
-            raise ConfigError(f"setting {self.name}: expected {self.type_name}, got {raw!r} ({exc})")
+            shown = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", raw)  # never echo a password
+            raise ConfigError(f"setting {self.name}: expected {self.type_name}, got {shown!r} ({exc})")
 
 
 SETTINGS: list[Setting] = [
@@ -454,7 +481,7 @@ SETTINGS: list[Setting] = [
     Setting(
         "TRIAGE_DATABASE_URL",
         "",
-        str,
+        database_url,
         "SQLAlchemy URL of the ticket store, e.g. `postgresql+psycopg://user@host/db` for "
         "several workers. Empty: the SQLite file `var/triage.db` (WAL). Migrated on first use.",
     ),

@@ -11,6 +11,8 @@ import importlib
 import logging
 import sys
 
+from sqlalchemy.exc import OperationalError
+
 from triage.errors import TriageError
 
 # Modules that add subcommands; each has register(subparsers) and sets func=handler.
@@ -67,6 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except TriageError as exc:
         print(f"triage {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OperationalError as exc:  # the store's database: down, wrong port, no such database
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        print(
+            f"triage {args.command}: error: cannot use the database ({reason}); check "
+            "TRIAGE_DATABASE_URL (host, port, database name, user) and that the server is running",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -1,0 +1,64 @@
+"""A newcomer's typical mistakes with the ``triage`` command get a message that says what to do.
+
+Each case was a SQLAlchemy or driver traceback before: a misspelt scheme (``postgress://``),
+a driver this project does not install (``postgresql+psycopg2://``, ``mysql://``), a URL
+without a scheme, a database server that is not there (wrong port) or a database that
+does not exist.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from serving import ROOT, free_port, server_env
+from store_support import postgres_or_skip
+
+
+def _db_upgrade(url: str, tmp_path) -> subprocess.CompletedProcess:
+    env = server_env({"TRIAGE_DATABASE_URL": url, "TRIAGE_VAR_DIR": str(tmp_path / "var")})
+    return subprocess.run(
+        [sys.executable, "-m", "triage_cli", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgress://ann:hunter2@127.0.0.1:5432/desk",
+        "postgresql+psycopg2://ann:hunter2@127.0.0.1:5432/desk",
+        "mysql://ann:hunter2@127.0.0.1/desk",
+        "127.0.0.1:5432/desk",
+    ],
+)
+def test_a_database_url_of_no_installed_driver_names_the_setting_and_the_forms(url, tmp_path):
+    done = _db_upgrade(url, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "TRIAGE_DATABASE_URL" in done.stderr and "postgresql+psycopg://" in done.stderr
+    assert "hunter2" not in done.stderr  # a password is never echoed
+
+
+def test_a_database_server_that_is_not_there_says_to_check_the_url(tmp_path):
+    url = f"postgresql+psycopg://postgres:hunter2@127.0.0.1:{free_port()}/desk"
+    done = _db_upgrade(url, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "cannot use the database" in done.stderr and "TRIAGE_DATABASE_URL" in done.stderr
+    assert "hunter2" not in done.stderr
+
+
+@pytest.mark.postgres
+def test_a_database_that_does_not_exist_says_so(tmp_path):
+    base = postgres_or_skip().rsplit("/", 1)[0]
+    done = _db_upgrade(f"{base}/no_such_database_here", tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert 'database "no_such_database_here" does not exist' in done.stderr
