@@ -8,7 +8,9 @@ concurrent clients, prints one table, and stops the server (bounded time):
 * ``POST /v1/classify?kb=0``: no KB suggestions (with TF-IDF-only heads: no encoder call);
 * batch throughput (``{"tickets": [...]}`` of 32);
 * ``POST /v1/tickets``: durable intake (model, duplicate search, rules, SLA, commit) on a
-  fresh store (``--database sqlite|postgresql``), every request with its own
+  fresh store (``--database sqlite|postgresql``), real ticket texts of ``../shared/data``
+  when it is there (``--intake-texts``; the demo's templates repeat and every intake would
+  join a burst after ~1,000), every request with its own
   ``Idempotency-Key`` so no replay inflates the rate, at ``--intake-clients`` clients,
   each beside its own ``/livez`` floor; ``--sustained 60`` adds a 60 s intake run that
   reports the slowest request;

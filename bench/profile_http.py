@@ -122,6 +122,7 @@ WAITS = (
     "sleep ",
     "_worker (concurrent/futures/thread.py)",
     "WorkerTmp.notify ",
+    "Connection.wait (psycopg",  # waiting for PostgreSQL's answer
 )
 
 
