@@ -149,9 +149,10 @@ def _authenticate(ring: KeyRing) -> ApiKey:
     key = presented_key()
     challenge = {"WWW-Authenticate": 'Bearer realm="triage"'}
     if key is None:
-        raise ApiError(
-            401, "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'", headers=challenge
-        )
+        message = "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'"
+        if request.headers.get("Authorization", "").strip():  # a key sent without its scheme
+            message += " (the Authorization header needs the word Bearer before the key)"
+        raise ApiError(401, message, headers=challenge)
     from . import limiter
 
     client = limiter.client_address()

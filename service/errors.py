@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, jsonify
+from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from triage.errors import TriageError
@@ -78,10 +78,18 @@ def error_response(status: int, message: str, errors: list[dict] | None = None, 
 
 def _http_error(exc: HTTPException):
     headers = {}
+    message = exc.description or exc.name
     if exc.code == 405 and getattr(exc, "valid_methods", None):
         headers["Allow"] = ", ".join(exc.valid_methods)
+        allowed = ", ".join(m for m in exc.valid_methods if m not in ("HEAD", "OPTIONS"))
+        message = f"method {request.method} is not allowed on {request.path} (allowed: {allowed})"
+    elif exc.code == 404 and request.path.startswith("/v1/"):  # the API: say where the paths are
+        message = f"no API path {request.path}"
+        if request.path.endswith("/"):
+            message += f" (without the trailing slash: {request.path.rstrip('/')})"
+        message += "; the API's paths are listed at /openapi.json"
     status = exc.code or 500
-    return error_response(status, exc.description or exc.name, headers=headers)
+    return error_response(status, message, headers=headers)
 
 
 def _triage_error(exc: TriageError):

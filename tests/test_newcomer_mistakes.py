@@ -62,3 +62,27 @@ def test_a_database_that_does_not_exist_says_so(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert 'database "no_such_database_here" does not exist' in done.stderr
+
+
+# ---------------------------------------------------------------------------- the API
+def test_a_key_sent_without_bearer_is_told_the_scheme_is_missing(client):
+    r = client.post("/v1/classify", json={"subject": "VPN down"}, headers={"Authorization": "intake-key"})
+    assert r.status_code == 401
+    assert "Bearer" in r.get_json()["error"] and "needs the word Bearer" in r.get_json()["error"]
+
+
+def test_the_wrong_method_names_the_allowed_one(client):
+    r = client.get("/v1/classify", headers={"Authorization": "Bearer intake-key"})
+    assert r.status_code == 405
+    assert r.get_json()["error"] == "method GET is not allowed on /v1/classify (allowed: POST)"
+    assert "POST" in r.headers["Allow"]
+
+
+@pytest.mark.parametrize(
+    "path, hint",
+    [("/v1/ticket", "/openapi.json"), ("/v1/classify/", "without the trailing slash: /v1/classify")],
+)
+def test_an_unknown_api_path_points_to_the_list_of_paths(client, path, hint):
+    r = client.post(path, json={"subject": "x"}, headers={"Authorization": "Bearer intake-key"})
+    assert r.status_code == 404
+    assert hint in r.get_json()["error"]
