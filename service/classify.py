@@ -205,6 +205,11 @@ def outcome_json(outcome) -> dict:
 
 def jsonable(value: Any) -> Any:
     """Dataclasses, enums, datetimes, tuples and sets → plain JSON values."""
+    kind = type(value)
+    if value is None or kind is str or kind is int or kind is bool:  # most leaves: as they are
+        return value
+    if kind is float:
+        return None if value != value else value  # NaN is not JSON
     if hasattr(value, "to_dict"):
         return jsonable(value.to_dict())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
