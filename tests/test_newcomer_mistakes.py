@@ -86,3 +86,29 @@ def test_an_unknown_api_path_points_to_the_list_of_paths(client, path, hint):
     r = client.post(path, json={"subject": "x"}, headers={"Authorization": "Bearer intake-key"})
     assert r.status_code == 404
     assert hint in r.get_json()["error"]
+
+
+# ---------------------------------------------------------------------------- the port
+@pytest.mark.parametrize("command", [["serve"], ["quickstart", "--encoder", "hashing", "--no-history"]])
+def test_a_second_start_on_a_taken_port_says_so_at_once(tmp_path, command):
+    """Before: gunicorn retried for five seconds and said "Can't connect", and quickstart's
+    readiness probe found the first server and announced "serving on" for the second."""
+    import socket
+
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        env = server_env({"TRIAGE_VAR_DIR": str(tmp_path / "var"), "TRIAGE_MODELS_DIR": str(tmp_path / "m")})
+        done = subprocess.run(
+            [sys.executable, "-m", "triage_cli", *command, "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "serving on" not in done.stdout
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "already running" in done.stderr and "--port" in done.stderr

@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
     from . import workspace
 
     args.models = workspace.models_dir(args.models)
+    if not args.no_serve:  # before minutes of training, not after
+        from .serve import check_port_free
+
+        check_port_free(args.host, args.port, "./start.sh")
     if not (workspace.demo_dir() / "tickets.csv").exists():
         raise ConfigError(
             f"the demo corpus is not at {workspace.demo_dir()}: run quickstart from "

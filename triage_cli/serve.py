@@ -70,7 +70,28 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
+def check_port_free(host: str, port: int, command: str = "triage serve") -> None:
+    """Stop with a message when something already listens on host:port (a second
+    ``./start.sh``, say): gunicorn would retry for five seconds and then only say
+    "Can't connect", and a readiness probe would find the other server and say "serving"."""
+    import socket
+
+    from triage.errors import ConfigError
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror}): is the service already running "
+                f"(another ./start.sh or triage serve)? Stop it, or choose another port: "
+                f"{command} --port {port + 1}"
+            ) from None
+
+
 def run(args: argparse.Namespace) -> int:
+    check_port_free(args.host, args.port)
     env = _environment(args)
     if args.dev:
         return _run_dev(args, env)
