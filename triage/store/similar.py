@@ -350,10 +350,6 @@ def _micros(at: datetime) -> int:
     return (at - _EPOCH) // timedelta(microseconds=1)
 
 
-def _micros_span(span: timedelta) -> int:
-    return span // timedelta(microseconds=1)
-
-
 VECTOR_CACHE_SIZE = 50_000  # per database and encoder: ~75 MB of 384-d float32 at most
 
 
