@@ -440,9 +440,12 @@ def sustained(port: int, tickets: list[dict], clients: int, seconds: float, pids
     return out
 
 
-def wrk_rows(port: int, tickets: list[dict], clients: int, seconds: float, pids: list[int]) -> list[dict]:
-    """``/livez`` then intake driven by wrk (C, event loop: a fraction of the Python client's
-    CPU per request), ``clients`` connections for ``seconds`` each; wrk's CPU is measured too."""
+def wrk_rows(
+    port: int, tickets: list[dict], clients: int, seconds: float, pids: list[int], classify: list[dict]
+) -> list[dict]:
+    """``/livez``, intake, then ``?kb=0`` classify driven by wrk (C, event loop: a fraction of
+    the Python client's CPU per request): ``/livez`` and intake at ``clients`` connections, the
+    fast path at 2 as in the issue's table, ``seconds`` each; wrk's CPU is measured too."""
     import resource
     import shutil
     import tempfile
@@ -463,31 +466,31 @@ def wrk_rows(port: int, tickets: list[dict], clients: int, seconds: float, pids:
                 "requester": f"user{i % 97}@example.org",
             }
             fh.write(json.dumps(body) + "\n")
+    fast = folder / "classify.jsonl"  # the Python client's ?kb=0 tickets, each text made distinct
+    with open(fast, "w", encoding="utf-8") as fh:
+        for t in classify:
+            fh.write(json.dumps(dict(t, body=f"{t['body']} ref @REF@")) + "\n")
     url = f"http://127.0.0.1:{port}"
-    threads = str(min(clients, 2))
+    script = str(ROOT / "bench" / "wrk_intake.lua")
     out = []
-    for name, extra, target in (
-        (f"GET /livez (floor, wrk), {clients} connections", [], ""),
+    for name, conns, extra, target in (
+        (f"GET /livez (floor, wrk), {clients} connections", clients, [], ""),
         (
             f"POST /v1/tickets (wrk) {seconds:.0f} s, {clients} conn.",
-            ["-s", str(ROOT / "bench" / "wrk_intake.lua")],
+            clients,
+            ["-s", script, url, "--", str(bodies), KEY, os.urandom(4).hex()],
             ">=150/s p99<=150 max<1000",
         ),
+        ("GET /livez (floor, wrk), 2 connections", 2, [], ""),
+        (
+            f"POST /v1/classify?kb=0 (wrk) {seconds:.0f} s, 2 conn.",
+            2,
+            ["-s", script, url, "--", str(fast), KEY, os.urandom(4).hex(), "/v1/classify?kb=0"],
+            "p99<=5 (TF-IDF heads)",
+        ),
     ):
-        cmd = [
-            wrk,
-            f"-t{threads}",
-            f"-c{clients}",
-            f"-d{seconds:.0f}s",
-            "--timeout",
-            "10s",
-            "--latency",
-            *extra,
-        ]
-        cmd += [
-            url + ("/livez" if not extra else ""),
-            *(["--", str(bodies), KEY, os.urandom(4).hex()] if extra else []),
-        ]
+        cmd = [wrk, f"-t{min(conns, 2)}", f"-c{conns}", f"-d{seconds:.0f}s", "--timeout", "10s", "--latency"]
+        cmd += extra or [url + "/livez"]
         before = cpu_seconds(pids)
         client = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
@@ -633,7 +636,8 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0,
         help="also drive /livez and intake with wrk (bench/wrk_intake.lua) for this many seconds "
-        "each, at the largest --intake-clients connections: a client that burns little CPU",
+        "each, at the largest --intake-clients connections, then /livez and POST /v1/classify?kb=0 "
+        "at 2: a client that burns little CPU",
     )
     args = p.parse_args(argv)
     bundle = ensure_bundle(args)
@@ -667,7 +671,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.sustained and intake_clients:
             rows.append(sustained(port, intake, max(intake_clients), args.sustained, worker_pids(proc.pid)))
         if args.wrk:
-            rows += wrk_rows(port, intake, max(intake_clients or [4]), args.wrk, worker_pids(proc.pid))
+            rows += wrk_rows(
+                port, intake, max(intake_clients or [4]), args.wrk, worker_pids(proc.pid), tickets
+            )
         meta = (
             f"bundle {bundle.name}, encoder {args.encoder or 'bundle default'}, "
             f"{args.workers} gunicorn workers x {args.threads or 'default'} threads, KB {Path(args.kb).name} ({kb_size(args.kb)} articles), "

@@ -1,7 +1,9 @@
 -- wrk script for POST /v1/tickets (bench_service.py --wrk): every request a distinct body
 -- and its own Idempotency-Key, so no replay or memo inflates the rate.
---   wrk -t2 -c4 -d20s -s bench/wrk_intake.lua http://127.0.0.1:PORT -- BODIES.jsonl API_KEY RUN
+--   wrk -t2 -c4 -d20s -s bench/wrk_intake.lua http://127.0.0.1:PORT -- BODIES.jsonl API_KEY RUN [PATH]
 -- BODIES.jsonl: one JSON body a line with the placeholder @REF@ in its text (made unique here).
+-- PATH (default /v1/tickets) posts the bodies elsewhere, e.g. /v1/classify?kb=0; only ticket
+-- intake takes an Idempotency-Key.
 local counter = 0
 local threads = {}
 
@@ -20,14 +22,17 @@ function init(args)
     ["Authorization"] = "Bearer " .. args[2],
   }
   run = args[3]
+  path = args[4] or "/v1/tickets"
 end
 
 function request()
   counter = counter + 1
   local ref = run .. "-" .. tid .. "-" .. counter
   local body = bodies[(counter % #bodies) + 1]:gsub("@REF@", ref)
-  headers["Idempotency-Key"] = "wrk-" .. ref
-  return wrk.format("POST", "/v1/tickets", headers, body)
+  if path == "/v1/tickets" then
+    headers["Idempotency-Key"] = "wrk-" .. ref
+  end
+  return wrk.format("POST", path, headers, body)
 end
 
 function done(summary, latency, requests)
