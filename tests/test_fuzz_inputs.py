@@ -140,22 +140,27 @@ def csv_bytes(draw) -> bytes:
     return text.encode(encoding, errors="replace")
 
 
-@FUZZ
-@given(content=csv_bytes())
-def test_any_csv_export_loads_or_stops_with_an_input_error(tmp_path_factory, content):
+def _loads_or_names_the_file(data, mapping_path) -> None:
+    """Both export readers (whole-file and streamed) load ``data`` or raise an InputError naming it."""
     from training.mapping import load_export, load_mapping
     from training.stream import census
 
-    folder = tmp_path_factory.mktemp("csv")
-    data, mapping_path = folder / "export.csv", folder / "mapping.yaml"
-    data.write_bytes(content)
-    mapping_path.write_text(MAPPING, encoding="utf-8")
     mapping = load_mapping(mapping_path)
     for read in (lambda: load_export(data, mapping), lambda: census(data, mapping, "team")):
         try:
             read()
         except InputError as exc:
             assert str(data) in str(exc)
+
+
+@FUZZ
+@given(content=csv_bytes())
+def test_any_csv_export_loads_or_stops_with_an_input_error(tmp_path_factory, content):
+    folder = tmp_path_factory.mktemp("csv")
+    data, mapping_path = folder / "export.csv", folder / "mapping.yaml"
+    data.write_bytes(content)
+    mapping_path.write_text(MAPPING, encoding="utf-8")
+    _loads_or_names_the_file(data, mapping_path)
 
 
 @FUZZ
@@ -173,19 +178,11 @@ def test_any_csv_export_loads_or_stops_with_an_input_error(tmp_path_factory, con
 def test_any_jsonl_export_loads_or_stops_with_an_input_error(tmp_path_factory, lines):
     import json
 
-    from training.mapping import load_export, load_mapping
-    from training.stream import census
-
     folder = tmp_path_factory.mktemp("jsonl")
     data, mapping_path = folder / "export.jsonl", folder / "mapping.yaml"
     data.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines), encoding="utf-8")
     mapping_path.write_text(MAPPING, encoding="utf-8")
-    mapping = load_mapping(mapping_path)
-    for read in (lambda: load_export(data, mapping), lambda: census(data, mapping, "team")):
-        try:
-            read()
-        except InputError as exc:
-            assert str(data) in str(exc)
+    _loads_or_names_the_file(data, mapping_path)
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

@@ -60,16 +60,18 @@ def test_fast_path_gives_the_slow_paths_answers_on_a_real_bundle(service_env, mo
     assert json.dumps(batch) == json.dumps(slow_batch)
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        {},
-        {"ngram_range": (1, 2), "sublinear_tf": True, "dtype": np.float32},
-        {"analyzer": "char_wb", "ngram_range": (2, 5), "sublinear_tf": True, "dtype": np.float32},
-        {"binary": True, "norm": "l1"},
-        {"use_idf": False, "norm": None},
-    ],
-)
+# Vectorizer settings the fast paths must match scikit-learn under (word and char_wb analysers,
+# sublinear tf, float32, binary, l1 and no norm, no idf).
+VECTORIZER_PARAMS = [
+    {},
+    {"ngram_range": (1, 2), "sublinear_tf": True, "dtype": np.float32},
+    {"analyzer": "char_wb", "ngram_range": (2, 5), "sublinear_tf": True, "dtype": np.float32},
+    {"binary": True, "norm": "l1"},
+    {"use_idf": False, "norm": None},
+]
+
+
+@pytest.mark.parametrize("params", VECTORIZER_PARAMS)
 def test_tfidf_transform_equals_scikit_learns(params):
     vec = TfidfVectorizer(**params).fit([model_text(r["title"], r["description"]) for r in _rows()[:200]])
     fast, slow = predict_math.tfidf_transform(vec, TEXTS), vec.transform(TEXTS)
@@ -133,16 +135,7 @@ def test_one_row_stacking_equals_scipys(dtypes):
 
 
 # ----------------------------------------------------------------- one text: no sparse matrix
-@pytest.mark.parametrize(
-    "params",
-    [
-        {},
-        {"ngram_range": (1, 2), "sublinear_tf": True, "dtype": np.float32},
-        {"analyzer": "char_wb", "ngram_range": (2, 5), "sublinear_tf": True, "dtype": np.float32},
-        {"binary": True, "norm": "l1"},
-        {"use_idf": False, "norm": None},
-    ],
-)
+@pytest.mark.parametrize("params", VECTORIZER_PARAMS)
 def test_one_texts_row_block_is_scikit_learns_row(params):
     """One text through the shared path is a RowBlock (no CSR built): the same columns, values
     and dtype as ``vectorizer.transform``, to the last bit."""
