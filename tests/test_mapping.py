@@ -115,7 +115,7 @@ def test_unparseable_time_names_row_and_column(tmp_path):
         "file": str(data),
         "row": 2,
         "column": "opened",
-        "expected": "an ISO 8601 date/time",
+        "expected": "an ISO 8601 date/time, a day/month/year or month/day/year date, or a Unix time",
         "got": repr("next tuesday-ish"),
     }
 

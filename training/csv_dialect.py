@@ -88,3 +88,15 @@ def _count_unquoted(line: str, delimiter: str) -> int:
     except csv.Error:
         return 0
     return max(len(fields) - 1, 0)
+
+
+def csv_header(path: str | Path, dialect: CsvDialect | None = None) -> list[str]:
+    """The header's column names as written (duplicates kept: pandas renames a second
+    ``Labels`` to ``Labels.1``, pyarrow keeps both; neither says so)."""
+    dialect = dialect or csv_dialect(path)
+    with open(path, encoding=dialect.encoding, newline="", errors="replace") as f:
+        header = _header_line(f)
+    try:
+        return next(csv.reader([header], delimiter=dialect.delimiter), [])
+    except csv.Error:
+        return []

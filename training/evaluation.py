@@ -297,6 +297,9 @@ def render_text_summary(report: Mapping) -> str:
     dropped = {k: v for k, v in (report.get("dropped_rows") or {}).items() if v}
     if dropped:
         lines += ["", "dropped rows: " + ", ".join(f"{k} {v}" for k, v in dropped.items())]
+    notes = data.get("warnings") or []
+    if notes:  # how the export was read where it could mislead (report["data"]["warnings"])
+        lines += ["", "warnings about the export:"] + [f"  - {n['message']}" for n in notes]
     return "\n".join(lines)
 
 

@@ -24,6 +24,8 @@ from triage.priority import PriorityMatrix
 from triage.text import model_text, normalise
 
 from .csv_dialect import csv_dialect
+from .dates import ORDERS, parse_times
+from .export_notes import duplicate_column_notes, label_notes
 
 METADATA_FIELDS = ("channel", "customer_tier", "affected_service", "requester", "created_at", "id")
 _TOP_KEYS = {
@@ -35,6 +37,7 @@ _TOP_KEYS = {
     "strict",
     "min_class_count",
     "drop_empty_text",
+    "date_order",
 }
 READERS = {
     ".csv": "csv",
@@ -69,6 +72,8 @@ class Mapping:
     strict: bool = False
     drop_empty_text: bool = False
     source: str | None = None
+    # how dates such as 03/04/2024 are read: day_first, month_first, or None (from the values)
+    date_order: str | None = None
 
     def columns(self) -> dict[str, str]:
         """Every export column the mapping names, keyed by what it is used for."""
@@ -133,6 +138,12 @@ def parse_mapping(raw: Any, *, source: str = "<mapping>") -> Mapping:
         strict=bool(raw.get("strict", False)),
         drop_empty_text=bool(raw.get("drop_empty_text", False)),
         source=source,
+        date_order=raw.get("date_order"),
+    )
+    _need(
+        m.date_order in (None, *ORDERS),
+        f"date_order: expected one of {list(ORDERS)}, got {m.date_order!r}",
+        source,
     )
     default_min = int(raw.get("min_class_count", 0) or 0)
     for name, spec in (raw.get("labels") or {}).items():
@@ -278,7 +289,8 @@ def _blank(value: Any) -> bool:
 def load_export(path: str | Path, mapping: Mapping) -> Dataset:
     """Read an export through ``mapping``; errors name file, row and column."""
     path = Path(path)
-    return dataset_from_frame(read_export(path), mapping, path)
+    notes = duplicate_column_notes(path, export_kind(path), mapping)
+    return dataset_from_frame(read_export(path), mapping, path, header_notes=notes)
 
 
 def check_columns(columns: list[str], mapping: Mapping, fname: str) -> None:
@@ -303,6 +315,7 @@ def dataset_from_frame(
     rows_read: int | None = None,
     sha256: str | None = None,
     rare: dict[str, dict[str, int]] | None = None,
+    header_notes: list[dict] | None = None,
 ) -> Dataset:
     """A :class:`Dataset` from export rows already read (every cell text, a value or None).
 
@@ -337,16 +350,19 @@ def dataset_from_frame(
     metadata = {
         k: [None if _blank(v) else v for v in sub[col].tolist()] for k, col in mapping.metadata.items()
     }
+    notes: list[dict] = list(header_notes or [])
     if "created_at" in metadata:
-        metadata["created_at"] = _parse_times(
-            metadata["created_at"], rows, fname, mapping.metadata["created_at"]
+        metadata["created_at"], note = parse_times(
+            metadata["created_at"], rows, fname, mapping.metadata["created_at"], mapping.date_order
         )
+        notes += [note] if note else []
     labels = {
         h: _labels(sub[s.column].tolist(), s, rows, fname, mapping.strict) for h, s in mapping.labels.items()
     }
     counts = {"rows_read": rows_read if rows_read is not None else len(df), "rows_kept": len(texts)}
     counts["dropped"] = dropped
     counts.update(_apply_filters(labels, mapping, rare))
+    counts["warnings"] = notes + label_notes(labels, mapping)
     return Dataset(
         path=path,
         sha256=sha256 or file_sha256(path),
@@ -379,26 +395,6 @@ def rare_classes(counts: dict[str, dict[str, int]], mapping: Mapping) -> dict[st
         for h, s in mapping.labels.items()
         if s.min_class_count
     }
-
-
-def _parse_times(values: list[Any], rows: list[int], fname: str, column: str) -> list[Any]:
-    out = []
-    for v, row in zip(values, rows):
-        if v is None:
-            out.append(None)
-            continue
-        try:
-            out.append(pd.Timestamp(v).to_pydatetime())
-        except (ValueError, TypeError):
-            raise InputError(
-                "unparseable time",
-                file=fname,
-                row=row,
-                column=column,
-                expected="an ISO 8601 date/time",
-                got=v,
-            ) from None
-    return out
 
 
 def _labels(

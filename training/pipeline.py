@@ -710,8 +710,10 @@ def build_report(
             "filtered_out": data.counts["filtered_out"],
             "rare_classes": data.counts["rare_classes"],
             "mapping": mapping.source,
-            "sampled": data.counts.get("sampled"),
-        },  # --max-rows: what was kept of what
+            "sampled": data.counts.get("sampled"),  # --max-rows: what was kept of what
+            # how the export was read where it could mislead (dates, duplicate columns, classes)
+            "warnings": data.counts.get("warnings", []),
+        },
         "dropped_rows": dropped,
         "config": _jsonable(config.__dict__),
         "heads": {h: r for h, r in head_reports.items()},

@@ -365,7 +365,7 @@ def render_html(report: Mapping, plots: Mapping) -> str:
         ("bundle", report.get("bundle_id")),
         ("created", report.get("created_at")),
         ("git", report.get("git_sha")),
-        *data.items(),
+        *((k, v) for k, v in data.items() if k != "warnings"),
     ]
     meta = _table(
         ["field", "value"],
@@ -381,6 +381,14 @@ def render_html(report: Mapping, plots: Mapping) -> str:
         if dropped
         else "<p class=muted>No rows dropped.</p>"
     )
+    notes = data.get("warnings") or []
+    notes_html = (
+        "<h3>Warnings about the export</h3><ul>"
+        + "".join(f"<li>{esc(n.get('message', ''))}</li>" for n in notes)
+        + "</ul>"
+        if notes
+        else ""
+    )
     heads = "\n".join(
         _head_section(head, h, plots.get(head, {})) for head, h in (report.get("heads") or {}).items()
     )
@@ -390,5 +398,5 @@ def render_html(report: Mapping, plots: Mapping) -> str:
         f"<style>{_CSS}</style></head><body><h1>{esc(title)}</h1>"
         "<p class=muted>All numbers are on the held-out split: no fitting or threshold choice "
         "saw these rows.</p>"
-        f"{meta}<h3>Dropped rows</h3>{drop_html}{heads}</body></html>"
+        f"{meta}{notes_html}<h3>Dropped rows</h3>{drop_html}{heads}</body></html>"
     )

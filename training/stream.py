@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -33,6 +34,7 @@ from triage.bundle import file_sha256
 from triage.errors import InputError
 
 from .csv_dialect import CsvDialect, csv_dialect
+from .export_notes import duplicate_column_notes
 from .mapping import (
     _SHAPE,
     json_objects,
@@ -75,21 +77,22 @@ def export_columns(path: str | Path) -> list[str]:
         except (pa.ArrowException, ValueError, OSError) as exc:
             raise InputError(f"cannot read the export's header as csv: {exc}", file=str(path)) from None
     try:  # JSON Lines records may omit keys: the columns any of the first records has
-        first = next(_jsonl_chunks(path, JSONL_HEAD_ROWS), None)
+        with closing(_jsonl_chunks(path, JSONL_HEAD_ROWS)) as chunks:  # the file closed at once
+            first = next(chunks, None)
     except (ValueError, TypeError) as exc:
         raise InputError(f"cannot read the export as jsonl{_SHAPE['jsonl']}: {exc}", file=str(path)) from None
     return [] if first is None else list(first.columns)
 
 
 def _jsonl_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
-    reader = pd.read_json(path, lines=True, dtype=False, chunksize=rows)
-    while True:
-        with warnings.catch_warnings():  # lines of arrays: refused by json_objects, not warned about
-            warnings.simplefilter("ignore")
-            chunk = next(reader, None)
-        if chunk is None:
-            return
-        yield json_objects(chunk, path)
+    with pd.read_json(path, lines=True, dtype=False, chunksize=rows) as reader:
+        while True:
+            with warnings.catch_warnings():  # lines of arrays: refused by json_objects, not warned about
+                warnings.simplefilter("ignore")
+                chunk = next(reader, None)
+            if chunk is None:
+                return
+            yield json_objects(chunk, path)
 
 
 def frames(path: str | Path, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
@@ -259,7 +262,14 @@ def load_sampled(
         start += len(df)
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     data = dataset_from_frame(
-        frame, mapping, path, row_numbers=numbers, rows_read=info.rows, sha256=sha, rare=dict(info.rare)
+        frame,
+        mapping,
+        path,
+        row_numbers=numbers,
+        rows_read=info.rows,
+        sha256=sha,
+        rare=dict(info.rare),
+        header_notes=duplicate_column_notes(path, export_kind(path), mapping),
     )
     if len(keep) < info.rows:
         data.counts["sampled"] = {

@@ -1,0 +1,75 @@
+"""What the training report says about an export's shape, beside the rows it counts.
+
+Some shapes train without an error yet mislead: Jira writes one ``Labels`` (or
+``Component/s``, ``Comment``) column per value, all under the same name, and the mapping
+reads only the first; a label written ``Network`` in some rows and ``network`` in others
+becomes two classes. Each note is a dict with a ``kind``, the ``column`` or ``head`` it is
+about, and a ``message`` for people: ``report["data"]["warnings"]`` keeps them and
+``triage train`` prints them (training/evaluation.py). Dates have their own notes
+(training/dates.py).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .csv_dialect import csv_header
+
+if TYPE_CHECKING:
+    from .mapping import Mapping
+
+
+def duplicate_column_notes(path: Path, kind: str, mapping: Mapping) -> list[dict]:
+    """A note per column name the CSV header has more than once, saying which one is read."""
+    if kind != "csv":
+        return []  # JSON objects keep one value per key; Parquet files are written by code
+    names = csv_header(path)
+    used = {col: use for use, col in mapping.columns().items()}
+    notes = []
+    for name, n in Counter(names).items():
+        if n < 2:
+            continue
+        places = [i + 1 for i, c in enumerate(names) if c == name]
+        reads = (
+            f"the mapping's {used[name]} reads only the first (column {places[0]}); "
+            "merge them into one column before exporting if the others matter"
+            if name in used
+            else "the mapping reads none of them"
+        )
+        notes.append(
+            {
+                "kind": "duplicate_columns",
+                "column": name,
+                "positions": places,
+                "message": f"the header names {n} columns {name!r} (columns "
+                + ", ".join(map(str, places))
+                + f"): {reads}",
+            }
+        )
+    return notes
+
+
+def label_notes(labels: dict[str, list[str | None]], mapping: Mapping) -> list[dict]:
+    """A note per head whose classes differ only in letter case or spacing."""
+    notes = []
+    for head, values in labels.items():
+        counts = Counter(v for v in values if v is not None)
+        groups: dict[str, list[str]] = {}
+        for cls in counts:
+            groups.setdefault(" ".join(str(cls).casefold().split()), []).append(str(cls))
+        for same in (g for g in groups.values() if len(g) > 1):
+            spelled = " / ".join(f"{c!r} ({counts[c]} rows)" for c in sorted(same, key=lambda c: -counts[c]))
+            notes.append(
+                {
+                    "kind": "near_duplicate_classes",
+                    "head": head,
+                    "column": mapping.labels[head].column,
+                    "classes": sorted(same),
+                    "message": f"labels.{head}: classes that differ only in case or spacing are "
+                    f"trained as separate classes: {spelled}; map them to one name under "
+                    f"labels.{head}.rename if they are the same",
+                }
+            )
+    return notes
