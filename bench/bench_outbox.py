@@ -1,120 +1,324 @@
-"""Outbox mail throughput to a loopback SMTP server, beside that server's own floor.
+"""Outbox mail: mails/s and CPU ms per mail, to the mail folder and to a real SMTP relay,
+beside same-run references, for this tree and (``--before``) another checkout of the code.
 
-Reference (same run, same server): a raw ``smtplib`` loop sending N prepared
-messages, one connection per message, as the outbox transport does. Ours: N
-mails queued in the store (one transaction each, as intake does), then
-delivered by ``triage.store.outbound.deliver`` (claim under a lease, compose
-from the Jinja2 templates, send, record the outcome). The ratio says what the
-durable outbox costs over bare SMTP.
+Each tree is measured in a process of its own (the same script, ``--child``), with the same
+store URL, the same relay and the same mails: ``received`` notices queued by intake (the
+store path of ``intake_many``, no model), as ``POST /v1/tickets`` queues them.
 
-    .venv/bin/python bench/bench_outbox.py [--mails 300] [--database sqlite:///...]
+References (same process, same run, the same for every tree):
+
+* ``email.message alone``: one notice-shaped ``EmailMessage`` (the headers the outbox
+  sets, a text and an HTML part) composed and flattened: the CPU a mail cost before any
+  database or transport work;
+* ``smtplib loop``: a prepared message sent N times over one connection to the relay:
+  the relay's and smtplib's own floor.
+
+Rows per tree:
+
+* ``folder``: N notices delivered by ``outbound.deliver`` passes to ``FolderTransport``;
+* ``smtp``: the same to an aiosmtpd relay on loopback (``SmtpTransport``, security none);
+* ``during intake``: intake at ``--rate`` tickets/s for ``--seconds`` in one thread while
+  the tree's own service loop (``service.mailer``: ``deliver_once`` every interval before,
+  ``deliver_due`` after) drains the outbox to the relay in another, as one gunicorn worker
+  does; then the backlog left, the delay from queued to sent (p50/p99), and the CPU ms per
+  mail of the outbox thread alone.
+
+CPU ms is the delivering thread's own CPU (``time.thread_time``): SQLite's work is in it;
+the relay's thread, the intake thread and a PostgreSQL server are not.
+
+    nice .venv/bin/python bench/bench_outbox.py --before /tmp/main-before
+    git worktree add /tmp/main-before <commit>   # the "before": any checkout of the code
+    BENCH_PORTS=20100-20199 nice .venv/bin/python bench/bench_outbox.py --mails 1000 --before ...
+    ... --database postgresql+psycopg://postgres@127.0.0.1:5432/test_x   # a throw-away schema
 """
 
 from __future__ import annotations
 
 import argparse
-import smtplib
-import socket
+import json
+import os
+import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
-from email.message import EmailMessage
+import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from aiosmtpd.controller import Controller  # noqa: E402
-
-from triage.mail.outbound import Mailer, MailSettings, SmtpTransport  # noqa: E402
-from triage.store import Store, outbound  # noqa: E402
+HERE = Path(__file__).resolve()
 
 
-class Counting:
-    def __init__(self):
-        self.count = 0
+def _child(args) -> dict:
+    """Every figure for the tree first on sys.path (the caller put it there)."""
+    from aiosmtpd.controller import Controller
 
-    async def handle_DATA(self, server, session, envelope):
-        self.count += 1
-        return "250 OK"
+    from bench.serving import free_port
+
+    class Counting:
+        def __init__(self):
+            self.count = 0
+
+        async def handle_DATA(self, server, session, envelope):
+            self.count += 1
+            return "250 OK"
+
+    relay = Counting()
+    controller = Controller(relay, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    out: dict = {}
+    try:
+        out["email_alone"] = _email_alone(200)
+        out["smtplib"] = _smtplib_loop(controller.port, args.mails)
+        with tempfile.TemporaryDirectory() as tmp:
+            out["folder"] = _delivered(args, tmp, "folder", controller.port)
+            out["smtp"] = _delivered(args, tmp, "smtp", controller.port)
+            if args.seconds > 0:
+                out["during"] = _during_intake(args, tmp, controller.port)
+    finally:
+        controller.stop()
+    out["relay_accepted"] = relay.count
+    import triage
+
+    out["code"] = str(Path(triage.__file__).parent)
+    return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _email_alone(n: int) -> dict:
+    import email.utils
+    from email.message import EmailMessage
+
+    text = "Hello,\n\nwe received your request and gave it the number 42 (TCK-42).\n" + "smoke " * 60
+    html = "<p>" + text.replace("\n", "<br>") + "</p>"
+    start = time.thread_time()
+    for i in range(n):
+        msg = EmailMessage()
+        msg["From"] = email.utils.formataddr(("Help desk", "desk@desk.example"))
+        msg["To"] = f"c{i}@example.com"
+        msg["Subject"] = "[#TCK-42] We received your request: Printer on fire"
+        msg["Date"] = email.utils.formatdate()
+        msg["Message-ID"] = f"<{i}.triage@desk.example>"
+        msg["In-Reply-To"] = "<orig@customer.example>"
+        msg["References"] = "<orig@customer.example>"
+        msg["Auto-Submitted"] = "auto-replied"
+        msg["X-Auto-Response-Suppress"] = "All"
+        msg["X-Triage-Ticket"] = "TCK-42"
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+        bytes(msg)
+    return {"cpu_ms": (time.thread_time() - start) / n * 1000}
 
 
-def floor(port: int, n: int, reuse: bool) -> float:
-    """mails/s of bare smtplib sending one prepared message n times, nothing else:
-    one connection for all (``reuse``, as the outbox transport does within a pass) or one each."""
+def _smtplib_loop(port: int, n: int) -> dict:
+    import smtplib
+    from email.message import EmailMessage
+
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = "desk@desk.example", "c@example.com", "floor"
     msg.set_content("x" * 400)
-    start = time.perf_counter()
-    if reuse:
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            for _ in range(n):
-                client.send_message(msg)
-    else:
+    data = msg.as_bytes().replace(b"\n", b"\r\n")
+    wall, cpu = time.perf_counter(), time.thread_time()
+    with smtplib.SMTP("127.0.0.1", port) as client:
         for _ in range(n):
-            with smtplib.SMTP("127.0.0.1", port) as client:
-                client.send_message(msg)
-    return n / (time.perf_counter() - start)
+            client.sendmail("desk@desk.example", ["c@example.com"], data)
+    return {"rate": n / (time.perf_counter() - wall), "cpu_ms": (time.thread_time() - cpu) / n * 1000}
 
 
-def ours(port: int, n: int, url: str) -> tuple[float, float]:
-    """(mails/s delivered by the outbox, queue inserts/s) on a fresh store."""
-    store = Store(url)
+def _store(args, tmp: str, name: str):
+    from triage.store import Store
+
+    if args.database and args.database.startswith("postgresql"):
+        store = Store(args.database, schema=f"bench_outbox_{uuid.uuid4().hex[:10]}")
+    else:
+        store = Store(f"sqlite:///{Path(tmp) / (name + '.db')}")
     store.upgrade()
-    start = time.perf_counter()
-    for i in range(n):
-        with store.session() as s:
-            outbound.queue(
-                s,
-                "signin",
-                [f"c{i}@example.com"],
-                subject="Your sign-in link",
-                context={"address": f"c{i}@example.com", "signin_path": f"/x/{i}"},
-            )
-    queued = n / (time.perf_counter() - start)
-    mailer = Mailer(MailSettings(from_address="desk@desk.example"), SmtpTransport("127.0.0.1", port, "none"))
-    start, sent = time.perf_counter(), 0
-    while sent < n:
+    return store
+
+
+def _drop(store) -> None:
+    schema = getattr(store, "schema", None)
+    store.dispose()
+    if schema:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(store.url)
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def _queue(store, n: int, start: int = 0) -> None:
+    """n tickets by intake (store path), each queueing its ``received`` notice."""
+    from triage.store.intake import intake_many
+
+    for first in range(start, start + n, 32):
+        payloads = [
+            {
+                "subject": f"Printer {i} on fire",
+                "body": "The printer on floor 3 smokes. " * 8,
+                "requester": f"c{i}@example.com",
+            }
+            for i in range(first, min(first + 32, start + n))
+        ]
+        intake_many(store, payloads, actor="bench")
+
+
+def _mailer(kind: str, tmp: str, port: int):
+    from triage.mail.outbound import FolderTransport, Mailer, MailSettings, SmtpTransport
+
+    settings = MailSettings(from_address="desk@desk.example", public_url="http://desk.example")
+    if kind == "folder":
+        return Mailer(settings, FolderTransport(Path(tmp) / f"out-{uuid.uuid4().hex[:6]}"))
+    return Mailer(settings, SmtpTransport("127.0.0.1", port, "none"))
+
+
+def _delivered(args, tmp: str, kind: str, port: int) -> dict:
+    from triage.store import outbound
+
+    store = _store(args, tmp, kind)
+    _queue(store, args.mails)
+    mailer = _mailer(kind, tmp, port)
+    sent, wall, cpu = 0, time.perf_counter(), time.thread_time()
+    while sent < args.mails:
         got = outbound.deliver(store, mailer.send, domain="desk.example", limit=100)
-        if not any(got.values()):
+        if not got["sent"]:
             break
         sent += got["sent"]
     mailer.close()
-    rate = sent / (time.perf_counter() - start)
-    store.dispose()
-    if sent != n:
-        raise SystemExit(f"only {sent} of {n} mails were delivered")
-    return rate, queued
+    result = {
+        "rate": sent / (time.perf_counter() - wall),
+        "cpu_ms": (time.thread_time() - cpu) / max(1, sent) * 1000,
+    }
+    _drop(store)
+    if sent != args.mails:
+        raise SystemExit(f"{kind}: only {sent} of {args.mails} mails were delivered")
+    return {**result, "sent": sent}
+
+
+def _during_intake(args, tmp: str, port: int) -> dict:
+    """Intake at ``args.rate``/s for ``args.seconds`` beside the tree's own outbox loop."""
+    import service.mailer as loop_code
+    from sqlalchemy import select
+
+    from triage.store.tables import OutboxMessage
+
+    store = _store(args, tmp, "during")
+    mailer = _mailer("smtp", tmp, port)
+    stop = threading.Event()
+    loop_cpu = [0.0]
+
+    def outbox() -> None:  # the body of service.mailer's loop in this tree
+        drain = getattr(loop_code, "deliver_due", None)
+        while not stop.wait(args.interval):
+            if drain is not None:
+                drain(store, mailer, stop=stop)
+            else:
+                loop_code.deliver_once(store, mailer)
+        loop_cpu[0] = time.thread_time()
+
+    worker = threading.Thread(target=outbox, name="outbox")
+    worker.start()
+    tick, queued, start = 0.1, 0, time.perf_counter()
+    while time.perf_counter() - start < args.seconds:  # paced: rate/10 tickets every 100 ms
+        due = int(args.rate * (time.perf_counter() - start + tick))
+        if due > queued:
+            _queue(store, due - queued, queued)
+            queued = due
+        time.sleep(max(0.0, start + (queued / args.rate) - time.perf_counter()))
+    intake_wall = time.perf_counter() - start
+    time.sleep(args.interval + 0.5)  # the loop's pass after intake ended
+    stop.set()
+    worker.join()
+    with store.session() as s:
+        rows = s.execute(select(OutboxMessage.created_at, OutboxMessage.delivered_at)).all()
+    _drop(store)
+    sent = [(d - c).total_seconds() for c, d in rows if d is not None]
+    cuts = statistics.quantiles(sent, n=100) if len(sent) > 1 else [0.0] * 99
+    return {
+        "queued": len(rows),
+        "intake_rate": queued / intake_wall,
+        "sent": len(sent),
+        "left": len(rows) - len(sent),
+        "lag_p50": cuts[49],
+        "lag_p99": cuts[98],
+        "rate": len(sent) / (intake_wall + args.interval + 0.5),
+        "cpu_ms": loop_cpu[0] / max(1, len(sent)) * 1000,
+    }
+
+
+def _run(tree: Path, args) -> dict:
+    cmd = [sys.executable, str(HERE), "--child", "--tree", str(tree), "--mails", str(args.mails)]
+    cmd += ["--seconds", str(args.seconds), "--rate", str(args.rate), "--interval", str(args.interval)]
+    if args.database:
+        cmd += ["--database", args.database]
+    env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{HERE.parents[1]}"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise SystemExit(f"{tree}: {done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _table(results: dict[str, dict], args) -> None:
+    names = list(results)
+    print(
+        f"mails: {args.mails} received notices; store: {args.database or 'SQLite file'}; load {os.getloadavg()}"
+    )
+    print(f"{'row':40}" + "".join(f"{n + ' mails/s':>18}{n + ' CPU ms':>16}" for n in names))
+    first = results[names[0]]
+    print(
+        f"{'email.message alone (reference)':40}"
+        + "".join(f"{'':>18}{r['email_alone']['cpu_ms']:>16.3f}" for r in results.values())
+    )
+    print(
+        f"{'smtplib loop, one connection (ref.)':40}"
+        + "".join(f"{r['smtplib']['rate']:>18.0f}{r['smtplib']['cpu_ms']:>16.3f}" for r in results.values())
+    )
+    for key, label in (("folder", "outbox -> mail folder"), ("smtp", "outbox -> aiosmtpd relay")):
+        print(
+            f"{label:40}"
+            + "".join(f"{r[key]['rate']:>18.0f}{r[key]['cpu_ms']:>16.3f}" for r in results.values())
+        )
+    if "during" in first:
+        label = f"outbox during intake {args.rate:.0f}/s, {args.seconds:.0f} s"
+        print(
+            f"{label:40}"
+            + "".join(f"{r['during']['rate']:>18.0f}{r['during']['cpu_ms']:>16.3f}" for r in results.values())
+        )
+        for name, r in results.items():
+            d = r["during"]
+            print(
+                f"  {name}: intake {d['intake_rate']:.0f}/s queued {d['queued']}, sent {d['sent']}, left unsent "
+                f"{d['left']} {args.interval + 0.5:.1f} s after intake ended; queued->sent p50 {d['lag_p50']:.2f} s "
+                f"p99 {d['lag_p99']:.2f} s (outbox loop every {args.interval:.0f} s, one worker)"
+            )
+    for name, r in results.items():
+        ratio = r["smtp"]["cpu_ms"] / r["email_alone"]["cpu_ms"]
+        print(
+            f"{name} ({r['code']}): outbox->relay CPU per mail = {ratio:.2f} x one email.message composed alone"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mails", type=int, default=300)
-    parser.add_argument("--database", default=None, help="default: a temporary SQLite file")
+    parser.add_argument("--mails", type=int, default=1000)
+    parser.add_argument("--database", default=None, help="default: a temporary SQLite file per row")
+    parser.add_argument("--before", default=None, help="another checkout of the code, measured the same way")
+    parser.add_argument("--seconds", type=float, default=20.0, help="the during-intake row (0: none)")
+    parser.add_argument("--rate", type=float, default=150.0, help="intake tickets/s of that row")
+    parser.add_argument("--interval", type=float, default=5.0, help="the loop's TRIAGE_MAIL_INTERVAL")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tree", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    handler = Counting()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = args.database or f"sqlite:///{Path(tmp) / 'bench.db'}"
-            floor(controller.port, 20, reuse=False)  # warm-up
-            reference = floor(controller.port, args.mails, reuse=True)
-            per_connection = floor(controller.port, args.mails, reuse=False)
-            rate, queued = ours(controller.port, args.mails, url)
-    finally:
-        controller.stop()
-    print(f"{'':32}{'mails/s':>10}")
-    print(f"{'smtplib loop, one connection':32}{reference:>10.1f}   (the server's floor)")
-    print(f"{'smtplib loop, connection each':32}{per_connection:>10.1f}")
-    print(f"{'outbox deliver (ours)':32}{rate:>10.1f}   ratio {rate / reference:.2f}")
-    print(f"{'outbox queue inserts':32}{queued:>10.1f}")
-    print(f"server accepted {handler.count} messages")
+    if args.child:
+        sys.path.insert(0, str(HERE.parents[1]))  # bench.serving from this tree
+        sys.path.insert(0, args.tree)  # the code measured first
+        print(json.dumps(_child(args)))
+        return
+    results = {}
+    if args.before:
+        results["before"] = _run(Path(args.before).resolve(), args)
+    results["after" if args.before else "this tree"] = _run(HERE.parents[1], args)
+    _table(results, args)
 
 
 if __name__ == "__main__":

@@ -547,6 +547,15 @@ SETTINGS: list[Setting] = [
         "`triage escalate` beside the service instead). Mail is never sent inside a request.",
     ),
     Setting(
+        "TRIAGE_MAIL_BATCH",
+        100,
+        int,
+        "Mails a delivery pass claims (under a 60 s lease). A worker runs passes back to back "
+        "while they send a whole batch, so mail goes out as fast as the relay takes it; a pass "
+        "with a failure ends the round until the next interval. Outcomes are recorded every "
+        "50 mails or 5 s: a crash sends at most those again.",
+    ),
+    Setting(
         "TRIAGE_MAIL_PENDING_REMINDER_HOURS",
         48.0,
         float,

@@ -3,6 +3,7 @@
 - :mod:`triage.mail.parsing`   raw RFC 822 bytes → one intake dict (never raises on bad mail)
 - :mod:`triage.mail.pollers`   IMAP / Maildir / mbox sources and the poller that acks after handling
 - :mod:`triage.mail.outbound`  a rendered notice → a safe ``EmailMessage``; SMTP and folder transports
+- :mod:`triage.mail.mime`      a notice's MIME bytes written directly (the outbox's fast path)
 - :mod:`triage.mail.templates` the Jinja2 templates (text + HTML), overridable from a folder
 
 The names most callers need are re-exported here, so ``from triage.mail import

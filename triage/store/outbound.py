@@ -18,15 +18,15 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
-from datetime import datetime
-from typing import Any, Callable
+from datetime import datetime, timedelta
+from typing import Any, Callable, Sequence
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from triage.store import event_log
+from triage.store import bulk, event_log
 from triage.store.tables import Comment, OutboxMessage, TicketRow, utcnow
 from triage.store.webhooks import LEASE, record_outcome
 
@@ -137,104 +137,223 @@ def thread_ticket(session: Session, message_id: str) -> int | None:
     ).first()
 
 
-def _thread(session: Session, row: OutboxMessage) -> list[str]:
-    """Message-IDs of the ticket's conversation before ``row``, oldest first."""
-    if row.ticket_id is None:
+def claim(session: Session, now: datetime, domain: str, limit: int = 100) -> list[dict[str, Any]]:
+    """Due mails, leased to this worker, with their Message-ID and thread headers fixed.
+
+    A ticket's mails go out in the order they were queued: a due mail is left for a later
+    pass while an earlier mail of its ticket is still unsent (leased to another worker, or
+    waiting for a retry), so two workers draining the outbox never swap a customer's mails.
+    Statements per pass, not per mail: the due rows, the earlier unsent mail per ticket,
+    the thread of every ticket of the batch (three reads), and two UPDATEs.
+    """
+    rows = [r._asdict() for r in session.execute(_DUE, {"now": now, "limit": limit})]
+    rows = _in_order(session, rows)
+    if not rows:
         return []
-    found: list[tuple[datetime, str]] = []
-    ticket = session.get(TicketRow, row.ticket_id)
-    if ticket is not None and ticket.message_id:
-        found.append((ticket.created_at, ticket.message_id))
-    found += [
-        (c.created_at, c.message_id)
-        for c in session.scalars(
-            select(Comment).where(Comment.ticket_id == row.ticket_id, Comment.message_id.is_not(None))
+    fresh = [r for r in rows if r["message_id"] is None]
+    threads = _threads(session, {r["ticket_id"] for r in fresh if r["ticket_id"] is not None})
+    for row in fresh:
+        thread = _thread_before(threads.get(row["ticket_id"], []), row["id"])
+        refs = thread[:1] + thread[1:][-(MAX_REFERENCES - 1) :] if thread else []
+        row["message_id"] = email.utils.make_msgid("triage", domain=domain)
+        row["payload"] = {**row["payload"], "in_reply_to": thread[-1] if thread else None, "references": refs}
+        if _in_conversation(row):
+            threads.setdefault(row["ticket_id"], []).append((row["created_at"], row["id"], row["message_id"]))
+    conn = session.connection()
+    conn.execute(_LEASE, {"until": now + LEASE, "ids": [r["id"] for r in rows]})
+    if fresh:
+        bulk.execute(
+            conn, _FIX, [{"row_id": r["id"], "mid": r["message_id"], "body": r["payload"]} for r in fresh]
         )
+    return [
+        {"id": r["id"], "message_id": r["message_id"], "ticket_id": r["ticket_id"], **r["payload"]}
+        for r in rows
     ]
-    found += [
-        (m.created_at, m.message_id)
-        for m in session.scalars(
-            select(OutboxMessage).where(
-                OutboxMessage.kind == KIND,
-                OutboxMessage.ticket_id == row.ticket_id,
-                OutboxMessage.id < row.id,
-                OutboxMessage.event.not_in(STAFF_EVENTS),
-                OutboxMessage.message_id.is_not(None),
-            )
-        )
-    ]
-    ids = [mid for _, mid in sorted(found, key=lambda x: x[0]) if mid]
-    return list(dict.fromkeys(ids))
 
 
-def claim(session: Session, now: datetime, domain: str, limit: int = 50) -> list[dict[str, Any]]:
-    """Due mails, leased to this worker, with their Message-ID and thread headers fixed."""
-    stmt = (
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.kind == KIND,
-            OutboxMessage.delivered_at.is_(None),
-            OutboxMessage.failed.is_(False),
-            OutboxMessage.next_attempt_at <= now,
-        )
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+_DUE = (
+    select(
+        _OUTBOX.c.id,
+        _OUTBOX.c.ticket_id,
+        _OUTBOX.c.message_id,
+        _OUTBOX.c.payload,
+        _OUTBOX.c.event,
+        _OUTBOX.c.created_at,
     )
-    out = []
-    for row in session.scalars(stmt):
-        row.next_attempt_at = now + LEASE
-        if row.message_id is None:
-            thread = _thread(session, row)
-            refs = thread[:1] + thread[1:][-(MAX_REFERENCES - 1) :] if thread else []
-            row.message_id = email.utils.make_msgid("triage", domain=domain)
-            row.payload = {**row.payload, "in_reply_to": thread[-1] if thread else None, "references": refs}
-        out.append({"id": row.id, "message_id": row.message_id, "ticket_id": row.ticket_id, **row.payload})
+    .where(
+        _OUTBOX.c.kind == KIND,
+        _OUTBOX.c.delivered_at.is_(None),
+        _OUTBOX.c.failed.is_(False),
+        _OUTBOX.c.next_attempt_at <= bindparam("now"),
+    )
+    .order_by(_OUTBOX.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_UNSENT = select(_OUTBOX.c.ticket_id, _OUTBOX.c.id).where(
+    _OUTBOX.c.kind == KIND,
+    _OUTBOX.c.delivered_at.is_(None),
+    _OUTBOX.c.failed.is_(False),
+    _OUTBOX.c.ticket_id.in_(bindparam("tickets", expanding=True)),
+    _OUTBOX.c.event.not_in(STAFF_EVENTS),
+    _OUTBOX.c.id < bindparam("below"),
+)
+_LEASE = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(next_attempt_at=bindparam("until"))
+)
+_FIX = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("row_id"))
+    .values(message_id=bindparam("mid"), payload=bindparam("body"))
+)
+_DELIVERED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(attempts=_OUTBOX.c.attempts + 1, delivered_at=bindparam("at"), last_error=None)
+)
+_TICKETS = select(TicketRow.id, TicketRow.created_at, TicketRow.message_id).where(
+    TicketRow.id.in_(bindparam("tickets", expanding=True)), TicketRow.message_id.is_not(None)
+)
+_COMMENTS = (
+    select(Comment.ticket_id, Comment.created_at, Comment.message_id)
+    .where(Comment.ticket_id.in_(bindparam("tickets", expanding=True)), Comment.message_id.is_not(None))
+    .order_by(Comment.id)
+)
+_SENT_BEFORE = (
+    select(_OUTBOX.c.ticket_id, _OUTBOX.c.created_at, _OUTBOX.c.id, _OUTBOX.c.message_id)
+    .where(
+        _OUTBOX.c.kind == KIND,
+        _OUTBOX.c.ticket_id.in_(bindparam("tickets", expanding=True)),
+        _OUTBOX.c.event.not_in(STAFF_EVENTS),
+        _OUTBOX.c.message_id.is_not(None),
+    )
+    .order_by(_OUTBOX.c.id)
+)
+
+# (created_at, outbox id or None for the ticket's own mail and its comments, Message-ID)
+Entry = tuple[datetime, int | None, str]
+
+
+def _in_order(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` less each customer mail that an earlier unsent customer mail of its ticket,
+    not in ``rows``, precedes (staff notices neither wait nor hold anyone up)."""
+    tickets = {r["ticket_id"] for r in rows if _in_conversation(r)}
+    if not tickets:
+        return rows
+    batch = {r["id"] for r in rows}
+    below = max(batch)
+    blocked_from: dict[int, int] = {}  # ticket -> the first unsent id of it outside the batch
+    for ticket_id, mail_id in session.execute(_UNSENT, {"tickets": sorted(tickets), "below": below}):
+        if mail_id not in batch and mail_id < blocked_from.get(ticket_id, below + 1):
+            blocked_from[ticket_id] = mail_id
+    return [
+        r for r in rows if not _in_conversation(r) or r["id"] < blocked_from.get(r["ticket_id"], below + 1)
+    ]
+
+
+def _in_conversation(mail: dict[str, Any]) -> bool:
+    """A mail of a ticket's conversation with its customers (claimed row or claimed mail)."""
+    event = mail.get("event") or f"mail.{mail.get('template')}"
+    return mail["ticket_id"] is not None and event not in STAFF_EVENTS
+
+
+def _threads(session: Session, tickets: set[int]) -> dict[int, list[Entry]]:
+    """Every ticket's conversation so far: its own Message-ID, its comments', the mail sent."""
+    out: dict[int, list[Entry]] = {t: [] for t in tickets}
+    if not tickets:
+        return out
+    args = {"tickets": sorted(tickets)}
+    for ticket_id, at, mid in session.execute(_TICKETS, args):
+        out[ticket_id].append((at, None, mid))
+    for ticket_id, at, mid in session.execute(_COMMENTS, args):
+        out[ticket_id].append((at, None, mid))
+    for ticket_id, at, mail_id, mid in session.execute(_SENT_BEFORE, args):
+        out[ticket_id].append((at, mail_id, mid))
     return out
+
+
+def _thread_before(entries: list[Entry], mail_id: int) -> list[str]:
+    """Message-IDs of the conversation before mail ``mail_id``, oldest first (a stable sort
+    by time: the ticket's own, then its comments', then earlier mail, as they were read)."""
+    found = [e for e in entries if e[1] is None or e[1] < mail_id]
+    ids = [mid for _, _, mid in sorted(found, key=lambda e: e[0]) if mid]
+    return list(dict.fromkeys(ids))
 
 
 Sender = Callable[[dict[str, Any]], None]
 
+# Mails claimed per delivery pass (the service's loop passes TRIAGE_MAIL_BATCH).
+BATCH = 100
+# Outcomes recorded together, in one write transaction (one UPDATE for the mails sent). A
+# crash before they are recorded sends those mails again once their lease ends: mail is
+# delivered at least once, and a crash re-sends at most this many.
+OUTCOMES_PER_TRANSACTION = 50
+# ... or after this long, so a slow relay's outcomes are recorded well within the lease.
+OUTCOMES_EVERY = timedelta(seconds=5)
+
 
 def deliver(
-    store, send: Sender, *, domain: str, now: Callable[[], datetime] = utcnow, limit: int = 50
+    store, send: Sender, *, domain: str, now: Callable[[], datetime] = utcnow, limit: int = BATCH
 ) -> dict[str, int]:
     """One pass: claim due mails, ``send(mail)`` each outside the transaction, record outcomes.
 
     ``send`` raises on failure (connection refused, 4xx/5xx answer, template
-    error): the row is retried with the webhooks' backoff, then marked failed.
+    error): the row is retried with the webhooks' backoff, then marked failed. The
+    later mails of that ticket in this batch are not sent: they are let go unattempted
+    (counted as ``retry``) and wait for it. So are the rest of a batch still unsent
+    halfway through its lease (a slow relay): nobody else may claim them before that.
     """
     with store.session() as session:
-        batch = claim(session, now(), domain, limit)
+        claimed_at = now()
+        batch = claim(session, claimed_at, domain, limit)
     counts = {"sent": 0, "retry": 0, "failed": 0}
     done: list[tuple[int, str | None]] = []
+    waiting: list[int] = []  # not attempted: leased again to nobody
+    stuck: set[int] = set()  # tickets whose earlier mail of this batch failed
+    recorded = claimed_at
     for mail in batch:
+        if mail["ticket_id"] in stuck or now() - claimed_at > LEASE / 2:
+            waiting.append(mail["id"])
+            continue
         error = None
         try:
             send(mail)
         except Exception as exc:  # noqa: BLE001 - any failure is an outcome to record
             error = f"{type(exc).__name__}: {exc}"
             log.warning("mail %s (%s): %s", mail["id"], mail.get("template"), error)
+            if _in_conversation(mail):
+                stuck.add(mail["ticket_id"])
         done.append((mail["id"], error))
-        if len(done) >= OUTCOMES_PER_TRANSACTION:
-            _record(store, done, now(), counts)
-    if done:
-        _record(store, done, now(), counts)
+        if len(done) >= OUTCOMES_PER_TRANSACTION or now() - recorded > OUTCOMES_EVERY:
+            recorded = now()
+            _record(store, done, recorded, counts)
+    if done or waiting:
+        _record(store, done, now(), counts, waiting)
     return counts
 
 
-# Outcomes recorded together, in one write transaction (a transaction per mail cost more
-# than composing it). A crash before they are recorded sends those few mails again once
-# their lease ends (as it did the one mail in flight): mail is delivered at least once.
-OUTCOMES_PER_TRANSACTION = 10
-
-
-def _record(store, done: list[tuple[int, str | None]], at: datetime, counts: dict[str, int]) -> None:
+def _record(
+    store,
+    done: list[tuple[int, str | None]],
+    at: datetime,
+    counts: dict[str, int],
+    waiting: Sequence[int] = (),
+) -> None:
+    """The outcomes in one transaction: one UPDATE for the mails sent, the rest one by one."""
+    sent = [mail_id for mail_id, error in done if error is None]
     with store.session() as session:
-        list(session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_([i for i, _ in done]))))
-        for mail_id, error in done:  # the rows are in the session now: no read per mail
-            row = record_outcome(session, mail_id, error is None, error, at)
-            counts["sent" if row.delivered_at else "failed" if row.failed else "retry"] += 1
+        if sent:
+            session.execute(_DELIVERED, {"ids": sent, "at": at})
+        for mail_id, error in done:
+            if error is not None:
+                row = record_outcome(session, mail_id, False, error, at)
+                counts["failed" if row.failed else "retry"] += 1
+        if waiting:
+            session.execute(_LEASE, {"until": at, "ids": list(waiting)})
+    counts["sent"] += len(sent)
+    counts["retry"] += len(waiting)
     done.clear()
 
 
