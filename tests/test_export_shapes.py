@@ -199,3 +199,71 @@ def test_an_incremental_head_calibrated_without_one_of_its_classes_still_serves(
     proba, _, idx = again.predict_explained(Features(["printer toner jam", "password locked"]))
     assert list(again.classes_) == ["10", "20"] and proba.shape == (2, 2)
     assert list(again.classes_[idx]) == ["10", "20"]
+
+
+# ---------------------------------------------------------------------------- JSON as tools write it
+JSON_MAPPING = (
+    "text: {subject: fields.summary, body: fields.description}\n"
+    "metadata: {channel: via.channel, created_at: created_at}\n"
+    "labels: {team: {column: fields.group.name}}\n"
+)
+
+
+def _records(n: int = 30) -> list[dict]:
+    """Records with nested objects, as Zendesk (``via``) and Jira (``fields``) nest them."""
+    out = []
+    for i in range(n):
+        team = list(TEAMS)[i % 3]
+        words = TEAMS[team][(i // 3) % 3]
+        out.append(
+            {
+                "key": f"HD-{i}",
+                "fields": {"summary": f"{words} ({i})", "description": words, "group": {"name": team}},
+                "via": {"channel": "email", "source": {"from": {"address": "ann@example.org"}}},
+                "tags": ["a", "b"],
+                "created_at": "25/12/2023" if i == 0 else "03/04/2024",
+            }
+        )
+    return out
+
+
+@pytest.mark.parametrize(
+    "name, wrap",
+    [
+        ("zendesk.jsonl", None),  # JSON Lines (before: 'via.channel' named a column the export lacks)
+        ("freshdesk.json", "array"),  # one array (before: "cannot read the export as jsonl")
+        ("jira.json", "issues"),  # {"issues": [...], "total": n} (before: "expected one of issues, total")
+        ("servicenow.json", "result"),
+    ],
+)
+def test_json_documents_and_nested_objects_read_through_dotted_names(tmp_path, name, wrap):
+    import json
+
+    records = _records()
+    path = tmp_path / name
+    if wrap is None:
+        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    elif wrap == "array":
+        path.write_text(json.dumps(records, indent=2), encoding="utf-8")
+    else:
+        path.write_text(json.dumps({"startAt": 0, wrap: records, "total": len(records)}), encoding="utf-8")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(JSON_MAPPING, encoding="utf-8")
+    m = load_mapping(mapping)
+    for ds in (load_export(path, m), load_sampled(path, m, 1_000, "team")[0]):
+        assert len(ds) == 30 and ds.texts[0].startswith("vpn keeps dropping (0)")
+        assert set(ds.metadata["channel"]) == {"email"}
+        assert ds.labels["team"][:3] == ["Network", "Accounts", "Hardware"]
+        # pandas no longer reads a "created_at" column month-first behind the mapping's back
+        assert (ds.metadata["created_at"][1].month, ds.metadata["created_at"][1].day) == (4, 3)
+
+
+def test_a_json_document_that_holds_no_records_names_what_was_expected(tmp_path):
+    path = tmp_path / "export.json"
+    path.write_text('["just", "strings"]', encoding="utf-8")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(JSON_MAPPING, encoding="utf-8")
+    for read in (load_export, lambda p, m: load_sampled(p, m, 10, "team")):
+        with pytest.raises(InputError) as err:
+            read(path, load_mapping(mapping))
+        assert "an array of objects" in err.value.details["expected"]

@@ -85,7 +85,15 @@ def test_unknown_column_names_file_and_column(tmp_path):
         load_export(data, load_mapping(m))
     text = str(err.value)
     assert "export.csv" in text and "assignment_group" in text and "labels.team" in text
-    assert "expected one of title, description" in text
+    assert "expected one of 'title', 'description'" in text
+
+
+def test_a_column_named_in_another_case_or_with_spaces_is_pointed_at(tmp_path):
+    # a hand-edited header "Title " or "TITLE": the list of names alone hides the difference
+    data, m = _write(tmp_path)
+    data.write_text(data.read_text(encoding="utf-8").replace("title", "Title ", 1), encoding="utf-8")
+    with pytest.raises(InputError, match=r"did you mean 'Title '\? names must match exactly"):
+        load_export(data, load_mapping(m))
 
 
 def test_missing_body_column_is_an_error(tmp_path):

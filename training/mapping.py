@@ -10,7 +10,6 @@ that merely lack one label are kept for the other heads.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from triage.text import model_text, normalise
 from .csv_dialect import csv_dialect
 from .dates import ORDERS, parse_times
 from .export_notes import duplicate_column_notes, label_notes
+from .json_export import document_records, flatten, is_document, quiet, read_kwargs
 
 METADATA_FIELDS = ("channel", "customer_tier", "affected_service", "requester", "created_at", "id")
 _TOP_KEYS = {
@@ -254,12 +254,15 @@ def read_export(path: str | Path) -> pd.DataFrame:
                 encoding=dialect.encoding,
                 encoding_errors="replace",
             )
+        elif kind == "jsonl" and is_document(path):  # an array, or {"issues": [...]}
+            df = document_records(path)
         elif kind == "jsonl":
-            with warnings.catch_warnings():  # lines of arrays: refused below, not warned about
-                warnings.simplefilter("ignore")
-                df = json_objects(pd.read_json(path, lines=True, dtype=False), path)
+            with quiet():
+                df = flatten(json_objects(pd.read_json(path, **read_kwargs()), path))
         else:
             df = pd.read_parquet(path)
+    except InputError:  # already names the file and what was expected
+        raise
     except (
         ValueError,
         TypeError,
@@ -298,12 +301,20 @@ def check_columns(columns: list[str], mapping: Mapping, fname: str) -> None:
     for use, col in mapping.columns().items():
         if col not in columns:
             raise InputError(
-                f"the mapping's {use} names a column the export lacks",
+                f"the mapping's {use} names a column the export lacks{_near(col, columns)}",
                 file=fname,
                 column=col,
-                expected="one of " + ", ".join(map(str, columns)),
+                expected="one of " + ", ".join(map(repr, columns)),
                 got=col,
             )
+
+
+def _near(col: str, columns: list[str]) -> str:
+    """A hint when the export has the name in another case or with other spaces around it
+    (invisible in a list of names: 'Subject ' from a hand-edited header, 'subject')."""
+    key = " ".join(str(col).split()).casefold()
+    same = [c for c in columns if " ".join(str(c).split()).casefold() == key]
+    return f" (did you mean {same[0]!r}? names must match exactly, case and spaces too)" if same else ""
 
 
 def dataset_from_frame(

@@ -21,7 +21,6 @@ Two readers build on the slices:
 from __future__ import annotations
 
 import logging
-import warnings
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from triage.errors import InputError
 
 from .csv_dialect import CsvDialect, csv_dialect
 from .export_notes import duplicate_column_notes
+from .json_export import document_records, flatten, is_document, quiet, read_kwargs
 from .mapping import (
     _SHAPE,
     json_objects,
@@ -79,20 +79,26 @@ def export_columns(path: str | Path) -> list[str]:
     try:  # JSON Lines records may omit keys: the columns any of the first records has
         with closing(_jsonl_chunks(path, JSONL_HEAD_ROWS)) as chunks:  # the file closed at once
             first = next(chunks, None)
+    except InputError:
+        raise
     except (ValueError, TypeError) as exc:
         raise InputError(f"cannot read the export as jsonl{_SHAPE['jsonl']}: {exc}", file=str(path)) from None
     return [] if first is None else list(first.columns)
 
 
 def _jsonl_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
-    with pd.read_json(path, lines=True, dtype=False, chunksize=rows) as reader:
+    if is_document(path):  # one JSON document: read whole (it cannot be read in parts), then sliced
+        records = document_records(path)
+        for start in range(0, len(records), rows):
+            yield records.iloc[start : start + rows]
+        return
+    with pd.read_json(path, chunksize=rows, **read_kwargs()) as reader:
         while True:
-            with warnings.catch_warnings():  # lines of arrays: refused by json_objects, not warned about
-                warnings.simplefilter("ignore")
+            with quiet():
                 chunk = next(reader, None)
             if chunk is None:
                 return
-            yield json_objects(chunk, path)
+            yield flatten(json_objects(chunk, path))
 
 
 def frames(path: str | Path, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
@@ -107,6 +113,8 @@ def frames(path: str | Path, columns: list[str], batch_rows: int = BATCH_ROWS) -
             return
         for batch in _arrow_batches(path, kind, columns, batch_rows):
             yield _cells(batch.to_pandas())
+    except InputError:
+        raise
     except (ValueError, TypeError, OSError) as exc:  # TypeError: a JSON line not an object
         raise InputError(f"cannot read the export as {kind}{_SHAPE[kind]}: {exc}", file=str(path)) from None
 
