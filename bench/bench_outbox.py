@@ -17,6 +17,8 @@ Rows per tree:
 
 * ``folder``: N notices delivered by ``outbound.deliver`` passes to ``FolderTransport``;
 * ``smtp``: the same to an aiosmtpd relay on loopback (``SmtpTransport``, security none);
+* ``mail intake``: N inbound messages (parsed beforehand) to tickets by ``inbox.receive_many``,
+  32 a poll, as the mail poller hands them (tickets/s, CPU ms per message);
 * ``during intake``: intake at ``--rate`` tickets/s for ``--seconds`` in one thread while
   the tree's own service loop (``service.mailer``: ``deliver_once`` every interval before,
   ``deliver_due`` after) drains the outbox to the relay in another, as one gunicorn worker
@@ -73,6 +75,7 @@ def _child(args) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             out["folder"] = _delivered(args, tmp, "folder", controller.port)
             out["smtp"] = _delivered(args, tmp, "smtp", controller.port)
+            out["mail_intake"] = _mail_intake(args, tmp)
             if args.seconds > 0:
                 out["during"] = _during_intake(args, tmp, controller.port)
     finally:
@@ -195,6 +198,35 @@ def _delivered(args, tmp: str, kind: str, port: int) -> dict:
     return {**result, "sent": sent}
 
 
+def _mail_intake(args, tmp: str) -> dict:
+    """Inbound mail to tickets: ``inbox.receive_many`` of parsed messages, 32 a poll (no model)."""
+    from triage.mail import parse_message
+    from triage.store import inbox
+
+    store = _store(args, tmp, "inbound")
+    raws = [
+        (
+            f"From: c{i}@example.com\nTo: desk@desk.example\nSubject: Printer {i} on fire\n"
+            f"Message-ID: <in{i}@customer.example>\n\n" + "The printer on floor 3 smokes.\n" * 8
+        ).encode()
+        for i in range(args.mails)
+    ]
+    messages = [{**parse_message(raw), "raw": raw} for raw in raws]  # parsing is not timed
+    wall, cpu, created = time.perf_counter(), time.thread_time(), 0
+    for first in range(0, len(messages), 32):
+        created += sum(
+            r.outcome == "created" for r in inbox.receive_many(store, messages[first : first + 32])
+        )
+    result = {
+        "rate": created / (time.perf_counter() - wall),
+        "cpu_ms": (time.thread_time() - cpu) / created * 1000,
+    }
+    _drop(store)
+    if created != args.mails:
+        raise SystemExit(f"mail intake: {created} of {args.mails} tickets")
+    return result
+
+
 def _during_intake(args, tmp: str, port: int) -> dict:
     """Intake at ``args.rate``/s for ``args.seconds`` beside the tree's own outbox loop."""
     import service.mailer as loop_code
@@ -278,6 +310,13 @@ def _table(results: dict[str, dict], args) -> None:
             f"{label:40}"
             + "".join(f"{r[key]['rate']:>18.0f}{r[key]['cpu_ms']:>16.3f}" for r in results.values())
         )
+    label = "mail intake, receive_many 32 a poll"
+    print(
+        f"{label:40}"
+        + "".join(
+            f"{r['mail_intake']['rate']:>18.0f}{r['mail_intake']['cpu_ms']:>16.3f}" for r in results.values()
+        )
+    )
     if "during" in first:
         label = f"outbox during intake {args.rate:.0f}/s, {args.seconds:.0f} s"
         print(

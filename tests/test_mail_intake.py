@@ -206,14 +206,14 @@ def test_batched_polling_acks_nothing_when_the_batch_handler_fails(store):
 
 
 def test_a_failing_message_in_a_batch_is_kept_as_a_refusal_and_the_others_stored(store, monkeypatch):
-    real = inbox.intake
+    real = inbox.write  # a new ticket's writes (its row went in with the group's: create_many)
 
-    def picky(session, payload, **kwargs):
-        if "Printer 1" in payload["subject"]:
+    def picky(session, item, **kwargs):
+        if "Printer 1" in item.payload["subject"]:
             raise RuntimeError("rules file vanished")
-        return real(session, payload, **kwargs)
+        return real(session, item, **kwargs)
 
-    monkeypatch.setattr(inbox, "intake", picky)
+    monkeypatch.setattr(inbox, "write", picky)
     got = inbox.receive_many(store, mails(3), now=NOW)
     assert [r.outcome for r in got] == ["created", "refused", "created"]
     assert "rules file vanished" in got[1].reason
@@ -228,3 +228,100 @@ def test_a_reply_in_the_same_batch_threads_onto_the_ticket_its_first_message_mad
     got = inbox.receive_many(store, [first, reply, again], now=NOW)
     assert [r.outcome for r in got] == ["created", "threaded", "duplicate"]
     assert got[1].ticket.id == got[0].ticket.id == got[2].ticket.id
+
+
+def _ticket_inserts(store, work):
+    """``work()``'s INSERT statements into the tickets table."""
+    from sqlalchemy import event
+
+    seen = []
+
+    def count(conn, cursor, statement, *rest):
+        if statement.lstrip().upper().startswith("INSERT INTO TICKETS"):
+            seen.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        result = work()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    return result, len(seen)
+
+
+def test_a_poll_of_new_mail_inserts_its_tickets_with_one_statement(store):
+    got, inserts = _ticket_inserts(store, lambda: inbox.receive_many(store, mails(12), now=NOW))
+    assert [r.outcome for r in got] == ["created"] * 12 and inserts == 1
+    assert [r.ticket.message_id for r in got] == [f"<p{i}@x>" for i in range(12)]
+    assert all(r.ticket.requester == f"u{i}@example.com" for i, r in enumerate(got))
+    again, inserts = _ticket_inserts(store, lambda: inbox.receive_many(store, mails(12), now=NOW))
+    assert [r.outcome for r in again] == ["duplicate"] * 12 and inserts == 0
+    assert [r.ticket.id for r in again] == [r.ticket.id for r in got]  # a replay answers the same ticket
+    with store.session() as s:
+        assert len(tickets.query(s)) == 12
+        notices = s.scalars(select(func.count()).select_from(outbound_table())).one()
+    assert notices == 12  # one received notice each, as one by one
+
+
+def outbound_table():
+    from triage.store.tables import OutboxMessage
+
+    return OutboxMessage.__table__
+
+
+def test_a_batch_gives_the_same_tickets_as_one_message_at_a_time(store, backend):
+    one_by_one = [inbox.receive_raw(store, raw, now=NOW) for raw in mails(4)]
+    with store.session() as s:
+        first = [tickets.to_dict(t) for t in tickets.query(s)]
+    from store_support import empty
+
+    empty(backend)
+    batched = inbox.receive_many(store, mails(4), now=NOW)
+    with store.session() as s:
+        second = [tickets.to_dict(t) for t in tickets.query(s)]
+    drop = {"id", "reference", "url", "links"}
+
+    def same(rows):
+        return sorted(
+            ({k: v for k, v in r.items() if k not in drop} for r in rows), key=lambda r: r["subject"]
+        )
+
+    assert [r.outcome for r in one_by_one] == [r.outcome for r in batched] == ["created"] * 4
+    assert same(first) == same(second)
+
+
+def test_a_planned_mail_that_turns_out_a_follow_up_is_received_again_alone(store, monkeypatch):
+    """Planned as a new ticket; by its transaction the message it answers was stored (by
+    another poller): its ticket row is rolled back and it threads, as one by one."""
+    original = b"From: a@example.com\nSubject: VPN down\nMessage-ID: <v1@x>\n\nSince 9.\n"
+    reply = b"From: a@example.com\nSubject: Re: VPN down\nMessage-ID: <v2@x>\nIn-Reply-To: <v1@x>\n\nStill.\n"
+    plans = inbox._plans
+
+    def then_another_poller_stores_the_original(store_, messages, kwargs):
+        out = plans(store_, messages, kwargs)
+        assert out[0] is not None  # the reply looked like a new ticket when it was planned
+        inbox.receive_raw(store, original, now=NOW)
+        return out
+
+    monkeypatch.setattr(inbox, "_plans", then_another_poller_stores_the_original)
+    got = inbox.receive_many(store, [reply, mails(1)[0]], now=NOW)
+    assert [r.outcome for r in got] == ["threaded", "created"]
+    with store.session() as s:
+        [first] = [t for t in tickets.query(s) if t.message_id == "<v1@x>"]
+        assert got[0].ticket.id == first.id and len(tickets.query(s)) == 2  # no orphan ticket
+
+
+def test_a_planned_mail_stored_meanwhile_by_another_poller_answers_its_ticket(store, monkeypatch):
+    plans = inbox._plans
+    stored = []
+
+    def then_another_poller_stores_it(store_, messages, kwargs):
+        out = plans(store_, messages, kwargs)
+        stored.append(inbox.receive_raw(store, mails(1)[0], now=NOW))
+        return out
+
+    monkeypatch.setattr(inbox, "_plans", then_another_poller_stores_it)
+    got = inbox.receive_many(store, mails(2), now=NOW)
+    assert [r.outcome for r in got] == ["duplicate", "created"]
+    assert got[0].ticket.id == stored[0].ticket.id
+    with store.session() as s:
+        assert len(tickets.query(s)) == 2

@@ -109,19 +109,20 @@ def _store(args):
 
 
 def sweep_once(store) -> list[dict]:
-    """One pass: escalations in one transaction, then webhook delivery outside it."""
+    """One pass: escalations in one transaction, then mail and webhook delivery outside it."""
     from triage.store import clocks
 
     from service import settings
-    from service.mailer import build, deliver_once
+    from service.mailer import build, deliver_due
 
     fired = [f.to_dict() for f in clocks.sweep_all(store)]
     config = settings.resolve()
-    delivery = deliver_once(
+    delivery = deliver_due(  # batch after batch while full, as the service's loop
         store,
         build(config),
         float(config.get("TRIAGE_MAIL_PENDING_REMINDER_HOURS") or 0),
         config.get("TRIAGE_WEBHOOK_ALLOW") or "",
+        batch=max(1, int(config.get("TRIAGE_MAIL_BATCH") or 100)),
     )
     if any(delivery.values()):
         log.info("outbox (mail, webhooks): %s", delivery)

@@ -33,7 +33,7 @@ from triage.store import attachments as files_store
 from triage.store import mail_log as refusals
 from triage.store import event_log, outbound, tickets
 from triage.store.mail_log import ReceivedMail
-from triage.store.intake import intake
+from triage.store.intake import Prepared, intake, prepare, write
 from triage.store.tables import Comment, TicketRow, utcnow
 from triage.ticket import PREFIX, reference, ticket_id_of  # noqa: F401 - used and re-exported
 
@@ -125,35 +125,36 @@ def receive(
     now: datetime | None = None,
     files: files_store.Files | None = None,
     force: bool = False,
+    planned: _Planned | None = None,
 ) -> Received:
     """Store one parsed e-mail as exactly one outcome (see the module docstring).
 
     ``force`` (an admin's replay) accepts a message refused as an auto-reply or as empty.
     ``files``: where attachment bytes go; without it only their metadata is kept.
+    ``planned``: :func:`receive_many`'s new ticket, prepared and maybe already inserted.
     """
     now = now or utcnow()
     if not force and (reason := _refusal_reason(message)):
+        _unplanned(planned)
         row = refusals.record(session, message, reason, now)
         return Received("refused", None, reason, refusal_id=row.id)
     stored, reused = _seen(session, message)
     if stored is not None:
+        _unplanned(planned)
         return Received("duplicate", tickets.get(session, stored.ticket_id), "seen before")
-    warnings = list(message.get("warnings") or []) + [
-        f"MIME defect: {d}" for d in message.get("defects") or []
-    ]
-    if reused:
-        warnings.append(
-            f"Message-ID {message.get('message_id')} was used before by another "
-            "sender or with other content: stored as a new message"
-        )
+    warnings = _warnings(message, reused)
     sender = _sender(message) or None
     ticket_id = None if reused else ticket_id_of(find_reference(message, lookup=lambda m: lookup(session, m)))
     if reused:  # do not thread on a reused ID; the subject tag still may
         ticket_id = ticket_id_of(find_reference(message))
     parent = session.get(TicketRow, ticket_id) if ticket_id else None
     if parent is not None and parent.status != "closed" and _may_write(session, parent, sender):
+        _unplanned(planned)
         result = _follow_up(session, parent, message, sender, now, reused)
+    elif planned is not None and planned.item.payload == _ticket_payload(message, sender, warnings):
+        result = _planned_ticket(session, planned, message, sender, reused, ruleset)
     else:
+        _unplanned(planned)
         result = _new_ticket(
             session, message, sender, now, reused, warnings, triager=triager, ruleset=ruleset, encoder=encoder
         )
@@ -182,8 +183,29 @@ def _new_ticket(
     **serving: Any,
 ) -> Received:
     mid = message.get("message_id")
+    payload = _ticket_payload(message, sender, warnings)
+    key = _intake_key(message, sender)
+    result = intake(session, payload, actor=sender or "email", idempotency_key=key, now=now, **serving)
+    if result.created and mid and not reused:
+        result.ticket.message_id = mid
+    return Received("created" if result.created else "duplicate", result.ticket)
+
+
+def _warnings(message: dict[str, Any], reused: bool) -> list[str]:
+    warnings = list(message.get("warnings") or []) + [
+        f"MIME defect: {d}" for d in message.get("defects") or []
+    ]
+    if reused:
+        warnings.append(
+            f"Message-ID {message.get('message_id')} was used before by another "
+            "sender or with other content: stored as a new message"
+        )
+    return warnings
+
+
+def _ticket_payload(message: dict[str, Any], sender: str | None, warnings: list[str]) -> dict[str, Any]:
     meta = [_attachment(a) for a in message.get("attachments") or []]
-    payload = {
+    return {
         "subject": message.get("subject") or "(no subject)",
         "body": message.get("body") or "",
         "channel": "email",
@@ -191,14 +213,15 @@ def _new_ticket(
         "watchers": [a["address"] for a in message.get("cc") or [] if a.get("address")],
         "extra": {"attachments": meta, **({"mail_warnings": warnings} if warnings else {})},
     }
+
+
+def _intake_key(message: dict[str, Any], sender: str | None) -> str:
+    """The idempotency key of the ticket a message opens: a replay answers the same ticket."""
+    mid = message.get("message_id")
     identity = (
         f"{mid}\n{sender}\n{message.get('content_hash')}" if mid else f"raw\n{message.get('raw_sha256')}"
     )
-    key = "email:" + hashlib.sha256(identity.encode()).hexdigest()
-    result = intake(session, payload, actor=sender or "email", idempotency_key=key, now=now, **serving)
-    if result.created and mid and not reused:
-        result.ticket.message_id = mid
-    return Received("created" if result.created else "duplicate", result.ticket)
+    return "email:" + hashlib.sha256(identity.encode()).hexdigest()
 
 
 def _may_write(session: Session, ticket: TicketRow, sender: str | None) -> bool:
@@ -324,20 +347,138 @@ def receive_many(store, raws: list[bytes | dict[str, Any]], **kwargs: Any) -> li
     commit; a message that fails is rerun alone and, failing again, kept as a refusal in a
     transaction of its own). Every entry is returned only after the commit that holds it,
     so the poller may ack a message as soon as it has its entry.
+
+    A message that plainly opens a ticket (see :func:`_plan`) is prepared first, outside
+    any write transaction (the model, the encoder, the duplicate search: as HTTP intake
+    does), and its ticket is inserted with the group's others by one statement per table
+    (``tickets.create_many``). Its outcome is still decided in the transaction, as for any
+    message: should that come out otherwise (another process stored it meanwhile), the
+    group is rolled back and the message received again alone, unplanned.
     """
     messages = [_parsed(raw) for raw in raws]
-    jobs = store.committer.run_all([_receiver(message, kwargs) for message in messages])
+    plans = _plans(store, messages, kwargs)
+    jobs = store.committer.run_all([_MailJob(m, kwargs, plan) for m, plan in zip(messages, plans)])
     return [
         job.result if job.error is None else _failed(store, message, job.error)
         for message, job in zip(messages, jobs)
     ]
 
 
-def _receiver(message: dict[str, Any], kwargs: dict[str, Any]):
-    def work(session: Session) -> Received:
-        return receive(session, message, **kwargs)
+@dataclass
+class _Planned:
+    """A new ticket prepared before the write transaction, and what ``create_many`` made of it."""
 
-    return work
+    item: Prepared
+    made: tuple[TicketRow, bool] | Exception | None = None
+
+
+class _Replan(Exception):
+    """A planned message the transaction decided otherwise (a follow-up, a duplicate, a
+    refusal) after its ticket was inserted: its group is rolled back and it runs alone."""
+
+
+class _MailJob:
+    """One message's job for the group committer; :meth:`create_group` inserts the tickets
+    of the group's planned messages together before any job runs."""
+
+    __slots__ = ("message", "kwargs", "planned")
+
+    def __init__(self, message: dict[str, Any], kwargs: dict[str, Any], item: Prepared | None) -> None:
+        self.message, self.kwargs = message, kwargs
+        self.planned = _Planned(item) if item is not None else None
+
+    @staticmethod
+    def create_group(session: Session, jobs: list[_MailJob]) -> None:
+        ready = [job.planned for job in jobs if job.planned is not None]
+        made = tickets.create_many(
+            session,
+            [
+                (p.item.payload, p.item.payload["requester"] or "email", p.item.idempotency_key, p.item.now)
+                for p in ready
+            ],
+        )
+        for planned, entry in zip(ready, made):
+            planned.made = entry
+
+    def __call__(self, session: Session) -> Received:
+        try:
+            return receive(session, self.message, planned=self.planned, **self.kwargs)
+        except _Replan:
+            self.planned = None  # rerun alone: decided and written in the transaction, as receive_raw
+            raise
+
+
+def _plans(store, messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> list[Prepared | None]:
+    """Each message's new ticket prepared (read-only), or None: it goes the whole way in the
+    write transaction, as it always did."""
+    if kwargs.get("force") or not messages:
+        return [None] * len(messages)
+    earlier: set[str] = set()  # what the batch's earlier messages may have stored
+    out: list[Prepared | None] = []
+    with store.session(readonly=True) as session:
+        for message in messages:
+            ids = _identities(message)
+            try:
+                out.append(None if ids & earlier else _plan(session, message, kwargs))
+            except Exception:  # noqa: BLE001 - decided again in the transaction, failing there alone
+                log.debug("mail %s: not planned", message.get("message_id"), exc_info=True)
+                out.append(None)
+            earlier |= ids
+    return out
+
+
+def _identities(message: dict[str, Any]) -> set[str]:
+    """The Message-IDs a message carries or names, or its raw hash when it has no ID."""
+    ids = {message.get("message_id"), message.get("in_reply_to"), *(message.get("references") or [])}
+    ids.discard(None)
+    return {str(i) for i in ids} or {f"raw:{message.get('raw_sha256')}"}
+
+
+def _plan(session: Session, message: dict[str, Any], kwargs: dict[str, Any]) -> Prepared | None:
+    """The prepared ticket of a message that opens one on its face: not a refusal, not seen
+    before, naming no ticket (by header or subject tag); else None."""
+    if _refusal_reason(message):
+        return None
+    stored, reused = _seen(session, message)
+    if stored is not None:
+        return None
+    by_header = None if reused else (lambda m: lookup(session, m))
+    if find_reference(message, lookup=by_header) is not None:
+        return None
+    sender = _sender(message) or None
+    payload = _ticket_payload(message, sender, _warnings(message, reused))
+    return prepare(
+        session,
+        payload,
+        triager=kwargs.get("triager"),
+        encoder=kwargs.get("encoder"),
+        idempotency_key=_intake_key(message, sender),
+        now=kwargs.get("now") or utcnow(),
+    )
+
+
+def _planned_ticket(
+    session: Session, planned: _Planned, message: dict[str, Any], sender: str | None, reused: bool, ruleset
+) -> Received:
+    """The rest of a planned ticket's intake (its row is in: ``create_many``)."""
+    made, planned.made = planned.made, None
+    if isinstance(made, Exception):
+        raise made  # this message alone fails (its group reruns without it)
+    result = write(session, planned.item, actor=sender or "email", ruleset=ruleset, made=made)
+    mid = message.get("message_id")
+    if result.created and mid and not reused:
+        result.ticket.message_id = mid
+    return Received("created" if result.created else "duplicate", result.ticket)
+
+
+def _unplanned(planned: _Planned | None) -> None:
+    """The message was planned as a new ticket but is not one: undo, unless nothing was made."""
+    if planned is None or planned.made is None:
+        return
+    if isinstance(planned.made, tuple) and not planned.made[1]:
+        planned.made = None  # its key was held already: create_many wrote nothing for it
+        return
+    raise _Replan("planned as a new ticket, decided otherwise in the transaction")
 
 
 def _parsed(raw: bytes | dict[str, Any]) -> dict[str, Any]:
