@@ -69,11 +69,20 @@ _FORWARD = re.compile(r"^\s*(re:\s*)*(fw|fwd|wg|tr|rv)\s*:", re.I)
 # "Out of office replies not working" or "Undeliverable mail to finance" (bounces
 # are caught by multipart/report, Return-Path <> and the daemon senders instead).
 _AUTO_SUBJECT = re.compile(
-    r"^\s*(automatic reply|auto(matic)?[- ]?(reply|response)|out of (the )?office|"
-    r"abwesenheitsnotiz|r[ée]ponse automatique)\s*:",
+    r"^\s*(automatic reply|auto(matic)?[- ]?(reply|response)|out of (the )?office( auto ?reply)?|"
+    # Outlook's out-of-office prefix in German, French, Italian, Spanish/Portuguese, Dutch,
+    # Swedish/Norwegian/Danish, Finnish, Polish, Czech
+    r"abwesenheitsnotiz|automatische antwort|r[ée]ponse automatique|risposta automatica|"
+    r"respuesta autom[áa]tica|resposta autom[áa]tica|automatisch antwoord|autosvar|"
+    r"automaattinen vastaus|odpowied[źz] automatyczna|automatick[áa] odpov[ěe]d[ľ]?|"
+    # delivery failures that come without multipart/report (Exchange, older MTAs)
+    r"undeliverable|unzustellbar|non remis|non recapitabile|no se puede entregar|"
+    r"returned mail|mail delivery failed)\s*:",
     re.I,
 )
 _DAEMONS = ("mailer-daemon@", "postmaster@", "noreply-dmarc", "mail-daemon@")
+# Exchange sends its non-delivery reports from a system mailbox of this shape
+_EXCHANGE_SYSTEM = re.compile(r"(^|<|\s)microsoftexchange[0-9a-f]{32}@", re.I)
 
 
 # ------------------------------------------------------------------ headers
@@ -285,14 +294,30 @@ def auto_reply_reason(msg: Message) -> str | None:
     if msg.get_content_type() == "multipart/report":
         return "delivery report (multipart/report)"
     sender = _header(msg, "From", ignored).lower()
-    if any(d in sender for d in _DAEMONS):
+    if any(d in sender for d in _DAEMONS) or _EXCHANGE_SYSTEM.search(sender):
         return f"From: {sender}"
+    if (method := _calendar_method(msg)) in ("REPLY", "COUNTER", "DECLINECOUNTER"):
+        return f"calendar response (text/calendar; method={method})"
     if _header(msg, "Return-Path", ignored) == "<>":
         return "Return-Path: <> (bounce)"
     subject = _header(msg, "Subject", ignored)
     if _AUTO_SUBJECT.match(subject):
         return f"Subject: {subject[:60]}"
     return None
+
+
+def _calendar_method(msg: Message) -> str | None:
+    """The iTIP method of a message that is only a calendar object (an "Accepted:" /
+    "Declined:" answer to an invitation), or None; an invitation with a note is a message."""
+    part = msg
+    if msg.is_multipart():
+        texts = [p for p in msg.walk() if p.get_content_maintype() == "text"]
+        if not texts or any(p.get_content_type() != "text/calendar" for p in texts):
+            return None
+        part = texts[0]
+    if part.get_content_type() != "text/calendar":
+        return None
+    return str(part.get_param("method") or "").upper() or None
 
 
 # ---------------------------------------------------------------- forwards
