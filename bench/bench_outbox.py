@@ -131,7 +131,14 @@ def _store(args, tmp: str, name: str):
     from triage.store import Store
 
     if args.database and args.database.startswith("postgresql"):
-        store = Store(args.database, schema=f"bench_outbox_{uuid.uuid4().hex[:10]}")
+        from sqlalchemy import create_engine, text
+
+        schema = f"bench_outbox_{uuid.uuid4().hex[:10]}"
+        engine = create_engine(args.database)
+        with engine.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        engine.dispose()
+        store = Store(args.database, schema=schema)
     else:
         store = Store(f"sqlite:///{Path(tmp) / (name + '.db')}")
     store.upgrade()
@@ -295,33 +302,33 @@ def _table(results: dict[str, dict], args) -> None:
     print(
         f"mails: {args.mails} received notices; store: {args.database or 'SQLite file'}; load {os.getloadavg()}"
     )
-    print(f"{'row':40}" + "".join(f"{n + ' mails/s':>18}{n + ' CPU ms':>16}" for n in names))
+    print(f"{'row':40}" + "".join(f"{n + ' mails/s':>20}{n + ' CPU ms':>18}" for n in names))
     first = results[names[0]]
     print(
         f"{'email.message alone (reference)':40}"
-        + "".join(f"{'':>18}{r['email_alone']['cpu_ms']:>16.3f}" for r in results.values())
+        + "".join(f"{'':>20}{r['email_alone']['cpu_ms']:>18.3f}" for r in results.values())
     )
     print(
         f"{'smtplib loop, one connection (ref.)':40}"
-        + "".join(f"{r['smtplib']['rate']:>18.0f}{r['smtplib']['cpu_ms']:>16.3f}" for r in results.values())
+        + "".join(f"{r['smtplib']['rate']:>20.0f}{r['smtplib']['cpu_ms']:>18.3f}" for r in results.values())
     )
     for key, label in (("folder", "outbox -> mail folder"), ("smtp", "outbox -> aiosmtpd relay")):
         print(
             f"{label:40}"
-            + "".join(f"{r[key]['rate']:>18.0f}{r[key]['cpu_ms']:>16.3f}" for r in results.values())
+            + "".join(f"{r[key]['rate']:>20.0f}{r[key]['cpu_ms']:>18.3f}" for r in results.values())
         )
     label = "mail intake, receive_many 32 a poll"
     print(
         f"{label:40}"
         + "".join(
-            f"{r['mail_intake']['rate']:>18.0f}{r['mail_intake']['cpu_ms']:>16.3f}" for r in results.values()
+            f"{r['mail_intake']['rate']:>20.0f}{r['mail_intake']['cpu_ms']:>18.3f}" for r in results.values()
         )
     )
     if "during" in first:
         label = f"outbox during intake {args.rate:.0f}/s, {args.seconds:.0f} s"
         print(
             f"{label:40}"
-            + "".join(f"{r['during']['rate']:>18.0f}{r['during']['cpu_ms']:>16.3f}" for r in results.values())
+            + "".join(f"{r['during']['rate']:>20.0f}{r['during']['cpu_ms']:>18.3f}" for r in results.values())
         )
         for name, r in results.items():
             d = r["during"]

@@ -93,26 +93,52 @@ def _sender(message: dict[str, Any]) -> str:
 
 def _seen(session: Session, message: dict[str, Any]) -> tuple[ReceivedMail | None, bool]:
     """(the stored copy of this message or None, whether its Message-ID was used before)."""
+    return _seen_in(_known(session, [message]), message)
+
+
+def _known(session: Session, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the store holds under the messages' Message-IDs (and raw hashes, for those
+    without one): three or four statements for any number of messages."""
+    mids = sorted({str(m["message_id"]) for m in messages if m.get("message_id")})
+    raws = sorted({str(m.get("raw_sha256")) for m in messages if not m.get("message_id")})
+    known: dict[str, Any] = {"received": {}, "raw": {}, "tickets": {}, "comments": set()}
+    if mids:
+        for row in session.scalars(
+            select(ReceivedMail).where(ReceivedMail.message_id.in_(mids)).order_by(ReceivedMail.id)
+        ):
+            known["received"].setdefault(row.message_id, []).append(row)
+        for ticket_id, mid, requester in session.execute(
+            select(TicketRow.id, TicketRow.message_id, TicketRow.requester)
+            .where(TicketRow.message_id.in_(mids))
+            .order_by(TicketRow.id)
+        ):
+            known["tickets"].setdefault(mid, (ticket_id, requester))
+        known["comments"] = set(
+            session.scalars(select(Comment.message_id).where(Comment.message_id.in_(mids)).distinct())
+        )
+    if raws:
+        for row in session.scalars(
+            select(ReceivedMail)
+            .where(ReceivedMail.message_id.is_(None), ReceivedMail.raw_sha256.in_(raws))
+            .order_by(ReceivedMail.id)
+        ):
+            known["raw"].setdefault(row.raw_sha256, row)
+    return known
+
+
+def _seen_in(known: dict[str, Any], message: dict[str, Any]) -> tuple[ReceivedMail | None, bool]:
+    """:func:`_seen` from :func:`_known`'s answer."""
     mid, sender = message.get("message_id"), _sender(message)
     if not mid:
-        return session.scalars(
-            select(ReceivedMail).where(
-                ReceivedMail.message_id.is_(None), ReceivedMail.raw_sha256 == message.get("raw_sha256")
-            )
-        ).first(), False
-    rows = list(session.scalars(select(ReceivedMail).where(ReceivedMail.message_id == mid)))
+        return known["raw"].get(message.get("raw_sha256")), False
+    rows = known["received"].get(mid, [])
     for row in rows:
         if row.sender == sender and row.content_hash == message.get("content_hash"):
             return row, True
-    legacy = session.scalars(select(TicketRow).where(TicketRow.message_id == mid)).first()
-    if not rows and legacy is not None and (legacy.requester or "").lower() == sender:
-        return ReceivedMail(ticket_id=legacy.id, outcome="created"), True  # stored before dedup
-    used = (
-        bool(rows)
-        or legacy is not None
-        or session.scalars(select(Comment.id).where(Comment.message_id == mid)).first() is not None
-    )
-    return None, used
+    legacy = known["tickets"].get(mid)
+    if not rows and legacy is not None and (legacy[1] or "").lower() == sender:
+        return ReceivedMail(ticket_id=legacy[0], outcome="created"), True  # stored before dedup
+    return None, bool(rows) or legacy is not None or mid in known["comments"]
 
 
 def receive(
@@ -138,7 +164,7 @@ def receive(
         _unplanned(planned)
         row = refusals.record(session, message, reason, now)
         return Received("refused", None, reason, refusal_id=row.id)
-    stored, reused = _seen(session, message)
+    stored, reused = _seen(session, message) if planned is None else _seen_in(planned.known, message)
     if stored is not None:
         _unplanned(planned)
         return Received("duplicate", tickets.get(session, stored.ticket_id), "seen before")
@@ -370,6 +396,7 @@ class _Planned:
 
     item: Prepared
     made: tuple[TicketRow, bool] | Exception | None = None
+    known: dict[str, Any] = field(default_factory=dict)  # _known in the write transaction
 
 
 class _Replan(Exception):
@@ -397,8 +424,9 @@ class _MailJob:
                 for p in ready
             ],
         )
+        known = _known(session, [job.message for job in jobs if job.planned is not None])
         for planned, entry in zip(ready, made):
-            planned.made = entry
+            planned.made, planned.known = entry, known
 
     def __call__(self, session: Session) -> Received:
         try:
@@ -416,10 +444,11 @@ def _plans(store, messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> lis
     earlier: set[str] = set()  # what the batch's earlier messages may have stored
     out: list[Prepared | None] = []
     with store.session(readonly=True) as session:
+        known = _known(session, messages)
         for message in messages:
             ids = _identities(message)
             try:
-                out.append(None if ids & earlier else _plan(session, message, kwargs))
+                out.append(None if ids & earlier else _plan(session, known, message, kwargs))
             except Exception:  # noqa: BLE001 - decided again in the transaction, failing there alone
                 log.debug("mail %s: not planned", message.get("message_id"), exc_info=True)
                 out.append(None)
@@ -434,12 +463,14 @@ def _identities(message: dict[str, Any]) -> set[str]:
     return {str(i) for i in ids} or {f"raw:{message.get('raw_sha256')}"}
 
 
-def _plan(session: Session, message: dict[str, Any], kwargs: dict[str, Any]) -> Prepared | None:
+def _plan(
+    session: Session, known: dict[str, Any], message: dict[str, Any], kwargs: dict[str, Any]
+) -> Prepared | None:
     """The prepared ticket of a message that opens one on its face: not a refusal, not seen
     before, naming no ticket (by header or subject tag); else None."""
     if _refusal_reason(message):
         return None
-    stored, reused = _seen(session, message)
+    stored, reused = _seen_in(known, message)
     if stored is not None:
         return None
     by_header = None if reused else (lambda m: lookup(session, m))
