@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from triage.errors import TriageError
@@ -88,8 +88,25 @@ def _http_error(exc: HTTPException):
         if request.path.endswith("/"):
             message += f" (without the trailing slash: {request.path.rstrip('/')})"
         message += "; the API's paths are listed at /openapi.json"
+    elif exc.code == 413:  # werkzeug's "exceeds the capacity limit" names neither limit nor size
+        message = too_large_message()
     status = exc.code or 500
     return error_response(status, message, headers=headers)
+
+
+def too_large_message() -> str:
+    """A 413's message: the limit that applied to this request, the setting that sets it, and
+    the size sent (a page form carrying files has the attachments' larger limit)."""
+    limit = request.max_content_length
+    if not limit:
+        return "request body too large"
+    setting = (
+        "TRIAGE_MAX_BODY_BYTES"
+        if limit == current_app.config.get("MAX_CONTENT_LENGTH")
+        else "TRIAGE_ATTACHMENT_TICKET_MAX_BYTES plus 1 MiB for the form"
+    )
+    got = f"got {request.content_length} bytes" if request.content_length else "got more"
+    return f"request body too large: at most {limit} bytes ({setting}), {got}"
 
 
 def _triage_error(exc: TriageError):

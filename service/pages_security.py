@@ -174,16 +174,17 @@ def register_page_errors(blueprint: Blueprint) -> None:
 
     from .errors import ApiError
 
-    from .errors import error_response
+    from .errors import error_response, too_large_message
 
     def _api_path() -> bool:  # a page blueprint's /v1 route answers in the API's one shape
         return request.path.startswith("/v1/")
 
     @blueprint.errorhandler(HTTPException)
     def _http(exc):
+        message = too_large_message() if exc.code == 413 else exc.description or exc.name
         if _api_path():
-            return error_response(exc.code or 500, exc.description or exc.name)
-        return error_page(exc.code or 500, exc.description or exc.name)
+            return error_response(exc.code or 500, message)
+        return error_page(exc.code or 500, message)
 
     @blueprint.errorhandler(ApiError)
     def _api(exc):

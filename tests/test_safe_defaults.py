@@ -74,7 +74,25 @@ def test_signin_with_a_control_character_in_next_never_500s(pages_client, target
 
 
 # ----------------------------------------------------------------- spreadsheets
-@pytest.mark.parametrize("text", ['=HYPERLINK("http://x")', "+1+2", "-2+3", "@SUM(A1)", "\t=1", "\r=1"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '=HYPERLINK("http://x")',
+        "+1+2",
+        "-2+3",
+        "@SUM(A1)",
+        "\t=1",
+        "\r=1",
+        # were written as they came:
+        "\n=1",
+        "\x00=1",
+        "  =cmd|' /C calc'!A0",
+        "\uff1dHYPERLINK(\"http://x\")",  # full-width equals sign
+        "\uff0b1",
+        "\uff0d1",
+        "\uff20SUM(A1)",
+    ],
+)
 def test_formula_cells_are_neutralised(text):
     assert neutralise(text) == "'" + text
     assert neutralise("plain " + text) == "plain " + text

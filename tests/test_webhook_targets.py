@@ -92,6 +92,9 @@ def test_registration_takes_http_and_https_urls_only(store, url):
         "fd00:ec2::254",
         "::ffff:127.0.0.1",
         "::ffff:169.254.169.254",
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1 (was taken as public)
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "2002:a00:5::",  # 6to4 of 10.0.0.5
         "240.0.0.1",
         "255.255.255.255",
     ],
@@ -100,7 +103,9 @@ def test_inward_addresses_are_not_public(address):
     assert not egress.is_public(ipaddress.ip_address(address))
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111"])
+@pytest.mark.parametrize(
+    "address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "2002:808:808::1"]
+)
 def test_public_addresses_are(address):
     assert egress.is_public(ipaddress.ip_address(address))
 

@@ -120,6 +120,10 @@ def is_public(address) -> bool:
         return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return is_public(address.ipv4_mapped)
+    if isinstance(address, ipaddress.IPv6Address) and address.sixtofour is not None:
+        # 6to4 (2002::/16) carries an IPv4 address a 6to4 tunnel on this host would reach:
+        # 2002:7f00:1:: is 127.0.0.1, 2002:a9fe:a9fe:: the metadata service
+        return is_public(address.sixtofour)
     if address.version == 4 and address in CGNAT:
         return False
     return address.is_global and not (

@@ -17,12 +17,15 @@ import csv
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# OWASP's list, with a line feed and NUL (ASVS 1.2.10) and the full-width forms some
+# spreadsheets in East Asian locales turn into the ASCII ones
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\x00", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def neutralise(value: Any) -> Any:
-    """A text cell that cannot start a formula; other values unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    """A text cell that cannot start a formula; other values unchanged. Leading spaces are
+    looked through (" =1+1": LibreOffice can trim before it evaluates)."""
+    if isinstance(value, str) and value.lstrip(" ").startswith(FORMULA_START):
         return "'" + value
     return value
 
