@@ -87,7 +87,7 @@ def test_signin_with_a_control_character_in_next_never_500s(pages_client, target
         "\n=1",
         "\x00=1",
         "  =cmd|' /C calc'!A0",
-        "\uff1dHYPERLINK(\"http://x\")",  # full-width equals sign
+        '\uff1dHYPERLINK("http://x")',  # full-width equals sign
         "\uff0b1",
         "\uff0d1",
         "\uff20SUM(A1)",

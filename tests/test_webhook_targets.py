@@ -103,9 +103,7 @@ def test_inward_addresses_are_not_public(address):
     assert not egress.is_public(ipaddress.ip_address(address))
 
 
-@pytest.mark.parametrize(
-    "address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "2002:808:808::1"]
-)
+@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "2002:808:808::1"])
 def test_public_addresses_are(address):
     assert egress.is_public(ipaddress.ip_address(address))
 
