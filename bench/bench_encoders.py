@@ -1,11 +1,13 @@
-"""Does the int8 ONNX MiniLM cost accuracy? Macro-F1 of both encoders on both shared exports.
+"""Does the int8 ONNX MiniLM cost accuracy? Macro-F1 of each encoder on both shared exports.
 
 For each shared export (read through bench/mappings/*.yaml) and each head, the same
-``--sample`` tickets are embedded by ``minilm`` (torch fp32) and by ``minilm-onnx``
-(int8 ONNX Runtime), and a logistic regression on the vectors is scored by
-stratified k-fold macro-F1 (the same folds for both encoders). The table prints
-each encoder's mean ± standard deviation over the folds, the paired difference
-and its spread (the noise), and the embedding rate of each encoder in the same run.
+``--sample`` tickets are embedded by ``minilm`` (torch fp32), by ``minilm-onnx`` at
+serving graph version 1 (int8 ONNX Runtime, what bundles before round 5 hold) and at
+version 2 (no SkipLayerNormalization fusion: triage/onnx_encoder.py ``GRAPHS``), and a
+logistic regression on the vectors is scored by stratified k-fold macro-F1 (the same
+folds for every encoder). The table prints each encoder's mean ± standard deviation
+over the folds, the paired differences and their spread (the noise), and the
+embedding rate of each encoder in the same run.
 Vectors are cached by text hash (``TRIAGE_CACHE_DIR``), so a rerun only fits.
 
     nice .venv/bin/python bench/bench_encoders.py                 # 4,000 tickets per export
@@ -36,7 +38,20 @@ RUNS = [
     ),
     ("endava", SHARED / "endava" / "all_tickets_subset.csv", ROOT / "bench" / "mappings" / "endava.yaml"),
 ]
-ENCODERS = ("minilm", "minilm-onnx")
+ENCODERS = ("minilm", "minilm-onnx", "minilm-onnx-g2")
+# (label of the column, encoder minus reference) paired differences printed
+PAIRS = (("onnx g1 - torch", "minilm-onnx", "minilm"), ("onnx g2 - onnx g1", "minilm-onnx-g2", "minilm-onnx"))
+
+
+def encoder_for(kind: str):
+    """The named encoder behind the embedding cache; the ONNX ones at an explicit graph version."""
+    from training.pipeline import resolve_encoder
+    from triage.encoder import CachedEncoder, load_encoder
+
+    if kind.startswith("minilm-onnx"):
+        graph = 2 if kind.endswith("-g2") else 1
+        return CachedEncoder(load_encoder({"kind": "minilm-onnx", "graph": graph}))
+    return resolve_encoder(kind)
 
 
 def sample_rows(texts: list[str], labels: dict, n: int, seed: int = 0) -> np.ndarray:
@@ -66,7 +81,6 @@ def main() -> None:
     from sklearn.model_selection import StratifiedKFold
 
     from training.mapping import load_export, load_mapping
-    from training.pipeline import resolve_encoder
 
     rows = []
     for name, export, mapping_path in RUNS:
@@ -75,7 +89,7 @@ def main() -> None:
         texts = [data.texts[i] for i in idx]
         vectors, rates = {}, {}
         for kind in ENCODERS:
-            enc = resolve_encoder(kind)
+            enc = encoder_for(kind)
             start = time.perf_counter()
             vectors[kind] = enc.encode(texts, progress=True)
             rates[kind] = len(texts) / (time.perf_counter() - start)
@@ -88,8 +102,8 @@ def main() -> None:
             y = y_all[keep].astype(str)
             folds = list(StratifiedKFold(args.folds, shuffle=True, random_state=0).split(np.zeros(len(y)), y))
             scores = {k: fold_scores(vectors[k][keep], y, folds) for k in ENCODERS}
-            diff = np.subtract(scores["minilm-onnx"], scores["minilm"])
-            rows.append((name, head, int(keep.sum()), scores, diff))
+            diffs = [np.subtract(scores[a], scores[b]) for _, a, b in PAIRS]
+            rows.append((name, head, int(keep.sum()), scores, diffs))
             print(f"{name}/{head}: done", flush=True)
         print(
             f"{name}: embedding rate (texts/s, cache hits count too): "
@@ -100,14 +114,16 @@ def main() -> None:
         f"\n{args.folds}-fold macro-F1 of a logistic regression on the vectors, "
         f"{args.sample} sampled tickets per export, load average {os.getloadavg()[0]:.1f}\n"
     )
-    print("| export | head | n | minilm (torch) | minilm-onnx (int8) | onnx - torch (paired) |")
-    print("|---|---|---|---|---|---|")
-    for name, head, n, scores, diff in rows:
-        t, o = scores["minilm"], scores["minilm-onnx"]
-        print(
-            f"| {name} | {head} | {n} | {np.mean(t):.4f} ± {np.std(t):.4f} | "
-            f"{np.mean(o):.4f} ± {np.std(o):.4f} | {np.mean(diff):+.4f} ± {np.std(diff):.4f} |"
-        )
+    print(
+        "| export | head | n | minilm (torch) | minilm-onnx g1 (int8) | minilm-onnx g2 (int8) | "
+        + " | ".join(f"{label} (paired)" for label, _, _ in PAIRS)
+        + " |"
+    )
+    print("|---" * (4 + len(ENCODERS) - 1 + len(PAIRS)) + "|")
+    for name, head, n, scores, diffs in rows:
+        cells = [f"{np.mean(scores[k]):.4f} ± {np.std(scores[k]):.4f}" for k in ENCODERS]
+        cells += [f"{np.mean(d):+.4f} ± {np.std(d):.4f}" for d in diffs]
+        print(f"| {name} | {head} | {n} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

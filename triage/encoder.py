@@ -125,7 +125,9 @@ _SHARED_LOCK = threading.Lock()
 
 
 # The encoder of a bundle that names none: its heads read no vectors (TF-IDF only), so this
-# serves the KB and duplicate search alone. The fast kind, as `triage train` defaults to.
+# serves the KB and duplicate search alone. The fast kind, as `triage train` defaults to, at
+# graph version 1: the tickets' vectors a desk has stored for duplicate search are named by
+# the encoder's reference, and a new version would start that history afresh.
 DEFAULT_ENCODER = {"kind": "minilm-onnx"}
 
 
@@ -134,7 +136,7 @@ def load_encoder(ref: dict | str) -> Encoder:
     if isinstance(ref, str):
         ref = {"kind": ref}
     kind = ref.get("kind")
-    key = f"{kind}:{ref.get('dim', '')}"
+    key = f"{kind}:{ref.get('dim', '')}:{ref.get('graph', '')}"
     with _SHARED_LOCK:
         if key not in _SHARED:
             if kind == "minilm":
@@ -142,11 +144,7 @@ def load_encoder(ref: dict | str) -> Encoder:
             elif kind == "hashing":
                 _SHARED[key] = HashingEncoder(dim=int(ref.get("dim", 256)))
             elif kind == "minilm-onnx":  # same model, int8 ONNX Runtime: 2-3x faster serving
-                from .onnx_encoder import OnnxMiniLMEncoder
-
-                _SHARED[key] = OnnxMiniLMEncoder(
-                    max_tokens=int(ref.get("max_tokens", 128)), threads=int(ref.get("threads") or 0)
-                )
+                _SHARED[key] = _onnx_encoder(ref)
             else:
                 from .errors import BundleError
 
@@ -155,6 +153,23 @@ def load_encoder(ref: dict | str) -> Encoder:
                     f"(or 'minilm-onnx' to serve), got {kind!r}"
                 )
         return _SHARED[key]
+
+
+def _onnx_encoder(ref: dict) -> Encoder:
+    """The ONNX MiniLM of ``ref``, at the graph version its vectors were made with (none: 1)."""
+    from .onnx_encoder import GRAPHS, OnnxMiniLMEncoder
+
+    graph = ref.get("graph", 1)
+    if graph not in GRAPHS:
+        from .errors import BundleError
+
+        raise BundleError(
+            f"encoder graph version: expected one of {sorted(GRAPHS)} (this triage's ONNX MiniLM), "
+            f"got {graph!r}: retrain the bundle with this version, or serve it with the triage that made it"
+        )
+    return OnnxMiniLMEncoder(
+        max_tokens=int(ref.get("max_tokens", 128)), threads=int(ref.get("threads") or 0), graph=graph
+    )
 
 
 class CachedEncoder:
