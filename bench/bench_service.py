@@ -294,6 +294,32 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+# the database server's CPU (PostgreSQL on this machine: its backends for the bench's database,
+# from /proc), which shares the two cores with the workers; set by main() for --database postgresql
+DB_NAME = ""
+
+
+def db_cpu_seconds() -> float:
+    """user + system CPU time of the PostgreSQL backends serving ``DB_NAME`` (0 without one)."""
+    if not DB_NAME:
+        return 0.0
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                words = fh.read().split(b"\0")[0].split()
+            # "postgres: [cluster:] user database host(port) state"
+            if not words or words[0] != b"postgres:" or DB_NAME.encode() not in words[1:4]:
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -307,9 +333,11 @@ def row(
     target: str = "",
     cpu: float = 0.0,
     client: float = 0.0,
+    db: float = 0.0,
 ) -> dict:
     return {
         "client_ms": 1000 * client / max(len(lat), 1),
+        "db_ms": 1000 * db / max(len(lat), 1),
         "what": name,
         "n": len(lat),
         "p50": statistics.median(lat),
@@ -354,10 +382,10 @@ def measure(
     run_clients(port, 2, classify_reqs(20) + suggest_reqs(20))  # warm both workers
 
     def timed(name, c, reqs, items_per_req=1, target=""):
-        before, client = cpu_seconds(pids), time.process_time()
+        before, client, db = cpu_seconds(pids), time.process_time(), db_cpu_seconds()
         lat, wall = run_clients(port, c, reqs)
-        cpu, client = cpu_seconds(pids) - before, time.process_time() - client
-        rows.append(row(name, lat, wall, items_per_req * len(lat), target, cpu, client))
+        cpu, client, db = cpu_seconds(pids) - before, time.process_time() - client, db_cpu_seconds() - db
+        rows.append(row(name, lat, wall, items_per_req * len(lat), target, cpu, client, db))
 
     for c in clients:
         timed(f"GET /livez (floor), {c} client(s)", c, [("GET", "/livez", None)] * n)
@@ -405,28 +433,45 @@ def intake_requests(tickets: list[dict]):
     return make
 
 
-def sustained(port: int, tickets: list[dict], clients: int, seconds: float, pids: list[int] = ()) -> dict:
-    """Intake from ``clients`` threads for ``seconds``: how many, how slow the slowest."""
-    cpu, client_cpu = cpu_seconds(list(pids)), time.process_time()
+def sustained(
+    port: int, tickets: list[dict], clients: int, seconds: float, pids: list[int] = (), step: float = 10.0
+) -> dict:
+    """Intake from ``clients`` threads for ``seconds``: how many, how slow the slowest, and the
+    worker CPU per intake of each ``step`` seconds (``curve``: does an intake cost more as the
+    store fills?)."""
+    cpu, client_cpu, db = cpu_seconds(list(pids)), time.process_time(), db_cpu_seconds()
     make = intake_requests(tickets)
-    latencies: list[float] = []
-    lock = threading.Lock()
+    per_thread: list[list[float]] = [[] for _ in range(clients)]
     stop = time.perf_counter() + seconds
 
-    def work():
-        client, mine = Client(port), []
+    def work(mine: list[float]):
+        client = Client(port)
         while time.perf_counter() < stop:
             ((method, path, body, headers),) = make(1)
             mine.append(client.call(method, path, body, headers))
-        with lock:
-            latencies.extend(mine)
 
-    threads = [threading.Thread(target=work) for _ in range(clients)]
+    threads = [threading.Thread(target=work, args=(mine,)) for mine in per_thread]
     start = time.perf_counter()
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    curve, last = [], (start, cpu, 0, db)
+    while any(t.is_alive() for t in threads):
+        for t in threads:
+            t.join(max(0.0, last[0] + step - time.perf_counter()))
+        now, done = time.perf_counter(), sum(len(m) for m in per_thread)
+        if now - last[0] >= step or not any(t.is_alive() for t in threads):
+            used, db_used = cpu_seconds(list(pids)), db_cpu_seconds()
+            n = max(done - last[2], 1)
+            curve.append(
+                {
+                    "at": now - start,
+                    "per_s": (done - last[2]) / (now - last[0]),
+                    "cpu_ms": 1000 * (used - last[1]) / n,
+                    "db_ms": 1000 * (db_used - last[3]) / n,
+                }
+            )
+            last = (now, used, done, db_used)
+    latencies = [x for mine in per_thread for x in mine]
     out = row(
         f"POST /v1/tickets for {seconds:.0f} s, {clients} clients",
         latencies,
@@ -435,8 +480,10 @@ def sustained(port: int, tickets: list[dict], clients: int, seconds: float, pids
         "no request > 1000 ms",
         cpu_seconds(list(pids)) - cpu,
         time.process_time() - client_cpu,
+        db_cpu_seconds() - db,
     )
     out["target"] += f" ({sum(1 for x in latencies if x > 1000)} were)"
+    out["curve"] = curve
     return out
 
 
@@ -491,11 +538,11 @@ def wrk_rows(
     ):
         cmd = [wrk, f"-t{min(conns, 2)}", f"-c{conns}", f"-d{seconds:.0f}s", "--timeout", "10s", "--latency"]
         cmd += extra or [url + "/livez"]
-        before = cpu_seconds(pids)
+        before, db = cpu_seconds(pids), db_cpu_seconds()
         client = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        worker = cpu_seconds(pids) - before
+        worker, db = cpu_seconds(pids) - before, db_cpu_seconds() - db
         if extra:
             line = next((x for x in done.stdout.splitlines() if x.startswith("WRK ")), "")
             stats = dict(part.split("=") for part in line.split()[1:])
@@ -519,6 +566,7 @@ def wrk_rows(
                 "target": target,
                 "cpu_ms": 1000 * worker / max(n, 1),
                 "client_ms": 1000 * used / max(n, 1),
+                "db_ms": 1000 * db / max(n, 1),
             }
         )
     __import__("shutil").rmtree(folder, True)
@@ -557,20 +605,36 @@ def print_table(rows: list[dict], meta: str) -> None:
     print(f"\n{meta}\n")
     print(
         f"| {'what':<42} | {'n':>5} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} "
-        f"| {'items/s':>8} | {'worker CPU ms/req':>17} | {'client CPU ms/req':>17} | target |"
+        f"| {'items/s':>8} | {'worker CPU ms/req':>17} | {'client CPU ms/req':>17} "
+        f"| {'db CPU ms/req':>13} | target |"
     )
-    print(f"|{'-' * 44}|{'-' * 7}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 19}|{'-' * 19}|--------|")
+    print(
+        f"|{'-' * 44}|{'-' * 7}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 19}|{'-' * 19}"
+        f"|{'-' * 15}|--------|"
+    )
     for r in rows:
         print(
             f"| {r['what']:<42} | {r['n']:>5} | {r['p50']:>7.1f} | {r['p99']:>7.1f} | "
             f"{r['max']:>7.1f} | {r['per_s']:>8.1f} | {r['cpu_ms']:>17.1f} | {r['client_ms']:>17.1f} "
-            f"| {r['target']} |"
+            f"| {r.get('db_ms', 0.0):>13.2f} | {r['target']} |"
         )
+    for r in rows:
+        if r.get("curve"):
+            print(
+                f"\n{r['what']}, each {r['curve'][0]['at']:.0f} s (does an intake cost more as the store fills?):"
+            )
+            print("  until s:          " + " ".join(f"{c['at']:>6.0f}" for c in r["curve"]))
+            print("  intakes/s:        " + " ".join(f"{c['per_s']:>6.1f}" for c in r["curve"]))
+            print("  worker CPU ms:    " + " ".join(f"{c['cpu_ms']:>6.2f}" for c in r["curve"]))
+            if any(c["db_ms"] for c in r["curve"]):
+                print("  db CPU ms:        " + " ".join(f"{c['db_ms']:>6.2f}" for c in r["curve"]))
     print(
         "\nworker CPU ms/req: CPU time the gunicorn workers spent per request (one thread "
         "each), i.e. the latency floor on an idle core; wall-clock p50/p99 include waiting for "
         "a CPU when the machine is shared (see the load average). client CPU ms/req: what the load "
-        "generator itself burnt per request (the Python client's threads, or wrk), on the same cores."
+        "generator itself burnt per request (the Python client's threads, or wrk), on the same cores. "
+        "db CPU ms/req: the PostgreSQL server's backends for the bench's database (0 on SQLite); "
+        "150/s on 2 cores needs the three columns' sum <= ~13 ms."
     )
 
 
@@ -644,6 +708,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.kb_limit and Path(args.kb).is_file():
         args.kb = str(kb_subset(Path(args.kb), args.kb_limit))
     args.database_url, drop_database = bench_database(args.database)
+    global DB_NAME
+    if args.database == "postgresql":
+        from sqlalchemy.engine import make_url
+
+        DB_NAME = make_url(args.database_url).database or ""
     # the bench is one caller sending far more than a person does (suggest rows stopped at the
     # 240-per-minute limit above -n 200): the per-caller limits are off, as in bench_suggest.py
     os.environ["TRIAGE_RATELIMIT_ENABLED"] = "false"

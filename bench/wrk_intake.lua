@@ -4,6 +4,11 @@
 -- BODIES.jsonl: one JSON body a line with the placeholder @REF@ in its text (made unique here).
 -- PATH (default /v1/tickets) posts the bodies elsewhere, e.g. /v1/classify?kb=0; only ticket
 -- intake takes an Idempotency-Key.
+-- Each wrk thread has its own Lua state and counter: thread t sends bodies t, t + STRIDE,
+-- t + 2 STRIDE, ... so two threads never send the same text at the same moment (they did:
+-- every thread walked the list from the top, the same tickets twice, near-duplicates of each
+-- other). Up to STRIDE threads.
+local STRIDE = 16
 local counter = 0
 local threads = {}
 
@@ -28,7 +33,7 @@ end
 function request()
   counter = counter + 1
   local ref = run .. "-" .. tid .. "-" .. counter
-  local body = bodies[(counter % #bodies) + 1]:gsub("@REF@", ref)
+  local body = bodies[((counter - 1) * STRIDE + tid - 1) % #bodies + 1]:gsub("@REF@", ref)
   if path == "/v1/tickets" then
     headers["Idempotency-Key"] = "wrk-" .. ref
   end

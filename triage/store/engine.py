@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import select
 import sqlite3
 import threading
 import time
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import create_engine, event, exc, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -175,10 +176,55 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S, "factory": GatedConnection})
         _prepare_sqlite(engine, write_gate(path) if on_disk else None)
         return engine
-    kwargs = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    kwargs = {"pool_size": 10, "max_overflow": 20}
     if schema:
         kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_when_in_doubt(engine)
+    return engine
+
+
+# A pooled connection idle at least this long is pinged before use (a firewall or a server's
+# idle timeout may have dropped it without a word); one reused sooner only when its socket says so.
+PING_AFTER_IDLE_S = 10.0
+
+
+def _ping_when_in_doubt(engine: Engine) -> None:
+    """Check a pooled PostgreSQL connection before use only when it may be dead, not every time.
+
+    ``pool_pre_ping`` sends ``SELECT 1`` on every check-out: a round trip and a statement in
+    the server, over half of a short read transaction's cost (intake checks out two or three
+    per ticket). A connection the server closed (a restart, ``pg_terminate_backend``, a crash)
+    has its socket readable (the server's goodbye, or end of file): that costs one ``select()``
+    to see. So a connection is pinged when its socket is readable (an idle connection has
+    nothing to read) or it sat idle ``PING_AFTER_IDLE_S``; a failed ping invalidates the pool,
+    as ``pool_pre_ping`` does, and the check-out goes on with a new connection.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection, record):
+        record.info["triage_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection, record, _proxy):
+        idle_since = record.info.pop("triage_idle_since", None)
+        if idle_since is None:
+            return  # just connected (or first use): nothing to doubt
+        if time.monotonic() - idle_since < PING_AFTER_IDLE_S and not _readable(dbapi_connection):
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as err:  # the database went away (restarted?)
+            raise exc.InvalidatePoolError(f"a pooled connection failed its ping: {err}") from err
+
+
+def _readable(dbapi_connection) -> bool:
+    """Has the server sent anything (or closed) on this idle connection? Yes means in doubt."""
+    try:
+        fd = dbapi_connection.fileno()
+        return bool(select.select([fd], [], [], 0)[0])
+    except Exception:  # noqa: BLE001 - closed, or no socket to look at: in doubt
+        return True
 
 
 class Store:

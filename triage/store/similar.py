@@ -51,7 +51,7 @@ from sqlalchemy.orm import Session
 
 from triage import ann
 from triage.duplicates import DuplicateConfig, detect_burst, find_duplicates
-from triage.store.tables import TicketEvent, TicketRow, TicketVector
+from triage.store.tables import ID_MAX, TicketEvent, TicketRow, TicketVector
 from triage.store.tickets import OPEN_STATUSES
 
 log = logging.getLogger(__name__)
@@ -646,24 +646,40 @@ def _reading(engine: Engine) -> Iterator[Session]:
 
 def _unread(session: Session, stmt, key, watermark: int, gaps: set[int] | None, margin: int) -> list:
     """``stmt``'s rows not read yet: ``key`` above the watermark, and the gaps below it (the
-    whole margin at first). Two statements per ``stmt``, built once (bound parameters): the
-    catch-up runs on every intake, and building and keying a statement cost more than
-    running it."""
-    if gaps is None:
-        params: dict[str, Any] = {"above": watermark - margin}
-    else:
-        params = {"above": watermark, **({"gaps": sorted(gaps)} if gaps else {})}
-    variant = (id(stmt), "gaps" in params)
-    built = _UNREAD.get(variant)
+    whole margin at first).
+
+    Two statements per ``stmt``, built once (bound parameters: the catch-up runs on every
+    intake, and building and keying a statement cost more than running it), and kept apart:
+    a range, and a point read of the gaps (only when there are some). On PostgreSQL a
+    statement run often is planned once for any parameter (psycopg prepares it: the generic
+    plan), and for an open range ``key > $1`` the planner then assumes a third of the table
+    (and ``key > $1 OR key IN (...)`` can only be a scan): the catch-up read every row of
+    ``tickets``, ``ticket_vectors`` and ``ticket_events`` on every intake, more the more
+    tickets were stored (bench/README.md, round 5). A range closed above (``key <= $2``,
+    bound to the highest id there can be) is assumed small in any plan: an index read."""
+    above = watermark - margin if gaps is None else watermark
+    conn = _core(session)
+    rows = list(conn.execute(_unread_statement(stmt, key, "range"), {"above": above, "upto": ID_MAX}))
+    if gaps:
+        rows += conn.execute(_unread_statement(stmt, key, "gaps"), {"gaps": sorted(gaps)})
+    return rows
+
+
+def _unread_statement(stmt, key, variant: str):
+    """``stmt`` limited to ``:above < key <= :upto`` or to the keys ``:gaps``; built once per
+    base statement and variant."""
+    built = _UNREAD.get((id(stmt), variant))
     if built is None:
-        above = key > bindparam("above")
-        where = or_(above, key.in_(bindparam("gaps", expanding=True))) if "gaps" in params else above
-        built = _UNREAD[variant] = stmt.where(where)
-    return list(_core(session).execute(built, params))
+        if variant == "range":
+            built = stmt.where(key > bindparam("above"), key <= bindparam("upto"))
+        else:
+            built = stmt.where(key.in_(bindparam("gaps", expanding=True)))
+        _UNREAD[(id(stmt), variant)] = built
+    return built
 
 
-# the statements of _unread, by (id of the base statement — a module constant —, with gaps)
-_UNREAD: dict[tuple[int, bool], Any] = {}
+# the statements of _unread, by (id of the base statement — a module constant —, variant)
+_UNREAD: dict[tuple[int, str], Any] = {}
 
 
 def _fill(session: Session, watermark: int, gaps: set[int] | None, exclude: int | None) -> list:
