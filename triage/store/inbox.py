@@ -186,7 +186,7 @@ def receive(
         )
     result.warnings = warnings
     _keep_files(session, files, result, message, sender, now)
-    _remember(session, message, result, reused, now)
+    _remember(session, message, result, reused, now, flush=planned is None)
     return result
 
 
@@ -327,8 +327,16 @@ def _keep_each(
 
 
 def _remember(
-    session: Session, message: dict[str, Any], result: Received, reused: bool, now: datetime
+    session: Session,
+    message: dict[str, Any],
+    result: Received,
+    reused: bool,
+    now: datetime,
+    flush: bool = True,
 ) -> None:
+    """Keep what a later copy of the message is compared with. ``flush`` False (a planned
+    message: no later message of its poll shares its IDs, see ``_plans``): the row goes in
+    with the group's flush, the group's rows as one INSERT, not one flush per message."""
     if result.ticket is None or result.outcome == "duplicate":
         return
     session.add(
@@ -343,7 +351,8 @@ def _remember(
             received_at=now,
         )
     )
-    session.flush()
+    if flush:
+        session.flush()
 
 
 def _attachment(a: dict[str, Any]) -> dict[str, Any]:
