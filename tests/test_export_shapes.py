@@ -267,3 +267,23 @@ def test_a_json_document_that_holds_no_records_names_what_was_expected(tmp_path)
         with pytest.raises(InputError) as err:
             read(path, load_mapping(mapping))
         assert "an array of objects" in err.value.details["expected"]
+
+
+def test_a_spreadsheet_file_is_refused_with_how_to_save_it_and_tsv_is_read(tmp_path):
+    sheet = tmp_path / "tickets.xlsx"
+    sheet.write_bytes(b"PK\x03\x04")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        "text: {subject: Summary, body: Description}\nlabels: {team: Team}\n", encoding="utf-8"
+    )
+    with pytest.raises(
+        InputError, match=r"save the sheet as CSV first \(Excel: File > Save As > CSV UTF-8\)"
+    ):
+        load_export(sheet, load_mapping(mapping))
+    tsv = tmp_path / "tickets.tsv"  # before: "unsupported export format" although tabs are detected
+    tsv.write_text("Summary\tDescription\tTeam\r\nvpn\tvpn down\tNetwork\r\n", encoding="utf-8")
+    for ds in (
+        load_export(tsv, load_mapping(mapping)),
+        load_sampled(tsv, load_mapping(mapping), 10, "team")[0],
+    ):
+        assert ds.texts and ds.labels["team"] == ["Network"]

@@ -41,6 +41,7 @@ _TOP_KEYS = {
 }
 READERS = {
     ".csv": "csv",
+    ".tsv": "csv",  # the delimiter is detected (training/csv_dialect.py)
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".json": "jsonl",
@@ -228,8 +229,10 @@ def export_kind(path: Path) -> str:
     other extension or a missing file. The in-memory and the streamed readers both ask it."""
     kind = READERS.get(path.suffix.lower())
     if kind is None:
+        spreadsheet = path.suffix.lower() in (".xlsx", ".xls", ".xlsm", ".ods", ".numbers")
         raise InputError(
-            "unsupported export format",
+            "unsupported export format"
+            + ("; save the sheet as CSV first (Excel: File > Save As > CSV UTF-8)" if spreadsheet else ""),
             file=str(path),
             expected="one of " + ", ".join(sorted(READERS)),
             got=path.suffix,

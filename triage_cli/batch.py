@@ -32,7 +32,12 @@ The output holds row plus <head>_label, <head>_probability and <head>_decision.
 
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, type=Path, help="the export: .csv, .jsonl or .parquet")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help='the export: .csv or .tsv (any delimiter, encoding), .jsonl, .json (an array or {"issues": [...]}) or .parquet',
+    )
     p.add_argument("--mapping", required=True, type=Path, help="column mapping YAML")
     p.add_argument(
         "--out", required=True, type=Path, help="output folder for the Parquet files (must not hold any yet)"

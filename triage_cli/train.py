@@ -48,7 +48,12 @@ def _register_train(subparsers) -> None:
         epilog=EXAMPLES_TRAIN,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--data", required=True, type=Path, help="the export: .csv, .jsonl or .parquet")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help='the export: .csv or .tsv (any delimiter, encoding), .jsonl, .json (an array or {"issues": [...]}) or .parquet',
+    )
     p.add_argument("--mapping", required=True, type=Path, help="column mapping YAML")
     p.add_argument(
         "--out",
@@ -130,7 +135,12 @@ def _register_evaluate(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bundle", required=True, type=Path, help="bundle folder (models/<id>)")
-    p.add_argument("--data", required=True, type=Path, help="the export: .csv, .jsonl or .parquet")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help='the export: .csv or .tsv (any delimiter, encoding), .jsonl, .json (an array or {"issues": [...]}) or .parquet',
+    )
     p.add_argument("--mapping", required=True, type=Path, help="column mapping YAML")
     p.add_argument(
         "--split",
