@@ -247,3 +247,14 @@ def test_triage_train_prints_the_warnings_and_keeps_them_in_report_json(tmp_path
     kinds = [n["kind"] for n in json.loads(report.read_text())["data"]["warnings"]]
     assert kinds == ["duplicate_columns", "ambiguous_dates"]
     assert "Warnings about the export" in (report.parent / "report.html").read_text(encoding="utf-8")
+
+
+def test_nanoseconds_are_cut_without_a_warning_and_zone_abbreviations_are_explained(tmp_path):
+    # before: pandas' "Discarding nonzero nanoseconds" warning once per row (an error under pytest)
+    data = _export(tmp_path, ["2024-03-04T10:15:00.123456789Z"] * 3)
+    ds = load_export(data, load_mapping(_mapping(tmp_path / "m.yaml")))
+    assert ds.metadata["created_at"][0] == datetime(2024, 3, 4, 10, 15, 0, 123456, tzinfo=timezone.utc)
+    data = _export(tmp_path, ["2024-03-04 10:15:00 UTC", "2024-03-04 10:15:00 CET"], name="zones")
+    with pytest.raises(InputError, match=r"abbreviation such as 'CET' names no single offset") as err:
+        load_export(data, load_mapping(_mapping(tmp_path / "m.yaml")))
+    assert err.value.details["row"] == 2

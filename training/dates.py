@@ -30,6 +30,8 @@ _NUMERIC_DATE = re.compile(r"^\s*(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})(?=$|[
 # Unix times of 1973-03 to 2286-11: seconds, or milliseconds (JSON exports, some APIs)
 _SECONDS = (1e8, 1e10)
 _MILLIS = (1e11, 1e13)
+# "10:15 CET", "10:15 PST": abbreviations pandas cannot place (UTC and GMT it reads)
+_ZONE_NAME = re.compile(r"\d\s+([A-Z]{2,5})$")
 _EXPECTED = "an ISO 8601 date/time, a day/month/year or month/day/year date, or a Unix time"
 
 
@@ -148,10 +150,26 @@ def _one(v: Any, order: str, fname: str, row: int, column: str) -> datetime:
             if len(year) == 2:  # dateutil's rule: the century that puts it within 50 years of now
                 year = str(pd.Timestamp(f"01/01/{year}").year)
             text = f"{year}-{month:02d}-{day:02d}" + text[m.end() :]
-        return _utc(pd.Timestamp(text).to_pydatetime())
+        stamp = pd.Timestamp(text)
+        if stamp is pd.NaT:
+            raise ValueError("not a time")
+        # Python's datetime holds microseconds: cut nanoseconds here, not with a warning per row
+        return _utc((stamp.floor("us") if stamp.nanosecond else stamp).to_pydatetime())
     except (ValueError, TypeError, OverflowError):
+        zone = _ZONE_NAME.search(str(v))
         raise InputError(
-            "unparseable time", file=fname, row=row, column=column, expected=_EXPECTED, got=v
+            "unparseable time"
+            + (
+                f" (a zone abbreviation such as {zone.group(1)!r} names no single offset: write "
+                "the offset, e.g. +01:00, or export in UTC)"
+                if zone
+                else ""
+            ),
+            file=fname,
+            row=row,
+            column=column,
+            expected=_EXPECTED,
+            got=v,
         ) from None
 
 
