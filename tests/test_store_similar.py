@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from triage import ann
@@ -79,6 +80,7 @@ def settle(store) -> None:
 def graph_index(monkeypatch):
     """Past a tiny threshold, so the IVF index (not the exact scan) answers."""
     monkeypatch.setattr(ann, "EXACT_BELOW", 4)
+    monkeypatch.setattr(similar, "EXACT_BELOW", 4)  # the open-ticket index's own threshold
 
 
 def test_the_index_offers_the_same_duplicate_past_its_exact_threshold(store, graph_index):
@@ -332,3 +334,39 @@ def test_the_burst_window_reads_only_its_newest_tickets(store, monkeypatch):
         ]
         rows = similar._window(s, similar.encoder_name(ENC), NOW, ENC.dim)
     assert [r[0] for r in rows] == ids[-3:]
+
+
+def test_past_a_few_thousand_open_tickets_the_index_answers_in_bounded_time(store):
+    """A desk has thousands of open tickets: past ``similar.EXACT_BELOW`` the open-ticket index
+    is faiss IVF (a query scans a fixed number of lists), not an exact scan of every vector,
+    whose cost grew with each ticket stored (bench/README.md, round 5)."""
+    from sqlalchemy import insert
+
+    from triage.store.tables import TicketVector
+
+    n = 6_000  # a desk's open tickets (the threshold was 20,000: an exact scan of all of them)
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((n, ENC.dim)).astype(np.float32)
+    with store.engine.begin() as conn:
+        ids = conn.execute(
+            insert(TicketRow.__table__).returning(TicketRow.id, sort_by_parameter_order=True),
+            [{"subject": f"s{i}", "status": "new", "created_at": NOW, "updated_at": NOW} for i in range(n)],
+        ).scalars()
+        conn.execute(
+            insert(TicketVector.__table__),
+            [
+                {
+                    "ticket_id": key,
+                    "encoder": similar.encoder_name(ENC),
+                    "dim": ENC.dim,
+                    "vector": v.tobytes(),
+                    "created_at": NOW,
+                }
+                for key, v in zip(ids, vectors)
+            ],
+        )
+    with store.session() as s:
+        send(s, "VPN down", at=NOW + timedelta(minutes=1))
+    settle(store)
+    (kept,) = similar._INDEXES[store.engine].values()
+    assert len(kept.index) >= n and kept.index.approximate

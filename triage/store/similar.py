@@ -66,6 +66,12 @@ BURST_NEIGHBOURS = 200  # at most this many of the window's most similar tickets
 BURST_ROWS = 2_000
 NEW = 0  # the probe's id until the ticket is written (ticket ids start at 1)
 CANDIDATES = 64  # nearest neighbours asked of the index; the database then filters them
+# The open-ticket index scans exactly below this many vectors and is faiss IVF above, so an
+# intake's query costs about the same (0.4-0.7 ms) at 8 k and at 200 k open tickets; the exact
+# scan grew ~0.12 ms per 1,000 open tickets (1.5 ms at 12 k; bench/README.md, round 5). IVF
+# probes every list up to 8 k vectors (16 lists of 500): the same answer as the scan there.
+# (``ann.EXACT_BELOW``, 20 k, stays the KB's.)
+EXACT_BELOW = 5_000
 RETENTION = timedelta(days=30)  # open tickets older than this are not indexed
 # Ticket ids are allocated before commit, so a ticket committed by another process
 # may carry an id below one this process has already seen: the ids missing within
@@ -500,7 +506,7 @@ class _OpenTickets:
     """
 
     def __init__(self, dim: int, at: datetime) -> None:
-        self.index = ann.VectorIndex(dim, exact_below=ann.EXACT_BELOW)
+        self.index = ann.VectorIndex(dim, exact_below=EXACT_BELOW)
         self.watermark = 0  # highest ticket id read so far
         self.events = 0  # highest ticket_events id read so far (reopened tickets)
         # ids within the margin below a watermark not seen yet (None: the whole margin, first look)
