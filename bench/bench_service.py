@@ -284,14 +284,27 @@ def worker_pids(server_pid: int) -> list[int]:
 
 def cpu_seconds(pids: list[int]) -> float:
     """user + system CPU time of the workers: unlike wall time, other load does not inflate it."""
-    total = 0
+    return sum(cpu_by_worker(pids).values())
+
+
+def cpu_by_worker(pids: list[int]) -> dict[int, float]:
+    """Each worker's user + system CPU seconds."""
+    out = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         except (OSError, IndexError, ValueError):
             pass
-    return total / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def worker_split(before: dict[int, float], after: dict[int, float]) -> str:
+    """How the run's worker CPU fell on the workers ("53/47 %"): with keep-alive clients a
+    worker serves the connections it accepted, so "100/0" means both clients on one worker."""
+    used = [max(after.get(pid, 0.0) - before.get(pid, 0.0), 0.0) for pid in sorted(after)]
+    total = sum(used) or 1.0
+    return "/".join(f"{100 * u / total:.0f}" for u in sorted(used, reverse=True)) + " %"
 
 
 # the database server's CPU (PostgreSQL on this machine: its backends for the bench's database,
@@ -357,6 +370,7 @@ def measure(
     pids: list[int],
     intake_clients: list[int] = (),
     intake: list[dict] | None = None,
+    fast_only: int = 0,
 ) -> list[dict]:
     rows = []
     intake_reqs = intake_requests(intake or tickets)
@@ -382,11 +396,19 @@ def measure(
     run_clients(port, 2, classify_reqs(20) + suggest_reqs(20))  # warm both workers
 
     def timed(name, c, reqs, items_per_req=1, target=""):
-        before, client, db = cpu_seconds(pids), time.process_time(), db_cpu_seconds()
+        before, client, db = cpu_by_worker(pids), time.process_time(), db_cpu_seconds()
         lat, wall = run_clients(port, c, reqs)
-        cpu, client, db = cpu_seconds(pids) - before, time.process_time() - client, db_cpu_seconds() - db
+        after, client, db = cpu_by_worker(pids), time.process_time() - client, db_cpu_seconds() - db
+        cpu = sum(after.values()) - sum(before.values())
         rows.append(row(name, lat, wall, items_per_req * len(lat), target, cpu, client, db))
+        rows[-1]["split"] = worker_split(before, after)
 
+    if fast_only:  # the fast path only, N times: each repeat opens new connections
+        for i in range(fast_only):
+            timed(f"GET /livez (floor), 2 client(s) [{i + 1}]", 2, [("GET", "/livez", None)] * n)
+            fast = [("POST", "/v1/classify?kb=0", body) for _, _, body in classify_reqs(n)]
+            timed(f"POST /v1/classify?kb=0, 2 client(s) [{i + 1}]", 2, fast, target="p99<=5")
+        return rows
     for c in clients:
         timed(f"GET /livez (floor), {c} client(s)", c, [("GET", "/livez", None)] * n)
         timed(f"POST /v1/classify 1 ticket, {c} client(s)", c, classify_reqs(n), target="p50<=30 p99<=60")
@@ -488,7 +510,13 @@ def sustained(
 
 
 def wrk_rows(
-    port: int, tickets: list[dict], clients: int, seconds: float, pids: list[int], classify: list[dict]
+    port: int,
+    tickets: list[dict],
+    clients: int,
+    seconds: float,
+    pids: list[int],
+    classify: list[dict],
+    fast_only: bool = False,
 ) -> list[dict]:
     """``/livez``, intake, then ``?kb=0`` classify driven by wrk (C, event loop: a fraction of
     the Python client's CPU per request): ``/livez`` and intake at ``clients`` connections, the
@@ -520,7 +548,7 @@ def wrk_rows(
     url = f"http://127.0.0.1:{port}"
     script = str(ROOT / "bench" / "wrk_intake.lua")
     out = []
-    for name, conns, extra, target in (
+    runs = (
         (f"GET /livez (floor, wrk), {clients} connections", clients, [], ""),
         (
             f"POST /v1/tickets (wrk) {seconds:.0f} s, {clients} conn.",
@@ -535,14 +563,16 @@ def wrk_rows(
             ["-s", script, url, "--", str(fast), KEY, os.urandom(4).hex(), "/v1/classify?kb=0"],
             "p99<=5 (TF-IDF heads)",
         ),
-    ):
+    )
+    for name, conns, extra, target in runs[2:] if fast_only else runs:
         cmd = [wrk, f"-t{min(conns, 2)}", f"-c{conns}", f"-d{seconds:.0f}s", "--timeout", "10s", "--latency"]
         cmd += extra or [url + "/livez"]
-        before, db = cpu_seconds(pids), db_cpu_seconds()
+        by_worker, db = cpu_by_worker(pids), db_cpu_seconds()
         client = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        worker, db = cpu_seconds(pids) - before, db_cpu_seconds() - db
+        by_worker_after, db = cpu_by_worker(pids), db_cpu_seconds() - db
+        worker = sum(by_worker_after.values()) - sum(by_worker.values())
         if extra:
             line = next((x for x in done.stdout.splitlines() if x.startswith("WRK ")), "")
             stats = dict(part.split("=") for part in line.split()[1:])
@@ -567,6 +597,7 @@ def wrk_rows(
                 "cpu_ms": 1000 * worker / max(n, 1),
                 "client_ms": 1000 * used / max(n, 1),
                 "db_ms": 1000 * db / max(n, 1),
+                "split": worker_split(by_worker, by_worker_after),
             }
         )
     __import__("shutil").rmtree(folder, True)
@@ -606,17 +637,17 @@ def print_table(rows: list[dict], meta: str) -> None:
     print(
         f"| {'what':<42} | {'n':>5} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} "
         f"| {'items/s':>8} | {'worker CPU ms/req':>17} | {'client CPU ms/req':>17} "
-        f"| {'db CPU ms/req':>13} | target |"
+        f"| {'db CPU ms/req':>13} | workers' CPU split | target |"
     )
     print(
         f"|{'-' * 44}|{'-' * 7}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 19}|{'-' * 19}"
-        f"|{'-' * 15}|--------|"
+        f"|{'-' * 15}|-------|--------|"
     )
     for r in rows:
         print(
             f"| {r['what']:<42} | {r['n']:>5} | {r['p50']:>7.1f} | {r['p99']:>7.1f} | "
             f"{r['max']:>7.1f} | {r['per_s']:>8.1f} | {r['cpu_ms']:>17.1f} | {r['client_ms']:>17.1f} "
-            f"| {r.get('db_ms', 0.0):>13.2f} | {r['target']} |"
+            f"| {r.get('db_ms', 0.0):>13.2f} | {r.get('split', '')} | {r['target']} |"
         )
     for r in rows:
         if r.get("curve"):
@@ -634,7 +665,9 @@ def print_table(rows: list[dict], meta: str) -> None:
         "a CPU when the machine is shared (see the load average). client CPU ms/req: what the load "
         "generator itself burnt per request (the Python client's threads, or wrk), on the same cores. "
         "db CPU ms/req: the PostgreSQL server's backends for the bench's database (0 on SQLite); "
-        "150/s on 2 cores needs the three columns' sum <= ~13 ms."
+        "150/s on 2 cores needs the three columns' sum <= ~13 ms. "
+        "workers' CPU split: each worker's share of that CPU, largest first (keep-alive clients stay "
+        "on the worker that accepted their connection: 100/0 = every client on one worker)."
     )
 
 
@@ -703,6 +736,14 @@ def main(argv: list[str] | None = None) -> int:
         "each, at the largest --intake-clients connections, then /livez and POST /v1/classify?kb=0 "
         "at 2: a client that burns little CPU",
     )
+    p.add_argument(
+        "--fast-only",
+        type=int,
+        default=0,
+        metavar="N",
+        help="measure only /livez and POST /v1/classify?kb=0 at 2 clients, N times over (each time "
+        "on new connections: which worker accepts which is drawn anew), then --wrk if given",
+    )
     args = p.parse_args(argv)
     bundle = ensure_bundle(args)
     if args.kb_limit and Path(args.kb).is_file():
@@ -736,12 +777,19 @@ def main(argv: list[str] | None = None) -> int:
             worker_pids(proc.pid),
             intake_clients,
             intake,
+            args.fast_only,
         )
         if args.sustained and intake_clients:
             rows.append(sustained(port, intake, max(intake_clients), args.sustained, worker_pids(proc.pid)))
         if args.wrk:
             rows += wrk_rows(
-                port, intake, max(intake_clients or [4]), args.wrk, worker_pids(proc.pid), tickets
+                port,
+                intake,
+                max(intake_clients or [4]),
+                args.wrk,
+                worker_pids(proc.pid),
+                tickets,
+                bool(args.fast_only),
             )
         meta = (
             f"bundle {bundle.name}, encoder {args.encoder or 'bundle default'}, "

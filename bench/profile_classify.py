@@ -18,8 +18,11 @@ load average beside it; wall-clock would count the waits for a core.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
+import gc
 import io
+import json
 import os
 import pstats
 import statistics
@@ -78,6 +81,48 @@ def summary(label: str, values: list[float]) -> str:
     return (
         f"| {label:<44} | {statistics.median(values):8.3f} | {statistics.fmean(values):8.3f} | {p99:8.3f} |"
     )
+
+
+@contextlib.contextmanager
+def gc_pauses():
+    """Wall ms of each of Python's garbage collections meanwhile, by generation."""
+    pauses: dict[int, list[float]] = {}
+    started: list[float] = []
+
+    def watch(phase, info):
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            pauses.setdefault(info["generation"], []).append((time.perf_counter() - started[0]) * 1000)
+
+    gc.callbacks.append(watch)
+    try:
+        yield pauses
+    finally:
+        gc.callbacks.remove(watch)
+
+
+def environ_for(body: dict | None, headers: dict, method: str = "POST", path: str = "/v1/classify?kb=0"):
+    """A WSGI environ as gunicorn would pass it (built outside the measured calls)."""
+    from werkzeug.test import EnvironBuilder
+
+    data = json.dumps(body).encode() if body is not None else b""
+    environ = EnvironBuilder(
+        path=path, method=method, data=data, headers={**headers, "Content-Type": "application/json"}
+    ).get_environ()
+    environ["REMOTE_ADDR"] = "127.0.0.1"
+    return environ
+
+
+def wsgi_call(app):
+    """Call the WSGI app as gunicorn does (no test client building requests or reading)."""
+
+    def run(environ):
+        status: list[str] = []
+        chunks = b"".join(app(environ, lambda s, h, e=None: status.append(s)))
+        assert status[0].startswith("200"), chunks[:300]
+
+    return run
 
 
 def budget(app, loaded, items: list[dict]) -> list[str]:
@@ -161,10 +206,20 @@ def main() -> int:
         print("| thread CPU ms per ticket/request            |      p50 |     mean |      p99 |")
         print("|----------------------------------------------|----------|----------|----------|")
         print(summary("Triager.classify, 1 ticket", cpu_ms(heads, tickets)))
-        print(summary("POST /v1/classify?kb=0 (Flask test client)", cpu_ms(post, items)))
+        with gc_pauses() as pauses:
+            print(summary("POST /v1/classify?kb=0 (Flask test client)", cpu_ms(post, items)))
+        environs = [environ_for(body, headers) for body in items]
+        print(summary("POST /v1/classify?kb=0 (WSGI call, no client)", cpu_ms(wsgi_call(app), environs)))
+        environs = [environ_for(None, {}, "GET", "/livez") for _ in items]
+        print(summary("GET /livez (WSGI call, no client)", cpu_ms(wsgi_call(app), environs)))
         for line in budget(app, loaded, items):
             print(line)
         print(f"load average {os.getloadavg()[0]:.2f} after")
+        for gen, ms in sorted(pauses.items()):
+            print(
+                f"gc generation {gen}: {len(ms)} collections in {len(items)} requests, "
+                f"median {statistics.median(ms):.3f} ms, longest {max(ms):.3f} ms"
+            )
         if args.profile:
             prof = cProfile.Profile()
             prof.enable()

@@ -43,7 +43,7 @@ def classify():
     metrics = current_app.extensions["triage.metrics"]
     metrics.count_predictions(results)
     for r in results:
-        metrics.kb_suggestions.labels("classify", str(bool(r["kb"])).lower()).inc()
+        metrics.child(metrics.kb_suggestions, "classify", "true" if r["kb"] else "false").inc()
     log.info("classified %d ticket(s) with %s", len(results), loaded.bundle_id)
     body: dict[str, Any] = {"ok": True, "request_id": g.request_id, "bundle_id": loaded.bundle_id}
     if is_batch:

@@ -22,6 +22,11 @@ Choices, measured or reasoned on the 2-core machines this runs on:
   machine (bench/bench_service.py, one client): gthread p50/p99 classify 25/39 ms,
   /livez 0.6 ms; sync 25/54 ms, /livez 1.4 ms. ``TRIAGE_WORKER_CLASS=sync`` remains
   an option: it balances requests across workers per request, not per connection.
+* ``gthread`` here is gunicorn's worker with a late accept (service/gunicorn_worker.py,
+  ``TRIAGE_ACCEPT_DELAY_MS``): a worker holding connections lets an idler one take the
+  next. Plain gthread put both keep-alive clients of bench_service.py on one worker in
+  5 of 10 runs (the other core idle, the two requests sharing one GIL: ?kb=0 p50 2.6 ->
+  6.6 ms); with the delay 10 of 10 split ~50/50 (docs/notes/2026-12-06-i15k2-4.md).
 * Prometheus multiprocess mode: a run folder made by the master is shared by the
   workers for metric files and for the admin-reload token (``TRIAGE_RUN_DIR``).
 """
@@ -39,7 +44,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 bind = os.environ.get("TRIAGE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("TRIAGE_WORKERS", "2"))
-worker_class = os.environ.get("TRIAGE_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("TRIAGE_THREADS", "2"))
 timeout = int(os.environ.get("TRIAGE_TIMEOUT", "60"))
 graceful_timeout = 30
@@ -53,18 +57,32 @@ accesslog = None  # the app logs one access line per request, with its request i
 loglevel = os.environ.get("TRIAGE_LOG_LEVEL", "info").lower()
 
 
-def _run_dirs():
-    """service/run_dir.py loaded by path: importing the ``service`` package here would import
+def _sibling(name: str):
+    """service/<name>.py loaded by path: importing the ``service`` package here would import
     prometheus_client in the master before PROMETHEUS_MULTIPROC_DIR is set, and the forked
     workers would then keep their metrics to themselves."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "triage_run_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_dir.py")
+        f"triage_{name}", os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _run_dirs():
+    return _sibling("run_dir")
+
+
+def _worker_class():
+    """``gthread`` is gunicorn's threaded worker accepting with a delay when it already holds
+    connections (service/gunicorn_worker.py: keep-alive clients spread over the workers)."""
+    kind = os.environ.get("TRIAGE_WORKER_CLASS", "gthread")
+    return _sibling("gunicorn_worker").BalancedThreadWorker if kind == "gthread" else kind
+
+
+worker_class = _worker_class()
 
 
 def on_starting(server):

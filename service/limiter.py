@@ -92,23 +92,48 @@ def init_app(app) -> None:
         enabled=bool(app.config.get("TRIAGE_RATELIMIT_ENABLED", True)),
     )
     limiter.init_app(app)
+    _drop_request_hooks(app, limiter)
     app.extensions[EXTENSION] = limiter
     for name in LIMITS:  # a malformed rate stops the start, not a request
         _items(app.config, name)
 
 
+def _drop_request_hooks(app, limiter: Limiter) -> None:
+    """Flask-Limiter's own before/after/teardown hooks out of every request.
+
+    They resolve the endpoint's decorated and default limits, which this service never
+    declares (every limit is spent here, by name): on each request, /livez and classify
+    included, they found nothing to do at a measurable cost (bench/profile_classify.py).
+    Its storage and strategy (``limiter.limiter``) stay; they are all :func:`spend` uses.
+    """
+    ours = {
+        "before_request_funcs": limiter._check_request_limit,
+        "teardown_request_funcs": limiter._Limiter__release_context,  # type: ignore[attr-defined]
+    }
+    for attr, hook in ours.items():
+        funcs = getattr(app, attr).get(None, [])
+        funcs[:] = [f for f in funcs if f != hook]
+    after = app.after_request_funcs.get(None, [])
+    after[:] = [f for f in after if not (isinstance(f, functools.partial) and f.args == (limiter,))]
+
+
 def _items(config, name: str):
     named = LIMITS[name]
-    raw = str(config.get(named.setting) or "").strip()
+    return _parsed(named.setting, str(config.get(named.setting) or "").strip())
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(setting: str, raw: str) -> tuple:
+    """The rate items of one setting's text, parsed once (every API call checks a limit)."""
     if not raw:
-        return []
+        return ()
     try:
-        return parse_many(raw)
+        return tuple(parse_many(raw))
     except ValueError as exc:
         from triage.errors import ConfigError
 
         raise ConfigError(
-            f"{named.setting}: expected rates like '10 per minute; 100 per hour', got {raw!r} ({exc})"
+            f"{setting}: expected rates like '10 per minute; 100 per hour', got {raw!r} ({exc})"
         ) from None
 
 

@@ -297,6 +297,15 @@ SETTINGS: list[Setting] = [
     Setting(
         "TRIAGE_THREADS", 2, int, "Threads per gunicorn worker (gthread worker, so HTTP keep-alive works)."
     ),
+    Setting(
+        "TRIAGE_ACCEPT_DELAY_MS",
+        2.0,
+        float,
+        "gthread workers: milliseconds a worker already holding connections waits (per "
+        "connection, at most TRIAGE_THREADS times) before accepting a new one, so keep-alive "
+        "clients spread over the workers instead of sharing one worker's GIL "
+        "(`service/gunicorn_worker.py`). 0: accept at once, as plain gunicorn does.",
+    ),
     Setting("TRIAGE_TIMEOUT", 60, int, "Seconds before gunicorn restarts a silent worker."),
     Setting(
         "TRIAGE_BODY_TIMEOUT",

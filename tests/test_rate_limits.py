@@ -221,3 +221,33 @@ def _pids(tmp_path: Path, what: str) -> set[str]:
         for m in [re.search(r"service\.access \[(\d+)\]", line)]
         if m
     }
+
+
+def test_each_app_keeps_its_own_rate_with_the_parsed_rates_cached(tmp_path):
+    """Rates are parsed once per setting text: two apps in one process with different
+    texts still each enforce their own (and a third with the first's text, the first's)."""
+    bad = {"Authorization": "Bearer guess"}
+    for folder, rate, allowed in (
+        ("a", "2 per minute", 2),
+        ("b", "4 per minute", 4),
+        ("c", "2 per minute", 2),
+    ):
+        (tmp_path / folder).mkdir()
+        c = make_app(tmp_path / folder, TRIAGE_RATELIMIT_BAD_API_KEY=rate).test_client()
+        codes = [c.get("/v1/tickets", headers=bad).status_code for _ in range(allowed + 1)]
+        assert codes == [401] * allowed + [429], (rate, codes)
+
+
+def test_flask_limiters_own_request_hooks_are_not_run(tmp_path):
+    """The service spends every limit by name; Flask-Limiter's per-request resolution of
+    decorated/default limits (none declared) is left out of every request."""
+    app = make_app(tmp_path, TRIAGE_RATELIMIT_BAD_API_KEY="1 per minute")
+    hooks = [
+        f
+        for funcs in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+        for f in funcs.get(None, [])
+    ]
+    assert not [f for f in hooks if "flask_limiter" in repr(f) or "Limiter" in repr(f)], hooks
+    c = app.test_client()
+    assert c.get("/v1/tickets", headers={"Authorization": "Bearer guess"}).status_code == 401
+    assert_429(c.get("/v1/tickets", headers={"Authorization": "Bearer guess"}))  # limits still hold

@@ -267,6 +267,45 @@ def test_metrics_count_requests_predictions_and_bundle(client):
     assert "triage_bundle_info{bundle_id=" in text
 
 
+def _samples(text: str, name: str) -> dict[str, float]:
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{")
+    }
+
+
+def test_metrics_add_up_per_label_across_requests(client):
+    """The label children are looked up once and reused: each request still counts once,
+    under its own labels (status, endpoint, head and decision, KB answered or not)."""
+    before = client.get("/metrics").data.decode()
+    results = [
+        client.post("/v1/classify", json=TICKET, headers=auth()).get_json()["result"] for _ in range(3)
+    ]
+    client.post("/v1/classify?kb=0", json=TICKET, headers=auth())
+    client.post("/v1/classify", json={"subject": ""}, headers=auth())  # 422
+    after = client.get("/metrics").data.decode()
+
+    def grew(name: str) -> dict[str, float]:
+        was = _samples(before, name)
+        return {k: v - was.get(k, 0.0) for k, v in _samples(after, name).items() if v != was.get(k, 0.0)}
+
+    requests = grew("triage_http_requests_total")
+    assert requests['triage_http_requests_total{endpoint="/v1/classify",method="POST",status="200"}'] == 4
+    assert requests['triage_http_requests_total{endpoint="/v1/classify",method="POST",status="422"}'] == 1
+    heads = {(h, f["decision"]) for r in results for h, f in r["fields"].items()}
+    predictions = grew("triage_predictions_total")
+    assert sum(predictions.values()) == 4 * len(results[0]["fields"])
+    for head, decision in heads:
+        assert predictions[f'triage_predictions_total{{decision="{decision}",head="{head}"}}'] >= 3
+    kb = grew("triage_kb_suggestions_total")
+    answered = "true" if results[0]["kb"] else "false"
+    assert kb[f'triage_kb_suggestions_total{{answered="{answered}",source="classify"}}'] >= 3
+    assert sum(kb.values()) == 4
+    latency = grew("triage_http_request_duration_seconds_count")
+    assert latency['triage_http_request_duration_seconds_count{endpoint="/v1/classify",method="POST"}'] == 5
+
+
 def test_request_id_is_echoed_or_generated(client, caplog):
     caplog.set_level("INFO", logger="service.access")
     r = client.post("/v1/classify", json=TICKET, headers={**auth(), "X-Request-Id": "abc-123"})
@@ -275,3 +314,28 @@ def test_request_id_is_echoed_or_generated(client, caplog):
     generated = client.get("/livez", headers={"X-Request-Id": "bad id with spaces"})
     assert generated.headers["X-Request-Id"] != "bad id with spaces"
     assert len(generated.headers["X-Request-Id"]) == 32
+
+
+def test_session_cookies_follow_the_secret_key_with_the_signer_reused(app):
+    """The session's signing serializer is built once per key: a cookie signed under the old
+    key is refused once the key changes, and accepted again while the old key is a fallback."""
+    from flask import request
+
+    interface = app.session_interface
+    old_key, fallbacks = app.secret_key, app.config["SECRET_KEY_FALLBACKS"]
+    cookie = interface.get_cookie_name(app)
+    signed = interface.get_signing_serializer(app).dumps({"user": {"id": 7}})
+
+    def opened() -> dict:
+        with app.test_request_context("/livez", headers={"Cookie": f"{cookie}={signed}"}):
+            return dict(interface.open_session(app, request))
+
+    try:
+        assert interface.get_signing_serializer(app) is interface.get_signing_serializer(app)
+        assert opened() == {"user": {"id": 7}}
+        app.secret_key = "another-key-" + "x" * 32
+        assert opened() == {}
+        app.config["SECRET_KEY_FALLBACKS"] = [old_key]
+        assert opened() == {"user": {"id": 7}}
+    finally:
+        app.secret_key, app.config["SECRET_KEY_FALLBACKS"] = old_key, fallbacks
