@@ -112,3 +112,39 @@ def test_a_second_start_on_a_taken_port_says_so_at_once(tmp_path, command):
     assert "Traceback" not in done.stderr and "serving on" not in done.stdout
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "already running" in done.stderr and "--port" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "kind, make, said",
+    [
+        # before: mailbox.NoSuchMailboxError traceback
+        (
+            "--maildir",
+            lambda p: p / "nowhere",
+            "no Maildir there (expected a folder with new/, cur/ and tmp/",
+        ),
+        (
+            "--maildir",
+            lambda p: _file(p / "one.eml", b"From: a@b.example\n\nhi\n"),
+            "is a file, not a Maildir",
+        ),
+        ("--mbox", lambda p: p / "nowhere.mbox", "no such file"),
+        ("--mbox", lambda p: p, "is a folder (use --maildir"),
+        # before: read as no message at all: "0 created, 0 threaded, ..." and exit 0
+        ("--mbox", lambda p: _file(p / "one.eml", b"From: a@b.example\n\nhi\n"), "is not an mbox"),
+    ],
+    ids=["maildir-missing", "maildir-file", "mbox-missing", "mbox-folder", "mbox-eml"],
+)
+def test_a_mailbox_that_is_not_there_or_not_one_says_so(tmp_path, capsys, kind, make, said):
+    from triage_cli import main
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    assert main(["db", "upgrade", "--database", url]) == 0
+    code = main(["mail", "poll", kind, str(make(tmp_path)), "--once", "--database", url])
+    err = capsys.readouterr().err
+    assert code != 0 and said in err and "Traceback" not in err, err
+
+
+def _file(path, data: bytes):
+    path.write_bytes(data)
+    return path

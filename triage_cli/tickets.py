@@ -258,9 +258,53 @@ def run_mail_poll(args) -> int:
 
 def _source(args, mailboxes):
     if args.maildir:
+        _check_maildir(args.maildir)
         return mailboxes.MaildirSource(args.maildir)
     if args.mbox:
+        _check_mbox(args.mbox)
         return mailboxes.MboxSource(args.mbox)
     return mailboxes.ImapSource(
         args.imap, os.environ.get("TRIAGE_IMAP_USER", ""), os.environ.get("TRIAGE_IMAP_PASSWORD", "")
     )
+
+
+_EML_HINT = "a single .eml message goes into a Maildir's new/ folder: mkdir -p box/{new,cur,tmp}"
+
+
+def _check_maildir(path: str) -> None:
+    """A missing or wrong folder said in one line (was mailbox.NoSuchMailboxError's traceback)."""
+    from pathlib import Path
+
+    from triage.errors import ConfigError
+
+    folder = Path(path)
+    if folder.is_file():
+        raise ConfigError(
+            f"--maildir {path} is a file, not a Maildir folder (use --mbox for an mbox file; {_EML_HINT})"
+        )
+    missing = [d for d in ("new", "cur") if not (folder / d).is_dir()]  # tmp/ is not read
+    if missing:
+        raise ConfigError(
+            f"--maildir {path}: no Maildir there (expected a folder with new/, cur/ and tmp/; "
+            f"missing {', '.join(d + '/' for d in missing)})"
+        )
+
+
+def _check_mbox(path: str) -> None:
+    """A missing file, a folder, or a file that is not an mbox (it would read as no message)."""
+    from pathlib import Path
+
+    from triage.errors import ConfigError
+
+    file = Path(path)
+    if file.is_dir():
+        raise ConfigError(f"--mbox {path} is a folder (use --maildir for a Maildir)")
+    if not file.is_file():
+        raise ConfigError(f"--mbox {path}: no such file")
+    with open(file, "rb") as fh:
+        start = fh.read(5)
+    if start and start != b"From ":
+        raise ConfigError(
+            f"--mbox {path} is not an mbox: an mbox starts each message with a 'From ' line, "
+            f"this file starts with {start!r} ({_EML_HINT})"
+        )
