@@ -326,3 +326,28 @@ def test_an_automatic_answer_to_our_notice_is_refused_and_sends_nothing(app, tmp
         with store.session() as s:
             assert s.scalar(select(func.count()).select_from(TicketRow)) == 1
             assert s.scalar(select(func.count()).select_from(Comment)) == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="left: an auto-responder that sets no RFC 3834 header, writes a new subject and drops "
+    "In-Reply-To opens a ticket per answer, and each ticket's received notice draws the next "
+    "answer; the guard (no received notice past N per sender and hour) belongs in intake's "
+    "notice (triage/store/intake.py, owned by the hot-path work this round)",
+)
+def test_an_ill_behaved_auto_responder_does_not_ping_pong_with_our_notices(app, tmp_path):
+    with app.app_context():
+        store, mailer = get_store(), get_mailer()
+        inbox.receive_raw(store, _msg(ANN + _id("start") + [("Subject", "Printer jammed")], "Jammed."))
+        for turn in range(30):
+            deliver_once(store, mailer)
+            notice = _sent(tmp_path)[-1]
+            answer = _msg(
+                [("From", "Acme Support <support@acme.example>"), ("To", notice["From"])]
+                + [("Subject", f"Thank you for contacting Acme support (case {turn})")]
+                + _id(f"ack{turn}"),
+                "We have received your message and will answer shortly.",
+            )
+            inbox.receive_raw(store, answer)
+        deliver_once(store, mailer)
+        assert len(_sent(tmp_path)) <= 11  # the first notice and at most 10 to one sender an hour
