@@ -25,6 +25,14 @@ Rows per tree:
   does; then the backlog left, the delay from queued to sent (p50/p99), and the CPU ms per
   mail of the outbox thread alone.
 
+``--http`` instead serves each tree (``triage serve``, 2 gunicorn workers, no model: the store
+path, SQLite) mailing to an aiosmtpd relay in the bench process, posts ``--rate`` tickets/s for
+``--seconds`` over HTTP (4 paced clients, distinct idempotency keys), once with the outbox loop
+off (``TRIAGE_MAIL_INTERVAL=0``, the same-run reference) and once on: the mails the relay got by
+the end of intake and ``interval + 1`` s later, queued -> sent p50/p99, the workers' CPU per
+ticket (/proc), and the outbox's CPU per mail as the difference of the two runs (scaled to the
+same number of tickets): what the deployed shape pays for its mail.
+
 CPU ms is the delivering thread's own CPU (``time.thread_time``): SQLite's work is in it;
 the relay's thread, the intake thread and a PostgreSQL server are not.
 
@@ -32,6 +40,7 @@ the relay's thread, the intake thread and a PostgreSQL server are not.
     git worktree add /tmp/main-before <commit>   # the "before": any checkout of the code
     BENCH_PORTS=20100-20199 nice .venv/bin/python bench/bench_outbox.py --mails 1000 --before ...
     ... --database postgresql+psycopg://postgres@127.0.0.1:5432/test_x   # a throw-away schema
+    BENCH_PORTS=20100-20199 nice .venv/bin/python bench/bench_outbox.py --http --before /tmp/main-before
 """
 
 from __future__ import annotations
@@ -285,6 +294,201 @@ def _during_intake(args, tmp: str, port: int) -> dict:
     }
 
 
+def _served(tree: Path, args, interval: float) -> dict:
+    """``triage serve`` (gunicorn, 2 workers, no model: the store path) of ``tree`` mailing to a
+    relay in this process; intake over HTTP at ``args.rate``/s for ``args.seconds``; then what
+    the relay got, the lag, and the workers' CPU (``interval`` 0: the outbox loop off)."""
+    from aiosmtpd.controller import Controller
+    from sqlalchemy import create_engine, text
+
+    from bench.serving import free_port, kill_after, stop_server
+
+    class Counting:
+        def __init__(self):
+            self.count = 0
+
+        async def handle_DATA(self, server, session, envelope):
+            self.count += 1
+            return "250 OK"
+
+    relay = Counting()
+    controller = Controller(relay, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    tmp = tempfile.mkdtemp(prefix="bench-outbox-")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tree),
+        "TRIAGE_LOAD": "off",
+        "TRIAGE_API_KEYS": "bench-k:intake",
+        "TRIAGE_RATELIMIT_ENABLED": "false",
+        "TRIAGE_LOG_LEVEL": "WARNING",
+        "TRIAGE_DATABASE_URL": f"sqlite:///{tmp}/served.db",
+        "TRIAGE_VAR_DIR": tmp,
+        "TRIAGE_SMTP_HOST": "127.0.0.1",
+        "TRIAGE_SMTP_PORT": str(controller.port),
+        "TRIAGE_SMTP_SECURITY": "none",
+        "TRIAGE_MAIL_FROM": "desk@desk.example",
+        "TRIAGE_MAIL_INTERVAL": str(interval),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    cmd = [sys.executable, "-m", "triage_cli", "serve", "--port", str(port), "--workers", "2", "--no-prepare"]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tree,
+        env=env,
+        stdout=open(Path(tmp) / "server.log", "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    killer = kill_after(proc, 600)
+    try:
+        _wait_live(port, proc)  # /readyz waits for a model: none here
+        workers = _workers(proc.pid)
+        cpu0 = _cpu(workers)
+        posted, failed = _post_paced(port, args.rate, args.seconds)
+        sent_at_end = relay.count
+        time.sleep(max(interval, 0) + 1.0)
+        cpu = _cpu(workers) - cpu0
+        sent_after = relay.count
+    finally:
+        stop_server(proc, killer)
+        controller.stop()
+    engine = create_engine(f"sqlite:///{tmp}/served.db")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT created_at, delivered_at FROM outbox WHERE kind = 'mail'")).all()
+    engine.dispose()
+    from datetime import datetime
+
+    lags = sorted(
+        (datetime.fromisoformat(str(d)) - datetime.fromisoformat(str(c))).total_seconds()
+        for c, d in rows
+        if d
+    )
+    cut = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] if lags else float("nan")  # noqa: E731
+    return {
+        "posted": posted,
+        "failed": failed,
+        "queued": len(rows),
+        "sent_at_end": sent_at_end,
+        "sent": sent_after,
+        "cpu_s": cpu,
+        "lag_p50": cut(0.5),
+        "lag_p99": cut(0.99),
+        "cpu_ms_per_ticket": cpu / max(1, posted) * 1000,
+    }
+
+
+def _wait_live(port: int, proc: subprocess.Popen, seconds: float = 120) -> None:
+    import http.client
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("the server exited before it was live (see its log)")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/livez")
+            if conn.getresponse().status == 200:
+                time.sleep(1.0)  # both workers up
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"not live within {seconds:.0f}s")
+
+
+def _workers(master: int) -> list[int]:
+    path = Path(f"/proc/{master}/task/{master}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _post_paced(port: int, rate: float, seconds: float, clients: int = 4) -> tuple[int, int]:
+    """POST /v1/tickets from ``clients`` threads, paced to ``rate`` in all; (answered, failed)."""
+    import http.client
+
+    counts = [0, 0]
+    lock = threading.Lock()
+    start = time.perf_counter()
+
+    def client(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        i = 0
+        while True:
+            due = start + (i * clients + k) / rate
+            if due - start >= seconds:
+                break
+            time.sleep(max(0.0, due - time.perf_counter()))
+            body = json.dumps(
+                {
+                    "subject": f"Printer {k}-{i} on fire",
+                    "body": "The printer smokes. " * 8,
+                    "requester": f"c{k}-{i}@example.com",
+                }
+            )
+            headers = {
+                "Authorization": "Bearer bench-k",
+                "Content-Type": "application/json",
+                "Idempotency-Key": f"bench-{k}-{i}-{uuid.uuid4().hex[:8]}",
+            }
+            try:
+                conn.request("POST", "/v1/tickets", body=body, headers=headers)
+                ok = conn.getresponse()
+                ok.read()
+                good = ok.status in (200, 201)
+            except OSError:
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                good = False
+            with lock:
+                counts[0 if good else 1] += 1
+            i += 1
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return counts[0], counts[1]
+
+
+def _http_table(trees: dict[str, Path], args) -> None:
+    """Each tree served with the outbox loop off, then on: the workers' CPU difference is the outbox's."""
+    print(
+        f"served (triage serve, 2 workers, no model, SQLite): intake {args.rate:.0f}/s for {args.seconds:.0f} s "
+        f"over HTTP (4 clients), relay aiosmtpd in the bench process, loop every {args.interval:.0f} s; "
+        f"load {os.getloadavg()}"
+    )
+    print(
+        f"{'tree':10}{'loop':>6}{'posted':>8}{'queued':>8}{'sent by end':>12}{'sent +' + str(int(args.interval + 1)) + ' s':>10}"
+        f"{'lag p50 s':>11}{'lag p99 s':>11}{'worker CPU ms/ticket':>22}{'outbox CPU ms/mail':>20}"
+    )
+    for name, tree in trees.items():
+        off = _served(tree, args, 0.0)
+        on = _served(tree, args, args.interval)
+        extra = (
+            (on["cpu_s"] - off["cpu_s"] * on["posted"] / max(1, off["posted"])) / max(1, on["sent"]) * 1000
+        )
+        for label, r in (("off", off), ("on", on)):
+            print(
+                f"{name:10}{label:>6}{r['posted']:>8}{r['queued']:>8}{r['sent_at_end']:>12}{r['sent']:>10}"
+                f"{r['lag_p50']:>11.2f}{r['lag_p99']:>11.2f}{r['cpu_ms_per_ticket']:>22.3f}"
+                + (f"{extra:>20.3f}" if label == "on" else f"{'':>20}")
+            )
+
+
 def _run(tree: Path, args) -> dict:
     cmd = [sys.executable, str(HERE), "--child", "--tree", str(tree), "--mails", str(args.mails)]
     cmd += ["--seconds", str(args.seconds), "--rate", str(args.rate), "--interval", str(args.interval)]
@@ -352,6 +556,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="the during-intake row (0: none)")
     parser.add_argument("--rate", type=float, default=150.0, help="intake tickets/s of that row")
     parser.add_argument("--interval", type=float, default=5.0, help="the loop's TRIAGE_MAIL_INTERVAL")
+    parser.add_argument(
+        "--http", action="store_true", help="instead: each tree served by gunicorn, outbox loop off then on"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tree", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -359,6 +566,11 @@ def main() -> None:
         sys.path.insert(0, str(HERE.parents[1]))  # bench.serving from this tree
         sys.path.insert(0, args.tree)  # the code measured first
         print(json.dumps(_child(args)))
+        return
+    if args.http:
+        sys.path.insert(0, str(HERE.parents[1]))
+        trees = {"before": Path(args.before).resolve()} if args.before else {}
+        _http_table({**trees, "after" if args.before else "this tree": HERE.parents[1]}, args)
         return
     results = {}
     if args.before:
