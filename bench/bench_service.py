@@ -313,10 +313,10 @@ DB_NAME = ""
 
 
 def db_cpu_seconds() -> float:
-    """user + system CPU time of the PostgreSQL backends serving ``DB_NAME`` (0 without one)."""
+    """user + system CPU time of the PostgreSQL backends serving ``DB_NAME`` (0 without one),
+    the backends that ended included (as last seen: a pool closes its overflow connections)."""
     if not DB_NAME:
         return 0.0
-    total = 0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -327,10 +327,14 @@ def db_cpu_seconds() -> float:
             if not words or words[0] != b"postgres:" or DB_NAME.encode() not in words[1:4]:
                 continue
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            start = fields[19]  # a pid reused by a new backend is another backend
+        except (OSError, IndexError):
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        _DB_SEEN[(pid, start)] = int(fields[11]) + int(fields[12])
+    return sum(_DB_SEEN.values()) / os.sysconf("SC_CLK_TCK")
+
+
+_DB_SEEN: dict[tuple[str, str], int] = {}  # CPU ticks of every backend seen, by (pid, start time)
 
 
 def pct(values: list[float], q: float) -> float:

@@ -86,3 +86,25 @@ def _wait_until_gone(pid: int) -> None:
             time.sleep(0.01)
     finally:
         admin.dispose()
+
+
+def test_intake_reads_on_postgresql_run_without_a_transaction_and_leave_none_behind(pg):
+    """The reads before an intake's write (duplicate search, history) are autocommit on
+    PostgreSQL: no BEGIN and COMMIT round trips (each statement has its own snapshot under
+    READ COMMITTED either way). The pooled connection then writes atomically again."""
+    from psycopg.pq import TransactionStatus
+
+    from triage.store.intake import _reading
+
+    with pg.session() as session:
+        with _reading(session):
+            session.execute(text("select count(*) from tickets")).scalar_one()
+            dbapi = session.connection().connection.dbapi_connection
+            assert dbapi.info.transaction_status == TransactionStatus.IDLE  # no transaction open
+    with pytest.raises(RuntimeError):
+        with pg.session() as session:  # most likely the same pooled connection
+            tickets.create(session, {"subject": "half a unit of work"}, actor="t")
+            session.flush()
+            raise RuntimeError("the unit of work fails after its first write")
+    with pg.session(readonly=True) as session:
+        assert session.execute(text("select count(*) from tickets")).scalar_one() == 0

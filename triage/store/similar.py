@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session
 
 from triage import ann
 from triage.duplicates import DuplicateConfig, detect_burst, find_duplicates
+from triage.store.engine import read_options
 from triage.store.tables import ID_MAX, TicketEvent, TicketRow, TicketVector
 from triage.store.tickets import OPEN_STATUSES
 
@@ -645,7 +646,7 @@ _REOPENED = select(
 def _reading(engine: Engine) -> Iterator[Session]:
     """A read-only session of its own (on SQLite: no write lock taken at BEGIN)."""
     with Session(engine) as session:
-        session.connection(execution_options={"triage_readonly": True})
+        session.connection(execution_options=read_options(engine.dialect.name))
         yield session
         session.rollback()
 
