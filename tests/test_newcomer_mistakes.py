@@ -148,3 +148,24 @@ def test_a_mailbox_that_is_not_there_or_not_one_says_so(tmp_path, capsys, kind, 
 def _file(path, data: bytes):
     path.write_bytes(data)
     return path
+
+
+def test_every_option_of_every_command_says_what_it_is_in_help():
+    # before: mail poll's --maildir, --mbox, --interval (seconds? minutes?) and
+    # label-quality's --folds, --method were listed with no word
+    import argparse
+
+    from triage_cli import build_parser
+
+    bare = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, path + [name])
+            elif action.option_strings and action.dest != "help" and not action.help:
+                bare.append(" ".join(path + action.option_strings[:1]))
+
+    walk(build_parser(), ["triage"])
+    assert bare == []

@@ -117,9 +117,20 @@ def _register_label_quality(subparsers) -> None:
         help="review list, .csv or .json (default flagged.csv)",
     )
     p.add_argument("--head", action="append", help="only this head (repeatable)")
-    p.add_argument("--folds", type=int, default=5)
     p.add_argument(
-        "--method", default="self_confidence", choices=("self_confidence", "confident_joint", "both")
+        "--folds",
+        type=int,
+        default=5,
+        help="K of the out-of-fold scoring: each row is scored by a model that never saw it (default 5)",
+    )
+    p.add_argument(
+        "--method",
+        default="self_confidence",
+        choices=("self_confidence", "confident_joint", "both"),
+        help="self_confidence: per class, the estimated number of wrong labels with the lowest "
+        "probability of their given label; confident_joint: the row's confident class (cleanlab's "
+        "per-class thresholds) is another; both: confident_joint and the given class below its "
+        "own threshold (fewer flags) (default self_confidence)",
     )
     p.add_argument(
         "--scores",

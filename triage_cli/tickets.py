@@ -81,11 +81,17 @@ def register(subparsers) -> None:
     )
     _db(poll)
     src = poll.add_mutually_exclusive_group(required=True)
-    src.add_argument("--maildir")
-    src.add_argument("--mbox")
+    src.add_argument("--maildir", metavar="FOLDER", help="a Maildir folder (with new/, cur/, tmp/)")
+    src.add_argument("--mbox", metavar="FILE", help="an mbox file (messages after 'From ' lines)")
     src.add_argument("--imap", metavar="HOST", help="IMAP host; TRIAGE_IMAP_USER/PASSWORD")
     poll.add_argument("--once", action="store_true", help="one pass, then exit")
-    poll.add_argument("--interval", type=float, default=60.0)
+    poll.add_argument(
+        "--interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="between passes without --once (default 60)",
+    )
     poll.add_argument("--bundle", help="model bundle to classify with (default: rules only)")
     poll.set_defaults(func=run_mail_poll)
 
