@@ -154,3 +154,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    if level.upper() != "DEBUG":  # alembic logs 9 lines per worker start ("setup plugin ...")
+        logging.getLogger("alembic").setLevel(logging.WARNING)

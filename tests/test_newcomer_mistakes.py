@@ -169,3 +169,15 @@ def test_every_option_of_every_command_says_what_it_is_in_help():
 
     walk(build_parser(), ["triage"])
     assert bare == []
+
+
+def test_the_service_log_has_no_alembic_plugin_lines_at_start(tmp_path):
+    # before: 9 "INFO alembic.runtime.plugins: setup plugin ..." lines per worker at start
+    code = (
+        "from service.app import configure_logging; configure_logging('INFO');"
+        "from triage.store import Store;"
+        f"Store('sqlite:///{tmp_path / 'l.db'}').upgrade()"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "alembic" not in done.stderr, done.stderr[:500]
