@@ -71,6 +71,13 @@ def test_a_key_sent_without_bearer_is_told_the_scheme_is_missing(client):
     assert "Bearer" in r.get_json()["error"] and "needs the word Bearer" in r.get_json()["error"]
 
 
+def test_an_intake_key_listing_tickets_is_told_about_x_requester_and_staff_keys(client):
+    # before: "a requester must say who they are (X-Requester)"
+    r = client.get("/v1/tickets", headers={"Authorization": "Bearer intake-key"})
+    assert r.status_code == 403
+    assert "X-Requester: <their e-mail>" in r.json["error"] and "agent or admin key" in r.json["error"]
+
+
 def test_the_wrong_method_names_the_allowed_one(client):
     r = client.get("/v1/classify", headers={"Authorization": "Bearer intake-key"})
     assert r.status_code == 405

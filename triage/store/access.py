@@ -41,7 +41,10 @@ def viewer_for(session: Session, role: str, identity: str | None) -> Viewer:
     if role not in ROLES:
         raise Forbidden(f"unknown role {role!r}", expected="|".join(ROLES))
     if role == "requester" and not identity:
-        raise Forbidden("a requester must say who they are (X-Requester)")
+        raise Forbidden(
+            "this key reads tickets on behalf of one requester: send the header "
+            "X-Requester: <their e-mail> (an agent or admin key lists every ticket)"
+        )
     teams: frozenset[str] = frozenset()
     if role == "agent" and identity:
         stmt = (
