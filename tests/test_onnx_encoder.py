@@ -197,3 +197,17 @@ def test_a_graph_the_rewrite_does_not_know_is_served_as_it_is(tmp_path):
     src = tmp_path / "other.onnx"
     src.write_bytes(helper.make_model(graph).SerializeToString())
     assert fuse_attention(src, tmp_path / "fused.onnx") is None and not (tmp_path / "fused.onnx").exists()
+
+
+def test_training_makes_new_vectors_at_the_newest_graph():
+    """`triage train --encoder minilm-onnx` records graph 2 in the bundle (served by graph 2),
+    in an embedding cache of its own (graph 1's cached vectors are never read for it)."""
+    from training.pipeline import resolve_encoder
+    from triage.encoder import load_encoder
+    from triage.onnx_encoder import LATEST_GRAPH
+
+    enc = resolve_encoder("minilm-onnx")
+    assert LATEST_GRAPH == 2 and enc.reference()["graph"] == 2 and enc.inner.graph == 2
+    from triage.encoder import CachedEncoder
+
+    assert enc.path != CachedEncoder(load_encoder({"kind": "minilm-onnx"})).path

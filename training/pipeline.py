@@ -136,8 +136,10 @@ def resolve_encoder(encoder: Encoder | str | None) -> Encoder:
     """
     if encoder is None or encoder == "minilm":
         return CachedEncoder(MiniLMEncoder())
-    if encoder == "minilm-onnx":
-        return CachedEncoder(load_encoder({"kind": "minilm-onnx"}))
+    if encoder == "minilm-onnx":  # new vectors: the newest serving graph (triage/onnx_encoder.py)
+        from triage.onnx_encoder import LATEST_GRAPH
+
+        return CachedEncoder(load_encoder({"kind": "minilm-onnx", "graph": LATEST_GRAPH}))
     if encoder == "hashing":
         return HashingEncoder()
     if isinstance(encoder, str):
