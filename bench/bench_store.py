@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import statistics
 import tempfile
 import threading
@@ -201,6 +202,63 @@ def bench_intake(
     bench_intake.cpu_ms = (time.process_time() - cpu) * 1000 / max(n, 1)
     bench_intake.groups = store.committer.groups - groups
     return latencies, time.perf_counter() - start
+
+
+def bench_growth(store: Store, n: int, step: int, clients: int, rules, triager, encoder) -> list[str]:
+    """Does an intake cost more as the store fills? ``n`` tickets by group commit from
+    ``clients`` threads, with the duplicate search (``encoder``; ``hashing`` if none was
+    given), real ticket texts of ../shared/data when there (else the stand-in subjects), each
+    ticket timed as it arrives; one line per ``step`` tickets: this process's CPU ms and, on
+    PostgreSQL, the server's CPU ms per ticket. Flat lines are what a desk needs: each
+    intake's work bounded whatever is stored."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_service import shared_intake_tickets
+
+    if encoder is None:
+        from triage.encoder import load_encoder
+
+        encoder = load_encoder("hashing")
+    texts = shared_intake_tickets(limit=n) or [_payload(i) for i in range(len(SUBJECTS) * 20)]
+    out, done, lock = [], [0], threading.Lock()
+
+    def payload(i: int) -> dict:
+        t = texts[i % len(texts)]
+        return {
+            "subject": t["subject"],
+            "body": f"{t['body']} ref {i}",
+            "requester": f"user{i % 97}@example.org",
+        }
+
+    def work(ids: list[int]) -> None:
+        for i in ids:
+            intake_grouped(
+                store,
+                payload(i),
+                idempotency_key=f"growth-{i}",
+                actor="bench",
+                triager=triager,
+                ruleset=rules,
+                encoder=encoder,
+                now=datetime.now(timezone.utc),
+            )
+
+    for lo in range(0, n, step):
+        ids = list(range(lo, min(n, lo + step)))
+        server, cpu, wall = server_cpu_ms(store), time.process_time(), time.perf_counter()
+        threads = [threading.Thread(target=work, args=(ids[c::clients],)) for c in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with lock:
+            done[0] += len(ids)
+        after = server_cpu_ms(store)
+        db = f" {(after - server) / len(ids):5.2f}" if server is not None and after is not None else "     -"
+        out.append(
+            f"| {store.dialect:<10} | {done[0]:>6} | {(time.process_time() - cpu) * 1000 / len(ids):6.2f} |{db} | "
+            f"{len(ids) / (time.perf_counter() - wall):7.1f} |"
+        )
+    return out
 
 
 def bench_mail(
@@ -613,6 +671,14 @@ def main() -> None:
         default="",
         help="also encode for duplicate search: hashing (no weights), minilm-onnx or minilm",
     )
+    parser.add_argument(
+        "--growth",
+        type=int,
+        default=0,
+        help="instead of the table: N tickets by group commit at --proc-clients threads with the "
+        "duplicate search, CPU ms per ticket for each --growth-step (does intake cost more as the store fills?)",
+    )
+    parser.add_argument("--growth-step", type=int, default=1000)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--bundle", help="model bundle folder for real classification")
     args = parser.parse_args()
@@ -636,6 +702,31 @@ def main() -> None:
         "is not counted), which other load on the machine does not inflate as it does "
         "wall-clock latency\n"
     )
+    if args.growth:
+        print(
+            f"| store      | stored | CPU ms | server CPU ms | per s | ({args.proc_clients} clients, group commit)"
+        )
+        print("|------------|--------|--------|---------------|-------|")
+        for kind in args.backends.split(","):
+            with tempfile.TemporaryDirectory() as tmp:
+                store, cleanup = open_store(kind.strip(), Path(tmp))
+                try:
+                    from threadpoolctl import threadpool_limits
+
+                    with threadpool_limits(1):  # as in a served worker (service/gunicorn_conf.py)
+                        lines = bench_growth(
+                            store,
+                            args.growth,
+                            args.growth_step,
+                            args.proc_clients,
+                            rules,
+                            triager.inner,
+                            encoder,
+                        )
+                    print("\n".join(lines), flush=True)
+                finally:
+                    cleanup()
+        return
     if args.profile:
         for kind in args.backends.split(","):
             profile(kind.strip(), args, triager.inner, rules)
