@@ -17,7 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from training.dates import parse_times
 from training.mapping import load_export, load_mapping
 from training.stream import load_sampled
 from triage.errors import ConfigError, InputError
@@ -258,3 +261,25 @@ def test_nanoseconds_are_cut_without_a_warning_and_zone_abbreviations_are_explai
     with pytest.raises(InputError, match=r"abbreviation such as 'CET' names no single offset") as err:
         load_export(data, load_mapping(_mapping(tmp_path / "m.yaml")))
     assert err.value.details["row"] == 2
+
+
+_DATEISH = st.one_of(
+    st.text(max_size=30),
+    st.from_regex(r"\A\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}( \d{1,2}:\d{2}( [AP]M)?)?\Z"),
+    st.from_regex(
+        r"\A\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}| [A-Z]{3})?)?\Z"
+    ),
+    st.integers(min_value=-(10**15), max_value=10**15),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_DATEISH, min_size=1, max_size=8), st.sampled_from([None, "day_first", "month_first"]))
+def test_any_time_column_reads_as_utc_times_or_stops_with_an_input_error(values, order):
+    try:
+        times, note = parse_times(values, list(range(1, len(values) + 1)), "f.csv", "Created", order)
+    except InputError as exc:
+        assert exc.details["file"] == "f.csv" and exc.details["column"] == "Created"
+        return
+    assert all(t.tzinfo is timezone.utc for t in times) and (note is None or note["message"])
