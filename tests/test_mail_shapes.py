@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -351,3 +352,39 @@ def test_an_ill_behaved_auto_responder_does_not_ping_pong_with_our_notices(app, 
             inbox.receive_raw(store, answer)
         deliver_once(store, mailer)
         assert len(_sent(tmp_path)) <= 11  # the first notice and at most 10 to one sender an hour
+
+
+# ---------------------------------------------------------------- the HTTP inbound path
+CPYTHON_CORPUS = sorted(
+    (Path(email.__file__).parent.parent / "test" / "test_email" / "data").glob("msg_*.txt")
+)
+
+
+def test_every_shape_and_cpythons_corpus_through_post_v1_tickets_as_rfc822(tmp_path):
+    """``POST /v1/tickets`` with ``Content-Type: message/rfc822``: never a 5xx, each message one
+    outcome, a resend is a duplicate or the same refusal (CPython's corpus is read from the
+    interpreter's prefix when it ships it, never copied)."""
+    app = create_app(
+        {
+            "TRIAGE_LOAD": "off",
+            "TRIAGE_SIGHUP": False,
+            "TRIAGE_API_KEYS": "intake-k:intake",
+            "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'h.db'}",
+            "TRIAGE_SECRET_KEY": "t",
+            "TRIAGE_MAIL_DIR": str(tmp_path / "out"),
+            "TRIAGE_ATTACHMENTS_DIR": str(tmp_path / "files"),
+        }
+    )
+    client = app.test_client()
+    raws = [(name, raw, want) for name, raw, want in SHAPES] + [
+        (p.name, p.read_bytes(), None) for p in CPYTHON_CORPUS
+    ]
+    headers = {"Authorization": "Bearer intake-k", "Content-Type": "message/rfc822"}
+    for name, raw, want in raws:
+        first = client.post("/v1/tickets", data=raw, headers=headers)
+        assert first.status_code in (200, 201), (name, first.status_code, first.text[:300])
+        assert first.json["outcome"] in inbox.OUTCOMES and "failed" not in (first.json["reason"] or ""), name
+        if want is not None:
+            assert first.json["outcome"] == want, (name, first.json["reason"])
+        again = client.post("/v1/tickets", data=raw, headers=headers)
+        assert again.status_code == 200 and again.json["outcome"] in ("duplicate", "refused"), name
