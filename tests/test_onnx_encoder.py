@@ -211,3 +211,20 @@ def test_training_makes_new_vectors_at_the_newest_graph():
     from triage.encoder import CachedEncoder
 
     assert enc.path != CachedEncoder(load_encoder({"kind": "minilm-onnx"})).path
+
+
+def test_a_cache_it_cannot_write_to_serves_the_plain_graph(tmp_path, monkeypatch, caplog):
+    """A read-only cache (baked into an image without the fused copy) still serves: the
+    plain graph gives the same vectors, only a little slower."""
+    from triage import onnx_encoder
+
+    plain = tmp_path / "model-int8-x.onnx"
+    plain.write_bytes(b"")
+
+    def read_only(src, target):
+        raise PermissionError(13, "Permission denied", str(target))
+
+    monkeypatch.setattr(onnx_encoder, "ensure_model", lambda int8=True: plain)
+    monkeypatch.setattr(onnx_encoder, "fuse_attention", read_only)
+    assert onnx_encoder.serving_model(True) == plain
+    assert "cannot write" in caplog.text and "Permission denied" in caplog.text
