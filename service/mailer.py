@@ -56,6 +56,12 @@ def build(config) -> Mailer:
     return Mailer(settings, transport)
 
 
+def receipts_per_hour(config) -> int:
+    """``TRIAGE_MAIL_RECEIPTS_PER_HOUR`` (0 or less: no limit)."""
+    value = config.get("TRIAGE_MAIL_RECEIPTS_PER_HOUR")
+    return max(0, int(outbound.RECEIPTS_PER_HOUR if value is None else value))
+
+
 def get_mailer() -> Mailer:
     return current_app.extensions["triage.mailer"]
 
@@ -68,6 +74,7 @@ def deliver_once(
     *,
     batch: int = outbound.BATCH,
     keep_open: bool = False,
+    receipts_per_hour: int = outbound.RECEIPTS_PER_HOUR,
 ) -> dict[str, int]:
     """Reminders queued, then one delivery pass of mail and webhooks.
 
@@ -77,7 +84,13 @@ def deliver_once(
         with store.session() as session:
             notices.remind_pending(session, utcnow(), timedelta(hours=reminder_hours))
     try:
-        counts = outbound.deliver(store, mailer.send, domain=mailer.settings.domain, limit=batch)
+        counts = outbound.deliver(
+            store,
+            mailer.send,
+            domain=mailer.settings.domain,
+            limit=batch,
+            receipts_per_hour=receipts_per_hour,
+        )
     finally:
         if not keep_open:
             mailer.close()
@@ -93,6 +106,7 @@ def deliver_due(
     *,
     batch: int = outbound.BATCH,
     stop: threading.Event | None = None,
+    receipts_per_hour: int = outbound.RECEIPTS_PER_HOUR,
 ) -> dict[str, int]:
     """Passes back to back while each sends a whole batch (the loop's body), summed.
 
@@ -105,7 +119,15 @@ def deliver_due(
     total: dict[str, int] = {}
     try:
         while True:
-            counts = deliver_once(store, mailer, reminder_hours, webhook_allow, batch=batch, keep_open=True)
+            counts = deliver_once(
+                store,
+                mailer,
+                reminder_hours,
+                webhook_allow,
+                batch=batch,
+                keep_open=True,
+                receipts_per_hour=receipts_per_hour,
+            )
             reminder_hours = 0.0
             for key, value in counts.items():
                 total[key] = total.get(key, 0) + value
@@ -127,6 +149,7 @@ def _start_loop(app: Flask, interval: float) -> None:
 
     hours = float(app.config.get("TRIAGE_MAIL_PENDING_REMINDER_HOURS") or 0)
     batch = max(1, int(app.config.get("TRIAGE_MAIL_BATCH") or outbound.BATCH))
+    receipts = receipts_per_hour(app.config)
 
     def loop(stop: threading.Event) -> None:
         while not stop.wait(interval):
@@ -139,6 +162,7 @@ def _start_loop(app: Flask, interval: float) -> None:
                         app.config.get("TRIAGE_WEBHOOK_ALLOW") or "",
                         batch=batch,
                         stop=stop,
+                        receipts_per_hour=receipts,
                     )
                 if any(counts.values()):
                     log.info("outbox: %s", counts)

@@ -565,6 +565,14 @@ SETTINGS: list[Setting] = [
         "50 mails or 5 s: a crash sends at most those again.",
     ),
     Setting(
+        "TRIAGE_MAIL_RECEIPTS_PER_HOUR",
+        10,
+        int,
+        "A requester who opened this many tickets in the hour before a new one gets no "
+        "`received` notice for it (the outbox marks it failed, saying why): the guard against a "
+        "mail loop with an auto-responder that answers every notice with a new message. 0: no limit.",
+    ),
+    Setting(
         "TRIAGE_MAIL_PENDING_REMINDER_HOURS",
         48.0,
         float,

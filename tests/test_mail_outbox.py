@@ -320,3 +320,45 @@ def test_a_pass_with_a_failure_ends_the_round(store):
 
     counts = deliver_due(store, Refusing(), batch=10)  # type: ignore[arg-type]
     assert (counts["sent"], counts["retry"], len(seen)) == (9, 1, 10)
+
+
+def test_a_requester_opening_ticket_after_ticket_gets_at_most_n_receipts_an_hour(store):
+    """The mail-loop guard: the 4th ticket of one requester within the hour gets no notice."""
+    start = utcnow() - timedelta(minutes=30)
+    with store.session() as s:
+        for i in range(5):
+            intake(
+                s,
+                {"subject": f"auto {i}", "body": "b", "requester": "bot@acme.example"},
+                actor="x",
+                now=start + timedelta(minutes=i),
+            )
+        intake(s, {"subject": "human", "body": "b", "requester": "cust@example.com"}, actor="x", now=start)
+    sent = []
+    counts = outbound.deliver(store, sent.append, domain="d.example", receipts_per_hour=3)
+    assert sorted(m["subject"] for m in sent) == ["auto 0", "auto 1", "auto 2", "human"]
+    assert counts["sent"] == 4
+    with store.session() as s:
+        held = [r for r in outbound.listing(s) if not r["delivered_at"]]
+    assert sorted(r["subject"] for r in held) == ["auto 3", "auto 4"]
+    assert all(r["failed"] and "TRIAGE_MAIL_RECEIPTS_PER_HOUR" in r["last_error"] for r in held)
+
+
+def test_tickets_an_hour_apart_each_get_their_receipt_and_0_means_no_limit(store):
+    start = utcnow() - timedelta(hours=5)
+    with store.session() as s:
+        for i in range(4):  # one every 61 minutes: never 2 within the hour before another
+            intake(
+                s,
+                {"subject": f"s{i}", "body": "b", "requester": "bot@acme.example"},
+                actor="x",
+                now=start + timedelta(minutes=61 * i),
+            )
+        for i in range(4):  # 4 at once, limit off
+            intake(
+                s, {"subject": f"t{i}", "body": "b", "requester": "many@acme.example"}, actor="x", now=start
+            )
+    sent = []
+    assert outbound.deliver(store, sent.append, domain="d.example", receipts_per_hour=0)["sent"] == 8
+    _tickets(store, 3, requester="bot@acme.example")  # now: 0 in the hour before the first
+    assert outbound.deliver(store, sent.append, domain="d.example", receipts_per_hour=1)["sent"] == 1

@@ -329,13 +329,6 @@ def test_an_automatic_answer_to_our_notice_is_refused_and_sends_nothing(app, tmp
             assert s.scalar(select(func.count()).select_from(Comment)) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="left: an auto-responder that sets no RFC 3834 header, writes a new subject and drops "
-    "In-Reply-To opens a ticket per answer, and each ticket's received notice draws the next "
-    "answer; the guard (no received notice past N per sender and hour) belongs in intake's "
-    "notice (triage/store/intake.py, owned by the hot-path work this round)",
-)
 def test_an_ill_behaved_auto_responder_does_not_ping_pong_with_our_notices(app, tmp_path):
     with app.app_context():
         store, mailer = get_store(), get_mailer()

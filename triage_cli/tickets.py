@@ -119,7 +119,7 @@ def sweep_once(store) -> list[dict]:
     from triage.store import clocks
 
     from service import settings
-    from service.mailer import build, deliver_due
+    from service.mailer import build, deliver_due, receipts_per_hour
 
     fired = [f.to_dict() for f in clocks.sweep_all(store)]
     config = settings.resolve()
@@ -129,6 +129,7 @@ def sweep_once(store) -> list[dict]:
         float(config.get("TRIAGE_MAIL_PENDING_REMINDER_HOURS") or 0),
         config.get("TRIAGE_WEBHOOK_ALLOW") or "",
         batch=max(1, int(config.get("TRIAGE_MAIL_BATCH") or 100)),
+        receipts_per_hour=receipts_per_hour(config),
     )
     if any(delivery.values()):
         log.info("outbox (mail, webhooks): %s", delivery)

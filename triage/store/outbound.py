@@ -137,7 +137,9 @@ def thread_ticket(session: Session, message_id: str) -> int | None:
     ).first()
 
 
-def claim(session: Session, now: datetime, domain: str, limit: int = 100) -> list[dict[str, Any]]:
+def claim(
+    session: Session, now: datetime, domain: str, limit: int = 100, receipts_per_hour: int = 0
+) -> list[dict[str, Any]]:
     """Due mails, leased to this worker, with their Message-ID and thread headers fixed.
 
     A ticket's mails go out in the order they were queued: a due mail is left for a later
@@ -145,9 +147,17 @@ def claim(session: Session, now: datetime, domain: str, limit: int = 100) -> lis
     waiting for a retry), so two workers draining the outbox never swap a customer's mails.
     Statements per pass, not per mail: the due rows, the earlier unsent mail per ticket,
     the thread of every ticket of the batch (three reads), and two UPDATEs.
+
+    ``receipts_per_hour`` (> 0): a ``received`` notice whose requester opened that many
+    tickets in the hour before this one is not sent (marked failed, with why): an
+    auto-responder that answers every notice with a new message would otherwise open a
+    ticket and draw a notice per answer, for ever (see :func:`_mail_loops`).
     """
     rows = [r._asdict() for r in session.execute(_DUE, {"now": now, "limit": limit})]
     rows = _in_order(session, rows)
+    if receipts_per_hour > 0 and (looping := _mail_loops(session, rows, receipts_per_hour)):
+        session.execute(_HELD_BACK, {"ids": sorted(looping), "why": _LOOP_ERROR.format(n=receipts_per_hour)})
+        rows = [r for r in rows if r["id"] not in looping]
     if not rows:
         return []
     fresh = [r for r in rows if r["message_id"] is None]
@@ -232,6 +242,53 @@ _SENT_BEFORE = (
     .order_by(_OUTBOX.c.id)
 )
 
+_HELD_BACK = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(failed=True, last_error=bindparam("why"))
+)
+_LOOP_ERROR = (
+    "not sent: its requester opened {n} or more tickets in the hour before this one "
+    "(a mail loop with an auto-responder?); TRIAGE_MAIL_RECEIPTS_PER_HOUR"
+)
+_OPENED = select(TicketRow.id, TicketRow.requester, TicketRow.created_at).where(
+    TicketRow.id.in_(bindparam("tickets", expanding=True))
+)
+_OPENED_BY = select(TicketRow.id, TicketRow.requester, TicketRow.created_at).where(
+    TicketRow.requester.in_(bindparam("requesters", expanding=True)),
+    TicketRow.created_at >= bindparam("since"),
+    TicketRow.created_at <= bindparam("until"),
+)
+
+
+def _mail_loops(session: Session, rows: list[dict[str, Any]], per_hour: int) -> set[int]:
+    """Ids of the batch's ``received`` notices whose requester opened ``per_hour`` tickets or
+    more in the hour before that ticket (two indexed reads per pass, nothing at intake)."""
+    notices = {r["ticket_id"]: r["id"] for r in rows if r["event"] == "mail.received" and r["ticket_id"]}
+    if not notices:
+        return set()
+    opened = session.execute(_OPENED, {"tickets": sorted(notices)}).all()
+    requesters = sorted({requester for _, requester, _ in opened if requester})
+    if not requesters:
+        return set()
+    since = min(at for _, _, at in opened) - timedelta(hours=1)
+    until = max(at for _, _, at in opened)
+    by_requester: dict[str, list[tuple[datetime, int]]] = {}
+    for ticket_id, requester, at in session.execute(
+        _OPENED_BY, {"requesters": requesters, "since": since, "until": until}
+    ):
+        by_requester.setdefault(requester, []).append((at, ticket_id))
+    looping = set()
+    for ticket_id, requester, at in opened:
+        earlier = sum(
+            at - timedelta(hours=1) <= when and (when, other) < (at, ticket_id)
+            for when, other in by_requester.get(requester, [])
+        )
+        if earlier >= per_hour:
+            looping.add(notices[ticket_id])
+    return looping
+
+
 # (created_at, outbox id or None for the ticket's own mail and its comments, Message-ID)
 Entry = tuple[datetime, int | None, str]
 
@@ -286,6 +343,8 @@ Sender = Callable[[dict[str, Any]], None]
 
 # Mails claimed per delivery pass (the service's loop passes TRIAGE_MAIL_BATCH).
 BATCH = 100
+# A requester's received notices an hour, at most (TRIAGE_MAIL_RECEIPTS_PER_HOUR; 0: no limit).
+RECEIPTS_PER_HOUR = 10
 # Outcomes recorded together, in one write transaction (one UPDATE for the mails sent). A
 # crash before they are recorded sends those mails again once their lease ends: mail is
 # delivered at least once, and a crash re-sends at most this many.
@@ -295,7 +354,13 @@ OUTCOMES_EVERY = timedelta(seconds=5)
 
 
 def deliver(
-    store, send: Sender, *, domain: str, now: Callable[[], datetime] = utcnow, limit: int = BATCH
+    store,
+    send: Sender,
+    *,
+    domain: str,
+    now: Callable[[], datetime] = utcnow,
+    limit: int = BATCH,
+    receipts_per_hour: int = RECEIPTS_PER_HOUR,
 ) -> dict[str, int]:
     """One pass: claim due mails, ``send(mail)`` each outside the transaction, record outcomes.
 
@@ -307,7 +372,7 @@ def deliver(
     """
     with store.session() as session:
         claimed_at = now()
-        batch = claim(session, claimed_at, domain, limit)
+        batch = claim(session, claimed_at, domain, limit, receipts_per_hour)
     counts = {"sent": 0, "retry": 0, "failed": 0}
     done: list[tuple[int, str | None]] = []
     waiting: list[int] = []  # not attempted: leased again to nobody
