@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnxruntime  # noqa: F401 - a dependency: missing is an error, not a skip
 import pytest
@@ -228,3 +230,25 @@ def test_a_cache_it_cannot_write_to_serves_the_plain_graph(tmp_path, monkeypatch
     monkeypatch.setattr(onnx_encoder, "fuse_attention", read_only)
     assert onnx_encoder.serving_model(True) == plain
     assert "cannot write" in caplog.text and "Permission denied" in caplog.text
+
+
+@pytest.mark.slow
+def test_a_bundle_trained_now_records_graph_2_and_is_served_by_it(tmp_path):
+    """Training → manifest → serving, end to end on the real model: the bundle names graph 2,
+    the service's encoder for it is graph 2, and the heads read its vectors."""
+    from service.components import load_triager
+    from test_training import write_export  # the small labelled export test_training trains on
+    from training.pipeline import train
+    from triage.bundle import bundle_encoder_ref
+
+    data, mapping = write_export(tmp_path, n_per_team=10)
+    result = train(
+        data, mapping, tmp_path / "models", encoder="minilm-onnx", heads=["team"], cv=3, progress=False
+    )
+    assert bundle_encoder_ref(result.bundle_path)["graph"] == 2
+    triager, encoder = load_triager(Path(result.bundle_path))
+    assert encoder.inner.graph == 2 and triager.encoder_reference() == encoder.reference()
+    from triage.predict import Ticket
+
+    out = triager.classify([Ticket(subject="Outlook", body="my mailbox is full and outlook hangs")])
+    assert out[0]["fields"]["team"]["label"] == "email"
