@@ -16,6 +16,7 @@ waits longer than ``threads`` × the delay, and only when a connection is opened
 from __future__ import annotations
 
 import os
+import socket
 import time
 
 from gunicorn.workers.gthread import ThreadWorker
@@ -27,11 +28,31 @@ class BalancedThreadWorker(ThreadWorker):
         super().init_process()
 
     def accept(self, listener):
-        held = min(self.nr_conns, self.cfg.threads)
-        if held > 0 and self.accept_delay > 0:
+        held = min(self.held_connections(), self.cfg.threads) if self.accept_delay > 0 else 0
+        if held > 0:
             # (the main thread sleeps, not a request thread: requests go on meanwhile)
             time.sleep(held * self.accept_delay)
         super().accept(listener)
+
+    def held_connections(self) -> int:
+        """Connections held, less the idle keep-alive ones their client has closed.
+
+        A client's close reaches this worker as a readable socket that the loop reaps a
+        moment later; a client that drops its connections and opens new ones (the bench
+        between rows; a pool being recycled) would otherwise find this worker still
+        counting the old ones, and the other worker taking both new ones. Peeking is one
+        non-blocking ``recv`` per idle keep-alive connection, and only when accepting.
+        """
+        held = self.nr_conns
+        for conn in self.keepalived_conns:
+            try:
+                if conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+                    held -= 1  # closed by the client
+            except (BlockingIOError, InterruptedError):
+                pass  # open and quiet: a keep-alive client between requests
+            except OSError:
+                held -= 1  # reset: as good as closed
+        return held
 
 
 def accept_delay() -> float:
