@@ -25,8 +25,9 @@ Choices, measured or reasoned on the 2-core machines this runs on:
 * ``gthread`` here is gunicorn's worker with a late accept (service/gunicorn_worker.py,
   ``TRIAGE_ACCEPT_DELAY_MS``): a worker holding connections lets an idler one take the
   next. Plain gthread put both keep-alive clients of bench_service.py on one worker in
-  5 of 10 runs (the other core idle, the two requests sharing one GIL: ?kb=0 p50 2.6 ->
-  6.6 ms); with the delay 10 of 10 split ~50/50 (docs/notes/2026-12-06-i15k2-4.md).
+  22 of 49 rows (the other core idle, the two requests sharing one GIL: ?kb=0 p50 2.6 ->
+  6.6-13.4 ms in the same runs); with the late accept 13 of 13 split ~50/50
+  (bench/README.md "Round 5, i15k2").
 * Prometheus multiprocess mode: a run folder made by the master is shared by the
   workers for metric files and for the admin-reload token (``TRIAGE_RUN_DIR``).
 """
