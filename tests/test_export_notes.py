@@ -283,3 +283,20 @@ def test_any_time_column_reads_as_utc_times_or_stops_with_an_input_error(values,
         assert exc.details["file"] == "f.csv" and exc.details["column"] == "Created"
         return
     assert all(t.tzinfo is timezone.utc for t in times) and (note is None or note["message"])
+
+
+def test_a_placeholder_label_is_warned_about_and_rename_to_null_makes_it_missing(tmp_path):
+    # before: "N/A" (ServiceNow "(empty)", Jira "Unassigned") trained as a team of its own, no word
+    teams = ["Network", "N/A", "Accounts", "N/A", "Hardware", "Network"]
+    rows = [[f"vpn down {i}", "vpn keeps dropping", t, "2024-03-04"] for i, t in enumerate(teams)]
+    data = _csv(tmp_path / "export.csv", ["Summary", "Description", "Team", "Created"], rows)
+    for ds in _both(data, _mapping(tmp_path / "m.yaml")):
+        (note,) = _notes(ds, "placeholder_class")
+        assert note["classes"] == ["N/A"] and "'N/A': null under labels.team.rename" in note["message"]
+    mapping = _mapping(tmp_path / "null.yaml")
+    mapping.write_text(
+        mapping.read_text().replace('{column: "Team"}', '{column: "Team", rename: {"N/A": null}}')
+    )
+    for ds in _both(data, mapping):
+        assert ds.labels["team"] == ["Network", None, "Accounts", None, "Hardware", "Network"]
+        assert ds.counts["missing_label"]["team"] == 2 and _notes(ds, "placeholder_class") == []

@@ -51,11 +51,42 @@ def duplicate_column_notes(path: Path, kind: str, mapping: Mapping) -> list[dict
     return notes
 
 
+# what tools write in a label column for "no value": trained as a class of its own otherwise
+PLACEHOLDERS = {
+    "n/a",
+    "na",
+    "null",
+    "none",
+    "nil",
+    "-",
+    "--",
+    "?",
+    "(empty)",
+    "(none)",
+    "unassigned",
+    "nan",
+    "undefined",
+}
+
+
 def label_notes(labels: dict[str, list[str | None]], mapping: Mapping) -> list[dict]:
-    """A note per head whose classes differ only in letter case or spacing."""
+    """A note per head whose classes differ only in letter case or spacing, and per class
+    that looks like a missing value ("N/A", "-", "(empty)", "Unassigned")."""
     notes = []
     for head, values in labels.items():
         counts = Counter(v for v in values if v is not None)
+        for cls in (c for c in counts if str(c).strip().casefold() in PLACEHOLDERS):
+            notes.append(
+                {
+                    "kind": "placeholder_class",
+                    "head": head,
+                    "column": mapping.labels[head].column,
+                    "classes": [cls],
+                    "message": f"labels.{head}: the class {cls!r} ({counts[cls]} rows) looks like a "
+                    f"missing value and is trained as a class; if it means no label, add "
+                    f"{cls!r}: null under labels.{head}.rename",
+                }
+            )
         groups: dict[str, list[str]] = {}
         for cls in counts:
             groups.setdefault(" ".join(str(cls).casefold().split()), []).append(str(cls))

@@ -55,7 +55,8 @@ _SHAPE = {"csv": "", "parquet": "", "jsonl": " (one JSON object per line)"}
 @dataclass
 class LabelSpec:
     column: str
-    rename: dict[str, str] = field(default_factory=dict)
+    # CODE -> LABEL; a code renamed to null (or "") is a missing label: "N/A", "-", "(empty)"
+    rename: dict[str, str | None] = field(default_factory=dict)
     where: dict[str, list[str]] = field(default_factory=dict)
     min_class_count: int = 0
 
@@ -182,7 +183,7 @@ def _label_spec(name: Any, spec: Any, default_min: int, source: str) -> LabelSpe
     _need(isinstance(rename, dict), f"labels.{name}.rename: expected a mapping, got {rename!r}", source)
     return LabelSpec(
         column=str(spec["column"]),
-        rename={_code(k): str(v) for k, v in rename.items()},
+        rename={_code(k): None if v is None or str(v).strip() == "" else str(v) for k, v in rename.items()},
         min_class_count=int(spec.get("min_class_count", default_min) or 0),
     )
 
