@@ -13,20 +13,17 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .csv_dialect import csv_header
 
-if TYPE_CHECKING:
-    from .mapping import Mapping
 
-
-def duplicate_column_notes(path: Path, kind: str, mapping: Mapping) -> list[dict]:
-    """A note per column name the CSV header has more than once, saying which one is read."""
+def duplicate_column_notes(path: Path, kind: str, columns: dict[str, str]) -> list[dict]:
+    """A note per column name the CSV header has more than once, saying which one is read;
+    ``columns`` is the mapping's ``columns()`` (use -> column name)."""
     if kind != "csv":
         return []  # JSON objects keep one value per key; Parquet files are written by code
     names = csv_header(path)
-    used = {col: use for use, col in mapping.columns().items()}
+    used = {col: use for use, col in columns.items()}
     notes = []
     for name, n in Counter(names).items():
         if n < 2:
@@ -69,9 +66,10 @@ PLACEHOLDERS = {
 }
 
 
-def label_notes(labels: dict[str, list[str | None]], mapping: Mapping) -> list[dict]:
+def label_notes(labels: dict[str, list[str | None]], columns: dict[str, str]) -> list[dict]:
     """A note per head whose classes differ only in letter case or spacing, and per class
-    that looks like a missing value ("N/A", "-", "(empty)", "Unassigned")."""
+    that looks like a missing value ("N/A", "-", "(empty)", "Unassigned"); ``columns`` is
+    each head's export column."""
     notes = []
     for head, values in labels.items():
         counts = Counter(v for v in values if v is not None)
@@ -80,7 +78,7 @@ def label_notes(labels: dict[str, list[str | None]], mapping: Mapping) -> list[d
                 {
                     "kind": "placeholder_class",
                     "head": head,
-                    "column": mapping.labels[head].column,
+                    "column": columns[head],
                     "classes": [cls],
                     "message": f"labels.{head}: the class {cls!r} ({counts[cls]} rows) looks like a "
                     f"missing value and is trained as a class; if it means no label, add "
@@ -96,7 +94,7 @@ def label_notes(labels: dict[str, list[str | None]], mapping: Mapping) -> list[d
                 {
                     "kind": "near_duplicate_classes",
                     "head": head,
-                    "column": mapping.labels[head].column,
+                    "column": columns[head],
                     "classes": sorted(same),
                     "message": f"labels.{head}: classes that differ only in case or spacing are "
                     f"trained as separate classes: {spelled}; map them to one name under "

@@ -296,7 +296,7 @@ def _blank(value: Any) -> bool:
 def load_export(path: str | Path, mapping: Mapping) -> Dataset:
     """Read an export through ``mapping``; errors name file, row and column."""
     path = Path(path)
-    notes = duplicate_column_notes(path, export_kind(path), mapping)
+    notes = duplicate_column_notes(path, export_kind(path), mapping.columns())
     return dataset_from_frame(read_export(path), mapping, path, header_notes=notes)
 
 
@@ -377,7 +377,7 @@ def dataset_from_frame(
     counts = {"rows_read": rows_read if rows_read is not None else len(df), "rows_kept": len(texts)}
     counts["dropped"] = dropped
     counts.update(_apply_filters(labels, mapping, rare))
-    counts["warnings"] = notes + label_notes(labels, mapping)
+    counts["warnings"] = notes + label_notes(labels, {h: spec.column for h, spec in mapping.labels.items()})
     return Dataset(
         path=path,
         sha256=sha256 or file_sha256(path),

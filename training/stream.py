@@ -277,7 +277,7 @@ def load_sampled(
         rows_read=info.rows,
         sha256=sha,
         rare=dict(info.rare),
-        header_notes=duplicate_column_notes(path, export_kind(path), mapping),
+        header_notes=duplicate_column_notes(path, export_kind(path), mapping.columns()),
     )
     if len(keep) < info.rows:
         data.counts["sampled"] = {
