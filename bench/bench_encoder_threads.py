@@ -25,10 +25,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def _worker(intra: int, threads: int, seconds: float, texts: list[str], out) -> None:
+def _worker(intra: int, threads: int, seconds: float, texts: list[str], out, graph: int = 1) -> None:
     from triage.onnx_encoder import OnnxMiniLMEncoder
 
-    encoder = OnnxMiniLMEncoder(threads=intra)
+    encoder = OnnxMiniLMEncoder(threads=intra, graph=graph)
     encoder.encode(texts[:2])  # load + warm up
     latencies: list[float] = []
     lock = threading.Lock()
@@ -53,11 +53,12 @@ def _worker(intra: int, threads: int, seconds: float, texts: list[str], out) -> 
     out.put((latencies, time.process_time() - cpu))
 
 
-def measure(intra: int, workers: int, threads: int, seconds: float, texts: list[str]) -> dict:
+def measure(intra: int, workers: int, threads: int, seconds: float, texts: list[str], graph: int = 1) -> dict:
     ctx = mp.get_context("spawn")  # a fresh interpreter per worker, as gunicorn's fork-before-load
     queue = ctx.Queue()
     procs = [
-        ctx.Process(target=_worker, args=(intra, threads, seconds, texts, queue)) for _ in range(workers)
+        ctx.Process(target=_worker, args=(intra, threads, seconds, texts, queue, graph))
+        for _ in range(workers)
     ]
     for p in procs:
         p.start()
@@ -83,6 +84,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="request threads per worker (gthread)")
     p.add_argument("--seconds", type=float, default=15, help="duration of each measurement")
     p.add_argument("--intra", default="1,2,0", help="intra-op thread settings to compare (0 = ORT default)")
+    p.add_argument(
+        "--graph", type=int, default=1, help="serving graph version (triage/onnx_encoder.py GRAPHS)"
+    )
     args = p.parse_args()
     from bench_service import demo_tickets, typical
 
@@ -94,7 +98,7 @@ def main() -> None:
     print("| intra-op threads | calls | texts/s | p50 ms | p99 ms | max ms | CPU ms/text |")
     print("|---|---|---|---|---|---|---|")
     for intra in [int(x) for x in args.intra.split(",")]:
-        r = measure(intra, args.workers, args.threads, args.seconds, texts)
+        r = measure(intra, args.workers, args.threads, args.seconds, texts, args.graph)
         name = f"{intra}" + (" (ORT default: all cores)" if intra == 0 else "")
         print(
             f"| {name} | {r['n']} | {r['rate']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | "

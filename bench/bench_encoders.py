@@ -76,6 +76,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sample", type=int, default=4000, help="tickets per export")
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument(
+        "--seed", type=int, default=0, help="which tickets are sampled (another seed: another sample)"
+    )
+    p.add_argument(
+        "--exports", default=",".join(r[0] for r in RUNS), help="comma-separated: it_tickets,endava"
+    )
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sklearn.model_selection import StratifiedKFold
@@ -83,9 +89,9 @@ def main() -> None:
     from training.mapping import load_export, load_mapping
 
     rows = []
-    for name, export, mapping_path in RUNS:
+    for name, export, mapping_path in [r for r in RUNS if r[0] in args.exports.split(",")]:
         data = load_export(export, load_mapping(mapping_path))
-        idx = sample_rows(data.texts, data.labels, args.sample)
+        idx = sample_rows(data.texts, data.labels, args.sample, seed=args.seed)
         texts = [data.texts[i] for i in idx]
         vectors, rates = {}, {}
         for kind in ENCODERS:
@@ -112,7 +118,7 @@ def main() -> None:
         )
     print(
         f"\n{args.folds}-fold macro-F1 of a logistic regression on the vectors, "
-        f"{args.sample} sampled tickets per export, load average {os.getloadavg()[0]:.1f}\n"
+        f"{args.sample} sampled tickets per export (seed {args.seed}), load average {os.getloadavg()[0]:.1f}\n"
     )
     print(
         "| export | head | n | minilm (torch) | minilm-onnx g1 (int8) | minilm-onnx g2 (int8) | "
