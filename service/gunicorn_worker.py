@@ -50,6 +50,8 @@ class BalancedThreadWorker(ThreadWorker):
                     held -= 1  # closed by the client
             except (BlockingIOError, InterruptedError):
                 pass  # open and quiet: a keep-alive client between requests
+            except ValueError:
+                pass  # a TLS socket takes no recv flags: counted, as plain gthread would
             except OSError:
                 held -= 1  # reset: as good as closed
         return held
