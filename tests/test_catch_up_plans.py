@@ -58,12 +58,12 @@ def stored(store):
     return store
 
 
-def _generic_plan(store, stmt, above: int) -> str:
+def _generic_plan(store, stmt, above: int, gaps: list[int]) -> str:
     """EXPLAIN of the range statement prepared with ``$1``/``$2`` for its bounds, planned
     generically (``plan_cache_mode=force_generic_plan``, as for a statement run many times)."""
     marker = 987_654_321  # rendered as literals, then the two bounds made parameters again
     sql = str(
-        stmt.params(above=marker, upto=ID_MAX).compile(
+        stmt.params(above=marker, upto=ID_MAX, **({"gaps": gaps} if gaps else {})).compile(
             dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
         )
     )
@@ -87,9 +87,10 @@ def _generic_plan(store, stmt, above: int) -> str:
         pytest.param((similar._REOPENED, similar._E.c.id), id="reopened"),
     ],
 )
-def test_the_catch_up_range_is_an_index_read_in_the_generic_plan(stored, base):
+@pytest.mark.parametrize("gaps", [[], [5, 9, 13]], ids=["range", "range-and-gaps"])
+def test_the_catch_up_range_is_an_index_read_in_the_generic_plan(stored, base, gaps):
     stmt, key = base
-    plan = _generic_plan(stored, similar._unread_statement(stmt, key, "range"), N - 5)
+    plan = _generic_plan(stored, similar._unread_statement(stmt, key, bool(gaps)), N - 5, gaps)
     assert "Seq Scan" not in plan, plan
 
 

@@ -655,38 +655,35 @@ def _unread(session: Session, stmt, key, watermark: int, gaps: set[int] | None, 
     """``stmt``'s rows not read yet: ``key`` above the watermark, and the gaps below it (the
     whole margin at first).
 
-    Two statements per ``stmt``, built once (bound parameters: the catch-up runs on every
-    intake, and building and keying a statement cost more than running it), and kept apart:
-    a range, and a point read of the gaps (only when there are some). On PostgreSQL a
-    statement run often is planned once for any parameter (psycopg prepares it: the generic
-    plan), and for an open range ``key > $1`` the planner then assumes a third of the table
-    (and ``key > $1 OR key IN (...)`` can only be a scan): the catch-up read every row of
-    ``tickets``, ``ticket_vectors`` and ``ticket_events`` on every intake, more the more
-    tickets were stored (bench/README.md, round 5). A range closed above (``key <= $2``,
-    bound to the highest id there can be) is assumed small in any plan: an index read."""
-    above = watermark - margin if gaps is None else watermark
-    conn = _core(session)
-    rows = list(conn.execute(_unread_statement(stmt, key, "range"), {"above": above, "upto": ID_MAX}))
+    Two statements per ``stmt`` (with gaps and without), built once: the catch-up runs on every
+    intake, and building and keying a statement cost more than running it. The range is closed
+    above (``key <= :upto``, bound to the highest id there can be). On PostgreSQL a statement
+    run often is planned once for any parameter (psycopg prepares it: the generic plan), and
+    for an open range ``key > $1`` the planner assumes a third of the table (and with ``OR key
+    IN (...)`` it can only scan): the catch-up read every row of ``tickets``,
+    ``ticket_vectors`` and ``ticket_events`` on every intake, more the more tickets were stored
+    (bench/README.md, round 5). A closed range is assumed small in any plan: index reads (the
+    gaps as a second index read, OR-ed), ``tests/test_catch_up_plans.py``."""
+    params: dict[str, Any] = {"above": watermark - margin if gaps is None else watermark, "upto": ID_MAX}
     if gaps:
-        rows += conn.execute(_unread_statement(stmt, key, "gaps"), {"gaps": sorted(gaps)})
-    return rows
+        params["gaps"] = sorted(gaps)
+    return list(_core(session).execute(_unread_statement(stmt, key, "gaps" in params), params))
 
 
-def _unread_statement(stmt, key, variant: str):
-    """``stmt`` limited to ``:above < key <= :upto`` or to the keys ``:gaps``; built once per
-    base statement and variant."""
-    built = _UNREAD.get((id(stmt), variant))
+def _unread_statement(stmt, key, with_gaps: bool):
+    """``stmt`` limited to ``:above < key <= :upto`` (or ``key IN :gaps``); built once per base
+    statement and variant."""
+    built = _UNREAD.get((id(stmt), with_gaps))
     if built is None:
-        if variant == "range":
-            built = stmt.where(key > bindparam("above"), key <= bindparam("upto"))
-        else:
-            built = stmt.where(key.in_(bindparam("gaps", expanding=True)))
-        _UNREAD[(id(stmt), variant)] = built
+        where = and_(key > bindparam("above"), key <= bindparam("upto"))
+        if with_gaps:
+            where = or_(where, key.in_(bindparam("gaps", expanding=True)))
+        built = _UNREAD[(id(stmt), with_gaps)] = stmt.where(where)
     return built
 
 
 # the statements of _unread, by (id of the base statement — a module constant —, variant)
-_UNREAD: dict[tuple[int, str], Any] = {}
+_UNREAD: dict[tuple[int, bool], Any] = {}
 
 
 def _fill(session: Session, watermark: int, gaps: set[int] | None, exclude: int | None) -> list:
