@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from triage.htmltext import as_text  # the model reads what the store keeps
 from triage.rule_input import rule_input, team_of, ticket_known, with_desk_teams
 from triage.store import clocks, event_log, feedback, incidents, notices, routing, similar, tickets
-from triage.store.engine import read_options
+from triage.store.read_only import read_options
 from triage.store.tables import TicketRow, utcnow
 from triage.features import HISTORY_DEPTH
 from triage.text import model_text

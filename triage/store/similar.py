@@ -51,7 +51,7 @@ from sqlalchemy.orm import Session
 
 from triage import ann
 from triage.duplicates import DuplicateConfig, detect_burst, find_duplicates
-from triage.store.engine import read_options
+from triage.store.read_only import read_options
 from triage.store.tables import ID_MAX, TicketEvent, TicketRow, TicketVector
 from triage.store.tickets import OPEN_STATUSES
 
