@@ -136,6 +136,26 @@ class GatedConnection(sqlite3.Connection):
             self._let_go()
 
 
+def _enter_wal(cursor: sqlite3.Cursor) -> None:
+    """``PRAGMA journal_mode=WAL``, tried again while another process holds the file's lock.
+
+    A new file is still in rollback mode when the second gunicorn worker's first connection
+    arrives while the first worker migrates it. The switch then needs a lock the migrating
+    writer holds, and SQLite answers "database is locked" at once rather than wait on the busy
+    timeout (waiting could deadlock: this connection holds a read lock the writer needs
+    released). Retrying with nothing held lets the writer finish; the file is WAL after that.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _prepare_sqlite(engine: Engine, gate: WriteGate | None = None) -> None:
     """WAL + foreign keys + a busy timeout on every connection; writers lock at BEGIN."""
 
@@ -143,7 +163,7 @@ def _prepare_sqlite(engine: Engine, gate: WriteGate | None = None) -> None:
     def _on_connect(dbapi_connection, _record):  # pragma: no cover - trivial
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_connection.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(cur)
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA synchronous=NORMAL")
