@@ -60,19 +60,22 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 
 
+class Counting:
+    """An aiosmtpd handler that accepts every mail and counts them (the relay in the benches)."""
+
+    def __init__(self):
+        self.count = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.count += 1
+        return "250 OK"
+
+
 def _child(args) -> dict:
     """Every figure for the tree first on sys.path (the caller put it there)."""
     from aiosmtpd.controller import Controller
 
     from bench.serving import free_port
-
-    class Counting:
-        def __init__(self):
-            self.count = 0
-
-        async def handle_DATA(self, server, session, envelope):
-            self.count += 1
-            return "250 OK"
 
     relay = Counting()
     controller = Controller(relay, hostname="127.0.0.1", port=free_port())
@@ -302,14 +305,6 @@ def _served(tree: Path, args, interval: float) -> dict:
     from sqlalchemy import create_engine, text
 
     from bench.serving import free_port, kill_after, stop_server
-
-    class Counting:
-        def __init__(self):
-            self.count = 0
-
-        async def handle_DATA(self, server, session, envelope):
-            self.count += 1
-            return "250 OK"
 
     relay = Counting()
     controller = Controller(relay, hostname="127.0.0.1", port=free_port())
