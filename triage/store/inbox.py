@@ -208,10 +208,16 @@ def _new_ticket(
     warnings: list[str],
     **serving: Any,
 ) -> Received:
-    mid = message.get("message_id")
     payload = _ticket_payload(message, sender, warnings)
     key = _intake_key(message, sender)
     result = intake(session, payload, actor=sender or "email", idempotency_key=key, now=now, **serving)
+    return _opened(result, message, reused)
+
+
+def _opened(result, message: dict[str, Any], reused: bool) -> Received:
+    """A message's intake outcome; a new ticket keeps the Message-ID that opened it (not a
+    reused one: that ID already names another message)."""
+    mid = message.get("message_id")
     if result.created and mid and not reused:
         result.ticket.message_id = mid
     return Received("created" if result.created else "duplicate", result.ticket)
@@ -505,10 +511,7 @@ def _planned_ticket(
     if isinstance(made, Exception):
         raise made  # this message alone fails (its group reruns without it)
     result = write(session, planned.item, actor=sender or "email", ruleset=ruleset, made=made)
-    mid = message.get("message_id")
-    if result.created and mid and not reused:
-        result.ticket.message_id = mid
-    return Received("created" if result.created else "duplicate", result.ticket)
+    return _opened(result, message, reused)
 
 
 def _unplanned(planned: _Planned | None) -> None:
