@@ -43,6 +43,7 @@ from flask_limiter import Limiter
 from limits import parse_many
 
 from .errors import ApiError
+from .limiter_storage import storage_uri
 
 log = logging.getLogger("service.limiter")
 EXTENSION = "triage.limiter"
@@ -86,7 +87,7 @@ def init_app(app) -> None:
     storage = str(app.config.get("TRIAGE_RATELIMIT_STORAGE") or "memory://")
     limiter = Limiter(
         client_address,
-        storage_uri=storage,
+        storage_uri=storage_uri(storage),  # memory://: without a timer thread per hit
         strategy="moving-window" if storage.startswith("memory") else "fixed-window",
         key_prefix=str(app.config.get("TRIAGE_RATELIMIT_PREFIX") or "triage"),
         headers_enabled=False,

@@ -251,3 +251,47 @@ def test_flask_limiters_own_request_hooks_are_not_run(tmp_path):
     c = app.test_client()
     assert c.get("/v1/tickets", headers={"Authorization": "Bearer guess"}).status_code == 401
     assert_429(c.get("/v1/tickets", headers={"Authorization": "Bearer guess"}))  # limits still hold
+
+
+def _memory_storage(app):
+    from service.limiter import EXTENSION
+
+    return app.extensions[EXTENSION].limiter.storage
+
+
+def test_in_memory_counters_start_no_thread_per_hit(tmp_path):
+    """limits' MemoryStorage started a Timer thread on nearly every hit (intake's rate): ours
+    expires inline, so the storage's timer is the one made at start and no other is started."""
+    app = make_app(tmp_path, TRIAGE_RATELIMIT_TICKET_CREATE="100 per minute")
+    storage = _memory_storage(app)
+    first = storage.timer
+    first.join()  # the one made at start has fired
+    from service import limiter
+
+    with app.test_request_context("/v1/tickets", method="POST"):
+        for i in range(5):
+            limiter.spend("ticket_create", f"requester:{i}")
+            assert storage.timer is first and not storage.timer.is_alive()
+    assert storage.sweeps >= 1
+
+
+def test_in_memory_counters_still_expire(tmp_path, monkeypatch):
+    """Expiry moved inline still drops a spent window's entries (memory stays bounded) and a
+    window that passed lets the requester in again."""
+    from service import limiter, limiter_storage
+
+    monkeypatch.setattr(limiter_storage, "SWEEP_SECONDS", 0.0)
+    app = make_app(tmp_path, TRIAGE_RATELIMIT_TICKET_CREATE="1 per second")
+    storage = _memory_storage(app)
+    with app.test_request_context("/v1/tickets", method="POST"):
+        limiter.spend("ticket_create", "ann@x")
+        with pytest.raises(Exception) as refused:
+            limiter.spend("ticket_create", "ann@x")
+        assert getattr(refused.value, "status", None) == 429
+        assert any(storage.events.values())
+        time.sleep(1.2)
+        limiter.spend("ticket_create", "bob@x")  # sweeps: ann's entry has expired
+        assert [k for k, v in storage.events.items() if v] == [
+            k for k in storage.events if limiter._ident("ticket_create", "bob@x") in k
+        ]
+        limiter.spend("ticket_create", "ann@x")  # her window has passed
