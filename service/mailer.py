@@ -1,8 +1,9 @@
 """The app's mailer: outgoing mail settings, the transport, and the delivery loop.
 
 Mail is never sent inside a request. Views (and the store functions they call)
-only queue rows in the outbox; this module's loop, one thread per worker every
-``TRIAGE_MAIL_INTERVAL`` seconds, claims due rows under a lease and sends them,
+only queue rows in the outbox; this module's loop, one thread per worker woken when
+mail is queued (``triage.store.doorbell``) and every ``TRIAGE_MAIL_INTERVAL`` seconds
+regardless, claims due rows under a lease and sends them,
 ``TRIAGE_MAIL_BATCH`` at a time and batch after batch while they come back full,
 together with webhook deliveries and pending reminders. Several workers (or a
 ``triage escalate`` beside them) share the work safely: a leased row is
@@ -17,12 +18,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from flask import Flask, current_app
 
 from triage.mail.outbound import FolderTransport, Mailer, MailSettings, SmtpTransport
-from triage.store import notices, outbound, webhooks
+from triage.store import doorbell, notices, outbound, webhooks
 from triage.store.tables import utcnow
 
 log = logging.getLogger("service.mailer")
@@ -66,72 +69,69 @@ def get_mailer() -> Mailer:
     return current_app.extensions["triage.mailer"]
 
 
-def deliver_once(
-    store,
-    mailer: Mailer,
-    reminder_hours: float = 0.0,
-    webhook_allow: str = "",
-    *,
-    batch: int = outbound.BATCH,
-    keep_open: bool = False,
-    receipts_per_hour: int = outbound.RECEIPTS_PER_HOUR,
-) -> dict[str, int]:
+@dataclass(frozen=True)
+class Rules:
+    """What a delivery round follows (the service's loop and ``triage escalate`` read them
+    from the settings: :meth:`from_config`).
+
+    ``webhook_allow`` is ``TRIAGE_WEBHOOK_ALLOW``: the non-public hosts webhooks may reach;
+    ``reminder_hours`` 0: no pending reminders."""
+
+    reminder_hours: float = 0.0
+    webhook_allow: str = ""
+    batch: int = outbound.BATCH
+    receipts_per_hour: int = outbound.RECEIPTS_PER_HOUR
+
+    @classmethod
+    def from_config(cls, config) -> Rules:
+        return cls(
+            reminder_hours=float(config.get("TRIAGE_MAIL_PENDING_REMINDER_HOURS") or 0),
+            webhook_allow=config.get("TRIAGE_WEBHOOK_ALLOW") or "",
+            batch=max(1, int(config.get("TRIAGE_MAIL_BATCH") or outbound.BATCH)),
+            receipts_per_hour=receipts_per_hour(config),
+        )
+
+
+def deliver_once(store, mailer: Mailer, rules: Rules = Rules(), *, keep_open: bool = False) -> dict[str, int]:
     """Reminders queued, then one delivery pass of mail and webhooks.
 
-    ``webhook_allow`` is ``TRIAGE_WEBHOOK_ALLOW``: the non-public hosts webhooks may reach.
     ``keep_open``: the SMTP connection stays for the next pass (:func:`deliver_due`)."""
-    if reminder_hours > 0:
+    if rules.reminder_hours > 0:
         with store.session() as session:
-            notices.remind_pending(session, utcnow(), timedelta(hours=reminder_hours))
+            notices.remind_pending(session, utcnow(), timedelta(hours=rules.reminder_hours))
     try:
         counts = outbound.deliver(
             store,
             mailer.send,
             domain=mailer.settings.domain,
-            limit=batch,
-            receipts_per_hour=receipts_per_hour,
+            limit=rules.batch,
+            receipts_per_hour=rules.receipts_per_hour,
         )
     finally:
         if not keep_open:
             mailer.close()
-    hooks = webhooks.deliver(store, allow=webhook_allow)
+    hooks = webhooks.deliver(store, allow=rules.webhook_allow)
     return {**counts, **{f"webhook_{k}": v for k, v in hooks.items()}}
 
 
-def deliver_due(
-    store,
-    mailer: Mailer,
-    reminder_hours: float = 0.0,
-    webhook_allow: str = "",
-    *,
-    batch: int = outbound.BATCH,
-    stop: threading.Event | None = None,
-    receipts_per_hour: int = outbound.RECEIPTS_PER_HOUR,
-) -> dict[str, int]:
+def deliver_due(store, mailer: Mailer, rules: Rules = Rules(), *, stop=None) -> dict[str, int]:
     """Passes back to back while each sends a whole batch (the loop's body), summed.
 
     A fixed batch per interval capped a worker at ``batch / interval`` mails a second
     (50 per 5 s: 10/s), below what intake queues; passes back to back send as fast as the
     relay takes them. Back-pressure stays: one batch leased at a time, and a pass that
     sends less than a full batch (the outbox is drained, or a mail failed: the relay may
-    be struggling) ends the round until the next interval. Reminders: once per round.
+    be struggling) ends the round. Reminders: once per round. ``stop``: anything with
+    ``is_set()`` (an Event, the loop's doorbell) that ends the round early.
     """
     total: dict[str, int] = {}
     try:
         while True:
-            counts = deliver_once(
-                store,
-                mailer,
-                reminder_hours,
-                webhook_allow,
-                batch=batch,
-                keep_open=True,
-                receipts_per_hour=receipts_per_hour,
-            )
-            reminder_hours = 0.0
+            counts = deliver_once(store, mailer, rules, keep_open=True)
+            rules = replace(rules, reminder_hours=0.0)
             for key, value in counts.items():
                 total[key] = total.get(key, 0) + value
-            if counts["sent"] < batch or (stop is not None and stop.is_set()):
+            if counts["sent"] < rules.batch or (stop is not None and stop.is_set()):
                 return total
     finally:
         mailer.close()
@@ -145,30 +145,39 @@ def init_app(app: Flask) -> None:
 
 
 def _start_loop(app: Flask, interval: float) -> None:
+    """The delivery thread: a round when queued mail rings the doorbell (this process at
+    commit, other processes through :func:`doorbell.watch`), or after ``interval`` s
+    without one (the safety net: retries coming due, a missed notification). Pending
+    reminders: at most once per interval (a scan of pending tickets, not per mail)."""
     from .store import get_store
 
-    hours = float(app.config.get("TRIAGE_MAIL_PENDING_REMINDER_HOURS") or 0)
-    batch = max(1, int(app.config.get("TRIAGE_MAIL_BATCH") or outbound.BATCH))
-    receipts = receipts_per_hour(app.config)
+    rules = Rules.from_config(app.config)
+    poll = float(app.config.get("TRIAGE_MAIL_WAKE_POLL") or 0)
+    bell = doorbell.Doorbell()
 
-    def loop(stop: threading.Event) -> None:
-        while not stop.wait(interval):
+    def loop() -> None:
+        with app.app_context():
+            doorbell.watch(get_store(), bell, poll)
+        reminded = 0.0
+        while True:
+            bell.wait(interval)
+            if bell.is_set():
+                return
+            remind = time.monotonic() - reminded >= interval
             try:
                 with app.app_context():
                     counts = deliver_due(
                         get_store(),
                         app.extensions["triage.mailer"],
-                        hours,
-                        app.config.get("TRIAGE_WEBHOOK_ALLOW") or "",
-                        batch=batch,
-                        stop=stop,
-                        receipts_per_hour=receipts,
+                        rules if remind else replace(rules, reminder_hours=0.0),
+                        stop=bell,
                     )
-                if any(counts.values()):
-                    log.info("outbox: %s", counts)
+                if remind:
+                    reminded = time.monotonic()
+                if any(v for k, v in counts.items() if not k.endswith("sent")):
+                    log.info("outbox: %s", counts)  # a round per notice: only trouble at info
             except Exception:  # noqa: BLE001 - a failed pass must not end the loop
                 log.exception("outbox delivery failed")
 
-    stop = threading.Event()
-    app.extensions["triage.mailer_stop"] = stop
-    threading.Thread(target=loop, args=(stop,), name="outbox", daemon=True).start()
+    app.extensions["triage.mailer_stop"] = bell  # bell.stop() ends the loop and its watcher
+    threading.Thread(target=loop, name="outbox", daemon=True).start()

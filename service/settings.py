@@ -553,7 +553,18 @@ SETTINGS: list[Setting] = [
         float,
         "Seconds between outbox deliveries (mail and webhooks) + pending reminders inside each "
         "service process; `triage serve` sets 5 unless told otherwise. 0: off (run "
-        "`triage escalate` beside the service instead). Mail is never sent inside a request.",
+        "`triage escalate` beside the service instead). Mail is never sent inside a request. "
+        "Queued mail wakes delivery at once (see TRIAGE_MAIL_WAKE_POLL); the interval is the safety net.",
+    ),
+    Setting(
+        "TRIAGE_MAIL_WAKE_POLL",
+        0.2,
+        float,
+        "How the delivery loop hears of mail queued by other processes (the other workers, the "
+        "CLI, a second host) between intervals: PostgreSQL LISTENs (this is how long it waits "
+        "per receive), SQLite reads `PRAGMA data_version` this often and wakes when a row has "
+        "been due longer than this. Mail queued in the same process wakes it at commit. 0: "
+        "no watcher (the interval alone).",
     ),
     Setting(
         "TRIAGE_MAIL_BATCH",
@@ -561,7 +572,7 @@ SETTINGS: list[Setting] = [
         int,
         "Mails a delivery pass claims (under a 60 s lease). A worker runs passes back to back "
         "while they send a whole batch, so mail goes out as fast as the relay takes it; a pass "
-        "with a failure ends the round until the next interval. Outcomes are recorded every "
+        "with a failure ends the round until the next wake or interval. Outcomes are recorded every "
         "50 mails or 5 s: a crash sends at most those again.",
     ),
     Setting(

@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import event, select
 
-from service.mailer import deliver_due
+from service.mailer import Rules, deliver_due
 from triage.mail.outbound import Composer, FolderTransport, Mailer, MailSettings, SmtpTransport
 from triage.store import notices, outbound, tickets
 from triage.store.intake import intake
@@ -295,10 +295,10 @@ def test_passes_run_back_to_back_through_one_relay_connection_until_the_outbox_i
     handler, port = relay
     _tickets(store, 25)
     mailer = Mailer(SETTINGS, SmtpTransport("127.0.0.1", port, "none"))
-    counts = deliver_due(store, mailer, batch=10)
+    counts = deliver_due(store, mailer, Rules(batch=10))
     assert counts["sent"] == 25 and len(handler.messages) == 25
     assert len(set(handler.peers)) == 1  # one connection for the three passes, closed after
-    assert deliver_due(store, mailer, batch=10)["sent"] == 0
+    assert deliver_due(store, mailer, Rules(batch=10))["sent"] == 0
     with store.session() as s:
         assert all(r["delivered_at"] and r["attempts"] == 1 for r in outbound.listing(s))
 
@@ -318,7 +318,7 @@ def test_a_pass_with_a_failure_ends_the_round(store):
         def close(self):
             pass
 
-    counts = deliver_due(store, Refusing(), batch=10)  # type: ignore[arg-type]
+    counts = deliver_due(store, Refusing(), Rules(batch=10))  # type: ignore[arg-type]
     assert (counts["sent"], counts["retry"], len(seen)) == (9, 1, 10)
 
 

@@ -119,18 +119,12 @@ def sweep_once(store) -> list[dict]:
     from triage.store import clocks
 
     from service import settings
-    from service.mailer import build, deliver_due, receipts_per_hour
+    from service.mailer import Rules, build, deliver_due
 
     fired = [f.to_dict() for f in clocks.sweep_all(store)]
     config = settings.resolve()
-    delivery = deliver_due(  # batch after batch while full, as the service's loop
-        store,
-        build(config),
-        float(config.get("TRIAGE_MAIL_PENDING_REMINDER_HOURS") or 0),
-        config.get("TRIAGE_WEBHOOK_ALLOW") or "",
-        batch=max(1, int(config.get("TRIAGE_MAIL_BATCH") or 100)),
-        receipts_per_hour=receipts_per_hour(config),
-    )
+    # batch after batch while full, as the service's loop
+    delivery = deliver_due(store, build(config), Rules.from_config(config))
     if any(delivery.values()):
         log.info("outbox (mail, webhooks): %s", delivery)
     return fired

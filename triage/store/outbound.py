@@ -26,9 +26,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from triage.store import bulk, event_log
+from triage.store import bulk, doorbell, event_log
 from triage.store.tables import Comment, OutboxMessage, TicketRow, utcnow
-from triage.store.webhooks import LEASE, record_outcome
+from triage.store.webhooks import LEASE, OUTCOMES_EVERY, OUTCOMES_PER_TRANSACTION, record_outcomes
 
 KIND = "mail"
 log = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ def _mail_row(
         if session.connection().execute(_QUEUED, {"key": dedupe_key}).first() is not None:
             return None
     now = now or utcnow()
+    doorbell.queued(session)
     return {
         "kind": KIND,
         "event": f"mail.{template}",
@@ -217,11 +218,6 @@ _FIX = (
     update(_OUTBOX)
     .where(_OUTBOX.c.id == bindparam("row_id"))
     .values(message_id=bindparam("mid"), payload=bindparam("body"))
-)
-_DELIVERED = (
-    update(_OUTBOX)
-    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
-    .values(attempts=_OUTBOX.c.attempts + 1, delivered_at=bindparam("at"), last_error=None)
 )
 _TICKETS = select(TicketRow.id, TicketRow.created_at, TicketRow.message_id).where(
     TicketRow.id.in_(bindparam("tickets", expanding=True)), TicketRow.message_id.is_not(None)
@@ -345,12 +341,8 @@ Sender = Callable[[dict[str, Any]], None]
 BATCH = 100
 # A requester's received notices an hour, at most (TRIAGE_MAIL_RECEIPTS_PER_HOUR; 0: no limit).
 RECEIPTS_PER_HOUR = 10
-# Outcomes recorded together, in one write transaction (one UPDATE for the mails sent). A
-# crash before they are recorded sends those mails again once their lease ends: mail is
-# delivered at least once, and a crash re-sends at most this many.
-OUTCOMES_PER_TRANSACTION = 50
-# ... or after this long, so a slow relay's outcomes are recorded well within the lease.
-OUTCOMES_EVERY = timedelta(seconds=5)
+# Outcomes are recorded as the webhooks' are (webhooks.record_outcomes): together, every
+# OUTCOMES_PER_TRANSACTION mails or OUTCOMES_EVERY; a crash re-sends at most those.
 
 
 def deliver(
@@ -406,18 +398,12 @@ def _record(
     counts: dict[str, int],
     waiting: Sequence[int] = (),
 ) -> None:
-    """The outcomes in one transaction: one UPDATE for the mails sent, the rest one by one."""
-    sent = [mail_id for mail_id, error in done if error is None]
+    """The outcomes in one transaction (``webhooks.record_outcomes``); ``waiting``: let go."""
     with store.session() as session:
-        if sent:
-            session.execute(_DELIVERED, {"ids": sent, "at": at})
-        for mail_id, error in done:
-            if error is not None:
-                row = record_outcome(session, mail_id, False, error, at)
-                counts["failed" if row.failed else "retry"] += 1
+        for key, value in record_outcomes(session, done, at).items():
+            counts[key] += value
         if waiting:
             session.execute(_LEASE, {"until": at, "ids": list(waiting)})
-    counts["sent"] += len(sent)
     counts["retry"] += len(waiting)
     done.clear()
 

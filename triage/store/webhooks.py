@@ -26,11 +26,12 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from triage import egress
 from triage.errors import InputError, NotFound
+from triage.store import doorbell
 from triage.store.tables import OutboxMessage, Webhook, utcnow
 
 MAX_ATTEMPTS = 8
@@ -120,6 +121,8 @@ def queue(
         for h in hooks
         if not h.events or event in h.events
     ]
+    if messages:
+        doorbell.queued(session)
     session.add_all(messages)
     return messages
 
@@ -141,6 +144,8 @@ def queue_many(
         for p in payloads
         for h in hooks
     ]
+    if messages:
+        doorbell.queued(session)
     session.add_all(messages)
     return messages
 
@@ -214,9 +219,10 @@ def send_test(
 
 
 def claim(session: Session, now: datetime, limit: int = 50) -> list[tuple[int, str, str, str, dict]]:
-    """Due messages, leased to this worker; returns plain data for delivery outside the tx."""
+    """Due messages, leased to this worker; returns plain data for delivery outside the tx.
+    Two statements however many: the due rows, one UPDATE for their lease."""
     stmt = (
-        select(OutboxMessage, Webhook)
+        select(OutboxMessage.id, Webhook.url, Webhook.secret, OutboxMessage.event, OutboxMessage.payload)
         .join(Webhook, Webhook.id == OutboxMessage.webhook_id)
         .where(
             OutboxMessage.delivered_at.is_(None),
@@ -227,34 +233,77 @@ def claim(session: Session, now: datetime, limit: int = 50) -> list[tuple[int, s
         .limit(limit)
         .with_for_update(skip_locked=True, of=OutboxMessage)
     )
-    out = []
-    for message, hook in session.execute(stmt):
-        message.next_attempt_at = now + LEASE
-        out.append((message.id, hook.url, hook.secret, message.event, dict(message.payload)))
+    out = [
+        (mid, url, secret, event, dict(payload)) for mid, url, secret, event, payload in session.execute(stmt)
+    ]
+    if out:
+        session.execute(_LEASE, {"ids": [m[0] for m in out], "until": now + LEASE})
     return out
 
 
-def _outcome(session: Session, message_id: int, status: int | None, error: str | None, now: datetime) -> None:
-    record_outcome(
-        session, message_id, status is not None and 200 <= status < 300, error or f"HTTP {status}", now
+_LEASE = (
+    update(OutboxMessage.__table__)
+    .where(OutboxMessage.__table__.c.id.in_(bindparam("ids", expanding=True)))
+    .values(next_attempt_at=bindparam("until"))
+)
+_DELIVERED = (
+    update(OutboxMessage.__table__)
+    .where(OutboxMessage.__table__.c.id.in_(bindparam("ids", expanding=True)))
+    .values(attempts=OutboxMessage.__table__.c.attempts + 1, delivered_at=bindparam("at"), last_error=None)
+)
+
+
+_ATTEMPTS = select(OutboxMessage.id, OutboxMessage.attempts).where(
+    OutboxMessage.id.in_(bindparam("ids", expanding=True))
+)
+_FAILED_ONCE = (
+    update(OutboxMessage.__table__)
+    .where(OutboxMessage.__table__.c.id == bindparam("row_id"))
+    .values(
+        attempts=bindparam("n"),
+        last_error=bindparam("why"),
+        failed=bindparam("gave_up"),
+        next_attempt_at=bindparam("retry_at"),
     )
+)
 
 
-def record_outcome(
-    session: Session, message_id: int, ok: bool, error: str | None, now: datetime
-) -> OutboxMessage:
-    """One attempt of any outbox message (webhook or mail): delivered, retried later, or failed."""
-    message = session.get(OutboxMessage, message_id)
-    message.attempts += 1
-    if ok:
-        message.delivered_at, message.last_error = now, None
-        return message
-    message.last_error = (error or "failed")[:2000]
-    if message.attempts >= MAX_ATTEMPTS:
-        message.failed = True
-    else:
-        message.next_attempt_at = now + backoff(message.attempts)
-    return message
+def record_outcomes(session: Session, done: list[tuple[int, str | None]], now: datetime) -> dict[str, int]:
+    """Attempts of outbox messages (webhook or mail) as ``(id, error or None)``, in the
+    caller's transaction: one UPDATE for every one delivered (attempts + 1, delivered_at,
+    error cleared); the failures read once and written by one executemany, each retried
+    later with backoff or, after ``MAX_ATTEMPTS``, marked failed. Returns counts of
+    sent / retry / failed."""
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    sent = [message_id for message_id, error in done if error is None]
+    if sent:
+        session.execute(_DELIVERED, {"ids": sent, "at": now})
+        counts["sent"] = len(sent)
+    errors = {message_id: error for message_id, error in done if error is not None}
+    if errors:
+        rows = []
+        for message_id, attempts in session.execute(_ATTEMPTS, {"ids": sorted(errors)}):
+            n = attempts + 1
+            rows.append(
+                {
+                    "row_id": message_id,
+                    "n": n,
+                    "why": (errors[message_id] or "failed")[:2000],
+                    "gave_up": n >= MAX_ATTEMPTS,
+                    "retry_at": now + backoff(n),
+                }
+            )
+            counts["failed" if n >= MAX_ATTEMPTS else "retry"] += 1
+        session.execute(_FAILED_ONCE, rows)
+    return counts
+
+
+# Outcomes recorded together, in one write transaction; a crash before they are recorded
+# sends those messages again once their lease ends (delivered at least once; at most this
+# many again). The mail outbox uses the same.
+OUTCOMES_PER_TRANSACTION = 50
+# ... or after this long, so a slow receiver's outcomes are recorded well within the lease.
+OUTCOMES_EVERY = timedelta(seconds=5)
 
 
 def deliver(
@@ -269,27 +318,39 @@ def deliver(
     """One delivery pass over due messages; returns counts of sent / retrying / failed.
 
     ``allow`` names the non-public hosts/networks webhooks may reach (tests, an
-    internal receiver); everything else must resolve to public addresses.
+    internal receiver); everything else must resolve to public addresses. Outcomes are
+    recorded together (:data:`OUTCOMES_PER_TRANSACTION`, :data:`OUTCOMES_EVERY`), not one
+    transaction per delivery.
     """
     if not isinstance(allow, egress.AllowList):
         allow = egress.AllowList.parse(allow)
     post = post or (lambda url, body, headers, timeout: egress.post(url, body, headers, timeout, allow))
     with store.session() as session:
-        batch = claim(session, now(), limit)
+        recorded = now()
+        batch = claim(session, recorded, limit)
     counts = {"sent": 0, "retry": 0, "failed": 0}
+    done: list[tuple[int, str | None]] = []
     for message_id, url, secret, event, payload in batch:
         body, headers = envelope(secret, event, message_id, payload, now())
-        status, error = None, None
         try:
             status = post(url, body, headers, timeout)
+            error = None if 200 <= status < 300 else f"HTTP {status}"
         except DELIVERY_ERRORS as exc:
             error = f"{type(exc).__name__}: {exc}"
-        with store.session() as session:
-            _outcome(session, message_id, status, error, now())
-            message = session.get(OutboxMessage, message_id)
-            key = "sent" if message.delivered_at else "failed" if message.failed else "retry"
-        counts[key] += 1
+        done.append((message_id, error))
+        if len(done) >= OUTCOMES_PER_TRANSACTION or now() - recorded > OUTCOMES_EVERY:
+            recorded = now()
+            _record(store, done, recorded, counts)
+    if done:
+        _record(store, done, now(), counts)
     return counts
+
+
+def _record(store, done: list[tuple[int, str | None]], at: datetime, counts: dict[str, int]) -> None:
+    with store.session() as session:
+        for key, value in record_outcomes(session, done, at).items():
+            counts[key] += value
+    done.clear()
 
 
 def pending(session: Session, kind: str = "webhook") -> list[OutboxMessage]:

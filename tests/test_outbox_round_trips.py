@@ -1,0 +1,89 @@
+"""Round trips of the outbox and the mail intake, counted (statements and transactions sent
+to the real database, SQLite and PostgreSQL): what each pass costs does not grow per item."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event, select
+
+from triage.store import webhooks
+from triage.store.tables import OutboxMessage, utcnow
+
+
+@contextmanager
+def counted(store):
+    """``{"commit": n, "statements": [sql, ...]}`` sent through ``store``'s engine meanwhile."""
+    seen: dict = {"commit": 0, "statements": []}
+
+    def on_commit(_conn):
+        seen["commit"] += 1
+
+    def on_execute(_conn, _cursor, statement, _parameters, _context, _executemany):
+        seen["statements"].append(statement)
+
+    event.listen(store.engine, "commit", on_commit)
+    event.listen(store.engine, "before_cursor_execute", on_execute)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine, "commit", on_commit)
+        event.remove(store.engine, "before_cursor_execute", on_execute)
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    refuse: set[str] = set()  # X-Triage-Delivery ids answered 503
+
+    def do_POST(self):  # noqa: N802 - http.server naming
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(503 if self.headers["X-Triage-Delivery"] in self.refuse else 204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver():
+    _Receiver.refuse = set()
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_webhook_pass_records_its_outcomes_in_one_transaction(store, receiver):
+    with store.session() as s:
+        webhooks.register(s, receiver, "k")
+        ids = [
+            m.id
+            for m in _flushed(s, webhooks.queue_many(s, "ticket.escalated", [{"n": i} for i in range(20)]))
+        ]
+    _Receiver.refuse = {str(ids[3]), str(ids[11])}
+    with counted(store) as seen:
+        counts = webhooks.deliver(store, allow="127.0.0.1")
+    assert counts == {"sent": 18, "retry": 2, "failed": 0}
+    assert seen["commit"] == 2  # the claim, then every outcome together (was 1 + 20)
+    updates = [q for q in seen["statements"] if q.lstrip().upper().startswith("UPDATE")]
+    # the lease, one for the 18 delivered, one (executemany) for the two failures; was 20 + 20
+    assert len(updates) == 3
+    with store.session() as s:
+        rows = {m.id: m for m in s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "webhook"))}
+    assert all(
+        rows[i].delivered_at and rows[i].attempts == 1 and not rows[i].last_error
+        for i in ids
+        if i not in (ids[3], ids[11])
+    )
+    for i in (ids[3], ids[11]):
+        assert rows[i].delivered_at is None and rows[i].attempts == 1 and rows[i].last_error == "HTTP 503"
+        assert rows[i].next_attempt_at > utcnow()
+
+
+def _flushed(session, rows):
+    session.flush()
+    return rows
