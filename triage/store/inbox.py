@@ -177,6 +177,20 @@ def receive(
     if parent is not None and parent.status != "closed" and _may_write(session, parent, sender):
         _unplanned(planned)
         result = _follow_up(session, parent, message, sender, now, reused)
+    elif parent is not None and _may_write(session, parent, sender):
+        _unplanned(planned)
+        result = _after_closure(
+            session,
+            parent,
+            message,
+            sender,
+            now,
+            reused,
+            warnings,
+            triager=triager,
+            ruleset=ruleset,
+            encoder=encoder,
+        )
     elif planned is not None and planned.item.payload == _ticket_payload(message, sender, warnings):
         result = _planned_ticket(session, planned, message, sender, reused, ruleset)
     else:
@@ -211,6 +225,30 @@ def _new_ticket(
     payload = _ticket_payload(message, sender, warnings)
     key = _intake_key(message, sender)
     result = intake(session, payload, actor=sender or "email", idempotency_key=key, now=now, **serving)
+    return _opened(result, message, reused)
+
+
+def _after_closure(
+    session: Session,
+    closed: TicketRow,
+    message: dict[str, Any],
+    sender: str,
+    now: datetime,
+    reused: bool,
+    warnings: list[str],
+    **serving: Any,
+) -> Received:
+    """The customer answered a closed ticket: a new ticket, a follow-up of the closed one
+    (closed stays closed: its history and rating are final). It keeps the conversation's
+    subject (not "Re: [#TCK-n] Resolved: ..."), names the closed ticket in ``extra``
+    (``follow_up_of``; its received notice says so) and the closed one records the follow-up."""
+    payload = _ticket_payload(message, sender, warnings)
+    payload["subject"] = closed.subject or payload["subject"]
+    payload["extra"]["follow_up_of"] = closed.id
+    key = _intake_key(message, sender)
+    result = intake(session, payload, actor=sender, idempotency_key=key, now=now, **serving)
+    if result.created:
+        tickets.record(session, closed, "follow_up", None, reference(result.ticket.id), sender, now)
     return _opened(result, message, reused)
 
 

@@ -74,6 +74,7 @@ def received(
         "summary": (ticket.body or "")[:SUMMARY_CHARS],
         "first_response_due": _iso(due.get("first_response")),
         "resolution_due": _iso(due.get("resolution")),
+        "follow_up_of": _follow_up_of(ticket),
     }
     outbound.queue_quietly(
         session,
@@ -86,6 +87,12 @@ def received(
         auto_submitted="auto-replied",
         now=now,
     )
+
+
+def _follow_up_of(ticket: TicketRow) -> str | None:
+    """The closed ticket this one follows up (a customer answered it after closure)."""
+    closed = (ticket.extra or {}).get("follow_up_of")
+    return reference(closed) if isinstance(closed, int) else None
 
 
 def reply(
