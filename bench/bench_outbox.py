@@ -510,7 +510,7 @@ def _http_table(trees: dict[str, Path], args) -> None:
         for label, r in (("off", off), ("on", on)):
             print(
                 f"{name:10}{label:>6}{r['posted']:>8}{r['queued']:>8}{r['sent_at_end']:>12}{r['sent']:>10}"
-                f"{r['lag_p50']:>11.2f}{r['lag_p99']:>11.2f}{r['cpu_ms_per_ticket']:>22.3f}"
+                f"{r['lag_p50']:>11.3f}{r['lag_p99']:>11.3f}{r['cpu_ms_per_ticket']:>22.3f}"
                 + (f"{extra:>20.3f}" if label == "on" else f"{'':>20}")
             )
 
