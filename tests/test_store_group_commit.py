@@ -241,7 +241,23 @@ class _HoldFirstGroup:
         return RULES.evaluate(*args, **kwargs)
 
 
-def _two_threads(store, second: dict, ruleset) -> list:
+class _HoldFirstEventsInsert:
+    """An engine hook: the leader's INSERT of its group's events (written when the group's
+    jobs have run, just before the flush) waits until another intake has been handed in,
+    which thus arrives after the group's jobs ran, while its rows are being written."""
+
+    def __init__(self, store) -> None:
+        self.store, self.held = store, False
+
+    def __call__(self, _conn, _cursor, statement, *_args) -> None:
+        if not self.held and statement.lower().startswith("insert into ticket_events"):
+            self.held = True
+            waited = threading.Event()
+            while not self.store.committer._pending and not waited.wait(0.005):
+                pass  # bounded by the test's timeout; the outcome is asserted, not the time
+
+
+def _two_threads(store, second: dict, ruleset, hold=None) -> list:
     results: list = [None, None]
 
     def run(i: int, body: dict) -> None:
@@ -254,7 +270,7 @@ def _two_threads(store, second: dict, ruleset) -> list:
 
     first = threading.Thread(target=run, args=(0, payload(0)))
     first.start()
-    while not ruleset.held:  # the leader's group is running its job
+    while not (hold or ruleset).held:  # the leader's group is running its job (or its flush)
         threading.Event().wait(0.005)
     run(1, second)
     first.join()
@@ -286,3 +302,20 @@ def test_a_bad_intake_that_joined_late_fails_alone(store):
     assert counts(store)["tickets"] == 1 and written_per_ticket(store, first.ticket.id)["clocks"] == 2
     with store.session(readonly=True) as s:
         assert s.get(IdempotencyKey, "late1") is None
+
+
+@pytest.mark.timeout(120)
+def test_an_intake_handed_in_while_a_group_writes_its_rows_shares_its_commit(store):
+    groups, late = store.committer.groups, store.committer.late
+    hold = _HoldFirstEventsInsert(store)
+    event.listen(store.engine, "before_cursor_execute", hold)
+    try:
+        first, second = _two_threads(store, payload(1), RULES, hold)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", hold)
+    assert isinstance(first, IntakeResult) and isinstance(second, IntakeResult)
+    assert first.created and second.created and first.ticket.id != second.ticket.id
+    assert (store.committer.groups - groups, store.committer.late - late) == (1, 1)  # one commit
+    for r in (first, second):
+        assert written_per_ticket(store, r.ticket.id) == written_per_ticket(store, first.ticket.id)
+        assert written_per_ticket(store, r.ticket.id)["clocks"] == 2

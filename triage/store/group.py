@@ -7,8 +7,8 @@ When several threads of one process write at once, the first to get here becomes
 the *leader*: it takes up to ``max_group`` waiting jobs (its own and the others'),
 runs them in one session and commits once. The others wait for their turn; by
 then their job is done (or they lead the next group). Jobs handed in while a group's
-jobs run join it before its flush (with two request threads per worker that is the
-only way two intakes share a commit). With one caller at a time a group is one job:
+jobs run or flush join it before its commit (with two request threads per worker that
+is the only way two intakes share a commit). With one caller at a time a group is one job:
 nothing is delayed to wait for company.
 
 What callers can rely on, as with one transaction each:
@@ -144,11 +144,15 @@ class GroupCommitter:
         self.groups += 1
         try:
             try:
-                with event_log.batched(session):  # each table's rows of the group: one INSERT
-                    _before(session, group)
-                    results = [job.work(session) for job in group]
-                    results += self._join_late(session, group)
-                session.flush()  # a failing write shows here, attributed to the jobs
+                results: list[Any] = []
+                batch = list(group)
+                while batch:  # after the first, the jobs handed in during a flush: same commit
+                    with event_log.batched(session):  # each table's rows of the batch: one INSERT
+                        _before(session, batch)
+                        results += [job.work(session) for job in batch]
+                        results += self._join_late(session, group)
+                    session.flush()  # a failing write shows here, attributed to the jobs
+                    batch = self._take_late(group)
             except Exception as exc:  # noqa: BLE001 - the jobs are rerun alone to find the bad one
                 session.rollback()
                 return exc
@@ -172,23 +176,25 @@ class GroupCommitter:
         second intake arrives while the first one's group runs, and without this it waited for
         that commit, then paid a transaction of its own (every HTTP intake was a group of one
         at 4 clients, bench/README.md round 6). Taken before the flush, a late job shares the
-        flush's INSERTs and the commit; it is appended to ``group``, so a failure reruns it
+        flush's INSERTs and the commit (one handed in during the flush gets INSERTs of its own
+        and shares the commit: ``_commit``); it is appended to ``group``, so a failure reruns it
         alone like the others. Nobody waits for company: only jobs already pending join.
         """
         results: list[Any] = []
-        while len(group) < self.max_group:
-            with self._changed:
-                late = [
-                    self._pending.popleft()
-                    for _ in range(min(self.max_group - len(group), len(self._pending)))
-                ]
-            if not late:
-                return results
-            group.extend(late)
-            self.late += len(late)
+        while late := self._take_late(group):
             _before(session, late)
             results += [job.work(session) for job in late]
         return results
+
+    def _take_late(self, group: list[Job]) -> list[Job]:
+        """The jobs pending now (up to ``max_group`` in all), appended to ``group``."""
+        with self._changed:
+            late = [
+                self._pending.popleft() for _ in range(min(self.max_group - len(group), len(self._pending)))
+            ]
+        group.extend(late)
+        self.late += len(late)
+        return late
 
 
 def _before(session: Session, group: list[Job]) -> None:
