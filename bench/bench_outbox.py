@@ -27,7 +27,7 @@ Rows per tree:
 
 ``--http`` instead serves each tree (``triage serve``, 2 gunicorn workers, no model: the store
 path; SQLite, or ``--database`` PostgreSQL whose ``public`` schema is dropped first: give it a
-throw-away database) mailing to an aiosmtpd relay in the bench process, posts ``--rate``
+throw-away database) mailing to an aiosmtpd relay in a process of its own, posts ``--rate``
 tickets/s for ``--seconds`` over HTTP (4 paced clients, distinct idempotency keys, a requester
 each), once with the outbox loop off (``TRIAGE_MAIL_INTERVAL=0``, the same-run reference) and
 once on: the mails the relay got by the end of intake and ``interval + 1`` s later, the notice
@@ -79,6 +79,59 @@ class Counting:
         for rcpt in envelope.rcpt_tos:
             self.accepted.setdefault(rcpt.lower(), at)
         return "250 OK"
+
+
+class RelayProcess:
+    """The served rows' relay: aiosmtpd in a process of its own (as a real relay is), so its
+    answers do not wait on the bench's client threads for the GIL. It appends ``rcpt<TAB>
+    time.time()`` per accepted recipient to a file that :attr:`accepted` reads."""
+
+    def __init__(self, port: int, folder: str):
+        self.port, self.log = port, Path(folder) / "relay.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE), "--relay", str(port), "--tree", str(self.log)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+
+    @property
+    def accepted(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for line in self.log.read_text().splitlines() if self.log.exists() else []:
+            rcpt, at = line.split("\t")
+            out.setdefault(rcpt, float(at))
+        return out
+
+    @property
+    def count(self) -> int:
+        return len(self.accepted)
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(30)
+
+
+def _relay_main(port: int, log: str) -> None:
+    """``--relay PORT --tree LOG``: accept every mail until stdin closes."""
+    from aiosmtpd.controller import Controller
+
+    out = open(log, "a", buffering=1)
+
+    class Logging:
+        async def handle_DATA(self, server, session, envelope):
+            at = time.time()
+            out.write("".join(f"{r.lower()}\t{at}\n" for r in envelope.rcpt_tos))
+            return "250 OK"
+
+    controller = Controller(Logging(), hostname="127.0.0.1", port=port)
+    controller.start()
+    print("ready", flush=True)
+    sys.stdin.read()
+    controller.stop()
+    out.close()
 
 
 def _child(args) -> dict:
@@ -311,15 +364,12 @@ def _served(tree: Path, args, interval: float) -> dict:
     """``triage serve`` (gunicorn, 2 workers, no model: the store path) of ``tree`` mailing to a
     relay in this process; intake over HTTP at ``args.rate``/s for ``args.seconds``; then what
     the relay got, the lag, and the workers' CPU (``interval`` 0: the outbox loop off)."""
-    from aiosmtpd.controller import Controller
     from sqlalchemy import create_engine, text
 
     from bench.serving import free_port, kill_after, stop_server
 
-    relay = Counting()
-    controller = Controller(relay, hostname="127.0.0.1", port=free_port())
-    controller.start()
     tmp = tempfile.mkdtemp(prefix="bench-outbox-")
+    relay = RelayProcess(free_port(), tmp)
     port = free_port()
     env = {
         **os.environ,
@@ -333,7 +383,7 @@ def _served(tree: Path, args, interval: float) -> dict:
         else f"sqlite:///{tmp}/served.db",
         "TRIAGE_VAR_DIR": tmp,
         "TRIAGE_SMTP_HOST": "127.0.0.1",
-        "TRIAGE_SMTP_PORT": str(controller.port),
+        "TRIAGE_SMTP_PORT": str(relay.port),
         "TRIAGE_SMTP_SECURITY": "none",
         "TRIAGE_MAIL_FROM": "desk@desk.example",
         "TRIAGE_MAIL_INTERVAL": str(interval),
@@ -361,13 +411,14 @@ def _served(tree: Path, args, interval: float) -> dict:
         sent_after = relay.count
     finally:
         stop_server(proc, killer)
-        controller.stop()
+        relay.stop()
     engine = create_engine(env["TRIAGE_DATABASE_URL"])
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT created_at, delivered_at FROM outbox WHERE kind = 'mail'")).all()
     engine.dispose()
     # intake answered (after its commit) -> the relay accepted the notice: what the customer sees
-    lags = sorted(relay.accepted[r] - at for r, at in answered.items() if r in relay.accepted)
+    accepted = relay.accepted
+    lags = sorted(accepted[r] - at for r, at in answered.items() if r in accepted)
     cut = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] if lags else float("nan")  # noqa: E731
     return {
         "posted": posted,
@@ -490,7 +541,7 @@ def _http_table(trees: dict[str, Path], args) -> None:
     print(
         f"served (triage serve, 2 workers, no model, {'PostgreSQL' if args.database else 'SQLite'}): "
         f"intake {args.rate:.0f}/s for {args.seconds:.0f} s "
-        f"over HTTP (4 clients), relay aiosmtpd in the bench process, loop every {args.interval:.0f} s; "
+        f"over HTTP (4 clients), relay aiosmtpd in a process of its own, loop every {args.interval:.0f} s; "
         f"load {os.getloadavg()}"
     )
     print(
@@ -586,8 +637,12 @@ def main() -> None:
         "--http", action="store_true", help="instead: each tree served by gunicorn, outbox loop off then on"
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--relay", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--tree", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.relay:
+        _relay_main(args.relay, args.tree)
+        return
     if args.child:
         sys.path.insert(0, str(HERE.parents[1]))  # bench.serving from this tree
         sys.path.insert(0, args.tree)  # the code measured first
