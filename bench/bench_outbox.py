@@ -625,6 +625,54 @@ def _table(results: dict[str, dict], args) -> None:
         )
 
 
+def _wake_cost(args) -> None:
+    """``--wake-cost``: what the doorbell costs, this tree only (CPU of this thread): a commit
+    that queued mail against one that did not (the hooks; PostgreSQL: the NOTIFY statement in
+    the transaction), and one idle SQLite poll (``PRAGMA data_version``) and due check."""
+    from sqlalchemy import text
+
+    from triage.store import doorbell
+    from triage.store.engine import Store
+    from triage.store.tables import utcnow
+
+    n = 500
+    tmp = tempfile.mkdtemp(prefix="bench-wake-")
+    url = _fresh_database(args.database) if args.database else f"sqlite:///{tmp}/wake.db"
+    store = Store(url)
+    store.upgrade()
+
+    def commits(flag: bool) -> float:
+        start = time.thread_time()
+        for _ in range(n):
+            with store.session() as session:
+                session.execute(text("SELECT 1"))
+                if flag:
+                    doorbell.queued(session)
+        return (time.thread_time() - start) / n * 1e6
+
+    commits(True)  # warm
+    plain, queued = commits(False), commits(True)
+    print(f"store {store.dialect}; load {os.getloadavg()}")
+    print(f"a transaction (one SELECT) committed: {plain:.1f} us CPU; having queued mail: {queued:.1f} us")
+    if store.dialect == "sqlite":
+        with store.engine.connect().execution_options(triage_readonly=True) as conn:
+            start = time.thread_time()
+            for _ in range(n * 4):
+                conn.exec_driver_sql("PRAGMA data_version").scalar()
+                conn.rollback()
+            poll = (time.thread_time() - start) / (n * 4) * 1e6
+            start = time.thread_time()
+            for _ in range(n * 4):
+                conn.execute(doorbell._OLDEST_DUE, {"now": utcnow()}).scalar()
+                conn.rollback()
+            check = (time.thread_time() - start) / (n * 4) * 1e6
+        print(
+            f"idle poll (PRAGMA data_version): {poll:.1f} us CPU, {poll * 5 / 1000:.3f} ms a second at 0.2 s"
+        )
+        print(f"due check after a change: {check:.1f} us CPU")
+    store.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mails", type=int, default=1000)
@@ -638,10 +686,17 @@ def main() -> None:
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--relay", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--wake-cost", action="store_true", help="instead: what the doorbell costs (this tree)"
+    )
     parser.add_argument("--tree", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.relay:
         _relay_main(args.relay, args.tree)
+        return
+    if args.wake_cost:
+        sys.path.insert(0, str(HERE.parents[1]))
+        _wake_cost(args)
         return
     if args.child:
         sys.path.insert(0, str(HERE.parents[1]))  # bench.serving from this tree

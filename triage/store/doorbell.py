@@ -8,9 +8,10 @@ committed (a bell rung before would send the loop looking for a row it cannot se
 - in this process: a transaction that queued a row sets a flag in ``session.info``; the
   ``after_commit`` hook rings every bell of the process (a ``threading.Event``: no I/O);
 - across processes (the other gunicorn workers, the CLI, a second host):
-  PostgreSQL: the same transaction sends ``NOTIFY triage_outbox`` from ``before_commit``,
-  which the server delivers to listeners only if it commits; :func:`watch` LISTENs on a
-  connection of its own and rings the bell per notification.
+  PostgreSQL: a statement-level trigger on the outbox (migration 0011) notifies
+  ``triage_outbox`` in the inserting transaction, at no round trip of the client's; the
+  server delivers it to listeners only if that transaction commits. :func:`watch` LISTENs
+  on a connection of its own and rings the bell per notification.
   SQLite: :func:`watch` polls ``PRAGMA data_version`` (it changes when any other
   connection commits; reading it costs no I/O) every ``poll`` seconds and, when it moved,
   asks whether a row has been due for longer than ``poll`` (mail this process's loop has
@@ -33,7 +34,7 @@ from sqlalchemy.orm import Session
 from triage.store.tables import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
-CHANNEL = "triage_outbox"
+CHANNEL = "triage_outbox"  # the trigger of migration 0011 notifies it
 _QUEUED = "triage.outbox_queued"  # session.info: this transaction queued an outbox row
 _BELLS: weakref.WeakSet[Doorbell] = weakref.WeakSet()
 RECONNECT_S = 5.0  # a lost LISTEN connection is opened again after this long
@@ -73,12 +74,6 @@ def queued(session: Session) -> None:
 def ring_all() -> None:
     for bell in list(_BELLS):
         bell.ring()
-
-
-@event.listens_for(Session, "before_commit")
-def _notify(session: Session) -> None:
-    if session.info.get(_QUEUED) and session.get_bind().dialect.name == "postgresql":
-        session.connection().exec_driver_sql(f"NOTIFY {CHANNEL}")
 
 
 @event.listens_for(Session, "after_commit")
