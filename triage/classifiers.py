@@ -119,7 +119,7 @@ def make_reference() -> Pipeline:
 def _scores(model: Any, X: Any, classes: np.ndarray, *, log_proba: bool) -> np.ndarray:
     """Scores in the full class order, whatever classes this model saw."""
     raw = (
-        np.log(np.clip(predict_math.predict_proba(model, X), 1e-9, 1.0))
+        np.log(_clipped(predict_math.predict_proba(model, X), 1e-9, 1.0))
         if log_proba
         else predict_math.decision_function(model, X)
     )
@@ -398,7 +398,7 @@ class TextHead(ClassifierMixin, BaseEstimator):
             lo, hi = indptr[row], indptr[row + 1]
             cols, vals = tfidf.indices[lo:hi], tfidf.data[lo:hi]
             contrib = vals * coef[cols] * words[cols]
-            top = np.argsort(-contrib)[:k]
+            top = (-contrib).argsort()[:k]  # np.argsort's order, without its wrapper
             # Python ints and floats (the same values): indexing NumPy scalar by scalar cost
             # more than the arithmetic above
             out.append(
@@ -538,7 +538,7 @@ def decide_labels(
     proba = np.asarray(proba, dtype=float)
     if bias is None or not np.any(bias):
         return proba.argmax(axis=1)
-    return _biased_argmax(np.log(np.clip(proba, 1e-12, 1.0)), _plausible(proba, min_ratio), bias)
+    return _biased_argmax(np.log(_clipped(proba, 1e-12, 1.0)), _plausible(proba, min_ratio), bias)
 
 
 def _plausible(proba: np.ndarray, min_ratio: float) -> np.ndarray:
@@ -608,8 +608,15 @@ def y_idx_of(classes: np.ndarray, y: np.ndarray) -> np.ndarray:
 CONFIDENCE_PRIOR_ROWS = 10.0
 
 
+def _clipped(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``np.clip(x, lo, hi)``, bit for bit (the clip ufunc is max then min, NaN kept), without
+    ``np.clip``'s Python wrappers: on a head's one-row arrays they cost more than the arithmetic
+    (~5 us of ~6 per call), and serving clips ~10 times per ticket."""
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
+    p = _clipped(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
 
 
@@ -667,7 +674,7 @@ def _map_confidence_row(proba: np.ndarray, j: int, ab: tuple[float, float]) -> n
     row = proba[0]
     q = 1.0 / (1.0 + np.exp(-(ab[0] * _logit(row[j : j + 1].copy()) + ab[1])))
     row[j] = 0.0
-    rest = float(proba.sum(axis=1)[0])
+    rest = float(np.add.reduce(proba, axis=1)[0])  # proba.sum(axis=1), without its wrapper
     q_value = float(q[0])
     if rest > 0:
         row *= (1.0 - q_value) / rest
@@ -715,10 +722,10 @@ def _temper(proba: np.ndarray, temperature: float) -> np.ndarray:
     """Softmax of log-probabilities divided by a temperature: same argmax, other confidence."""
     if temperature == 1.0:
         return proba
-    z = np.log(np.clip(proba, 1e-12, 1.0)) / temperature
+    z = np.log(_clipped(proba, 1e-12, 1.0)) / temperature
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return e / np.add.reduce(e, axis=1, keepdims=True)  # e.sum(...) without its wrapper
 
 
 def _fit_temperature(

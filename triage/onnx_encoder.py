@@ -379,7 +379,7 @@ class OnnxMiniLMEncoder:
         ones = np.ones_like(ids)
         feed = {"input_ids": ids, "attention_mask": ones, "token_type_ids": np.zeros_like(ids)}
         hidden = session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
-        vec = hidden[0].sum(axis=0, dtype=np.float64, keepdims=True) / ids.shape[1]
+        vec = np.add.reduce(hidden[0], axis=0, dtype=np.float64, keepdims=True) / ids.shape[1]
         norm = np.linalg.norm(vec, axis=1, keepdims=True)
         return (vec / (norm if norm[0, 0] else 1.0)).astype(np.float32)
 

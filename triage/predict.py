@@ -293,7 +293,7 @@ class Triager:
         probs = np.asarray(proba).tolist()
         order = [
             [j] + [c for c in row if c != j]
-            for j, row in zip(np.asarray(label_idx).tolist(), np.argsort(-proba, axis=1).tolist())
+            for j, row in zip(np.asarray(label_idx).tolist(), (-proba).argsort(axis=1).tolist())
         ]
         labels = [classes[row[0]] for row in order]
         thresholds = (self.manifest["heads"].get(name) or {}).get("thresholds") or {}
