@@ -6,6 +6,12 @@ and many put a byte-order mark first. Read as UTF-8 with commas, such a file eit
 deep in a parser or, worse, trains on one big column or on replacement characters. The
 in-memory reader (pandas) and the streamed one (pyarrow) both ask this module first, so
 they read a file the same way.
+
+Two more shapes are read here rather than failing later: Excel's ``sep=;`` first line (a
+hint Excel writes and reads, naming the delimiter; read as a header it gave one column
+``sep=``), and data rows ending in a delimiter the header lacks (``1,a,b,c,`` under
+``id,x,y,z``), which pandas reads by taking the first column as the index and shifting
+every name one column right: the mapping's ``team`` then held the body, silently.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import codecs
 import csv
 import io
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,24 +36,52 @@ BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs
 class CsvDialect:
     encoding: str  # a Python codec name; "utf-8-sig" and "utf-16" drop their byte-order mark
     delimiter: str
+    skip_lines: int = 0  # 1 when the file starts with Excel's "sep=;" line
+    # the data rows carry one more field than the header, empty: a trailing delimiter
+    trailing_field: bool = False
+
+
+# the name both readers give the field after a trailing delimiter (checked empty, then dropped)
+TRAILING = "(after the last delimiter)"
+_SEP_HINT = re.compile(r"^sep=(.)\r?\n?$", re.I)
 
 
 def csv_dialect(path: str | Path) -> CsvDialect:
     """The encoding (by byte-order mark, else UTF-8 when every byte decodes as UTF-8, else
     Windows-1252, else Latin-1, which decodes anything) and the delimiter of the header."""
     path = Path(path)
-    encoding = _encoding(path)
+    encoding = file_encoding(path)
     with open(path, encoding=encoding, newline="", errors="replace") as f:
         header = _header_line(f)
-    delimiter = max(DELIMITERS, key=lambda d: _count_unquoted(header, d))
-    if _count_unquoted(header, delimiter) == 0:
-        delimiter = ","  # one column, or an empty file: the readers say so themselves
-    if encoding not in ("utf-8", "utf-8-sig") or delimiter != ",":
+        hint = _SEP_HINT.match(header)
+        if hint:
+            header = _header_line(f)
+        first_row = _header_line(f)
+    if hint:
+        delimiter = hint.group(1)
+    else:
+        delimiter = max(DELIMITERS, key=lambda d: _count_unquoted(header, d))
+        if _count_unquoted(header, delimiter) == 0:
+            delimiter = ","  # one column, or an empty file: the readers say so themselves
+    trailing = _has_trailing_field(header, first_row, delimiter)
+    if encoding not in ("utf-8", "utf-8-sig") or delimiter != "," or hint or trailing:
         log.info("%s read as %s with delimiter %r", path, encoding, delimiter)
-    return CsvDialect(encoding, delimiter)
+    return CsvDialect(encoding, delimiter, 1 if hint else 0, trailing)
 
 
-def _encoding(path: Path) -> str:
+def _has_trailing_field(header: str, row: str, delimiter: str) -> bool:
+    """Whether the first data row has one field more than the header, and that one empty."""
+    try:
+        names = next(csv.reader([header], delimiter=delimiter), [])
+        fields = next(csv.reader([row], delimiter=delimiter), [])
+    except csv.Error:
+        return False
+    return len(names) > 1 and len(fields) == len(names) + 1 and not fields[-1].strip()
+
+
+def file_encoding(path: Path) -> str:
+    """The text encoding of an export (CSV or JSON): by byte-order mark, else UTF-8, else
+    Windows-1252, else Latin-1."""
     with open(path, "rb") as f:
         start = f.read(4)
     for bom, name in BOMS:
@@ -95,8 +130,48 @@ def csv_header(path: str | Path, dialect: CsvDialect | None = None) -> list[str]
     ``Labels`` to ``Labels.1``, pyarrow keeps both; neither says so)."""
     dialect = dialect or csv_dialect(path)
     with open(path, encoding=dialect.encoding, newline="", errors="replace") as f:
-        header = _header_line(f)
+        for _ in range(dialect.skip_lines + 1):
+            header = _header_line(f)
     try:
         return next(csv.reader([header], delimiter=dialect.delimiter), [])
     except csv.Error:
         return []
+
+
+def pandas_options(path: str | Path, dialect: CsvDialect) -> dict:
+    """``pd.read_csv`` arguments for ``dialect``: the hint line skipped; with a trailing
+    delimiter, the header's names given (pandas would shift them) plus :data:`TRAILING`."""
+    options: dict = {"sep": dialect.delimiter, "encoding": dialect.encoding, "skiprows": dialect.skip_lines}
+    if dialect.trailing_field:
+        names = _pandas_names(csv_header(path, dialect))
+        options.update(header=None, skiprows=dialect.skip_lines + 1, names=[*names, TRAILING])
+    return options
+
+
+def arrow_names(path: str | Path, dialect: CsvDialect) -> tuple[list[str] | None, int]:
+    """pyarrow's ``column_names`` (None: from the header) and ``skip_rows`` for ``dialect``."""
+    if dialect.trailing_field:
+        return [*csv_header(path, dialect), TRAILING], dialect.skip_lines + 1
+    return None, dialect.skip_lines
+
+
+def _pandas_names(names: list[str]) -> list[str]:
+    """Repeated names as pandas renames them when it reads a header: Labels, Labels.1, ..."""
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        new, n = name, 0
+        while new in seen:
+            n += 1
+            new = f"{name}.{n}"
+        seen.add(new)
+        out.append(new)
+    return out
+
+
+def first_filled(values: list) -> int | None:
+    """The index of the first non-blank value (of the :data:`TRAILING` field), if any."""
+    for i, value in enumerate(values):
+        if value is not None and str(value).strip():
+            return i
+    return None

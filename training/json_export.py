@@ -25,13 +25,18 @@ import pandas as pd
 
 from triage.errors import InputError
 
+from .csv_dialect import file_encoding
+
 # read so much of a .json file to tell a document from JSON Lines
 _SNIFF = 1 << 16
 
 
-def read_kwargs() -> dict[str, Any]:
-    """What both readers pass to ``pd.read_json`` for JSON Lines."""
-    return {"lines": True, "dtype": False}  # dtype=False: no date conversion either (pandas 3)
+def read_kwargs(path: Path) -> dict[str, Any]:
+    """What both readers pass to ``pd.read_json`` for JSON Lines: the file's encoding too
+    (JSON should be UTF-8, but Notepad writes a byte-order mark first, Windows PowerShell's
+    ``ConvertTo-Json | Out-File`` writes UTF-16, older tools Windows-1252)."""
+    # dtype=False: no date conversion either (pandas 3)
+    return {"lines": True, "dtype": False, "encoding": file_encoding(path)}
 
 
 def is_document(path: Path) -> bool:
@@ -39,7 +44,7 @@ def is_document(path: Path) -> bool:
     if path.suffix.lower() != ".json":
         return False
     with open(path, "rb") as f:
-        head = f.read(_SNIFF).decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
+        head = f.read(_SNIFF).decode(file_encoding(path), "replace").lstrip("\ufeff \t\r\n")
     if head.startswith("["):
         return True
     first, _, rest = head.partition("\n")
@@ -54,7 +59,7 @@ def document_records(path: Path) -> pd.DataFrame:
     """The records of a JSON document: the array itself, or the longest array of objects
     directly under the top-level object (``issues``, ``result``, ``records``, ...)."""
     try:
-        doc = json.loads(path.read_bytes().decode("utf-8-sig"))
+        doc = json.loads(path.read_bytes().decode(file_encoding(path)))
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the export as JSON: {exc}", file=str(path)) from None
     records = doc if isinstance(doc, list) else None

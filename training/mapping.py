@@ -22,7 +22,7 @@ from triage.errors import ConfigError, InputError
 from triage.priority import PriorityMatrix
 from triage.text import model_text, normalise
 
-from .csv_dialect import csv_dialect
+from .csv_dialect import TRAILING, csv_dialect, first_filled, pandas_options
 from .dates import ORDERS, parse_times
 from .export_notes import duplicate_column_notes, label_notes
 from .json_export import document_records, flatten, is_document, quiet, read_kwargs
@@ -254,15 +254,15 @@ def read_export(path: str | Path) -> pd.DataFrame:
                 path,
                 dtype=str,
                 keep_default_na=False,
-                sep=dialect.delimiter,
-                encoding=dialect.encoding,
                 encoding_errors="replace",
+                **pandas_options(path, dialect),
             )
+            df = without_trailing(df, path)
         elif kind == "jsonl" and is_document(path):  # an array, or {"issues": [...]}
             df = document_records(path)
         elif kind == "jsonl":
             with quiet():
-                df = flatten(json_objects(pd.read_json(path, **read_kwargs()), path))
+                df = flatten(json_objects(pd.read_json(path, **read_kwargs(path)), path))
         else:
             df = pd.read_parquet(path)
     except InputError:  # already names the file and what was expected
@@ -275,6 +275,23 @@ def read_export(path: str | Path) -> pd.DataFrame:
     ) as exc:  # TypeError: a JSON line not an object
         raise InputError(f"cannot read the export as {kind}{_SHAPE[kind]}: {exc}", file=str(path)) from None
     return df.astype(object).where(df.notna(), None)
+
+
+def without_trailing(df: pd.DataFrame, path: Path, first_row: int = 1) -> pd.DataFrame:
+    """``df`` without the field after a trailing delimiter, which must be empty: a row with
+    a value there has more fields than the header (an unquoted delimiter in a cell?)."""
+    if TRAILING not in df.columns:
+        return df
+    at = first_filled(df[TRAILING].tolist())
+    if at is not None:
+        raise InputError(
+            "row has more fields than the header",
+            file=str(path),
+            row=first_row + at,
+            expected=f"{len(df.columns) - 1} fields (the header's), or one more left empty by a trailing delimiter",
+            got=df.iloc[at].tolist()[-1],
+        )
+    return df.drop(columns=[TRAILING])
 
 
 def json_objects(df: pd.DataFrame, path: Path) -> pd.DataFrame:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -30,6 +31,7 @@ from triage.classifiers import (
     KINDS,
     Features,
     TextHead,
+    _folds as cross_folds,  # the folds fit_candidates cuts: each must see two classes
     fit_candidates,
     fit_parts,
     macro_f1_idx,
@@ -204,6 +206,7 @@ def train(
             expected="at least one data row with a subject or body",
             got=f"{data.counts['rows_read']} rows read, {data.counts['dropped']} dropped",
         )
+    _check_words(data, mapping, data_path)
     needs_vectors = any(k in ("embedding", "combined") for k in candidates)
     enc = resolve_encoder(encoder) if needs_vectors else None
     config = TrainConfig(
@@ -254,7 +257,7 @@ def train(
                 }
                 fitted[name], head_reports[name] = model, rep
             else:
-                skipped[name] = rep["n"]
+                skipped[name] = {**rep["n"], "reason": rep["reason"]}
     report = build_report(data, mapping, config, splits, head_reports)
     report["skipped_heads"] = skipped  # too few labelled rows or classes: no model, said so
     report["vector_screen"] = screened
@@ -273,6 +276,50 @@ def train(
         )  # HMAC over the checksums
         result.report_dir = result.bundle_path / "report"
     return result
+
+
+_WORD = re.compile(r"\w\w+")
+
+
+def _check_words(data: Dataset, mapping: ColumnMapping, data_path: Path | str) -> None:
+    """The text columns must share words between rows: TF-IDF keeps only words seen in two
+    or more rows, and a body mapped to an id or code column (``1``, ``2``, ...) left none
+    (scikit-learn's "After pruning, no terms remain" traceback). Stops at the first repeat."""
+    seen: set[str] = set()
+    for text in data.texts:
+        words = set(_WORD.findall(text.lower()))
+        if words & seen:
+            return
+        seen |= words
+    columns = " and ".join(repr(c) for c in (mapping.subject, mapping.body) if c)
+    raise InputError(
+        f"the text columns {columns} hold no word that two rows share: nothing to learn from "
+        "(is the mapping's text naming an id or code column?)",
+        file=str(data_path),
+        expected="ticket subjects or descriptions",
+        got=[t[:40] for t in data.texts[:3]],
+    )
+
+
+def _unfittable(y_train: np.ndarray, n: dict[str, int], config: TrainConfig) -> str | None:
+    """Why a head cannot be fitted on these labels (None: it can), in the data's terms."""
+    classes, counts = np.unique(y_train, return_counts=True)
+    if not sum(n.values()):
+        return "no labelled rows (the label column is blank, or every value was filtered out)"
+    if len(classes) < 2:
+        only = f" ({classes[0]!r})" if len(classes) else ""
+        return f"one class only in the training split{only}: a classifier needs two or more"
+    if n["calibration"] == 0 or n["holdout"] == 0:
+        return "too few labelled rows to split into train, calibration and holdout"
+    if any(len(np.unique(y_train[fit])) < 2 for fit, _ in cross_folds(y_train, config.cv, config.seed)):
+        top = classes[np.argmax(counts)]
+        return (
+            f"{counts.max()} of {counts.sum()} training rows are {top!r} and the other classes have "
+            f"{counts.sum() - counts.max()}: too few for the {config.cv} cross-validation folds, "
+            "each of which must see two classes (label more rows of the other classes, "
+            "or merge them)"
+        )
+    return None
 
 
 def _screen(
@@ -454,9 +501,10 @@ def train_head(
     has = np.asarray([v is not None for v in labels])
     idx = {s: np.flatnonzero(has & (splits == s)) for s in SPLITS}
     n = {s: int(len(i)) for s, i in idx.items()}
-    if len(set(y[idx["train"]])) < 2 or n["calibration"] == 0 or n["holdout"] == 0:
-        log.warning("head %s skipped: too few labelled rows or classes (%s)", name, n)
-        return None, {"skipped": True, "n": n}
+    why = _unfittable(y[idx["train"]], n, config)
+    if why:
+        log.warning("head %s skipped: %s (%s)", name, why, n)
+        return None, {"skipped": True, "n": n, "reason": why}
     params = dict(
         svc_c=config.svc_c,
         lr_c=config.lr_c,

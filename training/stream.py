@@ -32,7 +32,7 @@ import pandas as pd
 from triage.bundle import file_sha256
 from triage.errors import InputError
 
-from .csv_dialect import CsvDialect, csv_dialect
+from .csv_dialect import TRAILING, CsvDialect, arrow_names, csv_dialect
 from .export_notes import duplicate_column_notes
 from .json_export import document_records, flatten, is_document, quiet, read_kwargs
 from .mapping import (
@@ -45,6 +45,7 @@ from .mapping import (
     dataset_from_frame,
     label_columns,
     rare_classes,
+    without_trailing,
 )
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,10 @@ def export_columns(path: str | Path) -> list[str]:
     if kind == "parquet":
         import pyarrow.parquet as pq
 
-        return list(pq.read_schema(path).names)
+        try:
+            return list(pq.read_schema(path).names)
+        except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise InputError(f"cannot read the export as parquet: {exc}", file=str(path)) from None
     if kind == "csv":
         import pyarrow as pa
         import pyarrow.csv as pacsv
@@ -70,10 +74,10 @@ def export_columns(path: str | Path) -> list[str]:
         try:
             with pacsv.open_csv(
                 path,
-                read_options=pacsv.ReadOptions(block_size=1 << 16, encoding=_arrow_encoding(dialect)),
+                read_options=_read_options(path, dialect, 1 << 16),
                 parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter, newlines_in_values=True),
             ) as reader:
-                return list(reader.schema.names)
+                return [n for n in reader.schema.names if n != TRAILING]
         except (pa.ArrowException, ValueError, OSError) as exc:
             raise InputError(f"cannot read the export's header as csv: {exc}", file=str(path)) from None
     try:  # JSON Lines records may omit keys: the columns any of the first records has
@@ -92,7 +96,7 @@ def _jsonl_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
         for start in range(0, len(records), rows):
             yield records.iloc[start : start + rows]
         return
-    with pd.read_json(path, chunksize=rows, **read_kwargs()) as reader:
+    with pd.read_json(path, chunksize=rows, **read_kwargs(path)) as reader:
         while True:
             with quiet():
                 chunk = next(reader, None)
@@ -111,8 +115,10 @@ def frames(path: str | Path, columns: list[str], batch_rows: int = BATCH_ROWS) -
             for chunk in _jsonl_chunks(path, batch_rows):
                 yield _cells(chunk.reindex(columns=columns))
             return
+        row = 1
         for batch in _arrow_batches(path, kind, columns, batch_rows):
-            yield _cells(batch.to_pandas())
+            yield without_trailing(_cells(batch.to_pandas()), path, row)
+            row += batch.num_rows
     except InputError:
         raise
     except (ValueError, TypeError, OSError) as exc:  # TypeError: a JSON line not an object
@@ -136,23 +142,32 @@ def _arrow_batches(path: Path, kind: str, columns: list[str], batch_rows: int):
         )
         return
     names = export_columns(path)
+    dialect = csv_dialect(path)
     # every CSV cell as text, as pandas' dtype=str, keep_default_na=False reads it: an empty
     # cell is "", never null, and "NA" is the text NA; quoted newlines are kept inside a cell
     convert = pacsv.ConvertOptions(
-        column_types={c: pa.string() for c in names},
+        column_types={c: pa.string() for c in [*names, TRAILING]},
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
         null_values=[],
-        include_columns=columns,
+        include_columns=columns + ([TRAILING] if dialect.trailing_field else []),
     )
-    dialect = csv_dialect(path)
     with pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK, encoding=_arrow_encoding(dialect)),
+        read_options=_read_options(path, dialect, CSV_BLOCK),
         parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter, newlines_in_values=True),
         convert_options=convert,
     ) as reader:
         yield from reader
+
+
+def _read_options(path: Path, dialect: CsvDialect, block_size: int):
+    import pyarrow.csv as pacsv
+
+    names, skip = arrow_names(path, dialect)
+    return pacsv.ReadOptions(
+        block_size=block_size, encoding=_arrow_encoding(dialect), column_names=names, skip_rows=skip
+    )
 
 
 def _arrow_encoding(dialect: CsvDialect) -> str:

@@ -192,7 +192,25 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"\nbundle: {result.bundle_path}")
         if result.report_dir:
             print(f"report: {result.report_dir / 'report.html'}")
-    return 0
+    return _say_skipped(result.report.get("skipped_heads") or {}, result.bundle_path is not None)
+
+
+def _say_skipped(skipped: dict, written: bool) -> int:
+    """Each head not trained and why, on stderr; no head at all is an error (exit 2), not
+    a quiet "bundle: None" with exit 0."""
+    for head, info in skipped.items():
+        print(
+            f"head {head} not trained: {info.get('reason', 'too few labelled rows or classes')}",
+            file=sys.stderr,
+        )
+    if written:
+        return 0
+    print(
+        "triage train: error: no head could be trained, so no bundle was written "
+        "(expected each mapped label column to hold two or more classes with a few rows each)",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _signing_key() -> str | None:
