@@ -58,12 +58,12 @@ def _both_readers_read_as_written(data: Path, mapping_path: Path, n: int = 60) -
     whole = load_export(data, mapping)
     assert len(whole) == n
     assert sorted(set(whole.labels["team"])) == sorted(TEAMS), whole.labels["team"][:5]
-    assert all("café \"ok\" €5" in t for t in whole.texts), whole.texts[0]
+    assert all('café "ok" €5' in t for t in whole.texts), whole.texts[0]
     assert whole.texts[0].startswith("ticket 0 "), whole.texts[0]
     assert {"subject", "body", "team"} <= set(export_columns(data))
     sample, _ = load_sampled(data, mapping, 30, "team")
     assert set(sample.labels["team"]) <= set(TEAMS), sample.labels["team"][:5]
-    assert all("café \"ok\" €5" in t for t in sample.texts)
+    assert all('café "ok" €5' in t for t in sample.texts)
 
 
 # ---------------------------------------------------------------- CSV shapes
