@@ -130,3 +130,34 @@ def test_concurrent_named_assignments_to_one_agent_respect_capacity(store):
     assert sum(isinstance(o, int) for o in outcomes) == 3
     with store.session() as s:
         assert routing.open_load(s, "ann") == 3
+
+
+def test_a_team_another_process_stores_between_the_read_and_the_insert_is_taken_not_a_500(store):
+    """Two gunicorn workers route their first tickets to a new team at once: both read "no
+    such team", both insert it; the second insert used to fail its ticket (UniqueViolation, a
+    500 to the client). On SQLite the write lock taken at BEGIN keeps the two apart."""
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite writers hold the write lock from BEGIN: no second writer in between")
+    from sqlalchemy import event, select
+
+    from triage.store.routing import ensure_team
+    from triage.store.tables import Team
+
+    raced: list[bool] = []
+
+    def other_process_first(conn, cursor, statement, *_args):
+        if statement.lower().startswith("insert into teams") and not raced:
+            raced.append(True)
+            with store.session() as other:  # its own connection, committed before ours goes on
+                other.add(Team(name="Service Desk"))
+
+    event.listen(store.engine, "before_cursor_execute", other_process_first)
+    try:
+        with store.session() as s:
+            team = ensure_team(s, "Service Desk")
+            assert team.name == "Service Desk" and team.id is not None
+    finally:
+        event.remove(store.engine, "before_cursor_execute", other_process_first)
+    assert raced
+    with store.session(readonly=True) as s:
+        assert len(s.scalars(select(Team).where(Team.name == "Service Desk")).all()) == 1

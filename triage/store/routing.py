@@ -23,6 +23,8 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from triage.errors import InputError, NotFound, TransitionError
@@ -52,10 +54,18 @@ def choose_team(model_fields: dict[str, Any] | None, rules_team: str | None) -> 
 def ensure_team(session: Session, name: str) -> Team:
     team = session.scalars(select(Team).where(Team.name == name)).first()
     if team is None:
-        team = Team(name=name)
-        session.add(team)
-        session.flush()
+        # another process may store it between this read and the insert (two gunicorn
+        # workers' first tickets for a new team, on PostgreSQL): the insert then keeps
+        # theirs, and the read below finds it, instead of failing the ticket with a 500
+        session.connection().execute(_NEW_TEAM[session.get_bind().dialect.name], {"name": name})
+        team = session.scalars(select(Team).where(Team.name == name)).one()
     return team
+
+
+_NEW_TEAM = {
+    name: dialect_insert(Team.__table__).on_conflict_do_nothing(index_elements=[Team.__table__.c.name])
+    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 
 
 def ensure_team_once(session: Session, name: str) -> None:

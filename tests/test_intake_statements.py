@@ -1,0 +1,55 @@
+"""How many statements one intake sends to the database (a budget, not a timing).
+
+On PostgreSQL each statement is a round trip and a parse/bind/execute in the server, and
+the CPU of both ends per intake is what issue 15 measures (bench/bench_service.py's worker
+and db CPU columns). An HTTP intake in steady state (the open-ticket index loaded) reads
+twice for the catch-up, once for the candidates it found, then writes each table's rows
+with one statement. A change that adds a statement to every intake shows here first.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from store_support import NOW, RULES, statements, sure_triager
+from triage.encoder import HashingEncoder
+from triage.store import similar
+from triage.store.intake import intake_grouped
+
+ENC = HashingEncoder()
+COMMON = dict(triager=sure_triager(), ruleset=RULES, encoder=ENC, auto_assign=False)
+# the steady state's statements, as counted when this budget was set (round 6): reads — the
+# catch-up's tickets and reopened events, the candidates' vectors —; writes — tickets, the
+# team's look-up, the model's fields (UPDATE tickets), predictions, sla_clocks, outbox,
+# ticket_events, ticket_vectors, and PostgreSQL's NOTIFY of the queued mail; SQLite also
+# sends its BEGIN and BEGIN IMMEDIATE as statements (psycopg sends BEGIN and COMMIT, and
+# SQLite its COMMIT, outside the cursor: not counted)
+BUDGET = {"postgresql": 12, "sqlite": 13}
+
+
+def _intake(store, i: int):
+    body = {"subject": f"VPN drops every {i} minutes", "body": "since 9", "requester": f"u{i}@example.com"}
+    return intake_grouped(store, body, actor="api", now=NOW + timedelta(seconds=i), **COMMON)
+
+
+@pytest.fixture(autouse=True)
+def fresh_index(store):
+    """As a fresh process: no index yet (another test's ticket 1 is not this one's)."""
+    similar._INDEXES.pop(store.engine, None)
+    similar._RECENT.pop(store.engine, None)
+    yield
+    for kept in list(similar._INDEXES.get(store.engine, {}).values()):
+        assert kept.done.wait(60) and kept.index.wait(60)
+
+
+def test_an_intake_in_steady_state_stays_within_its_statement_budget(store):
+    for i in range(3):  # the index is loaded, the teams exist
+        _intake(store, i)
+    for kept in similar._INDEXES.get(store.engine, {}).values():
+        assert kept.done.wait(60)
+    with statements(store) as seen:
+        result = _intake(store, 3)
+    assert result.created and result.duplicates  # the search ran and found the earlier ones
+    assert len(seen) <= BUDGET[store.dialect], "\n".join(seen)
