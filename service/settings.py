@@ -299,10 +299,12 @@ SETTINGS: list[Setting] = [
     ),
     Setting(
         "TRIAGE_ACCEPT_DELAY_MS",
-        2.0,
+        20.0,
         float,
-        "gthread workers: milliseconds a worker already holding connections waits (per "
-        "connection, at most TRIAGE_THREADS times) before accepting a new one, so keep-alive "
+        "gthread workers: a worker holding more connections than another steps aside for a "
+        "new one until each worker holding fewer has looked at it, at most this many "
+        "milliseconds per connection beyond the fewest (at most TRIAGE_THREADS times); its main "
+        "thread goes on serving meanwhile. Workers holding as many take it at once. Keep-alive "
         "clients spread over the workers instead of sharing one worker's GIL "
         "(`service/gunicorn_worker.py`). 0: accept at once, as plain gunicorn does.",
     ),

@@ -97,11 +97,13 @@ def _worker_holding(workers: list[int], inode: int) -> int | None:
 
 
 @pytest.mark.slow  # a real gunicorn with two workers
-@pytest.mark.timeout(180)
-@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads Linux's /proc")
+@pytest.mark.timeout(900)
 def test_keep_alive_clients_spread_over_the_workers(service_env, tmp_path):
-    """Connections opened one after another go to the worker holding fewer: plain gthread
-    let the first worker to wake take them, often both clients on one worker."""
+    """Connections opened one after another go to the worker holding fewer (plain gthread let
+    the first worker to wake take them, often both clients on one worker), also when the
+    clients reconnect the moment they closed their old connections; and a worker holding no
+    more than the other takes a connection at once: the step-aside delay here is two minutes,
+    past the clients' 30 s timeout, so any connection left waiting for it fails the test."""
     import http.client
 
     port = free_port()
@@ -111,7 +113,8 @@ def test_keep_alive_clients_spread_over_the_workers(service_env, tmp_path):
             "TRIAGE_KB_PATH": str(service_env["kb"]),
             "TRIAGE_API_KEYS": KEYS_SPEC,
             "TRIAGE_CACHE_DIR": str(tmp_path / "cache"),
-            "TRIAGE_ACCEPT_DELAY_MS": "200",  # far beyond any wake-up on a busy machine
+            # far beyond any wake-up on a busy machine, and beyond the clients' timeout
+            "TRIAGE_ACCEPT_DELAY_MS": "120000",
         }
     )
     command = triage_serve(port, "--workers", "2", "--bundle", str(service_env["bundle"]))
@@ -120,10 +123,8 @@ def test_keep_alive_clients_spread_over_the_workers(service_env, tmp_path):
         workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
         assert len(workers) == 2
 
-        def clients(n: int) -> list[int]:
-            """The worker serving each of ``n`` keep-alive clients opened one after another."""
-            while _server_side_inodes(port):  # earlier connections, still being closed
-                time.sleep(0.05)
+        def opened(n: int) -> tuple[list, list[int]]:
+            """``n`` keep-alive clients opened one after another, and the worker serving each."""
             conns, holders = [], []
             for _ in range(n):
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -134,6 +135,12 @@ def test_keep_alive_clients_spread_over_the_workers(service_env, tmp_path):
                 conns.append(conn)
                 inode = _server_side_inodes(port)[conn.sock.getsockname()[1]]
                 holders.append(_worker_holding(workers, inode))
+            return conns, holders
+
+        def clients(n: int) -> list[int]:
+            while _server_side_inodes(port):  # earlier connections, still being closed
+                time.sleep(0.05)
+            conns, holders = opened(n)
             for conn in conns:
                 conn.close()
             return holders
@@ -144,3 +151,76 @@ def test_keep_alive_clients_spread_over_the_workers(service_env, tmp_path):
         holders = clients(4)
         assert holders[0] != holders[1], holders  # the second client: the idle worker
         assert sorted(holders.count(w) for w in workers) == [2, 2], holders
+
+        conns, _ = opened(2)
+        for _ in range(3):  # a client dropping its connections and opening new ones at once
+            for conn in conns:
+                conn.close()
+            conns, holders = opened(2)
+            assert holders[0] != holders[1], holders
+        for conn in conns:
+            conn.close()
+
+        for _ in range(6):  # clients closing after every request: served without waiting
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("GET", "/livez", headers={"Connection": "close"})
+            assert conn.getresponse().status == 200
+            conn.close()
+
+
+def test_a_worker_keeps_what_it_loaded_out_of_full_collections(app):
+    """gunicorn's post_worker_init freezes the loaded app: a generation-2 collection then
+    no longer walks the bundle and index (a ~160 ms stall of the worker's requests)."""
+    import gc
+    from types import SimpleNamespace
+
+    environ = dict(os.environ)  # the config module sets thread counts for the workers
+    app.config["TRIAGE_SIGHUP"] = False  # no SIGHUP handler in the test process
+    try:
+        before = gc.get_freeze_count()
+        _gunicorn_conf().post_worker_init(SimpleNamespace(wsgi=app))
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+def _gunicorn_conf():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "service" / "gunicorn_conf.py"
+    spec = importlib.util.spec_from_file_location("triage_gunicorn_conf_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_worker_table_is_shared_across_forks_and_forgets_dead_workers():
+    """What one worker writes, a sibling forked from the same master reads; a dead worker's
+    slot neither counts nor stays taken."""
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
+    try:
+        from gunicorn_worker import WorkerTable
+    finally:
+        sys.path.pop(0)
+    table = WorkerTable(slots=4)
+    mine = table.claim(1)
+    table.write(mine, os.getpid(), 3, 7)
+    child = os.fork()
+    if child == 0:  # a sibling: takes a slot of its own, holds 1 connection, looked twice
+        theirs = table.claim(1)
+        table.write(theirs, os.getpid(), 1, 2)
+        os._exit(0 if table.others(theirs) == {mine: (3, 7)} else 1)
+    pid, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert table.others(mine) == {}  # the sibling wrote (1, 2), then died: not counted
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    table.write(2, int(dead.stdout), 0, 0)
+    assert table.others(mine) == {}
+    assert table.claim(2) == 2  # a dead worker's slot is taken again
