@@ -104,6 +104,7 @@ class CookieSessions(SecureCookieSessionInterface):
 
 def _start_loading(app: Flask, state: ServiceState) -> None:
     mode = app.config.get("TRIAGE_LOAD", "background")
+    state.note_reload_token()  # before loading: a sibling's reload meanwhile is still followed
     if mode == "sync":
         state.load()  # a broken bundle or rules file stops start-up here
     elif mode == "background":

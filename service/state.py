@@ -182,6 +182,7 @@ class ServiceState:
         self.on_swap: list[Callable[[Loaded | None, Loaded], None]] = []
         self._lock = threading.Lock()
         self._watch_token: str | None = None
+        self._watch_from: tuple[str | None] | None = None  # the token read before the first load
 
     # -- reading
     def snapshot(self) -> Loaded:
@@ -266,13 +267,22 @@ class ServiceState:
         tmp.write_text(json.dumps({"token": token, "bundle": requested}), encoding="utf-8")
         os.replace(tmp, target)
 
+    def note_reload_token(self) -> None:
+        """Remember the reload token there is before this worker loads its bundle: a reload a
+        sibling asks for while this one is still loading (a start that takes seconds) is then
+        followed once the watcher runs, instead of being taken for the one already done."""
+        run_dir = self.config.get("TRIAGE_RUN_DIR")
+        if run_dir:
+            self._watch_from = (_read_token(Path(run_dir) / "reload.json")[0],)
+
     def start_watcher(self, interval: float = 0.5) -> None:
         """Poll ``<run dir>/reload.json`` (a stat per interval) for reloads asked of a sibling."""
         run_dir = self.config.get("TRIAGE_RUN_DIR")
         if not run_dir:
             return
         target = Path(run_dir) / "reload.json"
-        self._watch_token = _read_token(target)[0]
+        if self._watch_token is None:  # (set by a broadcast of this worker's own)
+            self._watch_token = self._watch_from[0] if self._watch_from else _read_token(target)[0]
 
         def watch():
             while True:

@@ -236,6 +236,35 @@ def test_background_reload_and_unknown_bundle(app, client):
     assert_error(client.post("/v1/admin/reload", json={"nope": 1}, headers=auth("admin")), 422)
 
 
+def test_a_reload_asked_while_a_worker_still_loads_is_followed(service_env, tmp_path, monkeypatch):
+    """A sibling worker's reload broadcast while this worker loads its bundle at start (a
+    start takes seconds on a busy machine) is followed once this worker's watcher runs:
+    the watcher used to read the token after the load and take it for one already done."""
+    from service import create_app
+    from service.state import ServiceState
+    from service.store import close
+
+    load = ServiceState.load
+
+    def load_while_a_sibling_asks(self, requested=None):
+        loaded = load(self, requested)
+        if self.reloads == 0:  # the start-up load: a sibling broadcasts meanwhile
+            ServiceState(self.config).broadcast()
+        return loaded
+
+    monkeypatch.setattr(ServiceState, "load", load_while_a_sibling_asks)
+    app = create_app(app_config(service_env, TRIAGE_RUN_DIR=str(tmp_path)))
+    try:
+        state = app.extensions["triage.state"]
+        first = state.current
+        deadline = time.time() + 30  # the watcher looks every 0.5 s
+        while state.current is first and time.time() < deadline:
+            time.sleep(0.05)
+        assert state.current is not first, "the reload asked during the start was not followed"
+    finally:
+        close(app)
+
+
 def test_readyz_only_when_loaded(service_env):
     from service import create_app
 
