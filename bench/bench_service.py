@@ -560,6 +560,9 @@ def wrk_rows(
             ["-s", script, url, "--", str(bodies), KEY, os.urandom(4).hex()],
             ">=150/s p99<=150 max<1000",
         ),
+        # a new connection per request: what a worker's late accept costs when clients don't
+        # keep their connections (TRIAGE_ACCEPT_DELAY_MS=0, plain gthread, is the reference)
+        (f"GET /livez (wrk, Connection: close), {clients} conn.", clients, ["-H", "Connection: close"], ""),
         ("GET /livez (floor, wrk), 2 connections", 2, [], ""),
         (
             f"POST /v1/classify?kb=0 (wrk) {seconds:.0f} s, 2 conn.",
@@ -570,14 +573,15 @@ def wrk_rows(
     )
     for name, conns, extra, target in runs[2:] if fast_only else runs:
         cmd = [wrk, f"-t{min(conns, 2)}", f"-c{conns}", f"-d{seconds:.0f}s", "--timeout", "10s", "--latency"]
-        cmd += extra or [url + "/livez"]
+        scripted = "-s" in extra
+        cmd += extra if scripted else [*extra, url + "/livez"]
         by_worker, db = cpu_by_worker(pids), db_cpu_seconds()
         client = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         by_worker_after, db = cpu_by_worker(pids), db_cpu_seconds() - db
         worker = sum(by_worker_after.values()) - sum(by_worker.values())
-        if extra:
+        if scripted:
             line = next((x for x in done.stdout.splitlines() if x.startswith("WRK ")), "")
             stats = dict(part.split("=") for part in line.split()[1:])
             if not stats:
