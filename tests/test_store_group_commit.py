@@ -12,6 +12,7 @@ import threading
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
 
 from store_support import NOW, RULES, statements, sure_triager
 from triage.errors import InputError
@@ -319,3 +320,39 @@ def test_an_intake_handed_in_while_a_group_writes_its_rows_shares_its_commit(sto
     for r in (first, second):
         assert written_per_ticket(store, r.ticket.id) == written_per_ticket(store, first.ticket.id)
         assert written_per_ticket(store, r.ticket.id)["clocks"] == 2
+
+
+@pytest.mark.timeout(120)
+def test_a_bad_jobs_rerun_alone_takes_in_no_late_joiner(store):
+    """A group failed: each job is rerun alone to find the bad one. A job handed in meanwhile
+    waits for a group of its own; it does not join the bad job's rerun (to be failed with it
+    and rerun once more)."""
+    from triage.store.group import GroupCommitter
+
+    committer = GroupCommitter(store._sessions)
+    bad_runs, rerunning = [], threading.Event()
+
+    def good(_session):
+        return "ok"
+
+    def bad(session):  # fails at the flush, as a constraint does
+        from triage.store.tables import Team
+
+        bad_runs.append(True)
+        session.add(Team(name=None))
+        if len(bad_runs) == 2:  # its rerun alone: another job is handed in now
+            rerunning.set()
+            waited = threading.Event()
+            while not committer._pending and not waited.wait(0.005):
+                pass  # bounded by the test's timeout; the outcome is asserted, not the time
+
+    jobs: list = []
+    first = threading.Thread(target=lambda: jobs.extend(committer.run_all([good, bad])))
+    first.start()
+    assert rerunning.wait(60)
+    (late,) = committer.run_all([good])
+    first.join()
+    assert [job.result for job in jobs] == ["ok", None] and isinstance(jobs[1].error, IntegrityError)
+    assert late.error is None and late.result == "ok"
+    assert len(bad_runs) == 2  # the group's run and its rerun alone, no third
+    assert committer.groups == 4  # the group, each of its jobs alone, the late one alone

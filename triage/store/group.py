@@ -122,23 +122,24 @@ class GroupCommitter:
                 self._changed.notify_all()  # someone else leads the jobs still pending
         return jobs
 
-    def _run(self, group: list[Job]) -> None:
-        """One transaction for the group; on a job's failure, each job alone."""
+    def _run(self, group: list[Job], *, alone: bool = False) -> None:
+        """One transaction for the group; on a job's failure, each job alone (``alone``: no
+        late joiners, so that a bad job's rerun cannot take in, and fail, newcomers again)."""
         try:
-            failed = self._commit(group)
+            failed = self._commit(group, join=not alone)
             if failed is not None:
                 if len(group) == 1:
                     group[0].error, group[0].done = failed, True
                     return
                 for job in group:  # which one was bad: each in its own transaction
-                    self._run([job])
+                    self._run([job], alone=True)
         except BaseException as exc:  # never leave a caller waiting on a job nobody will run
             for job in group:
                 if not job.done:
                     job.error, job.done = exc, True
             raise
 
-    def _commit(self, group: list[Job]) -> BaseException | None:
+    def _commit(self, group: list[Job], *, join: bool = True) -> BaseException | None:
         """Run and commit; returns a job's error (the group rolled back), else None."""
         session = self._sessions()
         self.groups += 1
@@ -150,9 +151,9 @@ class GroupCommitter:
                     with event_log.batched(session):  # each table's rows of the batch: one INSERT
                         _before(session, batch)
                         results += [job.work(session) for job in batch]
-                        results += self._join_late(session, group)
+                        results += self._join_late(session, group) if join else []
                     session.flush()  # a failing write shows here, attributed to the jobs
-                    batch = self._take_late(group)
+                    batch = self._take_late(group) if join else []
             except Exception as exc:  # noqa: BLE001 - the jobs are rerun alone to find the bad one
                 session.rollback()
                 return exc
