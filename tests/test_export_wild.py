@@ -109,6 +109,24 @@ def test_a_sep_line_with_a_trailing_delimiter_and_repeated_names_reads_too(tmp_p
     assert load_export(data, load_mapping(mapping_path)).counts["warnings"][0]["kind"] == "duplicate_columns"
 
 
+def test_rows_made_only_of_delimiters_are_dropped_and_counted_in_both_readers(tmp_path):
+    """Excel leaves ``,,,`` where rows were cleared: before, "row has no text (set
+    drop_empty_text: true …)" stopped the training on a row that holds no ticket at all.
+    A row with a label but no text is still refused (that one is a data problem)."""
+    lines = _csv(_rows()).splitlines()
+    content = "\r\n".join(lines[:4] + [",,,", ",,,", ",, ,"] + lines[4:] + [",,,", ",,,"]) + "\r\n"
+    data, mapping_path = _files(tmp_path, "cleared.csv", content)
+    mapping = load_mapping(mapping_path)
+    whole = load_export(data, mapping)
+    assert len(whole) == 60 and whole.counts["dropped"] == {"blank_row": 5}
+    assert sorted(set(whole.labels["team"])) == sorted(TEAMS)
+    sample, _ = load_sampled(data, mapping, 30, "team")
+    assert set(sample.labels["team"]) <= set(TEAMS)
+    data.write_text(content.replace(",, ,", ",,,network"), encoding="utf-8")
+    with pytest.raises(InputError, match="row 6, column body: row has no text"):
+        load_export(data, mapping)
+
+
 # ---------------------------------------------------------------- JSON encodings
 def _records() -> list[dict]:
     return [{"subject": s, "body": b, "team": t, "via": {"channel": "email"}} for _, s, b, t in _rows()]

@@ -365,6 +365,9 @@ def dataset_from_frame(
     for i, (s, b) in enumerate(zip(subj, df[mapping.body].tolist())):
         text = model_text(None if _blank(s) else str(s), None if _blank(b) else str(b))
         if not text.strip():
+            if _blank_row(df, i, mapping):  # Excel's emptied rows (",,,"): no ticket at all
+                dropped["blank_row"] = dropped.get("blank_row", 0) + 1
+                continue
             if not mapping.drop_empty_text:
                 raise InputError(
                     "row has no text (set drop_empty_text: true to drop such rows)",
@@ -405,6 +408,12 @@ def dataset_from_frame(
         counts=counts,
         subjects=subjects,
     )
+
+
+def _blank_row(df: pd.DataFrame, i: int, mapping: Mapping) -> bool:
+    """Whether every column the mapping names is blank in row ``i`` (the mapped columns only,
+    so both readers agree: the streamed one reads no other)."""
+    return all(_blank(v) for v in df.iloc[i][list(dict.fromkeys(mapping.columns().values()))])
 
 
 def label_columns(
