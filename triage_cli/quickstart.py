@@ -272,3 +272,13 @@ def _train_demo(args: argparse.Namespace) -> None:
             ]
         )
     )
+    _stop_fit_workers()
+
+
+def _stop_fit_workers() -> None:
+    """Stop the worker processes the training's cross-fits ran in (joblib's loky keeps them
+    for reuse): this process goes on to become the service's gunicorn master, and the idle
+    workers (~250 MB each) lived beside it, and outlived it when it stopped."""
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True, kill_workers=True)
