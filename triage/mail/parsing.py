@@ -38,6 +38,8 @@ The intake dict (all keys always present)::
     content_hash   str             of sender, subject, body and attachment hashes (not the transport
                                    headers): with Message-ID and sender, what makes a message "the same"
     empty          bool            no subject, no body text and no attachment: nothing to open a ticket on
+    unreadable     bool            the parser could not read the body (too many parts, nesting past the
+                                   interpreter's limit): the headers alone were read; refused, kept for replay
     defects        [str, ...]      MIME defects the parser found (broken boundaries, bad base64, ...)
     warnings       [str, ...]      charset fallbacks and header defects worked around
 """
@@ -46,6 +48,7 @@ from __future__ import annotations
 
 import email
 import email.header
+import email.parser
 import email.policy
 import email.utils
 import hashlib
@@ -362,6 +365,32 @@ def _forward_start(lines: list[str]) -> int | None:
 
 
 # ------------------------------------------------------------------ parsing
+# Each MIME part costs the stdlib parser and our walk ~0.5 ms of CPU, so a few hundred kB of
+# tiny parts would hold a worker for seconds and the size limit alone does not bound it. Real
+# mail has a handful of parts; a thousand is far past any mail client's attachments.
+MAX_PARTS = 1000
+_BOUNDARY_PARAM = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;"]+))', re.IGNORECASE)
+_DASH_LINE = re.compile(rb"^--([^\r\n]*)", re.MULTILINE)
+
+
+class TooManyParts(ValueError):
+    """A message of more MIME parts than :data:`MAX_PARTS`: not parsed (its headers are read)."""
+
+
+def _count_parts(raw: bytes) -> int:
+    """The delimiter lines of the boundaries the message declares (linear in its size; an
+    upper bound of its parts, since a body may quote a boundary line)."""
+    boundaries = {(q or b).rstrip() for q, b in _BOUNDARY_PARAM.findall(raw)}
+    if not boundaries:
+        return 0
+    count = 0
+    for match in _DASH_LINE.finditer(raw):
+        token = match.group(1).rstrip()
+        if token in boundaries or (token.endswith(b"--") and token[:-2] in boundaries):
+            count += 1
+    return count
+
+
 def parse_message(raw: bytes) -> dict[str, Any]:
     """Parse one RFC 822 message into the intake dict described in the module docstring.
 
@@ -377,17 +406,24 @@ def parse_message(raw: bytes) -> dict[str, Any]:
 
 
 def unparseable(raw: bytes, exc: BaseException) -> dict[str, Any]:
-    """The intake dict of a message the parser could not read: empty, with the reason as a defect."""
+    """The intake dict of a message the parser could not read: no body, the reason as a
+    defect, and what its headers say (read alone, without the MIME tree), so the refused
+    list shows who sent what."""
+    head = _headers_only(raw)
+    warnings: list[str] = []
+    subject = " ".join(_header(head, "Subject", warnings).split()) if head is not None else ""
+    senders = _addresses(head, "From", warnings) if head is not None else []
+    ids = _message_ids(_header(head, "Message-ID", warnings)) if head is not None else []
     return {
-        "subject": "",
+        "subject": subject,
         "body": "",
         "body_html": None,
         "model_body": "",
-        "model_text": "",
-        "from": {"name": "", "address": ""},
+        "model_text": model_text(subject, ""),
+        "from": senders[0] if senders else {"name": "", "address": ""},
         "to": [],
         "cc": [],
-        "message_id": None,
+        "message_id": ids[0] if ids else None,
         "in_reply_to": None,
         "references": [],
         "date": None,
@@ -399,9 +435,18 @@ def unparseable(raw: bytes, exc: BaseException) -> dict[str, Any]:
         "raw_sha256": hashlib.sha256(raw).hexdigest(),
         "content_hash": hashlib.sha256(raw).hexdigest(),
         "empty": True,
+        "unreadable": True,
         "defects": [f"unparseable: {exc.__class__.__name__}: {exc}"[:300]],
-        "warnings": [],
+        "warnings": list(dict.fromkeys(warnings)),
     }
+
+
+def _headers_only(raw: bytes) -> Message | None:
+    """The message's header block alone (the body kept as one opaque payload), or None."""
+    try:
+        return email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+    except Exception:  # noqa: BLE001 - headers that not even this reads: say nothing of them
+        return None
 
 
 def content_hash(sender: str, subject: str, body: str, attachment_hashes: list[str]) -> str:
@@ -424,6 +469,9 @@ def _defects(msg: Message) -> list[str]:
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
+    parts = _count_parts(raw)
+    if parts > MAX_PARTS:
+        raise TooManyParts(f"{parts} MIME parts, at most {MAX_PARTS} are read")
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     warnings: list[str] = []
     subject = " ".join(_header(msg, "Subject", warnings).split())
@@ -460,6 +508,7 @@ def _parse(raw: bytes) -> dict[str, Any]:
         "raw_sha256": hashlib.sha256(raw).hexdigest(),
         "content_hash": content_hash(sender["address"], subject, body, [a["sha256"] for a in attachments]),
         "empty": not subject.strip() and not body.strip() and not attachments,
+        "unreadable": False,
         "defects": _defects(msg),
         "warnings": list(dict.fromkeys(warnings)),
     }

@@ -207,6 +207,8 @@ def receive(
 def _refusal_reason(message: dict[str, Any]) -> str | None:
     if message.get("auto_reply"):
         return f"auto-reply: {message.get('auto_reply_reason') or 'machine-sent'}"
+    if message.get("unreadable"):
+        return "unreadable message (" + "; ".join(message.get("defects") or [])[:200] + ")"
     if message.get("empty"):
         defects = message.get("defects") or []
         return "empty message" + (f" ({'; '.join(defects)[:200]})" if defects else "")
