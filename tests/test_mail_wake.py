@@ -121,3 +121,14 @@ def test_served_desk_sends_the_received_notice_without_waiting_for_the_interval(
     finally:
         app.extensions["triage.mailer_stop"].stop()
         close(app)
+
+
+def test_delivery_rounds_start_at_most_every_gap_however_often_the_bell_rings():
+    """A ring per intake must not mean a round per intake: the first notice after a quiet
+    spell leaves at once; rings within the gap wait for one round that takes them all."""
+    from service.mailer import ROUND_GAP_S, pause_before_round
+
+    assert pause_before_round(float("-inf"), 1000.0) == 0.0  # the first round: at once
+    assert pause_before_round(1000.0, 1000.0 + ROUND_GAP_S / 5) == pytest.approx(ROUND_GAP_S * 4 / 5)
+    assert pause_before_round(1000.0, 1000.0 + ROUND_GAP_S) == 0.0
+    assert pause_before_round(1000.0, 1000.0 + 10 * ROUND_GAP_S) == 0.0
