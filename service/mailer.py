@@ -160,7 +160,7 @@ def init_app(app: Flask) -> None:
 def _start_loop(app: Flask, interval: float) -> None:
     """The delivery thread: a round when queued mail rings the doorbell (this process at
     commit, other processes through :func:`doorbell.watch`), or after ``interval`` s
-    without one (the safety net: retries coming due, a missed notification). Pending
+    without one (the safety net: retries coming due, a watcher that lost its connection). Pending
     reminders: at most once per interval (a scan of pending tickets, not per mail)."""
     from .store import get_store
 

@@ -563,9 +563,8 @@ SETTINGS: list[Setting] = [
         0.2,
         float,
         "How the delivery loop hears of mail queued by other processes (the other workers, the "
-        "CLI, a second host) between intervals: PostgreSQL LISTENs (this is how long it waits "
-        "per receive), SQLite reads `PRAGMA data_version` this often and wakes when a row has "
-        "been due longer than this. Mail queued in the same process wakes it at commit. 0: "
+        "CLI, a second host) between intervals: it looks this often for a row due longer than "
+        "this (one indexed read; on SQLite only after `PRAGMA data_version` moved). Mail queued in the same process wakes it at commit. 0: "
         "no watcher (the interval alone).",
     ),
     Setting(

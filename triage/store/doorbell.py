@@ -7,18 +7,20 @@ committed (a bell rung before would send the loop looking for a row it cannot se
 
 - in this process: a transaction that queued a row sets a flag in ``session.info``; the
   ``after_commit`` hook rings every bell of the process (a ``threading.Event``: no I/O);
-- across processes (the other gunicorn workers, the CLI, a second host):
-  PostgreSQL: a statement-level trigger on the outbox (migration 0011) notifies
-  ``triage_outbox`` in the inserting transaction, at no round trip of the client's; the
-  server delivers it to listeners only if that transaction commits. :func:`watch` LISTENs
-  on a connection of its own and rings the bell per notification.
-  SQLite: :func:`watch` polls ``PRAGMA data_version`` (it changes when any other
-  connection commits; reading it costs no I/O) every ``poll`` seconds and, when it moved,
-  asks whether a row has been due for longer than ``poll`` (mail this process's loop has
-  not taken: queued by another process). Nothing is written for it at intake.
+- across processes (the other gunicorn workers, the CLI, a second host): :func:`watch`
+  looks every ``poll`` seconds for a row that has been due for longer than ``poll`` (mail
+  this process's loop has not taken: queued by another process), with one indexed read
+  (``ix_outbox_due``). On SQLite it reads only after ``PRAGMA data_version`` moved (it
+  changes when another connection commits; reading it costs no I/O). Nothing is written
+  or sent for it at intake.
 
-The interval stays as the safety net: a lost notification, a listener reconnecting or
-a retry's backoff ending are all found by the next periodic pass.
+PostgreSQL's LISTEN/NOTIFY was tried first (a trigger on the outbox, migration 0011) and
+dropped (0012): a notifying transaction takes a database-wide lock at commit and holds it
+through the WAL flush, so intakes, nearly all of which queue a notice, committed one after
+another, each with ~0.4 ms more server CPU (bench/README.md, "Idle rerun, round 6").
+
+The interval stays as the safety net: a watcher reconnecting or a retry's backoff ending
+are found by the next periodic pass.
 """
 
 from __future__ import annotations
@@ -34,10 +36,9 @@ from sqlalchemy.orm import Session
 from triage.store.tables import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
-CHANNEL = "triage_outbox"  # the trigger of migration 0011 notifies it
 _QUEUED = "triage.outbox_queued"  # session.info: this transaction queued an outbox row
 _BELLS: weakref.WeakSet[Doorbell] = weakref.WeakSet()
-RECONNECT_S = 5.0  # a lost LISTEN connection is opened again after this long
+RECONNECT_S = 5.0  # a watcher whose connection failed looks again after this long
 
 
 class Doorbell:
@@ -90,15 +91,11 @@ def _forget(session: Session) -> None:
 def watch(store, bell: Doorbell, poll: float) -> threading.Thread | None:
     """A daemon thread ringing ``bell`` for rows other processes queue (None: nothing to
     watch, e.g. an in-memory SQLite database no other process can write)."""
-    if poll <= 0:
+    if poll <= 0 or ":memory:" in store.url or "mode=memory" in store.url:
         return None
-    if store.dialect == "postgresql":
-        target, args = _listen, (store, bell, poll)
-    elif store.dialect == "sqlite" and ":memory:" not in store.url and "mode=memory" not in store.url:
-        target, args = _poll_sqlite, (store, bell, poll)
-    else:
-        return None
-    thread = threading.Thread(target=_guarded, args=(target, args, bell), name="outbox-doorbell", daemon=True)
+    thread = threading.Thread(
+        target=_guarded, args=(_poll, (store, bell, poll), bell), name="outbox-doorbell", daemon=True
+    )
     thread.start()
     return thread
 
@@ -113,19 +110,6 @@ def _guarded(target, args, bell: Doorbell) -> None:
             bell.stopped.wait(RECONNECT_S)
 
 
-def _listen(store, bell: Doorbell, poll: float) -> None:
-    """LISTEN on a connection of its own (autocommit: notifications arrive between statements)."""
-    import psycopg
-
-    url = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"LISTEN {CHANNEL}")
-        bell.ring()  # anything queued while nobody listened
-        while not bell.stopped.is_set():
-            for _ in conn.notifies(timeout=poll, stop_after=1):
-                bell.ring()
-
-
 # the oldest due row (the index ix_outbox_due answers it)
 _OLDEST_DUE = select(func.min(OutboxMessage.next_attempt_at)).where(
     OutboxMessage.delivered_at.is_(None),
@@ -134,15 +118,16 @@ _OLDEST_DUE = select(func.min(OutboxMessage.next_attempt_at)).where(
 )
 
 
-def _poll_sqlite(store, bell: Doorbell, poll: float) -> None:
-    """``PRAGMA data_version`` every ``poll`` s; after a change, and while rows are due, ring
-    when one has been due for over ``poll`` s (this process's own loop would have taken a
-    row it queued by then: so the other workers do not all chase every row)."""
+def _poll(store, bell: Doorbell, poll: float) -> None:
+    """Every ``poll`` s, while rows are due, ring when one has been due for over ``poll`` s
+    (this process's own loop would have taken a row it queued by then: so the other
+    workers do not all chase every row). SQLite: only after ``PRAGMA data_version`` moved."""
+    sqlite = store.dialect == "sqlite"
     with store.engine.connect().execution_options(triage_readonly=True) as conn:
         seen, waiting = None, False
         while not bell.stopped.wait(poll):
-            version = conn.exec_driver_sql("PRAGMA data_version").scalar()
-            if version != seen or waiting:
+            version = conn.exec_driver_sql("PRAGMA data_version").scalar() if sqlite else None
+            if not sqlite or version != seen or waiting:
                 seen, now = version, utcnow()
                 oldest = conn.execute(_OLDEST_DUE, {"now": now}).scalar()
                 waiting = oldest is not None
