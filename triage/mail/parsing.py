@@ -47,7 +47,6 @@ The intake dict (all keys always present)::
 from __future__ import annotations
 
 import email
-import email.header
 import email.parser
 import email.policy
 import email.utils
@@ -61,6 +60,8 @@ from typing import Any, Callable, Iterator, Mapping
 from triage.charsets import clean_header_text, decode_bytes
 from triage.htmltext import html_to_text
 from triage.text import model_text, normalise
+
+from .words import decode_words, has_words
 
 # "[#TCK-123]" in a subject; callers with another scheme pass their own pattern
 # with a group named "ref" (or a single group).
@@ -90,53 +91,67 @@ _EXCHANGE_SYSTEM = re.compile(r"(^|<|\s)microsoftexchange[0-9a-f]{32}@", re.I)
 
 # ------------------------------------------------------------------ headers
 def _header(msg: Message, name: str, warnings: list[str]) -> str:
-    """A header as text; one the stdlib cannot decode is decoded again from its raw value."""
+    """A header as text; encoded-words decoded one by one from the raw value (see
+    :mod:`triage.mail.words`: the stdlib drops or garbles a run holding one bad word)."""
+    raw = _raw_header(msg, name)
+    if raw is not None and has_words(raw):
+        return decode_words(raw, warnings, name).strip()
     try:
         value = msg.get(name)
         text = clean_header_text(str(value)).strip() if value is not None else ""
     except Exception as exc:  # the stdlib header parser has known crashers
         warnings.append(f"header {name}: {exc.__class__.__name__}")
-        text = "\ufffd"
-    if "\ufffd" in text:  # an encoded-word in an unknown or wrong charset
-        raw = [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
-        text = _decode_words(raw[0], warnings) if raw else ""
+        text = clean_header_text(raw or "").strip()
     return text
 
 
-def _decode_words(raw: str, warnings: list[str]) -> str:
-    """RFC 2047 encoded-words decoded with :func:`decode_bytes`' charset fallbacks."""
-    try:
-        pieces = email.header.decode_header(raw.replace("\r\n", "").replace("\n", ""))
-    except Exception:
-        return clean_header_text(raw).strip()
-    out = []
-    for data, charset in pieces:
-        if isinstance(data, str):
-            out.append(clean_header_text(data))
-            continue
-        text, _, warning = decode_bytes(data, charset)
-        if warning:
-            warnings.append(f"header {warning}")
-        out.append(text)
-    return "".join(out).strip()
+def _raw_header(msg: Message, name: str) -> str | None:
+    """The first ``name`` header's value as sent (folded, encoded-words not decoded)."""
+    for key, value in msg.raw_items():
+        if key.lower() == name.lower():
+            return str(value)
+    return None
 
 
 def _addresses(msg: Message, name: str, warnings: list[str]) -> list[dict[str, str]]:
     values = []
+    raw = [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
     try:
-        for header in msg.get_all(name) or []:
+        headers = msg.get_all(name) or []
+        for header in headers:
             for addr in getattr(header, "addresses", ()):
                 values.append((addr.display_name, addr.addr_spec))
+        if _garbled(headers, raw):  # the names re-read from the raw value, word by word
+            values = _raw_addresses(raw, warnings, name)
     except Exception as exc:
         warnings.append(f"header {name}: {exc.__class__.__name__}")
-        raw = [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
-        values = email.utils.getaddresses(raw)
+        values = _raw_addresses(raw, warnings, name)
     out = []
     for display, spec in values:
         spec = clean_header_text(spec or "").strip().strip("<>").lower()
         if spec or display:
             out.append({"name": clean_header_text(display or "").strip(), "address": spec})
     return out
+
+
+def _garbled(headers: list[Any], raw: list[str]) -> bool:
+    """Whether the stdlib dropped or mis-decoded an encoded-word of an address header."""
+    if not any(has_words(value) for value in raw):
+        return False
+    return any(getattr(h, "defects", ()) or "\ufffd" in str(h) or _escaped(str(h)) for h in headers)
+
+
+def _escaped(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _raw_addresses(raw: list[str], warnings: list[str], name: str) -> list[tuple[str, str]]:
+    """(display name, address) pairs read from the raw values, names decoded by
+    :func:`decode_words` (the addresses themselves are never encoded)."""
+    unfolded = [value.replace("\r", "").replace("\n", "") for value in raw]
+    return [
+        (decode_words(display, warnings, name), spec) for display, spec in email.utils.getaddresses(unfolded)
+    ]
 
 
 def _message_ids(value: str) -> list[str]:
