@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from triage.errors import InputError
+
 log = logging.getLogger(__name__)
 
 # the delimiters tried, by how often exports use them
@@ -81,16 +83,83 @@ def _has_trailing_field(header: str, row: str, delimiter: str) -> bool:
 
 def file_encoding(path: Path) -> str:
     """The text encoding of an export (CSV or JSON): by byte-order mark, else UTF-8, else
-    Windows-1252, else Latin-1."""
+    :data:`MIXED` when UTF-8 and other bytes are mixed, else Windows-1252, else Latin-1."""
     with open(path, "rb") as f:
         start = f.read(4)
     for bom, name in BOMS:
         if start.startswith(bom):
             return name
-    for name in ("utf-8", "cp1252"):
-        if _decodes(path, name):
-            return name
-    return "latin-1"
+    if _decodes(path, "utf-8"):
+        return "utf-8"
+    if mixed_counts(path)[0]:
+        return MIXED
+    return "cp1252" if _decodes(path, "cp1252") else "latin-1"
+
+
+# A file appended to by two tools (an old system's Windows-1252 rows, a new one's UTF-8)
+# decodes as neither: read as Windows-1252 as a whole, its UTF-8 rows came out as
+# mojibake ("cafÃ©") without a word. This codec reads each byte sequence that is valid
+# UTF-8 as UTF-8 and each other byte as Windows-1252 (Latin-1 for its 5 unassigned bytes);
+# both readers take it by name (pyarrow transcodes through Python's codec of that name).
+MIXED = "utf-8-or-cp1252"
+_FALLBACK = "triage-cp1252-fallback"
+
+
+def _cp1252_fallback(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    bad = exc.object[exc.start : exc.end]
+    return "".join(
+        bytes([b]).decode("cp1252", "strict") if b not in _UNASSIGNED else chr(b) for b in bad
+    ), exc.end
+
+
+_UNASSIGNED = {0x81, 0x8D, 0x8F, 0x90, 0x9D}  # no character in Windows-1252: read as Latin-1
+
+
+class _MixedDecoder(codecs.BufferedIncrementalDecoder):
+    def _buffer_decode(self, data, errors, final):  # type: ignore[no-untyped-def]
+        return codecs.utf_8_decode(data, _FALLBACK, final)
+
+
+def _mixed_codec(name: str) -> codecs.CodecInfo | None:
+    if name.replace("-", "_") != MIXED.replace("-", "_"):
+        return None
+    utf8 = codecs.lookup("utf-8")
+    return codecs.CodecInfo(
+        name=MIXED,
+        encode=utf8.encode,
+        decode=lambda data, errors="strict": codecs.utf_8_decode(data, _FALLBACK, True),
+        incrementalencoder=utf8.incrementalencoder,
+        incrementaldecoder=_MixedDecoder,
+        streamreader=utf8.streamreader,
+        streamwriter=utf8.streamwriter,
+    )
+
+
+codecs.register_error(_FALLBACK, _cp1252_fallback)
+codecs.register(_mixed_codec)
+_ESCAPED = re.compile("[\udc80-\udcff]")
+# UTF-8 characters taken as evidence of UTF-8 rows: not U+0180-U+07FF, where an accented
+# capital in Windows-1252 (Ç..ß, 0xC6-0xDF) followed by a closing quote, an ellipsis or a
+# degree sign (0x80-0xBF) lands by accident ("ÉTÉ”" is C9 94, valid UTF-8 for "ɔ")
+_WIDE = re.compile("[^\\x00-\\x7f\\udc80-\\udcff\\u0180-\\u07ff]")
+
+
+def mixed_counts(path: Path) -> tuple[int, int]:
+    """(characters written as UTF-8 beyond ASCII, bytes that are not UTF-8), when both
+    occur; (0, n) for a file with no UTF-8 sequence at all (one legacy encoding)."""
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    wide = bad = 0
+    with open(path, "rb") as f:
+        while block := f.read(SCAN_BLOCK):
+            text = decoder.decode(block)
+            wide += len(_WIDE.findall(text))
+            bad += len(_ESCAPED.findall(text))
+    text = decoder.decode(b"", final=True)
+    wide += len(_WIDE.findall(text))
+    bad += len(_ESCAPED.findall(text))
+    return (wide, bad) if wide and bad else (0, bad)
 
 
 def _decodes(path: Path, encoding: str) -> bool:
@@ -175,3 +244,68 @@ def first_filled(values: list) -> int | None:
         if value is not None and str(value).strip():
             return i
     return None
+
+
+# A row with fewer fields than the header: pandas pads it with empty cells, pyarrow
+# refuses it. Most often it is a line break or a delimiter in a cell that is not quoted,
+# which padding turns into two wrong rows (the label moved into the next row's subject),
+# so both readers refuse it, through pyarrow's parser (pandas' C parser cannot tell a
+# padded cell from an empty one).
+SHORT_ROW = (
+    "row has fewer fields than the header (a line break or a delimiter inside a cell that is not quoted?)"
+)
+
+
+def arrow_parse_options(dialect: CsvDialect, short: list):  # type: ignore[no-untyped-def]
+    """pyarrow's ParseOptions for ``dialect``; a short row is appended to ``short`` (pyarrow
+    ignores an exception raised in its handler) and stops the read."""
+    import pyarrow.csv as pacsv
+
+    def refuse(row):  # type: ignore[no-untyped-def]
+        short.append(row)
+        return "error"
+
+    return pacsv.ParseOptions(
+        delimiter=dialect.delimiter, newlines_in_values=True, invalid_row_handler=refuse
+    )
+
+
+def short_row_error(path: str | Path, dialect: CsvDialect, short: list) -> InputError | None:
+    """The error for the first short row pyarrow met, if that is what stopped it."""
+    bad = short[0] if short else None
+    if bad is None or bad.actual_columns >= bad.expected_columns:
+        return None
+    fields = next(csv.reader([bad.text], delimiter=dialect.delimiter), [])
+    return InputError(
+        SHORT_ROW,
+        file=str(path),
+        expected=f"{bad.expected_columns - dialect.trailing_field} fields (the header's)",
+        got=f"{len(fields)} field{'s' if len(fields) != 1 else ''}: {bad.text[:200]!r}",
+    )
+
+
+def refuse_short_rows(path: Path, dialect: CsvDialect) -> None:
+    """Parse ``path`` with pyarrow, reading no cell, to refuse a short row as the streamed
+    reader does. Other parse errors are left to the caller's parser: they read the same in
+    both or are refused by both already."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    short: list = []
+    names, skip = arrow_names(path, dialect)
+    encoding = "utf8" if dialect.encoding in ("utf-8", "utf-8-sig") else dialect.encoding
+    try:
+        with pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(
+                block_size=2 << 20, encoding=encoding, column_names=names, skip_rows=skip
+            ),
+            parse_options=arrow_parse_options(dialect, short),
+            convert_options=pacsv.ConvertOptions(include_columns=[], include_missing_columns=False),
+        ) as reader:
+            for _ in reader:
+                pass
+    except (pa.ArrowException, ValueError, OSError):
+        error = short_row_error(path, dialect, short)
+        if error is not None:
+            raise error from None

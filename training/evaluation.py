@@ -57,6 +57,8 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_
 
 from triage.thresholds import decide
 
+from .apply_reason import no_apply_reason
+
 __all__ = [
     "head_metrics",
     "reference_metrics",
@@ -283,6 +285,9 @@ def render_text_summary(report: Mapping) -> str:
             f"{_fmt((at.get('applied') or {}).get('precision')):>9}"
             f"{_fmt((at.get('suggested') or {}).get('coverage'), True):>9}"
         )
+        why = no_apply_reason(h, report.get("config") or {})
+        if why:
+            lines.append(" " * 18 + f"applies nothing: {why}")
         cands, held = h.get("candidates") or {}, h.get("candidates_holdout") or {}
         if cands:
             lines.append(

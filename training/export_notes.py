@@ -14,7 +14,29 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from .csv_dialect import csv_header
+from .csv_dialect import MIXED, csv_header, file_encoding, mixed_counts
+
+
+def file_notes(path: Path, kind: str, columns: dict[str, str]) -> list[dict]:
+    """The notes about the file as a whole: its encoding and its header."""
+    return encoding_notes(path, kind) + duplicate_column_notes(path, kind, columns)
+
+
+def encoding_notes(path: Path, kind: str) -> list[dict]:
+    """A note when the file mixes UTF-8 with Windows-1252 bytes (read each as itself,
+    training/csv_dialect.py): an export appended to by two tools, worth a look."""
+    if kind == "parquet" or file_encoding(path) != MIXED:
+        return []
+    utf8, other = mixed_counts(path)
+    return [
+        {
+            "kind": "mixed_encoding",
+            "column": None,
+            "message": f"the file mixes encodings: {utf8} characters are UTF-8 and {other} bytes are not "
+            "(read as Windows-1252); each was read as itself, but check a few rows with accents, and "
+            "export the file again as UTF-8 if any reads wrong",
+        }
+    ]
 
 
 def duplicate_column_notes(path: Path, kind: str, columns: dict[str, str]) -> list[dict]:

@@ -22,9 +22,10 @@ from triage.errors import ConfigError, InputError
 from triage.priority import PriorityMatrix
 from triage.text import model_text, normalise
 
-from .csv_dialect import TRAILING, csv_dialect, first_filled, pandas_options
+from .compressed import inner_name, plain_export, renamed
+from .csv_dialect import TRAILING, csv_dialect, first_filled, pandas_options, refuse_short_rows
 from .dates import ORDERS, parse_times
-from .export_notes import duplicate_column_notes, label_notes
+from .export_notes import file_notes, label_notes
 from .json_export import document_records, flatten, is_document, quiet, read_kwargs
 
 METADATA_FIELDS = ("channel", "customer_tier", "affected_service", "requester", "created_at", "id")
@@ -228,15 +229,18 @@ class Dataset:
 def export_kind(path: Path) -> str:
     """The reader an export's extension names (csv, jsonl, parquet); a clear error for any
     other extension or a missing file. The in-memory and the streamed readers both ask it."""
-    kind = READERS.get(path.suffix.lower())
+    suffix = Path(inner_name(path)).suffix.lower()  # tickets.csv.gz, a zip: what they hold
+    kind = READERS.get(suffix)
     if kind is None:
-        spreadsheet = path.suffix.lower() in (".xlsx", ".xls", ".xlsm", ".ods", ".numbers")
+        spreadsheet = suffix in (".xlsx", ".xls", ".xlsm", ".ods", ".numbers")
         raise InputError(
             "unsupported export format"
             + ("; save the sheet as CSV first (Excel: File > Save As > CSV UTF-8)" if spreadsheet else ""),
             file=str(path),
-            expected="one of " + ", ".join(sorted(READERS)),
-            got=path.suffix,
+            expected="one of "
+            + ", ".join(sorted(READERS))
+            + " (each may be compressed: .gz, .zip, .bz2, .xz)",
+            got=suffix or inner_name(path),
         )
     if not path.is_file():
         raise InputError("export file not found", file=str(path))
@@ -244,29 +248,32 @@ def export_kind(path: Path) -> str:
 
 
 def read_export(path: str | Path) -> pd.DataFrame:
-    """Read CSV / JSON Lines / Parquet (by extension) with every cell as text or missing."""
+    """Read CSV / JSON Lines / Parquet (by extension, each maybe compressed) with every
+    cell as text or missing."""
     path = Path(path)
     kind = export_kind(path)
+    source = plain_export(path)
     try:
         if kind == "csv":
-            dialect = csv_dialect(path)
+            dialect = csv_dialect(source)
+            refuse_short_rows(source, dialect)  # pandas would pad them: as pyarrow, refused
             df = pd.read_csv(
-                path,
+                source,
                 dtype=str,
                 keep_default_na=False,
                 encoding_errors="replace",
-                **pandas_options(path, dialect),
+                **pandas_options(source, dialect),
             )
             df = without_trailing(df, path)
-        elif kind == "jsonl" and is_document(path):  # an array, or {"issues": [...]}
-            df = document_records(path)
+        elif kind == "jsonl" and is_document(source):  # an array, or {"issues": [...]}
+            df = document_records(source)
         elif kind == "jsonl":
             with quiet():
-                df = flatten(json_objects(pd.read_json(path, **read_kwargs(path)), path))
+                df = flatten(json_objects(pd.read_json(source, **read_kwargs(source)), path))
         else:
-            df = pd.read_parquet(path)
-    except InputError:  # already names the file and what was expected
-        raise
+            df = pd.read_parquet(source)
+    except InputError as exc:  # already names the file and what was expected
+        raise renamed(exc, source) from None
     except (
         ValueError,
         TypeError,
@@ -313,7 +320,7 @@ def _blank(value: Any) -> bool:
 def load_export(path: str | Path, mapping: Mapping) -> Dataset:
     """Read an export through ``mapping``; errors name file, row and column."""
     path = Path(path)
-    notes = duplicate_column_notes(path, export_kind(path), mapping.columns())
+    notes = file_notes(plain_export(path), export_kind(path), mapping.columns())
     return dataset_from_frame(read_export(path), mapping, path, header_notes=notes)
 
 

@@ -23,6 +23,8 @@ from typing import Mapping
 
 import numpy as np
 
+from .apply_reason import no_apply_reason
+
 _MAX_TICK_CHARS = 28
 _ANNOTATE_MAX_CLASSES = 20
 
@@ -262,7 +264,7 @@ def svg_data_uri(path: Path) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def _head_section(head: str, h: Mapping, plots: Mapping) -> str:
+def _head_section(head: str, h: Mapping, plots: Mapping, report: Mapping) -> str:
     m = h.get("metrics") or {}
     ref = h.get("reference") or {}
     at = m.get("at_thresholds") or {}
@@ -288,6 +290,9 @@ def _head_section(head: str, h: Mapping, plots: Mapping) -> str:
             ],
         ),
     ]
+    why = no_apply_reason(h, report.get("config") or {})
+    if why:
+        parts.append(f"<p><b>Applies nothing:</b> {esc(why)}</p>")
     cands, held = h.get("candidates") or {}, h.get("candidates_holdout") or {}
     if cands:
         rows = [
@@ -390,7 +395,7 @@ def render_html(report: Mapping, plots: Mapping) -> str:
         else ""
     )
     heads = "\n".join(
-        _head_section(head, h, plots.get(head, {})) for head, h in (report.get("heads") or {}).items()
+        _head_section(head, h, plots.get(head, {}), report) for head, h in (report.get("heads") or {}).items()
     )
     title = f"Evaluation report — {report.get('bundle_id', '')}"
     return (

@@ -32,8 +32,9 @@ import pandas as pd
 from triage.bundle import file_sha256
 from triage.errors import InputError
 
-from .csv_dialect import TRAILING, CsvDialect, arrow_names, csv_dialect
-from .export_notes import duplicate_column_notes
+from .compressed import plain_export, renamed
+from .csv_dialect import TRAILING, CsvDialect, arrow_names, arrow_parse_options, csv_dialect, short_row_error
+from .export_notes import file_notes
 from .json_export import document_records, flatten, is_document, quiet, read_kwargs
 from .mapping import (
     _SHAPE,
@@ -59,32 +60,37 @@ def export_columns(path: str | Path) -> list[str]:
     """The export's column names, read from its header or schema only."""
     path = Path(path)
     kind = export_kind(path)
+    source = plain_export(path)  # a compressed export's unpacked copy
     if kind == "parquet":
         import pyarrow.parquet as pq
 
         try:
-            return list(pq.read_schema(path).names)
+            return list(pq.read_schema(source).names)
         except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise InputError(f"cannot read the export as parquet: {exc}", file=str(path)) from None
     if kind == "csv":
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        dialect = csv_dialect(path)
+        dialect = csv_dialect(source)
+        short: list = []
         try:
             with pacsv.open_csv(
-                path,
-                read_options=_read_options(path, dialect, 1 << 16),
-                parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter, newlines_in_values=True),
+                source,
+                read_options=_read_options(source, dialect, 1 << 16),
+                parse_options=arrow_parse_options(dialect, short),
             ) as reader:
                 return [n for n in reader.schema.names if n != TRAILING]
         except (pa.ArrowException, ValueError, OSError) as exc:
-            raise InputError(f"cannot read the export's header as csv: {exc}", file=str(path)) from None
+            error = short_row_error(path, dialect, short)
+            raise error or InputError(
+                f"cannot read the export's header as csv: {exc}", file=str(path)
+            ) from None
     try:  # JSON Lines records may omit keys: the columns any of the first records has
-        with closing(_jsonl_chunks(path, JSONL_HEAD_ROWS)) as chunks:  # the file closed at once
+        with closing(_jsonl_chunks(source, JSONL_HEAD_ROWS)) as chunks:  # the file closed at once
             first = next(chunks, None)
-    except InputError:
-        raise
+    except InputError as exc:
+        raise renamed(exc, source) from None
     except (ValueError, TypeError) as exc:
         raise InputError(f"cannot read the export as jsonl{_SHAPE['jsonl']}: {exc}", file=str(path)) from None
     return [] if first is None else list(first.columns)
@@ -110,17 +116,18 @@ def frames(path: str | Path, columns: list[str], batch_rows: int = BATCH_ROWS) -
     gives them (text or a value, missing → None; CSV cells always text, empty stays "")."""
     path = Path(path)
     kind = export_kind(path)
+    source = plain_export(path)  # a compressed export's unpacked copy
     try:
         if kind == "jsonl":
-            for chunk in _jsonl_chunks(path, batch_rows):
+            for chunk in _jsonl_chunks(source, batch_rows):
                 yield _cells(chunk.reindex(columns=columns))
             return
         row = 1
-        for batch in _arrow_batches(path, kind, columns, batch_rows):
+        for batch in _arrow_batches(source, kind, columns, batch_rows):
             yield without_trailing(_cells(batch.to_pandas()), path, row)
             row += batch.num_rows
-    except InputError:
-        raise
+    except InputError as exc:
+        raise renamed(exc, source) from None
     except (ValueError, TypeError, OSError) as exc:  # TypeError: a JSON line not an object
         raise InputError(f"cannot read the export as {kind}{_SHAPE[kind]}: {exc}", file=str(path)) from None
 
@@ -152,13 +159,20 @@ def _arrow_batches(path: Path, kind: str, columns: list[str], batch_rows: int):
         null_values=[],
         include_columns=columns + ([TRAILING] if dialect.trailing_field else []),
     )
-    with pacsv.open_csv(
-        path,
-        read_options=_read_options(path, dialect, CSV_BLOCK),
-        parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter, newlines_in_values=True),
-        convert_options=convert,
-    ) as reader:
-        yield from reader
+    short: list = []
+    try:
+        with pacsv.open_csv(
+            path,
+            read_options=_read_options(path, dialect, CSV_BLOCK),
+            parse_options=arrow_parse_options(dialect, short),
+            convert_options=convert,
+        ) as reader:
+            yield from reader
+    except pa.ArrowInvalid:
+        error = short_row_error(path, dialect, short)
+        if error is None:
+            raise
+        raise error from None
 
 
 def _read_options(path: Path, dialect: CsvDialect, block_size: int):
@@ -292,7 +306,7 @@ def load_sampled(
         rows_read=info.rows,
         sha256=sha,
         rare=dict(info.rare),
-        header_notes=duplicate_column_notes(path, export_kind(path), mapping.columns()),
+        header_notes=file_notes(plain_export(path), export_kind(path), mapping.columns()),
     )
     if len(keep) < info.rows:
         data.counts["sampled"] = {

@@ -1,0 +1,246 @@
+"""Exports a stranger hands over: compressed, mixed encodings, short rows.
+
+Each shape is written by the test and read by both readers, the in-memory one
+(``load_export``) and the streamed one (``export_columns`` / ``load_sampled``, what
+``--max-rows`` uses): each reads as written or both refuse it naming what was expected.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import io
+import json
+import lzma
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from training.mapping import load_export, load_mapping
+from training.stream import export_columns, load_sampled
+from triage.errors import InputError
+from triage_cli import main
+
+TEAMS = ["network", "database", "desktop", "access"]
+MAPPING = "text: {subject: subject, body: body}\nlabels: {team: {column: team}}\n"
+HEADER = ["id", "subject", "body", "team"]
+
+
+def _rows(n: int = 40) -> list[list[str]]:
+    return [[f"T{i}", f"Ticket {i} vpn", f"body {i} café “ok” €5", TEAMS[i % 4]] for i in range(n)]
+
+
+def _csv(rows: list[list[str]]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows([HEADER, *rows])
+    return out.getvalue().encode("utf-8")
+
+
+def _jsonl(rows: list[list[str]]) -> bytes:
+    return "\n".join(json.dumps(dict(zip(HEADER, r)), ensure_ascii=False) for r in rows).encode("utf-8")
+
+
+def _zip(name: str, data: bytes, *extra: tuple[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(name, data)
+        for other in extra:
+            z.writestr(*other)
+    return out.getvalue()
+
+
+def _mapping(tmp_path: Path):
+    (tmp_path / "mapping.yaml").write_text(MAPPING, encoding="utf-8")
+    return load_mapping(tmp_path / "mapping.yaml")
+
+
+def _read_both(path: Path, mapping) -> tuple:
+    whole = load_export(path, mapping)
+    sample, _ = load_sampled(path, mapping, 20, "team")
+    return whole, sample, export_columns(path)
+
+
+# ---------------------------------------------------------------- compressed exports
+@pytest.mark.parametrize(
+    "name, pack",
+    [
+        ("tickets.csv.gz", lambda: gzip.compress(_csv(_rows()))),
+        ("tickets.csv.bz2", lambda: bz2.compress(_csv(_rows()))),
+        ("tickets.csv.xz", lambda: lzma.compress(_csv(_rows()))),
+        # a zip as macOS's "Compress" writes it: a folder and a __MACOSX resource fork
+        (
+            "export.zip",
+            lambda: _zip("export/tickets.csv", _csv(_rows()), ("__MACOSX/export/._tickets.csv", b"\0")),
+        ),
+        ("tickets.jsonl.gz", lambda: gzip.compress(_jsonl(_rows()))),
+        (
+            "tickets.json.gz",
+            lambda: gzip.compress(json.dumps({"tickets": [dict(zip(HEADER, r)) for r in _rows()]}).encode()),
+        ),
+        ("tickets.zip", lambda: _zip("tickets.jsonl", _jsonl(_rows()))),
+        # a gzip file that kept its inner name (a browser's download, a mail gateway)
+        ("tickets.csv", lambda: gzip.compress(_csv(_rows()))),
+    ],
+)
+def test_a_compressed_export_is_read_by_both_readers_as_its_inner_file(tmp_path, name, pack):
+    """Before: "unsupported export format (expected one of .csv, …, got '.gz')"; a gzip
+    file named .csv: "Error tokenizing data" from pandas, a garbage line from pyarrow."""
+    path = tmp_path / name
+    path.write_bytes(pack())
+    whole, sample, columns = _read_both(path, _mapping(tmp_path))
+    assert len(whole) == 40 and whole.path == path
+    assert whole.texts[0].startswith("ticket 0 vpn body 0 café"), whole.texts[0]
+    assert sorted(set(whole.labels["team"])) == sorted(TEAMS)
+    assert len(sample) == 20 and set(sample.labels["team"]) == set(TEAMS)
+    assert set(HEADER) <= set(columns)
+
+
+@pytest.mark.parametrize(
+    "name, content, said",
+    [
+        ("tickets.csv.gz", _csv(_rows()), "named .gz but is not gzip-compressed"),
+        ("two.zip", _zip("a.csv", b"x", ("b.csv", b"y")), "must hold exactly one file"),
+        ("empty.zip", _zip("__MACOSX/._a.csv", b"x"), "an empty archive"),
+        ("broken.zip", b"PK\x03\x04 not really", "cannot read the zip archive"),
+        ("cut.csv.gz", gzip.compress(_csv(_rows()))[:-40], "cannot unpack the gzip export"),
+        ("tickets.csv.zst", b"\x28\xb5\x2f\xfd", "unpack it first (zstd -d tickets.csv.zst)"),
+        ("tickets.tar.gz", b"x", "named .gz but is not gzip"),
+        ("tickets.gz", gzip.compress(_csv(_rows())), "unsupported export format"),
+        # a workbook is a zip too: refused as a sheet, not unpacked
+        (
+            "tickets.xlsx",
+            _zip("xl/workbook.xml", b"x", ("[Content_Types].xml", b"y")),
+            "save the sheet as CSV",
+        ),
+    ],
+)
+def test_a_compressed_export_that_cannot_be_read_is_refused_saying_why(tmp_path, name, content, said):
+    path = tmp_path / name
+    path.write_bytes(content)
+    mapping = _mapping(tmp_path)
+    for read in (lambda: load_export(path, mapping), lambda: load_sampled(path, mapping, 20, "team")):
+        with pytest.raises(InputError, match=said.replace("(", r"\(").replace(")", r"\)")):
+            read()
+
+
+def test_an_error_inside_a_compressed_export_names_the_export_not_its_temporary_copy(tmp_path):
+    path = tmp_path / "tickets.csv.gz"
+    path.write_bytes(gzip.compress(_csv(_rows()) + b"T9,a,b,c,d\r\n"))
+    mapping = _mapping(tmp_path)
+    for read in (lambda: load_export(path, mapping), lambda: load_sampled(path, mapping, 20, "team")):
+        with pytest.raises(InputError) as caught:
+            read()
+        assert f"file {path}" in str(caught.value) and "triage-unpacked-" not in str(caught.value)
+
+
+def test_triage_train_reads_a_zipped_export(tmp_path, capsys):
+    path = tmp_path / "export.zip"
+    rows = [[f"T{i}", f"{t} issue {i}", f"{t} {t} problem", t] for i, t in enumerate(TEAMS * 30)]
+    path.write_bytes(_zip("tickets.csv", _csv(rows)))
+    (tmp_path / "mapping.yaml").write_text(MAPPING, encoding="utf-8")
+    code = main(
+        [
+            "train",
+            "--data",
+            str(path),
+            "--mapping",
+            str(tmp_path / "mapping.yaml"),
+            "--out",
+            str(tmp_path / "models"),
+            "--encoder",
+            "none",
+            "--no-tracking",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert len(list((tmp_path / "models").iterdir())) == 1
+
+
+# ---------------------------------------------------------------- mixed encodings
+def test_a_file_mixing_utf8_and_windows_1252_rows_reads_each_as_itself_and_says_so(tmp_path):
+    """An export appended to by two tools. Before: decoded as Windows-1252 as a whole, its
+    UTF-8 rows read "cafÃ©" and nothing said so."""
+    old = _csv(_rows(20)).decode("utf-8")
+    new = io.StringIO()
+    csv.writer(new, lineterminator="\r\n").writerows(
+        [[f"N{i}", f"Ticket {i} vpn", "naïve Müller œuvre “ok” €5", TEAMS[i % 4]] for i in range(20)]
+    )
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(old.encode("utf-8") + new.getvalue().encode("cp1252"))
+    whole, sample, _ = _read_both(path, _mapping(tmp_path))
+    assert all('café "ok" €5' in t for t in whole.texts[:20]), whole.texts[0]
+    assert all('naïve müller œuvre "ok" €5' in t for t in whole.texts[20:]), whole.texts[20]
+    assert not any("Ã" in t or "â€" in t for t in whole.texts + sample.texts)
+    notes = [w for w in whole.counts["warnings"] if w["kind"] == "mixed_encoding"]
+    assert len(notes) == 1 and "mixes encodings" in notes[0]["message"], whole.counts["warnings"]
+    assert [w["kind"] for w in sample.counts["warnings"]] == ["mixed_encoding"]
+
+
+def test_a_windows_1252_file_with_capitals_before_quotes_is_not_taken_for_mixed(tmp_path):
+    """ "ÉTÉ”" is C9 94 in Windows-1252: valid UTF-8 by accident ("ɔ"); still one encoding."""
+    rows = [[f"T{i}", "L’ÉTÉ” À «PRÊT…»", "naïve façade", TEAMS[i % 4]] for i in range(20)]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows([HEADER, *rows])
+    path = tmp_path / "cp1252.csv"
+    path.write_bytes(out.getvalue().encode("cp1252"))
+    whole, _, _ = _read_both(path, _mapping(tmp_path))
+    assert "l'été\" à «prêt…» naïve façade" in whole.texts[0], whole.texts[0]
+    assert whole.counts["warnings"] == []
+
+
+# ---------------------------------------------------------------- short rows
+@pytest.mark.parametrize(
+    "tail, got",
+    [
+        (
+            b"T90,Ticket 90 vpn,first line\r\nsecond line,network\r\n",
+            "3 fields: 'T90,Ticket 90 vpn,first line'",
+        ),
+        (b";\r\n", "1 field: ';'"),
+    ],
+)
+def test_a_row_with_fewer_fields_than_the_header_is_refused_by_both_readers(tmp_path, tail, got):
+    """A line break in a cell that is not quoted. Before: pandas padded both halves into two
+    rows (the label "network" in the next row's subject) while pyarrow refused the file."""
+    path = tmp_path / "short.csv"
+    path.write_bytes(_csv(_rows()) + tail)
+    mapping = _mapping(tmp_path)
+    for read in (lambda: load_export(path, mapping), lambda: load_sampled(path, mapping, 20, "team")):
+        with pytest.raises(InputError, match="row has fewer fields than the header") as caught:
+            read()
+        assert "expected 4 fields (the header's)" in str(caught.value) and got in str(caught.value)
+
+
+# ---------------------------------------------------------------- a first small training
+def test_a_head_that_applies_nothing_says_why_in_the_summary_and_the_report(tmp_path, capsys):
+    """120 clean rows: accuracy 1.000, and yet "applied 0.0%" with no word of why."""
+    words = {t: f"{t} words here" for t in TEAMS}
+    rows = [
+        [f"T{i}", f"{TEAMS[i % 4]} issue {i}", f"{words[TEAMS[i % 4]]} ref {i * 7}", TEAMS[i % 4]]
+        for i in range(120)
+    ]
+    path = tmp_path / "small.csv"
+    path.write_bytes(_csv(rows))
+    (tmp_path / "mapping.yaml").write_text(MAPPING, encoding="utf-8")
+    args = ["train", "--data", str(path), "--mapping", str(tmp_path / "mapping.yaml"), "--encoder", "none"]
+    assert main([*args, "--no-tracking", "--out", str(tmp_path / "models")]) == 0
+    out = capsys.readouterr().out
+    assert "applies nothing: calibration split has" in out, out
+    assert "that is about 520 labelled rows in the export" in out
+    page = next((tmp_path / "models").glob("*/report/report.html")).read_text(encoding="utf-8")
+    assert "Applies nothing:" in page and "about 520 labelled rows" in page
+
+
+def test_the_reason_names_the_count_rule_when_the_calibration_split_is_large_enough():
+    from training.apply_reason import no_apply_reason
+
+    head = {
+        "metrics": {"at_thresholds": {"applied": {"n": 0}}},
+        "thresholds": {"a": {"apply": None, "n_predicted": 12}, "b": {"apply": None, "n_predicted": 30}},
+    }
+    why = no_apply_reason(head, {"target_precision": 0.9})
+    assert "no class showed precision 0.90" in why and "at least 20 predictions" in why and "'b', 30" in why
+    head["metrics"]["at_thresholds"]["applied"]["n"] = 3
+    assert no_apply_reason(head, {}) is None
