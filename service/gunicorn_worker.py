@@ -35,6 +35,8 @@ import time
 
 from gunicorn.workers.gthread import ThreadWorker
 
+from triage.procs import pid_alive  # not from service.run_dir: see triage/procs.py
+
 # While stepping aside, how often a worker looks whether the connection was taken elsewhere.
 LOOK_AGAIN_S = 0.001
 SLOTS = 64  # workers of one server at once (live ones only: a dead worker's slot is reused)
@@ -59,7 +61,7 @@ class WorkerTable:
         for step in range(self.slots):
             slot = (start + step) % self.slots
             pid, _, _ = self.read(slot)
-            if pid in (0, me) or not _alive(pid):
+            if pid in (0, me) or not pid_alive(pid):
                 self.write(slot, me, 0)
                 return slot
         raise RuntimeError(f"more than {self.slots} gunicorn workers share one worker table")
@@ -79,19 +81,9 @@ class WorkerTable:
         for slot in range(self.slots):
             if slot != mine:
                 pid, held, looked = self.read(slot)
-                if pid and _alive(pid):
+                if pid and pid_alive(pid):
                     found[slot] = (held, looked)
         return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # Made when gunicorn_conf.py loads this module in the master, before it forks any worker.

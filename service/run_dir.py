@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from triage.procs import pid_alive
+
 PREFIX = "triage-run-"
 PID_FILE = "master.pid"
 GRACE_SECONDS = 60.0  # a folder without a pid file may be one being made right now
@@ -31,16 +33,6 @@ def make(base: str | None = None) -> Path:
     return path
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
 def abandoned(path: Path, now: float | None = None) -> bool:
     """True when the folder's master is dead (or it never said who it was, long ago)."""
     try:
@@ -51,7 +43,7 @@ def abandoned(path: Path, now: float | None = None) -> bool:
         except OSError:
             return False
         return age > GRACE_SECONDS
-    return pid != os.getpid() and not _alive(pid)
+    return pid != os.getpid() and not pid_alive(pid)
 
 
 def sweep(base: str | None = None) -> list[Path]:

@@ -224,3 +224,25 @@ def test_the_worker_table_is_shared_across_forks_and_forgets_dead_workers():
     table.write(2, int(dead.stdout), 0, 0)
     assert table.others(mine) == {}
     assert table.claim(2) == 2  # a dead worker's slot is taken again
+
+
+def test_the_master_loads_its_worker_class_without_the_service_package():
+    """gunicorn_conf.py in a fresh interpreter, as the master loads it: neither the ``service``
+    package (the app) nor prometheus_client may be imported before ``on_starting`` sets the
+    metrics folder, or the workers' metrics stay their own (no /metrics lines). The worker
+    table's pid check comes from outside ``service`` for that reason (triage/procs.py)."""
+    import subprocess
+    import sys
+
+    conf = Path(__file__).resolve().parents[1] / "service" / "gunicorn_conf.py"
+    probe = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('conf', {str(conf)!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "assert module.worker_class.__name__ == 'BalancedThreadWorker', module.worker_class\n"
+        "print(sorted(m for m in sys.modules if m == 'service' or m.startswith(('service.', 'prometheus_client'))))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TRIAGE_WORKER_CLASS"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
