@@ -302,6 +302,8 @@ def _answer(notice, subject_prefix: str, sender: str, body: str, name: str) -> b
     "prefix, sender",
     [
         ("Automatische Antwort:", "Ann <ann@acme.example>"),  # the requester's own out-of-office
+        ("Read:", "Ann <ann@acme.example>"),  # Outlook's plain-text read receipt (round 7)
+        ("=?utf-8?b?6Ieq5Yqo5Zue5aSN77ya?=", "Ann <ann@acme.example>"),  # 自动回复： (round 7)
         (
             "Undeliverable:",
             "Microsoft Outlook <MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@acme.example>",
