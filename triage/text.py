@@ -15,14 +15,33 @@ import ftfy
 # Lines that start the quoted history of a reply: everything from here on is
 # an older message the model must not read as this ticket's problem.
 _REPLY_HEADERS = [
-    re.compile(r"^\s*-{2,}\s*(original message|forwarded message)\s*-{2,}", re.I),
+    # Outlook's and others' separators, English, German, French, Spanish, Italian, Dutch
+    re.compile(
+        r"^\s*-{2,}\s*(original message|forwarded message|urspr[üu]ngliche nachricht|message d'origine|"
+        r"mensaje original|messaggio originale|oorspronkelijk bericht|weitergeleitete nachricht)\s*-{2,}",
+        re.I,
+    ),
     re.compile(r"^\s*on\s.{1,200}\swrote:\s*$", re.I),
     re.compile(r"^\s*am\s.{1,200}\sschrieb:\s*$", re.I),
     re.compile(r"^\s*le\s.{1,200}\sa écrit\s*:\s*$", re.I),
+    # Spanish, Italian, Dutch, Portuguese, Swedish/Danish/Norwegian clients' "On ... wrote:"
+    re.compile(
+        r"^\s*(el\s.{1,200}\sescribió|il\s.{1,200}\sha scritto|op\s.{1,200}\sschreef.{0,200}|"
+        r"em\s.{1,200}\sescreveu|(den|d\.)\s.{1,200}\sskrev.{0,200})\s*:\s*$",
+        re.I,
+    ),
     re.compile(r"^\s*_{10,}\s*$"),  # Outlook's rule above "From:"
 ]
-_OUTLOOK_BLOCK = re.compile(r"^\s*from:\s.+", re.I)
-_OUTLOOK_FOLLOW = re.compile(r"^\s*(sent|date|to|subject|cc):\s", re.I)
+# Outlook's header block above the quoted message, in the client's language: "From:" then
+# two of "Sent:", "To:", "Subject:", ... (German Von/Gesendet/An/Betreff, French
+# De/Envoyé/À/Objet, Spanish De/Enviado/Para/Asunto, Italian Da/Inviato/A/Oggetto,
+# Dutch Van/Verzonden/Aan/Onderwerp, Swedish Från/Skickat/Till/Ämne)
+_OUTLOOK_BLOCK = re.compile(r"^\s*(from|von|de|da|van|från|fra|od)\s?:\s.+", re.I)
+_OUTLOOK_FOLLOW = re.compile(
+    r"^\s*(sent|date|to|subject|cc|gesendet|datum|an|betreff|envoyé|date|à|objet|enviado|fecha|para|"
+    r"asunto|inviato|data|a|oggetto|verzonden|aan|onderwerp|skickat|till|ämne|sendt|til|emne)\s?:\s",
+    re.I,
+)
 
 # Lines that open a signature block.
 _SIGNATURE_OPENERS = [
