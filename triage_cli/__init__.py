@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import NoReturn
 
 from sqlalchemy.exc import OperationalError
 
@@ -31,8 +32,32 @@ AREAS = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser; a group named without its action (``triage mail``) lists the
+    actions it has rather than only "the following arguments are required: ACTION"."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        actions = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
+        if actions and "required: " in message and str(actions[0].metavar) in message.split("required: ")[1]:
+            self.print_help(sys.stderr)
+            self.exit(2, f"\n{self.prog}: error: name one of: {', '.join(actions[0].choices)}\n")
+        super().error(message)
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand without a description its one-line summary as one, so that
+    ``triage COMMAND --help`` always opens with a sentence saying what the command does."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            summaries = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and summaries.get(name):
+                    sub.description = str(summaries[name])[:1].upper() + str(summaries[name])[1:] + "."
+                _describe(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="triage",
         description="ML-driven help-desk triage: train classifiers on your own tickets, "
         "serve them, and run the ticketing core.",
@@ -49,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # area not built yet
             raise
         module.register(sub)
+    _describe(parser)
     return parser
 
 
