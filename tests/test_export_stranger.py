@@ -244,3 +244,26 @@ def test_the_reason_names_the_count_rule_when_the_calibration_split_is_large_eno
     assert "no class showed precision 0.90" in why and "at least 20 predictions" in why and "'b', 30" in why
     head["metrics"]["at_thresholds"]["applied"]["n"] = 3
     assert no_apply_reason(head, {}) is None
+
+
+# ---------------------------------------------------------------- rich-text bodies
+def test_html_bodies_are_read_as_the_service_reads_an_html_ticket(tmp_path):
+    """Freshdesk's Description, ServiceNow's and Zendesk's rich text. Before: the heads
+    trained on "<div dir="ltr"><p>hello&nbsp;team" while live tickets arrive as text."""
+    from triage.htmltext import as_text
+    from triage.text import model_text
+
+    body = (
+        '<div dir="ltr"><p>Hello&nbsp;team,</p><p>the <b>VPN</b> drops &amp; reconnects.</p>'
+        '<img src="cid:image001.png@01D"><style>.x{color:red}</style></div>'
+    )
+    rows = [[f"T{i}", f"VPN issue {i}", body if i % 2 else "plain <3 text", TEAMS[i % 4]] for i in range(40)]
+    path = tmp_path / "freshdesk.csv"
+    path.write_bytes(_csv(rows))
+    whole, sample, _ = _read_both(path, _mapping(tmp_path))
+    assert whole.texts[1] == model_text("VPN issue 1", as_text(body)), whole.texts[1]
+    assert "the vpn drops & reconnects." in whole.texts[1]
+    assert not any(w in t for t in whole.texts + sample.texts for w in ("<div", "nbsp", "color:red"))
+    assert whole.texts[0] == "vpn issue 0 plain <3 text"
+    (note,) = [w for w in whole.counts["warnings"] if w["kind"] == "html_body"]
+    assert note["rows"] == 20 and "were HTML" in note["message"]

@@ -19,6 +19,7 @@ import yaml
 
 from triage.bundle import file_sha256
 from triage.errors import ConfigError, InputError
+from triage.htmltext import html_to_text, looks_like_html
 from triage.priority import PriorityMatrix
 from triage.text import model_text, normalise
 
@@ -369,7 +370,8 @@ def dataset_from_frame(
     dropped: dict[str, int] = {}
     texts, rows, keep, subjects = [], [], [], []
     subj = df[mapping.subject].tolist() if mapping.subject else [None] * len(df)
-    for i, (s, b) in enumerate(zip(subj, df[mapping.body].tolist())):
+    bodies, html_cells = _visible_bodies(df[mapping.body].tolist())
+    for i, (s, b) in enumerate(zip(subj, bodies)):
         text = model_text(None if _blank(s) else str(s), None if _blank(b) else str(b))
         if not text.strip():
             if _blank_row(df, i, mapping):  # Excel's emptied rows (",,,"): no ticket at all
@@ -393,6 +395,16 @@ def dataset_from_frame(
         k: [None if _blank(v) else v for v in sub[col].tolist()] for k, col in mapping.metadata.items()
     }
     notes: list[dict] = list(header_notes or [])
+    if html_cells:
+        notes.append(
+            {
+                "kind": "html_body",
+                "column": mapping.body,
+                "rows": html_cells,
+                "message": f"{html_cells} cells of {mapping.body!r} were HTML (Freshdesk, Zendesk, ServiceNow "
+                "write rich text so): read as their visible text, as the service reads an HTML ticket",
+            }
+        )
     if "created_at" in metadata:
         metadata["created_at"], note = parse_times(
             metadata["created_at"], rows, fname, mapping.metadata["created_at"], mapping.date_order
@@ -415,6 +427,19 @@ def dataset_from_frame(
         counts=counts,
         subjects=subjects,
     )
+
+
+def _visible_bodies(values: list) -> tuple[list, int]:
+    """Bodies as the models will see them at intake: an HTML cell (a help desk's rich-text
+    description) as its visible text, as the store keeps an HTML ticket (triage.htmltext);
+    trained on markup, a head learned "div", "nbsp" and "ltr" that no live ticket has.
+    Returns the bodies and how many cells were HTML."""
+    out, html = [], 0
+    for value in values:
+        if isinstance(value, str) and "<" in value and looks_like_html(value):
+            value, html = html_to_text(value), html + 1
+        out.append(value)
+    return out, html
 
 
 def _blank_row(df: pd.DataFrame, i: int, mapping: Mapping) -> bool:
