@@ -267,3 +267,28 @@ def test_html_bodies_are_read_as_the_service_reads_an_html_ticket(tmp_path):
     assert whole.texts[0] == "vpn issue 0 plain <3 text"
     (note,) = [w for w in whole.counts["warnings"] if w["kind"] == "html_body"]
     assert note["rows"] == 20 and "were HTML" in note["message"]
+
+
+# ---------------------------------------------------------------- a file larger than memory
+def test_an_export_too_large_for_memory_is_refused_at_once_naming_max_rows(tmp_path, capsys, monkeypatch):
+    """Before: read whole into pandas, an OOM kill minutes later with no message."""
+    import training.memory_check as memory_check
+
+    path = tmp_path / "big.csv"
+    path.write_bytes(_csv(_rows(400)))
+    (tmp_path / "mapping.yaml").write_text(MAPPING, encoding="utf-8")
+    monkeypatch.setattr(memory_check, "available_memory", lambda: path.stat().st_size * 4)  # 40 % of the need
+    args = ["train", "--data", str(path), "--mapping", str(tmp_path / "mapping.yaml"), "--encoder", "none"]
+    assert main([*args, "--no-tracking", "--out", str(tmp_path / "models")]) == 2
+    err = capsys.readouterr().err
+    assert "reading it whole needs about" in err and "pass --max-rows 1000 to read it as a stream" in err, err
+    assert not (tmp_path / "models").exists()
+
+
+def test_the_memory_check_lets_an_export_that_fits_through(tmp_path):
+    from training.memory_check import available_memory, check_fits
+
+    path = tmp_path / "small.csv"
+    path.write_bytes(_csv(_rows()))
+    assert (available_memory() or 0) > 0  # /proc/meminfo is read on Linux
+    check_fits(path)

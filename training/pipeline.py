@@ -50,8 +50,10 @@ from triage.thresholds import (
     min_rows_for,
 )
 
+from .compressed import plain_export
 from .evaluation import head_metrics, reference_metrics
 from .mapping import Dataset, Mapping as ColumnMapping, load_export, load_mapping
+from .memory_check import check_fits
 
 log = logging.getLogger(__name__)
 
@@ -365,6 +367,7 @@ def _load_for_training(
     (training/incremental.py). Memory is then bounded by ``max_rows``, not the file.
     """
     if not max_rows:
+        check_fits(plain_export(Path(data_path)))  # an OOM kill minutes later said nothing
         return load_export(data_path, mapping), {}
     from training.stream import load_sampled
 
