@@ -101,8 +101,11 @@ def test_vocabularies_of_one_analysis_are_looked_up_once_per_text(monkeypatch):
     b = TextHead("tfidf", cv=2).fit(Features(texts[120:240]), [r["kind"] for r in rows[120:240]])
     shared = SharedVectorizers({"a": a, "b": b})
     lookups = []
-    union_counts = predict._union_counts
+    union_counts, by_words = predict._union_counts, predict_math.WordNgramIds.lookup
     monkeypatch.setattr(predict, "_union_counts", lambda *args: lookups.append(1) or union_counts(*args))
+    monkeypatch.setattr(
+        predict_math.WordNgramIds, "lookup", lambda *args: lookups.append(1) or by_words(*args)
+    )
     transform = shared.for_call()
     for head in (a, b):
         for _, vec in head.vectorizer_.transformer_list:
@@ -235,3 +238,54 @@ def test_one_row_confidence_map_is_the_batch_ones():
                 one = map_confidence(proba[None, :], np.array([j]), ab)
                 two = map_confidence(np.vstack([proba, proba]), np.array([j, j]), ab)  # batch path
                 assert np.array_equal(one[0], two[0]) and np.array_equal(np.signbit(one), np.signbit(two[:1]))
+
+
+# Texts whose words split oddly: runs and kinds of white space (tabs, no-break and
+# ideographic spaces, information separators), one-letter words, accents, emoji, long words.
+ODD_TEXTS = [
+    *TEXTS,
+    "a  b\t\tc\n\nd\u00a0e\u3000f\x1cg\x1fh \u2028 i",
+    "  leading and trailing  ",
+    "x",
+    "Ünïcödé ÉCOLE straße İstanbul ǅemal",
+    "supercalifragilisticexpialidocious " * 3,
+    "\t \n",
+]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"analyzer": "char_wb", "ngram_range": (2, 5)},
+        {"analyzer": "char_wb", "ngram_range": (1, 3), "lowercase": False},
+        {"analyzer": "char_wb", "ngram_range": (3, 3), "strip_accents": "unicode"},
+    ],
+)
+def test_char_wb_looked_up_by_word_equals_the_whole_texts_analysis(params):
+    """A word's n-grams looked up once and summed per text: the same (id, count) pairs as
+    analysing each whole text and looking its n-grams up, for one text and for a batch."""
+    fitted = [model_text(r["title"], r["description"]) for r in _rows()[:200]] + ODD_TEXTS[5:7]
+    vec = TfidfVectorizer(**params).fit(fitted)
+    assert predict_math.WordNgramIds.applies(vec)
+    words = predict_math.WordNgramIds(vec, vec.vocabulary_, max_words=5)  # the memo restarts often
+    slow = predict_math.lookup_counts(vec.vocabulary_, predict_math.analyse(vec.build_analyzer(), ODD_TEXTS))
+
+    def rows(ids, counts, indptr):
+        return [
+            sorted(zip(np.asarray(ids)[a:b].tolist(), np.asarray(counts)[a:b].tolist()))
+            for a, b in zip(indptr[:-1], indptr[1:])
+        ]
+
+    expected = rows(*slow)
+    for _ in range(2):  # the second time from the memo
+        assert rows(*words.lookup(ODD_TEXTS)) == expected
+        for text, row in zip(ODD_TEXTS, expected):
+            ids, counts, indptr = words.lookup([text])
+            assert ids.dtype == np.int64 and counts.dtype == np.intc and list(indptr) == [0, len(ids)]
+            assert rows(ids, counts, indptr) == [row]
+    assert len(words._memo) <= 5
+
+
+def test_only_char_wb_vectorizers_are_looked_up_by_word():
+    assert not predict_math.WordNgramIds.applies(TfidfVectorizer())
+    assert not predict_math.WordNgramIds.applies(TfidfVectorizer(analyzer="char"))

@@ -88,6 +88,14 @@ class SharedVectorizers:
                 columns = np.full(len(union), -1, dtype=np.int32)
                 columns[[union[f] for f in vec.vocabulary_]] = list(vec.vocabulary_.values())
                 self._columns[id(vec)] = columns
+        # ... and for char_wb kinds, the look-up one distinct word at a time (n-grams stay
+        # inside a word): most of a TF-IDF-only classify was making and looking up n-grams
+        self._words: dict[str, predict_math.WordNgramIds] = {}
+        self._kind_key = {kind: key for key, (kind, _) in self._analysis.items()}
+        for vec in distinct:
+            kind = self._analysis.get(id(vec), ("", None))[0]
+            if kind in self._union and kind not in self._words and predict_math.WordNgramIds.applies(vec):
+                self._words[kind] = predict_math.WordNgramIds(vec, self._union[kind])
 
     def for_call(self) -> Callable[[Any, list[str]], Any]:
         """A ``transform(vectorizer, texts)`` remembering its blocks for one classify call."""
@@ -99,22 +107,34 @@ class SharedVectorizers:
             canonical = self._canonical.get(id(vectorizer), vectorizer)
             key = id(canonical)
             if key not in blocks:
-                counted = None
-                if key in self._analysis:
-                    kind, analyze = self._analysis[key]
-                    if kind not in analysed:
-                        analysed[kind] = predict_math.analyse(analyze, texts)
-                    counted = analysed[kind]
                 if key in self._columns:
                     kind = self._analysis[key][0]
                     if kind not in looked_up:
-                        looked_up[kind] = _union_counts(self._union[kind], analysed[kind])
+                        looked_up[kind] = self._look_up(kind, texts, analysed)
                     blocks[key] = _columns_counts(canonical, self._columns[key], *looked_up[kind])
                 else:
+                    counted = None
+                    if key in self._analysis:
+                        counted = self._analysed(key, texts, analysed)
                     blocks[key] = predict_math.tfidf_transform(canonical, texts, counted)
             return blocks[key]
 
         return transform
+
+    def _analysed(self, key: int, texts: list[str], analysed: dict[str, list]) -> list:
+        """The texts' feature counts of this vectorizer's analysis kind, made once per call."""
+        kind, analyze = self._analysis[key]
+        if kind not in analysed:
+            analysed[kind] = predict_math.analyse(analyze, texts)
+        return analysed[kind]
+
+    def _look_up(
+        self, kind: str, texts: list[str], analysed: dict[str, list]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(union ids, counts, row pointers) of the texts' features of one analysis kind."""
+        if kind in self._words:
+            return self._words[kind].lookup(texts)
+        return _union_counts(self._union[kind], self._analysed(self._kind_key[kind], texts, analysed))
 
 
 def _union_counts(union: dict[str, int], counted: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

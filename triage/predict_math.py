@@ -212,6 +212,71 @@ def analyse(analyze: Callable[[str], list], texts: list[str]) -> list[Counter]:
     return [Counter(analyze(doc)) for doc in texts]
 
 
+class WordNgramIds:
+    """A ``char_wb`` analysis looked up in a vocabulary one word at a time, each distinct word
+    analysed once per process.
+
+    ``char_wb`` n-grams never cross a word (scikit-learn's ``_char_wb_ngrams`` pads each
+    whitespace-separated word and slices it), so a text's n-gram counts are the sums of its
+    words' n-gram counts. scikit-learn builds every n-gram of every word in Python (~250 per
+    ticket, 0.1-0.2 ms), then each is looked up in the vocabulary; ticket texts repeat the same
+    few thousand words, so here a word's n-grams are made by scikit-learn's own method once,
+    looked up once, and kept as the vocabulary ids they hit (with repeats). Summing integer
+    counts in any order gives the same counts: the same features to the last bit
+    (tests/test_shared_tfidf.py).
+
+    At most ``max_words`` words are kept; the memo starts afresh when it is full (texts of
+    another desk, or junk, cost what they did before, never more memory).
+    """
+
+    def __init__(self, vectorizer: Any, ids: dict[str, int], max_words: int = 20_000) -> None:
+        self._decode = vectorizer.decode
+        self._preprocess = vectorizer.build_preprocessor()
+        self._ngrams = vectorizer._char_wb_ngrams  # scikit-learn's own: the same n-grams
+        self._spaces = vectorizer._white_spaces
+        self._ids = ids
+        self._memo: dict[str, np.ndarray] = {}
+        self._max_words = max_words
+
+    @staticmethod
+    def applies(vectorizer: Any) -> bool:
+        return (
+            type(vectorizer) is TfidfVectorizer
+            and vectorizer.analyzer == "char_wb"
+            and hasattr(vectorizer, "_char_wb_ngrams")
+            and hasattr(vectorizer, "_white_spaces")
+        )
+
+    def word_ids(self, word: str) -> np.ndarray:
+        found = self._memo.get(word)
+        if found is None:
+            ids = self._ids
+            hits = [j for j in map(ids.get, self._ngrams(word)) if j is not None]
+            found = np.array(hits, dtype=np.int64)
+            if len(self._memo) >= self._max_words:
+                self._memo.clear()
+            self._memo[word] = found
+        return found
+
+    def lookup(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, counts, row pointers) as :func:`lookup_counts` of the analysis gives them
+        (ids unique within a row; their order may differ, which no caller reads)."""
+        all_ids: list[np.ndarray] = []
+        all_counts: list[np.ndarray] = []
+        indptr = [0]
+        for doc in texts:
+            text = self._spaces.sub(" ", self._preprocess(self._decode(doc)))
+            hits = [self.word_ids(word) for word in text.split()]
+            row = np.concatenate(hits) if hits else np.zeros(0, dtype=np.int64)
+            ids, counts = np.unique(row, return_counts=True)
+            all_ids.append(ids)
+            all_counts.append(counts.astype(np.intc))
+            indptr.append(indptr[-1] + len(ids))
+        if len(texts) == 1:
+            return all_ids[0], all_counts[0], np.array(indptr)
+        return np.concatenate(all_ids), np.concatenate(all_counts), np.array(indptr)
+
+
 # The parameters ``build_analyzer`` reads: equal values, equal features for any text.
 _ANALYSIS_PARAMS = (
     "input",
