@@ -292,3 +292,51 @@ def test_the_memory_check_lets_an_export_that_fits_through(tmp_path):
     path.write_bytes(_csv(_rows()))
     assert (available_memory() or 0) > 0  # /proc/meminfo is read on Linux
     check_fits(path)
+
+
+# ---------------------------------------------------------------- nested JSON values
+def _zendesk(tmp_path: Path, mapping: str) -> tuple[Path, object]:
+    records = [
+        {
+            "id": i,
+            "subject": f"vpn {i}",
+            "description": f"body {i}",
+            "tags": [TEAMS[i % 4], "vip"],
+            "one_tag": [TEAMS[i % 4]],
+            "group": {"name": TEAMS[i % 4]},
+            "comments": [{"body": "first"}, {"body": "second"}],
+            "lines": ["first line", "second line"],
+        }
+        for i in range(40)
+    ]
+    path = tmp_path / "zendesk.json"
+    path.write_text(json.dumps({"tickets": records, "count": 40}), encoding="utf-8")
+    (tmp_path / "mapping.yaml").write_text(mapping, encoding="utf-8")
+    return path, load_mapping(tmp_path / "mapping.yaml")
+
+
+@pytest.mark.parametrize(
+    "mapping, said",
+    [
+        # Zendesk's tags: before, "['network', 'vip']" was a class of its own
+        (
+            "text: {subject: subject, body: description}\nlabels: {team: {column: tags}}\n",
+            "one value per row",
+        ),
+        # a comment thread: before, the heads read "[{'body': 'first'}, ...]"
+        ("text: {subject: subject, body: comments}\nlabels: {team: {column: group.name}}\n", "holds objects"),
+    ],
+)
+def test_a_list_in_a_mapped_json_column_is_refused_not_read_as_its_repr(tmp_path, mapping, said):
+    path, m = _zendesk(tmp_path, mapping)
+    for read in (lambda: load_export(path, m), lambda: load_sampled(path, m, 20, "team")):
+        with pytest.raises(InputError, match=said) as caught:
+            read()
+        assert "row 1" in str(caught.value)
+
+
+def test_a_one_element_list_is_its_value_and_a_list_of_texts_is_joined(tmp_path):
+    path, m = _zendesk(tmp_path, "text: {subject: subject, body: lines}\nlabels: {team: {column: one_tag}}\n")
+    whole, sample, _ = _read_both(path, m)
+    assert whole.labels["team"][:4] == TEAMS and set(sample.labels["team"]) == set(TEAMS)
+    assert whole.texts[0] == "vpn 0 first line  second line"

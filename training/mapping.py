@@ -370,7 +370,9 @@ def dataset_from_frame(
     dropped: dict[str, int] = {}
     texts, rows, keep, subjects = [], [], [], []
     subj = df[mapping.subject].tolist() if mapping.subject else [None] * len(df)
-    bodies, html_cells = _visible_bodies(df[mapping.body].tolist())
+    subj = [_text_value(v, mapping.subject, row, fname) for v, row in zip(subj, numbers)]
+    body = [_text_value(v, mapping.body, row, fname) for v, row in zip(df[mapping.body].tolist(), numbers)]
+    bodies, html_cells = _visible_bodies(body)
     for i, (s, b) in enumerate(zip(subj, bodies)):
         text = model_text(None if _blank(s) else str(s), None if _blank(b) else str(b))
         if not text.strip():
@@ -429,6 +431,56 @@ def dataset_from_frame(
     )
 
 
+# JSON exports nest: Zendesk's "tags" is a list, its "comments" a list of objects. Read as
+# text they trained on a Python repr ("['network', 'vip']" became a class of its own).
+def _one_value(value: Any, column: str, row: int, fname: str) -> Any:
+    """A label cell's one value: a one-element list is its element; a longer list or an
+    object is not a label (an InputError saying what to map instead)."""
+    if not isinstance(value, (list, tuple, dict)):
+        return value
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) <= 1
+        and not any(isinstance(x, (list, dict)) for x in value)
+    ):
+        return value[0] if value else None
+    raise InputError(
+        "a label column must hold one value per row",
+        file=fname,
+        row=row,
+        column=column,
+        expected="a text or a number (map a column with one value, e.g. a group or a custom field's "
+        "dotted name such as 'group.name')",
+        got=value if len(str(value)) < 120 else str(value)[:120] + "...",
+    )
+
+
+def _text_value(value: Any, column: str | None, row: int, fname: str) -> Any:
+    """A text cell as text: a list of texts (a thread) joined by blank lines; a list of
+    objects is refused, naming their keys (a comment thread: map the description)."""
+    if not isinstance(value, (list, tuple, dict)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(x, str) for x in value):
+        return "\n\n".join(value)
+    keys = sorted(
+        {
+            k
+            for x in (value if isinstance(value, (list, tuple)) else [value])
+            if isinstance(x, dict)
+            for k in x
+        }
+    )
+    raise InputError(
+        "a text column holds objects, not text",
+        file=fname,
+        row=row,
+        column=column,
+        expected="text: map the ticket's subject or description column (a list of objects, such as a "
+        "comment thread, is not one text)",
+        got=f"{type(value).__name__} of objects with keys {keys[:8]}",
+    )
+
+
 def _visible_bodies(values: list) -> tuple[list, int]:
     """Bodies as the models will see them at intake: an HTML cell (a help desk's rich-text
     description) as its visible text, as the store keeps an HTML ticket (triage.htmltext);
@@ -475,6 +527,7 @@ def _labels(
 ) -> list[str | None]:
     out: list[str | None] = []
     for v, row in zip(values, rows):
+        v = _one_value(v, spec.column, row, fname)
         if _blank(v):
             out.append(None)
             continue
