@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 
 import pytest
-from aiosmtpd.controller import Controller
+from relay_support import running_relay
 
 from triage.mail.outbound import Mailer, MailSettings, SmtpTransport
 from triage.store import inbox, notices, outbound, tickets
@@ -39,14 +38,9 @@ class Relay:
 
 @pytest.fixture
 def relay():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     handler = Relay()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, Mailer(SETTINGS, SmtpTransport("127.0.0.1", port, "none"))
-    controller.stop()
+    with running_relay(handler) as port:
+        yield handler, Mailer(SETTINGS, SmtpTransport("127.0.0.1", port, "none"))
 
 
 def _send(store, mailer) -> int:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 from datetime import timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
+from relay_support import running_relay
 from sqlalchemy import event, select
 
 from service.mailer import Rules, deliver_due
@@ -43,14 +42,9 @@ class Relay:
 
 @pytest.fixture
 def relay():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     handler = Relay()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+    with running_relay(handler) as port:
+        yield handler, port
 
 
 def a_mail(**changes):
@@ -210,7 +204,9 @@ def test_a_pass_reads_the_threads_of_its_batch_in_the_same_statements_for_2_mail
         counts.append(len(seen))
         with store.session() as s:
             s.execute(OutboxMessage.__table__.update().values(delivered_at=utcnow()))
-    assert counts[0] == counts[1] and counts[0] <= 12
+    # the due rows with their tickets, their mail, their comments, one UPDATE; SQLite: BEGIN
+    # (in round 6: 8 and BEGIN)
+    assert counts[0] == counts[1] and counts[0] <= 5
 
 
 def test_one_batch_threads_a_reply_to_the_receipt_sent_with_it(store):
@@ -301,6 +297,37 @@ def test_passes_run_back_to_back_through_one_relay_connection_until_the_outbox_i
     assert deliver_due(store, mailer, Rules(batch=10))["sent"] == 0
     with store.session() as s:
         assert all(r["delivered_at"] and r["attempts"] == 1 for r in outbound.listing(s))
+
+
+def test_a_round_without_hooks_leaves_queued_webhooks_to_a_round_with_them(store):
+    """The loop's rounds rung only by this process's mail skip the webhook pass (a claim
+    of its own): a webhook waits for the next round that looks (its own ring, the
+    watcher's, the interval's)."""
+    from triage.store import webhooks
+
+    _tickets(store, 2)
+    with store.session() as s:
+        webhooks.register(s, "http://127.0.0.1:9/hook", "k")  # nothing listens: a retry
+        webhooks.queue(s, "ticket.escalated", {"id": 1})
+    sent = []
+
+    class Keeping:
+        settings = SETTINGS
+
+        def send(self, mail):
+            sent.append(mail["id"])
+
+        def close(self):
+            pass
+
+    counts = deliver_due(store, Keeping(), Rules(webhook_allow="127.0.0.1"), hooks=False)  # type: ignore[arg-type]
+    assert counts == {"sent": 2, "retry": 0, "failed": 0} and len(sent) == 2
+    with store.session() as s:
+        assert [m.attempts for m in webhooks.pending(s)] == [0]
+    counts = deliver_due(store, Keeping(), Rules(webhook_allow="127.0.0.1"))  # type: ignore[arg-type]
+    assert counts["webhook_retry"] == 1
+    with store.session() as s:
+        assert [m.attempts for m in webhooks.pending(s)] == [1]
 
 
 def test_a_pass_with_a_failure_ends_the_round(store):

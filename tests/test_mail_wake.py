@@ -80,6 +80,39 @@ def test_mail_queued_by_another_process_rings_the_watching_bell(store):
     assert not thread.is_alive()
 
 
+def test_a_ring_says_what_was_queued_and_the_watcher_says_anything(store):
+    """The loop skips the webhook pass when only this process's mail rang."""
+    bell = doorbell.Doorbell()
+    with store.session() as s:
+        intake(s, {"subject": "s", "body": "b", "requester": "cust@example.com"}, actor="x")
+    assert bell.wait(0) and bell.kinds() == {"mail"}
+    with store.session() as s:
+        webhooks.register(s, "https://hooks.example/x")
+    with store.session() as s:
+        webhooks.queue(s, "ticket.escalated", {"id": 1})
+    assert bell.wait(0) and bell.kinds() == {"webhook"}
+    assert bell.kinds() == set()  # asked once
+    bell.ring()  # the watcher's ring: something of another process is due
+    assert bell.wait(0) and bell.kinds() == set(doorbell.ANY)
+
+
+def test_the_watcher_does_not_read_just_after_the_loop_started_a_round(store):
+    """A round's claim took every row due, so the watcher skips its read for ``poll`` s
+    after one; it reads (and rings) again once rounds stop."""
+    bell = doorbell.Doorbell()
+    bell.round_at = time.monotonic() + 3600  # a round "just started", for the next hour
+    thread = doorbell.watch(store, bell, 0.05)
+    assert thread is not None
+    try:
+        _queue_in_another_process(store)
+        assert not _rung_within(bell, 1.0)  # due for 20 polls: no read, no ring
+        bell.round_at = float("-inf")
+        assert _rung_within(bell, WAIT_S)
+    finally:
+        bell.stop()
+        thread.join(WAIT_S)
+
+
 def _rung_within(bell, limit: float) -> bool:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:

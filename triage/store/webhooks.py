@@ -122,7 +122,7 @@ def queue(
         if not h.events or event in h.events
     ]
     if messages:
-        doorbell.queued(session)
+        doorbell.queued(session, "webhook")
     session.add_all(messages)
     return messages
 
@@ -145,7 +145,7 @@ def queue_many(
         for h in hooks
     ]
     if messages:
-        doorbell.queued(session)
+        doorbell.queued(session, "webhook")
     session.add_all(messages)
     return messages
 
