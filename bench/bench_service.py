@@ -494,6 +494,8 @@ def sustained(
                     "per_s": (done - last[2]) / (now - last[0]),
                     "cpu_ms": 1000 * (used - last[1]) / n,
                     "db_ms": 1000 * (db_used - last[3]) / n,
+                    "stored": done,
+                    "full": now - last[0] >= step * 0.9,
                 }
             )
             last = (now, used, done, db_used)
@@ -511,6 +513,20 @@ def sustained(
     out["target"] += f" ({sum(1 for x in latencies if x > 1000)} were)"
     out["curve"] = curve
     return out
+
+
+def drift_line(curve: list[dict]) -> str:
+    """The first full step against the last (a short tail step is left out): flat is what a
+    desk needs, each intake's work bounded however many tickets were stored before it."""
+    full = [c for c in curve if c.get("full", True)] or curve
+    first, last = full[0], full[-1]
+    line = (
+        f"  first vs last full step: worker CPU {first['cpu_ms']:.2f} -> {last['cpu_ms']:.2f} ms "
+        f"({100 * (last['cpu_ms'] / max(first['cpu_ms'], 1e-9) - 1):+.1f} %)"
+    )
+    if first["db_ms"] or last["db_ms"]:
+        line += f", db CPU {first['db_ms']:.2f} -> {last['db_ms']:.2f} ms"
+    return line + f", at {first.get('stored', 0)} -> {last.get('stored', 0)} stored"
 
 
 def wrk_rows(
@@ -665,8 +681,10 @@ def print_table(rows: list[dict], meta: str) -> None:
             print("  until s:          " + " ".join(f"{c['at']:>6.0f}" for c in r["curve"]))
             print("  intakes/s:        " + " ".join(f"{c['per_s']:>6.1f}" for c in r["curve"]))
             print("  worker CPU ms:    " + " ".join(f"{c['cpu_ms']:>6.2f}" for c in r["curve"]))
+            print("  stored by then:   " + " ".join(f"{c['stored']:>6}" for c in r["curve"]))
             if any(c["db_ms"] for c in r["curve"]):
                 print("  db CPU ms:        " + " ".join(f"{c['db_ms']:>6.2f}" for c in r["curve"]))
+            print(drift_line(r["curve"]))
     print(
         "\nworker CPU ms/req: CPU time the gunicorn workers spent per request (one thread "
         "each), i.e. the latency floor on an idle core; wall-clock p50/p99 include waiting for "

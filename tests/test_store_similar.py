@@ -370,3 +370,46 @@ def test_past_a_few_thousand_open_tickets_the_index_answers_in_bounded_time(stor
     settle(store)
     (kept,) = similar._INDEXES[store.engine].values()
     assert len(kept.index) >= n and kept.index.approximate
+
+
+def _vectors_read_per_query(index: ann.VectorIndex, queries: np.ndarray) -> float:
+    """How many stored vectors a query compares with (work, not time): all of them in the exact
+    scan; in the IVF index, faiss's own count of the distances it computed."""
+    import faiss
+
+    index.wait()
+    if not index.approximate:
+        return float(len(index))
+    stats = faiss.cvar.indexIVF_stats
+    stats.reset()
+    for q in queries:
+        index.search(q, similar.CANDIDATES + 1)
+    return stats.ndis / len(queries)
+
+
+def test_an_intake_reads_about_as_many_indexed_vectors_at_2k_as_at_40k_open_tickets():
+    """The open-ticket index's query must not cost more the more tickets are open: a desk
+    taking 130 intakes/s stores 8,000 a minute, and the query read every open ticket up to
+    20,000 (exact below 5,000, then 16 lists probed 16 at a time until a rebuild at 4x):
+    worker CPU per intake rose over a minute (bench/README.md, round 7, drift). Near
+    duplicates are still found."""
+    rng = np.random.default_rng(7)
+    dim, centres = 32, rng.standard_normal((300, 32)).astype(np.float32)
+
+    def clustered(n: int) -> np.ndarray:
+        v = centres[rng.integers(0, len(centres), n)] + 0.9 * rng.standard_normal((n, dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    index, stored, read = similar.new_index(dim), np.zeros((0, dim), np.float32), {}
+    for size in (2_500, 10_000, 40_000):
+        fresh = clustered(size - len(stored))
+        index.add(range(len(stored), size), fresh)
+        stored = np.vstack([stored, fresh])
+        read[size] = _vectors_read_per_query(index, clustered(50))
+    assert index.approximate
+    # ~2,000 each now; before: 2,500 -> 8,000 -> 8,000 (and every open ticket up to 20,000
+    # when they come one at a time, as intakes do)
+    assert max(read.values()) <= 2 * read[2_500], read
+    near = stored[:200] + 0.05 * rng.standard_normal((200, dim)).astype(np.float32)  # cosine ~0.96
+    found = sum(i in {key for key, _ in index.search(q, similar.CANDIDATES + 1)} for i, q in enumerate(near))
+    assert found >= 198

@@ -44,6 +44,7 @@ PER_LIST = 500  # vectors per IVF list (k-means cell): lists = n / PER_LIST
 NPROBE = 16  # lists scanned per query: recall@10 >= 0.99 at 1 M in the bench
 TRAIN_PER_LIST = 40  # k-means sample: 40 vectors per list (faiss's own minimum is 39)
 REBUILD_GROWTH = 4  # rebuild once the set is this many times what the index was trained on
+MAX_LISTS = 65_536  # lists at most (then they grow longer instead: a bound on k-means' cost)
 REPLAY_UNDER_LOCK = 2_000  # changes made during a build: fewer than this are replayed under the lock
 ADD_CHUNK = 50_000  # vectors converted and added at a time while building (bounded temporaries)
 
@@ -60,12 +61,18 @@ class VectorIndex:
         background: bool = True,
         nprobe: int = NPROBE,
         per_list: int = PER_LIST,
+        rebuild_growth: float = REBUILD_GROWTH,
+        max_lists: int = MAX_LISTS,
     ) -> None:
         self.dim = dim
         self.exact_below = exact_below
         self.background = background
         self.nprobe = nprobe
         self.per_list = per_list
+        # a query scans ``nprobe`` lists of the vectors added since the build too: they grow
+        # to ``rebuild_growth`` times their trained length before a rebuild shortens them
+        self.rebuild_growth = rebuild_growth
+        self.max_lists = max_lists
         self._lock = threading.RLock()
         # exact mode: a growable matrix plus key <-> row maps
         self._keys: list[int] = []
@@ -155,7 +162,7 @@ class VectorIndex:
         if self._ivf is None and n >= max(self.exact_below, 1):
             keys = np.asarray(self._keys, dtype=np.int64)
             vecs = self._matrix[:n].astype(np.float16)  # the builder's own copy, at half the size
-        elif self._ivf is not None and n >= REBUILD_GROWTH * max(self._ivf.trained_for, 1):
+        elif self._ivf is not None and n >= self.rebuild_growth * max(self._ivf.trained_for, 1):
             keys, vecs = self._ivf.snapshot()
         else:
             return
@@ -169,7 +176,9 @@ class VectorIndex:
         self._builder.start()
 
     def _new_ivf(self, keys: np.ndarray, vecs: np.ndarray) -> "_IVF":
-        return _IVF(self.dim, keys, vecs, nprobe=self.nprobe, per_list=self.per_list)
+        return _IVF(
+            self.dim, keys, vecs, nprobe=self.nprobe, per_list=self.per_list, max_lists=self.max_lists
+        )
 
     def _build_in_background(self, keys: np.ndarray, vecs: np.ndarray) -> None:
         try:
@@ -260,11 +269,19 @@ class VectorIndex:
 class _IVF:
     """A faiss IVF index with float16 codes, keyed by int (callers hold the index's lock)."""
 
-    def __init__(self, dim: int, keys: np.ndarray, vecs: np.ndarray, nprobe: int, per_list: int) -> None:
+    def __init__(
+        self,
+        dim: int,
+        keys: np.ndarray,
+        vecs: np.ndarray,
+        nprobe: int,
+        per_list: int,
+        max_lists: int = MAX_LISTS,
+    ) -> None:
         import faiss
 
         self.trained_for = len(keys)
-        lists = max(1, min(len(keys) // max(per_list, 1), 65_536))
+        lists = max(1, min(len(keys) // max(per_list, 1), max_lists, 65_536))
         self.index = faiss.IndexIVFScalarQuantizer(
             faiss.IndexFlatIP(dim), dim, lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
         )

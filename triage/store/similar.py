@@ -67,12 +67,32 @@ BURST_NEIGHBOURS = 200  # at most this many of the window's most similar tickets
 BURST_ROWS = 2_000
 NEW = 0  # the probe's id until the ticket is written (ticket ids start at 1)
 CANDIDATES = 64  # nearest neighbours asked of the index; the database then filters them
-# The open-ticket index scans exactly below this many vectors and is faiss IVF above, so an
-# intake's query costs about the same (0.4-0.7 ms) at 8 k and at 200 k open tickets; the exact
-# scan grew ~0.12 ms per 1,000 open tickets (1.5 ms at 12 k; bench/README.md, round 5). IVF
-# probes every list up to 8 k vectors (16 lists of 500): the same answer as the scan there.
-# (``ann.EXACT_BELOW``, 20 k, stays the KB's.)
-EXACT_BELOW = 5_000
+# The open-ticket index scans exactly below EXACT_BELOW vectors and is faiss IVF above, with
+# short lists (INDEX_PER_LIST) rebuilt each time the set doubles, so that a query reads about
+# the same number of vectors (2,000-4,000: nprobe 16 lists of 125-250) at 2 k and at 60 k open
+# tickets, and an intake costs the same early and late in a busy hour. Before (round 7, drift):
+# exact below 5,000, then 16 lists of 500 probed 16 at a time (every vector) until a rebuild
+# at 4x (20 k): the query read every open ticket up to 20 k, 0.25 ms at 1 k -> 1.0 ms at 16 k,
+# which a desk taking 130 intakes/s reaches within two minutes. Past MAX_LISTS lists (64 k)
+# the lists grow instead (k-means' cost grows with lists x sample): 6,000 read at 200 k.
+# (``ann.EXACT_BELOW``, 20 k, and its 500 per list stay the KB's.)
+EXACT_BELOW = 2_000
+INDEX_PER_LIST = 125
+INDEX_REBUILD_GROWTH = 2
+INDEX_MAX_LISTS = 512
+
+
+def new_index(dim: int) -> ann.VectorIndex:
+    """An open-ticket index as each process keeps one (see EXACT_BELOW)."""
+    return ann.VectorIndex(
+        dim,
+        exact_below=EXACT_BELOW,
+        per_list=INDEX_PER_LIST,
+        rebuild_growth=INDEX_REBUILD_GROWTH,
+        max_lists=INDEX_MAX_LISTS,
+    )
+
+
 RETENTION = timedelta(days=30)  # open tickets older than this are not indexed
 # Ticket ids are allocated before commit, so a ticket committed by another process
 # may carry an id below one this process has already seen: the ids missing within
@@ -507,7 +527,7 @@ class _OpenTickets:
     """
 
     def __init__(self, dim: int, at: datetime) -> None:
-        self.index = ann.VectorIndex(dim, exact_below=EXACT_BELOW)
+        self.index = new_index(dim)
         self.watermark = 0  # highest ticket id read so far
         self.events = 0  # highest ticket_events id read so far (reopened tickets)
         # ids within the margin below a watermark not seen yet (None: the whole margin, first look)
