@@ -36,7 +36,12 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text
+# One OpenMP thread, as a served worker has (service/gunicorn_conf.py): threadpool_limits(1)
+# below does not reach faiss, loaded later by the open-ticket index, whose default 2 threads
+# spin after every single-vector add: 0.5-2 ms of process CPU per intake once the index is IVF
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from sqlalchemy import create_engine, insert, text  # noqa: E402
 
 from triage.rules import RuleSet
 from triage.sla import Calendar, Clock
