@@ -3,9 +3,18 @@ garble or hide the good ones beside it (triage/mail/words.py)."""
 
 from __future__ import annotations
 
+import base64
+import os
+import quopri
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from triage.mail.parsing import parse_message
+from triage.mail.words import decode_words
+
+EXAMPLES = int(os.environ.get("TRIAGE_FUZZ_EXAMPLES", "60"))
 
 
 def _mail(subject: str, sender: str = "j@example.org") -> bytes:
@@ -56,3 +65,55 @@ def test_a_plain_sender_name_is_read_by_the_stdlib_as_before():
     )
     assert intake["from"] == {"name": "Doe, Jane", "address": "jane@example.org"}
     assert intake["warnings"] == []
+
+
+def _word(text: str, charset: str, b: bool) -> str:
+    data = text.encode(charset)
+    if b:
+        return f"=?{charset}?b?{base64.b64encode(data).decode()}?="
+    encoded = quopri.encodestring(data, header=True).decode().replace("=\n", "").replace("?", "=3F")
+    return f"=?{charset}?q?{encoded}?="
+
+
+def _reads_as_utf8(data: bytes) -> bool:
+    """Latin-1 bytes that are also UTF-8 beyond ASCII ("Â¡" is C2 A1, "¡" in UTF-8): a label
+    of a Western single-byte charset is read as UTF-8 then (triage.charsets.decode_bytes)."""
+    try:
+        return not data.isascii() and bool(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return False
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.text(
+                st.characters(codec="latin-1", exclude_categories=("Cc", "Cs", "Zs")), min_size=1, max_size=12
+            ),
+            st.sampled_from(["utf-8", "iso-8859-1"]),
+            st.booleans(),
+            st.sampled_from(["good", "good", "good", "broken", "lying"]),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_any_run_of_encoded_words_keeps_every_good_word(words):
+    """Good words decode to their text whatever broken (bad base64) or lying (Latin-1 bytes
+    labelled UTF-8) words stand beside them; nothing raises."""
+    raw, expected = [], []
+    for text, charset, b, kind in words:
+        if kind == "broken":
+            raw.append("=?utf-8?b?#" + "A" * len(text) + "?=")
+        elif kind == "lying":
+            raw.append(_word(text, "iso-8859-1", b).replace("iso-8859-1", "utf-8", 1))
+        else:
+            raw.append(_word(text, charset, b))
+            if not _reads_as_utf8(text.encode(charset)):  # else decode_bytes' rule: UTF-8 first
+                expected.append(text)
+    warnings: list[str] = []
+    out = decode_words(" ".join(raw), warnings, "Subject")
+    for text in expected:
+        assert text in out, (raw, out)
+    assert ("broken" in [w[3] for w in words]) <= any("not valid base64" in w for w in warnings)
