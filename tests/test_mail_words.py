@@ -42,6 +42,8 @@ def _mail(subject: str, sender: str = "j@example.org") -> bytes:
         ("Re: =?ISO-8859-1?Q?Andr=E9?= Pirard", "Re: André Pirard", None),
         ("=?ISO-8859-1?Q?a?= =?ISO-8859-2?Q?_b?=", "a b", None),
         ("=?utf-8*en?q?hello?=", "hello", None),
+        # a NUL inside a word (found by the fuzzer on PostgreSQL: "text fields cannot contain NUL")
+        ("=?utf-8?q?a=00b?= =?utf-8?b?AA==?=", "ab", None),
     ],
 )
 def test_each_encoded_word_is_decoded_by_itself(subject, expected, warned):
@@ -117,3 +119,18 @@ def test_any_run_of_encoded_words_keeps_every_good_word(words):
     for text in expected:
         assert text in out, (raw, out)
     assert ("broken" in [w[3] for w in words]) <= any("not valid base64" in w for w in warnings)
+
+
+@pytest.mark.parametrize(
+    "subject, sender",
+    [("=?utf-8?q?=00?=", "a@example.org"), ("=?utf-8?q?VPN=00_down?=", "=?utf-8?b?AA==?= <b@example.org>")],
+)
+def test_a_nul_in_an_encoded_word_opens_a_ticket_on_both_stores(store, subject, sender):
+    """Found by scripts/fuzz.sh on PostgreSQL: the subject's NUL made the ticket InputError
+    "must not contain NUL", and then the refusal's own INSERT failed ("PostgreSQL text
+    fields cannot contain NUL"): the message was neither a ticket nor a refusal."""
+    from triage.store import inbox
+
+    raw = f"From: {sender}\r\nSubject: {subject}\r\nMessage-ID: <nul-{len(subject)}@x>\r\n\r\nhello\r\n"
+    got = inbox.receive_raw(store, raw.encode("ascii"))
+    assert got.outcome == "created", got.reason

@@ -48,7 +48,8 @@ def decode_words(raw: str, warnings: list[str], name: str = "") -> str:
             pieces.append((m.group(1).split("*", 1)[0].lower(), payload))
         pos = m.end()
     pieces.append(("", raw[pos:]))
-    return "".join(_runs(pieces, warnings, name))
+    # a word may encode a NUL (=00): PostgreSQL refuses it in text, and no header means one
+    return clean_header_text("".join(_runs(pieces, warnings, name)))
 
 
 def _payload(encoding: str, text: str) -> bytes | None:
