@@ -83,7 +83,24 @@ def _has_trailing_field(header: str, row: str, delimiter: str) -> bool:
 
 def file_encoding(path: Path) -> str:
     """The text encoding of an export (CSV or JSON): by byte-order mark, else UTF-8, else
-    :data:`MIXED` when UTF-8 and other bytes are mixed, else Windows-1252, else Latin-1."""
+    :data:`MIXED` when UTF-8 and other bytes are mixed, else Windows-1252, else Latin-1.
+
+    Each answer reads the whole file, and one training asks up to six times (the dialect,
+    the header, each pass of the streamed reader): kept per file, size and mtime (a 63 MB
+    Windows-1252 export: 0.78 s of CPU per answer, 4.7 s of a 6.8 s sampled read)."""
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _ENCODINGS:
+        if len(_ENCODINGS) > 64:
+            _ENCODINGS.clear()
+        _ENCODINGS[key] = _file_encoding(Path(path))
+    return _ENCODINGS[key]
+
+
+_ENCODINGS: dict[tuple[str, int, int], str] = {}
+
+
+def _file_encoding(path: Path) -> str:
     with open(path, "rb") as f:
         start = f.read(4)
     for bom, name in BOMS:
