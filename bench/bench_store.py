@@ -21,6 +21,14 @@ escalation sweep over many open tickets, on SQLite (file, WAL) and PostgreSQL.
     TRIAGE_TEST_POSTGRES_URL=postgresql+psycopg://... .venv/bin/python bench/bench_store.py
 
 PostgreSQL runs in a throw-away schema that is dropped afterwards.
+
+Before and after on one machine (its load moves between runs): ``--before DIR`` (another
+checkout of the code, e.g. ``git archive <commit> triage | tar -x -C DIR``) runs the same
+table for both trees, alternately, ``--rounds`` times, each in a process of its own with
+that tree's ``triage`` imported, then prints each row's medians side by side:
+
+    nice .venv/bin/python bench/bench_store.py --open 0 --clients 1 --grouped 16 --many '' \
+        --backends postgresql --before /tmp/before --rounds 3
 """
 
 from __future__ import annotations
@@ -41,13 +49,16 @@ from pathlib import Path
 # spin after every single-vector add: 0.5-2 ms of process CPU per intake once the index is IVF
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402
+if "--tree" in sys.argv:  # a --before comparison's child: the tree measured is imported first
+    sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--tree") + 1]).resolve()))
 
-from triage.rules import RuleSet
-from triage.sla import Calendar, Clock
-from triage.store import Store, clocks
-from triage.store.intake import intake, intake_grouped, intake_many
-from triage.store.tables import SlaClockRow, TicketRow
+from sqlalchemy import create_engine, insert, text  # noqa: E402 - after the tree's path
+
+from triage.rules import RuleSet  # noqa: E402
+from triage.sla import Calendar, Clock  # noqa: E402
+from triage.store import Store, clocks  # noqa: E402
+from triage.store.intake import intake, intake_grouped, intake_many  # noqa: E402
+from triage.store.tables import SlaClockRow, TicketRow  # noqa: E402
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
@@ -505,7 +516,8 @@ def profile(kind: str, args, triager, rules) -> None:
         store, cleanup = open_store(kind, Path(tmp))
         try:
             for tag in ("warm", "plain", "profiled"):
-                profiler = cProfile.Profile() if tag == "profiled" else None
+                # the thread's CPU time, not the wall clock: under load that is mostly waiting for a core
+                profiler = cProfile.Profile(time.thread_time) if tag == "profiled" else None
                 cpu = time.process_time()
                 if profiler is not None:
                     profiler.enable()
@@ -642,6 +654,76 @@ def run(kind: str, args, triager, rules, encoder, label: str) -> None:
             cleanup()
 
 
+def _child_argv(argv: list[str]) -> list[str]:
+    """This run's arguments without ``--before DIR`` and ``--rounds N`` (the child's own)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--before", "--rounds"):
+            skip = True
+        elif not arg.startswith(("--before=", "--rounds=")):
+            out.append(arg)
+    return out
+
+
+def _row_figures(row: str) -> tuple[str, float, float, float | None] | None:
+    """(store and what, per s, CPU ms, server CPU ms or None) of a table row; None: no row."""
+    cells = [c.strip() for c in row.strip().strip("|").split("|")]
+    if len(cells) < 8 or cells[0] in ("store", "") or cells[0].startswith("-"):
+        return None
+    server = None
+    if "db server CPU" in row:
+        server = float(row.split("db server CPU")[1].split()[0])
+    try:
+        return f"{cells[0]} | {cells[1]}", float(cells[6]), float(cells[7]), server
+    except ValueError:
+        return None
+
+
+def compare(args) -> None:
+    """``--before``: the same table for the other tree and this one, alternately, each run in
+    a process of its own; then each row's medians side by side (see the module's docstring)."""
+    import subprocess
+
+    trees = {"before": Path(args.before).resolve(), "after": Path(__file__).resolve().parents[1]}
+    argv = _child_argv(sys.argv[1:])
+    seen: dict[tuple[str, str], list[tuple[float, float, float | None]]] = {}
+    order: list[str] = []
+    for round_ in range(args.rounds):
+        for name, tree in trees.items():
+            print(f"# round {round_ + 1}, {name} ({tree}), load average {os.getloadavg()[0]:.2f}", flush=True)
+            done = subprocess.run(
+                [sys.executable, __file__, *argv, "--tree", str(tree)],
+                capture_output=True,
+                text=True,
+                timeout=3600,
+            )
+            if done.returncode != 0:
+                raise SystemExit(f"{name}: {done.stderr[-3000:]}")
+            for row in done.stdout.splitlines():
+                figures = _row_figures(row)
+                if figures is None:
+                    continue
+                print(f"{name:<6} {row}", flush=True)
+                what, *values = figures
+                if what not in order:
+                    order.append(what)
+                seen.setdefault((what, name), []).append(tuple(values))  # type: ignore[arg-type]
+    print(
+        f"\nMedians of {args.rounds} round(s), before = {trees['before']}:\n\n"
+        "| store | what | per s before | after | CPU ms before | after | server CPU ms before | after |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
+    for what in order:
+        cells = []
+        for i in range(3):
+            for name in trees:
+                values = [v[i] for v in seen.get((what, name), []) if v[i] is not None]
+                cells.append(f"{statistics.median(values):.2f}" if values else "-")
+        print(f"| {what} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -685,8 +767,16 @@ def main() -> None:
     )
     parser.add_argument("--growth-step", type=int, default=1000)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--before", help="another checkout of the code: the same table for it and this tree, alternately"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --before: runs of each tree")
+    parser.add_argument("--tree", help=argparse.SUPPRESS)  # a --before child: the tree imported
     parser.add_argument("--bundle", help="model bundle folder for real classification")
     args = parser.parse_args()
+    if args.before:
+        compare(args)
+        return
     rules = RuleSet.load()
     if args.bundle:
         from triage.predict import Triager

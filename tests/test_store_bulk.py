@@ -14,13 +14,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 import pytest
-from sqlalchemy.exc import StatementError
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from triage.store import bulk
-from triage.store.tables import IdempotencyKey, OutboxMessage, SlaClockRow, TicketEvent, TicketRow
+from triage.store.tables import IdempotencyKey, OutboxMessage, SlaClockRow, Team, TicketEvent, TicketRow
 
 AT = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
 CET = timezone(timedelta(hours=1))
@@ -162,7 +162,8 @@ def test_one_row_and_rows_of_mixed_keys_go_as_before(store):
 
 def test_a_groups_writes_are_one_execution_per_statement_not_per_row(store):
     """Inserts (one per table) and the new tickets' field changes (the model's, the rules',
-    routing's: one UPDATE per set of changed columns, not the ORM flush's one per row)."""
+    routing's: on SQLite one UPDATE per set of changed columns, not the ORM flush's one per
+    row; on PostgreSQL none: the tickets are inserted with them)."""
     from store_support import NOW, RULES, sure_triager
     from triage.store.intake import intake_many
 
@@ -182,10 +183,96 @@ def test_a_groups_writes_are_one_execution_per_statement_not_per_row(store):
     inserts = [(words, many) for words, many in seen if words.startswith("insert into")]
     assert len(inserts) == len({words for words, _ in inserts}) >= 6  # each table once
     updates = [many for words, many in seen if words.startswith("update tickets")]
-    assert 1 <= len(updates) < len(payloads)  # the four tickets changed alike
     if store.dialect == "postgresql":  # psycopg's executemany is one execution per row
         assert not any(many for _, many in seen), seen
+        assert not updates  # the rows went in with their fields (ids drawn first): no UPDATE
+    else:
+        assert 1 <= len(updates) < len(payloads)  # the four tickets changed alike
     with store.session(readonly=True) as s:  # and the changes are stored
         stored = s.execute(select(TicketRow.id, TicketRow.category, TicketRow.queue)).all()
     assert {(r.ticket.id, r.ticket.category, r.ticket.queue) for r in results} == {tuple(r) for r in stored}
     assert all(r.ticket.category for r in results)
+
+
+def test_a_groups_writes_after_its_tickets_go_in_one_round_trip_on_postgresql(store):
+    """The rows nobody reads back (the new tickets, with their fields; predictions, clocks,
+    outbox, events, the team) are sent together in psycopg's pipeline mode, one wait for all
+    of them; the statements whose answers the group needs (the keys claimed, the tickets'
+    ids drawn) are not."""
+    if store.dialect != "postgresql":
+        pytest.skip("a pipeline is psycopg's (SQLite runs in this process: no round trips)")
+    from psycopg import pq
+
+    from store_support import NOW, RULES, sure_triager
+    from triage.store.intake import intake_many
+
+    seen: list[tuple[str, bool]] = []
+
+    def listen(conn, cursor, statement, parameters, context, executemany):
+        piped = conn.connection.dbapi_connection.pgconn.pipeline_status != pq.PipelineStatus.OFF
+        seen.append((" ".join(statement.split()[:3]).lower(), piped))
+
+    payloads = [{"subject": f"VPN down {i}", "requester": f"u{i}@example.com"} for i in range(3)]
+    event.listen(store.engine, "before_cursor_execute", listen)
+    try:
+        results = intake_many(
+            store,
+            payloads,
+            keys=[f"p{i}" for i in range(3)],
+            actor="ann",
+            triager=sure_triager(),
+            ruleset=RULES,
+            now=NOW,
+            auto_assign=False,
+        )
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listen)
+    assert all(not isinstance(r, Exception) and r.created for r in results)
+    piped = {words for words, p in seen if p}
+    assert {
+        "insert into predictions",
+        "insert into sla_clocks",
+        "insert into outbox",
+        "insert into ticket_events",
+        "insert into teams",
+        "insert into tickets",
+        "update idempotency_keys set",
+    } <= piped, seen
+    drawn = "select nextval(pg_get_serial_sequence('tickets', 'id'))"
+    assert {("insert into idempotency_keys", False), (drawn, False)} <= set(seen), seen
+    with store.session(readonly=True) as s:  # and every row is there
+        assert s.scalar(select(func.count()).select_from(TicketEvent)) >= 3 * 4
+        assert s.scalar(select(func.count()).select_from(SlaClockRow)) == 3 * 2
+        assert s.scalar(select(func.count()).select_from(Team).where(Team.name == "Net")) == 1
+
+
+def test_a_failing_write_of_many_raises_as_one_statement_would(store):
+    """A statement of the round trip fails (an event of a ticket that is not there): the
+    caller sees SQLAlchemy's IntegrityError, as from one execute, and nothing of it is kept."""
+    events = insert(TicketEvent.__table__)
+    row = {"field": "f", "old": None, "new": "1", "actor": "ann", "at": AT}
+    with pytest.raises(IntegrityError):
+        with store.engine.begin() as conn:
+            (a,) = tickets(conn, 1)
+            bulk.execute_all(
+                conn, [(events, [{**row, "ticket_id": a}]), (events, [{**row, "ticket_id": a + 99}])]
+            )
+    with store.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(TicketEvent)) == 0
+
+
+def test_a_team_already_stored_draws_no_id(store):
+    """Intake names a team in every batch that routes; the insert that makes sure it exists
+    must not draw an id when it does (``ON CONFLICT DO NOTHING`` alone would, on PostgreSQL,
+    and a busy desk would run ``teams.id`` out)."""
+    from triage.store import event_log, routing
+
+    for _ in range(3):
+        with store.session() as s, event_log.batched(s):
+            routing.ensure_team_once(s, "Net")
+            routing.ensure_team_once(s, "Net")
+    with store.session() as s:
+        net, other = routing.ensure_team(s, "Net"), routing.ensure_team(s, "Other")
+    assert other.id == net.id + 1
+    with store.session(readonly=True) as s:
+        assert s.scalar(select(func.count()).select_from(Team)) == 2

@@ -356,3 +356,41 @@ def test_a_bad_jobs_rerun_alone_takes_in_no_late_joiner(store):
     assert late.error is None and late.result == "ok"
     assert len(bad_runs) == 2  # the group's run and its rerun alone, no third
     assert committer.groups == 4  # the group, each of its jobs alone, the late one alone
+
+
+def test_a_groups_tickets_are_assigned_at_intake(store):
+    """Assignment locks the ticket's row in the database (``SELECT ... FOR UPDATE``) before the
+    batch writes its rows: on PostgreSQL a group's new tickets, whose rows go in with the
+    batch's others, are written first."""
+    from triage.store import routing
+
+    with store.session() as s:
+        routing.upsert_agent(s, "nina", teams=["Net"], capacity=10)
+    results = intake_many(store, [payload(i) for i in range(3)], **{**COMMON, "auto_assign": True})
+    assert all(isinstance(r, IntakeResult) and r.created for r in results)
+    with store.session(readonly=True) as s:
+        stored = s.execute(
+            select(TicketRow.assignee, TicketRow.queue, TicketRow.category).where(
+                TicketRow.id.in_([r.ticket.id for r in results])
+            )
+        ).all()
+    assert sorted(stored) == [("nina", "Net", "Network")] * 3
+    assert counts(store)["tickets"] == 3
+
+
+def test_a_flush_before_the_batch_ends_writes_the_new_tickets_first(store):
+    """A new ticket of a group whose row is not written yet (PostgreSQL: its id drawn, its row
+    inserted with the batch's others) is written, as it is then, before an ORM flush (which
+    would otherwise update a row that is not there), and only once."""
+    from triage.store import event_log, tickets
+
+    with store.session() as s:
+        with event_log.batched(s):
+            ((ticket, created),) = tickets.create_many(s, [(payload(0), "ann", None, NOW)], defer=True)
+            tickets.set_fields(s, ticket, {"category": "Network"}, actor="ann", now=NOW, retime=False)
+            s.flush()
+            seen = s.execute(select(TicketRow.category).where(TicketRow.id == ticket.id)).scalar()
+            tickets.set_fields(s, ticket, {"priority": 2}, actor="ann", now=NOW, retime=False)
+    assert created and seen == "Network"
+    with store.session(readonly=True) as s:
+        assert s.execute(select(TicketRow.category, TicketRow.priority)).all() == [("Network", 2)]

@@ -28,6 +28,9 @@ _BUFFER = "triage.pending_events"
 _DEFERRED = "triage.pending_rows"
 _MEMO = "triage.batch_memo"
 _ENDS = "triage.batch_ends"
+_FIRST = "triage.batch_first"
+
+Work = list[tuple[Executable, list[dict[str, Any]]]]  # (statement, rows) in the order to run
 
 
 def add(session: Session, **row: Any) -> TicketEvent | None:
@@ -68,15 +71,16 @@ def batched(session: Session) -> Iterator[None]:
     later: dict[Executable, list[dict[str, Any]]] = {}
     ends: list[Callable[[Session], None]] = []
     session.info[_BUFFER], session.info[_DEFERRED], session.info[_MEMO] = rows, later, {}
-    session.info[_ENDS] = ends
+    session.info[_ENDS], session.info[_FIRST] = ends, []
     try:
         yield
         for end in ends:  # still inside: an end may read the memo
             end(session)
+        first = _first(session)
     finally:
-        for name in (_BUFFER, _DEFERRED, _MEMO, _ENDS):
+        for name in (_BUFFER, _DEFERRED, _MEMO, _ENDS, _FIRST):
             session.info.pop(name, None)
-    _write(session, rows, later)
+    _write(session, rows, later, first)
 
 
 def at_end(session: Session, end: Callable[[Session], None]) -> bool:
@@ -88,6 +92,23 @@ def at_end(session: Session, end: Callable[[Session], None]) -> bool:
     if end not in ends:
         ends.append(end)
     return True
+
+
+def before_rows(session: Session, rows: Callable[[Session], Work]) -> bool:
+    """``rows(session)`` gives statements to run before the batch's rows wherever they are
+    written (its end, or :func:`unbatched`): rows the others reference, built only then (the
+    new tickets of a group on PostgreSQL, with the fields set since). Once per batch; False
+    outside one."""
+    first = session.info.get(_FIRST)
+    if first is None:
+        return False
+    if rows not in first:
+        first.append(rows)
+    return True
+
+
+def _first(session: Session) -> Work:
+    return [item for rows in session.info.get(_FIRST) or [] for item in rows(session)]
 
 
 def memo(session: Session) -> dict[Any, Any] | None:
@@ -103,12 +124,13 @@ def unbatched(session: Session) -> Iterator[None]:
     For code that reads rows back (a clock re-targeted) or may roll a SAVEPOINT back
     (an assignment attempt): a buffered row would be missed by the one and outlive the other.
     """
-    rows, later = session.info.pop(_BUFFER, None), session.info.pop(_DEFERRED, None)
-    if rows is None or later is None:
+    if _BUFFER not in session.info or _DEFERRED not in session.info:
         yield
         return
+    first = _first(session)  # while the batch's memo is there
+    rows, later = session.info.pop(_BUFFER), session.info.pop(_DEFERRED)
     try:
-        _write(session, rows, later)
+        _write(session, rows, later, first)
         rows.clear()
         later.clear()
         yield
@@ -117,16 +139,18 @@ def unbatched(session: Session) -> Iterator[None]:
 
 
 def _write(
-    session: Session, rows: list[dict[str, Any]], later: dict[Executable, list[dict[str, Any]]]
+    session: Session,
+    rows: list[dict[str, Any]],
+    later: dict[Executable, list[dict[str, Any]]],
+    first: Work,
 ) -> None:
-    """Each statement once with all its rows (``bulk``: one unnest statement on PostgreSQL)."""
-    if not rows and not later:
-        return
-    conn = session.connection()
-    for statement, batch in later.items():  # each references tickets inserted already
-        bulk.execute(conn, statement, batch)
+    """``first`` (:func:`before_rows`), then each statement once with all its rows (``bulk``:
+    one unnest statement each on PostgreSQL, all of them sent in one round trip)."""
+    work = first + list(later.items())  # each references tickets inserted already, or first
     if rows:  # rows in the order they were recorded
-        bulk.execute(conn, _INSERT, rows)
+        work.append((_INSERT, rows))
+    if work:
+        bulk.execute_all(session.connection(), work)
 
 
 _INSERT = insert(TicketEvent.__table__)  # built once: its compiled form stays cached

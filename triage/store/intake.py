@@ -177,7 +177,9 @@ class _Writer:
     @staticmethod
     def create_group(session: Session, writers: list[_Writer]) -> None:
         made = tickets.create_many(
-            session, [(w.item.payload, w.actor, w.item.idempotency_key, w.item.now) for w in writers]
+            session,
+            [(w.item.payload, w.actor, w.item.idempotency_key, w.item.now) for w in writers],
+            defer=True,  # the rows go in with the fields the jobs set: one write each, not two
         )
         for writer, entry in zip(writers, made):
             writer.made = entry

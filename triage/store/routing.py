@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from triage.errors import InputError, NotFound, TransitionError
-from triage.store import event_log, tickets
+from triage.store import bulk, event_log, tickets
 from triage.store.tables import Agent, Team, TicketRow, agent_teams, utcnow
 from triage.ticket import Status
 
@@ -66,17 +66,27 @@ _NEW_TEAM = {
     name: dialect_insert(Team.__table__).on_conflict_do_nothing(index_elements=[Team.__table__.c.name])
     for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
+_TEAM_IF_NEW = {
+    name: bulk.unless_present(statement, Team.__table__.c.name) for name, statement in _NEW_TEAM.items()
+}
 
 
 def ensure_team_once(session: Session, name: str) -> None:
     """:func:`ensure_team`, asked once per team in an ``event_log.batched`` block (a group
-    commit routes many tickets to the same few teams)."""
+    commit routes many tickets to the same few teams).
+
+    In a batch the team is not read: its row, if missing, is inserted with the batch's other
+    rows (on PostgreSQL in their round trip; intake reads nothing of the team). The insert
+    keeps a row another process stored meanwhile (``ON CONFLICT DO NOTHING``), and draws no
+    id for a team already there (``bulk.unless_present``)."""
     seen = event_log.memo(session)
-    if seen is not None and ("team", name) in seen:
+    if seen is None:
+        ensure_team(session, name)
         return
-    ensure_team(session, name)
-    if seen is not None:
-        seen["team", name] = True
+    if ("team", name) in seen:
+        return
+    seen["team", name] = True
+    event_log.write_later(session, _TEAM_IF_NEW[session.get_bind().dialect.name], [{"name": name}])
 
 
 def upsert_agent(

@@ -45,12 +45,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import numpy as np
-from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy import and_, bindparam, func, insert, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from triage import ann
 from triage.duplicates import DuplicateConfig, detect_burst, find_duplicates
+from triage.store import event_log
 from triage.store.read_only import read_options
 from triage.store.tables import ID_MAX, TicketEvent, TicketRow, TicketVector
 from triage.store.tickets import OPEN_STATUSES
@@ -110,16 +111,21 @@ def encoder_name(encoder) -> str:
 
 
 def remember(session: Session, ticket: TicketRow, vector, encoder: str) -> None:
+    """Keep the ticket's vector: a row nobody reads back in the unit of work, so in a batch
+    (intake's) it goes in with the batch's rows (one statement for a group; on PostgreSQL in
+    their round trip), not as an ORM object flushed on its own with ``RETURNING id``."""
     vec = np.asarray(vector, dtype=np.float32).ravel()
-    session.add(
-        TicketVector(
-            ticket_id=ticket.id,
-            encoder=encoder,
-            dim=int(vec.size),
-            vector=vec.tobytes(),
-            created_at=ticket.created_at,
-        )
-    )
+    row = {
+        "ticket_id": ticket.id,
+        "encoder": encoder,
+        "dim": int(vec.size),
+        "vector": vec.tobytes(),
+        "created_at": ticket.created_at,
+    }
+    event_log.write_later(session, _INSERT_VECTOR, [row])
+
+
+_INSERT_VECTOR = insert(TicketVector.__table__)  # built once: its compiled form stays cached
 
 
 @dataclass

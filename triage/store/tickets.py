@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
@@ -171,6 +171,10 @@ _TICKETS = TicketRow.__table__
 _INSERT_TICKET = insert(_TICKETS).returning(_TICKETS.c.id)
 _INSERT_TICKETS_ORDERED = insert(_TICKETS).returning(_TICKETS.c.id, sort_by_parameter_order=True)
 _TICKET_COLUMNS = [c.key for c in _TICKETS.columns if c.key != "id"]
+_WRITTEN_COLUMNS = ["id", *_TICKET_COLUMNS]
+_INSERT_TICKET_ROWS = insert(_TICKETS)  # rows with their reserved ids
+# ids for new tickets, drawn from the column's own sequence (as its default would)
+_RESERVE_IDS = text("SELECT nextval(pg_get_serial_sequence('tickets', 'id')) FROM generate_series(1, :n)")
 _UPDATABLE = frozenset(_TICKET_COLUMNS)
 _NEW_TICKET = TicketRow.__mapper__.class_manager.new_instance  # an instance, no __init__
 
@@ -189,32 +193,42 @@ def _insert_ticket(session: Session, values: dict[str, Any]) -> TicketRow:
     return _loaded(session, row, session.connection().execute(_INSERT_TICKET, row).scalar_one())
 
 
-def _loaded(session: Session, row: dict[str, Any], ticket_id: int) -> TicketRow:
+def _loaded(session: Session, row: dict[str, Any], ticket_id: int, *, written: bool = True) -> TicketRow:
     """The inserted row as a session instance, built as the ORM builds a loaded row: values
     straight into the instance's dict, all marked as committed (the constructor's 22
-    instrumented attribute sets cost more than the INSERT)."""
+    instrumented attribute sets cost more than the INSERT).
+
+    ``written=False``: the row is not in the database yet (its id reserved: :func:`_reserved`);
+    it goes in, as it is by then, before the batch's other rows (``event_log.before_rows``)."""
     configure_mappers()  # what the constructor would have done first (a no-op once configured)
     ticket = _NEW_TICKET()
     ticket.__dict__.update(row, id=ticket_id)
     make_transient_to_detached(ticket)
     session.add(ticket)
     memo = event_log.memo(session)
-    if memo is not None:  # in a batch: its field changes are written when the batch ends
-        fresh = memo.setdefault(_FRESH, [])
-        if not fresh:
-            event_log.at_end(session, _write_fresh)
-        fresh.append(ticket)
+    if memo is None:
+        return ticket
+    kind, write = (_FRESH, _write_fresh) if written else (_UNWRITTEN, _write_unwritten)
+    waiting = memo.setdefault(kind, [])
+    if not waiting:
+        if written:  # its field changes are written when the batch ends
+            event_log.at_end(session, write)
+        else:
+            event_log.before_rows(session, write)
+    waiting.append(ticket)
     return ticket
 
 
 _FRESH = "fresh tickets"
+_UNWRITTEN = "tickets not written yet"
 _UPDATES: dict[tuple[str, ...], Any] = {}  # one UPDATE statement per set of changed columns
 
 
 def _write_fresh(session: Session) -> None:
     """The batch's new tickets' changes (fields the model, the rules and routing set), written
     as the ORM's flush would, with one statement per set of changed columns for all of them
-    (``bulk``: one execution on PostgreSQL), then marked as stored, so the flush skips them.
+    (``bulk``: one execution on PostgreSQL, sent with the batch's other rows), then marked as
+    stored, so the flush skips them.
 
     The ORM's flush costs more than the rows: a unit of work per object, and on PostgreSQL
     one execution per row. Only plain column changes of tickets still in the session are
@@ -233,9 +247,6 @@ def _write_fresh(session: Session) -> None:
         keys = tuple(sorted(state.committed_state))
         if keys and all(key in _UPDATABLE for key in keys):
             groups.setdefault(keys, []).append(ticket)
-    if not groups:
-        return
-    conn = session.connection()
     for keys, group in groups.items():
         statement = _UPDATES.get(keys)
         if statement is None:
@@ -246,7 +257,7 @@ def _write_fresh(session: Session) -> None:
                 .values({key: bindparam(f"v_{key}") for key in keys}),
             )
         rows = [{"id_": t.id, **{f"v_{key}": t.__dict__[key] for key in keys}} for t in group]
-        bulk.execute(conn, statement, rows)
+        event_log.write_later(session, statement, rows)  # the batch's end writes it
         for ticket in group:
             instance_state(ticket)._commit_all(ticket.__dict__, session.identity_map)
 
@@ -278,8 +289,14 @@ def _claim_keys(session: Session, keys: list[str]) -> dict[str, int]:
     return held
 
 
-def _insert_tickets(session: Session, rows: list[dict[str, Any]]) -> list[TicketRow]:
-    """Many new tickets with one ``INSERT ... RETURNING id``, in the order of ``rows``."""
+def _insert_tickets(session: Session, rows: list[dict[str, Any]], *, defer: bool = False) -> list[TicketRow]:
+    """Many new tickets with one ``INSERT ... RETURNING id``, in the order of ``rows``
+    (``defer``: on PostgreSQL in a batch, their ids reserved now and their rows written
+    later, as they are then: :func:`_reserved`)."""
+    if defer and rows and event_log.memo(session) is not None:
+        conn = session.connection()
+        if conn.dialect.name == "postgresql":
+            return _reserved(session, conn, rows)
     if len(rows) <= 1:
         return [_insert_ticket(session, row) for row in rows]
     full = [{name: row.get(name) for name in _TICKET_COLUMNS} for row in rows]
@@ -290,6 +307,46 @@ def _insert_tickets(session: Session, rows: list[dict[str, Any]]) -> list[Ticket
     statement = _INSERT_TICKETS_ORDERED if conn.dialect.name == "postgresql" else _INSERT_TICKET
     ids = sorted(bulk.execute(conn, statement, full).scalars())
     return [_loaded(session, row, ticket_id) for row, ticket_id in zip(full, ids)]
+
+
+def _reserved(session: Session, conn, rows: list[dict[str, Any]]) -> list[TicketRow]:
+    """New tickets whose ids are drawn now (one statement) and whose rows are inserted when
+    the batch writes its rows, with the fields the model, the rules and routing set by then.
+
+    Inserted then updated, each ticket was written twice: the UPDATE (``team`` and ``queue``
+    are indexed, so never a HOT update) wrote a second row version and every index entry
+    again, the full-text index's ``to_tsvector`` included: on PostgreSQL the most expensive
+    statement of a group, 0.18 of the server's 0.60 ms per ticket (bench/README.md, round 7).
+    Until it is written, the row is not there for a read; whatever could need it in the
+    database first (an ORM flush: :func:`_unwritten_first`; the rows of ``event_log.unbatched``)
+    writes it first."""
+    full = [{name: row.get(name) for name in _TICKET_COLUMNS} for row in rows]
+    ids = sorted(conn.execute(_RESERVE_IDS, {"n": len(full)}).scalars())
+    return [_loaded(session, row, ticket_id, written=False) for row, ticket_id in zip(full, ids)]
+
+
+def _write_unwritten(session: Session) -> event_log.Work:
+    """The batch's reserved tickets not written yet, as they are now, marked as stored."""
+    memo = event_log.memo(session) or {}
+    waiting, memo[_UNWRITTEN] = memo.get(_UNWRITTEN) or [], []
+    rows = []
+    for ticket in waiting:
+        state = instance_state(ticket)
+        if state.session is not session:  # expunged: nothing to write
+            continue
+        rows.append({name: ticket.__dict__.get(name) for name in _WRITTEN_COLUMNS})
+        state._commit_all(ticket.__dict__, session.identity_map)
+    return [(_INSERT_TICKET_ROWS, rows)] if rows else []
+
+
+@event.listens_for(Session, "before_flush")
+def _unwritten_first(session: Session, _context, _instances) -> None:
+    """A flush before the batch's end (a query's autoflush; an object referencing a new
+    ticket) would UPDATE a reserved ticket's row, or insert a row that references it, before
+    the row is there: it is written first."""
+    memo = event_log.memo(session)
+    if memo and memo.get(_UNWRITTEN):
+        bulk.execute_all(session.connection(), _write_unwritten(session))
 
 
 def _tickets_by_id(session: Session, ids: set[int]) -> dict[int, TicketRow]:
@@ -322,7 +379,7 @@ def create(
 
 
 def create_many(
-    session: Session, items: list[tuple[dict[str, Any], str, str | None, datetime]]
+    session: Session, items: list[tuple[dict[str, Any], str, str | None, datetime]], *, defer: bool = False
 ) -> list[tuple[TicketRow, bool] | Exception]:
     """:func:`create` for many tickets (``(data, actor, key, now)`` each) in one transaction.
 
@@ -332,6 +389,11 @@ def create_many(
     A key given twice makes one ticket (the second answers it, ``created`` False). An entry is
     the item's exception when it alone is bad (its ticket may be written: the caller rolls the
     transaction back, as group commit does, and reruns the others).
+
+    ``defer`` (intake's groups, whose jobs read no new ticket back by a query): on PostgreSQL
+    the new tickets' ids are drawn instead, and their rows inserted with the batch's other
+    rows, fields and all (:func:`_reserved`); a mail poll's jobs look earlier messages' tickets
+    up, so theirs are inserted at once.
     """
     out: list[tuple[TicketRow, bool] | Exception | None] = [None] * len(items)
     rows: dict[int, dict[str, Any]] = {}
@@ -348,7 +410,7 @@ def create_many(
     held = _claim_keys(session, sorted(claimant))  # one order for every writer: no deadlock
     answers = _tickets_by_id(session, {h for h in held.values() if h > 0})
     new = [i for i in rows if not items[i][2] or (claimant[items[i][2]] == i and items[i][2] not in held)]
-    for i, ticket in zip(new, _insert_tickets(session, [rows[i] for i in new])):
+    for i, ticket in zip(new, _insert_tickets(session, [rows[i] for i in new], defer=defer)):
         data, actor, key, now = items[i]
         try:
             _created(session, ticket, data, actor, key, now)
