@@ -681,7 +681,7 @@ def print_table(rows: list[dict], meta: str) -> None:
             print("  until s:          " + " ".join(f"{c['at']:>6.0f}" for c in r["curve"]))
             print("  intakes/s:        " + " ".join(f"{c['per_s']:>6.1f}" for c in r["curve"]))
             print("  worker CPU ms:    " + " ".join(f"{c['cpu_ms']:>6.2f}" for c in r["curve"]))
-            print("  stored by then:   " + " ".join(f"{c['stored']:>6}" for c in r["curve"]))
+            print("  intakes by then:  " + " ".join(f"{c['stored']:>6}" for c in r["curve"]))
             if any(c["db_ms"] for c in r["curve"]):
                 print("  db CPU ms:        " + " ".join(f"{c['db_ms']:>6.2f}" for c in r["curve"]))
             print(drift_line(r["curve"]))
