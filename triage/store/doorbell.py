@@ -59,7 +59,9 @@ class Doorbell:
         _BELLS.add(self)
 
     def ring(self, kinds: frozenset[str] = ANY) -> None:
-        self._kinds |= kinds  # a lost update only widens the next round (ANY)
+        # unlocked: a race may lose a kind; a webhook then waits for the watcher (its row due
+        # for over a poll) or the interval's round, as one queued by another process does
+        self._kinds |= kinds
         self._rung.set()
 
     def wait(self, timeout: float) -> bool:
