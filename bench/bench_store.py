@@ -52,7 +52,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 if "--tree" in sys.argv:  # a --before comparison's child: the tree measured is imported first
     sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--tree") + 1]).resolve()))
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402 - after the tree's path
+from sqlalchemy import create_engine, insert, make_url, text  # noqa: E402 - after the tree's path
 
 from triage.rules import RuleSet  # noqa: E402
 from triage.sla import Calendar, Clock  # noqa: E402
@@ -95,7 +95,10 @@ def open_store(kind: str, workdir: Path):
     admin = create_engine(url)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    store = Store(url, schema=schema)
+    # the schema's name as the connections' application_name: server_cpu_ms counts only them
+    named = make_url(url).update_query_dict({"application_name": schema})
+    store = Store(named.render_as_string(hide_password=False), schema=schema)
+    store.bench_admin = admin  # type: ignore[attr-defined]
     store.upgrade()
 
     def drop():
@@ -310,13 +313,25 @@ def bench_mail(
 
 
 def server_cpu_ms(store: Store) -> float | None:
-    """CPU ms used so far by the PostgreSQL backends serving this database (None: not
-    measurable here, e.g. SQLite or a server on another machine)."""
+    """CPU ms used so far by the PostgreSQL backends serving this store: those of its
+    application_name (its schema, :func:`open_store`), else of its database (then any other
+    client of that database, a test suite, is counted too). None: not measurable here, e.g.
+    SQLite or a server on another machine."""
     if store.dialect != "postgresql":
         return None
     name = store.engine.url.database or ""
+    admin, app = getattr(store, "bench_admin", None), store.engine.url.query.get("application_name")
+    pids: set[str] | None = None
+    if admin is not None and app:
+        with admin.connect() as conn:
+            pids = {
+                str(pid)
+                for pid in conn.execute(
+                    text("SELECT pid FROM pg_stat_activity WHERE application_name = :app"), {"app": app}
+                ).scalars()
+            }
     total, found = 0, False
-    for pid in os.listdir("/proc"):
+    for pid in os.listdir("/proc") if pids is None else pids:
         if not pid.isdigit():
             continue
         try:
