@@ -238,8 +238,8 @@ def test_a_groups_writes_after_its_tickets_go_in_one_round_trip_on_postgresql(st
         "insert into tickets",
         "update idempotency_keys set",
     } <= piped, seen
-    drawn = "select nextval(pg_get_serial_sequence('tickets', 'id'))"
-    assert {("insert into idempotency_keys", False), (drawn, False)} <= set(seen), seen
+    assert ("insert into idempotency_keys", False) in seen, seen
+    assert any(words.startswith("select nextval(") and not p for words, p in seen), seen  # the ids
     with store.session(readonly=True) as s:  # and every row is there
         assert s.scalar(select(func.count()).select_from(TicketEvent)) >= 3 * 4
         assert s.scalar(select(func.count()).select_from(SlaClockRow)) == 3 * 2
