@@ -80,3 +80,26 @@ def test_an_unreadable_message_is_refused_kept_and_replayable_on_both_stores(sto
         assert len(mail_log.listing(s)) == 1
     replayed = inbox.replay(store, kept["id"])  # an admin's choice: a ticket from what was read
     assert replayed.outcome == "created" and replayed.ticket.subject == "Many parts"
+
+
+def test_a_refusal_whose_headers_hold_a_nul_is_kept_on_both_stores(store):
+    """PostgreSQL's text refuses NUL: a refusal naming one failed to be written, so the message
+    was neither a ticket nor a refusal (harden4's note, round 7). The raw bytes keep it as sent."""
+    message = {
+        "raw": b"Subject: a\x00b\r\n\r\nbody",
+        "raw_sha256": "nul-in-headers",
+        "message_id": "<nul\x00@acme.example>",
+        "from": {"address": "ann\x00@acme.example"},
+        "subject": "VPN\x00 down",
+    }
+    with store.session() as s:
+        row = mail_log.record(s, message, "unreadable message\x00")
+        kept = row.id
+    with store.session() as s:
+        got = s.get(mail_log.MailRefusal, kept)
+        assert (got.subject, got.sender, got.message_id) == (
+            "VPN down",
+            "ann@acme.example",
+            "<nul@acme.example>",
+        )
+        assert got.reason == "unreadable message" and bytes(got.raw) == message["raw"]

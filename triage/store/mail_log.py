@@ -51,6 +51,12 @@ class MailRefusal(Base):
     replay_result: Mapped[str | None] = mapped_column(String(500))
 
 
+def _text(value: Any) -> str:
+    """A header as a refusal can store it: PostgreSQL's text refuses NUL, and a refusal that
+    cannot be written loses the message (the raw bytes, kept as they came, still hold it)."""
+    return str(value or "").replace("\x00", "")
+
+
 def record(
     session: Session, message: dict[str, Any], reason: str, now: datetime | None = None
 ) -> MailRefusal:
@@ -63,10 +69,10 @@ def record(
     if found is not None and sha:
         return found
     row = MailRefusal(
-        reason=reason[:500],
-        message_id=(message.get("message_id") or None),
-        sender=((message.get("from") or {}).get("address") or None),
-        subject=(message.get("subject") or "")[:2000],
+        reason=_text(reason)[:500],
+        message_id=(_text(message.get("message_id")) or None),
+        sender=(_text((message.get("from") or {}).get("address")) or None),
+        subject=_text(message.get("subject"))[:2000],
         raw_sha256=sha,
         raw=raw,
         received_at=now or utcnow(),
