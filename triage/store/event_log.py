@@ -86,12 +86,7 @@ def batched(session: Session) -> Iterator[None]:
 def at_end(session: Session, end: Callable[[Session], None]) -> bool:
     """Run ``end(session)`` once when the outermost batch ends without error (before its rows
     are written); False outside a batch (nothing registered)."""
-    ends = session.info.get(_ENDS)
-    if ends is None:
-        return False
-    if end not in ends:
-        ends.append(end)
-    return True
+    return _register_once(session, _ENDS, end)
 
 
 def before_rows(session: Session, rows: Callable[[Session], Work]) -> bool:
@@ -99,11 +94,16 @@ def before_rows(session: Session, rows: Callable[[Session], Work]) -> bool:
     written (its end, or :func:`unbatched`): rows the others reference, built only then (the
     new tickets of a group on PostgreSQL, with the fields set since). Once per batch; False
     outside one."""
-    first = session.info.get(_FIRST)
-    if first is None:
+    return _register_once(session, _FIRST, rows)
+
+
+def _register_once(session: Session, key: str, fn: Callable) -> bool:
+    """Add ``fn`` to the batch's list under ``key`` unless there already; False outside a batch."""
+    registered = session.info.get(key)
+    if registered is None:
         return False
-    if rows not in first:
-        first.append(rows)
+    if fn not in registered:
+        registered.append(fn)
     return True
 
 
