@@ -60,12 +60,15 @@ from typing import Any, Callable, Iterator, Mapping
 from triage.charsets import clean_header_text, decode_bytes
 from triage.htmltext import html_to_text
 from triage.text import model_text, normalise
+from triage.ticket import PREFIX
 
 from .words import decode_words, has_words
 
 # "[#TCK-123]" in a subject; callers with another scheme pass their own pattern
-# with a group named "ref" (or a single group).
-SUBJECT_TAG = re.compile(r"\[#(?P<ref>[A-Z][A-Z0-9]*-\d+)\]", re.I)
+# with a group named "ref" (or a single group). Only our own prefix: a customer whose
+# company runs a help desk too answers "Re: [#INC-88] [#TCK-12] VPN down", and the
+# first tag in the subject is then theirs, not ours.
+SUBJECT_TAG = re.compile(rf"\[#(?P<ref>{PREFIX}-\d+)\]", re.I)
 
 _MSGID = re.compile(r"<[^<>\s]+>")
 _FORWARD = re.compile(r"^\s*(re:\s*)*(fw|fwd|wg|tr|rv)\s*:", re.I)
