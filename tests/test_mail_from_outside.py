@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
+
 from triage.mail import find_reference, parse_message
 from triage.store import inbox, tickets
 
@@ -42,3 +44,54 @@ def test_a_reply_carrying_the_customers_own_desk_tag_threads_into_our_ticket(sto
         got = inbox.receive(s, reply, now=NOW)
         assert (got.kind, got.ticket.id) == ("followup", opened.ticket.id)
         assert len(tickets.query(s)) == 1
+
+
+# ------------------------------------------------------------- newsletters and bulk mail
+_UNSUB = "List-Unsubscribe: <mailto:unsub-7f3a@news.vendor.example>, <https://news.vendor.example/u/7f3a>\r\n"
+BULK = {
+    # an ESP's campaign under Gmail's and Yahoo's bulk-sender rules: one-click unsubscribe
+    "one_click_newsletter": _UNSUB
+    + "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\nList-Id: <monthly.news.vendor.example>\r\n"
+    "Feedback-ID: 7f3a:campaign-118:vendor\r\n",
+    # an older sender: an unsubscribe link and no Precedence header at all
+    "unsubscribe_only": _UNSUB,
+    # Mailman's announce-only list says where not to post
+    "announce_only_list": _UNSUB
+    + "List-Id: Security advisories <advisories.vendor.example>\r\nList-Post: NO\r\n",
+}
+NOT_BULK = {
+    # the desk's own address is a Google Groups alias: every customer's mail arrives like this
+    "google_groups_alias": "List-Post: <https://groups.google.com/a/desk.example/group/support/post>, "
+    "<mailto:support@desk.example>\r\nList-Unsubscribe: <mailto:googlegroups-manage+1234+unsubscribe"
+    "@googlegroups.com>\r\nList-Id: <support.desk.example>\r\nPrecedence: list\r\n"
+    "Mailing-list: list support@desk.example; contact support+owners@desk.example\r\n",
+    # a discussion list's message (Mailman 3)
+    "mailman_discussion": _UNSUB
+    + "List-Id: <users.lists.example>\r\nList-Post: <mailto:users@lists.example>\r\n",
+    "plain_person": "",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BULK))
+def test_bulk_mail_is_machine_sent(name):
+    m = parse_message(_eml("December news: 5 tips for your VPN", mid=f"<{name}@x>", headers=BULK[name]))
+    assert m["auto_reply"] and "bulk mail" in m["auto_reply_reason"], m["auto_reply_reason"]
+    assert "List-Unsubscribe" in m["auto_reply_reason"]
+
+
+@pytest.mark.parametrize("name", sorted(NOT_BULK))
+def test_mail_through_a_list_one_may_post_to_is_a_persons(name):
+    m = parse_message(_eml("VPN drops every hour", mid=f"<{name}@x>", headers=NOT_BULK[name]))
+    assert not m["auto_reply"], m["auto_reply_reason"]
+
+
+def test_a_newsletter_opens_no_ticket_is_kept_and_an_admin_may_replay_it(store):
+    raw = _eml(
+        "Your December newsletter", mid="<nl1@news.vendor.example>", headers=BULK["one_click_newsletter"]
+    )
+    with store.session() as s:
+        got = inbox.receive(s, {**parse_message(raw), "raw": raw}, now=NOW)
+        assert got.outcome == "refused" and got.ticket is None and tickets.query(s) == []
+        assert "bulk mail" in got.reason
+    replayed = inbox.replay(store, got.refusal_id)  # the desk wanted it after all
+    assert replayed.outcome == "created" and replayed.ticket.subject == "Your December newsletter"

@@ -13,6 +13,7 @@ Public API::
     tag_subject(reference, subject) -> str
     decode_bytes(data, declared_charset) -> (text, charset used, warning | None)  [triage.charsets]
     auto_reply_reason(email.message.Message) -> str | None
+    bulk_reason(email.message.Message) -> str | None   (newsletters: part of auto_reply_reason)
 
 The poller (IMAP, Maildir, mbox) is in :mod:`triage.mail.pollers`.
 
@@ -30,7 +31,8 @@ The intake dict (all keys always present)::
     references     [str, ...]      oldest first, as in the header
     date           datetime | None aware (UTC assumed when the header has no zone)
     attachments    [{"filename", "content_type", "size", "sha256", "data": bytes}, ...]
-    auto_reply     bool            True: do not open a ticket, do not answer (loop protection)
+    auto_reply     bool            True: do not open a ticket, do not answer (loop protection;
+                                   also bulk mail: newsletters, announcements)
     auto_reply_reason str | None   which header or pattern said so
     is_forward     bool            subject starts with Fw:/Fwd:/WG:/TR:
     channel        "email"
@@ -315,7 +317,8 @@ def auto_reply_reason(msg: Message) -> str | None:
     ``Precedence: bulk|junk|auto_reply``, delivery reports and daemons, and
     the standard out-of-office subjects for clients that set no header.
     ``Precedence: list`` is *not* enough: Google Groups sets it, and many help
-    desks receive their mail through such a group alias.
+    desks receive their mail through such a group alias. Newsletters are bulk mail
+    (:func:`bulk_reason`): they name how to unsubscribe, not where to post.
     """
     checks = [
         ("Auto-Submitted", lambda v: v and v.lower() != "no"),
@@ -336,6 +339,8 @@ def auto_reply_reason(msg: Message) -> str | None:
     sender = _header(msg, "From", ignored).lower()
     if _DAEMON.search(sender) or _EXCHANGE_SYSTEM.search(sender):
         return f"From: {sender}"
+    if bulk := bulk_reason(msg):
+        return bulk
     if (method := _calendar_method(msg)) in ("REPLY", "COUNTER", "DECLINECOUNTER"):
         return f"calendar response (text/calendar; method={method})"
     if _header(msg, "Return-Path", ignored) == "<>":
@@ -344,6 +349,31 @@ def auto_reply_reason(msg: Message) -> str | None:
     if _AUTO_SUBJECT.match(subject) or _DSN_SUBJECT.match(subject):
         return f"Subject: {subject[:60]}"
     return None
+
+
+def bulk_reason(msg: Message) -> str | None:
+    """Why this message is bulk mail (a newsletter, an announcement), or None.
+
+    Bulk senders must offer unsubscribing (``List-Unsubscribe``; Gmail's and Yahoo's rules
+    since 2024 also want RFC 8058's ``List-Unsubscribe-Post``), and many set no
+    ``Precedence``. A discussion list names where to post (``List-Post``): a help desk
+    reached through a Google Groups or Mailman alias gets every customer's mail that way,
+    so a list one may post to is never bulk. Mailman's announce-only lists say
+    ``List-Post: NO``.
+    """
+    ignored: list[str] = []
+    unsubscribe = _raw_header(msg, "List-Unsubscribe") or _raw_header(msg, "List-Unsubscribe-Post")
+    if unsubscribe is None:
+        return None
+    post = _header(msg, "List-Post", ignored)
+    if post and post.strip().upper() != "NO":
+        return None
+    which = (
+        "List-Unsubscribe-Post"
+        if _raw_header(msg, "List-Unsubscribe-Post") is not None
+        else "List-Unsubscribe"
+    )
+    return f"bulk mail ({which} and no List-Post: a newsletter or announcement)"
 
 
 def _machine_precedence(value: str) -> bool:
