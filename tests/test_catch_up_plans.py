@@ -24,26 +24,30 @@ N = 4_000
 AT = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def stored(store):
-    if store.dialect != "postgresql":
-        pytest.skip("PostgreSQL's generic plans")
+def _tickets_with_vectors(store, ids: range) -> None:
     blob = np.ones(384, dtype=np.float32).tobytes()  # a MiniLM vector's size: its pages count
     with store.engine.begin() as conn:
         conn.execute(
             insert(TicketRow.__table__),
-            [
-                {"id": i, "subject": f"s{i}", "status": "new", "created_at": AT, "updated_at": AT}
-                for i in range(1, N + 1)
-            ],
+            [{"id": i, "subject": f"s{i}", "status": "new", "created_at": AT, "updated_at": AT} for i in ids],
         )
         conn.execute(
             insert(TicketVector.__table__),
-            [
-                {"ticket_id": i, "encoder": "e", "dim": 384, "vector": blob, "created_at": AT}
-                for i in range(1, N + 1)
-            ],
+            [{"ticket_id": i, "encoder": "e", "dim": 384, "vector": blob, "created_at": AT} for i in ids],
         )
+
+
+def _analyze(store, tables: str) -> None:
+    with store.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(f"ANALYZE {tables}")
+
+
+@pytest.fixture
+def stored(store):
+    if store.dialect != "postgresql":
+        pytest.skip("PostgreSQL's generic plans")
+    _tickets_with_vectors(store, range(1, N + 1))
+    with store.engine.begin() as conn:
         conn.execute(
             insert(TicketEvent.__table__),
             [
@@ -51,10 +55,7 @@ def stored(store):
                 for i in range(4 * N)
             ],
         )
-    with store.engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-            "ANALYZE tickets, ticket_vectors, ticket_events"
-        )
+    _analyze(store, "tickets, ticket_vectors, ticket_events")
     return store
 
 
@@ -99,3 +100,25 @@ def test_the_catch_up_reads_what_was_stored_after_the_watermark(stored):
     with stored.session(readonly=True) as session:
         rows = similar._unread(session, similar._TICKETS_WITH_VECTORS, similar._T.c.id, N - 5, {3, 7}, 500)
     assert sorted(row[0] for row in rows) == [3, 7, N - 4, N - 3, N - 2, N - 1, N]
+
+
+def test_the_candidates_read_is_an_index_read_on_both_sides_with_stale_statistics(store):
+    """The duplicate candidates' vectors with their tickets' status and requester (``_NEAR``, 64
+    keys): with the statistics taken at an eighth of the rows (a growing desk between two
+    autovacuum analyses), a join keyed on one side only was a hash join over every ticket."""
+    if store.dialect != "postgresql":
+        pytest.skip("PostgreSQL's plans")
+    _tickets_with_vectors(store, range(1, N // 8 + 1))
+    _analyze(store, "tickets, ticket_vectors")
+    _tickets_with_vectors(store, range(N // 8 + 1, N + 1))
+    keys = list(range(7, N, 61))[:64]
+    sql = str(
+        similar._NEAR.params(keys=keys).compile(
+            dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+        )
+    )
+    with store.engine.connect() as conn:
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql.replace("%", "%%")))
+        found = conn.exec_driver_sql(sql.replace("%", "%%")).all()
+    assert "Seq Scan" not in plan, plan
+    assert sorted(row[0] for row in found) == keys

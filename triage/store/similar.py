@@ -656,10 +656,17 @@ _VECTORS = select(_V.c.ticket_id, *_VECTOR_COLUMNS).select_from(_V.join(_T, _T.c
 # by primary key only (see catch_up): the neighbours' status and subject (burst), the
 # candidates' vectors, requester and status (duplicates)
 _STATUS = select(_T.c.id, _T.c.status, _T.c.subject).where(_T.c.id.in_(bindparam("keys", expanding=True)))
+# The keys bound on both sides of the join: with them on one side only, PostgreSQL planned a
+# hash join over a sequential scan of ``tickets`` (every ticket read per intake, more the more
+# were stored: round 8, ``pgserver``); bound on both, each side is a primary-key read of the
+# candidates, whatever the table's size or its statistics' age (tests/test_catch_up_plans.py).
 _NEAR = (
     select(_V.c.ticket_id, _V.c.vector, _T.c.requester, _V.c.created_at, _T.c.status, _V.c.encoder)
     .select_from(_V.join(_T, _T.c.id == _V.c.ticket_id))
-    .where(_V.c.ticket_id.in_(bindparam("keys", expanding=True)))
+    .where(
+        _V.c.ticket_id.in_(bindparam("keys", expanding=True)),
+        _T.c.id.in_(bindparam("keys", expanding=True)),
+    )
 )
 _REOPENED = select(
     _E.c.id,
