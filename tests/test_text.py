@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import triage.text as text_module
 from triage.text import model_text, normalise, repair_encoding, strip_quoted, strip_signature
 
 
@@ -99,3 +100,48 @@ def test_text_outside_the_shortcut_still_goes_through_ftfy():
         ("CafÃ© crÃ¨me", "Café crème"),
     ):
         assert repair_encoding(text) == repaired == _ftfy_repair(text)
+
+
+# Letters of the scripts desks write in, the mojibake they turn into, and characters one of
+# ftfy's fixes rewrites (curly quotes, ligatures, full-width forms, C1 and other controls,
+# line breaks, "&", combining marks that NFC composes): each side of the non-ASCII shortcut.
+_WORLD = (
+    "aeiouAEIOU .,;:!?'-\n\t0123456789"
+    "éèêëàâäçîïôöùûüÿñßÉÀÇÑÖÜøåæœ"  # Western European
+    "ąćęłńóśźżčďěňřšťůžőű"  # Central European
+    "абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГД"  # Cyrillic
+    "αβγδεζηθικλμνξοπρστυφχψωΑΒΓΔ"  # Greek
+    "打印机无法显示错误请帮忙谢。、「」"  # CJK
+    "ÃÂâ€™œ\u0153\u0178Ð°Ñ\u0081Ã©Ã¨Ã\xa0Ãƒ"  # mojibake pieces
+    "\u2018\u2019\u201c\u201d\u02bc\ufb01\ufb02\u0133\uff21\uff0c\u3000\u0080\u0085\u0092\x9d"
+    "\r\u2028\x1b\x00\x07\x0c\x7f&\u0301\u0308\u00a0\u200b\ufeff"
+)
+
+
+def test_non_ascii_shortcut_gives_ftfys_answer():
+    """Text ftfy hands back unchanged skips it; anything else still goes through it. Random
+    texts over the world's letters, their mojibake and ftfy's triggers, mojibake made the way
+    mailers make it, and the Big List of Naughty Strings: each as ftfy itself repairs it."""
+    import random
+
+    from test_naughty_strings import NAUGHTY
+
+    rng = random.Random(8)
+    texts = ["".join(rng.choice(_WORLD) for _ in range(rng.randint(1, 120))) for _ in range(4000)]
+    clean = [
+        "Mon imprimante ne fonctionne plus depuis la mise à jour, merci",
+        "Der Drucker im 3. Stock druckt nicht mehr. Grüße, Jürgen",
+        "VPN не работает с утра, не могу подключиться",
+        "Ο εκτυπωτής δεν λειτουργεί",
+        "Drukarka nie działa, proszę o pomoc",
+    ]
+    for text in clean:
+        for codec in ("cp1252", "latin-1", "cp1251", "mac_roman", "cp437"):
+            texts.append(text.encode("utf-8").decode(codec, errors="replace"))
+    texts += clean + NAUGHTY
+    shortcut = 0
+    for text in texts:
+        assert repair_encoding(text) == _ftfy_repair(text), repr(text)
+        shortcut += text_module._is_its_own_repair(text)
+    assert all(text_module._is_its_own_repair(t) for t in clean)  # the shortcut is taken
+    assert 0 < shortcut < len(texts)  # ... and the random texts exercise both sides
