@@ -87,3 +87,37 @@ def test_a_webhook_pass_records_its_outcomes_in_one_transaction(store, receiver)
 def _flushed(session, rows):
     session.flush()
     return rows
+
+
+def test_a_mail_round_all_sent_records_its_outcome_in_one_statement_outside_a_transaction(store):
+    """PostgreSQL: the outcome of a round whose mails were all sent is one UPDATE in autocommit
+    (no BEGIN and COMMIT round trips); a round with a failure, and SQLite, keep the transaction."""
+    from triage.store import outbound
+    from triage.store.intake import intake
+
+    with store.session() as s:
+        for i in range(3):
+            intake(s, {"subject": f"s{i}", "body": "b", "requester": f"c{i}@example.com"}, actor="x")
+    refused = "c1@example.com"
+    with store.session() as s:
+        claimed = outbound.claim(s, utcnow(), "d.example")
+    sent_only = [(m["id"], None) for m in claimed if m["to"] != [refused]]
+    with counted(store) as seen:
+        counts = {"sent": 0, "retry": 0, "failed": 0}
+        outbound._record(store, list(sent_only), utcnow(), counts)
+    assert counts["sent"] == 2
+    postgres = store.dialect == "postgresql"
+    assert seen["commit"] == (0 if postgres else 1)
+    assert [q.split()[0].upper() for q in seen["statements"]] == (
+        ["UPDATE"] if postgres else ["BEGIN", "UPDATE"]
+    )
+    with counted(store) as seen:  # the refused one: read its attempts, write them, in a transaction
+        counts = {"sent": 0, "retry": 0, "failed": 0}
+        outbound._record(
+            store, [(m["id"], "OSError: refused") for m in claimed if m["to"] == [refused]], utcnow(), counts
+        )
+    assert counts["retry"] == 1 and seen["commit"] == 1
+    with store.session() as s:
+        rows = {r.id: r for r in s.scalars(select(OutboxMessage))}
+    assert sorted(i for i, r in rows.items() if r.delivered_at is not None) == sorted(i for i, _ in sent_only)
+    assert all(rows[i].attempts == 1 and rows[i].last_error is None for i, _ in sent_only)

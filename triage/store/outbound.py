@@ -28,7 +28,13 @@ from sqlalchemy.orm import Session
 
 from triage.store import bulk, doorbell, event_log
 from triage.store.tables import Comment, OutboxMessage, TicketRow, utcnow
-from triage.store.webhooks import LEASE, OUTCOMES_EVERY, OUTCOMES_PER_TRANSACTION, record_outcomes
+from triage.store.webhooks import (
+    LEASE,
+    OUTCOMES_EVERY,
+    OUTCOMES_PER_TRANSACTION,
+    record_all_sent,
+    record_outcomes,
+)
 
 KIND = "mail"
 log = logging.getLogger(__name__)
@@ -431,12 +437,15 @@ def _record(
     counts: dict[str, int],
     waiting: Sequence[int] = (),
 ) -> None:
-    """The outcomes in one transaction (``webhooks.record_outcomes``); ``waiting``: let go."""
-    with store.session() as session:
-        for key, value in record_outcomes(session, done, at).items():
-            counts[key] += value
-        if waiting:
-            session.execute(_LEASE, {"until": at, "ids": list(waiting)})
+    """The outcomes in one transaction (``webhooks.record_outcomes``); ``waiting``: let go.
+    On PostgreSQL, a round whose mails were all sent: without one (``record_all_sent``)."""
+    let_go = (_LEASE, {"until": at, "ids": list(waiting)}) if waiting else None
+    if not record_all_sent(store, done, at, counts, let_go):
+        with store.session() as session:
+            for key, value in record_outcomes(session, done, at).items():
+                counts[key] += value
+            if let_go is not None:
+                session.execute(*let_go)
     counts["retry"] += len(waiting)
     done.clear()
 
