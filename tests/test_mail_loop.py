@@ -215,7 +215,7 @@ KILLER = textwrap.dedent("""
     import os, signal, sys
     from triage.store import Store, outbound
     from triage.store.intake import intake
-    store = Store(sys.argv[1])
+    store = Store(sys.argv[1], schema=sys.argv[3] or None)
     store.upgrade()
     with store.session() as s:   # the mail is committed with the ticket...
         intake(s, {"subject": "Printer on fire", "body": "smoke", "requester": "cust@example.com"},
@@ -228,19 +228,41 @@ KILLER = textwrap.dedent("""
 """)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def kill_db(request, tmp_path):
+    """(URL, schema) of an empty database for a process to die in: SQLite, PostgreSQL (whose
+    claim leases rows outside a transaction: a death after that must not lose them either)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'kill.db'}", ""
+        return
+    from sqlalchemy import create_engine, text
+    from store_support import postgres_or_skip
+
+    url, schema = postgres_or_skip(), f"triage_kill_{os.urandom(5).hex()}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield url, schema
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 @pytest.mark.parametrize("moment", ["before-claim", "while-sending"])
-def test_killed_between_commit_and_send_loses_no_mail_and_sends_none_twice(tmp_path, smtp, moment):
+def test_killed_between_commit_and_send_loses_no_mail_and_sends_none_twice(tmp_path, kill_db, smtp, moment):
     from triage.mail.outbound import Mailer, MailSettings, SmtpTransport
     from triage.store import Store
 
     handler, port = smtp
-    url = f"sqlite:///{tmp_path / 'kill.db'}"
+    url, schema = kill_db
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, str(script), url, moment], env=env, timeout=120)
+    done = subprocess.run([sys.executable, str(script), url, moment, schema], env=env, timeout=120)
     assert done.returncode == -9  # SIGKILL: no clean-up ran
-    store = Store(url)
+    store = Store(url, schema=schema or None)
     mailer = Mailer(MailSettings(from_address="desk@desk.example"), SmtpTransport("127.0.0.1", port, "none"))
     later = utcnow() + timedelta(minutes=5)  # past any lease the dead process held
     first = outbound.deliver(store, mailer.send, domain="desk.example", now=lambda: later)

@@ -121,3 +121,40 @@ def test_a_mail_round_all_sent_records_its_outcome_in_one_statement_outside_a_tr
         rows = {r.id: r for r in s.scalars(select(OutboxMessage))}
     assert sorted(i for i, r in rows.items() if r.delivered_at is not None) == sorted(i for i, _ in sent_only)
     assert all(rows[i].attempts == 1 and rows[i].last_error is None for i, _ in sent_only)
+
+
+def test_a_mail_round_on_postgresql_runs_outside_transactions(store):
+    """A round whose mails were all sent: PostgreSQL leases the due rows by the statement that
+    finds them and commits nothing itself (no BEGIN and COMMIT); SQLite: the claim's
+    transaction and the outcome's."""
+    from triage.store import outbound
+    from triage.store.intake import intake
+
+    with store.session() as s:
+        for i in range(4):
+            intake(s, {"subject": f"s{i}", "body": "b", "requester": f"c{i}@example.com"}, actor="x")
+    sent, autocommit = [], []
+
+    def how(conn, *_args):  # psycopg sends BEGIN before a statement unless in autocommit
+        autocommit.append(getattr(conn.connection.dbapi_connection, "autocommit", None))
+
+    event.listen(store.engine, "before_cursor_execute", how)
+    try:
+        with counted(store) as seen:
+            assert outbound.deliver(store, sent.append, domain="d.example")["sent"] == 4
+    finally:
+        event.remove(store.engine, "before_cursor_execute", how)
+    postgres = store.dialect == "postgresql"
+    if postgres:
+        assert autocommit == [True] * 6
+    else:
+        assert seen["commit"] == 2
+    words = [q.split()[0].upper() for q in seen["statements"]]
+    # the lease with the rows, their tickets' mail, the receipts' limit, the comments, the
+    # headers; the outcome
+    assert words == (["UPDATE", "SELECT", "SELECT", "SELECT", "UPDATE", "UPDATE"] if postgres else words)
+    assert len({m["message_id"] for m in sent}) == 4
+    with store.session() as s:
+        rows = list(s.scalars(select(OutboxMessage)))
+    assert all(r.delivered_at is not None and r.attempts == 1 for r in rows)
+    assert sorted(r.message_id for r in rows) == sorted(m["message_id"] for m in sent)

@@ -154,22 +154,32 @@ def claim(
     waiting for a retry), so two workers draining the outbox never swap a customer's mails.
     Statements per pass, not per mail: the due rows with their tickets, the mail of those
     tickets (earlier unsent mail, mail sent), their comments, and one UPDATE (the lease and
-    the headers).
+    the headers). On PostgreSQL the first statement leases the rows it finds (:data:`_LEASED`)
+    and the last writes only the fresh rows' headers, so :func:`deliver` runs the claim
+    outside a transaction (no BEGIN and COMMIT round trips); rows leased and then not taken
+    (held back for order) are let go at once.
 
     ``receipts_per_hour`` (> 0): a ``received`` notice whose requester opened that many
     tickets in the hour before this one is not sent (marked failed, with why): an
     auto-responder that answers every notice with a new message would otherwise open a
     ticket and draw a notice per answer, for ever (see :func:`_mail_loops`).
     """
-    rows = [r._asdict() for r in session.execute(_DUE, {"now": now, "limit": limit})]
-    mails = _mails_of(session, rows)
-    rows = _in_order(rows, mails)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    due = _leased(session, now, limit) if postgres else _due(session, now, limit)
+    mails = _mails_of(session, due)
+    rows = _in_order(due, mails)
+    looping: set[int] = set()
     if receipts_per_hour > 0 and (looping := _mail_loops(session, rows, receipts_per_hour)):
         session.execute(_HELD_BACK, {"ids": sorted(looping), "why": _LOOP_ERROR.format(n=receipts_per_hour)})
         rows = [r for r in rows if r["id"] not in looping]
+    if postgres and len(rows) < len(due):  # leased by the first statement, not taken: let go
+        kept = {r["id"] for r in rows}
+        if waiting := [r["id"] for r in due if r["id"] not in kept and r["id"] not in looping]:
+            session.execute(_LEASE, {"until": now, "ids": waiting})
     if not rows:
         return []
     fresh = [r for r in rows if r["message_id"] is None]
+    fresh_ids = {r["id"] for r in fresh}
     threads = _threads(session, fresh, mails)
     for row in fresh:
         thread = _thread_before(threads.get(row["ticket_id"], []), row["id"])
@@ -178,15 +188,17 @@ def claim(
         row["payload"] = {**row["payload"], "in_reply_to": thread[-1] if thread else None, "references": refs}
         if _in_conversation(row):
             threads.setdefault(row["ticket_id"], []).append((row["created_at"], row["id"], row["message_id"]))
-    # the lease and the fixed headers in one UPDATE (rows claimed before keep theirs)
-    bulk.execute(
-        session.connection(),
-        _CLAIMED,
-        [
-            {"row_id": r["id"], "until": now + LEASE, "mid": r["message_id"], "body": r["payload"]}
-            for r in rows
-        ],
-    )
+    # the lease and the fixed headers in one UPDATE (rows claimed before keep theirs);
+    # PostgreSQL: the lease is taken, only the fresh rows' headers are left to write
+    if written := [r for r in rows if not postgres or r["id"] in fresh_ids]:
+        bulk.execute(
+            session.connection(),
+            _CLAIMED,
+            [
+                {"row_id": r["id"], "until": now + LEASE, "mid": r["message_id"], "body": r["payload"]}
+                for r in written
+            ],
+        )
     return [
         {"id": r["id"], "message_id": r["message_id"], "ticket_id": r["ticket_id"], **r["payload"]}
         for r in rows
@@ -247,6 +259,57 @@ _MAILS_OF = (
     )
     .order_by(_OUTBOX.c.id)
 )
+# PostgreSQL: the due rows leased by the statement that finds them, so the claim needs no
+# transaction (BEGIN and COMMIT were two of a round's round trips): the sub-select locks the
+# rows it picks (``SKIP LOCKED``: another worker's are passed over), the UPDATE sets their
+# lease and commits with the statement, and RETURNING gives them back with their tickets.
+_DUE_IDS = (
+    select(_OUTBOX.c.id)
+    .where(
+        _OUTBOX.c.kind == KIND,
+        _OUTBOX.c.delivered_at.is_(None),
+        _OUTBOX.c.failed.is_(False),
+        _OUTBOX.c.next_attempt_at <= bindparam("now"),
+    )
+    .order_by(_OUTBOX.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+
+
+def _of_ticket(column):
+    return select(column).where(_TICKET.c.id == _OUTBOX.c.ticket_id).scalar_subquery()
+
+
+_LEASED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(_DUE_IDS.scalar_subquery()))
+    .values(next_attempt_at=bindparam("until"))
+    .returning(
+        _OUTBOX.c.id,
+        _OUTBOX.c.ticket_id,
+        _OUTBOX.c.message_id,
+        _OUTBOX.c.payload,
+        _OUTBOX.c.event,
+        _OUTBOX.c.created_at,
+        _of_ticket(_TICKET.c.requester).label("requester"),
+        _of_ticket(_TICKET.c.created_at).label("opened_at"),
+        _of_ticket(_TICKET.c.message_id).label("ticket_message_id"),
+    )
+)
+
+
+def _due(session: Session, now: datetime, limit: int) -> list[dict[str, Any]]:
+    """The due rows, locked for this transaction (SQLite: the write lock; leased at the end)."""
+    return [r._asdict() for r in session.execute(_DUE, {"now": now, "limit": limit})]
+
+
+def _leased(session: Session, now: datetime, limit: int) -> list[dict[str, Any]]:
+    """PostgreSQL: the due rows, leased already (:data:`_LEASED`), in the order queued."""
+    found = session.execute(_LEASED, {"now": now, "limit": limit, "until": now + LEASE})
+    return sorted((r._asdict() for r in found), key=lambda r: r["id"])
+
+
 _LEASE = (
     update(_OUTBOX)
     .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
@@ -402,6 +465,8 @@ def deliver(
     halfway through its lease (a slow relay): nobody else may claim them before that.
     """
     with store.session() as session:
+        if store.dialect == "postgresql":  # each statement of the claim commits on its own
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         claimed_at = now()
         batch = claim(session, claimed_at, domain, limit, receipts_per_hour)
     counts = {"sent": 0, "retry": 0, "failed": 0}
