@@ -53,13 +53,13 @@ def export_texts(data_path: str | Path, mapping_path: str | Path) -> pd.DataFram
     mapping = load_mapping(mapping_path)
     data = load_export(data_path, mapping)
     raw = read_export(data_path)
-    idx = [r - 1 for r in data.source_rows]
-    subject = raw[mapping.subject].iloc[idx].tolist() if mapping.subject else [None] * len(idx)
+    idx = [r - 1 for r in data.source_rows]  # the raw frame's index: 0-based record numbers
+    subject = raw[mapping.subject].loc[idx].tolist() if mapping.subject else [None] * len(idx)
     return pd.DataFrame(
         {
             "row": np.asarray(data.source_rows, dtype=np.int64),
             "subject": [None if s is None else str(s) for s in subject],
-            "body": [None if b is None else str(b) for b in raw[mapping.body].iloc[idx].tolist()],
+            "body": [None if b is None else str(b) for b in raw[mapping.body].loc[idx].tolist()],
             "text": data.texts,
         }
     )

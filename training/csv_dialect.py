@@ -24,8 +24,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from triage.errors import InputError
-
 log = logging.getLogger(__name__)
 
 # the delimiters tried, by how often exports use them
@@ -261,68 +259,3 @@ def first_filled(values: list) -> int | None:
         if value is not None and str(value).strip():
             return i
     return None
-
-
-# A row with fewer fields than the header: pandas pads it with empty cells, pyarrow
-# refuses it. Most often it is a line break or a delimiter in a cell that is not quoted,
-# which padding turns into two wrong rows (the label moved into the next row's subject),
-# so both readers refuse it, through pyarrow's parser (pandas' C parser cannot tell a
-# padded cell from an empty one).
-SHORT_ROW = (
-    "row has fewer fields than the header (a line break or a delimiter inside a cell that is not quoted?)"
-)
-
-
-def arrow_parse_options(dialect: CsvDialect, short: list):  # type: ignore[no-untyped-def]
-    """pyarrow's ParseOptions for ``dialect``; a short row is appended to ``short`` (pyarrow
-    ignores an exception raised in its handler) and stops the read."""
-    import pyarrow.csv as pacsv
-
-    def refuse(row):  # type: ignore[no-untyped-def]
-        short.append(row)
-        return "error"
-
-    return pacsv.ParseOptions(
-        delimiter=dialect.delimiter, newlines_in_values=True, invalid_row_handler=refuse
-    )
-
-
-def short_row_error(path: str | Path, dialect: CsvDialect, short: list) -> InputError | None:
-    """The error for the first short row pyarrow met, if that is what stopped it."""
-    bad = short[0] if short else None
-    if bad is None or bad.actual_columns >= bad.expected_columns:
-        return None
-    fields = next(csv.reader([bad.text], delimiter=dialect.delimiter), [])
-    return InputError(
-        SHORT_ROW,
-        file=str(path),
-        expected=f"{bad.expected_columns - dialect.trailing_field} fields (the header's)",
-        got=f"{len(fields)} field{'s' if len(fields) != 1 else ''}: {bad.text[:200]!r}",
-    )
-
-
-def refuse_short_rows(path: Path, dialect: CsvDialect) -> None:
-    """Parse ``path`` with pyarrow, reading no cell, to refuse a short row as the streamed
-    reader does. Other parse errors are left to the caller's parser: they read the same in
-    both or are refused by both already."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    short: list = []
-    names, skip = arrow_names(path, dialect)
-    encoding = "utf8" if dialect.encoding in ("utf-8", "utf-8-sig") else dialect.encoding
-    try:
-        with pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(
-                block_size=2 << 20, encoding=encoding, column_names=names, skip_rows=skip
-            ),
-            parse_options=arrow_parse_options(dialect, short),
-            convert_options=pacsv.ConvertOptions(include_columns=[], include_missing_columns=False),
-        ) as reader:
-            for _ in reader:
-                pass
-    except (pa.ArrowException, ValueError, OSError):
-        error = short_row_error(path, dialect, short)
-        if error is not None:
-            raise error from None

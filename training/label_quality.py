@@ -339,7 +339,7 @@ def without_flagged(
         if f.row in keep:
             kept += 1
             continue
-        df.at[df.index[f.row - 1], mapping.labels[f.head].column] = None
+        df.at[f.row - 1, mapping.labels[f.head].column] = None  # the index: 0-based record numbers
         blanked += 1
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

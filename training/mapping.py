@@ -24,10 +24,11 @@ from triage.priority import PriorityMatrix
 from triage.text import model_text, normalise
 
 from .compressed import inner_name, plain_export, renamed
-from .csv_dialect import TRAILING, csv_dialect, first_filled, pandas_options, refuse_short_rows
+from .csv_dialect import TRAILING, csv_dialect, first_filled, pandas_options
 from .dates import ORDERS, parse_times
 from .export_notes import file_notes, label_notes
 from .json_export import document_records, flatten, is_document, quiet, read_kwargs
+from .short_rows import ShortRows, short_rows
 
 METADATA_FIELDS = ("channel", "customer_tier", "affected_service", "requester", "created_at", "id")
 _TOP_KEYS = {
@@ -250,14 +251,22 @@ def export_kind(path: Path) -> str:
 
 def read_export(path: str | Path) -> pd.DataFrame:
     """Read CSV / JSON Lines / Parquet (by extension, each maybe compressed) with every
-    cell as text or missing."""
+    cell as text or missing. A CSV row shorter than the header is left out: the index holds
+    each row's 0-based record number in the file (a plain range when none is)."""
+    return read_export_rows(path)[0]
+
+
+def read_export_rows(path: str | Path) -> tuple[pd.DataFrame, ShortRows | None]:
+    """:func:`read_export`, and the CSV rows shorter than the header it left out (None for
+    JSON and Parquet, which have no such rows)."""
     path = Path(path)
     kind = export_kind(path)
     source = plain_export(path)
+    short = None
     try:
         if kind == "csv":
             dialect = csv_dialect(source)
-            refuse_short_rows(source, dialect)  # pandas would pad them: as pyarrow, refused
+            short = short_rows(source, dialect)  # pandas would pad them: skipped, as by pyarrow
             df = pd.read_csv(
                 source,
                 dtype=str,
@@ -265,14 +274,14 @@ def read_export(path: str | Path) -> pd.DataFrame:
                 encoding_errors="replace",
                 **pandas_options(source, dialect),
             )
-            df = without_trailing(df, path)
+            df = _without_short(without_trailing(df, path), short, path)
         elif kind == "jsonl" and is_document(source):  # an array, or {"issues": [...]}
             df = document_records(source)
         elif kind == "jsonl":
             with quiet():
                 df = flatten(json_objects(pd.read_json(source, **read_kwargs(source)), path))
         else:
-            df = pd.read_parquet(source)
+            df = pd.read_parquet(source).reset_index(drop=True)  # an index pandas wrote is not a row number
     except InputError as exc:  # already names the file and what was expected
         raise renamed(exc, source) from None
     except (
@@ -282,12 +291,23 @@ def read_export(path: str | Path) -> pd.DataFrame:
         pd.errors.ParserError,
     ) as exc:  # TypeError: a JSON line not an object
         raise InputError(f"cannot read the export as {kind}{_SHAPE[kind]}: {exc}", file=str(path)) from None
-    return df.astype(object).where(df.notna(), None)
+    return df.astype(object).where(df.notna(), None), short
 
 
-def without_trailing(df: pd.DataFrame, path: Path, first_row: int = 1) -> pd.DataFrame:
+def _without_short(df: pd.DataFrame, short: ShortRows, path: Path) -> pd.DataFrame:
+    """``df`` (pandas' reading, short rows padded) without the short rows pyarrow and
+    Python's csv reader found; their record numbers stay in the index."""
+    if not short.rows:
+        return df
+    if len(df) != short.records:  # pandas counted records otherwise: refuse rather than guess
+        raise short.unnumbered(path)
+    return df.drop(index=[r - 1 for r in short.rows])
+
+
+def without_trailing(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     """``df`` without the field after a trailing delimiter, which must be empty: a row with
-    a value there has more fields than the header (an unquoted delimiter in a cell?)."""
+    a value there has more fields than the header (an unquoted delimiter in a cell?). The
+    index holds each row's 0-based record number, as both readers give it."""
     if TRAILING not in df.columns:
         return df
     at = first_filled(df[TRAILING].tolist())
@@ -295,7 +315,7 @@ def without_trailing(df: pd.DataFrame, path: Path, first_row: int = 1) -> pd.Dat
         raise InputError(
             "row has more fields than the header",
             file=str(path),
-            row=first_row + at,
+            row=int(df.index[at]) + 1,
             expected=f"{len(df.columns) - 1} fields (the header's), or one more left empty by a trailing delimiter",
             got=df.iloc[at].tolist()[-1],
         )
@@ -322,7 +342,19 @@ def load_export(path: str | Path, mapping: Mapping) -> Dataset:
     """Read an export through ``mapping``; errors name file, row and column."""
     path = Path(path)
     notes = file_notes(plain_export(path), export_kind(path), mapping.columns())
-    return dataset_from_frame(read_export(path), mapping, path, header_notes=notes)
+    df, short = read_export_rows(path)
+    if short is None or not short.rows:
+        return dataset_from_frame(df, mapping, path, header_notes=notes)
+    data = dataset_from_frame(
+        df,
+        mapping,
+        path,
+        row_numbers=(df.index + 1).tolist(),
+        rows_read=short.records,
+        header_notes=[*notes, short.note()],
+    )
+    data.counts["dropped"]["short_row"] = len(short.rows)
+    return data
 
 
 def check_columns(columns: list[str], mapping: Mapping, fname: str) -> None:

@@ -33,7 +33,7 @@ from triage.bundle import file_sha256
 from triage.errors import InputError
 
 from .compressed import plain_export, renamed
-from .csv_dialect import TRAILING, CsvDialect, arrow_names, arrow_parse_options, csv_dialect, short_row_error
+from .csv_dialect import TRAILING, CsvDialect, arrow_names, csv_dialect
 from .export_notes import file_notes
 from .json_export import document_records, flatten, is_document, quiet, read_kwargs
 from .mapping import (
@@ -48,6 +48,7 @@ from .mapping import (
     rare_classes,
     without_trailing,
 )
+from .short_rows import ShortRows, arrow_parse_options, short_rows
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +83,7 @@ def export_columns(path: str | Path) -> list[str]:
             ) as reader:
                 return [n for n in reader.schema.names if n != TRAILING]
         except (pa.ArrowException, ValueError, OSError) as exc:
-            error = short_row_error(path, dialect, short)
-            raise error or InputError(
-                f"cannot read the export's header as csv: {exc}", file=str(path)
-            ) from None
+            raise InputError(f"cannot read the export's header as csv: {exc}", file=str(path)) from None
     try:  # JSON Lines records may omit keys: the columns any of the first records has
         with closing(_jsonl_chunks(source, JSONL_HEAD_ROWS)) as chunks:  # the file closed at once
             first = next(chunks, None)
@@ -113,18 +111,27 @@ def _jsonl_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
 
 def frames(path: str | Path, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
     """The export's ``columns`` in slices of about ``batch_rows`` rows, cells as ``read_export``
-    gives them (text or a value, missing → None; CSV cells always text, empty stays "")."""
+    gives them (text or a value, missing → None; CSV cells always text, empty stays ""), and
+    as its index each row's 0-based record number (CSV rows shorter than the header skipped)."""
     path = Path(path)
     kind = export_kind(path)
     source = plain_export(path)  # a compressed export's unpacked copy
     try:
         if kind == "jsonl":
+            row = 0
             for chunk in _jsonl_chunks(source, batch_rows):
-                yield _cells(chunk.reindex(columns=columns))
+                chunk = _cells(chunk.reindex(columns=columns))
+                chunk.index = pd.RangeIndex(row, row + len(chunk))
+                yield chunk
+                row += len(chunk)
             return
-        row = 1
+        short = skipped_rows(path) or ShortRows(records=0, expected=0)
+        row = 0
         for batch in _arrow_batches(source, kind, columns, batch_rows):
-            yield without_trailing(_cells(batch.to_pandas()), path, row)
+            numbers = short.record_numbers(row, batch.num_rows)
+            df = _cells(batch.to_pandas())
+            df.index = pd.Index(numbers - 1)
+            yield without_trailing(df, path)
             row += batch.num_rows
     except InputError as exc:
         raise renamed(exc, source) from None
@@ -159,20 +166,26 @@ def _arrow_batches(path: Path, kind: str, columns: list[str], batch_rows: int):
         null_values=[],
         include_columns=columns + ([TRAILING] if dialect.trailing_field else []),
     )
-    short: list = []
+    with pacsv.open_csv(
+        path,
+        read_options=_read_options(path, dialect, CSV_BLOCK),
+        parse_options=arrow_parse_options(dialect, []),
+        convert_options=convert,
+    ) as reader:
+        yield from reader
+
+
+def skipped_rows(path: str | Path) -> ShortRows | None:
+    """A CSV export's rows shorter than the header, which the readers skip (None for JSON and
+    Parquet); an ``InputError`` when they are too many to skip (training/short_rows.py)."""
+    path = Path(path)
+    if export_kind(path) != "csv":
+        return None
+    source = plain_export(path)
     try:
-        with pacsv.open_csv(
-            path,
-            read_options=_read_options(path, dialect, CSV_BLOCK),
-            parse_options=arrow_parse_options(dialect, short),
-            convert_options=convert,
-        ) as reader:
-            yield from reader
-    except pa.ArrowInvalid:
-        error = short_row_error(path, dialect, short)
-        if error is None:
-            raise
-        raise error from None
+        return short_rows(source, csv_dialect(source))
+    except InputError as exc:
+        raise renamed(exc, source) from None
 
 
 def _read_options(path: Path, dialect: CsvDialect, block_size: int):
@@ -224,7 +237,7 @@ def census(path: str | Path, mapping: Mapping, head: str | None, batch_rows: int
     strata: list[np.ndarray] = []
     start = 0
     for df in frames(path, columns, batch_rows):
-        numbers = list(range(start + 1, start + len(df) + 1))
+        numbers = (df.index + 1).tolist()
         labels = label_columns(df, mapping, numbers, fname)
         for h, vals in labels.items():
             for v, n in pd.Series([v for v in vals if v is not None], dtype=object).value_counts().items():
@@ -256,13 +269,11 @@ def scan(
     """
     path = Path(path)
     columns = list(dict.fromkeys(mapping.columns().values()))
-    start = 0
     for df in frames(path, columns, batch_rows):
-        numbers = list(range(start + 1, start + len(df) + 1))
+        numbers = (df.index + 1).tolist()
         yield dataset_from_frame(
             df, mapping, path, row_numbers=numbers, rare=dict(rare or {}), sha256=sha256 or "-"
         )
-        start += len(df)
 
 
 def load_sampled(
@@ -295,19 +306,24 @@ def load_sampled(
         local = keep[lo:hi] - start
         if len(local):
             parts.append(df.iloc[local])
-            numbers.extend((keep[lo:hi] + 1).tolist())
+            numbers.extend((df.index[local] + 1).tolist())
         start += len(df)
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    short = skipped_rows(path)
+    skipped = len(short.rows) if short else 0
+    notes = file_notes(plain_export(path), export_kind(path), mapping.columns())
     data = dataset_from_frame(
         frame,
         mapping,
         path,
         row_numbers=numbers,
-        rows_read=info.rows,
+        rows_read=info.rows + skipped,
         sha256=sha,
         rare=dict(info.rare),
-        header_notes=file_notes(plain_export(path), export_kind(path), mapping.columns()),
+        header_notes=[*notes, short.note()] if short and skipped else notes,
     )
+    if skipped:
+        data.counts["dropped"]["short_row"] = skipped
     if len(keep) < info.rows:
         data.counts["sampled"] = {
             "max_rows": max_rows,
