@@ -21,7 +21,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, cast, literal, null, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -152,9 +152,9 @@ def claim(
     A ticket's mails go out in the order they were queued: a due mail is left for a later
     pass while an earlier mail of its ticket is still unsent (leased to another worker, or
     waiting for a retry), so two workers draining the outbox never swap a customer's mails.
-    Statements per pass, not per mail: the due rows with their tickets, the mail of those
-    tickets (earlier unsent mail, mail sent), their comments, and one UPDATE (the lease and
-    the headers). On PostgreSQL the first statement leases the rows it finds (:data:`_LEASED`)
+    Statements per pass, not per mail: the due rows with their tickets, one read of what
+    else the pass weighs (:func:`_around`: the mail of those tickets, their comments, their
+    requesters' recent tickets), and one UPDATE (the lease and the headers). On PostgreSQL the first statement leases the rows it finds (:data:`_LEASED`)
     and the last writes only the fresh rows' headers, so :func:`deliver` runs the claim
     outside a transaction (no BEGIN and COMMIT round trips); rows leased and then not taken
     (held back for order) are let go at once.
@@ -166,10 +166,10 @@ def claim(
     """
     postgres = session.get_bind().dialect.name == "postgresql"
     due = _leased(session, now, limit) if postgres else _due(session, now, limit)
-    mails = _mails_of(session, due)
+    mails, comments, opened = _around(session, due, receipts_per_hour)
     rows = _in_order(due, mails)
     looping: set[int] = set()
-    if receipts_per_hour > 0 and (looping := _mail_loops(session, rows, receipts_per_hour)):
+    if receipts_per_hour > 0 and (looping := _mail_loops(rows, receipts_per_hour, opened)):
         session.execute(_HELD_BACK, {"ids": sorted(looping), "why": _LOOP_ERROR.format(n=receipts_per_hour)})
         rows = [r for r in rows if r["id"] not in looping]
     if postgres and len(rows) < len(due):  # leased by the first statement, not taken: let go
@@ -180,7 +180,7 @@ def claim(
         return []
     fresh = [r for r in rows if r["message_id"] is None]
     fresh_ids = {r["id"] for r in fresh}
-    threads = _threads(session, fresh, mails)
+    threads = _threads(fresh, mails, comments)
     for row in fresh:
         thread = _thread_before(threads.get(row["ticket_id"], []), row["id"])
         refs = thread[:1] + thread[1:][-(MAX_REFERENCES - 1) :] if thread else []
@@ -232,32 +232,6 @@ _DUE = (
     .order_by(_OUTBOX.c.id)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True, of=_OUTBOX)
-)
-# Of the batch's tickets, the customer mail the claim weighs: unsent and before the batch's
-# last (a later mail waits for it) or with a Message-ID (the thread so far): one read for both.
-_MAILS_OF = (
-    select(
-        _OUTBOX.c.ticket_id,
-        _OUTBOX.c.id,
-        _OUTBOX.c.created_at,
-        _OUTBOX.c.message_id,
-        _OUTBOX.c.delivered_at,
-        _OUTBOX.c.failed,
-    )
-    .where(
-        _OUTBOX.c.kind == KIND,
-        _OUTBOX.c.ticket_id.in_(bindparam("tickets", expanding=True)),
-        _OUTBOX.c.event.not_in(STAFF_EVENTS),
-        or_(
-            _OUTBOX.c.message_id.is_not(None),
-            and_(
-                _OUTBOX.c.delivered_at.is_(None),
-                _OUTBOX.c.failed.is_(False),
-                _OUTBOX.c.id < bindparam("below"),
-            ),
-        ),
-    )
-    .order_by(_OUTBOX.c.id)
 )
 # PostgreSQL: the due rows leased by the statement that finds them, so the claim needs no
 # transaction (BEGIN and COMMIT were two of a round's round trips): the sub-select locks the
@@ -320,11 +294,6 @@ _CLAIMED = (
     .where(_OUTBOX.c.id == bindparam("row_id"))
     .values(next_attempt_at=bindparam("until"), message_id=bindparam("mid"), payload=bindparam("body"))
 )
-_COMMENTS = (
-    select(Comment.ticket_id, Comment.created_at, Comment.message_id)
-    .where(Comment.ticket_id.in_(bindparam("tickets", expanding=True)), Comment.message_id.is_not(None))
-    .order_by(Comment.id)
-)
 _HELD_BACK = (
     update(_OUTBOX)
     .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
@@ -334,35 +303,131 @@ _LOOP_ERROR = (
     "not sent: its requester opened {n} or more tickets in the hour before this one "
     "(a mail loop with an auto-responder?); TRIAGE_MAIL_RECEIPTS_PER_HOUR"
 )
-_OPENED_BY = select(TicketRow.id, TicketRow.requester, TicketRow.created_at).where(
+
+
+# What the claim weighs besides the due rows, read as one statement (a UNION ALL of up to
+# three parts, told apart by ``part``; ``seq`` orders each part as its own read did):
+# the round's fixed cost is its statements, each a round trip on PostgreSQL.
+_MAILS, _COMMENTS, _OPENED = 0, 1, 2
+
+
+def _nothing(type_) -> Any:
+    return cast(null(), type_)
+
+
+# Of the batch's tickets, the customer mail the claim weighs: unsent and before the batch's
+# last (a later mail waits for it) or with a Message-ID (the thread so far).
+_MAILS_OF = select(
+    literal(_MAILS).label("part"),
+    _OUTBOX.c.ticket_id,
+    _OUTBOX.c.id.label("seq"),
+    _OUTBOX.c.created_at,
+    _OUTBOX.c.message_id,
+    _OUTBOX.c.delivered_at,
+    _OUTBOX.c.failed,
+    _nothing(TicketRow.requester.type).label("requester"),
+).where(
+    _OUTBOX.c.kind == KIND,
+    _OUTBOX.c.ticket_id.in_(bindparam("tickets", expanding=True)),
+    _OUTBOX.c.event.not_in(STAFF_EVENTS),
+    or_(
+        _OUTBOX.c.message_id.is_not(None),
+        and_(
+            _OUTBOX.c.delivered_at.is_(None),
+            _OUTBOX.c.failed.is_(False),
+            _OUTBOX.c.id < bindparam("below"),
+        ),
+    ),
+)
+# The comments with a Message-ID of the fresh rows' tickets (their thread so far).
+_COMMENTS_OF = select(
+    literal(_COMMENTS),
+    Comment.ticket_id,
+    Comment.id,
+    Comment.created_at,
+    Comment.message_id,
+    _nothing(_OUTBOX.c.delivered_at.type),
+    _nothing(_OUTBOX.c.failed.type),
+    _nothing(TicketRow.requester.type),
+).where(Comment.ticket_id.in_(bindparam("threads", expanding=True)), Comment.message_id.is_not(None))
+# The tickets the batch's requesters opened in the receipts' window (:func:`_mail_loops`).
+_OPENED_BY = select(
+    literal(_OPENED),
+    TicketRow.id,
+    TicketRow.id,
+    TicketRow.created_at,
+    _nothing(_OUTBOX.c.message_id.type),
+    _nothing(_OUTBOX.c.delivered_at.type),
+    _nothing(_OUTBOX.c.failed.type),
+    TicketRow.requester,
+).where(
     TicketRow.requester.in_(bindparam("requesters", expanding=True)),
     TicketRow.created_at >= bindparam("since"),
     TicketRow.created_at <= bindparam("until"),
 )
+_AROUND: dict[tuple[bool, bool, bool], Any] = {}
 
 
-def _mail_loops(session: Session, rows: list[dict[str, Any]], per_hour: int) -> set[int]:
+def _around(
+    session: Session, due: list[dict[str, Any]], per_hour: int
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """(mails, comments, opened) for the due rows: the mail of their tickets (:data:`_MAILS_OF`),
+    the comments of the fresh rows' tickets, and (``per_hour`` > 0) the tickets opened by the
+    requesters of their ``received`` notices in the hour before (:func:`_mail_loops`), read
+    by one statement of the parts needed. The due rows, not only those the claim keeps: what
+    is read for a row it drops is not used."""
+    args: dict[str, Any] = {}
+    tickets = sorted({r["ticket_id"] for r in due if r["ticket_id"] is not None})
+    if tickets:
+        args.update(tickets=tickets, below=max(r["id"] for r in due))
+    threads = sorted({r["ticket_id"] for r in due if r["ticket_id"] is not None and r["message_id"] is None})
+    if threads:
+        args["threads"] = threads
+    notices = [r for r in due if r["event"] == "mail.received" and r["ticket_id"] and r["requester"]]
+    if per_hour > 0 and notices:
+        args.update(
+            requesters=sorted({r["requester"] for r in notices}),
+            since=min(r["opened_at"] for r in notices) - timedelta(hours=1),
+            until=max(r["opened_at"] for r in notices),
+        )
+    parts = (bool(tickets), bool(threads), "requesters" in args)
+    if not any(parts):
+        return [], [], []
+    if parts not in _AROUND:  # one statement per combination, so SQLAlchemy caches its SQL
+        chosen = [q for q, wanted in zip((_MAILS_OF, _COMMENTS_OF, _OPENED_BY), parts) if wanted]
+        both = union_all(*chosen).subquery()
+        _AROUND[parts] = select(both).order_by(both.c.part, both.c.seq)
+    found: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+    for part, ticket_id, seq, at, mid, delivered_at, failed, requester in session.execute(
+        _AROUND[parts], args
+    ):
+        if part == _MAILS:
+            found[0].append((ticket_id, seq, at, mid, delivered_at, failed))
+        elif part == _COMMENTS:
+            found[1].append((ticket_id, at, mid))
+        else:
+            found[2].append((ticket_id, requester, at))
+    return found
+
+
+def _mail_loops(rows: list[dict[str, Any]], per_hour: int, opened_by: list[Any]) -> set[int]:
     """Ids of the batch's ``received`` notices whose requester opened ``per_hour`` tickets or
-    more in the hour before that ticket (one indexed read per pass, nothing at intake: the
-    tickets themselves came with the due rows)."""
+    more in the hour before that ticket; ``opened_by``: the tickets of those requesters around
+    then, ``(id, requester, opened at)`` (:func:`_around`: one indexed read per pass, nothing
+    at intake: the tickets themselves came with the due rows)."""
     notices = {r["ticket_id"]: r["id"] for r in rows if r["event"] == "mail.received" and r["ticket_id"]}
     if not notices:
         return set()
     opened = sorted(
         {(r["ticket_id"], r["requester"], r["opened_at"]) for r in rows if r["ticket_id"] in notices}
     )
-    requesters = sorted({requester for _, requester, _ in opened if requester})
-    if not requesters:
-        return set()
-    since = min(at for _, _, at in opened) - timedelta(hours=1)
-    until = max(at for _, _, at in opened)
     by_requester: dict[str, list[tuple[datetime, int]]] = {}
-    for ticket_id, requester, at in session.execute(
-        _OPENED_BY, {"requesters": requesters, "since": since, "until": until}
-    ):
+    for ticket_id, requester, at in opened_by:
         by_requester.setdefault(requester, []).append((at, ticket_id))
     looping = set()
     for ticket_id, requester, at in opened:
+        if not requester:
+            continue
         earlier = sum(
             at - timedelta(hours=1) <= when and (when, other) < (at, ticket_id)
             for when, other in by_requester.get(requester, [])
@@ -376,18 +441,10 @@ def _mail_loops(session: Session, rows: list[dict[str, Any]], per_hour: int) -> 
 Entry = tuple[datetime, int | None, str]
 
 
-def _mails_of(session: Session, rows: list[dict[str, Any]]) -> list[Any]:
-    """:data:`_MAILS_OF` for the tickets of ``rows`` (the due rows)."""
-    tickets = sorted({r["ticket_id"] for r in rows if r["ticket_id"] is not None})
-    if not tickets:
-        return []
-    return list(session.execute(_MAILS_OF, {"tickets": tickets, "below": max(r["id"] for r in rows)}))
-
-
 def _in_order(rows: list[dict[str, Any]], mails: list[Any]) -> list[dict[str, Any]]:
     """``rows`` less each customer mail that an earlier unsent customer mail of its ticket,
     not in ``rows``, precedes (staff notices neither wait nor hold anyone up); ``mails``:
-    :func:`_mails_of`."""
+    :func:`_around`'s."""
     tickets = {r["ticket_id"] for r in rows if _in_conversation(r)}
     if not tickets:
         return rows
@@ -410,9 +467,9 @@ def _in_conversation(mail: dict[str, Any]) -> bool:
     return mail["ticket_id"] is not None and event not in STAFF_EVENTS
 
 
-def _threads(session: Session, fresh: list[dict[str, Any]], mails: list[Any]) -> dict[int, list[Entry]]:
+def _threads(fresh: list[dict[str, Any]], mails: list[Any], comments: list[Any]) -> dict[int, list[Entry]]:
     """The conversation so far of every ticket of ``fresh`` (claimed rows, which carry their
-    ticket's own Message-ID): the ticket's, its comments', the mail sent (of ``mails``)."""
+    ticket's own Message-ID): the ticket's, its comments', the mail sent (:func:`_around`'s)."""
     out: dict[int, list[Entry]] = {}
     for row in fresh:
         if row["ticket_id"] is not None and row["ticket_id"] not in out:
@@ -420,9 +477,9 @@ def _threads(session: Session, fresh: list[dict[str, Any]], mails: list[Any]) ->
             out[row["ticket_id"]] = [(row["opened_at"], None, mid)] if mid is not None else []
     if not out:
         return out
-    args = {"tickets": sorted(out)}
-    for ticket_id, at, mid in session.execute(_COMMENTS, args):
-        out[ticket_id].append((at, None, mid))
+    for ticket_id, at, mid in comments:
+        if ticket_id in out:
+            out[ticket_id].append((at, None, mid))
     for ticket_id, mail_id, at, mid, _, _ in mails:
         if mid is not None and ticket_id in out:
             out[ticket_id].append((at, mail_id, mid))
