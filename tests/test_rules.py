@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from triage.errors import ConfigError, InputError
 from triage.rules import RuleSet
@@ -284,3 +287,29 @@ def test_itil_planning_priority_uses_the_p4_target_when_a_policy_has_no_p5_row()
     p5 = rules.evaluate({"priority": 5, "text": "x"}, now)
     assert p5.sla.priority == 5
     assert p5.sla.resolution_due == p4.sla.resolution_due
+
+
+def _whole_words_regex(phrases: list[str], text: str) -> bool:
+    """contains_any as it was written before the substring test: the regex alone."""
+    words = "|".join(re.escape(" ".join(w.lower().split())) for w in phrases)
+    return re.search(rf"(?<!\w)(?:{words})(?!\w)", text) is not None
+
+
+_PHRASE_CHARS = "ab é_1+#-. "
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    phrases=st.lists(st.text(_PHRASE_CHARS, max_size=5), min_size=1, max_size=4),
+    text=st.text(_PHRASE_CHARS + "AB\t\n", max_size=40),
+)
+def test_contains_any_answers_as_the_whole_word_regex(phrases, text):
+    """The substring test in front of contains_any's regex never changes its answer: phrases
+    at the edges, inside longer words, with punctuation, accents, empty or repeated."""
+    from triage.rule_conditions import _contains_any
+
+    squeezed = " ".join(text.lower().split())
+    on_text = _contains_any("text", phrases)
+    assert on_text({"body": text}) is _whole_words_regex(phrases, squeezed)
+    on_body = _contains_any("body", phrases)  # a named field: squeezed, not lower-cased
+    assert on_body({"body": text}) is _whole_words_regex(phrases, " ".join(text.split()))

@@ -111,16 +111,33 @@ def _leaf(p, node: LMap, line: int):
     if op == "lte":
         return lambda s: _number(_get(s, fname)) and _get(s, fname) <= value
     if op == "contains_any":
-        words = "|".join(re.escape(" ".join(w.lower().split())) for w in value)
-        rx = re.compile(rf"(?<!\w)(?:{words})(?!\w)")
-    else:
-        try:
-            rx = re.compile(value, re.I)
-        except re.error as e:
-            p.fail(f"matches: bad regular expression: {e}", vline)
+        return _contains_any(fname, value)
+    try:
+        rx = re.compile(value, re.I)
+    except re.error as e:
+        p.fail(f"matches: bad regular expression: {e}", vline)
     if fname == "text":
         return lambda s: bool(rx.search(_texts(s)[1]))
     return lambda s: bool(rx.search(" ".join(str(_get(s, fname) or "").split())))
+
+
+def _contains_any(fname: str, value: list):
+    """Any of the phrases as whole words (no word character on either side), in the field's
+    lower-case text with its whitespace squeezed.
+
+    The whole-word pattern starts with a look-behind, so the regex engine tries it at every
+    position of the text (~15-20 us per rule on a 300-character ticket). It can only match
+    where one of the phrases occurs as a substring, so a substring test (~1 us) first spares
+    the search on the many tickets holding none: the same answer for every text."""
+    phrases = [" ".join(w.lower().split()) for w in value]
+    rx = re.compile(rf"(?<!\w)(?:{'|'.join(map(re.escape, phrases))})(?!\w)")
+
+    def found(text: str) -> bool:
+        return any(w in text for w in phrases) and rx.search(text) is not None
+
+    if fname == "text":
+        return lambda s: found(_texts(s)[1])
+    return lambda s: found(" ".join(str(_get(s, fname) or "").split()))
 
 
 def compile_condition(p, node, line: int):
