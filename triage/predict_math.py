@@ -52,17 +52,23 @@ def decision_function(model: Any, X: Any) -> np.ndarray:
 def _row_decision(model: Any, row: "RowBlock") -> np.ndarray:
     """``decision_function`` of one text's row without a sparse matrix: scipy's CSR × dense
     product accumulates, per non-zero in column order, ``value × coef[:, column]`` into a
-    float64 zero vector; a cumulative sum down the same terms adds them in that order, so the
-    scores are the same to the last bit (tests/test_shared_tfidf.py)."""
+    float64 zero vector; an accumulation along the same terms adds them in that order, so the
+    scores are the same to the last bit (tests/test_shared_tfidf.py).
+
+    The weights' rows of the text's columns are taken as one block (``take`` on ``coef.T``:
+    liblinear's ``coef_`` is Fortran-ordered, so these rows are contiguous), multiplied in
+    place and accumulated down the terms: the same products, added in the same order."""
     coef = model.coef_
     coef = coef.reshape(1, -1) if coef.ndim == 1 else coef
+    dtype = np.result_type(row.data.dtype, coef.dtype)
     if len(row.indices):
-        terms = row.data.astype(np.result_type(row.data.dtype, coef.dtype))[:, None] * coef[:, row.indices].T
-        scores = terms.cumsum(axis=0)[-1:] + model.intercept_  # np.cumsum minus its wrapper
+        terms = coef.T.take(row.indices, axis=0)  # (terms, classes): a fresh array of its own
+        if terms.dtype != dtype:
+            terms = terms.astype(dtype)
+        terms *= row.data[:, None]  # (the values upcast to ``dtype``, exactly, as a cast first would)
+        scores = np.add.accumulate(terms, axis=0)[-1:] + model.intercept_  # np.cumsum's loop
     else:
-        scores = (
-            np.zeros((1, coef.shape[0]), dtype=np.result_type(row.data.dtype, coef.dtype)) + model.intercept_
-        )
+        scores = np.zeros((1, coef.shape[0]), dtype=dtype) + model.intercept_
     return scores.reshape(-1) if scores.shape[1] == 1 else scores
 
 
