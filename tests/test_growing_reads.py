@@ -1,0 +1,120 @@
+"""Reads that run on every delivery pass or intake stay bounded however long the desk has run.
+
+Each builds the history a busy desk leaves behind (failed notices, an hour of other
+requesters' tickets), takes the statistics, and checks what PostgreSQL reads (buffers, from
+``EXPLAIN (ANALYZE, BUFFERS)``: a count of pages, not a time) and which index SQLite picks.
+Before migration 0013 the due reads walked every failed notice (their old index kept them in
+its ``delivered_at IS NULL`` range for good) and the mail-loop guard read every ticket of the
+hour: server CPU per intake grew with the store (round 8, ``pgserver``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import insert
+from sqlalchemy.dialects import postgresql, sqlite
+
+from triage.store import doorbell, outbound
+from triage.store.tables import OutboxMessage, TicketRow
+
+NOW = datetime(2026, 12, 7, 4, 0, tzinfo=timezone.utc)
+HISTORY = 3_000  # rows a desk has left behind (failed notices; tickets of the last hour)
+
+
+def _analyze(store, tables: str) -> None:
+    if store.dialect == "postgresql":
+        with store.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(f"ANALYZE {tables}")
+    else:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+
+
+def _read(store, stmt, params: dict) -> tuple[str, int]:
+    """The plan of ``stmt`` (its parameters inlined) and, on PostgreSQL, the pages it read."""
+    dialect = postgresql.dialect() if store.dialect == "postgresql" else sqlite.dialect()
+    sql = str(stmt.params(**params).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    sql = sql.replace("%", "%%")
+    with store.engine.connect() as conn:
+        if store.dialect != "postgresql":
+            plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+            return plan, 0
+        plan = "\n".join(
+            row[0] for row in conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) " + sql)
+        )
+        conn.rollback()
+    pages = re.search(r"Buffers: shared hit=(\d+)(?: read=(\d+))?", plan)
+    assert pages is not None, plan
+    return plan, int(pages.group(1)) + int(pages.group(2) or 0)
+
+
+def _notice(i: int, **fields) -> dict:
+    row = {
+        "kind": "mail",
+        "ticket_id": None,
+        "dedupe_key": f"n{i}",
+        "event": "mail.received",
+        "payload": {},
+        "attempts": 1,
+        "next_attempt_at": NOW - timedelta(minutes=5),
+        "delivered_at": None,
+        "failed": False,
+        "created_at": NOW - timedelta(minutes=5),
+    }
+    return {**row, **fields}
+
+
+@pytest.fixture
+def failed_notices(store):
+    """``HISTORY`` failed notices and as many delivered, then 3 due."""
+    rows = [_notice(i, failed=True) for i in range(HISTORY)]
+    rows += [_notice(HISTORY + i, delivered_at=NOW - timedelta(minutes=4)) for i in range(HISTORY)]
+    rows += [_notice(2 * HISTORY + i) for i in range(3)]
+    with store.engine.begin() as conn:
+        conn.execute(insert(OutboxMessage.__table__), rows)
+    _analyze(store, "outbox")
+    return store
+
+
+@pytest.mark.parametrize(
+    "stmt, params",
+    [
+        pytest.param(doorbell._OLDEST_DUE, {"now": NOW}, id="oldest-due"),
+        pytest.param(outbound._DUE.limit(50), {"now": NOW}, id="mail-claim"),
+    ],
+)
+def test_the_due_reads_do_not_walk_failed_notices(failed_notices, stmt, params):
+    plan, pages = _read(failed_notices, stmt, params)
+    assert "ix_outbox_due" in plan, plan
+    if failed_notices.dialect == "postgresql":
+        assert pages < 40, plan  # the 3 due rows and their index pages; before: over 3,000
+
+
+def test_a_few_requesters_tickets_of_the_hour_are_an_index_range_each(store):
+    """The mail-loop guard's read (``outbound._OPENED_BY``): 3 requesters among 100 who
+    opened ``HISTORY`` tickets in the hour."""
+    rows = [
+        {
+            "subject": f"s{i}",
+            "requester": f"user{i % 100}@example.org",
+            "status": "new",
+            "created_at": NOW - timedelta(seconds=i),
+            "updated_at": NOW,
+        }
+        for i in range(HISTORY)
+    ]
+    with store.engine.begin() as conn:
+        conn.execute(insert(TicketRow.__table__), rows)
+    _analyze(store, "tickets")
+    asked = ["user1@example.org", "user2@example.org", "user3@example.org"]
+    plan, pages = _read(
+        store,
+        outbound._OPENED_BY,
+        {"requesters": asked, "since": NOW - timedelta(hours=1), "until": NOW},
+    )
+    assert "ix_tickets_requester_created_at" in plan, plan
+    if store.dialect == "postgresql":
+        assert pages < 150, plan  # their 90 tickets; before: the hour's 3,000 (filtered)
