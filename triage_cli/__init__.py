@@ -19,6 +19,7 @@ from triage.errors import TriageError
 # Modules that add subcommands; each has register(subparsers) and sets func=handler.
 AREAS = [
     "train",
+    "mapping",
     "models",
     "serve",
     "tickets",

@@ -54,7 +54,11 @@ def _register_train(subparsers) -> None:
         type=Path,
         help='the export: .csv or .tsv (any delimiter, encoding), .jsonl, .json (an array or {"issues": [...]}) or .parquet',
     )
-    p.add_argument("--mapping", required=True, type=Path, help="column mapping YAML")
+    p.add_argument(
+        "--mapping",
+        type=Path,
+        help="column mapping YAML (required; `triage mapping --data EXPORT` drafts one)",
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -157,6 +161,15 @@ def run_train(args: argparse.Namespace) -> int:
     from training.evaluation import render_text_summary
     from training.pipeline import train
 
+    if args.mapping is None:  # a newcomer's first try: say what a mapping is and how to get one
+        print(
+            "triage train: error: --mapping is required: a YAML file naming which of the export's "
+            "columns is the text and which are the labels to learn. Draft one from the export, "
+            f"read it, then train:\n  triage mapping --data {args.data} --out mapping.yaml\n"
+            f"  triage train --data {args.data} --mapping mapping.yaml",
+            file=sys.stderr,
+        )
+        return 2
     candidates = (
         ("reference", "tfidf") if args.encoder == "none" else ("reference", "tfidf", "embedding", "combined")
     )
