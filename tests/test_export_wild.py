@@ -198,6 +198,20 @@ def test_a_label_column_blank_in_every_row_is_an_error_not_bundle_none(tmp_path,
     assert "no head could be trained" in err
 
 
+def test_a_text_column_of_a_few_templates_is_named_as_the_reason_not_too_few_rows(tmp_path, capsys):
+    """Hundreds of labelled rows of 3 texts (a category or template mapped as the body): the
+    split keeps identical texts together, so a split came out empty. Before: "too few
+    labelled rows to split", said of 300 labelled rows."""
+    rows = [
+        [f"T{i}", "", ["vpn down", "password reset", "printer jam"][i % 3], TEAMS[i % 3]] for i in range(300)
+    ]
+    data, mapping = _files(tmp_path, "templates.csv", _csv(rows))
+    assert _train(tmp_path, data, mapping) == 2
+    err = capsys.readouterr().err
+    assert "too few distinct texts to split into train, calibration and holdout" in err
+    assert "the 300 labelled rows hold 3 different texts" in err
+
+
 def test_a_skipped_head_beside_a_trained_one_is_said_and_the_bundle_written(tmp_path, capsys):
     rows = [r + ["only"] for r in _rows()]
     data, mapping = _files(

@@ -303,8 +303,11 @@ def _check_words(data: Dataset, mapping: ColumnMapping, data_path: Path | str) -
     )
 
 
-def _unfittable(y_train: np.ndarray, n: dict[str, int], config: TrainConfig) -> str | None:
-    """Why a head cannot be fitted on these labels (None: it can), in the data's terms."""
+def _unfittable(
+    y_train: np.ndarray, n: dict[str, int], config: TrainConfig, texts: Sequence[str] = ()
+) -> str | None:
+    """Why a head cannot be fitted on these labels (None: it can), in the data's terms;
+    ``texts`` are the labelled rows' texts (the split keeps identical ones together)."""
     classes, counts = np.unique(y_train, return_counts=True)
     if not sum(n.values()):
         return "no labelled rows (the label column is blank, or every value was filtered out)"
@@ -312,6 +315,14 @@ def _unfittable(y_train: np.ndarray, n: dict[str, int], config: TrainConfig) -> 
         only = f" ({classes[0]!r})" if len(classes) else ""
         return f"one class only in the training split{only}: a classifier needs two or more"
     if n["calibration"] == 0 or n["holdout"] == 0:
+        distinct = len({split_key(t) for t in texts})
+        if distinct < sum(n.values()) // 2:  # 2,000 rows of 8 texts: the rows are not what is short
+            return (
+                f"too few distinct texts to split into train, calibration and holdout: the "
+                f"{sum(n.values())} labelled rows hold {distinct} different texts, and the split "
+                "keeps identical texts together (a ticket must not be learnt and graded both); "
+                "is the text column a template, a category or a title only?"
+            )
         return "too few labelled rows to split into train, calibration and holdout"
     if any(len(np.unique(y_train[fit])) < 2 for fit, _ in cross_folds(y_train, config.cv, config.seed)):
         top = classes[np.argmax(counts)]
@@ -504,7 +515,7 @@ def train_head(
     has = np.asarray([v is not None for v in labels])
     idx = {s: np.flatnonzero(has & (splits == s)) for s in SPLITS}
     n = {s: int(len(i)) for s, i in idx.items()}
-    why = _unfittable(y[idx["train"]], n, config)
+    why = _unfittable(y[idx["train"]], n, config, [X.texts[i] for i in np.flatnonzero(has)])
     if why:
         log.warning("head %s skipped: %s (%s)", name, why, n)
         return None, {"skipped": True, "n": n, "reason": why}
