@@ -222,6 +222,50 @@ def test_classes_that_differ_only_in_case_or_spacing_are_warned_about(tmp_path):
         assert "'Network' (5 rows) / 'network' (2 rows)" in notes[0]["message"]
 
 
+def test_a_label_cell_holding_several_classes_is_warned_about(tmp_path):
+    """ServiceNow list fields and typed-in "Network; VPN" cells: each combination was a class
+    of its own, without a word. A class that merely holds a comma is left alone."""
+    teams = ["Network"] * 6 + ["Accounts"] * 4 + ["Network, Accounts"] * 3 + ["VPN; Network"] * 2
+    teams += ["Sales, Marketing & PR"] * 3  # one class with a comma in its name
+    rows = [[f"vpn down {i}", "vpn keeps dropping", team, "2024-03-04"] for i, team in enumerate(teams)]
+    data = _csv(tmp_path / "export.csv", ["Summary", "Description", "Team", "Created"], rows)
+    for ds in _both(data, _mapping(tmp_path / "m.yaml")):
+        (note,) = _notes(ds, "multi_value_label")
+        assert note["rows"] == 5 and note["head"] == "team"
+        assert "'Network, Accounts' (3 rows), 'VPN; Network' (2 rows)" in note["message"]
+        assert "Sales" not in note["message"]
+
+
+def test_an_id_on_several_rows_is_warned_about_with_the_ones_whose_labels_disagree(tmp_path):
+    """An export of updates (one row per reassignment or comment) trained each row as a ticket."""
+    ids = ["INC1", "INC1", "INC1", "INC2", "INC2", "INC3", "INC4", "INC5", "INC6"]
+    teams = [
+        "Network",
+        "Network",
+        "Accounts",
+        "Hardware",
+        "Hardware",
+        "Network",
+        "Accounts",
+        "Hardware",
+        "Network",
+    ]
+    rows = [
+        [f"vpn down {i}", "vpn keeps dropping", t, "2024-03-04", n]
+        for i, (n, t) in enumerate(zip(ids, teams))
+    ]
+    data = _csv(tmp_path / "export.csv", ["Summary", "Description", "Team", "Created", "Number"], rows)
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        "text: {subject: Summary, body: Description}\nmetadata: {id: Number}\nlabels: {team: Team}\n",
+        encoding="utf-8",
+    )
+    for ds in _both(data, mapping):
+        (note,) = _notes(ds, "repeated_id")
+        assert (note["ids"], note["rows"], note["column"]) == (2, 5, "Number")
+        assert "'INC1' ×3, 'INC2' ×2; 5 rows), 1 of them with labels that disagree" in note["message"]
+
+
 def test_triage_train_prints_the_warnings_and_keeps_them_in_report_json(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     dates = [f"{d:02d}/{m:02d}/2024" for d in range(1, 13) for m in range(1, 6)]

@@ -11,6 +11,7 @@ about, and a ``message`` for people: ``report["data"]["warnings"]`` keeps them a
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -124,3 +125,72 @@ def label_notes(labels: dict[str, list[str | None]], columns: dict[str, str]) ->
                 }
             )
     return notes
+
+
+# a label cell holding several values, as list fields are exported (ServiceNow's comma
+# lists, Freshdesk's tags, a "Network; VPN" typed by hand)
+_SEPARATOR = re.compile(r"\s*[,;|]\s*")
+SHOWN = 3
+
+
+def multi_value_notes(labels: dict[str, list[str | None]], columns: dict[str, str]) -> list[dict]:
+    """A note per head with classes that are several of its other classes in one cell
+    ("Network, VPN" beside "Network"): each combination is trained as a class of its own."""
+    notes = []
+    for head, values in labels.items():
+        counts = Counter(v for v in values if v is not None)
+        combos = {c: n for c, n in counts.items() if _combination(str(c), counts)}
+        if sum(combos.values()) < 2:
+            continue
+        shown = ", ".join(f"{c!r} ({n} rows)" for c, n in sorted(combos.items(), key=lambda x: -x[1])[:SHOWN])
+        notes.append(
+            {
+                "kind": "multi_value_label",
+                "head": head,
+                "column": columns[head],
+                "rows": sum(combos.values()),
+                "message": f"labels.{head}: {sum(combos.values())} rows hold several values in one cell "
+                f"({shown}{', ...' if len(combos) > SHOWN else ''}), each combination trained as a class "
+                f"of its own; map a column with one value per row, or name each combination's "
+                f"class under labels.{head}.rename",
+            }
+        )
+    return notes
+
+
+def _combination(cls: str, counts: Counter) -> bool:
+    parts = [p for p in _SEPARATOR.split(cls) if p]
+    return len(parts) > 1 and any(p in counts for p in parts)
+
+
+def repeated_id_notes(
+    ids: list | None, labels: dict[str, list[str | None]], column: str | None
+) -> list[dict]:
+    """A note when the mapped id repeats: an export of updates, or one row per comment or
+    per assignment, trains each row as a ticket of its own, often with labels that disagree."""
+    if not ids or column is None:
+        return []
+    seen = Counter(str(i) for i in ids if i is not None)
+    repeated = {i: n for i, n in seen.items() if n > 1}
+    if not repeated:
+        return []
+    per_id: dict[str, set] = {}
+    for row, i in enumerate(ids):
+        if i is not None and str(i) in repeated:
+            per_id.setdefault(str(i), set()).update(
+                (h, v[row]) for h, v in labels.items() if v[row] is not None
+            )
+    disagree = sum(len({h for h, _ in pairs}) < len(pairs) for pairs in per_id.values())
+    shown = ", ".join(f"{i!r} ×{n}" for i, n in sorted(repeated.items(), key=lambda x: -x[1])[:SHOWN])
+    return [
+        {
+            "kind": "repeated_id",
+            "column": column,
+            "ids": len(repeated),
+            "rows": sum(repeated.values()),
+            "message": f"metadata.id ({column!r}): {len(repeated)} ids appear on more than one row "
+            f"({shown}; {sum(repeated.values())} rows), {disagree} of them with labels that disagree; "
+            "each row is trained as a ticket of its own: is this an export of updates or comments? "
+            "Export one row per ticket (its latest state) if so",
+        }
+    ]

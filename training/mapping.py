@@ -26,7 +26,7 @@ from triage.text import model_text, normalise
 from .compressed import inner_name, plain_export, renamed
 from .csv_dialect import TRAILING, csv_dialect, first_filled, pandas_options
 from .dates import ORDERS, parse_times
-from .export_notes import file_notes, label_notes
+from .export_notes import file_notes, label_notes, multi_value_notes, repeated_id_notes
 from .json_export import document_records, flatten, is_document, quiet, read_kwargs
 from .short_rows import ShortRows, short_rows
 
@@ -450,7 +450,9 @@ def dataset_from_frame(
     counts = {"rows_read": rows_read if rows_read is not None else len(df), "rows_kept": len(texts)}
     counts["dropped"] = dropped
     counts.update(_apply_filters(labels, mapping, rare))
-    counts["warnings"] = notes + label_notes(labels, {h: spec.column for h, spec in mapping.labels.items()})
+    columns = {h: spec.column for h, spec in mapping.labels.items()}
+    notes += label_notes(labels, columns) + multi_value_notes(labels, columns)
+    counts["warnings"] = notes + repeated_id_notes(metadata.get("id"), labels, mapping.metadata.get("id"))
     return Dataset(
         path=path,
         sha256=sha256 or file_sha256(path),
