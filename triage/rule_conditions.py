@@ -126,14 +126,15 @@ def _contains_any(fname: str, value: list):
     lower-case text with its whitespace squeezed.
 
     The whole-word pattern starts with a look-behind, so the regex engine tries it at every
-    position of the text (~15-20 us per rule on a 300-character ticket). It can only match
-    where one of the phrases occurs as a substring, so a substring test (~1 us) first spares
-    the search on the many tickets holding none: the same answer for every text."""
+    position of the text (3.4-4.7 us per rule on a ticket). It can only match where one of
+    the phrases occurs as a substring, so a substring test first spares the search on the
+    many tickets holding none (default rules, real intake texts: 3.6 -> 2.4 us with 11
+    phrases, 3.4 -> 0.9 with 4): the same answer for every text."""
     phrases = [" ".join(w.lower().split()) for w in value]
     rx = re.compile(rf"(?<!\w)(?:{'|'.join(map(re.escape, phrases))})(?!\w)")
 
     def found(text: str) -> bool:
-        return any(w in text for w in phrases) and rx.search(text) is not None
+        return any(map(text.__contains__, phrases)) and rx.search(text) is not None
 
     if fname == "text":
         return lambda s: found(_texts(s)[1])
