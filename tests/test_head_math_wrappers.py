@@ -83,3 +83,23 @@ def test_row_decision_and_softmax_unchanged():
         contrib = rng.normal(size=150)
         contrib[::7] = 0.0  # ties: the same (quicksort) order either way
         assert _same((-contrib).argsort(), np.argsort(-contrib))
+
+
+def test_trusted_inputs_are_entered_once_and_left_as_found():
+    """Triager.classify skips scikit-learn's input checks; inside a context that already skips
+    them (the service's request path) it enters no second one, and either way the settings
+    are what they were afterwards."""
+    import contextlib
+
+    import sklearn
+
+    from triage.predict import _trusted_inputs
+
+    before = sklearn.get_config()
+    with _trusted_inputs():
+        inside = sklearn.get_config()
+        assert inside["assume_finite"] and inside["skip_parameter_validation"]
+        assert isinstance(_trusted_inputs(), contextlib.nullcontext)
+    assert sklearn.get_config() == before
+    with sklearn.config_context(assume_finite=True):  # only one of the two: a real context
+        assert not isinstance(_trusted_inputs(), contextlib.nullcontext)
