@@ -230,14 +230,14 @@ def test_a_reply_in_the_same_batch_threads_onto_the_ticket_its_first_message_mad
     assert got[1].ticket.id == got[0].ticket.id == got[2].ticket.id
 
 
-def _ticket_inserts(store, work):
-    """``work()``'s INSERT statements into the tickets table."""
+def _ticket_inserts(store, work, table="tickets"):
+    """``work()``'s INSERT statements into ``table``."""
     from sqlalchemy import event
 
     seen = []
 
     def count(conn, cursor, statement, *rest):
-        if statement.lstrip().upper().startswith("INSERT INTO TICKETS"):
+        if statement.lstrip().upper().startswith(f"INSERT INTO {table.upper()} "):
             seen.append(statement)
 
     event.listen(store.engine, "before_cursor_execute", count)
@@ -260,6 +260,25 @@ def test_a_poll_of_new_mail_inserts_its_tickets_with_one_statement(store):
         assert len(tickets.query(s)) == 12
         notices = s.scalars(select(func.count()).select_from(outbound_table())).one()
     assert notices == 12  # one received notice each, as one by one
+
+
+def test_a_poll_of_new_mail_remembers_its_messages_with_one_statement(store):
+    """The received_mail rows a replay is compared with: one INSERT for the poll's new
+    tickets (SQLite wrote one per message), and each message found again by its Message-ID."""
+    got, inserts = _ticket_inserts(
+        store, lambda: inbox.receive_many(store, mails(12), now=NOW), "received_mail"
+    )
+    assert [r.outcome for r in got] == ["created"] * 12 and inserts == 1
+    with store.session() as s:
+        kept = {m.message_id: m for m in s.scalars(select(mail_log.ReceivedMail))}
+    assert sorted(kept) == sorted(f"<p{i}@x>" for i in range(12))
+    assert all(kept[f"<p{i}@x>"].ticket_id == r.ticket.id for i, r in enumerate(got))
+    assert all(
+        m.outcome == "created" and m.sender == f"u{i}@example.com"
+        for i, m in enumerate(kept[f"<p{i}@x>"] for i in range(12))
+    )
+    again = [inbox.receive_raw(store, raw, now=NOW) for raw in mails(12)[:2]]  # one at a time
+    assert [r.outcome for r in again] == ["duplicate"] * 2
 
 
 def outbound_table():

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from triage.mail import find_reference, parse_message
@@ -381,24 +381,29 @@ def _remember(
     flush: bool = True,
 ) -> None:
     """Keep what a later copy of the message is compared with. ``flush`` False (a planned
-    message: no later message of its poll shares its IDs, see ``_plans``): the row goes in
-    with the group's flush, the group's rows as one INSERT, not one flush per message."""
+    message: no later message of its poll shares its IDs, see ``_plans``): the row is written
+    when the group's batch ends, the group's rows as one statement (a Core INSERT: as ORM
+    objects SQLite inserted them one statement each, to read each id back)."""
     if result.ticket is None or result.outcome == "duplicate":
         return
-    session.add(
-        ReceivedMail(
-            message_id=message.get("message_id"),
-            sender=_sender(message),
-            content_hash=message.get("content_hash") or "",
-            raw_sha256=message.get("raw_sha256") or "",
-            outcome=result.outcome,
-            ticket_id=result.ticket.id,
-            comment_id=result.comment_id,
-            received_at=now,
-        )
-    )
+    row = {
+        "message_id": message.get("message_id"),
+        "sender": _sender(message),
+        "content_hash": message.get("content_hash") or "",
+        "raw_sha256": message.get("raw_sha256") or "",
+        "outcome": result.outcome,
+        "ticket_id": result.ticket.id,
+        "comment_id": result.comment_id,
+        "received_at": now,
+    }
     if flush:
+        session.add(ReceivedMail(**row))
         session.flush()
+    else:
+        event_log.write_later(session, _RECEIVED, [row])
+
+
+_RECEIVED = insert(ReceivedMail.__table__)
 
 
 def _attachment(a: dict[str, Any]) -> dict[str, Any]:
