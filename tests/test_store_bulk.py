@@ -198,7 +198,7 @@ def test_a_groups_writes_after_its_tickets_go_in_one_round_trip_on_postgresql(st
     """The rows nobody reads back (the new tickets, with their fields; predictions, clocks,
     outbox, events, the team) are sent together in psycopg's pipeline mode, one wait for all
     of them; the statements whose answers the group needs (the keys claimed, the tickets'
-    ids drawn) are not."""
+    ids drawn) go together before them, in a round trip of their own (with the BEGIN)."""
     if store.dialect != "postgresql":
         pytest.skip("a pipeline is psycopg's (SQLite runs in this process: no round trips)")
     from psycopg import pq
@@ -207,10 +207,13 @@ def test_a_groups_writes_after_its_tickets_go_in_one_round_trip_on_postgresql(st
     from triage.store.intake import intake_many
 
     seen: list[tuple[str, bool]] = []
+    pipelines: list[object] = []  # each statement's pipeline (held: ids stay distinct)
 
     def listen(conn, cursor, statement, parameters, context, executemany):
-        piped = conn.connection.dbapi_connection.pgconn.pipeline_status != pq.PipelineStatus.OFF
+        dbapi = conn.connection.dbapi_connection
+        piped = dbapi.pgconn.pipeline_status != pq.PipelineStatus.OFF
         seen.append((" ".join(statement.split()[:3]).lower(), piped))
+        pipelines.append(dbapi._pipeline)
 
     payloads = [{"subject": f"VPN down {i}", "requester": f"u{i}@example.com"} for i in range(3)]
     event.listen(store.engine, "before_cursor_execute", listen)
@@ -238,8 +241,12 @@ def test_a_groups_writes_after_its_tickets_go_in_one_round_trip_on_postgresql(st
         "insert into tickets",
         "update idempotency_keys set",
     } <= piped, seen
-    assert ("insert into idempotency_keys", False) in seen, seen
-    assert any(words.startswith("select nextval(") and not p for words, p in seen), seen  # the ids
+    words = [w for w, _ in seen]
+    claim = words.index("insert into idempotency_keys")
+    draw = next(i for i, w in enumerate(words) if w.startswith("select nextval("))  # the ids
+    writes = words.index("insert into predictions")
+    assert seen[claim][1] and seen[draw][1], seen
+    assert pipelines[claim] is pipelines[draw] is not pipelines[writes], seen
     with store.session(readonly=True) as s:  # and every row is there
         assert s.scalar(select(func.count()).select_from(TicketEvent)) >= 3 * 4
         assert s.scalar(select(func.count()).select_from(SlaClockRow)) == 3 * 2

@@ -111,6 +111,39 @@ def _pipelined(conn: Connection, work: list[tuple[str, tuple[list[Any], ...]]]) 
         cursor.close()
 
 
+def fetch_pipelined(conn: Connection, work: list[tuple[str, Any]]) -> list[list[Any]]:
+    """Each ``(sql, params)`` (driver SQL) in one round trip on PostgreSQL, and each one's rows.
+
+    At the start of a transaction psycopg's ``BEGIN`` goes in the same round trip (in pipeline
+    mode it is queued with the first statement instead of waited for alone)."""
+    dbapi: Any = conn.connection.dbapi_connection
+    events = conn._has_events or conn.engine._has_events
+    cursors: list[Any] = []
+    sql, params = work[0]
+    try:
+        with dbapi.pipeline():
+            for sql, params in work:
+                cursor = dbapi.cursor()
+                cursors.append(cursor)
+                if events:
+                    conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
+                cursor.execute(sql, params)
+        return [cursor.fetchall() for cursor in cursors]
+    except Exception as err:  # noqa: BLE001 - raised as SQLAlchemy raises psycopg's errors
+        conn._handle_dbapi_exception(err, sql, params, cursors[-1] if cursors else None, None)  # type: ignore[arg-type]
+        raise  # not reached: the handler raises
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
+def driver_form(conn: Connection, statement, rows: Sequence[dict[str, Any]]) -> tuple[str, Any] | None:
+    """``statement`` for ``rows`` as driver SQL and parameters (its unnest form), for
+    :func:`fetch_pipelined`; None when it has none (then run it with :func:`execute`)."""
+    plan = _plan(conn, statement, rows) if rows and conn.dialect.name == "postgresql" else None
+    return (plan.sql, plan.params(rows)) if isinstance(plan, _Plan) else None
+
+
 class _Positional:
     """SQLite: the statement as SQLAlchemy compiles it, run by the driver's executemany with
     each row a tuple of processed values (SQLAlchemy's own executemany builds and processes

@@ -292,6 +292,55 @@ def _claim_keys(session: Session, keys: list[str]) -> dict[str, int]:
     return held
 
 
+def _draws_ids(session: Session) -> bool:
+    """Are a batch's new tickets' ids drawn before their rows are written (PostgreSQL, in a
+    batch: :func:`_reserved`)?"""
+    return event_log.memo(session) is not None and session.get_bind().dialect.name == "postgresql"
+
+
+def _claim_keys_drawing(session: Session, keys: list[str], n: int) -> tuple[dict[str, int], list[int]]:
+    """:func:`_claim_keys` and ``n`` ticket ids drawn (ascending), in one round trip with the
+    transaction's ``BEGIN`` (psycopg's pipeline): before, the BEGIN, the claim and the draw
+    were a round trip each, on every intake.
+
+    ``n`` counts an id for every key this batch has not claimed yet: a key another request
+    holds leaves its id unused (a gap in the ids, as a rolled-back ticket leaves; the
+    duplicate index's catch-up asks for gaps again for a while, by primary key)."""
+    claimed = event_log.memo(session) or {}
+    held = {key: claimed["key", key] for key in keys if ("key", key) in claimed}
+    fresh = [key for key in keys if key not in held]
+    conn, at = session.connection(), utcnow()
+    work: list[tuple[str, Any]] = []
+    if fresh:
+        claim = bulk.driver_form(
+            conn, _claim_statement("postgresql"), [{"key": key, "created_at": at} for key in fresh]
+        )
+        if claim is None:  # not expected (the claim has its unnest form): as before
+            held.update(_claim_keys(session, fresh))
+            fresh = []
+        else:
+            work.append(claim)
+    if n > 0:
+        work.append((_RESERVE_IDS_SQL, (_id_sequence(conn), n)))
+    if not work:
+        return held, []
+    results = bulk.fetch_pipelined(conn, work)
+    ids = sorted(row[0] for row in results[-1]) if n > 0 else []
+    if fresh:
+        taken = {row[0] for row in results[0]}
+        others = [key for key in fresh if key not in taken]
+        if others:  # claimed earlier by another request: its ticket (or -1: still running)
+            holders = dict(
+                conn.execute(select(_KEYS.c.key, _KEYS.c.ticket_id).where(_KEYS.c.key.in_(others))).all()
+            )
+            held.update({key: holders.get(key) or -1 for key in others})
+    return held, ids
+
+
+# _RESERVE_IDS as driver SQL (for the pipeline of _claim_keys_drawing)
+_RESERVE_IDS_SQL = "SELECT nextval(%s::regclass) FROM generate_series(1, %s)"
+
+
 def _insert_tickets(session: Session, rows: list[dict[str, Any]], *, defer: bool = False) -> list[TicketRow]:
     """Many new tickets with one ``INSERT ... RETURNING id``, in the order of ``rows``
     (``defer``: on PostgreSQL in a batch, their ids reserved now and their rows written
@@ -312,7 +361,9 @@ def _insert_tickets(session: Session, rows: list[dict[str, Any]], *, defer: bool
     return [_loaded(session, row, ticket_id) for row, ticket_id in zip(full, ids)]
 
 
-def _reserved(session: Session, conn, rows: list[dict[str, Any]]) -> list[TicketRow]:
+def _reserved(
+    session: Session, conn, rows: list[dict[str, Any]], drawn: list[int] | None = None
+) -> list[TicketRow]:
     """New tickets whose ids are drawn now (one statement) and whose rows are inserted when
     the batch writes its rows, with the fields the model, the rules and routing set by then.
 
@@ -324,7 +375,9 @@ def _reserved(session: Session, conn, rows: list[dict[str, Any]]) -> list[Ticket
     database first (an ORM flush: :func:`_unwritten_first`; the rows of ``event_log.unbatched``)
     writes it first."""
     full = [{name: row.get(name) for name in _TICKET_COLUMNS} for row in rows]
-    ids = sorted(conn.execute(_RESERVE_IDS, {"seq": _id_sequence(conn), "n": len(full)}).scalars())
+    if drawn is None:
+        drawn = sorted(conn.execute(_RESERVE_IDS, {"seq": _id_sequence(conn), "n": len(full)}).scalars())
+    ids = drawn[: len(full)]  # ascending: the rows' order (those past them: keys held by others)
     return [_loaded(session, row, ticket_id, written=False) for row, ticket_id in zip(full, ids)]
 
 
@@ -423,10 +476,22 @@ def create_many(
         key = items[i][2]
         if key:
             claimant.setdefault(key, i)
-    held = _claim_keys(session, sorted(claimant))  # one order for every writer: no deadlock
+    drawn: list[int] | None = None  # ids drawn with the keys' claim (PostgreSQL, deferred rows)
+    if defer and _draws_ids(session):
+        memo = event_log.memo(session) or {}
+        wanted = sum(1 for i in rows if not items[i][2] or claimant[items[i][2]] == i)
+        wanted -= sum(1 for key in claimant if ("key", key) in memo)
+        held, drawn = _claim_keys_drawing(session, sorted(claimant), wanted)
+    else:
+        held = _claim_keys(session, sorted(claimant))  # one order for every writer: no deadlock
     answers = _tickets_by_id(session, {h for h in held.values() if h > 0})
     new = [i for i in rows if not items[i][2] or (claimant[items[i][2]] == i and items[i][2] not in held)]
-    for i, ticket in zip(new, _insert_tickets(session, [rows[i] for i in new], defer=defer)):
+    made = (
+        _reserved(session, session.connection(), [rows[i] for i in new], drawn)
+        if drawn is not None
+        else _insert_tickets(session, [rows[i] for i in new], defer=defer)
+    )
+    for i, ticket in zip(new, made):
         data, actor, key, now = items[i]
         try:
             _created(session, ticket, data, actor, key, now)
