@@ -29,15 +29,16 @@ from .auth import require_role
 from .errors import ApiError, field_error
 from .pages_security import add_nav, login_required, register_page_errors
 from .ticket_schema import read_json_body
-from .validation import Bool, Int, List, Obj, Text, int_arg, validate
+from .validation import ONE_LINE_ADDRESS, Bool, Int, List, Obj, Text, int_arg, validate
 
 # The desk API's bodies, declared once (checked here, documented in /openapi.json); the
 # desk file's own rules (teams must exist, ...) still apply after these.
 DESK_NAME = Text(max_len=100, required=True)
+ADDRESS = "an e-mail address on one line (with an @, no line break or control character)"
 AGENT_BODY = Obj(
     {
         "name": Text(max_len=200),
-        "email": Text(max_len=320, pattern="@", nullable=True),
+        "email": Text(max_len=320, pattern=ONE_LINE_ADDRESS, form=ADDRESS, nullable=True),
         "teams": List(Text(max_len=100, required=True), max_items=50),
         "skills": List(Text(max_len=100, required=True), max_items=50),
         "capacity": Int(0, 1000),
@@ -48,7 +49,7 @@ AGENT_BODY = Obj(
 TEAM_BODY = Obj(
     {
         "calendar": Text(max_len=100, required=True, nullable=True),
-        "escalation_contacts": List(Text(max_len=320, pattern="@"), max_items=20),
+        "escalation_contacts": List(Text(max_len=320, pattern=ONE_LINE_ADDRESS, form=ADDRESS), max_items=20),
         "description": Text(max_len=2000),
     }
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from triage.store.tickets import PENDING_REASONS
 from triage.ticket import Channel, Status
 
-from .validation import ID, Bool, Int, List, Obj, OneOf, Text
+from .validation import ID, ONE_LINE, ONE_LINE_NON_BLANK, Bool, Int, List, Obj, OneOf, Text
 
 CHANNELS = tuple(c.value for c in Channel)
 STATUSES = tuple(s.value for s in Status)
@@ -21,7 +21,10 @@ PRIORITY = OneOf(
     nullable=True,
     doc='1 (most urgent) to 5, or a label such as "P2"',
 )
-WATCHER = Text(max_len=320, required=True, doc="e-mail address or user id")
+WHO = "an e-mail address or an id on one line (no line break or control character)"
+WATCHER = Text(
+    max_len=320, required=True, pattern=ONE_LINE_NON_BLANK, form=WHO, doc="e-mail address or user id"
+)
 TAG = Text(max_len=100, required=True)
 TAGS = List(TAG, max_items="TRIAGE_MAX_TAGS")
 
@@ -30,7 +33,7 @@ NEW_TICKET = Obj(
         "subject": Text(max_len="TRIAGE_MAX_SUBJECT_CHARS", nullable=True),
         "body": Text(max_len="TRIAGE_MAX_TEXT_CHARS", nullable=True),
         "channel": Text(enum=CHANNELS, nullable=True),
-        "requester": Text(max_len=320, nullable=True),
+        "requester": Text(max_len=320, nullable=True, pattern=ONE_LINE, form=WHO),
         "customer_tier": Text(max_len=50, nullable=True),
         "ticket_type": Text(max_len=100, nullable=True),
         "category": Text(max_len=100, nullable=True),

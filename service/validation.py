@@ -34,6 +34,17 @@ PY_SPACE = (
     "\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 )
 NON_BLANK = f"^[^\\u0000]*[^\\u0000{PY_SPACE}][^\\u0000]*$"
+# Line breaks and control characters (C0, DEL, C1, U+2028/2029): never part of an address or
+# an id, and what would become an extra header line ("ann@x\r\nBcc: eve@y") were such a value
+# ever written into a mail. Refused where a field names a person.
+LINE_BREAKING = "\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029"
+# "no newline anywhere", spelt so both dialects agree: Python's "$" (the handlers', jsonschema's
+# and schemathesis' reading of a schema) also matches before a final "\n", ECMA-262's does not,
+# so "^[^\\n]*$" accepts "ann@x\n" in Python only
+NO_NEWLINE = "(?![^\\u000a]*\\u000a)"
+ONE_LINE = f"^{NO_NEWLINE}[^{LINE_BREAKING}]*$"
+ONE_LINE_NON_BLANK = f"^{NO_NEWLINE}[^{LINE_BREAKING}]*[^{LINE_BREAKING}{PY_SPACE}][^{LINE_BREAKING}]*$"
+ONE_LINE_ADDRESS = f"^{NO_NEWLINE}[^{LINE_BREAKING}]*@[^{LINE_BREAKING}]*$"
 ASCII_INT = re.compile(r"[0-9]{1,18}", re.ASCII)
 
 
@@ -91,6 +102,7 @@ class Text(Spec):
     required: bool = False  # must hold something besides white space
     enum: tuple[str, ...] | None = None
     pattern: str | None = None  # an extra (search) pattern, also stated in the schema
+    form: str | None = None  # what the pattern asks for, in words (the 422's "expected")
     format: str | None = None
     nullable: bool = False
     doc: str = ""
@@ -132,11 +144,8 @@ class Text(Spec):
             )
             return None
         if self.pattern and not re.search(self.pattern, value):
-            errs.append(
-                field_error(
-                    path, "not in the expected form", expected=f"text matching {self.pattern}", got=value
-                )
-            )
+            expected = self.form or f"text matching {self.pattern}"
+            errs.append(field_error(path, "not in the expected form", expected=expected, got=value))
             return None
         return value
 

@@ -16,7 +16,7 @@ from .auth import require_role
 from .openapi import BOOL, INT, REF, STR, _json, _obj, _op
 from .ticket_schema import read_json_body
 from .store import get_store
-from .validation import List, Obj, Text, path_id, validate
+from .validation import NO_NEWLINE, List, Obj, Text, path_id, validate
 
 bp = Blueprint("webhooks_api", __name__)
 
@@ -27,7 +27,7 @@ NEW_WEBHOOK = Obj(
             max_len=egress.MAX_URL,
             required=True,
             doc="http:// or https:// URL",
-            pattern=r"^https?://[A-Za-z0-9.-]+(:" + PORT + r")?(/[!-~]*)?$",
+            pattern=f"^{NO_NEWLINE}" + r"https?://[A-Za-z0-9.-]+(:" + PORT + r")?(/[!-~]*)?$",
         ),
         "secret": Text(
             max_len=200, required=True, doc="HMAC key the receiver verifies with; made for you when left out"

@@ -51,3 +51,54 @@ def test_text_that_python_finds_blank_is_blank_to_the_schema_too(client, blank):
     r = client.post("/v1/tickets", json={"subject": "printer", "watchers": [blank]}, headers=auth())
     assert r.status_code == 422, r.get_json()
     assert "watchers[0]" in r.get_json()["error"]
+
+
+def _request_schema(client, path: str) -> jsonschema.Draft202012Validator:
+    spec = client.get("/openapi.json").get_json()
+    schema = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    return jsonschema.Draft202012Validator({**schema, "components": spec["components"]})
+
+
+LINE_BREAKERS = [
+    "ann@acme.example\r\nBcc: eve@evil.example",  # a header injection, were it ever written into a mail
+    "ann@acme.example\n",  # Python's "$" matched before a final newline; the schema's does not
+    "ann@acme.example\x85",
+    "ann@acme.example\u2028Bcc: eve@evil.example",
+    "ann\x07@acme.example",
+]
+
+
+@pytest.mark.parametrize("who", LINE_BREAKERS)
+def test_a_requester_or_watcher_with_a_line_break_is_refused_by_the_api_and_the_schema(client, who):
+    """harden5 probe: a requester "ann@x\\r\\nBcc: eve@y" (and watchers alike) was stored as
+    given (201); the outbox then sent that ticket nothing, silently. Now 422 naming the field
+    and the form expected; the published schema refuses the same values."""
+    schema = _request_schema(client, "/v1/tickets")
+    for body, field in (
+        ({"subject": "VPN down", "requester": who}, "requester"),
+        ({"subject": "VPN down", "watchers": [who]}, "watchers[0]"),
+    ):
+        assert not schema.is_valid(body), f"the schema accepts a {field} the API refuses"
+        r = client.post("/v1/tickets", json=body, headers=auth())
+        assert r.status_code == 422, r.get_json()
+        error = r.get_json()["error"]
+        assert f"{field}: not in the expected form" in error and "one line" in error, error
+
+
+def test_a_plain_requester_and_watcher_still_open_a_ticket(client):
+    schema = _request_schema(client, "/v1/tickets")
+    body = {"subject": "VPN down", "requester": "Ann Lee <ann@acme.example>", "watchers": ["emp-4711"]}
+    assert schema.is_valid(body)
+    r = client.post("/v1/tickets", json=body, headers=auth())
+    assert r.status_code == 201, r.get_json()
+
+
+def test_a_webhook_url_with_a_final_newline_is_refused_as_the_schema_says(client):
+    """Python's "$" also matches before a final "\\n": "https://hooks.example/x\\n" passed the
+    URL pattern in the handler while the schema (ECMA-262) refused it."""
+    schema = _request_schema(client, "/v1/admin/webhooks")
+    body = {"url": "https://hooks.example/x\n", "events": ["ticket.created"]}
+    assert not schema.is_valid(body)
+    r = client.post("/v1/admin/webhooks", json=body, headers=auth("admin"))
+    assert r.status_code == 422, r.get_json()
+    assert "url: not in the expected form" in r.get_json()["error"]
