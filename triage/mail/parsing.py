@@ -64,6 +64,7 @@ from triage.htmltext import html_to_text
 from triage.text import model_text, normalise
 from triage.ticket import PREFIX
 
+from .tnef import Tnef, read_tnef
 from .words import decode_words, has_words
 
 # "[#TCK-123]" in a subject; callers with another scheme pass their own pattern
@@ -271,9 +272,12 @@ def _filename(part: Message, index: int) -> str:
         name = clean_header_text(part.get_filename() or "")
     except Exception:
         name = ""
+    return _safe_name(name, index, part.get_content_type())
+
+
+def _safe_name(name: str, index: int, ctype: str) -> str:
     name = re.sub(r"[\x00-\x1f\x7f]", "", name).replace("\\", "/").split("/")[-1].strip(" .")
     if not name:
-        ctype = part.get_content_type()
         ext = ".eml" if ctype == "message/rfc822" else (mimetypes.guess_extension(ctype) or ".bin")
         name = f"attachment-{index}{ext}"
     return name[:200]
@@ -307,6 +311,47 @@ def _attachment_bytes(part: Message) -> bytes:
         return inner.as_bytes()
     except (UnicodeError, LookupError):  # 8-bit junk the generator cannot re-encode
         return inner.as_string(policy=inner.policy.clone(utf8=True)).encode("utf-8", "replace")
+
+
+# ------------------------------------------------------------------ winmail.dat
+_TNEF_TYPES = ("application/ms-tnef", "application/vnd.ms-tnef")
+
+
+def _tnef(msg: Message, warnings: list[str]) -> Tnef | None:
+    """The first TNEF part's contents (Outlook sends one at most), or None."""
+    for part, _ in _leaves(msg):
+        name = (part.get_filename() or "").lower() if part.get_content_maintype() == "application" else ""
+        if part.get_content_type() in _TNEF_TYPES or name == "winmail.dat":
+            try:
+                return read_tnef(_attachment_bytes(part))
+            except Exception as exc:  # noqa: BLE001 - a broken winmail.dat is kept as it came
+                warnings.append(f"winmail.dat: unreadable ({exc.__class__.__name__})")
+                return None
+    return None
+
+
+def _tnef_body(tnef: Tnef, html_text: str | None) -> tuple[str, str | None]:
+    kind, text = tnef.body_text()
+    if kind == "html":
+        return html_to_text(text), text
+    return text.replace("\r\n", "\n").replace("\x00", ""), html_text
+
+
+def _tnef_files(tnef: Tnef | None, before: int) -> list[dict[str, Any]]:
+    """The files packed inside winmail.dat, as attachments of their own (winmail.dat stays too)."""
+    out = []
+    for i, packed in enumerate(tnef.files if tnef is not None else [], start=before + 1):
+        ctype = mimetypes.guess_type(packed.filename)[0] or "application/octet-stream"
+        out.append(
+            {
+                "filename": _safe_name(packed.filename, i, ctype),
+                "content_type": ctype,
+                "size": len(packed.data),
+                "sha256": hashlib.sha256(packed.data).hexdigest(),
+                "data": packed.data,
+            }
+        )
+    return out
 
 
 # ------------------------------------------------------------- auto replies
@@ -548,12 +593,16 @@ def _parse(raw: bytes) -> dict[str, Any]:
     warnings: list[str] = []
     subject = " ".join(_header(msg, "Subject", warnings).split())
     body, html_text, body_ids = _body(msg, warnings)
+    tnef = _tnef(msg, warnings)
+    if tnef is not None and not body.strip():  # Outlook's rich text: the body is in winmail.dat
+        body, html_text = _tnef_body(tnef, html_text)
     is_forward = bool(_FORWARD.match(subject))
     model_body = _forward_model_body(body) if is_forward else normalise(body)
     attachments = [
         _attachment(p, i, warnings)
         for i, p in enumerate((p for p, _ in _leaves(msg) if _is_attachment(p, body_ids)), start=1)
     ]
+    attachments += _tnef_files(tnef, len(attachments))
     senders = _addresses(msg, "From", warnings)
     in_reply_to = _message_ids(_header(msg, "In-Reply-To", warnings))
     ids = _message_ids(_header(msg, "Message-ID", warnings))
