@@ -33,8 +33,8 @@ BUDGET = {"postgresql": 11, "sqlite": 13}
 # inserted with its fields after its id is drawn; predictions, clocks, outbox, events, vector,
 # the team) go in one round trip (psycopg's pipeline). Round trips then: the three reads, the
 # id drawn, the writes (BEGIN and COMMIT, outside the cursor, not counted). Since round 8 the
-# idempotency key's claim goes with the id drawn (and the BEGIN): a keyed intake (every HTTP
-# one that sends Idempotency-Key) waits no more than one without a key (it was one more).
+# idempotency key's claim goes with the id drawn: a keyed intake (every HTTP one that sends
+# Idempotency-Key) waits no more than one without a key (it was one more).
 ROUND_TRIPS = 5
 
 

@@ -198,7 +198,7 @@ def test_a_groups_writes_after_its_tickets_go_in_one_round_trip_on_postgresql(st
     """The rows nobody reads back (the new tickets, with their fields; predictions, clocks,
     outbox, events, the team) are sent together in psycopg's pipeline mode, one wait for all
     of them; the statements whose answers the group needs (the keys claimed, the tickets'
-    ids drawn) go together before them, in a round trip of their own (with the BEGIN)."""
+    ids drawn) go together before them, in a round trip of their own."""
     if store.dialect != "postgresql":
         pytest.skip("a pipeline is psycopg's (SQLite runs in this process: no round trips)")
     from psycopg import pq

@@ -299,9 +299,10 @@ def _draws_ids(session: Session) -> bool:
 
 
 def _claim_keys_drawing(session: Session, keys: list[str], n: int) -> tuple[dict[str, int], list[int]]:
-    """:func:`_claim_keys` and ``n`` ticket ids drawn (ascending), in one round trip with the
-    transaction's ``BEGIN`` (psycopg's pipeline): before, the BEGIN, the claim and the draw
-    were a round trip each, on every intake.
+    """:func:`_claim_keys` and ``n`` ticket ids drawn (ascending), in one round trip (psycopg's
+    pipeline): before, the claim and the draw were a round trip each, on every keyed intake.
+    (The transaction's ``BEGIN`` before them is still a round trip of its own: psycopg waits
+    for its answer, in a pipeline too.)
 
     ``n`` counts an id for every key this batch has not claimed yet: a key another request
     holds leaves its id unused (a gap in the ids, as a rolled-back ticket leaves; the
