@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 import pytest
 
 from triage.mail import find_reference, parse_message
+from triage.text import model_text
 from triage.store import inbox, tickets
 
 NOW = datetime(2026, 12, 7, 4, 0, tzinfo=timezone.utc)
@@ -95,3 +96,53 @@ def test_a_newsletter_opens_no_ticket_is_kept_and_an_admin_may_replay_it(store):
         assert "bulk mail" in got.reason
     replayed = inbox.replay(store, got.refusal_id)  # the desk wanted it after all
     assert replayed.outcome == "created" and replayed.ticket.subject == "Your December newsletter"
+
+
+# ------------------------------------------------------------- forwards and signed mail
+PROBLEM = "The VPN is down for the whole Lyon office"
+FORWARDS = {
+    "gmail": "FYI, see below.\n\n---------- Forwarded message ---------\nFrom: Bob <bob@acme.example>\n"
+    "Date: Mon, 7 Dec 2026 at 09:00\nSubject: VPN down\nTo: Ann <ann@acme.example>\n\n" + PROBLEM + ".\n",
+    "outlook": "Please look at this.\n\n________________________________\nFrom: Bob Lee\nSent: Monday, "
+    "December 7, 2026 9:00 AM\nTo: Ann\nSubject: VPN down\n\n" + PROBLEM + ".\n",
+    "apple": "See below\n\nBegin forwarded message:\n\nFrom: Bob <bob@acme.example>\nSubject: VPN down\n"
+    "Date: 7 December 2026 at 09:00:00 CET\nTo: Ann <ann@acme.example>\n\n" + PROBLEM + ".\n",
+    "outlook_de": "Zur Info.\n\nVon: Bob Lee <bob@acme.example>\nGesendet: Montag, 7. Dezember 2026 09:00\n"
+    "An: Ann\nBetreff: VPN down\n\n" + PROBLEM + ".\n",
+}
+SUBJECTS = {
+    "gmail": "Fwd: VPN down",
+    "outlook": "FW: VPN down",
+    "apple": "Fwd: VPN down",
+    "outlook_de": "WG: VPN down",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORWARDS))
+def test_a_forwarded_problem_reaches_the_models_the_store_feeds(name):
+    """The parser kept a forward's forwarded message in its ``model_text``, but intake feeds
+    the models ``model_text(subject, body)`` from the stored ticket, which cut it as quoted
+    history: a forwarded ticket was classified by "FYI, see below" alone."""
+    m = parse_message(_eml(SUBJECTS[name], mid=f"<fwd-{name}@x>", body=FORWARDS[name].replace("\n", "\r\n")))
+    assert m["is_forward"]
+    assert m["model_text"] == model_text(m["subject"], m["body"])  # what the store's intake computes
+    assert PROBLEM.lower() in m["model_text"]
+
+
+def test_a_reply_still_drops_the_quoted_history():
+    body = "It works again, thanks.\n\n-----Original Message-----\nFrom: Desk\nSent: today\n\n" + PROBLEM
+    assert PROBLEM.lower() not in model_text("RE: VPN down", body)
+
+
+def test_an_openpgp_cleartext_signed_mail_reads_as_its_message():
+    body = (
+        "-----BEGIN PGP SIGNED MESSAGE-----\r\nHash: SHA256\r\n\r\nThe VPN drops every hour since the update.\r\n"
+        "- -----\r\nline after a dash-escaped one\r\n-----BEGIN PGP SIGNATURE-----\r\n\r\n"
+        "iQEzBAEBCAAdFiEE0123456789abcdefAAoJEAbCdEf\r\n=AbCd\r\n-----END PGP SIGNATURE-----\r\n"
+    )
+    m = parse_message(_eml("VPN drops", mid="<pgp@x>", body=body))
+    assert (
+        m["model_text"]
+        == "vpn drops the vpn drops every hour since the update. ----- line after a dash-escaped one"
+    )
+    assert model_text(m["subject"], m["body"]) == m["model_text"]

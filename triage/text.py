@@ -149,22 +149,96 @@ def normalise_whitespace(text: str) -> str:
     return _BLANKS.sub("\n\n", text).strip()
 
 
+_PGP_SIGNED = "-----BEGIN PGP SIGNED MESSAGE-----"
+_PGP_SIGNATURE = re.compile(
+    r"^-----BEGIN PGP SIGNATURE-----$.*?(^-----END PGP SIGNATURE-----$|\Z)", re.M | re.S
+)
+
+
+def strip_pgp_armor(text: str) -> str:
+    """The message inside an OpenPGP cleartext signature (RFC 4880 §7): without the armor
+    lines, the "Hash:" header and the signature block, dash-escaped lines ("- --") restored.
+    Signed mail from Thunderbird/Enigmail and mailing lists reads as its text, not as base64."""
+    if _PGP_SIGNED not in text:
+        return text
+    head, _, signed = text.partition(_PGP_SIGNED)
+    lines = signed.split("\n")[1:]
+    while lines and lines[0].strip():  # the armor headers ("Hash: SHA256") up to a blank line
+        lines = lines[1:]
+    signed = "\n".join(ln[2:] if ln.startswith("- ") else ln for ln in lines)
+    return head + _PGP_SIGNATURE.sub("", signed)
+
+
 def normalise(text: str | None) -> str:
     """The one normalisation: encoding repair, quotes, signature, whitespace."""
     if not text:
         return ""
     text = unicodedata.normalize("NFC", repair_encoding(str(text)))
-    text = normalise_whitespace(text)
+    text = normalise_whitespace(strip_pgp_armor(text))
     text = strip_quoted(text)
     text = strip_signature(text)
     return normalise_whitespace(text)
+
+
+# ------------------------------------------------------------------ forwards
+# A forward's subject prefix in the languages mail clients write it: English Fw/Fwd, German WG,
+# French TR, Spanish RV, Portuguese ENC, Dutch Doorst, Swedish VB, Finnish VL; after any "Re:"/"AW:"
+_FORWARD_SUBJECT = re.compile(r"^\s*((re|aw|sv|antw)\s*:\s*)*(fw|fwd|wg|tr|rv|enc|doorst|vb|vl)\s*:", re.I)
+_FWD_SEPARATOR = re.compile(
+    r"^\s*(-{2,}\s*(original message|forwarded message|urspr[üu]ngliche nachricht|message d'origine|"
+    r"weitergeleitete nachricht|mensaje original|messaggio originale)\s*-{2,}|_{10,}|"
+    # Apple Mail's, English and German
+    r"begin forwarded message\s*:|anfang der weitergeleiteten nachricht\s*:)\s*$",
+    re.I,
+)
+_FWD_FROM = re.compile(r"^\s*(from|von|de|da|van|från)\s*:", re.I)
+_FWD_HEADER = re.compile(
+    r"^\s*(from|sent|date|to|cc|subject|von|gesendet|datum|an|betreff|de|envoyé|à|objet|enviado|para|"
+    r"asunto|inviato|oggetto)\s*:",
+    re.I,
+)
+
+
+def is_forward_subject(subject: str | None) -> bool:
+    """Whether a subject is a forward's ("Fwd:", "WG:", "TR:", "Re: Fw:", ...)."""
+    return bool(subject) and bool(_FORWARD_SUBJECT.match(subject or ""))
+
+
+def normalise_forward(body: str | None) -> str:
+    """A forward's normalised body: the note *and* the forwarded problem.
+
+    :func:`normalise` cuts everything below "-----Original Message-----", which for a reply
+    is history but for a forward is the problem being handed over: without this, a ticket
+    forwarded to the desk was classified by its "FYI, see below" alone.
+    """
+    lines = (body or "").replace("\r\n", "\n").split("\n")
+    start = _forward_start(lines)
+    if start is None:
+        return normalise(body)
+    rest = lines[start + 1 :]
+    while rest and (not rest[0].strip() or _FWD_HEADER.match(rest[0])):
+        rest = rest[1:]  # the forwarded message's own From:/Sent:/To:/Subject: block
+    note, forwarded = normalise("\n".join(lines[:start])), normalise("\n".join(rest))
+    return "\n".join(p for p in (note, forwarded) if p)
+
+
+def _forward_start(lines: list[str]) -> int | None:
+    """Index of the separator or "From:" line that opens the forwarded message."""
+    for i, line in enumerate(lines):
+        if _FWD_SEPARATOR.match(line):
+            return i
+        if _FWD_FROM.match(line) and sum(bool(_FWD_HEADER.match(x)) for x in lines[i + 1 : i + 4]) >= 2:
+            return i
+    return None
 
 
 def model_text(subject: str | None, body: str | None) -> str:
     """The string the classifiers read: normalised subject and body on one line, lower-cased.
 
     Lower-casing matters because the shared export is lower-case with no digits;
-    live tickets are not, and the model must treat them alike.
+    live tickets are not, and the model must treat them alike. A forward's body keeps the
+    forwarded message (:func:`normalise_forward`).
     """
-    parts = [normalise(subject), normalise(body)]
+    body_text = normalise_forward(body) if is_forward_subject(subject) else normalise(body)
+    parts = [normalise(subject), body_text]
     return " ".join(p for p in parts if p).replace("\n", " ").lower()

@@ -22,7 +22,8 @@ The intake dict (all keys always present)::
     subject        str             decoded (encoded-words, any charset)
     body           str             the full decoded body, quotes kept: store this
     body_html      str | None      the HTML alternative, if any (never rendered unescaped!)
-    model_body     str             body without quoted history/signature (normalise())
+    model_body     str             body without quoted history/signature (normalise(); a forward keeps
+                                   the forwarded message: normalise_forward())
     model_text     str             triage.text.model_text(subject, model_body): what the models read
     from           {"name", "address"} (address lower-cased; "" when missing)
     to, cc         [{"name", "address"}, ...]
@@ -34,7 +35,7 @@ The intake dict (all keys always present)::
     auto_reply     bool            True: do not open a ticket, do not answer (loop protection;
                                    also bulk mail: newsletters, announcements)
     auto_reply_reason str | None   which header or pattern said so
-    is_forward     bool            subject starts with Fw:/Fwd:/WG:/TR:
+    is_forward     bool            subject starts with Fw:/Fwd:/WG:/TR:/RV:/ENC: (triage.text.is_forward_subject)
     channel        "email"
     raw_sha256     str             of the raw bytes: an idempotency key when Message-ID is missing
     content_hash   str             of sender, subject, body and attachment hashes (not the transport
@@ -61,7 +62,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from triage.charsets import clean_header_text, decode_bytes
 from triage.htmltext import html_to_text
-from triage.text import model_text, normalise
+from triage.text import is_forward_subject, model_text, normalise, normalise_forward
 from triage.ticket import PREFIX
 
 from .tnef import Tnef, read_tnef
@@ -74,7 +75,6 @@ from .words import decode_words, has_words
 SUBJECT_TAG = re.compile(rf"\[#(?P<ref>{PREFIX}-\d+)\]", re.I)
 
 _MSGID = re.compile(r"<[^<>\s]+>")
-_FORWARD = re.compile(r"^\s*(re:\s*)*(fw|fwd|wg|tr|rv)\s*:", re.I)
 # Only the "Prefix:" forms clients generate: a person may well write a ticket titled
 # "Out of office replies not working" or "Undeliverable mail to finance" (bounces
 # are caught by multipart/report, Return-Path <> and the daemon senders instead).
@@ -440,47 +440,6 @@ def _calendar_method(msg: Message) -> str | None:
     return str(part.get_param("method") or "").upper() or None
 
 
-# ---------------------------------------------------------------- forwards
-_FWD_SEPARATOR = re.compile(
-    r"^\s*(-{2,}\s*(original message|forwarded message|"
-    r"ursprüngliche nachricht|message d'origine)\s*-{2,}|_{10,})\s*$",
-    re.I,
-)
-_FWD_FROM = re.compile(r"^\s*(from|von|de)\s*:", re.I)
-_FWD_HEADER = re.compile(
-    r"^\s*(from|sent|date|to|cc|subject|von|gesendet|an|betreff|de|envoyé|"
-    r"à|objet)\s*:",
-    re.I,
-)
-
-
-def _forward_model_body(body: str) -> str:
-    """Model text of a forward: the note *and* the forwarded problem.
-
-    ``normalise`` cuts everything below "-----Original Message-----", which for
-    a reply is history but for a forward is the problem being handed over.
-    """
-    lines = body.replace("\r\n", "\n").split("\n")
-    start = _forward_start(lines)
-    if start is None:
-        return normalise(body)
-    rest = lines[start + 1 :]
-    while rest and (not rest[0].strip() or _FWD_HEADER.match(rest[0])):
-        rest = rest[1:]  # the forwarded message's own From:/Sent:/To:/Subject: block
-    note, forwarded = normalise("\n".join(lines[:start])), normalise("\n".join(rest))
-    return "\n".join(p for p in (note, forwarded) if p)
-
-
-def _forward_start(lines: list[str]) -> int | None:
-    """Index of the separator or "From:" line that opens the forwarded message."""
-    for i, line in enumerate(lines):
-        if _FWD_SEPARATOR.match(line):
-            return i
-        if _FWD_FROM.match(line) and sum(bool(_FWD_HEADER.match(x)) for x in lines[i + 1 : i + 4]) >= 2:
-            return i
-    return None
-
-
 # ------------------------------------------------------------------ parsing
 # Each MIME part costs the stdlib parser and our walk ~0.5 ms of CPU, so a few hundred kB of
 # tiny parts would hold a worker for seconds and the size limit alone does not bound it. Real
@@ -596,8 +555,8 @@ def _parse(raw: bytes) -> dict[str, Any]:
     tnef = _tnef(msg, warnings)
     if tnef is not None and not body.strip():  # Outlook's rich text: the body is in winmail.dat
         body, html_text = _tnef_body(tnef, html_text)
-    is_forward = bool(_FORWARD.match(subject))
-    model_body = _forward_model_body(body) if is_forward else normalise(body)
+    is_forward = is_forward_subject(subject)
+    model_body = normalise_forward(body) if is_forward else normalise(body)
     attachments = [
         _attachment(p, i, warnings)
         for i, p in enumerate((p for p, _ in _leaves(msg) if _is_attachment(p, body_ids)), start=1)
