@@ -102,3 +102,17 @@ def test_a_webhook_url_with_a_final_newline_is_refused_as_the_schema_says(client
     r = client.post("/v1/admin/webhooks", json=body, headers=auth("admin"))
     assert r.status_code == 422, r.get_json()
     assert "url: not in the expected form" in r.get_json()["error"]
+
+
+@pytest.mark.parametrize("tail", ["\n", "\n\n", "\r\n\r\n"])
+def test_a_short_last_row_before_blank_lines_is_counted_not_a_crash(tmp_path, tail):
+    """Hypothesis seed 40217713 (test_fuzz_inputs' CSV property): a short row followed by a
+    blank line raised IndexError in training/short_rows.py (the last *line*'s fields, empty,
+    were read as the last record's)."""
+    from training.csv_dialect import csv_dialect
+    from training.short_rows import short_rows
+
+    path = tmp_path / "export.csv"
+    path.write_text("subject,team\nPrinter jammed,Hardware\nVPN down" + tail, encoding="utf-8")
+    found = short_rows(path, csv_dialect(path))
+    assert (found.records, found.rows) == (2, (2,))

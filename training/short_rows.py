@@ -184,7 +184,7 @@ def _numbered(path: Path, dialect: CsvDialect, expected: int) -> ShortRows:
     texts: list[str] = []
     width = expected + dialect.trailing_field
     records = 0
-    fields: list[str] = []
+    last: list[str] = [""]
     with open(path, encoding=dialect.encoding, newline="", errors="replace") as f, _wide_fields():
         reader = csv.reader(f, delimiter=dialect.delimiter)
         for _ in range(dialect.skip_lines + 1):
@@ -192,6 +192,7 @@ def _numbered(path: Path, dialect: CsvDialect, expected: int) -> ShortRows:
         start = reader.line_num + 1
         for fields in reader:
             if fields:  # an empty line is no record, for pandas and pyarrow alike
+                last = fields
                 records += 1
                 if len(fields) < width:
                     rows.append(records)
@@ -199,8 +200,9 @@ def _numbered(path: Path, dialect: CsvDialect, expected: int) -> ShortRows:
                     if len(texts) < SHOWN:
                         texts.append(dialect.delimiter.join(fields))
             start = reader.line_num + 1
-    if rows and rows[-1] == records and ("\n" in fields[-1] or "\r" in fields[-1]):
-        raise _unclosed(path, rows[-1], lines[-1], dialect.delimiter.join(fields))
+    # the last record, not the last line: a short row before a final blank line has fields
+    if rows and rows[-1] == records and ("\n" in last[-1] or "\r" in last[-1]):
+        raise _unclosed(path, rows[-1], lines[-1], dialect.delimiter.join(last))
     return ShortRows(records, expected, tuple(rows), tuple(lines), tuple(texts))
 
 
