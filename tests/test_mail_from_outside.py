@@ -146,3 +146,53 @@ def test_an_openpgp_cleartext_signed_mail_reads_as_its_message():
         == "vpn drops the vpn drops every hour since the update. ----- line after a dash-escaped one"
     )
     assert model_text(m["subject"], m["body"]) == m["model_text"]
+
+
+# ------------------------------------------------------------- two help desks
+def test_two_help_desks_do_not_loop_on_each_others_notices(tmp_path):
+    """Another desk (no RFC 3834 headers, no In-Reply-To) answers each of our notices with its
+    own, its tag in front of ours: "[#SR-7] Update received: [#TCK-1] We received ...". Before,
+    its tag hid ours: every answer opened a ticket and got a notice, ten an hour for ever (the
+    per-requester guard only slowed it). Now the answer follows up TCK-1 and the loop ends."""
+    import email
+    import email.policy
+
+    from sqlalchemy import func, select
+
+    from service.app import create_app
+    from service.mailer import deliver_once, get_mailer
+    from service.store import get_store
+    from triage.store.tables import TicketRow
+
+    app = create_app(
+        {
+            "TRIAGE_LOAD": "off",
+            "TRIAGE_SIGHUP": False,
+            "TRIAGE_API_KEYS": "admin-k:admin",
+            "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'loop.db'}",
+            "TRIAGE_SECRET_KEY": "t",
+            "TRIAGE_MAIL_DIR": str(tmp_path / "out"),
+            "TRIAGE_MAIL_FROM": "desk@desk.example",
+        }
+    )
+
+    def sent():
+        paths = sorted((tmp_path / "out").glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)
+        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in paths]
+
+    other = "support@other-desk.example"
+    with app.app_context():
+        store, mailer = get_store(), get_mailer()
+        first = _eml("[#SR-7] We received your request: printer", mid="<sr7@other>", sender=other)
+        assert inbox.receive_raw(store, first).outcome == "created"
+        for turn in range(12):
+            deliver_once(store, mailer)
+            notice = sent()[-1]
+            answer = _eml(
+                f"[#SR-7] Update received: {notice['Subject']}", mid=f"<sr7-{turn}@other>", sender=other
+            )
+            inbox.receive_raw(store, answer)
+        deliver_once(store, mailer)
+        assert len(sent()) == 1  # our one received notice
+        with store.session() as s:
+            assert s.scalar(select(func.count()).select_from(TicketRow)) == 1
