@@ -363,3 +363,8 @@ class OutboxMessage(Base):
 # SQLite), which both databases need to use a partial index.
 _DUE = and_(OutboxMessage.delivered_at.is_(None), OutboxMessage.failed.is_(False))
 Index("ix_outbox_due", OutboxMessage.id, postgresql_where=_DUE, sqlite_where=_DUE)
+# The same rows by when they are due (migration 0014): the doorbell's oldest-due read and the
+# claims' "due now" are one range of it, not every unsent row (a backlog of retries and leases
+# waiting for later: the mail claim's lease read 92 -> 192 pages per pass over 3,000 intakes
+# with ix_outbox_due alone).
+Index("ix_outbox_due_at", OutboxMessage.next_attempt_at, postgresql_where=_DUE, sqlite_where=_DUE)
