@@ -261,6 +261,24 @@ def test_numeric_codes_and_placeholders_are_pointed_out(tmp_path):
     assert "codes: name them with rename" in text
 
 
+def test_a_head_fixed_by_another_on_most_rows_gets_a_filter_suggested(tmp_path):
+    """As in the shared Endava export: every request has urgency 'low', so an urgency head over
+    all rows mostly learns the type. The draft suggests training it on incidents only; a
+    priority that merely repeats the urgency column is not taken for such a head."""
+    tickets = [{**t, "type": "request" if t["i"] % 3 else "incident"} for t in _tickets(300)]
+    urgency = [
+        "low" if t["type"] == "request" else ["high", "medium", "low"][t["i"] // 3 % 3] for t in tickets
+    ]
+    rows = [[t["subject"], t["body"], t["type"], u, u.upper(), t["team"]] for t, u in zip(tickets, urgency)]
+    header = ["title", "description", "type", "urgency", "priority", "team"]
+    text = draft_mapping(_write_csv(tmp_path / "t.csv", header, rows))
+    line = next(x for x in text.splitlines() if x.startswith("#   urgency: {where"))
+    assert "urgency is 'low' on all 200 rows where type is 'request'" in line
+    assert "where urgency is" not in text and "where priority is" not in text  # derived, not fixed
+    raw = yaml.safe_load(text + "filters:\n" + line[1:].split("#")[0] + "\n")
+    assert parse_mapping(raw).labels["urgency"].where == {"type": ["incident"]}
+
+
 def test_a_sorted_export_is_drafted_from_rows_drawn_over_the_whole_file(tmp_path):
     """Sorted by type, the first rows show one type only: a draft from them left it out."""
     tickets = sorted(_tickets(6000), key=lambda t: t["type"])

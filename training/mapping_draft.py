@@ -27,86 +27,16 @@ import pandas as pd
 
 from triage.errors import InputError
 
+from .column_names import NAMES, NOT_LABELS, key
 from .export_notes import PLACEHOLDERS
 from .mapping import parse_mapping
 
 SAMPLE_ROWS = 5_000
 MAX_CLASSES = 200  # more distinct values than this in the sample: not a label a head can learn
 
-# Column names per use, compared without case, accents' spacing or punctuation: each tool's
-# and several languages' words (ServiceNow, Jira/JSM, Zendesk, Freshdesk, osTicket, GLPI,
-# OTRS/Znuny, the shared exports' own).
-_WORDS = {
-    "subject": (
-        "subject|title|summary|short description|shortdescription|ticket title|titre|"
-        "sujet|betreff|titel|asunto|titulo|titolo|oggetto|onderwerp|assunto|rubrik|"
-        "issue summary|name"
-    ),
-    "body": (
-        "description|body|details|text|content|message|document|problem|"
-        "long description|issue description|first message|ticket description|"
-        "beschreibung|inhalt|nachricht|descripcion|descrizione|beschrijving|descricao|"
-        "beskrivning|comment|comments|note|request"
-    ),
-    "id": (
-        "id|ticket id|ticketid|ticket number|ticketnumber|number|issue key|key|issue id|"
-        "ticket|ticket no|case number|incident number|nummer|numero"
-    ),
-    "created_at": (
-        "created|created at|createdat|created time|created date|creation date|"
-        "date created|opened|opened at|opened_at|sys created on|submitted|submitted at|"
-        "reported|reported date|open date|date|date d'ouverture|date de creation|"
-        "erstellt|erstellt am|fecha de creacion|data di creazione"
-    ),
-    "channel": "channel|source|via|via channel|contact type|origin|quelle|canal|origine",
-    "requester": (
-        "requester|requester email|reporter|caller|caller id|from|from email|customer|"
-        "customer email|email|requested by|demandeur|customerid|customer id|"
-        "customeruser|kunde|solicitante"
-    ),
-    "customer_tier": "tier|customer tier|plan|sla plan|customer plan|segment",
-    "affected_service": (
-        "service|business service|affected service|cmdb ci|configuration item|"
-        "application|product|system|dienst"
-    ),
-    "team": (
-        "team|group|assignment group|assigned group|group id|group name|queue|"
-        "department|support group|resolver group|topic group|assigned team|"
-        "attribue a groupe|groupe|gruppe|grupo|gruppo|component|components|component s"
-    ),
-    "type": ("type|ticket type|issue type|kind|request type|incident type|record type|typ|tipo|ticket_type"),
-    "priority": "priority|prio|priorite|prioritat|prioridad|priorita|severity",
-    "impact": "impact|auswirkung|impacto",
-    "urgency": "urgency|urgence|dringlichkeit|urgencia|urgenza",
-    "category": (
-        "category|categorie|kategorie|categoria|help topic|topic|subcategory|"
-        "sub category|sub category1|classification|service category"
-    ),
-}
-NAMES: dict[str, tuple[str, ...]] = {use: tuple(words.split("|")) for use, words in _WORDS.items()}
 # in this order: the first head stratifies a sample (--max-rows), and the team is most often wanted
 LABEL_HEADS = ("team", "type", "category", "priority", "impact", "urgency")
 METADATA = ("id", "created_at", "channel", "requester", "customer_tier", "affected_service")
-# outcomes and bookkeeping, not what a ticket is when it arrives: never drafted as labels
-NOT_LABELS = (
-    "status",
-    "state",
-    "resolution",
-    "resolved",
-    "closed",
-    "updated",
-    "assignee",
-    "agent",
-    "satisfaction",
-    "rating",
-    "sla",
-    "due",
-    "overdue",
-    "answered",
-    "count",
-    "escalat",
-    "time",
-)
 
 
 @dataclass
@@ -153,15 +83,6 @@ _DATE = re.compile(r"^\s*(\d{4}-\d\d-\d\d|\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}|\d{1
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.\w+$")
 
 
-def _key(name: str) -> str:
-    """A column name as compared with :data:`NAMES`: no case, accents, punctuation or extra spaces."""
-    import unicodedata
-
-    plain = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
-    plain = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", plain)  # camelCase, TicketNumber
-    return " ".join(re.sub(r"[^a-z0-9']+", " ", plain.casefold().replace("/", " ")).split())
-
-
 def profile(df: pd.DataFrame) -> dict[str, Column]:
     """Per column: how filled, how many values, how long, what kind."""
     out: dict[str, Column] = {}
@@ -193,16 +114,18 @@ def profile(df: pd.DataFrame) -> dict[str, Column]:
 def _by_name(use: str, columns: list[str], taken: set[str]) -> str | None:
     """The first free column named as ``use`` is called in :data:`NAMES` (exact words first,
     then a name that ends with one: ``Custom field (Request Type)``, ``Attribué à - Groupe``)."""
-    words = [_key(w) for w in NAMES[use]]
+    words = [key(w) for w in NAMES[use]]
     free = [c for c in columns if c not in taken]
     for word in words:
         for c in free:
-            if _key(c) == word:
+            if key(c) == word:
                 return c
     for word in words:
         for c in free:
-            key = _key(c)
-            if len(word) > 3 and (key.endswith(" " + word) or key.startswith(word + " ")):
+            name = key(c)
+            if not word.isascii() and word in name:  # CJK names run together: 担当グループ
+                return c
+            if len(word) > 3 and (name.endswith(" " + word) or name.startswith(word + " ")):
                 return c
     return None
 
@@ -217,6 +140,8 @@ class Draft:
     labels: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # said at the top of the YAML
     others: list[str] = field(default_factory=list)  # label-like columns left out
+    # head -> (other head, its value where this head is fixed, the fixed value, rows, its other values)
+    fixed: dict[str, tuple[str, str, str, int, list[str]]] = field(default_factory=dict)
 
 
 def choose(columns: list[str], prof: dict[str, Column], rows: int) -> Draft:
@@ -258,7 +183,7 @@ def choose(columns: list[str], prof: dict[str, Column], rows: int) -> Draft:
     d.others = [
         c
         for c in columns
-        if c not in taken and prof[c].labelish(rows) and not any(w in _key(c) for w in NOT_LABELS)
+        if c not in taken and prof[c].labelish(rows) and not any(w in key(c) for w in NOT_LABELS)
     ]
     return d
 
@@ -284,7 +209,7 @@ def _longest_text(columns: list[str], prof: dict[str, Column], taken: set[str], 
         if c not in taken
         and prof[c].texty()
         and not prof[c].labelish(rows)
-        and not any(w in _key(c) for w in NOT_LABELS)
+        and not any(w in key(c) for w in NOT_LABELS)
     ]
     return max(texts, key=lambda c: prof[c].mean_length) if texts else None
 
@@ -319,13 +244,23 @@ def render(d: Draft, prof: dict[str, Column], source: str, seen: str) -> str:
     if d.others:
         out.append("# other columns that repeat a few values (add any that a head should learn):")
         out += [f"#   {use_name(c)}: {_q(c)}   # {prof[c].summary()}" for c in d.others]
+    if d.fixed:
+        out.append(
+            "# filters: a head whose value is fixed by another head's on most rows learns that head there"
+        )
+        out.append("# filters:")
+        for head, (other, value, same, n, rest) in d.fixed.items():
+            out.append(
+                f"#   {head}: {{where: {{{other}: {json.dumps(rest, ensure_ascii=False)}}}}}   "
+                f"# {head} is {same!r} on all {n} rows where {other} is {value!r}"
+            )
     out.append("# min_class_count: 5   # drop classes rarer than this (each is counted in the report)")
     return "\n".join(out) + "\n"
 
 
 def use_name(column: str) -> str:
     """A head name for a column: its words joined by underscores."""
-    return "_".join(_key(column).replace("'", "").split())[:40] or "label"
+    return "_".join(key(column).replace("'", "").split())[:40] or "label"
 
 
 def _label_lines(head: str, col: Column) -> list[str]:
@@ -361,6 +296,36 @@ def sample_rows(chunks: Iterable[pd.DataFrame], size: int, seed: int = 0) -> tup
     return (kept if kept is not None else pd.DataFrame()), total
 
 
+def fixed_heads(df: pd.DataFrame, labels: dict[str, str]) -> dict[str, tuple[str, str, str, int, list[str]]]:
+    """Heads whose value one value of another head fixes, on most of the rows: in the
+    shared Endava export every service request (89 %) has urgency 3 and impact 4, so urgency
+    and impact heads over all rows mostly learn the ticket type. Per head, the largest such
+    (other head, its value, this head's one value, rows, the other head's other values). Two
+    columns that fix each other on every row (a priority derived from urgency) are not this."""
+    found: dict[str, tuple[str, str, str, int, list[str]]] = {}
+    cells = {h: df[c].astype(object).where(df[c].notna(), None).map(_cell) for h, c in labels.items()}
+    for head, values in cells.items():
+        for other, by in cells.items():
+            if other == head:
+                continue
+            both = pd.DataFrame({"v": values, "by": by}).dropna()
+            if both.empty or both["v"].nunique() < 2:
+                continue
+            for value, group in both.groupby("by"):
+                n = len(group)
+                if n >= 0.5 * len(both) and group["v"].nunique() == 1 and n < len(both):
+                    rest = both[both["by"] != value]
+                    varies = (rest.groupby("by")["v"].nunique() > 1).any()  # not derived everywhere
+                    if varies and n > found.get(head, ("", "", "", 0, []))[3]:
+                        others = sorted(map(str, rest["by"].unique()))
+                        found[head] = (other, str(value), str(group["v"].iloc[0]), n, others)
+    return found
+
+
+def _cell(value: object) -> str | None:
+    return None if value is None or not str(value).strip() else str(value).strip()
+
+
 def draft_mapping(path: str | Path) -> str:
     """The commented YAML draft for the export at ``path``; an ``InputError`` when no column
     can be the text or no column looks like a label (naming what each column holds)."""
@@ -393,9 +358,11 @@ def draft_mapping(path: str | Path) -> str:
                 expected="a column such as a team, type, category or priority",
                 got=listing,
             )
-        guess = d.others.pop(0)
+        guess = min(d.others, key=lambda c: (prof[c].mean_length, prof[c].distinct))
+        d.others.remove(guess)
         d.labels[use_name(guess)] = guess
         d.notes.append(f"no column is named like a team, type or priority: {d.labels} is a guess")
+    d.fixed = fixed_heads(df, d.labels)
     text = render(d, prof, str(path), seen)
     mapping = parse_mapping(yaml.safe_load(text), source="the draft")  # always a mapping train accepts
     check_columns(columns, mapping, str(path))
