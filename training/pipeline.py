@@ -281,6 +281,17 @@ def train(
 
 
 _WORD = re.compile(r"\w\w+")
+# Chinese, Japanese and Korean write no spaces: a sentence is one \w+ run, unique per ticket,
+# though its characters repeat across tickets (the char n-gram candidate learns from them)
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]{2,}")
+
+
+def _words(text: str) -> set[str]:
+    """The terms two rows can share: words, and character pairs of CJK runs."""
+    words = set(_WORD.findall(text.lower()))
+    for run in _CJK.findall(text):
+        words.update(run[i : i + 2] for i in range(len(run) - 1))
+    return words
 
 
 def _check_words(data: Dataset, mapping: ColumnMapping, data_path: Path | str) -> None:
@@ -289,7 +300,7 @@ def _check_words(data: Dataset, mapping: ColumnMapping, data_path: Path | str) -
     (scikit-learn's "After pruning, no terms remain" traceback). Stops at the first repeat."""
     seen: set[str] = set()
     for text in data.texts:
-        words = set(_WORD.findall(text.lower()))
+        words = _words(text)
         if words & seen:
             return
         seen |= words

@@ -76,6 +76,14 @@ def _has_context(X: "Features") -> bool:
     return X.context is not None and any(X.context)
 
 
+# Chinese and Japanese write no spaces: under scikit-learn's default pattern (\w\w+) a whole
+# sentence is one term, unique per ticket, and a word TF-IDF of a Chinese export kept no term at
+# all ("After pruning, no terms remain"). So each ideograph or kana is a term of its own (word
+# bigrams then pair them); on text without them the terms are exactly the default's.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+WORD_PATTERN = rf"(?u)[^\W{_CJK}]{{2,}}|[{_CJK}]"
+
+
 def make_vectorizer(n_docs: int) -> FeatureUnion:
     """Word 1–2-grams + char_wb 2–5-grams; rare terms dropped once there is enough text."""
     min_df = 2 if n_docs >= 50 else 1
@@ -85,6 +93,7 @@ def make_vectorizer(n_docs: int) -> FeatureUnion:
                 "word",
                 TfidfVectorizer(
                     ngram_range=(1, 2),
+                    token_pattern=WORD_PATTERN,
                     min_df=min_df,
                     sublinear_tf=True,
                     max_df=0.9 if n_docs >= 50 else 1.0,
@@ -104,7 +113,9 @@ def make_vectorizer(n_docs: int) -> FeatureUnion:
 def make_reference_vectorizer() -> FeatureUnion:
     """The reference's features (TF-IDF word 1–2-grams), shaped like :func:`make_vectorizer`'s
     so the ``reference`` candidate explains itself the same way."""
-    return FeatureUnion([("word", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True))])
+    return FeatureUnion(
+        [("word", TfidfVectorizer(ngram_range=(1, 2), token_pattern=WORD_PATTERN, sublinear_tf=True))]
+    )
 
 
 def make_reference_svc() -> LinearSVC:
