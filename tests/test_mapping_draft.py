@@ -330,3 +330,13 @@ def test_a_newcomer_goes_from_export_to_bundle_with_the_draft(tmp_path, capsys):
     argv = ["train", "--data", str(data), "--mapping", str(out), "--out", str(tmp_path / "models")]
     assert main([*argv, "--encoder", "none", "--no-tracking"]) == 0, capsys.readouterr().err
     assert len(list((tmp_path / "models").iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    "command", [["evaluate", "--bundle", "b"], ["label-quality"], ["embed", "--out", "o"]]
+)
+def test_every_command_that_needs_a_mapping_says_how_to_draft_one(tmp_path, capsys, command):
+    with pytest.raises(SystemExit) as code:
+        main([*command, "--data", str(tmp_path / "x.csv")])
+    assert code.value.code == 2
+    assert "`triage mapping --data EXPORT` drafts one" in capsys.readouterr().err

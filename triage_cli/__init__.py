@@ -42,6 +42,8 @@ class _Parser(argparse.ArgumentParser):
         if actions and "required: " in message and str(actions[0].metavar) in message.split("required: ")[1]:
             self.print_help(sys.stderr)
             self.exit(2, f"\n{self.prog}: error: name one of: {', '.join(actions[0].choices)}\n")
+        if "required: " in message and "--mapping" in message.split("required: ")[1]:
+            message += " (a YAML naming the export's text and label columns: `triage mapping --data EXPORT` drafts one)"
         super().error(message)
 
 
