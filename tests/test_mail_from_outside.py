@@ -196,3 +196,42 @@ def test_two_help_desks_do_not_loop_on_each_others_notices(tmp_path):
         assert len(sent()) == 1  # our one received notice
         with store.session() as s:
             assert s.scalar(select(func.count()).select_from(TicketRow)) == 1
+
+
+def _with_eml(subject: str, note: str, *, mid: str) -> bytes:
+    inner = (
+        'From: "IT Support" <it@evil.example>\r\nSubject: Your mailbox is full\r\n'
+        "Date: Mon, 7 Dec 2026 08:00:00 +0000\r\n\r\nClick here to verify your password.\r\n"
+    )
+    note_part = f"--f\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{note}\r\n" if note else ""
+    return (
+        f"From: Ann <ann@acme.example>\r\nTo: desk@desk.example\r\nSubject: {subject}\r\nMessage-ID: {mid}\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="f"\r\n\r\n'
+        + note_part
+        + '--f\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename="mail.eml"\r\n\r\n'
+        + inner
+        + "--f--\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    "subject, note",
+    [
+        ("Fwd: Your mailbox is full", "Is this real?"),
+        ("Suspicious mail", ""),
+        ("FW: Your mailbox is full", ""),
+    ],
+    ids=["forward-as-attachment", "phishing-report-button", "forward-without-note"],
+)
+def test_a_message_forwarded_as_an_attachment_is_read_with_the_note(store, subject, note):
+    """Before, only the note (or nothing) was the ticket's body and the models' text: the .eml
+    holding the problem was an attachment nobody read."""
+    raw = _with_eml(subject, note, mid=f"<att-{len(note)}-{len(subject)}@acme.example>")
+    m = parse_message(raw)
+    assert "verify your password" in m["model_text"] and "your mailbox is full" in m["model_text"]
+    assert m["model_text"] == model_text(m["subject"], m["body"])  # what intake feeds the models
+    assert [a["filename"] for a in m["attachments"]] == ["mail.eml"]  # kept as it came
+    with store.session() as s:
+        got = inbox.receive(s, {**parse_message(raw), "raw": raw}, now=NOW)
+        assert got.outcome == "created" and "Click here to verify your password." in got.ticket.body
+        assert got.ticket.body.startswith(note or "From: IT Support <it@evil.example>")

@@ -354,6 +354,40 @@ def _tnef_files(tnef: Tnef | None, before: int) -> list[dict[str, Any]]:
     return out
 
 
+# --------------------------------------------------------- forwarded as attachment
+def _with_attached_message(body: str, msg: Message, warnings: list[str]) -> str:
+    """``body`` with the first attached message (message/rfc822) below it.
+
+    Outlook's "Forward as attachment", Gmail's forward of several mails and the phishing-report
+    buttons send the problem as an .eml with a short note or none. The body is what agents
+    read and the models are fed (triage.text.model_text), so it carries the attached message's
+    sender, subject and text: under the separator a forward uses when there is a note (a
+    forward's model text keeps what follows it), as the body itself when there is none. The
+    .eml stays attached."""
+    block = _attached_message(msg, warnings)
+    if not block:
+        return body
+    if not body.strip():
+        return block
+    return body.rstrip("\n") + "\n\n---------- Forwarded message ----------\n" + block
+
+
+def _attached_message(msg: Message, warnings: list[str]) -> str:
+    """The first attached message's From, Date, Subject and text, or "" when there is none."""
+    for part, _ in _leaves(msg):
+        if part.get_content_type() != "message/rfc822":
+            continue
+        inner = part.get_payload()
+        inner = inner[0] if isinstance(inner, list) and inner else inner
+        if not isinstance(inner, EmailMessage):
+            return ""
+        text, _, _ = _body(inner, warnings)
+        head = [f"{name}: {_header(inner, name, warnings)}" for name in ("From", "Date", "Subject")]
+        block = "\n".join(line for line in head if not line.endswith(": ")) + "\n\n" + text.strip()
+        return block.strip() + "\n"
+    return ""
+
+
 # ------------------------------------------------------------- auto replies
 def auto_reply_reason(msg: Message) -> str | None:
     """Why this message is machine-sent (so no ticket, no answer), or None.
@@ -556,6 +590,8 @@ def _parse(raw: bytes) -> dict[str, Any]:
     if tnef is not None and not body.strip():  # Outlook's rich text: the body is in winmail.dat
         body, html_text = _tnef_body(tnef, html_text)
     is_forward = is_forward_subject(subject)
+    if is_forward or not body.strip():  # "Forward as attachment": the problem is in the .eml
+        body = _with_attached_message(body, msg, warnings)
     model_body = normalise_forward(body) if is_forward else normalise(body)
     attachments = [
         _attachment(p, i, warnings)
