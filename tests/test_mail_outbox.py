@@ -209,6 +209,30 @@ def test_a_pass_reads_the_threads_of_its_batch_in_the_same_statements_for_2_mail
     assert counts[0] == counts[1] and counts[0] <= 4
 
 
+@pytest.mark.postgres
+def test_two_claims_at_once_never_take_the_same_mail(backend):
+    """PostgreSQL: a claim whose lease is not yet committed holds its rows locked; another
+    worker's claim (in autocommit, as ``deliver`` runs it) passes over them, takes the rest,
+    and once the first commits nobody takes its rows while they are leased."""
+    store = backend
+    if store.dialect != "postgresql":
+        pytest.skip("SKIP LOCKED is PostgreSQL's (SQLite's claims queue on its write lock)")
+    from store_support import empty
+
+    empty(store)
+    _tickets(store, 5)
+    now = utcnow()
+    with store.session() as first:
+        held = outbound.claim(first, now, "d.example", limit=2)  # locked, lease uncommitted
+        with store.session() as other:
+            other.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            taken = outbound.claim(other, now, "d.example", limit=10)
+    assert len(held) == 2 and len(taken) == 3
+    assert not {m["id"] for m in held} & {m["id"] for m in taken}
+    with store.session() as late:
+        assert outbound.claim(late, now, "d.example", limit=10) == []  # all leased now
+
+
 def test_one_batch_threads_a_reply_to_the_receipt_sent_with_it(store):
     [ticket_id] = _tickets(store, 1)
     _reply(store, ticket_id)

@@ -154,7 +154,7 @@ def test_a_mail_round_on_postgresql_runs_outside_transactions(store):
     # limit; the headers; the outcome (SQLite: BEGIN, the due rows, the read, the lease and
     # headers; BEGIN, the outcome)
     sqlite = ["BEGIN", "SELECT", "SELECT", "UPDATE", "BEGIN", "UPDATE"]
-    assert words == (["UPDATE", "SELECT", "UPDATE", "UPDATE"] if postgres else sqlite)
+    assert words == (["WITH", "SELECT", "UPDATE", "UPDATE"] if postgres else sqlite)
     assert len({m["message_id"] for m in sent}) == 4
     with store.session() as s:
         rows = list(s.scalars(select(OutboxMessage)))

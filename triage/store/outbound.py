@@ -234,9 +234,10 @@ _DUE = (
     .with_for_update(skip_locked=True, of=_OUTBOX)
 )
 # PostgreSQL: the due rows leased by the statement that finds them, so the claim needs no
-# transaction (BEGIN and COMMIT were two of a round's round trips): the sub-select locks the
+# transaction (BEGIN and COMMIT were two of a round's round trips): the first part locks the
 # rows it picks (``SKIP LOCKED``: another worker's are passed over), the UPDATE sets their
-# lease and commits with the statement, and RETURNING gives them back with their tickets.
+# lease and commits with the statement, and they come back joined to their tickets, as
+# :data:`_DUE` gives them on SQLite.
 _DUE_IDS = (
     select(_OUTBOX.c.id)
     .where(
@@ -248,16 +249,11 @@ _DUE_IDS = (
     .order_by(_OUTBOX.c.id)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
+    .cte("due")
 )
-
-
-def _of_ticket(column):
-    return select(column).where(_TICKET.c.id == _OUTBOX.c.ticket_id).scalar_subquery()
-
-
-_LEASED = (
+_LEASED_ROWS = (
     update(_OUTBOX)
-    .where(_OUTBOX.c.id.in_(_DUE_IDS.scalar_subquery()))
+    .where(_OUTBOX.c.id == _DUE_IDS.c.id)
     .values(next_attempt_at=bindparam("until"))
     .returning(
         _OUTBOX.c.id,
@@ -266,10 +262,18 @@ _LEASED = (
         _OUTBOX.c.payload,
         _OUTBOX.c.event,
         _OUTBOX.c.created_at,
-        _of_ticket(_TICKET.c.requester).label("requester"),
-        _of_ticket(_TICKET.c.created_at).label("opened_at"),
-        _of_ticket(_TICKET.c.message_id).label("ticket_message_id"),
     )
+    .cte("leased")
+)
+_LEASED = (
+    select(
+        _LEASED_ROWS,
+        _TICKET.c.requester.label("requester"),
+        _TICKET.c.created_at.label("opened_at"),
+        _TICKET.c.message_id.label("ticket_message_id"),
+    )
+    .select_from(_LEASED_ROWS.outerjoin(_TICKET, _TICKET.c.id == _LEASED_ROWS.c.ticket_id))
+    .order_by(_LEASED_ROWS.c.id)
 )
 
 
@@ -280,8 +284,7 @@ def _due(session: Session, now: datetime, limit: int) -> list[dict[str, Any]]:
 
 def _leased(session: Session, now: datetime, limit: int) -> list[dict[str, Any]]:
     """PostgreSQL: the due rows, leased already (:data:`_LEASED`), in the order queued."""
-    found = session.execute(_LEASED, {"now": now, "limit": limit, "until": now + LEASE})
-    return sorted((r._asdict() for r in found), key=lambda r: r["id"])
+    return [r._asdict() for r in session.execute(_LEASED, {"now": now, "limit": limit, "until": now + LEASE})]
 
 
 _LEASE = (
