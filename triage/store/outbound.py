@@ -21,7 +21,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import and_, bindparam, cast, literal, null, or_, select, union_all, update
+from sqlalchemy import ARRAY, and_, any_, bindparam, cast, literal, null, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -166,7 +166,7 @@ def claim(
     """
     postgres = session.get_bind().dialect.name == "postgresql"
     due = _leased(session, now, limit) if postgres else _due(session, now, limit)
-    mails, comments, opened = _around(session, due, receipts_per_hour)
+    mails, comments, opened = _around(session, due, receipts_per_hour, postgres)
     rows = _in_order(due, mails)
     looping: set[int] = set()
     if receipts_per_hour > 0 and (looping := _mail_loops(rows, receipts_per_hour, opened)):
@@ -318,63 +318,77 @@ def _nothing(type_) -> Any:
     return cast(null(), type_)
 
 
-# Of the batch's tickets, the customer mail the claim weighs: unsent and before the batch's
-# last (a later mail waits for it) or with a Message-ID (the thread so far).
-_MAILS_OF = select(
-    literal(_MAILS).label("part"),
-    _OUTBOX.c.ticket_id,
-    _OUTBOX.c.id.label("seq"),
-    _OUTBOX.c.created_at,
-    _OUTBOX.c.message_id,
-    _OUTBOX.c.delivered_at,
-    _OUTBOX.c.failed,
-    _nothing(TicketRow.requester.type).label("requester"),
-).where(
-    _OUTBOX.c.kind == KIND,
-    _OUTBOX.c.ticket_id.in_(bindparam("tickets", expanding=True)),
-    _OUTBOX.c.event.not_in(STAFF_EVENTS),
-    or_(
-        _OUTBOX.c.message_id.is_not(None),
-        and_(
-            _OUTBOX.c.delivered_at.is_(None),
-            _OUTBOX.c.failed.is_(False),
-            _OUTBOX.c.id < bindparam("below"),
+def _one_of(column, name: str, postgres: bool) -> Any:
+    """``column IN (:name)``; on PostgreSQL ``column = ANY(:name)`` with one array: one SQL
+    text whatever the number of values, which psycopg prepares after a few runs (an expanded
+    IN list is a new text, parsed and planned again, for every count of values)."""
+    if postgres:
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _parts(postgres: bool) -> tuple[Any, Any, Any]:
+    """The three parts :func:`_around` chooses from, for SQLite or PostgreSQL."""
+    # Of the batch's tickets, the customer mail the claim weighs: unsent and before the
+    # batch's last (a later mail waits for it) or with a Message-ID (the thread so far).
+    mails = select(
+        literal(_MAILS).label("part"),
+        _OUTBOX.c.ticket_id,
+        _OUTBOX.c.id.label("seq"),
+        _OUTBOX.c.created_at,
+        _OUTBOX.c.message_id,
+        _OUTBOX.c.delivered_at,
+        _OUTBOX.c.failed,
+        _nothing(TicketRow.requester.type).label("requester"),
+    ).where(
+        _OUTBOX.c.kind == KIND,
+        _one_of(_OUTBOX.c.ticket_id, "tickets", postgres),
+        _OUTBOX.c.event.not_in(STAFF_EVENTS),
+        or_(
+            _OUTBOX.c.message_id.is_not(None),
+            and_(
+                _OUTBOX.c.delivered_at.is_(None),
+                _OUTBOX.c.failed.is_(False),
+                _OUTBOX.c.id < bindparam("below"),
+            ),
         ),
-    ),
-)
-# The comments with a Message-ID of the fresh rows' tickets (their thread so far).
-_COMMENTS_OF = select(
-    literal(_COMMENTS),
-    Comment.ticket_id,
-    Comment.id,
-    Comment.created_at,
-    Comment.message_id,
-    _nothing(_OUTBOX.c.delivered_at.type),
-    _nothing(_OUTBOX.c.failed.type),
-    _nothing(TicketRow.requester.type),
-).where(Comment.ticket_id.in_(bindparam("threads", expanding=True)), Comment.message_id.is_not(None))
-# The tickets the batch's requesters opened in the receipts' window (:func:`_mail_loops`).
-_OPENED_BY = select(
-    literal(_OPENED),
-    TicketRow.id,
-    TicketRow.id,
-    TicketRow.created_at,
-    _nothing(_OUTBOX.c.message_id.type),
-    _nothing(_OUTBOX.c.delivered_at.type),
-    _nothing(_OUTBOX.c.failed.type),
-    TicketRow.requester,
-).where(
-    TicketRow.requester.in_(bindparam("requesters", expanding=True)),
-    TicketRow.created_at >= bindparam("since"),
-    TicketRow.created_at <= bindparam("until"),
-)
-_AROUND: dict[tuple[bool, bool, bool], Any] = {}
+    )
+    # The comments with a Message-ID of the fresh rows' tickets (their thread so far).
+    comments = select(
+        literal(_COMMENTS),
+        Comment.ticket_id,
+        Comment.id,
+        Comment.created_at,
+        Comment.message_id,
+        _nothing(_OUTBOX.c.delivered_at.type),
+        _nothing(_OUTBOX.c.failed.type),
+        _nothing(TicketRow.requester.type),
+    ).where(_one_of(Comment.ticket_id, "threads", postgres), Comment.message_id.is_not(None))
+    # The tickets the batch's requesters opened in the receipts' window (:func:`_mail_loops`).
+    opened = select(
+        literal(_OPENED),
+        TicketRow.id,
+        TicketRow.id,
+        TicketRow.created_at,
+        _nothing(_OUTBOX.c.message_id.type),
+        _nothing(_OUTBOX.c.delivered_at.type),
+        _nothing(_OUTBOX.c.failed.type),
+        TicketRow.requester,
+    ).where(
+        _one_of(TicketRow.requester, "requesters", postgres),
+        TicketRow.created_at >= bindparam("since"),
+        TicketRow.created_at <= bindparam("until"),
+    )
+    return mails, comments, opened
+
+
+_AROUND: dict[tuple[bool, bool, bool, bool], Any] = {}
 
 
 def _around(
-    session: Session, due: list[dict[str, Any]], per_hour: int
+    session: Session, due: list[dict[str, Any]], per_hour: int, postgres: bool
 ) -> tuple[list[Any], list[Any], list[Any]]:
-    """(mails, comments, opened) for the due rows: the mail of their tickets (:data:`_MAILS_OF`),
+    """(mails, comments, opened) for the due rows: the mail of their tickets (:func:`_parts`),
     the comments of the fresh rows' tickets, and (``per_hour`` > 0) the tickets opened by the
     requesters of their ``received`` notices in the hour before (:func:`_mail_loops`), read
     by one statement of the parts needed. The due rows, not only those the claim keeps: what
@@ -396,14 +410,13 @@ def _around(
     parts = (bool(tickets), bool(threads), "requesters" in args)
     if not any(parts):
         return [], [], []
-    if parts not in _AROUND:  # one statement per combination, so SQLAlchemy caches its SQL
-        chosen = [q for q, wanted in zip((_MAILS_OF, _COMMENTS_OF, _OPENED_BY), parts) if wanted]
+    key = (postgres, *parts)
+    if key not in _AROUND:  # one statement per combination, so SQLAlchemy caches its SQL
+        chosen = [q for q, wanted in zip(_parts(postgres), parts) if wanted]
         both = union_all(*chosen).subquery()
-        _AROUND[parts] = select(both).order_by(both.c.part, both.c.seq)
+        _AROUND[key] = select(both).order_by(both.c.part, both.c.seq)
     found: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
-    for part, ticket_id, seq, at, mid, delivered_at, failed, requester in session.execute(
-        _AROUND[parts], args
-    ):
+    for part, ticket_id, seq, at, mid, delivered_at, failed, requester in session.execute(_AROUND[key], args):
         if part == _MAILS:
             found[0].append((ticket_id, seq, at, mid, delivered_at, failed))
         elif part == _COMMENTS:

@@ -26,7 +26,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import ARRAY, Integer, any_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from triage import egress
@@ -251,6 +251,13 @@ _DELIVERED = (
     .where(OutboxMessage.__table__.c.id.in_(bindparam("ids", expanding=True)))
     .values(attempts=OutboxMessage.__table__.c.attempts + 1, delivered_at=bindparam("at"), last_error=None)
 )
+# The same on PostgreSQL with the ids as one array: one SQL text whatever their number, so
+# psycopg prepares it after a few rounds (each count of an expanded IN list is a new text).
+_DELIVERED_ANY = (
+    update(OutboxMessage.__table__)
+    .where(OutboxMessage.__table__.c.id == any_(bindparam("ids", type_=ARRAY(Integer))))
+    .values(attempts=OutboxMessage.__table__.c.attempts + 1, delivered_at=bindparam("at"), last_error=None)
+)
 
 
 _ATTEMPTS = select(OutboxMessage.id, OutboxMessage.attempts).where(
@@ -376,7 +383,7 @@ def record_all_sent(
         return False
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         if done:
-            conn.execute(_DELIVERED, {"ids": [message_id for message_id, _ in done], "at": at})
+            conn.execute(_DELIVERED_ANY, {"ids": [message_id for message_id, _ in done], "at": at})
         if then is not None:
             conn.execute(*then)
     counts["sent"] += len(done)
