@@ -200,3 +200,21 @@ def test_a_raw_mail_posted_to_the_api_keeps_its_files_and_its_refusals(app):
     with app.app_context(), get_store().session() as s:
         row = s.get(mail_log.MailRefusal, refused.json["refusal_id"])
         assert bytes(row.raw) == auto
+
+
+@pytest.mark.parametrize(
+    "name, kept",
+    [
+        ("invoice\u202efdp.exe", "invoicefdp.exe"),  # shows as "invoiceexe.pdf" with the override
+        ("\u2067report\u2069\u200f.pdf.exe", "report.pdf.exe"),
+        ("../../windows/evil\x85.exe", "evil.exe"),  # a directory, and a C1 control
+        ("تقرير.txt", "تقرير.txt"),  # a right-to-left script needs no control character
+    ],
+)
+def test_an_uploaded_name_loses_its_bidirectional_controls(app, name, kept):
+    """harden5: the right-to-left override dresses an executable as a document for the agent
+    who reads the list; a file name never needs it. Mail and winmail.dat names share the rule."""
+    client = app.test_client()
+    made = upload(client, ticket(client), name, b"plain text", "text/plain")
+    assert made.status_code == 201, made.json
+    assert made.json["attachments"][0]["filename"] == kept

@@ -235,3 +235,14 @@ def test_a_message_forwarded_as_an_attachment_is_read_with_the_note(store, subje
         got = inbox.receive(s, {**parse_message(raw), "raw": raw}, now=NOW)
         assert got.outcome == "created" and "Click here to verify your password." in got.ticket.body
         assert got.ticket.body.startswith(note or "From: IT Support <it@evil.example>")
+
+
+def test_a_mailed_attachment_name_loses_its_bidirectional_controls():
+    raw = (
+        b"From: ann@acme.example\r\nTo: desk@desk.example\r\nSubject: Invoice\r\nMessage-ID: <rlo@x>\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--b\r\n"
+        b"Content-Type: application/octet-stream\r\n"
+        b"Content-Disposition: attachment; filename*=utf-8''invoice%E2%80%AEfdp.exe\r\n\r\nMZ\r\n--b--\r\n"
+    )
+    assert [a["filename"] for a in parse_message(raw)["attachments"]] == ["invoicefdp.exe"]

@@ -61,6 +61,7 @@ from email.message import EmailMessage, Message
 from typing import Any, Callable, Iterator, Mapping
 
 from triage.charsets import clean_header_text, decode_bytes
+from triage.filenames import safe_filename
 from triage.htmltext import html_to_text
 from triage.text import is_forward_subject, model_text, normalise, normalise_forward
 from triage.ticket import PREFIX
@@ -276,11 +277,9 @@ def _filename(part: Message, index: int) -> str:
 
 
 def _safe_name(name: str, index: int, ctype: str) -> str:
-    name = re.sub(r"[\x00-\x1f\x7f]", "", name).replace("\\", "/").split("/")[-1].strip(" .")
-    if not name:
-        ext = ".eml" if ctype == "message/rfc822" else (mimetypes.guess_extension(ctype) or ".bin")
-        name = f"attachment-{index}{ext}"
-    return name[:200]
+    """:func:`triage.filenames.safe_filename`, or "attachment-N.ext" by the part's type."""
+    ext = ".eml" if ctype == "message/rfc822" else (mimetypes.guess_extension(ctype) or ".bin")
+    return safe_filename(name, f"attachment-{index}{ext}")
 
 
 def _attachment(part: Message, index: int, warnings: list[str]) -> dict[str, Any]:

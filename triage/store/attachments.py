@@ -28,6 +28,7 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from triage.errors import InputError
+from triage.filenames import safe_filename
 from triage.store.tables import Base, TicketRow, utcnow
 
 OCTET = "application/octet-stream"
@@ -145,10 +146,7 @@ def type_problem(declared: str, filename: str, data: bytes) -> str | None:
     return None
 
 
-def safe_name(name: str | None, fallback: str = "attachment") -> str:
-    name = re.sub(r"[\x00-\x1f\x7f\"\\/]", "", (name or "").replace("\\", "/").split("/")[-1])
-    name = name.strip(" .")
-    return (name or fallback)[:200]
+safe_name = safe_filename  # the one rule for stored names (triage/filenames.py)
 
 
 def ticket_bytes(session: Session, ticket_id: int) -> int:
