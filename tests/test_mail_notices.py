@@ -248,6 +248,35 @@ def test_a_template_folder_overrides_the_shipped_templates(tmp_path):
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" in text
 
 
+def test_an_overriding_template_sees_jinjas_globals_and_a_missing_name_still_fails(tmp_path):
+    """The templates are rendered with the environment's globals (``range``, ``namespace``, ...)
+    beside the notice's variables, a variable winning over a global of its name, as
+    ``Template.render`` does; and they stay strict about names nobody gave."""
+    import jinja2
+
+    from triage.mail.templates import Templates
+
+    context = {
+        "ticket_id": 3,
+        "reference": "TCK-3",
+        "ticket_subject": "x",
+        "summary": "",
+        "first_response_due": None,
+        "portal_url": "http://d",
+        "desk_name": "Desk",
+        "mail_subject": "s",
+        "attachments": [],
+        "lipsum": "mine",  # the name of a jinja global
+    }
+    (tmp_path / "received.subject.txt").write_text("{{ range(ticket_id) | list | length }} {{ lipsum }}")
+    (tmp_path / "received.txt").write_text("{% set ns = namespace(n=2) %}{{ ns.n }} {{ desk_name }}")
+    subject, text, _ = Templates(tmp_path).render("received", context)
+    assert (subject, text) == ("3 mine", "2 Desk")
+    (tmp_path / "received.txt").write_text("{{ nowhere }}")
+    with pytest.raises(jinja2.UndefinedError, match="nowhere"):
+        Templates(tmp_path).render("received", context)
+
+
 def test_the_escalation_sweep_queues_the_deadline_notice(app, tmp_path):
     from triage.rules import RuleSet
     from triage.store.tables import OutboxMessage
