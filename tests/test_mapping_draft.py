@@ -279,6 +279,23 @@ def test_a_head_fixed_by_another_on_most_rows_gets_a_filter_suggested(tmp_path):
     assert parse_mapping(raw).labels["urgency"].where == {"type": ["incident"]}
 
 
+def test_a_label_named_in_words_wins_over_its_codes(tmp_path):
+    """Zendesk's incremental export nests the group as {id, name}: both read as team-like
+    columns (group.id, group.name); the draft maps the names and lists the codes."""
+    path = tmp_path / "tickets.jsonl"
+    lines = [
+        json.dumps(
+            {"id": t["i"], "subject": t["subject"], "description": t["body"],
+             "group": {"id": 360000 + list(TEAMS).index(t["team"]), "name": t["team"]}}
+        )
+        for t in _tickets()
+    ]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = draft_mapping(path)
+    assert parse_mapping(yaml.safe_load(text)).labels["team"].column == "group.name"
+    assert '#   group_id: "group.id"' in text
+
+
 def test_a_sorted_export_is_drafted_from_rows_drawn_over_the_whole_file(tmp_path):
     """Sorted by type, the first rows show one type only: a draft from them left it out."""
     tickets = sorted(_tickets(6000), key=lambda t: t["type"])

@@ -172,8 +172,13 @@ def choose(columns: list[str], prof: dict[str, Column], rows: int) -> Draft:
         d.body, d.subject = d.subject, None
         d.notes.append("the export has no description column: the title alone is the ticket's text")
     for head in LABEL_HEADS:
-        name = take(head, lambda c: c.labelish(rows))
+        # a named label over codes: Zendesk's group.name beside group.id, both named like a team
+        words = _by_name(
+            head, columns, taken | {c for c in columns if prof[c].numeric or not prof[c].labelish(rows)}
+        )
+        name = words if words is not None else take(head, lambda c: c.labelish(rows))
         if name is not None:
+            taken.add(name)
             d.labels[head] = name
     for use in METADATA:
         ok = {"created_at": lambda c: c.dates or c.numeric, "id": lambda c: c.distinct >= c.filled * 0.9}
