@@ -66,6 +66,7 @@ from triage.htmltext import html_to_text
 from triage.text import is_forward_subject, model_text, normalise, normalise_forward
 from triage.ticket import PREFIX
 
+from .smime import signed_content
 from .tnef import Tnef, read_tnef
 from .words import decode_words, has_words
 
@@ -353,6 +354,24 @@ def _tnef_files(tnef: Tnef | None, before: int) -> list[dict[str, Any]]:
     return out
 
 
+# ------------------------------------------------------------ S/MIME smime.p7m
+_PKCS7_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
+
+
+def _opaque_signed(msg: Message) -> EmailMessage | None:
+    """The MIME entity an opaque S/MIME signature holds (the message's only part), or None;
+    encrypted mail (smime-type=enveloped-data) is not readable here and stays as it came."""
+    if msg.get_content_type() not in _PKCS7_TYPES:
+        return None
+    if str(msg.get_param("smime-type") or "signed-data").lower() != "signed-data":
+        return None
+    content = signed_content(_attachment_bytes(msg))
+    if not content:
+        return None
+    inner = email.message_from_bytes(content, policy=email.policy.default)
+    return inner if isinstance(inner, EmailMessage) else None
+
+
 # --------------------------------------------------------- forwarded as attachment
 def _with_attached_message(body: str, msg: Message, warnings: list[str]) -> str:
     """``body`` with the first attached message (message/rfc822) below it.
@@ -585,6 +604,10 @@ def _parse(raw: bytes) -> dict[str, Any]:
     warnings: list[str] = []
     subject = " ".join(_header(msg, "Subject", warnings).split())
     body, html_text, body_ids = _body(msg, warnings)
+    parts = [p for p, _ in _leaves(msg) if _is_attachment(p, body_ids)]
+    if not body.strip() and (signed := _opaque_signed(msg)) is not None:  # S/MIME smime.p7m
+        body, html_text, inner_ids = _body(signed, warnings)
+        parts += [p for p, _ in _leaves(signed) if _is_attachment(p, inner_ids)]
     tnef = _tnef(msg, warnings)
     if tnef is not None and not body.strip():  # Outlook's rich text: the body is in winmail.dat
         body, html_text = _tnef_body(tnef, html_text)
@@ -592,10 +615,7 @@ def _parse(raw: bytes) -> dict[str, Any]:
     if is_forward or not body.strip():  # "Forward as attachment": the problem is in the .eml
         body = _with_attached_message(body, msg, warnings)
     model_body = normalise_forward(body) if is_forward else normalise(body)
-    attachments = [
-        _attachment(p, i, warnings)
-        for i, p in enumerate((p for p, _ in _leaves(msg) if _is_attachment(p, body_ids)), start=1)
-    ]
+    attachments = [_attachment(p, i, warnings) for i, p in enumerate(parts, start=1)]
     attachments += _tnef_files(tnef, len(attachments))
     senders = _addresses(msg, "From", warnings)
     in_reply_to = _message_ids(_header(msg, "In-Reply-To", warnings))
