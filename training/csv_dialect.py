@@ -41,6 +41,7 @@ class CsvDialect:
     trailing_field: bool = False
 
 
+_SAID: set[Path] = set()  # exports whose dialect was logged
 # the name both readers give the field after a trailing delimiter (checked empty, then dropped)
 TRAILING = "(after the last delimiter)"
 _SEP_HINT = re.compile(r"^sep=(.)\r?\n?$", re.I)
@@ -64,7 +65,8 @@ def csv_dialect(path: str | Path) -> CsvDialect:
         if _count_unquoted(header, delimiter) == 0:
             delimiter = ","  # one column, or an empty file: the readers say so themselves
     trailing = _has_trailing_field(header, first_row, delimiter)
-    if encoding not in ("utf-8", "utf-8-sig") or delimiter != "," or hint or trailing:
+    if (encoding not in ("utf-8", "utf-8-sig") or delimiter != "," or hint or trailing) and path not in _SAID:
+        _SAID.add(path)  # said once: a training asks up to six times
         log.info("%s read as %s with delimiter %r", path, encoding, delimiter)
     return CsvDialect(encoding, delimiter, 1 if hint else 0, trailing)
 
