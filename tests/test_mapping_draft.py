@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from training.mapping import parse_mapping
 from training.mapping_draft import draft_mapping
@@ -357,3 +359,26 @@ def test_every_command_that_needs_a_mapping_says_how_to_draft_one(tmp_path, caps
         main([*command, "--data", str(tmp_path / "x.csv")])
     assert code.value.code == 2
     assert "`triage mapping --data EXPORT` drafts one" in capsys.readouterr().err
+
+
+_NAME = st.text(st.characters(exclude_categories=("Cs", "Cc")), min_size=0, max_size=12)
+_CELL = st.one_of(
+    st.sampled_from(["Network", "Access", "N/A", "", "1", "2024-03-04", "a@b.org"]), st.text(max_size=40)
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    names=st.lists(_NAME, min_size=1, max_size=6),
+    cells=st.lists(st.lists(_CELL, min_size=6, max_size=6), min_size=1, max_size=40),
+)
+def test_any_csv_is_drafted_as_a_mapping_train_accepts_or_refused_with_an_input_error(tmp_path, names, cells):
+    """Odd headers (empty, repeated, quotes, line breaks, any script) and odd cells: a draft
+    parses back as a mapping, or an InputError says why; never a traceback."""
+    path = tmp_path / "any.csv"
+    _write_csv(path, names, [row[: len(names)] for row in cells])
+    try:
+        text = draft_mapping(path)
+    except InputError:
+        return
+    parse_mapping(yaml.safe_load(text))
