@@ -80,7 +80,7 @@ def classify_tickets(loaded, items: list, kb_k: int, team_map: dict | None = Non
     items = [(_plain(t), extras) for t, extras in items]
     tickets = [t for t, _ in items]
     texts = [model_text(t.subject, t.body) for t in tickets]
-    wants = kb_k > 0 or bool(getattr(loaded.triager, "needs_vectors", True))
+    wants = _vectors_read(loaded.triager, texts, kb_k)
     vectors = loaded.encoder.encode(texts) if loaded.encoder is not None and wants else [None] * len(texts)
     with sklearn_fast_path():
         given = {"texts": texts} if getattr(loaded.triager, "takes_texts", False) else {}
@@ -105,6 +105,20 @@ def classify_tickets(loaded, items: list, kb_k: int, team_map: dict | None = Non
             }
         )
     return out
+
+
+def _vectors_read(triager, texts: list[str], kb_k: int) -> bool:
+    """Does anything read the texts' own vectors: a head fitted on them, or the KB search of
+    a text it reads whole?
+
+    The KB searches a long text (over ``kb.QUERY_WORDS`` words, ~9 % of real tickets) by the
+    vector of its first sentences, which ``kb.suggest`` embeds itself; the whole text's
+    vector would go unread. The batch is embedded all or nothing, as before, because a
+    batch's texts are quantised together: leaving one out would move the others' vectors.
+    """
+    if bool(getattr(triager, "needs_vectors", True)):
+        return True
+    return kb_k > 0 and not all(kb.query_window(text)[1] for text in texts)
 
 
 def _plain(ticket):
