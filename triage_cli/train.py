@@ -219,8 +219,8 @@ def _say_skipped(skipped: dict, written: bool) -> int:
     if written:
         return 0
     print(
-        "triage train: error: no head could be trained, so no bundle was written "
-        "(expected each mapped label column to hold two or more classes with a few rows each)",
+        "triage train: error: no head could be trained, so no bundle was written (each head's "
+        "reason is above; a head needs two or more classes, a few rows each, in several distinct texts)",
         file=sys.stderr,
     )
     return 2
