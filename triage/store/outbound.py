@@ -249,11 +249,11 @@ _DUE_IDS = (
     .order_by(_OUTBOX.c.id)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
-    .cte("due")
 )
+_DUE_CTE = _DUE_IDS.cte("due")
 _LEASED_ROWS = (
     update(_OUTBOX)
-    .where(_OUTBOX.c.id == _DUE_IDS.c.id)
+    .where(_OUTBOX.c.id == _DUE_CTE.c.id)
     .values(next_attempt_at=bindparam("until"))
     .returning(
         _OUTBOX.c.id,
