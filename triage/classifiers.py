@@ -80,8 +80,9 @@ def _has_context(X: "Features") -> bool:
 # sentence is one term, unique per ticket, and a word TF-IDF of a Chinese export kept no term at
 # all ("After pruning, no terms remain"). So each ideograph or kana is a term of its own (word
 # bigrams then pair them); on text without them the terms are exactly the default's.
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-WORD_PATTERN = rf"(?u)[^\W{_CJK}]{{2,}}|[{_CJK}]"
+# (triage.kb's lexical index reads words by the same rule: CJK_CHARS is shared.)
+CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+WORD_PATTERN = rf"(?u)[^\W{CJK_CHARS}]{{2,}}|[{CJK_CHARS}]"
 
 
 def make_vectorizer(n_docs: int) -> FeatureUnion:

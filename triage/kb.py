@@ -20,15 +20,24 @@ The score is meant to be comparable across queries (one threshold for all):
 chunk's cosine with the best chunk's, and *lexical* is a TF-IDF cosine: both
 bounded, neither normalised per query (per-query normalisation would make the
 best article of an off-topic query look as good as a real answer).
+
+The lexical index reads words in every script (``lexical_pattern``: letters of any script,
+each CJK ideograph or kana a term), so a French, Russian or Chinese desk's articles and
+queries match; on ASCII text its terms are exactly the ASCII-only pattern's it replaced. An
+index saved before keeps its vocabulary; ``load_or_build`` rebuilds it once only if that lost
+words (its articles hold letters outside ASCII), and an index given by path is served as is.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+import sys
 import tempfile
 import threading
+import unicodedata
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -39,6 +48,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from .ann import EXACT_BELOW, VectorIndex
 from .articles import Article, content_hash, load_articles  # noqa: F401  (re-exported)
+from .classifiers import CJK_CHARS
 from .embed_cache import BATCH, EmbeddingCache, embed
 from .errors import InputError
 from .text import model_text
@@ -176,15 +186,70 @@ def query_text_for_lexical(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+# The lexical index's words, in every script: a whole run of word characters made only of
+# letters (and the combining marks that spell Indic, Thai or decomposed Latin letters), at
+# least two of them; each CJK ideograph or kana a term of its own, as the classifiers read
+# them (CJK_CHARS). Runs holding a digit or "_" are no word ("x86", "win10", "foo_bar"), as
+# before, so on ASCII text the terms are exactly the old pattern's, r"(?u)\b[a-zA-Z][a-zA-Z]+\b"
+# (tests/test_kb_words.py checks it), and an English KB's scores do not move.
+# The English stop words stay: they can only remove ASCII terms, and the few that are also
+# French or German words ("de", "on", "an", "also", "will") are function words there too.
+LEXICAL_WORDS = "letters-any-script-1"  # saved with an index; an index without it used the old pattern
+_OLD_ASCII_PATTERN = r"(?u)\b[a-zA-Z][a-zA-Z]+\b"  # only to tell whether an older index is still exact
+
+
+@functools.cache
+def _marks() -> str:
+    """A character-class body of every combining mark (``re`` has no \\p{M}); built once."""
+    ranges: list[tuple[int, int]] = []
+    for c in range(sys.maxunicode + 1):
+        if unicodedata.category(chr(c)).startswith("M"):
+            if ranges and ranges[-1][1] == c - 1:
+                ranges[-1] = (ranges[-1][0], c)
+            else:
+                ranges.append((c, c))
+    return "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)
+
+
+@functools.cache
+def lexical_pattern() -> str:
+    marks, cjk = _marks(), CJK_CHARS
+    word_char = rf"[^\W{cjk}]|[{marks}]"  # continues a word: a CJK character ends it
+    letter = rf"[^\W\d_{cjk}]|[{marks}]"
+    not_after_word = rf"(?<![^\W{cjk}])(?<![{marks}])"
+    not_before_word = rf"(?!{word_char})"
+    return rf"(?u){not_after_word}(?:{letter}){{2,}}{not_before_word}|(?=\w)[{cjk}]"
+
+
+def lexical_preprocess(text: str) -> str:
+    """NFKC then casefold: full-width Latin, ligatures and decomposed accents read as the
+    plain words a query types; both are the identity on ASCII bar lower-casing."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
 def _vectorizer() -> TfidfVectorizer:
     return TfidfVectorizer(
         sublinear_tf=True,
         stop_words="english",
-        lowercase=True,
-        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b",
+        preprocessor=lexical_preprocess,  # replaces lowercase=True
+        token_pattern=lexical_pattern(),
         min_df=1,
         dtype=np.float32,
     )
+
+
+def _old_terms_are_current(articles: Sequence[Article]) -> bool:
+    """Whether an index saved before LEXICAL_WORDS holds the terms today's pattern would read.
+
+    ASCII articles read the same words under both patterns; others are compared term by term
+    (a French or Chinese KB differs, an English one with curly quotes does not).
+    """
+    new = _vectorizer().build_analyzer()
+    old = TfidfVectorizer(
+        stop_words="english", lowercase=True, token_pattern=_OLD_ASCII_PATTERN
+    ).build_analyzer()
+    texts = (lexical_text(a) for a in articles)
+    return all(old(t) == new(t) for t in texts if not t.isascii())
 
 
 class KnowledgeBase:
@@ -211,6 +276,7 @@ class KnowledgeBase:
         self.encoder_ref = encoder_ref
         self.digest = digest
         self.counts = np.diff(np.append(self.offsets, len(self.chunk_vecs)))  # chunks per article
+        self.lexical_words: str | None = LEXICAL_WORDS  # None: loaded from an index saved before it
         # centroids and the approximate index depend on the vectors only: copies made by
         # with_config (other scoring settings) share them instead of recomputing
         self._derived = _shared or _Derived()
@@ -403,6 +469,7 @@ class KnowledgeBase:
             "encoder": self.encoder_ref,
             "articles": [a.to_dict() for a in self.articles],
             "vocabulary": sorted(self.lexical.vocabulary_, key=self.lexical.vocabulary_.get),
+            "lexical_words": self.lexical_words,
         }
         _atomic_write(
             base.with_suffix(".npz"),
@@ -437,7 +504,7 @@ class KnowledgeBase:
         matrix = sparse.csr_matrix(
             (z["lex_data"], z["lex_indices"], z["lex_indptr"]), shape=tuple(z["lex_shape"])
         )
-        return cls(
+        kb = cls(
             [Article.from_dict(a) for a in meta["articles"]],
             z["chunk_vecs"],
             z["offsets"],
@@ -446,7 +513,12 @@ class KnowledgeBase:
             KBConfig(**meta["config"]),
             meta["encoder"],
             meta["digest"],
-        ).warm()
+        )
+        # An older index keeps its own vocabulary (read with the old ASCII pattern); queries are
+        # read with today's, whose extra words it simply does not hold. load_or_build rebuilds it
+        # when that loses words; a saved index given by path is served as it is.
+        kb.lexical_words = meta.get("lexical_words")
+        return kb.warm()
 
     @classmethod
     def load_or_build(
@@ -471,6 +543,11 @@ class KnowledgeBase:
         if base.with_suffix(".json").exists() and base.with_suffix(".npz").exists():
             try:
                 kb = cls.load(base)
+                if kb.digest == digest and kb.lexical_words != LEXICAL_WORDS:
+                    if not _old_terms_are_current(kb.articles):
+                        raise ValueError("lexical index read with the ASCII-only pattern")
+                    kb.lexical_words = LEXICAL_WORDS
+                    kb.save(base)  # so the comparison runs once
                 if kb.digest == digest:
                     return kb.with_config(
                         **{k: v for k, v in asdict(config).items() if k not in config.index_settings()}
