@@ -163,8 +163,10 @@ def strip_pgp_armor(text: str) -> str:
         return text
     head, _, signed = text.partition(_PGP_SIGNED)
     lines = signed.split("\n")[1:]
-    while lines and lines[0].strip():  # the armor headers ("Hash: SHA256") up to a blank line
-        lines = lines[1:]
+    first = 0  # past the armor headers ("Hash: SHA256") up to a blank line (an index: no copies)
+    while first < len(lines) and lines[first].strip():
+        first += 1
+    lines = lines[first:]
     signed = "\n".join(ln[2:] if ln.startswith("- ") else ln for ln in lines)
     return head + _PGP_SIGNATURE.sub("", signed)
 
@@ -215,9 +217,10 @@ def normalise_forward(body: str | None) -> str:
     start = _forward_start(lines)
     if start is None:
         return normalise(body)
-    rest = lines[start + 1 :]
-    while rest and (not rest[0].strip() or _FWD_HEADER.match(rest[0])):
-        rest = rest[1:]  # the forwarded message's own From:/Sent:/To:/Subject: block
+    first = start + 1  # past the forwarded message's own From:/Sent:/To:/Subject: block
+    while first < len(lines) and (not lines[first].strip() or _FWD_HEADER.match(lines[first])):
+        first += 1
+    rest = lines[first:]
     note, forwarded = normalise("\n".join(lines[:start])), normalise("\n".join(rest))
     return "\n".join(p for p in (note, forwarded) if p)
 
