@@ -184,3 +184,20 @@ def test_suggest_over_http_ranks_the_article_in_the_query_s_language_first(servi
         fused, semantic = top[0.5, expected], top[0.0, expected]
         assert next(iter(fused)) == expected, (expected, fused)
         assert fused[expected] - semantic.get(expected, -1.0) > 0.05, (expected, fused, semantic)
+
+
+def test_every_combining_mark_continues_a_word():
+    """The mark classes are built from a partial scan of Unicode: it must miss none."""
+    import re
+    import sys
+    import unicodedata
+
+    from triage.kb import _marks
+
+    mark = re.compile(_marks())
+    missed = [
+        hex(c)
+        for c in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(c)).startswith("M") and not mark.fullmatch(chr(c))
+    ]
+    assert missed == []

@@ -31,6 +31,7 @@ words (its articles hold letters outside ASCII), and an index given by path is s
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import re
@@ -207,7 +208,9 @@ def _marks() -> str:
     """
     bmp: list[list[int]] = []
     astral: list[list[int]] = []
-    for c in range(sys.maxunicode + 1):
+    # marks live in planes 0-2 and in plane 14's variation selectors; the planes between hold
+    # none (nor any assigned character but CJK ideographs), so a fifth of the scan suffices
+    for c in itertools.chain(range(0x30000), range(0xE0000, sys.maxunicode + 1)):
         if unicodedata.category(chr(c)).startswith("M"):
             ranges = bmp if c < 0x10000 else astral
             if ranges and ranges[-1][1] == c - 1:
