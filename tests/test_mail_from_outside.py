@@ -246,3 +246,22 @@ def test_a_mailed_attachment_name_loses_its_bidirectional_controls():
         b"Content-Disposition: attachment; filename*=utf-8''invoice%E2%80%AEfdp.exe\r\n\r\nMZ\r\n--b--\r\n"
     )
     assert [a["filename"] for a in parse_message(raw)["attachments"]] == ["invoicefdp.exe"]
+
+
+def test_an_invitation_with_no_note_reads_as_its_words():
+    """Before: the body was the raw BEGIN:VCALENDAR lines, and the models read "begin:vevent"."""
+    ics = (
+        "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nSUMMARY:Laptop handover\r\n"
+        "DESCRIPTION:Please bring the old laptop\\, charger and badge.\\nRoom 3 is bo\r\n oked.\r\n"
+        "DTSTART:20261201T090000Z\r\nORGANIZER;CN=Ann Lee:mailto:ann@acme.example\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    raw = (
+        "From: Ann <ann@acme.example>\r\nTo: desk@desk.example\r\nSubject: Invitation: Laptop handover\r\n"
+        "Message-ID: <ics@x>\r\nContent-Type: text/calendar; charset=utf-8; method=REQUEST\r\n\r\n" + ics
+    ).encode()
+    m = parse_message(raw)
+    assert m["body"] == (
+        "Laptop handover\nPlease bring the old laptop, charger and badge.\nRoom 3 is booked.\n"
+        "When: 20261201T090000Z\nOrganizer: Ann Lee ann@acme.example"
+    )
+    assert "vcalendar" not in m["model_text"] and not m["auto_reply"]

@@ -354,6 +354,31 @@ def _tnef_files(tnef: Tnef | None, before: int) -> list[dict[str, Any]]:
     return out
 
 
+# ------------------------------------------------------------ calendar invitations
+_ICS_FIELDS = (("SUMMARY", ""), ("DESCRIPTION", ""), ("LOCATION", "Where: "), ("DTSTART", "When: "))
+
+
+def _calendar_text(ics: str) -> str:
+    """An iCalendar body as the words a person wrote in it (summary, description, place, time,
+    organizer), not as BEGIN:VCALENDAR lines: an invitation sent to the desk with no note."""
+    unfolded = re.sub(r"\r?\n[ \t]", "", ics)  # RFC 5545 folds long lines with a leading space
+    found: dict[str, str] = {}
+    for line in unfolded.splitlines():
+        name, _, value = line.partition(":")
+        key = name.split(";")[0].strip().upper()
+        if key in ("SUMMARY", "DESCRIPTION", "LOCATION", "DTSTART", "ORGANIZER") and key not in found:
+            cn = re.search(r";CN=(\"[^\"]*\"|[^;:]*)", name, re.I)
+            found[key] = (cn.group(1).strip('"') + " " if key == "ORGANIZER" and cn else "") + value
+    text = [
+        prefix + re.sub(r"\\([nN])|\\(.)", lambda m: "\n" if m.group(1) else m.group(2), found[key]).strip()
+        for key, prefix in _ICS_FIELDS
+        if found.get(key, "").strip()
+    ]
+    if found.get("ORGANIZER"):
+        text.append("Organizer: " + re.sub(r"(?i)mailto:", "", found["ORGANIZER"]).strip())
+    return "\n".join(text) or ics
+
+
 # ------------------------------------------------------------ S/MIME smime.p7m
 _PKCS7_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
 
@@ -608,6 +633,8 @@ def _parse(raw: bytes) -> dict[str, Any]:
     if not body.strip() and (signed := _opaque_signed(msg)) is not None:  # S/MIME smime.p7m
         body, html_text, inner_ids = _body(signed, warnings)
         parts += [p for p, _ in _leaves(signed) if _is_attachment(p, inner_ids)]
+    if body.lstrip()[:15].upper() == "BEGIN:VCALENDAR":  # an invitation with no note: its words
+        body = _calendar_text(body)
     tnef = _tnef(msg, warnings)
     if tnef is not None and not body.strip():  # Outlook's rich text: the body is in winmail.dat
         body, html_text = _tnef_body(tnef, html_text)
