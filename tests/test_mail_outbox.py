@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import random
 from datetime import timedelta
 
 import pytest
@@ -393,6 +394,42 @@ def test_a_requester_opening_ticket_after_ticket_gets_at_most_n_receipts_an_hour
         held = [r for r in outbound.listing(s) if not r["delivered_at"]]
     assert sorted(r["subject"] for r in held) == ["auto 3", "auto 4"]
     assert all(r["failed"] and "TRIAGE_MAIL_RECEIPTS_PER_HOUR" in r["last_error"] for r in held)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_guard_holds_back_exactly_the_tickets_past_the_limit_in_any_batches(store, seed):
+    """Requesters' tickets at random times over 3 hours (ties included), delivered in small
+    batches: the held-back notices are those of the tickets with ``per_hour`` or more of their
+    requester's tickets in the hour before (by time, then id), counted here from the tickets
+    themselves. PostgreSQL reads at most ``per_hour`` of them per notice (``_opened_bounded``),
+    SQLite the whole window: both must decide the same."""
+    rng = random.Random(seed)
+    start = utcnow() - timedelta(hours=3)
+    per_hour = 3
+    made = []
+    with store.session() as s:
+        for i in range(60):
+            requester = f"r{rng.randrange(4)}@acme.example"
+            at = start + timedelta(minutes=rng.randrange(0, 180, 5))  # every 5 minutes: ties
+            ticket = intake(s, {"subject": f"s{i}", "body": "b", "requester": requester}, actor="x", now=at)
+            made.append((ticket.ticket.id, requester, at))
+    expected = {
+        f"s{n}"
+        for n, (tid, who, at) in enumerate(made)
+        if sum(
+            o_who == who and at - timedelta(hours=1) <= o_at and (o_at, o_id) < (at, tid)
+            for o_id, o_who, o_at in made
+        )
+        >= per_hour
+    }
+    assert 0 < len(expected) < len(made)  # the seeds give both kinds
+    sent: list = []
+    for _ in range(12):  # 60 in batches of 7: a notice's earlier tickets mostly in other batches
+        outbound.deliver(store, sent.append, domain="d.example", limit=7, receipts_per_hour=per_hour)
+    with store.session() as s:
+        held = {r["subject"] for r in outbound.listing(s) if r["failed"]}
+    assert held == expected
+    assert len(sent) == len(made) - len(expected)
 
 
 def test_tickets_an_hour_apart_each_get_their_receipt_and_0_means_no_limit(store):

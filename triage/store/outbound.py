@@ -21,7 +21,23 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import ARRAY, and_, any_, bindparam, cast, literal, null, or_, select, union_all, update
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -365,7 +381,14 @@ def _parts(postgres: bool) -> tuple[Any, Any, Any]:
         _nothing(TicketRow.requester.type),
     ).where(_one_of(Comment.ticket_id, "threads", postgres), Comment.message_id.is_not(None))
     # The tickets the batch's requesters opened in the receipts' window (:func:`_mail_loops`).
-    opened = select(
+    opened = _opened_bounded() if postgres else _opened_in_window()
+    return mails, comments, opened
+
+
+def _opened_in_window() -> Any:
+    """SQLite: every ticket the batch's requesters opened from an hour before the batch's
+    first notice's ticket to its last (one index range per requester; in-process reads)."""
+    return select(
         literal(_OPENED),
         TicketRow.id,
         TicketRow.id,
@@ -375,11 +398,55 @@ def _parts(postgres: bool) -> tuple[Any, Any, Any]:
         _nothing(_OUTBOX.c.failed.type),
         TicketRow.requester,
     ).where(
-        _one_of(TicketRow.requester, "requesters", postgres),
+        _one_of(TicketRow.requester, "requesters", False),
         TicketRow.created_at >= bindparam("since"),
         TicketRow.created_at <= bindparam("until"),
     )
-    return mails, comments, opened
+
+
+def _opened_bounded() -> Any:
+    """PostgreSQL: for each notice's ticket, at most ``per_hour`` tickets its requester opened
+    in the hour before it (the hour of :func:`_mail_loops`; newest first: a range of
+    ``ix_tickets_requester_created_at`` cut at ``per_hour`` rows, a LATERAL per ticket).
+
+    The guard only asks whether ``per_hour`` such tickets exist, so the cut changes no
+    decision (:func:`_mail_loops`); reading the whole hour made a busy requester's tickets
+    (an auto-responder's: the case the guard is for) cost every pass pages in proportion
+    to them, growing with the store (round 8, ``pgserver``)."""
+    notified, earlier = _TICKET.alias("notified"), _TICKET.alias("earlier")
+    # The requester's range of ``ix_tickets_requester_created_at`` from the ticket back an
+    # hour, as bounds on (requester, created_at) pairs: between (R, at - 1 hour) and (R, at)
+    # lie exactly R's tickets of that hour, and only that index can take such bounds. Written
+    # as ``requester = R`` and a range of times, the planner may take ``ix_tickets_created_at``
+    # (tickets come in time order, so it looks cheap) and walk everyone's hour for a requester
+    # with few tickets in it.
+    pair = tuple_(earlier.c.requester, earlier.c.created_at)
+    hour_before = (notified.c.requester, notified.c.created_at - literal_column("interval '1 hour'"))
+    before = (
+        select(earlier.c.id, earlier.c.created_at)
+        .where(
+            pair >= tuple_(*hour_before),
+            pair <= tuple_(notified.c.requester, notified.c.created_at),
+            tuple_(earlier.c.created_at, earlier.c.id) < tuple_(notified.c.created_at, notified.c.id),
+        )
+        .order_by(earlier.c.requester.desc(), earlier.c.created_at.desc())
+        .limit(bindparam("per_hour", type_=Integer))
+        .lateral("before")
+    )
+    return (
+        select(
+            literal(_OPENED),
+            before.c.id,
+            before.c.id,
+            before.c.created_at,
+            _nothing(_OUTBOX.c.message_id.type),
+            _nothing(_OUTBOX.c.delivered_at.type),
+            _nothing(_OUTBOX.c.failed.type),
+            notified.c.requester,
+        )
+        .select_from(notified.join(before, true()))
+        .where(_one_of(notified.c.id, "notified", True))
+    )
 
 
 _AROUND: dict[tuple[bool, bool, bool, bool], Any] = {}
@@ -402,12 +469,15 @@ def _around(
         args["threads"] = threads
     notices = [r for r in due if r["event"] == "mail.received" and r["ticket_id"] and r["requester"]]
     if per_hour > 0 and notices:
-        args.update(
-            requesters=sorted({r["requester"] for r in notices}),
-            since=min(r["opened_at"] for r in notices) - timedelta(hours=1),
-            until=max(r["opened_at"] for r in notices),
-        )
-    parts = (bool(tickets), bool(threads), "requesters" in args)
+        if postgres:  # per notice's ticket, at most ``per_hour`` of the hour before it
+            args.update(notified=sorted({r["ticket_id"] for r in notices}), per_hour=per_hour)
+        else:
+            args.update(
+                requesters=sorted({r["requester"] for r in notices}),
+                since=min(r["opened_at"] for r in notices) - timedelta(hours=1),
+                until=max(r["opened_at"] for r in notices),
+            )
+    parts = (bool(tickets), bool(threads), "requesters" in args or "notified" in args)
     if not any(parts):
         return [], [], []
     key = (postgres, *parts)
@@ -437,9 +507,11 @@ def _mail_loops(rows: list[dict[str, Any]], per_hour: int, opened_by: list[Any])
     opened = sorted(
         {(r["ticket_id"], r["requester"], r["opened_at"]) for r in rows if r["ticket_id"] in notices}
     )
-    by_requester: dict[str, list[tuple[datetime, int]]] = {}
+    # a set: PostgreSQL's bounded read (:func:`_opened_bounded`) may give a ticket once per
+    # later notice of its requester, and each must count once
+    by_requester: dict[str, set[tuple[datetime, int]]] = {}
     for ticket_id, requester, at in opened_by:
-        by_requester.setdefault(requester, []).append((at, ticket_id))
+        by_requester.setdefault(requester, set()).add((at, ticket_id))
     looping = set()
     for ticket_id, requester, at in opened:
         if not requester:
