@@ -222,6 +222,14 @@ def claim(
 
 
 _TICKET = TicketRow.__table__
+# A row is due: a mail not yet sent nor given up, whose time (first try, retry or a lapsed
+# lease) has come. Both claims (SQLite's and PostgreSQL's leasing one) pick by it.
+_IS_DUE = (
+    _OUTBOX.c.kind == KIND,
+    _OUTBOX.c.delivered_at.is_(None),
+    _OUTBOX.c.failed.is_(False),
+    _OUTBOX.c.next_attempt_at <= bindparam("now"),
+)
 # The due rows with what the claim needs of their tickets (the requester and when it was
 # opened for the receipts' limit, the ticket's own Message-ID for the thread): one read,
 # where a join saves two round trips per pass (the rounds' fixed cost is most of a notice's
@@ -239,12 +247,7 @@ _DUE = (
         _TICKET.c.message_id.label("ticket_message_id"),
     )
     .select_from(_OUTBOX.outerjoin(_TICKET, _TICKET.c.id == _OUTBOX.c.ticket_id))
-    .where(
-        _OUTBOX.c.kind == KIND,
-        _OUTBOX.c.delivered_at.is_(None),
-        _OUTBOX.c.failed.is_(False),
-        _OUTBOX.c.next_attempt_at <= bindparam("now"),
-    )
+    .where(*_IS_DUE)
     .order_by(_OUTBOX.c.id)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True, of=_OUTBOX)
@@ -256,12 +259,7 @@ _DUE = (
 # :data:`_DUE` gives them on SQLite.
 _DUE_IDS = (
     select(_OUTBOX.c.id)
-    .where(
-        _OUTBOX.c.kind == KIND,
-        _OUTBOX.c.delivered_at.is_(None),
-        _OUTBOX.c.failed.is_(False),
-        _OUTBOX.c.next_attempt_at <= bindparam("now"),
-    )
+    .where(*_IS_DUE)
     .order_by(_OUTBOX.c.id)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
