@@ -14,6 +14,7 @@ escaping is the job of whatever page renders them; no HTML is built here.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import logging
 from typing import Any
@@ -151,8 +152,22 @@ def _intake_payload(raw: dict[str, Any]) -> dict[str, Any]:
     portal_user = request.headers.get("X-Requester")
     if g.get("api_key") is not None and g.api_key.role == "intake" and portal_user:
         payload["requester"] = portal_user  # the portal speaks for its signed-in user only
+    if "requester" in payload:
+        payload["requester"] = plain_address(payload["requester"])
     payload["extra"] = {k: payload.pop(k) for k in ("vip", "major_incident") if k in payload}
     return payload
+
+
+def plain_address(requester: str) -> str:
+    """``Ann Example <ann@acme.example>`` (what a mail client or a CRM copies) as the address
+    alone: the outbox mails one plain address and mail replies are matched to the requester by
+    it, so the display-name form was stored, told nothing and threaded nothing. Anything else
+    (an address, an id, a name with no address in it) is kept as given."""
+    text = requester.strip()
+    if not (text.endswith(">") and "<" in text):
+        return requester
+    _, address = email.utils.parseaddr(text)
+    return address if "@" in address else requester
 
 
 def _receive_email(store: Store, triager, rules, encoder):

@@ -374,3 +374,27 @@ def test_the_default_settings_can_write_mail(tmp_path):
     assert deliver(app)["sent"] == 1
     [mail] = sent(tmp_path)
     assert mail["From"] == "Help desk <helpdesk@localhost>"
+
+
+def test_a_requester_in_display_name_form_is_stored_as_the_address_and_hears_back(app, tmp_path):
+    """``Ann Example <ann@acme.example>`` (pasted from a mail client) was stored as given: the
+    outbox mails one plain address, so the customer was told nothing. A name with no address in
+    it, and a plain id, stay as given."""
+    client = app.test_client()
+    made = {
+        given: client.post(
+            "/v1/tickets",
+            headers={"Authorization": "Bearer intake-k"},
+            json={"subject": f"Printer {n}", "body": "jammed again", "requester": given},
+        )
+        for n, given in enumerate(["Ann Example <ann@acme.example>", "Team <printers>", "u-1042"])
+    }
+    assert {r.status_code for r in made.values()} == {201}
+    stored = {given: r.json["ticket"]["requester"] for given, r in made.items()}
+    assert stored == {
+        "Ann Example <ann@acme.example>": "ann@acme.example",
+        "Team <printers>": "Team <printers>",
+        "u-1042": "u-1042",
+    }
+    deliver(app)
+    assert [m["To"] for m in sent(tmp_path)] == ["ann@acme.example"]
