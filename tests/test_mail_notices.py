@@ -226,23 +226,25 @@ def test_admin_pages_show_the_outbox_and_replay_refusals(app, tmp_path):
     assert customer.get("/admin/mail/").status_code == 403
 
 
+def received_vars(**given):
+    """The variables a ``received`` notice is rendered with, ``given`` on top."""
+    return {
+        "summary": "",
+        "first_response_due": None,
+        "portal_url": "http://d",
+        "desk_name": "Desk",
+        "mail_subject": "s",
+        "attachments": [],
+        **given,
+    }
+
+
 def test_a_template_folder_overrides_the_shipped_templates(tmp_path):
     from triage.mail.templates import Templates
 
     (tmp_path / "received.subject.txt").write_text("Ticket {{ ticket_id }} is ours now")
     subject, text, html = Templates(tmp_path).render(
-        "received",
-        {
-            "ticket_id": 7,
-            "reference": "TCK-7",
-            "ticket_subject": "<b>x</b>",
-            "summary": "",
-            "first_response_due": None,
-            "portal_url": "http://d",
-            "desk_name": "Desk",
-            "mail_subject": "s",
-            "attachments": [],
-        },
+        "received", received_vars(ticket_id=7, reference="TCK-7", ticket_subject="<b>x</b>")
     )
     assert subject == "Ticket 7 is ours now"
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" in text
@@ -256,18 +258,9 @@ def test_an_overriding_template_sees_jinjas_globals_and_a_missing_name_still_fai
 
     from triage.mail.templates import Templates
 
-    context = {
-        "ticket_id": 3,
-        "reference": "TCK-3",
-        "ticket_subject": "x",
-        "summary": "",
-        "first_response_due": None,
-        "portal_url": "http://d",
-        "desk_name": "Desk",
-        "mail_subject": "s",
-        "attachments": [],
-        "lipsum": "mine",  # the name of a jinja global
-    }
+    context = received_vars(
+        ticket_id=3, reference="TCK-3", ticket_subject="x", lipsum="mine"
+    )  # a jinja global's name
     (tmp_path / "received.subject.txt").write_text("{{ range(ticket_id) | list | length }} {{ lipsum }}")
     (tmp_path / "received.txt").write_text("{% set ns = namespace(n=2) %}{{ ns.n }} {{ desk_name }}")
     subject, text, _ = Templates(tmp_path).render("received", context)
